@@ -1,0 +1,40 @@
+#include "common/evaluate_contract.hpp"
+
+namespace livs {
+
+const char* to_string(EvalStatus status) { return status == EvalStatus::ok ? "ok" : "failed"; }
+
+Json to_json(const EvalRequest& r) {
+  return Json{{"genome", r.genome},     {"genome_hash", r.genome_hash}, {"fidelity", r.fidelity},
+              {"seed", r.seed},         {"settings", r.settings},       {"device", r.device}};
+}
+
+EvalRequest eval_request_from_json(const Json& j) {
+  EvalRequest r;
+  r.genome = j.at("genome");
+  r.genome_hash = j.at("genome_hash").get<std::string>();
+  r.fidelity = j.at("fidelity").get<double>();
+  r.seed = j.at("seed").get<uint64_t>();
+  r.settings = j.at("settings");
+  r.device = j.at("device").get<std::string>();
+  return r;
+}
+
+Json to_json(const EvalResult& r) {
+  Json metrics = Json::object();
+  for (const auto& [k, v] : r.metrics) metrics[k] = v;
+  return Json{{"status", to_string(r.status)}, {"metrics", metrics},          {"error", r.error},
+              {"device", r.device},            {"wall_seconds", r.wall_seconds}};
+}
+
+EvalResult eval_result_from_json(const Json& j) {
+  EvalResult r;
+  r.status = j.at("status").get<std::string>() == "ok" ? EvalStatus::ok : EvalStatus::failed;
+  for (const auto& [k, v] : j.at("metrics").items()) r.metrics[k] = v.get<double>();
+  r.error = j.at("error").get<std::string>();
+  r.device = j.at("device").get<std::string>();
+  r.wall_seconds = j.at("wall_seconds").get<double>();
+  return r;
+}
+
+}  // namespace livs

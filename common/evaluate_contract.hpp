@@ -1,0 +1,39 @@
+#pragma once
+// The evaluate contract: the only thing that crosses between the search and
+// the evaluator. evaluate(request) -> result is a pure function of the request
+// (which carries its own seed), and both sides are plain JSON so a request can
+// run in-process, on another GPU or on another MPI rank.
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "common/json_reader.hpp"
+
+namespace livs {
+
+struct EvalRequest {
+  Json genome;              // canonical genome JSON
+  std::string genome_hash;  // its hash
+  double fidelity = 1.0;    // fraction of the training budget
+  uint64_t seed = 0;        // derived from the run seed by the search
+  Json settings;            // the config's evaluation settings: data, training, objectives, ...
+  std::string device = "cpu";
+};
+
+enum class EvalStatus { ok, failed };
+
+struct EvalResult {
+  EvalStatus status = EvalStatus::ok;
+  std::map<std::string, double> metrics;  // objective name -> value
+  std::string error;                      // why it failed (non-finite loss, out of memory, ...)
+  std::string device;
+  double wall_seconds = 0.0;
+};
+
+Json to_json(const EvalRequest& request);
+EvalRequest eval_request_from_json(const Json& json);
+Json to_json(const EvalResult& result);
+EvalResult eval_result_from_json(const Json& json);
+const char* to_string(EvalStatus status);
+
+}  // namespace livs

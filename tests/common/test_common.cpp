@@ -1,0 +1,68 @@
+#include <doctest/doctest.h>
+
+#include "common/json_reader.hpp"
+#include "common/rng.hpp"
+#include "common/sha256.hpp"
+
+using namespace livs;
+
+TEST_CASE("sha256 matches FIPS 180-4 test vectors") {
+  CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  CHECK(sha256_hex(std::string(1000000, 'a')) ==
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST_CASE("rng is deterministic and in range") {
+  Rng a(42), b(42), c(43);
+  bool differs = false;
+  for (int i = 0; i < 1000; ++i) {
+    auto x = a.next();
+    CHECK(x == b.next());
+    differs = differs || x != c.next();
+  }
+  CHECK(differs);
+  Rng r(7);
+  int hist[5] = {};
+  for (int i = 0; i < 50000; ++i) {
+    auto v = r.integer(-2, 2);
+    REQUIRE(v >= -2);
+    REQUIRE(v <= 2);
+    hist[v + 2]++;
+  }
+  for (int h : hist) CHECK(h > 9000);
+  double sum = 0, sq = 0;
+  for (int i = 0; i < 100000; ++i) {
+    double z = r.normal();
+    sum += z;
+    sq += z * z;
+  }
+  CHECK(std::fabs(sum / 100000) < 0.02);
+  CHECK(std::fabs(sq / 100000 - 1.0) < 0.03);
+  CHECK(derive_seed(1, "init") != derive_seed(1, "data"));
+  CHECK(derive_seed(1, 5) == derive_seed(1, 5));
+}
+
+TEST_CASE("json reader names file, pointer and expectation") {
+  Json doc = parse_json_text(R"({"search": {"population": "16", "ok": 3}, "list": [1, 2.5]})", "x.json");
+  JsonReader root(doc, "x.json");
+  auto err = [&](auto f) {
+    try {
+      f();
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(err([&] { root.at("search").at("population").integer(2); }) ==
+        "x.json: /search/population: expected an integer >= 2, got \"16\"");
+  CHECK(err([&] { root.at("missing"); }) == "x.json: /: missing required key \"missing\"");
+  CHECK(err([&] { root.at("list").index(1).integer(); }) == "x.json: /list/1: expected an integer, got 2.5");
+  CHECK(err([&] { root.at("search").expect_keys({"population"}); }) ==
+        "x.json: /search/ok: unknown key (expected one of population)");
+  CHECK(root.at("search").at("ok").integer(0, 10) == 3);
+  CHECK(root.at("search").integer_or("absent", 9) == 9);
+  CHECK(err([&] { parse_json_text("{\n  \"a\": 1,\n}", "bad.json"); }).rfind("bad.json: line 3 column 1: invalid JSON", 0) == 0);
+}
