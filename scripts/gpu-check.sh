@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build livsearch for a GPU box and run the GPU test suite and the benchmarks.
+#
+#   scripts/gpu-check.sh build   # here (no GPU needed): build into .gpu/ for sm_90,
+#                                # bundle the shared libraries a bare GPU box lacks
+#                                # (TBB, pagmo, Boost serialization) with rpath $ORIGIN
+#   scripts/gpu-check.sh run     # on the GPU box, from the repository root:
+#                                # test_gpu, the CPU-vs-GPU eval check, then benchmarks
+#   scripts/gpu-check.sh         # both, on a machine that has a GPU and the build tools
+#
+# Outputs land in $OUT (or ./gpu-out) as gpu-tests.log and bench.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stage=${1:-all}
+arch=${CUDA_ARCH:-90}
+dist=.gpu
+out=${OUT:-$PWD/gpu-out}
+
+build() {
+  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+    -DCMAKE_BUILD_RPATH='$ORIGIN' -DCMAKE_SKIP_BUILD_RPATH=OFF -DCMAKE_BUILD_WITH_INSTALL_RPATH=OFF >/dev/null
+  cmake --build build-gpu -j"$(nproc)"
+  rm -rf "$dist" && mkdir -p "$dist"
+  for exe in livsearch test_gpu zdt bench_train; do
+    f=$(find build-gpu -maxdepth 3 -type f -name "$exe" -perm -u+x | head -n1)
+    [ -n "$f" ] && cp "$f" "$dist/"
+  done
+  # Libraries that a bare CUDA box does not have; everything else (libc,
+  # libstdc++, CUDA runtime, cuBLAS, SQLite) is present there.
+  for exe in "$dist"/*; do
+    ldd "$exe" | awk '/=>/ {print $3}' | grep -E 'libtbb|libpagmo|libboost' || true
+  done | sort -u | while read -r lib; do cp -L "$lib" "$dist/"; done
+  for exe in "$dist"/*; do
+    patchelf --set-rpath '$ORIGIN' "$exe" 2>/dev/null || true
+  done
+  cp -r bench/*.py "$dist/" 2>/dev/null || true
+  du -sh "$dist"
+}
+
+run() {
+  mkdir -p "$out"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+  export LD_LIBRARY_PATH="$PWD/$dist${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  status=0
+  if [ -x "$dist/test_gpu" ]; then
+    "$dist/test_gpu" 2>&1 | tee "$out/gpu-tests.log" || status=1
+  else
+    echo "no test_gpu in $dist (build without CUDA?)" | tee "$out/gpu-tests.log"; status=1
+  fi
+  if [ -x "$dist/bench_train" ]; then
+    "$dist/bench_train" 2>&1 | tee "$out/bench.log" || status=1
+  fi
+  return $status
+}
+
+case "$stage" in
+  build) build ;;
+  run) run ;;
+  all) build && run ;;
+  *) echo "usage: $0 [build|run|all]" >&2; exit 2 ;;
+esac
