@@ -1,0 +1,46 @@
+#pragma once
+// Train a model built from a ModelSpec for a budget and score it on held-out
+// tokens. A pure function of its inputs and the seed: the same arguments give
+// bit-identical results, whatever the number of threads.
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "evaluator/backend.hpp"
+#include "evaluator/train_settings.hpp"
+#include "genome/model_spec.hpp"
+
+namespace livs::evaluator {
+
+enum class TrainStatus {
+  ok,
+  non_finite_loss,  // the training loss became NaN or infinite; the run stopped there
+  failed,           // anything else (data too short for the shape, ...); see error
+};
+const char* to_string(TrainStatus status);
+
+struct TrainReport {
+  TrainStatus status = TrainStatus::ok;
+  std::string error;               // empty when ok
+  double validation_loss = 0.0;    // mean cross-entropy (nats per token) on the validation slice
+  double perplexity = 0.0;         // exp(validation_loss); per byte for byte-level data
+  int steps_done = 0;              // optimiser steps completed
+  std::vector<double> train_loss;  // one value per step done (mean cross-entropy of its batch)
+  int64_t validation_tokens = 0;   // how many predicted tokens the validation loss averages over
+  double train_seconds = 0.0;
+  double eval_seconds = 0.0;
+  int64_t params_total = 0;
+  int64_t params_non_embedding = 0;
+};
+
+// Called after every step with the step number (1-based) and its loss.
+using ProgressFn = std::function<void(int step, double loss)>;
+
+TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSettings& settings,
+                               std::span<const uint16_t> train_tokens,
+                               std::span<const uint16_t> validation_tokens, uint64_t seed, Backend& backend,
+                               const ProgressFn& progress = {});
+
+}  // namespace livs::evaluator
