@@ -1,0 +1,153 @@
+#include "db/connection.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <limits>
+
+#include "db/store.hpp"
+
+namespace livs::db {
+
+Connection::Connection(std::string path, int flags, int busy_timeout_ms)
+    : path_(std::move(path)), read_only_((flags & SQLITE_OPEN_READONLY) != 0) {
+  // NOMUTEX: a connection is used by one thread; URI off so a path is a path.
+  int code = sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (code != SQLITE_OK) {
+    std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(code);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw DatabaseError(path_ + ": cannot open the database: " + message);
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  sqlite3_busy_timeout(db_, busy_timeout_ms);
+}
+
+Connection::~Connection() {
+  // Statements are always finalised by their owners first, so close cannot
+  // fail with SQLITE_BUSY here.
+  sqlite3_close(db_);
+}
+
+void Connection::exec(const std::string& sql) {
+  char* error = nullptr;
+  int code = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error);
+  if (code != SQLITE_OK) {
+    std::string message = error ? error : sqlite3_errstr(code);
+    sqlite3_free(error);
+    throw DatabaseError(path_ + ": " + message);
+  }
+}
+
+int64_t Connection::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+
+int Connection::changes() const { return sqlite3_changes(db_); }
+
+void Connection::fail(const std::string& what, int code) const {
+  std::string message = sqlite3_errmsg(db_);
+  throw DatabaseError(path_ + ": " + what + ": " + message + " (sqlite code " + std::to_string(code) + ")");
+}
+
+Statement::Statement(Connection& connection, std::string_view sql) : connection_(connection) {
+  int code = sqlite3_prepare_v2(connection_.handle(), sql.data(), static_cast<int>(sql.size()), &statement_,
+                                nullptr);
+  if (code != SQLITE_OK) connection_.fail("preparing `" + std::string(sql) + "`", code);
+}
+
+Statement::~Statement() { sqlite3_finalize(statement_); }
+
+Statement& Statement::bind(int index, int64_t value) {
+  int code = sqlite3_bind_int64(statement_, index, value);
+  if (code != SQLITE_OK) connection_.fail("binding parameter " + std::to_string(index), code);
+  return *this;
+}
+
+Statement& Statement::bind(int index, double value) {
+  if (std::isnan(value)) return bind_null(index);
+  int code = sqlite3_bind_double(statement_, index, value);
+  if (code != SQLITE_OK) connection_.fail("binding parameter " + std::to_string(index), code);
+  return *this;
+}
+
+Statement& Statement::bind(int index, std::string_view value) {
+  // SQLITE_TRANSIENT: SQLite copies the bytes, so the caller's buffer may go.
+  int code =
+      sqlite3_bind_text64(statement_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  if (code != SQLITE_OK) connection_.fail("binding parameter " + std::to_string(index), code);
+  return *this;
+}
+
+Statement& Statement::bind_null(int index) {
+  int code = sqlite3_bind_null(statement_, index);
+  if (code != SQLITE_OK) connection_.fail("binding parameter " + std::to_string(index), code);
+  return *this;
+}
+
+bool Statement::step() {
+  int code = sqlite3_step(statement_);
+  if (code == SQLITE_ROW) return true;
+  if (code == SQLITE_DONE) return false;
+  connection_.fail("running `" + std::string(sqlite3_sql(statement_)) + "`", code);
+}
+
+void Statement::run() {
+  while (step()) {
+  }
+}
+
+void Statement::reset() {
+  sqlite3_reset(statement_);
+  sqlite3_clear_bindings(statement_);
+}
+
+bool Statement::is_null(int column) const { return sqlite3_column_type(statement_, column) == SQLITE_NULL; }
+
+int64_t Statement::int64(int column) const { return sqlite3_column_int64(statement_, column); }
+
+double Statement::real(int column) const {
+  if (is_null(column)) return std::numeric_limits<double>::quiet_NaN();
+  return sqlite3_column_double(statement_, column);
+}
+
+std::string Statement::text(int column) const {
+  const auto* bytes = reinterpret_cast<const char*>(sqlite3_column_text(statement_, column));
+  if (!bytes) return {};
+  return std::string(bytes, static_cast<std::size_t>(sqlite3_column_bytes(statement_, column)));
+}
+
+Savepoint::Savepoint(Connection& connection) : connection_(connection) {
+  // Unique names so nested savepoints release exactly their own work.
+  static std::atomic<uint64_t> counter{0};
+  name_ = "livs_sp_" + std::to_string(counter.fetch_add(1));
+  connection_.exec("SAVEPOINT " + name_);
+}
+
+Savepoint::~Savepoint() {
+  if (done_) return;
+  // Never throw from a destructor: the rollback is best effort while an
+  // exception is already on its way out.
+  std::string sql = "ROLLBACK TO " + name_ + "; RELEASE " + name_;
+  sqlite3_exec(connection_.handle(), sql.c_str(), nullptr, nullptr, nullptr);
+}
+
+void Savepoint::commit() {
+  connection_.exec("RELEASE " + name_);
+  done_ = true;
+}
+
+std::string utc_now_iso8601() {
+  using namespace std::chrono;
+  auto now = system_clock::now();
+  auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::time_t seconds = system_clock::to_time_t(now);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buffer[96];  // room for any int the compiler can imagine in the fields
+  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(millis));
+  return buffer;
+}
+
+}  // namespace livs::db
