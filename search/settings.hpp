@@ -1,0 +1,62 @@
+#pragma once
+// What a config asks of the search: the algorithm and its sizes, the
+// objectives with their directions, the constraints and the hypervolume
+// reference. Parsed from the config's "search", "objectives" and "constraints"
+// keys (and the top-level "seed"); every error names file and JSON pointer.
+//
+//   "seed": 1,
+//   "search": {"algorithm": "nsga2", "population": 16, "generations": 10,
+//              "offspring": 16, "tournament_size": 2, "crossover_probability": 0.9,
+//              "mutation_probability": 1.0, "aging_sample_size": 4, "max_evaluations": 0,
+//              "hypervolume": {"reference": {"perplexity": 300, "params": 2e6},
+//                              "ideal": {"perplexity": 1, "params": 0}}},
+//   "objectives": ["perplexity", {"name": "params", "direction": "min"}],
+//   "constraints": {"params": {"max": 2e6}}
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/json_reader.hpp"
+#include "search/pareto.hpp"
+
+namespace livs::search {
+
+enum class Algorithm { nsga2, random, aging };
+const char* to_string(Algorithm algorithm);
+
+struct SearchSettings {
+  Algorithm algorithm = Algorithm::nsga2;
+  int population = 16;
+  int generations = 10;  // generations after the initial population
+  int offspring = 16;    // children per generation (default: the population size)
+  int tournament_size = 2;
+  double crossover_probability = 0.9;
+  double mutation_probability = 1.0;  // probability that a child is mutated after crossover
+  int aging_sample_size = 4;          // regularised evolution's tournament sample
+  int64_t max_evaluations = 0;        // 0: no limit; else no generation starts beyond it
+  uint64_t seed = 0;
+
+  std::vector<Objective> objectives;
+  std::vector<Constraint> constraints;
+
+  // Hypervolume box in the objectives' own units and directions, one value
+  // per objective (in objective order). A missing reference is derived from
+  // the initial population and recorded; a missing ideal comes from the table
+  // of known objectives or, failing that, from the initial population too.
+  std::optional<std::vector<double>> hypervolume_reference;
+  std::optional<std::vector<double>> hypervolume_ideal;
+};
+
+// The direction an objective has when a config names it without one
+// (perplexity, loss, cache_bytes, params, flops, latencies, peak_memory: min;
+// accuracy and *_accuracy: max). nullopt for an unknown name.
+std::optional<Direction> default_direction(const std::string& objective_name);
+
+// The best value an objective can take, when it is known (perplexity 1,
+// accuracy 1, sizes and latencies 0).
+std::optional<double> known_ideal(const std::string& objective_name);
+
+SearchSettings parse_search_settings(const JsonReader& config_root);
+
+}  // namespace livs::search
