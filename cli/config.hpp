@@ -1,0 +1,47 @@
+#pragma once
+// The search config: one JSON file that says what to search, on which data,
+// for how long, and how candidates are scored. It is validated whole before
+// any work starts; every mistake is an InputError naming the file, the JSON
+// pointer and what was expected. Each section is parsed by the module that
+// owns its meaning (data and training by the evaluator, search_space by the
+// genome module, search/objectives/constraints by the search module); this
+// file only knows the top level and the model shape.
+#include <cstdint>
+#include <string>
+
+#include "common/json_reader.hpp"
+#include "evaluator/data/data_settings.hpp"
+
+namespace livs::cli {
+
+// The model shape every candidate shares (STAR fixes width and depth per search).
+struct ModelSettings {
+  int d_model = 128;
+  int layers = 4;                 // mixer + MLP layer pairs of a preset; the backbone depth of a search
+  int64_t context_length = 2048;  // the context at which cache size and decode latency are measured
+};
+
+struct Config {
+  std::string path;  // the file it came from
+  std::string name;  // run name
+  uint64_t seed = 0;
+  evaluator::DataSettings data;
+  ModelSettings model;
+  Json training;      // validated by evaluator::parse_train_settings once it lands; kept as written
+  Json search_space;  // validated by genome::parse_search_space once it lands; kept as written
+  Json search;        // these three: search::parse_search_settings once it lands
+  Json objectives;
+  Json constraints;
+  std::string device = "auto";  // "auto" (a GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N"
+};
+
+// Reads and validates a config file; throws InputError on the first problem.
+Config load_config(const std::string& path);
+
+// The resolved config (defaults filled in, paths resolved), as `livsearch check` prints it.
+Json to_json(const Config& config);
+
+// "auto", "cpu", "cuda" or "cuda:N".
+bool is_valid_device(const std::string& device);
+
+}  // namespace livs::cli
