@@ -7,6 +7,7 @@
 #include <ctime>
 #include <limits>
 
+#include "common/input_error.hpp"
 #include "db/store.hpp"
 
 namespace livs::db {
@@ -35,9 +36,8 @@ void Connection::exec(const std::string& sql) {
   char* error = nullptr;
   int code = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error);
   if (code != SQLITE_OK) {
-    std::string message = error ? error : sqlite3_errstr(code);
     sqlite3_free(error);
-    throw DatabaseError(path_ + ": " + message);
+    fail("running `" + sql.substr(0, 60) + "`", sqlite3_extended_errcode(db_));
   }
 }
 
@@ -47,6 +47,12 @@ int Connection::changes() const { return sqlite3_changes(db_); }
 
 void Connection::fail(const std::string& what, int code) const {
   std::string message = sqlite3_errmsg(db_);
+  // A damaged or foreign file is the user's input, not our failure: say which
+  // file, wherever SQLite happens to notice it.
+  if ((code & 0xff) == SQLITE_CORRUPT)
+    throw InputError(path_, "", "the SQLite database is corrupt (" + message + ")");
+  if ((code & 0xff) == SQLITE_NOTADB)
+    throw InputError(path_, "", "not a SQLite database (expected a livsearch database file)");
   throw DatabaseError(path_ + ": " + what + ": " + message + " (sqlite code " + std::to_string(code) + ")");
 }
 

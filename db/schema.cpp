@@ -107,22 +107,16 @@ int current_schema_version() { return migrations().back().to_version; }
 
 int check_database_file(Connection& connection, int newest_known_version) {
   const std::string& file = connection.path();
-  int version = 0;
-  int application_id = 0;
-  try {
-    version = read_pragma_int(connection, "user_version");
-    application_id = read_pragma_int(connection, "application_id");
-  } catch (const DatabaseError&) {
-    // The first read is where SQLite notices the header: SQLITE_NOTADB for
-    // any other file, SQLITE_CORRUPT for a damaged one.
-    int code = sqlite3_extended_errcode(connection.handle()) & 0xff;
-    if (code == SQLITE_NOTADB)
-      throw InputError(file, "", "not a SQLite database (expected a livsearch database file)");
-    if (code == SQLITE_CORRUPT)
-      throw InputError(
-          file, "",
-          "the SQLite database is corrupt (" + std::string(sqlite3_errmsg(connection.handle())) + ")");
-    throw;
+  // The first reads are where SQLite looks at the file: SQLITE_NOTADB for any
+  // other file, SQLITE_CORRUPT for a damaged schema (Connection::fail turns
+  // both into InputErrors naming the file). Counting the schema's rows makes
+  // SQLite parse it even when the header alone looks fine.
+  int version = read_pragma_int(connection, "user_version");
+  int application_id = read_pragma_int(connection, "application_id");
+  int64_t schema_rows = 0;
+  {
+    Statement tables(connection, "SELECT count(*) FROM sqlite_schema");
+    if (tables.step()) schema_rows = tables.int64(0);
   }
   if (application_id != 0 && application_id != kApplicationId)
     throw InputError(file, "",
@@ -140,8 +134,7 @@ int check_database_file(Connection& connection, int newest_known_version) {
   if (version == 0) {
     // An empty file is a new database; tables without our version mark belong
     // to someone else, and migrating would mix our schema into theirs.
-    Statement tables(connection, "SELECT count(*) FROM sqlite_schema");
-    if (tables.step() && tables.int64(0) > 0)
+    if (schema_rows > 0)
       throw InputError(file, "", "not a livsearch database (it has tables but no livsearch schema version)");
   }
   connection.schema_version = version;
