@@ -1,0 +1,214 @@
+// Genome -> ModelSpec. Weight names and shapes follow docs/architecture.md
+// ("Weights per class"); linear weights are [out, in].
+#include "genome/decode.hpp"
+
+#include <algorithm>
+
+namespace livs::genome {
+
+namespace {
+
+using Shape = std::vector<int64_t>;
+
+int64_t safe_div(int64_t a, int64_t b) { return b > 0 ? a / b : a; }
+int64_t dt_rank(int64_t d_model) { return (d_model + 15) / 16; }
+
+void sa_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
+  const int64_t h = op.sa.heads, kv = op.sa.kv_heads, hd = safe_div(d, h), groups = op.differential ? 2 : 1;
+  const bool own_kv = !op.features.valid();
+  w.push_back({"wq", Shape{groups * h * hd, d}});
+  if (own_kv) {
+    w.push_back({"wk", Shape{groups * kv * hd, d}});
+    w.push_back({"wv", Shape{kv * hd, d}});
+  }
+  w.push_back({"wo", Shape{d, h * hd}});
+  if (op.sa.qk_norm) {
+    w.push_back({"q_norm", Shape{hd}});
+    if (own_kv) w.push_back({"k_norm", Shape{hd}});
+  }
+  if (op.differential) w.push_back({"lambda", Shape{h}});
+}
+
+void linattn_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
+  const int64_t h = op.linattn.heads, hd = safe_div(d, h), groups = op.differential ? 2 : 1;
+  const bool own_kv = !op.features.valid();
+  w.push_back({"wq", Shape{groups * h * hd, d}});
+  if (own_kv) {
+    w.push_back({"wk", Shape{groups * h * hd, d}});
+    w.push_back({"wv", Shape{h * hd, d}});
+  }
+  w.push_back({"wo", Shape{d, h * hd}});
+  if (op.linattn.gated &&
+      own_kv) {  // the decay shapes the state, which a feature sharer takes from its source
+    w.push_back({"w_gate", Shape{h * hd, d}});
+    w.push_back({"gate_bias", Shape{h * hd}});
+  }
+  if (op.differential) w.push_back({"lambda", Shape{h}});
+}
+
+// Differential rec/ssm/gconv: the inner (recurrent, scanned or convolved)
+// channels are doubled and the two halves are subtracted, y = y1 - diff_lambda * y2,
+// before the output gate and projection.
+void rec_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
+  const int64_t width = op.rec.width, inner = (op.differential ? 2 : 1) * width, k = op.rec.conv_kernel;
+  w.push_back({"w_x", Shape{inner, d}});
+  w.push_back({"w_y", Shape{width, d}});
+  w.push_back({"conv", Shape{inner, k}});
+  w.push_back({"conv_bias", Shape{inner}});
+  w.push_back({"w_a", Shape{inner, inner}});
+  w.push_back({"w_i", Shape{inner, inner}});
+  w.push_back({"b_a", Shape{inner}});
+  w.push_back({"b_i", Shape{inner}});
+  w.push_back({"lambda", Shape{inner}});
+  if (op.differential) w.push_back({"diff_lambda", Shape{width}});
+  w.push_back({"w_out", Shape{d, width}});
+}
+
+void ssm_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
+  const int64_t di = op.ssm.expand * d, inner = (op.differential ? 2 : 1) * di, n = op.ssm.d_state,
+                k = op.ssm.conv_kernel, r = dt_rank(d);
+  w.push_back({"in_proj", Shape{inner + di, d}});  // x (inner channels) then z (gate, di)
+  w.push_back({"conv", Shape{inner, k}});
+  w.push_back({"conv_bias", Shape{inner}});
+  w.push_back({"x_proj", Shape{r + 2 * n, inner}});
+  w.push_back({"dt_proj", Shape{inner, r}});
+  w.push_back({"dt_bias", Shape{inner}});
+  w.push_back({"a_log", Shape{inner, n}});
+  w.push_back({"d", Shape{inner}});
+  if (op.differential) w.push_back({"diff_lambda", Shape{di}});
+  w.push_back({"out_proj", Shape{d, di}});
+}
+
+void gconv_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
+  const int64_t inner = (op.differential ? 2 : 1) * d;
+  w.push_back({"w_in", Shape{3 * inner, d}});  // B, C, x~ (inner channels each)
+  w.push_back({"conv", Shape{inner, op.gconv.kernel}});
+  if (op.differential) w.push_back({"diff_lambda", Shape{d}});
+  w.push_back({"w_out", Shape{d, d}});
+}
+
+}  // namespace
+
+std::vector<WeightSpec> op_weights(const OpGene& op, int d_model) {
+  std::vector<WeightSpec> w;
+  const int64_t d = d_model;
+  switch (op.cls) {
+    case LivClass::sa:
+      sa_weights(op, d, w);
+      break;
+    case LivClass::linattn:
+      linattn_weights(op, d, w);
+      break;
+    case LivClass::rec:
+      rec_weights(op, d, w);
+      break;
+    case LivClass::ssm:
+      ssm_weights(op, d, w);
+      break;
+    case LivClass::gconv:
+      gconv_weights(op, d, w);
+      break;
+    case LivClass::swiglu:
+      w.push_back({"w_gate", Shape{op.swiglu.hidden, d}});
+      w.push_back({"w_up", Shape{op.swiglu.hidden, d}});
+      w.push_back({"w_down", Shape{d, op.swiglu.hidden}});
+      break;
+    case LivClass::moe: {
+      const int64_t e = op.moe.experts, f = op.moe.hidden;
+      w.push_back({"router", Shape{e, d}});
+      w.push_back({"w_gate", Shape{e, f, d}});
+      w.push_back({"w_up", Shape{e, f, d}});
+      w.push_back({"w_down", Shape{e, d, f}});
+      break;
+    }
+  }
+  return w;
+}
+
+DecodeState op_decode_state(const OpGene& op, int d_model) {
+  DecodeState s;
+  const int64_t d = d_model, groups = op.differential ? 2 : 1;
+  switch (op.cls) {
+    case LivClass::sa: {
+      if (op.features.valid()) break;  // reads its source's cache
+      const int64_t hd = safe_div(d, op.sa.heads);
+      s.per_token_elements = (groups + 1) * op.sa.kv_heads * hd;  // K (doubled when differential) and V
+      s.token_limit = op.sa.window;
+      break;
+    }
+    case LivClass::linattn: {
+      if (op.features.valid()) break;
+      const int64_t hd = safe_div(d, op.linattn.heads);
+      s.fixed_elements = groups * op.linattn.heads * hd * hd;
+      break;
+    }
+    case LivClass::rec: {
+      const int64_t inner = groups * op.rec.width;
+      s.fixed_elements = inner + (op.rec.conv_kernel - 1) * inner;
+      break;
+    }
+    case LivClass::ssm: {
+      const int64_t inner = groups * op.ssm.expand * d;
+      s.fixed_elements = inner * op.ssm.d_state + (op.ssm.conv_kernel - 1) * inner;
+      break;
+    }
+    case LivClass::gconv:
+      s.fixed_elements = (op.gconv.kernel - 1) * groups * d;
+      break;
+    case LivClass::swiglu:
+    case LivClass::moe:
+      break;
+  }
+  return s;
+}
+
+namespace {
+
+OpSpec decode_op(const Genome& g, const OpGene& op) {
+  const int d = g.d_model;
+  OpSpec spec;
+  spec.cls = op.cls;
+  spec.sa = {op.sa.heads, op.sa.kv_heads, d / op.sa.heads, op.sa.window, op.sa.qk_norm, op.sa.rope, 10000.0};
+  spec.linattn = {op.linattn.heads, d / op.linattn.heads, op.linattn.feature_map, op.linattn.gated};
+  spec.rec = {op.rec.width, op.rec.conv_kernel};
+  spec.ssm = {op.ssm.expand, op.ssm.expand * d, op.ssm.d_state, op.ssm.conv_kernel,
+              static_cast<int>(dt_rank(d))};
+  spec.gconv = {op.gconv.kernel};
+  spec.swiglu = {op.swiglu.hidden};
+  spec.moe = {op.moe.experts, op.moe.top_k, op.moe.hidden};
+  spec.differential = op.differential;
+  if (op.featurizer.valid()) spec.featurizer_source = {op.featurizer.slot, op.featurizer.op};
+  if (op.features.valid()) spec.feature_source = {op.features.slot, op.features.op};
+  auto weights = op_weights(op, d);
+  if (op.featurizer.valid()) {
+    for (const auto& w : weights) spec.shared_weight_names.push_back(w.name);
+  } else {
+    spec.weights = std::move(weights);
+  }
+  spec.state = op_decode_state(op, d);
+  return spec;
+}
+
+}  // namespace
+
+ModelSpec decode(const Genome& genome) {
+  if (auto problems = check_genome(genome); !problems.empty())
+    throw InputError("<genome>", std::move(problems));
+  const Genome g = canonicalize(genome);  // sharing chains resolved to the owner
+  const int64_t d = g.d_model;
+  ModelSpec spec;
+  spec.vocab = g.vocab;
+  spec.d_model = g.d_model;
+  spec.weights = {{"embedding", Shape{g.vocab, d}}, {"final_norm", Shape{d}}};
+  for (const auto& slot : g.slots) {
+    SlotSpec s;
+    s.fusion = slot.fusion;
+    s.weights.push_back({"norm", Shape{d}});
+    if (slot.fusion == FusionKind::gate) s.weights.push_back({"gate", Shape{d}});
+    for (const auto& op : slot.ops) s.ops.push_back(decode_op(g, op));
+    spec.slots.push_back(std::move(s));
+  }
+  return spec;
+}
+
+}  // namespace livs::genome
