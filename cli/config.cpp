@@ -60,14 +60,7 @@ Config load_config(const std::string& path) {
   config.model = parse_model_settings(root.at("model"));
   config.training = object_section(root, "training");
   config.search_space = object_section(root, "search_space");
-  config.search = object_section(root, "search");
-  if (auto objectives = root.find("objectives")) {
-    objectives->expect_array();
-    config.objectives = objectives->value();
-  } else {
-    config.objectives = Json::array();
-  }
-  config.constraints = object_section(root, "constraints");
+  config.search = search::parse_search_settings(root);
   if (auto device = root.find("device")) {
     config.device = device->string();
     if (!is_valid_device(config.device)) device->fail("\"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
@@ -85,9 +78,41 @@ Json to_json(const Config& config) {
                   {"context_length", config.model.context_length}};
   out["training"] = config.training;
   out["search_space"] = config.search_space;
-  out["objectives"] = config.objectives;
-  out["constraints"] = config.constraints;
-  out["search"] = config.search;
+  const auto& search = config.search;
+  out["objectives"] = Json::array();
+  for (const auto& objective : search.objectives) {
+    out["objectives"].push_back(
+        {{"name", objective.name},
+         {"direction", objective.direction == search::Direction::minimise ? "min" : "max"}});
+  }
+  out["constraints"] = Json::object();
+  for (const auto& constraint : search.constraints) {
+    Json bounds = Json::object();
+    if (constraint.min) bounds["min"] = *constraint.min;
+    if (constraint.max) bounds["max"] = *constraint.max;
+    out["constraints"][constraint.metric] = bounds;
+  }
+  out["search"] = {{"algorithm", search::to_string(search.algorithm)},
+                   {"population", search.population},
+                   {"generations", search.generations},
+                   {"offspring", search.offspring},
+                   {"tournament_size", search.tournament_size},
+                   {"crossover_probability", search.crossover_probability},
+                   {"mutation_probability", search.mutation_probability},
+                   {"aging_sample_size", search.aging_sample_size},
+                   {"max_evaluations", search.max_evaluations}};
+  auto point = [&](const std::vector<double>& values) {
+    Json p = Json::object();
+    for (std::size_t i = 0; i < values.size() && i < search.objectives.size(); ++i)
+      p[search.objectives[i].name] = values[i];
+    return p;
+  };
+  if (search.hypervolume_reference || search.hypervolume_ideal) {
+    Json hv = Json::object();
+    if (search.hypervolume_reference) hv["reference"] = point(*search.hypervolume_reference);
+    if (search.hypervolume_ideal) hv["ideal"] = point(*search.hypervolume_ideal);
+    out["search"]["hypervolume"] = hv;
+  }
   out["device"] = config.device;
   return out;
 }

@@ -11,6 +11,7 @@
 
 #include "common/json_reader.hpp"
 #include "evaluator/data/data_settings.hpp"
+#include "search/settings.hpp"
 
 namespace livs::cli {
 
@@ -29,10 +30,8 @@ struct Config {
   ModelSettings model;
   Json training;      // validated by evaluator::parse_train_settings once it lands; kept as written
   Json search_space;  // validated by genome::parse_search_space once it lands; kept as written
-  Json search;        // these three: search::parse_search_settings once it lands
-  Json objectives;
-  Json constraints;
-  std::string device = "auto";  // "auto" (a GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N"
+  search::SearchSettings search;  // "search", "objectives" and "constraints"
+  std::string device = "auto";    // "auto" (a GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N"
 };
 
 // Reads and validates a config file; throws InputError on the first problem.

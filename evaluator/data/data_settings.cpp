@@ -24,10 +24,13 @@ std::string resolve_path(const livs::JsonReader& where) {
   if (written.empty()) where.fail("a non-empty file path");
   fs::path path(written);
   if (path.is_relative()) path = fs::path(where.file()).parent_path() / path;
-  path = path.lexically_normal();
+  // Absolute, so the settings mean the same file from any working directory
+  // (they are stored with a run and used again on resume).
   std::error_code error;
+  path = fs::absolute(path, error).lexically_normal();
   const auto status = fs::status(path, error);
-  if (!fs::exists(status)) where.fail_message("data file \"" + path.string() + "\" does not exist");
+  if (!fs::exists(status))
+    where.fail_message("data file \"" + written + "\" does not exist (looked for " + path.string() + ")");
   if (!fs::is_regular_file(status)) where.fail_message("\"" + path.string() + "\" is not a regular file");
   return path.string();
 }

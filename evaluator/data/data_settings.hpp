@@ -1,7 +1,7 @@
 #pragma once
 // The config's "data" section: which corpus to train and validate on, and how
-// to read it. Paths are resolved against the config file's folder so a config
-// means the same thing from any working directory.
+// to read it. Paths are resolved against the config file's folder and made
+// absolute, so a config means the same thing from any working directory.
 #include <string>
 #include <vector>
 
@@ -17,7 +17,7 @@ enum class DataFormat {
 const char* to_string(DataFormat format);
 
 struct DataSettings {
-  std::vector<std::string> paths;             // resolved; concatenated in order
+  std::vector<std::string> paths;             // absolute; concatenated in order
   std::vector<std::string> validation_paths;  // resolved; empty: split off the tail of `paths`
   DataFormat format = DataFormat::text;
   double validation_fraction = 0.1;  // used only without validation_paths

@@ -58,6 +58,7 @@ TEST_CASE("data paths are relative to the config's folder; format follows the ex
   auto absolute = parse_in(dir, "{\"path\": \"" + dir.file("corpus/s.bin") + "\", \"format\": \"text\"}");
   CHECK(absolute.format == DataFormat::text);
   CHECK(absolute.paths[0] == dir.file("corpus/s.bin"));
+  CHECK(std::filesystem::path(text.paths[0]).is_absolute());
 
   auto tokens_default_vocab = parse_in(dir, R"({"path": "corpus/s.bin", "validation_path": "corpus/s.bin"})");
   CHECK(tokens_default_vocab.vocab == 50257);

@@ -1,0 +1,55 @@
+#pragma once
+// Running the real livsearch binary from a test, the way a user would: from
+// the source folder, with stdout and stderr captured separately.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace livs::test {
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when the process did not exit normally (a crash)
+  std::string out;
+  std::string err;
+};
+
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Runs `livsearch ARGS` in LIVSEARCH_SOURCE_DIR. `tag` keeps the capture files
+// of tests that ctest runs in parallel apart.
+inline CommandResult run_livsearch(const std::string& args, const std::string& tag) {
+  const auto folder = std::filesystem::temp_directory_path() /
+                      ("livsearch_cli_test_" + tag + "_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(folder);
+  const auto out_file = folder / "stdout", err_file = folder / "stderr";
+  const std::string command = "cd '" LIVSEARCH_SOURCE_DIR "' && '" LIVSEARCH_BINARY "' " + args + " >'" +
+                              out_file.string() + "' 2>'" + err_file.string() + "'";
+  const int status = std::system(command.c_str());
+  CommandResult result;
+  if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.out = read_file(out_file);
+  result.err = read_file(err_file);
+  std::filesystem::remove_all(folder);
+  return result;
+}
+
+}  // namespace livs::test
