@@ -197,6 +197,18 @@ std::optional<EvaluationRecord> Queries::finished_evaluation(int64_t run_id, con
   return found.back();
 }
 
+std::vector<EvaluationRecord> Queries::front_candidates(int64_t run_id) const {
+  return load_evaluations(
+      *connection_,
+      "evaluations.run_id = ?1 AND evaluations.status = 'ok' AND "
+      "evaluations.fidelity = (SELECT max(top.fidelity) FROM evaluations top "
+      "WHERE top.run_id = ?1 AND top.status = 'ok') AND "
+      "evaluations.id = (SELECT max(same.id) FROM evaluations same WHERE same.run_id = ?1 "
+      "AND same.genome_hash = evaluations.genome_hash AND same.status = 'ok' "
+      "AND same.fidelity = evaluations.fidelity)",
+      [&](Statement& s) { s.bind(1, run_id); });
+}
+
 EvaluationCounts Queries::evaluation_counts(int64_t run_id) const {
   Statement query(*connection_, "SELECT status, count(*) FROM evaluations WHERE run_id = ?1 GROUP BY status");
   query.bind(1, run_id);

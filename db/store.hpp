@@ -62,6 +62,11 @@ class Queries {
   std::optional<EvaluationRecord> finished_evaluation(int64_t run_id, const std::string& hash,
                                                       double fidelity) const;
   EvaluationCounts evaluation_counts(int64_t run_id) const;
+  // What a Pareto query compares: the run's successful evaluations at the
+  // highest fidelity any of them reached (lower-fidelity numbers are not
+  // comparable), one per genome (the latest, should one have been repeated),
+  // in the order they were begun.
+  std::vector<EvaluationRecord> front_candidates(int64_t run_id) const;
 
   // How a genome came to be, in every run that produced it.
   std::vector<LineageRecord> lineage(const std::string& child_hash) const;

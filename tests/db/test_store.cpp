@@ -413,3 +413,39 @@ TEST_CASE("transactions: nothing reaches the file until commit; rollback on scop
     CHECK(reader.evaluation_counts(run.id).ok == 1);
   }
 }
+
+TEST_CASE("front candidates: ok evaluations at the run's highest fidelity, latest per genome") {
+  test::TempDir dir;
+  std::string path = dir.file("candidates.db");
+  Store store(path);
+  auto run = store.create_or_open_run("r", Json::object(), 1).run;
+  auto other = store.create_or_open_run("other", Json::object(), 1).run;
+  for (const auto& h : {kHashA, kHashB, kHashC}) store.upsert_genome(h, genome_json(2), "");
+  auto evaluate = [&](int64_t run_id, const std::string& hash, double fidelity, EvaluationStatus status,
+                      double perplexity) {
+    int64_t id = store.begin_evaluation({run_id, hash, 0, fidelity, "cpu", 0});
+    if (status == EvaluationStatus::running) return id;
+    EvaluationOutcome outcome;
+    outcome.status = status;
+    outcome.metrics["perplexity"] = {perplexity, ""};
+    store.finish_evaluation(id, outcome);
+    return id;
+  };
+  evaluate(run.id, kHashA, 0.25, EvaluationStatus::ok, 9.0);  // low fidelity: not comparable
+  evaluate(run.id, kHashA, 1.0, EvaluationStatus::ok, 4.0);
+  int64_t a_latest = evaluate(run.id, kHashA, 1.0, EvaluationStatus::ok, 4.5);
+  evaluate(run.id, kHashB, 0.25, EvaluationStatus::ok, 3.0);  // only low fidelity: left out
+  evaluate(run.id, kHashC, 1.0, EvaluationStatus::failed, 1.0);
+  evaluate(run.id, kHashC, 1.0, EvaluationStatus::running, 1.0);
+  int64_t other_run = evaluate(other.id, kHashC, 0.5, EvaluationStatus::ok, 2.0);
+
+  Reader reader(path);
+  auto candidates = reader.front_candidates(run.id);
+  REQUIRE(candidates.size() == 1);
+  CHECK(candidates[0].id == a_latest);
+  CHECK(candidates[0].metrics.at("perplexity").value == 4.5);
+  auto others = reader.front_candidates(other.id);
+  REQUIRE(others.size() == 1);
+  CHECK(others[0].id == other_run);
+  CHECK(reader.front_candidates(run.id + 100).empty());
+}
