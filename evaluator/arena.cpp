@@ -1,0 +1,69 @@
+#include "evaluator/arena.hpp"
+
+#include <stdexcept>
+
+namespace livs::evaluator {
+
+namespace {
+constexpr int64_t kAlign = 64;  // bytes: every buffer starts on a cache line
+int64_t round_up(int64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+}  // namespace
+
+Arena::~Arena() {
+  if (base_) backend_.free(base_);
+}
+
+void Arena::reserve(float** where, int64_t count) {
+  if (base_) throw std::logic_error("Arena: reserve after allocate");
+  scratch_.push_back({reinterpret_cast<void**>(where), round_up(count * int64_t(sizeof(float)))});
+}
+
+void Arena::reserve_tokens(int32_t** where, int64_t count) {
+  if (base_) throw std::logic_error("Arena: reserve after allocate");
+  scratch_.push_back({reinterpret_cast<void**>(where), round_up(count * int64_t(sizeof(int32_t)))});
+}
+
+void Arena::reserve_state(float** where, int64_t count) {
+  if (base_) throw std::logic_error("Arena: reserve after allocate");
+  state_.push_back({reinterpret_cast<void**>(where), round_up(count * int64_t(sizeof(float)))});
+}
+
+void Arena::reserve_constant(float** where, std::vector<float> values) {
+  if (base_) throw std::logic_error("Arena: reserve after allocate");
+  constants_.push_back({where, std::move(values)});
+}
+
+int64_t Arena::allocate() {
+  if (base_) throw std::logic_error("Arena: allocated twice");
+  int64_t total = 0;
+  for (const auto& r : state_) total += r.bytes;  // state first: one contiguous range to reset
+  const int64_t state_bytes = total;
+  for (const auto& r : scratch_) total += r.bytes;
+  for (const auto& c : constants_) total += round_up(int64_t(c.values.size() * sizeof(float)));
+  base_ = backend_.allocate(static_cast<std::size_t>(total == 0 ? kAlign : total));
+  bytes_ = total;
+  char* cursor = static_cast<char*>(base_);
+  state_base_ = reinterpret_cast<float*>(cursor);
+  state_count_ = state_bytes / int64_t(sizeof(float));
+  for (const auto& r : state_) {
+    *r.where = cursor;
+    cursor += r.bytes;
+  }
+  for (const auto& r : scratch_) {
+    *r.where = cursor;
+    cursor += r.bytes;
+  }
+  for (auto& c : constants_) {
+    *c.where = reinterpret_cast<float*>(cursor);
+    backend_.copy_to_device(cursor, c.values.data(), c.values.size() * sizeof(float));
+    cursor += round_up(int64_t(c.values.size() * sizeof(float)));
+    c.values = {};
+  }
+  return bytes_;
+}
+
+void Arena::reset_state() {
+  if (state_count_ > 0) backend_.fill(state_base_, state_count_, 0.0f);
+}
+
+}  // namespace livs::evaluator

@@ -1,0 +1,60 @@
+#pragma once
+// The memory plan of a model: everything a model needs (parameters, their
+// gradients, AdamW's two moments, activations, scratch, decode state and
+// constant tables) is requested while the model is built and then allocated
+// in ONE backend allocation. Nothing is allocated afterwards, so the training
+// step allocates nothing (and is capturable as a CUDA graph later).
+//
+// Requests hand over the address of a pointer; allocate() writes the final
+// pointer there. Owners must therefore not move (operators live behind
+// unique_ptr).
+#include <cstdint>
+#include <vector>
+
+#include "evaluator/backend.hpp"
+
+namespace livs::evaluator {
+
+class Arena {
+ public:
+  explicit Arena(Backend& backend) : backend_(backend) {}
+  ~Arena();
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+
+  // Scratch and activations, fp32 elements.
+  void reserve(float** where, int64_t count);
+  // Token ids.
+  void reserve_tokens(int32_t** where, int64_t count);
+  // Decode state: zeroed by reset_state().
+  void reserve_state(float** where, int64_t count);
+  // A constant table, copied from the host at allocation (RoPE's cos/sin, ...).
+  void reserve_constant(float** where, std::vector<float> values);
+
+  // Lays out every request, allocates once, fills in the pointers and copies
+  // the constants. Returns the bytes allocated.
+  int64_t allocate();
+  bool allocated() const { return base_ != nullptr; }
+  void reset_state();
+  int64_t state_elements() const { return state_count_; }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  struct Request {
+    void** where;
+    int64_t bytes;
+  };
+  struct Constant {
+    float** where;
+    std::vector<float> values;
+  };
+  Backend& backend_;
+  std::vector<Request> scratch_, state_;
+  std::vector<Constant> constants_;
+  void* base_ = nullptr;
+  float* state_base_ = nullptr;
+  int64_t state_count_ = 0;
+  int64_t bytes_ = 0;
+};
+
+}  // namespace livs::evaluator

@@ -1,0 +1,52 @@
+// Rotary position embedding, "rotate half" pairs (i, i + head_dim / 2).
+#include <tbb/parallel_for.h>
+
+#include "evaluator/cpu/cpu_backend.hpp"
+
+namespace livs::evaluator {
+
+void CpuBackend::rope_forward(float* out, const float* in, const float* cos, const float* sin,
+                              const RopeShape& s) {
+  const int64_t half = s.head_dim / 2;
+  const int64_t rows = int64_t(s.batch) * s.seq;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 16), [&](const auto& r) {
+    for (int64_t n = r.begin(); n != r.end(); ++n) {
+      const int64_t pos = s.position_offset + n % s.seq;
+      const float* c = cos + pos * half;
+      const float* sn = sin + pos * half;
+      for (int64_t h = 0; h < s.heads; ++h) {
+        const float* x = in + (n * s.heads + h) * s.head_dim;
+        float* y = out + (n * s.heads + h) * s.head_dim;
+        for (int64_t i = 0; i < half; ++i) {
+          const float x1 = x[i], x2 = x[i + half];
+          y[i] = x1 * c[i] - x2 * sn[i];
+          y[i + half] = x1 * sn[i] + x2 * c[i];
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::rope_backward(float* din, const float* dout, const float* cos, const float* sin,
+                               const RopeShape& s) {
+  const int64_t half = s.head_dim / 2;
+  const int64_t rows = int64_t(s.batch) * s.seq;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 16), [&](const auto& r) {
+    for (int64_t n = r.begin(); n != r.end(); ++n) {
+      const int64_t pos = s.position_offset + n % s.seq;
+      const float* c = cos + pos * half;
+      const float* sn = sin + pos * half;
+      for (int64_t h = 0; h < s.heads; ++h) {
+        const float* dy = dout + (n * s.heads + h) * s.head_dim;
+        float* dx = din + (n * s.heads + h) * s.head_dim;
+        for (int64_t i = 0; i < half; ++i) {
+          const float d1 = dy[i], d2 = dy[i + half];
+          dx[i] += d1 * c[i] + d2 * sn[i];
+          dx[i + half] += -d1 * sn[i] + d2 * c[i];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace livs::evaluator

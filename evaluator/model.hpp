@@ -1,0 +1,88 @@
+#pragma once
+// A model built from a genome::ModelSpec on a Backend:
+//   embedding -> slots (x = x + op(rmsnorm(x))) -> final RMSNorm -> tied LM head -> cross-entropy.
+// Everything it needs (parameters, gradients, AdamW moments, activations,
+// decode state) is planned at construction and allocated once in one Arena;
+// forward, backward and decode allocate nothing on the device.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "evaluator/arena.hpp"
+#include "evaluator/backend.hpp"
+#include "evaluator/operator.hpp"
+#include "evaluator/parameters.hpp"
+#include "genome/model_spec.hpp"
+
+namespace livs::evaluator {
+
+class Model {
+ public:
+  // Throws std::invalid_argument when the spec is inconsistent or uses what the
+  // evaluator does not implement yet, std::bad_alloc when memory runs out.
+  Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& shape, uint64_t init_seed);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const PlanShape& shape() const { return shape_; }
+  int vocab() const { return vocab_; }
+  int d_model() const { return d_; }
+
+  // Training / evaluation on batch x seq tokens (host arrays, row-major
+  // [batch, seq]; targets are the next tokens). Returns the mean cross-entropy;
+  // the per-token values are in token_losses() afterwards.
+  double forward(const int32_t* inputs, const int32_t* targets);
+  const std::vector<float>& token_losses() const { return host_losses_; }
+  // Gradients of the mean loss of the last forward, accumulated into the
+  // parameter gradients (zero them first with zero_grads()).
+  void backward();
+  void zero_grads();
+
+  // Decode: after reset_decode(), call decode_step with positions 0, 1, 2, ...
+  // tokens: [decode_batch]; logits (may be null): [decode_batch, vocab].
+  void reset_decode();
+  void decode_step(const int32_t* tokens, int64_t position, float* logits);
+  // Analytic decode-state elements per sequence at this context length.
+  int64_t decode_state_elements(int64_t context) const;
+  // Decode-state elements the arena actually holds for decode_batch sequences.
+  int64_t planned_state_elements() const { return arena_.state_elements(); }
+
+  // Parameters: values, gradients and AdamW moments, each parameters().count()
+  // elements with the same layout.
+  ParameterStore& parameters() { return params_; }
+  float* values() { return values_; }
+  float* grads() { return grads_; }
+  float* adam_m() { return adam_m_; }
+  float* adam_v() { return adam_v_; }
+  int64_t arena_bytes() const { return arena_.bytes(); }
+  Operator& op(int slot) { return *slots_[slot].op; }
+
+ private:
+  struct Slot {
+    std::unique_ptr<Operator> op;
+    Param norm;
+    float *x = nullptr, *normed = nullptr, *rstd = nullptr;  // x: the residual stream entering the slot
+  };
+
+  Backend& backend_;
+  PlanShape shape_;
+  int vocab_, d_;
+  float eps_;
+  ParameterStore params_;
+  Arena arena_;
+  std::vector<Slot> slots_;
+  Param embedding_, final_norm_;
+  float *values_ = nullptr, *grads_ = nullptr, *adam_m_ = nullptr, *adam_v_ = nullptr;
+  // Training buffers.
+  int32_t *inputs_ = nullptr, *targets_ = nullptr;
+  float *x_out_ = nullptr, *y_ = nullptr, *final_ = nullptr, *final_rstd_ = nullptr, *logits_ = nullptr,
+        *lse_ = nullptr, *losses_ = nullptr, *dres_ = nullptr, *dnormed_ = nullptr;
+  std::vector<float> host_losses_;
+  // Decode buffers.
+  int32_t* dec_tokens_ = nullptr;
+  float *dec_x_ = nullptr, *dec_normed_ = nullptr, *dec_rstd_ = nullptr, *dec_y_ = nullptr,
+        *dec_logits_ = nullptr;
+};
+
+}  // namespace livs::evaluator

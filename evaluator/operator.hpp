@@ -1,0 +1,83 @@
+#pragma once
+// The interface every LIV operator implements, once, against the Backend.
+// An operator file (op_<class>.cpp) holds: the weights (bound by name and
+// shape from its genome::OpSpec), the buffers it plans in the model's arena,
+// forward, backward, a one-token decode step with its own state, and the
+// analytic size of that state. See docs/architecture.md, "Evaluator".
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "evaluator/arena.hpp"
+#include "evaluator/backend.hpp"
+#include "evaluator/parameters.hpp"
+#include "genome/model_spec.hpp"
+
+namespace livs::evaluator {
+
+// The shapes a model is planned for; a zero batch means "not planned".
+struct PlanShape {
+  int batch = 0;  // training / evaluation: sequences per step
+  int seq = 0;    // tokens per sequence
+  int decode_batch = 0;
+  int64_t decode_context = 0;  // the most tokens a decoded sequence may reach
+  int64_t tokens() const { return int64_t(batch) * seq; }
+  int64_t max_position() const { return std::max<int64_t>(seq, decode_context); }
+};
+
+// What building one operator needs.
+class OpContext {
+ public:
+  OpContext(const genome::OpSpec& spec, int slot, int op_index, int d_model, int slots, double norm_eps,
+            ParameterStore& params);
+
+  const genome::OpSpec& spec;
+  const int slot, op_index, d_model, slots;
+  const double norm_eps;
+
+  // Binds weight `name` (a name of docs/architecture.md's weight table) with
+  // the shape the operator computes. The ModelSpec must list it with that
+  // shape, as its own weight or as a shared one (featurizer sharing, read from
+  // the source operator); anything else throws std::invalid_argument.
+  void bind_weight(const std::string& name, std::vector<int64_t> shape, Init init, bool decay, Param* param);
+  // Throws unless every weight the ModelSpec lists for this operator was bound.
+  void check_all_bound() const;
+  std::string describe() const;  // "slot 3 op 0 (sa)" for messages
+
+ private:
+  ParameterStore& params_;
+  std::vector<std::string> bound_;
+};
+
+class Operator {
+ public:
+  virtual ~Operator() = default;
+
+  // Requests activations, gradient buffers, scratch, decode state and
+  // constants for the planned shapes.
+  virtual void plan(Arena& arena, const PlanShape& shape) = 0;
+
+  // x: the normed input [tokens, d_model]; it stays untouched until backward.
+  // y: the output [tokens, d_model], overwritten.
+  virtual void forward(Backend& backend, const float* x, float* y) = 0;
+  // dy: gradient of y. Accumulates into dx and into the weights' gradients.
+  virtual void backward(Backend& backend, const float* x, const float* dy, float* dx) = 0;
+
+  // Elements of decode state per sequence, analytic (must equal what plan()
+  // reserves per sequence at the planned context).
+  virtual genome::DecodeState decode_state() const = 0;
+  // One token for each of decode_batch sequences: x, y are [decode_batch,
+  // d_model]; `position` counts from 0 after Arena::reset_state().
+  virtual void decode_step(Backend& backend, const float* x, float* y, int64_t position) = 0;
+};
+
+// The operator for spec.cls; throws std::invalid_argument for a class or form
+// the evaluator does not implement yet.
+std::unique_ptr<Operator> make_operator(OpContext& context);
+
+// One factory per operator file.
+std::unique_ptr<Operator> make_attention(OpContext& context);
+std::unique_ptr<Operator> make_swiglu(OpContext& context);
+
+}  // namespace livs::evaluator

@@ -1,0 +1,101 @@
+#include "evaluator/parameters.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "common/rng.hpp"
+
+namespace livs::evaluator {
+
+std::string shape_to_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+ParameterStore::Entry* ParameterStore::find(const std::string& full_name) {
+  for (auto& e : entries_)
+    if (e.name == full_name) return &e;
+  return nullptr;
+}
+
+bool ParameterStore::contains(const std::string& full_name) const {
+  for (const auto& e : entries_)
+    if (e.name == full_name) return true;
+  return false;
+}
+
+void ParameterStore::declare(const std::string& full_name, std::vector<int64_t> shape, Init init, bool decay,
+                             Param* bind) {
+  if (find(full_name)) throw std::invalid_argument("weight " + full_name + " declared twice");
+  Entry e;
+  e.name = full_name;
+  e.numel = 1;
+  for (auto d : shape) {
+    if (d <= 0) throw std::invalid_argument("weight " + full_name + " has shape " + shape_to_string(shape));
+    e.numel *= d;
+  }
+  e.shape = std::move(shape);
+  e.init = init;
+  e.decay = decay;
+  e.users.push_back(bind);
+  entries_.push_back(std::move(e));
+  count_ += entries_.back().numel;
+}
+
+void ParameterStore::share(const std::string& full_name, const std::vector<int64_t>& shape, Param* bind) {
+  Entry* e = find(full_name);
+  if (!e) throw std::invalid_argument("shared weight " + full_name + " does not exist (yet)");
+  if (e->shape != shape)
+    throw std::invalid_argument("shared weight " + full_name + " has shape " + shape_to_string(e->shape) +
+                                ", the sharing operator needs " + shape_to_string(shape));
+  e->users.push_back(bind);
+}
+
+void ParameterStore::bind(float* values, float* grads) {
+  int64_t offset = 0;
+  for (bool decay : {true, false}) {
+    ParamGroup& group = decay ? decayed_ : not_decayed_;
+    group.offset = offset;
+    for (auto& e : entries_) {
+      if (e.decay != decay) continue;
+      e.offset = offset;
+      offset += e.numel;
+      for (Param* p : e.users) {
+        p->value = values + e.offset;
+        p->grad = grads + e.offset;
+      }
+    }
+    group.count = offset - group.offset;
+  }
+  values_ = values;
+}
+
+void ParameterStore::initialize(Backend& backend, uint64_t seed, int slots) const {
+  std::vector<float> host;
+  for (const auto& e : entries_) {
+    host.assign(static_cast<std::size_t>(e.numel), 0.0f);
+    Rng rng(derive_seed(seed, e.name));
+    const double out_scale = 1.0 / std::sqrt(2.0 * std::max(1, slots));
+    for (auto& x : host) {
+      switch (e.init) {
+        case Init::normal:
+          x = float(rng.normal(0.0, 0.02));
+          break;
+        case Init::out_projection:
+          x = float(rng.normal(0.0, 0.02 * out_scale));
+          break;
+        case Init::ones:
+          x = 1.0f;
+          break;
+        case Init::zeros:
+          x = 0.0f;
+          break;
+      }
+    }
+    backend.copy_to_device(values_ + e.offset, host.data(), host.size() * sizeof(float));
+  }
+}
+
+}  // namespace livs::evaluator

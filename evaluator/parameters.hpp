@@ -1,0 +1,72 @@
+#pragma once
+// The model's parameters: declared by the operators (by name and shape,
+// checked against the ModelSpec), then laid out in one contiguous block with
+// their gradients and AdamW moments in three more blocks of the same layout.
+// Weights that decay come first, so AdamW runs on two contiguous groups.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "evaluator/backend.hpp"
+
+namespace livs::evaluator {
+
+// What an operator holds for one weight: where its values and gradient live.
+struct Param {
+  float* value = nullptr;
+  float* grad = nullptr;
+};
+
+enum class Init {
+  normal,          // N(0, 0.02): projections and the embedding
+  out_projection,  // N(0, 0.02 / sqrt(2 * slots)): projections back into the residual stream
+  ones,            // norm gains
+  zeros,
+};
+
+struct ParamGroup {
+  int64_t offset = 0;  // elements from the start of the block
+  int64_t count = 0;
+};
+
+class ParameterStore {
+ public:
+  // A new weight with a unique full name ("slot3.op0.wq"); `bind` receives its pointers.
+  void declare(const std::string& full_name, std::vector<int64_t> shape, Init init, bool decay, Param* bind);
+  // Another user of an existing weight (featurizer sharing): gradients of every user accumulate.
+  void share(const std::string& full_name, const std::vector<int64_t>& shape, Param* bind);
+  bool contains(const std::string& full_name) const;
+
+  int64_t count() const { return count_; }
+  const ParamGroup& decayed() const { return decayed_; }
+  const ParamGroup& not_decayed() const { return not_decayed_; }
+
+  // Lays the weights out (decayed first, each in declaration order) and binds
+  // every user's pointers into `values` and `grads` (each count() elements).
+  void bind(float* values, float* grads);
+  // Draws every weight from its own stream derive_seed(seed, full_name), so a
+  // weight's initial values do not depend on what else the model holds.
+  void initialize(Backend& backend, uint64_t seed, int slots) const;
+
+  struct Entry {
+    std::string name;
+    std::vector<int64_t> shape;
+    int64_t numel = 0;
+    Init init = Init::normal;
+    bool decay = true;
+    int64_t offset = 0;
+    std::vector<Param*> users;
+  };
+  const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  Entry* find(const std::string& full_name);
+  std::vector<Entry> entries_;
+  int64_t count_ = 0;
+  ParamGroup decayed_, not_decayed_;
+  float* values_ = nullptr;
+};
+
+std::string shape_to_string(const std::vector<int64_t>& shape);
+
+}  // namespace livs::evaluator

@@ -1,0 +1,162 @@
+#include "evaluator/trainer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <new>
+#include <stdexcept>
+
+#include "common/rng.hpp"
+#include "evaluator/lr_schedule.hpp"
+#include "evaluator/model.hpp"
+
+namespace livs::evaluator {
+
+const char* to_string(TrainStatus status) {
+  switch (status) {
+    case TrainStatus::ok:
+      return "ok";
+    case TrainStatus::non_finite_loss:
+      return "non_finite_loss";
+    case TrainStatus::failed:
+      return "failed";
+  }
+  return "?";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Data problems are the candidate's failure, reported in its status.
+void check_tokens(std::span<const uint16_t> tokens, const char* split, int vocab, int64_t needed) {
+  if (int64_t(tokens.size()) < needed)
+    throw std::invalid_argument(std::string("the ") + split + " split has " + std::to_string(tokens.size()) +
+                                " tokens, fewer than the " + std::to_string(needed) + " one window needs");
+  const uint16_t largest = *std::max_element(tokens.begin(), tokens.end());
+  if (largest >= vocab)
+    throw std::invalid_argument(std::string("the ") + split + " split holds token " +
+                                std::to_string(largest) + ", outside the model's vocabulary of " +
+                                std::to_string(vocab));
+}
+
+// Mean cross-entropy over the first eval_tokens of the validation split, cut
+// into non-overlapping windows of seq_len predictions (seq_len + 1 tokens).
+double evaluate(Model& model, const TrainSettings& s, std::span<const uint16_t> validation,
+                int64_t& predicted) {
+  const int64_t T = s.seq_len, B = s.batch_size;
+  const int64_t available = std::min<int64_t>(s.eval_tokens, int64_t(validation.size()));
+  const int64_t windows = (available - 1) / T;
+  if (windows <= 0)
+    throw std::invalid_argument("eval_tokens (" + std::to_string(s.eval_tokens) +
+                                ") leaves no window of seq_len + 1 = " + std::to_string(T + 1) +
+                                " validation tokens");
+  std::vector<int32_t> inputs(B * T), targets(B * T);
+  double sum = 0.0;
+  for (int64_t w0 = 0; w0 < windows; w0 += B) {
+    const int64_t rows = std::min(B, windows - w0);
+    for (int64_t r = 0; r < B; ++r) {
+      const int64_t w = w0 + (r < rows ? r : 0);  // unused rows repeat a window; their losses are ignored
+      for (int64_t t = 0; t < T; ++t) {
+        inputs[r * T + t] = validation[w * T + t];
+        targets[r * T + t] = validation[w * T + t + 1];
+      }
+    }
+    model.forward(inputs.data(), targets.data());
+    const auto& losses = model.token_losses();
+    for (int64_t i = 0; i < rows * T; ++i) sum += losses[i];
+  }
+  predicted = windows * T;
+  return sum / double(predicted);
+}
+
+}  // namespace
+
+TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSettings& s,
+                               std::span<const uint16_t> train_tokens,
+                               std::span<const uint16_t> validation_tokens, uint64_t seed, Backend& backend,
+                               const ProgressFn& progress) {
+  TrainReport report;
+  report.params_total = spec.params_total();
+  report.params_non_embedding = spec.params_non_embedding();
+  report.validation_loss = report.perplexity = std::numeric_limits<double>::infinity();
+  auto fail = [&](TrainStatus status, std::string error) {
+    report.status = status;
+    report.error = std::move(error);
+    return report;
+  };
+  try {
+    const int64_t T = s.seq_len, B = s.batch_size;
+    check_tokens(train_tokens, "training", spec.vocab, T + 1);
+    check_tokens(validation_tokens, "validation", spec.vocab, T + 1);
+    PlanShape shape;
+    shape.batch = s.batch_size;
+    shape.seq = s.seq_len;
+    Model model(spec, backend, shape, derive_seed(seed, "init"));
+    const auto& params = model.parameters();
+
+    const auto train_start = Clock::now();
+    Rng data_order(derive_seed(seed, "data"));
+    std::vector<int32_t> inputs(B * T), targets(B * T);
+    const int64_t last_start = int64_t(train_tokens.size()) - (T + 1);
+    for (int step = 1; step <= s.steps; ++step) {
+      for (int64_t r = 0; r < B; ++r) {
+        const int64_t start = data_order.integer(0, last_start);
+        for (int64_t t = 0; t < T; ++t) {
+          inputs[r * T + t] = train_tokens[start + t];
+          targets[r * T + t] = train_tokens[start + t + 1];
+        }
+      }
+      const double loss = model.forward(inputs.data(), targets.data());
+      if (!std::isfinite(loss)) {
+        report.train_seconds = seconds_since(train_start);
+        return fail(TrainStatus::non_finite_loss,
+                    "training loss became " + std::to_string(loss) + " at step " + std::to_string(step));
+      }
+      model.zero_grads();
+      model.backward();
+      const double norm = std::sqrt(backend.sum_of_squares(model.grads(), params.count()));
+      if (!std::isfinite(norm)) {
+        report.train_seconds = seconds_since(train_start);
+        return fail(TrainStatus::non_finite_loss,
+                    "gradient norm became " + std::to_string(norm) + " at step " + std::to_string(step));
+      }
+      AdamWStep update;
+      update.learning_rate = float(learning_rate_at(s, step));
+      update.beta1 = float(s.beta1);
+      update.beta2 = float(s.beta2);
+      update.grad_scale = (s.grad_clip > 0.0 && norm > s.grad_clip) ? float(s.grad_clip / norm) : 1.0f;
+      update.step = step;
+      for (const ParamGroup* group : {&params.decayed(), &params.not_decayed()}) {
+        update.weight_decay = group == &params.decayed() ? float(s.weight_decay) : 0.0f;
+        if (group->count > 0)
+          backend.adamw_update(model.values() + group->offset, model.grads() + group->offset,
+                               model.adam_m() + group->offset, model.adam_v() + group->offset, group->count,
+                               update);
+      }
+      report.train_loss.push_back(loss);
+      report.steps_done = step;
+      if (progress) progress(step, loss);
+    }
+    report.train_seconds = seconds_since(train_start);
+
+    const auto eval_start = Clock::now();
+    const double loss = evaluate(model, s, validation_tokens, report.validation_tokens);
+    report.eval_seconds = seconds_since(eval_start);
+    if (!std::isfinite(loss))
+      return fail(TrainStatus::non_finite_loss, "validation loss is " + std::to_string(loss));
+    report.validation_loss = loss;
+    report.perplexity = std::exp(loss);
+    return report;
+  } catch (const std::bad_alloc&) {
+    return fail(TrainStatus::failed, "out of memory while building or training the model");
+  } catch (const std::exception& e) {
+    return fail(TrainStatus::failed, e.what());
+  }
+}
+
+}  // namespace livs::evaluator
