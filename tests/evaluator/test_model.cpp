@@ -1,0 +1,108 @@
+// The assembled model: the whole loss's gradient against finite differences,
+// decode against the parallel forward, and the planned decode state's size.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "evaluator/cpu/cpu_backend.hpp"
+#include "evaluator/model.hpp"
+#include "tests/evaluator/gradient_check.hpp"
+#include "tests/evaluator/spec_builders.hpp"
+
+using namespace livs::evaluator;
+using namespace livs::evaluator::testing;
+
+namespace {
+
+std::vector<int32_t> random_tokens(std::size_t n, int vocab, uint64_t seed) {
+  livs::Rng rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = int32_t(rng.integer(0, vocab - 1));
+  return t;
+}
+
+// Larger weights than the training initialisation, so gradients are far from zero.
+void randomize(Model& model) {
+  auto w = random_vector(model.parameters().count(), 5, 0.3);
+  for (const auto& e : model.parameters().entries())
+    for (int64_t i = 0; i < e.numel; ++i)
+      model.values()[e.offset + i] = e.init == Init::ones ? 1.0f + 0.3f * w[e.offset + i] : w[e.offset + i];
+}
+
+}  // namespace
+
+TEST_CASE("model gradient of the mean cross-entropy against finite differences") {
+  const int vocab = 13;
+  auto spec = transformer_spec(16, 2, 4, 2, 24, vocab, 4, true);
+  CpuBackend backend;
+  Model model(spec, backend, {2, 6}, 7);
+  randomize(model);
+  auto inputs = random_tokens(12, vocab, 1), targets = random_tokens(12, vocab, 2);
+  auto loss = [&] { return model.forward(inputs.data(), targets.data()); };
+  loss();
+  model.zero_grads();
+  model.backward();
+  for (const auto& e : model.parameters().entries()) {
+    std::vector<float> g(model.grads() + e.offset, model.grads() + e.offset + e.numel);
+    check_gradient(e.name, model.values() + e.offset, g, loss, {1e-2, 1e-2, 1e-3, 24});
+  }
+}
+
+TEST_CASE("model decode reproduces the forward's per-token losses and holds the analytic cache") {
+  const int vocab = 32, batch = 2, seq = 10;
+  for (int window : {0, 4}) {
+    CAPTURE(window);
+    auto spec = transformer_spec(16, 2, 4, 2, 32, vocab, window);
+    CpuBackend backend;
+    PlanShape shape{batch, seq, batch, seq};
+    Model model(spec, backend, shape, 11);
+    randomize(model);
+    auto inputs = random_tokens(batch * seq, vocab, 3), targets = random_tokens(batch * seq, vocab, 4);
+    model.forward(inputs.data(), targets.data());
+    const auto losses = model.token_losses();
+    model.reset_decode();
+    std::vector<float> logits(batch * vocab);
+    for (int t = 0; t < seq; ++t) {
+      int32_t tokens[batch] = {inputs[t], inputs[seq + t]};
+      model.decode_step(tokens, t, logits.data());
+      for (int b = 0; b < batch; ++b) {
+        double mx = -1e30, sum = 0;
+        for (int v = 0; v < vocab; ++v) mx = std::max(mx, double(logits[b * vocab + v]));
+        for (int v = 0; v < vocab; ++v) sum += std::exp(logits[b * vocab + v] - mx);
+        const double ce = mx + std::log(sum) - logits[b * vocab + targets[b * seq + t]];
+        REQUIRE(ce == doctest::Approx(losses[b * seq + t]).epsilon(1e-4));
+      }
+    }
+    CHECK(model.planned_state_elements() == batch * model.decode_state_elements(seq));
+    CHECK(model.decode_state_elements(seq) == spec.decode_state_elements(seq));
+  }
+}
+
+TEST_CASE("parameter counts and the memory plan") {
+  auto spec = transformer_spec(32, 2, 4, 4, 64);
+  CpuBackend backend;
+  Model model(spec, backend, {4, 16}, 1);
+  CHECK(model.parameters().count() == spec.params_total());
+  CHECK(model.parameters().decayed().count + model.parameters().not_decayed().count == spec.params_total());
+  // Norm gains are the only weights without decay: one per slot and the final norm.
+  CHECK(model.parameters().not_decayed().count == (4 + 1) * 32);
+  CHECK(model.arena_bytes() >= int64_t(4 * spec.params_total() * sizeof(float)));
+}
+
+TEST_CASE("initialisation: seeded, N(0, 0.02) projections, scaled out-projections, unit gains") {
+  auto spec = transformer_spec(64, 2, 4, 4, 128);
+  CpuBackend backend;
+  Model a(spec, backend, {1, 8}, 42), b(spec, backend, {1, 8}, 42), c(spec, backend, {1, 8}, 43);
+  const int64_t P = a.parameters().count();
+  CHECK(std::equal(a.values(), a.values() + P, b.values()));
+  CHECK_FALSE(std::equal(a.values(), a.values() + P, c.values()));
+  for (const auto& e : a.parameters().entries()) {
+    CAPTURE(e.name);
+    double sq = 0;
+    for (int64_t i = 0; i < e.numel; ++i) sq += double(a.values()[e.offset + i]) * a.values()[e.offset + i];
+    const double rms = std::sqrt(sq / double(e.numel));
+    if (e.init == Init::ones) CHECK(rms == doctest::Approx(1.0));
+    if (e.init == Init::normal) CHECK(rms == doctest::Approx(0.02).epsilon(0.1));
+    if (e.init == Init::out_projection) CHECK(rms == doctest::Approx(0.02 / std::sqrt(8.0)).epsilon(0.1));
+  }
+}
