@@ -1,0 +1,90 @@
+#pragma once
+// The architecture search: the generational loop of search/evolution.hpp over
+// genomes, with every genome, evaluation, population, lineage record and
+// hypervolume written to the database, and resume after a stop or a crash.
+//
+// Why a resumed run ends where an uninterrupted one would: the offspring of
+// generation g depend only on Rng(derive_seed(seed, g)) and the survivors of
+// generation g-1, which are recorded; every evaluation's seed is
+// derive_seed(run seed, genome hash); a (hash, fidelity) already evaluated in
+// the run is read back, never re-run. So after a SIGKILL the loop reloads the
+// last recorded population, breeds the same offspring again, reuses those
+// whose evaluation had finished and re-runs only the interrupted ones.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/evaluate_contract.hpp"
+#include "common/rng.hpp"
+#include "db/store.hpp"
+#include "genome/genome.hpp"
+#include "genome/search_space.hpp"
+#include "search/evolution.hpp"
+#include "search/settings.hpp"
+
+namespace livs::search {
+
+// The variation operators the genome module provides for a search space;
+// each returns a valid (repaired) genome.
+struct GenomeOperators {
+  std::function<genome::Genome(Rng&)> sample;
+  std::function<genome::Genome(const genome::Genome&, Rng&)> mutate;
+  std::function<std::vector<genome::Genome>(const genome::Genome&, const genome::Genome&, Rng&)> crossover;
+};
+
+// The genome module's operators over one search space.
+GenomeOperators genome_operators(const genome::SearchSpace& space);
+
+using EvaluateFunction = std::function<EvalResult(const EvalRequest&)>;
+
+struct GenomeSearchOptions {
+  std::string run_name;
+  Json config;         // stored with the run; a resumed run must be given the same
+  Json eval_settings;  // EvalRequest::settings: data, training, objectives, ...
+  std::string device = "cpu";
+  int workers = 1;      // evaluations in flight at once (the evaluate function must be thread-safe)
+  bool resume = false;  // continue the run of that name; without it an existing run is an error
+  double heartbeat_seconds = 15.0;
+  std::function<void(const std::string&)> log;  // progress lines; may be empty
+};
+
+struct GenomeSearchResult {
+  int64_t run_id = 0;
+  int last_generation = -1;  // the last generation recorded
+  std::vector<Individual<genome::Genome>> population;
+  double hypervolume = 0.0;
+  int evaluations_run = 0;     // in this process
+  int evaluations_reused = 0;  // found finished in the database (resume) or earlier in the run
+  bool finished = false;       // every generation done (false when stopped by stop_after_generation)
+};
+
+// Runs (or resumes) the search to the end, or until `stop_after_generation`
+// (>= 0) has been recorded, which is how tests stop a run halfway.
+GenomeSearchResult run_genome_search(const SearchSettings& settings, const GenomeOperators& operators,
+                                     const EvaluateFunction& evaluate, db::Store& store,
+                                     const GenomeSearchOptions& options, int stop_after_generation = -1);
+
+// The evaluation seed of a genome in a run: a pure function of both, so the
+// same candidate trains the same way in a resumed run.
+uint64_t evaluation_seed(uint64_t run_seed, const std::string& genome_hash);
+
+// The unit a metric is stored with ("bytes", "ms", "count" or "").
+std::string metric_unit(const std::string& metric);
+
+// The hypervolume box in minimisation space: the configured reference and
+// ideal where given, else the known ideal of the objective, else values
+// derived from `initial` (the generation-0 population): its best value as
+// ideal, its worst plus 10% of the range as reference.
+struct HypervolumeBox {
+  std::vector<double> ideal;
+  std::vector<double> reference;
+};
+HypervolumeBox hypervolume_box(const SearchSettings& settings,
+                               const std::vector<std::vector<double>>& initial);
+
+// Normalised hypervolume of the first front of a population (feasible members
+// only; 0 when none is feasible).
+double population_hypervolume(const std::vector<Fitness>& population, const HypervolumeBox& box);
+
+}  // namespace livs::search

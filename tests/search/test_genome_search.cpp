@@ -1,0 +1,267 @@
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "genome/decode.hpp"
+#include "genome/genome_json.hpp"
+#include "search/genome_search.hpp"
+
+using namespace livs;
+using namespace livs::search;
+
+namespace {
+
+// A cheap, deterministic stand-in for training: metrics are pure functions of
+// the decoded model (parameters, decode state) and the request's seed, so the
+// search's bookkeeping can be tested without a trainer. Genomes whose hash
+// starts with 'f' "fail", as a diverging training would.
+struct FakeEvaluator {
+  std::mutex mutex;
+  std::map<std::string, int> calls;  // genome hash -> times evaluated
+  int kill_after = -1;               // throw SimulatedKill on this call (counting from 0)
+  int total = 0;
+
+  EvalResult operator()(const EvalRequest& request) {
+    {
+      std::lock_guard lock(mutex);
+      if (total++ == kill_after) throw SimulatedKill{};
+      ++calls[request.genome_hash];
+    }
+    EvalResult result;
+    result.device = request.device;
+    if (request.genome_hash[0] == 'f') {
+      result.status = EvalStatus::failed;
+      result.error = "loss is not finite";
+      return result;
+    }
+    const auto spec = genome::decode(genome::genome_from_json(request.genome));
+    const double params = static_cast<double>(spec.params_non_embedding());
+    const double cache = 2.0 * static_cast<double>(spec.decode_state_elements(2048));
+    result.metrics["params"] = params;
+    result.metrics["cache_bytes"] = cache;
+    result.metrics["perplexity"] =
+        5.0 + 2e5 / (params / 100.0 + cache / 1000.0 + 50.0) + static_cast<double>(request.seed % 997) * 1e-7;
+    return result;
+  }
+  struct SimulatedKill {};
+};
+
+struct TempDb {
+  std::string path;
+  explicit TempDb(const std::string& name) {
+    path = (std::filesystem::temp_directory_path() / ("livsearch_test_" + name + ".db")).string();
+    remove();
+  }
+  ~TempDb() { remove(); }
+  void remove() {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  }
+};
+
+const char* kConfig = R"({
+  "name": "test",
+  "seed": 11,
+  "search_space": {"d_model": 64, "depth": 4},
+  "objectives": ["perplexity", "cache_bytes"],
+  "constraints": {"params": {"max": 120000}},
+  "search": {"algorithm": "nsga2", "population": 8, "generations": 5}
+})";
+
+struct Setup {
+  Json config = parse_json_text(kConfig, "test.json");
+  SearchSettings settings = parse_search_settings(JsonReader(config, "test.json"));
+  genome::SearchSpace space = genome::parse_search_space(JsonReader(config, "test.json").at("search_space"));
+  GenomeOperators operators = genome_operators(space);
+  GenomeSearchOptions options;
+  Setup() {
+    options.run_name = "test";
+    options.config = config;
+    options.eval_settings = Json::object();
+  }
+};
+
+std::vector<std::string> hashes_of(const std::vector<Individual<genome::Genome>>& population) {
+  std::vector<std::string> out;
+  for (const auto& m : population) out.push_back(genome::genome_hash(m.genome));
+  return out;
+}
+
+GenomeSearchResult run_search(Setup& setup, FakeEvaluator& evaluator, db::Store& store, int stop_after = -1) {
+  return run_genome_search(
+      setup.settings, setup.operators, [&](const EvalRequest& r) { return evaluator(r); }, store,
+      setup.options, stop_after);
+}
+
+}  // namespace
+
+TEST_CASE("genome search records every evaluation, generation and lineage, and evaluates each hash once") {
+  TempDb db("genome_search_full");
+  Setup setup;
+  FakeEvaluator evaluator;
+  db::Store store(db.path);
+  const auto result = run_search(setup, evaluator, store);
+  CHECK(result.finished);
+  CHECK(result.last_generation == 5);
+  CHECK(result.population.size() == 8);
+  CHECK(result.hypervolume > 0.0);
+
+  for (const auto& [hash, count] : evaluator.calls) CHECK(count == 1);
+  const auto evaluations = store.evaluations(result.run_id);
+  CHECK(evaluations.size() == evaluator.calls.size());
+  CHECK(static_cast<int>(evaluations.size()) == result.evaluations_run);
+  CHECK(evaluations.size() > 8 + 5 * 4);  // mostly new genomes each generation
+  bool some_failed = false;
+  for (const auto& e : evaluations) {
+    CHECK(e.status != db::EvaluationStatus::running);
+    CHECK(e.seed == evaluation_seed(11, e.genome_hash));
+    CHECK(store.genome(e.genome_hash).has_value());
+    const auto lineage = store.lineage(result.run_id, e.genome_hash);
+    REQUIRE(lineage.has_value());
+    CHECK((e.generation == 0) == lineage->parent_hashes.empty());
+    if (e.status == db::EvaluationStatus::failed) {
+      some_failed = true;
+      CHECK(e.error == "loss is not finite");
+    } else {
+      CHECK(e.metrics.at("cache_bytes").unit == "bytes");
+      CHECK(e.metrics.at("params").unit == "count");
+    }
+  }
+  CHECK(some_failed);  // hashes starting with 'f' exercise the failure path
+
+  const auto generations = store.generations(result.run_id);
+  REQUIRE(generations.size() == 6);
+  for (const auto& g : generations) {
+    CHECK(g.population.size() == 8);
+    CHECK(g.hypervolume_reference.size() == 2);
+  }
+  CHECK(generations.back().hypervolume == doctest::Approx(result.hypervolume));
+  CHECK(generations.back().hypervolume >= generations.front().hypervolume);
+  // The survivors are the best of everything: no failed genome survives
+  // while enough succeeded, and the recorded ranks start at the front.
+  CHECK(generations.back().population[0].rank == 0);
+  CHECK(store.run_by_id(result.run_id)->status == db::RunStatus::finished);
+
+  // Running it again without --resume is refused; with it, nothing is re-run.
+  CHECK_THROWS_AS(run_search(setup, evaluator, store), InputError);
+  setup.options.resume = true;
+  const int before = evaluator.total;
+  const auto again = run_search(setup, evaluator, store);
+  CHECK(evaluator.total == before);
+  CHECK(hashes_of(again.population) == hashes_of(result.population));
+  // A different config cannot resume the run.
+  setup.options.config["search"]["population"] = 9;
+  CHECK_THROWS_AS(run_search(setup, evaluator, store), InputError);
+}
+
+TEST_CASE("a run stopped and a run killed mid-generation resume to the uninterrupted run's final front") {
+  TempDb reference_db("genome_search_reference");
+  TempDb killed_db("genome_search_killed");
+  Setup setup;
+  setup.options.workers = 2;
+
+  FakeEvaluator reference_evaluator;
+  std::vector<std::string> reference_front;
+  std::map<std::string, double> reference_perplexity;
+  {
+    db::Store store(reference_db.path);
+    reference_front = hashes_of(run_search(setup, reference_evaluator, store).population);
+    for (const auto& e : store.evaluations(store.run_by_name("test")->id))
+      if (e.status == db::EvaluationStatus::ok)
+        reference_perplexity[e.genome_hash] = e.metrics.at("perplexity").value;
+  }
+
+  FakeEvaluator evaluator;
+  {  // Stopped cleanly after generation 1.
+    db::Store store(killed_db.path);
+    const auto partial = run_search(setup, evaluator, store, 1);
+    CHECK_FALSE(partial.finished);
+    CHECK(partial.last_generation == 1);
+  }
+  int finished_before_kill = 0;
+  {  // Killed in the middle of generation 3: the evaluate call throws past the search.
+    db::Store store(killed_db.path);
+    setup.options.resume = true;
+    evaluator.kill_after = evaluator.total + 8 + 3;  // all of generation 2, part of generation 3
+    CHECK_THROWS_AS(run_search(setup, evaluator, store), FakeEvaluator::SimulatedKill);
+    const auto run = store.run_by_name("test");
+    CHECK(store.latest_generation(run->id) == 2);
+    const auto counts = store.evaluation_counts(run->id);
+    CHECK(counts.running >= 1);  // the one in flight when it died
+    finished_before_kill = static_cast<int>(counts.ok + counts.failed);
+  }
+  {  // Resumed: finished evaluations are kept, the interrupted one runs again.
+    db::Store store(killed_db.path);
+    evaluator.kill_after = -1;
+    const auto calls_before = evaluator.calls;
+    const auto resumed = run_search(setup, evaluator, store);
+    CHECK(resumed.finished);
+    CHECK(resumed.evaluations_reused > 0);
+    CHECK(hashes_of(resumed.population) == reference_front);
+
+    const auto run = store.run_by_name("test");
+    const auto counts = store.evaluation_counts(run->id);
+    CHECK(counts.running == 0);
+    CHECK(counts.interrupted >= 1);
+    CHECK(counts.ok + counts.failed >= finished_before_kill);
+    // No genome that had finished before the kill was evaluated again.
+    for (const auto& [hash, count] : evaluator.calls) {
+      const auto before = calls_before.find(hash);
+      if (before != calls_before.end() && count > before->second) {
+        // Only an interrupted evaluation may run twice.
+        bool was_interrupted = false;
+        for (const auto& e : store.evaluations(run->id))
+          was_interrupted =
+              was_interrupted || (e.genome_hash == hash && e.status == db::EvaluationStatus::interrupted);
+        CHECK(was_interrupted);
+      }
+    }
+    // Same evaluations, same numbers as the uninterrupted run.
+    std::map<std::string, double> perplexity;
+    for (const auto& e : store.evaluations(run->id))
+      if (e.status == db::EvaluationStatus::ok) perplexity[e.genome_hash] = e.metrics.at("perplexity").value;
+    CHECK(perplexity == reference_perplexity);
+  }
+}
+
+TEST_CASE("max_evaluations stops at a generation boundary; aging and random search run through the driver") {
+  for (const char* algorithm : {"aging", "random"}) {
+    CAPTURE(algorithm);
+    TempDb db(std::string("genome_search_") + algorithm);
+    Setup setup;
+    setup.config["search"]["algorithm"] = algorithm;
+    setup.config["search"]["max_evaluations"] = 20;
+    setup.options.config = setup.config;
+    setup.settings = parse_search_settings(JsonReader(setup.config, "test.json"));
+    FakeEvaluator evaluator;
+    db::Store store(db.path);
+    const auto result = run_search(setup, evaluator, store);
+    // 8 initial + 8 per generation: generation 2 ends at 24 >= 20, so generation 3 never starts.
+    CHECK(result.last_generation == 2);
+    CHECK(result.population.size() == 8);
+    CHECK(static_cast<int>(store.evaluations(result.run_id).size()) <= 24);
+  }
+}
+
+TEST_CASE("hypervolume box: configured, known and derived bounds") {
+  SearchSettings settings;
+  settings.objectives = {{"perplexity", Direction::minimise},
+                         {"accuracy", Direction::maximise},
+                         {"beauty", Direction::minimise}};
+  const std::vector<std::vector<double>> initial = {{20, -0.5, 3}, {40, -0.25, 1}};
+  auto box = hypervolume_box(settings, initial);
+  CHECK(box.ideal == std::vector<double>{1.0, -1.0, 1.0});  // known, known, best seen
+  CHECK(box.reference[0] == doctest::Approx(40 + 0.1 * 39));
+  CHECK(box.reference[1] == doctest::Approx(-0.25 + 0.1 * 0.75));
+  CHECK(box.reference[2] == doctest::Approx(3 + 0.1 * 2));
+  settings.hypervolume_reference = std::vector<double>{100, 0.0, 10};
+  box = hypervolume_box(settings, initial);
+  CHECK(box.reference == std::vector<double>{100, -0.0, 10});
+  // A point at the ideal covers the whole box; infeasible points count for nothing.
+  CHECK(population_hypervolume({{{1.0, -1.0, 1.0}, 0.0}}, box) == doctest::Approx(1.0));
+  CHECK(population_hypervolume({{{1.0, -1.0, 1.0}, 0.5}}, box) == 0.0);
+}
