@@ -84,8 +84,8 @@ OpGene strip_inactive(const OpGene& op) {
       break;
   }
   out.differential = is_token_mixer(op.cls) && op.differential;
-  out.featurizer = op.featurizer;
-  if (has_shareable_features(op.cls)) out.features = op.features;
+  if (op.featurizer.valid()) out.featurizer = op.featurizer;
+  if (has_shareable_features(op.cls) && op.features.valid()) out.features = op.features;
   return out;
 }
 
@@ -103,6 +103,10 @@ Genome canonicalize(const Genome& g) {
   out.slots.reserve(g.slots.size());
   // new_position[s][o]: where op o of input slot s ended up after sorting.
   std::vector<std::vector<int>> new_position;
+  // Slots whose two operands are identical and symmetric: which of them a
+  // later reference names is arbitrary, so the first reference decides that
+  // it is op 0.
+  std::vector<bool> undecided;
   for (int s = 0; s < static_cast<int>(g.slots.size()); ++s) {
     Slot slot;
     slot.fusion = g.slots[s].fusion;
@@ -110,11 +114,19 @@ Genome canonicalize(const Genome& g) {
       OpGene op = strip_inactive(op_in);
       for (ShareRef* ref : {&op.featurizer, &op.features}) {
         if (!in_range(g, *ref, s)) continue;
-        ref->op = new_position[ref->slot][ref->op];
         // A chain (A shares from B, B from C) means A uses C's weights/features.
-        const OpGene& source = out.slots[ref->slot].ops[ref->op];
+        const OpGene& source = out.slots[ref->slot].ops[new_position[ref->slot][ref->op]];
         const ShareRef& next = ref == &op.featurizer ? source.featurizer : source.features;
-        if (next.valid()) *ref = next;
+        if (next.valid()) {
+          *ref = next;
+          continue;
+        }
+        if (undecided[ref->slot]) {
+          undecided[ref->slot] = false;
+          if (new_position[ref->slot][ref->op] == 1)
+            std::swap(new_position[ref->slot][0], new_position[ref->slot][1]);
+        }
+        ref->op = new_position[ref->slot][ref->op];
       }
       slot.ops.push_back(op);
     }
@@ -128,6 +140,7 @@ Genome canonicalize(const Genome& g) {
       position = {1, 0};
     }
     new_position.push_back(position);
+    undecided.push_back(symmetric && slot.ops.size() == 2 && slot.ops[0] == slot.ops[1]);
     out.slots.push_back(std::move(slot));
   }
   return out;

@@ -128,6 +128,12 @@ std::string op_pointer(int slot, int op, bool fusion);
 // Safe on invalid genomes (out-of-range references are left as they are).
 Genome canonicalize(const Genome& g);
 
+// Sharing compatibility (the rules check_genome applies). Featurizer sharing:
+// same class and identical weight lists (names and shapes). Feature sharing
+// (sa, linattn): same class and the same knobs that shape the features.
+bool featurizer_compatible(const OpGene& source, const OpGene& op, int d_model);
+bool features_compatible(const OpGene& source, const OpGene& op);
+
 // Structural problems, independent of any search space: every knob in its
 // legal range, heads dividing d_model, kv_heads dividing heads, fusion slots
 // of two token mixers, sharing only towards earlier ops of a compatible class.

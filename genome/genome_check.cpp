@@ -92,7 +92,7 @@ struct Checker {
         if (src->cls != op.cls) {
           add(p, std::string("featurizer sharing needs the same class: source ") + where + " is " +
                      to_string(src->cls) + ", this op is " + to_string(op.cls));
-        } else if (knobs_ok && !same_weights(*src, op)) {
+        } else if (knobs_ok && !featurizer_compatible(*src, op, g.d_model)) {
           add(p, "featurizer sharing needs identical weight shapes, but " + where +
                      " differs in knobs that shape its weights");
         }
@@ -119,23 +119,6 @@ struct Checker {
         }
       }
     }
-  }
-
-  bool same_weights(const OpGene& a, const OpGene& b) {
-    auto wa = op_weights(a, g.d_model), wb = op_weights(b, g.d_model);
-    if (wa.size() != wb.size()) return false;
-    for (std::size_t i = 0; i < wa.size(); ++i)
-      if (wa[i].name != wb[i].name || wa[i].shape != wb[i].shape) return false;
-    return true;
-  }
-
-  static bool features_compatible(const OpGene& a, const OpGene& b) {
-    if (a.differential != b.differential) return false;
-    if (a.cls == LivClass::sa)
-      return a.sa.heads == b.sa.heads && a.sa.kv_heads == b.sa.kv_heads && a.sa.window == b.sa.window &&
-             a.sa.qk_norm == b.sa.qk_norm && a.sa.rope == b.sa.rope;
-    return a.linattn.heads == b.linattn.heads && a.linattn.feature_map == b.linattn.feature_map &&
-           a.linattn.gated == b.linattn.gated;
   }
 
   void run() {
@@ -170,6 +153,24 @@ struct Checker {
 };
 
 }  // namespace
+
+bool featurizer_compatible(const OpGene& source, const OpGene& op, int d_model) {
+  if (source.cls != op.cls) return false;
+  auto wa = op_weights(source, d_model), wb = op_weights(op, d_model);
+  if (wa.size() != wb.size()) return false;
+  for (std::size_t i = 0; i < wa.size(); ++i)
+    if (wa[i].name != wb[i].name || wa[i].shape != wb[i].shape) return false;
+  return true;
+}
+
+bool features_compatible(const OpGene& a, const OpGene& b) {
+  if (a.cls != b.cls || !has_shareable_features(a.cls) || a.differential != b.differential) return false;
+  if (a.cls == LivClass::sa)
+    return a.sa.heads == b.sa.heads && a.sa.kv_heads == b.sa.kv_heads && a.sa.window == b.sa.window &&
+           a.sa.qk_norm == b.sa.qk_norm && a.sa.rope == b.sa.rope;
+  return a.linattn.heads == b.linattn.heads && a.linattn.feature_map == b.linattn.feature_map &&
+         a.linattn.gated == b.linattn.gated;
+}
 
 std::vector<InputProblem> check_genome(const Genome& g) {
   Checker c{g, {}};
