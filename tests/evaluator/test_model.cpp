@@ -106,3 +106,27 @@ TEST_CASE("initialisation: seeded, N(0, 0.02) projections, scaled out-projection
     if (e.init == Init::out_projection) CHECK(rms == doctest::Approx(0.02 / std::sqrt(8.0)).epsilon(0.1));
   }
 }
+
+TEST_CASE("featurizer sharing: one copy of the weights, gradients from every user") {
+  const int vocab = 11;
+  auto spec = transformer_spec(16, 2, 4, 2, 24, vocab);
+  auto& sharer = spec.slots[2].ops[0];  // the second sa reuses the first one's projections
+  for (const auto& w : sharer.weights) sharer.shared_weight_names.push_back(w.name);
+  sharer.weights.clear();
+  sharer.featurizer_source = {0, 0};
+  CpuBackend backend;
+  Model model(spec, backend, {2, 5}, 3);
+  CHECK(model.parameters().count() == spec.params_total());
+  randomize(model);
+  auto inputs = random_tokens(10, vocab, 8), targets = random_tokens(10, vocab, 9);
+  auto loss = [&] { return model.forward(inputs.data(), targets.data()); };
+  loss();
+  model.zero_grads();
+  model.backward();
+  for (const auto& e : model.parameters().entries()) {
+    if (e.name.rfind("slot0.op0.", 0) != 0) continue;
+    CHECK(e.users.size() == 2);
+    std::vector<float> g(model.grads() + e.offset, model.grads() + e.offset + e.numel);
+    check_gradient(e.name, model.values() + e.offset, g, loss, {1e-2, 1e-2, 1e-3, 24});
+  }
+}
