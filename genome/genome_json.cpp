@@ -237,6 +237,7 @@ class GenomeReader {
     switch (*cls) {
       case LivClass::sa:
         int_knob("heads", op.sa.heads);
+        op.sa.kv_heads = op.sa.heads;  // omitted kv_heads: multi-head attention
         int_knob("kv_heads", op.sa.kv_heads);
         int_knob("window", op.sa.window);
         bool_knob("qk_norm", op.sa.qk_norm);

@@ -10,7 +10,8 @@
 //   a sharing reference is null or {"slot": s, "op": o}.
 // Every knob of the op's class is written (defaults included), no knob of
 // another class is. When reading, knobs may be omitted (defaults of
-// default_op) and a reference may also be a bare slot number (op 0).
+// default_op; an omitted sa kv_heads equals heads) and a reference may also
+// be a bare slot number (op 0).
 #include <string>
 
 #include "common/json_reader.hpp"
