@@ -11,7 +11,7 @@
 #include <limits>
 
 #include "evaluator/cpu/cpu_backend.hpp"
-#include "evaluator/cpu/dot.hpp"
+#include "evaluator/cpu/simd.hpp"
 
 namespace livs::evaluator {
 
@@ -19,15 +19,15 @@ namespace {
 
 constexpr int64_t kChunk = 128;  // keys scored per online-softmax chunk (a stack buffer)
 
-int64_t first_key(int64_t position, int window) {
+LIVS_INLINE int64_t first_key(int64_t position, int window) {
   return window > 0 ? std::max<int64_t>(0, position - window + 1) : 0;
 }
 
-// o = softmax(scale * q.k_j) v_j over key positions [lo, hi]; at(p) gives the
-// key and value rows of position p. Writes the row's log-sum-exp when asked.
+// o = softmax(scale * q.k_j) v_j over key positions [lo, hi]; key_at(p) and
+// value_at(p) give the rows of position p. Writes the row's log-sum-exp when asked.
 template <class KeyAt, class ValueAt>
-void attend_row(float* o, float* lse, const float* q, int64_t lo, int64_t hi, int64_t hd, float scale,
-                KeyAt key_at, ValueAt value_at) {
+LIVS_INLINE void attend_row(float* o, float* lse, const float* q, int64_t lo, int64_t hi, int64_t hd,
+                            float scale, KeyAt key_at, ValueAt value_at) {
   float scores[kChunk];
   float running_max = -std::numeric_limits<float>::infinity();
   float running_sum = 0.0f;
@@ -36,7 +36,7 @@ void attend_row(float* o, float* lse, const float* q, int64_t lo, int64_t hi, in
     const int64_t j1 = std::min(hi + 1, j0 + kChunk);
     float chunk_max = -std::numeric_limits<float>::infinity();
     for (int64_t j = j0; j < j1; ++j) {
-      scores[j - j0] = cpu::dot(q, key_at(j), hd) * scale;
+      scores[j - j0] = cpu::dot_fma(q, key_at(j), hd) * scale;
       chunk_max = std::max(chunk_max, scores[j - j0]);
     }
     const float new_max = std::max(running_max, chunk_max);
@@ -48,7 +48,7 @@ void attend_row(float* o, float* lse, const float* q, int64_t lo, int64_t hi, in
     for (int64_t j = j0; j < j1; ++j) {
       const float p = std::exp(scores[j - j0] - new_max);
       running_sum += p;
-      cpu::axpy(o, p, value_at(j), hd);
+      cpu::axpy_fma(o, p, value_at(j), hd);
     }
     running_max = new_max;
   }
@@ -57,25 +57,72 @@ void attend_row(float* o, float* lse, const float* q, int64_t lo, int64_t hi, in
   if (lse) *lse = running_max + std::log(running_sum);
 }
 
+// Query rows [begin, end) of the flattened (batch, head, position) index.
+LIVS_CPU_CLONES void forward_rows(int64_t begin, int64_t end, float* out, float* lse, const float* q,
+                                  const float* k, const float* v, const AttentionShape& s) {
+  const int64_t hd = s.head_dim, T = s.seq, H = s.heads, KV = s.kv_heads;
+  const int64_t group = H / KV;
+  for (int64_t row = begin; row != end; ++row) {
+    const int64_t t = row % T, h = (row / T) % H, b = row / (T * H);
+    const float* kb = k + (b * T * KV + h / group) * hd;
+    const float* vb = v + (b * T * KV + h / group) * hd;
+    attend_row(
+        out + ((b * T + t) * H + h) * hd, lse + (b * H + h) * T + t, q + ((b * T + t) * H + h) * hd,
+        first_key(t, s.window), t, hd, s.scale, [&](int64_t j) { return kb + j * KV * hd; },
+        [&](int64_t j) { return vb + j * KV * hd; });
+  }
+}
+
+// One (batch, kv head): every query head of its group, rows in order.
+LIVS_CPU_CLONES void backward_group(int64_t b, int64_t kvh, float* dq, float* dk, float* dv,
+                                    const float* dout, const float* q, const float* k, const float* v,
+                                    const float* out, const float* lse, const AttentionShape& s) {
+  const int64_t hd = s.head_dim, T = s.seq, H = s.heads, KV = s.kv_heads;
+  const int64_t group = H / KV;
+  auto kv_offset = [&](int64_t j) { return ((b * T + j) * KV + kvh) * hd; };
+  for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+    for (int64_t i = 0; i < T; ++i) {
+      const int64_t qi = ((b * T + i) * H + h) * hd;
+      const float* qr = q + qi;
+      const float* dor = dout + qi;
+      float* dqr = dq + qi;
+      const float row_lse = lse[(b * H + h) * T + i];
+      const float D = cpu::dot_fma(dor, out + qi, hd);
+      for (int64_t j = first_key(i, s.window); j <= i; ++j) {
+        const int64_t kj = kv_offset(j);
+        const float p = std::exp(cpu::dot_fma(qr, k + kj, hd) * s.scale - row_lse);
+        const float dp = cpu::dot_fma(dor, v + kj, hd);
+        const float ds = p * (dp - D) * s.scale;
+        cpu::axpy_fma(dqr, ds, k + kj, hd);
+        cpu::axpy_fma(dk + kj, ds, qr, hd);
+        cpu::axpy_fma(dv + kj, p, dor, hd);
+      }
+    }
+  }
+}
+
+LIVS_CPU_CLONES void decode_rows(int64_t begin, int64_t end, float* out, const float* q, const float* k_cache,
+                                 const float* v_cache, const AttentionShape& s, int64_t capacity,
+                                 int64_t position) {
+  const int64_t hd = s.head_dim, H = s.heads, KV = s.kv_heads;
+  const int64_t group = H / KV;
+  for (int64_t bh = begin; bh != end; ++bh) {
+    const int64_t b = bh / H, h = bh % H;
+    const int64_t base = (b * KV + h / group) * capacity * hd;
+    attend_row(
+        out + bh * hd, nullptr, q + bh * hd, first_key(position, s.window), position, hd, s.scale,
+        [&](int64_t p) { return k_cache + base + (p % capacity) * hd; },
+        [&](int64_t p) { return v_cache + base + (p % capacity) * hd; });
+  }
+}
+
 }  // namespace
 
 void CpuBackend::attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                                    const AttentionShape& s) {
-  const int64_t hd = s.head_dim, T = s.seq, H = s.heads, KV = s.kv_heads;
-  const int64_t group = H / KV;
-  const int64_t rows = int64_t(s.batch) * H * T;  // (b, h, t)
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 8), [&](const auto& r) {
-    for (int64_t row = r.begin(); row != r.end(); ++row) {
-      const int64_t t = row % T, h = (row / T) % H, b = row / (T * H);
-      const int64_t kvh = h / group;
-      const float* kb = k + (b * T * KV + kvh) * hd;
-      const float* vb = v + (b * T * KV + kvh) * hd;
-      attend_row(
-          out + ((b * T + t) * H + h) * hd, lse + (b * H + h) * T + t, q + ((b * T + t) * H + h) * hd,
-          first_key(t, s.window), t, hd, s.scale, [&](int64_t j) { return kb + j * KV * hd; },
-          [&](int64_t j) { return vb + j * KV * hd; });
-    }
-  });
+  const int64_t rows = int64_t(s.batch) * s.heads * s.seq;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 8),
+                    [&](const auto& r) { forward_rows(r.begin(), r.end(), out, lse, q, k, v, s); });
 }
 
 // With p = softmax row, dp_j = dout.v_j, D = dout.out:
@@ -85,33 +132,9 @@ void CpuBackend::attention_forward(float* out, float* lse, const float* q, const
 void CpuBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                     const float* k, const float* v, const float* out, const float* lse,
                                     const AttentionShape& s) {
-  const int64_t hd = s.head_dim, T = s.seq, H = s.heads, KV = s.kv_heads;
-  const int64_t group = H / KV;
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, int64_t(s.batch) * KV, 1), [&](const auto& r) {
-    for (int64_t task = r.begin(); task != r.end(); ++task) {
-      const int64_t b = task / KV, kvh = task % KV;
-      auto kv_row = [&](const float* base, int64_t j) { return base + ((b * T + j) * KV + kvh) * hd; };
-      auto kv_row_mut = [&](float* base, int64_t j) { return base + ((b * T + j) * KV + kvh) * hd; };
-      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-        for (int64_t i = 0; i < T; ++i) {
-          const int64_t qi = ((b * T + i) * H + h) * hd;
-          const float* qr = q + qi;
-          const float* dor = dout + qi;
-          float* dqr = dq + qi;
-          const float row_lse = lse[(b * H + h) * T + i];
-          const float D = cpu::dot(dor, out + qi, hd);
-          for (int64_t j = first_key(i, s.window); j <= i; ++j) {
-            const float* kr = kv_row(k, j);
-            const float p = std::exp(cpu::dot(qr, kr, hd) * s.scale - row_lse);
-            const float dp = cpu::dot(dor, kv_row(v, j), hd);
-            const float ds = p * (dp - D) * s.scale;
-            cpu::axpy(dqr, ds, kr, hd);
-            cpu::axpy(kv_row_mut(dk, j), ds, qr, hd);
-            cpu::axpy(kv_row_mut(dv, j), p, dor, hd);
-          }
-        }
-      }
-    }
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, int64_t(s.batch) * s.kv_heads, 1), [&](const auto& r) {
+    for (int64_t task = r.begin(); task != r.end(); ++task)
+      backward_group(task / s.kv_heads, task % s.kv_heads, dq, dk, dv, dout, q, k, v, out, lse, s);
   });
 }
 
@@ -130,17 +153,8 @@ void CpuBackend::kv_cache_write(float* k_cache, float* v_cache, const float* k, 
 
 void CpuBackend::attention_decode(float* out, const float* q, const float* k_cache, const float* v_cache,
                                   const AttentionShape& s, int64_t capacity, int64_t position) {
-  const int64_t hd = s.head_dim, H = s.heads, KV = s.kv_heads;
-  const int64_t group = H / KV;
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, int64_t(s.batch) * H, 1), [&](const auto& r) {
-    for (int64_t bh = r.begin(); bh != r.end(); ++bh) {
-      const int64_t b = bh / H, h = bh % H;
-      const int64_t base = (b * KV + h / group) * capacity * hd;
-      attend_row(
-          out + bh * hd, nullptr, q + bh * hd, first_key(position, s.window), position, hd, s.scale,
-          [&](int64_t p) { return k_cache + base + (p % capacity) * hd; },
-          [&](int64_t p) { return v_cache + base + (p % capacity) * hd; });
-    }
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, int64_t(s.batch) * s.heads, 1), [&](const auto& r) {
+    decode_rows(r.begin(), r.end(), out, q, k_cache, v_cache, s, capacity, position);
   });
 }
 

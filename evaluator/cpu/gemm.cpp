@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "evaluator/cpu/simd.hpp"
+
 namespace livs::evaluator::cpu {
 
 namespace {
@@ -19,9 +21,8 @@ constexpr int64_t kTaskRows = 64;
 // starting from C (or zero), then stored back. Only `rows` x `cols` of C are
 // touched; the panel is zero-padded past `cols`.
 template <int R>
-__attribute__((always_inline)) inline void micro_kernel(float* c, int64_t ldc, int cols, const float* a,
-                                                        int64_t a_row, int64_t a_k, const float* panel,
-                                                        int64_t depth, bool load_c) {
+LIVS_INLINE void micro_kernel(float* c, int64_t ldc, int cols, const float* a, int64_t a_row, int64_t a_k,
+                              const float* panel, int64_t depth, bool load_c) {
   float acc[R][kCols];
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < kCols; ++j) acc[r][j] = (load_c && j < cols) ? c[r * ldc + j] : 0.0f;
@@ -37,9 +38,8 @@ __attribute__((always_inline)) inline void micro_kernel(float* c, int64_t ldc, i
 }
 
 template <int R>
-__attribute__((always_inline)) inline void rows_block(float* c, int64_t ldc, int64_t rows, int cols,
-                                                      const float* a, int64_t a_row, int64_t a_k,
-                                                      const float* panel, int64_t depth, bool load_c) {
+LIVS_INLINE void rows_block(float* c, int64_t ldc, int64_t rows, int cols, const float* a, int64_t a_row,
+                            int64_t a_k, const float* panel, int64_t depth, bool load_c) {
   int64_t r = 0;
   for (; r + R <= rows; r += R)
     micro_kernel<R>(c + r * ldc, ldc, cols, a + r * a_row, a_row, a_k, panel, depth, load_c);
@@ -48,9 +48,8 @@ __attribute__((always_inline)) inline void rows_block(float* c, int64_t ldc, int
 }
 
 // One task: rows [m0, m1) and one panel of columns [n0, n0 + cols).
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void gemm_task(
-    float* c, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int cols, int64_t k, GemmOperand a,
-    GemmOperand b, bool accumulate) {
+LIVS_CPU_CLONES void gemm_task(float* c, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int cols, int64_t k,
+                               GemmOperand a, GemmOperand b, bool accumulate) {
   alignas(64) float panel[kDepth * kCols];
   for (int64_t k0 = 0; k0 < k; k0 += kDepth) {
     const int64_t depth = std::min(kDepth, k - k0);
