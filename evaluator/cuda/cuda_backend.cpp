@@ -1,0 +1,125 @@
+// CudaBackend: device, stream, cuBLAS handle and workspaces, memory.
+#include "evaluator/cuda/cuda_backend.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/kernels.hpp"
+
+namespace livs::evaluator {
+
+namespace {
+// cuBLAS would otherwise allocate its own workspace on first use; giving it
+// one up front keeps every step allocation-free (and graph-capturable).
+constexpr std::size_t kCublasWorkspaceBytes = 32u << 20;
+}  // namespace
+
+namespace cuda {
+int visible_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();  // no driver or no device: not an error here
+    return 0;
+  }
+  return count;
+}
+}  // namespace cuda
+
+GemmPrecision gemm_precision_from_environment() {
+  const char* value = std::getenv("LIVSEARCH_CUDA_FP32");
+  return value && std::strcmp(value, "1") == 0 ? GemmPrecision::fp32 : GemmPrecision::bf16;
+}
+
+CudaBackend::CudaBackend(int device, GemmPrecision precision) : device_(device), precision_(precision) {
+  LIVS_CUDA_CHECK(cudaSetDevice(device_));
+  try {
+    cudaStream_t stream = nullptr;
+    LIVS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    stream_ = stream;
+    cublasHandle_t handle = nullptr;
+    LIVS_CUBLAS_CHECK(cublasCreate(&handle));
+    cublas_ = handle;
+    LIVS_CUBLAS_CHECK(cublasSetStream(handle, stream));
+    LIVS_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
+    LIVS_CUBLAS_CHECK(cublasSetWorkspace(handle, cublas_workspace_, kCublasWorkspaceBytes));
+    LIVS_CUDA_CHECK(cudaMalloc(&reduce_partials_, sizeof(double) * (cuda::kSumOfSquaresBlocks + 1)));
+  } catch (...) {
+    release();  // a throwing constructor runs no destructor
+    throw;
+  }
+}
+
+CudaBackend::~CudaBackend() { release(); }
+
+void CudaBackend::release() noexcept {
+  // Errors are ignored here: a destructor must not throw, and the context may
+  // already be broken by the failure that is unwinding.
+  if (stream_) (void)cudaStreamSynchronize(stream_);
+  for (Scratch* s : {&attention_delta_, &column_partials_})
+    if (s->data) (void)cudaFree(s->data);
+  if (reduce_partials_) (void)cudaFree(reduce_partials_);
+  if (cublas_) (void)cublasDestroy(cublas_);
+  if (cublas_workspace_) (void)cudaFree(cublas_workspace_);
+  if (stream_) (void)cudaStreamDestroy(stream_);
+  attention_delta_ = column_partials_ = {};
+  reduce_partials_ = nullptr;
+  cublas_ = nullptr;
+  cublas_workspace_ = nullptr;
+  stream_ = nullptr;
+}
+
+void* CudaBackend::scratch(Scratch& s, std::size_t bytes) {
+  if (bytes <= s.bytes) return s.data;
+  synchronize();  // queued kernels may still use the old buffer
+  if (s.data) LIVS_CUDA_CHECK(cudaFree(s.data));
+  s = {};
+  LIVS_CUDA_CHECK(cudaMalloc(&s.data, bytes));
+  s.bytes = bytes;
+  return s.data;
+}
+
+void* CudaBackend::allocate(std::size_t bytes) {
+  void* p = nullptr;
+  LIVS_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 256 : bytes));
+  try {
+    LIVS_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+    synchronize();
+  } catch (...) {
+    (void)cudaFree(p);
+    throw;
+  }
+  return p;
+}
+
+void CudaBackend::free(void* pointer) {
+  if (!pointer) return;
+  synchronize();  // kernels still queued may read it
+  LIVS_CUDA_CHECK(cudaFree(pointer));
+}
+
+// Synchronous: the host buffer may be reused as soon as this returns.
+void CudaBackend::copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  LIVS_CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+  synchronize();
+}
+
+void CudaBackend::copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  LIVS_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
+  synchronize();
+}
+
+void CudaBackend::copy(float* dst, const float* src, int64_t count) {
+  if (count <= 0) return;
+  LIVS_CUDA_CHECK(
+      cudaMemcpyAsync(dst, src, std::size_t(count) * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::fill(float* dst, int64_t count, float value) { cuda::fill(stream_, dst, count, value); }
+
+void CudaBackend::synchronize() { LIVS_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+}  // namespace livs::evaluator

@@ -1,0 +1,87 @@
+// CudaBackend's kernel methods: each forwards to its launcher on the stream.
+#include "evaluator/cuda/cuda_backend.hpp"
+#include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/kernels.hpp"
+
+namespace livs::evaluator {
+
+void CudaBackend::embedding_forward(Matrix out, ConstMatrix table, const int32_t* tokens) {
+  cuda::embedding_forward(stream_, out, table, tokens);
+}
+void CudaBackend::embedding_backward(Matrix dtable, ConstMatrix dout, const int32_t* tokens) {
+  cuda::embedding_backward(stream_, dtable, dout, tokens);
+}
+
+void CudaBackend::rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps) {
+  cuda::rmsnorm_forward(stream_, out, rstd, x, gain, eps);
+}
+void CudaBackend::rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
+                                   const float* gain, const float* rstd) {
+  const std::size_t partials = std::size_t(cuda::rmsnorm_partial_count(x.rows) * x.cols) * sizeof(float);
+  auto* column_partials = static_cast<float*>(scratch(column_partials_, partials));
+  cuda::rmsnorm_backward(stream_, dx, dgain, dout, x, gain, rstd, column_partials);
+}
+
+void CudaBackend::rope_forward(float* out, const float* in, const float* cos, const float* sin,
+                               const RopeShape& shape) {
+  cuda::rope_forward(stream_, out, in, cos, sin, shape);
+}
+void CudaBackend::rope_backward(float* din, const float* dout, const float* cos, const float* sin,
+                                const RopeShape& shape) {
+  cuda::rope_backward(stream_, din, dout, cos, sin, shape);
+}
+
+void CudaBackend::attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
+                                    const AttentionShape& shape) {
+  cuda::attention_forward(stream_, out, lse, q, k, v, shape);
+}
+void CudaBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                                     const float* k, const float* v, const float* out, const float* lse,
+                                     const AttentionShape& shape) {
+  const std::size_t rows = std::size_t(shape.batch) * shape.heads * shape.seq;
+  auto* delta = static_cast<float*>(scratch(attention_delta_, rows * sizeof(float)));
+  cuda::attention_backward(stream_, dq, dk, dv, dout, q, k, v, out, lse, delta, shape);
+}
+void CudaBackend::kv_cache_write(float* k_cache, float* v_cache, const float* k, const float* v,
+                                 const AttentionShape& shape, int64_t capacity, int64_t position) {
+  cuda::kv_cache_write(stream_, k_cache, v_cache, k, v, shape, capacity, position);
+}
+void CudaBackend::attention_decode(float* out, const float* q, const float* k_cache, const float* v_cache,
+                                   const AttentionShape& shape, int64_t capacity, int64_t position) {
+  cuda::attention_decode(stream_, out, q, k_cache, v_cache, shape, capacity, position);
+}
+
+void CudaBackend::swiglu_forward(float* h, const float* gate, const float* up, int64_t count) {
+  cuda::swiglu_forward(stream_, h, gate, up, count);
+}
+void CudaBackend::swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate,
+                                  const float* up, int64_t count) {
+  cuda::swiglu_backward(stream_, dgate, dup, dh, gate, up, count);
+}
+
+void CudaBackend::add(float* out, const float* a, const float* b, int64_t count) {
+  cuda::add(stream_, out, a, b, count);
+}
+
+void CudaBackend::cross_entropy_forward(float* losses, float* lse, ConstMatrix logits,
+                                        const int32_t* targets) {
+  cuda::cross_entropy_forward(stream_, losses, lse, logits, targets);
+}
+void CudaBackend::cross_entropy_backward(Matrix dlogits, ConstMatrix logits, const float* lse,
+                                         const int32_t* targets, float scale) {
+  cuda::cross_entropy_backward(stream_, dlogits, logits, lse, targets, scale);
+}
+
+double CudaBackend::sum_of_squares(const float* x, int64_t count) {
+  cuda::sum_of_squares(stream_, reduce_partials_, x, count);
+  double result = 0.0;
+  copy_to_host(&result, reduce_partials_ + cuda::kSumOfSquaresBlocks, sizeof(double));
+  return result;
+}
+
+void CudaBackend::adamw_update(float* params, const float* grads, float* m, float* v, int64_t count,
+                               const AdamWStep& step) {
+  cuda::adamw_update(stream_, params, grads, m, v, count, step);
+}
+
+}  // namespace livs::evaluator

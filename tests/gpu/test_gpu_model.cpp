@@ -1,0 +1,143 @@
+// Whole models on the CUDA backend against the CPU backend: forward losses,
+// every parameter gradient, decode logits, and a 200-step training run whose
+// loss curve must follow the CPU one.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "evaluator/model.hpp"
+#include "evaluator/trainer.hpp"
+#include "tests/evaluator/spec_builders.hpp"
+#include "tests/gpu/gpu_test_support.hpp"
+
+using namespace livs;
+using namespace livs::evaluator;
+using namespace livs::evaluator::gpu_testing;
+using livs::evaluator::testing::transformer_spec;
+
+namespace {
+
+// Model-level tolerances (relative norm). fp32: every kernel's rounding,
+// compounded through the layers. bf16: the GEMM inputs are rounded to bf16.
+constexpr double kModelFp32Tolerance = 1e-4;
+constexpr double kModelBf16LossTolerance = 1e-2;
+constexpr double kModelBf16GradTolerance = 5e-2;
+
+struct ModelRun {
+  std::vector<float> losses, grads, decode_logits;
+};
+
+ModelRun run_model(const genome::ModelSpec& spec, Backend& be, const PlanShape& shape) {
+  Model model(spec, be, shape, 1234);
+  const auto inputs = random_tokens(shape.tokens(), spec.vocab, 50);
+  const auto targets = random_tokens(shape.tokens(), spec.vocab, 51);
+  ModelRun run;
+  model.forward(inputs.data(), targets.data());
+  run.losses = model.token_losses();
+  model.zero_grads();
+  model.backward();
+  run.grads.resize(std::size_t(model.parameters().count()));
+  be.copy_to_host(run.grads.data(), model.grads(), run.grads.size() * sizeof(float));
+  model.reset_decode();
+  std::vector<float> logits(std::size_t(shape.decode_batch) * spec.vocab);
+  for (int64_t p = 0; p < shape.decode_context; ++p) {
+    const auto tokens = random_tokens(shape.decode_batch, spec.vocab, 60 + p);
+    model.decode_step(tokens.data(), p, logits.data());
+    run.decode_logits.insert(run.decode_logits.end(), logits.begin(), logits.end());
+  }
+  return run;
+}
+
+void compare_models(const genome::ModelSpec& spec, const PlanShape& shape) {
+  const ModelRun want = run_model(spec, cpu(), shape);
+  const ModelRun exact = run_model(spec, gpu(), shape);
+  check_close("fp32 token losses", exact.losses, want.losses, kModelFp32Tolerance);
+  check_close("fp32 gradients", exact.grads, want.grads, kModelFp32Tolerance);
+  check_close("fp32 decode logits", exact.decode_logits, want.decode_logits, kModelFp32Tolerance);
+  const ModelRun fast = run_model(spec, gpu_bf16(), shape);
+  check_close("bf16 token losses", fast.losses, want.losses, kModelBf16LossTolerance);
+  check_close("bf16 gradients", fast.grads, want.grads, kModelBf16GradTolerance);
+  check_close("bf16 decode logits", fast.decode_logits, want.decode_logits, kModelBf16GradTolerance);
+}
+
+PlanShape plan(int batch, int seq, int decode_batch, int64_t decode_context) {
+  PlanShape shape;
+  shape.batch = batch;
+  shape.seq = seq;
+  shape.decode_batch = decode_batch;
+  shape.decode_context = decode_context;
+  return shape;
+}
+
+// The sample corpus as byte tokens: run from the repository root (gpu-check.sh)
+// or from the source tree this binary was built from.
+std::vector<uint16_t> corpus_bytes(std::size_t count) {
+  for (const std::string& path :
+       {std::string("data/kjv.txt"), std::string(LIVSEARCH_SOURCE_DIR) + "/data/kjv.txt"}) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) continue;
+    std::vector<char> bytes(count);
+    in.read(bytes.data(), std::streamsize(count));
+    bytes.resize(std::size_t(in.gcount()));
+    return std::vector<uint16_t>(bytes.begin(), bytes.end());
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("transformer: losses, gradients and decode match the CPU backend") {
+  compare_models(transformer_spec(64, 2, 4, 2, 128), plan(3, 45, 2, 20));
+}
+
+TEST_CASE("transformer with MQA, a sliding window and qk-norm matches the CPU backend") {
+  compare_models(transformer_spec(96, 2, 6, 1, 160, 256, 16, true), plan(2, 70, 3, 40));
+}
+
+TEST_CASE("transformer with a large vocabulary matches the CPU backend") {
+  compare_models(transformer_spec(128, 1, 2, 2, 256, 50304), plan(2, 33, 1, 5));
+}
+
+TEST_CASE("200 training steps: the CUDA loss curve follows the CPU one") {
+  auto bytes = corpus_bytes(600000);
+  REQUIRE_MESSAGE(bytes.size() == 600000, "data/kjv.txt not found (run from the repository root)");
+  const std::span<const uint16_t> train(bytes.data(), 500000), validation(bytes.data() + 500000, 100000);
+  const auto spec = transformer_spec(64, 2, 4, 2, 192);
+  TrainSettings settings;
+  settings.steps = 200;
+  settings.batch_size = 8;
+  settings.seq_len = 64;
+  settings.warmup_steps = 20;
+  settings.eval_tokens = 8192;
+  const TrainReport want = train_and_evaluate(spec, settings, train, validation, 7, cpu());
+  const TrainReport got = train_and_evaluate(spec, settings, train, validation, 7, gpu_bf16());
+  REQUIRE(want.status == TrainStatus::ok);
+  REQUIRE(got.status == TrainStatus::ok);
+  REQUIRE(got.train_loss.size() == want.train_loss.size());
+  // Tolerance: means over windows of 10 steps within 0.05 nats (bf16 GEMMs
+  // perturb every step; the curves must not drift apart), the final
+  // validation loss within 2%, and training must actually learn.
+  double worst = 0.0;
+  for (std::size_t w = 0; w + 10 <= want.train_loss.size(); w += 10) {
+    double a = 0.0, b = 0.0;
+    for (std::size_t i = w; i < w + 10; ++i) {
+      a += want.train_loss[i];
+      b += got.train_loss[i];
+    }
+    worst = std::max(worst, std::abs(a - b) / 10.0);
+  }
+  MESSAGE("CPU loss " << want.train_loss.front() << " -> " << want.train_loss.back() << ", validation "
+                      << want.validation_loss << " (" << want.train_seconds << " s); CUDA loss "
+                      << got.train_loss.front() << " -> " << got.train_loss.back() << ", validation "
+                      << got.validation_loss << " (" << got.train_seconds << " s); worst 10-step mean gap "
+                      << worst);
+  CHECK(worst <= 0.05);
+  CHECK(std::abs(got.validation_loss - want.validation_loss) <= 0.02 * want.validation_loss);
+  CHECK(want.validation_loss < 0.75 * want.train_loss.front());
+}
