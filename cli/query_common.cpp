@@ -1,0 +1,82 @@
+#include "cli/query_common.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "common/input_error.hpp"
+
+namespace livs::cli {
+
+cxxopts::ParseResult parse_query_args(cxxopts::Options& options, int argc, char** argv) {
+  try {
+    return options.parse(argc, argv);
+  } catch (const cxxopts::exceptions::exception& e) {
+    throw InputError(argv[0], "", std::string(e.what()) + " (see '" + argv[0] + " --help')");
+  }
+}
+
+std::string required_db(const cxxopts::ParseResult& args, const char* command) {
+  if (!args.count("db"))
+    throw InputError(command, "", std::string("missing --db FILE (see '") + command + " --help')");
+  return args["db"].as<std::string>();
+}
+
+std::string chosen_format(const cxxopts::ParseResult& args, std::initializer_list<std::string_view> allowed) {
+  std::string format = args["format"].as<std::string>();
+  std::string list;
+  for (auto option : allowed) {
+    if (format == option) return format;
+    list += (list.empty() ? "" : ", ") + std::string(option);
+  }
+  throw InputError("--format", "", "expected one of " + list + ", got '" + format + "'");
+}
+
+std::string format_number(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  char buffer[64];
+  if (value == std::floor(value) && std::fabs(value) < 1e15)
+    std::snprintf(buffer, sizeof buffer, "%.0f", value);
+  else
+    std::snprintf(buffer, sizeof buffer, "%.6g", value);
+  return buffer;
+}
+
+std::string csv_field(std::string_view text) {
+  if (text.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(text);
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string TextTable::render() const {
+  std::vector<std::size_t> widths(header.size(), 0);
+  auto widen = [&](const std::vector<std::string>& row) {
+    if (row.size() > widths.size()) widths.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  };
+  widen(header);
+  for (const auto& row : rows) widen(row);
+  auto line = [&](const std::vector<std::string>& row) {
+    std::string out;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      out += row[i];
+      if (i + 1 < row.size()) out += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    return out + "\n";
+  };
+  std::string out = line(header);
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < widths.size(); ++i) total += widths[i] + (i + 1 < widths.size() ? 2 : 0);
+  out += std::string(total, '-') + "\n";
+  for (const auto& row : rows) out += line(row);
+  return out;
+}
+
+std::string short_hash(const std::string& hash) { return hash.substr(0, 12); }
+
+}  // namespace livs::cli

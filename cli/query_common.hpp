@@ -1,0 +1,40 @@
+#pragma once
+// What the read-only query commands (runs, status, pareto, show, export) share:
+// argument parsing that turns usage mistakes into one-line errors, the
+// --format choice, and plain-text tables and CSV.
+#include <cxxopts.hpp>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace livs::cli {
+
+// Parses argv; a usage mistake (unknown option, missing value) becomes an
+// InputError "livsearch CMD: ... (see 'livsearch CMD --help')".
+cxxopts::ParseResult parse_query_args(cxxopts::Options& options, int argc, char** argv);
+
+// The --db value, required: InputError "livsearch CMD: missing --db FILE" otherwise.
+std::string required_db(const cxxopts::ParseResult& args, const char* command);
+
+// The --format value, one of `allowed` (InputError naming --format otherwise).
+std::string chosen_format(const cxxopts::ParseResult& args, std::initializer_list<std::string_view> allowed);
+
+// A number as people read it: integers without a fraction, others with 6
+// significant digits; "inf", "-inf" and "nan" spelled out.
+std::string format_number(double value);
+
+// A CSV field quoted per RFC 4180 when it holds a comma, quote or newline.
+std::string csv_field(std::string_view text);
+
+// Columns padded to their widest cell; a rule under the header.
+struct TextTable {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  std::string render() const;
+};
+
+// First characters of a genome hash, enough to name it in a table.
+std::string short_hash(const std::string& hash);
+
+}  // namespace livs::cli
