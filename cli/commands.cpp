@@ -6,11 +6,21 @@ namespace livs::cli {
 // (Commands are added here as their issues land.)
 int run_check(int argc, char** argv);
 int run_search(int argc, char** argv);
+int run_runs(int argc, char** argv);
+int run_status(int argc, char** argv);
+int run_pareto(int argc, char** argv);
+int run_show(int argc, char** argv);
+int run_export(int argc, char** argv);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"check", "validate a config and print it resolved", run_check},
       {"search", "run (or --resume) the architecture search a config describes", run_search},
+      {"runs", "list the runs in a database", run_runs},
+      {"status", "progress of a run: generation, evaluations, best values, hypervolume", run_status},
+      {"pareto", "the non-dominated candidates of a run", run_pareto},
+      {"show", "one genome: JSON, summary, metrics, lineage", run_show},
+      {"export", "write genomes (one, or a run's Pareto front) as JSON files", run_export},
   };
   return table;
 }
