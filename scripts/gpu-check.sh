@@ -14,22 +14,25 @@ cd "$(dirname "$0")/.."
 stage=${1:-all}
 arch=${CUDA_ARCH:-90}
 dist=.gpu
+build_dir=${BUILD_DIR:-build-gpu}  # BUILD_DIR, GPU_TARGETS and JOBS override the defaults
 out=${OUT:-$PWD/gpu-out}
 
 build() {
   # CMake 3.25 does not know that nvcc >= 12 takes -std=c++20; tell it.
-  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
     -DCMAKE_CUDA20_STANDARD_COMPILE_OPTION=-std=c++20 -DCMAKE_CUDA20_EXTENSION_COMPILE_OPTION=-std=c++20 \
     -DCMAKE_BUILD_RPATH='$ORIGIN' -DCMAKE_SKIP_BUILD_RPATH=OFF -DCMAKE_BUILD_WITH_INSTALL_RPATH=OFF >/dev/null
   # Only what runs on the GPU box (the test suite first: it needs the least).
-  local targets=(test_gpu livsearch)
-  for t in bench_train zdt; do
-    cmake --build build-gpu --target help | grep -q "^\.\.\. $t\$" && targets+=("$t")
-  done
-  cmake --build build-gpu -j"${JOBS:-2}" --target "${targets[@]}"
+  local targets=(${GPU_TARGETS:-test_gpu livsearch})
+  if [ -z "${GPU_TARGETS:-}" ]; then
+    for t in bench_train zdt; do
+      cmake --build "$build_dir" --target help | grep -q "^\.\.\. $t\$" && targets+=("$t")
+    done
+  fi
+  cmake --build "$build_dir" -j"${JOBS:-2}" --target "${targets[@]}"
   rm -rf "$dist" && mkdir -p "$dist"
   for exe in livsearch test_gpu zdt bench_train; do
-    f=$(find build-gpu -maxdepth 3 -type f -name "$exe" -perm -u+x | head -n1)
+    f=$(find "$build_dir" -maxdepth 3 -type f -name "$exe" -perm -u+x | head -n1)
     [ -n "$f" ] && cp "$f" "$dist/"
   done
   # Libraries that a bare CUDA box does not have; everything else (libc,
