@@ -15,6 +15,8 @@
 // - Nothing allocates inside a kernel: the training step allocates nothing.
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 namespace livs::evaluator {
 
@@ -66,6 +68,18 @@ struct AdamWStep {
   float grad_scale = 1.0f;
   int step = 1;  // 1-based, for bias correction
 };
+
+// Linear attention over q, k, v laid out [batch, seq, heads, head_dim]
+// (d_k = d_v = head_dim), q and k already feature-mapped.
+struct LinearAttentionShape {
+  int batch = 1;
+  int seq = 1;
+  int heads = 1;
+  int head_dim = 1;
+};
+
+// Elementwise positive feature maps of linear attention.
+enum class FeatureMapKind { elu_plus_one, relu, identity };
 
 class Backend {
  public:
@@ -139,6 +153,126 @@ class Backend {
   virtual double sum_of_squares(const float* x, int64_t count) = 0;  // in double, deterministic order
   virtual void adamw_update(float* params, const float* grads, float* m, float* v, int64_t count,
                             const AdamWStep& step) = 0;
+
+  // Linear attention and MoE. These have default bodies that throw, so a
+  // backend that does not implement them yet still builds; the operators that
+  // need them then fail with the kernel's name (the trainer reports it).
+  //
+  // phi(x) elementwise; backward accumulates din += dout * phi'(in).
+  virtual void feature_map_forward(float* out, const float* in, int64_t count, FeatureMapKind kind) {
+    unsupported("feature_map_forward", out, in, count, kind);
+  }
+  virtual void feature_map_backward(float* din, const float* dout, const float* in, int64_t count,
+                                    FeatureMapKind kind) {
+    unsupported("feature_map_backward", din, dout, in, count, kind);
+  }
+  // GLA's low-temperature decay over rows of [rows, cols]:
+  // log_alpha = log(sigmoid(z + bias[c])) / temperature; backward accumulates
+  // dz += dlog_alpha * (1 - sigmoid(z + bias)) / temperature and dbias (rows summed in order).
+  virtual void gla_log_decay_forward(float* log_alpha, const float* z, const float* bias, int64_t rows,
+                                     int64_t cols, float temperature) {
+    unsupported("gla_log_decay_forward", log_alpha, z, bias, rows, cols, temperature);
+  }
+  virtual void gla_log_decay_backward(float* dz, float* dbias, const float* dlog_alpha, const float* z,
+                                      const float* bias, int64_t rows, int64_t cols, float temperature) {
+    unsupported("gla_log_decay_backward", dz, dbias, dlog_alpha, z, bias, rows, cols, temperature);
+  }
+  // Causal (gated) linear attention, per head:
+  //   S_t = diag(alpha_t) S_{t-1} + k_t v_t^T,  out_t = S_t^T q_t,
+  // alpha_t = exp(log_alpha_t) per key channel ([batch, seq, heads, head_dim]);
+  // log_alpha null means alpha = 1 (ungated). Backward accumulates into dq,
+  // dk, dv and dlog_alpha (the latter may be null when log_alpha is).
+  virtual void linear_attention_forward(float* out, const float* q, const float* k, const float* v,
+                                        const float* log_alpha, const LinearAttentionShape& shape) {
+    unsupported("linear_attention_forward", out, q, k, v, log_alpha, shape);
+  }
+  virtual void linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha, const float* dout,
+                                         const float* q, const float* k, const float* v, const float* log_alpha,
+                                         const LinearAttentionShape& shape) {
+    unsupported("linear_attention_backward", dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, shape);
+  }
+  // Decode, shape.seq == 1: state [batch, heads, head_dim (key), head_dim (value)]
+  // gets S = diag(alpha) S + k v^T; the read writes out = S^T q.
+  virtual void linear_attention_state_update(float* state, const float* k, const float* v,
+                                             const float* log_alpha, const LinearAttentionShape& shape) {
+    unsupported("linear_attention_state_update", state, k, v, log_alpha, shape);
+  }
+  virtual void linear_attention_state_read(float* out, const float* q, const float* state,
+                                           const LinearAttentionShape& shape) {
+    unsupported("linear_attention_state_read", out, q, state, shape);
+  }
+  // The differential combination of two feature groups over rows of
+  // [heads, head_dim]: out = a1 - (lambda_init + lambda[h]) * a2. Backward
+  // accumulates da1, da2 and dlambda (summed over rows in order).
+  virtual void differential_forward(float* out, const float* a1, const float* a2, const float* lambda,
+                                    float lambda_init, int64_t rows, int heads, int head_dim) {
+    unsupported("differential_forward", out, a1, a2, lambda, lambda_init, rows, heads, head_dim);
+  }
+  virtual void differential_backward(float* da1, float* da2, float* dlambda, const float* dout, const float* a2,
+                                     const float* lambda, float lambda_init, int64_t rows, int heads,
+                                     int head_dim) {
+    unsupported("differential_backward", da1, da2, dlambda, dout, a2, lambda, lambda_init, rows, heads,
+                head_dim);
+  }
+  // Fusion of two mixers, columns of [rows, cols]: s = sigmoid(gate[c]),
+  // out = s * y0 + (1 - s) * y1. Backward accumulates dy0, dy1 and dgate.
+  virtual void gate_mix_forward(float* out, const float* y0, const float* y1, const float* gate, int64_t rows,
+                                int64_t cols) {
+    unsupported("gate_mix_forward", out, y0, y1, gate, rows, cols);
+  }
+  virtual void gate_mix_backward(float* dy0, float* dy1, float* dgate, const float* dout, const float* y0,
+                                 const float* y1, const float* gate, int64_t rows, int64_t cols) {
+    unsupported("gate_mix_backward", dy0, dy1, dgate, dout, y0, y1, gate, rows, cols);
+  }
+  // MoE router: probs = softmax(logits) per row [rows, experts]; the top_k
+  // experts by probability (ties: the lower index) in top_index [rows, top_k],
+  // their renormalised probabilities in top_weight; expert_stats [2 * experts]
+  // gets f_e (the fraction of the rows * top_k assignments routed to e) then
+  // P_e (the mean router probability of e).
+  virtual void moe_route(float* probs, int32_t* top_index, float* top_weight, float* expert_stats,
+                         ConstMatrix logits, int top_k) {
+    unsupported("moe_route", probs, top_index, top_weight, expert_stats, logits.data, top_k);
+  }
+  // dlogits += the gradient through softmax of dtop_weight (through the
+  // renormalisation) plus that of the load-balancing loss
+  // aux = aux_weight * experts * sum_e f_e P_e (f_e held constant).
+  virtual void moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
+                                  const int32_t* top_index, const float* top_weight, const float* expert_stats,
+                                  int top_k, float aux_weight) {
+    unsupported("moe_route_backward", dlogits.data, dtop_weight, probs, top_index, top_weight, expert_stats,
+                top_k, aux_weight);
+  }
+  // Deterministic dispatch: the rows * top_k assignments sorted by expert,
+  // stably (token order inside an expert). order[r] = the assignment
+  // (row * top_k + j) at dispatched position r; position[a] = its inverse;
+  // offsets [experts + 1] the first position of each expert.
+  virtual void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index,
+                            int64_t rows, int top_k, int experts) {
+    unsupported("moe_dispatch", order, position, offsets, top_index, rows, top_k, experts);
+  }
+  // xs[r] = x[order[r] / top_k] (rows of cols); backward: dx[n] += sum_j dxs[position[n * top_k + j]].
+  virtual void moe_gather(Matrix xs, ConstMatrix x, const int32_t* order, int top_k) {
+    unsupported("moe_gather", xs.data, x.data, order, top_k);
+  }
+  virtual void moe_gather_backward(Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k) {
+    unsupported("moe_gather_backward", dx.data, dxs.data, position, top_k);
+  }
+  // y[n] = sum_j top_weight[n, j] * ys[position[n * top_k + j]] (overwrites y).
+  // Backward: dys[position[a]] += top_weight[a] * dy[n]; dtop_weight[a] += dy[n] . ys[position[a]].
+  virtual void moe_combine(Matrix y, ConstMatrix ys, const float* top_weight, const int32_t* position,
+                           int top_k) {
+    unsupported("moe_combine", y.data, ys.data, top_weight, position, top_k);
+  }
+  virtual void moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
+                                    const float* top_weight, const int32_t* position, int top_k) {
+    unsupported("moe_combine_backward", dys.data, dtop_weight, dy.data, ys.data, top_weight, position, top_k);
+  }
+
+ protected:
+  template <class... Ignored>
+  [[noreturn]] void unsupported(const char* kernel, const Ignored&...) const {
+    throw std::logic_error(std::string(kernel) + ": not implemented by the " + name() + " backend");
+  }
 };
 
 }  // namespace livs::evaluator

@@ -40,12 +40,29 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
   for (int s = 0; s < n_slots; ++s) {
     const auto& slot = spec.slots[s];
     const std::string owner = "slot " + std::to_string(s);
-    if (slot.ops.size() != 1 || slot.fusion != genome::FusionKind::none)
-      throw std::invalid_argument(owner + ": fusion slots are not implemented by the evaluator yet");
+    const bool fused = slot.fusion != genome::FusionKind::none;
+    if (slot.ops.size() != (fused ? 2u : 1u))
+      throw std::invalid_argument(owner + ": a " + (fused ? "fusion" : "striped") + " slot needs " +
+                                  (fused ? "two operators" : "one operator") + ", the ModelSpec has " +
+                                  std::to_string(slot.ops.size()));
+    Slot& built = slots_[s];
+    built.fusion = slot.fusion;
     check_weight(slot.weights, owner, "norm", {D});
-    params_.declare("slot" + std::to_string(s) + ".norm", {D}, Init::ones, false, &slots_[s].norm);
-    OpContext context(slot.ops[0], s, 0, d_, n_slots, spec.norm_eps, params_);
-    slots_[s].op = make_operator(context);
+    params_.declare("slot" + std::to_string(s) + ".norm", {D}, Init::ones, false, &built.norm);
+    if (slot.fusion == genome::FusionKind::gate) {
+      check_weight(slot.weights, owner, "gate", {D});
+      params_.declare("slot" + std::to_string(s) + ".gate", {D}, Init::zeros, false, &built.gate);
+    }
+    for (int o = 0; o < int(slot.ops.size()); ++o) {
+      OpContext context(slot.ops[o], s, o, d_, n_slots, spec.norm_eps, params_);
+      built.ops.push_back(make_operator(context));
+      const genome::OpRef& src = slot.ops[o].feature_source;
+      if (!src.valid()) continue;
+      if (src.slot >= s || src.op < 0 || src.op >= int(slots_[src.slot].ops.size()))
+        throw std::invalid_argument(context.describe() + ": feature source slot " + std::to_string(src.slot) +
+                                    " op " + std::to_string(src.op) + " is not an earlier operator");
+      built.ops.back()->share_features_from(*slots_[src.slot].ops[src.op]);
+    }
   }
   params_.declare("final_norm", {D}, Init::ones, false, &final_norm_);
 
@@ -60,6 +77,8 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
       arena_.reserve(&slot.x, N * D);
       arena_.reserve(&slot.normed, N * D);
       arena_.reserve(&slot.rstd, N);
+      if (slot.fusion != genome::FusionKind::none)
+        for (float** b : {&slot.y0, &slot.y1, &slot.dy0, &slot.dy1}) arena_.reserve(b, N * D);
     }
     for (float** b : {&x_out_, &y_, &final_, &dres_, &dnormed_}) arena_.reserve(b, N * D);
     arena_.reserve(&final_rstd_, N);
@@ -75,11 +94,53 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
     for (float** b : {&dec_x_, &dec_normed_, &dec_y_}) arena_.reserve(b, B * D);
     arena_.reserve(&dec_rstd_, B);
     arena_.reserve(&dec_logits_, B * V);
+    for (auto& slot : slots_)
+      if (slot.fusion != genome::FusionKind::none)
+        for (float** b : {&slot.dec_y0, &slot.dec_y1}) arena_.reserve(b, B * D);
   }
-  for (auto& slot : slots_) slot.op->plan(arena_, shape_);
+  for (auto& slot : slots_) {
+    if (slot.fusion == genome::FusionKind::mean) {
+      arena_.reserve_constant(&slot.mix_gate, std::vector<float>(std::size_t(D), 0.0f));  // sigmoid(0) = 1/2
+      arena_.reserve(&slot.dmix_gate, D);  // a constant's gradient, discarded
+    }
+    for (auto& op : slot.ops) op->plan(arena_, shape_);
+  }
   arena_.allocate();
   params_.bind(values_, grads_);
   params_.initialize(backend_, init_seed, n_slots);
+  for (auto& slot : slots_)
+    if (slot.fusion == genome::FusionKind::gate) {
+      slot.mix_gate = slot.gate.value;
+      slot.dmix_gate = slot.gate.grad;
+    }
+}
+
+void Model::mix(Slot& slot, float* y, const float* y0, const float* y1, int64_t rows) {
+  const int64_t D = d_;
+  if (slot.fusion == genome::FusionKind::sum)
+    backend_.add(y, y0, y1, rows * D);
+  else
+    backend_.gate_mix_forward(y, y0, y1, slot.mix_gate, rows, D);
+}
+
+// dres is the gradient of the slot's output; both mixers accumulate into dnormed.
+void Model::slot_backward(Slot& slot) {
+  const int64_t N = shape_.tokens(), D = d_;
+  if (slot.fusion == genome::FusionKind::none) {
+    slot.ops[0]->backward(backend_, slot.normed, dres_, dnormed_);
+    return;
+  }
+  const float *d0 = dres_, *d1 = dres_;
+  if (slot.fusion != genome::FusionKind::sum) {
+    backend_.fill(slot.dy0, N * D, 0.0f);
+    backend_.fill(slot.dy1, N * D, 0.0f);
+    if (slot.fusion == genome::FusionKind::mean) backend_.fill(slot.dmix_gate, D, 0.0f);
+    backend_.gate_mix_backward(slot.dy0, slot.dy1, slot.dmix_gate, dres_, slot.y0, slot.y1, slot.mix_gate, N, D);
+    d0 = slot.dy0;
+    d1 = slot.dy1;
+  }
+  slot.ops[0]->backward(backend_, slot.normed, d0, dnormed_);
+  slot.ops[1]->backward(backend_, slot.normed, d1, dnormed_);
 }
 
 Model::~Model() = default;
@@ -94,9 +155,18 @@ double Model::forward(const int32_t* inputs, const int32_t* targets) {
     Slot& slot = slots_[s];
     float* next = s + 1 < slots_.size() ? slots_[s + 1].x : x_out_;
     backend_.rmsnorm_forward({slot.normed, N, D}, slot.rstd, {slot.x, N, D}, slot.norm.value, eps_);
-    slot.op->forward(backend_, slot.normed, y_);
+    if (slot.fusion == genome::FusionKind::none) {
+      slot.ops[0]->forward(backend_, slot.normed, y_);
+    } else {
+      slot.ops[0]->forward(backend_, slot.normed, slot.y0);
+      slot.ops[1]->forward(backend_, slot.normed, slot.y1);
+      mix(slot, y_, slot.y0, slot.y1, N);
+    }
     backend_.add(next, slot.x, y_, N * D);
   }
+  aux_loss_ = 0.0;
+  for (const auto& slot : slots_)
+    for (const auto& op : slot.ops) aux_loss_ += op->auxiliary_loss();
   backend_.rmsnorm_forward({final_, N, D}, final_rstd_, {x_out_, N, D}, final_norm_.value, eps_);
   backend_.matmul({logits_, N, V}, {final_, N, D}, {embedding_.value, V, D});
   backend_.cross_entropy_forward(losses_, lse_, {logits_, N, V}, targets_);
@@ -122,7 +192,7 @@ void Model::backward() {
   for (std::size_t s = slots_.size(); s-- > 0;) {
     Slot& slot = slots_[s];
     backend_.fill(dnormed_, N * D, 0.0f);
-    slot.op->backward(backend_, slot.normed, dres_, dnormed_);
+    slot_backward(slot);
     backend_.rmsnorm_backward({dres_, N, D}, slot.norm.grad, {dnormed_, N, D}, {slot.x, N, D},
                               slot.norm.value, slot.rstd);
   }
@@ -138,7 +208,13 @@ void Model::decode_step(const int32_t* tokens, int64_t position, float* logits) 
   backend_.embedding_forward({dec_x_, B, D}, {embedding_.value, V, D}, dec_tokens_);
   for (auto& slot : slots_) {
     backend_.rmsnorm_forward({dec_normed_, B, D}, dec_rstd_, {dec_x_, B, D}, slot.norm.value, eps_);
-    slot.op->decode_step(backend_, dec_normed_, dec_y_, position);
+    if (slot.fusion == genome::FusionKind::none) {
+      slot.ops[0]->decode_step(backend_, dec_normed_, dec_y_, position);
+    } else {
+      slot.ops[0]->decode_step(backend_, dec_normed_, slot.dec_y0, position);
+      slot.ops[1]->decode_step(backend_, dec_normed_, slot.dec_y1, position);
+      mix(slot, dec_y_, slot.dec_y0, slot.dec_y1, B);
+    }
     backend_.add(dec_x_, dec_x_, dec_y_, B * D);
   }
   backend_.rmsnorm_forward({dec_normed_, B, D}, dec_rstd_, {dec_x_, B, D}, final_norm_.value, eps_);
@@ -148,7 +224,8 @@ void Model::decode_step(const int32_t* tokens, int64_t position, float* logits) 
 
 int64_t Model::decode_state_elements(int64_t context) const {
   int64_t n = 0;
-  for (const auto& slot : slots_) n += slot.op->decode_state().elements(context);
+  for (const auto& slot : slots_)
+    for (const auto& op : slot.ops) n += op->decode_state().elements(context);
   return n;
 }
 

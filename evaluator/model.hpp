@@ -34,6 +34,10 @@ class Model {
   // the per-token values are in token_losses() afterwards.
   double forward(const int32_t* inputs, const int32_t* targets);
   const std::vector<float>& token_losses() const { return host_losses_; }
+  // The operators' auxiliary losses of the last forward (MoE load balancing),
+  // not part of forward()'s cross-entropy; backward() includes their gradient,
+  // so the training objective is cross-entropy + auxiliary_loss().
+  double auxiliary_loss() const { return aux_loss_; }
   // Gradients of the mean loss of the last forward, accumulated into the
   // parameter gradients (zero them first with zero_grads()).
   void backward();
@@ -56,14 +60,23 @@ class Model {
   float* adam_m() { return adam_m_; }
   float* adam_v() { return adam_v_; }
   int64_t arena_bytes() const { return arena_.bytes(); }
-  Operator& op(int slot) { return *slots_[slot].op; }
+  Operator& op(int slot, int index = 0) { return *slots_[slot].ops[index]; }
 
  private:
+  // A slot: one operator, or two token mixers on the same normed input
+  // combined by sum, mean (s = 1/2) or a learned gate (s = sigmoid(gate) per
+  // channel): y = s * y0 + (1 - s) * y1.
   struct Slot {
-    std::unique_ptr<Operator> op;
-    Param norm;
+    std::vector<std::unique_ptr<Operator>> ops;
+    genome::FusionKind fusion = genome::FusionKind::none;
+    Param norm, gate;
     float *x = nullptr, *normed = nullptr, *rstd = nullptr;  // x: the residual stream entering the slot
+    float *y0 = nullptr, *y1 = nullptr, *dy0 = nullptr, *dy1 = nullptr;  // fusion: each mixer's output
+    float *dec_y0 = nullptr, *dec_y1 = nullptr;
+    float *mix_gate = nullptr, *dmix_gate = nullptr;  // the gate's value and gradient (mean: constant 0)
   };
+  void mix(Slot& slot, float* y, const float* y0, const float* y1, int64_t rows);  // fusion only
+  void slot_backward(Slot& slot);
 
   Backend& backend_;
   PlanShape shape_;
@@ -79,6 +92,7 @@ class Model {
   float *x_out_ = nullptr, *y_ = nullptr, *final_ = nullptr, *final_rstd_ = nullptr, *logits_ = nullptr,
         *lse_ = nullptr, *losses_ = nullptr, *dres_ = nullptr, *dnormed_ = nullptr;
   std::vector<float> host_losses_;
+  double aux_loss_ = 0.0;
   // Decode buffers.
   int32_t* dec_tokens_ = nullptr;
   float *dec_x_ = nullptr, *dec_normed_ = nullptr, *dec_rstd_ = nullptr, *dec_y_ = nullptr,

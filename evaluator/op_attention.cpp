@@ -4,6 +4,15 @@
 //   q = x Wq^T, k = x Wk^T, v = x Wv^T   (per head: [.., heads, head_dim])
 //   q, k <- rmsnorm per head (qk_norm), then RoPE
 //   y = attention(q, k, v) Wo^T
+// Differential (Differential Transformer): two groups q_1, q_2 and k_1, k_2
+// (the doubled wq/wk rows: group 1 first), one v,
+//   a = attention(q_1, k_1, v) - (0.8 + lambda_h) attention(q_2, k_2, v),
+//   y = (rmsnorm_per_head(a) * (1 - 0.8)) Wo^T,
+// lambda a plain per-head parameter stored as its offset from lambda_init =
+// 0.8 (initialised to 0), instead of the paper's exp(lq1.lk1) - exp(lq2.lk2) + 0.8.
+// Feature sharing: the sharer has its own q (wq, q_norm) and reads the
+// source's normed and rotated K and its V (training) or K/V caches (decode);
+// it has no cache of its own and sends dK/dV back into the source's buffers.
 #include <cmath>
 #include <stdexcept>
 
@@ -13,15 +22,17 @@ namespace livs::evaluator {
 
 namespace {
 
+constexpr float kLambdaInit = 0.8f;
+
 class AttentionOp final : public Operator {
  public:
-  explicit AttentionOp(OpContext& c) : knobs_(c.spec.sa), d_(c.d_model), eps_(float(c.norm_eps)) {
-    if (c.spec.differential)
-      throw std::invalid_argument(c.describe() +
-                                  ": differential attention is not implemented by the evaluator yet");
-    if (c.spec.feature_source.valid())
-      throw std::invalid_argument(c.describe() +
-                                  ": K/V feature sharing is not implemented by the evaluator yet");
+  explicit AttentionOp(OpContext& c)
+      : knobs_(c.spec.sa),
+        d_(c.d_model),
+        eps_(float(c.norm_eps)),
+        groups_(c.spec.differential ? 2 : 1),
+        own_kv_(!c.spec.feature_source.valid()),
+        describe_(c.describe()) {
     const auto& k = knobs_;
     if (k.heads <= 0 || k.kv_heads <= 0 || k.heads % k.kv_heads != 0 || k.head_dim <= 0 || k.window < 0 ||
         (k.rope && k.head_dim % 2 != 0))
@@ -30,14 +41,29 @@ class AttentionOp final : public Operator {
                                   std::to_string(k.head_dim) + ", window " + std::to_string(k.window) + ")");
     hq_ = int64_t(k.heads) * k.head_dim;
     hkv_ = int64_t(k.kv_heads) * k.head_dim;
-    c.bind_weight("wq", {hq_, d_}, Init::normal, true, &wq_);
-    c.bind_weight("wk", {hkv_, d_}, Init::normal, true, &wk_);
-    c.bind_weight("wv", {hkv_, d_}, Init::normal, true, &wv_);
+    c.bind_weight("wq", {groups_ * hq_, d_}, Init::normal, true, &wq_);
+    if (own_kv_) {
+      c.bind_weight("wk", {groups_ * hkv_, d_}, Init::normal, true, &wk_);
+      c.bind_weight("wv", {hkv_, d_}, Init::normal, true, &wv_);
+    }
     c.bind_weight("wo", {d_, hq_}, Init::out_projection, true, &wo_);
     if (k.qk_norm) {
       c.bind_weight("q_norm", {k.head_dim}, Init::ones, false, &q_norm_);
-      c.bind_weight("k_norm", {k.head_dim}, Init::ones, false, &k_norm_);
+      if (own_kv_) c.bind_weight("k_norm", {k.head_dim}, Init::ones, false, &k_norm_);
     }
+    if (groups_ == 2) c.bind_weight("lambda", {k.heads}, Init::zeros, false, &lambda_);
+  }
+
+  void share_features_from(Operator& source) override {
+    auto* src = dynamic_cast<AttentionOp*>(&source);
+    const auto &a = knobs_, &b = src ? src->knobs_ : knobs_;
+    if (!src || own_kv_ || !src->own_kv_ || a.heads != b.heads || a.kv_heads != b.kv_heads ||
+        a.head_dim != b.head_dim || a.window != b.window || a.qk_norm != b.qk_norm || a.rope != b.rope ||
+        a.rope_theta != b.rope_theta || groups_ != src->groups_)
+      throw std::invalid_argument(describe_ +
+                                  ": K/V feature sharing needs an sa source that owns its K and V with the same "
+                                  "heads, kv_heads, window, qk_norm, rope and differential form");
+    source_ = src;
   }
 
   void plan(Arena& arena, const PlanShape& s) override {
@@ -45,30 +71,47 @@ class AttentionOp final : public Operator {
     seq_ = s.seq;
     n_ = s.tokens();
     const auto& k = knobs_;
+    if (!own_kv_ && !source_) throw std::invalid_argument(describe_ + ": shares K/V but no source was connected");
     if (n_ > 0) {
-      arena.reserve(&q_.raw, n_ * hq_);
-      arena.reserve(&k_.raw, n_ * hkv_);
-      arena.reserve(&v_, n_ * hkv_);
-      arena.reserve(&att_, n_ * hq_);
-      arena.reserve(&lse_, n_ * k.heads);
-      arena.reserve(&datt_, n_ * hq_);
-      arena.reserve(&dv_, n_ * hkv_);
-      plan_projection(arena, q_, n_, k.heads);
-      plan_projection(arena, k_, n_, k.kv_heads);
+      for (int g = 0; g < groups_; ++g) {
+        arena.reserve(&q_[g].raw, n_ * hq_);
+        arena.reserve(&att_[g], n_ * hq_);
+        arena.reserve(&lse_[g], n_ * k.heads);
+        arena.reserve(&datt_[g], n_ * hq_);
+        plan_projection(arena, q_[g], n_, k.heads);
+        if (!own_kv_) continue;
+        arena.reserve(&k_[g].raw, n_ * hkv_);
+        plan_projection(arena, k_[g], n_, k.kv_heads);
+      }
+      if (own_kv_) {
+        arena.reserve(&v_, n_ * hkv_);
+        arena.reserve(&dv_, n_ * hkv_);
+      }
+      if (groups_ == 2) plan_differential(arena, mix_, n_, true);
     }
     decode_batch_ = s.decode_batch;
     if (decode_batch_ > 0) {
       capacity_ = k.window > 0 ? std::min<int64_t>(k.window, s.decode_context) : s.decode_context;
       decode_context_ = s.decode_context;
       const int64_t b = decode_batch_;
-      arena.reserve_state(&k_cache_, b * k.kv_heads * capacity_ * k.head_dim);
-      arena.reserve_state(&v_cache_, b * k.kv_heads * capacity_ * k.head_dim);
-      arena.reserve(&dec_q_.raw, b * hq_);
-      arena.reserve(&dec_k_.raw, b * hkv_);
-      arena.reserve(&dec_v_, b * hkv_);
-      arena.reserve(&dec_att_, b * hq_);
-      plan_projection(arena, dec_q_, b, k.heads, false);
-      plan_projection(arena, dec_k_, b, k.kv_heads, false);
+      for (int g = 0; g < groups_; ++g) {
+        arena.reserve(&dec_q_[g].raw, b * hq_);
+        arena.reserve(&dec_att_[g], b * hq_);
+        plan_projection(arena, dec_q_[g], b, k.heads, false);
+        if (!own_kv_) continue;
+        arena.reserve_state(&k_cache_[g], b * k.kv_heads * capacity_ * k.head_dim);
+        arena.reserve(&dec_k_[g].raw, b * hkv_);
+        plan_projection(arena, dec_k_[g], b, k.kv_heads, false);
+      }
+      if (own_kv_) {
+        arena.reserve_state(&v_cache_, b * k.kv_heads * capacity_ * k.head_dim);
+        arena.reserve(&dec_v_, b * hkv_);
+      }
+      if (groups_ == 2) plan_differential(arena, dec_mix_, b, false);
+    }
+    if (groups_ == 2) {
+      arena.reserve_constant(&mix_gain_, std::vector<float>(std::size_t(k.head_dim), 1.0f - kLambdaInit));
+      arena.reserve(&dmix_gain_, k.head_dim);
     }
     if (k.rope) {
       const int64_t positions = s.max_position(), half = k.head_dim / 2;
@@ -86,37 +129,64 @@ class AttentionOp final : public Operator {
 
   void forward(Backend& be, const float* x, float* y) override {
     const auto& k = knobs_;
-    be.matmul({q_.raw, n_, hq_}, {x, n_, d_}, {wq_.value, hq_, d_});
-    be.matmul({k_.raw, n_, hkv_}, {x, n_, d_}, {wk_.value, hkv_, d_});
-    be.matmul({v_, n_, hkv_}, {x, n_, d_}, {wv_.value, hkv_, d_});
-    project(be, q_, n_, k.heads, q_norm_, batch_, seq_, 0);
-    project(be, k_, n_, k.kv_heads, k_norm_, batch_, seq_, 0);
-    be.attention_forward(att_, lse_, q_.rotated, k_.rotated, v_, shape(batch_, seq_));
-    be.matmul({y, n_, d_}, {att_, n_, hq_}, {wo_.value, d_, hq_});
+    for (int g = 0; g < groups_; ++g) {
+      be.matmul({q_[g].raw, n_, hq_}, {x, n_, d_}, {wq_.value + g * hq_ * d_, hq_, d_});
+      project(be, q_[g], n_, k.heads, q_norm_, batch_, seq_, 0);
+      if (!own_kv_) continue;
+      be.matmul({k_[g].raw, n_, hkv_}, {x, n_, d_}, {wk_.value + g * hkv_ * d_, hkv_, d_});
+      project(be, k_[g], n_, k.kv_heads, k_norm_, batch_, seq_, 0);
+      zero_grads(be, k_[g], n_ * hkv_);  // feature sharers add into these before our backward
+    }
+    if (own_kv_) {
+      be.matmul({v_, n_, hkv_}, {x, n_, d_}, {wv_.value, hkv_, d_});
+      be.fill(dv_, n_ * hkv_, 0.0f);
+    }
+    const AttentionOp& f = features();
+    for (int g = 0; g < groups_; ++g)
+      be.attention_forward(att_[g], lse_[g], q_[g].rotated, f.k_[g].rotated, f.v_, shape(batch_, seq_));
+    be.matmul({y, n_, d_}, {combine(be, att_, mix_, n_), n_, hq_}, {wo_.value, d_, hq_});
   }
 
   void backward(Backend& be, const float* x, const float* dy, float* dx) override {
     const auto& k = knobs_;
-    be.fill(datt_, n_ * hq_, 0.0f);
-    be.fill(dv_, n_ * hkv_, 0.0f);
-    zero_grads(be, q_, n_ * hq_);
-    zero_grads(be, k_, n_ * hkv_);
-    be.matmul_backward_weight({wo_.grad, d_, hq_}, {dy, n_, d_}, {att_, n_, hq_});
-    be.matmul_backward_input({datt_, n_, hq_}, {dy, n_, d_}, {wo_.value, d_, hq_});
-    be.attention_backward(q_.d_rotated, k_.d_rotated, dv_, datt_, q_.rotated, k_.rotated, v_, att_, lse_,
-                          shape(batch_, seq_));
-    project_backward(be, q_, n_, k.heads, q_norm_);
-    project_backward(be, k_, n_, k.kv_heads, k_norm_);
-    for (auto [param, grad, rows] : {std::tuple{&wq_, q_.d_raw, hq_}, std::tuple{&wk_, k_.d_raw, hkv_},
-                                     std::tuple{&wv_, static_cast<float*>(dv_), hkv_}}) {
-      be.matmul_backward_weight({param->grad, rows, d_}, {grad, n_, rows}, {x, n_, d_});
-      be.matmul_backward_input({dx, n_, d_}, {grad, n_, rows}, {param->value, rows, d_});
+    for (int g = 0; g < groups_; ++g) {
+      be.fill(datt_[g], n_ * hq_, 0.0f);
+      zero_grads(be, q_[g], n_ * hq_);
     }
+    const float* out = groups_ == 2 ? mix_.normed : att_[0];
+    float* dout = groups_ == 2 ? mix_.dnormed : datt_[0];
+    if (groups_ == 2) be.fill(dout, n_ * hq_, 0.0f);
+    be.matmul_backward_weight({wo_.grad, d_, hq_}, {dy, n_, d_}, {out, n_, hq_});
+    be.matmul_backward_input({dout, n_, hq_}, {dy, n_, d_}, {wo_.value, d_, hq_});
+    if (groups_ == 2) {
+      const int64_t rows = n_ * k.heads, hd = k.head_dim;
+      be.fill(mix_.dmixed, n_ * hq_, 0.0f);
+      be.fill(dmix_gain_, hd, 0.0f);  // a constant gain: its gradient is discarded
+      be.rmsnorm_backward({mix_.dmixed, rows, hd}, dmix_gain_, {mix_.dnormed, rows, hd}, {mix_.mixed, rows, hd},
+                          mix_gain_, mix_.rstd);
+      be.differential_backward(datt_[0], datt_[1], lambda_.grad, mix_.dmixed, att_[1], lambda_.value,
+                               kLambdaInit, n_, k.heads, k.head_dim);
+    }
+    AttentionOp& f = features();
+    for (int g = 0; g < groups_; ++g) {
+      be.attention_backward(q_[g].d_rotated, f.k_[g].d_rotated, f.dv_, datt_[g], q_[g].rotated, f.k_[g].rotated,
+                            f.v_, att_[g], lse_[g], shape(batch_, seq_));
+      project_backward(be, q_[g], n_, k.heads, q_norm_);
+      linear_backward(be, wq_, g, hq_, q_[g].d_raw, x, dx);
+    }
+    if (!own_kv_) return;
+    for (int g = 0; g < groups_; ++g) {
+      project_backward(be, k_[g], n_, k.kv_heads, k_norm_);
+      linear_backward(be, wk_, g, hkv_, k_[g].d_raw, x, dx);
+    }
+    linear_backward(be, wv_, 0, hkv_, dv_, x, dx);
   }
 
-  // The KV cache: 2 * kv_heads * head_dim values per token, up to the window.
+  // The KV cache: (groups + 1) * kv_heads * head_dim values per token (K per
+  // group, V once), up to the window; none for a feature sharer.
   genome::DecodeState decode_state() const override {
-    return {0, 2 * hkv_, knobs_.window > 0 ? int64_t(knobs_.window) : 0};
+    if (!own_kv_) return {};
+    return {0, (groups_ + 1) * hkv_, knobs_.window > 0 ? int64_t(knobs_.window) : 0};
   }
 
   void decode_step(Backend& be, const float* x, float* y, int64_t position) override {
@@ -125,18 +195,59 @@ class AttentionOp final : public Operator {
                               " outside the planned " + std::to_string(decode_context_) + "-token context");
     const auto& k = knobs_;
     const int64_t b = decode_batch_;
-    be.matmul({dec_q_.raw, b, hq_}, {x, b, d_}, {wq_.value, hq_, d_});
-    be.matmul({dec_k_.raw, b, hkv_}, {x, b, d_}, {wk_.value, hkv_, d_});
-    be.matmul({dec_v_, b, hkv_}, {x, b, d_}, {wv_.value, hkv_, d_});
-    project(be, dec_q_, b, k.heads, q_norm_, decode_batch_, 1, position);
-    project(be, dec_k_, b, k.kv_heads, k_norm_, decode_batch_, 1, position);
     const AttentionShape s = shape(decode_batch_, 1);
-    be.kv_cache_write(k_cache_, v_cache_, dec_k_.rotated, dec_v_, s, capacity_, position);
-    be.attention_decode(dec_att_, dec_q_.rotated, k_cache_, v_cache_, s, capacity_, position);
-    be.matmul({y, b, d_}, {dec_att_, b, hq_}, {wo_.value, d_, hq_});
+    if (own_kv_) be.matmul({dec_v_, b, hkv_}, {x, b, d_}, {wv_.value, hkv_, d_});
+    const AttentionOp& f = features();
+    for (int g = 0; g < groups_; ++g) {
+      be.matmul({dec_q_[g].raw, b, hq_}, {x, b, d_}, {wq_.value + g * hq_ * d_, hq_, d_});
+      project(be, dec_q_[g], b, k.heads, q_norm_, decode_batch_, 1, position);
+      if (own_kv_) {
+        be.matmul({dec_k_[g].raw, b, hkv_}, {x, b, d_}, {wk_.value + g * hkv_ * d_, hkv_, d_});
+        project(be, dec_k_[g], b, k.kv_heads, k_norm_, decode_batch_, 1, position);
+        // Both groups write the same V into the one V cache: harmless.
+        be.kv_cache_write(k_cache_[g], v_cache_, dec_k_[g].rotated, dec_v_, s, capacity_, position);
+      }
+      be.attention_decode(dec_att_[g], dec_q_[g].rotated, f.k_cache_[g], f.v_cache_, s, capacity_, position);
+    }
+    be.matmul({y, b, d_}, {combine(be, dec_att_, dec_mix_, b), b, hq_}, {wo_.value, d_, hq_});
   }
 
  private:
+  // The differential path's buffers: a_1 - lambda a_2, its per-head norm.
+  struct Mix {
+    float *mixed = nullptr, *normed = nullptr, *rstd = nullptr, *dmixed = nullptr, *dnormed = nullptr;
+  };
+
+  void plan_differential(Arena& arena, Mix& m, int64_t rows, bool with_grads) {
+    arena.reserve(&m.mixed, rows * hq_);
+    arena.reserve(&m.normed, rows * hq_);
+    arena.reserve(&m.rstd, rows * knobs_.heads);
+    if (!with_grads) return;
+    arena.reserve(&m.dmixed, rows * hq_);
+    arena.reserve(&m.dnormed, rows * hq_);
+  }
+
+  // What goes into Wo: the attention output, or the differential combination.
+  const float* combine(Backend& be, float* const* att, Mix& m, int64_t rows) {
+    if (groups_ == 1) return att[0];
+    const int64_t hd = knobs_.head_dim;
+    be.differential_forward(m.mixed, att[0], att[1], lambda_.value, kLambdaInit, rows, knobs_.heads,
+                            knobs_.head_dim);
+    be.rmsnorm_forward({m.normed, rows * knobs_.heads, hd}, m.rstd, {m.mixed, rows * knobs_.heads, hd}, mix_gain_,
+                       eps_);
+    return m.normed;
+  }
+
+  // The projection group g (a block of `rows` rows of w): dW_g += dout^T x, dx += dout W_g.
+  void linear_backward(Backend& be, const Param& w, int g, int64_t rows, const float* dout, const float* x,
+                       float* dx) {
+    be.matmul_backward_weight({w.grad + g * rows * d_, rows, d_}, {dout, n_, rows}, {x, n_, d_});
+    be.matmul_backward_input({dx, n_, d_}, {dout, n_, rows}, {w.value + g * rows * d_, rows, d_});
+  }
+
+  AttentionOp& features() { return source_ ? *source_ : *this; }
+  const AttentionOp& features() const { return source_ ? *source_ : *this; }
+
   // q or k on its way from the projection to attention: raw -> normed (qk_norm)
   // -> rotated (RoPE). A stage that is off aliases the previous buffer.
   struct Projection {
@@ -202,14 +313,20 @@ class AttentionOp final : public Operator {
   genome::SaKnobs knobs_;
   int64_t d_, hq_ = 0, hkv_ = 0;
   float eps_;
-  Param wq_, wk_, wv_, wo_, q_norm_, k_norm_;
+  int groups_;  // 2 when differential
+  bool own_kv_;
+  std::string describe_;
+  AttentionOp* source_ = nullptr;  // feature sharing: whose K and V we read
+  Param wq_, wk_, wv_, wo_, q_norm_, k_norm_, lambda_;
   int batch_ = 0, seq_ = 0;
   int64_t n_ = 0;
-  Projection q_, k_, dec_q_, dec_k_;
-  float *v_ = nullptr, *att_ = nullptr, *lse_ = nullptr, *datt_ = nullptr, *dv_ = nullptr;
+  Projection q_[2], k_[2], dec_q_[2], dec_k_[2];
+  float *v_ = nullptr, *att_[2] = {}, *lse_[2] = {}, *datt_[2] = {}, *dv_ = nullptr;
+  Mix mix_, dec_mix_;
+  float *mix_gain_ = nullptr, *dmix_gain_ = nullptr;
   int decode_batch_ = 0;
   int64_t capacity_ = 0, decode_context_ = 0;
-  float *k_cache_ = nullptr, *v_cache_ = nullptr, *dec_v_ = nullptr, *dec_att_ = nullptr;
+  float *k_cache_[2] = {}, *v_cache_ = nullptr, *dec_v_ = nullptr, *dec_att_[2] = {};
   float *cos_ = nullptr, *sin_ = nullptr;
 };
 

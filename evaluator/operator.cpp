@@ -58,6 +58,10 @@ void OpContext::check_all_bound() const {
                                   "\", which this operator does not use");
 }
 
+void Operator::share_features_from(Operator&) {
+  throw std::invalid_argument("this operator has no shareable features");
+}
+
 std::unique_ptr<Operator> make_operator(OpContext& context) {
   std::unique_ptr<Operator> op;
   switch (context.spec.cls) {
@@ -66,6 +70,12 @@ std::unique_ptr<Operator> make_operator(OpContext& context) {
       break;
     case genome::LivClass::swiglu:
       op = make_swiglu(context);
+      break;
+    case genome::LivClass::linattn:
+      op = make_linear_attention(context);
+      break;
+    case genome::LivClass::moe:
+      op = make_moe(context);
       break;
     default:
       throw std::invalid_argument(context.describe() + ": operator class \"" +

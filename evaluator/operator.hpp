@@ -70,6 +70,16 @@ class Operator {
   // One token for each of decode_batch sequences: x, y are [decode_batch,
   // d_model]; `position` counts from 0 after Arena::reset_state().
   virtual void decode_step(Backend& backend, const float* x, float* y, int64_t position) = 0;
+
+  // An auxiliary training loss of the last forward (MoE load balancing);
+  // backward already includes its gradient.
+  virtual double auxiliary_loss() const { return 0.0; }
+  // Feature sharing (sa: K and V; linattn: K, V, decay and state): this
+  // operator reads `source`'s features instead of its own and sends their
+  // gradients back to it. The model calls it once, before plan(). The source
+  // is an earlier slot, so its forward/decode runs first and its backward
+  // after ours; it zeroes its feature gradients in forward.
+  virtual void share_features_from(Operator& source);
 };
 
 // The operator for spec.cls; throws std::invalid_argument for a class or form
@@ -79,5 +89,7 @@ std::unique_ptr<Operator> make_operator(OpContext& context);
 // One factory per operator file.
 std::unique_ptr<Operator> make_attention(OpContext& context);
 std::unique_ptr<Operator> make_swiglu(OpContext& context);
+std::unique_ptr<Operator> make_linear_attention(OpContext& context);
+std::unique_ptr<Operator> make_moe(OpContext& context);
 
 }  // namespace livs::evaluator

@@ -59,6 +59,46 @@ class CpuBackend final : public Backend {
   double sum_of_squares(const float* x, int64_t count) override;
   void adamw_update(float* params, const float* grads, float* m, float* v, int64_t count,
                     const AdamWStep& step) override;
+
+  // Linear attention and MoE (cpu_linear_attention.cpp, cpu_mixing.cpp, cpu_moe.cpp).
+  void feature_map_forward(float* out, const float* in, int64_t count, FeatureMapKind kind) override;
+  void feature_map_backward(float* din, const float* dout, const float* in, int64_t count,
+                            FeatureMapKind kind) override;
+  void gla_log_decay_forward(float* log_alpha, const float* z, const float* bias, int64_t rows, int64_t cols,
+                             float temperature) override;
+  void gla_log_decay_backward(float* dz, float* dbias, const float* dlog_alpha, const float* z, const float* bias,
+                              int64_t rows, int64_t cols, float temperature) override;
+  void linear_attention_forward(float* out, const float* q, const float* k, const float* v,
+                                const float* log_alpha, const LinearAttentionShape& shape) override;
+  void linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha, const float* dout,
+                                 const float* q, const float* k, const float* v, const float* log_alpha,
+                                 const LinearAttentionShape& shape) override;
+  void linear_attention_state_update(float* state, const float* k, const float* v, const float* log_alpha,
+                                     const LinearAttentionShape& shape) override;
+  void linear_attention_state_read(float* out, const float* q, const float* state,
+                                   const LinearAttentionShape& shape) override;
+  void differential_forward(float* out, const float* a1, const float* a2, const float* lambda, float lambda_init,
+                            int64_t rows, int heads, int head_dim) override;
+  void differential_backward(float* da1, float* da2, float* dlambda, const float* dout, const float* a2,
+                             const float* lambda, float lambda_init, int64_t rows, int heads,
+                             int head_dim) override;
+  void gate_mix_forward(float* out, const float* y0, const float* y1, const float* gate, int64_t rows,
+                        int64_t cols) override;
+  void gate_mix_backward(float* dy0, float* dy1, float* dgate, const float* dout, const float* y0,
+                         const float* y1, const float* gate, int64_t rows, int64_t cols) override;
+  void moe_route(float* probs, int32_t* top_index, float* top_weight, float* expert_stats, ConstMatrix logits,
+                 int top_k) override;
+  void moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs, const int32_t* top_index,
+                          const float* top_weight, const float* expert_stats, int top_k,
+                          float aux_weight) override;
+  void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index, int64_t rows,
+                    int top_k, int experts) override;
+  void moe_gather(Matrix xs, ConstMatrix x, const int32_t* order, int top_k) override;
+  void moe_gather_backward(Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k) override;
+  void moe_combine(Matrix y, ConstMatrix ys, const float* top_weight, const int32_t* position,
+                   int top_k) override;
+  void moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
+                            const float* top_weight, const int32_t* position, int top_k) override;
 };
 
 }  // namespace livs::evaluator

@@ -1,0 +1,287 @@
+// linattn: causal linear attention with a positive feature map, optionally
+// gated (GLA), optionally differential, optionally reading an earlier
+// linattn's features (feature sharing).
+//   q_g = phi(x Wq_g^T), k_g = phi(x Wk_g^T), v = x Wv^T      (g = 1, or 1..2 when differential)
+//   log alpha = log(sigmoid(x W_gate^T + gate_bias)) / 16    (gated; GLA's low-temperature gate)
+//   S_t = diag(alpha_t) S_{t-1} + k_t v_t^T,  a_t = S_t^T q_t   (per head, d_k = d_v = head_dim)
+//   o = a_1                   or   o = a_1 - (0.8 + lambda_h) a_2   (differential)
+//   y = (rmsnorm_per_head(o) * c) Wo^T,  c = 1, or 1 - 0.8 when differential
+// The normalisation is GLA's / RetNet's per-head norm (no gain, so no weight)
+// instead of the classical phi(q).sum(phi(k)) denominator: it keeps the
+// decode state at heads x d_k x d_v and the output scale bounded whatever the
+// decay. Differential follows the Differential Transformer: subtract, then
+// normalise per head, then scale by (1 - lambda_init).
+// Feature sharing: the sharer has only wq, wo (and lambda); it reads the
+// source's k, v and decay (and in decode the source's state), and sends dk,
+// dv and dlog_alpha back into the source's gradient buffers.
+#include <stdexcept>
+
+#include "evaluator/operator.hpp"
+
+namespace livs::evaluator {
+
+namespace {
+
+constexpr float kLambdaInit = 0.8f;
+constexpr float kGateTemperature = 16.0f;
+
+FeatureMapKind kind_of(genome::FeatureMap f) {
+  switch (f) {
+    case genome::FeatureMap::elu_plus_one:
+      return FeatureMapKind::elu_plus_one;
+    case genome::FeatureMap::relu:
+      return FeatureMapKind::relu;
+    case genome::FeatureMap::identity:
+      return FeatureMapKind::identity;
+  }
+  return FeatureMapKind::elu_plus_one;
+}
+
+class LinearAttentionOp final : public Operator {
+ public:
+  explicit LinearAttentionOp(OpContext& c)
+      : knobs_(c.spec.linattn),
+        d_(c.d_model),
+        groups_(c.spec.differential ? 2 : 1),
+        own_features_(!c.spec.feature_source.valid()),
+        eps_(float(c.norm_eps)),
+        describe_(c.describe()) {
+    if (knobs_.heads <= 0 || knobs_.head_dim <= 0)
+      throw std::invalid_argument(describe_ + ": invalid knobs (heads " + std::to_string(knobs_.heads) +
+                                  ", head_dim " + std::to_string(knobs_.head_dim) + ")");
+    width_ = int64_t(knobs_.heads) * knobs_.head_dim;
+    c.bind_weight("wq", {groups_ * width_, d_}, Init::normal, true, &wq_);
+    if (own_features_) {
+      c.bind_weight("wk", {groups_ * width_, d_}, Init::normal, true, &wk_);
+      c.bind_weight("wv", {width_, d_}, Init::normal, true, &wv_);
+      if (knobs_.gated) {
+        c.bind_weight("w_gate", {width_, d_}, Init::normal, true, &w_gate_);
+        c.bind_weight("gate_bias", {width_}, Init::zeros, false, &gate_bias_);
+      }
+    }
+    c.bind_weight("wo", {d_, width_}, Init::out_projection, true, &wo_);
+    if (groups_ == 2) c.bind_weight("lambda", {knobs_.heads}, Init::zeros, false, &lambda_);
+  }
+
+  void share_features_from(Operator& source) override {
+    auto* src = dynamic_cast<LinearAttentionOp*>(&source);
+    if (!src || own_features_ || !src->own_features_ || src->knobs_.heads != knobs_.heads ||
+        src->knobs_.head_dim != knobs_.head_dim || src->knobs_.feature_map != knobs_.feature_map ||
+        src->knobs_.gated != knobs_.gated || src->groups_ != groups_)
+      throw std::invalid_argument(describe_ +
+                                  ": feature sharing needs a linattn source that owns its features with the "
+                                  "same heads, feature map, gating and differential form");
+    source_ = src;
+  }
+
+  void plan(Arena& arena, const PlanShape& s) override {
+    if (!own_features_ && !source_)
+      throw std::invalid_argument(describe_ + ": shares features but no source was connected");
+    batch_ = s.batch;
+    seq_ = s.seq;
+    n_ = s.tokens();
+    if (n_ > 0) plan_rows(arena, train_, n_, true);
+    decode_batch_ = s.decode_batch;
+    if (decode_batch_ > 0) {
+      plan_rows(arena, dec_, decode_batch_, false);
+      if (own_features_)
+        for (int g = 0; g < groups_; ++g)
+          arena.reserve_state(&state_[g],
+                              int64_t(decode_batch_) * knobs_.heads * knobs_.head_dim * knobs_.head_dim);
+    }
+    arena.reserve_constant(&norm_gain_,
+                           std::vector<float>(knobs_.head_dim, groups_ == 2 ? 1.0f - kLambdaInit : 1.0f));
+    arena.reserve(&dnorm_gain_, knobs_.head_dim);
+  }
+
+  void forward(Backend& be, const float* x, float* y) override {
+    Rows& r = train_;
+    project_features(be, x, r, n_);
+    if (own_features_) {  // sharers add into these before our backward runs
+      for (int g = 0; g < groups_; ++g) be.fill(r.dkf[g], n_ * width_, 0.0f);
+      be.fill(r.dv, n_ * width_, 0.0f);
+      if (knobs_.gated) be.fill(r.dla, n_ * width_, 0.0f);
+    }
+    const Rows& f = features();
+    for (int g = 0; g < groups_; ++g)
+      be.linear_attention_forward(r.a[g], r.qf[g], f.kf[g], f.v, f.la, shape(batch_, seq_));
+    finish(be, r, n_, y);
+  }
+
+  void backward(Backend& be, const float* x, const float* dy, float* dx) override {
+    Rows& r = train_;
+    const int64_t hd = knobs_.head_dim, rows = n_ * knobs_.heads;
+    be.fill(r.dnormed, n_ * width_, 0.0f);
+    be.fill(r.dmixed, n_ * width_, 0.0f);
+    for (int g = 0; g < groups_; ++g) {
+      be.fill(r.da[g], n_ * width_, 0.0f);
+      be.fill(r.dq[g], n_ * width_, 0.0f);
+      be.fill(r.dq_feature[g], n_ * width_, 0.0f);
+    }
+    be.fill(dnorm_gain_, knobs_.head_dim, 0.0f);  // a constant gain: its gradient is discarded
+    be.matmul_backward_weight({wo_.grad, d_, width_}, {dy, n_, d_}, {r.normed, n_, width_});
+    be.matmul_backward_input({r.dnormed, n_, width_}, {dy, n_, d_}, {wo_.value, d_, width_});
+    be.rmsnorm_backward({r.dmixed, rows, hd}, dnorm_gain_, {r.dnormed, rows, hd}, {r.mixed, rows, hd},
+                        norm_gain_, r.rstd);
+    if (groups_ == 2)
+      be.differential_backward(r.da[0], r.da[1], lambda_.grad, r.dmixed, r.a[1], lambda_.value, kLambdaInit,
+                               n_, knobs_.heads, knobs_.head_dim);
+    else
+      be.add(r.da[0], r.da[0], r.dmixed, n_ * width_);
+    const Rows& f = features();
+    for (int g = 0; g < groups_; ++g) {
+      be.linear_attention_backward(r.dqf(g), f.dkf[g], f.dv, f.dla, r.da[g], r.qf[g], f.kf[g], f.v, f.la,
+                                   shape(batch_, seq_));
+    }
+    // r.dqf(g) is the feature-space gradient; map it back through phi.
+    for (int g = 0; g < groups_; ++g) {
+      be.feature_map_backward(r.dq[g], r.dqf(g), r.q[g], n_ * width_, kind_of(knobs_.feature_map));
+      linear_backward(be, wq_, g, r.dq[g], x, dx);
+    }
+    if (!own_features_) return;
+    for (int g = 0; g < groups_; ++g) {
+      be.fill(r.dk_raw, n_ * width_, 0.0f);
+      be.feature_map_backward(r.dk_raw, r.dkf[g], r.k[g], n_ * width_, kind_of(knobs_.feature_map));
+      linear_backward(be, wk_, g, r.dk_raw, x, dx);
+    }
+    linear_backward(be, wv_, 0, r.dv, x, dx);
+    if (knobs_.gated) {
+      be.fill(r.dk_raw, n_ * width_, 0.0f);  // reused as dz
+      be.gla_log_decay_backward(r.dk_raw, gate_bias_.grad, r.dla, r.z, gate_bias_.value, n_, width_,
+                                kGateTemperature);
+      linear_backward(be, w_gate_, 0, r.dk_raw, x, dx);
+    }
+  }
+
+  // heads x d_k x d_v per feature group; a feature sharer reads its source's.
+  genome::DecodeState decode_state() const override {
+    if (!own_features_) return {};
+    return {int64_t(groups_) * knobs_.heads * knobs_.head_dim * knobs_.head_dim, 0, 0};
+  }
+
+  void decode_step(Backend& be, const float* x, float* y, int64_t) override {
+    Rows& r = dec_;
+    const int64_t b = decode_batch_;
+    project_features(be, x, r, b);
+    const LinearAttentionShape s = shape(decode_batch_, 1);
+    for (int g = 0; g < groups_; ++g) {
+      if (own_features_) be.linear_attention_state_update(state_[g], r.kf[g], r.v, r.la, s);
+      be.linear_attention_state_read(r.a[g], r.qf[g], source_ ? source_->state_[g] : state_[g], s);
+    }
+    finish(be, r, b, y);
+  }
+
+ private:
+  // Activations for one row count (training tokens, or decode sequences).
+  struct Rows {
+    float *q[2] = {}, *qf[2] = {}, *k[2] = {}, *kf[2] = {}, *v = nullptr, *z = nullptr, *la = nullptr;
+    float *a[2] = {}, *mixed = nullptr, *normed = nullptr, *rstd = nullptr;
+    // Gradients (training only).
+    float *dq[2] = {}, *dq_feature[2] = {}, *dkf[2] = {}, *dv = nullptr, *dla = nullptr, *dk_raw = nullptr;
+    float *da[2] = {}, *dmixed = nullptr, *dnormed = nullptr;
+    float* dqf(int g) const { return dq_feature[g]; }
+  };
+
+  void plan_rows(Arena& arena, Rows& r, int64_t rows, bool grads) {
+    const int64_t n = rows * width_;
+    for (int g = 0; g < groups_; ++g) {
+      arena.reserve(&r.q[g], n);
+      arena.reserve(&r.qf[g], n);
+      arena.reserve(&r.a[g], n);
+      if (own_features_) {
+        arena.reserve(&r.k[g], n);
+        arena.reserve(&r.kf[g], n);
+      }
+      if (grads) {
+        arena.reserve(&r.dq[g], n);
+        arena.reserve(&r.dq_feature[g], n);
+        arena.reserve(&r.da[g], n);
+        if (own_features_) arena.reserve(&r.dkf[g], n);
+      }
+    }
+    if (own_features_) {
+      arena.reserve(&r.v, n);
+      if (grads) {
+        arena.reserve(&r.dv, n);
+        arena.reserve(&r.dk_raw, n);
+      }
+      if (knobs_.gated) {
+        arena.reserve(&r.z, n);
+        arena.reserve(&r.la, n);
+        if (grads) arena.reserve(&r.dla, n);
+      }
+    }
+    arena.reserve(&r.mixed, n);
+    arena.reserve(&r.normed, n);
+    arena.reserve(&r.rstd, rows * knobs_.heads);
+    if (grads) {
+      arena.reserve(&r.dmixed, n);
+      arena.reserve(&r.dnormed, n);
+    }
+  }
+
+  // The features (k, v, decay and their gradients) this operator attends over.
+  const Rows& features() const { return source_ ? source_->train_ : train_; }
+
+  void project_features(Backend& be, const float* x, Rows& r, int64_t rows) {
+    const int64_t n = rows * width_;
+    const FeatureMapKind fm = kind_of(knobs_.feature_map);
+    for (int g = 0; g < groups_; ++g) {
+      be.matmul({r.q[g], rows, width_}, {x, rows, d_}, {wq_.value + g * width_ * d_, width_, d_});
+      be.feature_map_forward(r.qf[g], r.q[g], n, fm);
+      if (!own_features_) continue;
+      be.matmul({r.k[g], rows, width_}, {x, rows, d_}, {wk_.value + g * width_ * d_, width_, d_});
+      be.feature_map_forward(r.kf[g], r.k[g], n, fm);
+    }
+    if (!own_features_) return;
+    be.matmul({r.v, rows, width_}, {x, rows, d_}, {wv_.value, width_, d_});
+    if (knobs_.gated) {
+      be.matmul({r.z, rows, width_}, {x, rows, d_}, {w_gate_.value, width_, d_});
+      be.gla_log_decay_forward(r.la, r.z, gate_bias_.value, rows, width_, kGateTemperature);
+    }
+  }
+
+  // a_1 (- lambda a_2) -> per-head RMSNorm -> Wo.
+  void finish(Backend& be, Rows& r, int64_t rows, float* y) {
+    const int64_t hd = knobs_.head_dim;
+    if (groups_ == 2)
+      be.differential_forward(r.mixed, r.a[0], r.a[1], lambda_.value, kLambdaInit, rows, knobs_.heads,
+                              knobs_.head_dim);
+    else
+      be.copy(r.mixed, r.a[0], rows * width_);
+    be.rmsnorm_forward({r.normed, rows * knobs_.heads, hd}, r.rstd, {r.mixed, rows * knobs_.heads, hd},
+                       norm_gain_, eps_);
+    be.matmul({y, rows, d_}, {r.normed, rows, width_}, {wo_.value, d_, width_});
+  }
+
+  // The projection `g` (a block of rows of w): dW_g += dout^T x, dx += dout W_g.
+  void linear_backward(Backend& be, const Param& w, int g, const float* dout, const float* x, float* dx) {
+    be.matmul_backward_weight({w.grad + g * width_ * d_, width_, d_}, {dout, n_, width_}, {x, n_, d_});
+    be.matmul_backward_input({dx, n_, d_}, {dout, n_, width_}, {w.value + g * width_ * d_, width_, d_});
+  }
+
+  LinearAttentionShape shape(int batch, int seq) const { return {batch, seq, knobs_.heads, knobs_.head_dim}; }
+
+  genome::LinAttnKnobs knobs_;
+  int64_t d_;
+  int groups_;
+  bool own_features_;
+  float eps_;
+  std::string describe_;
+  int64_t width_ = 0;
+  Param wq_, wk_, wv_, wo_, w_gate_, gate_bias_, lambda_;
+  LinearAttentionOp* source_ = nullptr;
+  int batch_ = 0, seq_ = 0, decode_batch_ = 0;
+  int64_t n_ = 0;
+  Rows train_, dec_;
+  float* state_[2] = {};
+  float *norm_gain_ = nullptr, *dnorm_gain_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Operator> make_linear_attention(OpContext& context) {
+  return std::make_unique<LinearAttentionOp>(context);
+}
+
+}  // namespace livs::evaluator
