@@ -131,6 +131,7 @@ int run_search(int argc, char** argv) {
 
   search::GenomeSearchOptions run_options;
   run_options.run_name = config.name;
+  run_options.config_path = config.path;
   run_options.config = run_identity(config);
   run_options.eval_settings = {{"training", config.training},
                                {"context_length", config.model.context_length}};

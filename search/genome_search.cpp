@@ -127,6 +127,7 @@ class GenomeSearchRun {
     } else {
       const auto children = evolution_.initial_candidates();
       population = evolution_.survive({}, evaluate_children(children, {}, 0, result));
+      check_objectives_measured();
       box_ = hypervolume_box(settings_, minimised_of(population));
       record(0, population);
       generation = 1;
@@ -199,6 +200,32 @@ class GenomeSearchRun {
       outcome.generation = record.generation;
       for (const auto& [name, metric] : record.metrics) outcome.metrics[name] = metric.value;
       cache_[record.genome_hash] = std::move(outcome);
+    }
+  }
+
+  // An objective or constraint that no successful evaluation reports (a typo,
+  // or a metric this evaluator does not measure) would silently make every
+  // candidate equal in it: refuse it after the initial population instead.
+  void check_objectives_measured() const {
+    std::map<std::string, std::string> wanted;  // metric -> where the config names it
+    for (std::size_t i = 0; i < settings_.objectives.size(); ++i)
+      wanted.emplace(settings_.objectives[i].name, "/objectives/" + std::to_string(i));
+    for (const auto& c : settings_.constraints) wanted.emplace(c.metric, "/constraints/" + c.metric);
+    bool any_ok = false;
+    std::set<std::string> reported;
+    for (const auto& [hash, outcome] : cache_) {
+      if (!outcome.ok) continue;
+      any_ok = true;
+      for (const auto& [name, value] : outcome.metrics) reported.insert(name);
+    }
+    if (!any_ok) return;  // every candidate failed: nothing to learn about names
+    for (const auto& [metric, pointer] : wanted) {
+      if (reported.count(metric)) continue;
+      std::string known;
+      for (const auto& name : reported) known += (known.empty() ? "" : ", ") + name;
+      throw InputError(
+          options_.config_path.empty() ? "config" : options_.config_path, pointer,
+          "no evaluation reports a metric \"" + metric + "\" (the evaluator reports " + known + ")");
     }
   }
 

@@ -40,8 +40,9 @@ using EvaluateFunction = std::function<EvalResult(const EvalRequest&)>;
 
 struct GenomeSearchOptions {
   std::string run_name;
-  Json config;         // stored with the run; a resumed run must be given the same
-  Json eval_settings;  // EvalRequest::settings: data, training, objectives, ...
+  std::string config_path;  // for error messages
+  Json config;              // stored with the run; a resumed run must be given the same
+  Json eval_settings;       // EvalRequest::settings: data, training, objectives, ...
   std::string device = "cpu";
   int workers = 1;      // evaluations in flight at once (the evaluate function must be thread-safe)
   bool resume = false;  // continue the run of that name; without it an existing run is an error

@@ -265,3 +265,21 @@ TEST_CASE("hypervolume box: configured, known and derived bounds") {
   CHECK(population_hypervolume({{{1.0, -1.0, 1.0}, 0.0}}, box) == doctest::Approx(1.0));
   CHECK(population_hypervolume({{{1.0, -1.0, 1.0}, 0.5}}, box) == 0.0);
 }
+
+TEST_CASE("an objective no evaluation reports is an error naming the config's pointer") {
+  TempDb db("genome_search_unmeasured");
+  Setup setup;
+  setup.config["objectives"][1] = "decode_ms";
+  setup.options.config = setup.config;
+  setup.options.config_path = "test.json";
+  setup.settings = parse_search_settings(JsonReader(setup.config, "test.json"));
+  FakeEvaluator evaluator;
+  db::Store store(db.path);
+  try {
+    run_search(setup, evaluator, store);
+    FAIL("expected an InputError");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()).find(
+              "test.json: /objectives/1: no evaluation reports a metric \"decode_ms\"") == 0);
+  }
+}
