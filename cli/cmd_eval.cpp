@@ -168,8 +168,7 @@ int run_eval(int argc, char** argv) {
   const Config config = load_config(args["config"].as<std::string>());
   const std::string device =
       resolve_device(args.count("device") ? args["device"].as<std::string>() : config.device);
-  const evaluator::TrainSettings training =
-      evaluator::parse_train_settings(JsonReader(config.training, config.path, "/training"));
+  const evaluator::TrainSettings& training = config.train;
   const Architecture arch = load_architecture(args, config);
   const genome::ModelSpec spec = genome::decode(arch.genome);
   const std::string hash = genome::genome_hash(arch.genome);

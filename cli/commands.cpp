@@ -11,6 +11,7 @@ int run_status(int argc, char** argv);
 int run_pareto(int argc, char** argv);
 int run_show(int argc, char** argv);
 int run_export(int argc, char** argv);
+int run_eval(int argc, char** argv);
 int run_presets(int argc, char** argv);
 
 const std::vector<Command>& commands() {
@@ -22,6 +23,7 @@ const std::vector<Command>& commands() {
       {"pareto", "the non-dominated candidates of a run", run_pareto},
       {"show", "one genome: JSON, summary, metrics, lineage", run_show},
       {"export", "write genomes (one, or a run's Pareto front) as JSON files", run_export},
+      {"eval", "train one architecture and score it on held-out data", run_eval},
       {"presets", "list the built-in architectures, or print one as genome JSON", run_presets},
   };
   return table;

@@ -28,13 +28,31 @@ ModelSettings parse_model_settings(const JsonReader& section) {
   return model;
 }
 
-// Until the owning module's parser exists, a section is checked to be an
-// object and kept as written.
+// An optional object section, as written ({} when absent).
 Json object_section(const JsonReader& root, const char* key) {
   auto section = root.find(key);
   if (!section) return Json::object();
   section->expect_object();
   return section->value();
+}
+
+// The search space with the model section's shape and the data's vocabulary
+// written into it where the config leaves them open, parsed as one, so the
+// genome module checks knobs (heads dividing d_model, ...) against the width
+// that is really used. Filled-in values are valid by construction; errors in
+// what the user wrote keep their /search_space/... pointers.
+genome::SearchSpace parse_space(const Config& config) {
+  Json filled = config.search_space;
+  if (!filled.contains("d_model")) filled["d_model"] = config.model.d_model;
+  if (!filled.contains("depth")) filled["depth"] = 2 * config.model.layers;
+  if (!filled.contains("vocab")) filled["vocab"] = config.data.vocab;
+  if (!filled.contains("context")) filled["context"] = config.model.context_length;
+  const JsonReader section(filled, config.path, "/search_space");
+  genome::SearchSpace space = genome::parse_search_space(section);
+  if (space.vocab != config.data.vocab) {
+    section.at("vocab").fail("the data's vocabulary " + std::to_string(config.data.vocab));
+  }
+  return space;
 }
 
 }  // namespace
@@ -59,7 +77,9 @@ Config load_config(const std::string& path) {
   config.data = evaluator::parse_data_settings(root.at("data"));
   config.model = parse_model_settings(root.at("model"));
   config.training = object_section(root, "training");
+  config.train = evaluator::parse_train_settings(JsonReader(config.training, path, "/training"));
   config.search_space = object_section(root, "search_space");
+  config.space = parse_space(config);
   config.search = search::parse_search_settings(root);
   if (auto device = root.find("device")) {
     config.device = device->string();
@@ -76,7 +96,18 @@ Json to_json(const Config& config) {
   out["model"] = {{"d_model", config.model.d_model},
                   {"layers", config.model.layers},
                   {"context_length", config.model.context_length}};
-  out["training"] = config.training;
+  const auto& t = config.train;
+  out["training"] = {{"steps", t.steps},
+                     {"batch_size", t.batch_size},
+                     {"seq_len", t.seq_len},
+                     {"learning_rate", t.learning_rate},
+                     {"min_lr_ratio", t.min_lr_ratio},
+                     {"warmup_steps", t.warmup_steps},
+                     {"weight_decay", t.weight_decay},
+                     {"beta1", t.beta1},
+                     {"beta2", t.beta2},
+                     {"grad_clip", t.grad_clip},
+                     {"eval_tokens", t.eval_tokens}};
   out["search_space"] = config.search_space;
   const auto& search = config.search;
   out["objectives"] = Json::array();

@@ -5,12 +5,14 @@
 // pointer and what was expected. Each section is parsed by the module that
 // owns its meaning (data and training by the evaluator, search_space by the
 // genome module, search/objectives/constraints by the search module); this
-// file only knows the top level and the model shape.
+// file only knows the top level and the model shape, and how they fit together.
 #include <cstdint>
 #include <string>
 
 #include "common/json_reader.hpp"
 #include "evaluator/data/data_settings.hpp"
+#include "evaluator/train_settings.hpp"
+#include "genome/search_space.hpp"
 #include "search/settings.hpp"
 
 namespace livs::cli {
@@ -28,8 +30,14 @@ struct Config {
   uint64_t seed = 0;
   evaluator::DataSettings data;
   ModelSettings model;
-  Json training;      // validated by evaluator::parse_train_settings once it lands; kept as written
-  Json search_space;  // validated by genome::parse_search_space once it lands; kept as written
+  Json training;                   // the section as written (what a run records)
+  evaluator::TrainSettings train;  // ... and resolved by evaluator::parse_train_settings
+  Json search_space;               // the section as written
+  // ... and resolved by genome::parse_search_space, with the model section
+  // filling in what the space leaves open: d_model, depth 2 * layers (a mixer
+  // and an MLP per layer, as in the presets), the data's vocabulary, and
+  // context_length as the context at which a sliding window counts as global.
+  genome::SearchSpace space;
   search::SearchSettings search;  // "search", "objectives" and "constraints"
   std::string device = "auto";    // "auto" (a GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N"
 };

@@ -40,6 +40,11 @@ const std::map<std::string, std::string>& expected_errors() {
       {"seed_is_string.json", "/seed: expected an integer >= 0, got \"1\""},
       {"seed_negative.json", "/seed: expected an integer >= 0, got -3"},
       {"training_not_object.json", "/training: expected an object, got 600"},
+      {"training_steps_zero.json", "/training/steps: expected an integer in [1, 10000000], got 0"},
+      {"search_space_unknown_class.json",
+       "/search_space/classes/1: expected one of sa, linattn, rec, ssm, gconv"},
+      {"search_space_vocab_mismatch.json",
+       "/search_space/vocab: expected the data's vocabulary 256, got 512"},
       {"unknown_top_level_key.json", "/epochs: unknown key (expected one of name, seed, data, model"},
       {"validation_fraction_too_large.json",
        "/data/validation_fraction: expected a number in [1e-06, 0.5], got 0.9"},
@@ -92,6 +97,9 @@ TEST_CASE("check prints the resolved quick config as JSON") {
   CHECK(json["data"]["vocab"] == 256);
   CHECK(json["objectives"][0]["name"] == "perplexity");
   CHECK(json["search"]["population"] == 8);
+  // Training defaults are filled in by the evaluator's parser.
+  CHECK(json["training"]["steps"] == 600);
+  CHECK(json["training"]["min_lr_ratio"] == 0.1);
 }
 
 TEST_CASE("check: a missing config file and bad arguments are one-line errors") {
