@@ -26,6 +26,7 @@ void Arena::reserve_tokens(int32_t** where, int64_t count) {
 void Arena::reserve_state(float** where, int64_t count) {
   if (base_) throw std::logic_error("Arena: reserve after allocate");
   state_.push_back({reinterpret_cast<void**>(where), round_up(count * int64_t(sizeof(float)))});
+  state_requested_ += count;
 }
 
 void Arena::reserve_constant(float** where, std::vector<float> values) {

@@ -36,7 +36,8 @@ class Arena {
   int64_t allocate();
   bool allocated() const { return base_ != nullptr; }
   void reset_state();
-  int64_t state_elements() const { return state_count_; }
+  // Decode-state elements requested (without the alignment padding between buffers).
+  int64_t state_elements() const { return state_requested_; }
   int64_t bytes() const { return bytes_; }
 
  private:
@@ -53,7 +54,8 @@ class Arena {
   std::vector<Constant> constants_;
   void* base_ = nullptr;
   float* state_base_ = nullptr;
-  int64_t state_count_ = 0;
+  int64_t state_count_ = 0;      // elements in the state range, padding included (what reset_state zeroes)
+  int64_t state_requested_ = 0;  // elements requested
   int64_t bytes_ = 0;
 };
 

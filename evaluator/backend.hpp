@@ -81,6 +81,23 @@ struct LinearAttentionShape {
 // Elementwise positive feature maps of linear attention.
 enum class FeatureMapKind { elu_plus_one, relu, identity };
 
+// Convolutions and scans (rec, ssm, gconv): activations [batch, seq, channels].
+struct ConvShape {
+  int batch = 1;
+  int seq = 1;
+  int channels = 1;
+  int kernel = 1;
+};
+// A diagonal scan over [batch, seq, channels] with `state` values per channel
+// (RG-LRU: 1; selective scan: d_state).
+struct ScanShape {
+  int batch = 1;
+  int seq = 1;
+  int channels = 1;
+  int state = 1;
+};
+enum class ActivationKind { silu, gelu_tanh, softplus };
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -267,6 +284,80 @@ class Backend {
                                     const float* top_weight, const int32_t* position, int top_k) {
     unsupported("moe_combine_backward", dys.data, dtop_weight, dy.data, ys.data, top_weight, position, top_k);
   }
+
+  // Convolutions and scans (rec, ssm, gconv). Default bodies throw, as above.
+  //
+  // Depthwise causal convolution, weights w [channels, kernel], bias may be null:
+  //   y[b,t,c] = bias[c] + sum_j w[c,j] * x[b, t-(kernel-1)+j, c]
+  // (PyTorch's Conv1d with padding kernel-1, cut to the first seq outputs).
+  // Inputs before t = 0 come from `state` [batch, kernel-1, channels] (oldest
+  // first) when it is not null, else they are zero; with a state the last
+  // kernel-1 inputs are written back, so decode is this call with seq = 1.
+  // Backward accumulates dx, dw and dbias (may be null), zero history.
+  virtual void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,
+                                   const ConvShape& shape) {
+    unsupported("causal_conv_forward", y, x, w, bias, state, shape);
+  }
+  virtual void causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
+                                    const float* w, const ConvShape& shape) {
+    unsupported("causal_conv_backward", dx, dw, dbias, dy, x, w, shape);
+  }
+  // Griffin's RG-LRU, per channel, in fp32 (shape.state == 1):
+  //   r = sigmoid(gate_a), i = sigmoid(gate_i), log a = -c * r * softplus(lambda[ch]),
+  //   h_t = a * h_{t-1} + sqrt(1 - a^2) * (i * u),  sqrt(1 - a^2) = sqrt(-expm1(2 log a)).
+  // h0 from `state` [batch, channels] when not null (and h_last written back), else 0.
+  // Backward (zero h0) accumulates du, dgate_a, dgate_i and dlambda; the
+  // derivative of the square root is bounded (at most 1000, as Griffin's code does).
+  virtual void rglru_forward(float* h, const float* u, const float* gate_a, const float* gate_i,
+                             const float* lambda, float c, float* state, const ScanShape& shape) {
+    unsupported("rglru_forward", h, u, gate_a, gate_i, lambda, c, state, shape);
+  }
+  virtual void rglru_backward(float* du, float* dgate_a, float* dgate_i, float* dlambda, const float* dh,
+                              const float* h, const float* u, const float* gate_a, const float* gate_i,
+                              const float* lambda, float c, const ScanShape& shape) {
+    unsupported("rglru_backward", du, dgate_a, dgate_i, dlambda, dh, h, u, gate_a, gate_i, lambda, c, shape);
+  }
+  // Mamba's selective scan, per channel ch and state n, in fp32:
+  //   A = -exp(a_log[ch,n]), h_t[n] = exp(delta_t A) h_{t-1}[n] + delta_t B_t[n] u_t,
+  //   y_t = sum_n C_t[n] h_t[n] + D[ch] u_t.
+  // u, delta, y: [batch, seq, channels]; B, C: [batch, seq, state];
+  // h_all (null in decode): every h_t, [batch, seq, channels, state], kept for
+  // backward; `state` [batch, channels, state] as in rglru_forward.
+  // Backward (zero h0) accumulates du, ddelta, da_log, dB, dC and dD; `partials`
+  // is scratch of batch * channels * (state + 1) floats (per-sequence dA and
+  // dD, summed over the batch in order afterwards).
+  virtual void selective_scan_forward(float* y, float* h_all, const float* u, const float* delta,
+                                      const float* a_log, const float* B, const float* C, const float* D,
+                                      float* state, const ScanShape& shape) {
+    unsupported("selective_scan_forward", y, h_all, u, delta, a_log, B, C, D, state, shape);
+  }
+  virtual void selective_scan_backward(float* du, float* ddelta, float* da_log, float* dB, float* dC, float* dD,
+                                       float* partials, const float* dy, const float* h_all, const float* u,
+                                       const float* delta, const float* a_log, const float* B, const float* C,
+                                       const float* D, const ScanShape& shape) {
+    unsupported("selective_scan_backward", du, ddelta, da_log, dB, dC, dD, partials, dy, h_all, u, delta,
+                a_log, B, C, D, shape);
+  }
+  // out = act(in) elementwise (gelu_tanh: the tanh approximation);
+  // backward accumulates din += dout * act'(in).
+  virtual void activation_forward(float* out, const float* in, int64_t count, ActivationKind kind) {
+    unsupported("activation_forward", out, in, count, kind);
+  }
+  virtual void activation_backward(float* din, const float* dout, const float* in, int64_t count,
+                                   ActivationKind kind) {
+    unsupported("activation_backward", din, dout, in, count, kind);
+  }
+  // out = a * b elementwise; backward accumulates da += dout * b, db += dout * a.
+  virtual void multiply_forward(float* out, const float* a, const float* b, int64_t count) {
+    unsupported("multiply_forward", out, a, b, count);
+  }
+  virtual void multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
+                                 int64_t count) {
+    unsupported("multiply_backward", da, db, dout, a, b, count);
+  }
+  // y[n, :] += bias; backward: dbias[c] += sum_n dy[n, c] (rows in order).
+  virtual void add_bias(Matrix y, const float* bias) { unsupported("add_bias", y.data, bias); }
+  virtual void bias_backward(float* dbias, ConstMatrix dy) { unsupported("bias_backward", dbias, dy.data); }
 
  protected:
   template <class... Ignored>

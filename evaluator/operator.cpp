@@ -77,6 +77,15 @@ std::unique_ptr<Operator> make_operator(OpContext& context) {
     case genome::LivClass::moe:
       op = make_moe(context);
       break;
+    case genome::LivClass::rec:
+      op = make_rec(context);
+      break;
+    case genome::LivClass::ssm:
+      op = make_ssm(context);
+      break;
+    case genome::LivClass::gconv:
+      op = make_gconv(context);
+      break;
     default:
       throw std::invalid_argument(context.describe() + ": operator class \"" +
                                   genome::to_string(context.spec.cls) +

@@ -78,7 +78,9 @@ void ParameterStore::initialize(Backend& backend, uint64_t seed, int slots) cons
     host.assign(static_cast<std::size_t>(e.numel), 0.0f);
     Rng rng(derive_seed(seed, e.name));
     const double out_scale = 1.0 / std::sqrt(2.0 * std::max(1, slots));
-    for (auto& x : host) {
+    const int64_t last_dim = e.shape.empty() ? 1 : e.shape.back();
+    for (std::size_t index = 0; index < host.size(); ++index) {
+      float& x = host[index];
       switch (e.init) {
         case Init::normal:
           x = float(rng.normal(0.0, 0.02));
@@ -92,6 +94,24 @@ void ParameterStore::initialize(Backend& backend, uint64_t seed, int slots) cons
         case Init::zeros:
           x = 0.0f;
           break;
+        case Init::fan_in_uniform: {
+          const double bound = 1.0 / std::sqrt(double(last_dim));
+          x = float(rng.uniform(-bound, bound));
+          break;
+        }
+        case Init::rglru_lambda: {  // exp(-8 softplus(lambda)) = q  <=>  lambda = log(expm1(-log(q) / 8))
+          const double q = rng.uniform(0.9, 0.999);
+          x = float(std::log(std::expm1(-std::log(q) / 8.0)));
+          break;
+        }
+        case Init::ssm_a_log:
+          x = float(std::log(double(int64_t(index) % last_dim + 1)));
+          break;
+        case Init::ssm_dt_bias: {  // inverse softplus of dt = exp(U(log 1e-3, log 1e-1))
+          const double dt = std::exp(rng.uniform(std::log(1e-3), std::log(1e-1)));
+          x = float(dt + std::log(-std::expm1(-dt)));
+          break;
+        }
       }
     }
     backend.copy_to_device(values_ + e.offset, host.data(), host.size() * sizeof(float));

@@ -22,6 +22,11 @@ enum class Init {
   out_projection,  // N(0, 0.02 / sqrt(2 * slots)): projections back into the residual stream
   ones,            // norm gains
   zeros,
+  // Convolutions and scans (rec, ssm, gconv):
+  fan_in_uniform,  // U(-1/sqrt(f), 1/sqrt(f)), f the last dimension: conv taps (PyTorch Conv1d), Mamba dt_proj
+  rglru_lambda,    // RG-LRU: exp(-8 softplus(lambda)), the decay at r = 1, uniform in [0.9, 0.999] (Griffin)
+  ssm_a_log,       // S4D-real: a_log[c, n] = log(n + 1), so A_n = -(n + 1) (Mamba)
+  ssm_dt_bias,     // softplus(dt_bias) log-uniform in [1e-3, 1e-1] (Mamba)
 };
 
 struct ParamGroup {

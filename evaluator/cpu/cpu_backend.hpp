@@ -60,6 +60,31 @@ class CpuBackend final : public Backend {
   void adamw_update(float* params, const float* grads, float* m, float* v, int64_t count,
                     const AdamWStep& step) override;
 
+  // Convolutions and scans (rec, ssm, gconv): cpu_conv.cpp, cpu_scan.cpp, cpu_pointwise.cpp.
+  void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,
+                           const ConvShape& shape) override;
+  void causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w,
+                            const ConvShape& shape) override;
+  void rglru_forward(float* h, const float* u, const float* gate_a, const float* gate_i, const float* lambda,
+                     float c, float* state, const ScanShape& shape) override;
+  void rglru_backward(float* du, float* dgate_a, float* dgate_i, float* dlambda, const float* dh, const float* h,
+                      const float* u, const float* gate_a, const float* gate_i, const float* lambda, float c,
+                      const ScanShape& shape) override;
+  void selective_scan_forward(float* y, float* h_all, const float* u, const float* delta, const float* a_log,
+                              const float* B, const float* C, const float* D, float* state,
+                              const ScanShape& shape) override;
+  void selective_scan_backward(float* du, float* ddelta, float* da_log, float* dB, float* dC, float* dD,
+                               float* partials, const float* dy, const float* h_all, const float* u,
+                               const float* delta, const float* a_log, const float* B, const float* C,
+                               const float* D, const ScanShape& shape) override;
+  void activation_forward(float* out, const float* in, int64_t count, ActivationKind kind) override;
+  void activation_backward(float* din, const float* dout, const float* in, int64_t count,
+                           ActivationKind kind) override;
+  void multiply_forward(float* out, const float* a, const float* b, int64_t count) override;
+  void multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
+                         int64_t count) override;
+  void add_bias(Matrix y, const float* bias) override;
+  void bias_backward(float* dbias, ConstMatrix dy) override;
   // Linear attention and MoE (cpu_linear_attention.cpp, cpu_mixing.cpp, cpu_moe.cpp).
   void feature_map_forward(float* out, const float* in, int64_t count, FeatureMapKind kind) override;
   void feature_map_backward(float* din, const float* dout, const float* in, int64_t count,

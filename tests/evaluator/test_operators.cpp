@@ -130,6 +130,6 @@ TEST_CASE("weights missing from the ModelSpec or of the wrong shape are refused"
   genome::OpSpec ssm;
   ssm.cls = genome::LivClass::ssm;
   OpContext ssm_context(ssm, 0, 0, 8, 1, 1e-5, params);
-  CHECK_THROWS_WITH_AS(make_operator(ssm_context), doctest::Contains("not implemented"),
+  CHECK_THROWS_WITH_AS(make_operator(ssm_context), doctest::Contains("lists no weight \"in_proj\""),
                        std::invalid_argument);
 }
