@@ -1,0 +1,121 @@
+#include "proxies/evaluate.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+
+#include "evaluator/backend_factory.hpp"
+#include "evaluator/data/dataset.hpp"
+#include "evaluator/trainer.hpp"
+#include "genome/decode.hpp"
+#include "genome/genome_json.hpp"
+
+namespace livs::proxies {
+
+Json to_json(const EvalSettings& s) {
+  return Json{{"data", evaluator::to_json(s.data)},
+              {"training", s.training},
+              {"context_length", s.context_length},
+              {"inference_dtype_bytes", s.inference_dtype_bytes}};
+}
+
+EvalSettings eval_settings_from_json(const Json& json) {
+  JsonReader root(json, "<evaluation settings>");
+  EvalSettings s;
+  s.data = evaluator::parse_data_settings(root.at("data"));
+  s.training = root.at("training").value();
+  s.context_length = root.at("context_length").integer(1);
+  s.inference_dtype_bytes = static_cast<int>(root.at("inference_dtype_bytes").integer(1, 8));
+  return s;
+}
+
+const std::vector<MetricInfo>& reported_metrics() {
+  static const std::vector<MetricInfo> metrics = {
+      {"perplexity", "per token", true}, {"validation_loss", "nats per token", true},
+      {"params", "count", true},         {"params_non_embedding", "count", true},
+      {"cache_bytes", "bytes", true},    {"train_seconds", "s", true},
+      {"steps", "count", false},
+  };
+  return metrics;
+}
+
+namespace {
+
+// Data sets are read once per process and shared: loading is deterministic
+// and the data is never written, so caching keeps evaluate() pure.
+std::shared_ptr<const evaluator::Dataset> cached_dataset(const evaluator::DataSettings& settings) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const evaluator::Dataset>> cache;
+  const std::string key = evaluator::to_json(settings).dump();
+  std::lock_guard lock(mutex);
+  auto& slot = cache[key];
+  if (!slot) slot = std::make_shared<const evaluator::Dataset>(evaluator::load_dataset(settings));
+  return slot;
+}
+
+// The share of the budget a fidelity buys: steps and warm-up scale together.
+evaluator::TrainSettings at_fidelity(evaluator::TrainSettings t, double fidelity) {
+  if (fidelity >= 1.0) return t;
+  t.steps = std::max(1, static_cast<int>(std::lround(t.steps * fidelity)));
+  t.warmup_steps = std::min(t.steps, std::max(1, static_cast<int>(std::lround(t.warmup_steps * fidelity))));
+  return t;
+}
+
+EvalResult failed(std::string why, const std::string& device, double seconds) {
+  EvalResult r;
+  r.status = EvalStatus::failed;
+  r.error = std::move(why);
+  r.device = device;
+  r.wall_seconds = seconds;
+  return r;
+}
+
+}  // namespace
+
+EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  try {
+    const EvalSettings settings = eval_settings_from_json(request.settings);
+    const auto genome = genome::genome_from_json(request.genome, "genome " + request.genome_hash);
+    const auto spec = genome::decode(genome);
+    auto train =
+        evaluator::parse_train_settings(JsonReader(settings.training, "<evaluation settings>", "/training"));
+    train = at_fidelity(train, request.fidelity);
+    const auto data = cached_dataset(settings.data);
+    auto backend = evaluator::make_backend(request.device);
+
+    evaluator::ProgressFn on_step;
+    if (progress) on_step = [&](int step, double loss) { progress(step, train.steps, loss); };
+    const auto report = evaluator::train_and_evaluate(spec, train, data->train, data->validation,
+                                                      request.seed, *backend, on_step);
+    if (report.status != evaluator::TrainStatus::ok) {
+      std::string why = evaluator::to_string(report.status);
+      if (!report.error.empty()) why += ": " + report.error;
+      return failed(why, backend->name(), elapsed());
+    }
+    EvalResult r;
+    r.device = backend->name();
+    r.metrics["perplexity"] = report.perplexity;
+    r.metrics["validation_loss"] = report.validation_loss;
+    r.metrics["params"] = static_cast<double>(report.params_total);
+    r.metrics["params_non_embedding"] = static_cast<double>(report.params_non_embedding);
+    r.metrics["cache_bytes"] = static_cast<double>(spec.decode_state_elements(settings.context_length) *
+                                                   settings.inference_dtype_bytes);
+    r.metrics["train_seconds"] = report.train_seconds;
+    r.metrics["steps"] = report.steps_done;
+    r.wall_seconds = elapsed();
+    return r;
+  } catch (const std::bad_alloc&) {
+    return failed("out of memory", request.device, elapsed());
+  } catch (const std::exception& e) {
+    return failed(e.what(), request.device, elapsed());
+  }
+}
+
+}  // namespace livs::proxies

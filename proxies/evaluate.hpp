@@ -1,0 +1,41 @@
+#pragma once
+// The evaluator side of the evaluate contract (common/evaluate_contract.hpp):
+// decode the genome, train it for its share of the budget on the requested
+// device, and measure its objectives. A pure function of the request: the
+// seed travels inside it, data files are read-only, and every failure
+// (non-finite loss, out of memory, a kernel error, a bad genome) becomes a
+// failed result with its reason instead of an exception, so the search goes on.
+#include <cstdint>
+#include <functional>
+
+#include "common/evaluate_contract.hpp"
+#include "evaluator/data/data_settings.hpp"
+
+namespace livs::proxies {
+
+// What every evaluation of a search shares: the settings JSON an
+// EvalRequest carries. `training` is the config's "training" section as
+// written (validated by evaluator::parse_train_settings).
+struct EvalSettings {
+  evaluator::DataSettings data;
+  Json training = Json::object();
+  int64_t context_length = 2048;  // for cache_bytes
+  int inference_dtype_bytes = 2;  // bf16 inference state
+};
+Json to_json(const EvalSettings& settings);
+EvalSettings eval_settings_from_json(const Json& json);
+
+// Called after every training step (step, loss).
+using StepProgress = std::function<void(int step, int steps, double loss)>;
+
+EvalResult evaluate(const EvalRequest& request, const StepProgress& progress = {});
+
+// The metrics evaluate() reports, with their units (for the database and the tables).
+struct MetricInfo {
+  const char* name;
+  const char* unit;
+  bool minimise;
+};
+const std::vector<MetricInfo>& reported_metrics();
+
+}  // namespace livs::proxies

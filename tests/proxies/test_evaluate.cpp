@@ -1,0 +1,98 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+#include "genome/genome_json.hpp"
+#include "genome/presets.hpp"
+#include "proxies/evaluate.hpp"
+
+using namespace livs;
+
+namespace {
+
+EvalRequest tiny_request(const std::string& preset, double learning_rate = 3e-3) {
+  proxies::EvalSettings settings;
+  settings.data.paths = {std::string(LIVSEARCH_SOURCE_DIR) + "/data/kjv.txt"};
+  settings.training = Json{{"steps", 12},
+                           {"batch_size", 4},
+                           {"seq_len", 32},
+                           {"warmup_steps", 2},
+                           {"learning_rate", learning_rate},
+                           {"eval_tokens", 2048}};
+  settings.context_length = 1000;
+  const auto genome = genome::preset(preset, 32, 1);
+  EvalRequest request;
+  request.genome = genome::to_canonical_json(genome);
+  request.genome_hash = genome::genome_hash(genome);
+  request.seed = 11;
+  request.settings = proxies::to_json(settings);
+  request.device = "cpu";
+  return request;
+}
+
+}  // namespace
+
+TEST_CASE("evaluate trains a preset and reports every metric") {
+  const auto request = tiny_request("transformer");
+  const auto result = proxies::evaluate(request);
+  REQUIRE_MESSAGE(result.status == EvalStatus::ok, result.error);
+  for (const auto& metric : proxies::reported_metrics()) CHECK(result.metrics.count(metric.name) == 1);
+  CHECK(result.metrics.at("perplexity") > 1.0);
+  CHECK(result.metrics.at("perplexity") < 256.0);
+  CHECK(result.metrics.at("steps") == 12);
+  CHECK(result.device == "cpu");
+  // d32, one sa + one swiglu slot, MHA with 4 heads of 8: K and V of 32 values
+  // per token at bf16, for 1000 tokens of context.
+  CHECK(result.metrics.at("cache_bytes") == 2 * 32 * 1000 * 2);
+  CHECK(result.metrics.at("params") > result.metrics.at("params_non_embedding"));
+}
+
+TEST_CASE("evaluate is a pure function of its request") {
+  const auto request = tiny_request("transformer");
+  const auto a = proxies::evaluate(request);
+  const auto b = proxies::evaluate(eval_request_from_json(to_json(request)));  // through JSON, as over MPI
+  REQUIRE(a.status == EvalStatus::ok);
+  CHECK(a.metrics.at("perplexity") == b.metrics.at("perplexity"));
+  CHECK(a.metrics.at("validation_loss") == b.metrics.at("validation_loss"));
+  auto other_seed = request;
+  other_seed.seed = 12;
+  CHECK(proxies::evaluate(other_seed).metrics.at("validation_loss") != a.metrics.at("validation_loss"));
+}
+
+TEST_CASE("fidelity scales the training budget") {
+  auto request = tiny_request("transformer");
+  request.fidelity = 0.5;
+  const auto result = proxies::evaluate(request);
+  REQUIRE(result.status == EvalStatus::ok);
+  CHECK(result.metrics.at("steps") == 6);
+}
+
+TEST_CASE("failures become failed results with a reason, never exceptions") {
+  SUBCASE("a diverging candidate") {
+    const auto result = proxies::evaluate(tiny_request("transformer", 1e30));
+    CHECK(result.status == EvalStatus::failed);
+    CHECK(result.error.find("non_finite") != std::string::npos);
+  }
+  SUBCASE("a broken genome") {
+    auto request = tiny_request("transformer");
+    request.genome["slots"][0]["kv_heads"] = 3;
+    const auto result = proxies::evaluate(request);
+    CHECK(result.status == EvalStatus::failed);
+    CHECK(result.error.find("/slots/0/kv_heads") != std::string::npos);
+  }
+  SUBCASE("a missing data file") {
+    auto request = tiny_request("transformer");
+    request.settings["data"]["path"] = "/nonexistent/corpus.txt";
+    const auto result = proxies::evaluate(request);
+    CHECK(result.status == EvalStatus::failed);
+    CHECK(result.error.find("/nonexistent/corpus.txt") != std::string::npos);
+  }
+  SUBCASE("a device that does not exist") {
+    auto request = tiny_request("transformer");
+    request.device = "tpu";
+    const auto result = proxies::evaluate(request);
+    CHECK(result.status == EvalStatus::failed);
+    CHECK(result.error.find("tpu") != std::string::npos);
+  }
+}
