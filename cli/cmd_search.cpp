@@ -12,7 +12,7 @@
 
 #include "cli/config.hpp"
 #include "db/store.hpp"
-#include "evaluator/cpu/cpu_backend.hpp"
+#include "evaluator/backend_factory.hpp"
 #include "evaluator/data/dataset.hpp"
 #include "evaluator/train_settings.hpp"
 #include "evaluator/trainer.hpp"
@@ -25,10 +25,12 @@ namespace livs::cli {
 
 namespace {
 
-// "auto" means the fastest backend this build has; only the CPU one exists so far.
+// "auto" picks a GPU when this build has CUDA and one is present, else the
+// CPU; an explicit device is checked here, before any work starts.
 std::string resolve_device(const std::string& requested) {
-  if (requested == "auto" || requested == "cpu") return "cpu";
-  throw InputError("--device", "", "\"" + requested + "\": this build has no CUDA backend yet; use cpu");
+  const std::string device = requested == "auto" ? evaluator::default_device() : requested;
+  evaluator::make_backend(device);  // throws InputError naming a bad or missing device
+  return device;
 }
 
 // The search space of the config, with the model section's shape filling in
@@ -45,7 +47,8 @@ genome::SearchSpace search_space_of(const Config& config) {
   return space;
 }
 
-// Training-based evaluation with the analytic size metrics. The lead's
+// Training-based evaluation with the analytic size metrics, on the request's
+// device. The lead's
 // livs::proxies::evaluate (latency, synthetic tasks, ...) replaces this once it
 // lands; the contract (EvalRequest -> EvalResult) stays the same.
 class TrainingEvaluator {
@@ -61,9 +64,9 @@ class TrainingEvaluator {
     const auto start = std::chrono::steady_clock::now();
     const genome::ModelSpec spec =
         genome::decode(genome::genome_from_json(request.genome, request.genome_hash));
-    evaluator::CpuBackend backend;
+    const auto backend = evaluator::make_backend(request.device);
     const auto report =
-        evaluator::train_and_evaluate(spec, training_, data_.train, data_.validation, request.seed, backend);
+        evaluator::train_and_evaluate(spec, training_, data_.train, data_.validation, request.seed, *backend);
     EvalResult result;
     result.device = request.device;
     result.status = report.status == evaluator::TrainStatus::ok ? EvalStatus::ok : EvalStatus::failed;

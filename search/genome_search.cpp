@@ -294,10 +294,16 @@ class GenomeSearchRun {
       front += keys.rank[i] == 0;
       feasible += population[i].fitness.violation <= 0.0;
     }
-    char line[200];
+    // ETA from the pace of the generations this process has run.
+    ++generations_in_process_;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    const double eta = elapsed / generations_in_process_ * std::max(0, settings_.generations - generation);
+    char line[240];
     std::snprintf(line, sizeof line,
-                  "generation %d/%d: %zu in population, %zu feasible, %zu on the front, hypervolume %.6f",
-                  generation, settings_.generations, population.size(), feasible, front, record.hypervolume);
+                  "generation %d/%d: %zu in population, %zu feasible, %zu on the front, hypervolume %.6f"
+                  "  (elapsed %.0fs, eta %.0fs)",
+                  generation, settings_.generations, population.size(), feasible, front, record.hypervolume,
+                  elapsed, eta);
     log(line);
   }
 
@@ -428,8 +434,8 @@ class GenomeSearchRun {
         // so this run and a resumed one see identical numbers.
         for (const auto& [name, metric] : outcome.metrics) cached.metrics[name] = metric.value;
         cache_[slots[s].request.genome_hash] = std::move(cached);
-        log("  evaluated " + genome::summary(children[pending[s]].genome) + " (" +
-            (cached_ok_text(slots[s].result)) + ")");
+        log("  [" + std::to_string(finished) + "/" + std::to_string(pending.size()) + "] " +
+            genome::summary(children[pending[s]].genome) + ": " + cached_ok_text(slots[s].result));
       }
     } catch (...) {
       for (auto& t : threads) t.join();
@@ -468,6 +474,8 @@ class GenomeSearchRun {
   std::map<std::string, Outcome> cache_;
   HypervolumeBox box_;
   double hypervolume_ = 0.0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  int generations_in_process_ = 0;
 };
 
 }  // namespace
