@@ -5,7 +5,8 @@
 //   log alpha = log(sigmoid(x W_gate^T + gate_bias)) / 16    (gated; GLA's low-temperature gate)
 //   S_t = diag(alpha_t) S_{t-1} + k_t v_t^T,  a_t = S_t^T q_t   (per head, d_k = d_v = head_dim)
 //   o = a_1                   or   o = a_1 - (0.8 + lambda_h) a_2   (differential)
-//   y = (rmsnorm_per_head(o) * c) Wo^T,  c = 1, or 1 - 0.8 when differential
+//   y = (rmsnorm_per_head(o) * c / sqrt(head_dim)) Wo^T,  c = 1, or 1 - 0.8 when differential
+//   (each head's output vector normalised to unit length, times c)
 // The normalisation is GLA's / RetNet's per-head norm (no gain, so no weight)
 // instead of the classical phi(q).sum(phi(k)) denominator: it keeps the
 // decode state at heads x d_k x d_v and the output scale bounded whatever the
@@ -14,6 +15,7 @@
 // Feature sharing: the sharer has only wq, wo (and lambda); it reads the
 // source's k, v and decay (and in decode the source's state), and sends dk,
 // dv and dlog_alpha back into the source's gradient buffers.
+#include <cmath>
 #include <stdexcept>
 
 #include "evaluator/operator.hpp"
@@ -89,8 +91,7 @@ class LinearAttentionOp final : public Operator {
           arena.reserve_state(&state_[g],
                               int64_t(decode_batch_) * knobs_.heads * knobs_.head_dim * knobs_.head_dim);
     }
-    arena.reserve_constant(&norm_gain_,
-                           std::vector<float>(knobs_.head_dim, groups_ == 2 ? 1.0f - kLambdaInit : 1.0f));
+    arena.reserve_constant(&norm_gain_, std::vector<float>(knobs_.head_dim, output_scale()));
     arena.reserve(&dnorm_gain_, knobs_.head_dim);
   }
 
@@ -258,6 +259,14 @@ class LinearAttentionOp final : public Operator {
   void linear_backward(Backend& be, const Param& w, int g, const float* dout, const float* x, float* dx) {
     be.matmul_backward_weight({w.grad + g * width_ * d_, width_, d_}, {dout, n_, width_}, {x, n_, d_});
     be.matmul_backward_input({dx, n_, d_}, {dout, n_, width_}, {w.value + g * width_ * d_, width_, d_});
+  }
+
+  // Per-head L2 normalisation: RMSNorm's unit RMS times 1/sqrt(head_dim) is a
+  // unit-length head vector, so the output starts at the scale of softmax
+  // attention's average of values (a unit-RMS output trains far slower: the
+  // same context average is added to every token at 10x the embedding's scale).
+  float output_scale() const {
+    return float((groups_ == 2 ? 1.0 - kLambdaInit : 1.0) / std::sqrt(double(knobs_.head_dim)));
   }
 
   LinearAttentionShape shape(int batch, int seq) const { return {batch, seq, knobs_.heads, knobs_.head_dim}; }

@@ -1,0 +1,75 @@
+// moe: backward (the load-balancing loss included) against finite
+// differences, decode equals the forward, routing and dispatch checked
+// against their definitions, and the auxiliary loss reaching the model.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "tests/evaluator/mix_checks.hpp"
+
+using namespace livs::evaluator;
+using namespace livs::evaluator::testing;
+namespace genome = livs::genome;
+
+TEST_CASE("moe backward against finite differences: 4 experts, top-2") {
+  check_op_gradients(op_spec(8, moe_gene(4, 2, 12)), 8, 2, 5);
+}
+
+TEST_CASE("moe backward against finite differences: 3 experts, top-1 and top-3 (dense)") {
+  check_op_gradients(op_spec(8, moe_gene(3, 1, 8)), 8, 1, 7);
+  check_op_gradients(op_spec(16, moe_gene(3, 3, 8)), 16, 2, 3);
+}
+
+TEST_CASE("moe decode equals the forward and holds no state") {
+  const auto spec = op_spec(16, moe_gene(4, 2, 16));
+  CHECK(spec.state.elements(100) == 0);
+  check_op_decode(spec, 16, 3, 5);
+}
+
+TEST_CASE("moe routing: softmax, top-k with ties to the lower index, renormalised weights, statistics") {
+  CpuBackend be;
+  const int rows = 3, experts = 4, k = 2;
+  std::vector<float> logits = {0.0f, 1.0f, 1.0f, -1.0f,  // tie between 1 and 2: expert 1 first
+                               2.0f, 0.0f, 0.0f, 3.0f,   //
+                               0.5f, 0.5f, 0.5f, 0.5f};
+  std::vector<float> probs(rows * experts), weight(rows * k), stats(2 * experts);
+  std::vector<int32_t> index(rows * k);
+  be.moe_route(probs.data(), index.data(), weight.data(), stats.data(), {logits.data(), rows, experts}, k);
+  CHECK(index == std::vector<int32_t>{1, 2, 3, 0, 0, 1});
+  CHECK(weight[0] == doctest::Approx(0.5));
+  const double e3 = std::exp(3.0), e2 = std::exp(2.0);
+  CHECK(weight[2] == doctest::Approx(e3 / (e3 + e2)));
+  CHECK(weight[4] == doctest::Approx(0.5));
+  // f_e: assignments per expert over rows * k = 6: {2, 2, 1, 1}.
+  CHECK(stats[0] == doctest::Approx(2.0 / 6));
+  CHECK(stats[2] == doctest::Approx(1.0 / 6));
+  double p0 = 0.0;
+  for (int n = 0; n < rows; ++n) p0 += probs[n * experts];
+  CHECK(stats[experts + 0] == doctest::Approx(p0 / rows));
+
+  std::vector<int32_t> order(rows * k), position(rows * k), offsets(experts + 1);
+  be.moe_dispatch(order.data(), position.data(), offsets.data(), index.data(), rows, k, experts);
+  CHECK(offsets == std::vector<int32_t>{0, 2, 4, 5, 6});
+  CHECK(order == std::vector<int32_t>{3, 4, 0, 5, 1, 2});  // by expert, token order inside one
+  for (int a = 0; a < rows * k; ++a) CHECK(order[position[a]] == a);
+}
+
+TEST_CASE("moe: the load-balancing loss is 0.01 * E * sum f_e P_e and reaches the model") {
+  auto spec = decode_slots(16, {striped(moe_gene(4, 2, 16)), striped(swiglu_gene(16))});
+  CpuBackend backend;
+  Model model(spec, backend, {2, 8}, 3);
+  auto inputs = random_tokens(16, 256, 1), targets = random_tokens(16, 256, 2);
+  model.forward(inputs.data(), targets.data());
+  // Balanced routing gives 0.01; any routing gives at least that much.
+  CHECK(model.auxiliary_loss() >= 0.01 - 1e-6);
+  CHECK(model.auxiliary_loss() <= 0.01 * 4 + 1e-6);
+  CHECK(model.auxiliary_loss() == doctest::Approx(model.op(0).auxiliary_loss()));
+}
+
+TEST_CASE("moe inside a model: gradient of cross-entropy + load-balancing loss against finite differences") {
+  auto spec = decode_slots(8, {striped(sa_gene(2, 2)), striped(moe_gene(3, 2, 8))});
+  spec.vocab = 11;
+  spec.weights[0].shape[0] = 11;
+  check_model_gradients(spec, 2, 4, {1e-3});  // a small step: a larger one flips routing decisions
+}
