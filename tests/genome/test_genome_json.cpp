@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "common/rng.hpp"
 #include "genome/decode.hpp"
 #include "genome/genome_json.hpp"
 #include "genome/presets.hpp"
@@ -131,4 +132,49 @@ TEST_CASE("differential and fused operators decode to the documented weights") {
   const auto& moe = spec.slots[1].ops[0];
   CHECK(moe.weights[1].shape == std::vector<int64_t>{4, 16, 32});
   CHECK(moe.weights[3].shape == std::vector<int64_t>{4, 32, 16});
+}
+
+TEST_CASE("damaged genome JSON is an InputError, never a crash") {
+  // Replace random values of valid genomes by values of other types and ranges.
+  const std::vector<Json> junk = {Json(nullptr),
+                                  Json(-1),
+                                  Json(0),
+                                  Json(3),
+                                  Json(1 << 30),
+                                  Json(2.5),
+                                  Json("sa"),
+                                  Json(true),
+                                  Json::array(),
+                                  Json::object(),
+                                  Json(int64_t(1) << 40),
+                                  Json::parse(R"({"slot": 0, "op": 1})"),
+                                  Json::parse(R"([{"class": "moe"}])")};
+  livs::Rng rng(11);
+  int accepted = 0, rejected = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const auto& names = preset_names();
+    Json doc =
+        to_canonical_json(preset(names[rng.integer(0, static_cast<int64_t>(names.size()) - 1)], 64, 2));
+    for (int edits = static_cast<int>(rng.integer(1, 3)); edits > 0; --edits) {
+      // walk to a random value
+      Json* at = &doc;
+      while ((at->is_object() || at->is_array()) && !at->empty() && rng.bernoulli(0.8)) {
+        auto it = at->begin();
+        std::advance(it, rng.integer(0, static_cast<int64_t>(at->size()) - 1));
+        at = &*it;
+      }
+      *at = junk[rng.integer(0, static_cast<int64_t>(junk.size()) - 1)];
+    }
+    try {
+      Genome g = genome_from_json(doc, "fuzz.json");
+      decode(g);  // whatever is accepted must decode
+      ++accepted;
+    } catch (const InputError& e) {
+      REQUIRE(!e.problems().empty());
+      for (const auto& p : e.problems()) REQUIRE(!p.message.empty());
+      ++rejected;
+    }
+  }
+  CHECK(rejected > 1000);
+  CHECK(accepted > 0);
 }
