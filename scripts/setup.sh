@@ -13,6 +13,7 @@ packages=(
   doctest-dev                 # tests
   libpagmo-dev                # non-dominated sorting and hypervolume
   bible-kjv                   # regenerates data/kjv.txt (see data/README.md)
+  python3-torch               # the PyTorch cross-check of every operator (tests/torch/)
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
