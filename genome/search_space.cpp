@@ -293,8 +293,10 @@ std::vector<int> SearchSpace::windows() const {
 
 SearchSpace default_search_space() { return SearchSpace{}; }
 
-SearchSpace parse_search_space(const JsonReader& r) {
-  SearchSpace s;
+SearchSpace parse_search_space(const JsonReader& r) { return parse_search_space(r, default_search_space()); }
+
+SearchSpace parse_search_space(const JsonReader& r, const SearchSpace& base) {
+  SearchSpace s = base;
   r.expect_keys({"d_model", "depth", "vocab", "layout", "classes", "sa", "linattn", "rec", "ssm", "gconv",
                  "swiglu", "moe", "fusion", "sharing", "differential", "max_params", "context"});
   with(r, "d_model", [&](const JsonReader& v) {
@@ -313,7 +315,7 @@ SearchSpace parse_search_space(const JsonReader& r) {
   with(r, "sharing", [&](const JsonReader& v) { read_sharing(v, s); });
   with(r, "differential", [&](const JsonReader& v) { read_differential(v, s); });
   with(r, "max_params", [&](const JsonReader& v) { s.max_params = static_cast<int64_t>(v.number(0, 1e15)); });
-  s.context = static_cast<int>(r.integer_or("context", 0, 0, 1 << 24));
+  s.context = static_cast<int>(r.integer_or("context", s.context, 0, 1 << 24));
   check_consistency(r, s);
   return s;
 }

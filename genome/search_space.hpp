@@ -112,6 +112,11 @@ struct SearchSpace {
 
 // Throws livs::InputError naming the file and JSON pointer of the first problem.
 SearchSpace parse_search_space(const JsonReader& section);
+// The same, with what the section leaves out taken from `base` instead of the
+// defaults (for example d_model, depth, vocab and context from a config's
+// model and data sections), so that the consistency checks (heads dividing
+// d_model, even depth for the alternating layout, ...) see the real values.
+SearchSpace parse_search_space(const JsonReader& section, const SearchSpace& base);
 SearchSpace default_search_space();
 
 // Every way the genome falls outside the space (structural problems from

@@ -102,3 +102,17 @@ TEST_CASE("validate names every place where a genome leaves the space") {
   CHECK(validate(fixed, s).empty());
   CHECK(fixed.slots.size() == 8);
 }
+
+TEST_CASE("a base space supplies what the section leaves out, before the consistency checks") {
+  SearchSpace base;
+  base.d_model = {96};
+  base.depth = {6};
+  base.context = 64;
+  Json doc = parse_json_text(R"({"sa": {"heads": [3], "window": [0, 32, 64]}})", "cfg.json");
+  const SearchSpace s = parse_search_space(JsonReader(doc, "cfg.json", "/search_space"), base);
+  CHECK(s.d_model == std::vector<int>{96});
+  CHECK(s.depth == std::vector<int>{6});
+  CHECK(s.windows() == std::vector<int>{0, 32});
+  // With the defaults (d_model 128) three heads divide nothing.
+  CHECK_THROWS_AS(parse_search_space(JsonReader(doc, "cfg.json", "/search_space")), InputError);
+}
