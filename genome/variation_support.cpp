@@ -18,6 +18,7 @@ bool any_allowed(const SearchSpace& s, Role r) {
 }
 
 int nearest(const std::vector<int>& allowed, int value) {
+  if (allowed.empty()) return value;  // only a space built in code can have an empty set
   int best = allowed.front();
   for (int v : allowed)
     if (std::abs(static_cast<int64_t>(v) - value) < std::abs(static_cast<int64_t>(best) - value)) best = v;
