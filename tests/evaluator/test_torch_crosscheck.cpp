@@ -178,3 +178,37 @@ TEST_CASE("PyTorch cross-check: feature sharing (sa K/V, linattn state) and feat
                                        striped(featurizer(sa_gene(2, 1, 0, true), 0)),
                                        striped(swiglu_gene(16)), striped(featurizer(swiglu_gene(16), 5))}));
 }
+
+// rec, ssm and gconv (the ops-scan operators), plain and differential.
+TEST_CASE("PyTorch cross-check: rec (Griffin's recurrent block), plain and differential") {
+  auto rec = [](bool differential, int width, int kernel) {
+    genome::OpGene op = genome::default_op(genome::LivClass::rec, 16);
+    op.rec = {width, kernel};
+    op.differential = differential;
+    return op;
+  };
+  cross_check(
+      "rec", model_of(16, {striped(rec(false, 24, 4)), striped(swiglu_gene(16)), striped(rec(true, 16, 3))}));
+}
+
+TEST_CASE("PyTorch cross-check: ssm (Mamba's selective scan), plain and differential") {
+  auto ssm = [](bool differential, int expand, int state, int kernel) {
+    genome::OpGene op = genome::default_op(genome::LivClass::ssm, 16);
+    op.ssm = {expand, state, kernel};
+    op.differential = differential;
+    return op;
+  };
+  cross_check("ssm", model_of(16, {striped(ssm(false, 2, 4, 4)), striped(ssm(true, 1, 3, 2))}));
+}
+
+TEST_CASE("PyTorch cross-check: gconv (LFM2's double-gated conv), plain and differential, in a fusion") {
+  auto gconv = [](bool differential, int kernel) {
+    genome::OpGene op = genome::default_op(genome::LivClass::gconv, 16);
+    op.gconv.kernel = kernel;
+    op.differential = differential;
+    return op;
+  };
+  cross_check("gconv",
+              model_of(16, {striped(gconv(false, 3)), striped(gconv(true, 4)),
+                            fused(genome::FusionKind::gate, gconv(false, 2), linattn_gene(2, kElu, true))}));
+}

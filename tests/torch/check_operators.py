@@ -153,6 +153,76 @@ class Builder:
             out = rmsnorm(outs[0], torch.ones(()), self.eps) * scale
         return linear(out.reshape(B, T, H * hd), self.w(op, "wo"))
 
+    # --- convolutions and scans (rec, ssm, gconv) --------------------------
+    @staticmethod
+    def causal_conv(x, w, bias=None):
+        """Depthwise causal conv: y[t, c] = bias[c] + sum_j w[c, j] x[t - (k-1) + j, c]."""
+        k = w.shape[1]
+        padded = F.pad(x, (0, 0, k - 1, 0))
+        T = x.shape[1]
+        y = sum(w[:, j] * padded[:, j:j + T] for j in range(k))
+        return y + bias if bias is not None else y
+
+    @staticmethod
+    def halves_difference(t, diff_lambda):
+        """The differential form of rec/ssm/gconv: first half - (0.8 + diff_lambda) * second half."""
+        half = t.shape[-1] // 2
+        return t[..., :half] - (LAMBDA_INIT + diff_lambda) * t[..., half:]
+
+    def rec(self, op, x, where):
+        # Griffin: u = conv(x W_x^T) + b; r = sigmoid(u W_a^T + b_a), i = sigmoid(u W_i^T + b_i);
+        # log a = -8 r softplus(lambda); h_t = a h_{t-1} + sqrt(1 - a^2) (i u); y = (gelu(x W_y^T) * h) W_out^T.
+        u = self.causal_conv(linear(x, self.w(op, "w_x")), self.w(op, "conv"), self.w(op, "conv_bias"))
+        r = torch.sigmoid(linear(u, self.w(op, "w_a")) + self.w(op, "b_a"))
+        i = torch.sigmoid(linear(u, self.w(op, "w_i")) + self.w(op, "b_i"))
+        log_a = -8.0 * r * F.softplus(self.w(op, "lambda"))
+        a = torch.exp(log_a)
+        gated = torch.sqrt(-torch.expm1(2.0 * log_a)) * (i * u)
+        h = torch.zeros_like(u[:, 0])
+        hs = []
+        for t in range(u.shape[1]):
+            h = a[:, t] * h + gated[:, t]
+            hs.append(h)
+        h = torch.stack(hs, dim=1)
+        if op["differential"]:
+            h = self.halves_difference(h, self.w(op, "diff_lambda"))
+        gate = F.gelu(linear(x, self.w(op, "w_y")), approximate="tanh")
+        return linear(gate * h, self.w(op, "w_out"))
+
+    def ssm(self, op, x, where):
+        # Mamba: [x; z] = in_proj; u = silu(conv(x) + b); [dt; B; C] = u x_proj^T;
+        # delta = softplus(dt dt_proj^T + dt_bias); h_t = exp(delta A) h + delta B u, A = -exp(a_log);
+        # y = C h + d u; out = (y * silu(z)) out_proj^T.
+        k = op["ssm"]
+        di, n, r = k["d_inner"], k["d_state"], k["dt_rank"]
+        ii = (2 if op["differential"] else 1) * di
+        in_proj = self.w(op, "in_proj")
+        xr, z = linear(x, in_proj[:ii]), linear(x, in_proj[ii:])
+        u = F.silu(self.causal_conv(xr, self.w(op, "conv"), self.w(op, "conv_bias")))
+        x_proj = self.w(op, "x_proj")
+        draw, B, C = linear(u, x_proj[:r]), linear(u, x_proj[r:r + n]), linear(u, x_proj[r + n:])
+        delta = F.softplus(linear(draw, self.w(op, "dt_proj")) + self.w(op, "dt_bias"))
+        A = -torch.exp(self.w(op, "a_log"))
+        h = torch.zeros(x.shape[0], ii, n)
+        ys = []
+        for t in range(x.shape[1]):
+            h = torch.exp(delta[:, t, :, None] * A) * h + delta[:, t, :, None] * B[:, t, None, :] * u[:, t, :, None]
+            ys.append((h * C[:, t, None, :]).sum(-1) + self.w(op, "d") * u[:, t])
+        y = torch.stack(ys, dim=1)
+        if op["differential"]:
+            y = self.halves_difference(y, self.w(op, "diff_lambda"))
+        return linear(y * F.silu(z), self.w(op, "out_proj"))
+
+    def gconv(self, op, x, where):
+        # LFM2: [B; C; x~] = x w_in^T; y = (C * conv(B * x~)) w_out^T (no bias, no activation).
+        w_in = self.w(op, "w_in")
+        ci = w_in.shape[0] // 3
+        B, C, xt = linear(x, w_in[:ci]), linear(x, w_in[ci:2 * ci]), linear(x, w_in[2 * ci:])
+        m = C * self.causal_conv(B * xt, self.w(op, "conv"))
+        if op["differential"]:
+            m = self.halves_difference(m, self.w(op, "diff_lambda"))
+        return linear(m, self.w(op, "w_out"))
+
     # --- channel mixers -------------------------------------------------
     def swiglu(self, op, x, where):
         h = F.silu(linear(x, self.w(op, "w_gate"))) * linear(x, self.w(op, "w_up"))
