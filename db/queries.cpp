@@ -7,6 +7,7 @@
 #include "common/input_error.hpp"
 #include "db/connection.hpp"
 #include "db/store.hpp"
+#include "db/writer_lock.hpp"
 
 namespace livs::db {
 
@@ -88,7 +89,8 @@ std::vector<EvaluationRecord> load_evaluations(Connection& connection, const std
 
 }  // namespace
 
-Queries::Queries(std::unique_ptr<Connection> connection) : connection_(std::move(connection)) {}
+Queries::Queries(std::unique_ptr<WriterLock> lock, std::unique_ptr<Connection> connection)
+    : writer_lock_(std::move(lock)), connection_(std::move(connection)) {}
 
 Queries::~Queries() = default;
 

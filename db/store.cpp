@@ -8,6 +8,7 @@
 #include "common/input_error.hpp"
 #include "db/connection.hpp"
 #include "db/schema.hpp"
+#include "db/writer_lock.hpp"
 
 namespace livs::db {
 
@@ -30,13 +31,23 @@ std::unique_ptr<Connection> open_read_only(const std::string& path, int busy_tim
   return connection;
 }
 
-std::unique_ptr<Connection> open_writable(const std::string& path, int busy_timeout_ms) {
+// Problems with the path itself are the user's, and are reported before the
+// writer lock file is created next to it.
+void check_writable_path(const std::string& path) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error))
     throw InputError(path, "", "is a directory, expected a livsearch database file");
   auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty() && !std::filesystem::is_directory(parent, error))
     throw InputError(path, "", "the folder " + parent.string() + " does not exist");
+}
+
+std::unique_ptr<WriterLock> lock_for_writing(const std::string& path) {
+  check_writable_path(path);
+  return std::make_unique<WriterLock>(path);
+}
+
+std::unique_ptr<Connection> open_writable(const std::string& path, int busy_timeout_ms) {
   auto connection =
       std::make_unique<Connection>(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, busy_timeout_ms);
   check_database_file(*connection, current_schema_version());  // before touching a foreign file
@@ -50,9 +61,15 @@ std::string seed_text(uint64_t seed) { return std::to_string(seed); }
 }  // namespace
 
 Reader::Reader(const std::string& path, int busy_timeout_ms)
-    : Queries(open_read_only(path, busy_timeout_ms)) {}
+    : Queries(nullptr, open_read_only(path, busy_timeout_ms)) {}
 
-Store::Store(const std::string& path, int busy_timeout_ms) : Queries(open_writable(path, busy_timeout_ms)) {}
+// The lock is taken before the file is opened (the argument is built first),
+// so two writers never both migrate or write.
+Store::Store(const std::string& path, int busy_timeout_ms)
+    : Store(lock_for_writing(path), path, busy_timeout_ms) {}
+
+Store::Store(std::unique_ptr<WriterLock> lock, const std::string& path, int busy_timeout_ms)
+    : Queries(std::move(lock), open_writable(path, busy_timeout_ms)) {}
 
 OpenedRun Store::create_or_open_run(const std::string& name, const Json& config, uint64_t seed) {
   Savepoint transaction(*connection_);

@@ -24,6 +24,7 @@
 namespace livs::db {
 
 class Connection;  // db/connection.hpp
+class WriterLock;  // db/writer_lock.hpp
 
 class DatabaseError : public std::runtime_error {
  public:
@@ -79,7 +80,9 @@ class Queries {
   std::vector<HypervolumePoint> hypervolume_history(int64_t run_id) const;
 
  protected:
-  explicit Queries(std::unique_ptr<Connection> connection);
+  Queries(std::unique_ptr<WriterLock> lock, std::unique_ptr<Connection> connection);
+  // Declared first so it is released last, after the connection has closed.
+  std::unique_ptr<WriterLock> writer_lock_;
   std::unique_ptr<Connection> connection_;
 };
 
@@ -98,7 +101,8 @@ struct OpenedRun {
 class Store : public Queries {
  public:
   // Creates the file when missing and migrates its schema to the current
-  // version. Only one Store per file at a time (the one-writer rule).
+  // version. Only one Store per file at a time (the one-writer rule, enforced
+  // by db/writer_lock.hpp): a second one throws InputError.
   explicit Store(const std::string& path, int busy_timeout_ms = 10000);
 
   // Create the run, or return the existing run of that name unchanged.
@@ -141,6 +145,9 @@ class Store : public Queries {
     Store& store_;
     bool done_ = false;
   };
+
+ private:
+  Store(std::unique_ptr<WriterLock> lock, const std::string& path, int busy_timeout_ms);
 };
 
 }  // namespace livs::db

@@ -1,7 +1,11 @@
 // Round trips of every write through the Store and back through a Reader.
 #include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include "common/input_error.hpp"
@@ -448,4 +452,53 @@ TEST_CASE("front candidates: ok evaluations at the run's highest fidelity, lates
   REQUIRE(others.size() == 1);
   CHECK(others[0].id == other_run);
   CHECK(reader.front_candidates(run.id + 100).empty());
+}
+
+TEST_CASE("one writer at a time: a second Store is refused until the first closes; readers are not") {
+  test::TempDir dir;
+  std::string path = dir.file("one-writer.db");
+  {
+    Store first(path);
+    first.create_or_open_run("r", Json::object(), 1);
+    CHECK(std::filesystem::exists(path + "-writer.lock"));
+    CHECK_THROWS_WITH_AS(Store{path}, doctest::Contains("another livsearch process is writing"), InputError);
+    Reader reader(path);
+    CHECK(reader.runs().size() == 1);
+  }
+  CHECK(!std::filesystem::exists(path + "-writer.lock"));  // removed on close
+  Store second(path);                                      // the lock went with the first writer
+  CHECK(second.runs().size() == 1);
+}
+
+TEST_CASE("a writer killed with SIGKILL leaves its evaluations running and its lock free") {
+  test::TempDir dir;
+  std::string path = dir.file("killed.db");
+  {
+    Store store(path);
+    store.create_or_open_run("r", Json::object(), 1);
+    store.upsert_genome(kHashA, genome_json(2), "");
+  }
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // The child writes, then dies without running a destructor or closing.
+    Store store(path);
+    auto run = store.run_by_name("r");
+    int64_t done = store.begin_evaluation({run->id, kHashA, 0, 1.0, "cpu", 1});
+    store.finish_evaluation(done, EvaluationOutcome{});
+    store.begin_evaluation({run->id, kHashA, 1, 0.5, "cpu", 2});
+    ::kill(::getpid(), SIGKILL);
+    ::_exit(3);  // not reached
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGKILL);
+  CHECK(std::filesystem::exists(path + "-writer.lock"));  // left behind, but unlocked
+  Store resumed(path);
+  auto run = resumed.run_by_name("r");
+  auto counts = resumed.evaluation_counts(run->id);
+  CHECK(counts.ok == 1);  // the committed evaluation survived the kill
+  CHECK(counts.running == 1);
+  CHECK(resumed.mark_running_interrupted(run->id) == 1);
 }
