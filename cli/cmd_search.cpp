@@ -3,8 +3,10 @@
 // Runs the multi-objective architecture search a config describes (search/
 // genome_search.hpp) and logs everything to an SQLite database; --resume
 // continues a run of the same name that was stopped or killed.
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <iostream>
@@ -88,6 +90,14 @@ class TrainingEvaluator {
   int64_t context_;
 };
 
+// The first SIGINT/SIGTERM asks the search to stop after the evaluations in
+// flight; the handler then restores the default, so a second one kills.
+std::atomic<bool> stop_signal{false};
+extern "C" void request_stop(int signal_number) {
+  stop_signal.store(true);
+  std::signal(signal_number, SIG_DFL);
+}
+
 // Everything in the config but the keys that only say how to run (device):
 // a resumed run must match what produced the run, not where it runs.
 Json run_identity(const Config& config) {
@@ -146,6 +156,10 @@ int run_search(int argc, char** argv) {
     std::fflush(stderr);
   };
 
+  run_options.stop_requested = [] { return stop_signal.load(); };
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+
   const std::string db_path = args["db"].as<std::string>();
   db::Store store(db_path);
   std::fprintf(stderr, "run '%s': %s, population %d, %d generations, seed %llu, %s, database %s\n",
@@ -157,6 +171,13 @@ int run_search(int argc, char** argv) {
   const auto result = search::run_genome_search(
       config.search, search::genome_operators(space), [&](const EvalRequest& r) { return evaluate(r); },
       store, run_options);
+  if (result.stopped) {
+    std::fprintf(stderr,
+                 "stopped after generation %d (%d evaluations run); continue with: livsearch search %s --db "
+                 "%s --resume\n",
+                 result.last_generation, result.evaluations_run, config.path.c_str(), db_path.c_str());
+    return 130;
+  }
   std::fprintf(stderr, "done: generation %d, %d evaluations run, %d reused, hypervolume %.6f\n",
                result.last_generation, result.evaluations_run, result.evaluations_reused, result.hypervolume);
   std::printf("run %s finished; query it with: livsearch pareto --db %s --run %s\n", config.name.c_str(),

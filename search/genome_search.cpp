@@ -114,11 +114,30 @@ class GenomeSearchRun {
     open_run();
     GenomeSearchResult result;
     result.run_id = run_id_;
+    try {
+      return run_generations(stop_after_generation, result);
+    } catch (const StopRequested&) {
+      // The evaluations in flight have finished and are stored; the
+      // generation they belong to is bred again on resume.
+      store_.set_run_status(run_id_, db::RunStatus::interrupted);
+      log("stopped; continue with --resume");
+      result.stopped = true;
+      return finish(result, last_population_, last_recorded_, false);
+    }
+  }
 
+ private:
+  struct StopRequested {};
+
+  bool stop_requested() const { return options_.stop_requested && options_.stop_requested(); }
+
+  GenomeSearchResult run_generations(int stop_after_generation, GenomeSearchResult& result) {
     std::vector<Individual<Genome>> population;
     int generation = 0;
     if (const auto latest = store_.latest_generation(run_id_)) {
       population = load_population(*latest);
+      last_population_ = population;
+      last_recorded_ = *latest;
       hypervolume_ = store_.generation(run_id_, *latest)->hypervolume;
       box_ = hypervolume_box(settings_, minimised_of(*latest == 0 ? population : load_population(0)));
       generation = *latest + 1;
@@ -140,6 +159,7 @@ class GenomeSearchRun {
             " evaluations reach max_evaluations");
         break;
       }
+      if (stop_requested()) throw StopRequested{};
       const auto children = evolution_.make_offspring(population, generation);
       population =
           evolution_.survive(population, evaluate_children(children, population, generation, result));
@@ -150,7 +170,6 @@ class GenomeSearchRun {
     return finish(result, population, std::max(0, std::min(generation, settings_.generations + 1) - 1), true);
   }
 
- private:
   // Genomes go through their canonical JSON at birth, so a genome bred in
   // this process and one read back from the database on resume are the same
   // value, and breed the same offspring.
@@ -288,6 +307,8 @@ class GenomeSearchRun {
     record.hypervolume_reference = reference;
     store_.record_generation(run_id_, record);
     hypervolume_ = record.hypervolume;
+    last_population_ = population;
+    last_recorded_ = generation;
 
     std::size_t front = 0, feasible = 0;
     for (std::size_t i = 0; i < population.size(); ++i) {
@@ -385,7 +406,8 @@ class GenomeSearchRun {
     std::size_t next = 0, finished = 0;
     try {
       while (finished < pending.size()) {
-        while (in_flight.size() < workers && next < pending.size() && !fatal) {
+        const bool stopping = fatal || stop_requested();
+        while (in_flight.size() < workers && next < pending.size() && !stopping) {
           const std::size_t k = pending[next];
           Slot& slot = slots[next];
           slot.request.genome = genome::to_canonical_json(children[k].genome);
@@ -400,7 +422,7 @@ class GenomeSearchRun {
           threads.emplace_back(worker, next);
           ++next;
         }
-        if (in_flight.empty()) break;  // fatal error and nothing left running
+        if (in_flight.empty()) break;  // stopping and nothing left running
         std::size_t s;
         {
           std::unique_lock lock(mutex);
@@ -443,6 +465,7 @@ class GenomeSearchRun {
     }
     for (auto& t : threads) t.join();
     if (fatal) std::rethrow_exception(fatal);
+    if (finished < pending.size()) throw StopRequested{};
   }
 
   static std::string cached_ok_text(const EvalResult& result) {
@@ -474,6 +497,8 @@ class GenomeSearchRun {
   std::map<std::string, Outcome> cache_;
   HypervolumeBox box_;
   double hypervolume_ = 0.0;
+  std::vector<Individual<Genome>> last_population_;  // the last recorded generation's
+  int last_recorded_ = -1;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   int generations_in_process_ = 0;
 };

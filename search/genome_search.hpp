@@ -48,6 +48,10 @@ struct GenomeSearchOptions {
   bool resume = false;  // continue the run of that name; without it an existing run is an error
   double heartbeat_seconds = 15.0;
   std::function<void(const std::string&)> log;  // progress lines; may be empty
+  // Polled between evaluations (e.g. set by SIGINT): when true, no new
+  // evaluation starts, those in flight finish and are stored, the run is
+  // marked interrupted and run_genome_search returns with `stopped`.
+  std::function<bool()> stop_requested;
 };
 
 struct GenomeSearchResult {
@@ -58,6 +62,7 @@ struct GenomeSearchResult {
   int evaluations_run = 0;     // in this process
   int evaluations_reused = 0;  // found finished in the database (resume) or earlier in the run
   bool finished = false;       // every generation done (false when stopped by stop_after_generation)
+  bool stopped = false;        // stop_requested() ended it early
 };
 
 // Runs (or resumes) the search to the end, or until `stop_after_generation`

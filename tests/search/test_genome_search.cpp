@@ -283,3 +283,41 @@ TEST_CASE("an objective no evaluation reports is an error naming the config's po
               "test.json: /objectives/1: no evaluation reports a metric \"decode_ms\"") == 0);
   }
 }
+
+TEST_CASE(
+    "a stop request finishes the evaluations in flight, marks the run interrupted, and resume completes it") {
+  TempDb reference_db("genome_search_stop_reference");
+  TempDb stopped_db("genome_search_stopped");
+  Setup setup;
+  setup.options.workers = 2;
+  FakeEvaluator reference_evaluator;
+  std::vector<std::string> reference_front;
+  {
+    db::Store store(reference_db.path);
+    reference_front = hashes_of(run_search(setup, reference_evaluator, store).population);
+  }
+  FakeEvaluator evaluator;
+  {
+    db::Store store(stopped_db.path);
+    setup.options.stop_requested = [&] { return evaluator.total >= 13; };  // in generation 1
+    const auto stopped = run_search(setup, evaluator, store);
+    CHECK(stopped.stopped);
+    CHECK_FALSE(stopped.finished);
+    CHECK(stopped.last_generation == 0);
+    const auto run = store.run_by_name("test");
+    CHECK(run->status == db::RunStatus::interrupted);
+    const auto counts = store.evaluation_counts(run->id);
+    CHECK(counts.running == 0);  // nothing left half-done
+    CHECK(counts.ok + counts.failed == evaluator.total);
+  }
+  {
+    db::Store store(stopped_db.path);
+    setup.options.stop_requested = {};
+    setup.options.resume = true;
+    const auto resumed = run_search(setup, evaluator, store);
+    CHECK(resumed.finished);
+    CHECK(hashes_of(resumed.population) == reference_front);
+    CHECK(evaluator.total == reference_evaluator.total);  // nothing evaluated twice
+    CHECK(store.run_by_name("test")->status == db::RunStatus::finished);
+  }
+}
