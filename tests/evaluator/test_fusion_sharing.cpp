@@ -4,6 +4,9 @@
 // against finite differences, decode against the forward, and the decode
 // state against the ModelSpec (a sharer holds none).
 #include <doctest/doctest.h>
+#include <tbb/global_control.h>
+
+#include <cstring>
 
 #include "genome/presets.hpp"
 #include "tests/evaluator/mix_checks.hpp"
@@ -115,4 +118,29 @@ TEST_CASE("the linear-transformer preset trains: the loss falls") {
   MESSAGE("linear-transformer loss " << losses.front() << " -> " << losses.back());
   CHECK(losses.back() < 0.25 * losses.front());
   for (std::size_t i = 5; i < losses.size(); i += 5) CHECK(losses[i] < losses[i - 5]);
+}
+
+TEST_CASE(
+    "linattn, moe, differential sa, a gated fusion and sharing give the same bits with 1 and 4 threads") {
+  auto spec = small_vocab(decode_slots(
+      16, {fused(genome::FusionKind::gate, sa_gene(2, 1, 0, false, true), linattn_gene(2, kElu, true)),
+           striped(moe_gene(4, 2, 16)), striped(sharing(linattn_gene(2, kElu, true), 0, 1)),
+           striped(sharing(sa_gene(2, 1, 0, false, true), 0, 0))}));
+  auto run = [&](int threads) {
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
+    CpuBackend backend;
+    Model model(spec, backend, {3, 40}, 9);
+    randomize(model);
+    auto inputs = random_tokens(120, spec.vocab, 1), targets = random_tokens(120, spec.vocab, 2);
+    const double loss = model.forward(inputs.data(), targets.data());
+    model.zero_grads();
+    model.backward();
+    std::vector<float> out(model.grads(), model.grads() + model.parameters().count());
+    out.push_back(float(loss));
+    out.push_back(float(model.auxiliary_loss()));
+    return out;
+  };
+  const auto one = run(1), four = run(4);
+  REQUIRE(one.size() == four.size());
+  CHECK(std::memcmp(one.data(), four.data(), one.size() * sizeof(float)) == 0);
 }
