@@ -92,6 +92,72 @@ class CudaBackend final : public Backend {
   void adamw_update(float* params, const float* grads, float* m, float* v, int64_t count,
                     const AdamWStep& step) override;
 
+  // Linear attention, mixing and MoE (cuda_backend_blocks.cpp).
+  void feature_map_forward(float* out, const float* in, int64_t count, FeatureMapKind kind) override;
+  void feature_map_backward(float* din, const float* dout, const float* in, int64_t count,
+                            FeatureMapKind kind) override;
+  void gla_log_decay_forward(float* log_alpha, const float* z, const float* bias, int64_t rows, int64_t cols,
+                             float temperature) override;
+  void gla_log_decay_backward(float* dz, float* dbias, const float* dlog_alpha, const float* z,
+                              const float* bias, int64_t rows, int64_t cols, float temperature) override;
+  void linear_attention_forward(float* out, const float* q, const float* k, const float* v,
+                                const float* log_alpha, const LinearAttentionShape& shape) override;
+  void linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha, const float* dout,
+                                 const float* q, const float* k, const float* v, const float* log_alpha,
+                                 const LinearAttentionShape& shape) override;
+  void linear_attention_state_update(float* state, const float* k, const float* v, const float* log_alpha,
+                                     const LinearAttentionShape& shape) override;
+  void linear_attention_state_read(float* out, const float* q, const float* state,
+                                   const LinearAttentionShape& shape) override;
+  void differential_forward(float* out, const float* a1, const float* a2, const float* lambda,
+                            float lambda_init, int64_t rows, int heads, int head_dim) override;
+  void differential_backward(float* da1, float* da2, float* dlambda, const float* dout, const float* a2,
+                             const float* lambda, float lambda_init, int64_t rows, int heads,
+                             int head_dim) override;
+  void gate_mix_forward(float* out, const float* y0, const float* y1, const float* gate, int64_t rows,
+                        int64_t cols) override;
+  void gate_mix_backward(float* dy0, float* dy1, float* dgate, const float* dout, const float* y0,
+                         const float* y1, const float* gate, int64_t rows, int64_t cols) override;
+  void moe_route(float* probs, int32_t* top_index, float* top_weight, float* expert_stats, ConstMatrix logits,
+                 int top_k) override;
+  void moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
+                          const int32_t* top_index, const float* top_weight, const float* expert_stats,
+                          int top_k, float aux_weight) override;
+  void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index,
+                    int64_t rows, int top_k, int experts) override;
+  void moe_gather(Matrix xs, ConstMatrix x, const int32_t* order, int top_k) override;
+  void moe_gather_backward(Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k) override;
+  void moe_combine(Matrix y, ConstMatrix ys, const float* top_weight, const int32_t* position,
+                   int top_k) override;
+  void moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
+                            const float* top_weight, const int32_t* position, int top_k) override;
+
+  // Convolutions, scans and pointwise kernels of the gated blocks (cuda_backend_scans.cpp).
+  void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,
+                           const ConvShape& shape) override;
+  void causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
+                            const float* w, const ConvShape& shape) override;
+  void rglru_forward(float* h, const float* u, const float* gate_a, const float* gate_i, const float* lambda,
+                     float c, float* state, const ScanShape& shape) override;
+  void rglru_backward(float* du, float* dgate_a, float* dgate_i, float* dlambda, const float* dh,
+                      const float* h, const float* u, const float* gate_a, const float* gate_i,
+                      const float* lambda, float c, const ScanShape& shape) override;
+  void selective_scan_forward(float* y, float* h_all, const float* u, const float* delta, const float* a_log,
+                              const float* B, const float* C, const float* D, float* state,
+                              const ScanShape& shape) override;
+  void selective_scan_backward(float* du, float* ddelta, float* da_log, float* dB, float* dC, float* dD,
+                               float* partials, const float* dy, const float* h_all, const float* u,
+                               const float* delta, const float* a_log, const float* B, const float* C,
+                               const float* D, const ScanShape& shape) override;
+  void activation_forward(float* out, const float* in, int64_t count, ActivationKind kind) override;
+  void activation_backward(float* din, const float* dout, const float* in, int64_t count,
+                           ActivationKind kind) override;
+  void multiply_forward(float* out, const float* a, const float* b, int64_t count) override;
+  void multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
+                         int64_t count) override;
+  void add_bias(Matrix y, const float* bias) override;
+  void bias_backward(float* dbias, ConstMatrix dy) override;
+
  private:
   // A device buffer that grows on first use at a larger shape and is then
   // reused: after the first step at a shape, no kernel allocates.
@@ -101,6 +167,9 @@ class CudaBackend final : public Backend {
   };
   void* scratch(Scratch& s, std::size_t bytes);
   void release() noexcept;
+  float* scratch_floats(Scratch& s, int64_t count) {
+    return static_cast<float*>(scratch(s, std::size_t(count > 0 ? count : 1) * sizeof(float)));
+  }
   void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
             const float* b, int64_t ldb, float* c, int64_t ldc, float beta);
 
@@ -112,6 +181,9 @@ class CudaBackend final : public Backend {
   double* reduce_partials_ = nullptr;  // sum_of_squares: fixed-size partials, then the result
   Scratch attention_delta_;            // attention backward: dout . out per query row
   Scratch column_partials_;            // rmsnorm backward: per-chunk column sums of dgain
+  Scratch column_sums_;                // bias, gate, lambda, conv-weight gradients (column_sums.cuh)
+  Scratch scan_scratch_;               // rglru dlambda partials; selective scan carries and g*delta*u
+  Scratch linear_attention_scratch_;   // linear attention backward: local dq (and states too big to share)
 };
 
 }  // namespace livs::evaluator

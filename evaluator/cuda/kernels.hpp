@@ -68,4 +68,92 @@ void sum_of_squares(cudaStream_t stream, double* partials, const float* x, int64
 void adamw_update(cudaStream_t stream, float* params, const float* grads, float* m, float* v, int64_t count,
                   const AdamWStep& step);
 
+// Deterministic column sums (column_sums.cuh) split the rows into this many chunks.
+constexpr int64_t kColumnSumChunks = 64;
+inline int64_t column_sum_chunks(int64_t rows) {
+  return rows < 1 ? 1 : (rows < kColumnSumChunks ? rows : kColumnSumChunks);
+}
+// Floats of scratch a column sum over [rows, cols] needs.
+inline int64_t column_sum_scratch(int64_t rows, int64_t cols) { return column_sum_chunks(rows) * cols; }
+
+// pointwise.cu. partials: column_sum_scratch(rows, cols) floats (column_sums.cuh).
+void activation_forward(cudaStream_t stream, float* out, const float* in, int64_t count, ActivationKind kind);
+void activation_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
+                         ActivationKind kind);
+void multiply_forward(cudaStream_t stream, float* out, const float* a, const float* b, int64_t count);
+void multiply_backward(cudaStream_t stream, float* da, float* db, const float* dout, const float* a,
+                       const float* b, int64_t count);
+void add_bias(cudaStream_t stream, Matrix y, const float* bias);
+void bias_backward(cudaStream_t stream, float* dbias, ConstMatrix dy, float* partials);
+void feature_map_forward(cudaStream_t stream, float* out, const float* in, int64_t count,
+                         FeatureMapKind kind);
+void feature_map_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
+                          FeatureMapKind kind);
+void gla_log_decay_forward(cudaStream_t stream, float* log_alpha, const float* z, const float* bias,
+                           int64_t rows, int64_t cols, float temperature);
+void gla_log_decay_backward(cudaStream_t stream, float* dz, float* dbias, const float* dlog_alpha,
+                            const float* z, const float* bias, int64_t rows, int64_t cols, float temperature,
+                            float* partials);
+
+// mixing.cu. differential_backward's partials: column_sum_scratch(rows, width) + width floats.
+void differential_forward(cudaStream_t stream, float* out, const float* a1, const float* a2,
+                          const float* lambda, float lambda_init, int64_t rows, int heads, int head_dim);
+void differential_backward(cudaStream_t stream, float* da1, float* da2, float* dlambda, const float* dout,
+                           const float* a2, const float* lambda, float lambda_init, int64_t rows, int heads,
+                           int head_dim, float* partials);
+void gate_mix_forward(cudaStream_t stream, float* out, const float* y0, const float* y1, const float* gate,
+                      int64_t rows, int64_t cols);
+void gate_mix_backward(cudaStream_t stream, float* dy0, float* dy1, float* dgate, const float* dout,
+                       const float* y0, const float* y1, const float* gate, int64_t rows, int64_t cols,
+                       float* partials);
+
+// conv.cu. partials: column_sum_scratch(batch * seq, channels * kernel) floats.
+void causal_conv_forward(cudaStream_t stream, float* y, const float* x, const float* w, const float* bias,
+                         float* state, const ConvShape& shape);
+void causal_conv_backward(cudaStream_t stream, float* dx, float* dw, float* dbias, const float* dy,
+                          const float* x, const float* w, const ConvShape& shape, float* partials);
+
+// scan.cu. rglru_backward's dsp_partials: batch * channels floats;
+// selective_scan_backward's scratch: selective_scan_scratch(shape) floats.
+void rglru_forward(cudaStream_t stream, float* h, const float* u, const float* gate_a, const float* gate_i,
+                   const float* lambda, float c, float* state, const ScanShape& shape);
+void rglru_backward(cudaStream_t stream, float* du, float* dgate_a, float* dgate_i, float* dlambda,
+                    const float* dh, const float* h, const float* u, const float* gate_a, const float* gate_i,
+                    const float* lambda, float c, const ScanShape& shape, float* dsp_partials);
+void selective_scan_forward(cudaStream_t stream, float* y, float* h_all, const float* u, const float* delta,
+                            const float* a_log, const float* B, const float* C, const float* D, float* state,
+                            const ScanShape& shape);
+int64_t selective_scan_scratch(const ScanShape& shape);
+void selective_scan_backward(cudaStream_t stream, float* du, float* ddelta, float* da_log, float* dB,
+                             float* dC, float* dD, float* partials, const float* dy, const float* h_all,
+                             const float* u, const float* delta, const float* a_log, const float* B,
+                             const float* C, const float* D, const ScanShape& shape, float* scratch);
+
+// linear_attention.cu. scratch: linear_attention_scratch(shape) floats.
+int64_t linear_attention_scratch(const LinearAttentionShape& shape);
+void linear_attention_forward(cudaStream_t stream, float* out, const float* q, const float* k, const float* v,
+                              const float* log_alpha, const LinearAttentionShape& shape, float* scratch);
+void linear_attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, float* dlog_alpha,
+                               const float* dout, const float* q, const float* k, const float* v,
+                               const float* log_alpha, const LinearAttentionShape& shape, float* scratch);
+void linear_attention_state_update(cudaStream_t stream, float* state, const float* k, const float* v,
+                                   const float* log_alpha, const LinearAttentionShape& shape);
+void linear_attention_state_read(cudaStream_t stream, float* out, const float* q, const float* state,
+                                 const LinearAttentionShape& shape);
+
+// moe.cu
+void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top_weight, float* expert_stats,
+               ConstMatrix logits, int top_k);
+void moe_route_backward(cudaStream_t stream, Matrix dlogits, const float* dtop_weight, const float* probs,
+                        const int32_t* top_index, const float* top_weight, const float* expert_stats,
+                        int top_k, float aux_weight);
+void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_t* offsets,
+                  const int32_t* top_index, int64_t rows, int top_k, int experts);
+void moe_gather(cudaStream_t stream, Matrix xs, ConstMatrix x, const int32_t* order, int top_k);
+void moe_gather_backward(cudaStream_t stream, Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k);
+void moe_combine(cudaStream_t stream, Matrix y, ConstMatrix ys, const float* top_weight,
+                 const int32_t* position, int top_k);
+void moe_combine_backward(cudaStream_t stream, Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
+                          const float* top_weight, const int32_t* position, int top_k);
+
 }  // namespace livs::evaluator::cuda

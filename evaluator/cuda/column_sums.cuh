@@ -1,0 +1,56 @@
+#pragma once
+// Deterministic column sums of a per-element term over rows, for parameter
+// gradients (biases, gates, lambdas): a fixed number of row chunks, each
+// summed in row order by one thread per column, then the chunks summed in
+// order and handed to `finish(column, sum)`. No atomics, same bits every run.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/kernels.hpp"  // column_sum_chunks, column_sum_scratch
+
+namespace livs::evaluator::cuda {
+
+template <class Term>
+__global__ void column_sum_partials_kernel(float* partials, Term term, int64_t rows, int64_t cols,
+                                           int64_t chunk_rows) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, chunk = blockIdx.y;
+  if (c >= cols) return;
+  const int64_t n0 = chunk * chunk_rows, n1 = n0 + chunk_rows < rows ? n0 + chunk_rows : rows;
+  float sum = 0.0f;
+  for (int64_t n = n0; n < n1; ++n) sum += term(n, c);
+  partials[chunk * cols + c] = sum;
+}
+
+template <class Finish>
+__global__ void column_sum_finish_kernel(const float* partials, int64_t chunks, int64_t cols, Finish finish) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= cols) return;
+  float sum = 0.0f;
+  for (int64_t k = 0; k < chunks; ++k) sum += partials[k * cols + c];
+  finish(c, sum);
+}
+
+// term(n, c) -> float and finish(c, sum) are device functors.
+template <class Term, class Finish>
+void column_sums(cudaStream_t stream, float* partials, int64_t rows, int64_t cols, Term term, Finish finish) {
+  if (rows <= 0 || cols <= 0) return;
+  const int64_t chunks = column_sum_chunks(rows), chunk_rows = (rows + chunks - 1) / chunks;
+  const unsigned column_blocks = unsigned((cols + 127) / 128);
+  column_sum_partials_kernel<<<dim3(column_blocks, unsigned(chunks)), 128, 0, stream>>>(partials, term, rows,
+                                                                                        cols, chunk_rows);
+  LIVS_CUDA_CHECK_LAUNCH();
+  column_sum_finish_kernel<<<column_blocks, 128, 0, stream>>>(partials, chunks, cols, finish);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+// finish functor: out[c] += scale * sum.
+struct AddScaled {
+  float* out;
+  float scale;
+  __device__ void operator()(int64_t c, float sum) const { out[c] += scale * sum; }
+};
+
+}  // namespace livs::evaluator::cuda

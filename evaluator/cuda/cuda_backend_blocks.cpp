@@ -1,0 +1,96 @@
+// CudaBackend's linear-attention, mixing and MoE methods: each forwards to
+// its launcher on the stream, with scratch sized for the call.
+#include "evaluator/cuda/cuda_backend.hpp"
+#include "evaluator/cuda/kernels.hpp"
+
+namespace livs::evaluator {
+
+void CudaBackend::feature_map_forward(float* out, const float* in, int64_t count, FeatureMapKind kind) {
+  cuda::feature_map_forward(stream_, out, in, count, kind);
+}
+void CudaBackend::feature_map_backward(float* din, const float* dout, const float* in, int64_t count,
+                                       FeatureMapKind kind) {
+  cuda::feature_map_backward(stream_, din, dout, in, count, kind);
+}
+void CudaBackend::gla_log_decay_forward(float* log_alpha, const float* z, const float* bias, int64_t rows,
+                                        int64_t cols, float temperature) {
+  cuda::gla_log_decay_forward(stream_, log_alpha, z, bias, rows, cols, temperature);
+}
+void CudaBackend::gla_log_decay_backward(float* dz, float* dbias, const float* dlog_alpha, const float* z,
+                                         const float* bias, int64_t rows, int64_t cols, float temperature) {
+  float* partials = scratch_floats(column_sums_, cuda::column_sum_scratch(rows, cols));
+  cuda::gla_log_decay_backward(stream_, dz, dbias, dlog_alpha, z, bias, rows, cols, temperature, partials);
+}
+
+void CudaBackend::linear_attention_forward(float* out, const float* q, const float* k, const float* v,
+                                           const float* log_alpha, const LinearAttentionShape& shape) {
+  float* scratch = scratch_floats(linear_attention_scratch_, cuda::linear_attention_scratch(shape));
+  cuda::linear_attention_forward(stream_, out, q, k, v, log_alpha, shape, scratch);
+}
+void CudaBackend::linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha,
+                                            const float* dout, const float* q, const float* k, const float* v,
+                                            const float* log_alpha, const LinearAttentionShape& shape) {
+  float* scratch = scratch_floats(linear_attention_scratch_, cuda::linear_attention_scratch(shape));
+  cuda::linear_attention_backward(stream_, dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, shape, scratch);
+}
+void CudaBackend::linear_attention_state_update(float* state, const float* k, const float* v,
+                                                const float* log_alpha, const LinearAttentionShape& shape) {
+  cuda::linear_attention_state_update(stream_, state, k, v, log_alpha, shape);
+}
+void CudaBackend::linear_attention_state_read(float* out, const float* q, const float* state,
+                                              const LinearAttentionShape& shape) {
+  cuda::linear_attention_state_read(stream_, out, q, state, shape);
+}
+
+void CudaBackend::differential_forward(float* out, const float* a1, const float* a2, const float* lambda,
+                                       float lambda_init, int64_t rows, int heads, int head_dim) {
+  cuda::differential_forward(stream_, out, a1, a2, lambda, lambda_init, rows, heads, head_dim);
+}
+void CudaBackend::differential_backward(float* da1, float* da2, float* dlambda, const float* dout,
+                                        const float* a2, const float* lambda, float lambda_init, int64_t rows,
+                                        int heads, int head_dim) {
+  const int64_t width = int64_t(heads) * head_dim;
+  float* partials = scratch_floats(column_sums_, cuda::column_sum_scratch(rows, width) + width);
+  cuda::differential_backward(stream_, da1, da2, dlambda, dout, a2, lambda, lambda_init, rows, heads,
+                              head_dim, partials);
+}
+void CudaBackend::gate_mix_forward(float* out, const float* y0, const float* y1, const float* gate,
+                                   int64_t rows, int64_t cols) {
+  cuda::gate_mix_forward(stream_, out, y0, y1, gate, rows, cols);
+}
+void CudaBackend::gate_mix_backward(float* dy0, float* dy1, float* dgate, const float* dout, const float* y0,
+                                    const float* y1, const float* gate, int64_t rows, int64_t cols) {
+  float* partials = scratch_floats(column_sums_, cuda::column_sum_scratch(rows, cols));
+  cuda::gate_mix_backward(stream_, dy0, dy1, dgate, dout, y0, y1, gate, rows, cols, partials);
+}
+
+void CudaBackend::moe_route(float* probs, int32_t* top_index, float* top_weight, float* expert_stats,
+                            ConstMatrix logits, int top_k) {
+  cuda::moe_route(stream_, probs, top_index, top_weight, expert_stats, logits, top_k);
+}
+void CudaBackend::moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
+                                     const int32_t* top_index, const float* top_weight,
+                                     const float* expert_stats, int top_k, float aux_weight) {
+  cuda::moe_route_backward(stream_, dlogits, dtop_weight, probs, top_index, top_weight, expert_stats, top_k,
+                           aux_weight);
+}
+void CudaBackend::moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index,
+                               int64_t rows, int top_k, int experts) {
+  cuda::moe_dispatch(stream_, order, position, offsets, top_index, rows, top_k, experts);
+}
+void CudaBackend::moe_gather(Matrix xs, ConstMatrix x, const int32_t* order, int top_k) {
+  cuda::moe_gather(stream_, xs, x, order, top_k);
+}
+void CudaBackend::moe_gather_backward(Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k) {
+  cuda::moe_gather_backward(stream_, dx, dxs, position, top_k);
+}
+void CudaBackend::moe_combine(Matrix y, ConstMatrix ys, const float* top_weight, const int32_t* position,
+                              int top_k) {
+  cuda::moe_combine(stream_, y, ys, top_weight, position, top_k);
+}
+void CudaBackend::moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
+                                       const float* top_weight, const int32_t* position, int top_k) {
+  cuda::moe_combine_backward(stream_, dys, dtop_weight, dy, ys, top_weight, position, top_k);
+}
+
+}  // namespace livs::evaluator

@@ -1,0 +1,192 @@
+// Pointwise kernels of the gated blocks and of linear attention: activations
+// (SiLU, tanh GeLU, softplus), products, per-column biases, positive feature
+// maps and GLA's log decay; the CPU backend's formulas, elementwise.
+#include "evaluator/cuda/column_sums.cuh"
+#include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/kernels.hpp"
+
+namespace livs::evaluator::cuda {
+
+namespace {
+
+constexpr float kGeluK = 0.7978845608028654f;  // sqrt(2 / pi)
+constexpr float kGeluA = 0.044715f;
+
+__device__ inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+__device__ inline float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+__device__ inline float activate(float x, ActivationKind kind) {
+  switch (kind) {
+    case ActivationKind::silu:
+      return x * sigmoid(x);
+    case ActivationKind::gelu_tanh:
+      return 0.5f * x * (1.0f + tanhf(kGeluK * (x + kGeluA * x * x * x)));
+    case ActivationKind::softplus:
+      return softplus(x);
+  }
+  return 0.0f;
+}
+
+__device__ inline float activation_slope(float x, ActivationKind kind) {
+  switch (kind) {
+    case ActivationKind::silu: {
+      const float s = sigmoid(x);
+      return s * (1.0f + x * (1.0f - s));
+    }
+    case ActivationKind::gelu_tanh: {
+      const float th = tanhf(kGeluK * (x + kGeluA * x * x * x));
+      return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * kGeluK * (1.0f + 3.0f * kGeluA * x * x);
+    }
+    case ActivationKind::softplus:
+      return sigmoid(x);
+  }
+  return 0.0f;
+}
+
+__device__ inline float feature_map(float x, FeatureMapKind kind) {
+  switch (kind) {
+    case FeatureMapKind::elu_plus_one:
+      return x > 0.0f ? x + 1.0f : expf(x);
+    case FeatureMapKind::relu:
+      return x > 0.0f ? x : 0.0f;
+    case FeatureMapKind::identity:
+      return x;
+  }
+  return x;
+}
+
+__device__ inline float feature_map_slope(float x, FeatureMapKind kind) {
+  if (kind == FeatureMapKind::elu_plus_one) return x > 0.0f ? 1.0f : expf(x);
+  if (kind == FeatureMapKind::relu) return x > 0.0f ? 1.0f : 0.0f;
+  return 1.0f;
+}
+
+#define LIVS_GRID_STRIDE(i, count)                                              \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (count); \
+       i += int64_t(gridDim.x) * blockDim.x)
+
+__global__ void activation_forward_kernel(float* out, const float* in, int64_t count, ActivationKind kind) {
+  LIVS_GRID_STRIDE(i, count) out[i] = activate(in[i], kind);
+}
+__global__ void activation_backward_kernel(float* din, const float* dout, const float* in, int64_t count,
+                                           ActivationKind kind) {
+  LIVS_GRID_STRIDE(i, count) din[i] += dout[i] * activation_slope(in[i], kind);
+}
+__global__ void multiply_forward_kernel(float* out, const float* a, const float* b, int64_t count) {
+  LIVS_GRID_STRIDE(i, count) out[i] = a[i] * b[i];
+}
+__global__ void multiply_backward_kernel(float* da, float* db, const float* dout, const float* a,
+                                         const float* b, int64_t count) {
+  LIVS_GRID_STRIDE(i, count) {
+    da[i] += dout[i] * b[i];
+    db[i] += dout[i] * a[i];
+  }
+}
+__global__ void add_bias_kernel(float* y, const float* bias, int64_t count, int64_t cols) {
+  LIVS_GRID_STRIDE(i, count) y[i] += bias[i % cols];
+}
+__global__ void feature_map_forward_kernel(float* out, const float* in, int64_t count, FeatureMapKind kind) {
+  LIVS_GRID_STRIDE(i, count) out[i] = feature_map(in[i], kind);
+}
+__global__ void feature_map_backward_kernel(float* din, const float* dout, const float* in, int64_t count,
+                                            FeatureMapKind kind) {
+  LIVS_GRID_STRIDE(i, count) din[i] += dout[i] * feature_map_slope(in[i], kind);
+}
+
+// log(sigmoid(u)) = -softplus(-u), finite for large |u|.
+__global__ void gla_log_decay_forward_kernel(float* log_alpha, const float* z, const float* bias,
+                                             int64_t count, int64_t cols, float temperature) {
+  LIVS_GRID_STRIDE(i, count) {
+    const float u = z[i] + bias[i % cols];
+    const float log_sigmoid = u >= 0.0f ? -log1pf(expf(-u)) : u - log1pf(expf(u));
+    log_alpha[i] = log_sigmoid / temperature;
+  }
+}
+
+// d log_alpha / dz = (1 - sigmoid(u)) / temperature.
+struct GlaSlope {
+  const float *dlog_alpha, *z, *bias;
+  int64_t cols;
+  float temperature;
+  __device__ float operator()(int64_t n, int64_t c) const {
+    const int64_t i = n * cols + c;
+    return dlog_alpha[i] / (1.0f + expf(z[i] + bias[c])) / temperature;
+  }
+};
+
+__global__ void gla_log_decay_backward_kernel(float* dz, GlaSlope slope, int64_t count) {
+  LIVS_GRID_STRIDE(i, count) dz[i] += slope(i / slope.cols, i % slope.cols);
+}
+
+struct MatrixTerm {
+  const float* y;
+  int64_t cols;
+  __device__ float operator()(int64_t n, int64_t c) const { return y[n * cols + c]; }
+};
+
+#undef LIVS_GRID_STRIDE
+
+}  // namespace
+
+void activation_forward(cudaStream_t stream, float* out, const float* in, int64_t count,
+                        ActivationKind kind) {
+  if (count <= 0) return;
+  activation_forward_kernel<<<grid_for(count), 256, 0, stream>>>(out, in, count, kind);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+void activation_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
+                         ActivationKind kind) {
+  if (count <= 0) return;
+  activation_backward_kernel<<<grid_for(count), 256, 0, stream>>>(din, dout, in, count, kind);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+void multiply_forward(cudaStream_t stream, float* out, const float* a, const float* b, int64_t count) {
+  if (count <= 0) return;
+  multiply_forward_kernel<<<grid_for(count), 256, 0, stream>>>(out, a, b, count);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+void multiply_backward(cudaStream_t stream, float* da, float* db, const float* dout, const float* a,
+                       const float* b, int64_t count) {
+  if (count <= 0) return;
+  multiply_backward_kernel<<<grid_for(count), 256, 0, stream>>>(da, db, dout, a, b, count);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+void add_bias(cudaStream_t stream, Matrix y, const float* bias) {
+  if (y.numel() <= 0) return;
+  add_bias_kernel<<<grid_for(y.numel()), 256, 0, stream>>>(y.data, bias, y.numel(), y.cols);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+void bias_backward(cudaStream_t stream, float* dbias, ConstMatrix dy, float* partials) {
+  column_sums(stream, partials, dy.rows, dy.cols, MatrixTerm{dy.data, dy.cols}, AddScaled{dbias, 1.0f});
+}
+void feature_map_forward(cudaStream_t stream, float* out, const float* in, int64_t count,
+                         FeatureMapKind kind) {
+  if (count <= 0) return;
+  feature_map_forward_kernel<<<grid_for(count), 256, 0, stream>>>(out, in, count, kind);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+void feature_map_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
+                          FeatureMapKind kind) {
+  if (count <= 0) return;
+  feature_map_backward_kernel<<<grid_for(count), 256, 0, stream>>>(din, dout, in, count, kind);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+void gla_log_decay_forward(cudaStream_t stream, float* log_alpha, const float* z, const float* bias,
+                           int64_t rows, int64_t cols, float temperature) {
+  if (rows * cols <= 0) return;
+  gla_log_decay_forward_kernel<<<grid_for(rows * cols), 256, 0, stream>>>(log_alpha, z, bias, rows * cols,
+                                                                          cols, temperature);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+void gla_log_decay_backward(cudaStream_t stream, float* dz, float* dbias, const float* dlog_alpha,
+                            const float* z, const float* bias, int64_t rows, int64_t cols, float temperature,
+                            float* partials) {
+  if (rows * cols <= 0) return;
+  const GlaSlope slope{dlog_alpha, z, bias, cols, temperature};
+  gla_log_decay_backward_kernel<<<grid_for(rows * cols), 256, 0, stream>>>(dz, slope, rows * cols);
+  LIVS_CUDA_CHECK_LAUNCH();
+  column_sums(stream, partials, rows, cols, slope, AddScaled{dbias, 1.0f});
+}
+
+}  // namespace livs::evaluator::cuda

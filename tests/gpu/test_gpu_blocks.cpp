@@ -1,0 +1,372 @@
+// The kernels of the linear-attention, recurrent, state-space, convolution,
+// mixing and MoE operators: CUDA against the CPU backend (tolerances:
+// gpu_test_support.hpp; kScanTolerance below for the recurrences).
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "tests/gpu/gpu_test_support.hpp"
+
+using namespace livs::evaluator;
+using namespace livs::evaluator::gpu_testing;
+
+namespace {
+
+using Array = DeviceArray<float>;
+
+// Recurrences run hundreds of dependent steps whose partial sums (over
+// channels, states, sequences) are grouped differently on the GPU.
+constexpr double kScanTolerance = 1e-4;
+
+std::unique_ptr<Array> accumulator(Backend& be, int64_t count, uint64_t seed) {
+  return std::make_unique<Array>(be, random_floats(std::size_t(count), seed, 0.5));
+}
+
+std::vector<float> as_floats(const std::vector<int32_t>& v) { return std::vector<float>(v.begin(), v.end()); }
+
+// Negative log-decays in (-inf, 0), as GLA produces them.
+std::vector<float> log_decays(std::size_t n, uint64_t seed) {
+  auto v = random_floats(n, seed);
+  for (auto& x : v) x = -std::log1p(std::exp(x)) / 4.0f;
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("activations, products, biases and feature maps") {
+  const int64_t rows = 1000, cols = 37, n = rows * cols;
+  const auto x = random_floats(n, 100, 3.0), y = random_floats(n, 101), bias = random_floats(cols, 102);
+  for (ActivationKind kind : {ActivationKind::silu, ActivationKind::gelu_tanh, ActivationKind::softplus}) {
+    CAPTURE(int(kind));
+    compare_backends(
+        "activation",
+        [&](Backend& be) {
+          Array dx(be, x), dy(be, y);
+          auto out = poisoned(be, n);
+          auto din = accumulator(be, n, 103);
+          be.activation_forward(out->data(), dx.data(), n, kind);
+          be.activation_backward(din->data(), dy.data(), dx.data(), n, kind);
+          return Outputs{{"forward", out->download()}, {"backward", din->download()}};
+        },
+        kFp32Tolerance);
+  }
+  for (FeatureMapKind kind : {FeatureMapKind::elu_plus_one, FeatureMapKind::relu, FeatureMapKind::identity}) {
+    CAPTURE(int(kind));
+    compare_backends(
+        "feature map",
+        [&](Backend& be) {
+          Array dx(be, x), dy(be, y);
+          auto out = poisoned(be, n);
+          auto din = accumulator(be, n, 104);
+          be.feature_map_forward(out->data(), dx.data(), n, kind);
+          be.feature_map_backward(din->data(), dy.data(), dx.data(), n, kind);
+          return Outputs{{"forward", out->download()}, {"backward", din->download()}};
+        },
+        kFp32Tolerance);
+  }
+  compare_backends(
+      "multiply and bias",
+      [&](Backend& be) {
+        Array da(be, x), db(be, y), dbias_in(be, bias), biased(be, x);
+        auto out = poisoned(be, n);
+        auto dda = accumulator(be, n, 105), ddb = accumulator(be, n, 106), dbias = accumulator(be, cols, 107);
+        be.multiply_forward(out->data(), da.data(), db.data(), n);
+        be.multiply_backward(dda->data(), ddb->data(), db.data(), da.data(), db.data(), n);
+        be.add_bias({biased.data(), rows, cols}, dbias_in.data());
+        be.bias_backward(dbias->data(), {db.data(), rows, cols});
+        return Outputs{{"product", out->download()},
+                       {"da", dda->download()},
+                       {"db", ddb->download()},
+                       {"biased", biased.download()},
+                       {"dbias", dbias->download()}};
+      },
+      kFp32Tolerance);
+}
+
+TEST_CASE("GLA log decay, differential combination and fusion gate") {
+  const int64_t rows = 300, cols = 40;
+  const auto z = random_floats(rows * cols, 110, 2.0), bias = random_floats(cols, 111),
+             dl = random_floats(rows * cols, 112);
+  compare_backends(
+      "gla decay",
+      [&](Backend& be) {
+        Array dz_in(be, z), dbias_in(be, bias), ddl(be, dl);
+        auto out = poisoned(be, rows * cols);
+        auto dz = accumulator(be, rows * cols, 113), dbias = accumulator(be, cols, 114);
+        be.gla_log_decay_forward(out->data(), dz_in.data(), dbias_in.data(), rows, cols, 16.0f);
+        be.gla_log_decay_backward(dz->data(), dbias->data(), ddl.data(), dz_in.data(), dbias_in.data(), rows,
+                                  cols, 16.0f);
+        return Outputs{{"log alpha", out->download()}, {"dz", dz->download()}, {"dbias", dbias->download()}};
+      },
+      kFp32Tolerance);
+
+  const int heads = 3, hd = 8;
+  const int64_t width = heads * hd, drows = 50;
+  const auto a1 = random_floats(drows * width, 115), a2 = random_floats(drows * width, 116),
+             lambda = random_floats(heads, 117, 0.1), dout = random_floats(drows * width, 118);
+  compare_backends(
+      "differential",
+      [&](Backend& be) {
+        Array da1_in(be, a1), da2_in(be, a2), dlambda_in(be, lambda), ddout(be, dout);
+        auto out = poisoned(be, drows * width);
+        auto da1 = accumulator(be, drows * width, 119), da2 = accumulator(be, drows * width, 120),
+             dlambda = accumulator(be, heads, 121);
+        be.differential_forward(out->data(), da1_in.data(), da2_in.data(), dlambda_in.data(), 0.8f, drows,
+                                heads, hd);
+        be.differential_backward(da1->data(), da2->data(), dlambda->data(), ddout.data(), da2_in.data(),
+                                 dlambda_in.data(), 0.8f, drows, heads, hd);
+        return Outputs{{"out", out->download()},
+                       {"da1", da1->download()},
+                       {"da2", da2->download()},
+                       {"dlambda", dlambda->download()}};
+      },
+      kFp32Tolerance);
+
+  const int64_t grows = 200, gcols = 33;
+  const auto y0 = random_floats(grows * gcols, 122), y1 = random_floats(grows * gcols, 123),
+             gate = random_floats(gcols, 124), gdout = random_floats(grows * gcols, 125);
+  compare_backends(
+      "gate mix",
+      [&](Backend& be) {
+        Array dy0_in(be, y0), dy1_in(be, y1), dgate_in(be, gate), ddout(be, gdout);
+        auto out = poisoned(be, grows * gcols);
+        auto dy0 = accumulator(be, grows * gcols, 126), dy1 = accumulator(be, grows * gcols, 127),
+             dgate = accumulator(be, gcols, 128);
+        be.gate_mix_forward(out->data(), dy0_in.data(), dy1_in.data(), dgate_in.data(), grows, gcols);
+        be.gate_mix_backward(dy0->data(), dy1->data(), dgate->data(), ddout.data(), dy0_in.data(),
+                             dy1_in.data(), dgate_in.data(), grows, gcols);
+        return Outputs{{"out", out->download()},
+                       {"dy0", dy0->download()},
+                       {"dy1", dy1->download()},
+                       {"dgate", dgate->download()}};
+      },
+      kFp32Tolerance);
+}
+
+TEST_CASE("causal depthwise convolution: parallel, decode with state, backward") {
+  for (ConvShape s : {ConvShape{2, 37, 20, 4}, ConvShape{3, 5, 70, 3}, ConvShape{1, 9, 8, 1}}) {
+    CAPTURE(s.seq);
+    CAPTURE(s.kernel);
+    const int64_t n = int64_t(s.batch) * s.seq * s.channels, hist = s.kernel - 1;
+    const auto x = random_floats(n, 130), w = random_floats(int64_t(s.channels) * s.kernel, 131),
+               bias = random_floats(s.channels, 132), dy = random_floats(n, 133);
+    compare_backends(
+        "conv",
+        [&](Backend& be) {
+          Array dx_in(be, x), dw_in(be, w), dbias_in(be, bias), ddy(be, dy);
+          auto y = poisoned(be, n), y_decode = poisoned(be, n);
+          auto dx = accumulator(be, n, 134), dw = accumulator(be, int64_t(s.channels) * s.kernel, 135),
+               dbias = accumulator(be, s.channels, 136);
+          be.causal_conv_forward(y->data(), dx_in.data(), dw_in.data(), dbias_in.data(), nullptr, s);
+          be.causal_conv_backward(dx->data(), dw->data(), dbias->data(), ddy.data(), dx_in.data(),
+                                  dw_in.data(), s);
+          // Decode: one token at a time through the state, per sequence (batch 1 views).
+          Array state(be, std::max<int64_t>(1, hist * s.channels));
+          Array token(be, s.channels), out(be, s.channels);
+          std::vector<float> decoded;
+          for (int b = 0; b < s.batch; ++b) {
+            be.fill(state.data(), state.size(), 0.0f);
+            for (int t = 0; t < s.seq; ++t) {
+              be.copy(token.data(), dx_in.data() + (int64_t(b) * s.seq + t) * s.channels, s.channels);
+              be.causal_conv_forward(out.data(), token.data(), dw_in.data(), dbias_in.data(), state.data(),
+                                     {1, 1, s.channels, s.kernel});
+              const auto row = out.download();
+              decoded.insert(decoded.end(), row.begin(), row.end());
+            }
+          }
+          return Outputs{{"y", y->download()},
+                         {"decode", decoded},
+                         {"dx", dx->download()},
+                         {"dw", dw->download()},
+                         {"dbias", dbias->download()}};
+        },
+        kFp32Tolerance);
+  }
+}
+
+TEST_CASE("RG-LRU scan: forward, decode with state, backward") {
+  const ScanShape s{3, 50, 20, 1};
+  const int64_t n = int64_t(s.batch) * s.seq * s.channels;
+  const auto u = random_floats(n, 140), ga = random_floats(n, 141), gi = random_floats(n, 142),
+             lambda = random_floats(s.channels, 143, 1.0, 2.0), dh = random_floats(n, 144);
+  compare_backends(
+      "rglru",
+      [&](Backend& be) {
+        Array du_in(be, u), dga_in(be, ga), dgi_in(be, gi), dlambda_in(be, lambda), ddh(be, dh);
+        auto h = poisoned(be, n);
+        auto du = accumulator(be, n, 145), dga = accumulator(be, n, 146), dgi = accumulator(be, n, 147),
+             dlambda = accumulator(be, s.channels, 148);
+        be.rglru_forward(h->data(), du_in.data(), dga_in.data(), dgi_in.data(), dlambda_in.data(), 8.0f,
+                         nullptr, s);
+        be.rglru_backward(du->data(), dga->data(), dgi->data(), dlambda->data(), ddh.data(), h->data(),
+                          du_in.data(), dga_in.data(), dgi_in.data(), dlambda_in.data(), 8.0f, s);
+        // Decode: one token at a time through the state.
+        Array state(be, int64_t(s.batch) * s.channels);
+        const ScanShape first{s.batch, 1, s.channels, 1};
+        std::vector<float> stepped;
+        for (int t = 0; t < s.seq; ++t) {
+          // Rows of time t for every sequence are strided; gather them on the host.
+          std::vector<float> ut(std::size_t(s.batch) * s.channels), gat(ut.size()), git(ut.size());
+          for (int b = 0; b < s.batch; ++b)
+            for (int c = 0; c < s.channels; ++c) {
+              const std::size_t src = (std::size_t(b) * s.seq + t) * s.channels + c,
+                                dst = std::size_t(b) * s.channels + c;
+              ut[dst] = u[src];
+              gat[dst] = ga[src];
+              git[dst] = gi[src];
+            }
+          Array dut(be, ut), dgat(be, gat), dgit(be, git), hout(be, int64_t(ut.size()));
+          be.rglru_forward(hout.data(), dut.data(), dgat.data(), dgit.data(), dlambda_in.data(), 8.0f,
+                           state.data(), first);
+          const auto row = hout.download();
+          stepped.insert(stepped.end(), row.begin(), row.end());
+        }
+        return Outputs{{"h", h->download()},         {"decode", stepped},
+                       {"du", du->download()},       {"dgate_a", dga->download()},
+                       {"dgate_i", dgi->download()}, {"dlambda", dlambda->download()}};
+      },
+      kScanTolerance);
+}
+
+TEST_CASE("selective scan: forward with every state, decode, backward") {
+  const ScanShape s{2, 30, 12, 16};
+  const int64_t n = int64_t(s.batch) * s.seq * s.channels, bn = int64_t(s.batch) * s.seq * s.state;
+  auto delta = random_floats(n, 150);
+  for (auto& d : delta) d = std::log1p(std::exp(d - 2.0f));  // softplus: positive steps around 0.1
+  std::vector<float> a_log(std::size_t(s.channels) * s.state);
+  for (std::size_t i = 0; i < a_log.size(); ++i) a_log[i] = std::log(float(i % s.state + 1));
+  const auto u = random_floats(n, 151), B = random_floats(bn, 152), C = random_floats(bn, 153),
+             D = random_floats(s.channels, 154), dy = random_floats(n, 155);
+  compare_backends(
+      "selective scan",
+      [&](Backend& be) {
+        Array du_in(be, u), ddelta_in(be, delta), dalog_in(be, a_log), dB_in(be, B), dC_in(be, C),
+            dD_in(be, D), ddy(be, dy);
+        auto y = poisoned(be, n), h_all = poisoned(be, n * s.state);
+        auto du = accumulator(be, n, 156), ddelta = accumulator(be, n, 157),
+             dalog = accumulator(be, int64_t(a_log.size()), 158), dB = accumulator(be, bn, 159),
+             dC = accumulator(be, bn, 160), dD = accumulator(be, s.channels, 161);
+        auto partials = poisoned(be, int64_t(s.batch) * s.channels * (s.state + 1));
+        be.selective_scan_forward(y->data(), h_all->data(), du_in.data(), ddelta_in.data(), dalog_in.data(),
+                                  dB_in.data(), dC_in.data(), dD_in.data(), nullptr, s);
+        be.selective_scan_backward(du->data(), ddelta->data(), dalog->data(), dB->data(), dC->data(),
+                                   dD->data(), partials->data(), ddy.data(), h_all->data(), du_in.data(),
+                                   ddelta_in.data(), dalog_in.data(), dB_in.data(), dC_in.data(),
+                                   dD_in.data(), s);
+        // Decode, sequence 0: one token at a time through the state.
+        Array state(be, int64_t(s.channels) * s.state), yt(be, s.channels);
+        std::vector<float> decoded;
+        for (int t = 0; t < s.seq; ++t) {
+          const int64_t row = t;  // batch 0
+          be.selective_scan_forward(yt.data(), nullptr, du_in.data() + row * s.channels,
+                                    ddelta_in.data() + row * s.channels, dalog_in.data(),
+                                    dB_in.data() + row * s.state, dC_in.data() + row * s.state, dD_in.data(),
+                                    state.data(), {1, 1, s.channels, s.state});
+          const auto out = yt.download();
+          decoded.insert(decoded.end(), out.begin(), out.end());
+        }
+        return Outputs{{"y", y->download()},   {"h", h_all->download()},       {"decode", decoded},
+                       {"du", du->download()}, {"ddelta", ddelta->download()}, {"da_log", dalog->download()},
+                       {"dB", dB->download()}, {"dC", dC->download()},         {"dD", dD->download()}};
+      },
+      kScanTolerance);
+}
+
+TEST_CASE("linear attention, gated and ungated, shared-memory and global state; decode") {
+  struct Case {
+    LinearAttentionShape shape;
+    bool gated;
+  };
+  for (Case c : {Case{{2, 40, 3, 16}, true}, Case{{1, 33, 2, 40}, false}, Case{{1, 10, 1, 200}, true}}) {
+    const LinearAttentionShape& s = c.shape;
+    CAPTURE(s.head_dim);
+    CAPTURE(c.gated);
+    const int64_t n = int64_t(s.batch) * s.seq * s.heads * s.head_dim;
+    auto q = random_floats(n, 170), k = random_floats(n, 171);
+    for (auto* v : {&q, &k})
+      for (auto& x : *v) x = std::exp(x * 0.5f) / float(s.head_dim);  // positive features, as phi gives
+    const auto v = random_floats(n, 172), la = log_decays(n, 173), dout = random_floats(n, 174);
+    compare_backends(
+        "linear attention",
+        [&](Backend& be) {
+          Array dq_in(be, q), dk_in(be, k), dv_in(be, v), dla_in(be, la), ddout(be, dout);
+          const float* log_alpha = c.gated ? dla_in.data() : nullptr;
+          auto out = poisoned(be, n);
+          auto dq = accumulator(be, n, 175), dk = accumulator(be, n, 176), dv = accumulator(be, n, 177),
+               dla = accumulator(be, n, 178);
+          be.linear_attention_forward(out->data(), dq_in.data(), dk_in.data(), dv_in.data(), log_alpha, s);
+          be.linear_attention_backward(dq->data(), dk->data(), dv->data(), c.gated ? dla->data() : nullptr,
+                                       ddout.data(), dq_in.data(), dk_in.data(), dv_in.data(), log_alpha, s);
+          // Decode through the state, batch 0, all heads at once (rows of time t are contiguous).
+          const int64_t row = int64_t(s.heads) * s.head_dim;
+          Array state(be, int64_t(s.heads) * s.head_dim * s.head_dim), ot(be, row);
+          const LinearAttentionShape one{1, 1, s.heads, s.head_dim};
+          std::vector<float> decoded;
+          for (int t = 0; t < s.seq; ++t) {
+            be.linear_attention_state_update(state.data(), dk_in.data() + t * row, dv_in.data() + t * row,
+                                             c.gated ? dla_in.data() + t * row : nullptr, one);
+            be.linear_attention_state_read(ot.data(), dq_in.data() + t * row, state.data(), one);
+            const auto o = ot.download();
+            decoded.insert(decoded.end(), o.begin(), o.end());
+          }
+          Outputs outputs{{"out", out->download()},
+                          {"decode", decoded},
+                          {"dq", dq->download()},
+                          {"dk", dk->download()},
+                          {"dv", dv->download()}};
+          if (c.gated) outputs.push_back({"dlog_alpha", dla->download()});
+          return outputs;
+        },
+        kScanTolerance);
+  }
+}
+
+TEST_CASE("MoE: routing, statistics, dispatch, gather and combine with their backward") {
+  const int64_t rows = 100, experts = 8, cols = 24;
+  const int top_k = 2;
+  const int64_t assignments = rows * top_k;
+  const auto logits = random_floats(rows * experts, 180, 2.0), x = random_floats(rows * cols, 181),
+             dtw = random_floats(assignments, 182), dy = random_floats(rows * cols, 183),
+             ys = random_floats(assignments * cols, 184), dxs = random_floats(assignments * cols, 185);
+  compare_backends(
+      "moe",
+      [&](Backend& be) {
+        Array dlogits_in(be, logits), dx_in(be, x), ddtw(be, dtw), ddy(be, dy), dys_in(be, ys), ddxs(be, dxs);
+        auto probs = poisoned(be, rows * experts), top_weight = poisoned(be, assignments),
+             stats = poisoned(be, 2 * experts);
+        DeviceArray<int32_t> top_index(be, assignments), order(be, assignments), position(be, assignments),
+            offsets(be, experts + 1);
+        be.moe_route(probs->data(), top_index.data(), top_weight->data(), stats->data(),
+                     {dlogits_in.data(), rows, experts}, top_k);
+        auto dlogits = accumulator(be, rows * experts, 186);
+        be.moe_route_backward({dlogits->data(), rows, experts}, ddtw.data(), probs->data(), top_index.data(),
+                              top_weight->data(), stats->data(), top_k, 0.01f);
+        be.moe_dispatch(order.data(), position.data(), offsets.data(), top_index.data(), rows, top_k,
+                        int(experts));
+        auto xs = poisoned(be, assignments * cols), y = poisoned(be, rows * cols);
+        auto dx = accumulator(be, rows * cols, 187), dys = accumulator(be, assignments * cols, 188),
+             dtop = accumulator(be, assignments, 189);
+        be.moe_gather({xs->data(), assignments, cols}, {dx_in.data(), rows, cols}, order.data(), top_k);
+        be.moe_gather_backward({dx->data(), rows, cols}, {ddxs.data(), assignments, cols}, position.data(),
+                               top_k);
+        be.moe_combine({y->data(), rows, cols}, {dys_in.data(), assignments, cols}, top_weight->data(),
+                       position.data(), top_k);
+        be.moe_combine_backward({dys->data(), assignments, cols}, dtop->data(), {ddy.data(), rows, cols},
+                                {dys_in.data(), assignments, cols}, top_weight->data(), position.data(),
+                                top_k);
+        return Outputs{{"probs", probs->download()},
+                       {"top index", as_floats(top_index.download())},
+                       {"top weight", top_weight->download()},
+                       {"stats", stats->download()},
+                       {"dlogits", dlogits->download()},
+                       {"order", as_floats(order.download())},
+                       {"position", as_floats(position.download())},
+                       {"offsets", as_floats(offsets.download())},
+                       {"gathered", xs->download()},
+                       {"dx", dx->download()},
+                       {"combined", y->download()},
+                       {"dys", dys->download()},
+                       {"dtop_weight", dtop->download()}};
+      },
+      kFp32Tolerance);
+}
