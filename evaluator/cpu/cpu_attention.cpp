@@ -41,14 +41,14 @@ LIVS_INLINE void attend_row(float* o, float* lse, const float* q, int64_t lo, in
     }
     const float new_max = std::max(running_max, chunk_max);
     if (running_max != new_max && j0 != lo) {
-      const float alpha = std::exp(running_max - new_max);
+      const float alpha = cpu::exp_poly(running_max - new_max);
       running_sum *= alpha;
       for (int64_t d = 0; d < hd; ++d) o[d] *= alpha;
     }
+    for (int64_t j = 0; j < j1 - j0; ++j) scores[j] = cpu::exp_poly(scores[j] - new_max);  // vectorized
     for (int64_t j = j0; j < j1; ++j) {
-      const float p = std::exp(scores[j - j0] - new_max);
-      running_sum += p;
-      cpu::axpy_fma(o, p, value_at(j), hd);
+      running_sum += scores[j - j0];
+      cpu::axpy_fma(o, scores[j - j0], value_at(j), hd);
     }
     running_max = new_max;
   }
@@ -88,14 +88,21 @@ LIVS_CPU_CLONES void backward_group(int64_t b, int64_t kvh, float* dq, float* dk
       float* dqr = dq + qi;
       const float row_lse = lse[(b * H + h) * T + i];
       const float D = cpu::dot_fma(dor, out + qi, hd);
-      for (int64_t j = first_key(i, s.window); j <= i; ++j) {
-        const int64_t kj = kv_offset(j);
-        const float p = std::exp(cpu::dot_fma(qr, k + kj, hd) * s.scale - row_lse);
-        const float dp = cpu::dot_fma(dor, v + kj, hd);
-        const float ds = p * (dp - D) * s.scale;
-        cpu::axpy_fma(dqr, ds, k + kj, hd);
-        cpu::axpy_fma(dk + kj, ds, qr, hd);
-        cpu::axpy_fma(dv + kj, p, dor, hd);
+      float probs[kChunk];
+      for (int64_t j0 = first_key(i, s.window); j0 <= i; j0 += kChunk) {
+        const int64_t len = std::min(i + 1 - j0, kChunk);
+        for (int64_t j = 0; j < len; ++j)
+          probs[j] = cpu::dot_fma(qr, k + kv_offset(j0 + j), hd) * s.scale - row_lse;
+        for (int64_t j = 0; j < len; ++j) probs[j] = cpu::exp_poly(probs[j]);  // vectorized
+        for (int64_t j = 0; j < len; ++j) {
+          const int64_t kj = kv_offset(j0 + j);
+          const float p = probs[j];
+          const float dp = cpu::dot_fma(dor, v + kj, hd);
+          const float ds = p * (dp - D) * s.scale;
+          cpu::axpy_fma(dqr, ds, k + kj, hd);
+          cpu::axpy_fma(dk + kj, ds, qr, hd);
+          cpu::axpy_fma(dv + kj, p, dor, hd);
+        }
       }
     }
   }
