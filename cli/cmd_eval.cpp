@@ -1,4 +1,4 @@
-// livsearch eval (ARCH.json | --preset NAME) [--config CONFIG] [--format table|json] [--device cpu]
+// livsearch eval (ARCH.json | --preset NAME) [--config CONFIG] [--format table|json] [--device DEVICE]
 //
 // Trains one architecture for the config's budget on the config's data and
 // scores it on the held-out split: the evaluator end to end, without a search.
@@ -15,7 +15,7 @@
 
 #include "cli/config.hpp"
 #include "common/rng.hpp"
-#include "evaluator/cpu/cpu_backend.hpp"
+#include "evaluator/backend_factory.hpp"
 #include "evaluator/data/dataset.hpp"
 #include "evaluator/trainer.hpp"
 #include "genome/decode.hpp"
@@ -74,10 +74,9 @@ class Progress {
   Clock::time_point start_;
 };
 
-// "auto" means the fastest backend this build has; only the CPU one exists so far.
+// "auto": a GPU when this build has the CUDA backend and one is present, else the CPU.
 std::string resolve_device(const std::string& requested) {
-  if (requested == "auto" || requested == "cpu") return "cpu";
-  throw InputError("--device", "", "\"" + requested + "\": this build has no CUDA backend yet; use cpu");
+  return requested == "auto" ? evaluator::default_device() : requested;
 }
 
 struct Architecture {
@@ -147,8 +146,8 @@ int run_eval(int argc, char** argv) {
       cxxopts::value<std::string>())("c,config", "the config: data, model size, training budget, seed",
                                      cxxopts::value<std::string>()->default_value("configs/quick.json"))(
       "f,format", "table or json", cxxopts::value<std::string>()->default_value("table"))(
-      "d,device", "cpu (default: the config's device)", cxxopts::value<std::string>())("h,help",
-                                                                                       "show this help");
+      "d,device", "auto, cpu, cuda or cuda:N (default: the config's device)", cxxopts::value<std::string>())(
+      "h,help", "show this help");
   options.parse_positional({"architecture"});
   cxxopts::ParseResult args;
   try {
@@ -168,6 +167,7 @@ int run_eval(int argc, char** argv) {
   const Config config = load_config(args["config"].as<std::string>());
   const std::string device =
       resolve_device(args.count("device") ? args["device"].as<std::string>() : config.device);
+  const auto backend = evaluator::make_backend(device);  // before any work: a bad device fails fast
   const evaluator::TrainSettings& training = config.train;
   const Architecture arch = load_architecture(args, config);
   const genome::ModelSpec spec = genome::decode(arch.genome);
@@ -180,11 +180,10 @@ int run_eval(int argc, char** argv) {
   std::fprintf(stderr, "training: %d steps of %d x %d tokens on %s\n", training.steps, training.batch_size,
                training.seq_len, device.c_str());
 
-  evaluator::CpuBackend backend;
   Progress progress(training.steps);
   const auto start = Clock::now();
   const evaluator::TrainReport report =
-      evaluator::train_and_evaluate(spec, training, data.train, data.validation, seed, backend,
+      evaluator::train_and_evaluate(spec, training, data.train, data.validation, seed, *backend,
                                     [&](int step, double loss) { progress.step(step, loss); });
   const double wall_seconds = seconds_since(start);
   progress.finish();

@@ -36,19 +36,18 @@ Json object_section(const JsonReader& root, const char* key) {
   return section->value();
 }
 
-// The search space with the model section's shape and the data's vocabulary
-// written into it where the config leaves them open, parsed as one, so the
-// genome module checks knobs (heads dividing d_model, ...) against the width
-// that is really used. Filled-in values are valid by construction; errors in
-// what the user wrote keep their /search_space/... pointers.
+// The search space, with the model section's shape and the data's vocabulary
+// standing in for what the config leaves open (instead of the genome module's
+// defaults), so its consistency checks (heads dividing d_model, ...) see the
+// width that is really used.
 genome::SearchSpace parse_space(const Config& config) {
-  Json filled = config.search_space;
-  if (!filled.contains("d_model")) filled["d_model"] = config.model.d_model;
-  if (!filled.contains("depth")) filled["depth"] = 2 * config.model.layers;
-  if (!filled.contains("vocab")) filled["vocab"] = config.data.vocab;
-  if (!filled.contains("context")) filled["context"] = config.model.context_length;
-  const JsonReader section(filled, config.path, "/search_space");
-  genome::SearchSpace space = genome::parse_search_space(section);
+  genome::SearchSpace base = genome::default_search_space();
+  base.d_model = {config.model.d_model};
+  base.depth = {2 * config.model.layers};
+  base.vocab = config.data.vocab;
+  base.context = static_cast<int>(config.model.context_length);
+  const JsonReader section(config.search_space, config.path, "/search_space");
+  genome::SearchSpace space = genome::parse_search_space(section, base);
   if (space.vocab != config.data.vocab) {
     section.at("vocab").fail("the data's vocabulary " + std::to_string(config.data.vocab));
   }
