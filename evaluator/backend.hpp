@@ -355,6 +355,17 @@ class Backend {
                                  int64_t count) {
     unsupported("multiply_backward", da, db, dout, a, b, count);
   }
+  // The differential form of rec, ssm and gconv, whose inner channels come in
+  // two halves: in [rows, 2W] -> out [rows, W],
+  //   out[n, c] = in[n, c] - (lambda_init + lambda[c]) * in[n, W + c].
+  // Backward accumulates din and dlambda (summed over rows in order).
+  virtual void halves_difference_forward(Matrix out, ConstMatrix in, const float* lambda, float lambda_init) {
+    unsupported("halves_difference_forward", out.data, in.data, lambda, lambda_init);
+  }
+  virtual void halves_difference_backward(Matrix din, float* dlambda, ConstMatrix dout, ConstMatrix in,
+                                          const float* lambda, float lambda_init) {
+    unsupported("halves_difference_backward", din.data, dlambda, dout.data, in.data, lambda, lambda_init);
+  }
   // y[n, :] += bias; backward: dbias[c] += sum_n dy[n, c] (rows in order).
   virtual void add_bias(Matrix y, const float* bias) { unsupported("add_bias", y.data, bias); }
   virtual void bias_backward(float* dbias, ConstMatrix dy) { unsupported("bias_backward", dbias, dy.data); }

@@ -3,7 +3,9 @@
 //   r = sigmoid(u W_a^T + b_a), i = sigmoid(u W_i^T + b_i)
 //   log a = -8 r softplus(lambda),  h_t = a h_{t-1} + sqrt(1 - a^2) (i u)   (RG-LRU, fp32)
 //   y = (GeLU(x W_y^T) * h) W_out^T
-// Decode keeps h and the last k-1 inputs of the convolution: W + (k-1) W values.
+// Differential: the recurrent channels are doubled (Wi = 2W: w_x, conv, the
+// gates and lambda) and h = h_1 - (0.8 + diff_lambda) h_2 before the GeLU gate.
+// Decode keeps h and the last k-1 inputs of the convolution: Wi + (k-1) Wi values.
 #include <stdexcept>
 #include <tuple>
 
@@ -18,22 +20,25 @@ constexpr float kGateConstant = 8.0f;  // Griffin's c
 
 class RecOp final : public Operator {
  public:
-  explicit RecOp(OpContext& c) : d_(c.d_model), w_(c.spec.rec.width), k_(c.spec.rec.conv_kernel) {
-    if (c.spec.differential)
-      throw std::invalid_argument(c.describe() +
-                                  ": differential rec is not implemented by the evaluator yet");
+  explicit RecOp(OpContext& c)
+      : d_(c.d_model),
+        w_(c.spec.rec.width),
+        wi_((c.spec.differential ? 2 : 1) * w_),
+        k_(c.spec.rec.conv_kernel),
+        diff_(c.spec.differential) {
     if (w_ < 1 || k_ < 1)
       throw std::invalid_argument(c.describe() + ": width and conv_kernel must be >= 1, got " +
                                   std::to_string(w_) + " and " + std::to_string(k_));
-    c.bind_weight("w_x", {w_, d_}, Init::normal, true, &w_x_);
+    c.bind_weight("w_x", {wi_, d_}, Init::normal, true, &w_x_);
     c.bind_weight("w_y", {w_, d_}, Init::normal, true, &w_y_);
-    c.bind_weight("conv", {w_, k_}, Init::fan_in_uniform, true, &conv_);
-    c.bind_weight("conv_bias", {w_}, Init::zeros, false, &conv_bias_);
-    c.bind_weight("w_a", {w_, w_}, Init::normal, true, &w_a_);
-    c.bind_weight("w_i", {w_, w_}, Init::normal, true, &w_i_);
-    c.bind_weight("b_a", {w_}, Init::zeros, false, &b_a_);
-    c.bind_weight("b_i", {w_}, Init::zeros, false, &b_i_);
-    c.bind_weight("lambda", {w_}, Init::rglru_lambda, false, &lambda_);
+    c.bind_weight("conv", {wi_, k_}, Init::fan_in_uniform, true, &conv_);
+    c.bind_weight("conv_bias", {wi_}, Init::zeros, false, &conv_bias_);
+    c.bind_weight("w_a", {wi_, wi_}, Init::normal, true, &w_a_);
+    c.bind_weight("w_i", {wi_, wi_}, Init::normal, true, &w_i_);
+    c.bind_weight("b_a", {wi_}, Init::zeros, false, &b_a_);
+    c.bind_weight("b_i", {wi_}, Init::zeros, false, &b_i_);
+    c.bind_weight("lambda", {wi_}, Init::rglru_lambda, false, &lambda_);
+    if (diff_) c.bind_weight("diff_lambda", {w_}, Init::zeros, false, &diff_lambda_);
     c.bind_weight("w_out", {d_, w_}, Init::out_projection, true, &w_out_);
   }
 
@@ -41,17 +46,17 @@ class RecOp final : public Operator {
     batch_ = s.batch;
     seq_ = s.seq;
     n_ = s.tokens();
-    if (n_ > 0)
-      reserve_all(arena,
-                  {&t_.xb, &t_.u, &t_.ga, &t_.gi, &t_.h, &t_.yb, &t_.gy, &t_.o, &dxb_, &du_, &dga_, &dgi_,
-                   &dh_, &dyb_, &dgy_, &do_},
-                  n_ * w_);
+    if (n_ > 0) {
+      plan_buffers(arena, t_, n_);
+      reserve_all(arena, {&dxb_, &du_, &dga_, &dgi_, &dh_}, n_ * wi_);
+      reserve_all(arena, {&dyb_, &dgy_, &do_}, n_ * w_);
+      if (diff_) arena.reserve(&dmixed_, n_ * w_);
+    }
     decode_batch_ = s.decode_batch;
     if (decode_batch_ > 0) {
-      reserve_all(arena, {&dec_.xb, &dec_.u, &dec_.ga, &dec_.gi, &dec_.h, &dec_.yb, &dec_.gy, &dec_.o},
-                  decode_batch_ * w_);
-      arena.reserve_state(&h_state_, decode_batch_ * w_);
-      arena.reserve_state(&conv_state_, decode_batch_ * (k_ - 1) * w_);
+      plan_buffers(arena, dec_, decode_batch_);
+      arena.reserve_state(&h_state_, decode_batch_ * wi_);
+      arena.reserve_state(&conv_state_, decode_batch_ * (k_ - 1) * wi_);
     }
   }
 
@@ -60,23 +65,31 @@ class RecOp final : public Operator {
   }
 
   void backward(Backend& be, const float* x, const float* dy, float* dx) override {
-    zero_all(be, {dxb_, du_, dga_, dgi_, dh_, dyb_, dgy_, do_}, n_ * w_);
+    zero_all(be, {dxb_, du_, dga_, dgi_, dh_}, n_ * wi_);
+    zero_all(be, {dyb_, dgy_, do_}, n_ * w_);
     WeightRows{&w_out_, 0, d_, w_}.backward(be, dy, t_.o, do_, n_);
-    be.multiply_backward(dgy_, dh_, do_, t_.gy, t_.h, n_ * w_);
+    if (diff_) {
+      be.fill(dmixed_, n_ * w_, 0.0f);
+      be.multiply_backward(dgy_, dmixed_, do_, t_.gy, t_.mixed, n_ * w_);
+      be.halves_difference_backward({dh_, n_, wi_}, diff_lambda_.grad, {dmixed_, n_, w_}, {t_.h, n_, wi_},
+                                    diff_lambda_.value, kDiffLambdaInit);
+    } else {
+      be.multiply_backward(dgy_, dh_, do_, t_.gy, t_.h, n_ * w_);
+    }
     be.activation_backward(dyb_, dgy_, t_.yb, n_ * w_, ActivationKind::gelu_tanh);
     WeightRows{&w_y_, 0, w_, d_}.backward(be, dyb_, x, dx, n_);
     be.rglru_backward(du_, dga_, dgi_, lambda_.grad, dh_, t_.h, t_.u, t_.ga, t_.gi, lambda_.value,
-                      kGateConstant, {batch_, seq_, int(w_), 1});
+                      kGateConstant, {batch_, seq_, int(wi_), 1});
     for (auto [weight, bias, grad] : {std::tuple{&w_a_, &b_a_, dga_}, std::tuple{&w_i_, &b_i_, dgi_}}) {
-      be.bias_backward(bias->grad, {grad, n_, w_});
-      WeightRows{weight, 0, w_, w_}.backward(be, grad, t_.u, du_, n_);
+      be.bias_backward(bias->grad, {grad, n_, wi_});
+      WeightRows{weight, 0, wi_, wi_}.backward(be, grad, t_.u, du_, n_);
     }
     be.causal_conv_backward(dxb_, conv_.grad, conv_bias_.grad, du_, t_.xb, conv_.value,
-                            {batch_, seq_, int(w_), int(k_)});
-    WeightRows{&w_x_, 0, w_, d_}.backward(be, dxb_, x, dx, n_);
+                            {batch_, seq_, int(wi_), int(k_)});
+    WeightRows{&w_x_, 0, wi_, d_}.backward(be, dxb_, x, dx, n_);
   }
 
-  genome::DecodeState decode_state() const override { return {w_ + (k_ - 1) * w_, 0, 0}; }
+  genome::DecodeState decode_state() const override { return {wi_ + (k_ - 1) * wi_, 0, 0}; }
 
   void decode_step(Backend& be, const float* x, float* y, int64_t) override {
     run(be, x, y, decode_batch_, 1, dec_, conv_state_, h_state_);
@@ -84,34 +97,44 @@ class RecOp final : public Operator {
 
  private:
   struct Buffers {
-    float *xb = nullptr, *u = nullptr, *ga = nullptr, *gi = nullptr, *h = nullptr, *yb = nullptr,
-          *gy = nullptr, *o = nullptr;
+    float *xb = nullptr, *u = nullptr, *ga = nullptr, *gi = nullptr, *h = nullptr;  // Wi channels
+    float *yb = nullptr, *gy = nullptr, *o = nullptr, *mixed = nullptr;             // W channels
   };
+
+  void plan_buffers(Arena& arena, Buffers& b, int64_t rows) {
+    reserve_all(arena, {&b.xb, &b.u, &b.ga, &b.gi, &b.h}, rows * wi_);
+    reserve_all(arena, {&b.yb, &b.gy, &b.o}, rows * w_);
+    if (diff_) arena.reserve(&b.mixed, rows * w_);  // h_1 - lambda h_2
+  }
 
   void run(Backend& be, const float* x, float* y, int batch, int seq, const Buffers& b, float* conv_state,
            float* h_state) {
     const int64_t rows = int64_t(batch) * seq;
-    WeightRows{&w_x_, 0, w_, d_}.forward(be, b.xb, x, rows);
+    WeightRows{&w_x_, 0, wi_, d_}.forward(be, b.xb, x, rows);
     be.causal_conv_forward(b.u, b.xb, conv_.value, conv_bias_.value, conv_state,
-                           {batch, seq, int(w_), int(k_)});
-    WeightRows{&w_a_, 0, w_, w_}.forward(be, b.ga, b.u, rows);
-    be.add_bias({b.ga, rows, w_}, b_a_.value);
-    WeightRows{&w_i_, 0, w_, w_}.forward(be, b.gi, b.u, rows);
-    be.add_bias({b.gi, rows, w_}, b_i_.value);
-    be.rglru_forward(b.h, b.u, b.ga, b.gi, lambda_.value, kGateConstant, h_state, {batch, seq, int(w_), 1});
+                           {batch, seq, int(wi_), int(k_)});
+    WeightRows{&w_a_, 0, wi_, wi_}.forward(be, b.ga, b.u, rows);
+    be.add_bias({b.ga, rows, wi_}, b_a_.value);
+    WeightRows{&w_i_, 0, wi_, wi_}.forward(be, b.gi, b.u, rows);
+    be.add_bias({b.gi, rows, wi_}, b_i_.value);
+    be.rglru_forward(b.h, b.u, b.ga, b.gi, lambda_.value, kGateConstant, h_state, {batch, seq, int(wi_), 1});
+    if (diff_)
+      be.halves_difference_forward({b.mixed, rows, w_}, {b.h, rows, wi_}, diff_lambda_.value,
+                                   kDiffLambdaInit);
     WeightRows{&w_y_, 0, w_, d_}.forward(be, b.yb, x, rows);
     be.activation_forward(b.gy, b.yb, rows * w_, ActivationKind::gelu_tanh);
-    be.multiply_forward(b.o, b.gy, b.h, rows * w_);
+    be.multiply_forward(b.o, b.gy, diff_ ? b.mixed : b.h, rows * w_);
     WeightRows{&w_out_, 0, d_, w_}.forward(be, y, b.o, rows);
   }
 
-  int64_t d_, w_, k_;
-  Param w_x_, w_y_, conv_, conv_bias_, w_a_, w_i_, b_a_, b_i_, lambda_, w_out_;
+  int64_t d_, w_, wi_, k_;
+  bool diff_;
+  Param w_x_, w_y_, conv_, conv_bias_, w_a_, w_i_, b_a_, b_i_, lambda_, diff_lambda_, w_out_;
   int batch_ = 0, seq_ = 0, decode_batch_ = 0;
   int64_t n_ = 0;
   Buffers t_, dec_;
   float *dxb_ = nullptr, *du_ = nullptr, *dga_ = nullptr, *dgi_ = nullptr, *dh_ = nullptr, *dyb_ = nullptr,
-        *dgy_ = nullptr, *do_ = nullptr;
+        *dgy_ = nullptr, *do_ = nullptr, *dmixed_ = nullptr;
   float *h_state_ = nullptr, *conv_state_ = nullptr;
 };
 

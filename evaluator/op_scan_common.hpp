@@ -12,6 +12,11 @@
 
 namespace livs::evaluator {
 
+// The differential form: the inner channels come in two halves and
+// y = y_1 - (kDiffLambdaInit + diff_lambda) * y_2 per channel, diff_lambda
+// starting at zero (the Differential Transformer's lambda_init, as sa and linattn use).
+constexpr float kDiffLambdaInit = 0.8f;
+
 // Rows [first_row, first_row + rows) of a weight [*, cols]: y = x W_block^T.
 struct WeightRows {
   const Param* param = nullptr;

@@ -83,6 +83,9 @@ class CpuBackend final : public Backend {
   void multiply_forward(float* out, const float* a, const float* b, int64_t count) override;
   void multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
                          int64_t count) override;
+  void halves_difference_forward(Matrix out, ConstMatrix in, const float* lambda, float lambda_init) override;
+  void halves_difference_backward(Matrix din, float* dlambda, ConstMatrix dout, ConstMatrix in, const float* lambda,
+                                  float lambda_init) override;
   void add_bias(Matrix y, const float* bias) override;
   void bias_backward(float* dbias, ConstMatrix dy) override;
   // Linear attention and MoE (cpu_linear_attention.cpp, cpu_mixing.cpp, cpu_moe.cpp).

@@ -1,6 +1,7 @@
 // Pointwise kernels of the gated blocks (rec, ssm, gconv): activations
 // (SiLU, tanh-approximated GeLU, softplus), the elementwise product of two
-// branches, and a per-column bias with its column-sum gradient.
+// branches, the differential form's difference of two channel halves, and a
+// per-column bias with its column-sum gradient.
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -91,6 +92,38 @@ void CpuBackend::bias_backward(float* dbias, ConstMatrix dy) {
       const int64_t c0 = blk * kBlock, c1 = std::min(dy.cols, c0 + kBlock);
       for (int64_t n = 0; n < dy.rows; ++n)
         for (int64_t c = c0; c < c1; ++c) dbias[c] += dy.data[n * dy.cols + c];
+    }
+  });
+}
+
+void CpuBackend::halves_difference_forward(Matrix out, ConstMatrix in, const float* lambda,
+                                           float lambda_init) {
+  const int64_t W = out.cols;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, out.rows, 16), [&](const auto& r) {
+    for (int64_t n = r.begin(); n != r.end(); ++n)
+      for (int64_t c = 0; c < W; ++c)
+        out.data[n * W + c] = in.data[n * 2 * W + c] - (lambda_init + lambda[c]) * in.data[n * 2 * W + W + c];
+  });
+}
+
+// din rows in parallel; dlambda by column blocks, rows in order inside each.
+void CpuBackend::halves_difference_backward(Matrix din, float* dlambda, ConstMatrix dout, ConstMatrix in,
+                                            const float* lambda, float lambda_init) {
+  const int64_t W = dout.cols;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, dout.rows, 16), [&](const auto& r) {
+    for (int64_t n = r.begin(); n != r.end(); ++n)
+      for (int64_t c = 0; c < W; ++c) {
+        const float g = dout.data[n * W + c];
+        din.data[n * 2 * W + c] += g;
+        din.data[n * 2 * W + W + c] -= (lambda_init + lambda[c]) * g;
+      }
+  });
+  constexpr int64_t kBlock = 32;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, (W + kBlock - 1) / kBlock), [&](const auto& r) {
+    for (int64_t blk = r.begin(); blk != r.end(); ++blk) {
+      const int64_t c0 = blk * kBlock, c1 = std::min(W, c0 + kBlock);
+      for (int64_t n = 0; n < dout.rows; ++n)
+        for (int64_t c = c0; c < c1; ++c) dlambda[c] -= dout.data[n * W + c] * in.data[n * 2 * W + W + c];
     }
   });
 }

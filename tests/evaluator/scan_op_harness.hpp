@@ -93,6 +93,17 @@ inline std::vector<double> causal_conv(const std::vector<double>& x, const std::
   return y;
 }
 
+// The differential form: [rows, 2W] -> [rows, W], y_1 - (0.8 + lambda) y_2.
+inline std::vector<double> halves_difference(const std::vector<double>& in,
+                                             const std::vector<double>& lambda) {
+  const int64_t w = int64_t(lambda.size()), rows = int64_t(in.size()) / (2 * w);
+  std::vector<double> out(rows * w);
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t c = 0; c < w; ++c)
+      out[n * w + c] = in[n * 2 * w + c] - (0.8 + lambda[c]) * in[n * 2 * w + w + c];
+  return out;
+}
+
 }  // namespace ref
 
 // One operator with its own parameters and arena. Weights start from the
