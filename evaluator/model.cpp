@@ -135,7 +135,8 @@ void Model::slot_backward(Slot& slot) {
     backend_.fill(slot.dy0, N * D, 0.0f);
     backend_.fill(slot.dy1, N * D, 0.0f);
     if (slot.fusion == genome::FusionKind::mean) backend_.fill(slot.dmix_gate, D, 0.0f);
-    backend_.gate_mix_backward(slot.dy0, slot.dy1, slot.dmix_gate, dres_, slot.y0, slot.y1, slot.mix_gate, N, D);
+    backend_.gate_mix_backward(slot.dy0, slot.dy1, slot.dmix_gate, dres_, slot.y0, slot.y1, slot.mix_gate, N,
+                               D);
     d0 = slot.dy0;
     d1 = slot.dy1;
   }

@@ -60,9 +60,10 @@ class AttentionOp final : public Operator {
     if (!src || own_kv_ || !src->own_kv_ || a.heads != b.heads || a.kv_heads != b.kv_heads ||
         a.head_dim != b.head_dim || a.window != b.window || a.qk_norm != b.qk_norm || a.rope != b.rope ||
         a.rope_theta != b.rope_theta || groups_ != src->groups_)
-      throw std::invalid_argument(describe_ +
-                                  ": K/V feature sharing needs an sa source that owns its K and V with the same "
-                                  "heads, kv_heads, window, qk_norm, rope and differential form");
+      throw std::invalid_argument(
+          describe_ +
+          ": K/V feature sharing needs an sa source that owns its K and V with the same "
+          "heads, kv_heads, window, qk_norm, rope and differential form");
     source_ = src;
   }
 
@@ -71,7 +72,8 @@ class AttentionOp final : public Operator {
     seq_ = s.seq;
     n_ = s.tokens();
     const auto& k = knobs_;
-    if (!own_kv_ && !source_) throw std::invalid_argument(describe_ + ": shares K/V but no source was connected");
+    if (!own_kv_ && !source_)
+      throw std::invalid_argument(describe_ + ": shares K/V but no source was connected");
     if (n_ > 0) {
       for (int g = 0; g < groups_; ++g) {
         arena.reserve(&q_[g].raw, n_ * hq_);
@@ -162,15 +164,15 @@ class AttentionOp final : public Operator {
       const int64_t rows = n_ * k.heads, hd = k.head_dim;
       be.fill(mix_.dmixed, n_ * hq_, 0.0f);
       be.fill(dmix_gain_, hd, 0.0f);  // a constant gain: its gradient is discarded
-      be.rmsnorm_backward({mix_.dmixed, rows, hd}, dmix_gain_, {mix_.dnormed, rows, hd}, {mix_.mixed, rows, hd},
-                          mix_gain_, mix_.rstd);
+      be.rmsnorm_backward({mix_.dmixed, rows, hd}, dmix_gain_, {mix_.dnormed, rows, hd},
+                          {mix_.mixed, rows, hd}, mix_gain_, mix_.rstd);
       be.differential_backward(datt_[0], datt_[1], lambda_.grad, mix_.dmixed, att_[1], lambda_.value,
                                kLambdaInit, n_, k.heads, k.head_dim);
     }
     AttentionOp& f = features();
     for (int g = 0; g < groups_; ++g) {
-      be.attention_backward(q_[g].d_rotated, f.k_[g].d_rotated, f.dv_, datt_[g], q_[g].rotated, f.k_[g].rotated,
-                            f.v_, att_[g], lse_[g], shape(batch_, seq_));
+      be.attention_backward(q_[g].d_rotated, f.k_[g].d_rotated, f.dv_, datt_[g], q_[g].rotated,
+                            f.k_[g].rotated, f.v_, att_[g], lse_[g], shape(batch_, seq_));
       project_backward(be, q_[g], n_, k.heads, q_norm_);
       linear_backward(be, wq_, g, hq_, q_[g].d_raw, x, dx);
     }
@@ -233,8 +235,8 @@ class AttentionOp final : public Operator {
     const int64_t hd = knobs_.head_dim;
     be.differential_forward(m.mixed, att[0], att[1], lambda_.value, kLambdaInit, rows, knobs_.heads,
                             knobs_.head_dim);
-    be.rmsnorm_forward({m.normed, rows * knobs_.heads, hd}, m.rstd, {m.mixed, rows * knobs_.heads, hd}, mix_gain_,
-                       eps_);
+    be.rmsnorm_forward({m.normed, rows * knobs_.heads, hd}, m.rstd, {m.mixed, rows * knobs_.heads, hd},
+                       mix_gain_, eps_);
     return m.normed;
   }
 

@@ -166,7 +166,8 @@ inline void check_model_gradients(const genome::ModelSpec& spec, int batch, int 
   // a weight whose gradient is tiny everywhere (a GLA gate) is otherwise
   // judged against fp32 rounding noise of the loss.
   double global = 0.0;
-  for (int64_t i = 0; i < model.parameters().count(); ++i) global = std::max(global, double(std::fabs(model.grads()[i])));
+  for (int64_t i = 0; i < model.parameters().count(); ++i)
+    global = std::max(global, double(std::fabs(model.grads()[i])));
   for (const auto& e : model.parameters().entries()) {
     std::vector<float> g(model.grads() + e.offset, model.grads() + e.offset + e.numel);
     double local = 0.0;
