@@ -381,7 +381,7 @@ TEST_CASE("hostile strings are bound, never pasted into SQL, and come back verba
   }
 }
 
-TEST_CASE("transactions: nothing reaches the file until commit; rollback on scope exit; nesting") {
+TEST_CASE("transactions: nothing reaches the file until commit, rollback on scope exit, nesting") {
   test::TempDir dir;
   std::string path = dir.file("tx.db");
   Store store(path);
@@ -454,7 +454,7 @@ TEST_CASE("front candidates: ok evaluations at the run's highest fidelity, lates
   CHECK(reader.front_candidates(run.id + 100).empty());
 }
 
-TEST_CASE("one writer at a time: a second Store is refused until the first closes; readers are not") {
+TEST_CASE("one writer at a time: a second Store is refused until the first closes, readers are not") {
   test::TempDir dir;
   std::string path = dir.file("one-writer.db");
   {
