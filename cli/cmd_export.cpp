@@ -53,6 +53,8 @@ int run_export(int argc, char** argv) {
     return 0;
   }
   std::string db_path = required_db(args, argv[0]);
+  if (args["format"].as<std::string>() == "pytorch")
+    throw InputError("--format", "", "pytorch export is not available yet; use --format json");
   chosen_format(args, {"json"});
   bool pareto = args.count("pareto") > 0;
   if (pareto == (args.count("hash") > 0))

@@ -326,7 +326,10 @@ TEST_CASE("export: one genome or the Pareto front, as files eval accepts, named 
   CHECK(both.err.find("either a HASH or --pareto") != std::string::npos);
   auto torch = f.run("export --pareto --format pytorch --out x", "export_torch");
   CHECK(torch.exit_code == 2);
-  CHECK(torch.err.find("--format: expected one of json") != std::string::npos);
+  CHECK(torch.err.find("--format: pytorch export is not available yet") != std::string::npos);
+  auto xml = f.run("export --pareto --format xml --out x", "export_xml");
+  CHECK(xml.exit_code == 2);
+  CHECK(xml.err.find("--format: expected one of json, got 'xml'") != std::string::npos);
 }
 
 TEST_CASE("an exported genome runs through livsearch eval") {
