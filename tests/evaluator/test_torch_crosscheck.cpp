@@ -9,6 +9,7 @@
 // Skipped (with a message, counted as passed) when /usr/bin/python3 cannot
 // import torch.
 #include <doctest/doctest.h>
+#include <unistd.h>  // getpid: one folder per test process
 
 #include <cstdlib>
 #include <filesystem>
