@@ -4,6 +4,8 @@
 #include <limits>
 #include <set>
 
+#include "common/objective_catalogue.hpp"
+
 namespace livs::search {
 
 const char* to_string(Algorithm algorithm) {
@@ -23,10 +25,6 @@ namespace {
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
-
-const std::vector<std::string> kMinimisedByDefault = {
-    "perplexity",  "loss",       "cache_bytes", "params",      "params_total", "flops",
-    "flops_total", "prefill_ms", "decode_ms",   "peak_memory", "train_ms"};
 
 std::vector<Objective> parse_objectives(const JsonReader& root) {
   const auto list = root.at("objectives");
@@ -112,17 +110,17 @@ int count_or(const JsonReader& section, std::string_view key, int fallback, int 
 
 }  // namespace
 
+// Directions and ideals come from the objective catalogue (common/), which
+// proxies/ measures; any other "accuracy" metric is maximised with ideal 1.
 std::optional<Direction> default_direction(const std::string& name) {
-  if (std::find(kMinimisedByDefault.begin(), kMinimisedByDefault.end(), name) != kMinimisedByDefault.end())
-    return Direction::minimise;
+  if (const auto* info = find_objective(name)) return info->maximise ? Direction::maximise : Direction::minimise;
   if (name == "accuracy" || ends_with(name, "_accuracy")) return Direction::maximise;
   return std::nullopt;
 }
 
 std::optional<double> known_ideal(const std::string& name) {
-  if (name == "perplexity") return 1.0;
+  if (const auto* info = find_objective(name)) return info->ideal;
   if (name == "accuracy" || ends_with(name, "_accuracy")) return 1.0;
-  if (default_direction(name) == Direction::minimise) return 0.0;
   return std::nullopt;
 }
 
