@@ -70,6 +70,18 @@ LIVS_CPU_CLONES void gemm_task(float* c, int64_t ldc, int64_t m0, int64_t m1, in
 
 }  // namespace
 
+void gemm_serial(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, GemmOperand a, GemmOperand b,
+                 bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    return;
+  }
+  for (int64_t n0 = 0; n0 < n; n0 += kCols)
+    gemm_task(c, ldc, 0, m, n0, static_cast<int>(std::min<int64_t>(kCols, n - n0)), k, a, b, accumulate);
+}
+
 void gemm(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, GemmOperand a, GemmOperand b,
           bool accumulate) {
   if (m <= 0 || n <= 0) return;

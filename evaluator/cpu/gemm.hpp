@@ -18,4 +18,9 @@ struct GemmOperand {
 void gemm(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, GemmOperand a, GemmOperand b,
           bool accumulate);
 
+// The same product on the calling thread only, for kernels that already run
+// inside their own parallel task (attention's blocks).
+void gemm_serial(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, GemmOperand a, GemmOperand b,
+                 bool accumulate);
+
 }  // namespace livs::evaluator::cpu

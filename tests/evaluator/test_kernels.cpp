@@ -169,14 +169,17 @@ TEST_CASE("attention matches a naive reference: MHA, GQA, MQA, sliding window, l
   }
 }
 
-TEST_CASE("attention backward against finite differences (GQA with a window, and global MHA)") {
+TEST_CASE("attention backward against finite differences (GQA with a window, global MHA, long rows)") {
   CpuBackend be;
-  for (auto [heads, kv, window] : {std::tuple{4, 2, 3}, std::tuple{2, 2, 0}}) {
+  // seq 150 crosses query blocks (32) and key chunks (128) of the blocked kernels.
+  for (auto [heads, kv, window, seq] : {std::tuple{4, 2, 3, 7}, std::tuple{2, 2, 0, 7},
+                                        std::tuple{2, 1, 0, 150}, std::tuple{2, 1, 100, 150}}) {
     CAPTURE(window);
-    const AttentionShape s{2, 7, heads, kv, 4, window, 0.5f};
-    auto q = random_vector(2 * 7 * heads * 4, 16), k = random_vector(2 * 7 * kv * 4, 17),
-         v = random_vector(2 * 7 * kv * 4, 18), r = random_vector(q.size(), 19);
-    std::vector<float> out(q.size()), lse(2 * heads * 7), dq(q.size(), 0.0f), dk(k.size(), 0.0f),
+    CAPTURE(seq);
+    const AttentionShape s{2, seq, heads, kv, 4, window, 0.5f};
+    auto q = random_vector(2 * seq * heads * 4, 16), k = random_vector(2 * seq * kv * 4, 17),
+         v = random_vector(2 * seq * kv * 4, 18), r = random_vector(q.size(), 19);
+    std::vector<float> out(q.size()), lse(2 * heads * seq), dq(q.size(), 0.0f), dk(k.size(), 0.0f),
         dv(v.size(), 0.0f);
     auto loss = [&] {
       be.attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), s);
