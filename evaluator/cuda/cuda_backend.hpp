@@ -157,6 +157,9 @@ class CudaBackend final : public Backend {
                          int64_t count) override;
   void add_bias(Matrix y, const float* bias) override;
   void bias_backward(float* dbias, ConstMatrix dy) override;
+  void halves_difference_forward(Matrix out, ConstMatrix in, const float* lambda, float lambda_init) override;
+  void halves_difference_backward(Matrix din, float* dlambda, ConstMatrix dout, ConstMatrix in,
+                                  const float* lambda, float lambda_init) override;
 
  private:
   // A device buffer that grows on first use at a larger shape and is then

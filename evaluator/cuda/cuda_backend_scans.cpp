@@ -64,4 +64,14 @@ void CudaBackend::bias_backward(float* dbias, ConstMatrix dy) {
   cuda::bias_backward(stream_, dbias, dy, partials);
 }
 
+void CudaBackend::halves_difference_forward(Matrix out, ConstMatrix in, const float* lambda,
+                                            float lambda_init) {
+  cuda::halves_difference_forward(stream_, out, in, lambda, lambda_init);
+}
+void CudaBackend::halves_difference_backward(Matrix din, float* dlambda, ConstMatrix dout, ConstMatrix in,
+                                             const float* lambda, float lambda_init) {
+  float* partials = scratch_floats(column_sums_, cuda::column_sum_scratch(dout.rows, dout.cols));
+  cuda::halves_difference_backward(stream_, din, dlambda, dout, in, lambda, lambda_init, partials);
+}
+
 }  // namespace livs::evaluator

@@ -94,6 +94,11 @@ void gla_log_decay_forward(cudaStream_t stream, float* log_alpha, const float* z
 void gla_log_decay_backward(cudaStream_t stream, float* dz, float* dbias, const float* dlog_alpha,
                             const float* z, const float* bias, int64_t rows, int64_t cols, float temperature,
                             float* partials);
+// The differential halves of rec, ssm, gconv; partials: column_sum_scratch(rows, W).
+void halves_difference_forward(cudaStream_t stream, Matrix out, ConstMatrix in, const float* lambda,
+                               float lambda_init);
+void halves_difference_backward(cudaStream_t stream, Matrix din, float* dlambda, ConstMatrix dout,
+                                ConstMatrix in, const float* lambda, float lambda_init, float* partials);
 
 // mixing.cu. differential_backward's partials: column_sum_scratch(rows, width) + width floats.
 void differential_forward(cudaStream_t stream, float* out, const float* a1, const float* a2,

@@ -119,6 +119,29 @@ __global__ void gla_log_decay_backward_kernel(float* dz, GlaSlope slope, int64_t
   LIVS_GRID_STRIDE(i, count) dz[i] += slope(i / slope.cols, i % slope.cols);
 }
 
+// The differential halves: in [rows, 2W] -> out [rows, W].
+__global__ void halves_difference_forward_kernel(float* out, const float* in, const float* lambda,
+                                                 float lambda_init, int64_t count, int64_t W) {
+  LIVS_GRID_STRIDE(i, count) {
+    const int64_t n = i / W, c = i % W;
+    out[i] = in[n * 2 * W + c] - (lambda_init + lambda[c]) * in[n * 2 * W + W + c];
+  }
+}
+__global__ void halves_difference_backward_kernel(float* din, const float* dout, const float* lambda,
+                                                  float lambda_init, int64_t count, int64_t W) {
+  LIVS_GRID_STRIDE(i, count) {
+    const int64_t n = i / W, c = i % W;
+    const float g = dout[i];
+    din[n * 2 * W + c] += g;
+    din[n * 2 * W + W + c] -= (lambda_init + lambda[c]) * g;
+  }
+}
+struct SecondHalfTerm {  // dout[n, c] * in[n, W + c]
+  const float *dout, *in;
+  int64_t W;
+  __device__ float operator()(int64_t n, int64_t c) const { return dout[n * W + c] * in[n * 2 * W + W + c]; }
+};
+
 struct MatrixTerm {
   const float* y;
   int64_t cols;
@@ -187,6 +210,23 @@ void gla_log_decay_backward(cudaStream_t stream, float* dz, float* dbias, const 
   gla_log_decay_backward_kernel<<<grid_for(rows * cols), 256, 0, stream>>>(dz, slope, rows * cols);
   LIVS_CUDA_CHECK_LAUNCH();
   column_sums(stream, partials, rows, cols, slope, AddScaled{dbias, 1.0f});
+}
+
+void halves_difference_forward(cudaStream_t stream, Matrix out, ConstMatrix in, const float* lambda,
+                               float lambda_init) {
+  if (out.numel() <= 0) return;
+  halves_difference_forward_kernel<<<grid_for(out.numel()), 256, 0, stream>>>(
+      out.data, in.data, lambda, lambda_init, out.numel(), out.cols);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+void halves_difference_backward(cudaStream_t stream, Matrix din, float* dlambda, ConstMatrix dout,
+                                ConstMatrix in, const float* lambda, float lambda_init, float* partials) {
+  if (dout.numel() <= 0) return;
+  halves_difference_backward_kernel<<<grid_for(dout.numel()), 256, 0, stream>>>(
+      din.data, dout.data, lambda, lambda_init, dout.numel(), dout.cols);
+  LIVS_CUDA_CHECK_LAUNCH();
+  column_sums(stream, partials, dout.rows, dout.cols, SecondHalfTerm{dout.data, in.data, dout.cols},
+              AddScaled{dlambda, -1.0f});
 }
 
 }  // namespace livs::evaluator::cuda

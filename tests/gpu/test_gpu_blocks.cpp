@@ -143,6 +143,25 @@ TEST_CASE("GLA log decay, differential combination and fusion gate") {
       kFp32Tolerance);
 }
 
+TEST_CASE("differential halves of rec, ssm and gconv") {
+  const int64_t rows = 130, W = 45;
+  const auto in = random_floats(rows * 2 * W, 190), lambda = random_floats(W, 191, 0.1),
+             dout = random_floats(rows * W, 192);
+  compare_backends(
+      "halves difference",
+      [&](Backend& be) {
+        Array din_in(be, in), dlambda_in(be, lambda), ddout(be, dout);
+        auto out = poisoned(be, rows * W);
+        auto din = accumulator(be, rows * 2 * W, 193), dlambda = accumulator(be, W, 194);
+        be.halves_difference_forward({out->data(), rows, W}, {din_in.data(), rows, 2 * W}, dlambda_in.data(),
+                                     0.8f);
+        be.halves_difference_backward({din->data(), rows, 2 * W}, dlambda->data(), {ddout.data(), rows, W},
+                                      {din_in.data(), rows, 2 * W}, dlambda_in.data(), 0.8f);
+        return Outputs{{"out", out->download()}, {"din", din->download()}, {"dlambda", dlambda->download()}};
+      },
+      kFp32Tolerance);
+}
+
 TEST_CASE("causal depthwise convolution: parallel, decode with state, backward") {
   for (ConvShape s : {ConvShape{2, 37, 20, 4}, ConvShape{3, 5, 70, 3}, ConvShape{1, 9, 8, 1}}) {
     CAPTURE(s.seq);

@@ -121,6 +121,38 @@ TEST_CASE("every preset: losses, gradients and decode match the CPU backend") {
   }
 }
 
+// The token mixer of a preset (its first slot).
+genome::OpGene mixer_of(const std::string& preset) { return genome::preset(preset, 64, 1).slots[0].ops[0]; }
+
+genome::Slot slot_with(genome::FusionKind fusion, std::vector<genome::OpGene> ops) {
+  genome::Slot slot;
+  slot.fusion = fusion;
+  slot.ops = std::move(ops);
+  return slot;
+}
+
+TEST_CASE("a hybrid with differential mixers, fusion slots and MoE matches the CPU backend") {
+  genome::Genome g;
+  g.d_model = 64;
+  auto differential = [](genome::OpGene op) {
+    op.differential = true;
+    return op;
+  };
+  genome::OpGene moe;
+  moe.cls = genome::LivClass::moe;
+  moe.moe.hidden = 64;
+  using genome::FusionKind;
+  g.slots = {slot_with(FusionKind::none, {differential(mixer_of("transformer"))}),
+             slot_with(FusionKind::none, {moe}),
+             slot_with(FusionKind::gate, {mixer_of("griffin"), mixer_of("lfm2")}),
+             slot_with(FusionKind::none, {differential(mixer_of("striped-mamba"))}),
+             slot_with(FusionKind::mean,
+                       {differential(mixer_of("linear-transformer")), differential(mixer_of("griffin"))}),
+             slot_with(FusionKind::sum, {differential(mixer_of("lfm2")), mixer_of("hyena-like")})};
+  const genome::ModelSpec spec = genome::decode(g);
+  compare_models(spec, plan(2, 29, 2, 10));
+}
+
 TEST_CASE("200 training steps: the CUDA loss curve follows the CPU one") {
   auto bytes = corpus_bytes(600000);
   REQUIRE_MESSAGE(bytes.size() == 600000, "data/kjv.txt not found (run from the repository root)");
