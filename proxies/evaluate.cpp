@@ -7,19 +7,24 @@
 #include <mutex>
 #include <new>
 
+#include "common/objective_catalogue.hpp"
+#include "common/rng.hpp"
 #include "evaluator/backend_factory.hpp"
 #include "evaluator/data/dataset.hpp"
 #include "evaluator/trainer.hpp"
 #include "genome/decode.hpp"
 #include "genome/genome_json.hpp"
+#include "proxies/analytic.hpp"
 
 namespace livs::proxies {
 
 Json to_json(const EvalSettings& s) {
-  return Json{{"data", evaluator::to_json(s.data)},
-              {"training", s.training},
-              {"context_length", s.context_length},
-              {"inference_dtype_bytes", s.inference_dtype_bytes}};
+  Json json{{"data", evaluator::to_json(s.data)},
+            {"training", s.training},
+            {"context_length", s.context_length},
+            {"inference_dtype_bytes", s.inference_dtype_bytes}};
+  if (s.latency) json["latency"] = to_json(*s.latency);
+  return json;
 }
 
 EvalSettings eval_settings_from_json(const Json& json) {
@@ -29,16 +34,24 @@ EvalSettings eval_settings_from_json(const Json& json) {
   s.training = root.at("training").value();
   s.context_length = root.at("context_length").integer(1);
   s.inference_dtype_bytes = static_cast<int>(root.at("inference_dtype_bytes").integer(1, 8));
+  if (const auto latency = root.find("latency"))
+    s.latency = parse_latency_settings(*latency, s.context_length);
   return s;
 }
 
 const std::vector<MetricInfo>& reported_metrics() {
-  static const std::vector<MetricInfo> metrics = {
-      {"perplexity", "per token", true}, {"validation_loss", "nats per token", true},
-      {"params", "count", true},         {"params_non_embedding", "count", true},
-      {"cache_bytes", "bytes", true},    {"train_seconds", "s", true},
-      {"steps", "count", false},
-  };
+  static const std::vector<MetricInfo> metrics = [] {
+    std::vector<MetricInfo> m;
+    for (const char* name :
+         {"perplexity", "validation_loss", "params", "params_non_embedding", "flops_per_token_train",
+          "flops_per_token_infer", "cache_bytes", "prefill_ms", "prefill_ms_spread", "prefill_tok_s",
+          "decode_ms", "decode_ms_spread", "decode_tok_s", "peak_memory_train", "peak_memory_infer",
+          "train_seconds", "steps"}) {
+      const auto* info = find_objective(name);
+      m.push_back({name, info->unit.data(), !info->maximise});
+    }
+    return m;
+  }();
   return metrics;
 }
 
@@ -105,10 +118,37 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
     r.metrics["validation_loss"] = report.validation_loss;
     r.metrics["params"] = static_cast<double>(report.params_total);
     r.metrics["params_non_embedding"] = static_cast<double>(report.params_non_embedding);
-    r.metrics["cache_bytes"] = static_cast<double>(spec.decode_state_elements(settings.context_length) *
-                                                   settings.inference_dtype_bytes);
     r.metrics["train_seconds"] = report.train_seconds;
     r.metrics["steps"] = report.steps_done;
+    r.metrics["flops_per_token_train"] = flops_per_token_train(spec, train.seq_len);
+    r.metrics["flops_per_token_infer"] = flops_per_token_infer(spec, settings.context_length);
+
+    // The analytic cache size must be what the built model's decode state holds.
+    const int64_t analytic_state = spec.decode_state_elements(settings.context_length);
+    LatencySettings latency = settings.latency.value_or(LatencySettings{1, 1, settings.context_length, 0, 1});
+    latency.context = settings.context_length;
+    const auto inference = measure_inference(spec, *backend, latency, derive_seed(request.seed, "init"),
+                                             settings.latency.has_value());
+    if (inference.state_elements != analytic_state * latency.batch)
+      return failed("decode state mismatch: the built model holds " +
+                        std::to_string(inference.state_elements) + " elements for " +
+                        std::to_string(latency.batch) + " sequence(s) at context " +
+                        std::to_string(settings.context_length) + ", the analytic cache_bytes counts " +
+                        std::to_string(analytic_state) + " per sequence",
+                    backend->name(), elapsed());
+    r.metrics["cache_bytes"] = static_cast<double>(analytic_state * settings.inference_dtype_bytes);
+    r.metrics["peak_memory_infer"] = static_cast<double>(inference.plan_bytes);
+    r.metrics["peak_memory_train"] =
+        static_cast<double>(training_plan_bytes(spec, *backend, train.batch_size, train.seq_len));
+    if (settings.latency) {
+      r.metrics["prefill_ms"] = inference.prefill.median_ms;
+      r.metrics["prefill_ms_spread"] = inference.prefill.spread;
+      r.metrics["prefill_tok_s"] =
+          double(latency.batch) * latency.prompt / (inference.prefill.median_ms / 1e3);
+      r.metrics["decode_ms"] = inference.decode.median_ms;
+      r.metrics["decode_ms_spread"] = inference.decode.spread;
+      r.metrics["decode_tok_s"] = double(latency.batch) / (inference.decode.median_ms / 1e3);
+    }
     r.wall_seconds = elapsed();
     return r;
   } catch (const std::bad_alloc&) {

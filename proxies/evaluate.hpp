@@ -7,9 +7,11 @@
 // failed result with its reason instead of an exception, so the search goes on.
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "common/evaluate_contract.hpp"
 #include "evaluator/data/data_settings.hpp"
+#include "proxies/latency.hpp"
 
 namespace livs::proxies {
 
@@ -21,6 +23,10 @@ struct EvalSettings {
   Json training = Json::object();
   int64_t context_length = 2048;  // for cache_bytes
   int inference_dtype_bytes = 2;  // bf16 inference state
+  // Prefill/decode timing ("latency" key); absent: no timed runs (the
+  // inference plan is still built at batch 1 to check cache_bytes and to
+  // report peak_memory_infer).
+  std::optional<LatencySettings> latency;
 };
 Json to_json(const EvalSettings& settings);
 EvalSettings eval_settings_from_json(const Json& json);
@@ -30,7 +36,8 @@ using StepProgress = std::function<void(int step, int steps, double loss)>;
 
 EvalResult evaluate(const EvalRequest& request, const StepProgress& progress = {});
 
-// The metrics evaluate() reports, with their units (for the database and the tables).
+// The metrics evaluate() reports (with latency settings), with their units
+// from the objective catalogue (for the database and the tables).
 struct MetricInfo {
   const char* name;
   const char* unit;

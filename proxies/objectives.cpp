@@ -34,7 +34,8 @@ Measurement measurement_of(std::string_view name) {
   if (name.starts_with("prefill_") || name.starts_with("decode_")) return Measurement::latency;
   if (name.starts_with("peak_memory")) return Measurement::memory;
   if (name.ends_with("_accuracy")) return Measurement::synthetic;
-  throw std::logic_error("objective \"" + std::string(name) + "\" has no measurement in proxies/objectives.cpp");
+  throw std::logic_error("objective \"" + std::string(name) +
+                         "\" has no measurement in proxies/objectives.cpp");
 }
 
 std::string_view settings_of(Measurement m) {

@@ -21,6 +21,7 @@ EvalRequest tiny_request(const std::string& preset, double learning_rate = 3e-3)
                            {"learning_rate", learning_rate},
                            {"eval_tokens", 2048}};
   settings.context_length = 1000;
+  settings.latency = proxies::LatencySettings{1, 16, 1000, 1, 3};
   const auto genome = genome::preset(preset, 32, 1);
   EvalRequest request;
   request.genome = genome::to_canonical_json(genome);
@@ -42,10 +43,26 @@ TEST_CASE("evaluate trains a preset and reports every metric") {
   CHECK(result.metrics.at("perplexity") < 256.0);
   CHECK(result.metrics.at("steps") == 12);
   CHECK(result.device == "cpu");
-  // d32, one sa + one swiglu slot, MHA with 4 heads of 8: K and V of 32 values
+  // d32, one sa + one swiglu slot, one head of 32: K and V of 32 values
   // per token at bf16, for 1000 tokens of context.
   CHECK(result.metrics.at("cache_bytes") == 2 * 32 * 1000 * 2);
   CHECK(result.metrics.at("params") > result.metrics.at("params_non_embedding"));
+  CHECK(result.metrics.at("decode_ms") > 0.0);
+  CHECK(result.metrics.at("decode_tok_s") == doctest::Approx(1e3 / result.metrics.at("decode_ms")));
+  CHECK(result.metrics.at("prefill_tok_s") == doctest::Approx(16e3 / result.metrics.at("prefill_ms")));
+  CHECK(result.metrics.at("flops_per_token_infer") > result.metrics.at("flops_per_token_train") / 3.0);
+  CHECK(result.metrics.at("peak_memory_train") > 0.0);
+  CHECK(result.metrics.at("peak_memory_infer") > 0.0);
+}
+
+TEST_CASE("without latency settings nothing is timed, sizes are still reported") {
+  auto request = tiny_request("transformer");
+  request.settings.erase("latency");
+  const auto result = proxies::evaluate(request);
+  REQUIRE_MESSAGE(result.status == EvalStatus::ok, result.error);
+  CHECK(result.metrics.count("decode_ms") == 0);
+  CHECK(result.metrics.at("cache_bytes") == 2 * 32 * 1000 * 2);
+  CHECK(result.metrics.count("peak_memory_infer") == 1);
 }
 
 TEST_CASE("evaluate is a pure function of its request") {

@@ -1,0 +1,93 @@
+#include "proxies/analytic.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace livs::proxies {
+
+namespace {
+
+using genome::LivClass;
+using genome::OpSpec;
+using genome::WeightSpec;
+
+bool is_projection(const std::string& name) {
+  static const char* const names[] = {"wq",      "wk",     "wv",      "wo",       "w_gate", "w_up",
+                                      "w_down",  "w_x",    "w_y",     "w_a",      "w_i",    "w_out",
+                                      "in_proj", "x_proj", "dt_proj", "out_proj", "w_in",   "router"};
+  return std::find(std::begin(names), std::end(names), name) != std::end(names);
+}
+
+const WeightSpec* find_weight(const OpSpec& op, const std::string& name) {
+  for (const auto& w : op.weights)
+    if (w.name == name) return &w;
+  return nullptr;
+}
+
+// The weights an operator applies: its own plus those it reads from its featurizer source.
+std::vector<const WeightSpec*> applied_weights(const genome::ModelSpec& spec, const OpSpec& op) {
+  std::vector<const WeightSpec*> out;
+  for (const auto& w : op.weights) out.push_back(&w);
+  if (op.featurizer_source.valid()) {
+    const auto& source = spec.slots.at(op.featurizer_source.slot).ops.at(op.featurizer_source.op);
+    for (const auto& name : op.shared_weight_names) {
+      const auto* w = find_weight(source, name);
+      if (!w) throw std::invalid_argument("shared weight \"" + name + "\" is missing from its source");
+      out.push_back(w);
+    }
+  }
+  return out;
+}
+
+double projection_flops(const genome::ModelSpec& spec, const OpSpec& op) {
+  double flops = 0.0;
+  for (const auto* w : applied_weights(spec, op)) {
+    if (!is_projection(w->name)) continue;
+    if (w->shape.size() == 2) {
+      flops += 2.0 * double(w->shape[0]) * double(w->shape[1]);
+    } else if (w->shape.size() == 3 && op.cls == LivClass::moe) {  // [E, out, in]: top_k experts per token
+      flops += 2.0 * double(op.moe.top_k) * double(w->shape[1]) * double(w->shape[2]);
+    } else {
+      throw std::invalid_argument("projection \"" + w->name + "\" has an unexpected shape");
+    }
+  }
+  return flops;
+}
+
+double mixing_flops(const OpSpec& op, int64_t keys) {
+  const double groups = op.differential ? 2.0 : 1.0;
+  switch (op.cls) {
+    case LivClass::sa: {
+      const int64_t attended = op.sa.window > 0 ? std::min<int64_t>(keys, op.sa.window) : keys;
+      return groups * 4.0 * op.sa.heads * op.sa.head_dim * double(attended);
+    }
+    case LivClass::linattn:
+      return groups * 4.0 * op.linattn.heads * double(op.linattn.head_dim) * op.linattn.head_dim;
+    default:
+      return 0.0;
+  }
+}
+
+}  // namespace
+
+double forward_flops_at(const genome::ModelSpec& spec, int64_t keys) {
+  double flops = 2.0 * double(spec.vocab) * spec.d_model;  // tied LM head
+  for (const auto& slot : spec.slots)
+    for (const auto& op : slot.ops) flops += projection_flops(spec, op) + mixing_flops(op, keys);
+  return flops;
+}
+
+double flops_per_token_train(const genome::ModelSpec& spec, int64_t seq_len) {
+  // Only attention depends on the position, linearly in the keys it attends
+  // (capped by a window), so the mean over positions is summed exactly.
+  double sum = 0.0;
+  for (int64_t t = 1; t <= seq_len; ++t) sum += forward_flops_at(spec, t);
+  return 3.0 * sum / double(seq_len);
+}
+
+double flops_per_token_infer(const genome::ModelSpec& spec, int64_t context) {
+  return forward_flops_at(spec, context);
+}
+
+}  // namespace livs::proxies
