@@ -18,9 +18,7 @@ build_dir=${BUILD_DIR:-build-gpu}  # BUILD_DIR, GPU_TARGETS and JOBS override th
 out=${OUT:-$PWD/gpu-out}
 
 build() {
-  # CMake 3.25 does not know that nvcc >= 12 takes -std=c++20; tell it.
   cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
-    -DCMAKE_CUDA20_STANDARD_COMPILE_OPTION=-std=c++20 -DCMAKE_CUDA20_EXTENSION_COMPILE_OPTION=-std=c++20 \
     -DCMAKE_BUILD_RPATH='$ORIGIN' -DCMAKE_SKIP_BUILD_RPATH=OFF -DCMAKE_BUILD_WITH_INSTALL_RPATH=OFF >/dev/null
   # Only what runs on the GPU box (the test suite first: it needs the least).
   local targets=(${GPU_TARGETS:-test_gpu livsearch})
