@@ -14,9 +14,11 @@
 // Operator specs come from genome::decode of a one-slot genome, so the
 // analytic state is the one the search reports as cache size.
 #include <doctest/doctest.h>
+#include <tbb/global_control.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -24,6 +26,7 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "evaluator/cpu/cpu_backend.hpp"
@@ -227,6 +230,36 @@ inline void check_decode_equals_forward(const genome::OpSpec& spec, int d, int b
   }
   CHECK(h.op->decode_state().elements(seq) == spec.state.elements(seq));
   CHECK(h.arena.state_elements() == batch * spec.state.elements(seq));
+}
+
+// Forward, backward and decode give the same bits with one thread and with
+// every thread (the determinism rule of the kernel interface).
+inline void check_thread_count_independent(const genome::OpSpec& spec, int d, int batch, int seq) {
+  auto run = [&](int threads) {
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
+    ScanHarness h(spec, d, {batch, seq, batch, seq});
+    const int64_t n = int64_t(batch) * seq * d;
+    const auto x = random_vector(n, 51), r = random_vector(n, 52);
+    std::vector<float> y(n), dx(n, 0.0f), yt(int64_t(batch) * d);
+    h.op->forward(h.backend, x.data(), y.data());
+    std::fill(h.grads, h.grads + h.params.count(), 0.0f);
+    h.op->backward(h.backend, x.data(), r.data(), dx.data());
+    std::vector<float> all = y;
+    all.insert(all.end(), dx.begin(), dx.end());
+    all.insert(all.end(), h.grads, h.grads + h.params.count());
+    h.arena.reset_state();
+    for (int t = 0; t < 3; ++t) {
+      h.op->decode_step(h.backend, x.data() + int64_t(t) * batch * d, yt.data(), t);
+      all.insert(all.end(), yt.begin(), yt.end());
+    }
+    return all;
+  };
+  const auto one = run(1), many = run(int(std::max(2u, std::thread::hardware_concurrency())));
+  REQUIRE(one.size() == many.size());
+  int64_t differing = 0;
+  for (std::size_t i = 0; i < one.size(); ++i)
+    differing += std::memcmp(&one[i], &many[i], sizeof(float)) != 0;
+  CHECK_MESSAGE(differing == 0, differing << " of " << one.size() << " values depend on the thread count");
 }
 
 // A genome preset at d_model 32, one mixer + MLP pair, trains on the sample

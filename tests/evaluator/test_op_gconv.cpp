@@ -62,6 +62,10 @@ TEST_CASE("gconv decode equals the parallel forward; the state is (k-1) x D") {
   check_decode_equals_forward(gconv_spec(8, 4, true), 8, 2, 6);  // differential: 2D channels of state
 }
 
+TEST_CASE("gconv: the same bits with one thread and with all of them") {
+  check_thread_count_independent(gconv_spec(72, 5, true), 72, 3, 17);
+}
+
 TEST_CASE("gconv: the lfm2 preset trains") { check_preset_trains("lfm2"); }
 
 TEST_CASE("gconv: the hyena-like preset (kernel 64) trains") { check_preset_trains("hyena-like"); }

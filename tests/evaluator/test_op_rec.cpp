@@ -102,4 +102,8 @@ TEST_CASE("rec: lambda starts with the decay at r = 1 in [0.9, 0.999]") {
   CHECK(hi - lo > 0.05);  // spread over the range, not one value
 }
 
+TEST_CASE("rec: the same bits with one thread and with all of them") {
+  check_thread_count_independent(rec_spec(16, 72, 4, true), 16, 3, 17);
+}
+
 TEST_CASE("rec: the griffin preset trains") { check_preset_trains("griffin"); }

@@ -110,4 +110,8 @@ TEST_CASE("ssm: S4D-real A, delta in [1e-3, 1e-1], D = 1 at initialisation") {
   }
 }
 
+TEST_CASE("ssm: the same bits with one thread and with all of them") {
+  check_thread_count_independent(ssm_spec(40, 2, 6, 4, true), 40, 3, 17);
+}
+
 TEST_CASE("ssm: the striped-mamba preset trains") { check_preset_trains("striped-mamba"); }
