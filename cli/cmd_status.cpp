@@ -13,6 +13,15 @@ namespace livs::cli {
 
 namespace {
 
+// The search heartbeats running evaluations every 15 s by default; one silent
+// for much longer belongs to a search that stopped or died.
+constexpr double kStaleHeartbeatSeconds = 120.0;
+
+bool is_stale(const db::EvaluationRecord& e) {
+  auto age = seconds_since(e.heartbeat_at);
+  return age && *age > kStaleHeartbeatSeconds;
+}
+
 struct Best {
   std::string objective;
   search::Direction direction = search::Direction::minimise;
@@ -101,12 +110,16 @@ int run_status(int argc, char** argv) {
     for (const auto& h : history)
       out["hypervolume_history"].push_back({{"generation", h.generation}, {"hypervolume", h.hypervolume}});
     out["running"] = Json::array();
-    for (const auto* e : running)
+    for (const auto* e : running) {
+      auto age = seconds_since(e->heartbeat_at);
       out["running"].push_back({{"hash", e->genome_hash},
                                 {"generation", e->generation},
                                 {"device", e->device},
                                 {"started_at", e->started_at},
-                                {"heartbeat_at", e->heartbeat_at}});
+                                {"heartbeat_at", e->heartbeat_at},
+                                {"heartbeat_age_seconds", age ? Json(*age) : Json()},
+                                {"stale", is_stale(*e)}});
+    }
     std::cout << out.dump(2) << "\n";
     return 0;
   }
@@ -121,6 +134,12 @@ int run_status(int argc, char** argv) {
             << " running";
   if (counts.interrupted) std::cout << ", " << counts.interrupted << " interrupted (re-run on resume)";
   std::cout << "\n";
+  std::size_t stale = 0;
+  for (const auto* e : running) stale += is_stale(*e) ? 1 : 0;
+  if (stale)
+    std::cout << "             " << stale << " running evaluation(s) without a heartbeat for over "
+              << format_age(kStaleHeartbeatSeconds)
+              << ": the search may have stopped; `livsearch search CONFIG --resume` re-runs them\n";
   std::cout << "hypervolume  " << (history.empty() ? "-" : format_number(history.back().hypervolume)) << "\n";
   if (!best.empty()) {
     std::cout << "\nbest values" << (among_feasible ? "" : " (no candidate is feasible; over all candidates)")
@@ -136,10 +155,14 @@ int run_status(int argc, char** argv) {
   if (!running.empty()) {
     std::cout << "\nrunning now:\n";
     TextTable table;
-    table.header = {"hash", "gen", "device", "started", "heartbeat"};
-    for (const auto* e : running)
-      table.rows.push_back({short_hash(e->genome_hash), std::to_string(e->generation), e->device,
-                            e->started_at, e->heartbeat_at});
+    table.header = {"hash", "gen", "device", "started", "last heartbeat"};
+    for (const auto* e : running) {
+      auto age = seconds_since(e->heartbeat_at);
+      std::string heartbeat = age ? format_age(*age) + " ago" : e->heartbeat_at;
+      if (is_stale(*e)) heartbeat += " (stale)";
+      table.rows.push_back(
+          {short_hash(e->genome_hash), std::to_string(e->generation), e->device, e->started_at, heartbeat});
+    }
     std::cout << table.render();
   }
   return 0;

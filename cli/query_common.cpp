@@ -1,8 +1,10 @@
 #include "cli/query_common.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 
 #include "common/input_error.hpp"
 
@@ -75,6 +77,30 @@ std::string TextTable::render() const {
   out += std::string(total, '-') + "\n";
   for (const auto& row : rows) out += line(row);
   return out;
+}
+
+std::optional<double> seconds_since(const std::string& iso8601_utc) {
+  std::tm utc{};
+  int millis = 0;
+  if (std::sscanf(iso8601_utc.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &utc.tm_year, &utc.tm_mon, &utc.tm_mday,
+                  &utc.tm_hour, &utc.tm_min, &utc.tm_sec, &millis) != 7)
+    return std::nullopt;
+  utc.tm_year -= 1900;
+  utc.tm_mon -= 1;
+  double then = static_cast<double>(timegm(&utc)) + millis / 1000.0;
+  double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return now - then;
+}
+
+std::string format_age(double seconds) {
+  char buffer[32];
+  if (seconds < 120)
+    std::snprintf(buffer, sizeof buffer, "%.0f s", std::max(0.0, seconds));
+  else if (seconds < 2 * 3600)
+    std::snprintf(buffer, sizeof buffer, "%.0f min", seconds / 60);
+  else
+    std::snprintf(buffer, sizeof buffer, "%.1f h", seconds / 3600);
+  return buffer;
 }
 
 std::string short_hash(const std::string& hash) { return hash.substr(0, 12); }

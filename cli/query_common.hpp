@@ -4,6 +4,7 @@
 // --format choice, and plain-text tables and CSV.
 #include <cxxopts.hpp>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,13 @@ struct TextTable {
   std::vector<std::vector<std::string>> rows;
   std::string render() const;
 };
+
+// Seconds from a database timestamp (2026-11-23T18:43:25.123Z) to now;
+// nullopt when the text is not such a timestamp.
+std::optional<double> seconds_since(const std::string& iso8601_utc);
+
+// "42 s", "7 min", "3.5 h".
+std::string format_age(double seconds);
 
 // First characters of a genome hash, enough to name it in a table.
 std::string short_hash(const std::string& hash);

@@ -263,6 +263,9 @@ TEST_CASE("runs and status report counts, generation, best values and hypervolum
   CHECK(status["best"]["perplexity"]["value"] == best_perplexity);
   CHECK(status["best"]["accuracy"]["value"] == best_accuracy);
 
+  CHECK(status["running"][0]["stale"] == false);  // just begun
+  CHECK(status["running"][0]["heartbeat_age_seconds"].get<double>() < 60);
+
   // The default run is the most recent one.
   auto table = f.run("status", "status_table");
   REQUIRE(table.exit_code == 0);
@@ -402,4 +405,19 @@ TEST_CASE("query commands: bad databases and arguments are one-line errors") {
     CHECK(result.err.rfind("error: ", 0) == 0);
     CHECK(result.err.find(c.expected) != std::string::npos);
   }
+}
+
+TEST_CASE("status flags a running evaluation whose heartbeat stopped long ago") {
+  Fixture f("stale");
+  {
+    db::Connection raw(f.db, SQLITE_OPEN_READWRITE, 1000);
+    raw.exec("UPDATE evaluations SET heartbeat_at = '2020-01-01T00:00:00.000Z' WHERE status = 'running'");
+  }
+  Json status = parse_output(f.run("status --run alpha --format json", "stale_json"));
+  REQUIRE(status["running"].size() == 1);
+  CHECK(status["running"][0]["stale"] == true);
+  CHECK(status["running"][0]["heartbeat_age_seconds"].get<double>() > 3600 * 24 * 365);
+  auto table = f.run("status --run alpha", "stale_table");
+  CHECK(table.out.find("the search may have stopped") != std::string::npos);
+  CHECK(table.out.find("(stale)") != std::string::npos);
 }
