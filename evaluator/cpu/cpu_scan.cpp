@@ -5,16 +5,20 @@
 // order inside a channel-block task, or per-sequence partials added in order),
 // so the bits do not depend on the number of threads. A decode step is the
 // forward with seq = 1 and the state, the same arithmetic as the parallel pass.
+//
+// Each task body is a LIVS_CPU_CLONES function so that std::fma compiles to
+// the instruction on AVX2/AVX-512 machines (a libm call in the baseline
+// clone); with -ffp-contract=off every clone gives the same bits.
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
 #include "evaluator/cpu/cpu_backend.hpp"
 #include "evaluator/cpu/scan_math.hpp"
+#include "evaluator/cpu/simd.hpp"
 
 namespace livs::evaluator {
 
@@ -39,6 +43,139 @@ struct RglruStep {
   }
 };
 
+LIVS_CPU_CLONES void rglru_forward_task(float* h, const float* u, const float* gate_a, const float* gate_i,
+                                        const float* lambda, float c, float* state, int64_t b, int64_t c0,
+                                        int64_t c1, int64_t T, int64_t C) {
+  for (int64_t ch = c0; ch < c1; ++ch) {
+    const float sp = cpu::softplus(lambda[ch]);
+    float carry = state ? state[b * C + ch] : 0.0f;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t e = (b * T + t) * C + ch;
+      const RglruStep st(gate_a[e], gate_i[e], sp, c);
+      carry = std::fma(st.a, carry, st.m * (st.i * u[e]));
+      h[e] = carry;
+    }
+    if (state) state[b * C + ch] = carry;
+  }
+}
+
+// With g_t = dL/dh_t (dh_t plus a_{t+1} g_{t+1}) and x_t = i_t u_t:
+//   d log a_t = g_t (a_t h_{t-1} + x_t dm/dlog a),  dm/dlog a = -a^2 / sqrt(max(1 - a^2, floor)),
+//   du_t += g_t m_t i_t,  dgate_i += g_t m_t u_t i (1 - i),
+//   dgate_a += d log a_t (-c sp) r (1 - r),  dlambda += sum d log a_t (-c r) sigmoid(lambda).
+LIVS_CPU_CLONES void rglru_backward_task(float* du, float* dgate_a, float* dgate_i, float* dlambda,
+                                         const float* dh, const float* h, const float* u, const float* gate_a,
+                                         const float* gate_i, const float* lambda, float c, int64_t batch,
+                                         int64_t c0, int64_t c1, int64_t T, int64_t C) {
+  for (int64_t ch = c0; ch < c1; ++ch) {
+    const float sp = cpu::softplus(lambda[ch]);
+    float dsp = 0.0f;  // dL/dsoftplus(lambda), summed over sequences and time in order
+    for (int64_t b = 0; b < batch; ++b) {
+      float carry = 0.0f;
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const int64_t e = (b * T + t) * C + ch;
+        const RglruStep st(gate_a[e], gate_i[e], sp, c);
+        const float g = dh[e] + carry;
+        const float h_prev = t > 0 ? h[e - C] : 0.0f;
+        const float x = st.i * u[e];
+        const float dm_dlog_a = -(st.a * st.a) / std::sqrt(std::max(st.v, cpu::kSqrtFloor));
+        const float dlog_a = g * (st.a * h_prev + x * dm_dlog_a);
+        const float dx = g * st.m;
+        du[e] += dx * st.i;
+        dgate_i[e] += dx * u[e] * st.i * (1.0f - st.i);
+        dgate_a[e] += dlog_a * (-c * sp) * st.r * (1.0f - st.r);
+        dsp += dlog_a * (-c * st.r);
+        carry = g * st.a;
+      }
+    }
+    dlambda[ch] += dsp * cpu::sigmoid(lambda[ch]);
+  }
+}
+
+LIVS_CPU_CLONES void scan_forward_task(float* y, float* h_all, const float* u, const float* delta,
+                                       const float* a_log, const float* B, const float* C, const float* D,
+                                       float* state, int64_t b, int64_t c0, int64_t c1, int64_t T, int64_t Ch,
+                                       int64_t N) {
+  float A[kMaxScanState], zeros[kMaxScanState];
+  std::fill_n(zeros, N, 0.0f);
+  for (int64_t ch = c0; ch < c1; ++ch) {
+    for (int64_t n = 0; n < N; ++n) A[n] = -std::exp(a_log[ch * N + n]);
+    float* st = state ? state + (b * Ch + ch) * N : nullptr;
+    const float* prev = st ? st : zeros;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t e = (b * T + t) * Ch + ch;
+      const float* Bt = B + (b * T + t) * N;
+      const float* Ct = C + (b * T + t) * N;
+      float* ht = h_all ? h_all + e * N : st;  // decode updates the state in place
+      const float dl = delta[e], du = dl * u[e];
+      float acc = 0.0f;
+      for (int64_t n = 0; n < N; ++n) {
+        const float hn = std::fma(std::exp(dl * A[n]), prev[n], du * Bt[n]);
+        ht[n] = hn;
+        acc = std::fma(Ct[n], hn, acc);
+      }
+      y[e] = std::fma(D[ch], u[e], acc);
+      prev = ht;
+    }
+    if (st && h_all && T > 0) std::copy_n(prev, N, st);
+  }
+}
+
+// Per sequence b, channels in order, time in reverse, with
+// g_t[n] = dL/dh_t[n] = dy_t C_t[n] + exp(delta_{t+1} A) g_{t+1}[n]:
+//   dC_t[n] += dy_t h_t[n],  dB_t[n] += g delta_t u_t,
+//   ddelta_t += sum_n g (h_{t-1} exp(delta_t A) A + B_t[n] u_t),
+//   du_t += dy_t D + sum_n g delta_t B_t[n],
+//   dA += g h_{t-1} exp(delta_t A) delta_t (per-sequence partial, summed over b in order later),
+//   da_log = dA * A (A = -exp(a_log)).
+LIVS_CPU_CLONES void scan_backward_task(float* du, float* ddelta, float* dB, float* dC, float* part,
+                                        const float* dy, const float* h_all, const float* u,
+                                        const float* delta, const float* a_log, const float* B,
+                                        const float* C, const float* D, int64_t b, int64_t T, int64_t Ch,
+                                        int64_t N) {
+  float A[kMaxScanState], carry[kMaxScanState], dA[kMaxScanState], zeros[kMaxScanState];
+  std::fill_n(zeros, N, 0.0f);
+  for (int64_t ch = 0; ch < Ch; ++ch) {
+    for (int64_t n = 0; n < N; ++n) {
+      A[n] = -std::exp(a_log[ch * N + n]);
+      carry[n] = dA[n] = 0.0f;
+    }
+    float dd_sum = 0.0f;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const int64_t row = b * T + t, e = row * Ch + ch;
+      const float dyt = dy[e], ut = u[e], dl = delta[e];
+      const float* ht = h_all + e * N;
+      const float* hp = t > 0 ? h_all + (e - Ch) * N : zeros;
+      const float* Bt = B + row * N;
+      const float* Ct = C + row * N;
+      float* dBt = dB + row * N;
+      float* dCt = dC + row * N;
+      float ddl = 0.0f, dut = dyt * D[ch];
+      dd_sum += dyt * ut;
+      for (int64_t n = 0; n < N; ++n) {
+        const float decay = std::exp(dl * A[n]);
+        const float g = std::fma(dyt, Ct[n], carry[n]);
+        dCt[n] += dyt * ht[n];
+        dBt[n] += g * dl * ut;
+        ddl += g * (hp[n] * decay * A[n] + Bt[n] * ut);
+        dut += g * dl * Bt[n];
+        dA[n] += g * hp[n] * decay * dl;
+        carry[n] = g * decay;
+      }
+      du[e] += dut;
+      ddelta[e] += ddl;
+    }
+    for (int64_t n = 0; n < N; ++n) part[ch * N + n] = dA[n] * A[n];
+    part[Ch * N + ch] = dd_sum;
+  }
+}
+
+void check_state_size(const char* kernel, int64_t n) {
+  if (n < 1 || n > kMaxScanState)
+    throw std::invalid_argument(std::string(kernel) + ": d_state " + std::to_string(n) + " outside [1, " +
+                                std::to_string(kMaxScanState) + "]");
+}
+
 }  // namespace
 
 void CpuBackend::rglru_forward(float* h, const float* u, const float* gate_a, const float* gate_i,
@@ -46,57 +183,22 @@ void CpuBackend::rglru_forward(float* h, const float* u, const float* gate_a, co
   const int64_t C = s.channels, T = s.seq, blocks = channel_blocks(C);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, int64_t(s.batch) * blocks), [&](const auto& r) {
     for (int64_t task = r.begin(); task != r.end(); ++task) {
-      const int64_t b = task / blocks, c0 = (task % blocks) * kChannelBlock,
-                    c1 = std::min(C, c0 + kChannelBlock);
-      for (int64_t ch = c0; ch < c1; ++ch) {
-        const float sp = cpu::softplus(lambda[ch]);
-        float carry = state ? state[b * C + ch] : 0.0f;
-        for (int64_t t = 0; t < T; ++t) {
-          const int64_t e = (b * T + t) * C + ch;
-          const RglruStep st(gate_a[e], gate_i[e], sp, c);
-          carry = std::fma(st.a, carry, st.m * (st.i * u[e]));
-          h[e] = carry;
-        }
-        if (state) state[b * C + ch] = carry;
-      }
+      const int64_t b = task / blocks, c0 = (task % blocks) * kChannelBlock;
+      rglru_forward_task(h, u, gate_a, gate_i, lambda, c, state, b, c0, std::min(C, c0 + kChannelBlock), T,
+                         C);
     }
   });
 }
 
-// With g_t = dL/dh_t (dh_t plus a_{t+1} g_{t+1}) and x_t = i_t u_t:
-//   d log a_t = g_t (a_t h_{t-1} + x_t dm/dlog a),  dm/dlog a = -a^2 / sqrt(max(1 - a^2, floor)),
-//   du_t += g_t m_t i_t,  dgate_i += g_t m_t u_t i (1 - i),
-//   dgate_a += d log a_t (-c sp) r (1 - r),  dlambda += sum d log a_t (-c r) sigmoid(lambda).
 void CpuBackend::rglru_backward(float* du, float* dgate_a, float* dgate_i, float* dlambda, const float* dh,
                                 const float* h, const float* u, const float* gate_a, const float* gate_i,
                                 const float* lambda, float c, const ScanShape& s) {
-  const int64_t C = s.channels, T = s.seq;
+  const int64_t C = s.channels;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, channel_blocks(C)), [&](const auto& r) {
     for (int64_t blk = r.begin(); blk != r.end(); ++blk) {
-      const int64_t c0 = blk * kChannelBlock, c1 = std::min(C, c0 + kChannelBlock);
-      for (int64_t ch = c0; ch < c1; ++ch) {
-        const float sp = cpu::softplus(lambda[ch]);
-        float dsp = 0.0f;  // dL/dsoftplus(lambda), summed over sequences and time in order
-        for (int64_t b = 0; b < s.batch; ++b) {
-          float carry = 0.0f;
-          for (int64_t t = T - 1; t >= 0; --t) {
-            const int64_t e = (b * T + t) * C + ch;
-            const RglruStep st(gate_a[e], gate_i[e], sp, c);
-            const float g = dh[e] + carry;
-            const float h_prev = t > 0 ? h[e - C] : 0.0f;
-            const float x = st.i * u[e];
-            const float dm_dlog_a = -(st.a * st.a) / std::sqrt(std::max(st.v, cpu::kSqrtFloor));
-            const float dlog_a = g * (st.a * h_prev + x * dm_dlog_a);
-            const float dx = g * st.m;
-            du[e] += dx * st.i;
-            dgate_i[e] += dx * u[e] * st.i * (1.0f - st.i);
-            dgate_a[e] += dlog_a * (-c * sp) * st.r * (1.0f - st.r);
-            dsp += dlog_a * (-c * st.r);
-            carry = g * st.a;
-          }
-        }
-        dlambda[ch] += dsp * cpu::sigmoid(lambda[ch]);
-      }
+      const int64_t c0 = blk * kChannelBlock;
+      rglru_backward_task(du, dgate_a, dgate_i, dlambda, dh, h, u, gate_a, gate_i, lambda, c, s.batch, c0,
+                          std::min(C, c0 + kChannelBlock), s.seq, C);
     }
   });
 }
@@ -104,84 +206,28 @@ void CpuBackend::rglru_backward(float* du, float* dgate_a, float* dgate_i, float
 void CpuBackend::selective_scan_forward(float* y, float* h_all, const float* u, const float* delta,
                                         const float* a_log, const float* B, const float* C, const float* D,
                                         float* state, const ScanShape& s) {
-  const int64_t Ch = s.channels, T = s.seq, N = s.state, blocks = channel_blocks(Ch);
+  const int64_t Ch = s.channels, blocks = channel_blocks(Ch);
   if (!h_all && !state) throw std::invalid_argument("selective_scan_forward: needs h_all or a state");
+  check_state_size("selective_scan_forward", s.state);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, int64_t(s.batch) * blocks), [&](const auto& r) {
     for (int64_t task = r.begin(); task != r.end(); ++task) {
-      const int64_t b = task / blocks, c0 = (task % blocks) * kChannelBlock,
-                    c1 = std::min(Ch, c0 + kChannelBlock);
-      for (int64_t ch = c0; ch < c1; ++ch) {
-        float* st = state ? state + (b * Ch + ch) * N : nullptr;
-        const float* prev = st;  // null: zero history
-        for (int64_t t = 0; t < T; ++t) {
-          const int64_t e = (b * T + t) * Ch + ch;
-          const float* Bt = B + (b * T + t) * N;
-          const float* Ct = C + (b * T + t) * N;
-          float* ht = h_all ? h_all + e * N : st;  // decode updates the state in place
-          const float dl = delta[e], du = dl * u[e];
-          float acc = 0.0f;
-          for (int64_t n = 0; n < N; ++n) {
-            const float decay = std::exp(dl * -std::exp(a_log[ch * N + n]));
-            const float hn = std::fma(decay, prev ? prev[n] : 0.0f, du * Bt[n]);
-            ht[n] = hn;
-            acc = std::fma(Ct[n], hn, acc);
-          }
-          y[e] = std::fma(D[ch], u[e], acc);
-          prev = ht;
-        }
-        if (st && h_all && T > 0) std::copy_n(prev, N, st);
-      }
+      const int64_t b = task / blocks, c0 = (task % blocks) * kChannelBlock;
+      scan_forward_task(y, h_all, u, delta, a_log, B, C, D, state, b, c0, std::min(Ch, c0 + kChannelBlock),
+                        s.seq, Ch, s.state);
     }
   });
 }
 
-// Per sequence b (one task each), channels in order, time in reverse, with
-// g_t[n] = dL/dh_t[n] = dy_t C_t[n] + exp(delta_{t+1} A) g_{t+1}[n]:
-//   dC_t[n] += dy_t h_t[n],  dB_t[n] += g delta_t u_t,
-//   ddelta_t += sum_n g (h_{t-1} exp(delta_t A) A + B_t[n] u_t),
-//   du_t += dy_t D + sum_n g delta_t B_t[n],
-//   dA += g h_{t-1} exp(delta_t A) delta_t (per-sequence partial, then summed over b in order),
-//   da_log = dA * A (A = -exp(a_log)).
 void CpuBackend::selective_scan_backward(float* du, float* ddelta, float* da_log, float* dB, float* dC,
                                          float* dD, float* partials, const float* dy, const float* h_all,
                                          const float* u, const float* delta, const float* a_log,
                                          const float* B, const float* C, const float* D, const ScanShape& s) {
-  const int64_t Ch = s.channels, T = s.seq, N = s.state, P = Ch * (N + 1);
-  if (N > kMaxScanState)
-    throw std::invalid_argument("selective_scan_backward: d_state " + std::to_string(N) + " above " +
-                                std::to_string(kMaxScanState));
+  const int64_t Ch = s.channels, N = s.state, P = Ch * (N + 1);
+  check_state_size("selective_scan_backward", N);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, s.batch), [&](const auto& r) {
-    for (int64_t b = r.begin(); b != r.end(); ++b) {
-      float* part = partials + b * P;  // [Ch, N] dA, then [Ch] dD
-      for (int64_t ch = 0; ch < Ch; ++ch) {
-        std::array<float, kMaxScanState> A{}, carry{}, dA{};
-        for (int64_t n = 0; n < N; ++n) A[n] = -std::exp(a_log[ch * N + n]);
-        float dd_sum = 0.0f;
-        for (int64_t t = T - 1; t >= 0; --t) {
-          const int64_t e = (b * T + t) * Ch + ch, row = b * T + t;
-          const float dyt = dy[e], ut = u[e], dl = delta[e];
-          const float* ht = h_all + e * N;
-          const float* hp = t > 0 ? h_all + (e - Ch) * N : nullptr;
-          float ddl = 0.0f, dut = dyt * D[ch];
-          dd_sum += dyt * ut;
-          for (int64_t n = 0; n < N; ++n) {
-            const float decay = std::exp(dl * A[n]);
-            const float g = std::fma(dyt, C[row * N + n], carry[n]);
-            const float h_prev = hp ? hp[n] : 0.0f;
-            dC[row * N + n] += dyt * ht[n];
-            dB[row * N + n] += g * dl * ut;
-            ddl += g * (h_prev * decay * A[n] + B[row * N + n] * ut);
-            dut += g * dl * B[row * N + n];
-            dA[n] += g * h_prev * decay * dl;
-            carry[n] = g * decay;
-          }
-          du[e] += dut;
-          ddelta[e] += ddl;
-        }
-        for (int64_t n = 0; n < N; ++n) part[ch * N + n] = dA[n] * A[n];
-        part[Ch * N + ch] = dd_sum;
-      }
-    }
+    for (int64_t b = r.begin(); b != r.end(); ++b)
+      scan_backward_task(du, ddelta, dB, dC, partials + b * P, dy, h_all, u, delta, a_log, B, C, D, b, s.seq,
+                         Ch, N);
   });
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, Ch), [&](const auto& r) {
     for (int64_t ch = r.begin(); ch != r.end(); ++ch)
