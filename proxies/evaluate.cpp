@@ -15,6 +15,7 @@
 #include "genome/decode.hpp"
 #include "genome/genome_json.hpp"
 #include "proxies/analytic.hpp"
+#include "proxies/task_training.hpp"
 
 namespace livs::proxies {
 
@@ -24,6 +25,7 @@ Json to_json(const EvalSettings& s) {
             {"context_length", s.context_length},
             {"inference_dtype_bytes", s.inference_dtype_bytes}};
   if (s.latency) json["latency"] = to_json(*s.latency);
+  if (!s.tasks.empty()) json["tasks"] = s.tasks;
   return json;
 }
 
@@ -36,6 +38,10 @@ EvalSettings eval_settings_from_json(const Json& json) {
   s.inference_dtype_bytes = static_cast<int>(root.at("inference_dtype_bytes").integer(1, 8));
   if (const auto latency = root.find("latency"))
     s.latency = parse_latency_settings(*latency, s.context_length);
+  if (const auto tasks = root.find("tasks")) {
+    tasks->expect_object();
+    s.tasks = tasks->value();
+  }
   return s;
 }
 
@@ -66,6 +72,17 @@ std::shared_ptr<const evaluator::Dataset> cached_dataset(const evaluator::DataSe
   std::lock_guard lock(mutex);
   auto& slot = cache[key];
   if (!slot) slot = std::make_shared<const evaluator::Dataset>(evaluator::load_dataset(settings));
+  return slot;
+}
+
+// Task examples are generated once per process for each settings and seed.
+std::shared_ptr<const TaskData> cached_task(const TaskSettings& settings, uint64_t seed) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const TaskData>> cache;
+  const std::string key = to_json(settings).dump() + "#" + std::to_string(seed);
+  std::lock_guard lock(mutex);
+  auto& slot = cache[key];
+  if (!slot) slot = std::make_shared<const TaskData>(generate_task(settings, seed));
   return slot;
 }
 
@@ -148,6 +165,33 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
       r.metrics["decode_ms"] = inference.decode.median_ms;
       r.metrics["decode_ms_spread"] = inference.decode.spread;
       r.metrics["decode_tok_s"] = double(latency.batch) / (inference.decode.median_ms / 1e3);
+    }
+    if (!settings.tasks.empty()) {
+      const JsonReader tasks(settings.tasks, "<evaluation settings>", "/tasks");
+      evaluator::TrainSettings task_train;
+      if (const auto t = tasks.find("training")) task_train = evaluator::parse_train_settings(*t);
+      task_train = at_fidelity(task_train, request.fidelity);
+      const uint64_t task_seed = static_cast<uint64_t>(tasks.integer_or("seed", 0, 0));
+      for (const auto& name : tasks.keys()) {
+        if (name == "training" || name == "seed") continue;
+        TaskKind kind;
+        if (!task_from_string(name, kind)) {
+          std::string known;
+          for (const auto k : all_tasks()) known += (known.empty() ? "" : ", ") + std::string(to_string(k));
+          tasks.at(name).fail_message("unknown task \"" + name + "\" (expected training, seed or one of " +
+                                      known + ")");
+        }
+        const auto task = parse_task_settings(kind, tasks.at(name));
+        if (task.vocab > spec.vocab)
+          return failed("task " + name + ": its vocabulary of " + std::to_string(task.vocab) +
+                            " tokens exceeds the model's " + std::to_string(spec.vocab) + " (set tasks/" +
+                            name + "/vocab)",
+                        backend->name(), elapsed());
+        const auto data = cached_task(task, derive_seed(task_seed, name));
+        const auto report = train_on_task(spec, task_train, *data, derive_seed(request.seed, name), *backend);
+        if (!report.ok) return failed("task " + name + ": " + report.error, backend->name(), elapsed());
+        r.metrics[accuracy_metric(kind)] = report.accuracy;
+      }
     }
     r.wall_seconds = elapsed();
     return r;

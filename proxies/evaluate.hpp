@@ -27,6 +27,11 @@ struct EvalSettings {
   // inference plan is still built at batch 1 to check cache_bytes and to
   // report peak_memory_infer).
   std::optional<LatencySettings> latency;
+  // Synthetic tasks ("tasks" key): {"seed": 0, "training": {...a training
+  // section...}, "<task name>": {...overrides of the task's defaults...}, ...};
+  // every task named is trained and scored (proxies/synthetic_tasks.hpp). The
+  // examples come from tasks.seed, so every candidate sees the same ones.
+  Json tasks = Json::object();
 };
 Json to_json(const EvalSettings& settings);
 EvalSettings eval_settings_from_json(const Json& json);

@@ -41,7 +41,8 @@ TEST_CASE("params and FLOPs of the transformer preset equal the hand count") {
   // Weights: embedding V*D, final norm D, two slot norms, wq wk wv wo, w_gate w_up w_down.
   CHECK(spec.params_total() == V * D + D + 2 * D + 4 * D * D + 3 * F * D);
   CHECK(spec.params_non_embedding() == D + 2 * D + 4 * D * D + 3 * F * D);
-  // Forward at a position attending n keys: LM head 2VD, projections 2*4D^2 + 2*3FD, attention 4*H*hd*n = 4*1*32*n.
+  // Forward at a position attending n keys: LM head 2VD, projections 2*4D^2 + 2*3FD, attention 4*H*hd*n =
+  // 4*1*32*n.
   const auto forward = [&](double n) { return 2.0 * V * D + 8.0 * D * D + 6.0 * F * D + 4.0 * 1 * 32 * n; };
   CHECK(proxies::flops_per_token_infer(spec, 1000) == doctest::Approx(forward(1000)).epsilon(1e-12));
   // Training at seq_len 64: mean keys (64 + 1) / 2, times 3 (forward + backward).

@@ -113,3 +113,33 @@ TEST_CASE("failures become failed results with a reason, never exceptions") {
     CHECK(result.error.find("tpu") != std::string::npos);
   }
 }
+
+TEST_CASE("synthetic tasks named in the settings are trained, scored and reported as accuracies") {
+  auto request = tiny_request("transformer");
+  request.settings["tasks"] =
+      Json{{"training", {{"steps", 5}, {"batch_size", 4}, {"warmup_steps", 1}}},
+           {"in_context_recall", {{"seq_len", 16}, {"train_examples", 64}, {"test_examples", 16}}},
+           {"selective_copying",
+            {{"seq_len", 24}, {"tokens_to_copy", 4}, {"train_examples", 64}, {"test_examples", 16}}}};
+  const auto result = proxies::evaluate(request);
+  REQUIRE_MESSAGE(result.status == EvalStatus::ok, result.error);
+  for (const char* metric : {"in_context_recall_accuracy", "selective_copying_accuracy"}) {
+    REQUIRE(result.metrics.count(metric) == 1);
+    CHECK(result.metrics.at(metric) >= 0.0);
+    CHECK(result.metrics.at(metric) <= 1.0);
+  }
+  CHECK(result.metrics.count("mqar_accuracy") == 0);
+
+  SUBCASE("a task vocabulary larger than the model's is a failed result with the reason") {
+    request.settings["tasks"] = Json{{"mqar", Json::object()}};
+    const auto failed = proxies::evaluate(request);
+    CHECK(failed.status == EvalStatus::failed);
+    CHECK(failed.error.find("8192") != std::string::npos);
+  }
+  SUBCASE("an unknown task is named with its pointer") {
+    request.settings["tasks"] = Json{{"telepathy", Json::object()}};
+    const auto failed = proxies::evaluate(request);
+    CHECK(failed.status == EvalStatus::failed);
+    CHECK(failed.error.find("/tasks/telepathy") != std::string::npos);
+  }
+}
