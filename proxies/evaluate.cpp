@@ -45,6 +45,25 @@ EvalSettings eval_settings_from_json(const Json& json) {
   return s;
 }
 
+TaskSection parse_task_section(const JsonReader& section) {
+  section.expect_object();
+  TaskSection out;
+  out.seed = static_cast<uint64_t>(section.integer_or("seed", 0, 0));
+  if (const auto t = section.find("training")) out.training = evaluator::parse_train_settings(*t);
+  for (const auto& name : section.keys()) {
+    if (name == "training" || name == "seed") continue;
+    TaskKind kind;
+    if (!task_from_string(name, kind)) {
+      std::string known;
+      for (const auto k : all_tasks()) known += (known.empty() ? "" : ", ") + std::string(to_string(k));
+      section.at(name).fail_message("unknown task \"" + name + "\" (expected seed, training or one of " +
+                                    known + ")");
+    }
+    out.tasks.push_back(parse_task_settings(kind, section.at(name)));
+  }
+  return out;
+}
+
 const std::vector<MetricInfo>& reported_metrics() {
   static const std::vector<MetricInfo> metrics = [] {
     std::vector<MetricInfo> m;
@@ -167,30 +186,19 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
       r.metrics["decode_tok_s"] = double(latency.batch) / (inference.decode.median_ms / 1e3);
     }
     if (!settings.tasks.empty()) {
-      const JsonReader tasks(settings.tasks, "<evaluation settings>", "/tasks");
-      evaluator::TrainSettings task_train;
-      if (const auto t = tasks.find("training")) task_train = evaluator::parse_train_settings(*t);
-      task_train = at_fidelity(task_train, request.fidelity);
-      const uint64_t task_seed = static_cast<uint64_t>(tasks.integer_or("seed", 0, 0));
-      for (const auto& name : tasks.keys()) {
-        if (name == "training" || name == "seed") continue;
-        TaskKind kind;
-        if (!task_from_string(name, kind)) {
-          std::string known;
-          for (const auto k : all_tasks()) known += (known.empty() ? "" : ", ") + std::string(to_string(k));
-          tasks.at(name).fail_message("unknown task \"" + name + "\" (expected training, seed or one of " +
-                                      known + ")");
-        }
-        const auto task = parse_task_settings(kind, tasks.at(name));
+      auto section = parse_task_section(JsonReader(settings.tasks, "<evaluation settings>", "/tasks"));
+      const auto task_train = at_fidelity(section.training, request.fidelity);
+      for (const auto& task : section.tasks) {
+        const std::string name = to_string(task.kind);
         if (task.vocab > spec.vocab)
           return failed("task " + name + ": its vocabulary of " + std::to_string(task.vocab) +
                             " tokens exceeds the model's " + std::to_string(spec.vocab) + " (set tasks/" +
                             name + "/vocab)",
                         backend->name(), elapsed());
-        const auto data = cached_task(task, derive_seed(task_seed, name));
+        const auto data = cached_task(task, derive_seed(section.seed, name));
         const auto report = train_on_task(spec, task_train, *data, derive_seed(request.seed, name), *backend);
         if (!report.ok) return failed("task " + name + ": " + report.error, backend->name(), elapsed());
-        r.metrics[accuracy_metric(kind)] = report.accuracy;
+        r.metrics[accuracy_metric(task.kind)] = report.accuracy;
       }
     }
     r.wall_seconds = elapsed();

@@ -11,7 +11,9 @@
 
 #include "common/evaluate_contract.hpp"
 #include "evaluator/data/data_settings.hpp"
+#include "evaluator/train_settings.hpp"
 #include "proxies/latency.hpp"
+#include "proxies/synthetic_tasks.hpp"
 
 namespace livs::proxies {
 
@@ -34,6 +36,15 @@ struct EvalSettings {
   Json tasks = Json::object();
 };
 Json to_json(const EvalSettings& settings);
+
+// The tasks a "tasks" section names, with their resolved settings; checks
+// "seed" and "training" too. Every error is an InputError naming the pointer.
+struct TaskSection {
+  uint64_t seed = 0;
+  evaluator::TrainSettings training;
+  std::vector<TaskSettings> tasks;
+};
+TaskSection parse_task_section(const JsonReader& section);
 EvalSettings eval_settings_from_json(const Json& json);
 
 // Called after every training step (step, loss).
