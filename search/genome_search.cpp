@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "common/objective_catalogue.hpp"
 #include "genome/genome_json.hpp"
 #include "genome/operators.hpp"
 
@@ -35,7 +36,10 @@ uint64_t evaluation_seed(uint64_t run_seed, const std::string& genome_hash) {
   return derive_seed(derive_seed(run_seed, std::string_view("evaluate")), std::string_view(genome_hash));
 }
 
+// Registered objectives carry their unit in the catalogue (common/); the
+// suffix rules cover metrics outside it.
 std::string metric_unit(const std::string& metric) {
+  if (const auto* info = find_objective(metric)) return std::string(info->unit);
   auto ends_with = [&](const std::string& suffix) {
     return metric.size() >= suffix.size() &&
            metric.compare(metric.size() - suffix.size(), suffix.size(), suffix) == 0;
