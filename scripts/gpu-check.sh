@@ -50,14 +50,28 @@ run() {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
   export LD_LIBRARY_PATH="$PWD/$dist${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   status=0
-  if [ -x "$dist/test_gpu" ]; then
+  if [ "${SKIP_GPU_TESTS:-0}" = 1 ]; then
+    echo "test_gpu skipped (SKIP_GPU_TESTS=1)"
+  elif [ -x "$dist/test_gpu" ]; then
     # Failures, the training-curve MESSAGEs and the summary; -d prints each test's seconds.
     "$dist/test_gpu" -d 2>&1 | tee "$out/gpu-tests.log" || status=1
   else
     echo "no test_gpu in $dist (build without CUDA?)" | tee "$out/gpu-tests.log"; status=1
   fi
+  # Training speed (docs/benchmarks.md, "Training speed"): livsearch, then the
+  # PyTorch reference eager and compiled. BENCH_BUDGET (seconds, 0: none) bounds
+  # the whole benchmark stage; torch.compile's rows get what is left of it.
+  local bench_start=$SECONDS budget=${BENCH_BUDGET:-0}
   if [ -x "$dist/bench_train" ]; then
-    "$dist/bench_train" 2>&1 | tee "$out/bench.log" || status=1
+    "$dist/bench_train" --profile 2>&1 | tee "$out/bench.log" || status=1
+  fi
+  if [ -f "$dist/torch_reference.py" ] && python3 -c "import torch" 2>/dev/null; then
+    # deadline N: seconds still free of the budget minus a margin, at least 1 (0: no budget).
+    deadline() { [ "$budget" -gt 0 ] && echo $(( (budget - (SECONDS - bench_start) - $1) / $2 > 1 ? (budget - (SECONDS - bench_start) - $1) / $2 : 1 )) || echo 0; }
+    PYTHONUNBUFFERED=1 python3 "$dist/torch_reference.py" --mode eager --deadline "$(deadline 20 3)" \
+      2>&1 | tee "$out/bench-torch-eager.log" || status=1
+    PYTHONUNBUFFERED=1 python3 "$dist/torch_reference.py" --mode compile --deadline "$(deadline 15 1)" \
+      2>&1 | tee "$out/bench-torch-compile.log" || status=1
   fi
   return $status
 }
