@@ -4,23 +4,15 @@
 // genome_search.hpp) and logs everything to an SQLite database; --resume
 // continues a run of the same name that was stopped or killed.
 #include <atomic>
-#include <chrono>
-#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <iostream>
-#include <memory>
 
 #include "cli/config.hpp"
 #include "db/store.hpp"
 #include "evaluator/backend_factory.hpp"
-#include "evaluator/data/dataset.hpp"
-#include "evaluator/train_settings.hpp"
-#include "evaluator/trainer.hpp"
-#include "genome/decode.hpp"
-#include "genome/genome_json.hpp"
-#include "genome/search_space.hpp"
+#include "proxies/evaluate.hpp"
 #include "search/genome_search.hpp"
 
 namespace livs::cli {
@@ -34,61 +26,6 @@ std::string resolve_device(const std::string& requested) {
   evaluator::make_backend(device);  // throws InputError naming a bad or missing device
   return device;
 }
-
-// The search space of the config, with the model section's shape filling in
-// what the space leaves open: width d_model, depth 2 * layers (a mixer and an
-// MLP per layer, as the presets), the data's vocabulary and the context at
-// which sliding windows count as global.
-genome::SearchSpace search_space_of(const Config& config) {
-  const JsonReader section(config.search_space, config.path, "/search_space");
-  genome::SearchSpace space = genome::parse_search_space(section);
-  if (!section.has("d_model")) space.d_model = {config.model.d_model};
-  if (!section.has("depth")) space.depth = {2 * config.model.layers};
-  if (!section.has("vocab")) space.vocab = config.data.vocab;
-  if (!section.has("context")) space.context = static_cast<int>(config.model.context_length);
-  return space;
-}
-
-// Training-based evaluation with the analytic size metrics, on the request's
-// device. The lead's
-// livs::proxies::evaluate (latency, synthetic tasks, ...) replaces this once it
-// lands; the contract (EvalRequest -> EvalResult) stays the same.
-class TrainingEvaluator {
- public:
-  TrainingEvaluator(const Config& config)
-      : training_(evaluator::parse_train_settings(JsonReader(config.training, config.path, "/training"))),
-        data_(evaluator::load_dataset(config.data)),
-        context_(config.model.context_length) {}
-
-  const evaluator::Dataset& data() const { return data_; }
-
-  EvalResult operator()(const EvalRequest& request) const {
-    const auto start = std::chrono::steady_clock::now();
-    const genome::ModelSpec spec =
-        genome::decode(genome::genome_from_json(request.genome, request.genome_hash));
-    const auto backend = evaluator::make_backend(request.device);
-    const auto report =
-        evaluator::train_and_evaluate(spec, training_, data_.train, data_.validation, request.seed, *backend);
-    EvalResult result;
-    result.device = request.device;
-    result.status = report.status == evaluator::TrainStatus::ok ? EvalStatus::ok : EvalStatus::failed;
-    result.error = report.error;
-    result.metrics["perplexity"] = report.perplexity;
-    result.metrics["validation_loss"] = report.validation_loss;
-    result.metrics["params"] = static_cast<double>(spec.params_non_embedding());
-    result.metrics["params_total"] = static_cast<double>(spec.params_total());
-    // bf16 inference state, as the GPU backend stores it.
-    result.metrics["cache_bytes"] = 2.0 * static_cast<double>(spec.decode_state_elements(context_));
-    result.metrics["train_ms"] = report.train_seconds * 1000.0;
-    result.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return result;
-  }
-
- private:
-  evaluator::TrainSettings training_;
-  evaluator::Dataset data_;
-  int64_t context_;
-};
 
 // The first SIGINT/SIGTERM asks the search to stop after the evaluations in
 // flight; the handler then restores the default, so a second one kills.
@@ -139,15 +76,16 @@ int run_search(int argc, char** argv) {
   const Config config = load_config(args["config"].as<std::string>());
   const std::string device =
       resolve_device(args.count("device") ? args["device"].as<std::string>() : config.device);
-  const genome::SearchSpace space = search_space_of(config);
-  const TrainingEvaluator evaluate(config);
+  proxies::EvalSettings eval_settings;
+  eval_settings.data = config.data;
+  eval_settings.training = config.training;
+  eval_settings.context_length = config.model.context_length;
 
   search::GenomeSearchOptions run_options;
   run_options.run_name = config.name;
   run_options.config_path = config.path;
   run_options.config = run_identity(config);
-  run_options.eval_settings = {{"training", config.training},
-                               {"context_length", config.model.context_length}};
+  run_options.eval_settings = proxies::to_json(eval_settings);
   run_options.device = device;
   run_options.workers = workers;
   run_options.resume = args.count("resume") > 0;
@@ -166,11 +104,10 @@ int run_search(int argc, char** argv) {
                config.name.c_str(), search::to_string(config.search.algorithm), config.search.population,
                config.search.generations, static_cast<unsigned long long>(config.search.seed), device.c_str(),
                db_path.c_str());
-  std::fprintf(stderr, "data: %s\n", evaluate.data().description.c_str());
 
   const auto result = search::run_genome_search(
-      config.search, search::genome_operators(space), [&](const EvalRequest& r) { return evaluate(r); },
-      store, run_options);
+      config.search, search::genome_operators(config.space),
+      [](const EvalRequest& request) { return proxies::evaluate(request); }, store, run_options);
   if (result.stopped) {
     std::fprintf(stderr,
                  "stopped after generation %d (%d evaluations run); continue with: livsearch search %s --db "
