@@ -52,11 +52,23 @@ std::string metric_cell(const db::EvaluationRecord& e, const std::string& name) 
   return it == e.metrics.end() ? "-" : format_number(it->second.value);
 }
 
+// The unit the evaluations stored with a metric ("" when none did).
+std::string stored_unit(const Front& front, const std::string& name) {
+  for (const auto& m : front.members) {
+    const auto it = m.evaluation.metrics.find(name);
+    if (it != m.evaluation.metrics.end() && !it->second.unit.empty()) return it->second.unit;
+  }
+  return "";
+}
+
 std::string front_to_table(const Front& front) {
   TextTable table;
   table.header = {"hash", "gen"};
-  for (const auto& o : front.objectives)
-    table.header.push_back(o.name + " (" + direction_name(o.direction) + ")");
+  for (const auto& o : front.objectives) {
+    const std::string unit = stored_unit(front, o.name);
+    table.header.push_back(o.name + " (" + direction_name(o.direction) + ")" +
+                           (unit.empty() ? "" : " [" + unit + "]"));
+  }
   if (!front.constraints.empty()) table.header.push_back("violation");
   table.header.push_back("summary");
   for (const auto& m : front.members) {

@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "proxies/evaluate.hpp"
+
 namespace livs::cli {
 
 namespace {
@@ -68,7 +70,7 @@ Config load_config(const std::string& path) {
   const Json document = parse_json_file(path);
   const JsonReader root(document, path);
   root.expect_keys({"name", "seed", "data", "model", "training", "search_space", "objectives", "constraints",
-                    "search", "device"});
+                    "search", "device", "latency", "tasks"});
   Config config;
   config.path = path;
   config.name = parse_name(root.at("name"));
@@ -83,6 +85,12 @@ Config load_config(const std::string& path) {
   if (auto device = root.find("device")) {
     config.device = device->string();
     if (!is_valid_device(config.device)) device->fail("\"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
+  }
+  if (const auto latency = root.find("latency"))
+    config.latency = proxies::parse_latency_settings(*latency, config.model.context_length);
+  if (const auto tasks = root.find("tasks")) {
+    proxies::parse_task_section(*tasks);  // validated here, so a bad section stops the run before it starts
+    config.tasks = tasks->value();
   }
   return config;
 }
@@ -108,6 +116,8 @@ Json to_json(const Config& config) {
                      {"grad_clip", t.grad_clip},
                      {"eval_tokens", t.eval_tokens}};
   out["search_space"] = config.search_space;
+  if (config.latency) out["latency"] = proxies::to_json(*config.latency);
+  if (!config.tasks.empty()) out["tasks"] = config.tasks;
   const auto& search = config.search;
   out["objectives"] = Json::array();
   for (const auto& objective : search.objectives) {

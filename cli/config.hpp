@@ -7,12 +7,14 @@
 // genome module, search/objectives/constraints by the search module); this
 // file only knows the top level and the model shape, and how they fit together.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/json_reader.hpp"
 #include "evaluator/data/data_settings.hpp"
 #include "evaluator/train_settings.hpp"
 #include "genome/search_space.hpp"
+#include "proxies/latency.hpp"
 #include "search/settings.hpp"
 
 namespace livs::cli {
@@ -40,6 +42,10 @@ struct Config {
   genome::SearchSpace space;
   search::SearchSettings search;  // "search", "objectives" and "constraints"
   std::string device = "auto";    // "auto" (a GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N"
+  // "latency": prefill/decode timing (proxies/latency.hpp); absent: not timed.
+  std::optional<proxies::LatencySettings> latency;
+  // "tasks": synthetic tasks to train and score (proxies/evaluate.hpp, parse_task_section), as written.
+  Json tasks = Json::object();
 };
 
 // Reads and validates a config file; throws InputError on the first problem.
