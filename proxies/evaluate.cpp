@@ -160,19 +160,22 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
     r.metrics["flops_per_token_infer"] = flops_per_token_infer(spec, settings.context_length);
 
     // The analytic cache size must be what the built model's decode state holds.
-    const int64_t analytic_state = spec.decode_state_elements(settings.context_length);
-    LatencySettings latency = settings.latency.value_or(LatencySettings{1, 1, settings.context_length, 0, 1});
-    latency.context = settings.context_length;
+    // The check runs at the latency context (the model's context unless the
+    // latency section sets another); cache_bytes is reported at the model's.
+    const LatencySettings latency =
+        settings.latency.value_or(LatencySettings{1, 1, settings.context_length, 0, 1});
+    const int64_t analytic_state = spec.decode_state_elements(latency.context);
     const auto inference = measure_inference(spec, *backend, latency, derive_seed(request.seed, "init"),
                                              settings.latency.has_value());
     if (inference.state_elements != analytic_state * latency.batch)
       return failed("decode state mismatch: the built model holds " +
                         std::to_string(inference.state_elements) + " elements for " +
                         std::to_string(latency.batch) + " sequence(s) at context " +
-                        std::to_string(settings.context_length) + ", the analytic cache_bytes counts " +
+                        std::to_string(latency.context) + ", the analytic cache_bytes counts " +
                         std::to_string(analytic_state) + " per sequence",
                     backend->name(), elapsed());
-    r.metrics["cache_bytes"] = static_cast<double>(analytic_state * settings.inference_dtype_bytes);
+    r.metrics["cache_bytes"] = static_cast<double>(spec.decode_state_elements(settings.context_length) *
+                                                   settings.inference_dtype_bytes);
     r.metrics["peak_memory_infer"] = static_cast<double>(inference.plan_bytes);
     r.metrics["peak_memory_train"] =
         static_cast<double>(training_plan_bytes(spec, *backend, train.batch_size, train.seq_len));

@@ -143,3 +143,12 @@ TEST_CASE("synthetic tasks named in the settings are trained, scored and reporte
     CHECK(failed.error.find("/tasks/telepathy") != std::string::npos);
   }
 }
+
+TEST_CASE("latency at its own context; cache_bytes stays at the model's context") {
+  auto request = tiny_request("transformer");
+  request.settings["latency"]["context"] = 100;
+  const auto result = proxies::evaluate(request);
+  REQUIRE_MESSAGE(result.status == EvalStatus::ok, result.error);
+  CHECK(result.metrics.at("cache_bytes") == 2 * 32 * 1000 * 2);
+  CHECK(result.metrics.at("decode_ms") > 0.0);
+}
