@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -131,10 +132,23 @@ TEST_CASE("copying, compression, memorisation and MQAR answers follow from the i
       }
     }
   }
-  SUBCASE("fuzzy recall's held-out keys are the longest motifs") {
+  SUBCASE("fuzzy recall ends with the probe: its key motif, then its value motif, scored") {
     const auto s = small(TaskKind::fuzzy_recall);
-    const auto data = proxies::generate_task(s, 3);
-    for (const auto& e : data.test) CHECK(scored_count(e) >= 1);
+    for (const auto& e : proxies::generate_task(s, 3).test) {
+      const std::size_t n = e.inputs.size();
+      CHECK(e.scored[n - 1] == 1);  // the probe's last value token
+      // The held-out probe key has the longest motif (3 keys) and appeared
+      // earlier followed by the same value tokens as the scored targets.
+      std::size_t v = n;
+      while (v > 0 && e.scored[v - 1]) --v;  // first scored position of the final value run
+      const std::vector<int32_t> key(e.inputs.begin() + long(v) - 2, e.inputs.begin() + long(v) + 1);
+      const std::vector<int32_t> value(e.targets.begin() + long(v), e.targets.end());
+      bool found = false;
+      for (std::size_t u = 0; u + 3 + value.size() <= v - 2 && !found; ++u)
+        found = std::equal(key.begin(), key.end(), e.inputs.begin() + long(u)) &&
+                std::equal(value.begin(), value.end(), e.inputs.begin() + long(u) + 3);
+      CHECK(found);
+    }
   }
 }
 
