@@ -80,6 +80,8 @@ int run_search(int argc, char** argv) {
   eval_settings.data = config.data;
   eval_settings.training = config.training;
   eval_settings.context_length = config.model.context_length;
+  eval_settings.latency = config.latency;  // timed prefill/decode only when the config has "latency"
+  eval_settings.tasks = config.tasks;      // synthetic tasks named under "tasks"
 
   search::GenomeSearchOptions run_options;
   run_options.run_name = config.name;
