@@ -7,7 +7,8 @@ namespace livs {
 const std::vector<ObjectiveInfo>& objective_catalogue() {
   static const std::vector<ObjectiveInfo> catalogue = {
       // Quality, from training for the budget.
-      {"perplexity", "per token", false, 1.0, "exp(mean cross-entropy) on the validation slice after training"},
+      {"perplexity", "per token", false, 1.0,
+       "exp(mean cross-entropy) on the validation slice after training"},
       {"validation_loss", "nats per token", false, 0.0, "mean cross-entropy on the validation slice"},
       // Size and arithmetic, analytic from the ModelSpec.
       {"params", "count", false, 0.0, "every weight once (shared weights once, tied head once)"},
@@ -29,7 +30,8 @@ const std::vector<ObjectiveInfo>& objective_catalogue() {
       {"decode_ms_spread", "ratio", false, 0.0, "(p90 - p10) / median of the decode runs"},
       {"decode_tok_s", "tokens/s", true, std::nullopt, "batch / decode_ms"},
       {"peak_memory_train", "bytes", false, 0.0, "the training memory plan (one arena allocation)"},
-      {"peak_memory_infer", "bytes", false, 0.0, "the inference memory plan at the latency batch and context"},
+      {"peak_memory_infer", "bytes", false, 0.0,
+       "the inference memory plan at the latency batch and context"},
       // Bookkeeping of the training run.
       {"train_seconds", "s", false, 0.0, "wall time of the training steps"},
       {"train_ms", "ms", false, 0.0, "wall time of the training steps"},
@@ -48,8 +50,8 @@ const std::vector<ObjectiveInfo>& objective_catalogue() {
 
 const ObjectiveInfo* find_objective(std::string_view name) {
   const auto& catalogue = objective_catalogue();
-  const auto it =
-      std::find_if(catalogue.begin(), catalogue.end(), [&](const ObjectiveInfo& o) { return o.name == name; });
+  const auto it = std::find_if(catalogue.begin(), catalogue.end(),
+                               [&](const ObjectiveInfo& o) { return o.name == name; });
   return it == catalogue.end() ? nullptr : &*it;
 }
 
