@@ -113,7 +113,8 @@ int count_or(const JsonReader& section, std::string_view key, int fallback, int 
 // Directions and ideals come from the objective catalogue (common/), which
 // proxies/ measures; any other "accuracy" metric is maximised with ideal 1.
 std::optional<Direction> default_direction(const std::string& name) {
-  if (const auto* info = find_objective(name)) return info->maximise ? Direction::maximise : Direction::minimise;
+  if (const auto* info = find_objective(name))
+    return info->maximise ? Direction::maximise : Direction::minimise;
   if (name == "accuracy" || ends_with(name, "_accuracy")) return Direction::maximise;
   return std::nullopt;
 }
