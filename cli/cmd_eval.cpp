@@ -54,17 +54,25 @@ class Progress {
         start_(Clock::now()) {}
 
   void step(int step, double loss) {
-    if (!live_ && step % every_ != 0 && step != total_) return;
     const double elapsed = seconds_since(start_);
+    const bool last = step == total_;
+    if (!live_ && step % every_ != 0 && !last) return;
+    // A terminal line is redrawn at most ten times a second: small models run thousands of steps a second.
+    if (live_ && !last && elapsed - last_draw_ < 0.1) return;
+    last_draw_ = elapsed;
     const double eta = step > 0 ? elapsed / step * (total_ - step) : 0.0;
     std::fprintf(stderr, "%sstep %d/%d  loss %.4f  %.2f steps/s  elapsed %s  eta %s%s",
                  live_ ? "\r\033[K" : "", step, total_, loss, step / std::max(elapsed, 1e-9),
                  format_duration(elapsed).c_str(), format_duration(eta).c_str(), live_ ? "" : "\n");
+    // Scoring the held-out split comes next and reports nothing on its own.
+    if (last) std::fprintf(stderr, "%sevaluating on the held-out split\n", live_ ? "\n" : "");
+    ended_ = last;
     std::fflush(stderr);
   }
 
+  // Ends a live line that training left unfinished (a run stopped early).
   void finish() {
-    if (live_) std::fprintf(stderr, "\n");
+    if (live_ && !ended_ && last_draw_ >= 0.0) std::fprintf(stderr, "\n");
   }
 
  private:
@@ -72,6 +80,8 @@ class Progress {
   bool live_;
   int every_;
   Clock::time_point start_;
+  double last_draw_ = -1.0;
+  bool ended_ = false;
 };
 
 // "auto": a GPU when this build has the CUDA backend and one is present, else the CPU.
