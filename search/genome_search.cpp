@@ -214,7 +214,7 @@ class GenomeSearchRun {
       store_.set_run_status(run_id_, db::RunStatus::running);
     }
     for (const auto& record : store_.evaluations(run_id_)) {
-      if (record.fidelity != 1.0) continue;
+      if (record.fidelity != settings_.fidelity) continue;
       if (record.status != db::EvaluationStatus::ok && record.status != db::EvaluationStatus::failed)
         continue;
       if (cache_.count(record.genome_hash)) continue;
@@ -416,12 +416,12 @@ class GenomeSearchRun {
           Slot& slot = slots[next];
           slot.request.genome = genome::to_canonical_json(children[k].genome);
           slot.request.genome_hash = hashes[k];
-          slot.request.fidelity = 1.0;
+          slot.request.fidelity = settings_.fidelity;
           slot.request.seed = evaluation_seed(settings_.seed, hashes[k]);
           slot.request.settings = options_.eval_settings;
           slot.request.device = options_.device;
           slot.evaluation_id = store_.begin_evaluation(
-              {run_id_, hashes[k], generation, 1.0, options_.device, slot.request.seed});
+              {run_id_, hashes[k], generation, settings_.fidelity, options_.device, slot.request.seed});
           in_flight.insert(next);
           threads.emplace_back(worker, next);
           ++next;

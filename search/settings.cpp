@@ -136,7 +136,7 @@ SearchSettings parse_search_settings(const JsonReader& root) {
   if (!search) return s;
   search->expect_keys({"algorithm", "population", "generations", "offspring", "tournament_size",
                        "crossover_probability", "mutation_probability", "aging_sample_size",
-                       "max_evaluations", "hypervolume"});
+                       "max_evaluations", "fidelity", "hypervolume"});
   if (const auto algorithm = search->find("algorithm")) {
     const auto name = algorithm->choice({"nsga2", "random", "aging"});
     s.algorithm = name == "random"  ? Algorithm::random
@@ -152,6 +152,10 @@ SearchSettings parse_search_settings(const JsonReader& root) {
   s.aging_sample_size = static_cast<int>(
       search->integer_or("aging_sample_size", std::max(2, s.population / 4), 1, s.population));
   s.max_evaluations = search->integer_or("max_evaluations", 0, 0);
+  if (const auto fidelity = search->find("fidelity")) {
+    s.fidelity = fidelity->number();
+    if (!(s.fidelity > 0.0 && s.fidelity <= 1.0)) fidelity->fail("a number in (0, 1]");
+  }
 
   if (const auto hv = search->find("hypervolume")) {
     hv->expect_keys({"reference", "ideal"});

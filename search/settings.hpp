@@ -8,6 +8,7 @@
 //   "search": {"algorithm": "nsga2", "population": 16, "generations": 10,
 //              "offspring": 16, "tournament_size": 2, "crossover_probability": 0.9,
 //              "mutation_probability": 1.0, "aging_sample_size": 4, "max_evaluations": 0,
+//              "fidelity": 1.0,
 //              "hypervolume": {"reference": {"perplexity": 300, "params": 2e6},
 //                              "ideal": {"perplexity": 1, "params": 0}}},
 //   "objectives": ["perplexity", {"name": "params", "direction": "min"}],
@@ -35,6 +36,10 @@ struct SearchSettings {
   double mutation_probability = 1.0;  // probability that a child is mutated after crossover
   int aging_sample_size = 4;          // regularised evolution's tournament sample
   int64_t max_evaluations = 0;        // 0: no limit; else no generation starts beyond it
+  // The share of the config's training budget each candidate is trained for
+  // (EvalRequest::fidelity): a search can rank candidates on a cheaper budget
+  // than `livsearch eval` trains a winner for.
+  double fidelity = 1.0;
   uint64_t seed = 0;
 
   std::vector<Objective> objectives;

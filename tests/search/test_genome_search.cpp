@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "genome/decode.hpp"
@@ -25,12 +26,14 @@ struct FakeEvaluator {
   std::map<std::string, int> calls;  // genome hash -> times evaluated
   int kill_after = -1;               // throw SimulatedKill on this call (counting from 0)
   int total = 0;
+  std::set<double> fidelities;  // every request's fidelity
 
   EvalResult operator()(const EvalRequest& request) {
     {
       std::lock_guard lock(mutex);
       if (total++ == kill_after) throw SimulatedKill{};
       ++calls[request.genome_hash];
+      fidelities.insert(request.fidelity);
     }
     EvalResult result;
     result.device = request.device;
@@ -245,6 +248,22 @@ TEST_CASE("max_evaluations stops at a generation boundary; aging and random sear
     CHECK(result.population.size() == 8);
     CHECK(static_cast<int>(store.evaluations(result.run_id).size()) <= 24);
   }
+}
+
+TEST_CASE("the search's fidelity reaches every request and every record") {
+  TempDb db("genome_search_fidelity");
+  Setup setup;
+  setup.config["search"]["fidelity"] = 0.25;
+  setup.config["search"]["generations"] = 1;
+  setup.options.config = setup.config;
+  setup.settings = parse_search_settings(JsonReader(setup.config, "test.json"));
+  FakeEvaluator evaluator;
+  db::Store store(db.path);
+  const auto result = run_search(setup, evaluator, store);
+  CHECK(evaluator.fidelities == std::set<double>{0.25});
+  const auto records = store.evaluations(result.run_id);
+  REQUIRE(!records.empty());
+  for (const auto& record : records) CHECK(record.fidelity == 0.25);
 }
 
 TEST_CASE("hypervolume box: configured, known and derived bounds") {

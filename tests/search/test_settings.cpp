@@ -112,6 +112,15 @@ TEST_CASE("errors name the file, the JSON pointer and the expectation") {
         "cfg.json: /seed: expected an integer >= 0, got -1");
 }
 
+TEST_CASE("fidelity: a share of the training budget in (0, 1]") {
+  CHECK(parse(R"({"objectives": ["perplexity"]})").fidelity == 1.0);
+  CHECK(parse(R"({"objectives": ["perplexity"], "search": {"fidelity": 0.25}})").fidelity == 0.25);
+  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"fidelity": 0}})") ==
+        "cfg.json: /search/fidelity: expected a number in (0, 1], got 0");
+  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"fidelity": 1.5}})") ==
+        "cfg.json: /search/fidelity: expected a number in (0, 1], got 1.5");
+}
+
 TEST_CASE("default directions and ideals of known objectives") {
   CHECK(default_direction("perplexity") == Direction::minimise);
   CHECK(default_direction("cache_bytes") == Direction::minimise);
