@@ -31,7 +31,7 @@ TEST_CASE("text: validation is the last fraction of the bytes, train the rest") 
   CHECK(again.validation == data.validation);
 }
 
-TEST_CASE("shards are concatenated in order; a tiny fraction still holds out one token") {
+TEST_CASE("shards are concatenated in order, and a tiny fraction still holds out one token") {
   TempFolder dir;
   DataSettings settings;
   settings.format = DataFormat::tokens;

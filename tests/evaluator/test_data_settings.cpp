@@ -33,7 +33,7 @@ std::string error_of(const TempFolder& dir, const std::string& text) {
 }
 }  // namespace
 
-TEST_CASE("data paths are relative to the config's folder; format follows the extension") {
+TEST_CASE("data paths are relative to the config's folder, and the format follows the extension") {
   TempFolder dir;
   std::filesystem::create_directories(dir.path() / "corpus");
   dir.write_text("corpus/a.txt", "hello");
