@@ -23,13 +23,13 @@ build() {
   # Only what runs on the GPU box (the test suite first: it needs the least).
   local targets=(${GPU_TARGETS:-test_gpu livsearch})
   if [ -z "${GPU_TARGETS:-}" ]; then
-    for t in bench_train zdt; do
+    for t in bench_train zdt latency recall; do
       cmake --build "$build_dir" --target help | grep -q "^\.\.\. $t\$" && targets+=("$t")
     done
   fi
   cmake --build "$build_dir" -j"${JOBS:-2}" --target "${targets[@]}"
   rm -rf "$dist" && mkdir -p "$dist"
-  for exe in livsearch test_gpu zdt bench_train; do
+  for exe in "${targets[@]}"; do
     f=$(find "$build_dir" -maxdepth 3 -type f -name "$exe" -perm -u+x | head -n1)
     [ -n "$f" ] && cp "$f" "$dist/"
   done
@@ -58,6 +58,8 @@ run() {
   else
     echo "no test_gpu in $dist (build without CUDA?)" | tee "$out/gpu-tests.log"; status=1
   fi
+  [ "${SKIP_CHECKS:-0}" = 1 ] || checks || status=1
+  [ "${SKIP_BENCH:-0}" = 1 ] && return $status
   # Training speed (docs/benchmarks.md, "Training speed"): livsearch, then the
   # PyTorch reference eager and compiled. BENCH_BUDGET (seconds, 0: none) bounds
   # the whole benchmark stage; torch.compile's rows get what is left of it.
@@ -74,6 +76,37 @@ run() {
       2>&1 | tee "$out/bench-torch-compile.log" || status=1
   fi
   return $status
+}
+
+# Issue checks that need the GPU: every preset's held-out perplexity on cuda
+# against the CPU backend for the same config and seed; decode latency against
+# context length, measured twice in separate processes; recall on attention vs
+# gated convolutions. PRESETS and CHECK_CONFIG override the defaults.
+checks() {
+  local config=${CHECK_CONFIG:-configs/quick.json} ok=0
+  for preset in ${PRESETS:-transformer griffin striped-mamba lfm2 linear-transformer hyena-like}; do
+    for device in cuda cpu; do
+      "$dist/livsearch" eval --preset "$preset" --config "$config" --device "$device" --format json \
+        >"$out/eval-$preset-$device.json" 2>"$out/eval-$preset-$device.err" || ok=1
+    done
+    python3 - "$out/eval-$preset-cuda.json" "$out/eval-$preset-cpu.json" "$preset" <<'PY' | tee -a "$out/checks.log" || ok=1
+import json, sys
+gpu, cpu = (json.load(open(p)) for p in sys.argv[1:3])
+rel = abs(gpu["perplexity"] - cpu["perplexity"]) / cpu["perplexity"]
+print(f"{sys.argv[3]:20s} perplexity cuda {gpu['perplexity']:.4f} cpu {cpu['perplexity']:.4f} "
+      f"rel diff {rel:.2%}  wall cuda {gpu['wall_seconds']:.1f}s cpu {cpu['wall_seconds']:.1f}s")
+sys.exit(0 if rel < 0.05 else 1)
+PY
+  done
+  if [ -x "$dist/latency" ]; then
+    for i in 1 2; do
+      "$dist/latency" --device cuda 2>&1 | tee "$out/latency-$i.log" || ok=1
+    done
+  fi
+  if [ -x "$dist/recall" ]; then
+    "$dist/recall" --device cuda ${RECALL_ARGS:-} 2>&1 | tee "$out/recall.log" || ok=1
+  fi
+  return $ok
 }
 
 case "$stage" in
