@@ -112,7 +112,7 @@ TEST_CASE("errors name the file, the JSON pointer and the expectation") {
         "cfg.json: /seed: expected an integer >= 0, got -1");
 }
 
-TEST_CASE("fidelity: a share of the training budget in (0, 1]") {
+TEST_CASE("fidelity: a share of the training budget, above 0 and at most 1") {
   CHECK(parse(R"({"objectives": ["perplexity"]})").fidelity == 1.0);
   CHECK(parse(R"({"objectives": ["perplexity"], "search": {"fidelity": 0.25}})").fidelity == 0.25);
   CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"fidelity": 0}})") ==
