@@ -17,7 +17,7 @@ TEST_CASE("differential sa backward against finite differences: GQA, window, qk-
   check_op_gradients(op_spec(16, sa_gene(4, 2, 3, true, true)), 16, 1, 7);
 }
 
-TEST_CASE("differential sa decode equals the forward; the cache holds K1, K2 and V") {
+TEST_CASE("differential sa decode equals the forward, the cache holds K1, K2 and V") {
   for (int window : {0, 4}) {
     CAPTURE(window);
     const auto spec = op_spec(16, sa_gene(4, 2, window, false, true));

@@ -55,7 +55,7 @@ TEST_CASE("gconv differential forward and backward against a double reference") 
   check_against_reference(gconv_spec(8, 3, true), 8, 2, 5, gconv_reference(8, 3, true));
 }
 
-TEST_CASE("gconv decode equals the parallel forward; the state is (k-1) x D") {
+TEST_CASE("gconv decode equals the parallel forward, the state is (k-1) x D") {
   check_decode_equals_forward(gconv_spec(16, 3), 16, 3, 9);
   check_decode_equals_forward(gconv_spec(8, 6), 8, 2, 4);        // fewer tokens than the kernel
   check_decode_equals_forward(gconv_spec(8, 1), 8, 2, 3);        // no state at all

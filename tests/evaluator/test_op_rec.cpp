@@ -69,7 +69,7 @@ TEST_CASE("rec differential forward and backward against a double reference") {
   check_against_reference(rec_spec(8, 12, 3, true), 8, 2, 5, rec_reference(8, 12, 3, true));
 }
 
-TEST_CASE("rec decode equals the parallel forward; the state is W + (k-1) W") {
+TEST_CASE("rec decode equals the parallel forward, the state is W + (k-1) W") {
   check_decode_equals_forward(rec_spec(16, 24, 4), 16, 3, 10);
   check_decode_equals_forward(rec_spec(8, 40, 3), 8, 2, 2);        // fewer tokens than the kernel
   check_decode_equals_forward(rec_spec(8, 16, 4, true), 8, 2, 6);  // differential: 2W channels of state

@@ -77,7 +77,7 @@ TEST_CASE("ssm differential forward and backward against a double reference") {
   check_against_reference(ssm_spec(8, 1, 4, 3, true), 8, 2, 5, ssm_reference(8, 8, 4, 3, true));
 }
 
-TEST_CASE("ssm decode equals the parallel forward; the state is Di x N + (k-1) x Di") {
+TEST_CASE("ssm decode equals the parallel forward, the state is Di x N + (k-1) x Di") {
   check_decode_equals_forward(ssm_spec(16, 2, 8, 4), 16, 3, 9);
   check_decode_equals_forward(ssm_spec(8, 1, 16, 4), 8, 2, 2);       // fewer tokens than the kernel
   check_decode_equals_forward(ssm_spec(8, 2, 4, 4, true), 8, 2, 6);  // differential: 2 Di channels of state

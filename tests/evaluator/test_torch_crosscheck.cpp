@@ -146,12 +146,12 @@ const auto kRelu = genome::FeatureMap::relu;
 
 }  // namespace
 
-TEST_CASE("PyTorch cross-check: sa (MHA with RoPE; GQA, window, qk-norm) and swiglu") {
+TEST_CASE("PyTorch cross-check: sa (MHA with RoPE, GQA, window, qk-norm) and swiglu") {
   cross_check("sa", model_of(16, {striped(sa_gene(2, 2)), striped(swiglu_gene(24)),
                                   striped(sa_gene(4, 2, 3, true))}));
 }
 
-TEST_CASE("PyTorch cross-check: linattn (elu+1; GLA-gated relu)") {
+TEST_CASE("PyTorch cross-check: linattn (elu+1, GLA-gated relu)") {
   cross_check("linattn",
               model_of(16, {striped(linattn_gene(2, kElu, false)), striped(linattn_gene(4, kRelu, true))}));
 }

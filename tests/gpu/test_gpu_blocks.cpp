@@ -291,7 +291,7 @@ TEST_CASE("selective scan: forward with every state, decode, backward") {
       kScanTolerance);
 }
 
-TEST_CASE("linear attention, gated and ungated, shared-memory and global state; decode") {
+TEST_CASE("linear attention, gated and ungated, shared-memory and global state, decode") {
   struct Case {
     LinearAttentionShape shape;
     bool gated;

@@ -144,7 +144,7 @@ TEST_CASE("synthetic tasks named in the settings are trained, scored and reporte
   }
 }
 
-TEST_CASE("latency at its own context; cache_bytes stays at the model's context") {
+TEST_CASE("latency at its own context, cache_bytes stays at the model's context") {
   auto request = tiny_request("transformer");
   request.settings["latency"]["context"] = 100;
   const auto result = proxies::evaluate(request);

@@ -45,7 +45,7 @@ TEST_CASE("the transformer preset learns in-context recall well above chance") {
   CHECK(report.accuracy > 0.25);
 }
 
-TEST_CASE("task training is a pure function of its inputs; a diverging run reports why") {
+TEST_CASE("task training is a pure function of its inputs, a diverging run reports why") {
   evaluator::CpuBackend backend;
   auto settings = small_recall();
   settings.train_examples = 64;

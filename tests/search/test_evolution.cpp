@@ -101,7 +101,7 @@ TEST_CASE("a short NSGA-II run on ZDT1 approaches the true front") {
   CHECK(zdt1_hypervolume_ratio(random.run()) < history.back() - 0.5);
 }
 
-TEST_CASE("the same seed gives the same run; another seed another run") {
+TEST_CASE("the same seed gives the same run, another seed another run") {
   const auto problem = make_benchmark_problem("zdt2");
   auto run = [&](uint64_t seed) {
     return Evolution<Point>(benchmark_settings(20, 20, seed), real_problem_callbacks(problem)).run();
@@ -163,7 +163,7 @@ TEST_CASE("survival keeps whole fronts and cuts the last by crowding") {
   CHECK(std::isinf(rank_and_crowding(survivors).crowding[0]));
 }
 
-TEST_CASE("aging evolution drops the oldest; duplicates are refused") {
+TEST_CASE("aging evolution drops the oldest, duplicates are refused") {
   // Genomes are integers 0..N-1 as one-element vectors; identity de-duplicates.
   ProblemCallbacks<Point> problem;
   problem.sample = [](Rng& rng) { return Point{static_cast<double>(rng.integer(0, 999))}; };

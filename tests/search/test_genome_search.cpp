@@ -231,7 +231,7 @@ TEST_CASE("a run stopped and a run killed mid-generation resume to the uninterru
   }
 }
 
-TEST_CASE("max_evaluations stops at a generation boundary; aging and random search run through the driver") {
+TEST_CASE("max_evaluations stops at a generation boundary, aging and random search run through the driver") {
   for (const char* algorithm : {"aging", "random"}) {
     CAPTURE(algorithm);
     TempDb db(std::string("genome_search_") + algorithm);
