@@ -10,8 +10,8 @@
 // An example is `length` positions of (input, target, scored): the model reads
 // inputs[0..t] and predicts targets[t]. Scored positions carry the task's
 // answer; accuracy counts those only. The other targets are the next input
-// token (plain next-token prediction, which is how MAD trains its recall
-// tasks), so training needs no loss mask.
+// token; task training (task_training.hpp) replaces them by the position's
+// own input, so the answers carry the loss.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -6,6 +6,9 @@
 // are examples drawn with Rng(derive_seed(seed, "task data")). Scoring runs
 // the model's one-token decode over each held-out example, which gives the
 // logits at every position (decode equals the forward; tests/evaluator).
+// Training targets: the answer at scored positions, the position's own input
+// token elsewhere (a copy learnt at once, so the loss is the answers' loss, as
+// with MAD's ignore_index, without a loss mask in the kernels).
 #include <cstdint>
 #include <string>
 
