@@ -4,7 +4,7 @@
 // that gated convolutions fall behind attention on recall; this shows the gap
 // on our models.
 //
-//   recall --device cpu --d-model 64 --layers 2 --steps 600 --seq-len 32
+//   recall --device cpu --d-model 64 --layers 2 --steps 1000 --lr 2e-3 --seq-len 64
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <string>
@@ -23,10 +23,10 @@ int main(int argc, char** argv) {
   options.add_options()("device", "cpu, cuda or cuda:N", cxxopts::value<std::string>()->default_value("cpu"))(
       "d-model", "width", cxxopts::value<int>()->default_value("64"))(
       "layers", "layers (mixer + MLP each)", cxxopts::value<int>()->default_value("2"))(
-      "steps", "training steps", cxxopts::value<int>()->default_value("600"))(
+      "steps", "training steps", cxxopts::value<int>()->default_value("1000"))(
       "batch", "examples per step", cxxopts::value<int>()->default_value("16"))(
-      "lr", "peak learning rate", cxxopts::value<double>()->default_value("1e-3"))(
-      "seq-len", "task sequence length", cxxopts::value<int>()->default_value("32"))(
+      "lr", "peak learning rate", cxxopts::value<double>()->default_value("2e-3"))(
+      "seq-len", "task sequence length", cxxopts::value<int>()->default_value("64"))(
       "seeds", "initialisation seeds", cxxopts::value<int>()->default_value("2"))("h,help", "show this help");
   const auto args = options.parse(argc, argv);
   if (args.count("help")) {
