@@ -5,6 +5,7 @@
 #include <cxxopts.hpp>
 #include <iostream>
 
+#include "cli/command.hpp"
 #include "cli/config.hpp"
 
 namespace livs::cli {
@@ -16,16 +17,7 @@ int run_check(int argc, char** argv) {
                                                                                     "show this help");
   options.parse_positional({"config"});
   cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::fprintf(stderr, "error: %s (see 'livsearch check --help')\n", e.what());
-    return 2;
-  }
-  if (args.count("help")) {
-    std::cout << options.help();
-    return 0;
-  }
+  if (!parse_arguments(options, argc, argv, args)) return 0;
   if (!args.count("config")) {
     std::fprintf(stderr, "error: missing CONFIG (see 'livsearch check --help')\n");
     return 2;

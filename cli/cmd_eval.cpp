@@ -13,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli/command.hpp"
 #include "cli/config.hpp"
 #include "common/rng.hpp"
 #include "evaluator/backend_factory.hpp"
@@ -160,16 +161,7 @@ int run_eval(int argc, char** argv) {
       "h,help", "show this help");
   options.parse_positional({"architecture"});
   cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::fprintf(stderr, "error: %s (see 'livsearch eval --help')\n", e.what());
-    return 2;
-  }
-  if (args.count("help")) {
-    std::cout << options.help();
-    return 0;
-  }
+  if (!parse_arguments(options, argc, argv, args)) return 0;
   const auto format = args["format"].as<std::string>();
   if (format != "table" && format != "json")
     throw InputError("--format", "", "expected table or json, got \"" + format + "\"");

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/command.hpp"
 #include "cli/query_common.hpp"
 #include "cli/query_front.hpp"
 #include "common/input_error.hpp"
@@ -47,11 +48,8 @@ int run_export(int argc, char** argv) {
       "out", "the folder to write into (created if missing)", cxxopts::value<std::string>())(
       "h,help", "show this help");
   options.parse_positional({"hash"});
-  auto args = parse_query_args(options, argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help();
-    return 0;
-  }
+  cxxopts::ParseResult args;
+  if (!parse_arguments(options, argc, argv, args)) return 0;
   std::string db_path = required_db(args, argv[0]);
   if (args["format"].as<std::string>() == "pytorch")
     throw InputError("--format", "", "pytorch export is not available yet; use --format json");

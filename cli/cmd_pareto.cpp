@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/command.hpp"
 #include "cli/query_common.hpp"
 #include "cli/query_front.hpp"
 
@@ -126,11 +127,8 @@ int run_pareto(int argc, char** argv) {
                                                         "leave out candidates that break a constraint")(
       "format", "table, json or csv", cxxopts::value<std::string>()->default_value("table"))(
       "h,help", "show this help");
-  auto args = parse_query_args(options, argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help();
-    return 0;
-  }
+  cxxopts::ParseResult args;
+  if (!parse_arguments(options, argc, argv, args)) return 0;
   std::string db_path = required_db(args, argv[0]);
   std::string format = chosen_format(args, {"table", "json", "csv"});
   db::Reader reader(db_path);

@@ -1,6 +1,7 @@
 // livsearch runs --db FILE [--format table|json]: the runs a database holds.
 #include <iostream>
 
+#include "cli/command.hpp"
 #include "cli/query_common.hpp"
 #include "db/store.hpp"
 
@@ -11,11 +12,8 @@ int run_runs(int argc, char** argv) {
   options.add_options()("db", "the database file", cxxopts::value<std::string>())(
       "format", "table or json", cxxopts::value<std::string>()->default_value("table"))("h,help",
                                                                                         "show this help");
-  auto args = parse_query_args(options, argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help();
-    return 0;
-  }
+  cxxopts::ParseResult args;
+  if (!parse_arguments(options, argc, argv, args)) return 0;
   std::string db_path = required_db(args, argv[0]);
   std::string format = chosen_format(args, {"table", "json"});
   db::Reader reader(db_path);

@@ -9,6 +9,7 @@
 #include <cxxopts.hpp>
 #include <iostream>
 
+#include "cli/command.hpp"
 #include "cli/config.hpp"
 #include "db/store.hpp"
 #include "evaluator/backend_factory.hpp"
@@ -57,16 +58,7 @@ int run_search(int argc, char** argv) {
       "h,help", "show this help");
   options.parse_positional({"config"});
   cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::fprintf(stderr, "error: %s (see 'livsearch search --help')\n", e.what());
-    return 2;
-  }
-  if (args.count("help")) {
-    std::cout << options.help();
-    return 0;
-  }
+  if (!parse_arguments(options, argc, argv, args)) return 0;
   if (!args.count("config"))
     throw InputError("livsearch search", "", "missing CONFIG (see 'livsearch search --help')");
   const int workers = args["workers"].as<int>();

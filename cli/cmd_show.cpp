@@ -4,6 +4,7 @@
 #include <iostream>
 #include <map>
 
+#include "cli/command.hpp"
 #include "cli/query_common.hpp"
 #include "common/input_error.hpp"
 #include "db/store.hpp"
@@ -40,11 +41,8 @@ int run_show(int argc, char** argv) {
       "format", "table or json", cxxopts::value<std::string>()->default_value("table"))("h,help",
                                                                                         "show this help");
   options.parse_positional({"hash"});
-  auto args = parse_query_args(options, argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help();
-    return 0;
-  }
+  cxxopts::ParseResult args;
+  if (!parse_arguments(options, argc, argv, args)) return 0;
   std::string db_path = required_db(args, argv[0]);
   std::string format = chosen_format(args, {"table", "json"});
   if (!args.count("hash"))

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <iostream>
 
+#include "cli/command.hpp"
 #include "cli/query_common.hpp"
 #include "cli/query_front.hpp"
 #include "db/store.hpp"
@@ -64,11 +65,8 @@ int run_status(int argc, char** argv) {
       "run", "the run (default: the most recent)", cxxopts::value<std::string>()->default_value(""))(
       "format", "table or json", cxxopts::value<std::string>()->default_value("table"))("h,help",
                                                                                         "show this help");
-  auto args = parse_query_args(options, argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help();
-    return 0;
-  }
+  cxxopts::ParseResult args;
+  if (!parse_arguments(options, argc, argv, args)) return 0;
   std::string db_path = required_db(args, argv[0]);
   std::string format = chosen_format(args, {"table", "json"});
   db::Reader reader(db_path);

@@ -1,4 +1,7 @@
+#include <iostream>
+
 #include "cli/command.hpp"
+#include "common/input_error.hpp"
 
 namespace livs::cli {
 
@@ -27,6 +30,19 @@ const std::vector<Command>& commands() {
       {"presets", "list the built-in architectures, or print one as genome JSON", run_presets},
   };
   return table;
+}
+
+bool parse_arguments(cxxopts::Options& options, int argc, char** argv, cxxopts::ParseResult& args) {
+  try {
+    args = options.parse(argc, argv);
+  } catch (const cxxopts::exceptions::exception& e) {
+    throw InputError(argv[0], "", std::string(e.what()) + " (see '" + argv[0] + " --help')");
+  }
+  if (args.count("help")) {
+    std::cout << options.help();
+    return false;
+  }
+  return true;
 }
 
 }  // namespace livs::cli

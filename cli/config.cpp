@@ -140,7 +140,8 @@ Json to_json(const Config& config) {
                    {"crossover_probability", search.crossover_probability},
                    {"mutation_probability", search.mutation_probability},
                    {"aging_sample_size", search.aging_sample_size},
-                   {"max_evaluations", search.max_evaluations}};
+                   {"max_evaluations", search.max_evaluations},
+                   {"fidelity", search.fidelity}};
   auto point = [&](const std::vector<double>& values) {
     Json p = Json::object();
     for (std::size_t i = 0; i < values.size() && i < search.objectives.size(); ++i)

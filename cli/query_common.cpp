@@ -10,14 +10,6 @@
 
 namespace livs::cli {
 
-cxxopts::ParseResult parse_query_args(cxxopts::Options& options, int argc, char** argv) {
-  try {
-    return options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    throw InputError(argv[0], "", std::string(e.what()) + " (see '" + argv[0] + " --help')");
-  }
-}
-
 std::string required_db(const cxxopts::ParseResult& args, const char* command) {
   if (!args.count("db"))
     throw InputError(command, "", std::string("missing --db FILE (see '") + command + " --help')");

@@ -11,10 +11,6 @@
 
 namespace livs::cli {
 
-// Parses argv; a usage mistake (unknown option, missing value) becomes an
-// InputError "livsearch CMD: ... (see 'livsearch CMD --help')".
-cxxopts::ParseResult parse_query_args(cxxopts::Options& options, int argc, char** argv);
-
 // The --db value, required: InputError "livsearch CMD: missing --db FILE" otherwise.
 std::string required_db(const cxxopts::ParseResult& args, const char* command);
 

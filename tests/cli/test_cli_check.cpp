@@ -98,7 +98,8 @@ TEST_CASE("check prints the resolved quick config as JSON") {
   CHECK(std::filesystem::equivalent(path, LIVSEARCH_SOURCE_DIR "/data/kjv.txt"));
   CHECK(json["data"]["vocab"] == 256);
   CHECK(json["objectives"][0]["name"] == "perplexity");
-  CHECK(json["search"]["population"] == 8);
+  CHECK(json["search"]["population"] == 6);
+  CHECK(json["search"]["fidelity"] == 0.1);
   // Training defaults are filled in by the evaluator's parser.
   CHECK(json["training"]["steps"] == 600);
   CHECK(json["training"]["min_lr_ratio"] == 0.1);
