@@ -9,11 +9,12 @@
 #   scripts/gpu-check.sh         # both, on a machine that has a GPU and the build tools
 #
 # Outputs land in $OUT (or ./gpu-out) as gpu-tests.log and bench.log.
+# GPU_TEST_ARGS passes doctest options to test_gpu (e.g. -tc='*attention*').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
 arch=${CUDA_ARCH:-90}
-dist=.gpu
+dist=${STAGE_DIR:-.gpu}  # STAGE_DIR: another folder, so that several builds can be staged side by side
 build_dir=${BUILD_DIR:-build-gpu}  # BUILD_DIR, GPU_TARGETS and JOBS override the defaults
 out=${OUT:-$PWD/gpu-out}
 
@@ -48,13 +49,13 @@ build() {
 run() {
   mkdir -p "$out"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-  export LD_LIBRARY_PATH="$PWD/$dist${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LD_LIBRARY_PATH="$(cd "$dist" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   status=0
   if [ "${SKIP_GPU_TESTS:-0}" = 1 ]; then
     echo "test_gpu skipped (SKIP_GPU_TESTS=1)"
   elif [ -x "$dist/test_gpu" ]; then
     # Failures, the training-curve MESSAGEs and the summary; -d prints each test's seconds.
-    "$dist/test_gpu" -d 2>&1 | tee "$out/gpu-tests.log" || status=1
+    "$dist/test_gpu" -d ${GPU_TEST_ARGS:-} 2>&1 | tee "$out/gpu-tests.log" || status=1
   else
     echo "no test_gpu in $dist (build without CUDA?)" | tee "$out/gpu-tests.log"; status=1
   fi
