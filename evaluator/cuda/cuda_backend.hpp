@@ -187,6 +187,7 @@ class CudaBackend final : public Backend {
   Scratch column_sums_;                // bias, gate, lambda, conv-weight gradients (column_sums.cuh)
   Scratch scan_scratch_;               // rglru dlambda partials; selective scan carries and g*delta*u
   Scratch linear_attention_scratch_;   // linear attention backward: local dq (and states too big to share)
+  Scratch gemm_a_bf16_, gemm_b_bf16_;  // bf16 copies of GEMM inputs (cuda_matmul.cpp)
 };
 
 }  // namespace livs::evaluator

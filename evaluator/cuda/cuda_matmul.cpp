@@ -3,15 +3,44 @@
 //   y = x W^T      ->  y^T  = W^T(op T) x^T       (m = out, n = rows, k = in)
 //   dx += dy W     ->  dx^T = W^T dy^T            (m = in,  n = rows, k = out)
 //   dW += dy^T x   ->  dW^T = x^T (dy^T)^T        (m = in,  n = out,  k = rows)
-// bf16 mode: tensor cores take bf16-rounded fp32 inputs and accumulate in
-// fp32 (CUBLAS_COMPUTE_32F_FAST_16BF); fp32 mode is exact (CUBLAS_COMPUTE_32F).
+// bf16 mode: tensor cores multiply bf16-rounded inputs and accumulate in
+// fp32; fp32 mode is exact (CUBLAS_COMPUTE_32F). In bf16 mode the inputs
+// reach cuBLAS one of two ways, whichever bench/bench_gemm measured faster
+// for the product's shape on an H100 (docs/benchmarks.md, "GEMM inputs"):
+// - converted: both inputs are first rounded into bf16 copies (scratch that
+//   grows on first use, like every Scratch), then a bf16 x bf16 -> fp32 GEMM.
+//   Faster whenever the reduction depth k is small (the forward products and
+//   dx = dy W): the copies are small next to the product's work;
+// - in the kernel: fp32 inputs with CUBLAS_COMPUTE_32F_FAST_16BF, which
+//   rounds while loading. Faster for the weight gradients (k = tokens) and the
+//   LM head's dx (k = vocab), whose inputs are the largest tensors of the step.
+// LIVSEARCH_CUDA_GEMM_CONVERT=0 turns the conversion off (for comparison).
 #include <cublas_v2.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include "evaluator/cuda/cuda_backend.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator {
+
+namespace {
+
+// The largest reduction depth at which converted inputs won in
+// bench/bench_gemm (k 512-1536 won; k 16384 and 50304 lost).
+constexpr int64_t kConvertMaxDepth = 4096;
+
+bool conversion_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("LIVSEARCH_CUDA_GEMM_CONVERT");
+    return !(value && std::strcmp(value, "0") == 0);
+  }();
+  return enabled;
+}
+
+}  // namespace
 
 void CudaBackend::gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
                        int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, float beta) {
@@ -21,6 +50,19 @@ void CudaBackend::gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n,
     return;
   }
   const float alpha = 1.0f;
+  if (precision_ == GemmPrecision::bf16 && k <= kConvertMaxDepth && conversion_enabled()) {
+    // Stored extents (column-major): op(A) is m x k, op(B) is k x n.
+    const int64_t a_count = lda * (transpose_a ? m : k), b_count = ldb * (transpose_b ? k : n);
+    void* a16 = scratch(gemm_a_bf16_, std::size_t(a_count) * 2);
+    void* b16 = scratch(gemm_b_bf16_, std::size_t(b_count) * 2);
+    cuda::to_bf16(stream_, a16, a, a_count);
+    cuda::to_bf16(stream_, b16, b, b_count);
+    LIVS_CUBLAS_CHECK(cublasGemmEx(cublas_, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                   transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k), &alpha,
+                                   a16, CUDA_R_16BF, int(lda), b16, CUDA_R_16BF, int(ldb), &beta, c,
+                                   CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
   const cublasComputeType_t compute =
       precision_ == GemmPrecision::bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
   LIVS_CUBLAS_CHECK(cublasGemmEx(cublas_, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,

@@ -18,6 +18,8 @@ namespace livs::evaluator::cuda {
 // elementwise.cu
 void fill(cudaStream_t stream, float* dst, int64_t count, float value);
 void add(cudaStream_t stream, float* out, const float* a, const float* b, int64_t count);
+// dst: count bf16 values (round to nearest even).
+void to_bf16(cudaStream_t stream, void* dst, const float* src, int64_t count);
 
 // swiglu.cu
 void swiglu_forward(cudaStream_t stream, float* h, const float* gate, const float* up, int64_t count);
