@@ -7,29 +7,11 @@
 #include "evaluator/cpu/cpu_backend.hpp"
 #include "evaluator/model.hpp"
 #include "tests/evaluator/gradient_check.hpp"
+#include "tests/evaluator/mix_checks.hpp"
 #include "tests/evaluator/spec_builders.hpp"
 
 using namespace livs::evaluator;
 using namespace livs::evaluator::testing;
-
-namespace {
-
-std::vector<int32_t> random_tokens(std::size_t n, int vocab, uint64_t seed) {
-  livs::Rng rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = int32_t(rng.integer(0, vocab - 1));
-  return t;
-}
-
-// Larger weights than the training initialisation, so gradients are far from zero.
-void randomize(Model& model) {
-  auto w = random_vector(model.parameters().count(), 5, 0.3);
-  for (const auto& e : model.parameters().entries())
-    for (int64_t i = 0; i < e.numel; ++i)
-      model.values()[e.offset + i] = e.init == Init::ones ? 1.0f + 0.3f * w[e.offset + i] : w[e.offset + i];
-}
-
-}  // namespace
 
 TEST_CASE("model gradient of the mean cross-entropy against finite differences") {
   const int vocab = 13;
@@ -49,32 +31,9 @@ TEST_CASE("model gradient of the mean cross-entropy against finite differences")
 }
 
 TEST_CASE("model decode reproduces the forward's per-token losses and holds the analytic cache") {
-  const int vocab = 32, batch = 2, seq = 10;
   for (int window : {0, 4}) {
     CAPTURE(window);
-    auto spec = transformer_spec(16, 2, 4, 2, 32, vocab, window);
-    CpuBackend backend;
-    PlanShape shape{batch, seq, batch, seq};
-    Model model(spec, backend, shape, 11);
-    randomize(model);
-    auto inputs = random_tokens(batch * seq, vocab, 3), targets = random_tokens(batch * seq, vocab, 4);
-    model.forward(inputs.data(), targets.data());
-    const auto losses = model.token_losses();
-    model.reset_decode();
-    std::vector<float> logits(batch * vocab);
-    for (int t = 0; t < seq; ++t) {
-      int32_t tokens[batch] = {inputs[t], inputs[seq + t]};
-      model.decode_step(tokens, t, logits.data());
-      for (int b = 0; b < batch; ++b) {
-        double mx = -1e30, sum = 0;
-        for (int v = 0; v < vocab; ++v) mx = std::max(mx, double(logits[b * vocab + v]));
-        for (int v = 0; v < vocab; ++v) sum += std::exp(logits[b * vocab + v] - mx);
-        const double ce = mx + std::log(sum) - logits[b * vocab + targets[b * seq + t]];
-        REQUIRE(ce == doctest::Approx(losses[b * seq + t]).epsilon(1e-4));
-      }
-    }
-    CHECK(model.planned_state_elements() == batch * model.decode_state_elements(seq));
-    CHECK(model.decode_state_elements(seq) == spec.decode_state_elements(seq));
+    check_model_decode(transformer_spec(16, 2, 4, 2, 32, 32, window), 2, 10);
   }
 }
 
