@@ -24,7 +24,7 @@ build() {
   # Only what runs on the GPU box (the test suite first: it needs the least).
   local targets=(${GPU_TARGETS:-test_gpu livsearch})
   if [ -z "${GPU_TARGETS:-}" ]; then
-    for t in bench_train zdt latency recall; do
+    for t in bench_train bench_gemm bench_attention zdt latency recall; do
       cmake --build "$build_dir" --target help | grep -q "^\.\.\. $t\$" && targets+=("$t")
     done
   fi
@@ -68,12 +68,19 @@ run() {
   if [ -x "$dist/bench_train" ]; then
     "$dist/bench_train" --profile 2>&1 | tee "$out/bench.log" || status=1
   fi
+  # Kernel-level benchmarks: how to feed the GEMMs, and attention alone.
+  for exe in bench_gemm bench_attention; do
+    [ -x "$dist/$exe" ] && { "$dist/$exe" 2>&1 | tee "$out/$exe.log" || status=1; }
+  done
   if [ -f "$dist/torch_reference.py" ] && python3 -c "import torch" 2>/dev/null; then
     # deadline N: seconds still free of the budget minus a margin, at least 1 (0: no budget).
     deadline() { [ "$budget" -gt 0 ] && echo $(( (budget - (SECONDS - bench_start) - $1) / $2 > 1 ? (budget - (SECONDS - bench_start) - $1) / $2 : 1 )) || echo 0; }
     PYTHONUNBUFFERED=1 python3 "$dist/torch_reference.py" --mode eager --deadline "$(deadline 20 3)" \
       2>&1 | tee "$out/bench-torch-eager.log" || status=1
+    # TORCH_PRECOMPILE=N (default 12) warms torch.compile's caches with N rows
+    # at once first, so every compile row fits the budget (see torch_reference.py).
     PYTHONUNBUFFERED=1 python3 "$dist/torch_reference.py" --mode compile --deadline "$(deadline 15 1)" \
+      --precompile "${TORCH_PRECOMPILE:-12}" --row-timeout "${TORCH_ROW_TIMEOUT:-300}" \
       2>&1 | tee "$out/bench-torch-compile.log" || status=1
   fi
   return $status
