@@ -32,6 +32,12 @@ const std::vector<ObjectiveInfo>& objective_catalogue() {
       {"peak_memory_train", "bytes", false, 0.0, "the training memory plan (one arena allocation)"},
       {"peak_memory_infer", "bytes", false, 0.0,
        "the inference memory plan at the latency batch and context"},
+      {"peak_memory_train_device", "bytes", false, 0.0,
+       "device memory in use after the first training steps minus before the model was built "
+       "(cudaMemGetInfo; GPU only)"},
+      {"peak_memory_infer_device", "bytes", false, 0.0,
+       "device memory in use after prefill and decode minus before the model was built "
+       "(cudaMemGetInfo; GPU only)"},
       // Bookkeeping of the training run.
       {"train_seconds", "s", false, 0.0, "wall time of the training steps"},
       {"train_ms", "ms", false, 0.0, "wall time of the training steps"},

@@ -1,13 +1,17 @@
 #include "evaluator/arena.hpp"
 
 #include <stdexcept>
+#include <string>
 
 namespace livs::evaluator {
 
 namespace {
 constexpr int64_t kAlign = 64;  // bytes: every buffer starts on a cache line
 int64_t round_up(int64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+std::string mebibytes(int64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20); }
 }  // namespace
+
+int64_t workspace_margin_bytes(int64_t plan_bytes) { return (int64_t(64) << 20) + plan_bytes / 8; }
 
 Arena::~Arena() {
   if (base_) backend_.free(base_);
@@ -21,6 +25,11 @@ void Arena::reserve(float** where, int64_t count) {
 void Arena::reserve_tokens(int32_t** where, int64_t count) {
   if (base_) throw std::logic_error("Arena: reserve after allocate");
   scratch_.push_back({reinterpret_cast<void**>(where), round_up(count * int64_t(sizeof(int32_t)))});
+}
+
+void Arena::reserve_bytes(void** where, int64_t bytes) {
+  if (base_) throw std::logic_error("Arena: reserve after allocate");
+  scratch_.push_back({where, round_up(bytes)});
 }
 
 void Arena::reserve_state(float** where, int64_t count) {
@@ -41,6 +50,13 @@ int64_t Arena::allocate() {
   const int64_t state_bytes = total;
   for (const auto& r : scratch_) total += r.bytes;
   for (const auto& c : constants_) total += round_up(int64_t(c.values.size() * sizeof(float)));
+  const int64_t margin = workspace_margin_bytes(total);
+  const MemoryInfo memory = backend_.memory_info();
+  if (total + margin > memory.free_bytes)
+    throw OutOfMemory("out of memory: the plan needs " + mebibytes(total + margin) + " MiB (" +
+                      mebibytes(total) + " MiB planned + " + mebibytes(margin) +
+                      " MiB workspace margin), the device has " + std::to_string(memory.free_bytes >> 20) +
+                      " MiB free");
   base_ = backend_.allocate(static_cast<std::size_t>(total == 0 ? kAlign : total));
   bytes_ = total;
   char* cursor = static_cast<char*>(base_);

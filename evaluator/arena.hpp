@@ -9,11 +9,26 @@
 // pointer there. Owners must therefore not move (operators live behind
 // unique_ptr).
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "evaluator/backend.hpp"
 
 namespace livs::evaluator {
+
+// The plan does not fit the device's free memory: thrown by Arena::allocate
+// before anything is allocated, so the trainer reports it as the
+// candidate's failure instead of crashing in the middle of a step.
+class OutOfMemory : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// What allocate() asks to be free beyond the plan: the backend's scratch
+// buffers (attention, column sums, scan carries) grow at the first step and
+// CUDA graphs need a little memory of their own. 64 MiB plus an eighth of the
+// plan covers every preset measured (docs/architecture.md).
+int64_t workspace_margin_bytes(int64_t plan_bytes);
 
 class Arena {
  public:
@@ -26,13 +41,17 @@ class Arena {
   void reserve(float** where, int64_t count);
   // Token ids.
   void reserve_tokens(int32_t** where, int64_t count);
+  // Raw bytes (the step scalars).
+  void reserve_bytes(void** where, int64_t bytes);
   // Decode state: zeroed by reset_state().
   void reserve_state(float** where, int64_t count);
   // A constant table, copied from the host at allocation (RoPE's cos/sin, ...).
   void reserve_constant(float** where, std::vector<float> values);
 
-  // Lays out every request, allocates once, fills in the pointers and copies
-  // the constants. Returns the bytes allocated.
+  // Lays out every request, checks that the plan plus the workspace margin
+  // fits the backend's free memory (else throws OutOfMemory, "out of memory:
+  // the plan needs X MiB, ..."), allocates once, fills in the pointers and
+  // copies the constants. Returns the bytes allocated.
   int64_t allocate();
   bool allocated() const { return base_ != nullptr; }
   void reset_state();

@@ -13,8 +13,15 @@
 //   computed in a fixed order and partials are combined in a fixed order, so
 //   the bits do not depend on the number of threads.
 // - Nothing allocates inside a kernel: the training step allocates nothing.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -67,6 +74,56 @@ struct AdamWStep {
   float weight_decay = 0.0f;  // decoupled: p -= lr * weight_decay * p
   float grad_scale = 1.0f;
   int step = 1;  // 1-based, for bias correction
+};
+
+// Per-step scalars of a training step, in device memory. The host writes
+// `in` with one copy before the step; the step's kernels write `out`; the
+// host reads `out` with one copy after it.
+struct StepScalarInputs {
+  float learning_rate = 0.0f;
+  float bias_correction1 = 1.0f;  // 1 - beta1^step, as adamw_update computes it
+  float bias_correction2 = 1.0f;  // 1 - beta2^step
+  int32_t step = 1;
+};
+struct StepScalarOutputs {
+  double loss = 0.0;       // mean cross-entropy of the batch (Model::forward_on_device)
+  double grad_norm = 0.0;  // global gradient norm before clipping (grad_clip_scale)
+  float grad_scale = 1.0f;
+  float unused = 0.0f;
+};
+struct DeviceStepScalars {
+  StepScalarInputs in;
+  StepScalarOutputs out;
+};
+// The bias corrections in double, then rounded: the arithmetic of adamw_update.
+inline StepScalarInputs step_scalar_inputs(float learning_rate, float beta1, float beta2, int step) {
+  StepScalarInputs in;
+  in.learning_rate = learning_rate;
+  in.bias_correction1 = 1.0f - float(std::pow(double(beta1), step));
+  in.bias_correction2 = 1.0f - float(std::pow(double(beta2), step));
+  in.step = step;
+  return in;
+}
+
+// A step (a fixed sequence of kernel calls) run as one replayable unit.
+class StepRunner {
+ public:
+  virtual ~StepRunner() = default;
+  virtual void run() = 0;
+  virtual bool replays_graph() const { return false; }  // true once a CUDA graph replays the step
+};
+class EagerStepRunner final : public StepRunner {
+ public:
+  explicit EagerStepRunner(std::function<void()> step) : step_(std::move(step)) {}
+  void run() override { step_(); }
+
+ private:
+  std::function<void()> step_;
+};
+
+struct MemoryInfo {
+  int64_t free_bytes = 0;
+  int64_t total_bytes = 0;
 };
 
 // Linear attention over q, k, v laid out [batch, seq, heads, head_dim]
@@ -170,6 +227,61 @@ class Backend {
   virtual double sum_of_squares(const float* x, int64_t count) = 0;  // in double, deterministic order
   virtual void adamw_update(float* params, const float* grads, float* m, float* v, int64_t count,
                             const AdamWStep& step) = 0;
+
+  // ---- The training step on the device, step graphs, memory and timing ----
+  // (trainer, proxies/latency). Per-step values travel through
+  // DeviceStepScalars, so a step is a fixed sequence of kernel calls with no
+  // host read and no allocation: replayable as a CUDA graph.
+  //
+  // out[0] = sum(x) / count in double, summed in a fixed order (the loss).
+  virtual void mean_to_device(double* out, const float* x, int64_t count) {
+    unsupported("mean_to_device", out, x, count);
+  }
+  // Global-norm clipping without a host round trip: *norm_out = sqrt(sum of
+  // squares) (in double, the order of sum_of_squares), *scale_out =
+  // max_norm / norm when max_norm > 0 and norm > max_norm, else 1.
+  virtual void grad_clip_scale(float* scale_out, double* norm_out, const float* grads, int64_t count,
+                               double max_norm) {
+    unsupported("grad_clip_scale", scale_out, norm_out, grads, count, max_norm);
+  }
+  // adamw_update with the learning rate, bias corrections and grad scale read
+  // from device memory (scalars->in, scalars->out.grad_scale); beta1, beta2,
+  // eps and weight_decay from `constants`. Same arithmetic, same bits.
+  virtual void adamw_update_device(float* params, const float* grads, float* m, float* v, int64_t count,
+                                   const AdamWStep& constants, const DeviceStepScalars* scalars) {
+    unsupported("adamw_update_device", params, grads, m, v, count, constants, scalars);
+  }
+  // Runs `step` as one replayable unit. The default (CPU) calls it each
+  // time. CUDA: the first run is eager (it sizes every scratch buffer), the
+  // second is captured as a CUDA graph and launched, later runs replay the
+  // graph; a capture that fails (an operator that reads the device from the
+  // host) falls back to eager with a warning on stderr. `step` must read
+  // per-run values from device memory only.
+  virtual std::unique_ptr<StepRunner> make_step_runner(std::function<void()> step, bool allow_graph = true) {
+    (void)allow_graph;
+    return std::make_unique<EagerStepRunner>(std::move(step));
+  }
+  // Milliseconds the device spends on run(): CUDA events around it on the
+  // GPU; by default a steady clock between two synchronize() calls.
+  virtual double elapsed_ms(const std::function<void()>& run) {
+    synchronize();
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    synchronize();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  }
+  // Free and total memory of the device (CPU: MemAvailable and MemTotal),
+  // with free capped by set_memory_limit (0: no limit), so a test can run the
+  // real out-of-memory check against a small, real limit.
+  MemoryInfo memory_info() {
+    MemoryInfo info = query_memory_info();
+    if (memory_limit_bytes_ > 0) info.free_bytes = std::min(info.free_bytes, memory_limit_bytes_);
+    return info;
+  }
+  void set_memory_limit(int64_t bytes) { memory_limit_bytes_ = bytes; }
+  // Bytes in use on the device as the device reports them (CUDA: total - free
+  // from cudaMemGetInfo); empty where that is not measured (CPU).
+  virtual std::optional<int64_t> device_bytes_in_use() { return std::nullopt; }
 
   // Linear attention and MoE. These have default bodies that throw, so a
   // backend that does not implement them yet still builds; the operators that
@@ -370,6 +482,12 @@ class Backend {
   virtual void add_bias(Matrix y, const float* bias) { unsupported("add_bias", y.data, bias); }
   virtual void bias_backward(float* dbias, ConstMatrix dy) { unsupported("bias_backward", dbias, dy.data); }
 
+ protected:
+  // Unknown by default: every plan fits (no check).
+  virtual MemoryInfo query_memory_info() {
+    return {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::max()};
+  }
+  int64_t memory_limit_bytes_ = 0;
  protected:
   template <class... Ignored>
   [[noreturn]] void unsupported(const char* kernel, const Ignored&...) const {

@@ -1,5 +1,6 @@
 #include "evaluator/model.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace livs::evaluator {
@@ -71,8 +72,7 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
   for (float** block : {&values_, &grads_, &adam_m_, &adam_v_}) arena_.reserve(block, P);
   const int64_t N = shape_.tokens();
   if (N > 0) {
-    arena_.reserve_tokens(&inputs_, N);
-    arena_.reserve_tokens(&targets_, N);
+    arena_.reserve_tokens(&inputs_, 2 * N);  // targets follow the inputs: one copy per batch
     for (auto& slot : slots_) {
       arena_.reserve(&slot.x, N * D);
       arena_.reserve(&slot.normed, N * D);
@@ -86,6 +86,8 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
     arena_.reserve(&lse_, N);
     arena_.reserve(&losses_, N);
     host_losses_.resize(static_cast<std::size_t>(N));
+    host_tokens_.resize(static_cast<std::size_t>(2 * N));
+    arena_.reserve_bytes(reinterpret_cast<void**>(&step_scalars_), sizeof(DeviceStepScalars));
   }
   const int64_t B = shape_.decode_batch;
   if (B > 0) {
@@ -106,6 +108,7 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
     for (auto& op : slot.ops) op->plan(arena_, shape_);
   }
   arena_.allocate();
+  if (inputs_) targets_ = inputs_ + N;
   params_.bind(values_, grads_);
   params_.initialize(backend_, init_seed, n_slots);
   for (auto& slot : slots_)
@@ -147,10 +150,26 @@ void Model::slot_backward(Slot& slot) {
 Model::~Model() = default;
 
 double Model::forward(const int32_t* inputs, const int32_t* targets) {
+  const int64_t N = shape_.tokens();
+  set_batch(inputs, targets);
+  forward_on_device();
+  backend_.copy_to_host(host_losses_.data(), losses_, N * sizeof(float));
+  double sum = 0.0;  // in token order: deterministic
+  for (float l : host_losses_) sum += l;
+  return sum / double(N);
+}
+
+void Model::set_batch(const int32_t* inputs, const int32_t* targets) {
+  const int64_t N = shape_.tokens();
+  if (N == 0) throw std::logic_error("Model::set_batch: no training shape planned");
+  std::copy(inputs, inputs + N, host_tokens_.begin());
+  std::copy(targets, targets + N, host_tokens_.begin() + N);
+  backend_.copy_to_device(inputs_, host_tokens_.data(), host_tokens_.size() * sizeof(int32_t));
+}
+
+void Model::forward_on_device() {
   const int64_t N = shape_.tokens(), D = d_, V = vocab_;
   if (N == 0) throw std::logic_error("Model::forward: no training shape planned");
-  backend_.copy_to_device(inputs_, inputs, N * sizeof(int32_t));
-  backend_.copy_to_device(targets_, targets, N * sizeof(int32_t));
   backend_.embedding_forward({slots_[0].x, N, D}, {embedding_.value, V, D}, inputs_);
   for (std::size_t s = 0; s < slots_.size(); ++s) {
     Slot& slot = slots_[s];
@@ -171,10 +190,7 @@ double Model::forward(const int32_t* inputs, const int32_t* targets) {
   backend_.rmsnorm_forward({final_, N, D}, final_rstd_, {x_out_, N, D}, final_norm_.value, eps_);
   backend_.matmul({logits_, N, V}, {final_, N, D}, {embedding_.value, V, D});
   backend_.cross_entropy_forward(losses_, lse_, {logits_, N, V}, targets_);
-  backend_.copy_to_host(host_losses_.data(), losses_, N * sizeof(float));
-  double sum = 0.0;  // in token order: deterministic
-  for (float l : host_losses_) sum += l;
-  return sum / double(N);
+  backend_.mean_to_device(&step_scalars_->out.loss, losses_, N);
 }
 
 void Model::zero_grads() { backend_.fill(grads_, params_.count(), 0.0f); }
@@ -203,9 +219,24 @@ void Model::backward() {
 void Model::reset_decode() { arena_.reset_state(); }
 
 void Model::decode_step(const int32_t* tokens, int64_t position, float* logits) {
-  const int64_t B = shape_.decode_batch, D = d_, V = vocab_;
+  set_decode_tokens(tokens);
+  decode_on_device(position);
+  if (logits) read_decode_logits(logits);
+}
+
+void Model::set_decode_tokens(const int32_t* tokens) {
+  const int64_t B = shape_.decode_batch;
   if (B == 0) throw std::logic_error("Model::decode_step: no decode shape planned");
   backend_.copy_to_device(dec_tokens_, tokens, B * sizeof(int32_t));
+}
+
+void Model::read_decode_logits(float* logits) {
+  backend_.copy_to_host(logits, dec_logits_, shape_.decode_batch * int64_t(vocab_) * sizeof(float));
+}
+
+void Model::decode_on_device(int64_t position) {
+  const int64_t B = shape_.decode_batch, D = d_, V = vocab_;
+  if (B == 0) throw std::logic_error("Model::decode_step: no decode shape planned");
   backend_.embedding_forward({dec_x_, B, D}, {embedding_.value, V, D}, dec_tokens_);
   for (auto& slot : slots_) {
     backend_.rmsnorm_forward({dec_normed_, B, D}, dec_rstd_, {dec_x_, B, D}, slot.norm.value, eps_);
@@ -220,7 +251,6 @@ void Model::decode_step(const int32_t* tokens, int64_t position, float* logits) 
   }
   backend_.rmsnorm_forward({dec_normed_, B, D}, dec_rstd_, {dec_x_, B, D}, final_norm_.value, eps_);
   backend_.matmul({dec_logits_, B, V}, {dec_normed_, B, D}, {embedding_.value, V, D});
-  if (logits) backend_.copy_to_host(logits, dec_logits_, B * V * sizeof(float));
 }
 
 int64_t Model::decode_state_elements(int64_t context) const {

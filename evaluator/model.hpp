@@ -32,7 +32,18 @@ class Model {
   // Training / evaluation on batch x seq tokens (host arrays, row-major
   // [batch, seq]; targets are the next tokens). Returns the mean cross-entropy;
   // the per-token values are in token_losses() afterwards.
+  // = set_batch + forward_on_device + reading the per-token losses back.
   double forward(const int32_t* inputs, const int32_t* targets);
+
+  // The same forward split for the device-side training step (a CUDA graph
+  // replays it): set_batch copies inputs and targets into their fixed device
+  // buffers (one copy); forward_on_device reads nothing from the host and
+  // leaves the mean cross-entropy in step_scalars()->out.loss.
+  void set_batch(const int32_t* inputs, const int32_t* targets);
+  void forward_on_device();
+  // The step's scalars in device memory (see backend.hpp): the trainer writes
+  // `in` before each step and reads `out` after it.
+  DeviceStepScalars* step_scalars() { return step_scalars_; }
   const std::vector<float>& token_losses() const { return host_losses_; }
   // The operators' auxiliary losses of the last forward (MoE load balancing),
   // not part of forward()'s cross-entropy; backward() includes their gradient,
@@ -47,6 +58,12 @@ class Model {
   // tokens: [decode_batch]; logits (may be null): [decode_batch, vocab].
   void reset_decode();
   void decode_step(const int32_t* tokens, int64_t position, float* logits);
+  // decode_step in three parts, so the middle one can be replayed as a graph
+  // (at a fixed position): tokens into their device buffer, the step, the
+  // logits [decode_batch, vocab] back to the host.
+  void set_decode_tokens(const int32_t* tokens);
+  void decode_on_device(int64_t position);
+  void read_decode_logits(float* logits);
   // Analytic decode-state elements per sequence at this context length.
   int64_t decode_state_elements(int64_t context) const;
   // Decode-state elements the arena actually holds for decode_batch sequences.
@@ -92,6 +109,8 @@ class Model {
   float *x_out_ = nullptr, *y_ = nullptr, *final_ = nullptr, *final_rstd_ = nullptr, *logits_ = nullptr,
         *lse_ = nullptr, *losses_ = nullptr, *dres_ = nullptr, *dnormed_ = nullptr;
   std::vector<float> host_losses_;
+  std::vector<int32_t> host_tokens_;  // staging for set_batch: inputs then targets, one copy
+  DeviceStepScalars* step_scalars_ = nullptr;
   double aux_loss_ = 0.0;
   // Decode buffers.
   int32_t* dec_tokens_ = nullptr;

@@ -96,8 +96,35 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
     PlanShape shape;
     shape.batch = s.batch_size;
     shape.seq = s.seq_len;
+    const std::optional<int64_t> in_use_before = backend.device_bytes_in_use();
     Model model(spec, backend, shape, derive_seed(seed, "init"));
     const auto& params = model.parameters();
+
+    // The step: a fixed sequence of kernel calls that reads its per-step
+    // values (learning rate, bias corrections) from the device and leaves the
+    // loss, the gradient norm and the clipping scale there, so it has no host
+    // round trip and allocates nothing; on the GPU it is replayed as a CUDA
+    // graph from the second step on.
+    DeviceStepScalars* scalars = model.step_scalars();
+    AdamWStep decayed, not_decayed;
+    decayed.beta1 = not_decayed.beta1 = float(s.beta1);
+    decayed.beta2 = not_decayed.beta2 = float(s.beta2);
+    decayed.weight_decay = float(s.weight_decay);
+    not_decayed.weight_decay = 0.0f;
+    auto step_body = [&] {
+      model.forward_on_device();
+      model.zero_grads();
+      model.backward();
+      backend.grad_clip_scale(&scalars->out.grad_scale, &scalars->out.grad_norm, model.grads(),
+                              params.count(), s.grad_clip);
+      for (const ParamGroup* group : {&params.decayed(), &params.not_decayed()})
+        if (group->count > 0)
+          backend.adamw_update_device(model.values() + group->offset, model.grads() + group->offset,
+                                      model.adam_m() + group->offset, model.adam_v() + group->offset,
+                                      group->count, group == &params.decayed() ? decayed : not_decayed,
+                                      scalars);
+    };
+    const auto runner = backend.make_step_runner(step_body);
 
     const auto train_start = Clock::now();
     Rng data_order(derive_seed(seed, "data"));
@@ -111,36 +138,31 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
           targets[r * T + t] = train_tokens[start + t + 1];
         }
       }
-      const double loss = model.forward(inputs.data(), targets.data());
-      if (!std::isfinite(loss)) {
+      model.set_batch(inputs.data(), targets.data());
+      const StepScalarInputs in =
+          step_scalar_inputs(float(learning_rate_at(s, step)), float(s.beta1), float(s.beta2), step);
+      backend.copy_to_device(&scalars->in, &in, sizeof(in));
+      runner->run();
+      StepScalarOutputs out;  // the one read of the step
+      backend.copy_to_host(&out, &scalars->out, sizeof(out));
+      if (in_use_before && step <= 2) {  // the first step grows the scratch, the second captures the graph
+        const int64_t used = *backend.device_bytes_in_use() - *in_use_before;
+        report.peak_memory_device = std::max(report.peak_memory_device.value_or(0), used);
+      }
+      if (!std::isfinite(out.loss)) {
         report.train_seconds = seconds_since(train_start);
         return fail(TrainStatus::non_finite_loss,
-                    "training loss became " + std::to_string(loss) + " at step " + std::to_string(step));
+                    "training loss became " + std::to_string(out.loss) + " at step " + std::to_string(step));
       }
-      model.zero_grads();
-      model.backward();
-      const double norm = std::sqrt(backend.sum_of_squares(model.grads(), params.count()));
-      if (!std::isfinite(norm)) {
+      if (!std::isfinite(out.grad_norm)) {
         report.train_seconds = seconds_since(train_start);
-        return fail(TrainStatus::non_finite_loss,
-                    "gradient norm became " + std::to_string(norm) + " at step " + std::to_string(step));
+        return fail(TrainStatus::non_finite_loss, "gradient norm became " + std::to_string(out.grad_norm) +
+                                                      " at step " + std::to_string(step));
       }
-      AdamWStep update;
-      update.learning_rate = float(learning_rate_at(s, step));
-      update.beta1 = float(s.beta1);
-      update.beta2 = float(s.beta2);
-      update.grad_scale = (s.grad_clip > 0.0 && norm > s.grad_clip) ? float(s.grad_clip / norm) : 1.0f;
-      update.step = step;
-      for (const ParamGroup* group : {&params.decayed(), &params.not_decayed()}) {
-        update.weight_decay = group == &params.decayed() ? float(s.weight_decay) : 0.0f;
-        if (group->count > 0)
-          backend.adamw_update(model.values() + group->offset, model.grads() + group->offset,
-                               model.adam_m() + group->offset, model.adam_v() + group->offset, group->count,
-                               update);
-      }
-      report.train_loss.push_back(loss);
+      report.train_loss.push_back(out.loss);
       report.steps_done = step;
-      if (progress) progress(step, loss);
+      report.step_graph = runner->replays_graph();
+      if (progress) progress(step, out.loss);
     }
     report.train_seconds = seconds_since(train_start);
 

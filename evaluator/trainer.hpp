@@ -4,6 +4,7 @@
 // bit-identical results, whatever the number of threads.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -33,6 +34,12 @@ struct TrainReport {
   double eval_seconds = 0.0;
   int64_t params_total = 0;
   int64_t params_non_embedding = 0;
+  // Device memory the model took as the device reports it (CUDA: bytes in use
+  // after the first two steps minus before the model was built, so the
+  // arena, the scratch buffers the first step grows and the step graph);
+  // empty where the backend does not measure it (CPU).
+  std::optional<int64_t> peak_memory_device;
+  bool step_graph = false;  // the steps after the first replayed a CUDA graph
 };
 
 // Called after every step with the step number (1-based) and its loss.

@@ -179,6 +179,11 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
     r.metrics["peak_memory_infer"] = static_cast<double>(inference.plan_bytes);
     r.metrics["peak_memory_train"] =
         static_cast<double>(training_plan_bytes(spec, *backend, train.batch_size, train.seq_len));
+    // The device's own figures beside the plans (not measured on the CPU).
+    if (report.peak_memory_device)
+      r.metrics["peak_memory_train_device"] = static_cast<double>(*report.peak_memory_device);
+    if (inference.device_bytes)
+      r.metrics["peak_memory_infer_device"] = static_cast<double>(*inference.device_bytes);
     if (settings.latency) {
       r.metrics["prefill_ms"] = inference.prefill.median_ms;
       r.metrics["prefill_ms_spread"] = inference.prefill.spread;

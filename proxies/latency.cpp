@@ -1,7 +1,6 @@
 #include "proxies/latency.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <stdexcept>
 
@@ -43,19 +42,10 @@ Timing summarise(std::vector<double> runs) {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-template <class Run>
-Timing time_runs(evaluator::Backend& backend, int warmup, int repeats, Run run) {
-  for (int i = 0; i < warmup; ++i) run();
-  backend.synchronize();
+Timing time_runs(evaluator::Backend& backend, int warmup, int repeats, evaluator::StepRunner& runner) {
+  for (int i = 0; i < warmup; ++i) runner.run();
   std::vector<double> ms;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = Clock::now();
-    run();
-    backend.synchronize();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-  }
+  for (int i = 0; i < repeats; ++i) ms.push_back(backend.elapsed_ms([&] { runner.run(); }));
   return summarise(std::move(ms));
 }
 
@@ -68,25 +58,47 @@ InferenceMeasurement measure_inference(const genome::ModelSpec& spec, evaluator:
   shape.seq = s.prompt;
   shape.decode_batch = s.batch;
   shape.decode_context = s.context;
+  const std::optional<int64_t> in_use_before = backend.device_bytes_in_use();
   evaluator::Model model(spec, backend, shape, init_seed);
   InferenceMeasurement m;
   m.state_elements = model.planned_state_elements();
   m.plan_bytes = model.arena_bytes();
-  if (!timed) return m;
+  if (!timed && !in_use_before) return m;
 
   // Tokens are fixed pseudo-random ids: latency does not depend on their values.
   Rng rng(derive_seed(init_seed, "latency tokens"));
   std::vector<int32_t> inputs(int64_t(s.batch) * s.prompt), targets(inputs.size());
   for (auto& t : inputs) t = int32_t(rng.integer(0, spec.vocab - 1));
   for (auto& t : targets) t = int32_t(rng.integer(0, spec.vocab - 1));
-  m.prefill = time_runs(backend, s.warmup, s.repeats, [&] { model.forward(inputs.data(), targets.data()); });
-
   std::vector<int32_t> step_tokens(s.batch);
   for (auto& t : step_tokens) t = int32_t(rng.integer(0, spec.vocab - 1));
+  model.set_batch(inputs.data(), targets.data());
+  model.set_decode_tokens(step_tokens.data());
   model.reset_decode();
   const int64_t position = s.context - 1;
-  m.decode = time_runs(backend, s.warmup, s.repeats,
-                       [&] { model.decode_step(step_tokens.data(), position, nullptr); });
+
+  if (!timed) {  // untimed, but the device's own figure needs the work done once
+    model.forward_on_device();
+    model.decode_on_device(position);
+    backend.synchronize();
+    m.device_bytes = *backend.device_bytes_in_use() - *in_use_before;
+    return m;
+  }
+  // Two untimed runs each: the first eager (it sizes the backend's scratch),
+  // the second captures the graph the timed runs replay.
+  const auto prefill = backend.make_step_runner([&] { model.forward_on_device(); });
+  const auto decode = backend.make_step_runner([&] { model.decode_on_device(position); });
+  for (int i = 0; i < 2; ++i) {
+    prefill->run();
+    decode->run();
+  }
+  m.prefill = time_runs(backend, s.warmup, s.repeats, *prefill);
+  m.decode = time_runs(backend, s.warmup, s.repeats, *decode);
+  m.graphs = prefill->replays_graph() && decode->replays_graph();
+  if (in_use_before) {
+    backend.synchronize();
+    m.device_bytes = *backend.device_bytes_in_use() - *in_use_before;
+  }
   return m;
 }
 

@@ -60,16 +60,28 @@ class CpuBackend final : public Backend {
   void adamw_update(float* params, const float* grads, float* m, float* v, int64_t count,
                     const AdamWStep& step) override;
 
+  // The training step on the "device" (host memory here): cpu_optimizer.cpp,
+  // cpu_step.cpp. Step runners are the default eager ones.
+  void mean_to_device(double* out, const float* x, int64_t count) override;
+  void grad_clip_scale(float* scale_out, double* norm_out, const float* grads, int64_t count,
+                       double max_norm) override;
+  void adamw_update_device(float* params, const float* grads, float* m, float* v, int64_t count,
+                           const AdamWStep& constants, const DeviceStepScalars* scalars) override;
+
+ protected:
+  MemoryInfo query_memory_info() override;
+
+ public:
   // Convolutions and scans (rec, ssm, gconv): cpu_conv.cpp, cpu_scan.cpp, cpu_pointwise.cpp.
   void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,
                            const ConvShape& shape) override;
-  void causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w,
-                            const ConvShape& shape) override;
+  void causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
+                            const float* w, const ConvShape& shape) override;
   void rglru_forward(float* h, const float* u, const float* gate_a, const float* gate_i, const float* lambda,
                      float c, float* state, const ScanShape& shape) override;
-  void rglru_backward(float* du, float* dgate_a, float* dgate_i, float* dlambda, const float* dh, const float* h,
-                      const float* u, const float* gate_a, const float* gate_i, const float* lambda, float c,
-                      const ScanShape& shape) override;
+  void rglru_backward(float* du, float* dgate_a, float* dgate_i, float* dlambda, const float* dh,
+                      const float* h, const float* u, const float* gate_a, const float* gate_i,
+                      const float* lambda, float c, const ScanShape& shape) override;
   void selective_scan_forward(float* y, float* h_all, const float* u, const float* delta, const float* a_log,
                               const float* B, const float* C, const float* D, float* state,
                               const ScanShape& shape) override;
@@ -84,8 +96,8 @@ class CpuBackend final : public Backend {
   void multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
                          int64_t count) override;
   void halves_difference_forward(Matrix out, ConstMatrix in, const float* lambda, float lambda_init) override;
-  void halves_difference_backward(Matrix din, float* dlambda, ConstMatrix dout, ConstMatrix in, const float* lambda,
-                                  float lambda_init) override;
+  void halves_difference_backward(Matrix din, float* dlambda, ConstMatrix dout, ConstMatrix in,
+                                  const float* lambda, float lambda_init) override;
   void add_bias(Matrix y, const float* bias) override;
   void bias_backward(float* dbias, ConstMatrix dy) override;
   // Linear attention and MoE (cpu_linear_attention.cpp, cpu_mixing.cpp, cpu_moe.cpp).
@@ -94,8 +106,8 @@ class CpuBackend final : public Backend {
                             FeatureMapKind kind) override;
   void gla_log_decay_forward(float* log_alpha, const float* z, const float* bias, int64_t rows, int64_t cols,
                              float temperature) override;
-  void gla_log_decay_backward(float* dz, float* dbias, const float* dlog_alpha, const float* z, const float* bias,
-                              int64_t rows, int64_t cols, float temperature) override;
+  void gla_log_decay_backward(float* dz, float* dbias, const float* dlog_alpha, const float* z,
+                              const float* bias, int64_t rows, int64_t cols, float temperature) override;
   void linear_attention_forward(float* out, const float* q, const float* k, const float* v,
                                 const float* log_alpha, const LinearAttentionShape& shape) override;
   void linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha, const float* dout,
@@ -105,8 +117,8 @@ class CpuBackend final : public Backend {
                                      const LinearAttentionShape& shape) override;
   void linear_attention_state_read(float* out, const float* q, const float* state,
                                    const LinearAttentionShape& shape) override;
-  void differential_forward(float* out, const float* a1, const float* a2, const float* lambda, float lambda_init,
-                            int64_t rows, int heads, int head_dim) override;
+  void differential_forward(float* out, const float* a1, const float* a2, const float* lambda,
+                            float lambda_init, int64_t rows, int heads, int head_dim) override;
   void differential_backward(float* da1, float* da2, float* dlambda, const float* dout, const float* a2,
                              const float* lambda, float lambda_init, int64_t rows, int heads,
                              int head_dim) override;
@@ -116,11 +128,11 @@ class CpuBackend final : public Backend {
                          const float* y1, const float* gate, int64_t rows, int64_t cols) override;
   void moe_route(float* probs, int32_t* top_index, float* top_weight, float* expert_stats, ConstMatrix logits,
                  int top_k) override;
-  void moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs, const int32_t* top_index,
-                          const float* top_weight, const float* expert_stats, int top_k,
-                          float aux_weight) override;
-  void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index, int64_t rows,
-                    int top_k, int experts) override;
+  void moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
+                          const int32_t* top_index, const float* top_weight, const float* expert_stats,
+                          int top_k, float aux_weight) override;
+  void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index,
+                    int64_t rows, int top_k, int experts) override;
   void moe_gather(Matrix xs, ConstMatrix x, const int32_t* order, int top_k) override;
   void moe_gather_backward(Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k) override;
   void moe_combine(Matrix y, ConstMatrix ys, const float* top_weight, const int32_t* position,

@@ -32,7 +32,13 @@ GemmPrecision gemm_precision_from_environment() {
   return value && std::strcmp(value, "1") == 0 ? GemmPrecision::fp32 : GemmPrecision::bf16;
 }
 
-CudaBackend::CudaBackend(int device, GemmPrecision precision) : device_(device), precision_(precision) {
+bool cuda_graphs_from_environment() {
+  const char* value = std::getenv("LIVSEARCH_CUDA_GRAPHS");
+  return !(value && std::strcmp(value, "0") == 0);
+}
+
+CudaBackend::CudaBackend(int device, GemmPrecision precision)
+    : device_(device), precision_(precision), graphs_enabled_(cuda_graphs_from_environment()) {
   LIVS_CUDA_CHECK(cudaSetDevice(device_));
   try {
     cudaStream_t stream = nullptr;
@@ -45,6 +51,11 @@ CudaBackend::CudaBackend(int device, GemmPrecision precision) : device_(device),
     LIVS_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
     LIVS_CUBLAS_CHECK(cublasSetWorkspace(handle, cublas_workspace_, kCublasWorkspaceBytes));
     LIVS_CUDA_CHECK(cudaMalloc(&reduce_partials_, sizeof(double) * (cuda::kSumOfSquaresBlocks + 1)));
+    cudaEvent_t start = nullptr, stop = nullptr;
+    LIVS_CUDA_CHECK(cudaEventCreate(&start));
+    timer_start_ = start;
+    LIVS_CUDA_CHECK(cudaEventCreate(&stop));
+    timer_stop_ = stop;
   } catch (...) {
     release();  // a throwing constructor runs no destructor
     throw;
@@ -57,13 +68,15 @@ void CudaBackend::release() noexcept {
   // Errors are ignored here: a destructor must not throw, and the context may
   // already be broken by the failure that is unwinding.
   if (stream_) (void)cudaStreamSynchronize(stream_);
-  for (Scratch* s :
-       {&attention_delta_, &column_partials_, &column_sums_, &scan_scratch_, &linear_attention_scratch_,
-        &gemm_a_bf16_, &gemm_b_bf16_})
+  for (Scratch* s : {&attention_delta_, &column_partials_, &column_sums_, &scan_scratch_,
+                     &linear_attention_scratch_, &gemm_a_bf16_, &gemm_b_bf16_})
     if (s->data) (void)cudaFree(s->data);
   if (reduce_partials_) (void)cudaFree(reduce_partials_);
   if (cublas_) (void)cublasDestroy(cublas_);
   if (cublas_workspace_) (void)cudaFree(cublas_workspace_);
+  if (timer_start_) (void)cudaEventDestroy(timer_start_);
+  if (timer_stop_) (void)cudaEventDestroy(timer_stop_);
+  timer_start_ = timer_stop_ = nullptr;
   if (stream_) (void)cudaStreamDestroy(stream_);
   attention_delta_ = column_partials_ = column_sums_ = scan_scratch_ = linear_attention_scratch_ =
       gemm_a_bf16_ = gemm_b_bf16_ = {};

@@ -17,6 +17,7 @@
 #include "evaluator/backend.hpp"
 
 struct CUstream_st;
+struct CUevent_st;
 struct cublasContext;
 
 namespace livs::evaluator {
@@ -32,6 +33,9 @@ enum class GemmPrecision {
 
 // fp32 when the environment sets LIVSEARCH_CUDA_FP32=1, else bf16.
 GemmPrecision gemm_precision_from_environment();
+// False when the environment sets LIVSEARCH_CUDA_GRAPHS=0 (debugging, and the
+// benchmark's comparison), else true.
+bool cuda_graphs_from_environment();
 
 class CudaBackend final : public Backend {
  public:
@@ -91,6 +95,20 @@ class CudaBackend final : public Backend {
   double sum_of_squares(const float* x, int64_t count) override;
   void adamw_update(float* params, const float* grads, float* m, float* v, int64_t count,
                     const AdamWStep& step) override;
+
+  // The device-side training step, step graphs, memory and timing (cuda_backend_step.cpp).
+  void mean_to_device(double* out, const float* x, int64_t count) override;
+  void grad_clip_scale(float* scale_out, double* norm_out, const float* grads, int64_t count,
+                       double max_norm) override;
+  void adamw_update_device(float* params, const float* grads, float* m, float* v, int64_t count,
+                           const AdamWStep& constants, const DeviceStepScalars* scalars) override;
+  std::unique_ptr<StepRunner> make_step_runner(std::function<void()> step, bool allow_graph = true) override;
+  double elapsed_ms(const std::function<void()>& run) override;  // CUDA events on the stream
+  std::optional<int64_t> device_bytes_in_use() override;         // cudaMemGetInfo: total - free
+  // Step runners capture CUDA graphs unless this is off; the default is on
+  // unless the environment sets LIVSEARCH_CUDA_GRAPHS=0.
+  void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
+  bool graphs_enabled() const { return graphs_enabled_; }
 
   // Linear attention, mixing and MoE (cuda_backend_blocks.cpp).
   void feature_map_forward(float* out, const float* in, int64_t count, FeatureMapKind kind) override;
@@ -161,6 +179,9 @@ class CudaBackend final : public Backend {
   void halves_difference_backward(Matrix din, float* dlambda, ConstMatrix dout, ConstMatrix in,
                                   const float* lambda, float lambda_init) override;
 
+ protected:
+  MemoryInfo query_memory_info() override;  // cudaMemGetInfo
+
  private:
   // A device buffer that grows on first use at a larger shape and is then
   // reused: after the first step at a shape, no kernel allocates.
@@ -187,6 +208,9 @@ class CudaBackend final : public Backend {
   Scratch column_sums_;                // bias, gate, lambda, conv-weight gradients (column_sums.cuh)
   Scratch scan_scratch_;               // rglru dlambda partials; selective scan carries and g*delta*u
   Scratch linear_attention_scratch_;   // linear attention backward: local dq (and states too big to share)
+  bool graphs_enabled_ = true;
+  CUevent_st* timer_start_ = nullptr;  // elapsed_ms
+  CUevent_st* timer_stop_ = nullptr;
   Scratch gemm_a_bf16_, gemm_b_bf16_;  // bf16 copies of GEMM inputs (cuda_matmul.cpp)
 };
 

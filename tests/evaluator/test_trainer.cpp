@@ -1,6 +1,7 @@
 // The trainer: settings parsing, the schedule, a short real-text run whose
 // loss falls, bit-identical results for a seed (with 1 and 2 threads), and
-// failures reported as a status instead of a crash.
+// failures reported as a status instead of a crash; the device-side step
+// (bit for bit the host-scalar one) and the out-of-memory check.
 #include <doctest/doctest.h>
 #include <tbb/global_control.h>
 
@@ -8,8 +9,11 @@
 #include <fstream>
 #include <iterator>
 
+#include "common/rng.hpp"
+#include "evaluator/arena.hpp"
 #include "evaluator/cpu/cpu_backend.hpp"
 #include "evaluator/lr_schedule.hpp"
+#include "evaluator/model.hpp"
 #include "evaluator/trainer.hpp"
 #include "tests/evaluator/spec_builders.hpp"
 
@@ -157,4 +161,154 @@ TEST_CASE("bad data and unsupported specs are a failed status with the reason") 
   r = train_and_evaluate(spec, small_settings(2), train_split(), validation_split(), 1, backend);
   CHECK(r.status == TrainStatus::failed);
   CHECK(r.error.find("lists no weight \"router\"") != std::string::npos);
+}
+
+// ---- The device-side step (grad_clip_scale, adamw_update_device, mean_to_device) and the memory check ----
+
+namespace {
+
+std::vector<float> ramp(int64_t n, float scale, float offset) {
+  std::vector<float> x(std::size_t(n), 0.0f);
+  for (int64_t i = 0; i < n; ++i) x[std::size_t(i)] = scale * float((i * 7919) % 1013) / 1013.0f - offset;
+  return x;
+}
+
+// The trainer's step as it was before the step moved to the device: host
+// scalars, one host read for the loss and one for the norm. The device-side
+// step must reproduce it bit for bit.
+std::vector<double> host_scalar_losses(const livs::genome::ModelSpec& spec, const TrainSettings& s,
+                                       uint64_t seed) {
+  CpuBackend backend;
+  PlanShape shape;
+  shape.batch = s.batch_size;
+  shape.seq = s.seq_len;
+  Model model(spec, backend, shape, livs::derive_seed(seed, "init"));
+  auto& params = model.parameters();
+  livs::Rng data_order(livs::derive_seed(seed, "data"));
+  const auto tokens = train_split();
+  const int64_t B = s.batch_size, T = s.seq_len, last_start = int64_t(tokens.size()) - (T + 1);
+  std::vector<int32_t> inputs(B * T), targets(B * T);
+  std::vector<double> losses;
+  for (int step = 1; step <= s.steps; ++step) {
+    for (int64_t r = 0; r < B; ++r) {
+      const int64_t start = data_order.integer(0, last_start);
+      for (int64_t t = 0; t < T; ++t) {
+        inputs[r * T + t] = tokens[start + t];
+        targets[r * T + t] = tokens[start + t + 1];
+      }
+    }
+    losses.push_back(model.forward(inputs.data(), targets.data()));
+    model.zero_grads();
+    model.backward();
+    const double norm = std::sqrt(backend.sum_of_squares(model.grads(), params.count()));
+    AdamWStep update;
+    update.learning_rate = float(learning_rate_at(s, step));
+    update.beta1 = float(s.beta1);
+    update.beta2 = float(s.beta2);
+    update.grad_scale = (s.grad_clip > 0.0 && norm > s.grad_clip) ? float(s.grad_clip / norm) : 1.0f;
+    update.step = step;
+    for (const ParamGroup* group : {&params.decayed(), &params.not_decayed()}) {
+      update.weight_decay = group == &params.decayed() ? float(s.weight_decay) : 0.0f;
+      backend.adamw_update(model.values() + group->offset, model.grads() + group->offset,
+                           model.adam_m() + group->offset, model.adam_v() + group->offset, group->count,
+                           update);
+    }
+  }
+  return losses;
+}
+
+}  // namespace
+
+TEST_CASE("grad_clip_scale gives sqrt(sum_of_squares) and the trainer's clipping scale") {
+  CpuBackend be;
+  const auto g = ramp(100003, 2.0f, 1.0f);
+  const double norm = std::sqrt(be.sum_of_squares(g.data(), int64_t(g.size())));
+  REQUIRE(norm > 1.0);
+  for (const double max_norm : {0.0, norm / 3.0, norm * 2.0}) {
+    float scale = -1.0f;
+    double got = -1.0;
+    be.grad_clip_scale(&scale, &got, g.data(), int64_t(g.size()), max_norm);
+    CHECK(got == norm);  // bit for bit
+    const float want = (max_norm > 0.0 && norm > max_norm) ? float(max_norm / norm) : 1.0f;
+    CHECK(scale == want);
+  }
+  float scale = 0.0f;
+  double got = 0.0;
+  be.grad_clip_scale(&scale, &got, g.data(), int64_t(g.size()), norm / 3.0);
+  CHECK(scale < 0.34f);
+  CHECK(scale > 0.33f);
+}
+
+TEST_CASE("adamw with device scalars equals the host-scalar version bit for bit") {
+  CpuBackend be;
+  const int64_t n = 40000;
+  auto p1 = ramp(n, 0.2f, 0.1f), m1 = ramp(n, 0.0f, 0.0f), v1 = m1;
+  auto p2 = p1, m2 = m1, v2 = v1;
+  AdamWStep constants;
+  constants.beta1 = 0.9f;
+  constants.beta2 = 0.95f;
+  constants.weight_decay = 0.1f;
+  DeviceStepScalars scalars;
+  for (int step = 1; step <= 5; ++step) {
+    const auto g = ramp(n, 0.01f * float(step), 0.004f);
+    AdamWStep host = constants;
+    host.learning_rate = 1e-3f * float(step);
+    host.grad_scale = 0.5f + 0.1f * float(step);
+    host.step = step;
+    be.adamw_update(p1.data(), g.data(), m1.data(), v1.data(), n, host);
+    scalars.in = step_scalar_inputs(host.learning_rate, constants.beta1, constants.beta2, step);
+    scalars.out.grad_scale = host.grad_scale;
+    be.adamw_update_device(p2.data(), g.data(), m2.data(), v2.data(), n, constants, &scalars);
+  }
+  CHECK(p1 == p2);
+  CHECK(m1 == m2);
+  CHECK(v1 == v2);
+  CHECK(p1 != ramp(n, 0.2f, 0.1f));  // the update did something
+}
+
+TEST_CASE("the device-side training step reproduces the host-scalar step bit for bit") {
+  auto spec = transformer_spec(32, 1, 4, 2, 64, 256, 8);
+  auto s = small_settings(15);
+  s.grad_clip = 0.5;  // small enough that clipping acts on some steps
+  CpuBackend backend;
+  const auto report = train_and_evaluate(spec, s, train_split(), validation_split(), 3, backend);
+  REQUIRE_MESSAGE(report.status == TrainStatus::ok, report.error);
+  CHECK(report.train_loss == host_scalar_losses(spec, s, 3));
+  CHECK_FALSE(report.step_graph);                      // the CPU runs its steps eagerly
+  CHECK_FALSE(report.peak_memory_device.has_value());  // and does not measure device memory
+}
+
+TEST_CASE("memory: the CPU reports its available memory") {
+  CpuBackend be;
+  const auto info = be.memory_info();
+  CHECK(info.total_bytes > (int64_t(64) << 20));
+  CHECK(info.free_bytes > 0);
+  CHECK(info.free_bytes <= info.total_bytes);
+  be.set_memory_limit(int64_t(1) << 20);
+  CHECK(be.memory_info().free_bytes == (int64_t(1) << 20));
+}
+
+TEST_CASE("out of memory is found before training and reported as the candidate's failure") {
+  auto spec = transformer_spec(32, 1, 4, 4, 64);
+  CpuBackend backend;
+  const auto s = small_settings(2);
+  PlanShape shape;
+  shape.batch = s.batch_size;
+  shape.seq = s.seq_len;
+  const int64_t plan = Model(spec, backend, shape, 1).arena_bytes();
+  const int64_t needed = plan + workspace_margin_bytes(plan);
+
+  backend.set_memory_limit(needed - 1);  // one byte short: refused before anything is allocated
+  CHECK_THROWS_AS(Model(spec, backend, shape, 1), OutOfMemory);
+  const auto r = train_and_evaluate(spec, s, train_split(), validation_split(), 1, backend);
+  CHECK(r.status == TrainStatus::failed);
+  CHECK(r.steps_done == 0);
+  CHECK(r.error.find("out of memory: the plan needs " + std::to_string((needed + (1 << 20) - 1) >> 20) +
+                     " MiB") == 0);
+  CHECK(r.error.find("the device has " + std::to_string((needed - 1) >> 20) + " MiB free") !=
+        std::string::npos);
+
+  backend.set_memory_limit(needed);  // exactly enough: trains
+  const auto ok = train_and_evaluate(spec, s, train_split(), validation_split(), 1, backend);
+  CHECK_MESSAGE(ok.status == TrainStatus::ok, ok.error);
 }

@@ -1,0 +1,133 @@
+// CudaBackend's device-side training step: the step scalars' kernels, the
+// step runner that captures a step as a CUDA graph and replays it, CUDA-event
+// timing and the device's memory figures.
+#include <iostream>
+
+#include "evaluator/cuda/cuda_backend.hpp"
+#include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/kernels.hpp"
+#include "evaluator/cuda/step_kernels.hpp"
+
+namespace livs::evaluator {
+
+void CudaBackend::mean_to_device(double* out, const float* x, int64_t count) {
+  cuda::mean_to_device(stream_, reduce_partials_, out, x, count);
+}
+
+void CudaBackend::grad_clip_scale(float* scale_out, double* norm_out, const float* grads, int64_t count,
+                                  double max_norm) {
+  cuda::grad_clip_scale(stream_, reduce_partials_, scale_out, norm_out, grads, count, max_norm);
+}
+
+void CudaBackend::adamw_update_device(float* params, const float* grads, float* m, float* v, int64_t count,
+                                      const AdamWStep& constants, const DeviceStepScalars* scalars) {
+  cuda::adamw_update_device(stream_, params, grads, m, v, count, constants, scalars);
+}
+
+namespace {
+
+// Run 1: eager, so every scratch buffer reaches its size (growing one
+// synchronises and allocates, which a capture cannot hold). Run 2: captured
+// on the backend's stream (thread-local mode: other threads' CUDA calls are
+// not disturbed), instantiated and launched. Later runs: one graph launch.
+// The graph holds the kernels' arguments as they were at capture, which is
+// why every per-step value lives in device memory. A capture that fails (an
+// operator that reads the device from the host, as MoE's dispatch does, or a
+// scratch buffer that still had to grow) ends the capture, warns once, and
+// the step runs eagerly from then on.
+class GraphStepRunner final : public StepRunner {
+ public:
+  GraphStepRunner(cudaStream_t stream, std::function<void()> step, bool use_graph)
+      : stream_(stream), step_(std::move(step)), use_graph_(use_graph) {}
+  ~GraphStepRunner() override {
+    if (exec_) (void)cudaGraphExecDestroy(exec_);
+  }
+
+  void run() override {
+    if (exec_) {
+      LIVS_CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+      return;
+    }
+    if (runs_++ == 0 || !use_graph_) {
+      step_();
+      return;
+    }
+    if (!capture()) {
+      use_graph_ = false;
+      step_();
+      return;
+    }
+    LIVS_CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+  }
+  bool replays_graph() const override { return exec_ != nullptr; }
+
+ private:
+  bool capture() {
+    cudaGraph_t graph = nullptr;
+    try {
+      LIVS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      try {
+        step_();
+      } catch (...) {
+        abandon_capture();
+        throw;
+      }
+      LIVS_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+      LIVS_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph, 0));
+      (void)cudaGraphDestroy(graph);
+      return true;
+    } catch (const std::exception& e) {
+      if (graph) (void)cudaGraphDestroy(graph);
+      exec_ = nullptr;
+      (void)cudaGetLastError();  // capture errors are not sticky; clear the last one
+      std::cerr << "warning: the step could not be captured as a CUDA graph (" << e.what()
+                << "); running it eagerly\n";
+      return false;
+    }
+  }
+  void abandon_capture() noexcept {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream_, &status) == cudaSuccess && status != cudaStreamCaptureStatusNone) {
+      cudaGraph_t partial = nullptr;
+      (void)cudaStreamEndCapture(stream_, &partial);
+      if (partial) (void)cudaGraphDestroy(partial);
+    }
+    (void)cudaGetLastError();
+  }
+
+  cudaStream_t stream_;
+  std::function<void()> step_;
+  bool use_graph_;
+  int runs_ = 0;
+  cudaGraphExec_t exec_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<StepRunner> CudaBackend::make_step_runner(std::function<void()> step, bool allow_graph) {
+  return std::make_unique<GraphStepRunner>(stream_, std::move(step), allow_graph && graphs_enabled_);
+}
+
+double CudaBackend::elapsed_ms(const std::function<void()>& run) {
+  LIVS_CUDA_CHECK(cudaEventRecord(timer_start_, stream_));
+  run();
+  LIVS_CUDA_CHECK(cudaEventRecord(timer_stop_, stream_));
+  LIVS_CUDA_CHECK(cudaEventSynchronize(timer_stop_));
+  float ms = 0.0f;
+  LIVS_CUDA_CHECK(cudaEventElapsedTime(&ms, timer_start_, timer_stop_));
+  return double(ms);
+}
+
+MemoryInfo CudaBackend::query_memory_info() {
+  std::size_t free_bytes = 0, total_bytes = 0;
+  LIVS_CUDA_CHECK(cudaSetDevice(device_));
+  LIVS_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return {int64_t(free_bytes), int64_t(total_bytes)};
+}
+
+std::optional<int64_t> CudaBackend::device_bytes_in_use() {
+  const MemoryInfo info = query_memory_info();
+  return info.total_bytes - info.free_bytes;
+}
+
+}  // namespace livs::evaluator
