@@ -153,6 +153,15 @@ struct ScanShape {
   int channels = 1;
   int state = 1;
 };
+// The selective scan keeps its state only at chunk boundaries for backward
+// (Mamba's kernel recomputes the states inside a chunk rather than storing
+// them); the time-parallel scans split time into chunks of the same length.
+constexpr int kScanChunk = 64;  // a power of two
+inline int64_t scan_chunks(int seq) { return (int64_t(seq) + kScanChunk - 1) / kScanChunk; }
+// Floats of selective_scan_forward's `checkpoints`: [batch, chunks, channels, state].
+inline int64_t selective_scan_checkpoint_floats(const ScanShape& s) {
+  return int64_t(s.batch) * scan_chunks(s.seq) * s.channels * s.state;
+}
 enum class ActivationKind { silu, gelu_tanh, softplus };
 
 class Backend {
@@ -433,21 +442,24 @@ class Backend {
   //   A = -exp(a_log[ch,n]), h_t[n] = exp(delta_t A) h_{t-1}[n] + delta_t B_t[n] u_t,
   //   y_t = sum_n C_t[n] h_t[n] + D[ch] u_t.
   // u, delta, y: [batch, seq, channels]; B, C: [batch, seq, state];
-  // h_all (null in decode): every h_t, [batch, seq, channels, state], kept for
-  // backward; `state` [batch, channels, state] as in rglru_forward.
-  // Backward (zero h0) accumulates du, ddelta, da_log, dB, dC and dD; `partials`
-  // is scratch of batch * channels * (state + 1) floats (per-sequence dA and
-  // dD, summed over the batch in order afterwards).
-  virtual void selective_scan_forward(float* y, float* h_all, const float* u, const float* delta,
+  // `state` [batch, channels, state] as in rglru_forward.
+  // `checkpoints` (null in decode): [batch, chunks, channels, state]
+  // (selective_scan_checkpoint_floats), the state entering each chunk of
+  // kScanChunk steps (chunk 0: h0), kept for backward instead of every h_t.
+  // Backward (zero h0) recomputes each chunk's states from its checkpoint and
+  // accumulates du, ddelta, da_log, dB, dC and dD; `partials` is scratch of
+  // batch * channels * (state + 1) floats (per-sequence dA and dD, summed over
+  // the batch in order afterwards).
+  virtual void selective_scan_forward(float* y, float* checkpoints, const float* u, const float* delta,
                                       const float* a_log, const float* B, const float* C, const float* D,
                                       float* state, const ScanShape& shape) {
-    unsupported("selective_scan_forward", y, h_all, u, delta, a_log, B, C, D, state, shape);
+    unsupported("selective_scan_forward", y, checkpoints, u, delta, a_log, B, C, D, state, shape);
   }
   virtual void selective_scan_backward(float* du, float* ddelta, float* da_log, float* dB, float* dC, float* dD,
-                                       float* partials, const float* dy, const float* h_all, const float* u,
-                                       const float* delta, const float* a_log, const float* B, const float* C,
-                                       const float* D, const ScanShape& shape) {
-    unsupported("selective_scan_backward", du, ddelta, da_log, dB, dC, dD, partials, dy, h_all, u, delta,
+                                       float* partials, const float* dy, const float* checkpoints,
+                                       const float* u, const float* delta, const float* a_log, const float* B,
+                                       const float* C, const float* D, const ScanShape& shape) {
+    unsupported("selective_scan_backward", du, ddelta, da_log, dB, dC, dD, partials, dy, checkpoints, u, delta,
                 a_log, B, C, D, shape);
   }
   // out = act(in) elementwise (gelu_tanh: the tanh approximation);

@@ -40,6 +40,8 @@ class RecOp final : public Operator {
     c.bind_weight("lambda", {wi_}, Init::rglru_lambda, false, &lambda_);
     if (diff_) c.bind_weight("diff_lambda", {w_}, Init::zeros, false, &diff_lambda_);
     c.bind_weight("w_out", {d_, w_}, Init::out_projection, true, &w_out_);
+    conv_branch_ = {&conv_, &conv_bias_, wi_, k_};
+    halves_ = {diff_ ? &diff_lambda_ : nullptr, w_};
   }
 
   void plan(Arena& arena, const PlanShape& s) override {
@@ -56,26 +58,20 @@ class RecOp final : public Operator {
     if (decode_batch_ > 0) {
       plan_buffers(arena, dec_, decode_batch_);
       arena.reserve_state(&h_state_, decode_batch_ * wi_);
-      arena.reserve_state(&conv_state_, decode_batch_ * (k_ - 1) * wi_);
+      conv_branch_.plan_state(arena, decode_batch_);
     }
   }
 
-  void forward(Backend& be, const float* x, float* y) override {
-    run(be, x, y, batch_, seq_, t_, nullptr, nullptr);
-  }
+  void forward(Backend& be, const float* x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
   void backward(Backend& be, const float* x, const float* dy, float* dx) override {
     zero_all(be, {dxb_, du_, dga_, dgi_, dh_}, n_ * wi_);
     zero_all(be, {dyb_, dgy_, do_}, n_ * w_);
     WeightRows{&w_out_, 0, d_, w_}.backward(be, dy, t_.o, do_, n_);
-    if (diff_) {
-      be.fill(dmixed_, n_ * w_, 0.0f);
-      be.multiply_backward(dgy_, dmixed_, do_, t_.gy, t_.mixed, n_ * w_);
-      be.halves_difference_backward({dh_, n_, wi_}, diff_lambda_.grad, {dmixed_, n_, w_}, {t_.h, n_, wi_},
-                                    diff_lambda_.value, kDiffLambdaInit);
-    } else {
-      be.multiply_backward(dgy_, dh_, do_, t_.gy, t_.h, n_ * w_);
-    }
+    const auto gate_backward = [&](float* dcombined) {  // o = GeLU(x W_y^T) * h
+      be.multiply_backward(dgy_, dcombined, do_, t_.gy, halves_.combined(t_.mixed, t_.h), n_ * w_);
+    };
+    halves_.backward(be, gate_backward, dh_, dmixed_, t_.h, n_);
     be.activation_backward(dyb_, dgy_, t_.yb, n_ * w_, ActivationKind::gelu_tanh);
     WeightRows{&w_y_, 0, w_, d_}.backward(be, dyb_, x, dx, n_);
     be.rglru_backward(du_, dga_, dgi_, lambda_.grad, dh_, t_.h, t_.u, t_.ga, t_.gi, lambda_.value,
@@ -84,15 +80,14 @@ class RecOp final : public Operator {
       be.bias_backward(bias->grad, {grad, n_, wi_});
       WeightRows{weight, 0, wi_, wi_}.backward(be, grad, t_.u, du_, n_);
     }
-    be.causal_conv_backward(dxb_, conv_.grad, conv_bias_.grad, du_, t_.xb, conv_.value,
-                            {batch_, seq_, int(wi_), int(k_)});
+    conv_branch_.backward(be, dxb_, du_, t_.xb, batch_, seq_);
     WeightRows{&w_x_, 0, wi_, d_}.backward(be, dxb_, x, dx, n_);
   }
 
-  genome::DecodeState decode_state() const override { return {wi_ + (k_ - 1) * wi_, 0, 0}; }
+  genome::DecodeState decode_state() const override { return {wi_ + conv_branch_.state_floats(), 0, 0}; }
 
   void decode_step(Backend& be, const float* x, float* y, int64_t) override {
-    run(be, x, y, decode_batch_, 1, dec_, conv_state_, h_state_);
+    run(be, x, y, decode_batch_, 1, dec_, true);
   }
 
  private:
@@ -107,35 +102,35 @@ class RecOp final : public Operator {
     if (diff_) arena.reserve(&b.mixed, rows * w_);  // h_1 - lambda h_2
   }
 
-  void run(Backend& be, const float* x, float* y, int batch, int seq, const Buffers& b, float* conv_state,
-           float* h_state) {
+  // Training (zero state) or one decode step (through the states).
+  void run(Backend& be, const float* x, float* y, int batch, int seq, const Buffers& b, bool decode) {
     const int64_t rows = int64_t(batch) * seq;
     WeightRows{&w_x_, 0, wi_, d_}.forward(be, b.xb, x, rows);
-    be.causal_conv_forward(b.u, b.xb, conv_.value, conv_bias_.value, conv_state,
-                           {batch, seq, int(wi_), int(k_)});
+    conv_branch_.forward(be, b.u, b.xb, batch, seq, decode);
     WeightRows{&w_a_, 0, wi_, wi_}.forward(be, b.ga, b.u, rows);
     be.add_bias({b.ga, rows, wi_}, b_a_.value);
     WeightRows{&w_i_, 0, wi_, wi_}.forward(be, b.gi, b.u, rows);
     be.add_bias({b.gi, rows, wi_}, b_i_.value);
-    be.rglru_forward(b.h, b.u, b.ga, b.gi, lambda_.value, kGateConstant, h_state, {batch, seq, int(wi_), 1});
-    if (diff_)
-      be.halves_difference_forward({b.mixed, rows, w_}, {b.h, rows, wi_}, diff_lambda_.value,
-                                   kDiffLambdaInit);
+    be.rglru_forward(b.h, b.u, b.ga, b.gi, lambda_.value, kGateConstant, decode ? h_state_ : nullptr,
+                     {batch, seq, int(wi_), 1});
+    const float* combined = halves_.forward(be, b.mixed, b.h, rows);
     WeightRows{&w_y_, 0, w_, d_}.forward(be, b.yb, x, rows);
     be.activation_forward(b.gy, b.yb, rows * w_, ActivationKind::gelu_tanh);
-    be.multiply_forward(b.o, b.gy, diff_ ? b.mixed : b.h, rows * w_);
+    be.multiply_forward(b.o, b.gy, combined, rows * w_);
     WeightRows{&w_out_, 0, d_, w_}.forward(be, y, b.o, rows);
   }
 
   int64_t d_, w_, wi_, k_;
   bool diff_;
   Param w_x_, w_y_, conv_, conv_bias_, w_a_, w_i_, b_a_, b_i_, lambda_, diff_lambda_, w_out_;
+  ConvBranch conv_branch_;
+  DifferentialHalves halves_;
   int batch_ = 0, seq_ = 0, decode_batch_ = 0;
   int64_t n_ = 0;
   Buffers t_, dec_;
   float *dxb_ = nullptr, *du_ = nullptr, *dga_ = nullptr, *dgi_ = nullptr, *dh_ = nullptr, *dyb_ = nullptr,
         *dgy_ = nullptr, *do_ = nullptr, *dmixed_ = nullptr;
-  float *h_state_ = nullptr, *conv_state_ = nullptr;
+  float* h_state_ = nullptr;
 };
 
 }  // namespace

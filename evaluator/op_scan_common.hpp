@@ -2,7 +2,9 @@
 // Small pieces shared by the convolution and scan operators (op_rec.cpp,
 // op_ssm.cpp, op_gconv.cpp): a linear map through a block of rows of a weight
 // (several projections live in one weight, e.g. Mamba's in_proj = [x; z]),
-// and the buffer bookkeeping of a training pass and a decode pass.
+// the short convolution and the differential combination that rec and ssm
+// both put around their scan, and the buffer bookkeeping of a training pass
+// and a decode pass.
 #include <cstdint>
 #include <initializer_list>
 
@@ -32,6 +34,62 @@ struct WeightRows {
   void backward(Backend& be, const float* dy, const float* x, float* dx, int64_t n) const {
     be.matmul_backward_weight({grad(), rows, cols}, {dy, n, rows}, {x, n, cols});
     be.matmul_backward_input({dx, n, cols}, {dy, n, rows}, {value(), rows, cols});
+  }
+};
+
+// The short depthwise causal convolution in front of rec's and ssm's scans:
+// weight [channels, kernel] and bias [channels], with its decode state (the
+// last kernel-1 inputs of each sequence, [decode_batch, kernel-1, channels]).
+struct ConvBranch {
+  const Param* weight = nullptr;
+  const Param* bias = nullptr;
+  int64_t channels = 0, kernel = 0;
+  float* state = nullptr;
+
+  ConvShape shape(int batch, int seq) const { return {batch, seq, int(channels), int(kernel)}; }
+  int64_t state_floats() const { return (kernel - 1) * channels; }
+  void plan_state(Arena& arena, int64_t decode_batch) {
+    arena.reserve_state(&state, decode_batch * state_floats());
+  }
+  // Training (no state, zero history) or decode (through `state`).
+  void forward(Backend& be, float* y, const float* x, int batch, int seq, bool decode) const {
+    be.causal_conv_forward(y, x, weight->value, bias->value, decode ? state : nullptr, shape(batch, seq));
+  }
+  // dx += ..., and the weight and bias gradients.
+  void backward(Backend& be, float* dx, const float* dy, const float* x, int batch, int seq) const {
+    be.causal_conv_backward(dx, weight->grad, bias->grad, dy, x, weight->value, shape(batch, seq));
+  }
+};
+
+// The differential form of the scanned channels: [rows, 2W] -> [rows, W],
+// out = in_1 - (kDiffLambdaInit + lambda) in_2; without it the scan's output
+// is used as it is. `mixed` is the combined buffer (differential only).
+struct DifferentialHalves {
+  const Param* lambda = nullptr;  // null: not differential
+  int64_t width = 0;              // W, the channels after combination
+
+  bool on() const { return lambda != nullptr; }
+  const float* combined(const float* mixed, const float* scanned) const { return on() ? mixed : scanned; }
+  // What the gate multiplies: `mixed` (written here) or the scan's output itself.
+  const float* forward(Backend& be, float* mixed, const float* scanned, int64_t rows) const {
+    if (!on()) return scanned;
+    be.halves_difference_forward({mixed, rows, width}, {scanned, rows, 2 * width}, lambda->value,
+                                 kDiffLambdaInit);
+    return mixed;
+  }
+  // `gate_backward(dcombined)` accumulates the gradient of what forward()
+  // returned into dcombined; this routes it into dscanned (and lambda's grad).
+  template <class GateBackward>
+  void backward(Backend& be, GateBackward gate_backward, float* dscanned, float* dmixed, const float* scanned,
+                int64_t rows) const {
+    if (!on()) {
+      gate_backward(dscanned);
+      return;
+    }
+    be.fill(dmixed, rows * width, 0.0f);
+    gate_backward(dmixed);
+    be.halves_difference_backward({dscanned, rows, 2 * width}, lambda->grad, {dmixed, rows, width},
+                                  {scanned, rows, 2 * width}, lambda->value, kDiffLambdaInit);
   }
 };
 

@@ -8,8 +8,10 @@
 // Differential: the scanned channels are doubled (Ii = 2 Di; B and C are
 // shared) and y = y_1 - (0.8 + diff_lambda) y_2 before the SiLU(z) gate.
 // a_log starts at S4D-real (A_n = -(n+1)); dt_bias so that delta starts
-// log-uniform in [1e-3, 1e-1]. The scan keeps every h_t ([tokens, Ii, N]) for
-// backward. Decode keeps h (Ii x N) and the last k-1 conv inputs ((k-1) x Ii).
+// log-uniform in [1e-3, 1e-1]. The scan keeps the state entering every chunk
+// of kScanChunk steps ([batch, chunks, Ii, N]) and its backward recomputes
+// the states in between. Decode keeps h (Ii x N) and the last k-1 conv inputs
+// ((k-1) x Ii).
 #include <stdexcept>
 
 #include "evaluator/op_scan_common.hpp"
@@ -48,6 +50,8 @@ class SsmOp final : public Operator {
     proj_dt_ = {&x_proj_, 0, r_, ii_};
     proj_b_ = {&x_proj_, r_, n_state_, ii_};
     proj_c_ = {&x_proj_, r_ + n_state_, n_state_, ii_};
+    conv_branch_ = {&conv_, &conv_bias_, ii_, k_};
+    halves_ = {diff_ ? &diff_lambda_ : nullptr, di_};
   }
 
   void plan(Arena& arena, const PlanShape& s) override {
@@ -56,7 +60,7 @@ class SsmOp final : public Operator {
     n_ = s.tokens();
     if (n_ > 0) {
       plan_buffers(arena, t_, n_);
-      arena.reserve(&t_.h_all, n_ * ii_ * n_state_);
+      arena.reserve(&t_.checkpoints, selective_scan_checkpoint_floats(scan_shape(batch_, seq_)));
       reserve_all(arena, {&dxr_, &dxc_, &du_, &ddpre_, &ddelta_, &dys_}, n_ * ii_);
       reserve_all(arena, {&dz_, &dg_}, n_ * di_);
       if (diff_) arena.reserve(&dmixed_, n_ * di_);
@@ -68,13 +72,11 @@ class SsmOp final : public Operator {
     if (decode_batch_ > 0) {
       plan_buffers(arena, dec_, decode_batch_);
       arena.reserve_state(&ssm_state_, decode_batch_ * ii_ * n_state_);
-      arena.reserve_state(&conv_state_, decode_batch_ * (k_ - 1) * ii_);
+      conv_branch_.plan_state(arena, decode_batch_);
     }
   }
 
-  void forward(Backend& be, const float* x, float* y) override {
-    run(be, x, y, batch_, seq_, t_, nullptr, nullptr);
-  }
+  void forward(Backend& be, const float* x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
   void backward(Backend& be, const float* x, const float* dy, float* dx) override {
     zero_all(be, {dxr_, dxc_, du_, ddpre_, ddelta_, dys_}, n_ * ii_);
@@ -82,17 +84,13 @@ class SsmOp final : public Operator {
     zero_all(be, {db_, dc_}, n_ * n_state_);
     be.fill(ddraw_, n_ * r_, 0.0f);
     WeightRows{&out_proj_, 0, d_, di_}.backward(be, dy, t_.g, dg_, n_);
-    if (diff_) {
-      be.fill(dmixed_, n_ * di_, 0.0f);
-      be.swiglu_backward(dz_, dmixed_, dg_, t_.z, t_.mixed, n_ * di_);
-      be.halves_difference_backward({dys_, n_, ii_}, diff_lambda_.grad, {dmixed_, n_, di_}, {t_.ys, n_, ii_},
-                                    diff_lambda_.value, kDiffLambdaInit);
-    } else {
-      be.swiglu_backward(dz_, dys_, dg_, t_.z, t_.ys, n_ * di_);
-    }
-    be.selective_scan_backward(du_, ddelta_, a_log_.grad, db_, dc_, d_skip_.grad, partials_, dys_, t_.h_all,
-                               t_.u, t_.delta, a_log_.value, t_.b, t_.c, d_skip_.value,
-                               {batch_, seq_, int(ii_), int(n_state_)});
+    const auto gate_backward = [&](float* dcombined) {  // g = y * SiLU(z)
+      be.swiglu_backward(dz_, dcombined, dg_, t_.z, halves_.combined(t_.mixed, t_.ys), n_ * di_);
+    };
+    halves_.backward(be, gate_backward, dys_, dmixed_, t_.ys, n_);
+    be.selective_scan_backward(du_, ddelta_, a_log_.grad, db_, dc_, d_skip_.grad, partials_, dys_,
+                               t_.checkpoints, t_.u, t_.delta, a_log_.value, t_.b, t_.c, d_skip_.value,
+                               scan_shape(batch_, seq_));
     be.activation_backward(ddpre_, ddelta_, t_.dpre, n_ * ii_, ActivationKind::softplus);
     be.bias_backward(dt_bias_.grad, {ddpre_, n_, ii_});
     WeightRows{&dt_proj_, 0, ii_, r_}.backward(be, ddpre_, t_.draw, ddraw_, n_);
@@ -100,23 +98,24 @@ class SsmOp final : public Operator {
     proj_b_.backward(be, db_, t_.u, du_, n_);
     proj_c_.backward(be, dc_, t_.u, du_, n_);
     be.activation_backward(dxc_, du_, t_.xc, n_ * ii_, ActivationKind::silu);
-    be.causal_conv_backward(dxr_, conv_.grad, conv_bias_.grad, dxc_, t_.xr, conv_.value,
-                            {batch_, seq_, int(ii_), int(k_)});
+    conv_branch_.backward(be, dxr_, dxc_, t_.xr, batch_, seq_);
     in_x_.backward(be, dxr_, x, dx, n_);
     in_z_.backward(be, dz_, x, dx, n_);
   }
 
-  genome::DecodeState decode_state() const override { return {ii_ * n_state_ + (k_ - 1) * ii_, 0, 0}; }
+  genome::DecodeState decode_state() const override {
+    return {ii_ * n_state_ + conv_branch_.state_floats(), 0, 0};
+  }
 
   void decode_step(Backend& be, const float* x, float* y, int64_t) override {
-    run(be, x, y, decode_batch_, 1, dec_, conv_state_, ssm_state_);
+    run(be, x, y, decode_batch_, 1, dec_, true);
   }
 
  private:
   struct Buffers {
     float *xr = nullptr, *xc = nullptr, *u = nullptr, *dpre = nullptr, *delta = nullptr, *ys = nullptr;  // Ii
     float *z = nullptr, *g = nullptr, *mixed = nullptr;                                                  // Di
-    float *draw = nullptr, *b = nullptr, *c = nullptr, *h_all = nullptr;
+    float *draw = nullptr, *b = nullptr, *c = nullptr, *checkpoints = nullptr;
   };
 
   void plan_buffers(Arena& arena, Buffers& b, int64_t rows) {
@@ -127,13 +126,14 @@ class SsmOp final : public Operator {
     arena.reserve(&b.draw, rows * r_);
   }
 
-  void run(Backend& be, const float* x, float* y, int batch, int seq, const Buffers& b, float* conv_state,
-           float* ssm_state) {
+  ScanShape scan_shape(int batch, int seq) const { return {batch, seq, int(ii_), int(n_state_)}; }
+
+  // Training (zero state, checkpoints kept for backward) or one decode step (through the states).
+  void run(Backend& be, const float* x, float* y, int batch, int seq, const Buffers& b, bool decode) {
     const int64_t rows = int64_t(batch) * seq;
     in_x_.forward(be, b.xr, x, rows);
     in_z_.forward(be, b.z, x, rows);
-    be.causal_conv_forward(b.xc, b.xr, conv_.value, conv_bias_.value, conv_state,
-                           {batch, seq, int(ii_), int(k_)});
+    conv_branch_.forward(be, b.xc, b.xr, batch, seq, decode);
     be.activation_forward(b.u, b.xc, rows * ii_, ActivationKind::silu);
     proj_dt_.forward(be, b.draw, b.u, rows);
     proj_b_.forward(be, b.b, b.u, rows);
@@ -141,12 +141,9 @@ class SsmOp final : public Operator {
     WeightRows{&dt_proj_, 0, ii_, r_}.forward(be, b.dpre, b.draw, rows);
     be.add_bias({b.dpre, rows, ii_}, dt_bias_.value);
     be.activation_forward(b.delta, b.dpre, rows * ii_, ActivationKind::softplus);
-    be.selective_scan_forward(b.ys, b.h_all, b.u, b.delta, a_log_.value, b.b, b.c, d_skip_.value, ssm_state,
-                              {batch, seq, int(ii_), int(n_state_)});
-    if (diff_)
-      be.halves_difference_forward({b.mixed, rows, di_}, {b.ys, rows, ii_}, diff_lambda_.value,
-                                   kDiffLambdaInit);
-    be.swiglu_forward(b.g, b.z, diff_ ? b.mixed : b.ys, rows * di_);  // y * SiLU(z)
+    be.selective_scan_forward(b.ys, b.checkpoints, b.u, b.delta, a_log_.value, b.b, b.c, d_skip_.value,
+                              decode ? ssm_state_ : nullptr, scan_shape(batch, seq));
+    be.swiglu_forward(b.g, b.z, halves_.forward(be, b.mixed, b.ys, rows), rows * di_);  // y * SiLU(z)
     WeightRows{&out_proj_, 0, d_, di_}.forward(be, y, b.g, rows);
   }
 
@@ -154,6 +151,8 @@ class SsmOp final : public Operator {
   bool diff_;
   Param in_proj_, conv_, conv_bias_, x_proj_, dt_proj_, dt_bias_, a_log_, d_skip_, diff_lambda_, out_proj_;
   WeightRows in_x_, in_z_, proj_dt_, proj_b_, proj_c_;
+  ConvBranch conv_branch_;
+  DifferentialHalves halves_;
   int batch_ = 0, seq_ = 0, decode_batch_ = 0;
   int64_t n_ = 0;
   Buffers t_, dec_;
@@ -161,7 +160,7 @@ class SsmOp final : public Operator {
         *dys_ = nullptr;
   float *dz_ = nullptr, *dg_ = nullptr, *dmixed_ = nullptr, *db_ = nullptr, *dc_ = nullptr, *ddraw_ = nullptr,
         *partials_ = nullptr;
-  float *ssm_state_ = nullptr, *conv_state_ = nullptr;
+  float* ssm_state_ = nullptr;
 };
 
 }  // namespace
