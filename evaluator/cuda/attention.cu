@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "evaluator/cuda/attention_common.cuh"
+#include "evaluator/cuda/attention_tc.cuh"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
@@ -139,8 +140,10 @@ __global__ void kv_cache_write_kernel(float* k_cache, float* v_cache, const floa
 }  // namespace
 
 void attention_forward(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
-                       const float* v, const AttentionShape& s) {
+                       const float* v, const AttentionShape& s, bool tensor_cores) {
   if (s.batch <= 0 || s.seq <= 0) return;
+  if (tensor_cores && attention_tc_supported(s, {out, q, k, v}))
+    return attention_tc_forward(stream, out, lse, q, k, v, s);
   dispatch_head_dim(s.head_dim, [&](auto dims) {
     auto kernel = attention_forward_kernel<decltype(dims)::value>;
     const std::size_t bytes = sizeof(float) * (kRows * s.head_dim + 2 * kTile * (s.head_dim + 1));

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "evaluator/cuda/attention_common.cuh"
+#include "evaluator/cuda/attention_tc.cuh"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
@@ -188,12 +189,14 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
 
 void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const float* out, const float* lse,
-                        float* delta, const AttentionShape& s) {
+                        float* delta, const AttentionShape& s, bool tensor_cores) {
   if (s.batch <= 0 || s.seq <= 0) return;
   const int64_t rows = int64_t(s.batch) * s.heads * s.seq;
   attention_delta_kernel<<<unsigned((rows + kRows - 1) / kRows), kRows * kWarpSize, 0, stream>>>(delta, dout,
                                                                                                  out, s);
   LIVS_CUDA_CHECK_LAUNCH();
+  if (tensor_cores && attention_tc_supported(s, {dq, dk, dv, dout, q, k, v}))
+    return attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
   dispatch_head_dim(s.head_dim, [&](auto dims) {
     constexpr int kDims = decltype(dims)::value;
     const unsigned row_blocks = unsigned((s.seq + kRows - 1) / kRows);

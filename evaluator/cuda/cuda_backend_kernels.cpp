@@ -33,14 +33,15 @@ void CudaBackend::rope_backward(float* din, const float* dout, const float* cos,
 
 void CudaBackend::attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                                     const AttentionShape& shape) {
-  cuda::attention_forward(stream_, out, lse, q, k, v, shape);
+  cuda::attention_forward(stream_, out, lse, q, k, v, shape, precision_ == GemmPrecision::bf16);
 }
 void CudaBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                      const float* k, const float* v, const float* out, const float* lse,
                                      const AttentionShape& shape) {
   const std::size_t rows = std::size_t(shape.batch) * shape.heads * shape.seq;
   auto* delta = static_cast<float*>(scratch(attention_delta_, rows * sizeof(float)));
-  cuda::attention_backward(stream_, dq, dk, dv, dout, q, k, v, out, lse, delta, shape);
+  cuda::attention_backward(stream_, dq, dk, dv, dout, q, k, v, out, lse, delta, shape,
+                           precision_ == GemmPrecision::bf16);
 }
 void CudaBackend::kv_cache_write(float* k_cache, float* v_cache, const float* k, const float* v,
                                  const AttentionShape& shape, int64_t capacity, int64_t position) {

@@ -1,0 +1,142 @@
+#pragma once
+// Shared by the tensor-core attention kernels (attention_tc_forward.cu,
+// attention_tc_backward.cu): bf16 mma.sync m16n8k16 with fp32 accumulation,
+// ldmatrix fragment loads and the staging of fp32 rows into bf16 shared tiles.
+//
+// Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16", bf16), with
+// g = lane / 4 and t = lane % 4:
+//   A (16 x 16, row-major): a0 = (g, 2t..2t+1), a1 = (g+8, 2t..), a2 = (g, 2t+8..), a3 = (g+8, 2t+8..)
+//   B (16 x 8, "col"):      b0 = (k 2t..2t+1, n g), b1 = (k 2t+8..2t+9, n g)
+//   C (16 x 8, fp32):       c0, c1 = (g, 2t..2t+1), c2, c3 = (g+8, 2t..2t+1)
+// Two neighbouring C tiles (16 columns) are, packed to bf16, exactly the A
+// fragment of the next product over those 16 columns (P V, dS K, ...), so
+// probabilities never leave registers.
+//
+// Shared tiles are bf16 rows of head_dim values with a stride of head_dim + 8
+// (16 bytes of padding): the 8 row addresses of each ldmatrix phase then fall
+// in 8 different groups of 4 banks for every head_dim that is a multiple of 16.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "evaluator/backend.hpp"
+
+namespace livs::evaluator::cuda::tc {
+
+constexpr int kWarps = 4;  // each warp owns 16 rows of a 64-row tile
+constexpr int kThreads = kWarps * 32;
+constexpr int kRowsPerWarp = 16;
+constexpr int kTileRows = kWarps * kRowsPerWarp;  // 64
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+template <int kHd>
+constexpr int stride() {
+  return kHd + 8;
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low half) = lo
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// 2^x with the hardware approximation (relative error ~2^-22, far below bf16's).
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// D += A B on the tensor cores.
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __nv_bfloat16* p) {
+  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __nv_bfloat16* p) {
+  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+
+// The three ways a 16 x 16 block of a row-major shared tile (rows r0.., columns
+// c0..) becomes mma operands. `tile` points at row 0, column 0.
+//
+// A fragment of rows r0..r0+15 over columns c0..c0+15 (Q, K or dO as the left operand).
+template <int kHd>
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const __nv_bfloat16* tile, int r0, int c0,
+                                       int lane) {
+  ldmatrix_x4(a, tile + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride<kHd>() + c0 + (lane >> 4) * 8);
+}
+// B fragments of the product with tile^T: rows r0..r0+15 are the 16 output
+// columns (two n-tiles), columns c0..c0+15 the reduction. b[0], b[1] serve
+// n-tile r0, b[2], b[3] n-tile r0 + 8 (K in Q K^T, V in dO V^T, Q in K Q^T).
+template <int kHd>
+__device__ __forceinline__ void load_b_transposed(uint32_t (&b)[4], const __nv_bfloat16* tile, int r0, int c0,
+                                                  int lane) {
+  ldmatrix_x4(b, tile + (r0 + (lane & 7) + (lane >> 4) * 8) * stride<kHd>() + c0 + ((lane >> 3) & 1) * 8);
+}
+// B fragments of the product with the tile itself: rows r0..r0+15 are the
+// reduction, columns c0..c0+15 the 16 output columns. b[0], b[1] serve n-tile
+// c0, b[2], b[3] n-tile c0 + 8 (V in P V, dO in P^T dO, K in dS K, Q in dS^T Q).
+template <int kHd>
+__device__ __forceinline__ void load_b(uint32_t (&b)[4], const __nv_bfloat16* tile, int r0, int c0,
+                                       int lane) {
+  ldmatrix_x4_trans(b,
+                    tile + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride<kHd>() + c0 + (lane >> 4) * 8);
+}
+
+// The A fragment of columns 16 kk .. 16 kk + 15 of a row block held as C tiles.
+template <int kTiles>
+__device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&c)[kTiles][4], int kk) {
+  a[0] = pack_bf16(c[2 * kk][0], c[2 * kk][1]);
+  a[1] = pack_bf16(c[2 * kk][2], c[2 * kk][3]);
+  a[2] = pack_bf16(c[2 * kk + 1][0], c[2 * kk + 1][1]);
+  a[3] = pack_bf16(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+}
+
+// Copies rows first..first+kRows-1 of an fp32 [.., row_stride] array (row r at
+// src + r * row_stride, head_dim kHd contiguous values) into a bf16 tile; rows
+// at or past `rows` are zero. 16-byte loads: src and row_stride keep 16-byte
+// alignment (checked by the launcher).
+template <int kHd, int kRows>
+__device__ __forceinline__ void stage_rows(__nv_bfloat16* tile, const float* src, int64_t row_stride,
+                                           int first, int rows) {
+  constexpr int kVectors = kHd / 4;
+  for (int idx = threadIdx.x; idx < kRows * kVectors; idx += kThreads) {
+    const int r = idx / kVectors, c = (idx % kVectors) * 4, row = first + r;
+    float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (row < rows) x = __ldg(reinterpret_cast<const float4*>(src + row * row_stride + c));
+    uint2 packed;
+    packed.x = pack_bf16(x.x, x.y);
+    packed.y = pack_bf16(x.z, x.w);
+    *reinterpret_cast<uint2*>(tile + r * stride<kHd>() + c) = packed;
+  }
+}
+
+// Whether query i sees key j (causal, sliding window, both inside the sequence).
+__device__ __forceinline__ bool visible(int i, int j, int seq, int window) {
+  return j <= i && i < seq && (window <= 0 || i - j < window);
+}
+
+// Sums a value over the 4 lanes of a quad (the lanes that share a C-fragment row).
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+
+}  // namespace livs::evaluator::cuda::tc

@@ -1,0 +1,165 @@
+// The tensor-core attention (attention_tc_*.cu: bf16 operands, fp32
+// accumulation and softmax), which a bf16 CudaBackend runs for head_dim 16,
+// 32, 64 and 128, against the CPU backend in fp32. Inputs are fresh random
+// values per shape; outputs start as NaN; gradients accumulate into random
+// starting values, which the comparisons subtract so that the stated
+// tolerance measures the gradient itself.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <string>
+
+#include "tests/gpu/gpu_test_support.hpp"
+
+using namespace livs::evaluator;
+using namespace livs::evaluator::gpu_testing;
+
+namespace {
+
+using Array = DeviceArray<float>;
+
+// Stated tolerances (relative norm). q, k, v, dout and the probabilities are
+// rounded to bf16 (8-bit mantissa, relative error 2^-9) before each product;
+// sums are fp32. The log-sum-exp only sees the rounding of the scores.
+constexpr double kOutTolerance = 2e-2;
+constexpr double kGradientTolerance = 2e-2;
+constexpr double kLseTolerance = 5e-3;
+
+// {batch, seq, heads, kv_heads, head_dim, window, scale}; scale is set below.
+const AttentionShape kShapes[] = {
+    {1, 1, 2, 2, 16, 0, 0},     {2, 37, 4, 4, 16, 16, 0},    {3, 128, 8, 2, 16, 0, 0},
+    {1, 200, 4, 1, 32, 0, 0},   {2, 37, 2, 2, 32, 0, 0},     {3, 200, 8, 2, 32, 100, 0},
+    {1, 1024, 4, 4, 32, 0, 0},  {2, 1024, 2, 1, 32, 100, 0}, {1, 1, 4, 1, 64, 0, 0},
+    {2, 128, 4, 4, 64, 16, 0},  {1, 200, 8, 2, 64, 0, 0},    {1, 1024, 2, 2, 64, 16, 0},
+    {2, 37, 4, 1, 128, 0, 0},   {1, 200, 2, 2, 128, 100, 0}, {3, 128, 8, 2, 128, 16, 0},
+    {1, 1024, 4, 1, 128, 0, 0},
+};
+
+AttentionShape scaled(AttentionShape s) {
+  s.scale = float(1.0 / std::sqrt(double(s.head_dim)));
+  return s;
+}
+
+int64_t q_count(const AttentionShape& s) { return int64_t(s.batch) * s.seq * s.heads * s.head_dim; }
+int64_t kv_count(const AttentionShape& s) { return int64_t(s.batch) * s.seq * s.kv_heads * s.head_dim; }
+int64_t row_count(const AttentionShape& s) { return int64_t(s.batch) * s.heads * s.seq; }
+
+// The per-shape seed: every shape gets fresh inputs.
+uint64_t shape_seed(const AttentionShape& s, uint64_t salt) {
+  return livs::derive_seed(salt, std::to_string(s.batch) + "/" + std::to_string(s.seq) + "/" +
+                                     std::to_string(s.heads) + "/" + std::to_string(s.kv_heads) + "/" +
+                                     std::to_string(s.head_dim) + "/" + std::to_string(s.window));
+}
+
+struct Inputs {
+  std::vector<float> q, k, v, dout;
+  explicit Inputs(const AttentionShape& s)
+      : q(random_floats(q_count(s), shape_seed(s, 1))),
+        k(random_floats(kv_count(s), shape_seed(s, 2))),
+        v(random_floats(kv_count(s), shape_seed(s, 3))),
+        dout(random_floats(q_count(s), shape_seed(s, 4))) {}
+};
+
+Outputs run_forward(Backend& be, const AttentionShape& s, const Inputs& in) {
+  Array q(be, in.q), k(be, in.k), v(be, in.v);
+  auto out = poisoned(be, q_count(s)), lse = poisoned(be, row_count(s));
+  be.attention_forward(out->data(), lse->data(), q.data(), k.data(), v.data(), s);
+  return Outputs{{"out", out->download()}, {"lse", lse->download()}};
+}
+
+// dq, dk, dv minus their random starting values. out and lse come from the
+// CPU forward on both backends, so this checks the backward alone.
+Outputs run_backward(Backend& be, const AttentionShape& s, const Inputs& in, const std::vector<float>& out,
+                     const std::vector<float>& lse) {
+  const auto dq_start = random_floats(q_count(s), shape_seed(s, 5), 0.5),
+             dk_start = random_floats(kv_count(s), shape_seed(s, 6), 0.5),
+             dv_start = random_floats(kv_count(s), shape_seed(s, 7), 0.5);
+  Array q(be, in.q), k(be, in.k), v(be, in.v), dout(be, in.dout), o(be, out), l(be, lse);
+  Array dq(be, dq_start), dk(be, dk_start), dv(be, dv_start);
+  be.attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), o.data(),
+                        l.data(), s);
+  auto minus = [](std::vector<float> got, const std::vector<float>& start) {
+    for (std::size_t i = 0; i < got.size(); ++i) got[i] -= start[i];
+    return got;
+  };
+  return Outputs{{"dq", minus(dq.download(), dq_start)},
+                 {"dk", minus(dk.download(), dk_start)},
+                 {"dv", minus(dv.download(), dv_start)}};
+}
+
+std::string shape_name(const AttentionShape& s) {
+  std::ostringstream name;  // (not "b" + std::to_string(..): GCC 12 raises a false -Wrestrict there)
+  name << "b" << s.batch << " T" << s.seq << " H" << s.heads << "/" << s.kv_heads << " hd" << s.head_dim
+       << " w" << s.window;
+  return name.str();
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("attention tc forward against the CPU: head dims 16-128, tails, windows, GQA") {
+  for (AttentionShape s : kShapes) {
+    s = scaled(s);
+    const std::string name = "attention tc forward " + shape_name(s);
+    const Inputs in(s);
+    const auto want = run_forward(cpu(), s, in), got = run_forward(gpu_bf16(), s, in);
+    check_close(name + " out", got[0].second, want[0].second, kOutTolerance);
+    check_close(name + " lse", got[1].second, want[1].second, kLseTolerance);
+  }
+}
+
+TEST_CASE("attention tc backward against the CPU: accumulates dq, dk, dv") {
+  for (AttentionShape s : kShapes) {
+    s = scaled(s);
+    const std::string name = "attention tc backward " + shape_name(s);
+    const Inputs in(s);
+    std::vector<float> out(q_count(s)), lse(row_count(s));
+    cpu().attention_forward(out.data(), lse.data(), in.q.data(), in.k.data(), in.v.data(), s);
+    const auto want = run_backward(cpu(), s, in, out, lse), got = run_backward(gpu_bf16(), s, in, out, lse);
+    for (std::size_t i = 0; i < want.size(); ++i)
+      check_close(name + " " + want[i].first, got[i].second, want[i].second, kGradientTolerance);
+  }
+}
+
+TEST_CASE("attention tc forward and backward give the same bits on every run") {
+  for (AttentionShape s :
+       {AttentionShape{2, 200, 8, 2, 32, 0, 0}, AttentionShape{1, 300, 4, 1, 128, 100, 0}}) {
+    s = scaled(s);
+    INFO(shape_name(s));
+    const Inputs in(s);
+    const auto forward_a = run_forward(gpu_bf16(), s, in), forward_b = run_forward(gpu_bf16(), s, in);
+    CHECK(same_bits(forward_a[0].second, forward_b[0].second));
+    CHECK(same_bits(forward_a[1].second, forward_b[1].second));
+    const auto a = run_backward(gpu_bf16(), s, in, forward_a[0].second, forward_a[1].second);
+    const auto b = run_backward(gpu_bf16(), s, in, forward_a[0].second, forward_a[1].second);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      INFO(a[i].first);
+      CHECK(same_bits(a[i].second, b[i].second));
+    }
+  }
+}
+
+// A bf16 backend takes the tensor-core path where it applies (its results
+// then differ from the exact fp32 kernels in the low bits) and the fp32 SIMT
+// kernels elsewhere (the same bits as an fp32 backend).
+TEST_CASE("attention tc dispatch: tensor cores for head dims 16-128 in bf16, exact fp32 kernels otherwise") {
+  for (int head_dim : {32, 48}) {
+    const AttentionShape s = scaled({1, 96, 2, 2, head_dim, 0, 0});
+    INFO(shape_name(s));
+    const Inputs in(s);
+    const auto exact = run_forward(gpu(), s, in), mixed = run_forward(gpu_bf16(), s, in);
+    std::vector<float> out(q_count(s)), lse(row_count(s));
+    cpu().attention_forward(out.data(), lse.data(), in.q.data(), in.k.data(), in.v.data(), s);
+    const auto exact_grad = run_backward(gpu(), s, in, out, lse),
+               mixed_grad = run_backward(gpu_bf16(), s, in, out, lse);
+    const bool tensor_cores = head_dim != 48;
+    CHECK(same_bits(exact[0].second, mixed[0].second) != tensor_cores);
+    CHECK(same_bits(exact_grad[0].second, mixed_grad[0].second) != tensor_cores);
+    CHECK(same_bits(exact_grad[1].second, mixed_grad[1].second) != tensor_cores);
+  }
+}
