@@ -491,6 +491,19 @@ class Backend {
     unsupported("halves_difference_backward", din.data, dlambda, dout.data, in.data, lambda, lambda_init);
   }
   // y[n, :] += bias; backward: dbias[c] += sum_n dy[n, c] (rows in order).
+  // The tied LM head's backward, from the logits of the last forward:
+  // dlogits = scale * (softmax(logits) - onehot(target)), then
+  // dx += dlogits table and dtable += dlogits^T x. `logits` may be
+  // overwritten. The default is cross_entropy_backward in place and the two
+  // matmul backwards; the CUDA backend instead writes dlogits in bf16, a
+  // chunk of rows at a time, so the two largest products of the step read
+  // half the bytes and run on bf16 inputs (bench/bench_gemm).
+  virtual void lm_head_backward(Matrix dx, Matrix dtable, Matrix logits, ConstMatrix x, ConstMatrix table,
+                                const float* lse, const int32_t* targets, float scale) {
+    cross_entropy_backward(logits, logits, lse, targets, scale);
+    matmul_backward_weight(dtable, logits, x);
+    matmul_backward_input(dx, logits, table);
+  }
   virtual void add_bias(Matrix y, const float* bias) { unsupported("add_bias", y.data, bias); }
   virtual void bias_backward(float* dbias, ConstMatrix dy) { unsupported("bias_backward", dbias, dy.data); }
 

@@ -198,10 +198,9 @@ void Model::zero_grads() { backend_.fill(grads_, params_.count(), 0.0f); }
 void Model::backward() {
   const int64_t N = shape_.tokens(), D = d_, V = vocab_;
   // dlogits overwrites the logits (they are not needed any more).
-  backend_.cross_entropy_backward({logits_, N, V}, {logits_, N, V}, lse_, targets_, float(1.0 / double(N)));
-  backend_.matmul_backward_weight({embedding_.grad, V, D}, {logits_, N, V}, {final_, N, D});
   backend_.fill(dnormed_, N * D, 0.0f);
-  backend_.matmul_backward_input({dnormed_, N, D}, {logits_, N, V}, {embedding_.value, V, D});
+  backend_.lm_head_backward({dnormed_, N, D}, {embedding_.grad, V, D}, {logits_, N, V}, {final_, N, D},
+                            {embedding_.value, V, D}, lse_, targets_, float(1.0 / double(N)));
   backend_.fill(dres_, N * D, 0.0f);
   backend_.rmsnorm_backward({dres_, N, D}, final_norm_.grad, {dnormed_, N, D}, {x_out_, N, D},
                             final_norm_.value, final_rstd_);

@@ -1,4 +1,6 @@
 // Fused softmax cross-entropy: one block per row of logits, no softmax tensor kept.
+#include <cuda_bf16.h>
+
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
@@ -39,6 +41,20 @@ __global__ void cross_entropy_backward_kernel(float* dlogits, const float* logit
   }
 }
 
+// The same gradient rounded to bf16 into a separate buffer (the LM head's
+// backward, cuda_lm_head.cpp).
+__global__ void cross_entropy_backward_bf16_kernel(__nv_bfloat16* dlogits, const float* logits,
+                                                   const float* lse, const int32_t* targets, float scale,
+                                                   int64_t vocab) {
+  const int64_t n = blockIdx.x;
+  const float l = lse[n];
+  const int32_t target = targets[n];
+  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
+    const float p = scale * expf(logits[n * vocab + j] - l);
+    dlogits[n * vocab + j] = __float2bfloat16_rn(j == target ? p - scale : p);
+  }
+}
+
 }  // namespace
 
 void cross_entropy_forward(cudaStream_t stream, float* losses, float* lse, ConstMatrix logits,
@@ -54,6 +70,14 @@ void cross_entropy_backward(cudaStream_t stream, Matrix dlogits, ConstMatrix log
   if (logits.rows <= 0) return;
   cross_entropy_backward_kernel<<<unsigned(logits.rows), kThreads, 0, stream>>>(
       dlogits.data, logits.data, lse, targets, scale, logits.cols);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+void cross_entropy_backward_bf16(cudaStream_t stream, void* dlogits_bf16, ConstMatrix logits,
+                                 const float* lse, const int32_t* targets, float scale) {
+  if (logits.rows <= 0) return;
+  cross_entropy_backward_bf16_kernel<<<unsigned(logits.rows), kThreads, 0, stream>>>(
+      static_cast<__nv_bfloat16*>(dlogits_bf16), logits.data, lse, targets, scale, logits.cols);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

@@ -175,6 +175,12 @@ class CudaBackend final : public Backend {
                          int64_t count) override;
   void add_bias(Matrix y, const float* bias) override;
   void bias_backward(float* dbias, ConstMatrix dy) override;
+  // The LM head's backward with bf16 dlogits in row chunks of at most
+  // lm_head_chunk_bytes (default 256 MiB; smaller: less scratch, more GEMMs) (cuda_lm_head.cpp).
+  void set_lm_head_chunk_bytes(std::size_t bytes) { lm_head_chunk_bytes_ = bytes > 0 ? bytes : 1; }
+  std::size_t lm_head_chunk_bytes() const { return lm_head_chunk_bytes_; }
+  void lm_head_backward(Matrix dx, Matrix dtable, Matrix logits, ConstMatrix x, ConstMatrix table,
+                        const float* lse, const int32_t* targets, float scale) override;
   void halves_difference_forward(Matrix out, ConstMatrix in, const float* lambda, float lambda_init) override;
   void halves_difference_backward(Matrix din, float* dlambda, ConstMatrix dout, ConstMatrix in,
                                   const float* lambda, float lambda_init) override;
@@ -194,6 +200,9 @@ class CudaBackend final : public Backend {
   float* scratch_floats(Scratch& s, int64_t count) {
     return static_cast<float*>(scratch(s, std::size_t(count > 0 ? count : 1) * sizeof(float)));
   }
+  // bf16 x bf16 -> fp32 through cuBLAS; a and b are bf16 device arrays.
+  void gemm_bf16(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const void* a,
+                 int64_t lda, const void* b, int64_t ldb, float* c, int64_t ldc, float beta);
   void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
             const float* b, int64_t ldb, float* c, int64_t ldc, float beta);
 
@@ -212,6 +221,8 @@ class CudaBackend final : public Backend {
   CUevent_st* timer_start_ = nullptr;  // elapsed_ms
   CUevent_st* timer_stop_ = nullptr;
   Scratch gemm_a_bf16_, gemm_b_bf16_;  // bf16 copies of GEMM inputs (cuda_matmul.cpp)
+  Scratch lm_head_dlogits_bf16_;       // a chunk of bf16 dlogits (cuda_lm_head.cpp)
+  std::size_t lm_head_chunk_bytes_ = std::size_t(256) << 20;
 };
 
 }  // namespace livs::evaluator

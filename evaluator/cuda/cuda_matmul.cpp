@@ -57,10 +57,7 @@ void CudaBackend::gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n,
     void* b16 = scratch(gemm_b_bf16_, std::size_t(b_count) * 2);
     cuda::to_bf16(stream_, a16, a, a_count);
     cuda::to_bf16(stream_, b16, b, b_count);
-    LIVS_CUBLAS_CHECK(cublasGemmEx(cublas_, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                   transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k), &alpha,
-                                   a16, CUDA_R_16BF, int(lda), b16, CUDA_R_16BF, int(ldb), &beta, c,
-                                   CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    gemm_bf16(transpose_a, transpose_b, m, n, k, a16, lda, b16, ldb, c, ldc, beta);
     return;
   }
   const cublasComputeType_t compute =
@@ -69,6 +66,16 @@ void CudaBackend::gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n,
                                  transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k), &alpha, a,
                                  CUDA_R_32F, int(lda), b, CUDA_R_32F, int(ldb), &beta, c, CUDA_R_32F,
                                  int(ldc), compute, CUBLAS_GEMM_DEFAULT));
+}
+
+void CudaBackend::gemm_bf16(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
+                            const void* a, int64_t lda, const void* b, int64_t ldb, float* c, int64_t ldc,
+                            float beta) {
+  const float alpha = 1.0f;
+  LIVS_CUBLAS_CHECK(cublasGemmEx(cublas_, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k), &alpha, a,
+                                 CUDA_R_16BF, int(lda), b, CUDA_R_16BF, int(ldb), &beta, c, CUDA_R_32F,
+                                 int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 void CudaBackend::matmul(Matrix y, ConstMatrix x, ConstMatrix w, bool accumulate) {

@@ -63,6 +63,9 @@ void cross_entropy_forward(cudaStream_t stream, float* losses, float* lse, Const
                            const int32_t* targets);
 void cross_entropy_backward(cudaStream_t stream, Matrix dlogits, ConstMatrix logits, const float* lse,
                             const int32_t* targets, float scale);
+// The same, rounded to bf16 into dlogits_bf16 (logits.rows * logits.cols values).
+void cross_entropy_backward_bf16(cudaStream_t stream, void* dlogits_bf16, ConstMatrix logits, const float* lse,
+                                 const int32_t* targets, float scale);
 
 // reductions.cu. partials holds kSumOfSquaresBlocks + 1 doubles; the result
 // lands in partials[kSumOfSquaresBlocks].
