@@ -19,29 +19,32 @@ void CudaBackend::causal_conv_backward(float* dx, float* dw, float* dbias, const
 
 void CudaBackend::rglru_forward(float* h, const float* u, const float* gate_a, const float* gate_i,
                                 const float* lambda, float c, float* state, const ScanShape& shape) {
-  cuda::rglru_forward(stream_, h, u, gate_a, gate_i, lambda, c, state, shape);
+  float* scratch = scratch_floats(scan_scratch_, cuda::rglru_scratch(shape));
+  cuda::rglru_forward(stream_, h, u, gate_a, gate_i, lambda, c, state, shape, scratch);
 }
 void CudaBackend::rglru_backward(float* du, float* dgate_a, float* dgate_i, float* dlambda, const float* dh,
                                  const float* h, const float* u, const float* gate_a, const float* gate_i,
                                  const float* lambda, float c, const ScanShape& shape) {
-  float* dsp = scratch_floats(scan_scratch_, int64_t(shape.batch) * shape.channels);
+  float* scratch = scratch_floats(scan_scratch_, cuda::rglru_scratch(shape));
   cuda::rglru_backward(stream_, du, dgate_a, dgate_i, dlambda, dh, h, u, gate_a, gate_i, lambda, c, shape,
-                       dsp);
+                       scratch);
 }
 
-void CudaBackend::selective_scan_forward(float* y, float* h_all, const float* u, const float* delta,
+void CudaBackend::selective_scan_forward(float* y, float* checkpoints, const float* u, const float* delta,
                                          const float* a_log, const float* B, const float* C, const float* D,
                                          float* state, const ScanShape& shape) {
-  cuda::selective_scan_forward(stream_, y, h_all, u, delta, a_log, B, C, D, state, shape);
+  float* scratch = scratch_floats(scan_scratch_, cuda::selective_scan_forward_scratch(shape));
+  cuda::selective_scan_forward(stream_, y, checkpoints, u, delta, a_log, B, C, D, state, shape, scratch);
 }
+// `partials` is not needed here: the per-chunk partials live in the scan scratch.
 void CudaBackend::selective_scan_backward(float* du, float* ddelta, float* da_log, float* dB, float* dC,
-                                          float* dD, float* partials, const float* dy, const float* h_all,
+                                          float* dD, float*, const float* dy, const float* checkpoints,
                                           const float* u, const float* delta, const float* a_log,
                                           const float* B, const float* C, const float* D,
                                           const ScanShape& shape) {
-  float* scratch = scratch_floats(scan_scratch_, cuda::selective_scan_scratch(shape));
-  cuda::selective_scan_backward(stream_, du, ddelta, da_log, dB, dC, dD, partials, dy, h_all, u, delta, a_log,
-                                B, C, D, shape, scratch);
+  float* scratch = scratch_floats(scan_scratch_, cuda::selective_scan_backward_scratch(shape));
+  cuda::selective_scan_backward(stream_, du, ddelta, da_log, dB, dC, dD, dy, checkpoints, u, delta, a_log, B,
+                                C, D, shape, scratch);
 }
 
 void CudaBackend::activation_forward(float* out, const float* in, int64_t count, ActivationKind kind) {

@@ -126,21 +126,28 @@ void causal_conv_forward(cudaStream_t stream, float* y, const float* x, const fl
 void causal_conv_backward(cudaStream_t stream, float* dx, float* dw, float* dbias, const float* dy,
                           const float* x, const float* w, const ConvShape& shape, float* partials);
 
-// scan.cu. rglru_backward's dsp_partials: batch * channels floats;
-// selective_scan_backward's scratch: selective_scan_scratch(shape) floats.
+// scan.cu: chunked scans, time-parallel when batch x channels is small.
+// scratch: rglru_scratch(shape) floats for the RG-LRU, and for the selective
+// scan selective_scan_forward_scratch / selective_scan_backward_scratch (the
+// backward keeps its per-chunk dA and dD partials there, so it takes no
+// `partials` argument).
+// Whether the scans of this shape run time-parallel (few sequences x channels, several chunks).
+bool scan_splits_time(const ScanShape& shape);
+int64_t rglru_scratch(const ScanShape& shape);
 void rglru_forward(cudaStream_t stream, float* h, const float* u, const float* gate_a, const float* gate_i,
-                   const float* lambda, float c, float* state, const ScanShape& shape);
+                   const float* lambda, float c, float* state, const ScanShape& shape, float* scratch);
 void rglru_backward(cudaStream_t stream, float* du, float* dgate_a, float* dgate_i, float* dlambda,
                     const float* dh, const float* h, const float* u, const float* gate_a, const float* gate_i,
-                    const float* lambda, float c, const ScanShape& shape, float* dsp_partials);
-void selective_scan_forward(cudaStream_t stream, float* y, float* h_all, const float* u, const float* delta,
+                    const float* lambda, float c, const ScanShape& shape, float* scratch);
+int64_t selective_scan_forward_scratch(const ScanShape& shape);
+void selective_scan_forward(cudaStream_t stream, float* y, float* checkpoints, const float* u, const float* delta,
                             const float* a_log, const float* B, const float* C, const float* D, float* state,
-                            const ScanShape& shape);
-int64_t selective_scan_scratch(const ScanShape& shape);
-void selective_scan_backward(cudaStream_t stream, float* du, float* ddelta, float* da_log, float* dB,
-                             float* dC, float* dD, float* partials, const float* dy, const float* h_all,
-                             const float* u, const float* delta, const float* a_log, const float* B,
-                             const float* C, const float* D, const ScanShape& shape, float* scratch);
+                            const ScanShape& shape, float* scratch);
+int64_t selective_scan_backward_scratch(const ScanShape& shape);
+void selective_scan_backward(cudaStream_t stream, float* du, float* ddelta, float* da_log, float* dB, float* dC,
+                             float* dD, const float* dy, const float* checkpoints, const float* u,
+                             const float* delta, const float* a_log, const float* B, const float* C,
+                             const float* D, const ScanShape& shape, float* scratch);
 
 // linear_attention.cu. scratch: linear_attention_scratch(shape) floats.
 int64_t linear_attention_scratch(const LinearAttentionShape& shape);

@@ -247,7 +247,7 @@ TEST_CASE("RG-LRU scan: forward, decode with state, backward") {
       kScanTolerance);
 }
 
-TEST_CASE("selective scan: forward with every state, decode, backward") {
+TEST_CASE("selective scan: forward with checkpoints, decode, backward") {
   const ScanShape s{2, 30, 12, 16};
   const int64_t n = int64_t(s.batch) * s.seq * s.channels, bn = int64_t(s.batch) * s.seq * s.state;
   auto delta = random_floats(n, 150);
@@ -261,17 +261,17 @@ TEST_CASE("selective scan: forward with every state, decode, backward") {
       [&](Backend& be) {
         Array du_in(be, u), ddelta_in(be, delta), dalog_in(be, a_log), dB_in(be, B), dC_in(be, C),
             dD_in(be, D), ddy(be, dy);
-        auto y = poisoned(be, n), h_all = poisoned(be, n * s.state);
+        auto y = poisoned(be, n), checkpoints = poisoned(be, selective_scan_checkpoint_floats(s));
         auto du = accumulator(be, n, 156), ddelta = accumulator(be, n, 157),
              dalog = accumulator(be, int64_t(a_log.size()), 158), dB = accumulator(be, bn, 159),
              dC = accumulator(be, bn, 160), dD = accumulator(be, s.channels, 161);
         auto partials = poisoned(be, int64_t(s.batch) * s.channels * (s.state + 1));
-        be.selective_scan_forward(y->data(), h_all->data(), du_in.data(), ddelta_in.data(), dalog_in.data(),
-                                  dB_in.data(), dC_in.data(), dD_in.data(), nullptr, s);
+        be.selective_scan_forward(y->data(), checkpoints->data(), du_in.data(), ddelta_in.data(),
+                                  dalog_in.data(), dB_in.data(), dC_in.data(), dD_in.data(), nullptr, s);
         be.selective_scan_backward(du->data(), ddelta->data(), dalog->data(), dB->data(), dC->data(),
-                                   dD->data(), partials->data(), ddy.data(), h_all->data(), du_in.data(),
-                                   ddelta_in.data(), dalog_in.data(), dB_in.data(), dC_in.data(),
-                                   dD_in.data(), s);
+                                   dD->data(), partials->data(), ddy.data(), checkpoints->data(),
+                                   du_in.data(), ddelta_in.data(), dalog_in.data(), dB_in.data(),
+                                   dC_in.data(), dD_in.data(), s);
         // Decode, sequence 0: one token at a time through the state.
         Array state(be, int64_t(s.channels) * s.state), yt(be, s.channels);
         std::vector<float> decoded;
@@ -284,9 +284,15 @@ TEST_CASE("selective scan: forward with every state, decode, backward") {
           const auto out = yt.download();
           decoded.insert(decoded.end(), out.begin(), out.end());
         }
-        return Outputs{{"y", y->download()},   {"h", h_all->download()},       {"decode", decoded},
-                       {"du", du->download()}, {"ddelta", ddelta->download()}, {"da_log", dalog->download()},
-                       {"dB", dB->download()}, {"dC", dC->download()},         {"dD", dD->download()}};
+        return Outputs{{"y", y->download()},
+                       {"checkpoints", checkpoints->download()},
+                       {"decode", decoded},
+                       {"du", du->download()},
+                       {"ddelta", ddelta->download()},
+                       {"da_log", dalog->download()},
+                       {"dB", dB->download()},
+                       {"dC", dC->download()},
+                       {"dD", dD->download()}};
       },
       kScanTolerance);
 }
