@@ -307,7 +307,33 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "bias_backward");
     inner_.bias_backward(dbias, dy);
   }
+  void lm_head_backward(Matrix dx, Matrix dtable, Matrix logits, ConstMatrix x, ConstMatrix table,
+                        const float* lse, const int32_t* targets, float scale) override {
+    Timed timed(*this, "lm_head_backward");
+    inner_.lm_head_backward(dx, dtable, logits, x, table, lse, targets, scale);
+  }
+  void mean_to_device(double* out, const float* x, int64_t count) override {
+    Timed timed(*this, "mean_to_device");
+    inner_.mean_to_device(out, x, count);
+  }
+  void grad_clip_scale(float* scale_out, double* norm_out, const float* grads, int64_t count,
+                       double max_norm) override {
+    Timed timed(*this, "grad_clip_scale");
+    inner_.grad_clip_scale(scale_out, norm_out, grads, count, max_norm);
+  }
+  void adamw_update_device(float* params, const float* grads, float* m, float* v, int64_t count,
+                           const AdamWStep& constants, const DeviceStepScalars* scalars) override {
+    Timed timed(*this, "adamw_update_device");
+    inner_.adamw_update_device(params, grads, m, v, count, constants, scalars);
+  }
+  // Not timed: what the device reports. (A profile never captures graphs:
+  // make_step_runner keeps the default, eager, so every call is timed.)
+  std::optional<int64_t> device_bytes_in_use() override { return inner_.device_bytes_in_use(); }
 
+ protected:
+  MemoryInfo query_memory_info() override { return inner_.memory_info(); }
+
+ public:
  private:
   class Timed {
    public:
