@@ -6,6 +6,8 @@
 // Two kernels so that every gradient row has one owner (no atomics, a fixed
 // summation order): dq with a warp per query row over key tiles, dk/dv with
 // a warp per key row over the query tiles of every head of its KV group.
+#include <cuda_bf16.h>
+
 #include <cmath>
 
 #include "evaluator/cuda/attention_common.cuh"
@@ -17,7 +19,11 @@ namespace livs::evaluator::cuda {
 
 namespace {
 
-// delta[b, h, i] = dout_i . out_i, one warp per row.
+// delta[b, h, i] = dout_i . out_i, one warp per row. kRoundDout: dout rounded
+// to bf16 first, as the tensor-core kernels round it for dp = dout . v, so
+// that dp - delta cancels where a row's attention sits on one key (else the
+// rounding of dout alone would remain in ds there).
+template <bool kRoundDout>
 __global__ void attention_delta_kernel(float* delta, const float* dout, const float* out, AttentionShape s) {
   const int64_t rows = int64_t(s.batch) * s.heads * s.seq;
   const int64_t row = blockIdx.x * int64_t(kRows) + threadIdx.x / kWarpSize;  // (b, h, i)
@@ -26,7 +32,10 @@ __global__ void attention_delta_kernel(float* delta, const float* dout, const fl
   const int64_t i = row % s.seq, h = (row / s.seq) % s.heads, b = row / (int64_t(s.seq) * s.heads);
   const int64_t at = ((b * s.seq + i) * s.heads + h) * s.head_dim;
   float acc = 0.0f;
-  for (int d = lane; d < s.head_dim; d += kWarpSize) acc += dout[at + d] * out[at + d];
+  for (int d = lane; d < s.head_dim; d += kWarpSize) {
+    const float g = kRoundDout ? __bfloat162float(__float2bfloat16_rn(dout[at + d])) : dout[at + d];
+    acc += g * out[at + d];
+  }
   acc = warp_sum(acc);
   if (lane == 0) delta[row] = acc;
 }
@@ -192,11 +201,14 @@ void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, co
                         float* delta, const AttentionShape& s, bool tensor_cores) {
   if (s.batch <= 0 || s.seq <= 0) return;
   const int64_t rows = int64_t(s.batch) * s.heads * s.seq;
-  attention_delta_kernel<<<unsigned((rows + kRows - 1) / kRows), kRows * kWarpSize, 0, stream>>>(delta, dout,
-                                                                                                 out, s);
-  LIVS_CUDA_CHECK_LAUNCH();
-  if (tensor_cores && attention_tc_supported(s, {dq, dk, dv, dout, q, k, v}))
+  const unsigned delta_blocks = unsigned((rows + kRows - 1) / kRows);
+  if (tensor_cores && attention_tc_supported(s, {dq, dk, dv, dout, q, k, v})) {
+    attention_delta_kernel<true><<<delta_blocks, kRows * kWarpSize, 0, stream>>>(delta, dout, out, s);
+    LIVS_CUDA_CHECK_LAUNCH();
     return attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
+  }
+  attention_delta_kernel<false><<<delta_blocks, kRows * kWarpSize, 0, stream>>>(delta, dout, out, s);
+  LIVS_CUDA_CHECK_LAUNCH();
   dispatch_head_dim(s.head_dim, [&](auto dims) {
     constexpr int kDims = decltype(dims)::value;
     const unsigned row_blocks = unsigned((s.seq + kRows - 1) / kRows);

@@ -13,14 +13,19 @@
 
 namespace livs::evaluator::cuda {
 
-// head_dim 16, 32, 64 or 128, and every pointer 16-byte aligned (the tiles
-// are staged with 16-byte loads).
+// LIVSEARCH_ATTENTION_TC=0 in the environment turns the tensor-core path off
+// (a bf16 backend then runs the exact fp32 attention kernels): a switch for
+// telling attention's bf16 rounding apart from the GEMMs'.
+bool attention_tc_enabled();
+// Enabled, head_dim 16, 32, 64 or 128, and every pointer 16-byte aligned
+// (the tiles are staged with 16-byte loads).
 bool attention_tc_supported(const AttentionShape& shape, std::initializer_list<const void*> pointers);
 
 void attention_tc_forward(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
                           const float* v, const AttentionShape& shape);
 
-// delta: the fp32 dout . out of every query row, already computed.
+// delta: bf16(dout) . out of every query row in fp32, already computed
+// (dout rounded as the kernels round it, so that dp - delta is consistent).
 // Accumulates into dq, dk, dv.
 void attention_tc_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                            const float* q, const float* k, const float* v, const float* lse,

@@ -31,7 +31,9 @@ constexpr int other_rows() {
 }
 
 // grid (ceil(T / 64), kv_heads, batch).
-template <int kHd>
+// kPrefetch (both kernels): load the next tile of the other side into
+// registers while the current one is computed (used up to head_dim 64).
+template <int kHd, bool kPrefetch>
 __global__ void __launch_bounds__(kThreads)
     attention_tc_dkdv_kernel(float* dk, float* dv, const float* dout, const float* q, const float* k,
                              const float* v, const float* lse, const float* delta, AttentionShape s) {
@@ -63,72 +65,98 @@ __global__ void __launch_bounds__(kThreads)
 
   // The last query that sees a key of this tile.
   const int i_hi = s.window > 0 ? min(T - 1, j0 + kTileRows - 1 + s.window - 1) : T - 1;
-  for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
-    const int64_t head_rows = int64_t(b) * T * H + h;
-    for (int i0 = j0; i0 <= i_hi; i0 += kQueries) {
-      __syncthreads();  // the previous query tile is consumed (and K, V are staged)
-      stage_rows<kHd, kQueries>(qs, q + head_rows * kHd, q_stride, i0, T);
-      stage_rows<kHd, kQueries>(dos, dout + head_rows * kHd, q_stride, i0, T);
-      for (int r = threadIdx.x; r < kQueries; r += kThreads) {
-        const int i = i0 + r;
-        const int64_t at = (int64_t(b) * H + h) * T + i;
-        lse_s[r] = i < T ? lse[at] * kLog2e : 0.0f;
-        delta_s[r] = i < T ? delta[at] : 0.0f;
+  // The (head, query tile) pairs in order: heads of the group, then query tiles from j0 to i_hi.
+  const int h_end = (kvh + 1) * group;
+  auto head_rows = [&](int h) { return int64_t(b) * T * H + h; };
+  [[maybe_unused]] RowStage<kHd, kQueries> q_next, do_next;
+  if constexpr (kPrefetch) {
+    q_next.load(q + head_rows(kvh * group) * kHd, q_stride, j0, T);
+    do_next.load(dout + head_rows(kvh * group) * kHd, q_stride, j0, T);
+  }
+  auto next_pair = [&](int& h, int& i0) {
+    if (i0 + kQueries > i_hi) {
+      ++h;
+      i0 = j0;
+    } else {
+      i0 += kQueries;
+    }
+  };
+  for (int h = kvh * group, i0 = j0; h < h_end; next_pair(h, i0)) {
+    __syncthreads();  // the previous query tile is consumed (and K, V are staged)
+    if constexpr (kPrefetch) {
+      q_next.store(qs);
+      do_next.store(dos);
+    } else {
+      stage_rows<kHd, kQueries>(qs, q + head_rows(h) * kHd, q_stride, i0, T);
+      stage_rows<kHd, kQueries>(dos, dout + head_rows(h) * kHd, q_stride, i0, T);
+    }
+    for (int r = threadIdx.x; r < kQueries; r += kThreads) {
+      const int i = i0 + r;
+      const int64_t at = (int64_t(b) * H + h) * T + i;
+      lse_s[r] = i < T ? lse[at] * kLog2e : 0.0f;
+      delta_s[r] = i < T ? delta[at] : 0.0f;
+    }
+    __syncthreads();
+    if constexpr (kPrefetch) {  // the next pair's loads fly while this one is computed
+      int next_h = h, next_i0 = i0;
+      next_pair(next_h, next_i0);
+      if (next_h < h_end) {
+        q_next.load(q + head_rows(next_h) * kHd, q_stride, next_i0, T);
+        do_next.load(dout + head_rows(next_h) * kHd, q_stride, next_i0, T);
       }
-      __syncthreads();
-      // Warp-uniform: every query of the tile before this warp's keys, or past their windows.
-      if (i0 + kQueries - 1 < warp_key || warp_key >= T) continue;
-      if (s.window > 0 && i0 - (warp_key + kRowsPerWarp - 1) >= s.window) continue;
+    }
+    // Warp-uniform: every query of the tile before this warp's keys, or past their windows.
+    if (i0 + kQueries - 1 < warp_key || warp_key >= T) continue;
+    if (s.window > 0 && i0 - (warp_key + kRowsPerWarp - 1) >= s.window) continue;
 
-      float st[kQueries / 8][4], dpt[kQueries / 8][4];
+    float st[kQueries / 8][4], dpt[kQueries / 8][4];
 #pragma unroll
-      for (int n = 0; n < kQueries / 8; ++n)
+    for (int n = 0; n < kQueries / 8; ++n)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) st[n][e] = dpt[n][e] = 0.0f;
+      for (int e = 0; e < 4; ++e) st[n][e] = dpt[n][e] = 0.0f;
 #pragma unroll
-      for (int c = 0; c < kHd / 16; ++c) {
-        uint32_t kf[4], vf[4];
-        load_a<kHd>(kf, ks, warp * kRowsPerWarp, c * 16, lane);
-        load_a<kHd>(vf, vs, warp * kRowsPerWarp, c * 16, lane);
+    for (int c = 0; c < kHd / 16; ++c) {
+      uint32_t kf[4], vf[4];
+      load_a<kHd>(kf, ks, warp * kRowsPerWarp, c * 16, lane);
+      load_a<kHd>(vf, vs, warp * kRowsPerWarp, c * 16, lane);
 #pragma unroll
-        for (int np = 0; np < kQueries / 16; ++np) {
-          uint32_t qf[4], df[4];
-          load_b_transposed<kHd>(qf, qs, np * 16, c * 16, lane);
-          load_b_transposed<kHd>(df, dos, np * 16, c * 16, lane);
-          mma(st[2 * np], kf, qf[0], qf[1]);
-          mma(st[2 * np + 1], kf, qf[2], qf[3]);
-          mma(dpt[2 * np], vf, df[0], df[1]);
-          mma(dpt[2 * np + 1], vf, df[2], df[3]);
-        }
+      for (int np = 0; np < kQueries / 16; ++np) {
+        uint32_t qf[4], df[4];
+        load_b_transposed<kHd>(qf, qs, np * 16, c * 16, lane);
+        load_b_transposed<kHd>(df, dos, np * 16, c * 16, lane);
+        mma(st[2 * np], kf, qf[0], qf[1]);
+        mma(st[2 * np + 1], kf, qf[2], qf[3]);
+        mma(dpt[2 * np], vf, df[0], df[1]);
+        mma(dpt[2 * np + 1], vf, df[2], df[3]);
       }
-      const bool full = i0 >= warp_key + kRowsPerWarp - 1 && i0 + kQueries <= T &&
-                        (s.window <= 0 || i0 + kQueries - 1 - warp_key < s.window);
+    }
+    const bool full = i0 >= warp_key + kRowsPerWarp - 1 && i0 + kQueries <= T &&
+                      (s.window <= 0 || i0 + kQueries - 1 - warp_key < s.window);
 #pragma unroll
-      for (int n = 0; n < kQueries / 8; ++n)
+    for (int n = 0; n < kQueries / 8; ++n)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int c = n * 8 + 2 * t + (e & 1), i = i0 + c;
-          float p = 0.0f;
-          if (full || visible(i, key0 + (e / 2) * 8, T, s.window))
-            p = exp2_approx(st[n][e] * scale_log2 - lse_s[c]);
-          st[n][e] = p;
-          dpt[n][e] = p * (dpt[n][e] - delta_s[c]) * s.scale;
-        }
+      for (int e = 0; e < 4; ++e) {
+        const int c = n * 8 + 2 * t + (e & 1), i = i0 + c;
+        float p = 0.0f;
+        if (full || visible(i, key0 + (e / 2) * 8, T, s.window))
+          p = exp2_approx(st[n][e] * scale_log2 - lse_s[c]);
+        st[n][e] = p;
+        dpt[n][e] = p * (dpt[n][e] - delta_s[c]) * s.scale;
+      }
 #pragma unroll
-      for (int kk = 0; kk < kQueries / 16; ++kk) {
-        uint32_t pf[4], dsf[4];
-        c_to_a(pf, st, kk);
-        c_to_a(dsf, dpt, kk);
+    for (int kk = 0; kk < kQueries / 16; ++kk) {
+      uint32_t pf[4], dsf[4];
+      c_to_a(pf, st, kk);
+      c_to_a(dsf, dpt, kk);
 #pragma unroll
-        for (int dp = 0; dp < kHd / 16; ++dp) {
-          uint32_t dof[4], qf[4];
-          load_b<kHd>(dof, dos, kk * 16, dp * 16, lane);
-          load_b<kHd>(qf, qs, kk * 16, dp * 16, lane);
-          mma(dv_acc[2 * dp], pf, dof[0], dof[1]);
-          mma(dv_acc[2 * dp + 1], pf, dof[2], dof[3]);
-          mma(dk_acc[2 * dp], dsf, qf[0], qf[1]);
-          mma(dk_acc[2 * dp + 1], dsf, qf[2], qf[3]);
-        }
+      for (int dp = 0; dp < kHd / 16; ++dp) {
+        uint32_t dof[4], qf[4];
+        load_b<kHd>(dof, dos, kk * 16, dp * 16, lane);
+        load_b<kHd>(qf, qs, kk * 16, dp * 16, lane);
+        mma(dv_acc[2 * dp], pf, dof[0], dof[1]);
+        mma(dv_acc[2 * dp + 1], pf, dof[2], dof[3]);
+        mma(dk_acc[2 * dp], dsf, qf[0], qf[1]);
+        mma(dk_acc[2 * dp + 1], dsf, qf[2], qf[3]);
       }
     }
   }
@@ -150,7 +178,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // grid (ceil(T / 64), heads, batch).
-template <int kHd>
+template <int kHd, bool kPrefetch>
 __global__ void __launch_bounds__(kThreads)
     attention_tc_dq_kernel(float* dq, const float* dout, const float* q, const float* k, const float* v,
                            const float* lse, const float* delta, AttentionShape s) {
@@ -195,11 +223,28 @@ __global__ void __launch_bounds__(kThreads)
   const float* k_base = k + (int64_t(b) * T * KV + kvh) * kHd;
   const float* v_base = v + (int64_t(b) * T * KV + kvh) * kHd;
   const int i_last = min(T - 1, i0 + kTileRows - 1);
-  for (int j0 = first_key(i0, s.window) / kKeys * kKeys; j0 <= i_last; j0 += kKeys) {
+  const int j_first = first_key(i0, s.window) / kKeys * kKeys;
+  [[maybe_unused]] RowStage<kHd, kKeys> k_next, v_next;
+  if constexpr (kPrefetch) {
+    k_next.load(k_base, kv_stride, j_first, T);
+    v_next.load(v_base, kv_stride, j_first, T);
+  }
+  for (int j0 = j_first; j0 <= i_last; j0 += kKeys) {
+    __syncthreads();  // the previous tile is consumed (and Q, dO are staged)
+    if constexpr (kPrefetch) {
+      k_next.store(ks);
+      v_next.store(vs);
+    } else {
+      stage_rows<kHd, kKeys>(ks, k_base, kv_stride, j0, T);
+      stage_rows<kHd, kKeys>(vs, v_base, kv_stride, j0, T);
+    }
     __syncthreads();
-    stage_rows<kHd, kKeys>(ks, k_base, kv_stride, j0, T);
-    stage_rows<kHd, kKeys>(vs, v_base, kv_stride, j0, T);
-    __syncthreads();
+    if constexpr (kPrefetch) {
+      if (j0 + kKeys <= i_last) {
+        k_next.load(k_base, kv_stride, j0 + kKeys, T);
+        v_next.load(v_base, kv_stride, j0 + kKeys, T);
+      }
+    }
     if (j0 > warp_row + kRowsPerWarp - 1 || warp_row >= T) continue;
     if (s.window > 0 && warp_row - (j0 + kKeys - 1) >= s.window) continue;
 
@@ -261,7 +306,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <int kHd>
+template <int kHd, bool kPrefetch>
 void launch_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout, const float* q,
                      const float* k, const float* v, const float* lse, const float* delta,
                      const AttentionShape& s) {
@@ -269,14 +314,14 @@ void launch_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const
   const unsigned tiles = unsigned((s.seq + kTileRows - 1) / kTileRows);
   const std::size_t tile_bytes = sizeof(__nv_bfloat16) * 2 * (kTileRows + kOther) * stride<kHd>();
 
-  auto dkdv_kernel = attention_tc_dkdv_kernel<kHd>;
+  auto dkdv_kernel = attention_tc_dkdv_kernel<kHd, kPrefetch>;
   const std::size_t dkdv_bytes = tile_bytes + sizeof(float) * 2 * kOther;
   allow_shared_memory(dkdv_kernel, dkdv_bytes);
   dkdv_kernel<<<dim3(tiles, unsigned(s.kv_heads), unsigned(s.batch)), kThreads, dkdv_bytes, stream>>>(
       dk, dv, dout, q, k, v, lse, delta, s);
   LIVS_CUDA_CHECK_LAUNCH();
 
-  auto dq_kernel = attention_tc_dq_kernel<kHd>;
+  auto dq_kernel = attention_tc_dq_kernel<kHd, kPrefetch>;
   allow_shared_memory(dq_kernel, tile_bytes);
   dq_kernel<<<dim3(tiles, unsigned(s.heads), unsigned(s.batch)), kThreads, tile_bytes, stream>>>(
       dq, dout, q, k, v, lse, delta, s);
@@ -291,13 +336,13 @@ void attention_tc_backward(cudaStream_t stream, float* dq, float* dk, float* dv,
   if (s.batch <= 0 || s.seq <= 0) return;
   switch (s.head_dim) {
     case 16:
-      return launch_backward<16>(stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
+      return launch_backward<16, true>(stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
     case 32:
-      return launch_backward<32>(stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
+      return launch_backward<32, true>(stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
     case 64:
-      return launch_backward<64>(stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
+      return launch_backward<64, true>(stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
     case 128:
-      return launch_backward<128>(stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
+      return launch_backward<128, false>(stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
     default:
       throw std::invalid_argument("tensor-core attention: head_dim " + std::to_string(s.head_dim) +
                                   " is not 16, 32, 64 or 128");

@@ -105,10 +105,42 @@ __device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&c)[kTiles
   a[3] = pack_bf16(c[2 * kk + 1][2], c[2 * kk + 1][3]);
 }
 
-// Copies rows first..first+kRows-1 of an fp32 [.., row_stride] array (row r at
-// src + r * row_stride, head_dim kHd contiguous values) into a bf16 tile; rows
-// at or past `rows` are zero. 16-byte loads: src and row_stride keep 16-byte
-// alignment (checked by the launcher).
+// Rows first..first+kRows-1 of an fp32 [.., row_stride] array (row r at
+// src + r * row_stride, kHd contiguous values; rows at or past `rows` read as
+// zero) on their way into a bf16 shared tile: load() issues the 16-byte
+// global loads into registers, store() converts and writes the tile. Between
+// the two the loads are in flight, so a kernel can load the next tile before
+// computing on the current one. src and row_stride keep 16-byte alignment
+// (checked by the launcher).
+template <int kHd, int kRows>
+struct RowStage {
+  static constexpr int kVectors = kHd / 4;
+  static constexpr int kPerThread = kRows * kVectors / kThreads;
+  static_assert(kRows * kVectors % kThreads == 0, "every thread stages the same number of vectors");
+  float4 x[kPerThread];
+
+  __device__ __forceinline__ void load(const float* src, int64_t row_stride, int first, int rows) {
+#pragma unroll
+    for (int p = 0; p < kPerThread; ++p) {
+      const int idx = threadIdx.x + p * kThreads, r = idx / kVectors, c = (idx % kVectors) * 4,
+                row = first + r;
+      x[p] = row < rows ? __ldg(reinterpret_cast<const float4*>(src + row * row_stride + c))
+                        : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+  }
+  __device__ __forceinline__ void store(__nv_bfloat16* tile) const {
+#pragma unroll
+    for (int p = 0; p < kPerThread; ++p) {
+      const int idx = threadIdx.x + p * kThreads, r = idx / kVectors, c = (idx % kVectors) * 4;
+      uint2 packed;
+      packed.x = pack_bf16(x[p].x, x[p].y);
+      packed.y = pack_bf16(x[p].z, x[p].w);
+      *reinterpret_cast<uint2*>(tile + r * stride<kHd>() + c) = packed;
+    }
+  }
+};
+
+// Loads and stores at once, a vector at a time (few registers live).
 template <int kHd, int kRows>
 __device__ __forceinline__ void stage_rows(__nv_bfloat16* tile, const float* src, int64_t row_stride,
                                            int first, int rows) {
