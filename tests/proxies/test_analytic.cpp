@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "evaluator/arena.hpp"
 #include "evaluator/cpu/cpu_backend.hpp"
 #include "genome/decode.hpp"
 #include "genome/genome.hpp"
@@ -148,8 +149,26 @@ TEST_CASE("latency protocol: median and spread, timed prefill and decode") {
   CHECK(m.prefill.median_ms > 0.0);
   CHECK(m.decode.median_ms > 0.0);
   CHECK(m.decode.spread >= 0.0);
+  CHECK_FALSE(m.graphs);                    // the CPU runs its steps eagerly
+  CHECK_FALSE(m.device_bytes.has_value());  // and reports no device-measured memory
   CHECK(proxies::training_plan_bytes(spec, backend, 4, 32) >
         proxies::training_plan_bytes(spec, backend, 1, 8));
+  // Out of memory is found before the model is built, with the plan's size.
+  backend.set_memory_limit(1 << 20);
+  CHECK_THROWS_WITH_AS(proxies::measure_inference(spec, backend, s, 1, true),
+                       doctest::Contains("out of memory: the plan needs"), evaluator::OutOfMemory);
+}
+
+TEST_CASE("latency: the CPU's elapsed_ms times the work it is given") {
+  evaluator::CpuBackend backend;
+  volatile double sink = 0.0;
+  const double short_ms = backend.elapsed_ms([&] { sink = sink + 1.0; });
+  const double long_ms = backend.elapsed_ms([&] {
+    for (int i = 0; i < 20000000; ++i) sink = sink + 1.0;
+  });
+  CHECK(short_ms >= 0.0);
+  CHECK(long_ms > short_ms);
+  CHECK(long_ms > 1.0);  // 20 million dependent volatile additions take milliseconds
 }
 
 TEST_CASE("latency settings: defaults, context from the model, errors name the pointer") {
