@@ -169,9 +169,11 @@ TEST_CASE("200 training steps: the CUDA loss curve follows the CPU one") {
   REQUIRE(want.status == TrainStatus::ok);
   REQUIRE(got.status == TrainStatus::ok);
   REQUIRE(got.train_loss.size() == want.train_loss.size());
-  // Tolerance: means over windows of 10 steps within 0.05 nats (bf16 GEMMs
-  // perturb every step; the curves must not drift apart), the final
-  // validation loss within 2%, and training must actually learn.
+  // Tolerance: means over windows of 10 steps within 0.06 nats (bf16 GEMMs
+  // and bf16 tensor-core attention perturb every step; the curves must not
+  // drift apart; on an H100: 0.038 with fp32 attention, LIVSEARCH_ATTENTION_TC=0,
+  // 0.055 with bf16 attention, whose last loss is within 0.1% of the CPU's),
+  // the final validation loss within 2%, and training must actually learn.
   double worst = 0.0;
   for (std::size_t w = 0; w + 10 <= want.train_loss.size(); w += 10) {
     double a = 0.0, b = 0.0;
@@ -186,7 +188,7 @@ TEST_CASE("200 training steps: the CUDA loss curve follows the CPU one") {
                       << got.train_loss.front() << " -> " << got.train_loss.back() << ", validation "
                       << got.validation_loss << " (" << got.train_seconds << " s); worst 10-step mean gap "
                       << worst);
-  CHECK(worst <= 0.05);
+  CHECK(worst <= 0.06);
   CHECK(std::abs(got.validation_loss - want.validation_loss) <= 0.02 * want.validation_loss);
   CHECK(want.validation_loss < 0.75 * want.train_loss.front());
 }
