@@ -324,9 +324,9 @@ class Backend {
                                         const float* log_alpha, const LinearAttentionShape& shape) {
     unsupported("linear_attention_forward", out, q, k, v, log_alpha, shape);
   }
-  virtual void linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha, const float* dout,
-                                         const float* q, const float* k, const float* v, const float* log_alpha,
-                                         const LinearAttentionShape& shape) {
+  virtual void linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha,
+                                         const float* dout, const float* q, const float* k, const float* v,
+                                         const float* log_alpha, const LinearAttentionShape& shape) {
     unsupported("linear_attention_backward", dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, shape);
   }
   // Decode, shape.seq == 1: state [batch, heads, head_dim (key), head_dim (value)]
@@ -346,9 +346,9 @@ class Backend {
                                     float lambda_init, int64_t rows, int heads, int head_dim) {
     unsupported("differential_forward", out, a1, a2, lambda, lambda_init, rows, heads, head_dim);
   }
-  virtual void differential_backward(float* da1, float* da2, float* dlambda, const float* dout, const float* a2,
-                                     const float* lambda, float lambda_init, int64_t rows, int heads,
-                                     int head_dim) {
+  virtual void differential_backward(float* da1, float* da2, float* dlambda, const float* dout,
+                                     const float* a2, const float* lambda, float lambda_init, int64_t rows,
+                                     int heads, int head_dim) {
     unsupported("differential_backward", da1, da2, dlambda, dout, a2, lambda, lambda_init, rows, heads,
                 head_dim);
   }
@@ -375,8 +375,8 @@ class Backend {
   // renormalisation) plus that of the load-balancing loss
   // aux = aux_weight * experts * sum_e f_e P_e (f_e held constant).
   virtual void moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
-                                  const int32_t* top_index, const float* top_weight, const float* expert_stats,
-                                  int top_k, float aux_weight) {
+                                  const int32_t* top_index, const float* top_weight,
+                                  const float* expert_stats, int top_k, float aux_weight) {
     unsupported("moe_route_backward", dlogits.data, dtop_weight, probs, top_index, top_weight, expert_stats,
                 top_k, aux_weight);
   }
@@ -455,12 +455,12 @@ class Backend {
                                       float* state, const ScanShape& shape) {
     unsupported("selective_scan_forward", y, checkpoints, u, delta, a_log, B, C, D, state, shape);
   }
-  virtual void selective_scan_backward(float* du, float* ddelta, float* da_log, float* dB, float* dC, float* dD,
-                                       float* partials, const float* dy, const float* checkpoints,
+  virtual void selective_scan_backward(float* du, float* ddelta, float* da_log, float* dB, float* dC,
+                                       float* dD, float* partials, const float* dy, const float* checkpoints,
                                        const float* u, const float* delta, const float* a_log, const float* B,
                                        const float* C, const float* D, const ScanShape& shape) {
-    unsupported("selective_scan_backward", du, ddelta, da_log, dB, dC, dD, partials, dy, checkpoints, u, delta,
-                a_log, B, C, D, shape);
+    unsupported("selective_scan_backward", du, ddelta, da_log, dB, dC, dD, partials, dy, checkpoints, u,
+                delta, a_log, B, C, D, shape);
   }
   // out = act(in) elementwise (gelu_tanh: the tanh approximation);
   // backward accumulates din += dout * act'(in).
@@ -513,6 +513,7 @@ class Backend {
     return {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::max()};
   }
   int64_t memory_limit_bytes_ = 0;
+
  protected:
   template <class... Ignored>
   [[noreturn]] void unsupported(const char* kernel, const Ignored&...) const {
