@@ -2,6 +2,9 @@
 // step runner that captures a step as a CUDA graph and replays it, CUDA-event
 // timing and the device's memory figures.
 #include <iostream>
+#include <mutex>
+#include <set>
+#include <string>
 
 #include "evaluator/cuda/cuda_backend.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
@@ -25,6 +28,17 @@ void CudaBackend::adamw_update_device(float* params, const float* grads, float* 
 }
 
 namespace {
+
+// Each distinct reason is reported once per process: a search meets the same
+// uncapturable operator (MoE) in many candidates.
+void warn_once(const std::string& reason) {
+  static std::mutex mutex;
+  static std::set<std::string> reported;
+  std::lock_guard lock(mutex);
+  if (reported.insert(reason).second)
+    std::cerr << "warning: a step could not be captured as a CUDA graph (" << reason
+              << "); it runs eagerly (reported once per process)\n";
+}
 
 // Run 1: eager, so every scratch buffer reaches its size (growing one
 // synchronises and allocates, which a capture cannot hold). Run 2: captured
@@ -80,8 +94,7 @@ class GraphStepRunner final : public StepRunner {
       if (graph) (void)cudaGraphDestroy(graph);
       exec_ = nullptr;
       (void)cudaGetLastError();  // capture errors are not sticky; clear the last one
-      std::cerr << "warning: the step could not be captured as a CUDA graph (" << e.what()
-                << "); running it eagerly\n";
+      warn_once(e.what());
       return false;
     }
   }
