@@ -24,8 +24,12 @@ build() {
   # Only what runs on the GPU box (the test suite first: it needs the least).
   local targets=(${GPU_TARGETS:-test_gpu livsearch})
   if [ -z "${GPU_TARGETS:-}" ]; then
+    # The target list is read once: `grep -q` on a pipe would stop reading
+    # early and, under pipefail, turn a found target into a failed test.
+    local available
+    available=$(cmake --build "$build_dir" --target help)
     for t in bench_train bench_gemm bench_attention zdt latency recall; do
-      cmake --build "$build_dir" --target help | grep -q "^\.\.\. $t\$" && targets+=("$t")
+      grep -qx "\.\.\. $t" <<<"$available" && targets+=("$t")
     done
   fi
   cmake --build "$build_dir" -j"${JOBS:-2}" --target "${targets[@]}"
