@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
       "seq-len", "task sequence length (0: each task's default)", cxxopts::value<int>()->default_value("64"))(
       "tasks", "comma-separated task names, or all",
       cxxopts::value<std::string>()->default_value("in_context_recall,mqar"))(
+      "unscored", "what unscored positions train on: copy, ignore (default: each task's)",
+      cxxopts::value<std::string>()->default_value(""))(
       "models", "comma-separated: transformer, gconv-only",
       cxxopts::value<std::string>()->default_value("transformer,gconv-only"))(
       "seeds", "initialisation seeds", cxxopts::value<int>()->default_value("2"))("h,help", "show this help");
@@ -109,9 +111,16 @@ int main(int argc, char** argv) {
       task.train_examples = std::min(task.train_examples, 4000);
       task.test_examples = std::min(task.test_examples, 256);
       if (kind == proxies::TaskKind::mqar) task.vocab = 64;
+      const std::string unscored = args["unscored"].as<std::string>();
+      if (unscored == "copy" || unscored == "ignore")
+        task.unscored_targets =
+            unscored == "copy" ? proxies::UnscoredTargets::copy : proxies::UnscoredTargets::ignore;
+      else if (!unscored.empty())
+        throw std::invalid_argument("--unscored: expected copy or ignore, got '" + unscored + "'");
       const auto data = proxies::generate_task(task, 5);
-      std::printf("%-18s majority-answer baseline %.3f (vocab %d, seq_len %d)\n", proxies::to_string(kind),
-                  majority_baseline(data), task.vocab, task.seq_len);
+      std::printf("%-18s majority-answer baseline %.3f (vocab %d, seq_len %d, unscored targets %s)\n",
+                  proxies::to_string(kind), majority_baseline(data), task.vocab, task.seq_len,
+                  proxies::to_string(task.unscored_targets));
       for (const auto& [name, spec] : models) {
         for (int seed = 1; seed <= args["seeds"].as<int>(); ++seed) {
           const auto r = proxies::train_on_task(spec, t, data, uint64_t(seed), *backend);

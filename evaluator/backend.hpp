@@ -227,6 +227,7 @@ class Backend {
 
   // Softmax cross-entropy over rows of logits [N, V]: losses[n] = lse[n] - logits[n, targets[n]].
   // Backward WRITES dlogits = scale * (softmax(logits) - onehot(target)); dlogits may alias logits.
+  // A negative target is ignored (PyTorch's ignore_index): loss 0, a zero dlogits row.
   virtual void cross_entropy_forward(float* losses, float* lse, ConstMatrix logits,
                                      const int32_t* targets) = 0;
   virtual void cross_entropy_backward(Matrix dlogits, ConstMatrix logits, const float* lse,

@@ -154,9 +154,9 @@ double Model::forward(const int32_t* inputs, const int32_t* targets) {
   set_batch(inputs, targets);
   forward_on_device();
   backend_.copy_to_host(host_losses_.data(), losses_, N * sizeof(float));
-  double sum = 0.0;  // in token order: deterministic
-  for (float l : host_losses_) sum += l;
-  return sum / double(N);
+  double sum = 0.0;                       // in token order: deterministic
+  for (float l : host_losses_) sum += l;  // ignored targets add 0
+  return scored_targets_ > 0 ? sum / double(scored_targets_) : 0.0;
 }
 
 void Model::set_batch(const int32_t* inputs, const int32_t* targets) {
@@ -164,6 +164,7 @@ void Model::set_batch(const int32_t* inputs, const int32_t* targets) {
   if (N == 0) throw std::logic_error("Model::set_batch: no training shape planned");
   std::copy(inputs, inputs + N, host_tokens_.begin());
   std::copy(targets, targets + N, host_tokens_.begin() + N);
+  scored_targets_ = std::count_if(targets, targets + N, [](int32_t t) { return t >= 0; });
   backend_.copy_to_device(inputs_, host_tokens_.data(), host_tokens_.size() * sizeof(int32_t));
 }
 
@@ -200,7 +201,8 @@ void Model::backward() {
   // dlogits overwrites the logits (they are not needed any more).
   backend_.fill(dnormed_, N * D, 0.0f);
   backend_.lm_head_backward({dnormed_, N, D}, {embedding_.grad, V, D}, {logits_, N, V}, {final_, N, D},
-                            {embedding_.value, V, D}, lse_, targets_, float(1.0 / double(N)));
+                            {embedding_.value, V, D}, lse_, targets_,
+                            scored_targets_ > 0 ? float(1.0 / double(scored_targets_)) : 0.0f);
   backend_.fill(dres_, N * D, 0.0f);
   backend_.rmsnorm_backward({dres_, N, D}, final_norm_.grad, {dnormed_, N, D}, {x_out_, N, D},
                             final_norm_.value, final_rstd_);

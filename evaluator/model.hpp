@@ -30,15 +30,18 @@ class Model {
   int d_model() const { return d_; }
 
   // Training / evaluation on batch x seq tokens (host arrays, row-major
-  // [batch, seq]; targets are the next tokens). Returns the mean cross-entropy;
-  // the per-token values are in token_losses() afterwards.
+  // [batch, seq]; targets are the next tokens). Returns the mean cross-entropy
+  // over the targets that are not ignored (a negative target is ignored, as
+  // PyTorch's ignore_index: no loss, no gradient; backward() then averages
+  // over the others); the per-token values are in token_losses() afterwards.
   // = set_batch + forward_on_device + reading the per-token losses back.
   double forward(const int32_t* inputs, const int32_t* targets);
 
   // The same forward split for the device-side training step (a CUDA graph
   // replays it): set_batch copies inputs and targets into their fixed device
   // buffers (one copy); forward_on_device reads nothing from the host and
-  // leaves the mean cross-entropy in step_scalars()->out.loss.
+  // leaves the mean cross-entropy in step_scalars()->out.loss (over all
+  // positions: the device step expects no ignored target, as the trainer's).
   void set_batch(const int32_t* inputs, const int32_t* targets);
   void forward_on_device();
   // The step's scalars in device memory (see backend.hpp): the trainer writes
@@ -109,6 +112,7 @@ class Model {
   float *x_out_ = nullptr, *y_ = nullptr, *final_ = nullptr, *final_rstd_ = nullptr, *logits_ = nullptr,
         *lse_ = nullptr, *losses_ = nullptr, *dres_ = nullptr, *dnormed_ = nullptr;
   std::vector<float> host_losses_;
+  int64_t scored_targets_ = 0;        // targets of the last set_batch that are not ignored
   std::vector<int32_t> host_tokens_;  // staging for set_batch: inputs then targets, one copy
   DeviceStepScalars* step_scalars_ = nullptr;
   double aux_loss_ = 0.0;

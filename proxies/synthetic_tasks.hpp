@@ -34,6 +34,13 @@ const char* to_string(TaskKind kind);        // "in_context_recall", ...
 std::string accuracy_metric(TaskKind kind);  // "in_context_recall_accuracy", ...
 bool task_from_string(const std::string& name, TaskKind& kind);
 
+// What the positions that are not answers train on. `copy`: their own input
+// token (learned at once through the residual stream, so the answers carry
+// the loss and the copy adds a signal that helps induction form early);
+// `ignore`: nothing (MAD's ignore_index: only the answers are trained).
+enum class UnscoredTargets { copy, ignore };
+const char* to_string(UnscoredTargets targets);
+
 struct TaskSettings {
   TaskKind kind = TaskKind::in_context_recall;
   int vocab = 16;     // every token id is below this
@@ -48,6 +55,7 @@ struct TaskSettings {
   int kv_pairs = 4;                // mqar: key-value pairs per sequence
   double power_a = 0.01;           // mqar: query gaps drawn from p(x) ~ a x^(a-1)
   bool random_non_queries = true;  // mqar: filler tokens random instead of 0
+  UnscoredTargets unscored_targets = UnscoredTargets::copy;
 
   int length() const;  // positions per example
 };
@@ -64,7 +72,8 @@ struct Example {
   std::vector<uint8_t> scored;
 };
 struct TaskData {
-  std::vector<Example> train, test;  // no test input sequence occurs in train
+  std::vector<Example> train, test;                          // no test input sequence occurs in train
+  UnscoredTargets unscored_targets = UnscoredTargets::copy;  // from the settings
 };
 
 // Throws std::invalid_argument when the settings cannot produce an example

@@ -76,13 +76,14 @@ TaskReport train_on_task(const genome::ModelSpec& spec, const evaluator::TrainSe
     for (int r = 0; r < B; ++r) {
       const Example& e = data.train[order.integer(0, int64_t(data.train.size()) - 1)];
       std::copy(e.inputs.begin(), e.inputs.end(), inputs.begin() + int64_t(r) * L);
-      // Unscored positions train on their own input token: the model learns
-      // that copy at once (the residual stream carries it), so its gradient
-      // vanishes and the answers carry the loss, as MAD's ignore_index does.
-      // Next-token targets there are mostly unpredictable (random keys, first
-      // values) and their noise kept attention from forming the induction
-      // circuit: 2-layer attention sat at 0.33 in-context recall accuracy.
-      for (int t = 0; t < L; ++t) targets[int64_t(r) * L + t] = e.scored[t] ? e.targets[t] : e.inputs[t];
+      // Unscored positions: see UnscoredTargets. Plain next-token targets
+      // there are mostly unpredictable (random keys, first values) and their
+      // noise kept attention from forming the induction circuit (2-layer
+      // attention sat at 0.33 in-context recall), so they either copy their
+      // input (the default) or are ignored (-1, MAD's ignore_index).
+      const bool copy = data.unscored_targets == UnscoredTargets::copy;
+      for (int t = 0; t < L; ++t)
+        targets[int64_t(r) * L + t] = e.scored[t] ? e.targets[t] : (copy ? e.inputs[t] : -1);
     }
     const double loss = model.forward(inputs.data(), targets.data());
     if (!std::isfinite(loss)) {

@@ -20,7 +20,7 @@ void CpuBackend::cross_entropy_forward(float* losses, float* lse, ConstMatrix lo
       for (int64_t j = 0; j < V; ++j) sum += std::exp(double(row[j]) - mx);
       const float l = float(double(mx) + std::log(sum));
       lse[n] = l;
-      losses[n] = l - row[targets[n]];
+      losses[n] = targets[n] < 0 ? 0.0f : l - row[targets[n]];
     }
   });
 }
@@ -32,6 +32,10 @@ void CpuBackend::cross_entropy_backward(Matrix dlogits, ConstMatrix logits, cons
     for (int64_t n = r.begin(); n != r.end(); ++n) {
       const float* row = logits.data + n * V;
       float* drow = dlogits.data + n * V;
+      if (targets[n] < 0) {
+        std::fill(drow, drow + V, 0.0f);
+        continue;
+      }
       for (int64_t j = 0; j < V; ++j) drow[j] = scale * std::exp(row[j] - lse[n]);
       drow[targets[n]] -= scale;
     }

@@ -25,6 +25,11 @@ constexpr int kMaxHeadDim = 512;
 __host__ __device__ inline int first_key(int position, int window) {
   return window > 0 ? (position - window + 1 > 0 ? position - window + 1 : 0) : 0;
 }
+__host__ __device__ inline int64_t first_key_of(int64_t position, int window) {
+  return window > 0 ? (position - window + 1 > 0 ? position - window + 1 : int64_t(0)) : int64_t(0);
+}
+// Keys per split of the one-token decode (flash-decoding).
+constexpr int kDecodeSplit = 256;
 
 // Calls f(std::integral_constant<int, kDims>) with kDims = head dims per lane.
 template <class F>

@@ -25,7 +25,7 @@ __global__ void cross_entropy_forward_kernel(float* losses, float* lse, const fl
   if (threadIdx.x == 0) {
     const float l = mx + logf(sum);
     lse[n] = l;
-    losses[n] = l - row[targets[n]];
+    losses[n] = targets[n] < 0 ? 0.0f : l - row[targets[n]];
   }
 }
 
@@ -35,9 +35,10 @@ __global__ void cross_entropy_backward_kernel(float* dlogits, const float* logit
   const int64_t n = blockIdx.x;
   const float l = lse[n];
   const int32_t target = targets[n];
+  const float row_scale = target < 0 ? 0.0f : scale;  // an ignored target: a zero row
   for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
-    const float p = scale * expf(logits[n * vocab + j] - l);
-    dlogits[n * vocab + j] = j == target ? p - scale : p;
+    const float p = row_scale * expf(logits[n * vocab + j] - l);
+    dlogits[n * vocab + j] = j == target ? p - row_scale : p;
   }
 }
 
@@ -49,9 +50,10 @@ __global__ void cross_entropy_backward_bf16_kernel(__nv_bfloat16* dlogits, const
   const int64_t n = blockIdx.x;
   const float l = lse[n];
   const int32_t target = targets[n];
+  const float row_scale = target < 0 ? 0.0f : scale;  // an ignored target: a zero row
   for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
-    const float p = scale * expf(logits[n * vocab + j] - l);
-    dlogits[n * vocab + j] = __float2bfloat16_rn(j == target ? p - scale : p);
+    const float p = row_scale * expf(logits[n * vocab + j] - l);
+    dlogits[n * vocab + j] = __float2bfloat16_rn(j == target ? p - row_scale : p);
   }
 }
 

@@ -68,8 +68,9 @@ void CudaBackend::release() noexcept {
   // Errors are ignored here: a destructor must not throw, and the context may
   // already be broken by the failure that is unwinding.
   if (stream_) (void)cudaStreamSynchronize(stream_);
-  for (Scratch* s : {&attention_delta_, &column_partials_, &column_sums_, &scan_scratch_,
-                     &linear_attention_scratch_, &gemm_a_bf16_, &gemm_b_bf16_, &lm_head_dlogits_bf16_})
+  for (Scratch* s :
+       {&attention_delta_, &column_partials_, &column_sums_, &scan_scratch_, &linear_attention_scratch_,
+        &gemm_a_bf16_, &gemm_b_bf16_, &lm_head_dlogits_bf16_, &attention_decode_partials_})
     if (s->data) (void)cudaFree(s->data);
   if (reduce_partials_) (void)cudaFree(reduce_partials_);
   if (cublas_) (void)cublasDestroy(cublas_);
@@ -79,7 +80,7 @@ void CudaBackend::release() noexcept {
   timer_start_ = timer_stop_ = nullptr;
   if (stream_) (void)cudaStreamDestroy(stream_);
   attention_delta_ = column_partials_ = column_sums_ = scan_scratch_ = linear_attention_scratch_ =
-      gemm_a_bf16_ = gemm_b_bf16_ = lm_head_dlogits_bf16_ = {};
+      gemm_a_bf16_ = gemm_b_bf16_ = lm_head_dlogits_bf16_ = attention_decode_partials_ = {};
   reduce_partials_ = nullptr;
   cublas_ = nullptr;
   cublas_workspace_ = nullptr;

@@ -221,6 +221,7 @@ class CudaBackend final : public Backend {
   CUevent_st* timer_start_ = nullptr;  // elapsed_ms
   CUevent_st* timer_stop_ = nullptr;
   Scratch gemm_a_bf16_, gemm_b_bf16_;  // bf16 copies of GEMM inputs (cuda_matmul.cpp)
+  Scratch attention_decode_partials_;  // per-split (max, sum, output) of the one-token decode
   Scratch lm_head_dlogits_bf16_;       // a chunk of bf16 dlogits (cuda_lm_head.cpp)
   std::size_t lm_head_chunk_bytes_ = std::size_t(256) << 20;
 };

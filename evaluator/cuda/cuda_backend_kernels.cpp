@@ -49,7 +49,9 @@ void CudaBackend::kv_cache_write(float* k_cache, float* v_cache, const float* k,
 }
 void CudaBackend::attention_decode(float* out, const float* q, const float* k_cache, const float* v_cache,
                                    const AttentionShape& shape, int64_t capacity, int64_t position) {
-  cuda::attention_decode(stream_, out, q, k_cache, v_cache, shape, capacity, position);
+  float* partials =
+      scratch_floats(attention_decode_partials_, cuda::attention_decode_partial_floats(shape, capacity));
+  cuda::attention_decode(stream_, out, partials, q, k_cache, v_cache, shape, capacity, position);
 }
 
 void CudaBackend::swiglu_forward(float* h, const float* gate, const float* up, int64_t count) {

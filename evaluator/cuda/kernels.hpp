@@ -55,7 +55,9 @@ void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, co
                         float* delta, const AttentionShape& shape, bool tensor_cores);
 void kv_cache_write(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v,
                     const AttentionShape& shape, int64_t capacity, int64_t position);
-void attention_decode(cudaStream_t stream, float* out, const float* q, const float* k_cache,
+// partials: attention_decode_partial_floats(shape, capacity) floats of scratch.
+int64_t attention_decode_partial_floats(const AttentionShape& shape, int64_t capacity);
+void attention_decode(cudaStream_t stream, float* out, float* partials, const float* q, const float* k_cache,
                       const float* v_cache, const AttentionShape& shape, int64_t capacity, int64_t position);
 
 // cross_entropy.cu
@@ -64,8 +66,8 @@ void cross_entropy_forward(cudaStream_t stream, float* losses, float* lse, Const
 void cross_entropy_backward(cudaStream_t stream, Matrix dlogits, ConstMatrix logits, const float* lse,
                             const int32_t* targets, float scale);
 // The same, rounded to bf16 into dlogits_bf16 (logits.rows * logits.cols values).
-void cross_entropy_backward_bf16(cudaStream_t stream, void* dlogits_bf16, ConstMatrix logits, const float* lse,
-                                 const int32_t* targets, float scale);
+void cross_entropy_backward_bf16(cudaStream_t stream, void* dlogits_bf16, ConstMatrix logits,
+                                 const float* lse, const int32_t* targets, float scale);
 
 // reductions.cu. partials holds kSumOfSquaresBlocks + 1 doubles; the result
 // lands in partials[kSumOfSquaresBlocks].
@@ -140,12 +142,12 @@ void rglru_backward(cudaStream_t stream, float* du, float* dgate_a, float* dgate
                     const float* dh, const float* h, const float* u, const float* gate_a, const float* gate_i,
                     const float* lambda, float c, const ScanShape& shape, float* scratch);
 int64_t selective_scan_forward_scratch(const ScanShape& shape);
-void selective_scan_forward(cudaStream_t stream, float* y, float* checkpoints, const float* u, const float* delta,
-                            const float* a_log, const float* B, const float* C, const float* D, float* state,
-                            const ScanShape& shape, float* scratch);
+void selective_scan_forward(cudaStream_t stream, float* y, float* checkpoints, const float* u,
+                            const float* delta, const float* a_log, const float* B, const float* C,
+                            const float* D, float* state, const ScanShape& shape, float* scratch);
 int64_t selective_scan_backward_scratch(const ScanShape& shape);
-void selective_scan_backward(cudaStream_t stream, float* du, float* ddelta, float* da_log, float* dB, float* dC,
-                             float* dD, const float* dy, const float* checkpoints, const float* u,
+void selective_scan_backward(cudaStream_t stream, float* du, float* ddelta, float* da_log, float* dB,
+                             float* dC, float* dD, const float* dy, const float* checkpoints, const float* u,
                              const float* delta, const float* a_log, const float* B, const float* C,
                              const float* D, const ScanShape& shape, float* scratch);
 

@@ -233,6 +233,28 @@ TEST_CASE("cross-entropy forward and fused backward") {
   check_gradient("cross-entropy dlogits", logits.data(), dlogits, loss);
 }
 
+TEST_CASE("cross-entropy: a negative target is ignored (no loss, a zero gradient row)") {
+  CpuBackend be;
+  const int64_t N = 4, V = 7;
+  auto logits = random_vector(N * V, 29, 2.0);
+  const std::vector<int32_t> targets = {3, -1, 6, -1};
+  std::vector<float> losses(N, 99.0f), lse(N), dlogits(N * V, 99.0f);
+  auto loss = [&] {
+    be.cross_entropy_forward(losses.data(), lse.data(), {logits.data(), N, V}, targets.data());
+    return 0.5 * (double(losses[0]) + losses[1] + losses[2] + losses[3]);
+  };
+  loss();
+  CHECK(losses[1] == 0.0f);
+  CHECK(losses[3] == 0.0f);
+  CHECK(losses[0] > 0.0f);
+  be.cross_entropy_backward({dlogits.data(), N, V}, {logits.data(), N, V}, lse.data(), targets.data(), 0.5f);
+  for (int64_t j = 0; j < V; ++j) {
+    CHECK(dlogits[1 * V + j] == 0.0f);
+    CHECK(dlogits[3 * V + j] == 0.0f);
+  }
+  check_gradient("cross-entropy dlogits with ignored targets", logits.data(), dlogits, loss);
+}
+
 TEST_CASE("sum of squares and AdamW against double formulas") {
   CpuBackend be;
   const int64_t n = 100003;

@@ -231,13 +231,16 @@ TEST_CASE("attention backward from the saved log-sum-exp") {
   }
 }
 
-TEST_CASE("kv cache write and one-token decode, global and in a ring buffer") {
+TEST_CASE("kv cache write and one-token decode, global and in a ring buffer, over several splits") {
   struct Case {
     AttentionShape shape;
     int64_t capacity, steps;
   };
   for (Case c : {Case{{2, 1, 4, 2, 32, 0, 0.177f}, 40, 40}, Case{{3, 1, 4, 1, 48, 8, 0.144f}, 8, 45},
-                 Case{{1, 1, 2, 2, 128, 0, 0.088f}, 70, 70}}) {
+                 Case{{1, 1, 2, 2, 128, 0, 0.088f}, 70, 70},
+                 // Several 256-key splits (flash-decoding), the last one short; and a
+                 // window wider than a split in a ring buffer.
+                 Case{{1, 1, 4, 2, 32, 0, 0.177f}, 700, 700}, Case{{2, 1, 2, 1, 16, 300, 0.25f}, 300, 800}}) {
     const AttentionShape& s = c.shape;
     CAPTURE(s.head_dim);
     CAPTURE(s.window);

@@ -175,3 +175,23 @@ TEST_CASE("task settings: overrides, unknown keys and bad values name the pointe
   tiny.seq_len = 20;
   CHECK_THROWS_AS(proxies::generate_task(tiny, 1), std::invalid_argument);
 }
+
+TEST_CASE("task settings: what unscored positions train on, per task and from the config") {
+  using proxies::UnscoredTargets;
+  CHECK(proxies::default_task_settings(TaskKind::in_context_recall).unscored_targets ==
+        UnscoredTargets::copy);
+  CHECK(proxies::default_task_settings(TaskKind::fuzzy_recall).unscored_targets == UnscoredTargets::ignore);
+  const Json j = Json{{"unscored_targets", "ignore"}};
+  const auto s = proxies::parse_task_settings(TaskKind::mqar, JsonReader(j, "cfg.json", "/tasks/mqar"));
+  CHECK(s.unscored_targets == UnscoredTargets::ignore);
+  CHECK(proxies::to_json(s).at("unscored_targets") == "ignore");
+  CHECK(proxies::generate_task(s, 1).unscored_targets == UnscoredTargets::ignore);
+  const Json bad = Json{{"unscored_targets", "zero"}};
+  try {
+    proxies::parse_task_settings(TaskKind::mqar, JsonReader(bad, "cfg.json", "/tasks/mqar"));
+    FAIL("expected an InputError");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()).find("cfg.json: /tasks/mqar/unscored_targets") != std::string::npos);
+    CHECK(std::string(e.what()).find("\"copy\" or \"ignore\"") != std::string::npos);
+  }
+}
