@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <span>
@@ -153,7 +154,17 @@ TEST_CASE("a hybrid with differential mixers, fusion slots and MoE matches the C
   compare_models(spec, plan(2, 29, 2, 10));
 }
 
-TEST_CASE("200 training steps: the CUDA loss curve follows the CPU one") {
+namespace {
+
+struct CurveComparison {
+  TrainReport cpu, cuda;
+  double worst_gap = 0.0;  // the largest gap between 10-step means of the two curves
+  std::string means;       // both curves' 10-step means, for the failure message
+};
+
+// The 200-step run of the curve test (transformer d 64, 2 layers, batch 8,
+// T 64, KJV bytes) on the CPU and on the bf16 CUDA backend, from one seed.
+CurveComparison compare_curves(uint64_t seed) {
   auto bytes = corpus_bytes(600000);
   REQUIRE_MESSAGE(bytes.size() == 600000, "data/kjv.txt not found (run from the repository root)");
   const std::span<const uint16_t> train(bytes.data(), 500000), validation(bytes.data() + 500000, 100000);
@@ -164,31 +175,53 @@ TEST_CASE("200 training steps: the CUDA loss curve follows the CPU one") {
   settings.seq_len = 64;
   settings.warmup_steps = 20;
   settings.eval_tokens = 8192;
-  const TrainReport want = train_and_evaluate(spec, settings, train, validation, 7, cpu());
-  const TrainReport got = train_and_evaluate(spec, settings, train, validation, 7, gpu_bf16());
-  REQUIRE(want.status == TrainStatus::ok);
-  REQUIRE(got.status == TrainStatus::ok);
-  REQUIRE(got.train_loss.size() == want.train_loss.size());
+  CurveComparison c;
+  c.cpu = train_and_evaluate(spec, settings, train, validation, seed, cpu());
+  c.cuda = train_and_evaluate(spec, settings, train, validation, seed, gpu_bf16());
+  REQUIRE(c.cpu.status == TrainStatus::ok);
+  REQUIRE(c.cuda.status == TrainStatus::ok);
+  REQUIRE(c.cuda.train_loss.size() == c.cpu.train_loss.size());
+  for (std::size_t w = 0; w + 10 <= c.cpu.train_loss.size(); w += 10) {
+    double a = 0.0, b = 0.0;
+    for (std::size_t i = w; i < w + 10; ++i) {
+      a += c.cpu.train_loss[i];
+      b += c.cuda.train_loss[i];
+    }
+    c.worst_gap = std::max(c.worst_gap, std::abs(a - b) / 10.0);
+    char pair[40];
+    std::snprintf(pair, sizeof pair, " %.3f/%.3f", a / 10.0, b / 10.0);
+    c.means += pair;
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("200 training steps: the CUDA loss curve follows the CPU one") {
   // Tolerance: means over windows of 10 steps within 0.06 nats (bf16 GEMMs
   // and bf16 tensor-core attention perturb every step; the curves must not
   // drift apart; on an H100: 0.038 with fp32 attention, LIVSEARCH_ATTENTION_TC=0,
   // 0.055 with bf16 attention, whose last loss is within 0.1% of the CPU's),
   // the final validation loss within 2%, and training must actually learn.
-  double worst = 0.0;
-  for (std::size_t w = 0; w + 10 <= want.train_loss.size(); w += 10) {
-    double a = 0.0, b = 0.0;
-    for (std::size_t i = w; i < w + 10; ++i) {
-      a += want.train_loss[i];
-      b += got.train_loss[i];
-    }
-    worst = std::max(worst, std::abs(a - b) / 10.0);
+  const CurveComparison c = compare_curves(7);
+  MESSAGE("CPU loss " << c.cpu.train_loss.front() << " -> " << c.cpu.train_loss.back() << ", validation "
+                      << c.cpu.validation_loss << " (" << c.cpu.train_seconds << " s); CUDA loss "
+                      << c.cuda.train_loss.front() << " -> " << c.cuda.train_loss.back() << ", validation "
+                      << c.cuda.validation_loss << " (" << c.cuda.train_seconds
+                      << " s); worst 10-step mean gap " << c.worst_gap);
+  INFO("10-step means, CPU/CUDA:" << c.means);
+  CHECK(c.worst_gap <= 0.06);
+  CHECK(std::abs(c.cuda.validation_loss - c.cpu.validation_loss) <= 0.02 * c.cpu.validation_loss);
+  CHECK(c.cpu.validation_loss < 0.75 * c.cpu.train_loss.front());
+}
+
+// Not run by default (test_gpu -tc='200-step curves*' --no-skip): how far
+// the curves fall apart over several seeds, to set the tolerance above.
+TEST_CASE("200-step curves over several seeds (diagnostic)" * doctest::skip()) {
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    const CurveComparison c = compare_curves(seed);
+    MESSAGE("seed " << seed << ": validation CPU " << c.cpu.validation_loss << " CUDA "
+                    << c.cuda.validation_loss << ", worst 10-step gap " << c.worst_gap << "; 10-step means"
+                    << c.means);
   }
-  MESSAGE("CPU loss " << want.train_loss.front() << " -> " << want.train_loss.back() << ", validation "
-                      << want.validation_loss << " (" << want.train_seconds << " s); CUDA loss "
-                      << got.train_loss.front() << " -> " << got.train_loss.back() << ", validation "
-                      << got.validation_loss << " (" << got.train_seconds << " s); worst 10-step mean gap "
-                      << worst);
-  CHECK(worst <= 0.06);
-  CHECK(std::abs(got.validation_loss - want.validation_loss) <= 0.02 * want.validation_loss);
-  CHECK(want.validation_loss < 0.75 * want.train_loss.front());
 }
