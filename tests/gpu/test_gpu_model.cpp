@@ -197,26 +197,34 @@ CurveComparison compare_curves(uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("200 training steps: the CUDA loss curve follows the CPU one") {
-  // Tolerance: means over windows of 10 steps within 0.06 nats (bf16 GEMMs
-  // and bf16 tensor-core attention perturb every step; the curves must not
-  // drift apart; on an H100: 0.038 with fp32 attention, LIVSEARCH_ATTENTION_TC=0,
-  // 0.055 with bf16 attention, whose last loss is within 0.1% of the CPU's),
-  // the final validation loss within 2%, and training must actually learn.
-  const CurveComparison c = compare_curves(7);
-  MESSAGE("CPU loss " << c.cpu.train_loss.front() << " -> " << c.cpu.train_loss.back() << ", validation "
-                      << c.cpu.validation_loss << " (" << c.cpu.train_seconds << " s); CUDA loss "
-                      << c.cuda.train_loss.front() << " -> " << c.cuda.train_loss.back() << ", validation "
-                      << c.cuda.validation_loss << " (" << c.cuda.train_seconds
-                      << " s); worst 10-step mean gap " << c.worst_gap);
-  INFO("10-step means, CPU/CUDA:" << c.means);
-  CHECK(c.worst_gap <= 0.06);
-  CHECK(std::abs(c.cuda.validation_loss - c.cpu.validation_loss) <= 0.02 * c.cpu.validation_loss);
-  CHECK(c.cpu.validation_loss < 0.75 * c.cpu.train_loss.front());
+// bf16 training is not the CPU's fp32 trajectory: these runs sit on a loss
+// plateau (about 3.0 nats) until steps 60-130 and then drop, and rounding
+// moves the moment of the drop, so one seed's curves can be 0.3 nats apart for
+// a while and end up to 8% apart either way (H100, eight seeds: validation
+// CUDA - CPU from -3.5% to +8.0%, mean +2.2%; with fp32 attention -2.3% to
+// +6.1%). So the test asks what bf16 must not change: the curves agree
+// before the plateau is left, no seed ends far away, and over eight seeds the
+// CUDA runs are not worse on average.
+TEST_CASE("200 training steps over eight seeds: the CUDA loss curves follow the CPU ones") {
+  double signed_sum = 0.0;
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    const CurveComparison c = compare_curves(seed);
+    const double relative = (c.cuda.validation_loss - c.cpu.validation_loss) / c.cpu.validation_loss;
+    CAPTURE(seed);
+    INFO("validation CPU " << c.cpu.validation_loss << " CUDA " << c.cuda.validation_loss
+                           << "; 10-step means, CPU/CUDA:" << c.means);
+    for (std::size_t i = 0; i < 60; ++i)  // the first 60 steps: before any run leaves the plateau
+      CHECK(std::abs(c.cuda.train_loss[i] - c.cpu.train_loss[i]) <= 0.02);
+    CHECK(std::abs(relative) <= 0.10);
+    CHECK(c.cpu.validation_loss < 0.8 * c.cpu.train_loss.front());  // training learns
+    signed_sum += relative;
+  }
+  MESSAGE("mean validation difference CUDA - CPU over eight seeds: " << 100.0 * signed_sum / 8.0 << "%");
+  CHECK(std::abs(signed_sum / 8.0) <= 0.03);
 }
 
-// Not run by default (test_gpu -tc='200-step curves*' --no-skip): how far
-// the curves fall apart over several seeds, to set the tolerance above.
+// Not run by default (test_gpu -tc='200-step curves*' --no-skip): every
+// seed's curves side by side, the numbers behind the tolerances above.
 TEST_CASE("200-step curves over several seeds (diagnostic)" * doctest::skip()) {
   for (uint64_t seed = 1; seed <= 8; ++seed) {
     const CurveComparison c = compare_curves(seed);
