@@ -30,6 +30,67 @@ __global__ void causal_conv_forward_kernel(float* y, const float* x, const float
   }
 }
 
+// Long kernels (hyena's k = 64) without a decode state: a block owns 32
+// channels x kConvTile steps of one sequence and stages the weights
+// (transposed, [k][32]) and the inputs it needs ([kConvTile + k - 1][32]) in
+// shared memory, so each input is read from global memory once per block
+// instead of k times, and a warp reads the weights of 32 channels without a
+// stride. Each output keeps the order of the kernels above (bias, then
+// j = 0..k-1 with fmaf; taps outside the sequence add w * 0), so the results
+// are those kernels' bits. Backward input: the same over dy, read forward in
+// time (dx[t] += sum_j w[j] dy[t + k - 1 - j]).
+constexpr int kConvTile = 64, kConvChannels = 32, kConvRows = 8, kConvTiledMaxKernel = 128;
+
+template <bool kBackwardInput>
+__global__ void __launch_bounds__(kConvChannels* kConvRows)
+    causal_conv_tiled_kernel(float* out, const float* in, const float* w, const float* bias, ConvShape s) {
+  extern __shared__ float shared[];
+  const int64_t C = s.channels, T = s.seq, k = s.kernel;
+  float* w_s = shared;                       // [k][kConvChannels]
+  float* in_s = shared + k * kConvChannels;  // [kConvTile + k - 1][kConvChannels]
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t c = int64_t(blockIdx.x) * kConvChannels + tx, t0 = int64_t(blockIdx.y) * kConvTile,
+                b = blockIdx.z;
+  for (int64_t j = ty; j < k; j += kConvRows) w_s[j * kConvChannels + tx] = c < C ? w[c * k + j] : 0.0f;
+  // Forward reads inputs t0-(k-1) .. t0+kConvTile-1; backward dy t0 .. t0+kConvTile+k-2.
+  const int64_t first = kBackwardInput ? t0 : t0 - (k - 1);
+  for (int64_t r = ty; r < kConvTile + k - 1; r += kConvRows) {
+    const int64_t t = first + r;
+    in_s[r * kConvChannels + tx] = (c < C && t >= 0 && t < T) ? in[(b * T + t) * C + c] : 0.0f;
+  }
+  __syncthreads();
+  if (c >= C) return;
+  for (int64_t i = ty; i < kConvTile; i += kConvRows) {
+    const int64_t t = t0 + i;
+    if (t >= T) break;
+    float* o = out + (b * T + t) * C + c;
+    if (kBackwardInput) {
+      float acc = *o;
+      for (int64_t j = 0; j < k; ++j)
+        acc = fmaf(w_s[j * kConvChannels + tx], in_s[(i + k - 1 - j) * kConvChannels + tx], acc);
+      *o = acc;
+    } else {
+      float acc = bias ? bias[c] : 0.0f;
+      for (int64_t j = 0; j < k; ++j)
+        acc = fmaf(w_s[j * kConvChannels + tx], in_s[(i + j) * kConvChannels + tx], acc);
+      *o = acc;
+    }
+  }
+}
+
+template <bool kBackwardInput>
+void launch_conv_tiled(cudaStream_t stream, float* out, const float* in, const float* w, const float* bias,
+                       const ConvShape& s) {
+  const std::size_t bytes = sizeof(float) * kConvChannels * (2 * s.kernel + kConvTile - 1);
+  const dim3 grid(unsigned((s.channels + kConvChannels - 1) / kConvChannels),
+                  unsigned((s.seq + kConvTile - 1) / kConvTile), unsigned(s.batch));
+  causal_conv_tiled_kernel<kBackwardInput>
+      <<<grid, dim3(kConvChannels, kConvRows), bytes, stream>>>(out, in, w, bias, s);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+bool conv_tiled(const ConvShape& s) { return s.kernel >= 8 && s.kernel <= kConvTiledMaxKernel; }
+
 // The new history is the last k-1 inputs of [state, x]; one thread per
 // (sequence, channel) walks its slots in order, since slot i reads slot i + T.
 __global__ void causal_conv_state_kernel(float* state, const float* x, ConvShape s) {
@@ -61,13 +122,23 @@ __global__ void causal_conv_backward_input_kernel(float* dx, const float* dy, co
 }
 
 // dw[c, j] as a column sum over rows (b, t) of dy[b,t,c] x[b, t-(k-1)+j, c].
+// Columns are numbered j * C + c, so neighbouring threads read neighbouring
+// channels of one row (coalesced); numbered c * k + j, a warp read 32 rows
+// of one channel and the weight gradient of a k = 64 convolution took a
+// quarter of hyena-like's step. Each column's sum keeps its order either way.
 struct ConvWeightTerm {
   const float *dy, *x;
   int64_t C, k, T;
   __device__ float operator()(int64_t row, int64_t col) const {
-    const int64_t c = col / k, j = col % k, t = row % T, src = t - (k - 1) + j;
+    const int64_t c = col % C, j = col / C, t = row % T, src = t - (k - 1) + j;
     return src >= 0 ? dy[row * C + c] * x[(row - t + src) * C + c] : 0.0f;
   }
+};
+// finish for ConvWeightTerm's numbering: dw[c * k + j] += sum.
+struct AddToConvWeight {
+  float* dw;
+  int64_t C, k;
+  __device__ void operator()(int64_t col, float sum) const { dw[(col % C) * k + col / C] += sum; }
 };
 struct ConvBiasTerm {
   const float* dy;
@@ -81,6 +152,10 @@ void causal_conv_forward(cudaStream_t stream, float* y, const float* x, const fl
                          float* state, const ConvShape& s) {
   const int64_t count = int64_t(s.batch) * s.seq * s.channels;
   if (count <= 0) return;
+  if (!state && conv_tiled(s)) {
+    launch_conv_tiled<false>(stream, y, x, w, bias, s);
+    return;
+  }
   causal_conv_forward_kernel<<<grid_for(count), 256, 0, stream>>>(y, x, w, bias, state, s);
   LIVS_CUDA_CHECK_LAUNCH();
   if (!state || s.kernel <= 1) return;
@@ -93,10 +168,14 @@ void causal_conv_backward(cudaStream_t stream, float* dx, float* dw, float* dbia
                           const float* x, const float* w, const ConvShape& s, float* partials) {
   const int64_t C = s.channels, rows = int64_t(s.batch) * s.seq, count = rows * C;
   if (count <= 0) return;
-  causal_conv_backward_input_kernel<<<grid_for(count), 256, 0, stream>>>(dx, dy, w, s);
-  LIVS_CUDA_CHECK_LAUNCH();
+  if (conv_tiled(s)) {
+    launch_conv_tiled<true>(stream, dx, dy, w, nullptr, s);
+  } else {
+    causal_conv_backward_input_kernel<<<grid_for(count), 256, 0, stream>>>(dx, dy, w, s);
+    LIVS_CUDA_CHECK_LAUNCH();
+  }
   column_sums(stream, partials, rows, C * s.kernel, ConvWeightTerm{dy, x, C, s.kernel, s.seq},
-              AddScaled{dw, 1.0f});
+              AddToConvWeight{dw, C, s.kernel});
   if (dbias) column_sums(stream, partials, rows, C, ConvBiasTerm{dy, C}, AddScaled{dbias, 1.0f});
 }
 
