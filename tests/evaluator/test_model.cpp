@@ -13,15 +13,27 @@
 using namespace livs::evaluator;
 using namespace livs::evaluator::testing;
 
-TEST_CASE("model gradient of the mean cross-entropy against finite differences") {
+namespace {
+
+// The mean cross-entropy's gradient against finite differences for every
+// weight of a 2-layer transformer (13 tokens, batch 2 x 6); `ignored` lists
+// the targets set to -1.
+void check_transformer_gradient(const std::vector<int>& ignored) {
   const int vocab = 13;
   auto spec = transformer_spec(16, 2, 4, 2, 24, vocab, 4, true);
   CpuBackend backend;
   Model model(spec, backend, {2, 6}, 7);
   randomize(model);
   auto inputs = random_tokens(12, vocab, 1), targets = random_tokens(12, vocab, 2);
+  for (int i : ignored) targets[i] = -1;
   auto loss = [&] { return model.forward(inputs.data(), targets.data()); };
-  loss();
+  const double mean = loss();
+  double sum = 0;
+  for (int i = 0; i < 12; ++i) {
+    if (targets[i] < 0) CHECK(model.token_losses()[i] == 0.0f);
+    sum += model.token_losses()[i];
+  }
+  CHECK(mean == doctest::Approx(sum / double(12 - ignored.size())));
   model.zero_grads();
   model.backward();
   for (const auto& e : model.parameters().entries()) {
@@ -30,28 +42,14 @@ TEST_CASE("model gradient of the mean cross-entropy against finite differences")
   }
 }
 
+}  // namespace
+
+TEST_CASE("model gradient of the mean cross-entropy against finite differences") {
+  check_transformer_gradient({});
+}
+
 TEST_CASE("model with ignored targets: the mean over the others, and its gradient") {
-  const int vocab = 13;
-  auto spec = transformer_spec(16, 2, 4, 2, 24, vocab, 4, true);
-  CpuBackend backend;
-  Model model(spec, backend, {2, 6}, 7);
-  randomize(model);
-  auto inputs = random_tokens(12, vocab, 1), targets = random_tokens(12, vocab, 2);
-  for (int i : {0, 3, 4, 9, 11}) targets[i] = -1;
-  auto loss = [&] { return model.forward(inputs.data(), targets.data()); };
-  const double mean = loss();
-  double sum = 0;
-  for (int i = 0; i < 12; ++i) {
-    if (targets[i] < 0) CHECK(model.token_losses()[i] == 0.0f);
-    sum += model.token_losses()[i];
-  }
-  CHECK(mean == doctest::Approx(sum / 7.0));
-  model.zero_grads();
-  model.backward();
-  for (const auto& e : model.parameters().entries()) {
-    std::vector<float> g(model.grads() + e.offset, model.grads() + e.offset + e.numel);
-    check_gradient(e.name, model.values() + e.offset, g, loss, {1e-2, 1e-2, 1e-3, 24});
-  }
+  check_transformer_gradient({0, 3, 4, 9, 11});
 }
 
 TEST_CASE("model decode reproduces the forward's per-token losses and holds the analytic cache") {

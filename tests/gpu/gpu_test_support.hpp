@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <limits>
 #include <memory>
 #include <string>
@@ -124,5 +125,20 @@ void compare_backends(const std::string& what, Run run, double tolerance, Backen
 }
 
 using Outputs = std::vector<std::pair<std::string, std::vector<float>>>;
+
+// The sample corpus as byte tokens: run from the repository root (gpu-check.sh)
+// or from the source tree this binary was built from. Empty when not found.
+inline std::vector<uint16_t> corpus_bytes(std::size_t count) {
+  for (const std::string& path :
+       {std::string("data/kjv.txt"), std::string(LIVSEARCH_SOURCE_DIR) + "/data/kjv.txt"}) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) continue;
+    std::vector<char> bytes(count);
+    in.read(bytes.data(), std::streamsize(count));
+    bytes.resize(std::size_t(in.gcount()));
+    return std::vector<uint16_t>(bytes.begin(), bytes.end());
+  }
+  return {};
+}
 
 }  // namespace livs::evaluator::gpu_testing

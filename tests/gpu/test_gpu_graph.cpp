@@ -23,21 +23,8 @@ using namespace livs::evaluator::gpu_testing;
 
 namespace {
 
-std::vector<uint16_t> corpus(std::size_t count) {
-  for (const std::string& path :
-       {std::string("data/kjv.txt"), std::string(LIVSEARCH_SOURCE_DIR) + "/data/kjv.txt"}) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) continue;
-    std::vector<char> bytes(count);
-    in.read(bytes.data(), std::streamsize(count));
-    bytes.resize(std::size_t(in.gcount()));
-    return std::vector<uint16_t>(bytes.begin(), bytes.end());
-  }
-  return {};
-}
-
 TrainReport train(const genome::ModelSpec& spec, bool graphs, int steps, int batch, int seq) {
-  static const std::vector<uint16_t> bytes = corpus(300000);
+  static const std::vector<uint16_t> bytes = corpus_bytes(300000);
   REQUIRE_MESSAGE(bytes.size() == 300000, "data/kjv.txt not found (run from the repository root)");
   const std::span<const uint16_t> train(bytes.data(), 250000), validation(bytes.data() + 250000, 50000);
   TrainSettings s;
@@ -184,7 +171,7 @@ TEST_CASE("graph: out of memory is the candidate's failure before training start
   CHECK(info.total_bytes > info.free_bytes);
   CHECK(info.free_bytes > 0);
   backend.set_memory_limit(32 << 20);  // a real, small limit on the real check
-  const std::vector<uint16_t> bytes = corpus(100000);
+  const std::vector<uint16_t> bytes = corpus_bytes(100000);
   TrainSettings s;
   s.steps = 2;
   s.batch_size = 4;

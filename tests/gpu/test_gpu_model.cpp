@@ -78,21 +78,6 @@ PlanShape plan(int batch, int seq, int decode_batch, int64_t decode_context) {
   return shape;
 }
 
-// The sample corpus as byte tokens: run from the repository root (gpu-check.sh)
-// or from the source tree this binary was built from.
-std::vector<uint16_t> corpus_bytes(std::size_t count) {
-  for (const std::string& path :
-       {std::string("data/kjv.txt"), std::string(LIVSEARCH_SOURCE_DIR) + "/data/kjv.txt"}) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) continue;
-    std::vector<char> bytes(count);
-    in.read(bytes.data(), std::streamsize(count));
-    bytes.resize(std::size_t(in.gcount()));
-    return std::vector<uint16_t>(bytes.begin(), bytes.end());
-  }
-  return {};
-}
-
 }  // namespace
 
 TEST_CASE("transformer: losses, gradients and decode match the CPU backend") {
