@@ -112,10 +112,7 @@ int main(int argc, char** argv) {
       task.test_examples = std::min(task.test_examples, 256);
       if (kind == proxies::TaskKind::mqar) task.vocab = 64;
       const std::string unscored = args["unscored"].as<std::string>();
-      if (unscored == "copy" || unscored == "ignore")
-        task.unscored_targets =
-            unscored == "copy" ? proxies::UnscoredTargets::copy : proxies::UnscoredTargets::ignore;
-      else if (!unscored.empty())
+      if (!unscored.empty() && !proxies::unscored_targets_from_string(unscored, task.unscored_targets))
         throw std::invalid_argument("--unscored: expected copy or ignore, got '" + unscored + "'");
       const auto data = proxies::generate_task(task, 5);
       std::printf("%-18s majority-answer baseline %.3f (vocab %d, seq_len %d, unscored targets %s)\n",

@@ -116,6 +116,15 @@ const char* to_string(UnscoredTargets targets) {
   return targets == UnscoredTargets::copy ? "copy" : "ignore";
 }
 
+bool unscored_targets_from_string(const std::string& name, UnscoredTargets& targets) {
+  for (const auto t : {UnscoredTargets::copy, UnscoredTargets::ignore})
+    if (name == to_string(t)) {
+      targets = t;
+      return true;
+    }
+  return false;
+}
+
 TaskSettings parse_task_settings(TaskKind kind, const JsonReader& section) {
   TaskSettings s = default_task_settings(kind);
   std::vector<std::string_view> keys = {"vocab", "seq_len", "train_examples", "test_examples",
@@ -149,9 +158,7 @@ TaskSettings parse_task_settings(TaskKind kind, const JsonReader& section) {
   if (const auto v = section.find("random_non_queries")) s.random_non_queries = v->boolean();
   if (const auto v = section.find("unscored_targets")) {
     const std::string name = v->string();
-    if (name == "copy" || name == "ignore")
-      s.unscored_targets = name == "copy" ? UnscoredTargets::copy : UnscoredTargets::ignore;
-    else
+    if (!unscored_targets_from_string(name, s.unscored_targets))
       v->fail_message("expected \"copy\" or \"ignore\", got \"" + name + "\"");
   }
   if (s.frac_noise > 0.0 && s.noise_vocab == 0)

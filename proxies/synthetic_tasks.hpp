@@ -40,6 +40,7 @@ bool task_from_string(const std::string& name, TaskKind& kind);
 // `ignore`: nothing (MAD's ignore_index: only the answers are trained).
 enum class UnscoredTargets { copy, ignore };
 const char* to_string(UnscoredTargets targets);
+bool unscored_targets_from_string(const std::string& name, UnscoredTargets& targets);  // "copy", "ignore"
 
 struct TaskSettings {
   TaskKind kind = TaskKind::in_context_recall;

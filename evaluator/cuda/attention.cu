@@ -202,7 +202,7 @@ int64_t attention_decode_partial_floats(const AttentionShape& s, int64_t capacit
 void attention_decode(cudaStream_t stream, float* out, float* partials, const float* q, const float* k_cache,
                       const float* v_cache, const AttentionShape& s, int64_t capacity, int64_t position) {
   if (s.batch <= 0) return;
-  const int64_t lo = first_key_of(position, s.window);
+  const int64_t lo = first_key(position, s.window);
   const int splits = int((position - lo + kDecodeSplit) / kDecodeSplit);
   if (int64_t(splits) > (capacity + kDecodeSplit - 1) / kDecodeSplit)
     throw std::invalid_argument("attention_decode: more keys than the cache holds");

@@ -22,11 +22,10 @@ constexpr int kRows = 8;   // warps per block
 constexpr int kTile = 32;  // rows per shared-memory tile: one per lane
 constexpr int kMaxHeadDim = 512;
 
-__host__ __device__ inline int first_key(int position, int window) {
-  return window > 0 ? (position - window + 1 > 0 ? position - window + 1 : 0) : 0;
-}
-__host__ __device__ inline int64_t first_key_of(int64_t position, int window) {
-  return window > 0 ? (position - window + 1 > 0 ? position - window + 1 : int64_t(0)) : int64_t(0);
+// The first key a query at `position` sees (int for tiles, int64_t for decode positions).
+template <class Index>
+__host__ __device__ inline Index first_key(Index position, int window) {
+  return window > 0 ? (position - window + 1 > 0 ? position - window + 1 : Index(0)) : Index(0);
 }
 // Keys per split of the one-token decode (flash-decoding).
 constexpr int kDecodeSplit = 256;

@@ -1,6 +1,8 @@
 // Fused softmax cross-entropy: one block per row of logits, no softmax tensor kept.
 #include <cuda_bf16.h>
 
+#include <type_traits>
+
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
@@ -52,8 +54,11 @@ __global__ void cross_entropy_forward_kernel(float* losses, float* lse, const fl
   }
 }
 
-// Each element is read and written by one thread, so dlogits may alias logits.
-__global__ void cross_entropy_backward_kernel(float* dlogits, const float* logits, const float* lse,
+// Each element is read and written by one thread, so dlogits may alias
+// logits. Out is float (in place) or __nv_bfloat16 (the LM head's backward,
+// cuda_lm_head.cpp), rounded to nearest even.
+template <class Out>
+__global__ void cross_entropy_backward_kernel(Out* dlogits, const float* logits, const float* lse,
                                               const int32_t* targets, float scale, int64_t vocab) {
   const int64_t n = blockIdx.x;
   const float l = lse[n];
@@ -61,22 +66,11 @@ __global__ void cross_entropy_backward_kernel(float* dlogits, const float* logit
   const float row_scale = target < 0 ? 0.0f : scale;  // an ignored target: a zero row
   for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
     const float p = row_scale * expf(logits[n * vocab + j] - l);
-    dlogits[n * vocab + j] = j == target ? p - row_scale : p;
-  }
-}
-
-// The same gradient rounded to bf16 into a separate buffer (the LM head's
-// backward, cuda_lm_head.cpp).
-__global__ void cross_entropy_backward_bf16_kernel(__nv_bfloat16* dlogits, const float* logits,
-                                                   const float* lse, const int32_t* targets, float scale,
-                                                   int64_t vocab) {
-  const int64_t n = blockIdx.x;
-  const float l = lse[n];
-  const int32_t target = targets[n];
-  const float row_scale = target < 0 ? 0.0f : scale;  // an ignored target: a zero row
-  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
-    const float p = row_scale * expf(logits[n * vocab + j] - l);
-    dlogits[n * vocab + j] = __float2bfloat16_rn(j == target ? p - row_scale : p);
+    const float d = j == target ? p - row_scale : p;
+    if constexpr (std::is_same_v<Out, float>)
+      dlogits[n * vocab + j] = d;
+    else
+      dlogits[n * vocab + j] = __float2bfloat16_rn(d);
   }
 }
 
@@ -101,7 +95,7 @@ void cross_entropy_backward(cudaStream_t stream, Matrix dlogits, ConstMatrix log
 void cross_entropy_backward_bf16(cudaStream_t stream, void* dlogits_bf16, ConstMatrix logits,
                                  const float* lse, const int32_t* targets, float scale) {
   if (logits.rows <= 0) return;
-  cross_entropy_backward_bf16_kernel<<<unsigned(logits.rows), kThreads, 0, stream>>>(
+  cross_entropy_backward_kernel<<<unsigned(logits.rows), kThreads, 0, stream>>>(
       static_cast<__nv_bfloat16*>(dlogits_bf16), logits.data, lse, targets, scale, logits.cols);
   LIVS_CUDA_CHECK_LAUNCH();
 }

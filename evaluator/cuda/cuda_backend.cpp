@@ -70,8 +70,10 @@ void CudaBackend::release() noexcept {
   if (stream_) (void)cudaStreamSynchronize(stream_);
   for (Scratch* s :
        {&attention_delta_, &column_partials_, &column_sums_, &scan_scratch_, &linear_attention_scratch_,
-        &gemm_a_bf16_, &gemm_b_bf16_, &lm_head_dlogits_bf16_, &attention_decode_partials_})
+        &gemm_a_bf16_, &gemm_b_bf16_, &lm_head_dlogits_bf16_, &attention_decode_partials_}) {
     if (s->data) (void)cudaFree(s->data);
+    *s = {};
+  }
   if (reduce_partials_) (void)cudaFree(reduce_partials_);
   if (cublas_) (void)cublasDestroy(cublas_);
   if (cublas_workspace_) (void)cudaFree(cublas_workspace_);
@@ -79,8 +81,6 @@ void CudaBackend::release() noexcept {
   if (timer_stop_) (void)cudaEventDestroy(timer_stop_);
   timer_start_ = timer_stop_ = nullptr;
   if (stream_) (void)cudaStreamDestroy(stream_);
-  attention_delta_ = column_partials_ = column_sums_ = scan_scratch_ = linear_attention_scratch_ =
-      gemm_a_bf16_ = gemm_b_bf16_ = lm_head_dlogits_bf16_ = attention_decode_partials_ = {};
   reduce_partials_ = nullptr;
   cublas_ = nullptr;
   cublas_workspace_ = nullptr;
