@@ -111,7 +111,8 @@ inline std::vector<double> halves_difference(const std::vector<double>& in,
 
 // One operator with its own parameters and arena. Weights start from the
 // training initialisation plus noise, so that every term of the backward is
-// exercised and the gates are away from their resting points.
+// exercised and the gates are away from their resting points (`noise` false:
+// the initialisation alone, for the tests of the initialisation).
 struct ScanHarness {
   CpuBackend backend;
   ParameterStore params;
@@ -119,7 +120,8 @@ struct ScanHarness {
   std::unique_ptr<Operator> op;
   float *values = nullptr, *grads = nullptr;
 
-  ScanHarness(const genome::OpSpec& spec, int d, const PlanShape& shape) {
+  ScanHarness(const genome::OpSpec& spec, int d, const PlanShape& shape, uint64_t init_seed = 5,
+              bool noise = true) {
     OpContext context(spec, 0, 0, d, 2, 1e-5, params);
     op = make_operator(context);
     arena.reserve(&values, params.count());
@@ -127,11 +129,12 @@ struct ScanHarness {
     op->plan(arena, shape);
     arena.allocate();
     params.bind(values, grads);
-    params.initialize(backend, 5, 2);
-    auto noise = random_vector(params.count(), 99);
+    params.initialize(backend, init_seed, 2);
+    if (!noise) return;
+    const auto extra = random_vector(params.count(), 99);
     for (const auto& e : params.entries()) {
       const double scale = (e.init == Init::normal || e.init == Init::out_projection) ? 0.4 : 0.3;
-      for (int64_t i = 0; i < e.numel; ++i) values[e.offset + i] += float(scale * noise[e.offset + i]);
+      for (int64_t i = 0; i < e.numel; ++i) values[e.offset + i] += float(scale * extra[e.offset + i]);
     }
   }
 

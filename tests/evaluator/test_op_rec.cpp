@@ -77,17 +77,9 @@ TEST_CASE("rec decode equals the parallel forward, the state is W + (k-1) W") {
 
 TEST_CASE("rec: lambda starts with the decay at r = 1 in [0.9, 0.999]") {
   const auto spec = rec_spec(16, 64, 4);
-  CpuBackend backend;
-  ParameterStore params;
-  OpContext context(spec, 0, 0, 16, 2, 1e-5, params);
-  auto op = make_operator(context);
-  Arena arena(backend);
-  float *values = nullptr, *grads = nullptr;
-  arena.reserve(&values, params.count());
-  arena.reserve(&grads, params.count());
-  arena.allocate();
-  params.bind(values, grads);
-  params.initialize(backend, 11, 2);
+  const ScanHarness h(spec, 16, {1, 1}, 11, false);  // the training initialisation alone
+  const auto& params = h.params;
+  const float* values = h.values;
   double lo = 1.0, hi = 0.0;
   for (const auto& e : params.entries()) {
     if (e.name != "slot0.op0.lambda") continue;

@@ -237,17 +237,9 @@ TEST_CASE("ssm decode equals the parallel forward, the state is Di x N + (k-1) x
 
 TEST_CASE("ssm: S4D-real A, delta in [1e-3, 1e-1], D = 1 at initialisation") {
   const auto spec = ssm_spec(16, 2, 8, 4);
-  CpuBackend backend;
-  ParameterStore params;
-  OpContext context(spec, 0, 0, 16, 2, 1e-5, params);
-  auto op = make_operator(context);
-  Arena arena(backend);
-  float *values = nullptr, *grads = nullptr;
-  arena.reserve(&values, params.count());
-  arena.reserve(&grads, params.count());
-  arena.allocate();
-  params.bind(values, grads);
-  params.initialize(backend, 11, 2);
+  const ScanHarness h(spec, 16, {1, 1}, 11, false);  // the training initialisation alone
+  const auto& params = h.params;
+  const float* values = h.values;
   for (const auto& e : params.entries()) {
     const float* v = values + e.offset;
     if (e.name == "slot0.op0.a_log")
