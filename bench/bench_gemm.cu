@@ -4,7 +4,10 @@
 //   fast16bf   fp32 inputs, CUBLAS_COMPUTE_32F_FAST_16BF (cuBLAS rounds in the kernel)
 //   convert    fp32 inputs converted to bf16 copies first (conversion timed in), bf16 GEMM
 //   bf16       inputs already bf16 (what bf16 activation storage would give)
-// Output fp32 in every case. ms is the median of 20 runs after 5 warm-ups,
+//   tf32       fp32 inputs, CUBLAS_COMPUTE_32F_FAST_TF32 (no copies; tf32 keeps
+//              10 mantissa bits to bf16's 7, at half bf16's peak rate)
+//   bf16 out   bf16 inputs and a bf16 output (the LM head's logits)
+// Output fp32 except in the last column. ms is the median of 20 runs after 5 warm-ups,
 // timed with CUDA events.
 //
 //   bench_gemm
@@ -87,25 +90,27 @@ int main() {
   void* workspace = nullptr;
   check(cudaMalloc(&workspace, 64 << 20), "workspace");
   check(cublasSetWorkspace(handle, workspace, 64 << 20), "workspace");
-  std::printf("%-22s %6s %6s %6s %12s %12s %12s   (ms; TFLOP/s)\n", "gemm", "m", "n", "k", "fast16bf",
-              "convert", "bf16");
-  double total[3] = {0, 0, 0};
+  std::printf("%-22s %6s %6s %6s %12s %12s %12s %12s %12s   (ms; TFLOP/s)\n", "gemm", "m", "n", "k",
+              "fast16bf", "convert", "bf16", "tf32", "bf16 out");
+  double total[5] = {0, 0, 0, 0, 0};
   for (const Shape& s : shapes) {
     float *a, *b, *c;
-    __nv_bfloat16 *a16, *b16;
+    __nv_bfloat16 *a16, *b16, *c16;
     check(cudaMalloc(&a, s.m * s.k * 4), "a");
     check(cudaMalloc(&b, s.k * s.n * 4), "b");
     check(cudaMalloc(&c, s.m * s.n * 4), "c");
     check(cudaMalloc(&a16, s.m * s.k * 2), "a16");
     check(cudaMalloc(&b16, s.k * s.n * 2), "b16");
+    check(cudaMalloc(&c16, s.m * s.n * 2), "c16");
     fill_pattern<<<1024, 256, 0, stream>>>(a, s.m * s.k);
     fill_pattern<<<1024, 256, 0, stream>>>(b, s.k * s.n);
     const float alpha = 1, beta = 0;
     // Row-major C = A B is column-major C^T = B^T A^T: m' = n, n' = m.
-    auto gemm = [&](const void* pa, const void* pb, cudaDataType type, cublasComputeType_t compute) {
+    auto gemm = [&](const void* pa, const void* pb, cudaDataType type, cublasComputeType_t compute,
+                    bool bf16_out = false) {
       check(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, int(s.n), int(s.m), int(s.k), &alpha, pb, type,
-                         int(s.n), pa, type, int(s.k), &beta, c, CUDA_R_32F, int(s.n), compute,
-                         CUBLAS_GEMM_DEFAULT),
+                         int(s.n), pa, type, int(s.k), &beta, bf16_out ? static_cast<void*>(c16) : c,
+                         bf16_out ? CUDA_R_16BF : CUDA_R_32F, int(s.n), compute, CUBLAS_GEMM_DEFAULT),
             "gemm");
     };
     const float fast = median_ms(stream, [&] { gemm(a, b, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_16BF); });
@@ -115,14 +120,20 @@ int main() {
       gemm(a16, b16, CUDA_R_16BF, CUBLAS_COMPUTE_32F);
     });
     const float bf16 = median_ms(stream, [&] { gemm(a16, b16, CUDA_R_16BF, CUBLAS_COMPUTE_32F); });
+    const float tf32 = median_ms(stream, [&] { gemm(a, b, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32); });
+    const float bf16_out = median_ms(stream, [&] { gemm(a16, b16, CUDA_R_16BF, CUBLAS_COMPUTE_32F, true); });
     const double flops = 2.0 * s.m * s.n * s.k;
-    std::printf("%-22s %6ld %6ld %6ld %6.3f %5.0f %6.3f %5.0f %6.3f %5.0f\n", s.name, s.m, s.n, s.k, fast,
-                flops / fast * 1e-9, convert, flops / convert * 1e-9, bf16, flops / bf16 * 1e-9);
-    total[0] += fast;
-    total[1] += convert;
-    total[2] += bf16;
-    cudaFree(a), cudaFree(b), cudaFree(c), cudaFree(a16), cudaFree(b16);
+    const float ms[5] = {fast, convert, bf16, tf32, bf16_out};
+    std::printf("%-22s %6ld %6ld %6ld", s.name, s.m, s.n, s.k);
+    for (int i = 0; i < 5; ++i) {
+      std::printf(" %6.3f %5.0f", ms[i], flops / ms[i] * 1e-9);
+      total[i] += ms[i];
+    }
+    std::printf("\n");
+    cudaFree(a), cudaFree(b), cudaFree(c), cudaFree(a16), cudaFree(b16), cudaFree(c16);
   }
-  std::printf("%-22s %20s %6.3f %12.3f %12.3f\n", "sum of the rows", "", total[0], total[1], total[2]);
+  std::printf("%-22s %20s", "sum of the rows", "");
+  for (double t : total) std::printf(" %12.3f", t);
+  std::printf("\n");
   return 0;
 }

@@ -66,15 +66,15 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "rmsnorm_backward");
     inner_.rmsnorm_backward(dx, dgain, dout, x, gain, rstd);
   }
-  void matmul(Matrix y, ConstMatrix x, ConstMatrix w, bool accumulate) override {
+  void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override {
     Timed timed(*this, "matmul");
     inner_.matmul(y, x, w, accumulate);
   }
-  void matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w) override {
+  void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w) override {
     Timed timed(*this, "matmul_backward_input");
     inner_.matmul_backward_input(dx, dy, w);
   }
-  void matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x) override {
+  void matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) override {
     Timed timed(*this, "matmul_backward_weight");
     inner_.matmul_backward_weight(dw, dy, x);
   }
@@ -306,6 +306,19 @@ class ProfilingBackend final : public Backend {
   void bias_backward(float* dbias, ConstMatrix dy) override {
     Timed timed(*this, "bias_backward");
     inner_.bias_backward(dbias, dy);
+  }
+  bool wants_gemm_shadows() const override { return inner_.wants_gemm_shadows(); }
+  void round_to_bf16(void* dst, const float* src, int64_t count) override {
+    Timed timed(*this, "round_to_bf16");
+    inner_.round_to_bf16(dst, src, count);
+  }
+  int64_t lm_head_logits_floats(int64_t rows, int64_t vocab) const override {
+    return inner_.lm_head_logits_floats(rows, vocab);
+  }
+  void lm_head_forward(float* losses, float* lse, Matrix logits, ConstMatrix x, ConstMatrix table,
+                       const int32_t* targets) override {
+    Timed timed(*this, "lm_head_forward");
+    inner_.lm_head_forward(losses, lse, logits, x, table, targets);
   }
   void lm_head_backward(Matrix dx, Matrix dtable, Matrix logits, ConstMatrix x, ConstMatrix table,
                         const float* lse, const int32_t* targets, float scale) override {

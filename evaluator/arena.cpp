@@ -32,6 +32,11 @@ void Arena::reserve_bytes(void** where, int64_t bytes) {
   scratch_.push_back({where, round_up(bytes)});
 }
 
+void Arena::reserve_gemm_shadow(void** where, int64_t count) {
+  *where = nullptr;
+  if (backend_.wants_gemm_shadows()) reserve_bytes(where, count * 2);
+}
+
 void Arena::reserve_state(float** where, int64_t count) {
   if (base_) throw std::logic_error("Arena: reserve after allocate");
   state_.push_back({reinterpret_cast<void**>(where), round_up(count * int64_t(sizeof(float)))});

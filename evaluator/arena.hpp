@@ -43,6 +43,9 @@ class Arena {
   void reserve_tokens(int32_t** where, int64_t count);
   // Raw bytes (the step scalars).
   void reserve_bytes(void** where, int64_t bytes);
+  // A bf16 shadow of `count` GEMM operand values (GemmOperand), planned only
+  // when the backend wants shadows; else *where stays nullptr.
+  void reserve_gemm_shadow(void** where, int64_t count);
   // Decode state: zeroed by reset_state().
   void reserve_state(float** where, int64_t count);
   // A constant table, copied from the host at allocation (RoPE's cos/sin, ...).

@@ -39,6 +39,24 @@ struct MatrixView {
 using Matrix = MatrixView<float>;
 using ConstMatrix = MatrixView<const float>;
 
+// A GEMM operand: fp32 values (row-major) and, optionally, a bf16 "shadow":
+// the same values rounded by Backend::round_to_bf16, laid out the same way.
+// A backend that multiplies in bf16 reads the shadow instead of rounding the
+// operand itself before every product; the others read the fp32 values.
+// Operators keep shadows of activations that feed several products (x feeds
+// q, k and v, and every input feeds a forward and a weight-gradient product)
+// when the backend asks for them (Backend::wants_gemm_shadows()).
+struct GemmOperand {
+  GemmOperand(const float* values, int64_t rows_, int64_t cols_, const void* shadow = nullptr)
+      : data(values), rows(rows_), cols(cols_), bf16(shadow) {}
+  GemmOperand(ConstMatrix m, const void* shadow = nullptr) : GemmOperand(m.data, m.rows, m.cols, shadow) {}
+  GemmOperand(Matrix m) : GemmOperand(m.data, m.rows, m.cols) {}
+  ConstMatrix matrix() const { return {data, rows, cols}; }
+  const float* data;
+  int64_t rows, cols;
+  const void* bf16;  // nullptr: no shadow
+};
+
 // Attention over activations laid out [batch, seq, heads, head_dim] for q and
 // the output, [batch, seq, kv_heads, head_dim] for k and v (the layout a
 // projection x W^T produces). Query head h reads kv head h / (heads / kv_heads).
@@ -188,9 +206,16 @@ class Backend {
                                 const float* rstd) = 0;
 
   // Linear layer, weights [out, in]: y = x W^T (y += x W^T when accumulate).
-  virtual void matmul(Matrix y, ConstMatrix x, ConstMatrix w, bool accumulate = false) = 0;
-  virtual void matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w) = 0;   // dx += dy W
-  virtual void matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x) = 0;  // dW += dy^T x
+  virtual void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate = false) = 0;
+  virtual void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w) = 0;   // dx += dy W
+  virtual void matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) = 0;  // dW += dy^T x
+  // Whether GEMM operands with bf16 shadows save this backend work (the
+  // CUDA backend in bf16 mode); Arena::reserve_gemm_shadow plans none otherwise.
+  virtual bool wants_gemm_shadows() const { return false; }
+  // dst: count bf16 values, src rounded to nearest even (a GemmOperand shadow).
+  virtual void round_to_bf16(void* dst, const float* src, int64_t count) {
+    unsupported("round_to_bf16", dst, src, count);
+  }
 
   // Rotary embedding; out may alias in. Backward applies the inverse rotation
   // and accumulates: din += R^T dout.
@@ -492,13 +517,23 @@ class Backend {
     unsupported("halves_difference_backward", din.data, dlambda, dout.data, in.data, lambda, lambda_init);
   }
   // y[n, :] += bias; backward: dbias[c] += sum_n dy[n, c] (rows in order).
-  // The tied LM head's backward, from the logits of the last forward:
-  // dlogits = scale * (softmax(logits) - onehot(target)), then
-  // dx += dlogits table and dtable += dlogits^T x. `logits` may be
-  // overwritten. The default is cross_entropy_backward in place and the two
-  // matmul backwards; the CUDA backend instead writes dlogits in bf16, a
-  // chunk of rows at a time, so the two largest products of the step read
-  // half the bytes and run on bf16 inputs (bench/bench_gemm).
+  // The tied LM head. Forward: logits = x table^T, then each row's
+  // cross-entropy against its target (losses and lse as
+  // cross_entropy_forward). `logits` is rows x vocab in shape but its
+  // storage, lm_head_logits_floats(rows, vocab) floats, belongs to the
+  // backend between this forward and lm_head_backward: the default keeps
+  // fp32 logits there; the CUDA backend in bf16 mode keeps bf16 logits (half
+  // the bytes of the step's largest tensor, as PyTorch's autocast does) and
+  // the bf16 x and table for the backward.
+  virtual int64_t lm_head_logits_floats(int64_t rows, int64_t vocab) const { return rows * vocab; }
+  virtual void lm_head_forward(float* losses, float* lse, Matrix logits, ConstMatrix x, ConstMatrix table,
+                               const int32_t* targets) {
+    matmul(logits, x, table);
+    cross_entropy_forward(losses, lse, logits, targets);
+  }
+  // The backward of the last lm_head_forward (same arguments):
+  // dlogits = scale * (softmax(logits) - onehot(target)) in place of the
+  // logits, then dx += dlogits table and dtable += dlogits^T x.
   virtual void lm_head_backward(Matrix dx, Matrix dtable, Matrix logits, ConstMatrix x, ConstMatrix table,
                                 const float* lse, const int32_t* targets, float scale) {
     cross_entropy_backward(logits, logits, lse, targets, scale);

@@ -82,7 +82,7 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
     }
     for (float** b : {&x_out_, &y_, &final_, &dres_, &dnormed_}) arena_.reserve(b, N * D);
     arena_.reserve(&final_rstd_, N);
-    arena_.reserve(&logits_, N * V);
+    arena_.reserve(&logits_, backend_.lm_head_logits_floats(N, V));
     arena_.reserve(&lse_, N);
     arena_.reserve(&losses_, N);
     host_losses_.resize(static_cast<std::size_t>(N));
@@ -189,8 +189,7 @@ void Model::forward_on_device() {
   for (const auto& slot : slots_)
     for (const auto& op : slot.ops) aux_loss_ += op->auxiliary_loss();
   backend_.rmsnorm_forward({final_, N, D}, final_rstd_, {x_out_, N, D}, final_norm_.value, eps_);
-  backend_.matmul({logits_, N, V}, {final_, N, D}, {embedding_.value, V, D});
-  backend_.cross_entropy_forward(losses_, lse_, {logits_, N, V}, targets_);
+  backend_.lm_head_forward(losses_, lse_, {logits_, N, V}, {final_, N, D}, {embedding_.value, V, D}, targets_);
   backend_.mean_to_device(&step_scalars_->out.loss, losses_, N);
 }
 

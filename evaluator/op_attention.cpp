@@ -13,6 +13,7 @@
 // Feature sharing: the sharer has its own q (wq, q_norm) and reads the
 // source's normed and rotated K and its V (training) or K/V caches (decode);
 // it has no cache of its own and sends dK/dV back into the source's buffers.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -90,6 +91,12 @@ class AttentionOp final : public Operator {
         arena.reserve(&dv_, n_ * hkv_);
       }
       if (groups_ == 2) plan_differential(arena, mix_, n_, true);
+      // bf16 shadows: x feeds every projection and its weight gradient, the
+      // attention output feeds Wo and its gradient, and each gradient into a
+      // projection feeds its two backward products (one at a time).
+      arena.reserve_gemm_shadow(&x16_, n_ * d_);
+      arena.reserve_gemm_shadow(&out16_, n_ * hq_);
+      arena.reserve_gemm_shadow(&grad16_, n_ * std::max({d_, hq_, hkv_}));
     }
     decode_batch_ = s.decode_batch;
     if (decode_batch_ > 0) {
@@ -131,22 +138,24 @@ class AttentionOp final : public Operator {
 
   void forward(Backend& be, const float* x, float* y) override {
     const auto& k = knobs_;
+    const GemmOperand xs(x, n_, d_, round_shadow(be, x16_, x, n_ * d_));
     for (int g = 0; g < groups_; ++g) {
-      be.matmul({q_[g].raw, n_, hq_}, {x, n_, d_}, {wq_.value + g * hq_ * d_, hq_, d_});
+      be.matmul({q_[g].raw, n_, hq_}, xs, {wq_.value + g * hq_ * d_, hq_, d_});
       project(be, q_[g], n_, k.heads, q_norm_, batch_, seq_, 0);
       if (!own_kv_) continue;
-      be.matmul({k_[g].raw, n_, hkv_}, {x, n_, d_}, {wk_.value + g * hkv_ * d_, hkv_, d_});
+      be.matmul({k_[g].raw, n_, hkv_}, xs, {wk_.value + g * hkv_ * d_, hkv_, d_});
       project(be, k_[g], n_, k.kv_heads, k_norm_, batch_, seq_, 0);
       zero_grads(be, k_[g], n_ * hkv_);  // feature sharers add into these before our backward
     }
     if (own_kv_) {
-      be.matmul({v_, n_, hkv_}, {x, n_, d_}, {wv_.value, hkv_, d_});
+      be.matmul({v_, n_, hkv_}, xs, {wv_.value, hkv_, d_});
       be.fill(dv_, n_ * hkv_, 0.0f);
     }
     const AttentionOp& f = features();
     for (int g = 0; g < groups_; ++g)
       be.attention_forward(att_[g], lse_[g], q_[g].rotated, f.k_[g].rotated, f.v_, shape(batch_, seq_));
-    be.matmul({y, n_, d_}, {combine(be, att_, mix_, n_), n_, hq_}, {wo_.value, d_, hq_});
+    const float* out = combine(be, att_, mix_, n_);
+    be.matmul({y, n_, d_}, {out, n_, hq_, round_shadow(be, out16_, out, n_ * hq_)}, {wo_.value, d_, hq_});
   }
 
   void backward(Backend& be, const float* x, const float* dy, float* dx) override {
@@ -158,8 +167,9 @@ class AttentionOp final : public Operator {
     const float* out = groups_ == 2 ? mix_.normed : att_[0];
     float* dout = groups_ == 2 ? mix_.dnormed : datt_[0];
     if (groups_ == 2) be.fill(dout, n_ * hq_, 0.0f);
-    be.matmul_backward_weight({wo_.grad, d_, hq_}, {dy, n_, d_}, {out, n_, hq_});
-    be.matmul_backward_input({dout, n_, hq_}, {dy, n_, d_}, {wo_.value, d_, hq_});
+    const GemmOperand dys(dy, n_, d_, round_shadow(be, grad16_, dy, n_ * d_));
+    be.matmul_backward_weight({wo_.grad, d_, hq_}, dys, {out, n_, hq_, out16_});
+    be.matmul_backward_input({dout, n_, hq_}, dys, {wo_.value, d_, hq_});
     if (groups_ == 2) {
       const int64_t rows = n_ * k.heads, hd = k.head_dim;
       be.fill(mix_.dmixed, n_ * hq_, 0.0f);
@@ -241,10 +251,12 @@ class AttentionOp final : public Operator {
   }
 
   // The projection group g (a block of `rows` rows of w): dW_g += dout^T x, dx += dout W_g.
+  // x16_ still holds forward's shadow of x; dout's shadow reuses grad16_.
   void linear_backward(Backend& be, const Param& w, int g, int64_t rows, const float* dout, const float* x,
                        float* dx) {
-    be.matmul_backward_weight({w.grad + g * rows * d_, rows, d_}, {dout, n_, rows}, {x, n_, d_});
-    be.matmul_backward_input({dx, n_, d_}, {dout, n_, rows}, {w.value + g * rows * d_, rows, d_});
+    const GemmOperand douts(dout, n_, rows, round_shadow(be, grad16_, dout, n_ * rows));
+    be.matmul_backward_weight({w.grad + g * rows * d_, rows, d_}, douts, {x, n_, d_, x16_});
+    be.matmul_backward_input({dx, n_, d_}, douts, {w.value + g * rows * d_, rows, d_});
   }
 
   AttentionOp& features() { return source_ ? *source_ : *this; }
@@ -326,6 +338,7 @@ class AttentionOp final : public Operator {
   float *v_ = nullptr, *att_[2] = {}, *lse_[2] = {}, *datt_[2] = {}, *dv_ = nullptr;
   Mix mix_, dec_mix_;
   float *mix_gain_ = nullptr, *dmix_gain_ = nullptr;
+  void *x16_ = nullptr, *out16_ = nullptr, *grad16_ = nullptr;  // bf16 GEMM shadows (GemmOperand)
   int decode_batch_ = 0;
   int64_t capacity_ = 0, decode_context_ = 0;
   float *k_cache_[2] = {}, *v_cache_ = nullptr, *dec_v_ = nullptr, *dec_att_[2] = {};

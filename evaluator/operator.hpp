@@ -82,6 +82,14 @@ class Operator {
   virtual void share_features_from(Operator& source);
 };
 
+// Rounds src into its bf16 shadow dst (planned with Arena::reserve_gemm_shadow)
+// and returns dst for a GemmOperand; nullptr (no shadow) when none was planned.
+inline const void* round_shadow(Backend& backend, void* dst, const float* src, int64_t count) {
+  if (!dst) return nullptr;
+  backend.round_to_bf16(dst, src, count);
+  return dst;
+}
+
 // The operator for spec.cls; throws std::invalid_argument for a class or form
 // the evaluator does not implement yet.
 std::unique_ptr<Operator> make_operator(OpContext& context);

@@ -27,9 +27,9 @@ class CpuBackend final : public Backend {
   void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
                         const float* rstd) override;
 
-  void matmul(Matrix y, ConstMatrix x, ConstMatrix w, bool accumulate) override;
-  void matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w) override;
-  void matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x) override;
+  void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override;
+  void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w) override;
+  void matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) override;
 
   void rope_forward(float* out, const float* in, const float* cos, const float* sin,
                     const RopeShape& shape) override;

@@ -63,9 +63,11 @@ class CudaBackend final : public Backend {
   void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
                         const float* rstd) override;
 
-  void matmul(Matrix y, ConstMatrix x, ConstMatrix w, bool accumulate) override;
-  void matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w) override;
-  void matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x) override;
+  void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override;
+  void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w) override;
+  void matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) override;
+  bool wants_gemm_shadows() const override;  // bf16 mode with conversion on (cuda_matmul.cpp)
+  void round_to_bf16(void* dst, const float* src, int64_t count) override;
 
   void rope_forward(float* out, const float* in, const float* cos, const float* sin,
                     const RopeShape& shape) override;
@@ -175,10 +177,10 @@ class CudaBackend final : public Backend {
                          int64_t count) override;
   void add_bias(Matrix y, const float* bias) override;
   void bias_backward(float* dbias, ConstMatrix dy) override;
-  // The LM head's backward with bf16 dlogits in row chunks of at most
-  // lm_head_chunk_bytes (default 256 MiB; smaller: less scratch, more GEMMs) (cuda_lm_head.cpp).
-  void set_lm_head_chunk_bytes(std::size_t bytes) { lm_head_chunk_bytes_ = bytes > 0 ? bytes : 1; }
-  std::size_t lm_head_chunk_bytes() const { return lm_head_chunk_bytes_; }
+  // The LM head on bf16 logits in bf16 mode (cuda_lm_head.cpp).
+  int64_t lm_head_logits_floats(int64_t rows, int64_t vocab) const override;
+  void lm_head_forward(float* losses, float* lse, Matrix logits, ConstMatrix x, ConstMatrix table,
+                       const int32_t* targets) override;
   void lm_head_backward(Matrix dx, Matrix dtable, Matrix logits, ConstMatrix x, ConstMatrix table,
                         const float* lse, const int32_t* targets, float scale) override;
   void halves_difference_forward(Matrix out, ConstMatrix in, const float* lambda, float lambda_init) override;
@@ -200,11 +202,17 @@ class CudaBackend final : public Backend {
   float* scratch_floats(Scratch& s, int64_t count) {
     return static_cast<float*>(scratch(s, std::size_t(count > 0 ? count : 1) * sizeof(float)));
   }
-  // bf16 x bf16 -> fp32 through cuBLAS; a and b are bf16 device arrays.
+  // bf16 x bf16 -> fp32 (or bf16 when bf16_output) through cuBLAS; a and b are bf16 device arrays.
   void gemm_bf16(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const void* a,
-                 int64_t lda, const void* b, int64_t ldb, float* c, int64_t ldc, float beta);
-  void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-            const float* b, int64_t ldb, float* c, int64_t ldc, float beta);
+                 int64_t lda, const void* b, int64_t ldb, void* c, int64_t ldc, float beta,
+                 bool bf16_output = false);
+  // An operand of gemm: fp32 values and their bf16 shadow, if any.
+  struct Operand {
+    const float* fp32;
+    const void* bf16;
+  };
+  void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, Operand a, int64_t lda,
+            Operand b, int64_t ldb, float* c, int64_t ldc, float beta);
 
   int device_ = 0;
   GemmPrecision precision_ = GemmPrecision::bf16;
@@ -222,8 +230,7 @@ class CudaBackend final : public Backend {
   CUevent_st* timer_stop_ = nullptr;
   Scratch gemm_a_bf16_, gemm_b_bf16_;  // bf16 copies of GEMM inputs (cuda_matmul.cpp)
   Scratch attention_decode_partials_;  // per-split (max, sum, output) of the one-token decode
-  Scratch lm_head_dlogits_bf16_;       // a chunk of bf16 dlogits (cuda_lm_head.cpp)
-  std::size_t lm_head_chunk_bytes_ = std::size_t(256) << 20;
+  Scratch lm_head_x_bf16_, lm_head_table_bf16_;  // the LM head's bf16 inputs, forward to backward
 };
 
 }  // namespace livs::evaluator

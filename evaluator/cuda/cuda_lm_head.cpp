@@ -1,42 +1,57 @@
-// The tied LM head's backward with bf16 dlogits (Backend::lm_head_backward).
-// dlogits is the largest tensor of a step (tokens x vocabulary: 3.3 GB in
-// fp32 at T 1024, batch 16, vocabulary 50304), and both products that read it
-// reduce over a deep dimension, where cuBLAS's in-kernel rounding of fp32 is
-// 2.5x slower than bf16 inputs (docs/benchmarks.md, "GEMM inputs"). So the
-// cross-entropy gradient is written straight to bf16, a chunk of rows at a
-// time (the chunk's buffer stays under lm_head_chunk_bytes() whatever the vocabulary),
-// and each chunk's two products accumulate into dx and dtable in chunk order,
-// which keeps the result deterministic.
-#include <algorithm>
-
+// The tied LM head on bf16 logits (Backend::lm_head_forward/_backward).
+// The logits are the step's largest tensor (tokens x vocabulary: 1.6 GB in
+// bf16 at T 1024, batch 16, vocabulary 50304), and the three products that
+// touch them are the step's largest GEMMs. In bf16 mode the forward rounds x
+// and the table once, writes the logits in bf16 straight from the GEMM (as
+// PyTorch's autocast does; the cross-entropy and its log-sum-exp are fp32),
+// and the backward writes bf16 dlogits over them in place, so both backward
+// products read bf16 and run on bf16 tensor cores (bench/bench_gemm: 2.5x
+// faster than cuBLAS rounding fp32 inputs). x and the table rounded by the
+// forward wait in scratch for the backward (the backward always follows the
+// forward it belongs to: Backend::lm_head_backward). fp32 mode keeps the
+// default fp32 path.
 #include "evaluator/cuda/cuda_backend.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator {
 
+int64_t CudaBackend::lm_head_logits_floats(int64_t rows, int64_t vocab) const {
+  if (!wants_gemm_shadows()) return Backend::lm_head_logits_floats(rows, vocab);
+  return (rows * vocab + 1) / 2;  // bf16 values
+}
+
+void CudaBackend::lm_head_forward(float* losses, float* lse, Matrix logits, ConstMatrix x, ConstMatrix table,
+                                  const int32_t* targets) {
+  if (!wants_gemm_shadows()) {
+    Backend::lm_head_forward(losses, lse, logits, x, table, targets);
+    return;
+  }
+  const int64_t N = logits.rows, V = logits.cols, D = x.cols;
+  if (N <= 0 || V <= 0) return;
+  void* x16 = scratch(lm_head_x_bf16_, std::size_t(N * D) * 2);
+  void* table16 = scratch(lm_head_table_bf16_, std::size_t(V * D) * 2);
+  cuda::to_bf16(stream_, x16, x.data, N * D);
+  cuda::to_bf16(stream_, table16, table.data, V * D);
+  // Column-major as in cuda_matmul.cpp: logits^T = table (op T) x^T.
+  gemm_bf16(true, false, V, N, D, table16, D, x16, D, logits.data, V, 0.0f, true);
+  cuda::cross_entropy_forward_bf16(stream_, losses, lse, logits.data, N, V, targets);
+}
+
 void CudaBackend::lm_head_backward(Matrix dx, Matrix dtable, Matrix logits, ConstMatrix x, ConstMatrix table,
                                    const float* lse, const int32_t* targets, float scale) {
-  if (precision_ != GemmPrecision::bf16) {  // the exact path: fp32 dlogits in place
+  if (!wants_gemm_shadows()) {  // the exact path: fp32 dlogits in place
     Backend::lm_head_backward(dx, dtable, logits, x, table, lse, targets, scale);
     return;
   }
   const int64_t N = logits.rows, V = logits.cols, D = x.cols;
   if (N <= 0 || V <= 0 || D <= 0) return;
-  const int64_t chunk = std::clamp<int64_t>(int64_t(lm_head_chunk_bytes_) / (V * 2), 1, N);
-  void* dlogits16 = scratch(lm_head_dlogits_bf16_, std::size_t(chunk * V) * 2);
-  void* table16 = scratch(gemm_a_bf16_, std::size_t(V * D) * 2);
-  void* x16 = scratch(gemm_b_bf16_, std::size_t(chunk * D) * 2);
-  cuda::to_bf16(stream_, table16, table.data, V * D);
-  for (int64_t first = 0; first < N; first += chunk) {
-    const int64_t rows = std::min(chunk, N - first);
-    cuda::cross_entropy_backward_bf16(stream_, dlogits16, ConstMatrix{logits.data + first * V, rows, V},
-                                      lse + first, targets + first, scale);
-    cuda::to_bf16(stream_, x16, x.data + first * D, rows * D);
-    // Column-major forms as in cuda_matmul.cpp: dtable^T += x^T dlogits, dx^T += table^T dlogits^T.
-    gemm_bf16(false, true, D, V, rows, x16, D, dlogits16, V, dtable.data, D, 1.0f);
-    gemm_bf16(false, false, D, rows, V, table16, D, dlogits16, V, dx.data + first * D, D, 1.0f);
-  }
+  const void* x16 = lm_head_x_bf16_.data;
+  const void* table16 = lm_head_table_bf16_.data;
+  cuda::cross_entropy_backward_bf16_in_place(stream_, logits.data, N, V, lse, targets, scale);
+  // dtable^T += x^T dlogits, dx^T += table^T dlogits^T.
+  gemm_bf16(false, true, D, V, N, x16, D, logits.data, V, dtable.data, D, 1.0f);
+  gemm_bf16(false, false, D, N, V, table16, D, logits.data, V, dx.data, D, 1.0f);
 }
 
 }  // namespace livs::evaluator

@@ -14,7 +14,10 @@
 // - in the kernel: fp32 inputs with CUBLAS_COMPUTE_32F_FAST_16BF, which
 //   rounds while loading. Faster for the weight gradients (k = tokens) and the
 //   LM head's dx (k = vocab), whose inputs are the largest tensors of the step.
-// LIVSEARCH_CUDA_GEMM_CONVERT=0 turns the conversion off (for comparison).
+// An operand that comes with a bf16 shadow (GemmOperand) is read as it is,
+// and the product runs in bf16 whatever its k (the shadow's producer paid
+// for the rounding once, for every product that reads it).
+// LIVSEARCH_CUDA_GEMM_CONVERT=0 turns the conversion and shadows off (for comparison).
 #include <cublas_v2.h>
 
 #include <cstdlib>
@@ -42,53 +45,75 @@ bool conversion_enabled() {
 
 }  // namespace
 
-void CudaBackend::gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
-                       int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, float beta) {
+bool CudaBackend::wants_gemm_shadows() const {
+  return precision_ == GemmPrecision::bf16 && conversion_enabled();
+}
+
+void CudaBackend::round_to_bf16(void* dst, const float* src, int64_t count) {
+  cuda::to_bf16(stream_, dst, src, count);
+}
+
+void CudaBackend::gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, Operand a,
+                       int64_t lda, Operand b, int64_t ldb, float* c, int64_t ldc, float beta) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // an empty sum: C = beta C
     if (beta == 0.0f) cuda::fill(stream_, c, m * n, 0.0f);
     return;
   }
   const float alpha = 1.0f;
-  if (precision_ == GemmPrecision::bf16 && k <= kConvertMaxDepth && conversion_enabled()) {
+  // A shadow makes the bf16 product cheap whatever k is: at most the other
+  // operand still needs its copy.
+  const bool shadowed = a.bf16 != nullptr || b.bf16 != nullptr;
+  if (precision_ == GemmPrecision::bf16 && conversion_enabled() && (shadowed || k <= kConvertMaxDepth)) {
     // Stored extents (column-major): op(A) is m x k, op(B) is k x n.
     const int64_t a_count = lda * (transpose_a ? m : k), b_count = ldb * (transpose_b ? k : n);
-    void* a16 = scratch(gemm_a_bf16_, std::size_t(a_count) * 2);
-    void* b16 = scratch(gemm_b_bf16_, std::size_t(b_count) * 2);
-    cuda::to_bf16(stream_, a16, a, a_count);
-    cuda::to_bf16(stream_, b16, b, b_count);
+    const void* a16 = a.bf16;
+    const void* b16 = b.bf16;
+    if (!a16) {
+      void* copy = scratch(gemm_a_bf16_, std::size_t(a_count) * 2);
+      cuda::to_bf16(stream_, copy, a.fp32, a_count);
+      a16 = copy;
+    }
+    if (!b16) {
+      void* copy = scratch(gemm_b_bf16_, std::size_t(b_count) * 2);
+      cuda::to_bf16(stream_, copy, b.fp32, b_count);
+      b16 = copy;
+    }
     gemm_bf16(transpose_a, transpose_b, m, n, k, a16, lda, b16, ldb, c, ldc, beta);
     return;
   }
   const cublasComputeType_t compute =
       precision_ == GemmPrecision::bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
   LIVS_CUBLAS_CHECK(cublasGemmEx(cublas_, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                 transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k), &alpha, a,
-                                 CUDA_R_32F, int(lda), b, CUDA_R_32F, int(ldb), &beta, c, CUDA_R_32F,
+                                 transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k), &alpha, a.fp32,
+                                 CUDA_R_32F, int(lda), b.fp32, CUDA_R_32F, int(ldb), &beta, c, CUDA_R_32F,
                                  int(ldc), compute, CUBLAS_GEMM_DEFAULT));
 }
 
 void CudaBackend::gemm_bf16(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
-                            const void* a, int64_t lda, const void* b, int64_t ldb, float* c, int64_t ldc,
-                            float beta) {
+                            const void* a, int64_t lda, const void* b, int64_t ldb, void* c, int64_t ldc,
+                            float beta, bool bf16_output) {
   const float alpha = 1.0f;
   LIVS_CUBLAS_CHECK(cublasGemmEx(cublas_, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k), &alpha, a,
-                                 CUDA_R_16BF, int(lda), b, CUDA_R_16BF, int(ldb), &beta, c, CUDA_R_32F,
-                                 int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                 CUDA_R_16BF, int(lda), b, CUDA_R_16BF, int(ldb), &beta, c,
+                                 bf16_output ? CUDA_R_16BF : CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT));
 }
 
-void CudaBackend::matmul(Matrix y, ConstMatrix x, ConstMatrix w, bool accumulate) {
-  gemm(true, false, w.rows, x.rows, x.cols, w.data, w.cols, x.data, x.cols, y.data, y.cols,
+void CudaBackend::matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) {
+  gemm(true, false, w.rows, x.rows, x.cols, {w.data, w.bf16}, w.cols, {x.data, x.bf16}, x.cols, y.data, y.cols,
        accumulate ? 1.0f : 0.0f);
 }
 
-void CudaBackend::matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w) {
-  gemm(false, false, w.cols, dy.rows, dy.cols, w.data, w.cols, dy.data, dy.cols, dx.data, dx.cols, 1.0f);
+void CudaBackend::matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w) {
+  gemm(false, false, w.cols, dy.rows, dy.cols, {w.data, w.bf16}, w.cols, {dy.data, dy.bf16}, dy.cols, dx.data,
+       dx.cols, 1.0f);
 }
 
-void CudaBackend::matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x) {
-  gemm(false, true, x.cols, dy.cols, dy.rows, x.data, x.cols, dy.data, dy.cols, dw.data, dw.cols, 1.0f);
+void CudaBackend::matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) {
+  gemm(false, true, x.cols, dy.cols, dy.rows, {x.data, x.bf16}, x.cols, {dy.data, dy.bf16}, dy.cols, dw.data,
+       dw.cols, 1.0f);
 }
 
 }  // namespace livs::evaluator

@@ -65,9 +65,12 @@ void cross_entropy_forward(cudaStream_t stream, float* losses, float* lse, Const
                            const int32_t* targets);
 void cross_entropy_backward(cudaStream_t stream, Matrix dlogits, ConstMatrix logits, const float* lse,
                             const int32_t* targets, float scale);
-// The same, rounded to bf16 into dlogits_bf16 (logits.rows * logits.cols values).
-void cross_entropy_backward_bf16(cudaStream_t stream, void* dlogits_bf16, ConstMatrix logits,
-                                 const float* lse, const int32_t* targets, float scale);
+// The same on bf16 logits (rows x vocab): the LM head's own storage in bf16
+// mode (cuda_lm_head.cpp); the backward writes bf16 dlogits over the logits.
+void cross_entropy_forward_bf16(cudaStream_t stream, float* losses, float* lse, const void* logits_bf16,
+                                int64_t rows, int64_t vocab, const int32_t* targets);
+void cross_entropy_backward_bf16_in_place(cudaStream_t stream, void* logits_bf16, int64_t rows, int64_t vocab,
+                                          const float* lse, const int32_t* targets, float scale);
 
 // reductions.cu. partials holds kSumOfSquaresBlocks + 1 doubles; the result
 // lands in partials[kSumOfSquaresBlocks].
