@@ -177,7 +177,8 @@ class CudaBackend final : public Backend {
                          int64_t count) override;
   void add_bias(Matrix y, const float* bias) override;
   void bias_backward(float* dbias, ConstMatrix dy) override;
-  // The LM head on bf16 logits in bf16 mode (cuda_lm_head.cpp).
+  // The LM head on bf16 logits in bf16 mode when they are large (cuda_lm_head.cpp).
+  bool bf16_logits(int64_t rows, int64_t vocab) const;
   int64_t lm_head_logits_floats(int64_t rows, int64_t vocab) const override;
   void lm_head_forward(float* losses, float* lse, Matrix logits, ConstMatrix x, ConstMatrix table,
                        const int32_t* targets) override;

@@ -8,22 +8,39 @@
 // products read bf16 and run on bf16 tensor cores (bench/bench_gemm: 2.5x
 // faster than cuBLAS rounding fp32 inputs). x and the table rounded by the
 // forward wait in scratch for the backward (the backward always follows the
-// forward it belongs to: Backend::lm_head_backward). fp32 mode keeps the
-// default fp32 path.
+// forward it belongs to: Backend::lm_head_backward).
+//
+// Only large logits are kept in bf16 (kBf16LogitsMinValues): rounding a
+// logit of 4-8 moves it by up to 0.016, which shifts a small model's loss by
+// about as much, and at a byte vocabulary the LM head is a small part of the
+// step, so candidates at the search's usual shapes keep fp32 logits and the
+// CPU's loss to 1e-4 (docs/architecture.md, "CUDA backend"). fp32 mode keeps
+// the default fp32 path at every size.
 #include "evaluator/cuda/cuda_backend.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator {
 
+namespace {
+
+// 64 MiB of fp32 logits (16384 tokens x a 1024-token vocabulary).
+constexpr int64_t kBf16LogitsMinValues = int64_t(16) << 20;
+
+}  // namespace
+
+bool CudaBackend::bf16_logits(int64_t rows, int64_t vocab) const {
+  return wants_gemm_shadows() && rows * vocab >= kBf16LogitsMinValues;
+}
+
 int64_t CudaBackend::lm_head_logits_floats(int64_t rows, int64_t vocab) const {
-  if (!wants_gemm_shadows()) return Backend::lm_head_logits_floats(rows, vocab);
+  if (!bf16_logits(rows, vocab)) return Backend::lm_head_logits_floats(rows, vocab);
   return (rows * vocab + 1) / 2;  // bf16 values
 }
 
 void CudaBackend::lm_head_forward(float* losses, float* lse, Matrix logits, ConstMatrix x, ConstMatrix table,
                                   const int32_t* targets) {
-  if (!wants_gemm_shadows()) {
+  if (!bf16_logits(logits.rows, logits.cols)) {
     Backend::lm_head_forward(losses, lse, logits, x, table, targets);
     return;
   }
@@ -40,7 +57,7 @@ void CudaBackend::lm_head_forward(float* losses, float* lse, Matrix logits, Cons
 
 void CudaBackend::lm_head_backward(Matrix dx, Matrix dtable, Matrix logits, ConstMatrix x, ConstMatrix table,
                                    const float* lse, const int32_t* targets, float scale) {
-  if (!wants_gemm_shadows()) {  // the exact path: fp32 dlogits in place
+  if (!bf16_logits(logits.rows, logits.cols)) {  // fp32 dlogits in place
     Backend::lm_head_backward(dx, dtable, logits, x, table, lse, targets, scale);
     return;
   }

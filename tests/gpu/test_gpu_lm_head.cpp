@@ -1,8 +1,8 @@
 // The tied LM head, forward then backward (cross-entropy, then dx and
-// dtable): the CUDA backend's bf16 logits and bf16 dlogits in place against
-// the CPU's fp32, and its fp32 mode against the CPU exactly as the default
-// path. Vocabularies that do and do not allow the 16-byte loads, and
-// ignored targets.
+// dtable): the CUDA backend's bf16 logits and bf16 dlogits in place (large
+// logits) against the CPU's fp32, its fp32 logits (small ones, and fp32
+// mode) likewise. Rows that do and do not allow 16-byte loads, and ignored
+// targets.
 #include "tests/gpu/gpu_test_support.hpp"
 
 using namespace livs::evaluator;
@@ -48,15 +48,19 @@ void check_lm_head(int64_t rows, int64_t vocab, int64_t width, Backend& device, 
 
 }  // namespace
 
-TEST_CASE("lm head: bf16 logits and dlogits against the CPU") {
-  CHECK(gpu_bf16().lm_head_logits_floats(512, 256) == 512 * 256 / 2);
-  check_lm_head(37, 300, 24, gpu_bf16(), kBf16GemmTolerance);  // rows of 600 bytes: scalar loads
-  check_lm_head(512, 256, 64, gpu_bf16(), kBf16GemmTolerance);
-  check_lm_head(2048, 50304, 32, gpu_bf16(), kBf16GemmTolerance);
+TEST_CASE("lm head: bf16 logits and dlogits (large logits) against the CPU") {
+  CHECK(gpu_bf16().bf16_logits(2048, 50304));
+  CHECK(gpu_bf16().lm_head_logits_floats(2048, 50304) == 2048 * 50304 / 2);
+  check_lm_head(2048, 50304, 32, gpu_bf16(), kBf16GemmTolerance);  // 16-byte loads
+  check_lm_head(4097, 4099, 16, gpu_bf16(), kBf16GemmTolerance);   // odd rows of 8198 bytes: scalar loads
 }
 
-TEST_CASE("lm head: fp32 mode against the CPU") {
-  CHECK(gpu().lm_head_logits_floats(512, 256) == 512 * 256);
+TEST_CASE("lm head: small logits stay fp32 in bf16 mode, and fp32 mode, against the CPU") {
+  CHECK_FALSE(gpu_bf16().bf16_logits(512, 256));
+  CHECK(gpu_bf16().lm_head_logits_floats(512, 256) == 512 * 256);
+  check_lm_head(37, 300, 24, gpu_bf16(), kBf16GemmTolerance);
+  check_lm_head(512, 256, 64, gpu_bf16(), kBf16GemmTolerance);
+  CHECK_FALSE(gpu().bf16_logits(2048, 50304));
   check_lm_head(37, 300, 24, gpu(), 1e-4);
   check_lm_head(512, 256, 64, gpu(), 1e-4);
 }
