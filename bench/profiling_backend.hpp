@@ -70,9 +70,9 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "matmul");
     inner_.matmul(y, x, w, accumulate);
   }
-  void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w) override {
+  void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate = true) override {
     Timed timed(*this, "matmul_backward_input");
-    inner_.matmul_backward_input(dx, dy, w);
+    inner_.matmul_backward_input(dx, dy, w, accumulate);
   }
   void matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) override {
     Timed timed(*this, "matmul_backward_weight");
@@ -308,6 +308,15 @@ class ProfilingBackend final : public Backend {
     inner_.bias_backward(dbias, dy);
   }
   bool wants_gemm_shadows() const override { return inner_.wants_gemm_shadows(); }
+  void swiglu_forward_bf16(void* h16, const float* gate, const float* up, int64_t count) override {
+    Timed timed(*this, "swiglu_forward");
+    inner_.swiglu_forward_bf16(h16, gate, up, count);
+  }
+  void swiglu_backward_bf16(void* dgate16, void* dup16, const float* dh, const float* gate, const float* up,
+                            int64_t count) override {
+    Timed timed(*this, "swiglu_backward");
+    inner_.swiglu_backward_bf16(dgate16, dup16, dh, gate, up, count);
+  }
   void round_to_bf16(void* dst, const float* src, int64_t count) override {
     Timed timed(*this, "round_to_bf16");
     inner_.round_to_bf16(dst, src, count);

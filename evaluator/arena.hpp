@@ -46,6 +46,7 @@ class Arena {
   // A bf16 shadow of `count` GEMM operand values (GemmOperand), planned only
   // when the backend wants shadows; else *where stays nullptr.
   void reserve_gemm_shadow(void** where, int64_t count);
+  bool gemm_shadows() const { return backend_.wants_gemm_shadows(); }
   // Decode state: zeroed by reset_state().
   void reserve_state(float** where, int64_t count);
   // A constant table, copied from the host at allocation (RoPE's cos/sin, ...).

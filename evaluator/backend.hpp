@@ -46,6 +46,9 @@ using ConstMatrix = MatrixView<const float>;
 // Operators keep shadows of activations that feed several products (x feeds
 // q, k and v, and every input feeds a forward and a weight-gradient product)
 // when the backend asks for them (Backend::wants_gemm_shadows()).
+//
+// A producer that writes only the shadow (SwiGLU's bf16 variants) passes
+// values == nullptr: such operands exist only on backends that want shadows.
 struct GemmOperand {
   GemmOperand(const float* values, int64_t rows_, int64_t cols_, const void* shadow = nullptr)
       : data(values), rows(rows_), cols(cols_), bf16(shadow) {}
@@ -207,7 +210,8 @@ class Backend {
 
   // Linear layer, weights [out, in]: y = x W^T (y += x W^T when accumulate).
   virtual void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate = false) = 0;
-  virtual void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w) = 0;   // dx += dy W
+  // dx += dy W (dx = dy W when !accumulate).
+  virtual void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate = true) = 0;
   virtual void matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) = 0;  // dW += dy^T x
   // Whether GEMM operands with bf16 shadows save this backend work (the
   // CUDA backend in bf16 mode); Arena::reserve_gemm_shadow plans none otherwise.
@@ -248,6 +252,17 @@ class Backend {
                                int64_t count) = 0;
 
   // out = a + b (out may alias a or b).
+  // SwiGLU whose outputs feed GEMMs only, written straight to bf16 GemmOperand
+  // shadows (backends that want shadows; no fp32 copy exists): h16 =
+  // bf16(silu(gate) * up); backward OVERWRITES dgate16 and dup16.
+  virtual void swiglu_forward_bf16(void* h16, const float* gate, const float* up, int64_t count) {
+    unsupported("swiglu_forward_bf16", h16, gate, up, count);
+  }
+  virtual void swiglu_backward_bf16(void* dgate16, void* dup16, const float* dh, const float* gate,
+                                    const float* up, int64_t count) {
+    unsupported("swiglu_backward_bf16", dgate16, dup16, dh, gate, up, count);
+  }
+
   virtual void add(float* out, const float* a, const float* b, int64_t count) = 0;
 
   // Softmax cross-entropy over rows of logits [N, V]: losses[n] = lse[n] - logits[n, targets[n]].

@@ -161,15 +161,14 @@ class AttentionOp final : public Operator {
   void backward(Backend& be, const float* x, const float* dy, float* dx) override {
     const auto& k = knobs_;
     for (int g = 0; g < groups_; ++g) {
-      be.fill(datt_[g], n_ * hq_, 0.0f);
+      if (groups_ == 2) be.fill(datt_[g], n_ * hq_, 0.0f);  // differential_backward adds into both
       zero_grads(be, q_[g], n_ * hq_);
     }
     const float* out = groups_ == 2 ? mix_.normed : att_[0];
     float* dout = groups_ == 2 ? mix_.dnormed : datt_[0];
-    if (groups_ == 2) be.fill(dout, n_ * hq_, 0.0f);
     const GemmOperand dys(dy, n_, d_, round_shadow(be, grad16_, dy, n_ * d_));
     be.matmul_backward_weight({wo_.grad, d_, hq_}, dys, {out, n_, hq_, out16_});
-    be.matmul_backward_input({dout, n_, hq_}, dys, {wo_.value, d_, hq_});
+    be.matmul_backward_input({dout, n_, hq_}, dys, {wo_.value, d_, hq_}, /*accumulate=*/false);
     if (groups_ == 2) {
       const int64_t rows = n_ * k.heads, hd = k.head_dim;
       be.fill(mix_.dmixed, n_ * hq_, 0.0f);

@@ -1,6 +1,6 @@
 // swiglu: y = W_down (silu(W_gate x) * (W_up x)), no token mixing, no decode state.
 #include <stdexcept>
-#include <utility>
+#include <tuple>
 
 #include "evaluator/operator.hpp"
 
@@ -20,14 +20,17 @@ class SwigluOp final : public Operator {
   void plan(Arena& arena, const PlanShape& s) override {
     n_ = s.tokens();
     if (n_ > 0) {
-      for (float** b : {&gate_, &up_, &h_, &dgate_, &dup_, &dh_}) arena.reserve(b, n_ * f_);
-      // bf16 shadows of every GEMM operand that is read twice: x and h (by a
-      // forward and a weight-gradient product), dy, dgate and dup (by both
-      // backward products; dgate and dup one after the other).
-      arena.reserve_gemm_shadow(&x16_, n_ * d_);
-      arena.reserve_gemm_shadow(&h16_, n_ * f_);
-      arena.reserve_gemm_shadow(&dy16_, n_ * d_);
-      arena.reserve_gemm_shadow(&dhidden16_, n_ * f_);
+      for (float** b : {&gate_, &up_, &dh_}) arena.reserve(b, n_ * f_);
+      if (arena.gemm_shadows()) {
+        // h, dgate and dup only feed GEMMs, so they exist only as bf16
+        // shadows (written by swiglu_*_bf16); x and dy get shadows because
+        // each feeds two products.
+        arena.reserve_gemm_shadow(&x16_, n_ * d_);
+        arena.reserve_gemm_shadow(&dy16_, n_ * d_);
+        for (void** b : {&h16_, &dgate16_, &dup16_}) arena.reserve_gemm_shadow(b, n_ * f_);
+      } else {
+        for (float** b : {&h_, &dgate_, &dup_}) arena.reserve(b, n_ * f_);
+      }
     }
     decode_batch_ = s.decode_batch;
     if (decode_batch_ > 0)
@@ -39,15 +42,21 @@ class SwigluOp final : public Operator {
   }
 
   void backward(Backend& be, const float* x, const float* dy, float* dx) override {
-    for (float* b : {dgate_, dup_, dh_}) be.fill(b, n_ * f_, 0.0f);
     const GemmOperand dys(dy, n_, d_, round_shadow(be, dy16_, dy, n_ * d_));
     be.matmul_backward_weight({w_down_.grad, d_, f_}, dys, {h_, n_, f_, h16_});
-    be.matmul_backward_input({dh_, n_, f_}, dys, {w_down_.value, d_, f_});
-    be.swiglu_backward(dgate_, dup_, dh_, gate_, up_, n_ * f_);
+    be.matmul_backward_input({dh_, n_, f_}, dys, {w_down_.value, d_, f_}, /*accumulate=*/false);
+    if (dgate16_) {
+      be.swiglu_backward_bf16(dgate16_, dup16_, dh_, gate_, up_, n_ * f_);
+    } else {
+      for (float* b : {dgate_, dup_}) be.fill(b, n_ * f_, 0.0f);
+      be.swiglu_backward(dgate_, dup_, dh_, gate_, up_, n_ * f_);
+    }
     // x16_ still holds forward's shadow of x.
-    for (auto [dhidden, w] : {std::pair{dgate_, &w_gate_}, std::pair{dup_, &w_up_}}) {
-      const GemmOperand dhs(dhidden, n_, f_, round_shadow(be, dhidden16_, dhidden, n_ * f_));
-      be.matmul_backward_weight({w->grad, f_, d_}, dhs, {x, n_, d_, x16_});
+    const GemmOperand xs(x, n_, d_, x16_);
+    for (auto [dhidden, dhidden16, w] :
+         {std::tuple{dgate_, dgate16_, &w_gate_}, std::tuple{dup_, dup16_, &w_up_}}) {
+      const GemmOperand dhs(dhidden, n_, f_, dhidden16);
+      be.matmul_backward_weight({w->grad, f_, d_}, dhs, xs);
       be.matmul_backward_input({dx, n_, d_}, dhs, {w->value, f_, d_});
     }
   }
@@ -59,14 +68,18 @@ class SwigluOp final : public Operator {
   }
 
  private:
-  // x16 and h16: the shadows to fill, or nullptr (decode; no shadows planned).
+  // x16 and h16: the shadows to fill (then h is not written: h16 is its only
+  // copy), or nullptr (no shadows planned: the CPU, fp32 mode, decode).
   void run(Backend& be, const float* x, float* y, int64_t rows, float* gate, float* up, float* h, void* x16,
            void* h16) {
     const GemmOperand xs(x, rows, d_, round_shadow(be, x16, x, rows * d_));
     be.matmul({gate, rows, f_}, xs, {w_gate_.value, f_, d_});
     be.matmul({up, rows, f_}, xs, {w_up_.value, f_, d_});
-    be.swiglu_forward(h, gate, up, rows * f_);
-    be.matmul({y, rows, d_}, {h, rows, f_, round_shadow(be, h16, h, rows * f_)}, {w_down_.value, d_, f_});
+    if (h16)
+      be.swiglu_forward_bf16(h16, gate, up, rows * f_);
+    else
+      be.swiglu_forward(h, gate, up, rows * f_);
+    be.matmul({y, rows, d_}, {h, rows, f_, h16}, {w_down_.value, d_, f_});
   }
 
   int64_t d_, f_;
@@ -75,7 +88,7 @@ class SwigluOp final : public Operator {
   int decode_batch_ = 0;
   float *gate_ = nullptr, *up_ = nullptr, *h_ = nullptr, *dgate_ = nullptr, *dup_ = nullptr, *dh_ = nullptr;
   float *dec_gate_ = nullptr, *dec_up_ = nullptr, *dec_h_ = nullptr;
-  void *x16_ = nullptr, *h16_ = nullptr, *dy16_ = nullptr, *dhidden16_ = nullptr;  // bf16 GEMM shadows
+  void *x16_ = nullptr, *dy16_ = nullptr, *h16_ = nullptr, *dgate16_ = nullptr, *dup16_ = nullptr;  // bf16 shadows
 };
 
 }  // namespace

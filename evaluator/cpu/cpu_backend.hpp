@@ -28,7 +28,7 @@ class CpuBackend final : public Backend {
                         const float* rstd) override;
 
   void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override;
-  void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w) override;
+  void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate = true) override;
   void matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) override;
 
   void rope_forward(float* out, const float* in, const float* cos, const float* sin,

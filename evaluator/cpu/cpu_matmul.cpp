@@ -10,9 +10,10 @@ void CpuBackend::matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate)
   cpu::gemm(y.data, y.cols, x.rows, w.rows, x.cols, {x.data, x.cols, 1}, {w.data, 1, w.cols}, accumulate);
 }
 
-// dx[n, i] += sum_o dy[n, o] W[o, i]
-void CpuBackend::matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w) {
-  cpu::gemm(dx.data, dx.cols, dy.rows, w.cols, dy.cols, {dy.data, dy.cols, 1}, {w.data, w.cols, 1}, true);
+// dx[n, i] (+)= sum_o dy[n, o] W[o, i]
+void CpuBackend::matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate) {
+  cpu::gemm(dx.data, dx.cols, dy.rows, w.cols, dy.cols, {dy.data, dy.cols, 1}, {w.data, w.cols, 1},
+            accumulate);
 }
 
 // dW[o, i] += sum_n dy[n, o] x[n, i]

@@ -64,7 +64,7 @@ class CudaBackend final : public Backend {
                         const float* rstd) override;
 
   void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override;
-  void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w) override;
+  void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate = true) override;
   void matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) override;
   bool wants_gemm_shadows() const override;  // bf16 mode with conversion on (cuda_matmul.cpp)
   void round_to_bf16(void* dst, const float* src, int64_t count) override;
@@ -85,6 +85,9 @@ class CudaBackend final : public Backend {
                         const AttentionShape& shape, int64_t capacity, int64_t position) override;
 
   void swiglu_forward(float* h, const float* gate, const float* up, int64_t count) override;
+  void swiglu_forward_bf16(void* h16, const float* gate, const float* up, int64_t count) override;
+  void swiglu_backward_bf16(void* dgate16, void* dup16, const float* dh, const float* gate, const float* up,
+                            int64_t count) override;
   void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                        int64_t count) override;
 

@@ -106,9 +106,9 @@ void CudaBackend::matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate
        accumulate ? 1.0f : 0.0f);
 }
 
-void CudaBackend::matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w) {
+void CudaBackend::matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate) {
   gemm(false, false, w.cols, dy.rows, dy.cols, {w.data, w.bf16}, w.cols, {dy.data, dy.bf16}, dy.cols, dx.data,
-       dx.cols, 1.0f);
+       dx.cols, accumulate ? 1.0f : 0.0f);
 }
 
 void CudaBackend::matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) {
