@@ -1,0 +1,152 @@
+// bf16 GEMM shadows (GemmOperand): a product reading shadows gives the bits of
+// the same product rounding the fp32 operands itself, shadow-only operands
+// (SwiGLU's bf16 outputs) hold the rounded fp32 results, and dx = dy W can
+// overwrite instead of accumulating.
+#include <cstring>
+
+#include "tests/gpu/gpu_test_support.hpp"
+
+using namespace livs::evaluator;
+using namespace livs::evaluator::gpu_testing;
+
+namespace {
+
+using Array = DeviceArray<float>;
+
+// bf16 bits (round to nearest even, as the device) and back.
+uint16_t bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+float from_bf16(uint16_t b) {
+  const uint32_t u = uint32_t(b) << 16;
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+std::vector<float> widen(const std::vector<uint16_t>& bits) {
+  std::vector<float> out(bits.size());
+  for (std::size_t i = 0; i < bits.size(); ++i) out[i] = from_bf16(bits[i]);
+  return out;
+}
+std::vector<float> round_bf16(const std::vector<float>& x) {
+  std::vector<float> out(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) out[i] = from_bf16(bf16_bits(x[i]));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("shadows: round_to_bf16 rounds to nearest even, and only the bf16 mode wants shadows") {
+  CHECK(gpu_bf16().wants_gemm_shadows());
+  CHECK_FALSE(gpu().wants_gemm_shadows());
+  CHECK_FALSE(static_cast<Backend&>(cpu()).wants_gemm_shadows());
+  for (int64_t count : {int64_t(1), int64_t(7), int64_t(4096 + 3)}) {
+    CAPTURE(count);
+    auto x = random_floats(std::size_t(count), 70, 3.0);
+    if (count > 1) x[1] = 1.00390625f;  // exactly between two bf16 values: rounds to the even one (1.0)
+    Array dx(gpu_bf16(), x);
+    DeviceArray<uint16_t> shadow(gpu_bf16(), count);
+    gpu_bf16().round_to_bf16(shadow.data(), dx.data(), count);
+    const auto bits = shadow.download();
+    for (int64_t i = 0; i < count; ++i) REQUIRE(bits[std::size_t(i)] == bf16_bits(x[std::size_t(i)]));
+    if (count > 1) CHECK(from_bf16(bits[1]) == 1.0f);
+  }
+}
+
+TEST_CASE("shadows: every product reading shadows gives the bits of rounding in the product") {
+  struct Shape {
+    int64_t n, in, out;
+  };
+  // k from 17 to 8192 (the weight gradient's k is n: past the depth where the
+  // GEMM would otherwise leave fp32 inputs to cuBLAS).
+  for (Shape s : {Shape{37, 300, 45}, Shape{8192, 64, 96}, Shape{1, 17, 5}}) {
+    CAPTURE(s.n);
+    CAPTURE(s.in);
+    CAPTURE(s.out);
+    Backend& be = gpu_bf16();
+    const auto x = random_floats(s.n * s.in, 71), w = random_floats(s.out * s.in, 72, 0.1);
+    const auto dy = random_floats(s.n * s.out, 73);
+    Array dx(be, x), dw(be, w), ddy(be, dy);
+    DeviceArray<uint16_t> x16(be, s.n * s.in), w16(be, s.out * s.in), dy16(be, s.n * s.out);
+    be.round_to_bf16(x16.data(), dx.data(), s.n * s.in);
+    be.round_to_bf16(w16.data(), dw.data(), s.out * s.in);
+    be.round_to_bf16(dy16.data(), ddy.data(), s.n * s.out);
+    auto products = [&](bool shadows) {
+      const GemmOperand xs(dx.data(), s.n, s.in, shadows ? x16.data() : nullptr);
+      const GemmOperand ws(dw.data(), s.out, s.in, shadows ? w16.data() : nullptr);
+      const GemmOperand dys(ddy.data(), s.n, s.out, shadows ? dy16.data() : nullptr);
+      auto y = poisoned(be, s.n * s.out), gx = poisoned(be, s.n * s.in);
+      Array gw(be, std::vector<float>(std::size_t(s.out * s.in), 0.0f));
+      be.matmul({y->data(), s.n, s.out}, xs, ws, false);
+      be.matmul_backward_input({gx->data(), s.n, s.in}, dys, ws, /*accumulate=*/false);
+      be.matmul_backward_weight({gw.data(), s.out, s.in}, dys, xs);
+      return Outputs{{"y", y->download()}, {"dx", gx->download()}, {"dw", gw.download()}};
+    };
+    const Outputs with = products(true), without = products(false);
+    // The weight gradient without shadows is cuBLAS's in-kernel rounding at
+    // k = 8192: same rounding, maybe another summation order.
+    for (std::size_t i = 0; i < with.size(); ++i) {
+      CAPTURE(with[i].first);
+      if (s.n <= 4096 || with[i].first != "dw")
+        CHECK(with[i].second == without[i].second);
+      else
+        check_close("dw with shadows", with[i].second, without[i].second, 1e-5);
+    }
+    // And against the CPU on the rounded operands: the products are exact
+    // up to fp32 summation.
+    std::vector<float> want_y(std::size_t(s.n * s.out), 0.0f);
+    const auto xr = round_bf16(x), wr = round_bf16(w);
+    for (int64_t r = 0; r < s.n; ++r)
+      for (int64_t o = 0; o < s.out; ++o) {
+        double sum = 0.0;
+        for (int64_t i = 0; i < s.in; ++i) sum += double(xr[r * s.in + i]) * double(wr[o * s.in + i]);
+        want_y[std::size_t(r * s.out + o)] = float(sum);
+      }
+    check_close("y against rounded operands", with[0].second, want_y, 1e-5);
+  }
+}
+
+TEST_CASE("shadows: dx = dy W overwrites when asked, on the CPU and the GPU") {
+  const int64_t n = 33, in = 40, out = 24;
+  const auto w = random_floats(out * in, 74, 0.1), dy = random_floats(n * out, 75);
+  const auto garbage = random_floats(n * in, 76, 100.0);
+  compare_backends(
+      "overwrite",
+      [&](Backend& be) {
+        Array dw(be, w), ddy(be, dy), dx(be, garbage);
+        be.matmul_backward_input({dx.data(), n, in}, {ddy.data(), n, out}, {dw.data(), out, in}, false);
+        return Outputs{{"dx", dx.download()}};
+      },
+      kBf16GemmTolerance, gpu_bf16());
+}
+
+TEST_CASE("shadows: SwiGLU's bf16 outputs are its fp32 outputs rounded") {
+  for (int64_t count : {int64_t(1), int64_t(4099), int64_t(65536)}) {
+    CAPTURE(count);
+    const auto gate = random_floats(std::size_t(count), 77, 2.0), up = random_floats(std::size_t(count), 78);
+    const auto dh = random_floats(std::size_t(count), 79);
+    Backend& be = gpu_bf16();
+    Array dgate_in(be, gate), dup_in(be, up), ddh(be, dh);
+    auto h = poisoned(be, count);
+    Array dgate(be, std::vector<float>(std::size_t(count), 0.0f)), dup(be, dgate.download());
+    DeviceArray<uint16_t> h16(be, count), dgate16(be, count), dup16(be, count);
+    be.swiglu_forward(h->data(), dgate_in.data(), dup_in.data(), count);
+    be.swiglu_backward(dgate.data(), dup.data(), ddh.data(), dgate_in.data(), dup_in.data(), count);
+    be.swiglu_forward_bf16(h16.data(), dgate_in.data(), dup_in.data(), count);
+    be.swiglu_backward_bf16(dgate16.data(), dup16.data(), ddh.data(), dgate_in.data(), dup_in.data(), count);
+    CHECK(widen(h16.download()) == round_bf16(h->download()));
+    CHECK(widen(dgate16.download()) == round_bf16(dgate.download()));
+    CHECK(widen(dup16.download()) == round_bf16(dup.download()));
+  }
+  // A view that is not 16-byte aligned takes the scalar path.
+  const int64_t count = 1001;
+  const auto gate = random_floats(std::size_t(count + 1), 80), up = random_floats(std::size_t(count + 1), 81);
+  Array dgate_in(gpu_bf16(), gate), dup_in(gpu_bf16(), up);
+  auto h = poisoned(gpu_bf16(), count);
+  DeviceArray<uint16_t> h16(gpu_bf16(), count);
+  gpu_bf16().swiglu_forward(h->data(), dgate_in.data() + 1, dup_in.data() + 1, count);
+  gpu_bf16().swiglu_forward_bf16(h16.data(), dgate_in.data() + 1, dup_in.data() + 1, count);
+  CHECK(widen(h16.download()) == round_bf16(h->download()));
+}
