@@ -189,7 +189,8 @@ void Model::forward_on_device() {
   for (const auto& slot : slots_)
     for (const auto& op : slot.ops) aux_loss_ += op->auxiliary_loss();
   backend_.rmsnorm_forward({final_, N, D}, final_rstd_, {x_out_, N, D}, final_norm_.value, eps_);
-  backend_.lm_head_forward(losses_, lse_, {logits_, N, V}, {final_, N, D}, {embedding_.value, V, D}, targets_);
+  backend_.lm_head_forward(losses_, lse_, {logits_, N, V}, {final_, N, D}, {embedding_.value, V, D},
+                           targets_);
   backend_.mean_to_device(&step_scalars_->out.loss, losses_, N);
 }
 

@@ -88,7 +88,8 @@ class SwigluOp final : public Operator {
   int decode_batch_ = 0;
   float *gate_ = nullptr, *up_ = nullptr, *h_ = nullptr, *dgate_ = nullptr, *dup_ = nullptr, *dh_ = nullptr;
   float *dec_gate_ = nullptr, *dec_up_ = nullptr, *dec_h_ = nullptr;
-  void *x16_ = nullptr, *dy16_ = nullptr, *h16_ = nullptr, *dgate16_ = nullptr, *dup16_ = nullptr;  // bf16 shadows
+  void *x16_ = nullptr, *dy16_ = nullptr, *h16_ = nullptr, *dgate16_ = nullptr,
+       *dup16_ = nullptr;  // bf16 shadows
 };
 
 }  // namespace

@@ -85,25 +85,24 @@ void CudaBackend::gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n,
   const cublasComputeType_t compute =
       precision_ == GemmPrecision::bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
   LIVS_CUBLAS_CHECK(cublasGemmEx(cublas_, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                 transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k), &alpha, a.fp32,
-                                 CUDA_R_32F, int(lda), b.fp32, CUDA_R_32F, int(ldb), &beta, c, CUDA_R_32F,
-                                 int(ldc), compute, CUBLAS_GEMM_DEFAULT));
+                                 transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k), &alpha,
+                                 a.fp32, CUDA_R_32F, int(lda), b.fp32, CUDA_R_32F, int(ldb), &beta, c,
+                                 CUDA_R_32F, int(ldc), compute, CUBLAS_GEMM_DEFAULT));
 }
 
 void CudaBackend::gemm_bf16(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
                             const void* a, int64_t lda, const void* b, int64_t ldb, void* c, int64_t ldc,
                             float beta, bool bf16_output) {
   const float alpha = 1.0f;
-  LIVS_CUBLAS_CHECK(cublasGemmEx(cublas_, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                 transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m), int(n), int(k), &alpha, a,
-                                 CUDA_R_16BF, int(lda), b, CUDA_R_16BF, int(ldb), &beta, c,
-                                 bf16_output ? CUDA_R_16BF : CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F,
-                                 CUBLAS_GEMM_DEFAULT));
+  LIVS_CUBLAS_CHECK(cublasGemmEx(
+      cublas_, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N, transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(m),
+      int(n), int(k), &alpha, a, CUDA_R_16BF, int(lda), b, CUDA_R_16BF, int(ldb), &beta, c,
+      bf16_output ? CUDA_R_16BF : CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 void CudaBackend::matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) {
-  gemm(true, false, w.rows, x.rows, x.cols, {w.data, w.bf16}, w.cols, {x.data, x.bf16}, x.cols, y.data, y.cols,
-       accumulate ? 1.0f : 0.0f);
+  gemm(true, false, w.rows, x.rows, x.cols, {w.data, w.bf16}, w.cols, {x.data, x.bf16}, x.cols, y.data,
+       y.cols, accumulate ? 1.0f : 0.0f);
 }
 
 void CudaBackend::matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate) {

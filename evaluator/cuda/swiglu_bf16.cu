@@ -34,9 +34,10 @@ __device__ inline float2 swiglu_grads(float d, float g, float u) {
 
 bool aligned(const void* p, int bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-__global__ void swiglu_forward_bf16_kernel(__nv_bfloat16* h, const float* gate, const float* up, int64_t count,
-                                           bool vector) {
-  const int64_t start = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
+__global__ void swiglu_forward_bf16_kernel(__nv_bfloat16* h, const float* gate, const float* up,
+                                           int64_t count, bool vector) {
+  const int64_t start = blockIdx.x * int64_t(blockDim.x) + threadIdx.x,
+                stride = int64_t(gridDim.x) * blockDim.x;
   const Forward f;
   int64_t done = 0;
   if (vector) {
@@ -51,7 +52,8 @@ __global__ void swiglu_forward_bf16_kernel(__nv_bfloat16* h, const float* gate, 
 
 __global__ void swiglu_backward_bf16_kernel(__nv_bfloat16* dgate, __nv_bfloat16* dup, const float* dh,
                                             const float* gate, const float* up, int64_t count, bool vector) {
-  const int64_t start = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t start = blockIdx.x * int64_t(blockDim.x) + threadIdx.x,
+                stride = int64_t(gridDim.x) * blockDim.x;
   int64_t done = 0;
   if (vector) {
     for (int64_t q = start; q < count / 4; q += stride) {
