@@ -17,7 +17,7 @@ namespace livs::evaluator::cuda {
 // (a bf16 backend then runs the exact fp32 attention kernels): a switch for
 // telling attention's bf16 rounding apart from the GEMMs'.
 bool attention_tc_enabled();
-// Enabled, head_dim 16, 32, 64 or 128, and every pointer 16-byte aligned
+// Enabled, head_dim 16, 32, 64 or 128, a positive scale, and every pointer 16-byte aligned
 // (the tiles are staged with 16-byte loads).
 bool attention_tc_supported(const AttentionShape& shape, std::initializer_list<const void*> pointers);
 

@@ -18,16 +18,14 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "evaluator/backend.hpp"
 
 namespace livs::evaluator::cuda::tc {
 
-constexpr int kWarps = 4;  // each warp owns 16 rows of a 64-row tile
-constexpr int kThreads = kWarps * 32;
-constexpr int kRowsPerWarp = 16;
-constexpr int kTileRows = kWarps * kRowsPerWarp;  // 64
+constexpr int kMmaRows = 16;  // rows of an mma m-tile
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
@@ -107,12 +105,12 @@ __device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&c)[kTiles
 
 // Rows first..first+kRows-1 of an fp32 [.., row_stride] array (row r at
 // src + r * row_stride, kHd contiguous values; rows at or past `rows` read as
-// zero) on their way into a bf16 shared tile: load() issues the 16-byte
-// global loads into registers, store() converts and writes the tile. Between
-// the two the loads are in flight, so a kernel can load the next tile before
-// computing on the current one. src and row_stride keep 16-byte alignment
-// (checked by the launcher).
-template <int kHd, int kRows>
+// zero) on their way into a bf16 shared tile, staged by a block of kThreads:
+// load() issues the 16-byte global loads into registers, store() converts and
+// writes the tile. Between the two the loads are in flight, so a kernel can
+// load the next tile before computing on the current one. src and row_stride
+// keep 16-byte alignment (checked by the launcher).
+template <int kHd, int kRows, int kThreads>
 struct RowStage {
   static constexpr int kVectors = kHd / 4;
   static constexpr int kPerThread = kRows * kVectors / kThreads;
@@ -141,7 +139,7 @@ struct RowStage {
 };
 
 // Loads and stores at once, a vector at a time (few registers live).
-template <int kHd, int kRows>
+template <int kHd, int kRows, int kThreads>
 __device__ __forceinline__ void stage_rows(__nv_bfloat16* tile, const float* src, int64_t row_stride,
                                            int first, int rows) {
   constexpr int kVectors = kHd / 4;
@@ -153,6 +151,149 @@ __device__ __forceinline__ void stage_rows(__nv_bfloat16* tile, const float* src
     packed.x = pack_bf16(x.x, x.y);
     packed.y = pack_bf16(x.z, x.w);
     *reinterpret_cast<uint2*>(tile + r * stride<kHd>() + c) = packed;
+  }
+}
+
+__device__ __forceinline__ void cp_async_16(void* shared, const void* global, bool valid) {
+  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
+  // src-size 0 fills the 16 bytes with zeros and reads nothing.
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(address), "l"(global),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
+// How the tiles of the other side (keys in the forward and the dq kernel,
+// queries in the dk/dv kernel) reach their bf16 shared buffer:
+//   direct: 16-byte loads, converted and stored at once (put);
+//   registers: the next tile's loads are held in registers while the current
+//     tile is computed (fetch), converted and stored at put;
+//   async_copy: the next tile's fp32 rows are copied by cp.async into an fp32
+//     shared staging area while the current tile is computed (no registers
+//     held), converted at put. Each thread converts exactly the 16-byte pieces
+//     it copied, so waiting for its own copies is enough (no extra barrier).
+enum class Staging { direct, registers, async_copy };
+
+template <int kHd, int kRows, int kThreads, Staging kMode>
+struct TileStage;
+template <int kHd, int kRows, int kThreads>
+struct TileStage<kHd, kRows, kThreads, Staging::direct> {
+  static constexpr std::size_t kStagingBytes = 0;
+  __device__ explicit TileStage(float*) {}
+  __device__ __forceinline__ void fetch(const float*, int64_t, int, int) {}
+  __device__ __forceinline__ void put(__nv_bfloat16* tile, const float* src, int64_t row_stride, int first,
+                                      int rows) const {
+    stage_rows<kHd, kRows, kThreads>(tile, src, row_stride, first, rows);
+  }
+};
+template <int kHd, int kRows, int kThreads>
+struct TileStage<kHd, kRows, kThreads, Staging::registers> {
+  static constexpr std::size_t kStagingBytes = 0;
+  RowStage<kHd, kRows, kThreads> next;
+  __device__ explicit TileStage(float*) {}
+  __device__ __forceinline__ void fetch(const float* src, int64_t row_stride, int first, int rows) {
+    next.load(src, row_stride, first, rows);
+  }
+  __device__ __forceinline__ void put(__nv_bfloat16* tile, const float*, int64_t, int, int) const {
+    next.store(tile);
+  }
+};
+template <int kHd, int kRows, int kThreads>
+struct TileStage<kHd, kRows, kThreads, Staging::async_copy> {
+  static constexpr int kVectors = kHd / 4;
+  static constexpr int kPerThread = kRows * kVectors / kThreads;
+  static_assert(kRows * kVectors % kThreads == 0, "every thread stages the same number of vectors");
+  static constexpr std::size_t kStagingBytes = sizeof(float) * kRows * kHd;
+  float* staging;  // [kRows][kHd] fp32 in shared memory
+  __device__ explicit TileStage(float* staging_area) : staging(staging_area) {}
+  __device__ __forceinline__ void fetch(const float* src, int64_t row_stride, int first, int rows) {
+#pragma unroll
+    for (int p = 0; p < kPerThread; ++p) {
+      const int idx = threadIdx.x + p * kThreads, r = idx / kVectors, c = (idx % kVectors) * 4,
+                row = first + r;
+      cp_async_16(staging + idx * 4, src + (row < rows ? row : 0) * row_stride + c, row < rows);
+    }
+    cp_async_commit();
+  }
+  __device__ __forceinline__ void put(__nv_bfloat16* tile, const float*, int64_t, int, int) const {
+    cp_async_wait_all();
+#pragma unroll
+    for (int p = 0; p < kPerThread; ++p) {
+      const int idx = threadIdx.x + p * kThreads, r = idx / kVectors, c = (idx % kVectors) * 4;
+      const float4 x = *reinterpret_cast<const float4*>(staging + idx * 4);
+      uint2 packed;
+      packed.x = pack_bf16(x.x, x.y);
+      packed.y = pack_bf16(x.z, x.w);
+      *reinterpret_cast<uint2*>(tile + r * stride<kHd>() + c) = packed;
+    }
+  }
+};
+
+template <int kM, int kTiles>
+__device__ __forceinline__ void zero(float (&c)[kM][kTiles][4]) {
+#pragma unroll
+  for (int m = 0; m < kM; ++m)
+#pragma unroll
+    for (int n = 0; n < kTiles; ++n) c[m][n][0] = c[m][n][1] = c[m][n][2] = c[m][n][3] = 0.0f;
+}
+
+// A warp owns kM blocks of 16 rows (m-tiles), r0 + 16 m .. r0 + 16 m + 15:
+// the B fragments each ldmatrix brings are used by kM independent mma
+// chains, which is what keeps the tensor cores busy with few warps.
+//
+// The A fragments of the warp's rows over all kHd columns.
+template <int kM, int kHd>
+__device__ __forceinline__ void load_rows_a(uint32_t (&a)[kM][kHd / 16][4], const __nv_bfloat16* tile, int r0,
+                                            int lane) {
+#pragma unroll
+  for (int m = 0; m < kM; ++m)
+#pragma unroll
+    for (int c = 0; c < kHd / 16; ++c) load_a<kHd>(a[m][c], tile, r0 + 16 * m, c * 16, lane);
+}
+
+// The two products every kernel is made of (one warp, kM m-tiles):
+//   acc (16 kM x kCols) += A tile^T, A the warp's rows x kHd in registers and
+//     `tile` kCols rows of kHd (S = Q K^T, dP = dO V^T, S^T = K Q^T, ...);
+//   acc (16 kM x kHd) += P tile, P the warp's rows x kK held as fp32 C tiles
+//     (rounded to bf16 here) and `tile` kK rows of kHd (O += P V, dQ += dS K,
+//     dV += P^T dO, dK += dS^T Q).
+template <int kM, int kHd, int kCols>
+__device__ __forceinline__ void mma_a_tile_t(float (&acc)[kM][kCols / 8][4],
+                                             const uint32_t (&a)[kM][kHd / 16][4], const __nv_bfloat16* tile,
+                                             int lane) {
+#pragma unroll
+  for (int c = 0; c < kHd / 16; ++c) {
+#pragma unroll
+    for (int np = 0; np < kCols / 16; ++np) {
+      uint32_t b[4];
+      load_b_transposed<kHd>(b, tile, np * 16, c * 16, lane);
+#pragma unroll
+      for (int m = 0; m < kM; ++m) {
+        mma(acc[m][2 * np], a[m][c], b[0], b[1]);
+        mma(acc[m][2 * np + 1], a[m][c], b[2], b[3]);
+      }
+    }
+  }
+}
+template <int kM, int kHd, int kK>
+__device__ __forceinline__ void mma_p_tile(float (&acc)[kM][kHd / 8][4], const float (&p)[kM][kK / 8][4],
+                                           const __nv_bfloat16* tile, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kK / 16; ++kk) {
+    uint32_t pf[kM][4];
+#pragma unroll
+    for (int m = 0; m < kM; ++m) c_to_a(pf[m], p[m], kk);
+#pragma unroll
+    for (int dp = 0; dp < kHd / 16; ++dp) {
+      uint32_t b[4];
+      load_b<kHd>(b, tile, kk * 16, dp * 16, lane);
+#pragma unroll
+      for (int m = 0; m < kM; ++m) {
+        mma(acc[m][2 * dp], pf[m], b[0], b[1]);
+        mma(acc[m][2 * dp + 1], pf[m], b[2], b[3]);
+      }
+    }
   }
 }
 

@@ -1,13 +1,16 @@
 // Tensor-core attention forward, FlashAttention-2 style: one block per
-// (64-query tile, head, batch), 4 warps of 16 query rows each. Key/value tiles
-// of 64 rows are staged as bf16 in shared memory; S = Q K^T and O += P V run
-// as bf16 mma with fp32 accumulators, the online softmax (base 2, scale folded
-// in) stays in fp32 registers. Key tiles wholly before a sliding window or
-// after the tile's last query are never visited.
+// (query tile, head, batch), each warp owning 16 or 32 query rows. Key/value tiles of
+// 64 rows are staged as bf16 in two alternating shared buffers (one barrier
+// per tile); S = Q K^T and O += P V run as bf16 mma with fp32 accumulators,
+// the online softmax (base 2, scale folded into the exponent) stays in fp32
+// registers. Key tiles wholly before a sliding window or after the tile's last
+// query are never visited, and masks are applied only to the tiles that cross
+// the diagonal, the window's edge or the sequence's end.
 #include <cmath>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "evaluator/cuda/attention_common.cuh"
 #include "evaluator/cuda/attention_tc.cuh"
@@ -20,153 +23,142 @@ namespace {
 
 using namespace tc;
 
-constexpr int kKeys = 64;  // rows of a key/value tile
-
-// kPrefetch: load key/value tile j + 1 into registers while tile j is computed
-// (kHd / 2 more registers per thread; used up to head_dim 64, where it took
-// the H100 forward at B16 T1024 d512 from 73 to 88 TFLOP/s; at 128 the
-// registers run out).
-template <int kHd, bool kPrefetch>
-__global__ void __launch_bounds__(kThreads)
+// A block per (query tile, head, batch): kWarps warps of kM m-tiles (16 kM
+// query rows) each. kMinBlocks: blocks that must fit on a multiprocessor at
+// once (a register cap for the compiler). kStaging: how key/value tile j + 1
+// is loaded while tile j is computed (attention_tc_common.cuh). kKeys: rows of
+// a key/value tile. Every query row sees the same operations in the same
+// order whatever kWarps, kM, kMinBlocks and kStaging are (same bits).
+template <int kHd, int kWarps, int kM, int kMinBlocks, Staging kStaging, int kKeys>
+__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     attention_tc_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v,
                                 AttentionShape s) {
-  constexpr int kS = stride<kHd>();
+  constexpr int kThreads = kWarps * 32, kWarpRows = kM * kMmaRows, kRows = kWarps * kWarpRows,
+                kS = stride<kHd>();
   extern __shared__ __align__(16) unsigned char smem_bytes[];
-  auto* qs = reinterpret_cast<__nv_bfloat16*>(smem_bytes);  // [64][kS]
-  __nv_bfloat16* ks = qs + kTileRows * kS;                  // [kKeys][kS]
-  __nv_bfloat16* vs = ks + kKeys * kS;                      // [kKeys][kS]
+  auto* qs = reinterpret_cast<__nv_bfloat16*>(smem_bytes);  // [kRows][kS]
+  __nv_bfloat16* kv_tiles = qs + kRows * kS;                // [2 buffers][K, V][kKeys][kS]
+  using Stage = TileStage<kHd, kKeys, kThreads, kStaging>;
+  auto* staging = reinterpret_cast<float*>(kv_tiles + 4 * kKeys * kS);  // K, V (async_copy only)
 
   const int T = s.seq, H = s.heads, KV = s.kv_heads;
   const int b = blockIdx.z, h = blockIdx.y, kvh = h / (H / KV);
-  const int i0 = (gridDim.x - 1 - blockIdx.x) * kTileRows;  // the longest tiles start first
+  const int i0 = (gridDim.x - 1 - blockIdx.x) * kRows;  // the longest tiles start first
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int warp_row = i0 + warp * kRowsPerWarp;  // this warp's first query
-  const int row0 = warp_row + g;                  // this lane's rows: row0 and row0 + 8
-  const float scale_log2 = s.scale * kLog2e;
+  const int warp_row = i0 + warp * kWarpRows;  // this warp's first query
+  const int row0 = warp_row + g;               // this lane's rows: row0 + 16 m + 8 r
+  const float scale_log2 = s.scale * kLog2e;   // > 0 (attention_tc_supported)
 
   const int64_t q_stride = int64_t(H) * kHd, kv_stride = int64_t(KV) * kHd;
-  stage_rows<kHd, kTileRows>(qs, q + (int64_t(b) * T * H + h) * kHd, q_stride, i0, T);
-  __syncthreads();
-  uint32_t qf[kHd / 16][4];
-#pragma unroll
-  for (int c = 0; c < kHd / 16; ++c) load_a<kHd>(qf[c], qs, warp * kRowsPerWarp, c * 16, lane);
-
-  float o[kHd / 8][4];
-#pragma unroll
-  for (int n = 0; n < kHd / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // l: this lane's part of the row sum
-
   const float* k_base = k + (int64_t(b) * T * KV + kvh) * kHd;
   const float* v_base = v + (int64_t(b) * T * KV + kvh) * kHd;
-  const int i_last = min(T - 1, i0 + kTileRows - 1);
+  const int i_last = min(T - 1, i0 + kRows - 1);
   const int j_first = first_key(i0, s.window) / kKeys * kKeys;
-  [[maybe_unused]] RowStage<kHd, kKeys> k_next, v_next;
-  if constexpr (kPrefetch) {
-    k_next.load(k_base, kv_stride, j_first, T);
-    v_next.load(v_base, kv_stride, j_first, T);
-  }
-  for (int j0 = j_first; j0 <= i_last; j0 += kKeys) {
-    __syncthreads();  // the previous tile is consumed
-    if constexpr (kPrefetch) {
-      k_next.store(ks);
-      v_next.store(vs);
-    } else {
-      stage_rows<kHd, kKeys>(ks, k_base, kv_stride, j0, T);
-      stage_rows<kHd, kKeys>(vs, v_base, kv_stride, j0, T);
-    }
+  Stage k_stage(staging), v_stage(staging + Stage::kStagingBytes / sizeof(float));
+  k_stage.fetch(k_base, kv_stride, j_first, T);  // in flight while Q is staged
+  v_stage.fetch(v_base, kv_stride, j_first, T);
+  stage_rows<kHd, kRows, kThreads>(qs, q + (int64_t(b) * T * H + h) * kHd, q_stride, i0, T);
+  __syncthreads();
+  uint32_t qf[kM][kHd / 16][4];
+  load_rows_a<kM, kHd>(qf, qs, warp * kWarpRows, lane);
+
+  float o[kM][kHd / 8][4];
+  zero(o);
+  // m: the running maximum raw score; l: this lane's part of the row sum.
+  float m[kM][2], l[kM][2];
+#pragma unroll
+  for (int mi = 0; mi < kM; ++mi) m[mi][0] = m[mi][1] = -INFINITY, l[mi][0] = l[mi][1] = 0.0f;
+
+  for (int j0 = j_first, buffer = 0; j0 <= i_last; j0 += kKeys, buffer ^= 1) {
+    // Two buffers: the one written here was last read two tiles ago, before
+    // every thread passed the previous tile's barrier.
+    __nv_bfloat16* ks = kv_tiles + buffer * 2 * kKeys * kS;
+    __nv_bfloat16* vs = ks + kKeys * kS;
+    k_stage.put(ks, k_base, kv_stride, j0, T);
+    v_stage.put(vs, v_base, kv_stride, j0, T);
     __syncthreads();
-    if constexpr (kPrefetch) {  // the next tile's loads fly while this one is computed
-      if (j0 + kKeys <= i_last) {
-        k_next.load(k_base, kv_stride, j0 + kKeys, T);
-        v_next.load(v_base, kv_stride, j0 + kKeys, T);
-      }
+    if (j0 + kKeys <= i_last) {  // the next tile's loads fly while this one is computed
+      k_stage.fetch(k_base, kv_stride, j0 + kKeys, T);
+      v_stage.fetch(v_base, kv_stride, j0 + kKeys, T);
     }
     // Warp-uniform: keys wholly after this warp's rows, or wholly before its window.
-    if (j0 > warp_row + kRowsPerWarp - 1 || warp_row >= T) continue;
+    if (j0 > warp_row + kWarpRows - 1 || warp_row >= T) continue;
     if (s.window > 0 && warp_row - (j0 + kKeys - 1) >= s.window) continue;
 
-    float sc[kKeys / 8][4];
+    float sc[kM][kKeys / 8][4];
+    zero(sc);
+    mma_a_tile_t<kM, kHd, kKeys>(sc, qf, ks, lane);
+    // Masking only where some pair of this warp's rows can be invisible.
+    const bool full = j0 + kKeys - 1 <= warp_row && warp_row + kWarpRows <= T &&
+                      (s.window <= 0 || warp_row + kWarpRows - 1 - j0 < s.window);
+    if (!full) {
 #pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+      for (int mi = 0; mi < kM; ++mi)
 #pragma unroll
-    for (int c = 0; c < kHd / 16; ++c) {
+        for (int n = 0; n < kKeys / 8; ++n)
 #pragma unroll
-      for (int np = 0; np < kKeys / 16; ++np) {
-        uint32_t kf[4];
-        load_b_transposed<kHd>(kf, ks, np * 16, c * 16, lane);
-        mma(sc[2 * np], qf[c], kf[0], kf[1]);
-        mma(sc[2 * np + 1], qf[c], kf[2], kf[3]);
-      }
+          for (int e = 0; e < 4; ++e)
+            if (!visible(row0 + 16 * mi + (e / 2) * 8, j0 + n * 8 + 2 * t + (e & 1), T, s.window))
+              sc[mi][n][e] = -INFINITY;
     }
-    // Masking only where some pair of this warp's block can be invisible.
-    const bool full = j0 + kKeys - 1 <= warp_row && warp_row + kRowsPerWarp <= T &&
-                      (s.window <= 0 || warp_row + kRowsPerWarp - 1 - j0 < s.window);
 #pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n)
+    for (int mi = 0; mi < kM; ++mi)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int j = j0 + n * 8 + 2 * t + (e & 1);
-        sc[n][e] = (full || visible(row0 + (e / 2) * 8, j, T, s.window)) ? sc[n][e] * scale_log2 : -INFINITY;
+      for (int r = 0; r < 2; ++r) {
+        float tile_max = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < kKeys / 8; ++n)
+          tile_max = fmaxf(tile_max, fmaxf(sc[mi][n][2 * r], sc[mi][n][2 * r + 1]));
+        const float new_m = fmaxf(m[mi][r], quad_max(tile_max));
+        // p = 2^(score scale log2(e) - base): one FFMA and one ex2 per score. A
+        // row with no key yet keeps base 0 and stays all zero.
+        const float base = new_m == -INFINITY ? 0.0f : new_m * scale_log2;
+        const float alpha = exp2_approx(m[mi][r] * scale_log2 - base);
+        m[mi][r] = new_m;
+        float sum = 0.0f;
+#pragma unroll
+        for (int n = 0; n < kKeys / 8; ++n) {
+          sc[mi][n][2 * r] = exp2_approx(fmaf(sc[mi][n][2 * r], scale_log2, -base));
+          sc[mi][n][2 * r + 1] = exp2_approx(fmaf(sc[mi][n][2 * r + 1], scale_log2, -base));
+          sum += sc[mi][n][2 * r] + sc[mi][n][2 * r + 1];
+        }
+        l[mi][r] = l[mi][r] * alpha + sum;
+#pragma unroll
+        for (int n = 0; n < kHd / 8; ++n) {
+          o[mi][n][2 * r] *= alpha;
+          o[mi][n][2 * r + 1] *= alpha;
+        }
       }
+    mma_p_tile<kM, kHd, kKeys>(o, sc, vs, lane);
+  }
+
+#pragma unroll
+  for (int mi = 0; mi < kM; ++mi)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      float tile_max = -INFINITY;
+      const float total = quad_sum(l[mi][r]);
+      const int i = row0 + 16 * mi + 8 * r;
+      if (i >= T) continue;
+      const float inv = 1.0f / total;
+      float* orow = out + ((int64_t(b) * T + i) * H + h) * kHd + 2 * t;
 #pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n) tile_max = fmaxf(tile_max, fmaxf(sc[n][2 * r], sc[n][2 * r + 1]));
-      const float new_m = fmaxf(m[r], quad_max(tile_max));
-      const float base = new_m == -INFINITY ? 0.0f : new_m;  // a row with no key yet stays all zero
-      const float alpha = exp2_approx(m[r] - base);
-      m[r] = new_m;
-      float sum = 0.0f;
-#pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n) {
-        sc[n][2 * r] = exp2_approx(sc[n][2 * r] - base);
-        sc[n][2 * r + 1] = exp2_approx(sc[n][2 * r + 1] - base);
-        sum += sc[n][2 * r] + sc[n][2 * r + 1];
-      }
-      l[r] = l[r] * alpha + sum;
-#pragma unroll
-      for (int n = 0; n < kHd / 8; ++n) {
-        o[n][2 * r] *= alpha;
-        o[n][2 * r + 1] *= alpha;
-      }
+      for (int n = 0; n < kHd / 8; ++n)
+        *reinterpret_cast<float2*>(orow + n * 8) =
+            make_float2(o[mi][n][2 * r] * inv, o[mi][n][2 * r + 1] * inv);
+      if (t == 0) lse[(int64_t(b) * H + h) * T + i] = (m[mi][r] * scale_log2 + log2f(total)) * kLn2;
     }
-#pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk) {
-      uint32_t pf[4];
-      c_to_a(pf, sc, kk);
-#pragma unroll
-      for (int dp = 0; dp < kHd / 16; ++dp) {
-        uint32_t vf[4];
-        load_b<kHd>(vf, vs, kk * 16, dp * 16, lane);
-        mma(o[2 * dp], pf, vf[0], vf[1]);
-        mma(o[2 * dp + 1], pf, vf[2], vf[3]);
-      }
-    }
-  }
-
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float total = quad_sum(l[r]);
-    const int i = row0 + 8 * r;
-    if (i >= T) continue;
-    const float inv = 1.0f / total;
-    float* orow = out + ((int64_t(b) * T + i) * H + h) * kHd + 2 * t;
-#pragma unroll
-    for (int n = 0; n < kHd / 8; ++n)
-      *reinterpret_cast<float2*>(orow + n * 8) = make_float2(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
-    if (t == 0) lse[(int64_t(b) * H + h) * T + i] = (m[r] + log2f(total)) * kLn2;
-  }
 }
 
-template <int kHd, bool kPrefetch>
+template <int kHd, int kWarps, int kM, int kMinBlocks, Staging kStaging, int kKeys = 64>
 void launch_forward(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
                     const float* v, const AttentionShape& s) {
-  auto kernel = attention_tc_forward_kernel<kHd, kPrefetch>;
-  const std::size_t bytes = sizeof(__nv_bfloat16) * (kTileRows + 2 * kKeys) * stride<kHd>();
+  constexpr int kRows = kWarps * kM * kMmaRows;
+  auto kernel = attention_tc_forward_kernel<kHd, kWarps, kM, kMinBlocks, kStaging, kKeys>;
+  const std::size_t bytes = sizeof(__nv_bfloat16) * (kRows + 4 * kKeys) * stride<kHd>() +
+                            2 * TileStage<kHd, kKeys, kWarps * 32, kStaging>::kStagingBytes;
   allow_shared_memory(kernel, bytes);
-  const dim3 grid(unsigned((s.seq + kTileRows - 1) / kTileRows), unsigned(s.heads), unsigned(s.batch));
-  kernel<<<grid, kThreads, bytes, stream>>>(out, lse, q, k, v, s);
+  const dim3 grid(unsigned((s.seq + kRows - 1) / kRows), unsigned(s.heads), unsigned(s.batch));
+  kernel<<<grid, kWarps * 32, bytes, stream>>>(out, lse, q, k, v, s);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -185,6 +177,7 @@ bool attention_tc_enabled() {
 bool attention_tc_supported(const AttentionShape& s, std::initializer_list<const void*> pointers) {
   if (!attention_tc_enabled()) return false;
   if (s.head_dim != 16 && s.head_dim != 32 && s.head_dim != 64 && s.head_dim != 128) return false;
+  if (!(s.scale > 0.0f)) return false;  // the online softmax keeps raw-score maxima
   for (const void* p : pointers)
     if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) return false;
   return true;
@@ -193,15 +186,17 @@ bool attention_tc_supported(const AttentionShape& s, std::initializer_list<const
 void attention_tc_forward(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
                           const float* v, const AttentionShape& s) {
   if (s.batch <= 0 || s.seq <= 0) return;
+  // Chosen by timing variants on an H100 at B 16, T 1024, d 512 (docs/architecture.md):
+  // launch_forward<head_dim, warps, m-tiles per warp, min blocks per SM, staging>.
   switch (s.head_dim) {
     case 16:
-      return launch_forward<16, true>(stream, out, lse, q, k, v, s);
+      return launch_forward<16, 8, 1, 2, Staging::async_copy>(stream, out, lse, q, k, v, s);
     case 32:
-      return launch_forward<32, true>(stream, out, lse, q, k, v, s);
+      return launch_forward<32, 8, 1, 2, Staging::async_copy>(stream, out, lse, q, k, v, s);
     case 64:
-      return launch_forward<64, true>(stream, out, lse, q, k, v, s);
+      return launch_forward<64, 8, 1, 1, Staging::registers>(stream, out, lse, q, k, v, s);
     case 128:
-      return launch_forward<128, false>(stream, out, lse, q, k, v, s);
+      return launch_forward<128, 4, 1, 1, Staging::direct>(stream, out, lse, q, k, v, s);
     default:
       throw std::invalid_argument("tensor-core attention: head_dim " + std::to_string(s.head_dim) +
                                   " is not 16, 32, 64 or 128");

@@ -208,3 +208,22 @@ TEST_CASE("attention tc dispatch: tensor cores for head dims 16-128 in bf16, exa
     CHECK(same_bits(exact_grad[1].second, mixed_grad[1].second) != tensor_cores);
   }
 }
+
+// Sequence lengths one short of, at and one past the tile sizes the kernels
+// use (64 and 128 rows; 32-row tiles at head_dim 128), with windows that end
+// on a tile edge: every masked-tile and tail path against the CPU.
+TEST_CASE("attention tc forward and backward at tile-size boundaries") {
+  double worst = 0.0;
+  for (int head_dim : {32, 64, 128})
+    for (int seq : {31, 63, 64, 65, 127, 128, 129, 257})
+      for (int window : {0, 64}) {
+        const AttentionShape s = scaled({1, seq, 4, 2, head_dim, window, 0});
+        const std::string name = "attention tc boundary " + shape_name(s);
+        const Inputs in(s);
+        const auto want = run_forward(cpu(), s, in), got = run_forward(gpu_bf16(), s, in);
+        check_close(name + " out", got[0].second, want[0].second, kOutTolerance);
+        check_close(name + " lse", got[1].second, want[1].second, kLseTolerance);
+        check_backward(s, 1.0, kGradientTolerance, worst);
+      }
+  MESSAGE("worst relative error of dq, dk, dv: " << worst);
+}
