@@ -68,9 +68,9 @@ void CudaBackend::release() noexcept {
   // Errors are ignored here: a destructor must not throw, and the context may
   // already be broken by the failure that is unwinding.
   if (stream_) (void)cudaStreamSynchronize(stream_);
-  for (Scratch* s :
-       {&attention_delta_, &column_partials_, &column_sums_, &scan_scratch_, &linear_attention_scratch_,
-        &gemm_a_bf16_, &gemm_b_bf16_, &lm_head_x_bf16_, &lm_head_table_bf16_, &attention_decode_partials_}) {
+  for (Scratch* s : {&attention_delta_, &column_partials_, &embedding_sort_, &column_sums_, &scan_scratch_,
+                     &linear_attention_scratch_, &gemm_a_bf16_, &gemm_b_bf16_, &lm_head_x_bf16_,
+                     &lm_head_table_bf16_, &attention_decode_partials_}) {
     if (s->data) (void)cudaFree(s->data);
     *s = {};
   }

@@ -226,6 +226,7 @@ class CudaBackend final : public Backend {
   double* reduce_partials_ = nullptr;  // sum_of_squares: fixed-size partials, then the result
   Scratch attention_delta_;            // attention backward: dout . out per query row
   Scratch column_partials_;            // rmsnorm backward: per-chunk column sums of dgain
+  Scratch embedding_sort_;             // embedding backward: sorted (token, position) pairs and cub's storage
   Scratch column_sums_;                // bias, gate, lambda, conv-weight gradients (column_sums.cuh)
   Scratch scan_scratch_;               // rglru dlambda partials; selective scan carries and g*delta*u
   Scratch linear_attention_scratch_;   // linear attention backward: local dq (and states too big to share)

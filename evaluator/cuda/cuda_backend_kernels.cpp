@@ -9,7 +9,8 @@ void CudaBackend::embedding_forward(Matrix out, ConstMatrix table, const int32_t
   cuda::embedding_forward(stream_, out, table, tokens);
 }
 void CudaBackend::embedding_backward(Matrix dtable, ConstMatrix dout, const int32_t* tokens) {
-  cuda::embedding_backward(stream_, dtable, dout, tokens);
+  const std::size_t bytes = cuda::embedding_backward_scratch_bytes(dout.rows, dtable.rows);
+  cuda::embedding_backward(stream_, dtable, dout, tokens, scratch(embedding_sort_, bytes), bytes);
 }
 
 void CudaBackend::rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps) {
@@ -17,9 +18,8 @@ void CudaBackend::rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const 
 }
 void CudaBackend::rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
                                    const float* gain, const float* rstd) {
-  const std::size_t partials = std::size_t(cuda::rmsnorm_partial_count(x.rows) * x.cols) * sizeof(float);
-  auto* column_partials = static_cast<float*>(scratch(column_partials_, partials));
-  cuda::rmsnorm_backward(stream_, dx, dgain, dout, x, gain, rstd, column_partials);
+  float* partials = scratch_floats(column_partials_, cuda::rmsnorm_backward_scratch(x.rows, x.cols));
+  cuda::rmsnorm_backward(stream_, dx, dgain, dout, x, gain, rstd, partials);
 }
 
 void CudaBackend::rope_forward(float* out, const float* in, const float* cos, const float* sin,

@@ -58,6 +58,48 @@ __device__ inline float block_max(float x, float* shared) {
   return block_reduce(x, shared, MaxOp{}, -INFINITY);
 }
 
+// Sum over aligned groups of G lanes (G a power of two, at most 32) of one
+// warp, in a fixed butterfly: every lane of a group ends with its group's sum.
+// All 32 lanes must call it.
+template <int G>
+__device__ inline float group_sum(float x) {
+  static_assert(G >= 1 && G <= kWarpSize && (G & (G - 1)) == 0, "G: a power of two up to 32");
+  for (int offset = G / 2; offset > 0; offset >>= 1) x += __shfl_xor_sync(kFullMask, x, offset);
+  return x;
+}
+
+// 16-byte accesses: element 4i..4i+3 of a 16-byte aligned float array.
+__device__ inline float4 load4(const float* p, int64_t i) { return reinterpret_cast<const float4*>(p)[i]; }
+__device__ inline void store4(float* p, int64_t i, float4 v) { reinterpret_cast<float4*>(p)[i] = v; }
+__device__ inline float4 operator+(float4 a, float4 b) {
+  return {a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w};
+}
+__device__ inline float4& operator+=(float4& a, float4 b) { return a = a + b; }
+
+// Whether every pointer is 16-byte aligned (the float4 paths need it; views
+// into the middle of a buffer may not be).
+template <class... T>
+inline bool aligned16(const T*... pointers) {
+  return ((reinterpret_cast<uintptr_t>(pointers) % 16 == 0) && ...);
+}
+
+// Grid-stride loop over count elements in steps of four when `vector`
+// (16-byte accesses: quad(i) handles elements 4i..4i+3, then single(i) the
+// count % 4 tail), else single(i) for every element. Launch it with
+// grid_for((count + 3) / 4) blocks.
+template <class Quad, class Single>
+__device__ inline void grid_stride_quads(int64_t count, bool vector, Quad quad, Single single) {
+  const int64_t start = blockIdx.x * int64_t(blockDim.x) + threadIdx.x,
+                stride = int64_t(gridDim.x) * blockDim.x;
+  int64_t done = 0;
+  if (vector) {
+    const int64_t quads = count / 4;
+    for (int64_t i = start; i < quads; i += stride) quad(i);
+    done = quads * 4;
+  }
+  for (int64_t i = done + start; i < count; i += stride) single(i);
+}
+
 // Blocks for a grid-stride loop over n elements.
 inline unsigned grid_for(int64_t n, int threads = 256) {
   return static_cast<unsigned>(std::clamp<int64_t>((n + threads - 1) / threads, 1, int64_t(1) << 16));

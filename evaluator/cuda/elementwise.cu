@@ -1,5 +1,8 @@
-// Fill, add and the conversion to bf16: grid-stride elementwise kernels.
+// Fill, add and the conversion to bf16: grid-stride elementwise kernels with
+// 16-byte accesses where the pointers allow (a scalar tail for count % 4).
 #include <cuda_bf16.h>
+
+#include <cmath>
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
@@ -9,16 +12,20 @@ namespace livs::evaluator::cuda {
 
 namespace {
 
-__global__ void fill_kernel(float* dst, int64_t count, float value) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] = value;
+__global__ void fill_kernel(float* dst, int64_t count, float value, bool vector) {
+  grid_stride_quads(
+      count, vector,
+      [&](int64_t i) {
+        store4(dst, i, {value, value, value, value});
+      },
+      [&](int64_t i) { dst[i] = value; });
 }
 
-__global__ void add_kernel(float* out, const float* a, const float* b, int64_t count) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = a[i] + b[i];
+// out may alias a or b: each element is read before it is written, by one thread.
+__global__ void add_kernel(float* out, const float* a, const float* b, int64_t count, bool vector) {
+  grid_stride_quads(
+      count, vector, [&](int64_t i) { store4(out, i, load4(a, i) + load4(b, i)); },
+      [&](int64_t i) { out[i] = a[i] + b[i]; });
 }
 
 // Four values per thread and iteration (16-byte loads) where the pointers
@@ -52,13 +59,17 @@ void to_bf16(cudaStream_t stream, void* dst, const float* src, int64_t count) {
 
 void fill(cudaStream_t stream, float* dst, int64_t count, float value) {
   if (count <= 0) return;
-  fill_kernel<<<grid_for(count), 256, 0, stream>>>(dst, count, value);
+  if (value == 0.0f && !std::signbit(value)) {  // +0.0f is all zero bytes: one memset, graph-capturable
+    LIVS_CUDA_CHECK(cudaMemsetAsync(dst, 0, std::size_t(count) * sizeof(float), stream));
+    return;
+  }
+  fill_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(dst, count, value, aligned16(dst));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
 void add(cudaStream_t stream, float* out, const float* a, const float* b, int64_t count) {
   if (count <= 0) return;
-  add_kernel<<<grid_for(count), 256, 0, stream>>>(out, a, b, count);
+  add_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(out, a, b, count, aligned16(out, a, b));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

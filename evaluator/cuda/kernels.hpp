@@ -4,6 +4,7 @@
 // its launch. Arguments are device pointers.
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #ifdef __CUDACC__
@@ -30,16 +31,19 @@ void swiglu_forward(cudaStream_t stream, float* h, const float* gate, const floa
 void swiglu_backward(cudaStream_t stream, float* dgate, float* dup, const float* dh, const float* gate,
                      const float* up, int64_t count);
 
-// embedding.cu
+// embedding.cu. The backward sorts (token, position) pairs in `scratch`:
+// embedding_backward_scratch_bytes(dout.rows, dtable.rows) bytes.
 void embedding_forward(cudaStream_t stream, Matrix out, ConstMatrix table, const int32_t* tokens);
-void embedding_backward(cudaStream_t stream, Matrix dtable, ConstMatrix dout, const int32_t* tokens);
+std::size_t embedding_backward_scratch_bytes(int64_t rows, int64_t vocab);
+void embedding_backward(cudaStream_t stream, Matrix dtable, ConstMatrix dout, const int32_t* tokens,
+                        void* scratch, std::size_t scratch_bytes);
 
-// rmsnorm.cu. column_partials holds rmsnorm_partial_count(rows) * cols floats.
-int64_t rmsnorm_partial_count(int64_t rows);
+// rmsnorm.cu. partials: rmsnorm_backward_scratch(rows, cols) floats.
+int64_t rmsnorm_backward_scratch(int64_t rows, int64_t cols);
 void rmsnorm_forward(cudaStream_t stream, Matrix out, float* rstd, ConstMatrix x, const float* gain,
                      float eps);
 void rmsnorm_backward(cudaStream_t stream, Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
-                      const float* gain, const float* rstd, float* column_partials);
+                      const float* gain, const float* rstd, float* partials);
 
 // rope.cu
 void rope_forward(cudaStream_t stream, float* out, const float* in, const float* cos, const float* sin,

@@ -66,32 +66,79 @@ __device__ inline float feature_map_slope(float x, FeatureMapKind kind) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (count); \
        i += int64_t(gridDim.x) * blockDim.x)
 
-__global__ void activation_forward_kernel(float* out, const float* in, int64_t count, ActivationKind kind) {
-  LIVS_GRID_STRIDE(i, count) out[i] = activate(in[i], kind);
+// The elementwise kernels below take 16-byte accesses where every pointer
+// allows (grid_stride_quads); f4 applies a scalar function to each component.
+template <class F>
+__device__ inline float4 f4(F f, float4 a) {
+  return {f(a.x), f(a.y), f(a.z), f(a.w)};
+}
+template <class F>
+__device__ inline float4 f4(F f, float4 a, float4 b) {
+  return {f(a.x, b.x), f(a.y, b.y), f(a.z, b.z), f(a.w, b.w)};
+}
+template <class F>
+__device__ inline float4 f4(F f, float4 a, float4 b, float4 c) {
+  return {f(a.x, b.x, c.x), f(a.y, b.y, c.y), f(a.z, b.z, c.z), f(a.w, b.w, c.w)};
+}
+
+// out = f(in)
+template <class F>
+__device__ inline void map_unary(float* out, const float* in, int64_t count, bool vector, F f) {
+  grid_stride_quads(
+      count, vector, [&](int64_t i) { store4(out, i, f4(f, load4(in, i))); },
+      [&](int64_t i) { out[i] = f(in[i]); });
+}
+// din += dout * slope(in)
+template <class F>
+__device__ inline void accumulate_slope(float* din, const float* dout, const float* in, int64_t count,
+                                        bool vector, F slope) {
+  auto step = [&](float acc, float d, float x) { return acc + d * slope(x); };
+  grid_stride_quads(
+      count, vector,
+      [&](int64_t i) { store4(din, i, f4(step, load4(din, i), load4(dout, i), load4(in, i))); },
+      [&](int64_t i) { din[i] = step(din[i], dout[i], in[i]); });
+}
+
+__global__ void activation_forward_kernel(float* out, const float* in, int64_t count, ActivationKind kind,
+                                          bool vector) {
+  map_unary(out, in, count, vector, [kind](float x) { return activate(x, kind); });
 }
 __global__ void activation_backward_kernel(float* din, const float* dout, const float* in, int64_t count,
-                                           ActivationKind kind) {
-  LIVS_GRID_STRIDE(i, count) din[i] += dout[i] * activation_slope(in[i], kind);
+                                           ActivationKind kind, bool vector) {
+  accumulate_slope(din, dout, in, count, vector, [kind](float x) { return activation_slope(x, kind); });
 }
-__global__ void multiply_forward_kernel(float* out, const float* a, const float* b, int64_t count) {
-  LIVS_GRID_STRIDE(i, count) out[i] = a[i] * b[i];
+__global__ void multiply_forward_kernel(float* out, const float* a, const float* b, int64_t count,
+                                        bool vector) {
+  auto mul = [](float x, float y) { return x * y; };
+  grid_stride_quads(
+      count, vector, [&](int64_t i) { store4(out, i, f4(mul, load4(a, i), load4(b, i))); },
+      [&](int64_t i) { out[i] = a[i] * b[i]; });
 }
 __global__ void multiply_backward_kernel(float* da, float* db, const float* dout, const float* a,
-                                         const float* b, int64_t count) {
-  LIVS_GRID_STRIDE(i, count) {
-    da[i] += dout[i] * b[i];
-    db[i] += dout[i] * a[i];
-  }
+                                         const float* b, int64_t count, bool vector) {
+  auto step = [](float acc, float d, float other) { return acc + d * other; };
+  grid_stride_quads(
+      count, vector,
+      [&](int64_t i) {
+        const float4 d = load4(dout, i), av = load4(a, i), bv = load4(b, i);
+        store4(da, i, f4(step, load4(da, i), d, bv));
+        store4(db, i, f4(step, load4(db, i), d, av));
+      },
+      [&](int64_t i) {
+        da[i] = step(da[i], dout[i], b[i]);
+        db[i] = step(db[i], dout[i], a[i]);
+      });
 }
 __global__ void add_bias_kernel(float* y, const float* bias, int64_t count, int64_t cols) {
   LIVS_GRID_STRIDE(i, count) y[i] += bias[i % cols];
 }
-__global__ void feature_map_forward_kernel(float* out, const float* in, int64_t count, FeatureMapKind kind) {
-  LIVS_GRID_STRIDE(i, count) out[i] = feature_map(in[i], kind);
+__global__ void feature_map_forward_kernel(float* out, const float* in, int64_t count, FeatureMapKind kind,
+                                           bool vector) {
+  map_unary(out, in, count, vector, [kind](float x) { return feature_map(x, kind); });
 }
 __global__ void feature_map_backward_kernel(float* din, const float* dout, const float* in, int64_t count,
-                                            FeatureMapKind kind) {
-  LIVS_GRID_STRIDE(i, count) din[i] += dout[i] * feature_map_slope(in[i], kind);
+                                            FeatureMapKind kind, bool vector) {
+  accumulate_slope(din, dout, in, count, vector, [kind](float x) { return feature_map_slope(x, kind); });
 }
 
 // log(sigmoid(u)) = -softplus(-u), finite for large |u|.
@@ -155,24 +202,28 @@ struct MatrixTerm {
 void activation_forward(cudaStream_t stream, float* out, const float* in, int64_t count,
                         ActivationKind kind) {
   if (count <= 0) return;
-  activation_forward_kernel<<<grid_for(count), 256, 0, stream>>>(out, in, count, kind);
+  activation_forward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(out, in, count, kind,
+                                                                           aligned16(out, in));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 void activation_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
                          ActivationKind kind) {
   if (count <= 0) return;
-  activation_backward_kernel<<<grid_for(count), 256, 0, stream>>>(din, dout, in, count, kind);
+  activation_backward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(din, dout, in, count, kind,
+                                                                            aligned16(din, dout, in));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 void multiply_forward(cudaStream_t stream, float* out, const float* a, const float* b, int64_t count) {
   if (count <= 0) return;
-  multiply_forward_kernel<<<grid_for(count), 256, 0, stream>>>(out, a, b, count);
+  multiply_forward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(out, a, b, count,
+                                                                         aligned16(out, a, b));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 void multiply_backward(cudaStream_t stream, float* da, float* db, const float* dout, const float* a,
                        const float* b, int64_t count) {
   if (count <= 0) return;
-  multiply_backward_kernel<<<grid_for(count), 256, 0, stream>>>(da, db, dout, a, b, count);
+  multiply_backward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(da, db, dout, a, b, count,
+                                                                          aligned16(da, db, dout, a, b));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 void add_bias(cudaStream_t stream, Matrix y, const float* bias) {
@@ -186,13 +237,15 @@ void bias_backward(cudaStream_t stream, float* dbias, ConstMatrix dy, float* par
 void feature_map_forward(cudaStream_t stream, float* out, const float* in, int64_t count,
                          FeatureMapKind kind) {
   if (count <= 0) return;
-  feature_map_forward_kernel<<<grid_for(count), 256, 0, stream>>>(out, in, count, kind);
+  feature_map_forward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(out, in, count, kind,
+                                                                            aligned16(out, in));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 void feature_map_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
                           FeatureMapKind kind) {
   if (count <= 0) return;
-  feature_map_backward_kernel<<<grid_for(count), 256, 0, stream>>>(din, dout, in, count, kind);
+  feature_map_backward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(din, dout, in, count, kind,
+                                                                             aligned16(din, dout, in));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 void gla_log_decay_forward(cudaStream_t stream, float* log_alpha, const float* z, const float* bias,
