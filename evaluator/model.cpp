@@ -70,6 +70,7 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
   // The memory plan: parameters x4, then the training and decode buffers.
   const int64_t P = params_.count();
   for (float** block : {&values_, &grads_, &adam_m_, &adam_v_}) arena_.reserve(block, P);
+  arena_.reserve_gemm_shadow(&values16_, P);  // bf16 weights for the GEMMs, refreshed by every forward
   const int64_t N = shape_.tokens();
   if (N > 0) {
     arena_.reserve_tokens(&inputs_, 2 * N);  // targets follow the inputs: one copy per batch
@@ -109,7 +110,7 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
   }
   arena_.allocate();
   if (inputs_) targets_ = inputs_ + N;
-  params_.bind(values_, grads_);
+  params_.bind(values_, grads_, values16_);
   params_.initialize(backend_, init_seed, n_slots);
   for (auto& slot : slots_)
     if (slot.fusion == genome::FusionKind::gate) {
@@ -171,6 +172,10 @@ void Model::set_batch(const int32_t* inputs, const int32_t* targets) {
 void Model::forward_on_device() {
   const int64_t N = shape_.tokens(), D = d_, V = vocab_;
   if (N == 0) throw std::logic_error("Model::forward: no training shape planned");
+  // The weights' bf16 shadows follow the fp32 master weights: whatever changed
+  // them since (AdamW, a test, a checkpoint), this forward and its backward read
+  // this rounding.
+  if (values16_) backend_.round_to_bf16(values16_, values_, params_.count());
   backend_.embedding_forward({slots_[0].x, N, D}, {embedding_.value, V, D}, inputs_);
   for (std::size_t s = 0; s < slots_.size(); ++s) {
     Slot& slot = slots_[s];
@@ -189,7 +194,7 @@ void Model::forward_on_device() {
   for (const auto& slot : slots_)
     for (const auto& op : slot.ops) aux_loss_ += op->auxiliary_loss();
   backend_.rmsnorm_forward({final_, N, D}, final_rstd_, {x_out_, N, D}, final_norm_.value, eps_);
-  backend_.lm_head_forward(losses_, lse_, {logits_, N, V}, {final_, N, D}, {embedding_.value, V, D},
+  backend_.lm_head_forward(losses_, lse_, {logits_, N, V}, {final_, N, D}, embedding_.operand(V, D),
                            targets_);
   backend_.mean_to_device(&step_scalars_->out.loss, losses_, N);
 }

@@ -107,6 +107,7 @@ class Model {
   std::vector<Slot> slots_;
   Param embedding_, final_norm_;
   float *values_ = nullptr, *grads_ = nullptr, *adam_m_ = nullptr, *adam_v_ = nullptr;
+  void* values16_ = nullptr;  // the weights' bf16 GEMM shadows (backends that want them)
   // Training buffers.
   int32_t *inputs_ = nullptr, *targets_ = nullptr;
   float *x_out_ = nullptr, *y_ = nullptr, *final_ = nullptr, *final_rstd_ = nullptr, *logits_ = nullptr,

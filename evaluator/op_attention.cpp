@@ -140,22 +140,22 @@ class AttentionOp final : public Operator {
     const auto& k = knobs_;
     const GemmOperand xs(x, n_, d_, round_shadow(be, x16_, x, n_ * d_));
     for (int g = 0; g < groups_; ++g) {
-      be.matmul({q_[g].raw, n_, hq_}, xs, {wq_.value + g * hq_ * d_, hq_, d_});
+      be.matmul({q_[g].raw, n_, hq_}, xs, wq_.operand(hq_, d_, g * hq_ * d_));
       project(be, q_[g], n_, k.heads, q_norm_, batch_, seq_, 0);
       if (!own_kv_) continue;
-      be.matmul({k_[g].raw, n_, hkv_}, xs, {wk_.value + g * hkv_ * d_, hkv_, d_});
+      be.matmul({k_[g].raw, n_, hkv_}, xs, wk_.operand(hkv_, d_, g * hkv_ * d_));
       project(be, k_[g], n_, k.kv_heads, k_norm_, batch_, seq_, 0);
       zero_grads(be, k_[g], n_ * hkv_);  // feature sharers add into these before our backward
     }
     if (own_kv_) {
-      be.matmul({v_, n_, hkv_}, xs, {wv_.value, hkv_, d_});
+      be.matmul({v_, n_, hkv_}, xs, wv_.operand(hkv_, d_));
       be.fill(dv_, n_ * hkv_, 0.0f);
     }
     const AttentionOp& f = features();
     for (int g = 0; g < groups_; ++g)
       be.attention_forward(att_[g], lse_[g], q_[g].rotated, f.k_[g].rotated, f.v_, shape(batch_, seq_));
     const float* out = combine(be, att_, mix_, n_);
-    be.matmul({y, n_, d_}, {out, n_, hq_, round_shadow(be, out16_, out, n_ * hq_)}, {wo_.value, d_, hq_});
+    be.matmul({y, n_, d_}, {out, n_, hq_, round_shadow(be, out16_, out, n_ * hq_)}, wo_.operand(d_, hq_));
   }
 
   void backward(Backend& be, const float* x, const float* dy, float* dx) override {
@@ -168,7 +168,7 @@ class AttentionOp final : public Operator {
     float* dout = groups_ == 2 ? mix_.dnormed : datt_[0];
     const GemmOperand dys(dy, n_, d_, round_shadow(be, grad16_, dy, n_ * d_));
     be.matmul_backward_weight({wo_.grad, d_, hq_}, dys, {out, n_, hq_, out16_});
-    be.matmul_backward_input({dout, n_, hq_}, dys, {wo_.value, d_, hq_}, /*accumulate=*/false);
+    be.matmul_backward_input({dout, n_, hq_}, dys, wo_.operand(d_, hq_), /*accumulate=*/false);
     if (groups_ == 2) {
       const int64_t rows = n_ * k.heads, hd = k.head_dim;
       be.fill(mix_.dmixed, n_ * hq_, 0.0f);
@@ -255,7 +255,7 @@ class AttentionOp final : public Operator {
                        float* dx) {
     const GemmOperand douts(dout, n_, rows, round_shadow(be, grad16_, dout, n_ * rows));
     be.matmul_backward_weight({w.grad + g * rows * d_, rows, d_}, douts, {x, n_, d_, x16_});
-    be.matmul_backward_input({dx, n_, d_}, douts, {w.value + g * rows * d_, rows, d_});
+    be.matmul_backward_input({dx, n_, d_}, douts, w.operand(rows, d_, g * rows * d_));
   }
 
   AttentionOp& features() { return source_ ? *source_ : *this; }

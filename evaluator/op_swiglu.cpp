@@ -44,7 +44,7 @@ class SwigluOp final : public Operator {
   void backward(Backend& be, const float* x, const float* dy, float* dx) override {
     const GemmOperand dys(dy, n_, d_, round_shadow(be, dy16_, dy, n_ * d_));
     be.matmul_backward_weight({w_down_.grad, d_, f_}, dys, {h_, n_, f_, h16_});
-    be.matmul_backward_input({dh_, n_, f_}, dys, {w_down_.value, d_, f_}, /*accumulate=*/false);
+    be.matmul_backward_input({dh_, n_, f_}, dys, w_down_.operand(d_, f_), /*accumulate=*/false);
     if (dgate16_) {
       be.swiglu_backward_bf16(dgate16_, dup16_, dh_, gate_, up_, n_ * f_);
     } else {
@@ -57,7 +57,7 @@ class SwigluOp final : public Operator {
          {std::tuple{dgate_, dgate16_, &w_gate_}, std::tuple{dup_, dup16_, &w_up_}}) {
       const GemmOperand dhs(dhidden, n_, f_, dhidden16);
       be.matmul_backward_weight({w->grad, f_, d_}, dhs, xs);
-      be.matmul_backward_input({dx, n_, d_}, dhs, {w->value, f_, d_});
+      be.matmul_backward_input({dx, n_, d_}, dhs, w->operand(f_, d_));
     }
   }
 
@@ -69,17 +69,22 @@ class SwigluOp final : public Operator {
 
  private:
   // x16 and h16: the shadows to fill (then h is not written: h16 is its only
-  // copy), or nullptr (no shadows planned: the CPU, fp32 mode, decode).
+  // copy, and the weights' shadows are read too), or nullptr (no shadows
+  // planned: the CPU, fp32 mode; decode, which reads fp32 weights).
   void run(Backend& be, const float* x, float* y, int64_t rows, float* gate, float* up, float* h, void* x16,
            void* h16) {
+    const bool shadows = x16 != nullptr;
+    const auto weight = [&](const Param& w, int64_t r, int64_t c) {
+      return shadows ? w.operand(r, c) : GemmOperand(w.value, r, c);
+    };
     const GemmOperand xs(x, rows, d_, round_shadow(be, x16, x, rows * d_));
-    be.matmul({gate, rows, f_}, xs, {w_gate_.value, f_, d_});
-    be.matmul({up, rows, f_}, xs, {w_up_.value, f_, d_});
+    be.matmul({gate, rows, f_}, xs, weight(w_gate_, f_, d_));
+    be.matmul({up, rows, f_}, xs, weight(w_up_, f_, d_));
     if (h16)
       be.swiglu_forward_bf16(h16, gate, up, rows * f_);
     else
       be.swiglu_forward(h, gate, up, rows * f_);
-    be.matmul({y, rows, d_}, {h, rows, f_, h16}, {w_down_.value, d_, f_});
+    be.matmul({y, rows, d_}, {h, rows, f_, h16}, weight(w_down_, d_, f_));
   }
 
   int64_t d_, f_;

@@ -53,7 +53,7 @@ void ParameterStore::share(const std::string& full_name, const std::vector<int64
   e->users.push_back(bind);
 }
 
-void ParameterStore::bind(float* values, float* grads) {
+void ParameterStore::bind(float* values, float* grads, const void* values16) {
   int64_t offset = 0;
   for (bool decay : {true, false}) {
     ParamGroup& group = decay ? decayed_ : not_decayed_;
@@ -65,6 +65,7 @@ void ParameterStore::bind(float* values, float* grads) {
       for (Param* p : e.users) {
         p->value = values + e.offset;
         p->grad = grads + e.offset;
+        p->value16 = values16 ? static_cast<const uint16_t*>(values16) + e.offset : nullptr;
       }
     }
     group.count = offset - group.offset;

@@ -11,10 +11,18 @@
 
 namespace livs::evaluator {
 
-// What an operator holds for one weight: where its values and gradient live.
+// What an operator holds for one weight: where its values and gradient live,
+// and its bf16 shadow when the backend wants GEMM shadows (Model refreshes the
+// shadows of every weight at the start of each training or evaluation
+// forward; decode reads the fp32 values).
 struct Param {
   float* value = nullptr;
   float* grad = nullptr;
+  const void* value16 = nullptr;
+  // Rows x cols of this weight from element `offset`, with its shadow.
+  GemmOperand operand(int64_t rows, int64_t cols, int64_t offset = 0) const {
+    return {value + offset, rows, cols, value16 ? static_cast<const uint16_t*>(value16) + offset : nullptr};
+  }
 };
 
 enum class Init {
@@ -23,7 +31,8 @@ enum class Init {
   ones,            // norm gains
   zeros,
   // Convolutions and scans (rec, ssm, gconv):
-  fan_in_uniform,  // U(-1/sqrt(f), 1/sqrt(f)), f the last dimension: conv taps (PyTorch Conv1d), Mamba dt_proj
+  fan_in_uniform,  // U(-1/sqrt(f), 1/sqrt(f)), f the last dimension: conv taps (PyTorch Conv1d), Mamba
+                   // dt_proj
   rglru_lambda,    // RG-LRU: exp(-8 softplus(lambda)), the decay at r = 1, uniform in [0.9, 0.999] (Griffin)
   ssm_a_log,       // S4D-real: a_log[c, n] = log(n + 1), so A_n = -(n + 1) (Mamba)
   ssm_dt_bias,     // softplus(dt_bias) log-uniform in [1e-3, 1e-1] (Mamba)
@@ -47,8 +56,9 @@ class ParameterStore {
   const ParamGroup& not_decayed() const { return not_decayed_; }
 
   // Lays the weights out (decayed first, each in declaration order) and binds
-  // every user's pointers into `values` and `grads` (each count() elements).
-  void bind(float* values, float* grads);
+  // every user's pointers into `values` and `grads` (each count() elements)
+  // and `values16` (count() bf16 shadows, or nullptr: none).
+  void bind(float* values, float* grads, const void* values16 = nullptr);
   // Draws every weight from its own stream derive_seed(seed, full_name), so a
   // weight's initial values do not depend on what else the model holds.
   void initialize(Backend& backend, uint64_t seed, int slots) const;
