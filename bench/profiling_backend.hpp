@@ -57,14 +57,15 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "embedding_backward");
     inner_.embedding_backward(dtable, dout, tokens);
   }
-  void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps) override {
+  void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps,
+                       void* out16 = nullptr) override {
     Timed timed(*this, "rmsnorm_forward");
-    inner_.rmsnorm_forward(out, rstd, x, gain, eps);
+    inner_.rmsnorm_forward(out, rstd, x, gain, eps, out16);
   }
   void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
-                        const float* rstd) override {
+                        const float* rstd, void* dx16 = nullptr) override {
     Timed timed(*this, "rmsnorm_backward");
-    inner_.rmsnorm_backward(dx, dgain, dout, x, gain, rstd);
+    inner_.rmsnorm_backward(dx, dgain, dout, x, gain, rstd, dx16);
   }
   void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override {
     Timed timed(*this, "matmul");

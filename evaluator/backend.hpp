@@ -204,9 +204,12 @@ class Backend {
   virtual void embedding_backward(Matrix dtable, ConstMatrix dout, const int32_t* tokens) = 0;
 
   // RMSNorm over rows: out = x * rstd * gain, rstd = 1/sqrt(mean(x^2) + eps), saved per row.
-  virtual void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps) = 0;
+  // out16 / dx16 (backends that want GEMM shadows, else nullptr): also write
+  // the bf16 shadow of out, or of dx after the addition.
+  virtual void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps,
+                               void* out16 = nullptr) = 0;
   virtual void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
-                                const float* rstd) = 0;
+                                const float* rstd, void* dx16 = nullptr) = 0;
 
   // Linear layer, weights [out, in]: y = x W^T (y += x W^T when accumulate).
   virtual void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate = false) = 0;

@@ -78,10 +78,12 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
       arena_.reserve(&slot.x, N * D);
       arena_.reserve(&slot.normed, N * D);
       arena_.reserve(&slot.rstd, N);
+      arena_.reserve_gemm_shadow(&slot.normed16, N * D);
       if (slot.fusion != genome::FusionKind::none)
         for (float** b : {&slot.y0, &slot.y1, &slot.dy0, &slot.dy1}) arena_.reserve(b, N * D);
     }
     for (float** b : {&x_out_, &y_, &final_, &dres_, &dnormed_}) arena_.reserve(b, N * D);
+    arena_.reserve_gemm_shadow(&dres16_, N * D);
     arena_.reserve(&final_rstd_, N);
     arena_.reserve(&logits_, backend_.lm_head_logits_floats(N, V));
     arena_.reserve(&lse_, N);
@@ -130,11 +132,12 @@ void Model::mix(Slot& slot, float* y, const float* y0, const float* y1, int64_t 
 // dres is the gradient of the slot's output; both mixers accumulate into dnormed.
 void Model::slot_backward(Slot& slot) {
   const int64_t N = shape_.tokens(), D = d_;
+  const OpInput normed(slot.normed, slot.normed16), dres(dres_, dres16_);
   if (slot.fusion == genome::FusionKind::none) {
-    slot.ops[0]->backward(backend_, slot.normed, dres_, dnormed_);
+    slot.ops[0]->backward(backend_, normed, dres, dnormed_);
     return;
   }
-  const float *d0 = dres_, *d1 = dres_;
+  OpInput d0 = dres, d1 = dres;  // the gated fusions' own gradients have no shadow
   if (slot.fusion != genome::FusionKind::sum) {
     backend_.fill(slot.dy0, N * D, 0.0f);
     backend_.fill(slot.dy1, N * D, 0.0f);
@@ -144,8 +147,8 @@ void Model::slot_backward(Slot& slot) {
     d0 = slot.dy0;
     d1 = slot.dy1;
   }
-  slot.ops[0]->backward(backend_, slot.normed, d0, dnormed_);
-  slot.ops[1]->backward(backend_, slot.normed, d1, dnormed_);
+  slot.ops[0]->backward(backend_, normed, d0, dnormed_);
+  slot.ops[1]->backward(backend_, normed, d1, dnormed_);
 }
 
 Model::~Model() = default;
@@ -180,12 +183,14 @@ void Model::forward_on_device() {
   for (std::size_t s = 0; s < slots_.size(); ++s) {
     Slot& slot = slots_[s];
     float* next = s + 1 < slots_.size() ? slots_[s + 1].x : x_out_;
-    backend_.rmsnorm_forward({slot.normed, N, D}, slot.rstd, {slot.x, N, D}, slot.norm.value, eps_);
+    backend_.rmsnorm_forward({slot.normed, N, D}, slot.rstd, {slot.x, N, D}, slot.norm.value, eps_,
+                             slot.normed16);
+    const OpInput normed(slot.normed, slot.normed16);
     if (slot.fusion == genome::FusionKind::none) {
-      slot.ops[0]->forward(backend_, slot.normed, y_);
+      slot.ops[0]->forward(backend_, normed, y_);
     } else {
-      slot.ops[0]->forward(backend_, slot.normed, slot.y0);
-      slot.ops[1]->forward(backend_, slot.normed, slot.y1);
+      slot.ops[0]->forward(backend_, normed, slot.y0);
+      slot.ops[1]->forward(backend_, normed, slot.y1);
       mix(slot, y_, slot.y0, slot.y1, N);
     }
     backend_.add(next, slot.x, y_, N * D);
@@ -210,14 +215,14 @@ void Model::backward() {
                             scored_targets_ > 0 ? float(1.0 / double(scored_targets_)) : 0.0f);
   backend_.fill(dres_, N * D, 0.0f);
   backend_.rmsnorm_backward({dres_, N, D}, final_norm_.grad, {dnormed_, N, D}, {x_out_, N, D},
-                            final_norm_.value, final_rstd_);
+                            final_norm_.value, final_rstd_, dres16_);
   // dres is the gradient of the residual stream; each slot adds its branch.
   for (std::size_t s = slots_.size(); s-- > 0;) {
     Slot& slot = slots_[s];
     backend_.fill(dnormed_, N * D, 0.0f);
     slot_backward(slot);
     backend_.rmsnorm_backward({dres_, N, D}, slot.norm.grad, {dnormed_, N, D}, {slot.x, N, D},
-                              slot.norm.value, slot.rstd);
+                              slot.norm.value, slot.rstd, s > 0 ? dres16_ : nullptr);
   }
   backend_.embedding_backward({embedding_.grad, V, D}, {dres_, N, D}, inputs_);
 }

@@ -91,6 +91,7 @@ class Model {
     genome::FusionKind fusion = genome::FusionKind::none;
     Param norm, gate;
     float *x = nullptr, *normed = nullptr, *rstd = nullptr;  // x: the residual stream entering the slot
+    void* normed16 = nullptr;                                // normed's bf16 GEMM shadow (or none)
     float *y0 = nullptr, *y1 = nullptr, *dy0 = nullptr, *dy1 = nullptr;  // fusion: each mixer's output
     float *dec_y0 = nullptr, *dec_y1 = nullptr;
     float *mix_gate = nullptr, *dmix_gate = nullptr;  // the gate's value and gradient (mean: constant 0)
@@ -112,6 +113,7 @@ class Model {
   int32_t *inputs_ = nullptr, *targets_ = nullptr;
   float *x_out_ = nullptr, *y_ = nullptr, *final_ = nullptr, *final_rstd_ = nullptr, *logits_ = nullptr,
         *lse_ = nullptr, *losses_ = nullptr, *dres_ = nullptr, *dnormed_ = nullptr;
+  void* dres16_ = nullptr;  // dres's bf16 GEMM shadow, written by the RMSNorm backward that completes it
   std::vector<float> host_losses_;
   int64_t scored_targets_ = 0;        // targets of the last set_batch that are not ignored
   std::vector<int32_t> host_tokens_;  // staging for set_batch: inputs then targets, one copy

@@ -91,10 +91,10 @@ class AttentionOp final : public Operator {
         arena.reserve(&dv_, n_ * hkv_);
       }
       if (groups_ == 2) plan_differential(arena, mix_, n_, true);
-      // bf16 shadows: x feeds every projection and its weight gradient, the
-      // attention output feeds Wo and its gradient, and each gradient into a
-      // projection feeds its two backward products (one at a time).
-      arena.reserve_gemm_shadow(&x16_, n_ * d_);
+      // bf16 shadows (x's comes from the model's RMSNorm): the attention
+      // output feeds Wo and its gradient, and each gradient into a projection
+      // feeds its two backward products (one at a time; also dy's, when the
+      // caller has none).
       arena.reserve_gemm_shadow(&out16_, n_ * hq_);
       arena.reserve_gemm_shadow(&grad16_, n_ * std::max({d_, hq_, hkv_}));
     }
@@ -136,9 +136,9 @@ class AttentionOp final : public Operator {
     }
   }
 
-  void forward(Backend& be, const float* x, float* y) override {
+  void forward(Backend& be, OpInput x, float* y) override {
     const auto& k = knobs_;
-    const GemmOperand xs(x, n_, d_, round_shadow(be, x16_, x, n_ * d_));
+    const GemmOperand xs(x.data, n_, d_, x.bf16);
     for (int g = 0; g < groups_; ++g) {
       be.matmul({q_[g].raw, n_, hq_}, xs, wq_.operand(hq_, d_, g * hq_ * d_));
       project(be, q_[g], n_, k.heads, q_norm_, batch_, seq_, 0);
@@ -158,7 +158,7 @@ class AttentionOp final : public Operator {
     be.matmul({y, n_, d_}, {out, n_, hq_, round_shadow(be, out16_, out, n_ * hq_)}, wo_.operand(d_, hq_));
   }
 
-  void backward(Backend& be, const float* x, const float* dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     const auto& k = knobs_;
     for (int g = 0; g < groups_; ++g) {
       if (groups_ == 2) be.fill(datt_[g], n_ * hq_, 0.0f);  // differential_backward adds into both
@@ -166,7 +166,7 @@ class AttentionOp final : public Operator {
     }
     const float* out = groups_ == 2 ? mix_.normed : att_[0];
     float* dout = groups_ == 2 ? mix_.dnormed : datt_[0];
-    const GemmOperand dys(dy, n_, d_, round_shadow(be, grad16_, dy, n_ * d_));
+    const GemmOperand dys(dy.data, n_, d_, shadow_of(be, dy, grad16_, n_ * d_));
     be.matmul_backward_weight({wo_.grad, d_, hq_}, dys, {out, n_, hq_, out16_});
     be.matmul_backward_input({dout, n_, hq_}, dys, wo_.operand(d_, hq_), /*accumulate=*/false);
     if (groups_ == 2) {
@@ -250,11 +250,11 @@ class AttentionOp final : public Operator {
   }
 
   // The projection group g (a block of `rows` rows of w): dW_g += dout^T x, dx += dout W_g.
-  // x16_ still holds forward's shadow of x; dout's shadow reuses grad16_.
-  void linear_backward(Backend& be, const Param& w, int g, int64_t rows, const float* dout, const float* x,
+  // dout's shadow reuses grad16_.
+  void linear_backward(Backend& be, const Param& w, int g, int64_t rows, const float* dout, OpInput x,
                        float* dx) {
     const GemmOperand douts(dout, n_, rows, round_shadow(be, grad16_, dout, n_ * rows));
-    be.matmul_backward_weight({w.grad + g * rows * d_, rows, d_}, douts, {x, n_, d_, x16_});
+    be.matmul_backward_weight({w.grad + g * rows * d_, rows, d_}, douts, {x.data, n_, d_, x.bf16});
     be.matmul_backward_input({dx, n_, d_}, douts, w.operand(rows, d_, g * rows * d_));
   }
 
@@ -337,7 +337,7 @@ class AttentionOp final : public Operator {
   float *v_ = nullptr, *att_[2] = {}, *lse_[2] = {}, *datt_[2] = {}, *dv_ = nullptr;
   Mix mix_, dec_mix_;
   float *mix_gain_ = nullptr, *dmix_gain_ = nullptr;
-  void *x16_ = nullptr, *out16_ = nullptr, *grad16_ = nullptr;  // bf16 GEMM shadows (GemmOperand)
+  void *out16_ = nullptr, *grad16_ = nullptr;  // bf16 GEMM shadows (GemmOperand)
   int decode_batch_ = 0;
   int64_t capacity_ = 0, decode_context_ = 0;
   float *k_cache_[2] = {}, *v_cache_ = nullptr, *dec_v_ = nullptr, *dec_att_[2] = {};

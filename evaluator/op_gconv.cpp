@@ -44,11 +44,11 @@ class GconvOp final : public Operator {
     }
   }
 
-  void forward(Backend& be, const float* x, float* y) override {
+  void forward(Backend& be, OpInput x, float* y) override {
     run(be, x, y, n_, {batch_, seq_, int(ci_), int(k_)}, nullptr, t_);
   }
 
-  void backward(Backend& be, const float* x, const float* dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     zero_all(be, {db_, dc_, dxt_, dbx_, dconv_, dcz_}, n_ * ci_);
     if (diff_) {
       be.fill(dmixed_, n_ * d_, 0.0f);

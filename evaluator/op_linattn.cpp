@@ -95,7 +95,7 @@ class LinearAttentionOp final : public Operator {
     arena.reserve(&dnorm_gain_, knobs_.head_dim);
   }
 
-  void forward(Backend& be, const float* x, float* y) override {
+  void forward(Backend& be, OpInput x, float* y) override {
     Rows& r = train_;
     project_features(be, x, r, n_);
     if (own_features_) {  // sharers add into these before our backward runs
@@ -109,7 +109,7 @@ class LinearAttentionOp final : public Operator {
     finish(be, r, n_, y);
   }
 
-  void backward(Backend& be, const float* x, const float* dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     Rows& r = train_;
     const int64_t hd = knobs_.head_dim, rows = n_ * knobs_.heads;
     be.fill(r.dnormed, n_ * width_, 0.0f);

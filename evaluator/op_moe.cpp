@@ -41,7 +41,7 @@ class MoeOp final : public Operator {
     if (decode_batch_ > 0) plan_rows(arena, dec_, decode_batch_, false);
   }
 
-  void forward(Backend& be, const float* x, float* y) override {
+  void forward(Backend& be, OpInput x, float* y) override {
     run(be, train_, x, y, n_);
     std::vector<float>& stats = train_.host_stats;
     be.copy_to_host(stats.data(), train_.stats, stats.size() * sizeof(float));
@@ -52,7 +52,7 @@ class MoeOp final : public Operator {
 
   double auxiliary_loss() const override { return aux_; }
 
-  void backward(Backend& be, const float* x, const float* dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     Rows& r = train_;
     const int64_t a = n_ * k_;
     be.fill(r.dys, a * d_, 0.0f);

@@ -62,9 +62,9 @@ class RecOp final : public Operator {
     }
   }
 
-  void forward(Backend& be, const float* x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
+  void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
-  void backward(Backend& be, const float* x, const float* dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     zero_all(be, {dxb_, du_, dga_, dgi_, dh_}, n_ * wi_);
     zero_all(be, {dyb_, dgy_, do_}, n_ * w_);
     WeightRows{&w_out_, 0, d_, w_}.backward(be, dy, t_.o, do_, n_);

@@ -76,9 +76,9 @@ class SsmOp final : public Operator {
     }
   }
 
-  void forward(Backend& be, const float* x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
+  void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
-  void backward(Backend& be, const float* x, const float* dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     zero_all(be, {dxr_, dxc_, du_, ddpre_, ddelta_, dys_}, n_ * ii_);
     zero_all(be, {dz_, dg_}, n_ * di_);
     zero_all(be, {db_, dc_}, n_ * n_state_);

@@ -23,9 +23,8 @@ class SwigluOp final : public Operator {
       for (float** b : {&gate_, &up_, &dh_}) arena.reserve(b, n_ * f_);
       if (arena.gemm_shadows()) {
         // h, dgate and dup only feed GEMMs, so they exist only as bf16
-        // shadows (written by swiglu_*_bf16); x and dy get shadows because
-        // each feeds two products.
-        arena.reserve_gemm_shadow(&x16_, n_ * d_);
+        // shadows (written by swiglu_*_bf16); x's comes from the model, and
+        // dy's too unless the slot fuses two mixers with a gate.
         arena.reserve_gemm_shadow(&dy16_, n_ * d_);
         for (void** b : {&h16_, &dgate16_, &dup16_}) arena.reserve_gemm_shadow(b, n_ * f_);
       } else {
@@ -37,12 +36,10 @@ class SwigluOp final : public Operator {
       for (float** b : {&dec_gate_, &dec_up_, &dec_h_}) arena.reserve(b, int64_t(decode_batch_) * f_);
   }
 
-  void forward(Backend& be, const float* x, float* y) override {
-    run(be, x, y, n_, gate_, up_, h_, x16_, h16_);
-  }
+  void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, n_, gate_, up_, h_, h16_); }
 
-  void backward(Backend& be, const float* x, const float* dy, float* dx) override {
-    const GemmOperand dys(dy, n_, d_, round_shadow(be, dy16_, dy, n_ * d_));
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
+    const GemmOperand dys(dy.data, n_, d_, shadow_of(be, dy, dy16_, n_ * d_));
     be.matmul_backward_weight({w_down_.grad, d_, f_}, dys, {h_, n_, f_, h16_});
     be.matmul_backward_input({dh_, n_, f_}, dys, w_down_.operand(d_, f_), /*accumulate=*/false);
     if (dgate16_) {
@@ -51,8 +48,7 @@ class SwigluOp final : public Operator {
       for (float* b : {dgate_, dup_}) be.fill(b, n_ * f_, 0.0f);
       be.swiglu_backward(dgate_, dup_, dh_, gate_, up_, n_ * f_);
     }
-    // x16_ still holds forward's shadow of x.
-    const GemmOperand xs(x, n_, d_, x16_);
+    const GemmOperand xs(x.data, n_, d_, x.bf16);
     for (auto [dhidden, dhidden16, w] :
          {std::tuple{dgate_, dgate16_, &w_gate_}, std::tuple{dup_, dup16_, &w_up_}}) {
       const GemmOperand dhs(dhidden, n_, f_, dhidden16);
@@ -64,20 +60,19 @@ class SwigluOp final : public Operator {
   genome::DecodeState decode_state() const override { return {}; }
 
   void decode_step(Backend& be, const float* x, float* y, int64_t) override {
-    run(be, x, y, decode_batch_, dec_gate_, dec_up_, dec_h_, nullptr, nullptr);
+    run(be, x, y, decode_batch_, dec_gate_, dec_up_, dec_h_, nullptr);
   }
 
  private:
-  // x16 and h16: the shadows to fill (then h is not written: h16 is its only
-  // copy, and the weights' shadows are read too), or nullptr (no shadows
-  // planned: the CPU, fp32 mode; decode, which reads fp32 weights).
-  void run(Backend& be, const float* x, float* y, int64_t rows, float* gate, float* up, float* h, void* x16,
-           void* h16) {
-    const bool shadows = x16 != nullptr;
+  // h16: h's shadow, the only copy of h when planned (training with shadows:
+  // the weights' shadows are read too), or nullptr (the CPU, fp32 mode;
+  // decode, which reads fp32 weights).
+  void run(Backend& be, OpInput x, float* y, int64_t rows, float* gate, float* up, float* h, void* h16) {
+    const bool shadows = h16 != nullptr;
     const auto weight = [&](const Param& w, int64_t r, int64_t c) {
       return shadows ? w.operand(r, c) : GemmOperand(w.value, r, c);
     };
-    const GemmOperand xs(x, rows, d_, round_shadow(be, x16, x, rows * d_));
+    const GemmOperand xs(x.data, rows, d_, x.bf16);
     be.matmul({gate, rows, f_}, xs, weight(w_gate_, f_, d_));
     be.matmul({up, rows, f_}, xs, weight(w_up_, f_, d_));
     if (h16)
@@ -93,8 +88,7 @@ class SwigluOp final : public Operator {
   int decode_batch_ = 0;
   float *gate_ = nullptr, *up_ = nullptr, *h_ = nullptr, *dgate_ = nullptr, *dup_ = nullptr, *dh_ = nullptr;
   float *dec_gate_ = nullptr, *dec_up_ = nullptr, *dec_h_ = nullptr;
-  void *x16_ = nullptr, *dy16_ = nullptr, *h16_ = nullptr, *dgate16_ = nullptr,
-       *dup16_ = nullptr;  // bf16 shadows
+  void *dy16_ = nullptr, *h16_ = nullptr, *dgate16_ = nullptr, *dup16_ = nullptr;  // bf16 shadows
 };
 
 }  // namespace

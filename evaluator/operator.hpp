@@ -50,6 +50,17 @@ class OpContext {
   std::vector<std::string> bound_;
 };
 
+// What an operator reads in training: fp32 values and, when the backend wants
+// GEMM shadows, their bf16 shadow (the model's RMSNorm writes it for x, its
+// RMSNorm backward for dy), else nullptr. Converts to the fp32 pointer, so an
+// operator that has no use for the shadow reads it as before.
+struct OpInput {
+  OpInput(const float* values, const void* shadow = nullptr) : data(values), bf16(shadow) {}
+  operator const float*() const { return data; }
+  const float* data;
+  const void* bf16;
+};
+
 class Operator {
  public:
   virtual ~Operator() = default;
@@ -60,9 +71,9 @@ class Operator {
 
   // x: the normed input [tokens, d_model]; it stays untouched until backward.
   // y: the output [tokens, d_model], overwritten.
-  virtual void forward(Backend& backend, const float* x, float* y) = 0;
+  virtual void forward(Backend& backend, OpInput x, float* y) = 0;
   // dy: gradient of y. Accumulates into dx and into the weights' gradients.
-  virtual void backward(Backend& backend, const float* x, const float* dy, float* dx) = 0;
+  virtual void backward(Backend& backend, OpInput x, OpInput dy, float* dx) = 0;
 
   // Elements of decode state per sequence, analytic (must equal what plan()
   // reserves per sequence at the planned context).
@@ -88,6 +99,12 @@ inline const void* round_shadow(Backend& backend, void* dst, const float* src, i
   if (!dst) return nullptr;
   backend.round_to_bf16(dst, src, count);
   return dst;
+}
+
+// The shadow of an input: the caller's, else the input rounded into own16
+// (planned by the operator as a fallback), else nullptr.
+inline const void* shadow_of(Backend& backend, OpInput x, void* own16, int64_t count) {
+  return x.bf16 ? x.bf16 : round_shadow(backend, own16, x.data, count);
 }
 
 // The operator for spec.cls; throws std::invalid_argument for a class or form

@@ -23,9 +23,10 @@ class CpuBackend final : public Backend {
   void embedding_forward(Matrix out, ConstMatrix table, const int32_t* tokens) override;
   void embedding_backward(Matrix dtable, ConstMatrix dout, const int32_t* tokens) override;
 
-  void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps) override;
+  void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps,
+                       void* out16 = nullptr) override;
   void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
-                        const float* rstd) override;
+                        const float* rstd, void* dx16 = nullptr) override;
 
   void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override;
   void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate = true) override;

@@ -9,7 +9,10 @@
 
 namespace livs::evaluator {
 
-void CpuBackend::rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps) {
+// The CPU wants no GEMM shadows, so it is never asked for them.
+void CpuBackend::rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps,
+                                 void* out16) {
+  if (out16) unsupported("rmsnorm_forward with a bf16 shadow", out16);
   const int64_t d = x.cols;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, x.rows, 16), [&](const auto& r) {
     for (int64_t n = r.begin(); n != r.end(); ++n) {
@@ -25,7 +28,8 @@ void CpuBackend::rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const f
 // dx_i += rstd * g_i dy_i - rstd^3 / D * x_i * sum_j g_j dy_j x_j
 // dg_i += sum_n dy_ni x_ni rstd_n (columns in parallel, rows in order)
 void CpuBackend::rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
-                                  const float* rstd) {
+                                  const float* rstd, void* dx16) {
+  if (dx16) unsupported("rmsnorm_backward with a bf16 shadow", dx16);
   const int64_t d = x.cols;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, x.rows, 16), [&](const auto& r) {
     for (int64_t n = r.begin(); n != r.end(); ++n) {

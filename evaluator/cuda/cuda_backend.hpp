@@ -59,9 +59,10 @@ class CudaBackend final : public Backend {
   void embedding_forward(Matrix out, ConstMatrix table, const int32_t* tokens) override;
   void embedding_backward(Matrix dtable, ConstMatrix dout, const int32_t* tokens) override;
 
-  void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps) override;
+  void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps,
+                       void* out16 = nullptr) override;
   void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
-                        const float* rstd) override;
+                        const float* rstd, void* dx16 = nullptr) override;
 
   void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override;
   void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate = true) override;
@@ -233,10 +234,10 @@ class CudaBackend final : public Backend {
   bool graphs_enabled_ = true;
   CUevent_st* timer_start_ = nullptr;  // elapsed_ms
   CUevent_st* timer_stop_ = nullptr;
-  Scratch gemm_a_bf16_, gemm_b_bf16_;  // bf16 copies of GEMM inputs (cuda_matmul.cpp)
-  Scratch attention_decode_partials_;  // per-split (max, sum, output) of the one-token decode
+  Scratch gemm_a_bf16_, gemm_b_bf16_;            // bf16 copies of GEMM inputs (cuda_matmul.cpp)
+  Scratch attention_decode_partials_;            // per-split (max, sum, output) of the one-token decode
   Scratch lm_head_x_bf16_, lm_head_table_bf16_;  // the LM head's bf16 inputs, forward to backward
-  const void* lm_head_table16_ = nullptr;         // the table's bf16 copy: the shadow or lm_head_table_bf16_
+  const void* lm_head_table16_ = nullptr;        // the table's bf16 copy: the shadow or lm_head_table_bf16_
 };
 
 }  // namespace livs::evaluator

@@ -13,13 +13,14 @@ void CudaBackend::embedding_backward(Matrix dtable, ConstMatrix dout, const int3
   cuda::embedding_backward(stream_, dtable, dout, tokens, scratch(embedding_sort_, bytes), bytes);
 }
 
-void CudaBackend::rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps) {
-  cuda::rmsnorm_forward(stream_, out, rstd, x, gain, eps);
+void CudaBackend::rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps,
+                                  void* out16) {
+  cuda::rmsnorm_forward(stream_, out, rstd, x, gain, eps, out16);
 }
 void CudaBackend::rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
-                                   const float* gain, const float* rstd) {
+                                   const float* gain, const float* rstd, void* dx16) {
   float* partials = scratch_floats(column_partials_, cuda::rmsnorm_backward_scratch(x.rows, x.cols));
-  cuda::rmsnorm_backward(stream_, dx, dgain, dout, x, gain, rstd, partials);
+  cuda::rmsnorm_backward(stream_, dx, dgain, dout, x, gain, rstd, partials, dx16);
 }
 
 void CudaBackend::rope_forward(float* out, const float* in, const float* cos, const float* sin,

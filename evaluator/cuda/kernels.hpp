@@ -38,12 +38,13 @@ std::size_t embedding_backward_scratch_bytes(int64_t rows, int64_t vocab);
 void embedding_backward(cudaStream_t stream, Matrix dtable, ConstMatrix dout, const int32_t* tokens,
                         void* scratch, std::size_t scratch_bytes);
 
-// rmsnorm.cu. partials: rmsnorm_backward_scratch(rows, cols) floats.
+// rmsnorm.cu. partials: rmsnorm_backward_scratch(rows, cols) floats. out16 /
+// dx16: bf16 shadows of out / of dx after the addition, or nullptr.
 int64_t rmsnorm_backward_scratch(int64_t rows, int64_t cols);
 void rmsnorm_forward(cudaStream_t stream, Matrix out, float* rstd, ConstMatrix x, const float* gain,
-                     float eps);
+                     float eps, void* out16 = nullptr);
 void rmsnorm_backward(cudaStream_t stream, Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
-                      const float* gain, const float* rstd, float* partials);
+                      const float* gain, const float* rstd, float* partials, void* dx16 = nullptr);
 
 // rope.cu
 void rope_forward(cudaStream_t stream, float* out, const float* in, const float* cos, const float* sin,

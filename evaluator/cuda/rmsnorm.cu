@@ -12,6 +12,12 @@
 //
 // Other shapes take the generic path: one warp per row with scalar loads,
 // and dgain through fixed row chunks (two more kernels).
+//
+// With a bf16 shadow (out16 / dx16, GemmOperand), each value is also stored
+// rounded, where it is written: the GEMMs that read the normed activations
+// and the residual gradient then need no rounding pass of their own.
+#include <cuda_bf16.h>
+
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
@@ -45,10 +51,19 @@ __device__ inline float4 scale4(float4 a, float s) { return {a.x * s, a.y * s, a
 __device__ inline float4 mul4(float4 a, float4 b) { return {a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w}; }
 __device__ inline float dot4(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 
+// Elements 4i..4i+3 of a bf16 shadow (8 bytes; shadows are arena buffers or
+// views at multiples of 4 elements here, as the fast path's fp32 views are
+// 16-byte aligned at the same offsets).
+__device__ inline void store4_bf16(__nv_bfloat16* p, int64_t i, float4 v) {
+  __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(p + 4 * i);
+  out[0] = __floats2bfloat162_rn(v.x, v.y);
+  out[1] = __floats2bfloat162_rn(v.z, v.w);
+}
+
 template <int G, int V>
 __global__ void __launch_bounds__(kThreads)
-    rmsnorm_forward_fast_kernel(float* out, float* rstd, const float* x, const float* gain, float eps,
-                                int64_t rows, int d) {
+    rmsnorm_forward_fast_kernel(float* out, __nv_bfloat16* out16, float* rstd, const float* x,
+                                const float* gain, float eps, int64_t rows, int d) {
   constexpr int kGroups = kThreads / G;
   const int lane = threadIdx.x % G, group = threadIdx.x / G, d4 = d / 4;
   for (int64_t n0 = blockIdx.x * int64_t(kGroups); n0 < rows; n0 += int64_t(gridDim.x) * kGroups) {
@@ -68,7 +83,10 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int k = 0; k < V; ++k) {
       const int c = lane + k * G;
-      if (c < d4) store4(out + n * d, c, mul4(scale4(v[k], s), load4(gain, c)));
+      if (c >= d4) continue;
+      const float4 y = mul4(scale4(v[k], s), load4(gain, c));
+      store4(out + n * d, c, y);
+      if (out16) store4_bf16(out16 + n * d, c, y);
     }
   }
 }
@@ -79,8 +97,8 @@ __global__ void __launch_bounds__(kThreads)
 // memory: kGroups * d floats.
 template <int G, int V>
 __global__ void __launch_bounds__(kThreads)
-    rmsnorm_backward_fast_kernel(float* dx, float* partials, const float* dout, const float* x,
-                                 const float* gain, const float* rstd, int64_t rows, int d,
+    rmsnorm_backward_fast_kernel(float* dx, __nv_bfloat16* dx16, float* partials, const float* dout,
+                                 const float* x, const float* gain, const float* rstd, int64_t rows, int d,
                                  int64_t chunk_rows) {
   constexpr int kGroups = kThreads / G;
   extern __shared__ float4 group_partials[];  // [kGroups][d / 4]
@@ -116,6 +134,7 @@ __global__ void __launch_bounds__(kThreads)
       dxv.z += s * g.z * dy[k].z - coef * xv[k].z;
       dxv.w += s * g.w * dy[k].w - coef * xv[k].w;
       store4(dx + n * d, c, dxv);
+      if (dx16) store4_bf16(dx16 + n * d, c, dxv);
       acc[k] += scale4(mul4(dy[k], xv[k]), s);
     }
   }
@@ -162,25 +181,26 @@ int64_t fast_chunk_rows(int64_t rows, int groups) {
 }
 
 template <int G, int V>
-void forward_fast(cudaStream_t stream, Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps) {
+void forward_fast(cudaStream_t stream, Matrix out, __nv_bfloat16* out16, float* rstd, ConstMatrix x,
+                  const float* gain, float eps) {
   constexpr int kGroups = kThreads / G;
   const unsigned blocks =
       unsigned(std::clamp<int64_t>((x.rows + kGroups - 1) / kGroups, 1, int64_t(1) << 20));
   rmsnorm_forward_fast_kernel<G, V>
-      <<<blocks, kThreads, 0, stream>>>(out.data, rstd, x.data, gain, eps, x.rows, int(x.cols));
+      <<<blocks, kThreads, 0, stream>>>(out.data, out16, rstd, x.data, gain, eps, x.rows, int(x.cols));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
 template <int G, int V>
-void backward_fast(cudaStream_t stream, Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
-                   const float* gain, const float* rstd, float* partials) {
+void backward_fast(cudaStream_t stream, Matrix dx, __nv_bfloat16* dx16, float* dgain, ConstMatrix dout,
+                   ConstMatrix x, const float* gain, const float* rstd, float* partials) {
   constexpr int kGroups = kThreads / G;
   const int64_t rows = x.rows, d = x.cols;
   const int64_t chunk_rows = fast_chunk_rows(rows, kGroups);
   const int64_t blocks = (rows + chunk_rows - 1) / chunk_rows;
   const std::size_t shared = std::size_t(kGroups) * std::size_t(d) * sizeof(float);  // <= 32 KiB
   rmsnorm_backward_fast_kernel<G, V><<<unsigned(blocks), kThreads, shared, stream>>>(
-      dx.data, partials, dout.data, x.data, gain, rstd, rows, int(d), chunk_rows);
+      dx.data, dx16, partials, dout.data, x.data, gain, rstd, rows, int(d), chunk_rows);
   LIVS_CUDA_CHECK_LAUNCH();
   rmsnorm_gain_reduce_kernel<<<unsigned((d + kWarpSize - 1) / kWarpSize), kThreads, 0, stream>>>(
       dgain, partials, blocks, d);
@@ -208,8 +228,8 @@ void dispatch_fast(FastShape shape, F&& f) {
 
 constexpr int kRowsPerBlock = kThreads / kWarpSize;
 
-__global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x, const float* gain, float eps,
-                                       int64_t rows, int64_t d) {
+__global__ void rmsnorm_forward_kernel(float* out, __nv_bfloat16* out16, float* rstd, const float* x,
+                                       const float* gain, float eps, int64_t rows, int64_t d) {
   const int64_t n = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / kWarpSize;
   const int lane = threadIdx.x % kWarpSize;
   if (n >= rows) return;
@@ -218,11 +238,16 @@ __global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x, 
   for (int64_t i = lane; i < d; i += kWarpSize) sum += xr[i] * xr[i];
   const float s = rsqrtf(warp_sum(sum) / float(d) + eps);
   if (lane == 0) rstd[n] = s;
-  for (int64_t i = lane; i < d; i += kWarpSize) out[n * d + i] = xr[i] * s * gain[i];
+  for (int64_t i = lane; i < d; i += kWarpSize) {
+    const float y = xr[i] * s * gain[i];
+    out[n * d + i] = y;
+    if (out16) out16[n * d + i] = __float2bfloat16_rn(y);
+  }
 }
 
-__global__ void rmsnorm_backward_input_kernel(float* dx, const float* dout, const float* x, const float* gain,
-                                              const float* rstd, int64_t rows, int64_t d) {
+__global__ void rmsnorm_backward_input_kernel(float* dx, __nv_bfloat16* dx16, const float* dout,
+                                              const float* x, const float* gain, const float* rstd,
+                                              int64_t rows, int64_t d) {
   const int64_t n = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / kWarpSize;
   const int lane = threadIdx.x % kWarpSize;
   if (n >= rows) return;
@@ -231,7 +256,11 @@ __global__ void rmsnorm_backward_input_kernel(float* dx, const float* dout, cons
   for (int64_t i = lane; i < d; i += kWarpSize) dot += gain[i] * dyr[i] * xr[i];
   dot = warp_sum(dot);
   const float s = rstd[n], c = s * s * s * dot / float(d);
-  for (int64_t i = lane; i < d; i += kWarpSize) dx[n * d + i] += s * gain[i] * dyr[i] - c * xr[i];
+  for (int64_t i = lane; i < d; i += kWarpSize) {
+    const float v = dx[n * d + i] + (s * gain[i] * dyr[i] - c * xr[i]);
+    dx[n * d + i] = v;
+    if (dx16) dx16[n * d + i] = __float2bfloat16_rn(v);
+  }
 }
 
 // dgain partials over a fixed number of row chunks, each summed in row order.
@@ -248,11 +277,11 @@ __global__ void rmsnorm_gain_partials_kernel(float* partials, const float* dout,
 
 unsigned row_blocks(int64_t rows) { return unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock); }
 
-void backward_generic(cudaStream_t stream, Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
-                      const float* gain, const float* rstd, float* partials) {
+void backward_generic(cudaStream_t stream, Matrix dx, __nv_bfloat16* dx16, float* dgain, ConstMatrix dout,
+                      ConstMatrix x, const float* gain, const float* rstd, float* partials) {
   const int64_t rows = x.rows, d = x.cols;
-  rmsnorm_backward_input_kernel<<<row_blocks(rows), kThreads, 0, stream>>>(dx.data, dout.data, x.data, gain,
-                                                                           rstd, rows, d);
+  rmsnorm_backward_input_kernel<<<row_blocks(rows), kThreads, 0, stream>>>(dx.data, dx16, dout.data, x.data,
+                                                                           gain, rstd, rows, d);
   LIVS_CUDA_CHECK_LAUNCH();
   const int64_t chunks = std::min(rows, kColumnChunks);
   const int64_t chunk_rows = (rows + chunks - 1) / chunks;
@@ -276,25 +305,31 @@ int64_t rmsnorm_backward_scratch(int64_t rows, int64_t cols) {
 }
 
 void rmsnorm_forward(cudaStream_t stream, Matrix out, float* rstd, ConstMatrix x, const float* gain,
-                     float eps) {
+                     float eps, void* out16) {
   if (x.rows <= 0 || x.cols <= 0) return;
-  const FastShape fast = fast_shape_for(x.cols, aligned16(out.data, x.data, gain));
+  auto* shadow = static_cast<__nv_bfloat16*>(out16);
+  const bool shadow_ok = !shadow || reinterpret_cast<uintptr_t>(shadow) % 8 == 0;
+  const FastShape fast = fast_shape_for(x.cols, aligned16(out.data, x.data, gain) && shadow_ok);
   if (fast.lanes == 0) {
-    rmsnorm_forward_kernel<<<row_blocks(x.rows), kThreads, 0, stream>>>(out.data, rstd, x.data, gain, eps,
-                                                                        x.rows, x.cols);
+    rmsnorm_forward_kernel<<<row_blocks(x.rows), kThreads, 0, stream>>>(out.data, shadow, rstd, x.data, gain,
+                                                                        eps, x.rows, x.cols);
     LIVS_CUDA_CHECK_LAUNCH();
     return;
   }
-  dispatch_fast(fast, [&]<int G, int V>() { forward_fast<G, V>(stream, out, rstd, x, gain, eps); });
+  dispatch_fast(fast, [&]<int G, int V>() { forward_fast<G, V>(stream, out, shadow, rstd, x, gain, eps); });
 }
 
 void rmsnorm_backward(cudaStream_t stream, Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
-                      const float* gain, const float* rstd, float* partials) {
+                      const float* gain, const float* rstd, float* partials, void* dx16) {
   if (x.rows <= 0 || x.cols <= 0) return;
-  const FastShape fast = fast_shape_for(x.cols, aligned16(dx.data, dout.data, x.data, gain, partials));
-  if (fast.lanes == 0) return backward_generic(stream, dx, dgain, dout, x, gain, rstd, partials);
-  dispatch_fast(
-      fast, [&]<int G, int V>() { backward_fast<G, V>(stream, dx, dgain, dout, x, gain, rstd, partials); });
+  auto* shadow = static_cast<__nv_bfloat16*>(dx16);
+  const bool shadow_ok = !shadow || reinterpret_cast<uintptr_t>(shadow) % 8 == 0;
+  const FastShape fast =
+      fast_shape_for(x.cols, aligned16(dx.data, dout.data, x.data, gain, partials) && shadow_ok);
+  if (fast.lanes == 0) return backward_generic(stream, dx, shadow, dgain, dout, x, gain, rstd, partials);
+  dispatch_fast(fast, [&]<int G, int V>() {
+    backward_fast<G, V>(stream, dx, shadow, dgain, dout, x, gain, rstd, partials);
+  });
 }
 
 }  // namespace livs::evaluator::cuda

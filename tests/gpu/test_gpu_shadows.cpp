@@ -162,3 +162,37 @@ TEST_CASE("shadows: SwiGLU's bf16 outputs are its fp32 outputs rounded") {
   gpu_bf16().swiglu_forward_bf16(h16.data(), dgate_in.data() + 1, dup_in.data() + 1, count);
   CHECK(widen(h16.download()) == round_bf16(h->download()));
 }
+
+TEST_CASE("shadows: RMSNorm's bf16 shadows are its fp32 outputs rounded, on every path") {
+  // d 512, 64 and 100: the register paths (32 lanes per row, 16 lanes, lanes
+  // left idle); d 1030 (not a multiple of 4): the warp-per-row path.
+  for (int64_t d : {int64_t(512), int64_t(64), int64_t(100), int64_t(1030)}) {
+    CAPTURE(d);
+    const int64_t rows = 300;
+    const auto x = random_floats(std::size_t(rows * d), 82),
+               gain = random_floats(std::size_t(d), 83, 0.2, 1.0);
+    const auto dout = random_floats(std::size_t(rows * d), 84),
+               dx0 = random_floats(std::size_t(rows * d), 85);
+    Backend& be = gpu_bf16();
+    Array dxin(be, x), dgain_in(be, gain), ddout(be, dout), dx(be, dx0);
+    Array dgain(be, std::vector<float>(std::size_t(d), 0.0f));
+    auto out = poisoned(be, rows * d), rstd = poisoned(be, rows);
+    DeviceArray<uint16_t> out16(be, rows * d), dx16(be, rows * d);
+    be.rmsnorm_forward({out->data(), rows, d}, rstd->data(), {dxin.data(), rows, d}, dgain_in.data(), 1e-5f,
+                       out16.data());
+    be.rmsnorm_backward({dx.data(), rows, d}, dgain.data(), {ddout.data(), rows, d}, {dxin.data(), rows, d},
+                        dgain_in.data(), rstd->data(), dx16.data());
+    CHECK(widen(out16.download()) == round_bf16(out->download()));
+    CHECK(widen(dx16.download()) == round_bf16(dx.download()));
+    // And the shadow changes nothing else: the same call without one.
+    auto out_plain = poisoned(be, rows * d), rstd_plain = poisoned(be, rows);
+    Array dx_plain(be, dx0), dgain_plain(be, std::vector<float>(std::size_t(d), 0.0f));
+    be.rmsnorm_forward({out_plain->data(), rows, d}, rstd_plain->data(), {dxin.data(), rows, d},
+                       dgain_in.data(), 1e-5f);
+    be.rmsnorm_backward({dx_plain.data(), rows, d}, dgain_plain.data(), {ddout.data(), rows, d},
+                        {dxin.data(), rows, d}, dgain_in.data(), rstd_plain->data());
+    CHECK(out_plain->download() == out->download());
+    CHECK(dx_plain.download() == dx.download());
+    CHECK(dgain_plain.download() == dgain.download());
+  }
+}
