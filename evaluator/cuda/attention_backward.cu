@@ -8,7 +8,9 @@
 // a warp per key row over the query tiles of every head of its KV group.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 
 #include "evaluator/cuda/attention_common.cuh"
 #include "evaluator/cuda/attention_tc.cuh"
@@ -19,11 +21,8 @@ namespace livs::evaluator::cuda {
 
 namespace {
 
-// delta[b, h, i] = dout_i . out_i, one warp per row. kRoundDout: dout rounded
-// to bf16 first, as the tensor-core kernels round it for dp = dout . v, so
-// that dp - delta cancels where a row's attention sits on one key (else the
-// rounding of dout alone would remain in ds there).
-template <bool kRoundDout>
+// delta[b, h, i] = dout_i . out_i, one warp per row (the tensor-core
+// backward makes its own, from bf16-rounded dout: attention_tc_backward.cu).
 __global__ void attention_delta_kernel(float* delta, const float* dout, const float* out, AttentionShape s) {
   const int64_t rows = int64_t(s.batch) * s.heads * s.seq;
   const int64_t row = blockIdx.x * int64_t(kRows) + threadIdx.x / kWarpSize;  // (b, h, i)
@@ -33,8 +32,7 @@ __global__ void attention_delta_kernel(float* delta, const float* dout, const fl
   const int64_t at = ((b * s.seq + i) * s.heads + h) * s.head_dim;
   float acc = 0.0f;
   for (int d = lane; d < s.head_dim; d += kWarpSize) {
-    const float g = kRoundDout ? __bfloat162float(__float2bfloat16_rn(dout[at + d])) : dout[at + d];
-    acc += g * out[at + d];
+    acc += dout[at + d] * out[at + d];
   }
   acc = warp_sum(acc);
   if (lane == 0) delta[row] = acc;
@@ -198,16 +196,14 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
 
 void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const float* out, const float* lse,
-                        float* delta, const AttentionShape& s, bool tensor_cores) {
+                        void* scratch, const AttentionShape& s, bool tensor_cores) {
   if (s.batch <= 0 || s.seq <= 0) return;
+  if (tensor_cores && attention_tc_supported(s, {dq, dk, dv, dout, q, k, v, out, scratch}))
+    return attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s);
   const int64_t rows = int64_t(s.batch) * s.heads * s.seq;
   const unsigned delta_blocks = unsigned((rows + kRows - 1) / kRows);
-  if (tensor_cores && attention_tc_supported(s, {dq, dk, dv, dout, q, k, v})) {
-    attention_delta_kernel<true><<<delta_blocks, kRows * kWarpSize, 0, stream>>>(delta, dout, out, s);
-    LIVS_CUDA_CHECK_LAUNCH();
-    return attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
-  }
-  attention_delta_kernel<false><<<delta_blocks, kRows * kWarpSize, 0, stream>>>(delta, dout, out, s);
+  auto* delta = static_cast<float*>(scratch);
+  attention_delta_kernel<<<delta_blocks, kRows * kWarpSize, 0, stream>>>(delta, dout, out, s);
   LIVS_CUDA_CHECK_LAUNCH();
   dispatch_head_dim(s.head_dim, [&](auto dims) {
     constexpr int kDims = decltype(dims)::value;
@@ -225,6 +221,14 @@ void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, co
                   stream>>>(dk, dv, dout, q, k, v, lse, delta, s);
     LIVS_CUDA_CHECK_LAUNCH();
   });
+}
+
+std::size_t attention_backward_scratch_bytes(const AttentionShape& s, bool tensor_cores) {
+  const std::size_t delta_bytes =
+      sizeof(float) * std::size_t(std::max(s.batch, 0)) * std::max(s.heads, 0) * std::max(s.seq, 0);
+  if (tensor_cores && attention_tc_supported(s, {}))
+    return std::max(delta_bytes, attention_tc_backward_scratch_bytes(s));
+  return delta_bytes;
 }
 
 }  // namespace livs::evaluator::cuda

@@ -6,6 +6,7 @@
 // shared memory and registers.
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 
@@ -24,11 +25,12 @@ bool attention_tc_supported(const AttentionShape& shape, std::initializer_list<c
 void attention_tc_forward(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
                           const float* v, const AttentionShape& shape);
 
-// delta: bf16(dout) . out of every query row in fp32, already computed
-// (dout rounded as the kernels round it, so that dp - delta is consistent).
-// Accumulates into dq, dk, dv.
+// Accumulates into dq, dk, dv. scratch: attention_tc_backward_scratch_bytes
+// bytes, 16-byte aligned, for the bf16 copies of q, k, v and dout and the
+// fp32 delta = bf16(dout) . out of every query row, made by a pre-kernel.
+std::size_t attention_tc_backward_scratch_bytes(const AttentionShape& shape);
 void attention_tc_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
-                           const float* q, const float* k, const float* v, const float* lse,
-                           const float* delta, const AttentionShape& shape);
+                           const float* q, const float* k, const float* v, const float* out, const float* lse,
+                           void* scratch, const AttentionShape& shape);
 
 }  // namespace livs::evaluator::cuda

@@ -6,14 +6,19 @@
 //     and accumulating dV += P^T dO and dK += dS^T Q in fp32 registers.
 //   dq kernel: a block per (query tile, head, batch), kWarps warps of 16
 //     queries, over the key tiles its queries see: dQ += dS K.
-// The other side's tiles (queries and dO, or keys and values) are staged in
-// two alternating shared buffers, one barrier per tile, the next one's global
-// loads in registers while the current one is computed (up to head_dim 64).
-// With dp = dO V^T and delta = rowsum(dO * O) (fp32, precomputed):
+// A pre-kernel makes, once per call, bf16 copies of q, k, v and dO (in the
+// caller's scratch) and delta = rowsum(bf16(dO) * O) in the same pass, so
+// the kernels stage tiles with 16-byte cp.async copies and no conversion:
+// the other side's tiles (queries and dO, or keys and values) alternate
+// between two shared buffers, one barrier per tile, the next one copied
+// while the current one is computed.
+// With dp = dO V^T:
 //   ds = p (dp - delta) scale; the mma operand is p (dp - delta), and dK, dQ
 //   are multiplied by the scale once when they are written.
 // q, k, v, dO, P and dS are bf16 mma operands; everything else is fp32.
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -51,11 +56,12 @@ struct RowStats {
 // grid (ceil(T / (16 kWarps kM)), kv_heads, batch). Each warp owns kM m-tiles
 // (16 kM keys). kOther: rows of the other side's tiles (queries here, keys in
 // the dq kernel). Every gradient row sees the same operations in the same
-// order whatever kWarps, kM, kMinBlocks, kStaging and kOther are (same bits).
-template <int kHd, int kWarps, int kM, int kMinBlocks, Staging kStaging, int kOther>
+// order whatever kWarps, kM, kMinBlocks and kOther are (same bits).
+template <int kHd, int kWarps, int kM, int kMinBlocks, int kOther>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
-    attention_tc_dkdv_kernel(float* dk, float* dv, const float* dout, const float* q, const float* k,
-                             const float* v, const float* lse, const float* delta, AttentionShape s) {
+    attention_tc_dkdv_kernel(float* dk, float* dv, const __nv_bfloat16* dout, const __nv_bfloat16* q,
+                             const __nv_bfloat16* k, const __nv_bfloat16* v, const float* lse,
+                             const float* delta, AttentionShape s) {
   constexpr int kThreads = kWarps * 32, kWarpRows = kM * kMmaRows, kKeys = kWarps * kWarpRows,
                 kS = stride<kHd>(), kQueries = kOther;
   static_assert(kQueries <= kThreads, "one thread per query row fetches lse and delta");
@@ -64,9 +70,6 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   __nv_bfloat16* vs = ks + kKeys * kS;                                  // [kKeys][kS]
   __nv_bfloat16* q_tiles = vs + kKeys * kS;                             // [2 buffers][Q, dO][kQueries][kS]
   auto* stats = reinterpret_cast<float*>(q_tiles + 4 * kQueries * kS);  // [2 buffers][kQueries][lse, delta]
-  using Stage = TileStage<kHd, kQueries, kThreads, kStaging>;
-  float* staging = stats + 4 * kQueries;  // Q, dO (async_copy only)
-  constexpr bool kAhead = kStaging != Staging::direct;
 
   const int T = s.seq, H = s.heads, KV = s.kv_heads, group = H / KV;
   const int b = blockIdx.z, kvh = blockIdx.y, j0 = blockIdx.x * kKeys;
@@ -96,31 +99,33 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       i0 += kQueries;
     }
   };
-  Stage q_stage(staging), do_stage(staging + Stage::kStagingBytes / sizeof(float));
-  RowStats<kQueries> row_stats;
-  q_stage.fetch(q_rows(kvh * group), q_stride, j0, T);
-  do_stage.fetch(do_rows(kvh * group), q_stride, j0, T);
-  row_stats.fetch(lse, delta, stat_base(kvh * group), j0, T);
-  // K and V staged while the first pair's loads are in flight.
-  stage_rows<kHd, kKeys, kThreads>(ks, k + (int64_t(b) * T * KV + kvh) * kHd, kv_stride, j0, T);
-  stage_rows<kHd, kKeys, kThreads>(vs, v + (int64_t(b) * T * KV + kvh) * kHd, kv_stride, j0, T);
-  for (int h = kvh * group, i0 = j0, buffer = 0; h < h_end; next_pair(h, i0), buffer ^= 1) {
-    // Two buffers: the one written here was last read two pairs ago, before
-    // every thread passed the previous pair's barrier (which also orders K, V).
+  // A pair's Q and dO tiles go into buffer (pair number % 2).
+  auto copy_pair = [&](int h, int i0, int buffer) {
     __nv_bfloat16* qs = q_tiles + buffer * 2 * kQueries * kS;
-    __nv_bfloat16* dos = qs + kQueries * kS;
+    copy_rows_async<kHd, kQueries, kThreads>(qs, q_rows(h), q_stride, i0, T);
+    copy_rows_async<kHd, kQueries, kThreads>(qs + kQueries * kS, do_rows(h), q_stride, i0, T);
+  };
+  RowStats<kQueries> row_stats;
+  copy_pair(kvh * group, j0, 0);
+  copy_rows_async<kHd, kKeys, kThreads>(ks, k + (int64_t(b) * T * KV + kvh) * kHd, kv_stride, j0, T);
+  copy_rows_async<kHd, kKeys, kThreads>(vs, v + (int64_t(b) * T * KV + kvh) * kHd, kv_stride, j0, T);
+  cp_async_commit();
+  row_stats.fetch(lse, delta, stat_base(kvh * group), j0, T);
+  for (int h = kvh * group, i0 = j0, buffer = 0; h < h_end; next_pair(h, i0), buffer ^= 1) {
+    // Two buffers: the one copied into below was last read two pairs ago,
+    // before every thread passed this pair's barrier (which also orders K, V).
+    const __nv_bfloat16* qs = q_tiles + buffer * 2 * kQueries * kS;
+    const __nv_bfloat16* dos = qs + kQueries * kS;
     float* stats_s = stats + buffer * 2 * kQueries;
-    q_stage.put(qs, q_rows(h), q_stride, i0, T);
-    do_stage.put(dos, do_rows(h), q_stride, i0, T);
-    if (!kAhead) row_stats.fetch(lse, delta, stat_base(h), i0, T);
+    cp_async_wait_all();  // this thread's pieces of the pair (the only group in flight)
     row_stats.put(stats_s);
     __syncthreads();
-    if (kAhead) {  // the next pair's loads fly while this one is computed
+    {  // the next pair's copies fly while this one is computed
       int next_h = h, next_i0 = i0;
       next_pair(next_h, next_i0);
       if (next_h < h_end) {
-        q_stage.fetch(q_rows(next_h), q_stride, next_i0, T);
-        do_stage.fetch(do_rows(next_h), q_stride, next_i0, T);
+        copy_pair(next_h, next_i0, buffer ^ 1);
+        cp_async_commit();
         row_stats.fetch(lse, delta, stat_base(next_h), next_i0, T);
       }
     }
@@ -190,18 +195,17 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 
 // grid (ceil(T / (16 kWarps kM)), heads, batch); as the dk/dv kernel, with
 // queries as the owned rows and kOther keys per tile.
-template <int kHd, int kWarps, int kM, int kMinBlocks, Staging kStaging, int kOther>
+template <int kHd, int kWarps, int kM, int kMinBlocks, int kOther>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
-    attention_tc_dq_kernel(float* dq, const float* dout, const float* q, const float* k, const float* v,
-                           const float* lse, const float* delta, AttentionShape s) {
+    attention_tc_dq_kernel(float* dq, const __nv_bfloat16* dout, const __nv_bfloat16* q,
+                           const __nv_bfloat16* k, const __nv_bfloat16* v, const float* lse,
+                           const float* delta, AttentionShape s) {
   constexpr int kThreads = kWarps * 32, kWarpRows = kM * kMmaRows, kRows = kWarps * kWarpRows,
                 kS = stride<kHd>(), kKeys = kOther;
   extern __shared__ __align__(16) unsigned char smem_bytes[];
   auto* qs = reinterpret_cast<__nv_bfloat16*>(smem_bytes);  // [kRows][kS]
   __nv_bfloat16* dos = qs + kRows * kS;                     // [kRows][kS]
   __nv_bfloat16* kv_tiles = dos + kRows * kS;               // [2 buffers][K, V][kKeys][kS]
-  using Stage = TileStage<kHd, kKeys, kThreads, kStaging>;
-  auto* staging = reinterpret_cast<float*>(kv_tiles + 4 * kKeys * kS);  // K, V (async_copy only)
 
   const int T = s.seq, H = s.heads, KV = s.kv_heads;
   const int b = blockIdx.z, h = blockIdx.y, kvh = h / (H / KV);
@@ -213,15 +217,20 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 
   const int64_t q_stride = int64_t(H) * kHd, kv_stride = int64_t(KV) * kHd;
   const int64_t head_rows = int64_t(b) * T * H + h;
-  const float* k_base = k + (int64_t(b) * T * KV + kvh) * kHd;
-  const float* v_base = v + (int64_t(b) * T * KV + kvh) * kHd;
+  const __nv_bfloat16* k_base = k + (int64_t(b) * T * KV + kvh) * kHd;
+  const __nv_bfloat16* v_base = v + (int64_t(b) * T * KV + kvh) * kHd;
   const int i_last = min(T - 1, i0 + kRows - 1);
   const int j_first = first_key(i0, s.window) / kKeys * kKeys;
-  Stage k_stage(staging), v_stage(staging + Stage::kStagingBytes / sizeof(float));
-  k_stage.fetch(k_base, kv_stride, j_first, T);  // in flight while Q and dO are staged
-  v_stage.fetch(v_base, kv_stride, j_first, T);
-  stage_rows<kHd, kRows, kThreads>(qs, q + head_rows * kHd, q_stride, i0, T);
-  stage_rows<kHd, kRows, kThreads>(dos, dout + head_rows * kHd, q_stride, i0, T);
+  // Key tile j goes into buffer (tile number % 2).
+  auto copy_keys = [&](int j, int buffer) {
+    __nv_bfloat16* ks = kv_tiles + buffer * 2 * kKeys * kS;
+    copy_rows_async<kHd, kKeys, kThreads>(ks, k_base, kv_stride, j, T);
+    copy_rows_async<kHd, kKeys, kThreads>(ks + kKeys * kS, v_base, kv_stride, j, T);
+  };
+  copy_rows_async<kHd, kRows, kThreads>(qs, q + head_rows * kHd, q_stride, i0, T);
+  copy_rows_async<kHd, kRows, kThreads>(dos, dout + head_rows * kHd, q_stride, i0, T);
+  copy_keys(j_first, 0);
+  cp_async_commit();
   float row_lse[kM][2], row_delta[kM][2];
 #pragma unroll
   for (int mi = 0; mi < kM; ++mi)
@@ -232,6 +241,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       row_lse[mi][r] = i < T ? lse[at] * kLog2e : 0.0f;
       row_delta[mi][r] = i < T ? delta[at] : 0.0f;
     }
+  cp_async_wait_all();
   __syncthreads();
   uint32_t qf[kM][kHd / 16][4], dof[kM][kHd / 16][4];
   load_rows_a<kM, kHd>(qf, qs, warp * kWarpRows, lane);
@@ -240,14 +250,15 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   zero(dq_acc);
 
   for (int j0 = j_first, buffer = 0; j0 <= i_last; j0 += kKeys, buffer ^= 1) {
-    __nv_bfloat16* ks = kv_tiles + buffer * 2 * kKeys * kS;  // two buffers, as in the forward
-    __nv_bfloat16* vs = ks + kKeys * kS;
-    k_stage.put(ks, k_base, kv_stride, j0, T);
-    v_stage.put(vs, v_base, kv_stride, j0, T);
-    __syncthreads();
+    const __nv_bfloat16* ks = kv_tiles + buffer * 2 * kKeys * kS;  // two buffers, as in the dk/dv kernel
+    const __nv_bfloat16* vs = ks + kKeys * kS;
+    if (j0 != j_first) {  // (the first tile came with Q and dO, before the fragments were loaded)
+      cp_async_wait_all();
+      __syncthreads();
+    }
     if (j0 + kKeys <= i_last) {
-      k_stage.fetch(k_base, kv_stride, j0 + kKeys, T);
-      v_stage.fetch(v_base, kv_stride, j0 + kKeys, T);
+      copy_keys(j0 + kKeys, buffer ^ 1);
+      cp_async_commit();
     }
     if (j0 > warp_row + kWarpRows - 1 || warp_row >= T) continue;
     if (s.window > 0 && warp_row - (j0 + kKeys - 1) >= s.window) continue;
@@ -296,68 +307,148 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     }
 }
 
+// The bf16 copies and delta in the caller's scratch: delta first (fp32 per
+// query row), then q, dout, k, v, each starting on a 16-byte boundary.
+struct BackwardScratch {
+  float* delta;
+  __nv_bfloat16 *q, *dout, *k, *v;
+};
+constexpr std::size_t align16(std::size_t bytes) { return (bytes + 15) / 16 * 16; }
+BackwardScratch carve(void* base, const AttentionShape& s) {
+  const std::size_t rows = std::size_t(s.batch) * s.heads * s.seq,
+                    q_bytes = align16(rows * s.head_dim * sizeof(__nv_bfloat16)),
+                    kv_bytes = align16(std::size_t(s.batch) * s.seq * s.kv_heads * s.head_dim *
+                                       sizeof(__nv_bfloat16));
+  auto* bytes = static_cast<unsigned char*>(base);
+  BackwardScratch out;
+  out.delta = reinterpret_cast<float*>(bytes);
+  bytes += align16(rows * sizeof(float));
+  out.q = reinterpret_cast<__nv_bfloat16*>(bytes);
+  out.dout = reinterpret_cast<__nv_bfloat16*>(bytes + q_bytes);
+  out.k = reinterpret_cast<__nv_bfloat16*>(bytes + 2 * q_bytes);
+  out.v = reinterpret_cast<__nv_bfloat16*>(bytes + 2 * q_bytes + kv_bytes);
+  return out;
+}
+
+constexpr int kPrepareThreads = 256;
+
+// One pass over the backward's inputs, 4 values per thread: blockIdx.y 0
+// rounds q and dout to bf16 and sums delta = bf16(dout) . out over each row
+// (the kHd / 4 neighbouring lanes of a row, in a fixed order: same bits every
+// run); blockIdx.y 1 rounds k and v. Rounding dout as the mma operands are
+// rounded keeps dp - delta consistent where a row attends to one key.
+template <int kHd>
+__global__ void __launch_bounds__(kPrepareThreads)
+    attention_tc_prepare_kernel(BackwardScratch out16, const float* q, const float* dout, const float* out,
+                                const float* k, const float* v, AttentionShape s) {
+  constexpr int kLanesPerRow = kHd / 4;
+  static_assert(32 % kLanesPerRow == 0, "a row's lanes sit in one warp");
+  const int64_t idx = int64_t(blockIdx.x) * kPrepareThreads + threadIdx.x;  // a float4 of the inputs
+  auto round4 = [](const float4& x, __nv_bfloat16* to) {
+    uint2 packed;
+    packed.x = pack_bf16(x.x, x.y);
+    packed.y = pack_bf16(x.z, x.w);
+    *reinterpret_cast<uint2*>(to) = packed;
+    return packed;
+  };
+  if (blockIdx.y == 1) {
+    if (idx >= int64_t(s.batch) * s.seq * s.kv_heads * kHd / 4) return;
+    round4(__ldg(reinterpret_cast<const float4*>(k) + idx), out16.k + 4 * idx);
+    round4(__ldg(reinterpret_cast<const float4*>(v) + idx), out16.v + 4 * idx);
+    return;
+  }
+  const int64_t count = int64_t(s.batch) * s.seq * s.heads * kHd / 4;
+  if (int64_t(blockIdx.x) * kPrepareThreads >= count) return;  // the whole block (no shuffle below)
+  float sum = 0.0f;
+  if (idx < count) {  // whole rows are in or out: count is a multiple of kLanesPerRow
+    round4(__ldg(reinterpret_cast<const float4*>(q) + idx), out16.q + 4 * idx);
+    const uint2 g = round4(__ldg(reinterpret_cast<const float4*>(dout) + idx), out16.dout + 4 * idx);
+    const float4 o = __ldg(reinterpret_cast<const float4*>(out) + idx);
+    const float2 g01 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&g.x)),
+                 g23 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&g.y));
+    sum = g01.x * o.x + g01.y * o.y + g23.x * o.z + g23.y * o.w;
+  }
+#pragma unroll
+  for (int offset = kLanesPerRow / 2; offset > 0; offset /= 2)
+    sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if (idx < count && idx % kLanesPerRow == 0) {
+    const int64_t row = idx / kLanesPerRow;  // (b, i, h) in the layout of q
+    const int64_t h = row % s.heads, i = (row / s.heads) % s.seq, b = row / (int64_t(s.heads) * s.seq);
+    out16.delta[(b * s.heads + h) * s.seq + i] = sum;
+  }
+}
+
 // How a kernel runs at a head_dim: warps per block, m-tiles (16 owned rows)
-// per warp, the register cap (kMinBlocks blocks per multiprocessor), how the
-// next tile is staged, and the rows of the other side's tiles.
-template <int kHd, int kWarps, int kM, int kMinBlocks, Staging kStaging, int kOther>
+// per warp, the register cap (kMinBlocks blocks per multiprocessor) and the
+// rows of the other side's tiles.
+template <int kHd, int kWarps, int kM, int kMinBlocks, int kOther>
 struct Config {
   static constexpr int hd = kHd, warps = kWarps, m_tiles = kM, min_blocks = kMinBlocks, other = kOther;
-  static constexpr Staging staging = kStaging;
-  static constexpr std::size_t staging_bytes =
-      2 * TileStage<kHd, kOther, kWarps * 32, kStaging>::kStagingBytes;
 };
 
 template <class DkDv, class Dq>
 void launch_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout, const float* q,
-                     const float* k, const float* v, const float* lse, const float* delta,
+                     const float* k, const float* v, const float* out, const float* lse, void* scratch,
                      const AttentionShape& s) {
   constexpr int kHd = DkDv::hd;
   static_assert(Dq::hd == kHd, "one head_dim");
   constexpr std::size_t kRowBytes = sizeof(__nv_bfloat16) * stride<kHd>();
+  const BackwardScratch in16 = carve(scratch, s);
 
-  auto dkdv_kernel =
-      attention_tc_dkdv_kernel<kHd, DkDv::warps, DkDv::m_tiles, DkDv::min_blocks, DkDv::staging, DkDv::other>;
-  constexpr int kKeys = DkDv::warps * DkDv::m_tiles * kMmaRows;
-  const std::size_t dkdv_bytes =
-      kRowBytes * (2 * kKeys + 4 * DkDv::other) + sizeof(float) * 4 * DkDv::other + DkDv::staging_bytes;
-  allow_shared_memory(dkdv_kernel, dkdv_bytes);
-  const dim3 dkdv_grid(unsigned((s.seq + kKeys - 1) / kKeys), unsigned(s.kv_heads), unsigned(s.batch));
-  dkdv_kernel<<<dkdv_grid, DkDv::warps * 32, dkdv_bytes, stream>>>(dk, dv, dout, q, k, v, lse, delta, s);
+  const int64_t vectors = int64_t(s.batch) * s.seq * std::max(s.heads, s.kv_heads) * kHd / 4;
+  const dim3 prepare_grid(unsigned((vectors + kPrepareThreads - 1) / kPrepareThreads), 2);
+  attention_tc_prepare_kernel<kHd><<<prepare_grid, kPrepareThreads, 0, stream>>>(in16, q, dout, out, k, v, s);
   LIVS_CUDA_CHECK_LAUNCH();
 
-  auto dq_kernel =
-      attention_tc_dq_kernel<kHd, Dq::warps, Dq::m_tiles, Dq::min_blocks, Dq::staging, Dq::other>;
+  auto dkdv_kernel = attention_tc_dkdv_kernel<kHd, DkDv::warps, DkDv::m_tiles, DkDv::min_blocks, DkDv::other>;
+  constexpr int kKeys = DkDv::warps * DkDv::m_tiles * kMmaRows;
+  const std::size_t dkdv_bytes = kRowBytes * (2 * kKeys + 4 * DkDv::other) + sizeof(float) * 4 * DkDv::other;
+  allow_shared_memory(dkdv_kernel, dkdv_bytes);
+  const dim3 dkdv_grid(unsigned((s.seq + kKeys - 1) / kKeys), unsigned(s.kv_heads), unsigned(s.batch));
+  dkdv_kernel<<<dkdv_grid, DkDv::warps * 32, dkdv_bytes, stream>>>(dk, dv, in16.dout, in16.q, in16.k, in16.v,
+                                                                   lse, in16.delta, s);
+  LIVS_CUDA_CHECK_LAUNCH();
+
+  auto dq_kernel = attention_tc_dq_kernel<kHd, Dq::warps, Dq::m_tiles, Dq::min_blocks, Dq::other>;
   constexpr int kRows = Dq::warps * Dq::m_tiles * kMmaRows;
-  const std::size_t dq_bytes = kRowBytes * (2 * kRows + 4 * Dq::other) + Dq::staging_bytes;
+  const std::size_t dq_bytes = kRowBytes * (2 * kRows + 4 * Dq::other);
   allow_shared_memory(dq_kernel, dq_bytes);
   const dim3 dq_grid(unsigned((s.seq + kRows - 1) / kRows), unsigned(s.heads), unsigned(s.batch));
-  dq_kernel<<<dq_grid, Dq::warps * 32, dq_bytes, stream>>>(dq, dout, q, k, v, lse, delta, s);
+  dq_kernel<<<dq_grid, Dq::warps * 32, dq_bytes, stream>>>(dq, in16.dout, in16.q, in16.k, in16.v, lse,
+                                                           in16.delta, s);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
+std::size_t attention_tc_backward_scratch_bytes(const AttentionShape& s) {
+  const std::size_t rows = std::size_t(std::max(s.batch, 0)) * std::max(s.heads, 0) * std::max(s.seq, 0),
+                    kv_rows =
+                        std::size_t(std::max(s.batch, 0)) * std::max(s.kv_heads, 0) * std::max(s.seq, 0),
+                    hd = std::size_t(std::max(s.head_dim, 0));
+  return align16(rows * sizeof(float)) + 2 * align16(rows * hd * sizeof(__nv_bfloat16)) +
+         2 * align16(kv_rows * hd * sizeof(__nv_bfloat16));
+}
+
 void attention_tc_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
-                           const float* q, const float* k, const float* v, const float* lse,
-                           const float* delta, const AttentionShape& s) {
+                           const float* q, const float* k, const float* v, const float* out, const float* lse,
+                           void* scratch, const AttentionShape& s) {
   if (s.batch <= 0 || s.seq <= 0) return;
   // Chosen by timing variants on an H100 at B 16, T 1024, d 512 (docs/architecture.md):
-  // Config<head_dim, warps, m-tiles per warp, min blocks per SM, staging, other-side rows>.
-  constexpr Staging kAsync = Staging::async_copy;
+  // Config<head_dim, warps, m-tiles per warp, min blocks per SM, other-side rows>.
   switch (s.head_dim) {
     case 16:
-      return launch_backward<Config<16, 4, 1, 3, kAsync, 64>, Config<16, 8, 1, 2, kAsync, 64>>(
-          stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
+      return launch_backward<Config<16, 4, 1, 3, 64>, Config<16, 8, 1, 2, 64>>(stream, dq, dk, dv, dout, q, k,
+                                                                               v, out, lse, scratch, s);
     case 32:
-      return launch_backward<Config<32, 4, 2, 3, kAsync, 32>, Config<32, 4, 2, 3, kAsync, 32>>(
-          stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
+      return launch_backward<Config<32, 4, 2, 3, 32>, Config<32, 4, 2, 3, 32>>(stream, dq, dk, dv, dout, q, k,
+                                                                               v, out, lse, scratch, s);
     case 64:
-      return launch_backward<Config<64, 4, 1, 3, kAsync, 32>, Config<64, 4, 2, 2, kAsync, 32>>(
-          stream, dq, dk, dv, dout, q, k, v, lse, delta, s);
+      return launch_backward<Config<64, 4, 1, 3, 32>, Config<64, 4, 2, 2, 32>>(stream, dq, dk, dv, dout, q, k,
+                                                                               v, out, lse, scratch, s);
     case 128:
-      return launch_backward<Config<128, 4, 1, 1, Staging::direct, 32>,
-                             Config<128, 4, 1, 1, Staging::direct, 32>>(stream, dq, dk, dv, dout, q, k, v,
-                                                                        lse, delta, s);
+      return launch_backward<Config<128, 4, 1, 1, 32>, Config<128, 4, 1, 1, 32>>(stream, dq, dk, dv, dout, q,
+                                                                                 k, v, out, lse, scratch, s);
     default:
       throw std::invalid_argument("tensor-core attention: head_dim " + std::to_string(s.head_dim) +
                                   " is not 16, 32, 64 or 128");

@@ -164,6 +164,25 @@ __device__ __forceinline__ void cp_async_16(void* shared, const void* global, bo
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 
+// Rows first..first+kRows-1 of a bf16 [.., row_stride] array (kHd contiguous
+// values per row; rows at or past `rows` become zeros) copied as they are
+// into a bf16 shared tile by cp.async, 16 bytes (8 values) a piece, by a block
+// of kThreads. Not committed: the caller commits the group and, before the
+// tile is read, waits for it and passes a barrier (other threads' pieces).
+// src and row_stride keep 16-byte alignment.
+template <int kHd, int kRows, int kThreads>
+__device__ __forceinline__ void copy_rows_async(__nv_bfloat16* tile, const __nv_bfloat16* src,
+                                                int64_t row_stride, int first, int rows) {
+  constexpr int kPieces = kHd / 8, kTotal = kRows * kPieces;
+#pragma unroll
+  for (int p = 0; p < (kTotal + kThreads - 1) / kThreads; ++p) {
+    const int idx = int(threadIdx.x) + p * kThreads, r = idx / kPieces, c = (idx % kPieces) * 8,
+              row = first + r;
+    if (kTotal % kThreads != 0 && idx >= kTotal) break;
+    cp_async_16(tile + r * stride<kHd>() + c, src + (row < rows ? row : 0) * row_stride + c, row < rows);
+  }
+}
+
 // How the tiles of the other side (keys in the forward and the dq kernel,
 // queries in the dk/dv kernel) reach their bf16 shared buffer:
 //   direct: 16-byte loads, converted and stored at once (put);

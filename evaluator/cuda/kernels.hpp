@@ -53,15 +53,18 @@ void rope_backward(cudaStream_t stream, float* din, const float* dout, const flo
                    const RopeShape& shape);
 
 // attention.cu (forward and decode) and attention_backward.cu.
-// delta holds batch * heads * seq floats of scratch. With tensor_cores, the
-// forward and backward run the bf16 tensor-core kernels (attention_tc_*.cu)
-// where they apply (head_dim 16, 32, 64, 128; 16-byte aligned views), else
-// the exact fp32 SIMT kernels.
+// The backward's scratch: attention_backward_scratch_bytes(shape,
+// tensor_cores) bytes, 16-byte aligned (delta per query row; with tensor
+// cores also bf16 copies of q, k, v, dout). With tensor_cores, the forward
+// and backward run the bf16 tensor-core kernels (attention_tc_*.cu) where
+// they apply (head_dim 16, 32, 64, 128; 16-byte aligned views), else the
+// exact fp32 SIMT kernels.
 void attention_forward(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
                        const float* v, const AttentionShape& shape, bool tensor_cores);
 void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const float* out, const float* lse,
-                        float* delta, const AttentionShape& shape, bool tensor_cores);
+                        void* scratch, const AttentionShape& shape, bool tensor_cores);
+std::size_t attention_backward_scratch_bytes(const AttentionShape& shape, bool tensor_cores);
 void kv_cache_write(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v,
                     const AttentionShape& shape, int64_t capacity, int64_t position);
 // partials: attention_decode_partial_floats(shape, capacity) floats of scratch.
