@@ -18,7 +18,9 @@ constexpr uint64_t mix64(uint64_t x) {
 
 // A child seed from a parent seed and a tag: derive_seed(run_seed, "init"),
 // derive_seed(derive_seed(run_seed, generation), candidate), ...
-constexpr uint64_t derive_seed(uint64_t parent, uint64_t tag) { return mix64(parent ^ mix64(tag + 0x632be59bd9b4e019ULL)); }
+constexpr uint64_t derive_seed(uint64_t parent, uint64_t tag) {
+  return mix64(parent ^ mix64(tag + 0x632be59bd9b4e019ULL));
+}
 constexpr uint64_t derive_seed(uint64_t parent, std::string_view tag) {
   uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a of the tag
   for (char c : tag) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
@@ -71,13 +73,21 @@ class Rng {
   bool bernoulli(double p) { return uniform() < p; }
 
   // Standard normal by Box-Muller (no cached second value, so the stream
-  // position depends only on the number of calls).
-  double normal() {
+  // position depends only on the number of calls): the two uniforms a normal
+  // draws, then the transform, split so that a caller may draw the uniforms in
+  // stream order and transform them in parallel with the same bits.
+  struct NormalUniforms {
+    double u1, u2;
+  };
+  NormalUniforms normal_uniforms() {
     double u1 = uniform();
     while (u1 <= 0.0) u1 = uniform();
-    const double u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    return {u1, uniform()};
   }
+  static double box_muller(NormalUniforms u) {
+    return std::sqrt(-2.0 * std::log(u.u1)) * std::cos(6.283185307179586 * u.u2);
+  }
+  double normal() { return box_muller(normal_uniforms()); }
   double normal(double mean, double stddev) { return mean + stddev * normal(); }
 
  private:
