@@ -6,12 +6,13 @@
 //     and accumulating dV += P^T dO and dK += dS^T Q in fp32 registers.
 //   dq kernel: a block per (query tile, head, batch), kWarps warps of 16
 //     queries, over the key tiles its queries see: dQ += dS K.
-// A pre-kernel makes, once per call, bf16 copies of q, k, v and dO (in the
-// caller's scratch) and delta = rowsum(bf16(dO) * O) in the same pass, so
-// the kernels stage tiles with 16-byte cp.async copies and no conversion:
-// the other side's tiles (queries and dO, or keys and values) alternate
-// between two shared buffers, one barrier per tile, the next one copied
-// while the current one is computed.
+// The tiles of the other side (queries and dO, or keys and values), which
+// many blocks read, come from bf16 copies in the caller's scratch, staged by
+// 16-byte cp.async copies with no conversion, alternating between two shared
+// buffers (one barrier per tile, the next one copied while the current one
+// is computed). A pre-kernel makes the copies of q and dO and, in the same
+// pass, delta = rowsum(bf16(dO) * O); the dk/dv kernel rounds the key and
+// value rows it owns (each read once) and leaves their copies for the dq kernel.
 // With dp = dO V^T:
 //   ds = p (dp - delta) scale; the mma operand is p (dp - delta), and dK, dQ
 //   are multiplied by the scale once when they are written.
@@ -59,9 +60,9 @@ struct RowStats {
 // order whatever kWarps, kM, kMinBlocks and kOther are (same bits).
 template <int kHd, int kWarps, int kM, int kMinBlocks, int kOther>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
-    attention_tc_dkdv_kernel(float* dk, float* dv, const __nv_bfloat16* dout, const __nv_bfloat16* q,
-                             const __nv_bfloat16* k, const __nv_bfloat16* v, const float* lse,
-                             const float* delta, AttentionShape s) {
+    attention_tc_dkdv_kernel(float* dk, float* dv, __nv_bfloat16* k16, __nv_bfloat16* v16,
+                             const __nv_bfloat16* dout, const __nv_bfloat16* q, const float* k,
+                             const float* v, const float* lse, const float* delta, AttentionShape s) {
   constexpr int kThreads = kWarps * 32, kWarpRows = kM * kMmaRows, kKeys = kWarps * kWarpRows,
                 kS = stride<kHd>(), kQueries = kOther;
   static_assert(kQueries <= kThreads, "one thread per query row fetches lse and delta");
@@ -107,10 +108,13 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   };
   RowStats<kQueries> row_stats;
   copy_pair(kvh * group, j0, 0);
-  copy_rows_async<kHd, kKeys, kThreads>(ks, k + (int64_t(b) * T * KV + kvh) * kHd, kv_stride, j0, T);
-  copy_rows_async<kHd, kKeys, kThreads>(vs, v + (int64_t(b) * T * KV + kvh) * kHd, kv_stride, j0, T);
   cp_async_commit();
   row_stats.fetch(lse, delta, stat_base(kvh * group), j0, T);
+  // This block's keys and values, rounded while the first pair flies; their
+  // bf16 copies are the dq kernel's (each row has one owner block).
+  const int64_t kv_base = (int64_t(b) * T * KV + kvh) * kHd;
+  stage_rows_and_copy<kHd, kKeys, kThreads>(ks, k16 + kv_base, k + kv_base, kv_stride, j0, T);
+  stage_rows_and_copy<kHd, kKeys, kThreads>(vs, v16 + kv_base, v + kv_base, kv_stride, j0, T);
   for (int h = kvh * group, i0 = j0, buffer = 0; h < h_end; next_pair(h, i0), buffer ^= 1) {
     // Two buffers: the one copied into below was last read two pairs ago,
     // before every thread passed this pair's barrier (which also orders K, V).
@@ -332,15 +336,16 @@ BackwardScratch carve(void* base, const AttentionShape& s) {
 
 constexpr int kPrepareThreads = 256;
 
-// One pass over the backward's inputs, 4 values per thread: blockIdx.y 0
-// rounds q and dout to bf16 and sums delta = bf16(dout) . out over each row
-// (the kHd / 4 neighbouring lanes of a row, in a fixed order: same bits every
-// run); blockIdx.y 1 rounds k and v. Rounding dout as the mma operands are
-// rounded keeps dp - delta consistent where a row attends to one key.
+// One pass over q, dout and out, 4 values per thread: q and dout rounded to
+// bf16, and delta = bf16(dout) . out summed over each row (the kHd / 4
+// neighbouring lanes of a row, in a fixed order: same bits every run).
+// Rounding dout as the mma operands are rounded keeps dp - delta consistent
+// where a row attends to one key. (k and v are rounded by the dk/dv kernel,
+// which reads each of their rows once.)
 template <int kHd>
 __global__ void __launch_bounds__(kPrepareThreads)
     attention_tc_prepare_kernel(BackwardScratch out16, const float* q, const float* dout, const float* out,
-                                const float* k, const float* v, AttentionShape s) {
+                                AttentionShape s) {
   constexpr int kLanesPerRow = kHd / 4;
   static_assert(32 % kLanesPerRow == 0, "a row's lanes sit in one warp");
   const int64_t idx = int64_t(blockIdx.x) * kPrepareThreads + threadIdx.x;  // a float4 of the inputs
@@ -351,12 +356,6 @@ __global__ void __launch_bounds__(kPrepareThreads)
     *reinterpret_cast<uint2*>(to) = packed;
     return packed;
   };
-  if (blockIdx.y == 1) {
-    if (idx >= int64_t(s.batch) * s.seq * s.kv_heads * kHd / 4) return;
-    round4(__ldg(reinterpret_cast<const float4*>(k) + idx), out16.k + 4 * idx);
-    round4(__ldg(reinterpret_cast<const float4*>(v) + idx), out16.v + 4 * idx);
-    return;
-  }
   const int64_t count = int64_t(s.batch) * s.seq * s.heads * kHd / 4;
   if (int64_t(blockIdx.x) * kPrepareThreads >= count) return;  // the whole block (no shuffle below)
   float sum = 0.0f;
@@ -395,9 +394,9 @@ void launch_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const
   constexpr std::size_t kRowBytes = sizeof(__nv_bfloat16) * stride<kHd>();
   const BackwardScratch in16 = carve(scratch, s);
 
-  const int64_t vectors = int64_t(s.batch) * s.seq * std::max(s.heads, s.kv_heads) * kHd / 4;
-  const dim3 prepare_grid(unsigned((vectors + kPrepareThreads - 1) / kPrepareThreads), 2);
-  attention_tc_prepare_kernel<kHd><<<prepare_grid, kPrepareThreads, 0, stream>>>(in16, q, dout, out, k, v, s);
+  const int64_t vectors = int64_t(s.batch) * s.seq * s.heads * kHd / 4;
+  const unsigned prepare_blocks = unsigned((vectors + kPrepareThreads - 1) / kPrepareThreads);
+  attention_tc_prepare_kernel<kHd><<<prepare_blocks, kPrepareThreads, 0, stream>>>(in16, q, dout, out, s);
   LIVS_CUDA_CHECK_LAUNCH();
 
   auto dkdv_kernel = attention_tc_dkdv_kernel<kHd, DkDv::warps, DkDv::m_tiles, DkDv::min_blocks, DkDv::other>;
@@ -405,8 +404,8 @@ void launch_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const
   const std::size_t dkdv_bytes = kRowBytes * (2 * kKeys + 4 * DkDv::other) + sizeof(float) * 4 * DkDv::other;
   allow_shared_memory(dkdv_kernel, dkdv_bytes);
   const dim3 dkdv_grid(unsigned((s.seq + kKeys - 1) / kKeys), unsigned(s.kv_heads), unsigned(s.batch));
-  dkdv_kernel<<<dkdv_grid, DkDv::warps * 32, dkdv_bytes, stream>>>(dk, dv, in16.dout, in16.q, in16.k, in16.v,
-                                                                   lse, in16.delta, s);
+  dkdv_kernel<<<dkdv_grid, DkDv::warps * 32, dkdv_bytes, stream>>>(dk, dv, in16.k, in16.v, in16.dout, in16.q,
+                                                                   k, v, lse, in16.delta, s);
   LIVS_CUDA_CHECK_LAUNCH();
 
   auto dq_kernel = attention_tc_dq_kernel<kHd, Dq::warps, Dq::m_tiles, Dq::min_blocks, Dq::other>;
@@ -441,10 +440,10 @@ void attention_tc_backward(cudaStream_t stream, float* dq, float* dk, float* dv,
       return launch_backward<Config<16, 4, 1, 3, 64>, Config<16, 8, 1, 2, 64>>(stream, dq, dk, dv, dout, q, k,
                                                                                v, out, lse, scratch, s);
     case 32:
-      return launch_backward<Config<32, 4, 2, 3, 32>, Config<32, 4, 2, 3, 32>>(stream, dq, dk, dv, dout, q, k,
+      return launch_backward<Config<32, 4, 1, 4, 64>, Config<32, 4, 2, 3, 32>>(stream, dq, dk, dv, dout, q, k,
                                                                                v, out, lse, scratch, s);
     case 64:
-      return launch_backward<Config<64, 4, 1, 3, 32>, Config<64, 4, 2, 2, 32>>(stream, dq, dk, dv, dout, q, k,
+      return launch_backward<Config<64, 4, 1, 4, 32>, Config<64, 4, 1, 3, 32>>(stream, dq, dk, dv, dout, q, k,
                                                                                v, out, lse, scratch, s);
     case 128:
       return launch_backward<Config<128, 4, 1, 1, 32>, Config<128, 4, 1, 1, 32>>(stream, dq, dk, dv, dout, q,
