@@ -138,25 +138,10 @@ struct RowStage {
   }
 };
 
-// Loads and stores at once, a vector at a time (few registers live).
-template <int kHd, int kRows, int kThreads>
-__device__ __forceinline__ void stage_rows(__nv_bfloat16* tile, const float* src, int64_t row_stride,
-                                           int first, int rows) {
-  constexpr int kVectors = kHd / 4;
-  for (int idx = threadIdx.x; idx < kRows * kVectors; idx += kThreads) {
-    const int r = idx / kVectors, c = (idx % kVectors) * 4, row = first + r;
-    float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (row < rows) x = __ldg(reinterpret_cast<const float4*>(src + row * row_stride + c));
-    uint2 packed;
-    packed.x = pack_bf16(x.x, x.y);
-    packed.y = pack_bf16(x.z, x.w);
-    *reinterpret_cast<uint2*>(tile + r * stride<kHd>() + c) = packed;
-  }
-}
-
-// stage_rows that also writes the bf16 values to `copy`, a bf16 array laid
-// out as src (rows at or past `rows` are not written): a kernel that owns
-// these rows leaves their bf16 copy for a later kernel.
+// Loads and stores at once, a vector at a time (few registers live). With
+// `copy` (a bf16 array laid out as src; rows at or past `rows` are not
+// written), the bf16 values are also left there: a kernel that owns these rows
+// leaves their bf16 copy for a later kernel.
 template <int kHd, int kRows, int kThreads>
 __device__ __forceinline__ void stage_rows_and_copy(__nv_bfloat16* tile, __nv_bfloat16* copy,
                                                     const float* src, int64_t row_stride, int first,
@@ -170,8 +155,14 @@ __device__ __forceinline__ void stage_rows_and_copy(__nv_bfloat16* tile, __nv_bf
     packed.x = pack_bf16(x.x, x.y);
     packed.y = pack_bf16(x.z, x.w);
     *reinterpret_cast<uint2*>(tile + r * stride<kHd>() + c) = packed;
-    if (row < rows) *reinterpret_cast<uint2*>(copy + row * row_stride + c) = packed;
+    if (copy && row < rows) *reinterpret_cast<uint2*>(copy + row * row_stride + c) = packed;
   }
+}
+
+template <int kHd, int kRows, int kThreads>
+__device__ __forceinline__ void stage_rows(__nv_bfloat16* tile, const float* src, int64_t row_stride,
+                                           int first, int rows) {
+  stage_rows_and_copy<kHd, kRows, kThreads>(tile, nullptr, src, row_stride, first, rows);
 }
 
 __device__ __forceinline__ void cp_async_16(void* shared, const void* global, bool valid) {

@@ -1,5 +1,13 @@
-// SwiGLU's gate h = silu(g) * u and its backward (accumulating), elementwise
-// with 16-byte accesses where every pointer allows.
+// SwiGLU's gate h = silu(g) * u and its backward, elementwise with 16-byte
+// accesses where every pointer allows: fp32 outputs (the backward
+// accumulating), or bf16 outputs that overwrite (Backend::swiglu_*_bf16: h,
+// dgate and dup are GEMM shadows with no fp32 copy). Both forms share the
+// fp32 math; the bf16 form only rounds its stores (to nearest even), so its
+// outputs are the fp32 form's rounded.
+#include <cuda_bf16.h>
+
+#include <type_traits>
+
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
@@ -12,40 +20,67 @@ __device__ inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 __device__ inline float swiglu(float g, float u) { return g * sigmoid(g) * u; }
 
-// dgate += d * u * s * (1 + g (1 - s)), dup += d * g * s with s = sigmoid(g).
-__device__ inline void swiglu_grad(float& dgate, float& dup, float d, float g, float u) {
+// (d/dg, d/du) of silu(g) u, times d: d u s (1 + g (1 - s)) and d g s, s = sigmoid(g).
+__device__ inline float2 swiglu_grads(float d, float g, float u) {
   const float sg = sigmoid(g);
-  dgate += d * u * sg * (1.0f + g * (1.0f - sg));
-  dup += d * g * sg;
+  return {d * u * sg * (1.0f + g * (1.0f - sg)), d * g * sg};
 }
 
-__global__ void swiglu_forward_kernel(float* h, const float* gate, const float* up, int64_t count,
+// Elements 4i..4i+3 of a bf16 array (one 8-byte store).
+__device__ inline void store4_bf16(__nv_bfloat16* p, int64_t i, float4 v) {
+  __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(p + 4 * i);
+  out[0] = __floats2bfloat162_rn(v.x, v.y);
+  out[1] = __floats2bfloat162_rn(v.z, v.w);
+}
+__device__ inline void store1(float* p, int64_t i, float v) { p[i] = v; }
+__device__ inline void store1(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+__device__ inline void store4_out(float* p, int64_t i, float4 v) { store4(p, i, v); }
+__device__ inline void store4_out(__nv_bfloat16* p, int64_t i, float4 v) { store4_bf16(p, i, v); }
+
+template <class Out>
+__global__ void swiglu_forward_kernel(Out* h, const float* gate, const float* up, int64_t count,
                                       bool vector) {
   grid_stride_quads(
       count, vector,
       [&](int64_t i) {
         const float4 g = load4(gate, i), u = load4(up, i);
-        store4(h, i, {swiglu(g.x, u.x), swiglu(g.y, u.y), swiglu(g.z, u.z), swiglu(g.w, u.w)});
+        store4_out(h, i, {swiglu(g.x, u.x), swiglu(g.y, u.y), swiglu(g.z, u.z), swiglu(g.w, u.w)});
       },
-      [&](int64_t i) { h[i] = swiglu(gate[i], up[i]); });
+      [&](int64_t i) { store1(h, i, swiglu(gate[i], up[i])); });
 }
 
-__global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* dh, const float* gate,
+// float: dgate += ..., dup += ...; __nv_bfloat16: dgate = ..., dup = ... (rounded).
+template <class Out>
+__global__ void swiglu_backward_kernel(Out* dgate, Out* dup, const float* dh, const float* gate,
                                        const float* up, int64_t count, bool vector) {
+  constexpr bool kAccumulate = std::is_same_v<Out, float>;
   grid_stride_quads(
       count, vector,
       [&](int64_t i) {
         const float4 d = load4(dh, i), g = load4(gate, i), u = load4(up, i);
-        float4 dg = load4(dgate, i), du = load4(dup, i);
-        swiglu_grad(dg.x, du.x, d.x, g.x, u.x);
-        swiglu_grad(dg.y, du.y, d.y, g.y, u.y);
-        swiglu_grad(dg.z, du.z, d.z, g.z, u.z);
-        swiglu_grad(dg.w, du.w, d.w, g.w, u.w);
-        store4(dgate, i, dg);
-        store4(dup, i, du);
+        const float2 a = swiglu_grads(d.x, g.x, u.x), b = swiglu_grads(d.y, g.y, u.y),
+                     c = swiglu_grads(d.z, g.z, u.z), e = swiglu_grads(d.w, g.w, u.w);
+        float4 dg = {a.x, b.x, c.x, e.x}, du = {a.y, b.y, c.y, e.y};
+        if constexpr (kAccumulate) {
+          dg += load4(dgate, i);
+          du += load4(dup, i);
+        }
+        store4_out(dgate, i, dg);
+        store4_out(dup, i, du);
       },
-      [&](int64_t i) { swiglu_grad(dgate[i], dup[i], dh[i], gate[i], up[i]); });
+      [&](int64_t i) {
+        const float2 r = swiglu_grads(dh[i], gate[i], up[i]);
+        if constexpr (kAccumulate) {
+          dgate[i] += r.x;
+          dup[i] += r.y;
+        } else {
+          store1(dgate, i, r.x);
+          store1(dup, i, r.y);
+        }
+      });
 }
+
+bool aligned8(const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }
 
 }  // namespace
 
@@ -61,6 +96,24 @@ void swiglu_backward(cudaStream_t stream, float* dgate, float* dup, const float*
   if (count <= 0) return;
   swiglu_backward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(dgate, dup, dh, gate, up, count,
                                                                         aligned16(dgate, dup, dh, gate, up));
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+void swiglu_forward_bf16(cudaStream_t stream, void* h16, const float* gate, const float* up, int64_t count) {
+  if (count <= 0) return;
+  auto* h = static_cast<__nv_bfloat16*>(h16);
+  swiglu_forward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(h, gate, up, count,
+                                                                       aligned16(gate, up) && aligned8(h));
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+void swiglu_backward_bf16(cudaStream_t stream, void* dgate16, void* dup16, const float* dh, const float* gate,
+                          const float* up, int64_t count) {
+  if (count <= 0) return;
+  auto *dgate = static_cast<__nv_bfloat16*>(dgate16), *dup = static_cast<__nv_bfloat16*>(dup16);
+  const bool vector = aligned16(dh, gate, up) && aligned8(dgate) && aligned8(dup);
+  swiglu_backward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(dgate, dup, dh, gate, up, count,
+                                                                        vector);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
