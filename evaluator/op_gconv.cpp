@@ -84,7 +84,7 @@ class GconvOp final : public Operator {
     if (diff_) arena.reserve(&b.mixed, rows * d_);
   }
 
-  void run(Backend& be, const float* x, float* y, int64_t rows, const ConvShape& shape, float* state,
+  void run(Backend& be, OpInput x, float* y, int64_t rows, const ConvShape& shape, float* state,
            const Buffers& b) {
     in_[0].forward(be, b.b, x, rows);
     in_[1].forward(be, b.c, x, rows);

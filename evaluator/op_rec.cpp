@@ -103,7 +103,7 @@ class RecOp final : public Operator {
   }
 
   // Training (zero state) or one decode step (through the states).
-  void run(Backend& be, const float* x, float* y, int batch, int seq, const Buffers& b, bool decode) {
+  void run(Backend& be, OpInput x, float* y, int batch, int seq, const Buffers& b, bool decode) {
     const int64_t rows = int64_t(batch) * seq;
     WeightRows{&w_x_, 0, wi_, d_}.forward(be, b.xb, x, rows);
     conv_branch_.forward(be, b.u, b.xb, batch, seq, decode);

@@ -10,6 +10,7 @@
 
 #include "evaluator/arena.hpp"
 #include "evaluator/backend.hpp"
+#include "evaluator/operator.hpp"
 #include "evaluator/parameters.hpp"
 
 namespace livs::evaluator {
@@ -27,13 +28,16 @@ struct WeightRows {
   const float* value() const { return param->value + first_row * cols; }
   float* grad() const { return param->grad + first_row * cols; }
 
-  void forward(Backend& be, float* y, const float* x, int64_t n) const {
-    be.matmul({y, n, rows}, {x, n, cols}, {value(), rows, cols});
+  // x and dy carry the model's bf16 shadows when they are the operator's own
+  // input or output gradient (OpInput), so those GEMMs round nothing.
+  void forward(Backend& be, float* y, OpInput x, int64_t n) const {
+    be.matmul({y, n, rows}, {x.data, n, cols, x.bf16}, {value(), rows, cols});
   }
   // dW_block += dy^T x; dx += dy W_block.
-  void backward(Backend& be, const float* dy, const float* x, float* dx, int64_t n) const {
-    be.matmul_backward_weight({grad(), rows, cols}, {dy, n, rows}, {x, n, cols});
-    be.matmul_backward_input({dx, n, cols}, {dy, n, rows}, {value(), rows, cols});
+  void backward(Backend& be, OpInput dy, OpInput x, float* dx, int64_t n) const {
+    const GemmOperand dys(dy.data, n, rows, dy.bf16);
+    be.matmul_backward_weight({grad(), rows, cols}, dys, {x.data, n, cols, x.bf16});
+    be.matmul_backward_input({dx, n, cols}, dys, {value(), rows, cols});
   }
 };
 

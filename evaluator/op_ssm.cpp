@@ -129,7 +129,7 @@ class SsmOp final : public Operator {
   ScanShape scan_shape(int batch, int seq) const { return {batch, seq, int(ii_), int(n_state_)}; }
 
   // Training (zero state, checkpoints kept for backward) or one decode step (through the states).
-  void run(Backend& be, const float* x, float* y, int batch, int seq, const Buffers& b, bool decode) {
+  void run(Backend& be, OpInput x, float* y, int batch, int seq, const Buffers& b, bool decode) {
     const int64_t rows = int64_t(batch) * seq;
     in_x_.forward(be, b.xr, x, rows);
     in_z_.forward(be, b.z, x, rows);
