@@ -309,6 +309,11 @@ class ProfilingBackend final : public Backend {
     inner_.bias_backward(dbias, dy);
   }
   bool wants_gemm_shadows() const override { return inner_.wants_gemm_shadows(); }
+  void add_rmsnorm_forward(float* sum, Matrix out, float* rstd, const float* a, const float* b,
+                           const float* gain, float eps, void* out16 = nullptr) override {
+    Timed timed(*this, "add_rmsnorm_forward");
+    inner_.add_rmsnorm_forward(sum, out, rstd, a, b, gain, eps, out16);
+  }
   void swiglu_forward_bf16(void* h16, const float* gate, const float* up, int64_t count) override {
     Timed timed(*this, "swiglu_forward");
     inner_.swiglu_forward_bf16(h16, gate, up, count);

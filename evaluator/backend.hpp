@@ -210,6 +210,14 @@ class Backend {
                                void* out16 = nullptr) = 0;
   virtual void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
                                 const float* rstd, void* dx16 = nullptr) = 0;
+  // The residual stream's next value and its norm: sum = a + b, then
+  // rmsnorm_forward(out, rstd, sum, ...). The default composes add and
+  // rmsnorm_forward; the CUDA backend does both in one pass.
+  virtual void add_rmsnorm_forward(float* sum, Matrix out, float* rstd, const float* a, const float* b,
+                                   const float* gain, float eps, void* out16 = nullptr) {
+    add(sum, a, b, out.rows * out.cols);
+    rmsnorm_forward(out, rstd, {sum, out.rows, out.cols}, gain, eps, out16);
+  }
 
   // Linear layer, weights [out, in]: y = x W^T (y += x W^T when accumulate).
   virtual void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate = false) = 0;

@@ -180,11 +180,10 @@ void Model::forward_on_device() {
   // this rounding.
   if (values16_) backend_.round_to_bf16(values16_, values_, params_.count());
   backend_.embedding_forward({slots_[0].x, N, D}, {embedding_.value, V, D}, inputs_);
+  backend_.rmsnorm_forward({slots_[0].normed, N, D}, slots_[0].rstd, {slots_[0].x, N, D},
+                           slots_[0].norm.value, eps_, slots_[0].normed16);
   for (std::size_t s = 0; s < slots_.size(); ++s) {
     Slot& slot = slots_[s];
-    float* next = s + 1 < slots_.size() ? slots_[s + 1].x : x_out_;
-    backend_.rmsnorm_forward({slot.normed, N, D}, slot.rstd, {slot.x, N, D}, slot.norm.value, eps_,
-                             slot.normed16);
     const OpInput normed(slot.normed, slot.normed16);
     if (slot.fusion == genome::FusionKind::none) {
       slot.ops[0]->forward(backend_, normed, y_);
@@ -193,12 +192,18 @@ void Model::forward_on_device() {
       slot.ops[1]->forward(backend_, normed, slot.y1);
       mix(slot, y_, slot.y0, slot.y1, N);
     }
-    backend_.add(next, slot.x, y_, N * D);
+    // The residual add and the next norm (the next slot's, or the final one) in one call.
+    if (s + 1 < slots_.size()) {
+      Slot& next = slots_[s + 1];
+      backend_.add_rmsnorm_forward(next.x, {next.normed, N, D}, next.rstd, slot.x, y_, next.norm.value, eps_,
+                                   next.normed16);
+    } else {
+      backend_.add_rmsnorm_forward(x_out_, {final_, N, D}, final_rstd_, slot.x, y_, final_norm_.value, eps_);
+    }
   }
   aux_loss_ = 0.0;
   for (const auto& slot : slots_)
     for (const auto& op : slot.ops) aux_loss_ += op->auxiliary_loss();
-  backend_.rmsnorm_forward({final_, N, D}, final_rstd_, {x_out_, N, D}, final_norm_.value, eps_);
   backend_.lm_head_forward(losses_, lse_, {logits_, N, V}, {final_, N, D}, embedding_.operand(V, D),
                            targets_);
   backend_.mean_to_device(&step_scalars_->out.loss, losses_, N);

@@ -61,6 +61,8 @@ class CudaBackend final : public Backend {
 
   void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps,
                        void* out16 = nullptr) override;
+  void add_rmsnorm_forward(float* sum, Matrix out, float* rstd, const float* a, const float* b,
+                           const float* gain, float eps, void* out16 = nullptr) override;
   void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
                         const float* rstd, void* dx16 = nullptr) override;
 

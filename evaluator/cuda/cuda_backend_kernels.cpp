@@ -17,6 +17,10 @@ void CudaBackend::rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const 
                                   void* out16) {
   cuda::rmsnorm_forward(stream_, out, rstd, x, gain, eps, out16);
 }
+void CudaBackend::add_rmsnorm_forward(float* sum, Matrix out, float* rstd, const float* a, const float* b,
+                                      const float* gain, float eps, void* out16) {
+  cuda::add_rmsnorm_forward(stream_, sum, out, rstd, a, b, gain, eps, out16);
+}
 void CudaBackend::rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
                                    const float* gain, const float* rstd, void* dx16) {
   float* partials = scratch_floats(column_partials_, cuda::rmsnorm_backward_scratch(x.rows, x.cols));

@@ -43,6 +43,9 @@ void embedding_backward(cudaStream_t stream, Matrix dtable, ConstMatrix dout, co
 int64_t rmsnorm_backward_scratch(int64_t rows, int64_t cols);
 void rmsnorm_forward(cudaStream_t stream, Matrix out, float* rstd, ConstMatrix x, const float* gain,
                      float eps, void* out16 = nullptr);
+// sum = a + b, then rmsnorm_forward of sum: one pass on the register path.
+void add_rmsnorm_forward(cudaStream_t stream, float* sum, Matrix out, float* rstd, const float* a,
+                         const float* b, const float* gain, float eps, void* out16 = nullptr);
 void rmsnorm_backward(cudaStream_t stream, Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
                       const float* gain, const float* rstd, float* partials, void* dx16 = nullptr);
 

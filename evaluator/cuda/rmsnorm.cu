@@ -13,6 +13,9 @@
 // Other shapes take the generic path: one warp per row with scalar loads,
 // and dgain through fixed row chunks (two more kernels).
 //
+// add_rmsnorm_forward adds the residual branch on the register path as the
+// row is loaded (a + b, the add kernel's bits), stores the sum and norms it.
+//
 // With a bf16 shadow (out16 / dx16, GemmOperand), each value is also stored
 // rounded, where it is written: the GEMMs that read the normed activations
 // and the residual gradient then need no rounding pass of their own.
@@ -63,7 +66,8 @@ __device__ inline void store4_bf16(__nv_bfloat16* p, int64_t i, float4 v) {
 template <int G, int V>
 __global__ void __launch_bounds__(kThreads)
     rmsnorm_forward_fast_kernel(float* out, __nv_bfloat16* out16, float* rstd, const float* x,
-                                const float* gain, float eps, int64_t rows, int d) {
+                                const float* addend, float* sum_out, const float* gain, float eps,
+                                int64_t rows, int d) {
   constexpr int kGroups = kThreads / G;
   const int lane = threadIdx.x % G, group = threadIdx.x / G, d4 = d / 4;
   for (int64_t n0 = blockIdx.x * int64_t(kGroups); n0 < rows; n0 += int64_t(gridDim.x) * kGroups) {
@@ -75,6 +79,10 @@ __global__ void __launch_bounds__(kThreads)
     for (int k = 0; k < V; ++k) {
       const int c = lane + k * G;
       v[k] = valid && c < d4 ? load4(x + n * d, c) : float4{};
+      if (addend && valid && c < d4) {  // the residual add: x + addend, stored, then normed
+        v[k] += load4(addend + n * d, c);
+        store4(sum_out + n * d, c, v[k]);
+      }
       sum += dot4(v[k], v[k]);
     }
     const float s = rsqrtf(group_sum<G>(sum) / float(d) + eps);  // every lane of the warp takes part
@@ -182,12 +190,12 @@ int64_t fast_chunk_rows(int64_t rows, int groups) {
 
 template <int G, int V>
 void forward_fast(cudaStream_t stream, Matrix out, __nv_bfloat16* out16, float* rstd, ConstMatrix x,
-                  const float* gain, float eps) {
+                  const float* gain, float eps, const float* addend = nullptr, float* sum = nullptr) {
   constexpr int kGroups = kThreads / G;
   const unsigned blocks =
       unsigned(std::clamp<int64_t>((x.rows + kGroups - 1) / kGroups, 1, int64_t(1) << 20));
-  rmsnorm_forward_fast_kernel<G, V>
-      <<<blocks, kThreads, 0, stream>>>(out.data, out16, rstd, x.data, gain, eps, x.rows, int(x.cols));
+  rmsnorm_forward_fast_kernel<G, V><<<blocks, kThreads, 0, stream>>>(out.data, out16, rstd, x.data, addend,
+                                                                     sum, gain, eps, x.rows, int(x.cols));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -317,6 +325,22 @@ void rmsnorm_forward(cudaStream_t stream, Matrix out, float* rstd, ConstMatrix x
     return;
   }
   dispatch_fast(fast, [&]<int G, int V>() { forward_fast<G, V>(stream, out, shadow, rstd, x, gain, eps); });
+}
+
+void add_rmsnorm_forward(cudaStream_t stream, float* sum, Matrix out, float* rstd, const float* a,
+                         const float* b, const float* gain, float eps, void* out16) {
+  if (out.rows <= 0 || out.cols <= 0) return;
+  auto* shadow = static_cast<__nv_bfloat16*>(out16);
+  const bool shadow_ok = !shadow || reinterpret_cast<uintptr_t>(shadow) % 8 == 0;
+  const FastShape fast = fast_shape_for(out.cols, aligned16(out.data, sum, a, b, gain) && shadow_ok);
+  if (fast.lanes == 0) {  // the generic path: the two kernels
+    add(stream, sum, a, b, out.rows * out.cols);
+    rmsnorm_forward(stream, out, rstd, {sum, out.rows, out.cols}, gain, eps, out16);
+    return;
+  }
+  const ConstMatrix x{a, out.rows, out.cols};
+  dispatch_fast(fast,
+                [&]<int G, int V>() { forward_fast<G, V>(stream, out, shadow, rstd, x, gain, eps, b, sum); });
 }
 
 void rmsnorm_backward(cudaStream_t stream, Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,

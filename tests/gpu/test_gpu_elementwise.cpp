@@ -260,3 +260,47 @@ TEST_CASE("elementwise: activations, feature maps and products on odd counts and
     }
   }
 }
+
+TEST_CASE("elementwise: the fused residual add and RMSNorm give the bits of add then rmsnorm") {
+  // d 512, 128 and 64: the register path; d 1030 and a misaligned view: add then rmsnorm.
+  struct Shape {
+    int64_t rows, d, offset;
+  };
+  for (Shape s :
+       {Shape{300, 512, 0}, Shape{2048, 128, 0}, Shape{77, 64, 0}, Shape{50, 1030, 0}, Shape{40, 512, 1}}) {
+    CAPTURE(s.d);
+    CAPTURE(s.offset);
+    Backend& be = gpu_bf16();
+    const int64_t count = s.rows * s.d;
+    const auto a = random_floats(std::size_t(count), 91), b = random_floats(std::size_t(count), 92, 0.5);
+    const auto gain = random_floats(std::size_t(s.d), 93, 0.2, 1.0);
+    OffsetArray da(be, a, s.offset), db(be, b, 0);
+    Array dgain(be, gain);
+    auto fused_sum = poisoned(be, count), fused_out = poisoned(be, count), fused_rstd = poisoned(be, s.rows);
+    auto sum = poisoned(be, count), out = poisoned(be, count), rstd = poisoned(be, s.rows);
+    DeviceArray<uint16_t> fused16(be, count), out16(be, count);
+    be.add_rmsnorm_forward(fused_sum->data(), {fused_out->data(), s.rows, s.d}, fused_rstd->data(), da.data(),
+                           db.data(), dgain.data(), 1e-5f, fused16.data());
+    be.add(sum->data(), da.data(), db.data(), count);
+    be.rmsnorm_forward({out->data(), s.rows, s.d}, rstd->data(), {sum->data(), s.rows, s.d}, dgain.data(),
+                       1e-5f, out16.data());
+    CHECK(fused_sum->download() == sum->download());
+    CHECK(fused_out->download() == out->download());
+    CHECK(fused_rstd->download() == rstd->download());
+    CHECK(fused16.download() == out16.download());
+  }
+  // And against the CPU backend, which composes the two.
+  const int64_t rows = 33, d = 128;
+  const auto a = random_floats(std::size_t(rows * d), 94), b = random_floats(std::size_t(rows * d), 95);
+  const auto gain = random_floats(std::size_t(d), 96, 0.2, 1.0);
+  compare_backends(
+      "add_rmsnorm_forward",
+      [&](Backend& be) {
+        Array da(be, a), db(be, b), dgain(be, gain);
+        auto sum = poisoned(be, rows * d), out = poisoned(be, rows * d), rstd = poisoned(be, rows);
+        be.add_rmsnorm_forward(sum->data(), {out->data(), rows, d}, rstd->data(), da.data(), db.data(),
+                               dgain.data(), 1e-5f);
+        return Outputs{{"sum", sum->download()}, {"out", out->download()}, {"rstd", rstd->download()}};
+      },
+      kFp32Tolerance, gpu());
+}
