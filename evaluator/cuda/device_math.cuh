@@ -1,6 +1,7 @@
 #pragma once
 // Small device helpers shared by the kernels: warp and block reductions in a
 // fixed tree (deterministic), grid sizing for grid-stride loops.
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -81,6 +82,19 @@ __device__ inline float4& operator+=(float4& a, float4 b) { return a = a + b; }
 template <class... T>
 inline bool aligned16(const T*... pointers) {
   return ((reinterpret_cast<uintptr_t>(pointers) % 16 == 0) && ...);
+}
+// The same for the 8-byte stores of four bf16 values (store4_bf16).
+template <class... T>
+inline bool aligned8(const T*... pointers) {
+  return ((reinterpret_cast<uintptr_t>(pointers) % 8 == 0) && ...);
+}
+
+// Elements 4i..4i+3 of an 8-byte aligned bf16 array from four floats, rounded
+// to nearest even (one 8-byte store).
+__device__ inline void store4_bf16(__nv_bfloat16* p, int64_t i, float4 v) {
+  __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(p + 4 * i);
+  out[0] = __floats2bfloat162_rn(v.x, v.y);
+  out[1] = __floats2bfloat162_rn(v.z, v.w);
 }
 
 // Grid-stride loop over count elements in steps of four when `vector`

@@ -30,30 +30,19 @@ __global__ void add_kernel(float* out, const float* a, const float* b, int64_t c
 
 // Four values per thread and iteration (16-byte loads) where the pointers
 // allow it; round to nearest even, as the tensor cores' own conversion.
-__global__ void to_bf16_kernel(__nv_bfloat16* dst, const float* src, int64_t count) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  const int64_t quads = count / 4;
-  const bool aligned =
-      (reinterpret_cast<uintptr_t>(src) % 16 == 0) && (reinterpret_cast<uintptr_t>(dst) % 8 == 0);
-  int64_t done = 0;
-  if (aligned) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < quads; i += stride) {
-      const float4 v = reinterpret_cast<const float4*>(src)[i];
-      __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(dst + 4 * i);
-      out[0] = __floats2bfloat162_rn(v.x, v.y);
-      out[1] = __floats2bfloat162_rn(v.z, v.w);
-    }
-    done = quads * 4;
-  }
-  for (int64_t i = done + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += stride)
-    dst[i] = __float2bfloat16_rn(src[i]);
+__global__ void to_bf16_kernel(__nv_bfloat16* dst, const float* src, int64_t count, bool vector) {
+  grid_stride_quads(
+      count, vector, [&](int64_t i) { store4_bf16(dst, i, load4(src, i)); },
+      [&](int64_t i) { dst[i] = __float2bfloat16_rn(src[i]); });
 }
 
 }  // namespace
 
 void to_bf16(cudaStream_t stream, void* dst, const float* src, int64_t count) {
   if (count <= 0) return;
-  to_bf16_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(static_cast<__nv_bfloat16*>(dst), src, count);
+  auto* out = static_cast<__nv_bfloat16*>(dst);
+  to_bf16_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(out, src, count,
+                                                                aligned16(src) && aligned8(out));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

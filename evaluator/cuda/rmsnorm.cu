@@ -54,15 +54,6 @@ __device__ inline float4 scale4(float4 a, float s) { return {a.x * s, a.y * s, a
 __device__ inline float4 mul4(float4 a, float4 b) { return {a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w}; }
 __device__ inline float dot4(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 
-// Elements 4i..4i+3 of a bf16 shadow (8 bytes; shadows are arena buffers or
-// views at multiples of 4 elements here, as the fast path's fp32 views are
-// 16-byte aligned at the same offsets).
-__device__ inline void store4_bf16(__nv_bfloat16* p, int64_t i, float4 v) {
-  __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(p + 4 * i);
-  out[0] = __floats2bfloat162_rn(v.x, v.y);
-  out[1] = __floats2bfloat162_rn(v.z, v.w);
-}
-
 template <int G, int V>
 __global__ void __launch_bounds__(kThreads)
     rmsnorm_forward_fast_kernel(float* out, __nv_bfloat16* out16, float* rstd, const float* x,
@@ -190,7 +181,7 @@ int64_t fast_chunk_rows(int64_t rows, int groups) {
 
 template <int G, int V>
 void forward_fast(cudaStream_t stream, Matrix out, __nv_bfloat16* out16, float* rstd, ConstMatrix x,
-                  const float* gain, float eps, const float* addend = nullptr, float* sum = nullptr) {
+                  const float* gain, float eps, const float* addend, float* sum) {
   constexpr int kGroups = kThreads / G;
   const unsigned blocks =
       unsigned(std::clamp<int64_t>((x.rows + kGroups - 1) / kGroups, 1, int64_t(1) << 20));
@@ -314,42 +305,36 @@ int64_t rmsnorm_backward_scratch(int64_t rows, int64_t cols) {
 
 void rmsnorm_forward(cudaStream_t stream, Matrix out, float* rstd, ConstMatrix x, const float* gain,
                      float eps, void* out16) {
-  if (x.rows <= 0 || x.cols <= 0) return;
-  auto* shadow = static_cast<__nv_bfloat16*>(out16);
-  const bool shadow_ok = !shadow || reinterpret_cast<uintptr_t>(shadow) % 8 == 0;
-  const FastShape fast = fast_shape_for(x.cols, aligned16(out.data, x.data, gain) && shadow_ok);
-  if (fast.lanes == 0) {
-    rmsnorm_forward_kernel<<<row_blocks(x.rows), kThreads, 0, stream>>>(out.data, shadow, rstd, x.data, gain,
-                                                                        eps, x.rows, x.cols);
-    LIVS_CUDA_CHECK_LAUNCH();
-    return;
-  }
-  dispatch_fast(fast, [&]<int G, int V>() { forward_fast<G, V>(stream, out, shadow, rstd, x, gain, eps); });
+  add_rmsnorm_forward(stream, nullptr, out, rstd, x.data, nullptr, gain, eps, out16);
 }
 
+// b == nullptr: the norm of a alone (rmsnorm_forward). Null pointers count as
+// aligned.
 void add_rmsnorm_forward(cudaStream_t stream, float* sum, Matrix out, float* rstd, const float* a,
                          const float* b, const float* gain, float eps, void* out16) {
   if (out.rows <= 0 || out.cols <= 0) return;
   auto* shadow = static_cast<__nv_bfloat16*>(out16);
-  const bool shadow_ok = !shadow || reinterpret_cast<uintptr_t>(shadow) % 8 == 0;
-  const FastShape fast = fast_shape_for(out.cols, aligned16(out.data, sum, a, b, gain) && shadow_ok);
-  if (fast.lanes == 0) {  // the generic path: the two kernels
+  const ConstMatrix x{a, out.rows, out.cols};
+  const FastShape fast = fast_shape_for(out.cols, aligned16(out.data, sum, a, b, gain) && aligned8(shadow));
+  if (fast.lanes != 0) {
+    dispatch_fast(
+        fast, [&]<int G, int V>() { forward_fast<G, V>(stream, out, shadow, rstd, x, gain, eps, b, sum); });
+  } else if (b) {  // two kernels: the add, then the norm of the sum (whose own path may be the fast one)
     add(stream, sum, a, b, out.rows * out.cols);
     rmsnorm_forward(stream, out, rstd, {sum, out.rows, out.cols}, gain, eps, out16);
-    return;
+  } else {
+    rmsnorm_forward_kernel<<<row_blocks(x.rows), kThreads, 0, stream>>>(out.data, shadow, rstd, x.data, gain,
+                                                                        eps, x.rows, x.cols);
+    LIVS_CUDA_CHECK_LAUNCH();
   }
-  const ConstMatrix x{a, out.rows, out.cols};
-  dispatch_fast(fast,
-                [&]<int G, int V>() { forward_fast<G, V>(stream, out, shadow, rstd, x, gain, eps, b, sum); });
 }
 
 void rmsnorm_backward(cudaStream_t stream, Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
                       const float* gain, const float* rstd, float* partials, void* dx16) {
   if (x.rows <= 0 || x.cols <= 0) return;
   auto* shadow = static_cast<__nv_bfloat16*>(dx16);
-  const bool shadow_ok = !shadow || reinterpret_cast<uintptr_t>(shadow) % 8 == 0;
   const FastShape fast =
-      fast_shape_for(x.cols, aligned16(dx.data, dout.data, x.data, gain, partials) && shadow_ok);
+      fast_shape_for(x.cols, aligned16(dx.data, dout.data, x.data, gain, partials) && aligned8(shadow));
   if (fast.lanes == 0) return backward_generic(stream, dx, shadow, dgain, dout, x, gain, rstd, partials);
   dispatch_fast(fast, [&]<int G, int V>() {
     backward_fast<G, V>(stream, dx, shadow, dgain, dout, x, gain, rstd, partials);

@@ -26,12 +26,6 @@ __device__ inline float2 swiglu_grads(float d, float g, float u) {
   return {d * u * sg * (1.0f + g * (1.0f - sg)), d * g * sg};
 }
 
-// Elements 4i..4i+3 of a bf16 array (one 8-byte store).
-__device__ inline void store4_bf16(__nv_bfloat16* p, int64_t i, float4 v) {
-  __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(p + 4 * i);
-  out[0] = __floats2bfloat162_rn(v.x, v.y);
-  out[1] = __floats2bfloat162_rn(v.z, v.w);
-}
 __device__ inline void store1(float* p, int64_t i, float v) { p[i] = v; }
 __device__ inline void store1(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 __device__ inline void store4_out(float* p, int64_t i, float4 v) { store4(p, i, v); }
@@ -80,8 +74,6 @@ __global__ void swiglu_backward_kernel(Out* dgate, Out* dup, const float* dh, co
       });
 }
 
-bool aligned8(const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }
-
 }  // namespace
 
 void swiglu_forward(cudaStream_t stream, float* h, const float* gate, const float* up, int64_t count) {
@@ -111,7 +103,7 @@ void swiglu_backward_bf16(cudaStream_t stream, void* dgate16, void* dup16, const
                           const float* up, int64_t count) {
   if (count <= 0) return;
   auto *dgate = static_cast<__nv_bfloat16*>(dgate16), *dup = static_cast<__nv_bfloat16*>(dup16);
-  const bool vector = aligned16(dh, gate, up) && aligned8(dgate) && aligned8(dup);
+  const bool vector = aligned16(dh, gate, up) && aligned8(dgate, dup);
   swiglu_backward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(dgate, dup, dh, gate, up, count,
                                                                         vector);
   LIVS_CUDA_CHECK_LAUNCH();
