@@ -330,7 +330,7 @@ class ProfilingBackend final : public Backend {
   int64_t lm_head_logits_floats(int64_t rows, int64_t vocab) const override {
     return inner_.lm_head_logits_floats(rows, vocab);
   }
-  void lm_head_forward(float* losses, float* lse, Matrix logits, ConstMatrix x, GemmOperand table,
+  void lm_head_forward(float* losses, float* lse, Matrix logits, GemmOperand x, GemmOperand table,
                        const int32_t* targets) override {
     Timed timed(*this, "lm_head_forward");
     inner_.lm_head_forward(losses, lse, logits, x, table, targets);

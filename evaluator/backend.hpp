@@ -552,7 +552,7 @@ class Backend {
   // the bytes of the step's largest tensor, as PyTorch's autocast does) and
   // the bf16 x and table for the backward.
   virtual int64_t lm_head_logits_floats(int64_t rows, int64_t vocab) const { return rows * vocab; }
-  virtual void lm_head_forward(float* losses, float* lse, Matrix logits, ConstMatrix x, GemmOperand table,
+  virtual void lm_head_forward(float* losses, float* lse, Matrix logits, GemmOperand x, GemmOperand table,
                                const int32_t* targets) {
     matmul(logits, x, table);
     cross_entropy_forward(losses, lse, logits, targets);

@@ -84,6 +84,7 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
     }
     for (float** b : {&x_out_, &y_, &final_, &dres_, &dnormed_}) arena_.reserve(b, N * D);
     arena_.reserve_gemm_shadow(&dres16_, N * D);
+    arena_.reserve_gemm_shadow(&final16_, N * D);
     arena_.reserve(&final_rstd_, N);
     arena_.reserve(&logits_, backend_.lm_head_logits_floats(N, V));
     arena_.reserve(&lse_, N);
@@ -198,13 +199,14 @@ void Model::forward_on_device() {
       backend_.add_rmsnorm_forward(next.x, {next.normed, N, D}, next.rstd, slot.x, y_, next.norm.value, eps_,
                                    next.normed16);
     } else {
-      backend_.add_rmsnorm_forward(x_out_, {final_, N, D}, final_rstd_, slot.x, y_, final_norm_.value, eps_);
+      backend_.add_rmsnorm_forward(x_out_, {final_, N, D}, final_rstd_, slot.x, y_, final_norm_.value, eps_,
+                                   final16_);
     }
   }
   aux_loss_ = 0.0;
   for (const auto& slot : slots_)
     for (const auto& op : slot.ops) aux_loss_ += op->auxiliary_loss();
-  backend_.lm_head_forward(losses_, lse_, {logits_, N, V}, {final_, N, D}, embedding_.operand(V, D),
+  backend_.lm_head_forward(losses_, lse_, {logits_, N, V}, {final_, N, D, final16_}, embedding_.operand(V, D),
                            targets_);
   backend_.mean_to_device(&step_scalars_->out.loss, losses_, N);
 }

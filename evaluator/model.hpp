@@ -113,7 +113,9 @@ class Model {
   int32_t *inputs_ = nullptr, *targets_ = nullptr;
   float *x_out_ = nullptr, *y_ = nullptr, *final_ = nullptr, *final_rstd_ = nullptr, *logits_ = nullptr,
         *lse_ = nullptr, *losses_ = nullptr, *dres_ = nullptr, *dnormed_ = nullptr;
-  void* dres16_ = nullptr;  // dres's bf16 GEMM shadow, written by the RMSNorm backward that completes it
+  void* dres16_ = nullptr;
+  void* final16_ = nullptr;  // the final norm's bf16 shadow, the LM head's x  // dres's bf16 GEMM shadow,
+                             // written by the RMSNorm backward that completes it
   std::vector<float> host_losses_;
   int64_t scored_targets_ = 0;        // targets of the last set_batch that are not ignored
   std::vector<int32_t> host_tokens_;  // staging for set_batch: inputs then targets, one copy

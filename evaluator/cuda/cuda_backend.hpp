@@ -186,7 +186,7 @@ class CudaBackend final : public Backend {
   // The LM head on bf16 logits in bf16 mode when they are large (cuda_lm_head.cpp).
   bool bf16_logits(int64_t rows, int64_t vocab) const;
   int64_t lm_head_logits_floats(int64_t rows, int64_t vocab) const override;
-  void lm_head_forward(float* losses, float* lse, Matrix logits, ConstMatrix x, GemmOperand table,
+  void lm_head_forward(float* losses, float* lse, Matrix logits, GemmOperand x, GemmOperand table,
                        const int32_t* targets) override;
   void lm_head_backward(Matrix dx, Matrix dtable, Matrix logits, ConstMatrix x, ConstMatrix table,
                         const float* lse, const int32_t* targets, float scale) override;
@@ -220,6 +220,8 @@ class CudaBackend final : public Backend {
   };
   void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, Operand a, int64_t lda,
             Operand b, int64_t ldb, float* c, int64_t ldc, float beta);
+  // The operand's shadow, or its `count` values rounded into `copy` (a Scratch).
+  const void* bf16_operand(Operand operand, Scratch& copy, int64_t count);
 
   int device_ = 0;
   GemmPrecision precision_ = GemmPrecision::bf16;
@@ -239,6 +241,7 @@ class CudaBackend final : public Backend {
   Scratch gemm_a_bf16_, gemm_b_bf16_;            // bf16 copies of GEMM inputs (cuda_matmul.cpp)
   Scratch attention_decode_partials_;            // per-split (max, sum, output) of the one-token decode
   Scratch lm_head_x_bf16_, lm_head_table_bf16_;  // the LM head's bf16 inputs, forward to backward
+  const void* lm_head_x16_ = nullptr;            // x's bf16 copy: the shadow or lm_head_x_bf16_
   const void* lm_head_table16_ = nullptr;        // the table's bf16 copy: the shadow or lm_head_table_bf16_
 };
 

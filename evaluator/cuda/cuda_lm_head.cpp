@@ -38,7 +38,7 @@ int64_t CudaBackend::lm_head_logits_floats(int64_t rows, int64_t vocab) const {
   return (rows * vocab + 1) / 2;  // bf16 values
 }
 
-void CudaBackend::lm_head_forward(float* losses, float* lse, Matrix logits, ConstMatrix x, GemmOperand table,
+void CudaBackend::lm_head_forward(float* losses, float* lse, Matrix logits, GemmOperand x, GemmOperand table,
                                   const int32_t* targets) {
   if (!bf16_logits(logits.rows, logits.cols)) {
     Backend::lm_head_forward(losses, lse, logits, x, table, targets);
@@ -46,17 +46,11 @@ void CudaBackend::lm_head_forward(float* losses, float* lse, Matrix logits, Cons
   }
   const int64_t N = logits.rows, V = logits.cols, D = x.cols;
   if (N <= 0 || V <= 0) return;
-  void* x16 = scratch(lm_head_x_bf16_, std::size_t(N * D) * 2);
-  cuda::to_bf16(stream_, x16, x.data, N * D);
-  lm_head_table16_ = table.bf16;  // the weights' shadow, when the model keeps one
-  if (!lm_head_table16_) {
-    void* copy = scratch(lm_head_table_bf16_, std::size_t(V * D) * 2);
-    cuda::to_bf16(stream_, copy, table.data, V * D);
-    lm_head_table16_ = copy;
-  }
-  const void* table16 = lm_head_table16_;
+  // The model's shadows (the final norm's output, the weights') or copies.
+  lm_head_x16_ = bf16_operand({x.data, x.bf16}, lm_head_x_bf16_, N * D);
+  lm_head_table16_ = bf16_operand({table.data, table.bf16}, lm_head_table_bf16_, V * D);
   // Column-major as in cuda_matmul.cpp: logits^T = table (op T) x^T.
-  gemm_bf16(true, false, V, N, D, table16, D, x16, D, logits.data, V, 0.0f, true);
+  gemm_bf16(true, false, V, N, D, lm_head_table16_, D, lm_head_x16_, D, logits.data, V, 0.0f, true);
   cuda::cross_entropy_forward_bf16(stream_, losses, lse, logits.data, N, V, targets);
 }
 
@@ -68,12 +62,10 @@ void CudaBackend::lm_head_backward(Matrix dx, Matrix dtable, Matrix logits, Cons
   }
   const int64_t N = logits.rows, V = logits.cols, D = x.cols;
   if (N <= 0 || V <= 0 || D <= 0) return;
-  const void* x16 = lm_head_x_bf16_.data;
-  const void* table16 = lm_head_table16_;
   cuda::cross_entropy_backward_bf16_in_place(stream_, logits.data, N, V, lse, targets, scale);
-  // dtable^T += x^T dlogits, dx^T += table^T dlogits^T.
-  gemm_bf16(false, true, D, V, N, x16, D, logits.data, V, dtable.data, D, 1.0f);
-  gemm_bf16(false, false, D, N, V, table16, D, logits.data, V, dx.data, D, 1.0f);
+  // dtable^T += x^T dlogits, dx^T += table^T dlogits^T, on the forward's bf16 x and table.
+  gemm_bf16(false, true, D, V, N, lm_head_x16_, D, logits.data, V, dtable.data, D, 1.0f);
+  gemm_bf16(false, false, D, N, V, lm_head_table16_, D, logits.data, V, dx.data, D, 1.0f);
 }
 
 }  // namespace livs::evaluator

@@ -53,6 +53,13 @@ void CudaBackend::round_to_bf16(void* dst, const float* src, int64_t count) {
   cuda::to_bf16(stream_, dst, src, count);
 }
 
+const void* CudaBackend::bf16_operand(Operand operand, Scratch& copy, int64_t count) {
+  if (operand.bf16) return operand.bf16;
+  void* rounded = scratch(copy, std::size_t(count) * 2);
+  cuda::to_bf16(stream_, rounded, operand.fp32, count);
+  return rounded;
+}
+
 void CudaBackend::gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, Operand a,
                        int64_t lda, Operand b, int64_t ldb, float* c, int64_t ldc, float beta) {
   if (m <= 0 || n <= 0) return;
@@ -64,22 +71,11 @@ void CudaBackend::gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n,
   // A shadow makes the bf16 product cheap whatever k is: at most the other
   // operand still needs its copy.
   const bool shadowed = a.bf16 != nullptr || b.bf16 != nullptr;
-  if (precision_ == GemmPrecision::bf16 && conversion_enabled() && (shadowed || k <= kConvertMaxDepth)) {
+  if (wants_gemm_shadows() && (shadowed || k <= kConvertMaxDepth)) {
     // Stored extents (column-major): op(A) is m x k, op(B) is k x n.
     const int64_t a_count = lda * (transpose_a ? m : k), b_count = ldb * (transpose_b ? k : n);
-    const void* a16 = a.bf16;
-    const void* b16 = b.bf16;
-    if (!a16) {
-      void* copy = scratch(gemm_a_bf16_, std::size_t(a_count) * 2);
-      cuda::to_bf16(stream_, copy, a.fp32, a_count);
-      a16 = copy;
-    }
-    if (!b16) {
-      void* copy = scratch(gemm_b_bf16_, std::size_t(b_count) * 2);
-      cuda::to_bf16(stream_, copy, b.fp32, b_count);
-      b16 = copy;
-    }
-    gemm_bf16(transpose_a, transpose_b, m, n, k, a16, lda, b16, ldb, c, ldc, beta);
+    gemm_bf16(transpose_a, transpose_b, m, n, k, bf16_operand(a, gemm_a_bf16_, a_count), lda,
+              bf16_operand(b, gemm_b_bf16_, b_count), ldb, c, ldc, beta);
     return;
   }
   const cublasComputeType_t compute =
