@@ -43,6 +43,12 @@ constexpr int kSubBlock = 16;      // backward recomputes this many steps at a t
 static_assert(kScanChunk % kSubBlock == 0, "sub-blocks tile a chunk");
 constexpr int kSubBlocks = kScanChunk / kSubBlock;
 
+// The selective scan's decay rate A = -exp(a_log) (Mamba's parameterisation)
+// of state n of channel ch, d_state N; 0 past the last state (padding lanes).
+__device__ inline float decay_rate(const float* a_log, int64_t ch, int64_t n, int64_t N) {
+  return n < N ? -expf(a_log[ch * N + n]) : 0.0f;
+}
+
 __device__ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 __device__ inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ inline float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
@@ -218,7 +224,7 @@ __global__ void selective_forward_kernel(float* y, float* checkpoints, const flo
 #pragma unroll
     for (int k = 0; k < kForwardSlice; ++k) {
       const int64_t n = n0 + k;
-      A[k] = n < N ? -expf(a_log[ch * N + n]) : 0.0f;
+      A[k] = decay_rate(a_log, ch, n, N);
       h[k] = 0.0f;
       if (n < N) {
         if (from_checkpoints)
@@ -267,7 +273,7 @@ __global__ void selective_chunk_end_kernel(float* ends, float* delta_sums, const
     float A[kForwardSlice], h[kForwardSlice];
 #pragma unroll
     for (int k = 0; k < kForwardSlice; ++k) {
-      A[k] = n0 + k < N ? -expf(a_log[ch * N + n0 + k]) : 0.0f;
+      A[k] = decay_rate(a_log, ch, n0 + k, N);
       h[k] = 0.0f;
     }
     float sum = 0.0f;
@@ -293,7 +299,7 @@ __global__ void selective_log_decay_kernel(float* log_decay, const float* delta_
   const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (idx >= rows * Ch * N) return;
   const int64_t n = idx % N, rc = idx / N, ch = rc % Ch;
-  log_decay[idx] = -expf(a_log[ch * N + n]) * delta_sums[rc];
+  log_decay[idx] = decay_rate(a_log, ch, n, N) * delta_sums[rc];
 }
 
 // Pass 1 of the time-parallel backward: chunk k's adjoint carry from zero,
@@ -309,7 +315,7 @@ __global__ void selective_chunk_carry_kernel(float* ends, float* delta_sums, con
     float A[kForwardSlice], carry[kForwardSlice];
 #pragma unroll
     for (int k = 0; k < kForwardSlice; ++k) {
-      A[k] = n0 + k < N ? -expf(a_log[ch * N + n0 + k]) : 0.0f;
+      A[k] = decay_rate(a_log, ch, n0 + k, N);
       carry[k] = 0.0f;
     }
     float sum = 0.0f;
@@ -390,7 +396,7 @@ __global__ void selective_backward_kernel(float* du, float* ddelta, float* bc_pa
 #pragma unroll
     for (int k = 0; k < kBackwardSlice; ++k) {
       const int64_t n = n0 + k;
-      A[k] = n < N ? -expf(a_log[ch * N + n]) : 0.0f;
+      A[k] = decay_rate(a_log, ch, n, N);
       carry[k] = (carry_in && valid && n < N) ? carry_in[((b * chunks + c_last) * Ch + ch) * N + n] : 0.0f;
       dA[k] = 0.0f;
     }
