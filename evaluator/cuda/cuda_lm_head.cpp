@@ -1,14 +1,16 @@
 // The tied LM head on bf16 logits (Backend::lm_head_forward/_backward).
 // The logits are the step's largest tensor (tokens x vocabulary: 1.6 GB in
 // bf16 at T 1024, batch 16, vocabulary 50304), and the three products that
-// touch them are the step's largest GEMMs. In bf16 mode the forward rounds x
-// and the table once, writes the logits in bf16 straight from the GEMM (as
+// touch them are the step's largest GEMMs. In bf16 mode the forward reads x
+// and the table in bf16 (the model's shadows: the final norm writes x's, the
+// weights' are refreshed each forward; else rounded into scratch once), writes
+// the logits in bf16 straight from the GEMM (as
 // PyTorch's autocast does; the cross-entropy and its log-sum-exp are fp32),
 // and the backward writes bf16 dlogits over them in place, so both backward
 // products read bf16 and run on bf16 tensor cores (bench/bench_gemm: 2.5x
-// faster than cuBLAS rounding fp32 inputs). x and the table rounded by the
-// forward wait in scratch for the backward (the backward always follows the
-// forward it belongs to: Backend::lm_head_backward).
+// faster than cuBLAS rounding fp32 inputs). The backward reads the forward's
+// bf16 x and table (it always follows the forward it belongs to:
+// Backend::lm_head_backward).
 //
 // Only large logits are kept in bf16 (kBf16LogitsMinValues): rounding a
 // logit of 4-8 moves it by up to 0.016, which shifts a small model's loss by
