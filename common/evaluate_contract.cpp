@@ -1,12 +1,20 @@
 #include "common/evaluate_contract.hpp"
 
+#include "common/rng.hpp"
+
 namespace livs {
+
+uint64_t evaluation_seed(uint64_t run_seed, const std::string& genome_hash, int replicate) {
+  const uint64_t first =
+      derive_seed(derive_seed(run_seed, std::string_view("evaluate")), std::string_view(genome_hash));
+  return replicate == 0 ? first : derive_seed(first, static_cast<uint64_t>(replicate));
+}
 
 const char* to_string(EvalStatus status) { return status == EvalStatus::ok ? "ok" : "failed"; }
 
 Json to_json(const EvalRequest& r) {
-  return Json{{"genome", r.genome},     {"genome_hash", r.genome_hash}, {"fidelity", r.fidelity},
-              {"seed", r.seed},         {"settings", r.settings},       {"device", r.device}};
+  return Json{{"genome", r.genome}, {"genome_hash", r.genome_hash}, {"fidelity", r.fidelity},
+              {"seed", r.seed},     {"settings", r.settings},       {"device", r.device}};
 }
 
 EvalRequest eval_request_from_json(const Json& j) {
@@ -23,8 +31,11 @@ EvalRequest eval_request_from_json(const Json& j) {
 Json to_json(const EvalResult& r) {
   Json metrics = Json::object();
   for (const auto& [k, v] : r.metrics) metrics[k] = v;
-  return Json{{"status", to_string(r.status)}, {"metrics", metrics},          {"error", r.error},
-              {"device", r.device},            {"wall_seconds", r.wall_seconds}};
+  return Json{{"status", to_string(r.status)},
+              {"metrics", metrics},
+              {"error", r.error},
+              {"device", r.device},
+              {"wall_seconds", r.wall_seconds}};
 }
 
 EvalResult eval_result_from_json(const Json& j) {

@@ -36,4 +36,11 @@ Json to_json(const EvalResult& result);
 EvalResult eval_result_from_json(const Json& json);
 const char* to_string(EvalStatus status);
 
+// The training seed of replicate `replicate` (0, 1, ...) of a genome in a run
+// (or in `livsearch eval`, whose run seed is the config's): a pure function of
+// its inputs, so a resumed run, a final stage and `eval` train a genome the
+// same way. Replicate 0 is the seed the search itself trains with, so the
+// final stage's first seed reuses a full-budget search evaluation.
+uint64_t evaluation_seed(uint64_t run_seed, const std::string& genome_hash, int replicate = 0);
+
 }  // namespace livs

@@ -32,10 +32,6 @@ GenomeOperators genome_operators(const genome::SearchSpace& space) {
   return ops;
 }
 
-uint64_t evaluation_seed(uint64_t run_seed, const std::string& genome_hash) {
-  return derive_seed(derive_seed(run_seed, std::string_view("evaluate")), std::string_view(genome_hash));
-}
-
 // Registered objectives carry their unit in the catalogue (common/); the
 // suffix rules cover metrics outside it.
 std::string metric_unit(const std::string& metric) {

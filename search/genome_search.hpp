@@ -71,10 +71,6 @@ GenomeSearchResult run_genome_search(const SearchSettings& settings, const Genom
                                      const EvaluateFunction& evaluate, db::Store& store,
                                      const GenomeSearchOptions& options, int stop_after_generation = -1);
 
-// The evaluation seed of a genome in a run: a pure function of both, so the
-// same candidate trains the same way in a resumed run.
-uint64_t evaluation_seed(uint64_t run_seed, const std::string& genome_hash);
-
 // The unit a metric is stored with ("bytes", "ms", "count" or "").
 std::string metric_unit(const std::string& metric);
 
