@@ -3,38 +3,20 @@
 // Runs the multi-objective architecture search a config describes (search/
 // genome_search.hpp) and logs everything to an SQLite database; --resume
 // continues a run of the same name that was stopped or killed.
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <iostream>
 
 #include "cli/command.hpp"
 #include "cli/config.hpp"
+#include "cli/run_support.hpp"
 #include "db/store.hpp"
-#include "evaluator/backend_factory.hpp"
 #include "proxies/evaluate.hpp"
 #include "search/genome_search.hpp"
 
 namespace livs::cli {
 
 namespace {
-
-// "auto" picks a GPU when this build has CUDA and one is present, else the
-// CPU; an explicit device is checked here, before any work starts.
-std::string resolve_device(const std::string& requested) {
-  const std::string device = requested == "auto" ? evaluator::default_device() : requested;
-  evaluator::make_backend(device);  // throws InputError naming a bad or missing device
-  return device;
-}
-
-// The first SIGINT/SIGTERM asks the search to stop after the evaluations in
-// flight; the handler then restores the default, so a second one kills.
-std::atomic<bool> stop_signal{false};
-extern "C" void request_stop(int signal_number) {
-  stop_signal.store(true);
-  std::signal(signal_number, SIG_DFL);
-}
 
 // Everything in the config but the keys that only say how to run (device):
 // a resumed run must match what produced the run, not where it runs.
@@ -68,12 +50,7 @@ int run_search(int argc, char** argv) {
   const Config config = load_config(args["config"].as<std::string>());
   const std::string device =
       resolve_device(args.count("device") ? args["device"].as<std::string>() : config.device);
-  proxies::EvalSettings eval_settings;
-  eval_settings.data = config.data;
-  eval_settings.training = config.training;
-  eval_settings.context_length = config.model.context_length;
-  eval_settings.latency = config.latency;  // timed prefill/decode only when the config has "latency"
-  eval_settings.tasks = config.tasks;      // synthetic tasks named under "tasks"
+  const proxies::EvalSettings eval_settings = eval_settings_of(config);
 
   search::GenomeSearchOptions run_options;
   run_options.run_name = config.name;
@@ -83,14 +60,13 @@ int run_search(int argc, char** argv) {
   run_options.device = device;
   run_options.workers = workers;
   run_options.resume = args.count("resume") > 0;
-  run_options.log = [](const std::string& line) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-    std::fflush(stderr);
+  run_options.analytic = [eval_settings](const genome::Genome& genome) {
+    return proxies::analytic_metrics(genome, eval_settings);
   };
-
-  run_options.stop_requested = [] { return stop_signal.load(); };
-  std::signal(SIGINT, request_stop);
-  std::signal(SIGTERM, request_stop);
+  run_options.max_params = config.space.max_params;
+  run_options.warm_start = config.warm_start;
+  run_options.log = log_line;
+  run_options.stop_requested = install_stop_handlers();
 
   const std::string db_path = args["db"].as<std::string>();
   db::Store store(db_path);
@@ -109,8 +85,11 @@ int run_search(int argc, char** argv) {
                  result.last_generation, result.evaluations_run, config.path.c_str(), db_path.c_str());
     return 130;
   }
-  std::fprintf(stderr, "done: generation %d, %d evaluations run, %d reused, hypervolume %.6f\n",
-               result.last_generation, result.evaluations_run, result.evaluations_reused, result.hypervolume);
+  std::fprintf(
+      stderr,
+      "done: generation %d, %d evaluations run, %d reused, %lld rejected before training, hypervolume %.6f\n",
+      result.last_generation, result.evaluations_run, result.evaluations_reused,
+      static_cast<long long>(result.rejected), result.hypervolume);
   std::printf("run %s finished; query it with: livsearch pareto --db %s --run %s\n", config.name.c_str(),
               db_path.c_str(), config.name.c_str());
   return 0;

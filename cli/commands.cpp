@@ -16,6 +16,7 @@ int run_show(int argc, char** argv);
 int run_export(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_presets(int argc, char** argv);
+int run_finalize(int argc, char** argv);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
@@ -26,6 +27,8 @@ const std::vector<Command>& commands() {
       {"pareto", "the non-dominated candidates of a run", run_pareto},
       {"show", "one genome: JSON, summary, metrics, lineage", run_show},
       {"export", "write genomes (one, or a run's Pareto front) as JSON files", run_export},
+      {"finalize", "re-train a run's front and warm-start members at full budget over several seeds",
+       run_finalize},
       {"eval", "train one architecture and score it on held-out data", run_eval},
       {"presets", "list the built-in architectures, or print one as genome JSON", run_presets},
   };

@@ -1,7 +1,10 @@
 #include "cli/config.hpp"
 
 #include <cctype>
+#include <filesystem>
 
+#include "genome/genome_json.hpp"
+#include "genome/presets.hpp"
 #include "proxies/evaluate.hpp"
 
 namespace livs::cli {
@@ -56,7 +59,70 @@ genome::SearchSpace parse_space(const Config& config) {
   return space;
 }
 
+// A params constraint is a budget the genome module can build towards: the
+// space's max_params (which repair shrinks genomes under) becomes the
+// tighter of the two, so sampling and variation rarely draw a genome the
+// analytic screen must refuse.
+void budget_space_by_constraints(Config& config) {
+  for (const auto& c : config.search.constraints) {
+    if (c.metric != "params" || !c.max) continue;
+    const auto budget = static_cast<int64_t>(*c.max);
+    if (config.space.max_params == 0 || budget < config.space.max_params) config.space.max_params = budget;
+  }
+}
+
+// search.initial: a preset name, else a genome file relative to the config.
+// Files are stored resolved (absolute), so a run's stored config reads the
+// same files from wherever it is read.
+std::vector<search::WarmStart> resolve_warm_start(Config& config, const JsonReader& root) {
+  std::vector<search::WarmStart> out;
+  if (config.search.initial.empty()) return out;
+  const auto list = root.at("search").at("initial");
+  const auto& presets = genome::preset_names();
+  for (std::size_t i = 0; i < config.search.initial.size(); ++i) {
+    auto& entry = config.search.initial[i];
+    const auto where = list.index(i);
+    search::WarmStart member;
+    if (std::find(presets.begin(), presets.end(), entry) != presets.end()) {
+      member.genome = genome::preset(entry, config.model.d_model, config.model.layers);
+      member.genome.vocab = config.data.vocab;  // presets are built for the data they are trained on
+      member.label = "preset " + entry;
+    } else {
+      std::filesystem::path file(entry);
+      if (file.is_relative()) file = std::filesystem::path(config.path).parent_path() / file;
+      file = std::filesystem::absolute(file).lexically_normal();
+      if (!std::filesystem::is_regular_file(file)) {
+        std::string known;
+        for (const auto& name : presets) known += (known.empty() ? "" : ", ") + name;
+        where.fail_message(
+            ""
+            " + entry + "
+            " is neither a preset (" +
+            known + ") nor a genome file (looked for " + file.string() + ")");
+      }
+      member.genome = genome::genome_from_file(file.string());
+      if (member.genome.vocab != config.data.vocab)
+        where.fail_message(file.string() + " has vocab " + std::to_string(member.genome.vocab) +
+                           "; the data's vocabulary is " + std::to_string(config.data.vocab));
+      member.label = "file " + std::filesystem::path(entry).filename().string();
+      entry = file.string();
+    }
+    out.push_back(std::move(member));
+  }
+  return out;
+}
+
 }  // namespace
+
+proxies::EvalSettings eval_settings_of(const Config& config) {
+  proxies::EvalSettings settings;
+  settings.data = config.data;
+  settings.training = config.training;
+  settings.context_length = config.model.context_length;
+  settings.latency = config.latency;  // timed prefill/decode only when the config has "latency"
+  settings.tasks = config.tasks;      // synthetic tasks named under "tasks"
+  return settings;
+}
 
 bool is_valid_device(const std::string& device) {
   if (device == "auto" || device == "cpu" || device == "cuda") return true;
@@ -66,8 +132,9 @@ bool is_valid_device(const std::string& device) {
   return true;
 }
 
-Config load_config(const std::string& path) {
-  const Json document = parse_json_file(path);
+Config load_config(const std::string& path) { return parse_config(parse_json_file(path), path); }
+
+Config parse_config(const Json& document, const std::string& path) {
   const JsonReader root(document, path);
   root.expect_keys({"name", "seed", "data", "model", "training", "search_space", "objectives", "constraints",
                     "search", "device", "latency", "tasks"});
@@ -82,6 +149,8 @@ Config load_config(const std::string& path) {
   config.search_space = object_section(root, "search_space");
   config.space = parse_space(config);
   config.search = search::parse_search_settings(root);
+  budget_space_by_constraints(config);
+  config.warm_start = resolve_warm_start(config, root);
   if (auto device = root.find("device")) {
     config.device = device->string();
     if (!is_valid_device(config.device)) device->fail("\"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
@@ -142,6 +211,11 @@ Json to_json(const Config& config) {
                    {"aging_sample_size", search.aging_sample_size},
                    {"max_evaluations", search.max_evaluations},
                    {"fidelity", search.fidelity}};
+  if (!search.initial.empty()) out["search"]["initial"] = search.initial;
+  if (search.final_seeds > 0)
+    out["search"]["final"] = {{"top", search.final_top}, {"seeds", search.final_seeds}};
+  else
+    out["search"]["final"] = false;
   auto point = [&](const std::vector<double>& values) {
     Json p = Json::object();
     for (std::size_t i = 0; i < values.size() && i < search.objectives.size(); ++i)

@@ -14,7 +14,9 @@
 #include "evaluator/data/data_settings.hpp"
 #include "evaluator/train_settings.hpp"
 #include "genome/search_space.hpp"
+#include "proxies/evaluate.hpp"
 #include "proxies/latency.hpp"
+#include "search/genome_search.hpp"
 #include "search/settings.hpp"
 
 namespace livs::cli {
@@ -41,7 +43,10 @@ struct Config {
   // context_length as the context at which a sliding window counts as global.
   genome::SearchSpace space;
   search::SearchSettings search;  // "search", "objectives" and "constraints"
-  std::string device = "auto";    // "auto" (a GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N"
+  // search.initial resolved: presets sized by the model section, genome files
+  // read (relative to the config); each checked to fit the data's vocabulary.
+  std::vector<search::WarmStart> warm_start;
+  std::string device = "auto";  // "auto" (a GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N"
   // "latency": prefill/decode timing (proxies/latency.hpp); absent: not timed.
   std::optional<proxies::LatencySettings> latency;
   // "tasks": synthetic tasks to train and score (proxies/evaluate.hpp, parse_task_section), as written.
@@ -50,6 +55,12 @@ struct Config {
 
 // Reads and validates a config file; throws InputError on the first problem.
 Config load_config(const std::string& path);
+// The same for a config already parsed; `path` names it in errors and is the
+// folder relative paths start from (a run's stored config has absolute ones).
+Config parse_config(const Json& document, const std::string& path);
+
+// What every evaluation of a search with this config shares.
+proxies::EvalSettings eval_settings_of(const Config& config);
 
 // The resolved config (defaults filled in, paths resolved), as `livsearch check` prints it.
 Json to_json(const Config& config);

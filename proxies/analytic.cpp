@@ -90,4 +90,13 @@ double flops_per_token_infer(const genome::ModelSpec& spec, int64_t context) {
   return forward_flops_at(spec, context);
 }
 
+std::map<std::string, double> analytic_metrics(const genome::ModelSpec& spec, int64_t train_seq_len,
+                                               int64_t context_length, int dtype_bytes) {
+  return {{"params", static_cast<double>(spec.params_total())},
+          {"params_non_embedding", static_cast<double>(spec.params_non_embedding())},
+          {"flops_per_token_train", flops_per_token_train(spec, train_seq_len)},
+          {"flops_per_token_infer", flops_per_token_infer(spec, context_length)},
+          {"cache_bytes", static_cast<double>(spec.decode_state_elements(context_length) * dtype_bytes)}};
+}
+
 }  // namespace livs::proxies

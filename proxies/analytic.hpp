@@ -10,6 +10,8 @@
 // Not counted: the embedding lookup, norms, RoPE, softmax, convolutions,
 // scans and elementwise gates (O(D) per token, no matmul).
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "genome/model_spec.hpp"
 
@@ -25,5 +27,13 @@ double flops_per_token_train(const genome::ModelSpec& spec, int64_t seq_len);
 
 // Inference: one decode step at the last position of the context.
 double flops_per_token_infer(const genome::ModelSpec& spec, int64_t context);
+
+// Every metric a candidate has before it is trained, as evaluate() records
+// them: params, params_non_embedding, flops_per_token_train (at the training
+// sequence length), flops_per_token_infer and cache_bytes (at the context
+// length, `dtype_bytes` per state element). The search screens constraints on
+// these before training (search/analytic_screen.hpp).
+std::map<std::string, double> analytic_metrics(const genome::ModelSpec& spec, int64_t train_seq_len,
+                                               int64_t context_length, int dtype_bytes);
 
 }  // namespace livs::proxies

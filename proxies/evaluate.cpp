@@ -124,6 +124,13 @@ EvalResult failed(std::string why, const std::string& device, double seconds) {
 
 }  // namespace
 
+std::map<std::string, double> analytic_metrics(const genome::Genome& genome, const EvalSettings& settings) {
+  const auto train =
+      evaluator::parse_train_settings(JsonReader(settings.training, "<evaluation settings>", "/training"));
+  return analytic_metrics(genome::decode(genome), train.seq_len, settings.context_length,
+                          settings.inference_dtype_bytes);
+}
+
 EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] {
@@ -148,16 +155,20 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
       if (!report.error.empty()) why += ": " + report.error;
       return failed(why, backend->name(), elapsed());
     }
+    // The search screened its constraints on these numbers before training:
+    // the model that was built must have exactly the parameters they count.
+    if (report.params_total != spec.params_total())
+      return failed("parameter count mismatch: the built model has " + std::to_string(report.params_total) +
+                        ", the analytic count is " + std::to_string(spec.params_total()),
+                    backend->name(), elapsed());
     EvalResult r;
     r.device = backend->name();
+    r.metrics =
+        analytic_metrics(spec, train.seq_len, settings.context_length, settings.inference_dtype_bytes);
     r.metrics["perplexity"] = report.perplexity;
     r.metrics["validation_loss"] = report.validation_loss;
-    r.metrics["params"] = static_cast<double>(report.params_total);
-    r.metrics["params_non_embedding"] = static_cast<double>(report.params_non_embedding);
     r.metrics["train_seconds"] = report.train_seconds;
     r.metrics["steps"] = report.steps_done;
-    r.metrics["flops_per_token_train"] = flops_per_token_train(spec, train.seq_len);
-    r.metrics["flops_per_token_infer"] = flops_per_token_infer(spec, settings.context_length);
 
     // The analytic cache size must be what the built model's decode state holds.
     // The check runs at the latency context (the model's context unless the
@@ -174,8 +185,6 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
                         std::to_string(latency.context) + ", the analytic cache_bytes counts " +
                         std::to_string(analytic_state) + " per sequence",
                     backend->name(), elapsed());
-    r.metrics["cache_bytes"] = static_cast<double>(spec.decode_state_elements(settings.context_length) *
-                                                   settings.inference_dtype_bytes);
     r.metrics["peak_memory_infer"] = static_cast<double>(inference.plan_bytes);
     r.metrics["peak_memory_train"] =
         static_cast<double>(training_plan_bytes(spec, *backend, train.batch_size, train.seq_len));

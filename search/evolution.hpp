@@ -45,6 +45,12 @@ struct Child {
   std::string operator_name;         // "sample", "crossover+mutate", "mutate", "copy", ...
 };
 
+// Generation 0 drew `attempts` genomes and the problem's `admissible` refused
+// every one: the search space cannot meet its analytic constraints.
+struct NoAdmissibleGenome {
+  std::size_t attempts = 0;
+};
+
 template <class G>
 struct ProblemCallbacks {
   std::function<G(Rng&)> sample;
@@ -55,6 +61,10 @@ struct ProblemCallbacks {
   // Identity for de-duplication (the genome hash); leave empty for problems
   // (real vectors) where duplicates cannot matter.
   std::function<std::string(const G&)> identity;
+  // Whether a genome may be evaluated at all, decided before any evaluation
+  // (for architectures: its analytic metrics meet the constraints). A genome
+  // it refuses is drawn again, never handed to `evaluate`. Empty: all may.
+  std::function<bool(const G&)> admissible;
   // Evaluate a batch; one Fitness per genome, in order.
   std::function<std::vector<Fitness>(const std::vector<G>&, int generation)> evaluate;
 };
@@ -93,19 +103,30 @@ class Evolution {
   const SearchSettings& settings() const { return settings_; }
   const ProblemCallbacks<G>& problem() const { return problem_; }
 
-  // Generation 0: `population` distinct sampled genomes.
-  std::vector<Child<G>> initial_candidates() const {
+  // Generation 0: the warm-start genomes (admissible ones, in order, each
+  // once), then distinct sampled genomes up to `population`. Throws
+  // NoAdmissibleGenome when sampling finds no admissible genome at all.
+  std::vector<Child<G>> initial_candidates(const std::vector<G>& warm_start = {}) const {
     Rng rng(derive_seed(settings_.seed, uint64_t{0}));
     std::vector<Child<G>> children;
     std::set<std::string> seen;
-    const std::size_t wanted = static_cast<std::size_t>(settings_.population);
-    std::size_t attempts = 0;
-    while (children.size() < wanted) {
+    for (const auto& genome : warm_start) {
+      if (!admissible(genome)) continue;
+      if (problem_.identity && !seen.insert(problem_.identity(genome)).second) continue;
+      children.push_back({genome, {}, "warm start"});
+    }
+    const std::size_t wanted = std::max(children.size(), static_cast<std::size_t>(settings_.population));
+    const std::size_t to_sample = wanted - children.size();
+    std::size_t attempts = 0, sampled = 0;
+    while (children.size() < wanted && attempts < max_attempts(to_sample)) {
       G genome = problem_.sample(rng);
       ++attempts;
-      if (!accept(genome, seen, attempts, wanted)) continue;
+      if (!admissible(genome)) continue;
+      ++sampled;
+      if (!accept(genome, seen, attempts, to_sample)) continue;
       children.push_back({std::move(genome), {}, "sample"});
     }
+    if (sampled == 0 && to_sample > 0 && children.empty()) throw NoAdmissibleGenome{attempts};
     return children;
   }
 
@@ -121,7 +142,9 @@ class Evolution {
     const std::size_t wanted = static_cast<std::size_t>(settings_.offspring);
     std::vector<Child<G>> children;
     std::size_t attempts = 0;
-    while (children.size() < wanted) {
+    // A space where admissible children are rare ends the generation with
+    // fewer children rather than looping forever.
+    while (children.size() < wanted && attempts < max_attempts(wanted)) {
       std::vector<Child<G>> batch;
       switch (settings_.algorithm) {
         case Algorithm::nsga2:
@@ -137,6 +160,7 @@ class Evolution {
       for (auto& child : batch) {
         ++attempts;
         if (children.size() == wanted) break;
+        if (!admissible(child.genome)) continue;
         if (!accept(child.genome, seen, attempts, wanted)) continue;
         children.push_back(std::move(child));
       }
@@ -195,6 +219,11 @@ class Evolution {
   }
 
  private:
+  bool admissible(const G& genome) const { return !problem_.admissible || problem_.admissible(genome); }
+
+  // How many genomes one batch may draw before it gives up on filling itself.
+  static std::size_t max_attempts(std::size_t wanted) { return 200 * wanted + 1000; }
+
   // A duplicate of a genome already in the population or in this batch is
   // refused, unless the problem offers too few distinct genomes, in which case
   // after many attempts duplicates are let through (and cost nothing, since

@@ -16,6 +16,7 @@
 #include "common/objective_catalogue.hpp"
 #include "genome/genome_json.hpp"
 #include "genome/operators.hpp"
+#include "search/final_stage.hpp"
 
 namespace livs::search {
 
@@ -30,21 +31,6 @@ GenomeOperators genome_operators(const genome::SearchSpace& space) {
     return std::vector<Genome>{std::move(first), std::move(second)};
   };
   return ops;
-}
-
-// Registered objectives carry their unit in the catalogue (common/); the
-// suffix rules cover metrics outside it.
-std::string metric_unit(const std::string& metric) {
-  if (const auto* info = find_objective(metric)) return std::string(info->unit);
-  auto ends_with = [&](const std::string& suffix) {
-    return metric.size() >= suffix.size() &&
-           metric.compare(metric.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  if (ends_with("_bytes") || metric == "peak_memory") return "bytes";
-  if (ends_with("_ms")) return "ms";
-  if (metric == "params" || metric == "flops" || ends_with("params_total") || ends_with("flops_total"))
-    return "count";
-  return "";
 }
 
 HypervolumeBox hypervolume_box(const SearchSettings& settings,
@@ -93,13 +79,6 @@ double population_hypervolume(const std::vector<Fitness>& population, const Hype
 
 namespace {
 
-// A finished evaluation as the search sees it.
-struct Outcome {
-  bool ok = false;
-  Metrics metrics;
-  int generation = 0;  // the generation whose offspring it was first evaluated for
-};
-
 class GenomeSearchRun {
  public:
   GenomeSearchRun(const SearchSettings& settings, const GenomeOperators& operators,
@@ -108,6 +87,7 @@ class GenomeSearchRun {
         evaluate_(evaluate),
         store_(store),
         options_(options),
+        screen_(options.analytic, settings.constraints, options.max_params),
         evolution_(settings, callbacks(operators)) {}
 
   GenomeSearchResult run(int stop_after_generation) {
@@ -116,18 +96,46 @@ class GenomeSearchRun {
     result.run_id = run_id_;
     try {
       return run_generations(stop_after_generation, result);
-    } catch (const StopRequested&) {
-      // The evaluations in flight have finished and are stored; the
-      // generation they belong to is bred again on resume.
-      store_.set_run_status(run_id_, db::RunStatus::interrupted);
-      log("stopped; continue with --resume");
-      result.stopped = true;
-      return finish(result, last_population_, last_recorded_, false);
+    } catch (const SearchStopped&) {
+      return stopped(result);
     }
   }
 
+  GenomeSearchResult finalize() {
+    const auto run = store_.run_by_name(options_.run_name);
+    if (!run) throw InputError(store_.path(), "", "no run named '" + options_.run_name + "'");
+    run_id_ = run->id;
+    const int interrupted = store_.mark_running_interrupted(run_id_);
+    if (interrupted > 0) log(std::to_string(interrupted) + " interrupted evaluation(s) will run again");
+    ledger_.load(store_, run_id_);
+    GenomeSearchResult result;
+    result.run_id = run_id_;
+    const auto latest = store_.latest_generation(run_id_);
+    if (!latest)
+      throw InputError(store_.path(), "",
+                       "run '" + options_.run_name + "' has no recorded generation to finalize");
+    last_recorded_ = *latest;
+    store_.set_run_status(run_id_, db::RunStatus::running);
+    try {
+      final_stage(result);
+    } catch (const SearchStopped&) {
+      return stopped(result);
+    }
+    store_.set_run_status(run_id_, db::RunStatus::finished);
+    result.last_generation = *latest;
+    result.finished = true;
+    return result;
+  }
+
  private:
-  struct StopRequested {};
+  GenomeSearchResult stopped(GenomeSearchResult& result) {
+    // The evaluations in flight have finished and are stored; the generation
+    // they belong to is bred again on resume.
+    store_.set_run_status(run_id_, db::RunStatus::interrupted);
+    log("stopped; continue with --resume");
+    result.stopped = true;
+    return finish(result, last_population_, last_recorded_, false);
+  }
 
   bool stop_requested() const { return options_.stop_requested && options_.stop_requested(); }
 
@@ -142,9 +150,9 @@ class GenomeSearchRun {
       box_ = hypervolume_box(settings_, minimised_of(*latest == 0 ? population : load_population(0)));
       generation = *latest + 1;
       log("resuming run '" + options_.run_name + "' after generation " + std::to_string(*latest) + " (" +
-          std::to_string(cache_.size()) + " evaluations in the database)");
+          std::to_string(ledger_.size()) + " evaluations in the database)");
     } else {
-      const auto children = evolution_.initial_candidates();
+      const auto children = initial_candidates();
       population = evolution_.survive({}, evaluate_children(children, {}, 0, result));
       check_objectives_measured();
       box_ = hypervolume_box(settings_, minimised_of(population));
@@ -154,20 +162,83 @@ class GenomeSearchRun {
     }
 
     for (; generation <= settings_.generations; ++generation) {
-      if (settings_.max_evaluations > 0 && evaluations_before(generation) >= settings_.max_evaluations) {
-        log("stopping: " + std::to_string(evaluations_before(generation)) +
-            " evaluations reach max_evaluations");
+      const int64_t before = ledger_.genomes_before(settings_.fidelity, generation);
+      if (settings_.max_evaluations > 0 && before >= settings_.max_evaluations) {
+        log("stopping: " + std::to_string(before) + " evaluations reach max_evaluations");
         break;
       }
-      if (stop_requested()) throw StopRequested{};
+      if (stop_requested()) throw SearchStopped{};
+      screen_.reset_counts();
       const auto children = evolution_.make_offspring(population, generation);
       population =
           evolution_.survive(population, evaluate_children(children, population, generation, result));
       record(generation, population);
       if (generation == stop_after_generation) return finish(result, population, generation, false);
     }
+    const int last = std::max(0, std::min(generation, settings_.generations + 1) - 1);
+    if (stop_requested()) throw SearchStopped{};
+    final_stage(result);
     store_.set_run_status(run_id_, db::RunStatus::finished);
-    return finish(result, population, std::max(0, std::min(generation, settings_.generations + 1) - 1), true);
+    return finish(result, population, last, true);
+  }
+
+  // Generation 0: the warm-start members the screen admits (those it refuses
+  // are reported and left out), then sampled genomes.
+  std::vector<Child<Genome>> initial_candidates() {
+    screen_.reset_counts();
+    std::vector<Genome> warm;
+    for (const auto& member : options_.warm_start) {
+      const Genome genome = canonical(member.genome);
+      warm.push_back(genome);
+      if (screen_.admits(genome)) {
+        labels_[genome::genome_hash(genome)] = member.label;
+        continue;
+      }
+      std::string values;
+      for (const auto& [name, value] : screen_.metrics_of(genome)) {
+        char number[48];
+        std::snprintf(number, sizeof number, "%.6g", value);
+        values += (values.empty() ? "" : ", ") + name + " " + number;
+      }
+      log("warm start: " + member.label + " breaks an analytic constraint and is left out (" + values + ")");
+    }
+    // The screen has seen the warm-start members once already; evolution asks again.
+    screen_.reset_counts();
+    try {
+      return evolution_.initial_candidates(warm);
+    } catch (const NoAdmissibleGenome& none) {
+      throw InputError(options_.config_path.empty() ? "config" : options_.config_path, "/constraints",
+                       screen_.explain_no_admissible(none.attempts));
+    }
+  }
+
+  void final_stage(GenomeSearchResult& result) {
+    if (settings_.final_seeds <= 0) return;
+    const auto last = store_.generation(run_id_, last_recorded_);
+    if (!last) return;
+    const auto labels = store_.genome_labels(run_id_);
+    result.finalists = finalists(*last, ledger_, settings_, labels, settings_.final_top);
+    FinalStageRun run;
+    run.run_id = run_id_;
+    run.generation = last_recorded_ + 1;
+    run.eval_settings = options_.eval_settings;
+    run.device = options_.device;
+    run.executor = executor_options();
+    const auto counts = run_final_stage(result.finalists, settings_, evaluate_, store_, ledger_, run);
+    result.evaluations_run += counts.evaluations_run;
+    result.evaluations_reused += counts.evaluations_reused;
+    result.final_table = final_table(result.finalists, settings_, ledger_, labels);
+    log("final stage done: fidelity 1, " + std::to_string(settings_.final_seeds) + " seeds");
+    for (const auto& line : result.final_table) log(line);
+  }
+
+  ExecutorOptions executor_options() const {
+    ExecutorOptions executor;
+    executor.workers = options_.workers;
+    executor.heartbeat_seconds = options_.heartbeat_seconds;
+    executor.stop_requested = options_.stop_requested;
+    executor.log = options_.log;
+    return executor;
   }
 
   // Genomes go through their canonical JSON at birth, so a genome bred in
@@ -175,16 +246,19 @@ class GenomeSearchRun {
   // value, and breed the same offspring.
   static Genome canonical(const Genome& g) { return genome::genome_from_json(genome::to_canonical_json(g)); }
 
-  static ProblemCallbacks<Genome> callbacks(const GenomeOperators& ops) {
+  ProblemCallbacks<Genome> callbacks(const GenomeOperators& operators) {
     ProblemCallbacks<Genome> problem;
-    problem.sample = [ops](Rng& rng) { return canonical(ops.sample(rng)); };
-    problem.mutate = [ops](const Genome& g, Rng& rng) { return canonical(ops.mutate(g, rng)); };
-    problem.crossover = [ops](const Genome& a, const Genome& b, Rng& rng) {
-      auto children = ops.crossover(a, b, rng);
+    problem.sample = [sample = operators.sample](Rng& rng) { return canonical(sample(rng)); };
+    problem.mutate = [mutate = operators.mutate](const Genome& g, Rng& rng) {
+      return canonical(mutate(g, rng));
+    };
+    problem.crossover = [crossover = operators.crossover](const Genome& a, const Genome& b, Rng& rng) {
+      auto children = crossover(a, b, rng);
       for (auto& child : children) child = canonical(child);
       return children;
     };
     problem.identity = [](const Genome& g) { return genome::genome_hash(g); };
+    problem.admissible = [this](const Genome& g) { return screen_.admits(g); };
     return problem;
   }
 
@@ -209,17 +283,7 @@ class GenomeSearchRun {
       if (interrupted > 0) log(std::to_string(interrupted) + " interrupted evaluation(s) will run again");
       store_.set_run_status(run_id_, db::RunStatus::running);
     }
-    for (const auto& record : store_.evaluations(run_id_)) {
-      if (record.fidelity != settings_.fidelity) continue;
-      if (record.status != db::EvaluationStatus::ok && record.status != db::EvaluationStatus::failed)
-        continue;
-      if (cache_.count(record.genome_hash)) continue;
-      Outcome outcome;
-      outcome.ok = record.status == db::EvaluationStatus::ok;
-      outcome.generation = record.generation;
-      for (const auto& [name, metric] : record.metrics) outcome.metrics[name] = metric.value;
-      cache_[record.genome_hash] = std::move(outcome);
-    }
+    ledger_.load(store_, run_id_);
   }
 
   // An objective or constraint that no successful evaluation reports (a typo,
@@ -232,10 +296,10 @@ class GenomeSearchRun {
     for (const auto& c : settings_.constraints) wanted.emplace(c.metric, "/constraints/" + c.metric);
     bool any_ok = false;
     std::set<std::string> reported;
-    for (const auto& [hash, outcome] : cache_) {
-      if (!outcome.ok) continue;
+    for (const auto& [hash, outcome] : generation_zero_) {
+      if (!outcome->ok) continue;
       any_ok = true;
-      for (const auto& [name, value] : outcome.metrics) reported.insert(name);
+      for (const auto& [name, value] : outcome->metrics) reported.insert(name);
     }
     if (!any_ok) return;  // every candidate failed: nothing to learn about names
     for (const auto& [metric, pointer] : wanted) {
@@ -246,6 +310,11 @@ class GenomeSearchRun {
           options_.config_path.empty() ? "config" : options_.config_path, pointer,
           "no evaluation reports a metric \"" + metric + "\" (the evaluator reports " + known + ")");
     }
+  }
+
+  // The search stage's key of a genome: its replicate-0 seed at the search fidelity.
+  EvaluationLedger::Key search_key(const std::string& hash) const {
+    return {hash, settings_.fidelity, evaluation_seed(settings_.seed, hash)};
   }
 
   Fitness fitness_of(const Outcome& outcome) const {
@@ -263,14 +332,6 @@ class GenomeSearchRun {
     return out;
   }
 
-  // Distinct genomes whose evaluation belongs to generations before `generation`:
-  // computed from the generations, not from what this process happened to run,
-  // so the budget stops a resumed run where it stops an uninterrupted one.
-  int64_t evaluations_before(int generation) const {
-    return std::count_if(cache_.begin(), cache_.end(),
-                         [&](const auto& entry) { return entry.second.generation < generation; });
-  }
-
   std::vector<Individual<Genome>> load_population(int generation) {
     const auto record = store_.generation(run_id_, generation);
     if (!record)
@@ -278,13 +339,12 @@ class GenomeSearchRun {
     std::vector<Individual<Genome>> population;
     for (const auto& member : record->population) {
       const auto stored = store_.genome(member.genome_hash);
-      const auto outcome = cache_.find(member.genome_hash);
-      if (!stored || outcome == cache_.end())
+      const Outcome* outcome = ledger_.find(search_key(member.genome_hash));
+      if (!stored || !outcome)
         throw db::DatabaseError(store_.path() + ": population member " + member.genome_hash +
                                 " of generation " + std::to_string(generation) +
                                 " has no finished evaluation");
-      population.push_back(
-          {genome::genome_from_json(stored->genome, store_.path()), fitness_of(outcome->second)});
+      population.push_back({genome::genome_from_json(stored->genome, store_.path()), fitness_of(*outcome)});
     }
     return population;
   }
@@ -293,6 +353,8 @@ class GenomeSearchRun {
     const auto keys = rank_and_crowding(population);
     db::GenerationRecord record;
     record.generation = generation;
+    record.rejected = screen_.rejected();
+    for (const auto& [metric, count] : screen_.rejected_by()) record.rejected_by[metric] = count;
     std::vector<Fitness> fitness;
     for (std::size_t i = 0; i < population.size(); ++i) {
       record.population.push_back(
@@ -309,6 +371,7 @@ class GenomeSearchRun {
     hypervolume_ = record.hypervolume;
     last_population_ = population;
     last_recorded_ = generation;
+    rejected_in_process_ += record.rejected;
 
     std::size_t front = 0, feasible = 0;
     for (std::size_t i = 0; i < population.size(); ++i) {
@@ -319,12 +382,12 @@ class GenomeSearchRun {
     ++generations_in_process_;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     const double eta = elapsed / generations_in_process_ * std::max(0, settings_.generations - generation);
-    char line[240];
+    char line[320];
     std::snprintf(line, sizeof line,
-                  "generation %d/%d: %zu in population, %zu feasible, %zu on the front, hypervolume %.6f"
-                  "  (elapsed %.0fs, eta %.0fs)",
+                  "generation %d/%d: %zu in population, %zu feasible, %zu on the front, hypervolume %.6f, "
+                  "%lld rejected before training  (elapsed %.0fs, eta %.0fs)",
                   generation, settings_.generations, population.size(), feasible, front, record.hypervolume,
-                  elapsed, eta);
+                  static_cast<long long>(record.rejected), elapsed, eta);
     log(line);
   }
 
@@ -332,7 +395,7 @@ class GenomeSearchRun {
                                                     const std::vector<Individual<Genome>>& parents,
                                                     int generation, GenomeSearchResult& result) {
     std::vector<std::string> hashes;
-    std::vector<std::size_t> pending;  // indices of children to evaluate now
+    std::vector<EvaluationJob> jobs;
     std::set<std::string> queued;
     {
       db::Store::Transaction transaction(store_);
@@ -340,12 +403,14 @@ class GenomeSearchRun {
         const auto& child = children[k];
         hashes.push_back(genome::genome_hash(child.genome));
         const auto& hash = hashes.back();
-        if (cache_.count(hash)) {
+        if (ledger_.contains(search_key(hash))) {
           ++result.evaluations_reused;
           continue;
         }
         if (!queued.insert(hash).second) continue;  // a duplicate within the batch waits for the first
         store_.upsert_genome(hash, genome::to_canonical_json(child.genome), genome::summary(child.genome));
+        if (const auto label = labels_.find(hash); label != labels_.end())
+          store_.label_genome(run_id_, hash, label->second);
         db::LineageRecord lineage;
         lineage.run_id = run_id_;
         lineage.child_hash = hash;
@@ -354,129 +419,34 @@ class GenomeSearchRun {
           lineage.parent_hashes.push_back(genome::genome_hash(parents.at(p).genome));
         lineage.operator_name = child.operator_name;
         store_.record_lineage(lineage);
-        pending.push_back(k);
+
+        EvaluationJob job;
+        job.request.genome = genome::to_canonical_json(child.genome);
+        job.request.genome_hash = hash;
+        job.request.fidelity = settings_.fidelity;
+        job.request.seed = evaluation_seed(settings_.seed, hash);
+        job.request.settings = options_.eval_settings;
+        job.request.device = options_.device;
+        job.generation = generation;
+        const auto label = labels_.find(hash);
+        job.summary = (label != labels_.end() ? label->second + ": " : "") + genome::summary(child.genome);
+        jobs.push_back(std::move(job));
       }
       transaction.commit();
     }
-    run_pending(children, hashes, pending, generation);
-    result.evaluations_run += static_cast<int>(pending.size());
+    run_evaluations(jobs, evaluate_, store_, run_id_, executor_options(),
+                    [&](std::size_t j, const db::EvaluationOutcome& outcome) {
+                      ledger_.record(search_key(jobs[j].request.genome_hash), outcome, generation);
+                    });
+    result.evaluations_run += static_cast<int>(jobs.size());
 
     std::vector<Individual<Genome>> out;
-    for (std::size_t k = 0; k < children.size(); ++k)
-      out.push_back({children[k].genome, fitness_of(cache_.at(hashes[k]))});
+    for (std::size_t k = 0; k < children.size(); ++k) {
+      const Outcome* outcome = ledger_.find(search_key(hashes[k]));
+      if (generation == 0) generation_zero_[hashes[k]] = outcome;
+      out.push_back({children[k].genome, fitness_of(*outcome)});
+    }
     return out;
-  }
-
-  // Evaluations run on worker threads, at most options_.workers at once; the
-  // database is written only from this thread (one writer), each result as
-  // soon as it arrives so that a crash loses no finished evaluation.
-  void run_pending(const std::vector<Child<Genome>>& children, const std::vector<std::string>& hashes,
-                   const std::vector<std::size_t>& pending, int generation) {
-    if (pending.empty()) return;
-    struct Slot {
-      EvalRequest request;
-      EvalResult result;
-      int64_t evaluation_id = 0;
-      std::exception_ptr fatal;
-    };
-    std::vector<Slot> slots(pending.size());
-    std::mutex mutex;
-    std::condition_variable done_signal;
-    std::deque<std::size_t> done;
-    std::vector<std::thread> threads;
-    std::set<std::size_t> in_flight;
-    std::exception_ptr fatal;
-    const std::size_t workers = static_cast<std::size_t>(std::max(1, options_.workers));
-
-    auto worker = [&](std::size_t s) {
-      try {
-        slots[s].result = evaluate_(slots[s].request);
-      } catch (const InputError&) {
-        slots[s].fatal = std::current_exception();  // a bad config fails every candidate: stop the search
-      } catch (const std::exception& e) {
-        slots[s].result = EvalResult{EvalStatus::failed, {}, e.what(), slots[s].request.device, 0.0};
-      } catch (...) {
-        slots[s].fatal = std::current_exception();  // not an evaluation failure: let it end the search
-      }
-      std::lock_guard lock(mutex);
-      done.push_back(s);
-      done_signal.notify_one();
-    };
-
-    std::size_t next = 0, finished = 0;
-    try {
-      while (finished < pending.size()) {
-        const bool stopping = fatal || stop_requested();
-        while (in_flight.size() < workers && next < pending.size() && !stopping) {
-          const std::size_t k = pending[next];
-          Slot& slot = slots[next];
-          slot.request.genome = genome::to_canonical_json(children[k].genome);
-          slot.request.genome_hash = hashes[k];
-          slot.request.fidelity = settings_.fidelity;
-          slot.request.seed = evaluation_seed(settings_.seed, hashes[k]);
-          slot.request.settings = options_.eval_settings;
-          slot.request.device = options_.device;
-          slot.evaluation_id = store_.begin_evaluation(
-              {run_id_, hashes[k], generation, settings_.fidelity, options_.device, slot.request.seed});
-          in_flight.insert(next);
-          threads.emplace_back(worker, next);
-          ++next;
-        }
-        if (in_flight.empty()) break;  // stopping and nothing left running
-        std::size_t s;
-        {
-          std::unique_lock lock(mutex);
-          const auto wait = std::chrono::duration<double>(options_.heartbeat_seconds);
-          if (!done_signal.wait_for(lock, wait, [&] { return !done.empty(); })) {
-            lock.unlock();
-            for (auto f : in_flight) store_.heartbeat(slots[f].evaluation_id);
-            continue;
-          }
-          s = done.front();
-          done.pop_front();
-        }
-        in_flight.erase(s);
-        ++finished;
-        if (slots[s].fatal) {
-          fatal = slots[s].fatal;
-          continue;
-        }
-        const auto& result = slots[s].result;
-        db::EvaluationOutcome outcome;
-        outcome.status =
-            result.status == EvalStatus::ok ? db::EvaluationStatus::ok : db::EvaluationStatus::failed;
-        for (const auto& [name, value] : result.metrics) outcome.metrics[name] = {value, metric_unit(name)};
-        outcome.error = result.error;
-        outcome.wall_seconds = result.wall_seconds;
-        store_.finish_evaluation(slots[s].evaluation_id, outcome);
-        Outcome cached;
-        cached.ok = result.status == EvalStatus::ok;
-        cached.generation = generation;
-        // Through the database's representation (NaN and infinity included),
-        // so this run and a resumed one see identical numbers.
-        for (const auto& [name, metric] : outcome.metrics) cached.metrics[name] = metric.value;
-        cache_[slots[s].request.genome_hash] = std::move(cached);
-        log("  [" + std::to_string(finished) + "/" + std::to_string(pending.size()) + "] " +
-            genome::summary(children[pending[s]].genome) + ": " + cached_ok_text(slots[s].result));
-      }
-    } catch (...) {
-      for (auto& t : threads) t.join();
-      throw;
-    }
-    for (auto& t : threads) t.join();
-    if (fatal) std::rethrow_exception(fatal);
-    if (finished < pending.size()) throw StopRequested{};
-  }
-
-  static std::string cached_ok_text(const EvalResult& result) {
-    if (result.status != EvalStatus::ok) return "failed: " + result.error;
-    std::string text;
-    for (const auto& [name, value] : result.metrics) {
-      char number[64];
-      std::snprintf(number, sizeof number, "%.4g", value);
-      text += (text.empty() ? "" : ", ") + name + " " + number;
-    }
-    return text;
   }
 
   GenomeSearchResult finish(GenomeSearchResult& result, const std::vector<Individual<Genome>>& population,
@@ -485,6 +455,7 @@ class GenomeSearchRun {
     result.last_generation = last_generation;
     result.hypervolume = hypervolume_;
     result.finished = finished;
+    result.rejected = rejected_in_process_;
     return result;
   }
 
@@ -492,13 +463,17 @@ class GenomeSearchRun {
   const EvaluateFunction& evaluate_;
   db::Store& store_;
   const GenomeSearchOptions& options_;
+  AnalyticScreen screen_;
   Evolution<Genome> evolution_;
   int64_t run_id_ = 0;
-  std::map<std::string, Outcome> cache_;
+  EvaluationLedger ledger_;
+  std::map<std::string, std::string> labels_;              // warm-start hash -> label
+  std::map<std::string, const Outcome*> generation_zero_;  // for check_objectives_measured
   HypervolumeBox box_;
   double hypervolume_ = 0.0;
   std::vector<Individual<Genome>> last_population_;  // the last recorded generation's
   int last_recorded_ = -1;
+  int64_t rejected_in_process_ = 0;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   int generations_in_process_ = 0;
 };
@@ -510,6 +485,12 @@ GenomeSearchResult run_genome_search(const SearchSettings& settings, const Genom
                                      const GenomeSearchOptions& options, int stop_after_generation) {
   GenomeSearchRun run(settings, operators, evaluate, store, options);
   return run.run(stop_after_generation);
+}
+
+GenomeSearchResult finalize_run(const SearchSettings& settings, const EvaluateFunction& evaluate,
+                                db::Store& store, const GenomeSearchOptions& options) {
+  GenomeSearchRun run(settings, GenomeOperators{}, evaluate, store, options);
+  return run.finalize();
 }
 
 }  // namespace livs::search

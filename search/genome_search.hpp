@@ -3,13 +3,21 @@
 // genomes, with every genome, evaluation, population, lineage record and
 // hypervolume written to the database, and resume after a stop or a crash.
 //
+// The driver wires the rooms of search/ to the database: the strategy
+// (evolution.hpp: which genomes), the analytic screen (analytic_screen.hpp:
+// which genomes may be trained at all), the executor (executor.hpp: where
+// evaluations run), the ledger (evaluation_ledger.hpp: what is paid for) and
+// the final stage (final_stage.hpp: finalists re-trained over seeds).
+//
 // Why a resumed run ends where an uninterrupted one would: the offspring of
 // generation g depend only on Rng(derive_seed(seed, g)) and the survivors of
 // generation g-1, which are recorded; every evaluation's seed is
-// derive_seed(run seed, genome hash); a (hash, fidelity) already evaluated in
-// the run is read back, never re-run. So after a SIGKILL the loop reloads the
-// last recorded population, breeds the same offspring again, reuses those
-// whose evaluation had finished and re-runs only the interrupted ones.
+// evaluation_seed(run seed, genome hash, replicate); a (hash, fidelity, seed)
+// already evaluated in the run is read back, never re-run. So after a SIGKILL
+// the loop reloads the last recorded population, breeds the same offspring
+// again, reuses those whose evaluation had finished and re-runs only the
+// interrupted ones; a killed final stage recomputes the same finalists from
+// the last generation and trains only the replicates still missing.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -20,7 +28,9 @@
 #include "db/store.hpp"
 #include "genome/genome.hpp"
 #include "genome/search_space.hpp"
+#include "search/analytic_screen.hpp"
 #include "search/evolution.hpp"
+#include "search/executor.hpp"
 #include "search/settings.hpp"
 
 namespace livs::search {
@@ -36,7 +46,11 @@ struct GenomeOperators {
 // The genome module's operators over one search space.
 GenomeOperators genome_operators(const genome::SearchSpace& space);
 
-using EvaluateFunction = std::function<EvalResult(const EvalRequest&)>;
+// A warm-start member: a genome the user already builds, named.
+struct WarmStart {
+  std::string label;  // "preset transformer", "file winner.json"
+  genome::Genome genome;
+};
 
 struct GenomeSearchOptions {
   std::string run_name;
@@ -52,6 +66,13 @@ struct GenomeSearchOptions {
   // evaluation starts, those in flight finish and are stored, the run is
   // marked interrupted and run_genome_search returns with `stopped`.
   std::function<bool()> stop_requested;
+  // The analytic metrics of a genome (params, cache_bytes, flops per token),
+  // known before training; constraints on them are met by construction.
+  // Empty: nothing is screened.
+  AnalyticFunction analytic;
+  int64_t max_params = 0;  // the search space's own limit (0: none), screened like a constraint
+  // The first members of generation 0 (SearchSettings::initial, resolved).
+  std::vector<WarmStart> warm_start;
 };
 
 struct GenomeSearchResult {
@@ -61,8 +82,12 @@ struct GenomeSearchResult {
   double hypervolume = 0.0;
   int evaluations_run = 0;     // in this process
   int evaluations_reused = 0;  // found finished in the database (resume) or earlier in the run
-  bool finished = false;       // every generation done (false when stopped by stop_after_generation)
-  bool stopped = false;        // stop_requested() ended it early
+  int64_t rejected = 0;        // genomes refused before training, in the generations this process bred
+  bool finished =
+      false;  // every generation and the final stage done (false when stopped by stop_after_generation)
+  bool stopped = false;                  // stop_requested() ended it early
+  std::vector<std::string> finalists;    // the final stage's genomes (hashes), when it ran
+  std::vector<std::string> final_table;  // its result as text lines
 };
 
 // Runs (or resumes) the search to the end, or until `stop_after_generation`
@@ -71,8 +96,11 @@ GenomeSearchResult run_genome_search(const SearchSettings& settings, const Genom
                                      const EvaluateFunction& evaluate, db::Store& store,
                                      const GenomeSearchOptions& options, int stop_after_generation = -1);
 
-// The unit a metric is stored with ("bytes", "ms", "count" or "").
-std::string metric_unit(const std::string& metric);
+// The final stage alone, for a run that ended without it (`livsearch
+// finalize`): the run must exist and have a recorded generation; its
+// finalists are re-trained with settings.final_top and final_seeds.
+GenomeSearchResult finalize_run(const SearchSettings& settings, const EvaluateFunction& evaluate,
+                                db::Store& store, const GenomeSearchOptions& options);
 
 // The hypervolume box in minimisation space: the configured reference and
 // ideal where given, else the known ideal of the objective, else values

@@ -136,7 +136,7 @@ SearchSettings parse_search_settings(const JsonReader& root) {
   if (!search) return s;
   search->expect_keys({"algorithm", "population", "generations", "offspring", "tournament_size",
                        "crossover_probability", "mutation_probability", "aging_sample_size",
-                       "max_evaluations", "fidelity", "hypervolume"});
+                       "max_evaluations", "fidelity", "hypervolume", "initial", "final"});
   if (const auto algorithm = search->find("algorithm")) {
     const auto name = algorithm->choice({"nsga2", "random", "aging"});
     s.algorithm = name == "random"  ? Algorithm::random
@@ -155,6 +155,24 @@ SearchSettings parse_search_settings(const JsonReader& root) {
   if (const auto fidelity = search->find("fidelity")) {
     s.fidelity = fidelity->number();
     if (!(s.fidelity > 0.0 && s.fidelity <= 1.0)) fidelity->fail("a number in (0, 1]");
+  }
+
+  if (const auto initial = search->find("initial")) {
+    initial->expect_array();
+    for (std::size_t i = 0; i < initial->size(); ++i) {
+      const std::string entry = initial->index(i).string();
+      if (entry.empty()) initial->index(i).fail("a preset name or a genome file");
+      s.initial.push_back(entry);
+    }
+  }
+  if (const auto final_stage = search->find("final")) {
+    if (final_stage->value().is_boolean()) {
+      if (!final_stage->value().get<bool>()) s.final_seeds = 0;
+    } else {
+      final_stage->expect_keys({"top", "seeds"});
+      s.final_top = static_cast<int>(final_stage->integer_or("top", s.final_top, 1, 1000));
+      s.final_seeds = static_cast<int>(final_stage->integer_or("seeds", s.final_seeds, 0, 100));
+    }
   }
 
   if (const auto hv = search->find("hypervolume")) {

@@ -9,6 +9,8 @@
 //              "offspring": 16, "tournament_size": 2, "crossover_probability": 0.9,
 //              "mutation_probability": 1.0, "aging_sample_size": 4, "max_evaluations": 0,
 //              "fidelity": 1.0,
+//              "initial": ["transformer", "winner.json"],
+//              "final": {"top": 8, "seeds": 3},
 //              "hypervolume": {"reference": {"perplexity": 300, "params": 2e6},
 //                              "ideal": {"perplexity": 1, "params": 0}}},
 //   "objectives": ["perplexity", {"name": "params", "direction": "min"}],
@@ -41,6 +43,20 @@ struct SearchSettings {
   // than `livsearch eval` trains a winner for.
   double fidelity = 1.0;
   uint64_t seed = 0;
+
+  // Warm start (Optuna's enqueue_trial): preset names and genome files, as
+  // written; the CLI resolves them (files relative to the config, presets
+  // sized by its model section) into the first members of generation 0.
+  std::vector<std::string> initial;
+  // The final stage: when the last generation ends, up to `final_top` members
+  // of the front and every warm-start member are re-trained at fidelity 1.0
+  // on `final_seeds` seeds, so the answer is a comparison with its spread.
+  // Defaults: 8 finalists (a front of a 16-member population rarely holds
+  // more that differ in a way a user acts on) and 3 seeds (the fewest that
+  // give a spread; at byte-level perplexity the seed-to-seed spread is ~1%,
+  // the size of the differences a front resolves). final_seeds 0: no stage.
+  int final_top = 8;
+  int final_seeds = 3;
 
   std::vector<Objective> objectives;
   std::vector<Constraint> constraints;

@@ -10,97 +10,12 @@
 
 #include "genome/decode.hpp"
 #include "genome/genome_json.hpp"
+#include "genome_search_fixture.hpp"
 #include "search/genome_search.hpp"
 
 using namespace livs;
 using namespace livs::search;
-
-namespace {
-
-// A cheap, deterministic stand-in for training: metrics are pure functions of
-// the decoded model (parameters, decode state) and the request's seed, so the
-// search's bookkeeping can be tested without a trainer. Genomes whose hash
-// starts with 'f' "fail", as a diverging training would.
-struct FakeEvaluator {
-  std::mutex mutex;
-  std::map<std::string, int> calls;  // genome hash -> times evaluated
-  int kill_after = -1;               // throw SimulatedKill on this call (counting from 0)
-  int total = 0;
-  std::set<double> fidelities;  // every request's fidelity
-
-  EvalResult operator()(const EvalRequest& request) {
-    {
-      std::lock_guard lock(mutex);
-      if (total++ == kill_after) throw SimulatedKill{};
-      ++calls[request.genome_hash];
-      fidelities.insert(request.fidelity);
-    }
-    EvalResult result;
-    result.device = request.device;
-    if (request.genome_hash[0] == 'f') {
-      result.status = EvalStatus::failed;
-      result.error = "loss is not finite";
-      return result;
-    }
-    const auto spec = genome::decode(genome::genome_from_json(request.genome));
-    const double params = static_cast<double>(spec.params_non_embedding());
-    const double cache = 2.0 * static_cast<double>(spec.decode_state_elements(2048));
-    result.metrics["params"] = params;
-    result.metrics["cache_bytes"] = cache;
-    result.metrics["perplexity"] =
-        5.0 + 2e5 / (params / 100.0 + cache / 1000.0 + 50.0) + static_cast<double>(request.seed % 997) * 1e-7;
-    return result;
-  }
-  struct SimulatedKill {};
-};
-
-struct TempDb {
-  std::string path;
-  explicit TempDb(const std::string& name) {
-    path = (std::filesystem::temp_directory_path() / ("livsearch_test_" + name + ".db")).string();
-    remove();
-  }
-  ~TempDb() { remove(); }
-  void remove() {
-    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
-  }
-};
-
-const char* kConfig = R"({
-  "name": "test",
-  "seed": 11,
-  "search_space": {"d_model": 64, "depth": 4},
-  "objectives": ["perplexity", "cache_bytes"],
-  "constraints": {"params": {"max": 120000}},
-  "search": {"algorithm": "nsga2", "population": 8, "generations": 5}
-})";
-
-struct Setup {
-  Json config = parse_json_text(kConfig, "test.json");
-  SearchSettings settings = parse_search_settings(JsonReader(config, "test.json"));
-  genome::SearchSpace space = genome::parse_search_space(JsonReader(config, "test.json").at("search_space"));
-  GenomeOperators operators = genome_operators(space);
-  GenomeSearchOptions options;
-  Setup() {
-    options.run_name = "test";
-    options.config = config;
-    options.eval_settings = Json::object();
-  }
-};
-
-std::vector<std::string> hashes_of(const std::vector<Individual<genome::Genome>>& population) {
-  std::vector<std::string> out;
-  for (const auto& m : population) out.push_back(genome::genome_hash(m.genome));
-  return out;
-}
-
-GenomeSearchResult run_search(Setup& setup, FakeEvaluator& evaluator, db::Store& store, int stop_after = -1) {
-  return run_genome_search(
-      setup.settings, setup.operators, [&](const EvalRequest& r) { return evaluator(r); }, store,
-      setup.options, stop_after);
-}
-
-}  // namespace
+using namespace livs::test;
 
 TEST_CASE("genome search records every evaluation, generation and lineage, and evaluates each hash once") {
   TempDb db("genome_search_full");

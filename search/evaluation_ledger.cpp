@@ -1,0 +1,40 @@
+#include "search/evaluation_ledger.hpp"
+
+#include <set>
+
+namespace livs::search {
+
+void EvaluationLedger::load(const db::Queries& store, int64_t run_id) {
+  for (const auto& record : store.evaluations(run_id)) {
+    if (record.status != db::EvaluationStatus::ok && record.status != db::EvaluationStatus::failed) continue;
+    const Key key{record.genome_hash, record.fidelity, record.seed};
+    if (outcomes_.count(key)) continue;
+    Outcome outcome;
+    outcome.ok = record.status == db::EvaluationStatus::ok;
+    outcome.generation = record.generation;
+    for (const auto& [name, metric] : record.metrics) outcome.metrics[name] = metric.value;
+    outcomes_[key] = std::move(outcome);
+  }
+}
+
+const Outcome* EvaluationLedger::find(const Key& key) const {
+  const auto found = outcomes_.find(key);
+  return found == outcomes_.end() ? nullptr : &found->second;
+}
+
+void EvaluationLedger::record(const Key& key, const db::EvaluationOutcome& stored, int generation) {
+  Outcome outcome;
+  outcome.ok = stored.status == db::EvaluationStatus::ok;
+  outcome.generation = generation;
+  for (const auto& [name, metric] : stored.metrics) outcome.metrics[name] = metric.value;
+  outcomes_[key] = std::move(outcome);
+}
+
+int64_t EvaluationLedger::genomes_before(double fidelity, int generation) const {
+  std::set<std::string> genomes;
+  for (const auto& [key, outcome] : outcomes_)
+    if (key.fidelity == fidelity && outcome.generation < generation) genomes.insert(key.hash);
+  return static_cast<int64_t>(genomes.size());
+}
+
+}  // namespace livs::search

@@ -1,0 +1,49 @@
+#pragma once
+// What a run has already paid for: every finished (ok or failed) evaluation
+// of the run, keyed by (genome hash, fidelity, seed). The search looks here
+// before it trains anything, so no (hash, fidelity, seed) is ever trained
+// twice: not across generations, not between the search and its final stage,
+// not across a resume (the ledger is loaded from the database).
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "db/store.hpp"
+#include "search/pareto.hpp"
+
+namespace livs::search {
+
+// A finished evaluation as the search sees it.
+struct Outcome {
+  bool ok = false;
+  Metrics metrics;
+  int generation = 0;  // the generation (or final stage) it was recorded for
+};
+
+class EvaluationLedger {
+ public:
+  struct Key {
+    std::string hash;
+    double fidelity = 1.0;
+    uint64_t seed = 0;
+    auto operator<=>(const Key&) const = default;
+  };
+
+  // Every finished evaluation of the run (the first, should one have been repeated).
+  void load(const db::Queries& store, int64_t run_id);
+
+  const Outcome* find(const Key& key) const;
+  bool contains(const Key& key) const { return find(key) != nullptr; }
+  void record(const Key& key, const db::EvaluationOutcome& outcome, int generation);
+  std::size_t size() const { return outcomes_.size(); }
+
+  // Distinct genomes evaluated at `fidelity` for generations before `generation`.
+  int64_t genomes_before(double fidelity, int generation) const;
+
+ private:
+  std::map<Key, Outcome> outcomes_;
+};
+
+}  // namespace livs::search

@@ -1,0 +1,166 @@
+#include "search/final_stage.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <numeric>
+#include <set>
+
+#include "common/seed_summary.hpp"
+
+namespace livs::search {
+
+namespace {
+
+// The violation of a member's search-stage evaluation (failed: infinite).
+double violation_of(const std::string& hash, const EvaluationLedger& ledger, const SearchSettings& settings) {
+  const Outcome* outcome = ledger.find({hash, settings.fidelity, evaluation_seed(settings.seed, hash)});
+  if (!outcome || !outcome->ok) return std::numeric_limits<double>::infinity();
+  return constraint_violation(outcome->metrics, settings.constraints);
+}
+
+std::string fixed_number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.5g", value);
+  return text;
+}
+
+}  // namespace
+
+std::vector<std::string> finalists(const db::GenerationRecord& last, const EvaluationLedger& ledger,
+                                   const SearchSettings& settings,
+                                   const std::map<std::string, std::string>& labels, int top) {
+  std::vector<std::size_t> front;
+  bool any_feasible = false;
+  for (std::size_t i = 0; i < last.population.size(); ++i) {
+    if (last.population[i].rank != 0) continue;
+    front.push_back(i);
+    any_feasible = any_feasible || violation_of(last.population[i].genome_hash, ledger, settings) == 0.0;
+  }
+  if (any_feasible)
+    std::erase_if(front, [&](std::size_t i) {
+      return violation_of(last.population[i].genome_hash, ledger, settings) != 0.0;
+    });
+  // Crowding distance keeps the front's spread when it is cut: its ends
+  // (infinite distance) first, then the members with the emptiest neighbourhoods.
+  std::stable_sort(front.begin(), front.end(), [&](std::size_t a, std::size_t b) {
+    return last.population[a].crowding > last.population[b].crowding;
+  });
+  std::vector<std::string> out;
+  std::set<std::string> listed;
+  for (std::size_t i : front) {
+    if (static_cast<int>(out.size()) >= top) break;
+    if (listed.insert(last.population[i].genome_hash).second) out.push_back(last.population[i].genome_hash);
+  }
+  std::vector<std::pair<std::string, std::string>> named(labels.begin(), labels.end());
+  std::sort(named.begin(), named.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+  for (const auto& [hash, label] : named)
+    if (listed.insert(hash).second) out.push_back(hash);
+  return out;
+}
+
+FinalStageCounts run_final_stage(const std::vector<std::string>& finalist_hashes,
+                                 const SearchSettings& settings, const EvaluateFunction& evaluate,
+                                 db::Store& store, EvaluationLedger& ledger, const FinalStageRun& run) {
+  FinalStageCounts counts;
+  std::vector<EvaluationJob> jobs;
+  for (const auto& hash : finalist_hashes) {
+    const auto stored = store.genome(hash);
+    if (!stored)
+      throw db::DatabaseError(store.path() + ": finalist " + hash + " is not in the genomes table");
+    for (int k = 0; k < settings.final_seeds; ++k) {
+      EvaluationJob job;
+      job.request.genome = stored->genome;
+      job.request.genome_hash = hash;
+      job.request.fidelity = 1.0;
+      job.request.seed = evaluation_seed(settings.seed, hash, k);
+      job.request.settings = run.eval_settings;
+      job.request.device = run.device;
+      if (ledger.contains({hash, 1.0, job.request.seed})) {
+        ++counts.evaluations_reused;
+        continue;
+      }
+      job.generation = run.generation;
+      job.summary = stored->summary + " (seed " + std::to_string(k + 1) + "/" +
+                    std::to_string(settings.final_seeds) + ")";
+      jobs.push_back(std::move(job));
+    }
+  }
+  if (run.executor.log)
+    run.executor.log("final stage: " + std::to_string(finalist_hashes.size()) + " finalists x " +
+                     std::to_string(settings.final_seeds) +
+                     " seeds at fidelity 1: " + std::to_string(jobs.size()) + " to train, " +
+                     std::to_string(counts.evaluations_reused) + " already done");
+  run_evaluations(jobs, evaluate, store, run.run_id, run.executor,
+                  [&](std::size_t j, const db::EvaluationOutcome& outcome) {
+                    const auto& request = jobs[j].request;
+                    ledger.record({request.genome_hash, 1.0, request.seed}, outcome, run.generation);
+                    ++counts.evaluations_run;
+                  });
+  return counts;
+}
+
+std::vector<std::string> final_table(const std::vector<std::string>& finalist_hashes,
+                                     const SearchSettings& settings, const EvaluationLedger& ledger,
+                                     const std::map<std::string, std::string>& labels) {
+  struct Row {
+    std::string name;
+    std::vector<SeedSummary> objectives;
+    int ok = 0;
+  };
+  std::vector<Row> rows;
+  for (const auto& hash : finalist_hashes) {
+    Row row;
+    const auto label = labels.find(hash);
+    row.name = label != labels.end() ? label->second : hash.substr(0, 12);
+    std::vector<std::vector<double>> values(settings.objectives.size());
+    for (int k = 0; k < settings.final_seeds; ++k) {
+      const Outcome* outcome = ledger.find({hash, 1.0, evaluation_seed(settings.seed, hash, k)});
+      if (!outcome || !outcome->ok) continue;
+      ++row.ok;
+      for (std::size_t j = 0; j < settings.objectives.size(); ++j) {
+        const auto metric = outcome->metrics.find(settings.objectives[j].name);
+        values[j].push_back(metric == outcome->metrics.end() ? std::nan("") : metric->second);
+      }
+    }
+    for (const auto& v : values) row.objectives.push_back(summarise_seeds(v));
+    rows.push_back(std::move(row));
+  }
+  const bool first_max =
+      !settings.objectives.empty() && settings.objectives[0].direction == Direction::maximise;
+  std::stable_sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) {
+    if ((a.ok > 0) != (b.ok > 0)) return a.ok > 0;
+    if (a.objectives.empty() || a.ok == 0) return false;
+    return first_max ? a.objectives[0].mean > b.objectives[0].mean
+                     : a.objectives[0].mean < b.objectives[0].mean;
+  });
+  // Columns padded by characters, not bytes ("±" is two bytes in UTF-8).
+  auto pad = [](std::string text, std::size_t width) {
+    std::size_t chars = 0;
+    for (unsigned char c : text) chars += (c & 0xC0) != 0x80;
+    if (chars < width) text.append(width - chars, ' ');
+    return text;
+  };
+  std::size_t name_width = 4;
+  for (const auto& row : rows) name_width = std::max(name_width, row.name.size());
+  std::vector<std::size_t> widths;
+  std::string head = "  " + pad("name", name_width);
+  for (const auto& objective : settings.objectives) {
+    const std::string title = objective.name + " (mean ± sd)";
+    widths.push_back(std::max<std::size_t>(title.size(), 22));
+    head += "  " + pad(title, widths.back());
+  }
+  std::vector<std::string> lines{head + "  seeds ok"};
+  for (const auto& row : rows) {
+    std::string line = "  " + pad(row.name, name_width);
+    for (std::size_t j = 0; j < row.objectives.size(); ++j) {
+      const auto& s = row.objectives[j];
+      line += "  " + pad(s.n == 0 ? "-" : fixed_number(s.mean) + " ± " + fixed_number(s.sd), widths[j]);
+    }
+    lines.push_back(line + "  " + std::to_string(row.ok) + "/" + std::to_string(settings.final_seeds));
+  }
+  return lines;
+}
+
+}  // namespace livs::search
