@@ -1,5 +1,6 @@
 #include "search/analytic_screen.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -33,7 +34,10 @@ std::string describe(const Constraint& c) {
 AnalyticScreen::AnalyticScreen(AnalyticFunction analytic, const std::vector<Constraint>& constraints,
                                int64_t max_params)
     : analytic_(std::move(analytic)), constraints_(constraints) {
-  if (max_params > 0) {
+  const bool already = std::any_of(constraints_.begin(), constraints_.end(), [&](const Constraint& c) {
+    return c.metric == "params" && c.max && *c.max <= static_cast<double>(max_params);
+  });
+  if (max_params > 0 && !already) {
     Constraint limit;
     limit.metric = "params";
     limit.max = static_cast<double>(max_params);
@@ -43,8 +47,18 @@ AnalyticScreen::AnalyticScreen(AnalyticFunction analytic, const std::vector<Cons
   closest_.assign(constraints_.size(), std::numeric_limits<double>::quiet_NaN());
 }
 
-Metrics AnalyticScreen::metrics_of(const genome::Genome& genome) const {
-  return analytic_ ? analytic_(genome) : Metrics{};
+std::vector<std::string> AnalyticScreen::violations(const genome::Genome& genome) const {
+  std::vector<std::string> out;
+  if (!analytic_) return out;
+  const Metrics metrics = analytic_(genome);
+  for (const auto& c : constraints_) {
+    const auto found = metrics.find(c.metric);
+    if (found == metrics.end() || shortfall(c, found->second) == 0.0) continue;
+    const bool above = c.max && found->second > *c.max;
+    out.push_back(c.metric + " " + number(found->second) +
+                  (above ? " > " + number(*c.max) : " < " + number(*c.min)));
+  }
+  return out;
 }
 
 bool AnalyticScreen::admits(const genome::Genome& genome) {

@@ -45,8 +45,9 @@ class AnalyticScreen {
   // constraint that was never met).
   std::string explain_no_admissible(std::size_t draws) const;
 
-  // The analytic metrics of a genome (empty when no function was given).
-  Metrics metrics_of(const genome::Genome& genome) const;
+  // The screened constraints a genome breaks, as "cache_bytes 32768 > 16384"
+  // (empty: it is admissible). Counts nothing.
+  std::vector<std::string> violations(const genome::Genome& genome) const;
 
  private:
   AnalyticFunction analytic_;

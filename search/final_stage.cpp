@@ -20,9 +20,9 @@ double violation_of(const std::string& hash, const EvaluationLedger& ledger, con
   return constraint_violation(outcome->metrics, settings.constraints);
 }
 
-std::string fixed_number(double value) {
+std::string significant(double value, int digits) {
   char text[32];
-  std::snprintf(text, sizeof text, "%.5g", value);
+  std::snprintf(text, sizeof text, "%.*g", digits, value);
   return text;
 }
 
@@ -156,7 +156,7 @@ std::vector<std::string> final_table(const std::vector<std::string>& finalist_ha
     std::string line = "  " + pad(row.name, name_width);
     for (std::size_t j = 0; j < row.objectives.size(); ++j) {
       const auto& s = row.objectives[j];
-      line += "  " + pad(s.n == 0 ? "-" : fixed_number(s.mean) + " ± " + fixed_number(s.sd), widths[j]);
+      line += "  " + pad(s.n == 0 ? "-" : significant(s.mean, 5) + " ± " + significant(s.sd, 2), widths[j]);
     }
     lines.push_back(line + "  " + std::to_string(row.ok) + "/" + std::to_string(settings.final_seeds));
   }

@@ -195,11 +195,7 @@ class GenomeSearchRun {
         continue;
       }
       std::string values;
-      for (const auto& [name, value] : screen_.metrics_of(genome)) {
-        char number[48];
-        std::snprintf(number, sizeof number, "%.6g", value);
-        values += (values.empty() ? "" : ", ") + name + " " + number;
-      }
+      for (const auto& broken : screen_.violations(genome)) values += (values.empty() ? "" : ", ") + broken;
       log("warm start: " + member.label + " breaks an analytic constraint and is left out (" + values + ")");
     }
     // The screen has seen the warm-start members once already; evolution asks again.

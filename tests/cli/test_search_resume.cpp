@@ -3,58 +3,31 @@
 // uninterrupted run of the same config and seed, and loses no evaluation that
 // had finished before the kill.
 #include <doctest/doctest.h>
-#include <signal.h>
-#include <sqlite3.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 #include <map>
-#include <thread>
 
 #include "common/json_reader.hpp"
 #include "run_command.hpp"
+#include "search_db.hpp"
 
 using livs::Json;
 using livs::test::run_livsearch;
+using livs::test::temp_db;
 
 namespace {
 
 const std::string kConfig = "tests/cli/tiny_search.json";
 
-std::filesystem::path temp_db(const std::string& name) {
-  const auto folder =
-      std::filesystem::temp_directory_path() / ("livsearch_resume_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(folder);
-  const auto path = folder / name;
-  for (const char* suffix : {"", "-wal", "-shm", "-writer.lock"})
-    std::filesystem::remove(path.string() + suffix);
-  return path;
-}
-
-// Finished evaluations (genome hash -> perplexity), read straight from SQLite
-// so the test does not trust the code under test for it.
+// Finished evaluations ("hash fidelity seed" -> perplexity), read straight
+// from SQLite so the test does not trust the code under test for it.
 std::map<std::string, double> finished_evaluations(const std::filesystem::path& db) {
   std::map<std::string, double> out;
-  sqlite3* handle = nullptr;
-  if (sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    sqlite3_close(handle);
-    return out;
-  }
-  sqlite3_busy_timeout(handle, 5000);
-  sqlite3_stmt* statement = nullptr;
-  const char* sql =
-      "SELECT e.genome_hash, m.value FROM evaluations e JOIN metrics m ON m.evaluation_id = e.id "
-      "WHERE e.status = 'ok' AND m.name = 'perplexity'";
-  if (sqlite3_prepare_v2(handle, sql, -1, &statement, nullptr) == SQLITE_OK) {
-    while (sqlite3_step(statement) == SQLITE_ROW) {
-      out[reinterpret_cast<const char*>(sqlite3_column_text(statement, 0))] =
-          sqlite3_column_double(statement, 1);
-    }
-  }
-  sqlite3_finalize(statement);
-  sqlite3_close(handle);
+  for (const auto& row : livs::test::query_rows(
+           db,
+           "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, m.value FROM evaluations e "
+           "JOIN metrics m ON m.evaluation_id = e.id WHERE e.status = 'ok' AND m.name = 'perplexity'"))
+    out[row[0]] = std::stod(row[1]);
   return out;
 }
 
@@ -86,26 +59,11 @@ TEST_CASE("search killed with SIGKILL and resumed ends with the uninterrupted ru
 
   // The same search, killed once a few evaluations have finished.
   const auto killed_db = temp_db("killed.db");
-  const pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    if (::chdir(LIVSEARCH_SOURCE_DIR) != 0) ::_exit(127);
-    std::freopen("/dev/null", "w", stderr);
-    std::freopen("/dev/null", "w", stdout);
-    ::execl(LIVSEARCH_BINARY, LIVSEARCH_BINARY, "search", kConfig.c_str(), "--db", killed_db.c_str(),
-            static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
   std::map<std::string, double> before_kill;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-  while (before_kill.size() < 3 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(livs::test::run_search_and_kill(kConfig, killed_db, [&] {
     before_kill = finished_evaluations(killed_db);
-  }
-  ::kill(child, SIGKILL);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  REQUIRE(WIFSIGNALED(status));  // killed mid-run, not finished
+    return before_kill.size() >= 3;
+  }));  // killed mid-run, not finished
   before_kill = finished_evaluations(killed_db);
   REQUIRE(before_kill.size() >= 3);
 
