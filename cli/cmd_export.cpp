@@ -68,7 +68,7 @@ int run_export(int argc, char** argv) {
     std::string note = front_note(front);
     if (!note.empty()) std::cerr << (front.members.empty() ? "" : "note: ") << note << "\n";
     if (front.members.empty()) return 1;
-    for (const auto& m : front.members) genomes.push_back(*reader.genome(m.evaluation.genome_hash));
+    for (const auto& m : front.members) genomes.push_back(*reader.genome(m.candidate.hash));
   } else {
     genomes.push_back(reader.genome_by_prefix(args["hash"].as<std::string>()));
   }

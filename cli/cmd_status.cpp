@@ -1,11 +1,16 @@
 // livsearch status --db FILE [--run NAME] [--format table|json]: how far a run
-// has come: generation, evaluations done/failed/running, the best value of
-// each objective, the latest hypervolume. Read-only; safe during a search.
+// has come: generation, evaluations done/failed/running (per fidelity), the
+// genomes refused before training, the labelled (warm-start) genomes, the best
+// mean of each objective at the highest fidelity, the latest hypervolume.
+// Read-only; safe during a search.
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <map>
+#include <utility>
 
 #include "cli/command.hpp"
+#include "cli/eval_summary.hpp"
 #include "cli/query_common.hpp"
 #include "cli/query_front.hpp"
 #include "db/store.hpp"
@@ -26,33 +31,81 @@ bool is_stale(const db::EvaluationRecord& e) {
 struct Best {
   std::string objective;
   search::Direction direction = search::Direction::minimise;
-  std::optional<double> value;
+  const Candidate* candidate = nullptr;  // none when no candidate has a finite value
+  SeedSummary value;                     // over the candidate's seeds
   std::string unit;
-  std::string hash;
 };
 
-// The best value of each objective over the run's candidates; feasible
-// candidates only when there are any (an infeasible optimum is no optimum).
-std::vector<Best> best_values(const std::vector<db::EvaluationRecord>& candidates, const RunGoals& goals,
+// The best mean of each objective over the run's candidates at its highest
+// fidelity; feasible candidates only when there are any (an infeasible
+// optimum is no optimum).
+std::vector<Best> best_values(const std::vector<Candidate>& candidates, const RunGoals& goals,
                               bool& among_feasible) {
-  std::vector<const db::EvaluationRecord*> pool;
-  for (const auto& e : candidates)
-    if (search::constraint_violation(plain_metrics(e.metrics), goals.constraints) == 0.0) pool.push_back(&e);
+  std::vector<const Candidate*> pool;
+  for (const auto& c : candidates)
+    if (search::constraint_violation(c.means(), goals.constraints) == 0.0) pool.push_back(&c);
   among_feasible = !pool.empty() || candidates.empty();
   if (pool.empty())
-    for (const auto& e : candidates) pool.push_back(&e);
+    for (const auto& c : candidates) pool.push_back(&c);
   std::vector<Best> out;
   for (const auto& o : goals.objectives) {
-    Best best{o.name, o.direction, std::nullopt, "", ""};
-    for (const auto* e : pool) {
-      auto it = e->metrics.find(o.name);
-      if (it == e->metrics.end() || !std::isfinite(it->second.value)) continue;
-      double v = it->second.value;
-      bool better =
-          !best.value || (o.direction == search::Direction::minimise ? v < *best.value : v > *best.value);
-      if (better) best = {o.name, o.direction, v, it->second.unit, e->genome_hash};
+    Best best{o.name, o.direction, nullptr, {}, ""};
+    for (const auto* c : pool) {
+      auto it = c->metrics.find(o.name);
+      if (it == c->metrics.end() || !std::isfinite(it->second.mean)) continue;
+      double v = it->second.mean;
+      bool better = !best.candidate ||
+                    (o.direction == search::Direction::minimise ? v < best.value.mean : v > best.value.mean);
+      if (better) best = {o.name, o.direction, c, it->second, c->units.at(o.name)};
     }
     out.push_back(best);
+  }
+  return out;
+}
+
+// Genomes the search drew and refused before training, over all generations.
+struct Rejections {
+  int64_t total = 0;
+  std::map<std::string, int64_t> by_metric;
+};
+
+Rejections count_rejections(const std::vector<db::GenerationRecord>& generations) {
+  Rejections out;
+  for (const auto& g : generations) {
+    out.total += g.rejected;
+    if (!g.rejected_by.is_object()) continue;
+    for (const auto& [metric, count] : g.rejected_by.items())
+      if (count.is_number()) out.by_metric[metric] += count.get<int64_t>();
+  }
+  return out;
+}
+
+// "37 before training (params 35, cache_bytes 2)", most frequent first.
+std::string describe_rejections(const Rejections& r) {
+  std::vector<std::pair<std::string, int64_t>> metrics(r.by_metric.begin(), r.by_metric.end());
+  std::stable_sort(metrics.begin(), metrics.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::string out = std::to_string(r.total) + " before training";
+  for (std::size_t i = 0; i < metrics.size(); ++i)
+    out += (i ? ", " : " (") + metrics[i].first + " " + std::to_string(metrics[i].second);
+  return metrics.empty() ? out : out + ")";
+}
+
+// "fidelity 0.3: 96 ok, 2 failed; fidelity 1: 33 ok (11 genomes x 3 seeds)"
+std::string describe_fidelities(const std::vector<db::FidelityCounts>& fidelities) {
+  std::string out;
+  for (const auto& f : fidelities) {
+    if (!out.empty()) out += "; ";
+    out += "fidelity " + format_number(f.fidelity) + ": " + std::to_string(f.evaluations.ok) + " ok";
+    if (f.evaluations.failed) out += ", " + std::to_string(f.evaluations.failed) + " failed";
+    if (f.evaluations.running) out += ", " + std::to_string(f.evaluations.running) + " running";
+    if (f.evaluations.interrupted) out += ", " + std::to_string(f.evaluations.interrupted) + " interrupted";
+    if (f.most_seeds > 1) {
+      out += " (" + std::to_string(f.ok_genomes) + " genomes";
+      out += f.fewest_seeds == f.most_seeds ? " x " + std::to_string(f.most_seeds) + " seeds)"
+                                            : ", " + std::to_string(f.fewest_seeds) + " to " +
+                                                  std::to_string(f.most_seeds) + " seeds each)";
+    }
   }
   return out;
 }
@@ -60,7 +113,10 @@ std::vector<Best> best_values(const std::vector<db::EvaluationRecord>& candidate
 }  // namespace
 
 int run_status(int argc, char** argv) {
-  cxxopts::Options options(argv[0], "Progress of a run: generation, evaluations, best values, hypervolume.");
+  cxxopts::Options options(
+      argv[0],
+      "Progress of a run: generation, evaluations per fidelity, genomes rejected before\n"
+      "training, labelled genomes, best values, hypervolume.");
   options.add_options()("db", "the database file", cxxopts::value<std::string>())(
       "run", "the run (default: the most recent)", cxxopts::value<std::string>()->default_value(""))(
       "format", "table or json", cxxopts::value<std::string>()->default_value("table"))("h,help",
@@ -82,8 +138,16 @@ int run_status(int argc, char** argv) {
     newest_evaluated_generation = std::max(newest_evaluated_generation, e.generation);
     if (e.status == db::EvaluationStatus::running) running.push_back(&e);
   }
+  Candidates candidates = load_candidates(reader, run);
   bool among_feasible = true;
-  auto best = best_values(reader.front_candidates(run.id), goals, among_feasible);
+  auto best = best_values(candidates.candidates, goals, among_feasible);
+  auto fidelities = reader.fidelities(run.id);
+  auto generations = reader.generations(run.id);
+  Rejections rejected = count_rejections(generations);
+  // Labelled genomes (the warm start), in label order.
+  std::vector<std::pair<std::string, std::string>> labels;  // label, hash
+  for (const auto& [hash, label] : reader.genome_labels(run.id)) labels.emplace_back(label, hash);
+  std::sort(labels.begin(), labels.end());
 
   if (format == "json") {
     Json out;
@@ -96,13 +160,38 @@ int run_status(int argc, char** argv) {
                           {"running", counts.running},
                           {"interrupted", counts.interrupted},
                           {"total", counts.total()}};
+    out["fidelities"] = Json::array();
+    for (const auto& f : fidelities)
+      out["fidelities"].push_back({{"fidelity", f.fidelity},
+                                   {"ok", f.evaluations.ok},
+                                   {"failed", f.evaluations.failed},
+                                   {"running", f.evaluations.running},
+                                   {"interrupted", f.evaluations.interrupted},
+                                   {"genomes", f.ok_genomes},
+                                   {"fewest_seeds", f.fewest_seeds},
+                                   {"most_seeds", f.most_seeds}});
+    Json per_generation = Json::array();
+    for (const auto& g : generations)
+      per_generation.push_back(
+          {{"generation", g.generation}, {"rejected", g.rejected}, {"by_metric", g.rejected_by}});
+    out["rejected_before_training"] = {
+        {"total", rejected.total}, {"by_metric", rejected.by_metric}, {"per_generation", per_generation}};
+    out["labels"] = Json::array();
+    for (const auto& [label, hash] : labels) out["labels"].push_back({{"hash", hash}, {"label", label}});
+    out["best_fidelity"] = candidates.candidates.empty() ? Json() : Json(candidates.fidelity);
     out["best_among_feasible"] = among_feasible;
     out["best"] = Json::object();
-    for (const auto& b : best)
-      out["best"][b.objective] = {{"value", b.value ? Json(*b.value) : Json()},
-                                  {"direction", b.direction == search::Direction::maximise ? "max" : "min"},
-                                  {"unit", b.unit},
-                                  {"hash", b.hash}};
+    for (const auto& b : best) {
+      Json entry = {
+          {"value", b.candidate ? Json(b.value.mean) : Json()},
+          {"sd", b.candidate ? Json(b.value.stddev) : Json()},
+          {"seeds", b.candidate ? Json(b.value.n) : Json()},
+          {"direction", b.direction == search::Direction::maximise ? "max" : "min"},
+          {"unit", b.unit},
+          {"hash", b.candidate ? b.candidate->hash : ""},
+          {"label", b.candidate && !b.candidate->label.empty() ? Json(b.candidate->label) : Json()}};
+      out["best"][b.objective] = std::move(entry);
+    }
     out["hypervolume"] = history.empty() ? Json() : Json(history.back().hypervolume);
     out["hypervolume_history"] = Json::array();
     for (const auto& h : history)
@@ -112,6 +201,7 @@ int run_status(int argc, char** argv) {
       auto age = seconds_since(e->heartbeat_at);
       out["running"].push_back({{"hash", e->genome_hash},
                                 {"generation", e->generation},
+                                {"fidelity", e->fidelity},
                                 {"device", e->device},
                                 {"started_at", e->started_at},
                                 {"heartbeat_at", e->heartbeat_at},
@@ -125,41 +215,60 @@ int run_status(int argc, char** argv) {
   std::cout << "run          " << run.name << " (" << db::to_string(run.status) << ", seed " << run.seed
             << ")\n";
   std::cout << "generation   " << (generation ? std::to_string(*generation) : "none recorded yet");
-  if (newest_evaluated_generation > (generation ? *generation : -1))
+  // A finished run evaluates nothing: its final stage's evaluations carry the
+  // generation after the last recorded one.
+  if (run.status != db::RunStatus::finished && newest_evaluated_generation > (generation ? *generation : -1))
     std::cout << " (evaluating generation " << newest_evaluated_generation << ")";
   std::cout << "\n";
   std::cout << "evaluations  " << counts.ok << " done, " << counts.failed << " failed, " << counts.running
             << " running";
   if (counts.interrupted) std::cout << ", " << counts.interrupted << " interrupted (re-run on resume)";
   std::cout << "\n";
+  // Per fidelity only when it says more than the line above: several
+  // fidelities, or several seeds of a genome.
+  bool several_seeds = std::any_of(fidelities.begin(), fidelities.end(),
+                                   [](const db::FidelityCounts& f) { return f.most_seeds > 1; });
+  if (fidelities.size() > 1 || several_seeds)
+    std::cout << "             " << describe_fidelities(fidelities) << "\n";
   std::size_t stale = 0;
   for (const auto* e : running) stale += is_stale(*e) ? 1 : 0;
   if (stale)
     std::cout << "             " << stale << " running evaluation(s) without a heartbeat for over "
               << format_age(kStaleHeartbeatSeconds)
               << ": the search may have stopped; `livsearch search CONFIG --resume` re-runs them\n";
+  if (rejected.total) std::cout << "rejected     " << describe_rejections(rejected) << "\n";
   std::cout << "hypervolume  " << (history.empty() ? "-" : format_number(history.back().hypervolume)) << "\n";
+  if (!labels.empty()) {
+    std::cout << "labels       ";
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      std::cout << (i ? ", " : "") << labels[i].first << " (" << short_hash(labels[i].second) << ")";
+    std::cout << "\n";
+  }
   if (!best.empty()) {
-    std::cout << "\nbest values" << (among_feasible ? "" : " (no candidate is feasible; over all candidates)")
-              << ":\n";
+    std::cout << "\nbest values";
+    if (!candidates.candidates.empty()) std::cout << " at fidelity " << format_number(candidates.fidelity);
+    std::cout << (among_feasible ? "" : " (no candidate is feasible; over all candidates)") << ":\n";
     TextTable table;
-    table.header = {"objective", "best", "unit", "hash"};
-    for (const auto& b : best)
+    table.header = {"objective", "best", "seeds", "unit", "hash", "name"};
+    for (const auto& b : best) {
+      const Candidate* c = b.candidate;
       table.rows.push_back({b.objective + (b.direction == search::Direction::maximise ? " (max)" : " (min)"),
-                            b.value ? format_number(*b.value) : "-", b.unit.empty() ? "-" : b.unit,
-                            b.hash.empty() ? "-" : short_hash(b.hash)});
+                            c ? format_mean_sd(b.value) : "-", c ? std::to_string(b.value.n) : "-",
+                            b.unit.empty() ? "-" : b.unit, c ? short_hash(c->hash) : "-",
+                            c && !c->label.empty() ? c->label : "-"});
+    }
     std::cout << table.render();
   }
   if (!running.empty()) {
     std::cout << "\nrunning now:\n";
     TextTable table;
-    table.header = {"hash", "gen", "device", "started", "last heartbeat"};
+    table.header = {"hash", "gen", "fidelity", "device", "started", "last heartbeat"};
     for (const auto* e : running) {
       auto age = seconds_since(e->heartbeat_at);
       std::string heartbeat = age ? format_age(*age) + " ago" : e->heartbeat_at;
       if (is_stale(*e)) heartbeat += " (stale)";
-      table.rows.push_back(
-          {short_hash(e->genome_hash), std::to_string(e->generation), e->device, e->started_at, heartbeat});
+      table.rows.push_back({short_hash(e->genome_hash), std::to_string(e->generation),
+                            format_number(e->fidelity), e->device, e->started_at, heartbeat});
     }
     std::cout << table.render();
   }

@@ -47,11 +47,23 @@ std::string csv_field(std::string_view text) {
   return out + "\"";
 }
 
+namespace {
+
+// Characters, not bytes, so a cell holding "±" (two bytes of UTF-8) lines up:
+// every byte but a continuation byte (10xxxxxx) starts a character.
+std::size_t display_width(const std::string& text) {
+  std::size_t width = 0;
+  for (unsigned char c : text) width += (c & 0xC0) != 0x80 ? 1 : 0;
+  return width;
+}
+
+}  // namespace
+
 std::string TextTable::render() const {
   std::vector<std::size_t> widths(header.size(), 0);
   auto widen = [&](const std::vector<std::string>& row) {
     if (row.size() > widths.size()) widths.resize(row.size(), 0);
-    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], display_width(row[i]));
   };
   widen(header);
   for (const auto& row : rows) widen(row);
@@ -59,7 +71,7 @@ std::string TextTable::render() const {
     std::string out;
     for (std::size_t i = 0; i < row.size(); ++i) {
       out += row[i];
-      if (i + 1 < row.size()) out += std::string(widths[i] - row[i].size() + 2, ' ');
+      if (i + 1 < row.size()) out += std::string(widths[i] - display_width(row[i]) + 2, ' ');
     }
     return out + "\n";
   };

@@ -24,7 +24,8 @@ std::string format_number(double value);
 // A CSV field quoted per RFC 4180 when it holds a comma, quote or newline.
 std::string csv_field(std::string_view text);
 
-// Columns padded to their widest cell; a rule under the header.
+// Columns padded to their widest cell (counted in UTF-8 characters); a rule
+// under the header.
 struct TextTable {
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;

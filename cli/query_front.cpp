@@ -1,6 +1,8 @@
 #include "cli/query_front.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <set>
 
 #include "cli/query_common.hpp"
@@ -83,28 +85,114 @@ search::Metrics plain_metrics(const db::Metrics& metrics) {
   return out;
 }
 
+const db::EvaluationRecord& Candidate::latest() const { return evaluations.back(); }
+
+search::Metrics Candidate::means() const {
+  search::Metrics out;
+  for (const auto& [name, summary] : metrics) out[name] = summary.mean;
+  return out;
+}
+
+std::optional<double> parse_fidelity_option(const std::string& text) {
+  std::string value = trim(text);
+  if (value.empty()) return std::nullopt;
+  char* end = nullptr;
+  double fidelity = std::strtod(value.c_str(), &end);
+  if (end != value.c_str() + value.size() || !std::isfinite(fidelity) || fidelity <= 0.0)
+    throw InputError("--fidelity", "",
+                     "expected a share of the training budget such as 0.3 or 1, got '" + text + "'");
+  return fidelity;
+}
+
+Candidate candidate_of(const std::string& hash, std::vector<db::EvaluationRecord> ok_evaluations) {
+  Candidate c;
+  c.hash = hash;
+  for (auto& e : ok_evaluations) {
+    c.evaluations.erase(
+        std::remove_if(c.evaluations.begin(), c.evaluations.end(),
+                       [&](const db::EvaluationRecord& other) { return other.seed == e.seed; }),
+        c.evaluations.end());
+    c.evaluations.push_back(std::move(e));
+  }
+  std::vector<search::Metrics> seeds;
+  for (const auto& e : c.evaluations) {
+    seeds.push_back(plain_metrics(e.metrics));
+    for (const auto& [name, metric] : e.metrics)
+      if (c.units[name].empty()) c.units[name] = metric.unit;
+  }
+  c.metrics = summarise_metrics(seeds);
+  return c;
+}
+
+Candidates load_candidates(const db::Queries& db, const db::RunRecord& run, std::optional<double> fidelity) {
+  Candidates out;
+  for (const auto& f : db.fidelities(run.id))
+    if (f.evaluations.ok > 0) out.fidelities.push_back(f);
+  if (fidelity) {
+    // The nearest stored fidelity, if it is the one meant: stored values come
+    // from arithmetic, the option from 6 printed digits.
+    const db::FidelityCounts* match = nullptr;
+    for (const auto& f : out.fidelities)
+      if (std::fabs(f.fidelity - *fidelity) <= 1e-6 * f.fidelity &&
+          (!match || std::fabs(f.fidelity - *fidelity) < std::fabs(match->fidelity - *fidelity)))
+        match = &f;
+    if (!match) {
+      std::string list;
+      for (const auto& f : out.fidelities) list += (list.empty() ? "" : ", ") + format_number(f.fidelity);
+      throw InputError(db.path(), "",
+                       "run '" + run.name + "' has no successful evaluation at fidelity " +
+                           format_number(*fidelity) + " (" +
+                           (list.empty() ? "it has none at any fidelity" : "it has fidelity " + list) + ")");
+    }
+    out.fidelity = match->fidelity;
+  } else if (!out.fidelities.empty()) {
+    out.fidelity = out.fidelities.back().fidelity;
+  } else {
+    return out;
+  }
+
+  auto labels = db.genome_labels(run.id);
+  std::vector<std::string> order;  // genomes in the order first evaluated
+  std::map<std::string, std::vector<db::EvaluationRecord>> by_genome;
+  for (auto& e : db.ok_evaluations_at(run.id, out.fidelity)) {
+    auto& evaluations = by_genome[e.genome_hash];
+    if (evaluations.empty()) order.push_back(e.genome_hash);
+    evaluations.push_back(std::move(e));
+  }
+  for (const auto& hash : order) {
+    out.candidates.push_back(candidate_of(hash, std::move(by_genome[hash])));
+    if (auto label = labels.find(hash); label != labels.end()) out.candidates.back().label = label->second;
+  }
+  return out;
+}
+
 Front compute_front(const db::Queries& db, const std::string& run_name, const std::string& objective_list,
-                    bool feasible_only) {
+                    bool feasible_only, std::optional<double> fidelity) {
   Front front;
   front.run = db.resolve_run(run_name);
   RunGoals goals = run_goals(front.run, db.path());
   front.objectives = select_objectives(goals, objective_list);
   front.constraints = goals.constraints;
   front.feasible_only = feasible_only;
-  auto candidates = db.front_candidates(front.run.id);
+  Candidates loaded = load_candidates(db, front.run, fidelity);
+  front.fidelity = loaded.fidelity;
+  front.fidelities = loaded.fidelities;
+  const auto& candidates = loaded.candidates;
   front.candidates = candidates.size();
 
   if (!candidates.empty()) {
     std::set<std::string> recorded;
-    for (const auto& e : candidates)
-      for (const auto& [name, metric] : e.metrics) recorded.insert(name);
+    for (const auto& c : candidates)
+      for (const auto& e : c.evaluations)
+        for (const auto& [name, metric] : e.metrics) recorded.insert(name);
     for (const auto& o : front.objectives) {
       if (recorded.count(o.name)) continue;
       std::string list;
       for (const auto& name : recorded) list += (list.empty() ? "" : ", ") + name;
       throw InputError(db.path(), "",
                        "objective '" + o.name + "' was not recorded for any evaluation of run '" +
-                           front.run.name + "' (recorded: " + list + ")");
+                           front.run.name + "' at fidelity " + format_number(front.fidelity) +
+                           " (recorded: " + list + ")");
     }
   }
 
@@ -112,25 +200,25 @@ Front compute_front(const db::Queries& db, const std::string& run_name, const st
   std::vector<double> violation;
   std::vector<std::size_t> kept;  // index into candidates
   for (std::size_t i = 0; i < candidates.size(); ++i) {
-    auto metrics = plain_metrics(candidates[i].metrics);
-    double v = search::constraint_violation(metrics, front.constraints);
+    auto means = candidates[i].means();
+    double v = search::constraint_violation(means, front.constraints);
     if (v == 0.0) ++front.feasible;
     if (feasible_only && v != 0.0) continue;
     kept.push_back(i);
-    minimised.push_back(search::minimised_objectives(metrics, front.objectives));
+    minimised.push_back(search::minimised_objectives(means, front.objectives));
     violation.push_back(v);
   }
   std::vector<std::size_t> order = search::pareto_front_indices(minimised, violation);
   // Best first on the first objective, ties by hash so the order is stable.
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
     if (minimised[a] != minimised[b]) return minimised[a] < minimised[b];
-    return candidates[kept[a]].genome_hash < candidates[kept[b]].genome_hash;
+    return candidates[kept[a]].hash < candidates[kept[b]].hash;
   });
   for (std::size_t index : order) {
     FrontMember member;
-    member.evaluation = candidates[kept[index]];
+    member.candidate = candidates[kept[index]];
     member.violation = violation[index];
-    if (auto genome = db.genome(member.evaluation.genome_hash)) member.summary = genome->summary;
+    if (auto genome = db.genome(member.candidate.hash)) member.summary = genome->summary;
     front.members.push_back(std::move(member));
   }
   return front;
@@ -144,7 +232,8 @@ std::string front_note(const Front& front) {
   for (const auto& c : front.constraints)
     constraints += (constraints.empty() ? "" : ", ") + describe_constraint(c);
   std::string why = "no candidate of " + run + " is feasible: none of its " +
-                    std::to_string(front.candidates) + " evaluated candidates meets " + constraints;
+                    std::to_string(front.candidates) + " evaluated candidates at fidelity " +
+                    format_number(front.fidelity) + " meets " + constraints;
   if (front.feasible_only) return why;
   return why + "; showing the least-violating candidates";
 }

@@ -199,16 +199,44 @@ std::optional<EvaluationRecord> Queries::finished_evaluation(int64_t run_id, con
   return found.back();
 }
 
-std::vector<EvaluationRecord> Queries::front_candidates(int64_t run_id) const {
+std::vector<EvaluationRecord> Queries::ok_evaluations_at(int64_t run_id, double fidelity) const {
   return load_evaluations(
-      *connection_,
-      "evaluations.run_id = ?1 AND evaluations.status = 'ok' AND "
-      "evaluations.fidelity = (SELECT max(top.fidelity) FROM evaluations top "
-      "WHERE top.run_id = ?1 AND top.status = 'ok') AND "
-      "evaluations.id = (SELECT max(same.id) FROM evaluations same WHERE same.run_id = ?1 "
-      "AND same.genome_hash = evaluations.genome_hash AND same.status = 'ok' "
-      "AND same.fidelity = evaluations.fidelity)",
-      [&](Statement& s) { s.bind(1, run_id); });
+      *connection_, "evaluations.run_id = ?1 AND evaluations.fidelity = ?2 AND evaluations.status = 'ok'",
+      [&](Statement& s) { s.bind(1, run_id).bind(2, fidelity); });
+}
+
+std::vector<FidelityCounts> Queries::fidelities(int64_t run_id) const {
+  // Seeds are counted distinct, so an evaluation repeated with the same seed
+  // does not pass for another seed.
+  Statement query(*connection_,
+                  "WITH by_status AS ("
+                  "  SELECT fidelity, sum(status = 'ok') AS ok, sum(status = 'failed') AS failed, "
+                  "  sum(status = 'running') AS running, sum(status = 'interrupted') AS interrupted "
+                  "  FROM evaluations WHERE run_id = ?1 GROUP BY fidelity), "
+                  "per_genome AS ("
+                  "  SELECT fidelity, count(DISTINCT seed) AS seeds FROM evaluations "
+                  "  WHERE run_id = ?1 AND status = 'ok' GROUP BY fidelity, genome_hash), "
+                  "spread AS ("
+                  "  SELECT fidelity, count(*) AS genomes, min(seeds) AS fewest, max(seeds) AS most "
+                  "  FROM per_genome GROUP BY fidelity) "
+                  "SELECT b.fidelity, b.ok, b.failed, b.running, b.interrupted, coalesce(s.genomes, 0), "
+                  "coalesce(s.fewest, 0), coalesce(s.most, 0) "
+                  "FROM by_status b LEFT JOIN spread s ON s.fidelity = b.fidelity ORDER BY b.fidelity");
+  query.bind(1, run_id);
+  std::vector<FidelityCounts> out;
+  while (query.step()) {
+    FidelityCounts f;
+    f.fidelity = query.real(0);
+    f.evaluations.ok = query.int64(1);
+    f.evaluations.failed = query.int64(2);
+    f.evaluations.running = query.int64(3);
+    f.evaluations.interrupted = query.int64(4);
+    f.ok_genomes = query.int64(5);
+    f.fewest_seeds = query.int64(6);
+    f.most_seeds = query.int64(7);
+    out.push_back(f);
+  }
+  return out;
 }
 
 EvaluationCounts Queries::evaluation_counts(int64_t run_id) const {
@@ -285,9 +313,11 @@ std::vector<GenerationRecord> load_generations(Connection& connection, int64_t r
   Savepoint snapshot(connection);
   std::vector<GenerationRecord> out;
   {
-    Statement query(connection,
-                    "SELECT generation, hypervolume, hypervolume_reference, recorded_at FROM generations "
-                    "WHERE run_id = ?1 AND (?2 IS NULL OR generation = ?2) ORDER BY generation");
+    Statement query(
+        connection,
+        "SELECT generation, hypervolume, hypervolume_reference, recorded_at, rejected, rejected_by "
+        "FROM generations "
+        "WHERE run_id = ?1 AND (?2 IS NULL OR generation = ?2) ORDER BY generation");
     query.bind(1, run_id);
     if (only)
       query.bind(2, *only);
@@ -300,6 +330,8 @@ std::vector<GenerationRecord> load_generations(Connection& connection, int64_t r
       g.hypervolume_reference =
           parse_json_text(query.text(2), connection.path() + " (hypervolume reference)");
       g.recorded_at = query.text(3);
+      g.rejected = query.int64(4);
+      g.rejected_by = parse_json_text(query.text(5), connection.path() + " (generations.rejected_by)");
       out.push_back(std::move(g));
     }
   }
@@ -340,6 +372,24 @@ std::vector<HypervolumePoint> Queries::hypervolume_history(int64_t run_id) const
   query.bind(1, run_id);
   std::vector<HypervolumePoint> out;
   while (query.step()) out.push_back({static_cast<int>(query.int64(0)), query.real(1)});
+  return out;
+}
+
+std::map<std::string, std::string> Queries::genome_labels(int64_t run_id) const {
+  Statement query(*connection_, "SELECT genome_hash, label FROM genome_labels WHERE run_id = ?1");
+  query.bind(1, run_id);
+  std::map<std::string, std::string> out;
+  while (query.step()) out[query.text(0)] = query.text(1);
+  return out;
+}
+
+std::vector<GenomeLabel> Queries::labels_of_genome(const std::string& hash) const {
+  Statement query(
+      *connection_,
+      "SELECT run_id, genome_hash, label FROM genome_labels WHERE genome_hash = ?1 ORDER BY run_id");
+  query.bind(1, hash);
+  std::vector<GenomeLabel> out;
+  while (query.step()) out.push_back({query.int64(0), query.text(1), query.text(2)});
   return out;
 }
 

@@ -96,6 +96,19 @@ struct GenerationRecord {
   Json hypervolume_reference;  // the reference point used (array), or null
   std::vector<PopulationMember> population;
   std::string recorded_at;
+  // Genomes drawn for this generation and refused before any training because
+  // an analytic metric (params, cache_bytes, ...) broke a constraint, in all
+  // and per metric ({"params": 12, ...}).
+  int64_t rejected = 0;
+  Json rejected_by = Json::object();
+};
+
+// A name a run gives one of its genomes: the warm-start members carry the
+// preset or file they came from ("preset transformer", "file winner.json").
+struct GenomeLabel {
+  int64_t run_id = 0;
+  std::string genome_hash;
+  std::string label;
 };
 
 struct LineageRecord {
@@ -117,6 +130,17 @@ struct EvaluationCounts {
   int64_t running = 0;
   int64_t interrupted = 0;
   int64_t total() const { return ok + failed + running + interrupted; }
+};
+
+// What a run has at one fidelity: evaluations by status, and how the
+// successful ones spread over genomes and seeds (the search trains a genome
+// once at its fidelity; the final stage trains front members on S seeds).
+struct FidelityCounts {
+  double fidelity = 1.0;
+  EvaluationCounts evaluations;
+  int64_t ok_genomes = 0;    // genomes with at least one ok evaluation here
+  int64_t fewest_seeds = 0;  // distinct seeds of ok evaluations, over those genomes
+  int64_t most_seeds = 0;
 };
 
 }  // namespace livs::db

@@ -89,6 +89,20 @@ CREATE TABLE lineage_parents (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 2: what the search refuses before training (per generation) and the
+// names of warm-start genomes (presets, files) within a run.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE generations ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE generations ADD COLUMN rejected_by TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE genome_labels (
+  run_id      INTEGER NOT NULL REFERENCES runs(id),
+  genome_hash TEXT NOT NULL REFERENCES genomes(hash),
+  label       TEXT NOT NULL,
+  PRIMARY KEY (run_id, genome_hash)
+) WITHOUT ROWID;
+CREATE INDEX genome_labels_by_genome ON genome_labels(genome_hash);
+)sql";
+
 int read_pragma_int(Connection& connection, const char* pragma) {
   Statement statement(connection, std::string("PRAGMA ") + pragma);
   return statement.step() ? static_cast<int>(statement.int64(0)) : 0;
@@ -99,6 +113,8 @@ int read_pragma_int(Connection& connection, const char* pragma) {
 const std::vector<Migration>& migrations() {
   static const std::vector<Migration> list = {
       {1, "initial schema: runs, genomes, evaluations, metrics, generations, population, lineage", kSchemaV1},
+      {2, "generations count genomes rejected before training; genome_labels name warm-start genomes",
+       kSchemaV2},
   };
   return list;
 }

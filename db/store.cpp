@@ -175,12 +175,14 @@ void Store::record_generation(int64_t run_id, const GenerationRecord& generation
   {
     Statement insert(*connection_,
                      "INSERT INTO generations (run_id, generation, hypervolume, hypervolume_reference, "
-                     "recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)");
+                     "recorded_at, rejected, rejected_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     insert.bind(1, run_id)
         .bind(2, generation.generation)
         .bind(3, generation.hypervolume)
         .bind(4, generation.hypervolume_reference.dump())
-        .bind(5, utc_now_iso8601());
+        .bind(5, utc_now_iso8601())
+        .bind(6, generation.rejected)
+        .bind(7, generation.rejected_by.dump());
     insert.run();
   }
   Statement member(*connection_,
@@ -198,6 +200,14 @@ void Store::record_generation(int64_t run_id, const GenerationRecord& generation
     member.reset();
   }
   transaction.commit();
+}
+
+void Store::label_genome(int64_t run_id, const std::string& hash, const std::string& label) {
+  Statement upsert(*connection_,
+                   "INSERT INTO genome_labels (run_id, genome_hash, label) VALUES (?1, ?2, ?3) "
+                   "ON CONFLICT (run_id, genome_hash) DO UPDATE SET label = excluded.label");
+  upsert.bind(1, run_id).bind(2, hash).bind(3, label);
+  upsert.run();
 }
 
 void Store::record_lineage(const LineageRecord& lineage) {

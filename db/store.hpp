@@ -13,6 +13,7 @@
 // database, not a livsearch database, written by a newer livsearch, missing)
 // are livs::InputError naming the file; failures of SQLite itself (disk full,
 // locked for longer than the busy timeout) are livs::db::DatabaseError.
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -63,11 +64,13 @@ class Queries {
   std::optional<EvaluationRecord> finished_evaluation(int64_t run_id, const std::string& hash,
                                                       double fidelity) const;
   EvaluationCounts evaluation_counts(int64_t run_id) const;
-  // What a Pareto query compares: the run's successful evaluations at the
-  // highest fidelity any of them reached (lower-fidelity numbers are not
-  // comparable), one per genome (the latest, should one have been repeated),
-  // in the order they were begun.
-  std::vector<EvaluationRecord> front_candidates(int64_t run_id) const;
+  // What a Pareto query compares: every ok evaluation of a run at one fidelity
+  // (numbers from different fidelities are not comparable), all seeds of each
+  // genome, in the order they were begun. `fidelity` is matched exactly: take
+  // it from fidelities().
+  std::vector<EvaluationRecord> ok_evaluations_at(int64_t run_id, double fidelity) const;
+  // The fidelities a run has evaluations at, lowest first, with counts.
+  std::vector<FidelityCounts> fidelities(int64_t run_id) const;
 
   // How a genome came to be, in every run that produced it.
   std::vector<LineageRecord> lineage(const std::string& child_hash) const;
@@ -78,6 +81,11 @@ class Queries {
   std::optional<GenerationRecord> generation(int64_t run_id, int generation) const;
   std::optional<int> latest_generation(int64_t run_id) const;  // none recorded yet: nullopt
   std::vector<HypervolumePoint> hypervolume_history(int64_t run_id) const;
+
+  // The names a run gives its genomes (hash -> label), and every name a genome
+  // carries in any run.
+  std::map<std::string, std::string> genome_labels(int64_t run_id) const;
+  std::vector<GenomeLabel> labels_of_genome(const std::string& hash) const;
 
  protected:
   Queries(std::unique_ptr<WriterLock> lock, std::unique_ptr<Connection> connection);
@@ -124,6 +132,9 @@ class Store : public Queries {
   void record_generation(int64_t run_id, const GenerationRecord& generation);
   // Recording the same (run, child) again replaces its parents.
   void record_lineage(const LineageRecord& lineage);
+  // Names a genome of a run (the genome must have been upserted); naming it
+  // again replaces the label.
+  void label_genome(int64_t run_id, const std::string& hash, const std::string& label);
 
   // On resume: every evaluation of the run still "running" belongs to a
   // process that died; mark them interrupted (they are evaluated again).

@@ -1,11 +1,17 @@
 // End to end: a database written with the db module's Store, queried through
 // the real binary (runs, status, pareto, show, export), outputs parsed and
-// checked against an independent brute-force Pareto computation.
+// checked against an independent brute-force Pareto computation and, for a run
+// with several fidelities and seeds, an independent mean and sample sd.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 
+#include "cli/eval_summary.hpp"
 #include "common/json_reader.hpp"
 #include "common/rng.hpp"
 #include "db/connection.hpp"
@@ -196,7 +202,10 @@ TEST_CASE("pareto: --objectives subset, --feasible-only, csv and table") {
   auto lines = test::lines_of(csv.out);
   Json json = parse_output(f.run("pareto --run alpha --format json --feasible-only", "pareto_json2"));
   REQUIRE(lines.size() == json["front"].size() + 1);
-  CHECK(lines[0] == "hash,generation,fidelity,feasible,violation,perplexity,accuracy,summary");
+  CHECK(
+      lines[0] ==
+      "hash,generation,fidelity,seeds,feasible,violation,perplexity,perplexity_sd,accuracy,accuracy_sd,label,"
+      "summary");
   CHECK(lines[1].rfind(json["front"][0]["hash"].get<std::string>() + ",", 0) == 0);
 
   auto table = f.run("pareto --run alpha", "pareto_table");
@@ -346,7 +355,9 @@ TEST_CASE("an exported genome runs through livsearch eval") {
   CAPTURE(eval.err);
   REQUIRE(eval.exit_code == 0);
   Json result = parse_json_text(eval.out, "eval stdout");
-  CHECK(genome::genome_hash(genome::genome_from_json(result["genome"])) == f.hashes[0]);
+  // One result per architecture given (an array), or the result itself.
+  const Json& architecture = result.is_array() ? result.at(0) : result;
+  CHECK(genome::genome_hash(genome::genome_from_json(architecture["genome"])) == f.hashes[0]);
 }
 
 TEST_CASE("queries run while a writer holds an open transaction in this process") {
@@ -420,4 +431,349 @@ TEST_CASE("status flags a running evaluation whose heartbeat stopped long ago") 
   auto table = f.run("status --run alpha", "stale_table");
   CHECK(table.out.find("the search may have stopped") != std::string::npos);
   CHECK(table.out.find("(stale)") != std::string::npos);
+}
+
+namespace {
+
+// A run with two stages: the search at fidelity 0.3 (12 genomes, one seed
+// each, two generations that refused genomes before training) and a final
+// stage at fidelity 1 (genomes 0-4 on three seeds, genome 5 on one; genome 1's
+// first seed trained twice, the later one standing), a failed and a running
+// final evaluation, and two labelled warm-start genomes.
+struct Staged {
+  std::filesystem::path dir;
+  std::string db;
+  std::vector<std::string> hashes;
+  std::map<std::string, std::array<double, 3>> low;  // fidelity 0.3: perplexity, accuracy, params
+  // Fidelity 1, per seed (the value that stands), and the seeds themselves.
+  std::map<std::string, std::vector<std::array<double, 3>>> full;
+  std::map<std::string, std::vector<uint64_t>> full_seeds;
+
+  Staged(const std::string& tag) {
+    dir = std::filesystem::temp_directory_path() /
+          ("livsearch_query_staged_" + tag + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    db = (dir / "staged.db").string();
+    db::Store store(db);
+    Json config = parse_json_text(R"({"objectives": ["perplexity", {"name": "accuracy", "direction": "max"}],
+        "constraints": {"params": {"max": 4.5e6}}})",
+                                  "fixture");
+    db::Store::Transaction batch(store);
+    auto run = store.create_or_open_run("staged", config, 9).run;
+    std::set<std::string> seen;
+    for (const auto& name : genome::preset_names())
+      for (int d_model : {32, 64, 96}) {
+        auto g = genome::preset(name, d_model, 1);
+        std::string hash = genome::genome_hash(g);
+        if (hashes.size() == 12 || !seen.insert(hash).second) continue;
+        store.upsert_genome(hash, genome::to_canonical_json(g), genome::summary(g));
+        hashes.push_back(hash);
+      }
+    REQUIRE(hashes.size() == 12);
+    auto finish = [&](int64_t id, const std::array<double, 3>& v) {
+      db::EvaluationOutcome outcome;
+      outcome.metrics["perplexity"] = {v[0], ""};
+      outcome.metrics["accuracy"] = {v[1], ""};
+      outcome.metrics["params"] = {v[2], "count"};
+      store.finish_evaluation(id, outcome);
+    };
+    Rng rng(77);
+    for (std::size_t i = 0; i < hashes.size(); ++i) {
+      std::array<double, 3> v = {3.0 + 0.25 * static_cast<double>(rng.integer(0, 8)),
+                                 0.05 * static_cast<double>(rng.integer(0, 12)),
+                                 1e6 * static_cast<double>(rng.integer(1, 5))};
+      low[hashes[i]] = v;
+      finish(store.begin_evaluation({run.id, hashes[i], static_cast<int>(i / 6), 0.3, "cpu", 100 + i}), v);
+    }
+    // Final stage: genome k's base values, then a small seed-to-seed spread.
+    // Genome 4 beats all on both objectives but breaks the params constraint.
+    const std::array<std::array<double, 3>, 6> base = {{{3.0, 0.40, 2e6},
+                                                        {3.5, 0.45, 1e6},
+                                                        {4.0, 0.42, 1e6},
+                                                        {4.2, 0.60, 3e6},
+                                                        {2.5, 0.70, 5e6},
+                                                        {3.8, 0.50, 2e6}}};
+    const std::array<double, 3> dp = {0.0, 0.1, -0.05}, da = {0.0, -0.01, 0.02};
+    for (std::size_t k = 0; k < base.size(); ++k) {
+      for (std::size_t r = 0; r < (k == 5 ? 1u : 3u); ++r) {
+        std::array<double, 3> v = {base[k][0] + dp[r] * static_cast<double>(k + 1) / 3.0, base[k][1] + da[r],
+                                   base[k][2]};
+        uint64_t seed = 1000 + 10 * k + r;
+        full[hashes[k]].push_back(v);
+        full_seeds[hashes[k]].push_back(seed);
+        finish(store.begin_evaluation({run.id, hashes[k], 2, 1.0, "cpu", seed}), v);
+      }
+    }
+    std::array<double, 3> repeat = {base[1][0] + 0.2, base[1][1], base[1][2]};  // seed 1010 again
+    full[hashes[1]][0] = repeat;
+    finish(store.begin_evaluation({run.id, hashes[1], 2, 1.0, "cpu", 1010}), repeat);
+    int64_t failed = store.begin_evaluation({run.id, hashes[6], 2, 1.0, "cpu", 1060});
+    db::EvaluationOutcome failure;
+    failure.status = db::EvaluationStatus::failed;
+    failure.error = "out of memory";
+    store.finish_evaluation(failed, failure);
+    store.begin_evaluation({run.id, hashes[7], 2, 1.0, "cpu", 1070});
+    db::GenerationRecord g0;
+    g0.generation = 0;
+    g0.rejected = 5;
+    g0.rejected_by = {{"params", 4}, {"cache_bytes", 1}};
+    store.record_generation(run.id, g0);
+    db::GenerationRecord g1;
+    g1.generation = 1;
+    g1.rejected = 3;
+    g1.rejected_by = {{"params", 3}};
+    store.record_generation(run.id, g1);
+    store.label_genome(run.id, hashes[0], "preset transformer");
+    store.label_genome(run.id, hashes[3], "file winner.json");
+    batch.commit();
+  }
+  ~Staged() {
+    if (!std::getenv("LIVSEARCH_KEEP_TEST_DB")) std::filesystem::remove_all(dir);
+  }
+
+  test::CommandResult run(const std::string& args, const std::string& tag) const {
+    return test::run_livsearch(args + " --db '" + db + "'", tag);
+  }
+
+  // Mean and sample standard deviation of one metric over a genome's seeds at
+  // fidelity 1, computed here independently of the CLI.
+  std::pair<double, double> mean_sd(const std::string& hash, std::size_t metric) const {
+    const auto& seeds = full.at(hash);
+    double sum = 0;
+    for (const auto& v : seeds) sum += v[metric];
+    double mean = sum / static_cast<double>(seeds.size());
+    double squares = 0;
+    for (const auto& v : seeds) squares += (v[metric] - mean) * (v[metric] - mean);
+    double sd = seeds.size() > 1 ? std::sqrt(squares / static_cast<double>(seeds.size() - 1)) : 0.0;
+    return {mean, sd};
+  }
+  std::array<double, 3> means(const std::string& hash) const {
+    return {mean_sd(hash, 0).first, mean_sd(hash, 1).first, full.at(hash)[0][2]};
+  }
+};
+
+// What the CLI prints for a mean and sd over three seeds.
+std::string format_mean_sd_for_test(double mean, double sd) {
+  cli::SeedSummary summary;
+  summary.n = 3;
+  summary.mean = mean;
+  summary.stddev = sd;
+  return cli::format_mean_sd(summary);
+}
+
+// Feasible (params <= 4.5e6) points that no feasible point dominates.
+std::set<std::string> brute_front(const std::map<std::string, std::array<double, 3>>& points) {
+  auto ok = [](const std::array<double, 3>& v) { return v[2] <= 4.5e6; };
+  std::set<std::string> out;
+  for (const auto& [hash, v] : points) {
+    if (!ok(v)) continue;
+    bool dominated = false;
+    for (const auto& [other, w] : points) dominated = dominated || (ok(w) && dominates(w, v));
+    if (!dominated) out.insert(hash);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("pareto ranks at the highest fidelity, seeds averaged with their sample sd, --fidelity switches") {
+  Staged f("pareto");
+  Json out = parse_output(f.run("pareto --format json", "staged_json"));
+  CHECK(out["run"] == "staged");
+  CHECK(out["fidelity"] == 1.0);
+  CHECK(out["fidelities"] == Json::array({0.3, 1.0}));
+  CHECK(out["candidates"] == 6);  // genomes with an ok evaluation at 1: not the failed or running one
+  std::map<std::string, std::array<double, 3>> means;
+  for (const auto& [hash, seeds] : f.full) means[hash] = f.means(hash);
+  std::set<std::string> expected = brute_front(means);
+  REQUIRE(expected.count(f.hashes[0]) == 1);  // by design of the values
+  REQUIRE(expected.count(f.hashes[1]) == 1);
+  REQUIRE(expected.count(f.hashes[3]) == 1);
+  std::set<std::string> got;
+  for (const auto& member : out["front"]) {
+    std::string hash = member["hash"];
+    CAPTURE(hash);
+    got.insert(hash);
+    REQUIRE(f.full.count(hash) == 1);
+    CHECK(member["fidelity"] == 1.0);
+    CHECK(member["seeds"] == f.full_seeds[hash].size());  // genome 1's repeated seed counts once
+    auto [perplexity, perplexity_sd] = f.mean_sd(hash, 0);
+    auto [accuracy, accuracy_sd] = f.mean_sd(hash, 1);
+    CHECK(member["objectives"]["perplexity"].get<double>() == doctest::Approx(perplexity).epsilon(1e-12));
+    CHECK(member["objectives"]["accuracy"].get<double>() == doctest::Approx(accuracy).epsilon(1e-12));
+    CHECK(member["spread"]["perplexity"].get<double>() == doctest::Approx(perplexity_sd).epsilon(1e-9));
+    CHECK(member["spread"]["accuracy"].get<double>() == doctest::Approx(accuracy_sd).epsilon(1e-9));
+    CHECK(member["metrics"]["perplexity"]["value"].get<double>() == doctest::Approx(perplexity));
+    CHECK(member["metrics"]["params"]["unit"] == "count");
+    REQUIRE(member["per_seed"].size() == f.full_seeds[hash].size());
+    std::set<uint64_t> seeds;
+    int64_t latest = 0;
+    for (const auto& s : member["per_seed"]) {
+      seeds.insert(s["seed"].get<uint64_t>());
+      latest = std::max(latest, s["evaluation_id"].get<int64_t>());
+    }
+    CHECK(seeds == std::set<uint64_t>(f.full_seeds[hash].begin(), f.full_seeds[hash].end()));
+    CHECK(member["evaluation_id"] == latest);
+    if (hash == f.hashes[0])
+      CHECK(member["label"] == "preset transformer");
+    else if (hash == f.hashes[3])
+      CHECK(member["label"] == "file winner.json");
+    else
+      CHECK(member["label"].is_null());
+  }
+  CHECK(got == expected);
+  // Genome 1: the later evaluation of seed 1010 stands (perplexity 3.7, not 3.5).
+  for (const auto& member : out["front"])
+    if (member["hash"] == f.hashes[1])
+      for (const auto& s : member["per_seed"])
+        if (s["seed"] == 1010) CHECK(s["metrics"]["perplexity"] == 3.7);
+
+  auto table = f.run("pareto", "staged_table");
+  CAPTURE(table.out);
+  REQUIRE(table.exit_code == 0);
+  CHECK(table.out.find("run 'staged': " + std::to_string(expected.size()) +
+                       " non-dominated of 6 candidates at fidelity 1 (mean over 1 to 3 seeds; 5 feasible; "
+                       "the run also has fidelity 0.3: --fidelity 0.3)") != std::string::npos);
+  CHECK(table.out.find("seeds") != std::string::npos);
+  CHECK(table.out.find("preset transformer") != std::string::npos);
+  CHECK(table.out.find("file winner.json") != std::string::npos);
+  auto [p0, sd0] = f.mean_sd(f.hashes[0], 0);
+  CHECK(table.out.find(format_mean_sd_for_test(p0, sd0)) != std::string::npos);
+
+  auto csv = f.run("pareto --format csv", "staged_csv");
+  REQUIRE(csv.exit_code == 0);
+  auto lines = test::lines_of(csv.out);
+  REQUIRE(lines.size() == expected.size() + 1);
+  CHECK(
+      lines[0] ==
+      "hash,generation,fidelity,seeds,feasible,violation,perplexity,perplexity_sd,accuracy,accuracy_sd,label,"
+      "summary");
+
+  // The search stage: twelve genomes, one seed each, no spread.
+  Json low = parse_output(f.run("pareto --fidelity 0.3 --format json", "staged_low"));
+  CHECK(low["fidelity"] == 0.3);
+  CHECK(low["candidates"] == 12);
+  std::set<std::string> low_got;
+  for (const auto& member : low["front"]) {
+    low_got.insert(member["hash"].get<std::string>());
+    CHECK(member["seeds"] == 1);
+    CHECK(member["spread"]["perplexity"] == 0.0);
+    CHECK(member["objectives"]["perplexity"] == f.low[member["hash"]][0]);
+  }
+  CHECK(low_got == brute_front(f.low));
+  auto low_table = f.run("pareto --fidelity 0.3", "staged_low_table");
+  CHECK(low_table.out.find("candidates at fidelity 0.3 (") != std::string::npos);
+  CHECK(low_table.out.find("the run also has fidelity 1: --fidelity 1") != std::string::npos);
+
+  auto missing = f.run("pareto --fidelity 0.5", "staged_missing");
+  CHECK(missing.exit_code == 2);
+  CHECK(test::lines_of(missing.err).size() == 1);
+  CHECK(missing.err.find(
+            "run 'staged' has no successful evaluation at fidelity 0.5 (it has fidelity 0.3, 1)") !=
+        std::string::npos);
+  auto bad = f.run("pareto --fidelity half", "staged_bad");
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--fidelity: expected") != std::string::npos);
+
+  // export --pareto writes each front member once.
+  auto front_dir = f.dir / "front";
+  auto exported = f.run("export --pareto --out '" + front_dir.string() + "'", "staged_export");
+  CAPTURE(exported.err);
+  REQUIRE(exported.exit_code == 0);
+  CHECK(test::lines_of(exported.out).size() == expected.size());
+  std::set<std::string> written;
+  for (const auto& entry : std::filesystem::directory_iterator(front_dir))
+    written.insert(entry.path().stem().string());
+  CHECK(written == expected);
+}
+
+TEST_CASE("status: rejected before training, evaluations per fidelity, labels, best means at fidelity 1") {
+  Staged f("status");
+  Json status = parse_output(f.run("status --format json", "staged_status_json"));
+  const Json& rejected = status["rejected_before_training"];
+  CHECK(rejected["total"] == 8);
+  CHECK(rejected["by_metric"] == Json{{"cache_bytes", 1}, {"params", 7}});  // by name
+  REQUIRE(rejected["per_generation"].size() == 2);
+  CHECK(rejected["per_generation"][0]["rejected"] == 5);
+  CHECK(rejected["per_generation"][1]["by_metric"] == Json{{"params", 3}});
+
+  REQUIRE(status["fidelities"].size() == 2);
+  CHECK(status["fidelities"][0]["fidelity"] == 0.3);
+  CHECK(status["fidelities"][0]["ok"] == 12);
+  const Json& final_stage = status["fidelities"][1];
+  CHECK(final_stage["fidelity"] == 1.0);
+  CHECK(final_stage["ok"] == 17);  // 5 x 3 seeds, 1, and seed 1010 again
+  CHECK(final_stage["failed"] == 1);
+  CHECK(final_stage["running"] == 1);
+  CHECK(final_stage["genomes"] == 6);
+  CHECK(final_stage["fewest_seeds"] == 1);
+  CHECK(final_stage["most_seeds"] == 3);
+
+  REQUIRE(status["labels"].size() == 2);
+  CHECK(status["labels"][0] == Json{{"hash", f.hashes[3]}, {"label", "file winner.json"}});
+  CHECK(status["labels"][1] == Json{{"hash", f.hashes[0]}, {"label", "preset transformer"}});
+
+  // Best means among feasible genomes at fidelity 1 (genome 4 breaks params).
+  CHECK(status["best_fidelity"] == 1.0);
+  CHECK(status["best_among_feasible"] == true);
+  std::string best_perplexity, best_accuracy;
+  for (const auto& [hash, seeds] : f.full) {
+    auto m = f.means(hash);
+    if (m[2] > 4.5e6) continue;
+    if (best_perplexity.empty() || m[0] < f.means(best_perplexity)[0]) best_perplexity = hash;
+    if (best_accuracy.empty() || m[1] > f.means(best_accuracy)[1]) best_accuracy = hash;
+  }
+  CHECK(status["best"]["perplexity"]["hash"] == best_perplexity);
+  CHECK(status["best"]["perplexity"]["value"].get<double>() == doctest::Approx(f.means(best_perplexity)[0]));
+  CHECK(status["best"]["perplexity"]["sd"].get<double>() ==
+        doctest::Approx(f.mean_sd(best_perplexity, 0).second));
+  CHECK(status["best"]["perplexity"]["label"] == "preset transformer");
+  CHECK(status["best"]["accuracy"]["hash"] == best_accuracy);
+  CHECK(status["best"]["accuracy"]["value"].get<double>() == doctest::Approx(f.means(best_accuracy)[1]));
+
+  auto table = f.run("status", "staged_status_table");
+  CAPTURE(table.out);
+  REQUIRE(table.exit_code == 0);
+  CHECK(table.out.find("rejected     8 before training (params 7, cache_bytes 1)") != std::string::npos);
+  CHECK(table.out.find("fidelity 0.3: 12 ok; fidelity 1: 17 ok, 1 failed, 1 running (6 genomes, 1 to 3 seeds "
+                       "each)") != std::string::npos);
+  CHECK(table.out.find("labels       file winner.json (" + f.hashes[3].substr(0, 12) +
+                       "), preset transformer (" + f.hashes[0].substr(0, 12) + ")") != std::string::npos);
+  CHECK(table.out.find("best values at fidelity 1:") != std::string::npos);
+}
+
+TEST_CASE("show: a genome's labels, one row per seed and the mean over seeds at each fidelity") {
+  Staged f("show");
+  Json out = parse_output(f.run("show " + f.hashes[0] + " --format json", "staged_show_json"));
+  CHECK(out["labels"] == Json::array({Json{{"run", "staged"}, {"label", "preset transformer"}}}));
+  CHECK(out["evaluations"].size() == 4);
+  REQUIRE(out["by_fidelity"].size() == 2);
+  CHECK(out["by_fidelity"][0]["fidelity"] == 0.3);
+  CHECK(out["by_fidelity"][0]["seeds"] == 1);
+  const Json& full = out["by_fidelity"][1];
+  CHECK(full["fidelity"] == 1.0);
+  CHECK(full["seeds"] == 3);
+  auto [mean, sd] = f.mean_sd(f.hashes[0], 0);
+  CHECK(full["metrics"]["perplexity"]["mean"].get<double>() == doctest::Approx(mean));
+  CHECK(full["metrics"]["perplexity"]["sd"].get<double>() == doctest::Approx(sd));
+
+  Json repeated = parse_output(f.run("show " + f.hashes[1] + " --format json", "staged_show_repeat"));
+  CHECK(repeated["evaluations"].size() == 5);       // every evaluation is listed
+  CHECK(repeated["by_fidelity"][1]["seeds"] == 3);  // the repeated seed counts once
+  CHECK(repeated["labels"].empty());
+
+  auto table = f.run("show " + f.hashes[0], "staged_show_table");
+  CAPTURE(table.out);
+  REQUIRE(table.exit_code == 0);
+  CHECK(table.out.find("labels   preset transformer in run 'staged'") != std::string::npos);
+  CHECK(table.out.find("run 'staged', fidelity 0.3: 1 evaluation\n") != std::string::npos);
+  CHECK(table.out.find("run 'staged', fidelity 1: 3 evaluations\n") != std::string::npos);
+  CHECK(table.out.find("3 seeds") != std::string::npos);
+  CHECK(table.out.find(format_mean_sd_for_test(mean, sd)) != std::string::npos);
+  for (uint64_t seed : f.full_seeds[f.hashes[0]])
+    CHECK(table.out.find(std::to_string(seed)) != std::string::npos);
+
+  auto failed = f.run("show " + f.hashes[6], "staged_show_failed");
+  CHECK(failed.out.find("error: out of memory") != std::string::npos);
 }

@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 
 #include "common/input_error.hpp"
@@ -67,7 +68,7 @@ TEST_CASE("a new database gets the current schema, WAL mode and our application 
   CHECK(journal.text(0) == "wal");
   auto tables = table_names(c);
   for (const char* t : {"runs", "genomes", "evaluations", "metrics", "generations", "population", "lineage",
-                        "lineage_parents"})
+                        "lineage_parents", "genome_labels"})
     CHECK_MESSAGE(tables.count(t) == 1, "missing table " << t);
 }
 
@@ -109,6 +110,57 @@ TEST_CASE("migrations run forward from version 0, each step once, and only the m
   CHECK(message.find(path) != std::string::npos);
   CHECK(message.find("newer livsearch") != std::string::npos);
   CHECK(message.find("schema version " + std::to_string(next)) != std::string::npos);
+}
+
+TEST_CASE("a version-1 database migrates to version 2 and keeps its rows") {
+  test::TempDir dir;
+  std::string path = dir.file("v1.db");
+  const std::string hash(64, 'a');
+  {
+    // A file as livsearch 0.1 wrote it: schema version 1 and a generation row
+    // without the rejected columns.
+    Connection c(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 1000);
+    migrate(c, {migrations().front()});
+    REQUIRE(pragma_int(c, "user_version") == 1);
+    c.exec(
+        "INSERT INTO runs (id, name, config, seed, status, tool_version, created_at, updated_at) VALUES "
+        "(1, 'old', '{}', '7', 'finished', '0.1.0', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');"
+        "INSERT INTO genomes (hash, genome, summary, first_seen_at) VALUES ('" +
+        hash +
+        "', '{}', 's', '2026-01-01T00:00:00.000Z');"
+        "INSERT INTO generations (run_id, generation, hypervolume, hypervolume_reference, recorded_at) "
+        "VALUES "
+        "(1, 0, 0.5, 'null', '2026-01-01T00:00:00.000Z');");
+    CHECK(table_names(c).count("genome_labels") == 0);
+  }
+  REQUIRE(current_schema_version() == 2);
+  {
+    Store store(path);
+    CHECK(store.schema_version() == 2);
+    auto old = store.generations(1);
+    REQUIRE(old.size() == 1);  // the version-1 row, with the new columns' defaults
+    CHECK(old[0].hypervolume == 0.5);
+    CHECK(old[0].rejected == 0);
+    CHECK(old[0].rejected_by == Json::object());
+    GenerationRecord g1;
+    g1.generation = 1;
+    g1.rejected = 37;
+    g1.rejected_by = {{"params", 35}, {"cache_bytes", 2}};
+    store.record_generation(1, g1);
+    store.label_genome(1, hash, "preset transformer");
+  }
+  Connection c(path, SQLITE_OPEN_READONLY, 1000);
+  CHECK(pragma_int(c, "user_version") == 2);
+  Reader reader(path);
+  auto generations = reader.generations(1);
+  REQUIRE(generations.size() == 2);
+  CHECK(generations[1].rejected == 37);
+  CHECK(generations[1].rejected_by == Json{{"params", 35}, {"cache_bytes", 2}});
+  CHECK(reader.genome_labels(1) == std::map<std::string, std::string>{{hash, "preset transformer"}});
+  auto labels = reader.labels_of_genome(hash);
+  REQUIRE(labels.size() == 1);
+  CHECK(labels[0].run_id == 1);
+  CHECK(labels[0].label == "preset transformer");
 }
 
 TEST_CASE("a failing migration step leaves the file at its old version") {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <map>
 
 #include "common/input_error.hpp"
 #include "db/store.hpp"
@@ -418,16 +419,16 @@ TEST_CASE("transactions: nothing reaches the file until commit, rollback on scop
   }
 }
 
-TEST_CASE("front candidates: ok evaluations at the run's highest fidelity, latest per genome") {
+TEST_CASE("ok evaluations at one fidelity (every seed), and the fidelities a run has with counts") {
   test::TempDir dir;
   std::string path = dir.file("candidates.db");
   Store store(path);
   auto run = store.create_or_open_run("r", Json::object(), 1).run;
   auto other = store.create_or_open_run("other", Json::object(), 1).run;
   for (const auto& h : {kHashA, kHashB, kHashC}) store.upsert_genome(h, genome_json(2), "");
-  auto evaluate = [&](int64_t run_id, const std::string& hash, double fidelity, EvaluationStatus status,
-                      double perplexity) {
-    int64_t id = store.begin_evaluation({run_id, hash, 0, fidelity, "cpu", 0});
+  auto evaluate = [&](int64_t run_id, const std::string& hash, double fidelity, uint64_t seed,
+                      EvaluationStatus status, double perplexity) {
+    int64_t id = store.begin_evaluation({run_id, hash, 0, fidelity, "cpu", seed});
     if (status == EvaluationStatus::running) return id;
     EvaluationOutcome outcome;
     outcome.status = status;
@@ -435,23 +436,97 @@ TEST_CASE("front candidates: ok evaluations at the run's highest fidelity, lates
     store.finish_evaluation(id, outcome);
     return id;
   };
-  evaluate(run.id, kHashA, 0.25, EvaluationStatus::ok, 9.0);  // low fidelity: not comparable
-  evaluate(run.id, kHashA, 1.0, EvaluationStatus::ok, 4.0);
-  int64_t a_latest = evaluate(run.id, kHashA, 1.0, EvaluationStatus::ok, 4.5);
-  evaluate(run.id, kHashB, 0.25, EvaluationStatus::ok, 3.0);  // only low fidelity: left out
-  evaluate(run.id, kHashC, 1.0, EvaluationStatus::failed, 1.0);
-  evaluate(run.id, kHashC, 1.0, EvaluationStatus::running, 1.0);
-  int64_t other_run = evaluate(other.id, kHashC, 0.5, EvaluationStatus::ok, 2.0);
+  int64_t a_low = evaluate(run.id, kHashA, 0.25, 11, EvaluationStatus::ok, 9.0);
+  int64_t a1 = evaluate(run.id, kHashA, 1.0, 11, EvaluationStatus::ok, 4.0);
+  int64_t a2 = evaluate(run.id, kHashA, 1.0, 12, EvaluationStatus::ok, 4.5);
+  int64_t b_low = evaluate(run.id, kHashB, 0.25, 21, EvaluationStatus::ok, 3.0);
+  evaluate(run.id, kHashB, 0.5, 21, EvaluationStatus::failed, 1.0);  // a fidelity with nothing ok
+  evaluate(run.id, kHashC, 1.0, 31, EvaluationStatus::failed, 1.0);
+  evaluate(run.id, kHashC, 1.0, 32, EvaluationStatus::running, 1.0);
+  int64_t a1_again = evaluate(run.id, kHashA, 1.0, 11, EvaluationStatus::ok, 4.25);  // seed 11 once more
+  int64_t other_run = evaluate(other.id, kHashC, 0.5, 41, EvaluationStatus::ok, 2.0);
 
   Reader reader(path);
-  auto candidates = reader.front_candidates(run.id);
-  REQUIRE(candidates.size() == 1);
-  CHECK(candidates[0].id == a_latest);
-  CHECK(candidates[0].metrics.at("perplexity").value == 4.5);
-  auto others = reader.front_candidates(other.id);
+  auto full = reader.ok_evaluations_at(run.id, 1.0);
+  REQUIRE(full.size() == 3);  // every ok one, in the order begun; nothing failed or running
+  CHECK(full[0].id == a1);
+  CHECK(full[1].id == a2);
+  CHECK(full[2].id == a1_again);
+  CHECK(full[1].seed == 12);
+  CHECK(full[2].metrics.at("perplexity").value == 4.25);
+  auto low = reader.ok_evaluations_at(run.id, 0.25);
+  REQUIRE(low.size() == 2);
+  CHECK(low[0].id == a_low);
+  CHECK(low[1].id == b_low);
+  CHECK(reader.ok_evaluations_at(run.id, 0.5).empty());
+  auto others = reader.ok_evaluations_at(other.id, 0.5);
   REQUIRE(others.size() == 1);
   CHECK(others[0].id == other_run);
-  CHECK(reader.front_candidates(run.id + 100).empty());
+  CHECK(reader.ok_evaluations_at(run.id + 100, 1.0).empty());
+
+  auto fidelities = reader.fidelities(run.id);
+  REQUIRE(fidelities.size() == 3);  // lowest first
+  CHECK(fidelities[0].fidelity == 0.25);
+  CHECK(fidelities[0].evaluations.ok == 2);
+  CHECK(fidelities[0].evaluations.failed == 0);
+  CHECK(fidelities[0].ok_genomes == 2);
+  CHECK(fidelities[0].fewest_seeds == 1);
+  CHECK(fidelities[0].most_seeds == 1);
+  CHECK(fidelities[1].fidelity == 0.5);
+  CHECK(fidelities[1].evaluations.ok == 0);
+  CHECK(fidelities[1].evaluations.failed == 1);
+  CHECK(fidelities[1].ok_genomes == 0);
+  CHECK(fidelities[1].most_seeds == 0);
+  CHECK(fidelities[2].fidelity == 1.0);
+  CHECK(fidelities[2].evaluations.ok == 3);
+  CHECK(fidelities[2].evaluations.failed == 1);
+  CHECK(fidelities[2].evaluations.running == 1);
+  CHECK(fidelities[2].evaluations.total() == 5);
+  CHECK(fidelities[2].ok_genomes == 1);
+  CHECK(fidelities[2].fewest_seeds == 2);  // seed 11 twice counts once
+  CHECK(fidelities[2].most_seeds == 2);
+  REQUIRE(reader.fidelities(other.id).size() == 1);
+  CHECK(reader.fidelities(run.id + 100).empty());
+}
+
+TEST_CASE("generations keep their rejected counts, runs name their genomes") {
+  test::TempDir dir;
+  std::string path = dir.file("rejected.db");
+  Store store(path);
+  auto run = store.create_or_open_run("r", Json::object(), 1).run;
+  auto other = store.create_or_open_run("other", Json::object(), 1).run;
+  for (const auto& h : {kHashA, kHashB}) store.upsert_genome(h, genome_json(2), "");
+  GenerationRecord g0;
+  g0.generation = 0;
+  g0.rejected = 12;
+  g0.rejected_by = {{"params", 9}, {"cache_bytes", 3}};
+  store.record_generation(run.id, g0);
+  GenerationRecord g1;
+  g1.generation = 1;  // nothing rejected: the defaults
+  store.record_generation(run.id, g1);
+  store.label_genome(run.id, kHashA, "preset transformer");
+  store.label_genome(run.id, kHashB, "file first.json");
+  store.label_genome(run.id, kHashB, "file winner.json");  // naming again replaces
+  store.label_genome(other.id, kHashA, "preset lfm2");
+  CHECK_THROWS_AS(store.label_genome(run.id, kHashC, "unknown genome"), DatabaseError);
+
+  Reader reader(path);
+  auto generations = reader.generations(run.id);
+  REQUIRE(generations.size() == 2);
+  CHECK(generations[0].rejected == 12);
+  CHECK(generations[0].rejected_by == Json{{"params", 9}, {"cache_bytes", 3}});
+  CHECK(generations[1].rejected == 0);
+  CHECK(generations[1].rejected_by == Json::object());
+  auto labels = reader.genome_labels(run.id);
+  CHECK(labels ==
+        std::map<std::string, std::string>{{kHashA, "preset transformer"}, {kHashB, "file winner.json"}});
+  auto of_a = reader.labels_of_genome(kHashA);
+  REQUIRE(of_a.size() == 2);
+  CHECK(of_a[0].run_id == run.id);
+  CHECK(of_a[0].label == "preset transformer");
+  CHECK(of_a[1].run_id == other.id);
+  CHECK(of_a[1].label == "preset lfm2");
+  CHECK(reader.labels_of_genome(kHashC).empty());
 }
 
 TEST_CASE("one writer at a time: a second Store is refused until the first closes, readers are not") {
