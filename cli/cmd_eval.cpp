@@ -177,9 +177,9 @@ Json to_json(const ArchitectureRun& run, const Setting& setting) {
   out["status"] = run.seeds_ok == static_cast<int>(run.seeds.size()) ? "ok" : "failed";
   out["metrics"] = Json::object();
   for (const auto& [name, s] : run.metrics)
-    out["metrics"][name] = {{"mean", s.mean}, {"std", s.stddev}, {"min", s.min}, {"max", s.max}, {"n", s.n}};
+    out["metrics"][name] = {{"mean", s.mean}, {"std", s.sd}, {"min", s.min}, {"max", s.max}, {"n", s.n}};
   if (const auto it = run.metrics.find("perplexity"); it != run.metrics.end())
-    out["perplexity"] = {{"mean", it->second.mean}, {"std", it->second.stddev}};
+    out["perplexity"] = {{"mean", it->second.mean}, {"std", it->second.sd}};
   else
     out["perplexity"] = Json();
   out["cache_bytes"] = mean_or_null(run, "cache_bytes");

@@ -33,7 +33,7 @@ Json front_to_json(const Front& front) {
   for (const auto& o : front.objectives)
     out["objectives"].push_back({{"name", o.name}, {"direction", direction_name(o.direction)}});
   out["constraints"] = Json::array();
-  for (const auto& c : front.constraints) out["constraints"].push_back(describe_constraint(c));
+  for (const auto& c : front.constraints) out["constraints"].push_back(search::describe(c));
   out["candidates"] = front.candidates;
   out["feasible"] = front.feasible;
   out["front"] = Json::array();
@@ -53,7 +53,7 @@ Json front_to_json(const Front& front) {
     member["spread"] = Json::object();
     for (const auto& o : front.objectives) {
       member["objectives"][o.name] = json_number(c, o.name, &SeedSummary::mean);
-      member["spread"][o.name] = json_number(c, o.name, &SeedSummary::stddev);
+      member["spread"][o.name] = json_number(c, o.name, &SeedSummary::sd);
     }
     member["metrics"] = Json::object();
     for (const auto& [name, summary] : c.metrics)
@@ -170,7 +170,7 @@ std::string front_to_csv(const Front& front) {
                                       format_number(m.violation)};
     for (const auto& o : front.objectives) {
       cells.push_back(number(c, o.name, &SeedSummary::mean));
-      cells.push_back(number(c, o.name, &SeedSummary::stddev));
+      cells.push_back(number(c, o.name, &SeedSummary::sd));
     }
     cells.push_back(csv_field(c.label));
     cells.push_back(csv_field(m.summary));

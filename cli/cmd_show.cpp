@@ -166,7 +166,7 @@ int run_show(int argc, char** argv) {
       if (g.ok.seeds() == 0) continue;
       Json metrics = Json::object();
       for (const auto& [name, s] : g.ok.metrics)
-        metrics[name] = {{"mean", s.mean}, {"sd", s.stddev}, {"n", s.n}, {"unit", g.ok.units.at(name)}};
+        metrics[name] = {{"mean", s.mean}, {"sd", s.sd}, {"n", s.n}, {"unit", g.ok.units.at(name)}};
       Json ids = Json::array();
       for (const auto& e : g.ok.evaluations) ids.push_back(e.id);
       out["by_fidelity"].push_back({{"run", run_names[g.run_id]},

@@ -184,7 +184,7 @@ int run_status(int argc, char** argv) {
     for (const auto& b : best) {
       Json entry = {
           {"value", b.candidate ? Json(b.value.mean) : Json()},
-          {"sd", b.candidate ? Json(b.value.stddev) : Json()},
+          {"sd", b.candidate ? Json(b.value.sd) : Json()},
           {"seeds", b.candidate ? Json(b.value.n) : Json()},
           {"direction", b.direction == search::Direction::maximise ? "max" : "min"},
           {"unit", b.unit},

@@ -29,7 +29,7 @@ const std::vector<Command>& commands() {
       {"export", "write genomes (one, or a run's Pareto front) as JSON files", run_export},
       {"finalize", "re-train a run's front and warm-start members at full budget over several seeds",
        run_finalize},
-      {"eval", "train one architecture and score it on held-out data", run_eval},
+      {"eval", "train architectures side by side over seeds, scored as the search scores them", run_eval},
       {"presets", "list the built-in architectures, or print one as genome JSON", run_presets},
   };
   return table;

@@ -1,25 +1,16 @@
 #pragma once
 // Mean and spread of metrics over seeds (the replicates of one architecture or
-// candidate): what `livsearch eval --seeds N` reports, and what every table
-// that shows a genome's seed-to-seed spread uses, so the numbers agree.
+// candidate) as the CLI's tables print them; the arithmetic is
+// common/seed_summary.hpp's, which the search's final stage uses too.
 #include <map>
 #include <string>
 #include <vector>
 
+#include "common/seed_summary.hpp"
+
 namespace livs::cli {
 
-struct SeedSummary {
-  int n = 0;            // how many finite values were summarised
-  double mean = 0.0;    // NaN when n == 0
-  double stddev = 0.0;  // sample standard deviation (divides by n - 1); 0 when n < 2
-  double min = 0.0;     // NaN when n == 0
-  double max = 0.0;     // NaN when n == 0
-};
-
-// Non-finite values are skipped, as common/seed_summary.hpp's summarise_seeds
-// (the search's final stage) skips them: a value that is not a number has
-// nothing to add to a mean.
-SeedSummary summarise(const std::vector<double>& values);
+using livs::SeedSummary;
 
 // One summary per metric name over the metric maps of several seeds; a metric
 // that only some seeds report is summarised over those (its n says how many).

@@ -26,17 +26,6 @@ std::string chosen_format(const cxxopts::ParseResult& args, std::initializer_lis
   throw InputError("--format", "", "expected one of " + list + ", got '" + format + "'");
 }
 
-std::string format_number(double value) {
-  if (std::isnan(value)) return "nan";
-  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
-  char buffer[64];
-  if (value == std::floor(value) && std::fabs(value) < 1e15)
-    std::snprintf(buffer, sizeof buffer, "%.0f", value);
-  else
-    std::snprintf(buffer, sizeof buffer, "%.6g", value);
-  return buffer;
-}
-
 std::string csv_field(std::string_view text) {
   if (text.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(text);
   std::string out = "\"";

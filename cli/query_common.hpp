@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/format_number.hpp"
+
 namespace livs::cli {
 
 // The --db value, required: InputError "livsearch CMD: missing --db FILE" otherwise.
@@ -17,9 +19,7 @@ std::string required_db(const cxxopts::ParseResult& args, const char* command);
 // The --format value, one of `allowed` (InputError naming --format otherwise).
 std::string chosen_format(const cxxopts::ParseResult& args, std::initializer_list<std::string_view> allowed);
 
-// A number as people read it: integers without a fraction, others with 6
-// significant digits; "inf", "-inf" and "nan" spelled out.
-std::string format_number(double value);
+using livs::format_number;  // common/format_number.hpp
 
 // A CSV field quoted per RFC 4180 when it holds a comma, quote or newline.
 std::string csv_field(std::string_view text);

@@ -72,13 +72,6 @@ std::vector<search::Objective> select_objectives(const RunGoals& goals, const st
   return chosen;
 }
 
-std::string describe_constraint(const search::Constraint& c) {
-  if (c.min && c.max) return format_number(*c.min) + " <= " + c.metric + " <= " + format_number(*c.max);
-  if (c.max) return c.metric + " <= " + format_number(*c.max);
-  if (c.min) return c.metric + " >= " + format_number(*c.min);
-  return c.metric;
-}
-
 search::Metrics plain_metrics(const db::Metrics& metrics) {
   search::Metrics out;
   for (const auto& [name, metric] : metrics) out[name] = metric.value;
@@ -230,7 +223,7 @@ std::string front_note(const Front& front) {
   if (front.feasible > 0) return {};
   std::string constraints;
   for (const auto& c : front.constraints)
-    constraints += (constraints.empty() ? "" : ", ") + describe_constraint(c);
+    constraints += (constraints.empty() ? "" : ", ") + search::describe(c);
   std::string why = "no candidate of " + run + " is feasible: none of its " +
                     std::to_string(front.candidates) + " evaluated candidates at fidelity " +
                     format_number(front.fidelity) + " meets " + constraints;

@@ -29,9 +29,6 @@ RunGoals run_goals(const db::RunRecord& run, const std::string& db_path);
 // an explicit :min/:max. Empty list: the run's objectives.
 std::vector<search::Objective> select_objectives(const RunGoals& goals, const std::string& list);
 
-// "params <= 2e+06", "accuracy >= 0.5", "1 <= x <= 2".
-std::string describe_constraint(const search::Constraint& constraint);
-
 search::Metrics plain_metrics(const db::Metrics& metrics);
 
 // One genome as a front query compares it: every ok evaluation it has at the

@@ -83,7 +83,9 @@ std::string json_pointer_escape(std::string_view key) {
 }
 
 JsonReader::JsonReader(const Json& value, std::string file, std::string pointer)
-    : value_(&value), file_(std::make_shared<const std::string>(std::move(file))), pointer_(std::move(pointer)) {}
+    : value_(&value),
+      file_(std::make_shared<const std::string>(std::move(file))),
+      pointer_(std::move(pointer)) {}
 
 JsonReader::JsonReader(const Json& value, std::shared_ptr<const std::string> file, std::string pointer)
     : value_(&value), file_(std::move(file)), pointer_(std::move(pointer)) {}
@@ -104,9 +106,7 @@ void JsonReader::expect_array() const {
   if (!value_->is_array()) fail("an array");
 }
 
-bool JsonReader::has(std::string_view key) const {
-  return value_->is_object() && value_->contains(key);
-}
+bool JsonReader::has(std::string_view key) const { return value_->is_object() && value_->contains(key); }
 
 JsonReader JsonReader::at(std::string_view key) const {
   expect_object();
@@ -169,7 +169,8 @@ int64_t JsonReader::integer(int64_t min, int64_t max) const {
   };
   int64_t v = 0;
   if (value_->is_number_integer()) {
-    if (value_->is_number_unsigned() && value_->get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+    if (value_->is_number_unsigned() &&
+        value_->get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
       fail(expectation());
     v = value_->get<int64_t>();
   } else if (value_->is_number_float()) {

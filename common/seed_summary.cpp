@@ -2,27 +2,33 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace livs {
 
 SeedSummary summarise_seeds(const std::vector<double>& values) {
+  std::vector<double> finite;
+  for (double v : values)
+    if (std::isfinite(v)) finite.push_back(v);
   SeedSummary s;
-  double sum = 0.0;
-  for (double v : values) {
-    if (!std::isfinite(v)) continue;
-    s.min = s.n == 0 ? v : std::min(s.min, v);
-    s.max = s.n == 0 ? v : std::max(s.max, v);
-    sum += v;
-    ++s.n;
+  s.n = static_cast<int>(finite.size());
+  if (finite.empty()) {
+    s.mean = s.min = s.max = std::numeric_limits<double>::quiet_NaN();
+    return s;
   }
-  if (s.n == 0) return s;
-  s.mean = sum / static_cast<double>(s.n);
+  double sum = 0.0;
+  for (double v : finite) sum += v;
+  s.mean = sum / s.n;
+  // Two passes: the squared deviations from the mean, not sum(x^2) - n mean^2,
+  // which cancels badly when the spread is small next to the mean (perplexity).
   if (s.n > 1) {
     double squares = 0.0;
-    for (double v : values)
-      if (std::isfinite(v)) squares += (v - s.mean) * (v - s.mean);
-    s.sd = std::sqrt(squares / static_cast<double>(s.n - 1));
+    for (double v : finite) squares += (v - s.mean) * (v - s.mean);
+    s.sd = std::sqrt(squares / (s.n - 1));
   }
+  const auto [lo, hi] = std::minmax_element(finite.begin(), finite.end());
+  s.min = *lo;
+  s.max = *hi;
   return s;
 }
 

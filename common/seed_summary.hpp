@@ -1,21 +1,21 @@
 #pragma once
 // One metric over the seeds of repeated evaluations: the mean and the sample
 // standard deviation (n - 1 in the denominator; 0 for a single seed), the
-// numbers every "mean ± sd over seeds" table prints.
-#include <cstddef>
+// numbers every "mean ± sd over seeds" table prints (the final stage's log,
+// `eval`, `pareto`, `show`, `status`), so they all agree.
 #include <vector>
 
 namespace livs {
 
 struct SeedSummary {
-  std::size_t n = 0;
-  double mean = 0.0;
-  double sd = 0.0;
-  double min = 0.0;
-  double max = 0.0;
+  int n = 0;          // how many finite values were summarised
+  double mean = 0.0;  // NaN when n == 0
+  double sd = 0.0;    // sample standard deviation; 0 when n < 2
+  double min = 0.0;   // NaN when n == 0
+  double max = 0.0;   // NaN when n == 0
 };
 
-// Non-finite values are skipped (a failed seed has no number to average).
+// Non-finite values are skipped: a failed seed has no number to average.
 SeedSummary summarise_seeds(const std::vector<double>& values);
 
 }  // namespace livs

@@ -103,10 +103,12 @@ checks() {
     done
     python3 - "$out/eval-$preset-cuda.json" "$out/eval-$preset-cpu.json" "$preset" <<'PY' | tee -a "$out/checks.log" || ok=1
 import json, sys
-gpu, cpu = (json.load(open(p)) for p in sys.argv[1:3])
-rel = abs(gpu["perplexity"] - cpu["perplexity"]) / cpu["perplexity"]
-print(f"{sys.argv[3]:20s} perplexity cuda {gpu['perplexity']:.4f} cpu {cpu['perplexity']:.4f} "
-      f"rel diff {rel:.2%}  wall cuda {gpu['wall_seconds']:.1f}s cpu {cpu['wall_seconds']:.1f}s")
+# eval --format json: one object per architecture, here one with one seed.
+gpu, cpu = (json.load(open(p))[0] for p in sys.argv[1:3])
+g, c = (r["seeds"][0]["metrics"]["perplexity"] for r in (gpu, cpu))
+rel = abs(g - c) / c
+print(f"{sys.argv[3]:20s} perplexity cuda {g:.4f} cpu {c:.4f} rel diff {rel:.2%}  "
+      f"wall cuda {gpu['seeds'][0]['wall_seconds']:.1f}s cpu {cpu['seeds'][0]['wall_seconds']:.1f}s")
 sys.exit(0 if rel < 0.05 else 1)
 PY
   done

@@ -5,15 +5,13 @@
 #include <cstdio>
 #include <limits>
 
+#include "common/format_number.hpp"
+
 namespace livs::search {
 
 namespace {
 
-std::string number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.6g", value);
-  return text;
-}
+std::string number(double value) { return format_number(value); }
 
 // How far a value is from meeting a constraint (0 when it meets it).
 double shortfall(const Constraint& c, double value) {
@@ -23,13 +21,6 @@ double shortfall(const Constraint& c, double value) {
 }
 
 }  // namespace
-
-std::string describe(const Constraint& c) {
-  if (c.min && c.max) return number(*c.min) + " <= " + c.metric + " <= " + number(*c.max);
-  if (c.max) return c.metric + " <= " + number(*c.max);
-  if (c.min) return c.metric + " >= " + number(*c.min);
-  return c.metric;
-}
 
 AnalyticScreen::AnalyticScreen(AnalyticFunction analytic, const std::vector<Constraint>& constraints,
                                int64_t max_params)

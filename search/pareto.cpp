@@ -8,7 +8,16 @@
 #include <pagmo/utils/multi_objective.hpp>
 #include <stdexcept>
 
+#include "common/format_number.hpp"
+
 namespace livs::search {
+
+std::string describe(const Constraint& c) {
+  if (c.min && c.max) return format_number(*c.min) + " <= " + c.metric + " <= " + format_number(*c.max);
+  if (c.max) return c.metric + " <= " + format_number(*c.max);
+  if (c.min) return c.metric + " >= " + format_number(*c.min);
+  return c.metric;
+}
 
 namespace {
 constexpr double kInfinity = std::numeric_limits<double>::infinity();

@@ -29,6 +29,9 @@ struct Constraint {
 
 using Metrics = std::map<std::string, double>;
 
+// "params <= 850000", "accuracy >= 0.5", "1 <= x <= 2".
+std::string describe(const Constraint& constraint);
+
 // The objective vector to minimise: maximised objectives are negated. A
 // missing or non-finite metric becomes +infinity (the worst possible value),
 // so a failed candidate can never look good.

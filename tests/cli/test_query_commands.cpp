@@ -558,7 +558,7 @@ std::string format_mean_sd_for_test(double mean, double sd) {
   cli::SeedSummary summary;
   summary.n = 3;
   summary.mean = mean;
-  summary.stddev = sd;
+  summary.sd = sd;
   return cli::format_mean_sd(summary);
 }
 
