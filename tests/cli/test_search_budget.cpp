@@ -148,3 +148,39 @@ TEST_CASE("a space that cannot meet its params constraint fails fast with exit s
   CHECK(result.err.find("draws; the smallest drawn had params ") != std::string::npos);
   CHECK(query_rows(db, "SELECT count(*) FROM evaluations")[0][0] == "0");
 }
+
+TEST_CASE("livsearch finalize gives a search that ran without a final stage the same stage, once") {
+  const auto folder = temp_db("finalize.db").parent_path();
+  const auto config = folder / "no_final.json";
+  Json json = livs::parse_json_file(std::string(LIVSEARCH_SOURCE_DIR) + "/" + kConfig);
+  json["data"]["path"] = std::string(LIVSEARCH_SOURCE_DIR) + "/data/kjv.txt";
+  json["search"]["initial"] = {"lfm2", std::string(LIVSEARCH_SOURCE_DIR) + "/tests/cli/budget_warm.json"};
+  json["search"]["final"] = false;
+  std::ofstream(config) << json.dump(2);
+  const auto db = folder / "finalize.db";
+  const auto search =
+      run_livsearch("search '" + config.string() + "' --db '" + db.string() + "'", "finalize_search");
+  CAPTURE(search.err);
+  REQUIRE(search.exit_code == 0);
+  REQUIRE(final_table(db).empty());
+
+  const auto finalize =
+      run_livsearch("finalize --db '" + db.string() + "' --top 1 --seeds 2", "finalize_run");
+  CAPTURE(finalize.err);
+  REQUIRE(finalize.exit_code == 0);
+  // The front's first member and the two warm-start members, two seeds each.
+  const auto table = final_table(db);
+  CHECK(table.size() == 3 * 2);
+  CHECK(finalize.out.find("finalized (6 evaluations run, 0 reused)") != std::string::npos);
+  const auto again = run_livsearch("finalize --db '" + db.string() + "' --top 1 --seeds 2", "finalize_again");
+  CHECK(again.exit_code == 0);
+  CHECK(again.out.find("finalized (0 evaluations run, 6 reused)") != std::string::npos);
+  CHECK(final_table(db) == table);
+  // pareto now ranks on the finalists.
+  const auto pareto = run_livsearch("pareto --db '" + db.string() + "' --format json", "finalize_pareto");
+  REQUIRE(pareto.exit_code == 0);
+  CHECK(livs::parse_json_text(pareto.out, "pareto").at("fidelity").get<double>() == 1.0);
+  const auto bad = run_livsearch("finalize --db '" + db.string() + "' --seeds 0", "finalize_bad");
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--seeds") != std::string::npos);
+}
