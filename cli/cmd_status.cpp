@@ -1,11 +1,13 @@
 // livsearch status --db FILE [--run NAME] [--format table|json]: how far a run
 // has come: generation, evaluations done/failed/running (per fidelity), the
 // genomes refused before training, the labelled (warm-start) genomes, the best
-// mean of each objective at the highest fidelity, the latest hypervolume.
-// Read-only; safe during a search.
+// mean of each objective at the highest fidelity, how well each fidelity's
+// ranking of the genomes predicts the next one's (Kendall's tau-b), the latest
+// hypervolume. Read-only; safe during a search.
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <utility>
 
@@ -14,6 +16,7 @@
 #include "cli/query_common.hpp"
 #include "cli/query_front.hpp"
 #include "db/store.hpp"
+#include "search/rank_correlation.hpp"
 
 namespace livs::cli {
 
@@ -110,13 +113,77 @@ std::string describe_fidelities(const std::vector<db::FidelityCounts>& fidelitie
   return out;
 }
 
+// Whether the cheap fidelity predicts the expensive one: for two consecutive
+// fidelities of a run, Kendall's tau-b between each objective's values at the
+// lower and at the higher, over the genomes with an ok evaluation at both (a
+// genome's value at a fidelity: its mean over seeds, as `pareto` ranks it).
+// A genome without a finite value of an objective at either fidelity is left
+// out of that objective's tau only.
+struct RankStability {
+  double from = 0.0;
+  double to = 0.0;
+  std::size_t genomes = 0;
+  std::vector<std::pair<std::string, double>> tau;  // per objective, in the run's order; NaN: undefined
+};
+
+std::vector<RankStability> rank_stability(const db::Queries& db, const db::RunRecord& run,
+                                          const std::vector<db::FidelityCounts>& fidelities,
+                                          const std::vector<search::Objective>& objectives) {
+  std::vector<std::map<std::string, Candidate>> at;  // per fidelity, by hash
+  for (const auto& f : fidelities) {
+    std::map<std::string, Candidate> by_hash;
+    for (auto& c : load_candidates(db, run, f.fidelity).candidates) by_hash.emplace(c.hash, std::move(c));
+    at.push_back(std::move(by_hash));
+  }
+  auto mean_of = [](const Candidate& c, const std::string& objective) {
+    auto it = c.metrics.find(objective);
+    return it == c.metrics.end() || it->second.n == 0 ? std::numeric_limits<double>::quiet_NaN()
+                                                      : it->second.mean;
+  };
+  std::vector<RankStability> out;
+  for (std::size_t i = 0; i + 1 < fidelities.size(); ++i) {
+    RankStability pair{fidelities[i].fidelity, fidelities[i + 1].fidelity, 0, {}};
+    std::vector<std::pair<const Candidate*, const Candidate*>> both;
+    for (const auto& [hash, low] : at[i])
+      if (auto high = at[i + 1].find(hash); high != at[i + 1].end()) both.emplace_back(&low, &high->second);
+    pair.genomes = both.size();
+    for (const auto& o : objectives) {
+      std::vector<double> low, high;
+      for (const auto& [l, h] : both) {
+        double a = mean_of(*l, o.name), b = mean_of(*h, o.name);
+        if (!std::isfinite(a) || !std::isfinite(b)) continue;
+        low.push_back(a);
+        high.push_back(b);
+      }
+      pair.tau.emplace_back(o.name, search::kendall_tau_b(low, high));
+    }
+    out.push_back(std::move(pair));
+  }
+  return out;
+}
+
+// "fidelity 0.3 -> 1: 6 genomes, Kendall tau perplexity 0.73, cache_bytes 1"
+std::string describe_rank_stability(const RankStability& r) {
+  std::string out = "fidelity " + format_number(r.from) + " -> " + format_number(r.to) + ": " +
+                    std::to_string(r.genomes) + (r.genomes == 1 ? " genome" : " genomes") + ", Kendall tau";
+  for (std::size_t i = 0; i < r.tau.size(); ++i) {
+    const auto& [objective, tau] = r.tau[i];
+    // Two decimals: over a few dozen genomes the third is noise. (+ 0.0: no "-0".)
+    out +=
+        (i ? ", " : " ") + objective + " " +
+        (std::isnan(tau) ? std::string("undefined") : format_number(std::round(tau * 100.0) / 100.0 + 0.0));
+  }
+  return out;
+}
+
 }  // namespace
 
 int run_status(int argc, char** argv) {
   cxxopts::Options options(
       argv[0],
       "Progress of a run: generation, evaluations per fidelity, genomes rejected before\n"
-      "training, labelled genomes, best values, hypervolume.");
+      "training, labelled genomes, best values, rank stability between fidelities\n"
+      "(Kendall's tau-b), hypervolume.");
   options.add_options()("db", "the database file", cxxopts::value<std::string>())(
       "run", "the run (default: the most recent)", cxxopts::value<std::string>()->default_value(""))(
       "format", "table or json", cxxopts::value<std::string>()->default_value("table"))("h,help",
@@ -144,6 +211,7 @@ int run_status(int argc, char** argv) {
   auto fidelities = reader.fidelities(run.id);
   auto generations = reader.generations(run.id);
   Rejections rejected = count_rejections(generations);
+  auto stability = rank_stability(reader, run, candidates.fidelities, goals.objectives);
   // Labelled genomes (the warm start), in label order.
   std::vector<std::pair<std::string, std::string>> labels;  // label, hash
   for (const auto& [hash, label] : reader.genome_labels(run.id)) labels.emplace_back(label, hash);
@@ -192,6 +260,12 @@ int run_status(int argc, char** argv) {
           {"label", b.candidate && !b.candidate->label.empty() ? Json(b.candidate->label) : Json()}};
       out["best"][b.objective] = std::move(entry);
     }
+    out["rank_stability"] = Json::array();
+    for (const auto& r : stability) {
+      Json tau = Json::object();
+      for (const auto& [objective, value] : r.tau) tau[objective] = std::isnan(value) ? Json() : Json(value);
+      out["rank_stability"].push_back({{"from", r.from}, {"to", r.to}, {"genomes", r.genomes}, {"tau", tau}});
+    }
     out["hypervolume"] = history.empty() ? Json() : Json(history.back().hypervolume);
     out["hypervolume_history"] = Json::array();
     for (const auto& h : history)
@@ -230,6 +304,7 @@ int run_status(int argc, char** argv) {
                                    [](const db::FidelityCounts& f) { return f.most_seeds > 1; });
   if (fidelities.size() > 1 || several_seeds)
     std::cout << "             " << describe_fidelities(fidelities) << "\n";
+  for (const auto& r : stability) std::cout << "rank stability  " << describe_rank_stability(r) << "\n";
   std::size_t stale = 0;
   for (const auto* e : running) stale += is_stale(*e) ? 1 : 0;
   if (stale)

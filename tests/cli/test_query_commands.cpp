@@ -12,6 +12,7 @@
 #include <set>
 
 #include "cli/eval_summary.hpp"
+#include "common/format_number.hpp"
 #include "common/json_reader.hpp"
 #include "common/rng.hpp"
 #include "db/connection.hpp"
@@ -741,6 +742,70 @@ TEST_CASE("status: rejected before training, evaluations per fidelity, labels, b
   CHECK(table.out.find("labels       file winner.json (" + f.hashes[3].substr(0, 12) +
                        "), preset transformer (" + f.hashes[0].substr(0, 12) + ")") != std::string::npos);
   CHECK(table.out.find("best values at fidelity 1:") != std::string::npos);
+}
+
+namespace {
+
+// Kendall's tau-b straight from its definition, independently of
+// search/rank_correlation: sign products over every pair, ties counted apart.
+double tau_b_for_test(const std::vector<double>& x, const std::vector<double>& y) {
+  REQUIRE(x.size() == y.size());
+  double concordant = 0, discordant = 0, tied_x = 0, tied_y = 0, pairs = 0;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j) {
+      pairs += 1;
+      double dx = x[i] - x[j], dy = y[i] - y[j];
+      if (dx == 0) tied_x += 1;
+      if (dy == 0) tied_y += 1;
+      if (dx * dy > 0) concordant += 1;
+      if (dx * dy < 0) discordant += 1;
+    }
+  return (concordant - discordant) / std::sqrt((pairs - tied_x) * (pairs - tied_y));
+}
+
+}  // namespace
+
+TEST_CASE("status: rank stability between fidelity 0.3 and 1 is Kendall's tau-b of the seed means") {
+  Staged f("stability");
+  Json status = parse_output(f.run("status --format json", "staged_stability_json"));
+  CAPTURE(status["rank_stability"].dump());
+  REQUIRE(status["rank_stability"].size() == 1);
+  const Json& pair = status["rank_stability"][0];
+  CHECK(pair["from"] == 0.3);
+  CHECK(pair["to"] == 1.0);
+  // Genomes 0-5: the failed (6) and running (7) final evaluations are not ok.
+  CHECK(pair["genomes"] == 6);
+  REQUIRE(pair["tau"].size() == 2);  // the run's objectives, nothing else
+  const std::array<std::string, 2> objectives = {"perplexity", "accuracy"};
+  std::array<double, 2> taus{};
+  for (std::size_t m = 0; m < objectives.size(); ++m) {
+    std::vector<double> low, high;
+    for (std::size_t k = 0; k < 6; ++k) {
+      low.push_back(f.low.at(f.hashes[k])[m]);
+      high.push_back(f.mean_sd(f.hashes[k], m).first);
+    }
+    double expected = tau_b_for_test(low, high);
+    taus[m] = expected;
+    CAPTURE(objectives[m]);
+    REQUIRE(std::isfinite(expected));
+    REQUIRE(pair["tau"][objectives[m]].is_number());
+    CHECK(pair["tau"][objectives[m]].get<double>() == doctest::Approx(expected).epsilon(1e-12));
+  }
+
+  auto table = f.run("status", "staged_stability_table");
+  CAPTURE(table.out);
+  REQUIRE(table.exit_code == 0);
+  auto two_decimals = [](double tau) { return format_number(std::round(tau * 100.0) / 100.0 + 0.0); };
+  CHECK(table.out.find("rank stability  fidelity 0.3 -> 1: 6 genomes, Kendall tau perplexity " +
+                       two_decimals(taus[0]) + ", accuracy " + two_decimals(taus[1]) + "\n") !=
+        std::string::npos);
+
+  // One fidelity: nothing to compare, no line and an empty list.
+  Fixture single("stability_single");
+  Json alpha = parse_output(single.run("status --run alpha --format json", "single_stability_json"));
+  CHECK(alpha["rank_stability"] == Json::array());
+  CHECK(single.run("status --run alpha", "single_stability_table").out.find("rank stability") ==
+        std::string::npos);
 }
 
 TEST_CASE("show: a genome's labels, one row per seed and the mean over seeds at each fidelity") {
