@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -36,6 +37,18 @@ std::map<std::string, std::string> final_table(const std::filesystem::path& db) 
                   "AND e.status = 'ok'"))
     out[row[0]] = row[1];
   return out;
+}
+
+// The test config with its paths made absolute and `edit` applied, written
+// as FILE in a temporary folder (a test changes one thing and keeps the rest).
+std::filesystem::path variant_of_config(const std::string& file, const std::function<void(Json&)>& edit) {
+  const auto path = temp_db(file).parent_path() / file;
+  Json json = livs::parse_json_file(std::string(LIVSEARCH_SOURCE_DIR) + "/" + kConfig);
+  json["data"]["path"] = std::string(LIVSEARCH_SOURCE_DIR) + "/data/kjv.txt";
+  json["search"]["initial"] = {"lfm2", std::string(LIVSEARCH_SOURCE_DIR) + "/tests/cli/budget_warm.json"};
+  edit(json);
+  std::ofstream(path) << json.dump(2);
+  return path;
 }
 
 }  // namespace
@@ -130,14 +143,11 @@ TEST_CASE("killed inside the final stage, a resumed search ends with the uninter
 }
 
 TEST_CASE("a space that cannot meet its params constraint fails fast with exit status 2, training nothing") {
-  const auto folder = temp_db("impossible.db").parent_path();
-  const auto config = folder / "impossible.json";
-  Json json = livs::parse_json_file(std::string(LIVSEARCH_SOURCE_DIR) + "/" + kConfig);
-  json["data"]["path"] = std::string(LIVSEARCH_SOURCE_DIR) + "/data/kjv.txt";
-  json["constraints"] = {{"params", {{"max", 5000}}}};
-  json["search"].erase("initial");
-  std::ofstream(config) << json.dump(2);
-  const auto db = folder / "impossible.db";
+  const auto config = variant_of_config("impossible.json", [](Json& json) {
+    json["constraints"] = {{"params", {{"max", 5000}}}};
+    json["search"].erase("initial");
+  });
+  const auto db = config.parent_path() / "impossible.db";
   const auto result =
       run_livsearch("search '" + config.string() + "' --db '" + db.string() + "'", "impossible");
   CAPTURE(result.err);
@@ -150,14 +160,8 @@ TEST_CASE("a space that cannot meet its params constraint fails fast with exit s
 }
 
 TEST_CASE("livsearch finalize gives a search that ran without a final stage the same stage, once") {
-  const auto folder = temp_db("finalize.db").parent_path();
-  const auto config = folder / "no_final.json";
-  Json json = livs::parse_json_file(std::string(LIVSEARCH_SOURCE_DIR) + "/" + kConfig);
-  json["data"]["path"] = std::string(LIVSEARCH_SOURCE_DIR) + "/data/kjv.txt";
-  json["search"]["initial"] = {"lfm2", std::string(LIVSEARCH_SOURCE_DIR) + "/tests/cli/budget_warm.json"};
-  json["search"]["final"] = false;
-  std::ofstream(config) << json.dump(2);
-  const auto db = folder / "finalize.db";
+  const auto config = variant_of_config("no_final.json", [](Json& json) { json["search"]["final"] = false; });
+  const auto db = temp_db("finalize.db");
   const auto search =
       run_livsearch("search '" + config.string() + "' --db '" + db.string() + "'", "finalize_search");
   CAPTURE(search.err);
