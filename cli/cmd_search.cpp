@@ -11,6 +11,8 @@
 #include "cli/config.hpp"
 #include "cli/run_support.hpp"
 #include "db/store.hpp"
+#include "genome/decode.hpp"
+#include "proxies/analytic.hpp"
 #include "proxies/evaluate.hpp"
 #include "search/genome_search.hpp"
 
@@ -60,8 +62,11 @@ int run_search(int argc, char** argv) {
   run_options.device = device;
   run_options.workers = workers;
   run_options.resume = args.count("resume") > 0;
-  run_options.analytic = [eval_settings](const genome::Genome& genome) {
-    return proxies::analytic_metrics(genome, eval_settings);
+  // Called for every genome drawn (thousands per run): the settings it needs
+  // are resolved once here, not parsed per call.
+  run_options.analytic = [seq_len = config.train.seq_len, context = eval_settings.context_length,
+                          dtype_bytes = eval_settings.inference_dtype_bytes](const genome::Genome& genome) {
+    return proxies::analytic_metrics(genome::decode(genome), seq_len, context, dtype_bytes);
   };
   run_options.max_params = config.space.max_params;
   run_options.warm_start = config.warm_start;

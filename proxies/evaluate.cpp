@@ -124,13 +124,6 @@ EvalResult failed(std::string why, const std::string& device, double seconds) {
 
 }  // namespace
 
-std::map<std::string, double> analytic_metrics(const genome::Genome& genome, const EvalSettings& settings) {
-  const auto train =
-      evaluator::parse_train_settings(JsonReader(settings.training, "<evaluation settings>", "/training"));
-  return analytic_metrics(genome::decode(genome), train.seq_len, settings.context_length,
-                          settings.inference_dtype_bytes);
-}
-
 EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] {

@@ -12,7 +12,6 @@
 #include "common/evaluate_contract.hpp"
 #include "evaluator/data/data_settings.hpp"
 #include "evaluator/train_settings.hpp"
-#include "genome/genome.hpp"
 #include "proxies/latency.hpp"
 #include "proxies/synthetic_tasks.hpp"
 
@@ -47,10 +46,6 @@ struct TaskSection {
 };
 TaskSection parse_task_section(const JsonReader& section);
 EvalSettings eval_settings_from_json(const Json& json);
-
-// The analytic metrics (proxies/analytic.hpp) of a genome under a search's
-// settings: the training sequence length and the context come from them.
-std::map<std::string, double> analytic_metrics(const genome::Genome& genome, const EvalSettings& settings);
 
 // Called after every training step (step, loss).
 using StepProgress = std::function<void(int step, int steps, double loss)>;

@@ -44,7 +44,8 @@ std::vector<std::string> AnalyticScreen::violations(const genome::Genome& genome
   const Metrics metrics = analytic_(genome);
   for (const auto& c : constraints_) {
     const auto found = metrics.find(c.metric);
-    if (found == metrics.end() || shortfall(c, found->second) == 0.0) continue;
+    if (found == metrics.end()) continue;
+    if (std::isfinite(found->second) && shortfall(c, found->second) == 0.0) continue;  // as admits() judges
     const bool above = c.max && found->second > *c.max;
     out.push_back(c.metric + " " + number(found->second) +
                   (above ? " > " + number(*c.max) : " < " + number(*c.min)));

@@ -31,17 +31,13 @@ std::string significant(double value, int digits) {
 std::vector<std::string> finalists(const db::GenerationRecord& last, const EvaluationLedger& ledger,
                                    const SearchSettings& settings,
                                    const std::map<std::string, std::string>& labels, int top) {
-  std::vector<std::size_t> front;
-  bool any_feasible = false;
+  std::vector<std::size_t> front, feasible;
   for (std::size_t i = 0; i < last.population.size(); ++i) {
     if (last.population[i].rank != 0) continue;
     front.push_back(i);
-    any_feasible = any_feasible || violation_of(last.population[i].genome_hash, ledger, settings) == 0.0;
+    if (violation_of(last.population[i].genome_hash, ledger, settings) == 0.0) feasible.push_back(i);
   }
-  if (any_feasible)
-    std::erase_if(front, [&](std::size_t i) {
-      return violation_of(last.population[i].genome_hash, ledger, settings) != 0.0;
-    });
+  if (!feasible.empty()) front = std::move(feasible);
   // Crowding distance keeps the front's spread when it is cut: its ends
   // (infinite distance) first, then the members with the emptiest neighbourhoods.
   std::stable_sort(front.begin(), front.end(), [&](std::size_t a, std::size_t b) {

@@ -184,22 +184,21 @@ class GenomeSearchRun {
 
   // Generation 0: the warm-start members the screen admits (those it refuses
   // are reported and left out), then sampled genomes.
+  // The refusals are counted when evolution screens the members itself.
   std::vector<Child<Genome>> initial_candidates() {
-    screen_.reset_counts();
     std::vector<Genome> warm;
     for (const auto& member : options_.warm_start) {
       const Genome genome = canonical(member.genome);
       warm.push_back(genome);
-      if (screen_.admits(genome)) {
+      const auto broken = screen_.violations(genome);
+      if (broken.empty()) {
         labels_[genome::genome_hash(genome)] = member.label;
         continue;
       }
       std::string values;
-      for (const auto& broken : screen_.violations(genome)) values += (values.empty() ? "" : ", ") + broken;
+      for (const auto& violation : broken) values += (values.empty() ? "" : ", ") + violation;
       log("warm start: " + member.label + " breaks an analytic constraint and is left out (" + values + ")");
     }
-    // The screen has seen the warm-start members once already; evolution asks again.
-    screen_.reset_counts();
     try {
       return evolution_.initial_candidates(warm);
     } catch (const NoAdmissibleGenome& none) {
@@ -404,9 +403,11 @@ class GenomeSearchRun {
           continue;
         }
         if (!queued.insert(hash).second) continue;  // a duplicate within the batch waits for the first
-        store_.upsert_genome(hash, genome::to_canonical_json(child.genome), genome::summary(child.genome));
-        if (const auto label = labels_.find(hash); label != labels_.end())
-          store_.label_genome(run_id_, hash, label->second);
+        const Json canonical_json = genome::to_canonical_json(child.genome);
+        const std::string summary = genome::summary(child.genome);
+        const auto label = labels_.find(hash);
+        store_.upsert_genome(hash, canonical_json, summary);
+        if (label != labels_.end()) store_.label_genome(run_id_, hash, label->second);
         db::LineageRecord lineage;
         lineage.run_id = run_id_;
         lineage.child_hash = hash;
@@ -417,15 +418,14 @@ class GenomeSearchRun {
         store_.record_lineage(lineage);
 
         EvaluationJob job;
-        job.request.genome = genome::to_canonical_json(child.genome);
+        job.request.genome = canonical_json;
         job.request.genome_hash = hash;
         job.request.fidelity = settings_.fidelity;
         job.request.seed = evaluation_seed(settings_.seed, hash);
         job.request.settings = options_.eval_settings;
         job.request.device = options_.device;
         job.generation = generation;
-        const auto label = labels_.find(hash);
-        job.summary = (label != labels_.end() ? label->second + ": " : "") + genome::summary(child.genome);
+        job.summary = (label != labels_.end() ? label->second + ": " : "") + summary;
         jobs.push_back(std::move(job));
       }
       transaction.commit();
