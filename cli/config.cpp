@@ -209,8 +209,16 @@ Json to_json(const Config& config) {
                    {"crossover_probability", search.crossover_probability},
                    {"mutation_probability", search.mutation_probability},
                    {"aging_sample_size", search.aging_sample_size},
-                   {"max_evaluations", search.max_evaluations},
-                   {"fidelity", search.fidelity}};
+                   {"max_evaluations", search.max_evaluations}};
+  // Written as before rungs existed when there are none, so that runs stored
+  // by earlier versions still resume with their config.
+  if (search.fidelities.empty()) {
+    out["search"]["fidelity"] = search.fidelity;
+  } else {
+    out["search"]["fidelities"] = search.fidelities;
+    out["search"]["eta"] = search.eta;
+  }
+  if (search.max_train_seconds > 0) out["search"]["max_train_seconds"] = search.max_train_seconds;
   if (!search.initial.empty()) out["search"]["initial"] = search.initial;
   if (search.final_seeds > 0)
     out["search"]["final"] = {{"top", search.final_top}, {"seeds", search.final_seeds}};

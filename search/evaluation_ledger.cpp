@@ -1,5 +1,6 @@
 #include "search/evaluation_ledger.hpp"
 
+#include <algorithm>
 #include <set>
 
 namespace livs::search {
@@ -12,6 +13,9 @@ void EvaluationLedger::load(const db::Queries& store, int64_t run_id) {
     Outcome outcome;
     outcome.ok = record.status == db::EvaluationStatus::ok;
     outcome.generation = record.generation;
+    outcome.wall_seconds = record.wall_seconds;
+    outcome.order = recorded_++;
+    wall_seconds_ += record.wall_seconds;
     for (const auto& [name, metric] : record.metrics) outcome.metrics[name] = metric.value;
     outcomes_[key] = std::move(outcome);
   }
@@ -26,8 +30,22 @@ void EvaluationLedger::record(const Key& key, const db::EvaluationOutcome& store
   Outcome outcome;
   outcome.ok = stored.status == db::EvaluationStatus::ok;
   outcome.generation = generation;
+  outcome.wall_seconds = stored.wall_seconds;
+  outcome.order = recorded_++;
   for (const auto& [name, metric] : stored.metrics) outcome.metrics[name] = metric.value;
-  outcomes_[key] = std::move(outcome);
+  const auto [at, added] = outcomes_.insert_or_assign(key, std::move(outcome));
+  (void)at;
+  (void)added;
+  wall_seconds_ += stored.wall_seconds;
+}
+
+std::vector<std::pair<EvaluationLedger::Key, const Outcome*>> EvaluationLedger::in_order() const {
+  std::vector<std::pair<Key, const Outcome*>> out;
+  out.reserve(outcomes_.size());
+  for (const auto& [key, outcome] : outcomes_) out.emplace_back(key, &outcome);
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.second->order < b.second->order; });
+  return out;
 }
 
 int64_t EvaluationLedger::genomes_before(double fidelity, int generation) const {

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "db/store.hpp"
 #include "search/pareto.hpp"
@@ -20,6 +22,8 @@ struct Outcome {
   bool ok = false;
   Metrics metrics;
   int generation = 0;  // the generation (or final stage) it was recorded for
+  double wall_seconds = 0.0;
+  int64_t order = 0;  // when it finished among the run's evaluations (loaded: database order)
 };
 
 class EvaluationLedger {
@@ -41,9 +45,15 @@ class EvaluationLedger {
 
   // Distinct genomes evaluated at `fidelity` for generations before `generation`.
   int64_t genomes_before(double fidelity, int generation) const;
+  // The seconds every recorded evaluation took, together.
+  double wall_seconds() const { return wall_seconds_; }
+  // Every outcome with its key, in the order the evaluations finished.
+  std::vector<std::pair<Key, const Outcome*>> in_order() const;
 
  private:
   std::map<Key, Outcome> outcomes_;
+  double wall_seconds_ = 0.0;
+  int64_t recorded_ = 0;
 };
 
 }  // namespace livs::search

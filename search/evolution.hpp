@@ -29,6 +29,9 @@ namespace livs::search {
 struct Fitness {
   std::vector<double> minimised;  // see minimised_objectives()
   double violation = 0.0;         // see constraint_violation(); 0 = feasible
+  // The rung of fidelity the values come from (search/rungs.hpp; 0 without
+  // rungs). A higher rung always ranks ahead of a lower one.
+  std::size_t rung = 0;
 };
 
 template <class G>
@@ -76,16 +79,41 @@ struct RankCrowding {
   std::vector<double> crowding;
 };
 
+// Members that reached different rungs are not compared on their objectives,
+// which were measured on different budgets: the highest rung's members take
+// the first ranks, sorted among themselves, then the next rung's, and so on.
+// Reaching a rung is itself a verdict (the member beat the rest of the rung
+// below it), and a lower-rung result is never ranked above a higher-rung one.
+// With one rung this is Deb's constrained non-dominated sort.
 template <class G>
 RankCrowding rank_and_crowding(const std::vector<Individual<G>>& population) {
-  std::vector<std::vector<double>> points;
-  std::vector<double> violation;
-  for (const auto& member : population) {
-    points.push_back(member.fitness.minimised);
-    violation.push_back(member.fitness.violation);
+  RankCrowding keys{std::vector<std::size_t>(population.size()), std::vector<double>(population.size())};
+  std::vector<std::size_t> rungs;
+  for (const auto& member : population) rungs.push_back(member.fitness.rung);
+  std::sort(rungs.begin(), rungs.end(), std::greater<>());
+  rungs.erase(std::unique(rungs.begin(), rungs.end()), rungs.end());
+  std::size_t offset = 0;
+  for (const std::size_t rung : rungs) {
+    std::vector<std::size_t> members;
+    std::vector<std::vector<double>> points;
+    std::vector<double> violation;
+    for (std::size_t i = 0; i < population.size(); ++i) {
+      if (population[i].fitness.rung != rung) continue;
+      members.push_back(i);
+      points.push_back(population[i].fitness.minimised);
+      violation.push_back(population[i].fitness.violation);
+    }
+    const auto ranking = constrained_nondominated_sort(points, violation);
+    const auto crowding = crowding_distances(points, ranking);
+    std::size_t fronts = 0;
+    for (std::size_t k = 0; k < members.size(); ++k) {
+      keys.rank[members[k]] = offset + ranking.rank[k];
+      keys.crowding[members[k]] = crowding[k];
+      fronts = std::max(fronts, ranking.rank[k] + 1);
+    }
+    offset += fronts;
   }
-  const auto ranking = constrained_nondominated_sort(points, violation);
-  return {ranking.rank, crowding_distances(points, ranking)};
+  return keys;
 }
 
 // The crowded-comparison order: lower rank, then larger crowding distance.

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -44,86 +45,95 @@ std::string result_text(const EvalResult& result) {
 
 }  // namespace
 
-void run_evaluations(const std::vector<EvaluationJob>& jobs, const EvaluateFunction& evaluate,
-                     db::Store& store, int64_t run_id, const ExecutorOptions& options,
-                     const std::function<void(std::size_t, const db::EvaluationOutcome&)>& on_finished) {
-  if (jobs.empty()) return;
+void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate, db::Store& store,
+                     int64_t run_id, const ExecutorOptions& options) {
+  // Each slot lives on the heap so a worker's pointer stays valid while the
+  // list of slots grows.
   struct Slot {
+    EvaluationJob job;
     EvalResult result;
     int64_t evaluation_id = 0;
     std::exception_ptr fatal;
   };
-  std::vector<Slot> slots(jobs.size());
+  std::vector<std::unique_ptr<Slot>> slots;
   std::mutex mutex;
   std::condition_variable done_signal;
-  std::deque<std::size_t> done;
+  std::deque<Slot*> done;
   std::vector<std::thread> threads;
-  std::set<std::size_t> in_flight;
+  std::set<Slot*> in_flight;
   std::exception_ptr fatal;
   const std::size_t workers = static_cast<std::size_t>(std::max(1, options.workers));
   auto stop_requested = [&] { return options.stop_requested && options.stop_requested(); };
 
-  auto worker = [&](std::size_t s) {
+  auto worker = [&](Slot* slot) {
     try {
-      slots[s].result = evaluate(jobs[s].request);
+      slot->result = evaluate(slot->job.request);
     } catch (const InputError&) {
-      slots[s].fatal = std::current_exception();  // a bad config fails every candidate: stop the search
+      slot->fatal = std::current_exception();  // a bad config fails every candidate: stop the search
     } catch (const std::exception& e) {
-      slots[s].result = EvalResult{EvalStatus::failed, {}, e.what(), jobs[s].request.device, 0.0};
+      slot->result = EvalResult{EvalStatus::failed, {}, e.what(), slot->job.request.device, 0.0};
     } catch (...) {
-      slots[s].fatal = std::current_exception();  // not an evaluation failure: let it end the search
+      slot->fatal = std::current_exception();  // not an evaluation failure: let it end the search
     }
     std::lock_guard lock(mutex);
-    done.push_back(s);
+    done.push_back(slot);
     done_signal.notify_one();
   };
 
-  std::size_t next = 0, finished = 0;
+  std::size_t finished = 0;
+  bool stopped = false;
   try {
-    while (finished < jobs.size()) {
-      const bool stopping = fatal || stop_requested();
-      while (in_flight.size() < workers && next < jobs.size() && !stopping) {
-        const auto& request = jobs[next].request;
-        slots[next].evaluation_id =
-            store.begin_evaluation({run_id, request.genome_hash, jobs[next].generation, request.fidelity,
-                                    request.device, request.seed});
-        in_flight.insert(next);
-        threads.emplace_back(worker, next);
-        ++next;
+    while (true) {
+      while (in_flight.size() < workers && !fatal && !stopped) {
+        if (stop_requested()) {
+          stopped = true;
+          break;
+        }
+        auto job = source.next();
+        if (!job) break;
+        slots.push_back(std::make_unique<Slot>());
+        Slot* slot = slots.back().get();
+        slot->job = std::move(*job);
+        const auto& request = slot->job.request;
+        slot->evaluation_id = store.begin_evaluation(
+            {run_id, request.genome_hash, slot->job.generation, request.fidelity, request.device, request.seed});
+        in_flight.insert(slot);
+        threads.emplace_back(worker, slot);
       }
-      if (in_flight.empty()) break;  // stopping and nothing left running
-      std::size_t s;
+      if (in_flight.empty()) break;  // the source is done, or stopping with nothing left running
+      Slot* slot = nullptr;
       {
         std::unique_lock lock(mutex);
         const auto wait = std::chrono::duration<double>(options.heartbeat_seconds);
         if (!done_signal.wait_for(lock, wait, [&] { return !done.empty(); })) {
           lock.unlock();
-          for (auto f : in_flight) store.heartbeat(slots[f].evaluation_id);
+          for (auto* f : in_flight) store.heartbeat(f->evaluation_id);
           continue;
         }
-        s = done.front();
+        slot = done.front();
         done.pop_front();
       }
-      in_flight.erase(s);
+      in_flight.erase(slot);
       ++finished;
-      if (slots[s].fatal) {
-        fatal = slots[s].fatal;
+      if (slot->fatal) {
+        fatal = slot->fatal;
         continue;
       }
-      const auto& result = slots[s].result;
+      const auto& result = slot->result;
       db::EvaluationOutcome outcome;
       outcome.status =
           result.status == EvalStatus::ok ? db::EvaluationStatus::ok : db::EvaluationStatus::failed;
       for (const auto& [name, value] : result.metrics) outcome.metrics[name] = {value, metric_unit(name)};
       outcome.error = result.error;
       outcome.wall_seconds = result.wall_seconds;
-      store.finish_evaluation(slots[s].evaluation_id, outcome);
+      store.finish_evaluation(slot->evaluation_id, outcome);
       // The outcome goes on through the database's representation (NaN and
       // infinity included), so this run and a resumed one see identical numbers.
-      on_finished(s, outcome);
+      source.finished(slot->job, outcome);
       if (options.log)
-        options.log("  [" + std::to_string(finished) + "/" + std::to_string(jobs.size()) + "] " +
-                    jobs[s].summary + ": " + result_text(result));
+        options.log("  [" + std::to_string(finished) +
+                    (source.known_total > 0 ? "/" + std::to_string(source.known_total) : "") + "] " +
+                    slot->job.summary + ": " + result_text(result));
     }
   } catch (...) {
     for (auto& t : threads) t.join();
@@ -131,7 +141,26 @@ void run_evaluations(const std::vector<EvaluationJob>& jobs, const EvaluateFunct
   }
   for (auto& t : threads) t.join();
   if (fatal) std::rethrow_exception(fatal);
-  if (finished < jobs.size()) throw SearchStopped{};
+  if (stopped) throw SearchStopped{};
+}
+
+void run_evaluations(const std::vector<EvaluationJob>& jobs, const EvaluateFunction& evaluate,
+                     db::Store& store, int64_t run_id, const ExecutorOptions& options,
+                     const std::function<void(std::size_t, const db::EvaluationOutcome&)>& on_finished) {
+  if (jobs.empty()) return;
+  std::size_t next = 0;
+  JobSource source;
+  source.known_total = jobs.size();
+  source.next = [&]() -> std::optional<EvaluationJob> {
+    if (next == jobs.size()) return std::nullopt;
+    EvaluationJob job = jobs[next];
+    job.tag = next++;
+    return job;
+  };
+  source.finished = [&](const EvaluationJob& job, const db::EvaluationOutcome& outcome) {
+    on_finished(job.tag, outcome);
+  };
+  run_evaluations(source, evaluate, store, run_id, options);
 }
 
 }  // namespace livs::search

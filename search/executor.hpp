@@ -6,6 +6,7 @@
 // returns, so a crash loses no finished evaluation.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@ struct EvaluationJob {
   EvalRequest request;
   int generation = 0;   // recorded with the evaluation
   std::string summary;  // for the progress line
+  std::size_t tag = 0;  // the caller's own number for the job
 };
 
 struct ExecutorOptions {
@@ -33,11 +35,28 @@ struct ExecutorOptions {
   std::function<void(const std::string&)> log;  // may be empty
 };
 
-// Runs every job (in order of start) and calls on_finished(job index, stored
-// outcome) on the calling thread as each one ends. An InputError (a bad
-// config fails every candidate) or a non-std exception from evaluate ends the
-// run after the jobs in flight; any other exception is a failed evaluation.
-// Throws SearchStopped when stop_requested() cut the list short.
+// Evaluations decided as workers free up: a list that grows with the results
+// (the rungs' promotions). Both functions are called on the executor's thread.
+struct JobSource {
+  // The job a free worker starts now, or nullopt when none can start now:
+  // the executor then waits for one in flight to finish and asks again, and
+  // with none in flight the source is done.
+  std::function<std::optional<EvaluationJob>()> next;
+  // A job ended; its outcome is stored.
+  std::function<void(const EvaluationJob&, const db::EvaluationOutcome&)> finished;
+  std::size_t known_total = 0;  // for the progress line's "[k/N]"; 0: not known in advance
+};
+
+// Runs the source's jobs, at most options.workers at once, and reports each
+// outcome to source.finished on the calling thread as soon as it is stored.
+// An InputError (a bad config fails every candidate) or a non-std exception
+// from evaluate ends the run after the jobs in flight; any other exception is
+// a failed evaluation. Throws SearchStopped when stop_requested() ended it
+// before the source was done.
+void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate, db::Store& store,
+                     int64_t run_id, const ExecutorOptions& options);
+
+// A fixed list, in order of start; on_finished gets the job's index.
 void run_evaluations(const std::vector<EvaluationJob>& jobs, const EvaluateFunction& evaluate,
                      db::Store& store, int64_t run_id, const ExecutorOptions& options,
                      const std::function<void(std::size_t, const db::EvaluationOutcome&)>& on_finished);

@@ -13,11 +13,17 @@ namespace livs::search {
 
 namespace {
 
-// The violation of a member's search-stage evaluation (failed: infinite).
+// The violation of a member's search-stage evaluation at the highest rung it
+// reached (failed: infinite).
 double violation_of(const std::string& hash, const EvaluationLedger& ledger, const SearchSettings& settings) {
-  const Outcome* outcome = ledger.find({hash, settings.fidelity, evaluation_seed(settings.seed, hash)});
-  if (!outcome || !outcome->ok) return std::numeric_limits<double>::infinity();
-  return constraint_violation(outcome->metrics, settings.constraints);
+  const auto rungs = settings.rungs();
+  for (auto fidelity = rungs.rbegin(); fidelity != rungs.rend(); ++fidelity) {
+    const Outcome* outcome = ledger.find({hash, *fidelity, evaluation_seed(settings.seed, hash)});
+    if (!outcome) continue;
+    if (!outcome->ok) break;
+    return constraint_violation(outcome->metrics, settings.constraints);
+  }
+  return std::numeric_limits<double>::infinity();
 }
 
 std::string significant(double value, int digits) {

@@ -17,6 +17,8 @@
 #include "genome/genome_json.hpp"
 #include "genome/operators.hpp"
 #include "search/final_stage.hpp"
+#include "search/generation_schedule.hpp"
+#include "search/rungs.hpp"
 
 namespace livs::search {
 
@@ -88,7 +90,8 @@ class GenomeSearchRun {
         store_(store),
         options_(options),
         screen_(options.analytic, settings.constraints, options.max_params),
-        evolution_(settings, callbacks(operators)) {}
+        evolution_(settings, callbacks(operators)),
+        rungs_(settings.rungs(), settings.eta) {}
 
   GenomeSearchResult run(int stop_after_generation) {
     open_run();
@@ -143,11 +146,12 @@ class GenomeSearchRun {
     std::vector<Individual<Genome>> population;
     int generation = 0;
     if (const auto latest = store_.latest_generation(run_id_)) {
+      load_rungs(*latest);
       population = load_population(*latest);
       last_population_ = population;
       last_recorded_ = *latest;
       hypervolume_ = store_.generation(run_id_, *latest)->hypervolume;
-      box_ = hypervolume_box(settings_, minimised_of(*latest == 0 ? population : load_population(0)));
+      box_ = initial_box(load_population(0));
       generation = *latest + 1;
       log("resuming run '" + options_.run_name + "' after generation " + std::to_string(*latest) + " (" +
           std::to_string(ledger_.size()) + " evaluations in the database)");
@@ -155,27 +159,35 @@ class GenomeSearchRun {
       const auto children = initial_candidates();
       population = evolution_.survive({}, evaluate_children(children, {}, 0, result));
       check_objectives_measured();
-      box_ = hypervolume_box(settings_, minimised_of(population));
+      box_ = initial_box(population);
       record(0, population);
       generation = 1;
       if (stop_after_generation == 0) return finish(result, population, 0, false);
     }
 
-    for (; generation <= settings_.generations; ++generation) {
-      const int64_t before = ledger_.genomes_before(settings_.fidelity, generation);
+    for (; generation <= settings_.generations && !budget_spent_; ++generation) {
+      const int64_t before = ledger_.genomes_before(rungs_.fidelity(0), generation);
       if (settings_.max_evaluations > 0 && before >= settings_.max_evaluations) {
         log("stopping: " + std::to_string(before) + " evaluations reach max_evaluations");
+        break;
+      }
+      if (train_budget_spent()) {
+        log("stopping: the evaluations have trained for " + format_seconds(ledger_.wall_seconds()) +
+            ", max_train_seconds is " + format_seconds(settings_.max_train_seconds));
         break;
       }
       if (stop_requested()) throw SearchStopped{};
       screen_.reset_counts();
       const auto children = evolution_.make_offspring(population, generation);
-      population =
-          evolution_.survive(population, evaluate_children(children, population, generation, result));
+      auto offspring = evaluate_children(children, population, generation, result);
+      population = evolution_.survive(refreshed(population), offspring);
       record(generation, population);
       if (generation == stop_after_generation) return finish(result, population, generation, false);
     }
-    const int last = std::max(0, std::min(generation, settings_.generations + 1) - 1);
+    if (budget_spent_)
+      log("stopping: the evaluations have trained for " + format_seconds(ledger_.wall_seconds()) +
+          ", max_train_seconds is " + format_seconds(settings_.max_train_seconds));
+    const int last = last_recorded_;
     if (stop_requested()) throw SearchStopped{};
     final_stage(result);
     store_.set_run_status(run_id_, db::RunStatus::finished);
@@ -307,24 +319,60 @@ class GenomeSearchRun {
     }
   }
 
-  // The search stage's key of a genome: its replicate-0 seed at the search fidelity.
-  EvaluationLedger::Key search_key(const std::string& hash) const {
-    return {hash, settings_.fidelity, evaluation_seed(settings_.seed, hash)};
+  // The search stage's key of a genome at a rung: its replicate-0 seed at that fidelity.
+  EvaluationLedger::Key search_key(const std::string& hash, std::size_t rung = 0) const {
+    return GenerationSchedule::key(settings_, rungs_, hash, rung);
   }
 
-  Fitness fitness_of(const Outcome& outcome) const {
-    if (!outcome.ok) {
-      return {std::vector<double>(settings_.objectives.size(), std::numeric_limits<double>::infinity()),
-              std::numeric_limits<double>::infinity()};
+  bool train_budget_spent() const {
+    return settings_.max_train_seconds > 0.0 && ledger_.wall_seconds() >= settings_.max_train_seconds;
+  }
+
+  static std::string format_seconds(double seconds) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1fs", seconds);
+    return text;
+  }
+
+  // The rungs as they stood when `generation` was recorded: the search-stage
+  // results of that generation and earlier, in the order they finished.
+  void load_rungs(int generation) {
+    const auto fidelities = settings_.rungs();
+    for (const auto& [key, outcome] : ledger_.in_order()) {
+      if (outcome->generation > generation || key.seed != evaluation_seed(settings_.seed, key.hash)) continue;
+      const auto at = std::find(fidelities.begin(), fidelities.end(), key.fidelity);
+      if (at == fidelities.end()) continue;
+      rungs_.add(static_cast<std::size_t>(at - fidelities.begin()), key.hash, fitness_of(*outcome, settings_));
     }
-    return {minimised_objectives(outcome.metrics, settings_.objectives),
-            constraint_violation(outcome.metrics, settings_.constraints)};
   }
 
-  static std::vector<std::vector<double>> minimised_of(const std::vector<Individual<Genome>>& population) {
-    std::vector<std::vector<double>> out;
-    for (const auto& member : population) out.push_back(member.fitness.minimised);
-    return out;
+  // A genome's fitness: its result at the highest rung it reached.
+  Fitness standing_of(const std::string& hash) const {
+    const auto standing = rungs_.standing(hash);
+    if (!standing)
+      throw db::DatabaseError(store_.path() + ": genome " + hash + " has no finished evaluation in run '" +
+                              options_.run_name + "'");
+    Fitness fitness = standing->fitness;
+    fitness.rung = standing->rung;
+    return fitness;
+  }
+
+  // The population with every member's standing now (a member may have been
+  // promoted while this generation ran).
+  std::vector<Individual<Genome>> refreshed(std::vector<Individual<Genome>> population) const {
+    for (auto& member : population) member.fitness = standing_of(genome::genome_hash(member.genome));
+    return population;
+  }
+
+  // The hypervolume box comes from generation 0's results at the lowest rung,
+  // which are known the same way in a run and in its resumption.
+  HypervolumeBox initial_box(const std::vector<Individual<Genome>>& generation_zero) const {
+    std::vector<std::vector<double>> points;
+    for (const auto& member : generation_zero) {
+      const Outcome* outcome = ledger_.find(search_key(genome::genome_hash(member.genome)));
+      if (outcome) points.push_back(fitness_of(*outcome, settings_).minimised);
+    }
+    return hypervolume_box(settings_, points);
   }
 
   std::vector<Individual<Genome>> load_population(int generation) {
@@ -334,12 +382,12 @@ class GenomeSearchRun {
     std::vector<Individual<Genome>> population;
     for (const auto& member : record->population) {
       const auto stored = store_.genome(member.genome_hash);
-      const Outcome* outcome = ledger_.find(search_key(member.genome_hash));
-      if (!stored || !outcome)
+      if (!stored || !rungs_.standing(member.genome_hash))
         throw db::DatabaseError(store_.path() + ": population member " + member.genome_hash +
                                 " of generation " + std::to_string(generation) +
                                 " has no finished evaluation");
-      population.push_back({genome::genome_from_json(stored->genome, store_.path()), fitness_of(*outcome)});
+      population.push_back(
+          {genome::genome_from_json(stored->genome, store_.path()), standing_of(member.genome_hash)});
     }
     return population;
   }
@@ -350,11 +398,11 @@ class GenomeSearchRun {
     record.generation = generation;
     record.rejected = screen_.rejected();
     for (const auto& [metric, count] : screen_.rejected_by()) record.rejected_by[metric] = count;
-    std::vector<Fitness> fitness;
+    std::vector<Fitness> fitness;  // the members at the top rung: the others' values are on smaller budgets
     for (std::size_t i = 0; i < population.size(); ++i) {
       record.population.push_back(
           {genome::genome_hash(population[i].genome), static_cast<int>(keys.rank[i]), keys.crowding[i]});
-      fitness.push_back(population[i].fitness);
+      if (population[i].fitness.rung == rungs_.top()) fitness.push_back(population[i].fitness);
     }
     record.hypervolume = population_hypervolume(fitness, box_);
     Json reference = Json::array();
@@ -383,30 +431,44 @@ class GenomeSearchRun {
                   "%lld rejected before training  (elapsed %.0fs, eta %.0fs)",
                   generation, settings_.generations, population.size(), feasible, front, record.hypervolume,
                   static_cast<long long>(record.rejected), elapsed, eta);
-    log(line);
+    std::string text = line;
+    if (rungs_.count() > 1) {
+      // Results per rung so far, and this generation's promotions.
+      std::string per_rung;
+      for (std::size_t r = 0; r < rungs_.count(); ++r)
+        per_rung += (r ? "/" : "") + std::to_string(rungs_.results(r));
+      text += "; rungs " + per_rung + " results, " + std::to_string(promotions_) + " promoted";
+    }
+    log(text);
   }
 
+  // Trains a generation's children at the lowest rung, and every promotion
+  // that comes due meanwhile (search/generation_schedule.hpp). Returns the
+  // offspring for survival: the children that have a result, each with its
+  // standing, then the genomes from earlier generations promoted meanwhile
+  // that are no longer in `parents` (their new result is news the population
+  // should see).
   std::vector<Individual<Genome>> evaluate_children(const std::vector<Child<Genome>>& children,
                                                     const std::vector<Individual<Genome>>& parents,
                                                     int generation, GenomeSearchResult& result) {
     std::vector<std::string> hashes;
-    std::vector<EvaluationJob> jobs;
-    std::set<std::string> queued;
+    std::set<std::string> registered;  // the genomes of this batch already stored
+    GenerationSchedule schedule(settings_, rungs_, ledger_, generation,
+                                [this](const std::string& hash, std::size_t rung, bool promoted) {
+                                  return make_job(hash, rung, promoted);
+                                });
     {
       db::Store::Transaction transaction(store_);
-      for (std::size_t k = 0; k < children.size(); ++k) {
-        const auto& child = children[k];
+      for (const auto& child : children) {
         hashes.push_back(genome::genome_hash(child.genome));
         const auto& hash = hashes.back();
-        if (ledger_.contains(search_key(hash))) {
-          ++result.evaluations_reused;
+        if (rungs_.taken(0, hash) || registered.count(hash)) {
+          schedule.add_candidate(hash);  // evaluated before, or a duplicate within the batch
           continue;
         }
-        if (!queued.insert(hash).second) continue;  // a duplicate within the batch waits for the first
-        const Json canonical_json = genome::to_canonical_json(child.genome);
         const std::string summary = genome::summary(child.genome);
         const auto label = labels_.find(hash);
-        store_.upsert_genome(hash, canonical_json, summary);
+        store_.upsert_genome(hash, genome::to_canonical_json(child.genome), summary);
         if (label != labels_.end()) store_.label_genome(run_id_, hash, label->second);
         db::LineageRecord lineage;
         lineage.run_id = run_id_;
@@ -416,33 +478,53 @@ class GenomeSearchRun {
           lineage.parent_hashes.push_back(genome::genome_hash(parents.at(p).genome));
         lineage.operator_name = child.operator_name;
         store_.record_lineage(lineage);
-
-        EvaluationJob job;
-        job.request.genome = canonical_json;
-        job.request.genome_hash = hash;
-        job.request.fidelity = settings_.fidelity;
-        job.request.seed = evaluation_seed(settings_.seed, hash);
-        job.request.settings = options_.eval_settings;
-        job.request.device = options_.device;
-        job.generation = generation;
-        job.summary = (label != labels_.end() ? label->second + ": " : "") + summary;
-        jobs.push_back(std::move(job));
+        registered.insert(hash);
+        schedule.add_candidate(hash);
       }
       transaction.commit();
     }
-    run_evaluations(jobs, evaluate_, store_, run_id_, executor_options(),
-                    [&](std::size_t j, const db::EvaluationOutcome& outcome) {
-                      ledger_.record(search_key(jobs[j].request.genome_hash), outcome, generation);
-                    });
-    result.evaluations_run += static_cast<int>(jobs.size());
+    run_evaluations(schedule.source(), evaluate_, store_, run_id_, executor_options());
+    result.evaluations_run += schedule.trained();
+    result.evaluations_reused += schedule.reused();
+    promotions_ = schedule.promotions();
+    budget_spent_ = schedule.budget_spent();
 
     std::vector<Individual<Genome>> out;
+    std::set<std::string> present;
+    for (const auto& member : parents) present.insert(genome::genome_hash(member.genome));
     for (std::size_t k = 0; k < children.size(); ++k) {
-      const Outcome* outcome = ledger_.find(search_key(hashes[k]));
-      if (generation == 0) generation_zero_[hashes[k]] = outcome;
-      out.push_back({children[k].genome, fitness_of(*outcome)});
+      if (!rungs_.standing(hashes[k])) continue;  // not trained: the budget ran out first
+      if (generation == 0) generation_zero_[hashes[k]] = ledger_.find(search_key(hashes[k]));
+      out.push_back({children[k].genome, standing_of(hashes[k])});
+      present.insert(hashes[k]);
+    }
+    for (const auto& hash : schedule.promoted()) {
+      if (!present.insert(hash).second || !rungs_.standing(hash)) continue;
+      const auto stored = store_.genome(hash);
+      if (!stored) throw db::DatabaseError(store_.path() + ": promoted genome " + hash + " is not stored");
+      out.push_back({genome::genome_from_json(stored->genome, store_.path()), standing_of(hash)});
     }
     return out;
+  }
+
+  // The request for a stored genome at a rung; the schedule fills in fidelity and seed.
+  EvaluationJob make_job(const std::string& hash, std::size_t rung, bool promoted) const {
+    const auto stored = store_.genome(hash);
+    if (!stored) throw db::DatabaseError(store_.path() + ": genome " + hash + " is not stored");
+    EvaluationJob job;
+    job.request.genome = stored->genome;
+    const auto label = labels_.find(hash);
+    std::string summary = (label != labels_.end() ? label->second + ": " : "") + stored->summary;
+    job.request.settings = options_.eval_settings;
+    job.request.device = options_.device;
+    if (rungs_.count() > 1) {
+      char prefix[96];
+      std::snprintf(prefix, sizeof prefix, "rung %zu/%zu (fidelity %.3g)%s ", rung + 1, rungs_.count(),
+                    rungs_.fidelity(rung), promoted ? ", promoted" : "");
+      summary = prefix + summary;
+    }
+    job.summary = summary;
+    return job;
   }
 
   GenomeSearchResult finish(GenomeSearchResult& result, const std::vector<Individual<Genome>>& population,
@@ -461,6 +543,7 @@ class GenomeSearchRun {
   const GenomeSearchOptions& options_;
   AnalyticScreen screen_;
   Evolution<Genome> evolution_;
+  Rungs rungs_;
   int64_t run_id_ = 0;
   EvaluationLedger ledger_;
   std::map<std::string, std::string> labels_;              // warm-start hash -> label
@@ -470,6 +553,8 @@ class GenomeSearchRun {
   std::vector<Individual<Genome>> last_population_;  // the last recorded generation's
   int last_recorded_ = -1;
   int64_t rejected_in_process_ = 0;
+  int promotions_ = 0;         // in the generation last scheduled
+  bool budget_spent_ = false;  // max_train_seconds ran out during a generation
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   int generations_in_process_ = 0;
 };

@@ -136,7 +136,8 @@ SearchSettings parse_search_settings(const JsonReader& root) {
   if (!search) return s;
   search->expect_keys({"algorithm", "population", "generations", "offspring", "tournament_size",
                        "crossover_probability", "mutation_probability", "aging_sample_size",
-                       "max_evaluations", "fidelity", "hypervolume", "initial", "final"});
+                       "max_evaluations", "fidelity", "fidelities", "eta", "max_train_seconds",
+                       "hypervolume", "initial", "final"});
   if (const auto algorithm = search->find("algorithm")) {
     const auto name = algorithm->choice({"nsga2", "random", "aging"});
     s.algorithm = name == "random"  ? Algorithm::random
@@ -156,6 +157,26 @@ SearchSettings parse_search_settings(const JsonReader& root) {
     s.fidelity = fidelity->number();
     if (!(s.fidelity > 0.0 && s.fidelity <= 1.0)) fidelity->fail("a number in (0, 1]");
   }
+  if (const auto fidelities = search->find("fidelities")) {
+    if (search->find("fidelity"))
+      fidelities->fail_message("give either \"fidelity\" (one rung) or \"fidelities\" (rungs), not both");
+    fidelities->expect_array();
+    if (fidelities->size() == 0) fidelities->fail("a non-empty array of increasing fidelities in (0, 1]");
+    for (std::size_t i = 0; i < fidelities->size(); ++i) {
+      const auto entry = fidelities->index(i);
+      const double value = entry.number();
+      if (!(value > 0.0 && value <= 1.0)) entry.fail("a number in (0, 1]");
+      if (!s.fidelities.empty() && !(value > s.fidelities.back()))
+        entry.fail("a fidelity greater than the one before it");
+      s.fidelities.push_back(value);
+    }
+    if (s.fidelities.size() == 1) {  // one rung is the single-fidelity search
+      s.fidelity = s.fidelities.front();
+      s.fidelities.clear();
+    }
+  }
+  s.eta = static_cast<int>(search->integer_or("eta", 3, 2, 1000));
+  s.max_train_seconds = search->number_or("max_train_seconds", 0.0, 0.0, 1e12);
 
   if (const auto initial = search->find("initial")) {
     initial->expect_array();

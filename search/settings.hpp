@@ -8,7 +8,8 @@
 //   "search": {"algorithm": "nsga2", "population": 16, "generations": 10,
 //              "offspring": 16, "tournament_size": 2, "crossover_probability": 0.9,
 //              "mutation_probability": 1.0, "aging_sample_size": 4, "max_evaluations": 0,
-//              "fidelity": 1.0,
+//              "fidelity": 1.0,                 (or "fidelities": [0.11, 0.33, 1.0], "eta": 3)
+//              "max_train_seconds": 0,
 //              "initial": ["transformer", "winner.json"],
 //              "final": {"top": 8, "seeds": 3},
 //              "hypervolume": {"reference": {"perplexity": 300, "params": 2e6},
@@ -42,7 +43,21 @@ struct SearchSettings {
   // (EvalRequest::fidelity): a search can rank candidates on a cheaper budget
   // than `livsearch eval` trains a winner for.
   double fidelity = 1.0;
+  // Rungs (successive halving, asynchronous as in ASHA): every new candidate
+  // trains at fidelities[0]; one in the best 1/eta of its rung's results, by
+  // constrained non-dominated rank and crowding, is promoted to the next
+  // fidelity (search/rungs.hpp). Empty: one rung at `fidelity`.
+  std::vector<double> fidelities;
+  int eta = 3;
+  // No evaluation of the search stage starts once its evaluations have taken
+  // this many seconds together (wall_seconds summed, GPU-seconds with one
+  // candidate per GPU); 0: no limit. The final stage comes after it.
+  double max_train_seconds = 0.0;
   uint64_t seed = 0;
+
+  // The rungs' fidelities, lowest first (one rung: `fidelity`).
+  std::vector<double> rungs() const { return fidelities.empty() ? std::vector<double>{fidelity} : fidelities; }
+  double top_fidelity() const { return rungs().back(); }
 
   // Warm start (Optuna's enqueue_trial): preset names and genome files, as
   // written; the CLI resolves them (files relative to the config, presets

@@ -47,8 +47,15 @@ struct FakeEvaluator {
     const double cache = 2.0 * static_cast<double>(spec.decode_state_elements(2048));
     result.metrics["params"] = params;
     result.metrics["cache_bytes"] = cache;
-    result.metrics["perplexity"] =
-        5.0 + 2e5 / (params / 100.0 + cache / 1000.0 + 50.0) + static_cast<double>(request.seed % 997) * 1e-7;
+    // A shorter training gives a higher perplexity, and ranks candidates a
+    // little differently (a hash-dependent term that fades at fidelity 1),
+    // as a real low rung does.
+    const double shortfall = 1.0 - request.fidelity;
+    const double rank_noise = static_cast<double>(std::stoul(request.genome_hash.substr(1, 6), nullptr, 16) % 1000);
+    result.metrics["perplexity"] = 5.0 + 2e5 / (params / 100.0 + cache / 1000.0 + 50.0) +
+                                   static_cast<double>(request.seed % 997) * 1e-7 +
+                                   shortfall * (20.0 + rank_noise * 0.01);
+    result.wall_seconds = request.fidelity;  // a training's cost grows with its steps
     return result;
   }
   struct SimulatedKill {};

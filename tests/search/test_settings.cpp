@@ -121,6 +121,30 @@ TEST_CASE("fidelity: a share of the training budget, above 0 and at most 1") {
         "cfg.json: /search/fidelity: expected a number in (0, 1], got 1.5");
 }
 
+TEST_CASE("fidelities: increasing rungs in (0, 1] with eta, one rung is a single fidelity") {
+  const auto rungs = parse(R"({"objectives": ["perplexity"], "search": {"fidelities": [0.1, 0.3, 1], "eta": 4}})");
+  CHECK(rungs.rungs() == std::vector<double>{0.1, 0.3, 1.0});
+  CHECK(rungs.eta == 4);
+  CHECK(rungs.top_fidelity() == 1.0);
+  const auto one = parse(R"({"objectives": ["perplexity"], "search": {"fidelities": [0.5]}})");
+  CHECK(one.fidelities.empty());
+  CHECK(one.rungs() == std::vector<double>{0.5});
+  CHECK(parse(R"({"objectives": ["perplexity"]})").eta == 3);
+  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"fidelities": [0.3, 0.1]}})") ==
+        "cfg.json: /search/fidelities/1: expected a fidelity greater than the one before it, got 0.1");
+  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"fidelities": [0.3, 2]}})") ==
+        "cfg.json: /search/fidelities/1: expected a number in (0, 1], got 2");
+  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"fidelities": []}})") ==
+        "cfg.json: /search/fidelities: expected a non-empty array of increasing fidelities in (0, 1], got an array");
+  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"fidelities": [0.5, 1], "fidelity": 1}})")
+            .find("either \"fidelity\"") != std::string::npos);
+  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"eta": 1}})") ==
+        "cfg.json: /search/eta: expected an integer in [2, 1000], got 1");
+  CHECK(parse(R"({"objectives": ["perplexity"], "search": {"max_train_seconds": 90}})").max_train_seconds == 90.0);
+  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"max_train_seconds": -1}})").find(
+            "/search/max_train_seconds") != std::string::npos);
+}
+
 TEST_CASE("default directions and ideals of known objectives") {
   CHECK(default_direction("perplexity") == Direction::minimise);
   CHECK(default_direction("cache_bytes") == Direction::minimise);
