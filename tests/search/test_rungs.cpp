@@ -135,7 +135,7 @@ TEST_CASE("a search over rungs trains every candidate at the lowest fidelity and
   MESSAGE(low.size() << " at 0.25, " << high.size() << " at 1.0");
   CHECK(high.size() == low.size() / 3);
   // The population holds its top-rung members first.
-  const auto& last = store.generations(store.run_by_name("test")->id).back();
+  const auto last = store.generations(store.run_by_name("test")->id).back();
   bool lower_seen = false;
   for (const auto& member : last.population) {
     const bool top = high.count(member.genome_hash) > 0;
