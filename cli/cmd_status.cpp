@@ -2,16 +2,19 @@
 // has come: generation, evaluations done/failed/running (per fidelity), the
 // genomes refused before training, the labelled (warm-start) genomes, the best
 // mean of each objective at the highest fidelity, how well each fidelity's
-// ranking of the genomes predicts the next one's (Kendall's tau-b), the latest
+// ranking of the genomes predicts the next one's (Kendall's tau-b), the
+// genomes per rung and promotions of a search over rungs, the latest
 // hypervolume. Read-only; safe during a search.
 #include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <limits>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "cli/command.hpp"
+#include "common/evaluate_contract.hpp"
 #include "cli/eval_summary.hpp"
 #include "cli/query_common.hpp"
 #include "cli/query_front.hpp"
@@ -176,6 +179,58 @@ std::string describe_rank_stability(const RankStability& r) {
   return out;
 }
 
+// The rungs of a search over several fidelities: per rung, the genomes with
+// a finished search-stage result there (replicate 0: the final stage's other
+// seeds are not rung results), those being trained there now, and how many
+// of them went on to the next rung.
+struct RungCounts {
+  double fidelity = 0.0;
+  std::size_t candidates = 0;
+  std::size_t running = 0;
+  std::size_t promoted = 0;  // candidates with a result or a training at the next rung
+};
+
+std::vector<RungCounts> rung_counts(const db::RunRecord& run, const RunGoals& goals,
+                                    const std::vector<db::EvaluationRecord>& evaluations) {
+  std::vector<std::set<std::string>> finished(goals.rungs.size()), running(goals.rungs.size());
+  for (const auto& e : evaluations) {
+    if (e.seed != evaluation_seed(run.seed, e.genome_hash)) continue;
+    const auto at = std::find(goals.rungs.begin(), goals.rungs.end(), e.fidelity);
+    if (at == goals.rungs.end()) continue;
+    const auto rung = static_cast<std::size_t>(at - goals.rungs.begin());
+    if (e.status == db::EvaluationStatus::ok || e.status == db::EvaluationStatus::failed)
+      finished[rung].insert(e.genome_hash);
+    else if (e.status == db::EvaluationStatus::running)
+      running[rung].insert(e.genome_hash);
+  }
+  std::vector<RungCounts> out;
+  for (std::size_t r = 0; r < goals.rungs.size(); ++r) {
+    RungCounts counts{goals.rungs[r], finished[r].size(), running[r].size(), 0};
+    if (r + 1 < goals.rungs.size())
+      for (const auto& hash : finished[r])
+        counts.promoted += finished[r + 1].count(hash) + running[r + 1].count(hash);
+    out.push_back(counts);
+  }
+  return out;
+}
+
+// "fidelity 0.11: 48 genomes, 16 promoted (33%); fidelity 0.33: 16 genomes, 1 running, 5 promoted (31%); ..."
+std::string describe_rungs(const std::vector<RungCounts>& rungs) {
+  std::string out;
+  for (std::size_t r = 0; r < rungs.size(); ++r) {
+    const auto& c = rungs[r];
+    out += (r ? "; " : "") + std::string("fidelity ") + format_number(c.fidelity) + ": " +
+           std::to_string(c.candidates) + (c.candidates == 1 ? " genome" : " genomes");
+    if (c.running) out += ", " + std::to_string(c.running) + " running";
+    if (r + 1 < rungs.size()) {
+      out += ", " + std::to_string(c.promoted) + " promoted";
+      if (c.candidates)
+        out += " (" + std::to_string(static_cast<int>(std::lround(100.0 * c.promoted / c.candidates))) + "%)";
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 int run_status(int argc, char** argv) {
@@ -212,6 +267,7 @@ int run_status(int argc, char** argv) {
   auto generations = reader.generations(run.id);
   Rejections rejected = count_rejections(generations);
   auto stability = rank_stability(reader, run, candidates.fidelities, goals.objectives);
+  const auto rungs = goals.rungs.size() > 1 ? rung_counts(run, goals, evaluations) : std::vector<RungCounts>{};
   // Labelled genomes (the warm start), in label order.
   std::vector<std::pair<std::string, std::string>> labels;  // label, hash
   for (const auto& [hash, label] : reader.genome_labels(run.id)) labels.emplace_back(label, hash);
@@ -238,6 +294,16 @@ int run_status(int argc, char** argv) {
                                    {"genomes", f.ok_genomes},
                                    {"fewest_seeds", f.fewest_seeds},
                                    {"most_seeds", f.most_seeds}});
+    out["rungs"] = Json::array();
+    for (std::size_t r = 0; r < rungs.size(); ++r) {
+      Json rung = {{"rung", r + 1},
+                   {"fidelity", rungs[r].fidelity},
+                   {"genomes", rungs[r].candidates},
+                   {"running", rungs[r].running}};
+      if (r + 1 < rungs.size()) rung["promoted"] = rungs[r].promoted;
+      out["rungs"].push_back(rung);
+    }
+    if (!rungs.empty()) out["eta"] = goals.eta;
     Json per_generation = Json::array();
     for (const auto& g : generations)
       per_generation.push_back(
@@ -304,6 +370,8 @@ int run_status(int argc, char** argv) {
                                    [](const db::FidelityCounts& f) { return f.most_seeds > 1; });
   if (fidelities.size() > 1 || several_seeds)
     std::cout << "             " << describe_fidelities(fidelities) << "\n";
+  if (!rungs.empty())
+    std::cout << "rungs        " << describe_rungs(rungs) << " (eta " << goals.eta << ")\n";
   for (const auto& r : stability) std::cout << "rank stability  " << describe_rank_stability(r) << "\n";
   std::size_t stale = 0;
   for (const auto* e : running) stale += is_stale(*e) ? 1 : 0;

@@ -30,7 +30,7 @@ std::string names_of(const std::vector<search::Objective>& objectives) {
 RunGoals run_goals(const db::RunRecord& run, const std::string& db_path) {
   JsonReader root(run.config, db_path + " (config of run '" + run.name + "')");
   auto settings = search::parse_search_settings(root);
-  return {settings.objectives, settings.constraints};
+  return {settings.objectives, settings.constraints, settings.rungs(), settings.eta};
 }
 
 std::vector<search::Objective> select_objectives(const RunGoals& goals, const std::string& list) {

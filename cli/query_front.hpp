@@ -18,6 +18,8 @@ namespace livs::cli {
 struct RunGoals {
   std::vector<search::Objective> objectives;
   std::vector<search::Constraint> constraints;
+  std::vector<double> rungs;  // the search's fidelities, lowest first (one: a single-fidelity search)
+  int eta = 3;
 };
 
 // Objectives and constraints from a run's stored config; a config that does

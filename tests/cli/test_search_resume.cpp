@@ -82,3 +82,79 @@ TEST_CASE("search killed with SIGKILL and resumed ends with the uninterrupted ru
   CHECK(front_of(killed_db, "resume_killed_front") == whole_front);
   std::filesystem::remove_all(whole_db.parent_path());
 }
+
+namespace {
+
+const std::string kRungsConfig = "tests/cli/tiny_rungs_search.json";
+
+// Every generation's population, "generation position hash rank", in order.
+std::vector<std::string> populations(const std::filesystem::path& db) {
+  std::vector<std::string> out;
+  for (const auto& row : livs::test::query_rows(
+           db, "SELECT generation || ' ' || position || ' ' || genome_hash || ' ' || rank FROM population "
+               "ORDER BY generation, position"))
+    out.push_back(row[0]);
+  return out;
+}
+
+// Distinct genomes with a finished search-stage evaluation at `fidelity` (the
+// final stage's evaluations carry the generation after the last recorded one).
+std::size_t genomes_at(const std::filesystem::path& db, const std::string& fidelity) {
+  return livs::test::query_rows(
+             db, "SELECT DISTINCT genome_hash FROM evaluations WHERE fidelity = " + fidelity +
+                     " AND status IN ('ok', 'failed') AND generation <= (SELECT MAX(generation) FROM generations)")
+      .size();
+}
+
+}  // namespace
+
+TEST_CASE("a search over rungs trains at both fidelities, promotes 1/eta, and resumes mid-rung to the same state") {
+  const auto whole_db = temp_db("rungs_whole.db");
+  const auto whole = run_livsearch("search " + kRungsConfig + " --db '" + whole_db.string() + "'", "rungs_whole");
+  CAPTURE(whole.err);
+  REQUIRE(whole.exit_code == 0);
+  // The progress line names the rung; the generation line counts results per rung.
+  CHECK(whole.err.find("rung 2/2 (fidelity 1), promoted") != std::string::npos);
+  CHECK(whole.err.find("; rungs ") != std::string::npos);
+  const std::size_t low = genomes_at(whole_db, "0.25"), high = genomes_at(whole_db, "1.0");
+  CAPTURE(low);
+  CAPTURE(high);
+  CHECK(low >= 6);
+  CHECK(high >= 1);
+  CHECK(high <= low / 3);
+
+  // status reports the rungs.
+  const auto status = run_livsearch("status --db '" + whole_db.string() + "' --format json", "rungs_status");
+  REQUIRE(status.exit_code == 0);
+  const Json json = livs::parse_json_text(status.out, "status stdout");
+  REQUIRE(json.at("rungs").size() == 2);
+  CHECK(json["rungs"][0]["genomes"] == low);
+  CHECK(json["rungs"][0]["promoted"] == high);
+  CHECK(json["rungs"][1]["genomes"] == high);
+  CHECK(json["eta"] == 3);
+  const auto table = run_livsearch("status --db '" + whole_db.string() + "'", "rungs_status_table");
+  CHECK(table.out.find("rungs        fidelity 0.25: ") != std::string::npos);
+
+  // Killed while a promoted candidate trains at fidelity 1, then resumed.
+  const auto killed_db = temp_db("rungs_killed.db");
+  REQUIRE(livs::test::run_search_and_kill(kRungsConfig, killed_db, [&] {
+    return !livs::test::query_rows(killed_db,
+                                   "SELECT id FROM evaluations WHERE fidelity = 1.0 AND status = 'running' "
+                                   "AND (SELECT COUNT(*) FROM evaluations WHERE status = 'ok') >= 4")
+                .empty();
+  }));
+  const auto before_kill = finished_evaluations(killed_db);
+  const auto resumed =
+      run_livsearch("search " + kRungsConfig + " --db '" + killed_db.string() + "' --resume", "rungs_resumed");
+  CAPTURE(resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  const auto after = finished_evaluations(killed_db);
+  for (const auto& [key, perplexity] : before_kill) {
+    CAPTURE(key);
+    REQUIRE(after.count(key) == 1);
+    CHECK(after.at(key) == perplexity);
+  }
+  CHECK(after == finished_evaluations(whole_db));
+  CHECK(populations(killed_db) == populations(whole_db));
+  std::filesystem::remove_all(whole_db.parent_path());
+}
