@@ -10,6 +10,7 @@
 #include "cli/command.hpp"
 #include "cli/config.hpp"
 #include "cli/run_support.hpp"
+#include "common/format_number.hpp"
 #include "db/store.hpp"
 #include "genome/decode.hpp"
 #include "proxies/analytic.hpp"
@@ -75,10 +76,16 @@ int run_search(int argc, char** argv) {
 
   const std::string db_path = args["db"].as<std::string>();
   db::Store store(db_path);
-  std::fprintf(stderr, "run '%s': %s, population %d, %d generations, seed %llu, %s, database %s\n",
+  // The fidelities the candidates train at: one, or rungs with their eta.
+  std::string fidelities;
+  for (const double f : config.search.rungs()) fidelities += (fidelities.empty() ? "" : ", ") + format_number(f);
+  fidelities = config.search.fidelities.empty()
+                   ? "fidelity " + fidelities
+                   : "rungs at fidelity " + fidelities + " (eta " + std::to_string(config.search.eta) + ")";
+  std::fprintf(stderr, "run '%s': %s, population %d, %d generations, %s, seed %llu, %s, database %s\n",
                config.name.c_str(), search::to_string(config.search.algorithm), config.search.population,
-               config.search.generations, static_cast<unsigned long long>(config.search.seed), device.c_str(),
-               db_path.c_str());
+               config.search.generations, fidelities.c_str(),
+               static_cast<unsigned long long>(config.search.seed), device.c_str(), db_path.c_str());
 
   const auto result = search::run_genome_search(
       config.search, search::genome_operators(config.space),

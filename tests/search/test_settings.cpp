@@ -121,7 +121,7 @@ TEST_CASE("fidelity: a share of the training budget, above 0 and at most 1") {
         "cfg.json: /search/fidelity: expected a number in (0, 1], got 1.5");
 }
 
-TEST_CASE("fidelities: increasing rungs in (0, 1] with eta, one rung is a single fidelity") {
+TEST_CASE("fidelities: increasing rungs above 0 and at most 1 with eta, one rung is a single fidelity") {
   const auto rungs = parse(R"({"objectives": ["perplexity"], "search": {"fidelities": [0.1, 0.3, 1], "eta": 4}})");
   CHECK(rungs.rungs() == std::vector<double>{0.1, 0.3, 1.0});
   CHECK(rungs.eta == 4);
