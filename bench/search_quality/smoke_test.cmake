@@ -1,0 +1,20 @@
+# ctest's smoke run of bench/search_quality: the program runs end to end at toy
+# scale on the CPU, exits 0 and writes its table. Its numbers are not checked.
+file(REMOVE_RECURSE ${OUT})
+execute_process(COMMAND ${PROGRAM} --cpu --tiny --livsearch ${LIVSEARCH} --out ${OUT}
+                RESULT_VARIABLE status)
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "search_quality --cpu --tiny exited with ${status}")
+endif()
+foreach(file search_quality.md search_quality.json)
+  if(NOT EXISTS ${OUT}/${file})
+    message(FATAL_ERROR "search_quality --cpu --tiny did not write ${OUT}/${file}")
+  endif()
+endforeach()
+file(READ ${OUT}/search_quality.md report)
+foreach(section "Hypervolume against GPU-seconds" "final fronts against the presets" "time outside training")
+  string(FIND "${report}" "${section}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "${OUT}/search_quality.md has no section '${section}'")
+  endif()
+endforeach()
