@@ -130,10 +130,11 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate, 
       // The outcome goes on through the database's representation (NaN and
       // infinity included), so this run and a resumed one see identical numbers.
       source.finished(slot->job, outcome);
-      if (options.log)
-        options.log("  [" + std::to_string(finished) +
-                    (source.known_total > 0 ? "/" + std::to_string(source.known_total) : "") + "] " +
-                    slot->job.summary + ": " + result_text(result));
+      if (options.log) {
+        std::string count = std::to_string(finished);
+        if (source.known_total > 0) count += "/" + std::to_string(source.known_total);
+        options.log("  [" + count + "] " + slot->job.summary + ": " + result_text(result));
+      }
     }
   } catch (...) {
     for (auto& t : threads) t.join();
