@@ -468,18 +468,15 @@ struct RunResult {
   double process_wall = kNaN;            // measured by this program, NaN when unknown
   int exit_status = -1;
   double final_hypervolume() const { return trajectory.empty() ? 0.0 : trajectory.back().hypervolume; }
-  double hypervolume_at_seconds(double t) const {
-    double hv = 0;
-    for (const auto& p : trajectory) {
-      if (p.gpu_seconds > t + 1e-9) break;
-      hv = p.hypervolume;
-    }
-    return hv;
-  }
+  double hypervolume_at_seconds(double t) const { return hypervolume_at(t, &Point::gpu_seconds); }
   double hypervolume_at_equivalents(double e) const {
+    return hypervolume_at(e, &Point::equivalents);
+  }
+  // The hypervolume once the trajectory's `axis` (GPU-seconds or evaluations) reached `x`.
+  double hypervolume_at(double x, double Point::*axis) const {
     double hv = 0;
     for (const auto& p : trajectory) {
-      if (p.equivalents > e + 1e-9) break;
+      if (p.*axis > x + 1e-9) break;
       hv = p.hypervolume;
     }
     return hv;
