@@ -132,7 +132,10 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate, 
       source.finished(slot->job, outcome);
       if (options.log) {
         std::string count = std::to_string(finished);
-        if (source.known_total > 0) count += "/" + std::to_string(source.known_total);
+        if (source.known_total > 0) {
+          count += '/';  // appended piecewise: GCC 12 warns (-Wrestrict) on "/" + std::string
+          count += std::to_string(source.known_total);
+        }
         options.log("  [" + count + "] " + slot->job.summary + ": " + result_text(result));
       }
     }
