@@ -14,10 +14,10 @@
 #include <utility>
 
 #include "cli/command.hpp"
-#include "common/evaluate_contract.hpp"
 #include "cli/eval_summary.hpp"
 #include "cli/query_common.hpp"
 #include "cli/query_front.hpp"
+#include "common/evaluate_contract.hpp"
 #include "db/store.hpp"
 #include "search/rank_correlation.hpp"
 
@@ -267,7 +267,8 @@ int run_status(int argc, char** argv) {
   auto generations = reader.generations(run.id);
   Rejections rejected = count_rejections(generations);
   auto stability = rank_stability(reader, run, candidates.fidelities, goals.objectives);
-  const auto rungs = goals.rungs.size() > 1 ? rung_counts(run, goals, evaluations) : std::vector<RungCounts>{};
+  const auto rungs =
+      goals.rungs.size() > 1 ? rung_counts(run, goals, evaluations) : std::vector<RungCounts>{};
   // Labelled genomes (the warm start), in label order.
   std::vector<std::pair<std::string, std::string>> labels;  // label, hash
   for (const auto& [hash, label] : reader.genome_labels(run.id)) labels.emplace_back(label, hash);
@@ -370,8 +371,7 @@ int run_status(int argc, char** argv) {
                                    [](const db::FidelityCounts& f) { return f.most_seeds > 1; });
   if (fidelities.size() > 1 || several_seeds)
     std::cout << "             " << describe_fidelities(fidelities) << "\n";
-  if (!rungs.empty())
-    std::cout << "rungs        " << describe_rungs(rungs) << " (eta " << goals.eta << ")\n";
+  if (!rungs.empty()) std::cout << "rungs        " << describe_rungs(rungs) << " (eta " << goals.eta << ")\n";
   for (const auto& r : stability) std::cout << "rank stability  " << describe_rank_stability(r) << "\n";
   std::size_t stale = 0;
   for (const auto* e : running) stale += is_stale(*e) ? 1 : 0;

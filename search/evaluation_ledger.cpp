@@ -33,9 +33,7 @@ void EvaluationLedger::record(const Key& key, const db::EvaluationOutcome& store
   outcome.wall_seconds = stored.wall_seconds;
   outcome.order = recorded_++;
   for (const auto& [name, metric] : stored.metrics) outcome.metrics[name] = metric.value;
-  const auto [at, added] = outcomes_.insert_or_assign(key, std::move(outcome));
-  (void)at;
-  (void)added;
+  outcomes_.insert_or_assign(key, std::move(outcome));
   wall_seconds_ += stored.wall_seconds;
 }
 

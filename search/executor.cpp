@@ -95,8 +95,8 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate, 
         Slot* slot = slots.back().get();
         slot->job = std::move(*job);
         const auto& request = slot->job.request;
-        slot->evaluation_id = store.begin_evaluation(
-            {run_id, request.genome_hash, slot->job.generation, request.fidelity, request.device, request.seed});
+        slot->evaluation_id = store.begin_evaluation({run_id, request.genome_hash, slot->job.generation,
+                                                      request.fidelity, request.device, request.seed});
         in_flight.insert(slot);
         threads.emplace_back(worker, slot);
       }

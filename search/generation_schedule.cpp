@@ -6,7 +6,15 @@ namespace livs::search {
 
 GenerationSchedule::GenerationSchedule(const SearchSettings& settings, Rungs& rungs, EvaluationLedger& ledger,
                                        int generation, MakeJob make_job)
-    : settings_(settings), rungs_(rungs), ledger_(ledger), generation_(generation), make_job_(std::move(make_job)) {}
+    : settings_(settings),
+      rungs_(rungs),
+      ledger_(ledger),
+      generation_(generation),
+      make_job_(std::move(make_job)) {}
+
+bool train_budget_spent(const SearchSettings& settings, const EvaluationLedger& ledger) {
+  return settings.max_train_seconds > 0.0 && ledger.wall_seconds() >= settings.max_train_seconds;
+}
 
 EvaluationLedger::Key GenerationSchedule::key(const SearchSettings& settings, const Rungs& rungs,
                                               const std::string& hash, std::size_t rung) {
@@ -48,10 +56,7 @@ std::optional<EvaluationJob> GenerationSchedule::next() {
     // A finished result is taken whatever the budget: it costs nothing, and a
     // resumed run must meet the results the interrupted one had.
     const bool found = ledger_.contains(key(settings_, rungs_, hash, rung));
-    if (!found && settings_.max_train_seconds > 0.0 && ledger_.wall_seconds() >= settings_.max_train_seconds) {
-      budget_spent_ = true;
-      return std::nullopt;
-    }
+    if (!found && train_budget_spent(settings_, ledger_)) return std::nullopt;
     if (due) {
       ++promotions_;
       promoted_.push_back(hash);

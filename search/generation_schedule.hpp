@@ -39,16 +39,14 @@ class GenerationSchedule {
   JobSource source();
 
   // The search-stage ledger key of a genome at a rung.
-  static EvaluationLedger::Key key(const SearchSettings& settings, const Rungs& rungs, const std::string& hash,
-                                   std::size_t rung);
+  static EvaluationLedger::Key key(const SearchSettings& settings, const Rungs& rungs,
+                                   const std::string& hash, std::size_t rung);
 
-  int trained() const { return trained_; }      // evaluations run
-  int reused() const { return reused_; }        // results taken from the ledger
+  int trained() const { return trained_; }        // evaluations run
+  int reused() const { return reused_; }          // results taken from the ledger
   int promotions() const { return promotions_; }  // promotions decided in this generation
   // Genomes promoted in this generation, in order (some may be from earlier generations).
   const std::vector<std::string>& promoted() const { return promoted_; }
-  // The training budget (max_train_seconds) was spent before the schedule was done.
-  bool budget_spent() const { return budget_spent_; }
 
  private:
   std::optional<EvaluationJob> next();
@@ -65,7 +63,9 @@ class GenerationSchedule {
   std::size_t next_candidate_ = 0;
   std::vector<std::string> promoted_;
   int trained_ = 0, reused_ = 0, promotions_ = 0;
-  bool budget_spent_ = false;
 };
+
+// The run's evaluations have trained for settings.max_train_seconds (0: never).
+bool train_budget_spent(const SearchSettings& settings, const EvaluationLedger& ledger);
 
 }  // namespace livs::search

@@ -165,13 +165,14 @@ class GenomeSearchRun {
       if (stop_after_generation == 0) return finish(result, population, 0, false);
     }
 
-    for (; generation <= settings_.generations && !budget_spent_; ++generation) {
+    for (; generation <= settings_.generations; ++generation) {
       const int64_t before = ledger_.genomes_before(rungs_.fidelity(0), generation);
       if (settings_.max_evaluations > 0 && before >= settings_.max_evaluations) {
         log("stopping: " + std::to_string(before) + " evaluations reach max_evaluations");
         break;
       }
-      if (train_budget_spent()) {
+      // A generation the budget ran out in was recorded with what finished.
+      if (train_budget_spent(settings_, ledger_)) {
         log("stopping: the evaluations have trained for " + format_seconds(ledger_.wall_seconds()) +
             ", max_train_seconds is " + format_seconds(settings_.max_train_seconds));
         break;
@@ -184,14 +185,10 @@ class GenomeSearchRun {
       record(generation, population);
       if (generation == stop_after_generation) return finish(result, population, generation, false);
     }
-    if (budget_spent_)
-      log("stopping: the evaluations have trained for " + format_seconds(ledger_.wall_seconds()) +
-          ", max_train_seconds is " + format_seconds(settings_.max_train_seconds));
-    const int last = last_recorded_;
     if (stop_requested()) throw SearchStopped{};
     final_stage(result);
     store_.set_run_status(run_id_, db::RunStatus::finished);
-    return finish(result, population, last, true);
+    return finish(result, population, last_recorded_, true);
   }
 
   // Generation 0: the warm-start members the screen admits (those it refuses
@@ -319,13 +316,9 @@ class GenomeSearchRun {
     }
   }
 
-  // The search stage's key of a genome at a rung: its replicate-0 seed at that fidelity.
-  EvaluationLedger::Key search_key(const std::string& hash, std::size_t rung = 0) const {
-    return GenerationSchedule::key(settings_, rungs_, hash, rung);
-  }
-
-  bool train_budget_spent() const {
-    return settings_.max_train_seconds > 0.0 && ledger_.wall_seconds() >= settings_.max_train_seconds;
+  // The search stage's key of a genome at the lowest rung: its replicate-0 seed there.
+  EvaluationLedger::Key search_key(const std::string& hash) const {
+    return GenerationSchedule::key(settings_, rungs_, hash, 0);
   }
 
   static std::string format_seconds(double seconds) {
@@ -342,7 +335,8 @@ class GenomeSearchRun {
       if (outcome->generation > generation || key.seed != evaluation_seed(settings_.seed, key.hash)) continue;
       const auto at = std::find(fidelities.begin(), fidelities.end(), key.fidelity);
       if (at == fidelities.end()) continue;
-      rungs_.add(static_cast<std::size_t>(at - fidelities.begin()), key.hash, fitness_of(*outcome, settings_));
+      rungs_.add(static_cast<std::size_t>(at - fidelities.begin()), key.hash,
+                 fitness_of(*outcome, settings_));
     }
   }
 
@@ -487,7 +481,6 @@ class GenomeSearchRun {
     result.evaluations_run += schedule.trained();
     result.evaluations_reused += schedule.reused();
     promotions_ = schedule.promotions();
-    budget_spent_ = schedule.budget_spent();
 
     std::vector<Individual<Genome>> out;
     std::set<std::string> present;
@@ -500,21 +493,25 @@ class GenomeSearchRun {
     }
     for (const auto& hash : schedule.promoted()) {
       if (!present.insert(hash).second || !rungs_.standing(hash)) continue;
-      const auto stored = store_.genome(hash);
-      if (!stored) throw db::DatabaseError(store_.path() + ": promoted genome " + hash + " is not stored");
-      out.push_back({genome::genome_from_json(stored->genome, store_.path()), standing_of(hash)});
+      out.push_back({genome::genome_from_json(stored_genome(hash).genome, store_.path()), standing_of(hash)});
     }
     return out;
   }
 
   // The request for a stored genome at a rung; the schedule fills in fidelity and seed.
-  EvaluationJob make_job(const std::string& hash, std::size_t rung, bool promoted) const {
-    const auto stored = store_.genome(hash);
+  // A genome this run stored when it was bred (promotions come from any generation).
+  db::GenomeRecord stored_genome(const std::string& hash) const {
+    auto stored = store_.genome(hash);
     if (!stored) throw db::DatabaseError(store_.path() + ": genome " + hash + " is not stored");
+    return std::move(*stored);
+  }
+
+  EvaluationJob make_job(const std::string& hash, std::size_t rung, bool promoted) const {
+    const auto stored = stored_genome(hash);
     EvaluationJob job;
-    job.request.genome = stored->genome;
+    job.request.genome = stored.genome;
     const auto label = labels_.find(hash);
-    std::string summary = (label != labels_.end() ? label->second + ": " : "") + stored->summary;
+    std::string summary = (label != labels_.end() ? label->second + ": " : "") + stored.summary;
     job.request.settings = options_.eval_settings;
     job.request.device = options_.device;
     if (rungs_.count() > 1) {
@@ -553,8 +550,7 @@ class GenomeSearchRun {
   std::vector<Individual<Genome>> last_population_;  // the last recorded generation's
   int last_recorded_ = -1;
   int64_t rejected_in_process_ = 0;
-  int promotions_ = 0;         // in the generation last scheduled
-  bool budget_spent_ = false;  // max_train_seconds ran out during a generation
+  int promotions_ = 0;  // in the generation last scheduled
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   int generations_in_process_ = 0;
 };

@@ -47,13 +47,12 @@ std::optional<Rungs::Promotion> Rungs::next_promotion() const {
       violation.push_back(result.fitness.violation);
     }
     const auto ranking = constrained_nondominated_sort(points, violation);
-    const auto crowding = crowding_distances(points, ranking);
+    const RankCrowding keys{ranking.rank, crowding_distances(points, ranking)};
     std::vector<std::size_t> order(here.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      if (ranking.rank[a] != ranking.rank[b]) return ranking.rank[a] < ranking.rank[b];
-      return crowding[a] > crowding[b];
-    });
+    // Stable: equal keys keep arrival order.
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return crowded_better(keys, a, b); });
     for (std::size_t k = 0; k < quota; ++k) {
       const auto& result = here[order[k]];
       if (!std::isfinite(result.fitness.violation)) continue;  // failed: never promoted

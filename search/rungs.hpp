@@ -82,9 +82,9 @@ class Rungs {
   };
   std::vector<double> fidelities_;
   int eta_;
-  std::vector<std::vector<Result>> results_;                 // per rung, in arrival order
-  std::vector<std::set<std::string>> taken_;                 // per rung: results and started
-  std::vector<std::map<std::string, std::size_t>> where_;    // per rung: hash -> index in results_
+  std::vector<std::vector<Result>> results_;               // per rung, in arrival order
+  std::vector<std::set<std::string>> taken_;               // per rung: results and started
+  std::vector<std::map<std::string, std::size_t>> where_;  // per rung: hash -> index in results_
 };
 
 }  // namespace livs::search

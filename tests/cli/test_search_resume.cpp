@@ -47,6 +47,24 @@ std::map<std::string, std::pair<double, double>> front_of(const std::filesystem:
   return front;
 }
 
+// Resumes the killed search in `db` and checks that every evaluation that
+// had finished before the kill (`before_kill`) is still there, unchanged.
+// Returns the finished evaluations after the resume.
+std::map<std::string, double> resume_keeping(const std::string& config, const std::filesystem::path& db,
+                                             const std::map<std::string, double>& before_kill,
+                                             const std::string& tag) {
+  const auto resumed = run_livsearch("search " + config + " --db '" + db.string() + "' --resume", tag);
+  CAPTURE(resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  const auto after = finished_evaluations(db);
+  for (const auto& [key, perplexity] : before_kill) {
+    CAPTURE(key);
+    REQUIRE(after.count(key) == 1);
+    CHECK(after.at(key) == perplexity);
+  }
+  return after;
+}
+
 }  // namespace
 
 TEST_CASE("search killed with SIGKILL and resumed ends with the uninterrupted run's front") {
@@ -67,18 +85,8 @@ TEST_CASE("search killed with SIGKILL and resumed ends with the uninterrupted ru
   before_kill = finished_evaluations(killed_db);
   REQUIRE(before_kill.size() >= 3);
 
-  const auto resumed =
-      run_livsearch("search " + kConfig + " --db '" + killed_db.string() + "' --resume", "resume_resumed");
-  CAPTURE(resumed.err);
-  REQUIRE(resumed.exit_code == 0);
-
   // Nothing finished before the kill is lost or changed.
-  const auto after = finished_evaluations(killed_db);
-  for (const auto& [hash, perplexity] : before_kill) {
-    CAPTURE(hash);
-    REQUIRE(after.count(hash) == 1);
-    CHECK(after.at(hash) == perplexity);
-  }
+  resume_keeping(kConfig, killed_db, before_kill, "resume_resumed");
   CHECK(front_of(killed_db, "resume_killed_front") == whole_front);
   std::filesystem::remove_all(whole_db.parent_path());
 }
@@ -91,8 +99,9 @@ const std::string kRungsConfig = "tests/cli/tiny_rungs_search.json";
 std::vector<std::string> populations(const std::filesystem::path& db) {
   std::vector<std::string> out;
   for (const auto& row : livs::test::query_rows(
-           db, "SELECT generation || ' ' || position || ' ' || genome_hash || ' ' || rank FROM population "
-               "ORDER BY generation, position"))
+           db,
+           "SELECT generation || ' ' || position || ' ' || genome_hash || ' ' || rank FROM population "
+           "ORDER BY generation, position"))
     out.push_back(row[0]);
   return out;
 }
@@ -100,17 +109,20 @@ std::vector<std::string> populations(const std::filesystem::path& db) {
 // Distinct genomes with a finished search-stage evaluation at `fidelity` (the
 // final stage's evaluations carry the generation after the last recorded one).
 std::size_t genomes_at(const std::filesystem::path& db, const std::string& fidelity) {
-  return livs::test::query_rows(
-             db, "SELECT DISTINCT genome_hash FROM evaluations WHERE fidelity = " + fidelity +
-                     " AND status IN ('ok', 'failed') AND generation <= (SELECT MAX(generation) FROM generations)")
+  return livs::test::query_rows(db,
+                                "SELECT DISTINCT genome_hash FROM evaluations WHERE fidelity = " + fidelity +
+                                    " AND status IN ('ok', 'failed') AND generation <= (SELECT "
+                                    "MAX(generation) FROM generations)")
       .size();
 }
 
 }  // namespace
 
-TEST_CASE("a search over rungs trains at both fidelities, promotes 1/eta, and resumes mid-rung to the same state") {
+TEST_CASE(
+    "a search over rungs trains at both fidelities, promotes 1/eta, and resumes mid-rung to the same state") {
   const auto whole_db = temp_db("rungs_whole.db");
-  const auto whole = run_livsearch("search " + kRungsConfig + " --db '" + whole_db.string() + "'", "rungs_whole");
+  const auto whole =
+      run_livsearch("search " + kRungsConfig + " --db '" + whole_db.string() + "'", "rungs_whole");
   CAPTURE(whole.err);
   REQUIRE(whole.exit_code == 0);
   // The progress line names the rung; the generation line counts results per rung.
@@ -143,17 +155,8 @@ TEST_CASE("a search over rungs trains at both fidelities, promotes 1/eta, and re
                                    "AND (SELECT COUNT(*) FROM evaluations WHERE status = 'ok') >= 4")
                 .empty();
   }));
-  const auto before_kill = finished_evaluations(killed_db);
-  const auto resumed =
-      run_livsearch("search " + kRungsConfig + " --db '" + killed_db.string() + "' --resume", "rungs_resumed");
-  CAPTURE(resumed.err);
-  REQUIRE(resumed.exit_code == 0);
-  const auto after = finished_evaluations(killed_db);
-  for (const auto& [key, perplexity] : before_kill) {
-    CAPTURE(key);
-    REQUIRE(after.count(key) == 1);
-    CHECK(after.at(key) == perplexity);
-  }
+  const auto after =
+      resume_keeping(kRungsConfig, killed_db, finished_evaluations(killed_db), "rungs_resumed");
   CHECK(after == finished_evaluations(whole_db));
   CHECK(populations(killed_db) == populations(whole_db));
   std::filesystem::remove_all(whole_db.parent_path());
