@@ -1,0 +1,299 @@
+// bench/search_throughput: candidates per minute on one device when several
+// candidates train at once (issue 15, item 2).
+//
+// A search with `--workers N` runs N evaluations in flight, each on its own
+// thread with its own backend (on the GPU: its own CUDA stream, cuBLAS handle
+// and captured step graph). Small models leave most of an H200 idle, so this
+// is where search throughput comes from. This program times exactly that
+// path: a fixed list of candidates, each trained and scored by
+// proxies::evaluate() (what the search calls), with N threads taking the next
+// candidate as they free up, for each N of --workers.
+//
+// The list: the presets at the config's model size, then genomes sampled
+// from the config's search space (seeded, so the list is the same every run)
+// until it holds at least --genomes candidates and covers every LIV class,
+// every fusion kind, both sharing genes and the differential form; genomes
+// over the config's `params` constraint are skipped, as the search screens
+// them. A warm-up evaluation runs first so that no row pays for the device's
+// start-up or the corpus's tokenisation.
+//
+//   search_throughput [--config bench/search_quality/gpu.json] [--workers 1,2,4,8]
+//                     [--genomes 24] [--device auto] [--seed 1] [--list-only]
+//
+// Output: one row per worker count (candidates per minute, speed-up over the
+// first row, median and max seconds per candidate, failures) and one
+// "JSON {...}" line per row. Numbers go to docs/benchmarks.md, never to a test.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cxxopts.hpp>
+#include <iostream>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/config.hpp"
+#include "cli/run_support.hpp"
+#include "common/evaluate_contract.hpp"
+#include "common/input_error.hpp"
+#include "common/rng.hpp"
+#include "genome/decode.hpp"
+#include "genome/genome_json.hpp"
+#include "genome/operators.hpp"
+#include "genome/presets.hpp"
+#include "proxies/evaluate.hpp"
+
+using namespace livs;
+
+namespace {
+
+struct Candidate {
+  std::string origin;  // "preset lfm2" or "sampled 7"
+  genome::Genome genome;
+  std::string hash;
+};
+
+// What the list must cover: every class, fusion kind, sharing gene and the
+// differential form, each by at least one candidate.
+struct Coverage {
+  std::set<std::string> seen;
+
+  void add(const genome::Genome& g) {
+    for (const auto& slot : g.slots) {
+      seen.insert(std::string("fusion ") + genome::to_string(slot.fusion));
+      for (const auto& op : slot.ops) {
+        seen.insert(std::string("class ") + genome::to_string(op.cls));
+        if (op.featurizer.valid()) seen.insert("featurizer sharing");
+        if (op.features.valid()) seen.insert("feature sharing");
+        if (op.differential) seen.insert("differential");
+      }
+    }
+  }
+
+  static std::vector<std::string> wanted() {
+    std::vector<std::string> out;
+    for (const auto c : genome::kAllClasses) out.push_back(std::string("class ") + genome::to_string(c));
+    for (const auto f : {genome::FusionKind::none, genome::FusionKind::sum, genome::FusionKind::mean,
+                         genome::FusionKind::gate})
+      out.push_back(std::string("fusion ") + genome::to_string(f));
+    out.insert(out.end(), {"featurizer sharing", "feature sharing", "differential"});
+    return out;
+  }
+
+  std::vector<std::string> missing() const {
+    std::vector<std::string> out;
+    for (const auto& w : wanted())
+      if (!seen.count(w)) out.push_back(w);
+    return out;
+  }
+};
+
+std::optional<double> params_limit(const cli::Config& config) {
+  for (const auto& c : config.search.constraints)
+    if (c.metric == "params" && c.max) return *c.max;
+  return std::nullopt;
+}
+
+Candidate make_candidate(std::string origin, genome::Genome g, const cli::Config& config) {
+  g.vocab = config.data.vocab;
+  g = genome::canonicalize(g);
+  std::string hash = genome::genome_hash(g);
+  return {std::move(origin), std::move(g), std::move(hash)};
+}
+
+// The presets, then sampled genomes until the list is long enough and covers
+// everything (or the attempts run out: the missing items are reported).
+std::vector<Candidate> candidate_list(const cli::Config& config, int wanted, uint64_t seed,
+                                      std::vector<std::string>& missing) {
+  const auto limit = params_limit(config);
+  auto fits = [&](const genome::Genome& g) {
+    return !limit || double(genome::decode(g).params_total()) <= *limit;
+  };
+  std::vector<Candidate> out;
+  std::set<std::string> hashes;
+  Coverage coverage;
+  auto take = [&](Candidate c) {
+    if (!fits(c.genome) || !hashes.insert(c.hash).second) return false;
+    coverage.add(c.genome);
+    out.push_back(std::move(c));
+    return true;
+  };
+  for (const auto& name : genome::preset_names())
+    take(make_candidate("preset " + name, genome::preset(name, config.model.d_model, config.model.layers),
+                        config));
+  Rng rng(seed);
+  for (int attempt = 0; attempt < 20000; ++attempt) {
+    if (int(out.size()) >= wanted && coverage.missing().empty()) break;
+    Candidate c = make_candidate("", genome::sample(config.space, rng), config);
+    // Past the wanted length, only a genome that covers something new joins.
+    if (int(out.size()) >= wanted) {
+      Coverage with = coverage;
+      with.add(c.genome);
+      if (with.seen.size() == coverage.seen.size()) continue;
+    }
+    c.origin = "sampled " + std::to_string(attempt);
+    take(std::move(c));
+  }
+  missing = coverage.missing();
+  return out;
+}
+
+struct Row {
+  int workers = 0;
+  double wall_seconds = 0.0;
+  std::vector<double> candidate_seconds;
+  int failed = 0;
+  std::vector<std::string> errors;
+};
+
+EvalRequest request_for(const Candidate& c, const Json& settings, const cli::Config& config,
+                        const std::string& device) {
+  EvalRequest r;
+  r.genome = genome::to_canonical_json(c.genome);
+  r.genome_hash = c.hash;
+  r.fidelity = 1.0;
+  r.seed = evaluation_seed(config.seed, c.hash, 0);
+  r.settings = settings;
+  r.device = device;
+  return r;
+}
+
+Row run_row(const std::vector<Candidate>& list, int workers, const Json& settings, const cli::Config& config,
+            const std::string& device) {
+  Row row;
+  row.workers = workers;
+  row.candidate_seconds.assign(list.size(), 0.0);
+  std::atomic<std::size_t> next{0};
+  std::mutex mutex;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w)
+    threads.emplace_back([&] {
+      for (std::size_t i = next++; i < list.size(); i = next++) {
+        const EvalResult r = proxies::evaluate(request_for(list[i], settings, config, device));
+        std::lock_guard lock(mutex);
+        row.candidate_seconds[i] = r.wall_seconds;
+        if (r.status != EvalStatus::ok) {
+          ++row.failed;
+          row.errors.push_back(list[i].origin + ": " + r.error);
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  row.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return row;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::vector<int> parse_workers(const std::string& text) {
+  std::vector<int> out;
+  std::size_t begin = 0;
+  while (begin <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', begin), text.size());
+    const std::string item = text.substr(begin, comma - begin);
+    std::size_t used = 0;
+    int n = 0;
+    try {
+      n = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || item.empty() || n < 1 || n > 64)
+      throw InputError("--workers", "",
+                       "expected a comma-separated list of integers in [1, 64], got '" + text + "'");
+    out.push_back(n);
+    begin = comma + 1;
+  }
+  return out;
+}
+
+int run(int argc, char** argv) {
+  cxxopts::Options options("search_throughput",
+                           "Candidates per minute on one device at several worker counts (issue 15)");
+  options.add_options()("config", "a livsearch config: data, training, search space, constraints",
+                        cxxopts::value<std::string>()->default_value("bench/search_quality/gpu.json"))(
+      "workers", "comma-separated worker counts", cxxopts::value<std::string>()->default_value("1,2,4,8"))(
+      "genomes", "at least this many candidates (presets first)", cxxopts::value<int>()->default_value("24"))(
+      "device", "auto, cpu, cuda or cuda:N (default: the config's)", cxxopts::value<std::string>())(
+      "seed", "seed of the sampled genomes", cxxopts::value<uint64_t>()->default_value("1"))(
+      "list-only", "print the candidate list and stop")("h,help", "this help");
+  const auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  const cli::Config config = cli::load_config(args["config"].as<std::string>());
+  const std::vector<int> worker_counts = parse_workers(args["workers"].as<std::string>());
+  const int wanted = args["genomes"].as<int>();
+  if (wanted < 1 || wanted > 10000)
+    throw InputError("--genomes", "", "expected an integer in [1, 10000], got " + std::to_string(wanted));
+
+  std::vector<std::string> missing;
+  const auto list = candidate_list(config, wanted, args["seed"].as<uint64_t>(), missing);
+  std::printf("config %s: %zu candidates, %d steps of %d x %d tokens each\n", config.path.c_str(),
+              list.size(), config.train.steps, config.train.batch_size, config.train.seq_len);
+  for (const auto& c : list)
+    std::printf("  %-14s %s  %s\n", c.origin.c_str(), c.hash.substr(0, 12).c_str(),
+                genome::summary(c.genome).c_str());
+  if (!missing.empty()) {
+    std::string text;
+    for (const auto& m : missing) text += (text.empty() ? "" : ", ") + m;
+    std::printf("not covered by the list (the search space may exclude them): %s\n", text.c_str());
+  }
+  std::fflush(stdout);
+  if (args.count("list-only")) return 0;
+
+  const std::string device =
+      cli::resolve_device(args.count("device") ? args["device"].as<std::string>() : config.device);
+  const Json settings = proxies::to_json(cli::eval_settings_of(config));
+  // Warm-up: device start-up and the corpus's tokenisation, paid once.
+  proxies::evaluate(request_for(list.front(), settings, config, device));
+
+  std::printf("\n%-8s %12s %10s %10s %12s %12s %7s\n", "workers", "wall s", "cand/min", "speed-up",
+              "median s", "max s", "failed");
+  double first_rate = 0.0;
+  for (const int workers : worker_counts) {
+    const Row row = run_row(list, workers, settings, config, device);
+    const double rate = 60.0 * double(list.size()) / row.wall_seconds;
+    if (first_rate == 0.0) first_rate = rate;
+    const double max_s = *std::max_element(row.candidate_seconds.begin(), row.candidate_seconds.end());
+    std::printf("%-8d %12.1f %10.2f %9.2fx %12.2f %12.2f %7d\n", workers, row.wall_seconds, rate,
+                rate / first_rate, median(row.candidate_seconds), max_s, row.failed);
+    for (const auto& e : row.errors) std::printf("  failed: %s\n", e.c_str());
+    Json line = {{"workers", workers},
+                 {"candidates", list.size()},
+                 {"wall_seconds", row.wall_seconds},
+                 {"candidates_per_minute", rate},
+                 {"speedup", rate / first_rate},
+                 {"median_candidate_seconds", median(row.candidate_seconds)},
+                 {"max_candidate_seconds", max_s},
+                 {"failed", row.failed},
+                 {"device", device}};
+    std::printf("JSON %s\n", line.dump().c_str());
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "search_throughput: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "search_throughput: %s\n", e.what());
+    return 1;
+  }
+}
