@@ -43,7 +43,7 @@ struct Staged;  // the element type and row strides of the shared tiles
 template <>
 struct Staged<true> {
   using T = __nv_bfloat16;
-  static constexpr int kLdA = kTileK + 8;  // multiples of 8 elements (WMMA), rows 16 bytes apart from banks
+  static constexpr int kLdA = kTileK + 8;  // padded rows: multiples of 8 elements, as WMMA needs
   static constexpr int kLdB = kTileN + 8;
   __device__ static T convert(float v) { return __float2bfloat16(v); }
 };
