@@ -147,6 +147,14 @@ struct MemoryInfo {
   int64_t total_bytes = 0;
 };
 
+// The row groups of a mixture of experts' dispatched activations: expert e
+// owns rows [offsets[e], offsets[e + 1]); offsets holds experts + 1 int32 in
+// backend memory (moe_dispatch writes them).
+struct ExpertRows {
+  const int32_t* offsets = nullptr;
+  int experts = 0;
+};
+
 // Linear attention over q, k, v laid out [batch, seq, heads, head_dim]
 // (d_k = d_v = head_dim), q and k already feature-mapped.
 struct LinearAttentionShape {
@@ -456,6 +464,38 @@ class Backend {
   virtual void moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                                     const float* top_weight, const int32_t* position, int top_k) {
     unsupported("moe_combine_backward", dys.data, dtop_weight, dy.data, ys.data, top_weight, position, top_k);
+  }
+  // The load-balancing loss from moe_route's statistics, in double, in
+  // backend memory (so the step reads nothing on the host):
+  // out[0] = aux_weight * experts * sum_e f_e P_e, summed over e in order.
+  virtual void moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) {
+    unsupported("moe_balance_loss", out, expert_stats, experts, aux_weight);
+  }
+  // The experts' products as grouped GEMMs whose sizes stay in backend
+  // memory (dropless: every expert takes all its rows). The dispatched rows
+  // are grouped by expert: expert e owns rows [offsets[e], offsets[e + 1]) of
+  // the activation views (ExpertRows: moe_dispatch's offsets, experts + 1
+  // int32; rows from offsets[experts] on are not touched). The views' rows
+  // are the capacity (rows * top_k), which bounds the work: the host never
+  // reads the offsets (the CPU backend may, its memory being the host's).
+  // The weights are stacked: `w` is expert 0's [out, in] matrix, followed in
+  // memory by the other experts' ([experts, out, in], row-major), each used
+  // as matmul uses its W.
+  //
+  // y_rows = x_rows W_e^T (y_rows += ... when accumulate).
+  virtual void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows,
+                              bool accumulate = false) {
+    unsupported("grouped_matmul", y.data, x.data, w.data, rows.offsets, accumulate);
+  }
+  // dx_rows += dy_rows W_e (dx_rows = ... when !accumulate).
+  virtual void grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
+                                             bool accumulate = true) {
+    unsupported("grouped_matmul_backward_input", dx.data, dy.data, w.data, rows.offsets, accumulate);
+  }
+  // dW_e += dy_e^T x_e, summed over expert e's rows (dw stacked as w); an
+  // expert without rows keeps its dW.
+  virtual void grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) {
+    unsupported("grouped_matmul_backward_weight", dw.data, dy.data, x.data, rows.offsets);
   }
 
   // Convolutions and scans (rec, ssm, gconv). Default bodies throw, as above.

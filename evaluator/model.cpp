@@ -203,12 +203,16 @@ void Model::forward_on_device() {
                                    final16_);
     }
   }
-  aux_loss_ = 0.0;
-  for (const auto& slot : slots_)
-    for (const auto& op : slot.ops) aux_loss_ += op->auxiliary_loss();
   backend_.lm_head_forward(losses_, lse_, {logits_, N, V}, {final_, N, D, final16_}, embedding_.operand(V, D),
                            targets_);
   backend_.mean_to_device(&step_scalars_->out.loss, losses_, N);
+}
+
+double Model::auxiliary_loss() const {
+  double sum = 0.0;
+  for (const auto& slot : slots_)
+    for (const auto& op : slot.ops) sum += op->auxiliary_loss();
+  return sum;
 }
 
 void Model::zero_grads() { backend_.fill(grads_, params_.count(), 0.0f); }

@@ -50,8 +50,10 @@ class Model {
   const std::vector<float>& token_losses() const { return host_losses_; }
   // The operators' auxiliary losses of the last forward (MoE load balancing),
   // not part of forward()'s cross-entropy; backward() includes their gradient,
-  // so the training objective is cross-entropy + auxiliary_loss().
-  double auxiliary_loss() const { return aux_loss_; }
+  // so the training objective is cross-entropy + auxiliary_loss(). The
+  // operators keep them in device memory: this reads them back (a host
+  // round trip), so call it outside a step, never inside forward_on_device.
+  double auxiliary_loss() const;
   // Gradients of the mean loss of the last forward, accumulated into the
   // parameter gradients (zero them first with zero_grads()).
   void backward();
@@ -120,7 +122,6 @@ class Model {
   int64_t scored_targets_ = 0;        // targets of the last set_batch that are not ignored
   std::vector<int32_t> host_tokens_;  // staging for set_batch: inputs then targets, one copy
   DeviceStepScalars* step_scalars_ = nullptr;
-  double aux_loss_ = 0.0;
   // Decode buffers.
   int32_t* dec_tokens_ = nullptr;
   float *dec_x_ = nullptr, *dec_normed_ = nullptr, *dec_rstd_ = nullptr, *dec_y_ = nullptr,

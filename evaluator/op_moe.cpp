@@ -2,15 +2,19 @@
 //   p = softmax(x Router^T);  top-k experts by p (ties: the lower index);
 //   w_j = p_{i_j} / sum_l p_{i_l}  (renormalised);  y = sum_j w_j SwiGLU_{i_j}(x)
 // Dispatch is deterministic: assignments are sorted by expert, stably, and
-// each expert runs its rows as one matmul.
+// the experts' products are grouped GEMMs over the sorted rows
+// (Backend::grouped_matmul*): the expert boundaries stay in device memory,
+// so nothing is read on the host inside a step and the step can be captured
+// as a CUDA graph. Dropless top-k: all rows * top_k assignments are real, so
+// every dispatched row belongs to an expert.
 // Load balancing (Switch / GShard): aux = 0.01 * E * sum_e f_e P_e with f_e
 // the fraction of the rows * top_k assignments routed to e and P_e the mean
-// router probability of e. It is added to the training objective through
-// Operator::auxiliary_loss(): Model::forward sums it over operators
-// (Model::auxiliary_loss()), and backward always includes its gradient
-// (f held constant, as in Switch). No decode state.
+// router probability of e. It is computed on the device (moe_balance_loss)
+// and read from there only when Operator::auxiliary_loss() is called
+// (Model::auxiliary_loss() sums it over operators, outside the step);
+// backward always includes its gradient (f held constant, as in Switch), so
+// the trained objective is cross-entropy + aux. No decode state.
 #include <stdexcept>
-#include <vector>
 
 #include "evaluator/operator.hpp"
 
@@ -36,44 +40,48 @@ class MoeOp final : public Operator {
 
   void plan(Arena& arena, const PlanShape& s) override {
     n_ = s.tokens();
-    if (n_ > 0) plan_rows(arena, train_, n_, true);
+    if (n_ > 0) {
+      plan_rows(arena, train_, n_, true);
+      arena.reserve_bytes(reinterpret_cast<void**>(&aux_), sizeof(double));
+    }
     decode_batch_ = s.decode_batch;
     if (decode_batch_ > 0) plan_rows(arena, dec_, decode_batch_, false);
   }
 
   void forward(Backend& be, OpInput x, float* y) override {
     run(be, train_, x, y, n_);
-    std::vector<float>& stats = train_.host_stats;
-    be.copy_to_host(stats.data(), train_.stats, stats.size() * sizeof(float));
-    double sum = 0.0;
-    for (int64_t e = 0; e < e_; ++e) sum += double(stats[e]) * double(stats[e_ + e]);
-    aux_ = double(kAuxWeight) * double(e_) * sum;
+    be.moe_balance_loss(aux_, train_.stats, int(e_), kAuxWeight);
+    aux_backend_ = &be;
   }
 
-  double auxiliary_loss() const override { return aux_; }
+  // Read from the device, so only outside a step (tests, reports).
+  double auxiliary_loss() const override {
+    if (!aux_backend_) return 0.0;
+    double aux = 0.0;
+    aux_backend_->copy_to_host(&aux, aux_, sizeof(double));
+    return aux;
+  }
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     Rows& r = train_;
     const int64_t a = n_ * k_;
+    const ExpertRows groups{r.offsets, int(e_)};
+    // Every dispatched row belongs to an expert, so the products that write
+    // (accumulate = false) cover dh and dxs whole; the others accumulate.
     be.fill(r.dys, a * d_, 0.0f);
-    be.fill(r.dxs, a * d_, 0.0f);
     be.fill(r.dweight, a, 0.0f);
     be.fill(r.dlogits, n_ * e_, 0.0f);
-    for (float* b : {r.dh, r.dgate, r.dup}) be.fill(b, a * f_, 0.0f);
+    for (float* b : {r.dgate, r.dup}) be.fill(b, a * f_, 0.0f);
     be.moe_combine_backward({r.dys, a, d_}, r.dweight, {dy, n_, d_}, {r.ys, a, d_}, r.weight, r.position, k_);
-    for (int64_t e = 0; e < e_; ++e) {
-      const int64_t r0 = r.host_offsets[e], m = r.host_offsets[e + 1] - r0;
-      if (m == 0) continue;
-      const float *xs = r.xs + r0 * d_, *h = r.h + r0 * f_;
-      float *dys = r.dys + r0 * d_, *dh = r.dh + r0 * f_, *dg = r.dgate + r0 * f_, *du = r.dup + r0 * f_;
-      be.matmul_backward_weight({w_down_.grad + e * d_ * f_, d_, f_}, {dys, m, d_}, {h, m, f_});
-      be.matmul_backward_input({dh, m, f_}, {dys, m, d_}, {w_down_.value + e * d_ * f_, d_, f_});
-      be.swiglu_backward(dg, du, dh, r.gate + r0 * f_, r.up + r0 * f_, m * f_);
-      be.matmul_backward_weight({w_gate_.grad + e * f_ * d_, f_, d_}, {dg, m, f_}, {xs, m, d_});
-      be.matmul_backward_weight({w_up_.grad + e * f_ * d_, f_, d_}, {du, m, f_}, {xs, m, d_});
-      be.matmul_backward_input({r.dxs + r0 * d_, m, d_}, {dg, m, f_}, {w_gate_.value + e * f_ * d_, f_, d_});
-      be.matmul_backward_input({r.dxs + r0 * d_, m, d_}, {du, m, f_}, {w_up_.value + e * f_ * d_, f_, d_});
-    }
+    be.grouped_matmul_backward_weight({w_down_.grad, d_, f_}, {r.dys, a, d_}, {r.h, a, f_}, groups);
+    be.grouped_matmul_backward_input({r.dh, a, f_}, {r.dys, a, d_}, {w_down_.value, d_, f_}, groups,
+                                     /*accumulate=*/false);
+    be.swiglu_backward(r.dgate, r.dup, r.dh, r.gate, r.up, a * f_);
+    be.grouped_matmul_backward_weight({w_gate_.grad, f_, d_}, {r.dgate, a, f_}, {r.xs, a, d_}, groups);
+    be.grouped_matmul_backward_weight({w_up_.grad, f_, d_}, {r.dup, a, f_}, {r.xs, a, d_}, groups);
+    be.grouped_matmul_backward_input({r.dxs, a, d_}, {r.dgate, a, f_}, {w_gate_.value, f_, d_}, groups,
+                                     /*accumulate=*/false);
+    be.grouped_matmul_backward_input({r.dxs, a, d_}, {r.dup, a, f_}, {w_up_.value, f_, d_}, groups);
     be.moe_gather_backward({dx, n_, d_}, {r.dxs, a, d_}, r.position, k_);
     be.moe_route_backward({r.dlogits, n_, e_}, r.dweight, r.probs, r.index, r.weight, r.stats, k_,
                           kAuxWeight);
@@ -94,8 +102,6 @@ class MoeOp final : public Operator {
     float *xs = nullptr, *gate = nullptr, *up = nullptr, *h = nullptr, *ys = nullptr;
     float *dlogits = nullptr, *dweight = nullptr, *dys = nullptr, *dh = nullptr, *dgate = nullptr,
           *dup = nullptr, *dxs = nullptr;
-    std::vector<int32_t> host_offsets;  // the expert boundaries, needed on the host to size the matmuls
-    std::vector<float> host_stats;
   };
 
   void plan_rows(Arena& arena, Rows& r, int64_t rows, bool grads) {
@@ -118,26 +124,19 @@ class MoeOp final : public Operator {
       arena.reserve(&r.dxs, a * d_);
       for (float** b : {&r.dh, &r.dgate, &r.dup}) arena.reserve(b, a * f_);
     }
-    r.host_offsets.assign(std::size_t(e_ + 1), 0);
-    r.host_stats.assign(std::size_t(2 * e_), 0.0f);
   }
 
   void run(Backend& be, Rows& r, const float* x, float* y, int64_t rows) {
     const int64_t a = rows * k_;
+    const ExpertRows groups{r.offsets, int(e_)};
     be.matmul({r.logits, rows, e_}, {x, rows, d_}, {router_.value, e_, d_});
     be.moe_route(r.probs, r.index, r.weight, r.stats, {r.logits, rows, e_}, k_);
-    be.moe_dispatch(r.order, r.position, r.offsets, r.index, rows, k_, e_);
-    be.copy_to_host(r.host_offsets.data(), r.offsets, r.host_offsets.size() * sizeof(int32_t));
+    be.moe_dispatch(r.order, r.position, r.offsets, r.index, rows, k_, int(e_));
     be.moe_gather({r.xs, a, d_}, {x, rows, d_}, r.order, k_);
-    for (int64_t e = 0; e < e_; ++e) {
-      const int64_t r0 = r.host_offsets[e], m = r.host_offsets[e + 1] - r0;
-      if (m == 0) continue;
-      float *g = r.gate + r0 * f_, *u = r.up + r0 * f_, *h = r.h + r0 * f_;
-      be.matmul({g, m, f_}, {r.xs + r0 * d_, m, d_}, {w_gate_.value + e * f_ * d_, f_, d_});
-      be.matmul({u, m, f_}, {r.xs + r0 * d_, m, d_}, {w_up_.value + e * f_ * d_, f_, d_});
-      be.swiglu_forward(h, g, u, m * f_);
-      be.matmul({r.ys + r0 * d_, m, d_}, {h, m, f_}, {w_down_.value + e * d_ * f_, d_, f_});
-    }
+    be.grouped_matmul({r.gate, a, f_}, {r.xs, a, d_}, {w_gate_.value, f_, d_}, groups);
+    be.grouped_matmul({r.up, a, f_}, {r.xs, a, d_}, {w_up_.value, f_, d_}, groups);
+    be.swiglu_forward(r.h, r.gate, r.up, a * f_);
+    be.grouped_matmul({r.ys, a, d_}, {r.h, a, f_}, {w_down_.value, d_, f_}, groups);
     be.moe_combine({y, rows, d_}, {r.ys, a, d_}, r.weight, r.position, k_);
   }
 
@@ -148,7 +147,8 @@ class MoeOp final : public Operator {
   int64_t n_ = 0;
   int decode_batch_ = 0;
   Rows train_, dec_;
-  double aux_ = 0.0;
+  double* aux_ = nullptr;           // the last training forward's load-balancing loss, in device memory
+  Backend* aux_backend_ = nullptr;  // set by the first forward: aux_ is readable from then on
 };
 
 }  // namespace

@@ -83,7 +83,8 @@ class Operator {
   virtual void decode_step(Backend& backend, const float* x, float* y, int64_t position) = 0;
 
   // An auxiliary training loss of the last forward (MoE load balancing);
-  // backward already includes its gradient.
+  // backward already includes its gradient. It may live in device memory and
+  // be read back here, so it is asked for outside a step only.
   virtual double auxiliary_loss() const { return 0.0; }
   // Feature sharing (sa: K and V; linattn: K, V, decay and state): this
   // operator reads `source`'s features instead of its own and sends their

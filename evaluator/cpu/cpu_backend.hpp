@@ -140,6 +140,13 @@ class CpuBackend final : public Backend {
                    int top_k) override;
   void moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                             const float* top_weight, const int32_t* position, int top_k) override;
+  void moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) override;
+  // The grouped products read the offsets directly (host memory) and run one
+  // matmul per expert: the bits of the per-expert loop they replace.
+  void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override;
+  void grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
+                                     bool accumulate = true) override;
+  void grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) override;
 };
 
 }  // namespace livs::evaluator

@@ -147,4 +147,55 @@ void CpuBackend::moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatri
   });
 }
 
+void CpuBackend::moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) {
+  double sum = 0.0;
+  for (int e = 0; e < experts; ++e) sum += double(expert_stats[e]) * double(expert_stats[experts + e]);
+  out[0] = double(aux_weight) * double(experts) * sum;
+}
+
+namespace {
+
+// Calls product(e, begin, count) for each expert e with rows [begin, begin + count), in expert order.
+template <class Product>
+void for_each_expert(ExpertRows rows, Product product) {
+  for (int e = 0; e < rows.experts; ++e) {
+    const int64_t begin = rows.offsets[e], count = rows.offsets[e + 1] - begin;
+    if (count > 0) product(e, begin, count);
+  }
+}
+
+// Rows [begin, begin + count) of a view.
+template <class T>
+MatrixView<T> row_range(MatrixView<T> m, int64_t begin, int64_t count) {
+  return {m.data + begin * m.cols, count, m.cols};
+}
+
+// Expert e's matrix of a stack that starts with `first`.
+template <class T>
+MatrixView<T> expert_matrix(MatrixView<T> first, int e) {
+  return {first.data + e * first.rows * first.cols, first.rows, first.cols};
+}
+
+}  // namespace
+
+void CpuBackend::grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) {
+  for_each_expert(rows, [&](int e, int64_t begin, int64_t count) {
+    matmul(row_range(y, begin, count), row_range(x, begin, count), expert_matrix(w, e), accumulate);
+  });
+}
+
+void CpuBackend::grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
+                                               bool accumulate) {
+  for_each_expert(rows, [&](int e, int64_t begin, int64_t count) {
+    matmul_backward_input(row_range(dx, begin, count), row_range(dy, begin, count), expert_matrix(w, e),
+                          accumulate);
+  });
+}
+
+void CpuBackend::grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) {
+  for_each_expert(rows, [&](int e, int64_t begin, int64_t count) {
+    matmul_backward_weight(expert_matrix(dw, e), row_range(dy, begin, count), row_range(x, begin, count));
+  });
+}
+
 }  // namespace livs::evaluator

@@ -157,6 +157,12 @@ class CudaBackend final : public Backend {
                    int top_k) override;
   void moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                             const float* top_weight, const int32_t* position, int top_k) override;
+  void moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) override;
+  // Grouped GEMMs (grouped_gemm.cu): tensor cores in bf16 mode, exact fp32 in fp32 mode.
+  void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override;
+  void grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
+                                     bool accumulate = true) override;
+  void grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) override;
 
   // Convolutions, scans and pointwise kernels of the gated blocks (cuda_backend_scans.cpp).
   void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,

@@ -92,5 +92,20 @@ void CudaBackend::moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatr
                                        const float* top_weight, const int32_t* position, int top_k) {
   cuda::moe_combine_backward(stream_, dys, dtop_weight, dy, ys, top_weight, position, top_k);
 }
+void CudaBackend::moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) {
+  cuda::moe_balance_loss(stream_, out, expert_stats, experts, aux_weight);
+}
+
+void CudaBackend::grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) {
+  cuda::grouped_matmul(stream_, y, x, w, rows, accumulate, precision_ == GemmPrecision::bf16);
+}
+void CudaBackend::grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
+                                                bool accumulate) {
+  cuda::grouped_matmul_backward_input(stream_, dx, dy, w, rows, accumulate,
+                                      precision_ == GemmPrecision::bf16);
+}
+void CudaBackend::grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) {
+  cuda::grouped_matmul_backward_weight(stream_, dw, dy, x, rows, precision_ == GemmPrecision::bf16);
+}
 
 }  // namespace livs::evaluator

@@ -29,8 +29,8 @@ void CudaBackend::adamw_update_device(float* params, const float* grads, float* 
 
 namespace {
 
-// Each distinct reason is reported once per process: a search meets the same
-// uncapturable operator (MoE) in many candidates.
+// Each distinct reason is reported once per process: a search would meet the
+// same uncapturable operator in many candidates.
 void warn_once(const std::string& reason) {
   static std::mutex mutex;
   static std::set<std::string> reported;
@@ -45,10 +45,11 @@ void warn_once(const std::string& reason) {
 // on the backend's stream (thread-local mode: other threads' CUDA calls are
 // not disturbed), instantiated and launched. Later runs: one graph launch.
 // The graph holds the kernels' arguments as they were at capture, which is
-// why every per-step value lives in device memory. A capture that fails (an
-// operator that reads the device from the host, as MoE's dispatch does, or a
-// scratch buffer that still had to grow) ends the capture, warns once, and
-// the step runs eagerly from then on.
+// why every per-step value lives in device memory, and why sizes that only
+// the device knows (MoE's expert boundaries) are read by the kernels
+// themselves. A capture that fails (an operator that reads the device from
+// the host, or a scratch buffer that still had to grow) ends the capture,
+// warns once, and the step runs eagerly from then on.
 class GraphStepRunner final : public StepRunner {
  public:
   GraphStepRunner(cudaStream_t stream, std::function<void()> step, bool use_graph)

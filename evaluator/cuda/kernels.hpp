@@ -195,5 +195,18 @@ void moe_combine(cudaStream_t stream, Matrix y, ConstMatrix ys, const float* top
                  const int32_t* position, int top_k);
 void moe_combine_backward(cudaStream_t stream, Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                           const float* top_weight, const int32_t* position, int top_k);
+void moe_balance_loss(cudaStream_t stream, double* out, const float* expert_stats, int experts,
+                      float aux_weight);
+
+// grouped_gemm.cu: the experts' products with their row ranges read from the
+// device offsets (sizes never reach the host, so a step can be captured);
+// tensor_cores: bf16 inputs on tensor cores with fp32 accumulation, else
+// exact fp32.
+void grouped_matmul(cudaStream_t stream, Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows,
+                    bool accumulate, bool tensor_cores);
+void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix dy, ConstMatrix w,
+                                   ExpertRows rows, bool accumulate, bool tensor_cores);
+void grouped_matmul_backward_weight(cudaStream_t stream, Matrix dw, ConstMatrix dy, ConstMatrix x,
+                                    ExpertRows rows, bool tensor_cores);
 
 }  // namespace livs::evaluator::cuda

@@ -161,6 +161,16 @@ __global__ void moe_combine_backward_weights_kernel(float* dtop_weight, const fl
   if (lane == 0) dtop_weight[a] += acc;
 }
 
+// One thread: the experts in order, in double, as the CPU backend sums them
+// (explicit roundings: no contraction into fma).
+__global__ void moe_balance_loss_kernel(double* out, const float* expert_stats, int experts,
+                                        float aux_weight) {
+  double sum = 0.0;
+  for (int e = 0; e < experts; ++e)
+    sum = __dadd_rn(sum, __dmul_rn(double(expert_stats[e]), double(expert_stats[experts + e])));
+  out[0] = __dmul_rn(__dmul_rn(double(aux_weight), double(experts)), sum);
+}
+
 }  // namespace
 
 void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top_weight, float* expert_stats,
@@ -226,6 +236,12 @@ void moe_combine_backward(cudaStream_t stream, Matrix dys, float* dtop_weight, C
   LIVS_CUDA_CHECK_LAUNCH();
   moe_combine_backward_weights_kernel<<<blocks_for(assignments, 8), 8 * kWarpSize, 0, stream>>>(
       dtop_weight, dy.data, ys.data, position, assignments, dy.cols, top_k);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+void moe_balance_loss(cudaStream_t stream, double* out, const float* expert_stats, int experts,
+                      float aux_weight) {
+  moe_balance_loss_kernel<<<1, 1, 0, stream>>>(out, expert_stats, experts, aux_weight);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

@@ -73,3 +73,71 @@ TEST_CASE("moe inside a model: gradient of cross-entropy + load-balancing loss a
   spec.weights[0].shape[0] = 11;
   check_model_gradients(spec, 2, 4, {1e-3});  // a small step: a larger one flips routing decisions
 }
+
+TEST_CASE("moe grouped products against a per-expert loop, with an empty expert and rows past the last") {
+  CpuBackend be;
+  const int experts = 4;
+  const int64_t capacity = 15, in = 7, out = 6;
+  // Expert 1 has no rows; rows 13 and 14 belong to no expert and stay untouched.
+  const std::vector<int32_t> offsets = {0, 5, 5, 12, 13};
+  const ExpertRows groups{offsets.data(), experts};
+  const auto expert_of = [&](int64_t r) {
+    int e = 0;
+    while (e < experts && r >= offsets[e + 1]) ++e;
+    return e;  // experts: no expert
+  };
+  const auto x = random_vector(capacity * in, 51), w = random_vector(experts * out * in, 52),
+             dy = random_vector(capacity * out, 53), start_y = random_vector(capacity * out, 54),
+             start_dx = random_vector(capacity * in, 55), start_dw = random_vector(experts * out * in, 56);
+  const auto close = [](double got, double want) {
+    return std::fabs(got - want) <= 1e-5 * (1.0 + std::fabs(want));
+  };
+
+  for (bool accumulate : {false, true}) {
+    CAPTURE(accumulate);
+    auto y = start_y, dx = start_dx;
+    be.grouped_matmul({y.data(), capacity, out}, {x.data(), capacity, in}, {w.data(), out, in}, groups,
+                      accumulate);
+    be.grouped_matmul_backward_input({dx.data(), capacity, in}, {dy.data(), capacity, out},
+                                     {w.data(), out, in}, groups, accumulate);
+    for (int64_t r = 0; r < capacity; ++r) {
+      const int e = expert_of(r);
+      const float* we = w.data() + e * out * in;
+      for (int64_t o = 0; o < out; ++o) {
+        double want = accumulate || e == experts ? start_y[r * out + o] : 0.0;
+        if (e < experts)
+          for (int64_t i = 0; i < in; ++i) want += double(x[r * in + i]) * we[o * in + i];
+        CHECK(close(y[r * out + o], want));
+      }
+      for (int64_t i = 0; i < in; ++i) {
+        double want = accumulate || e == experts ? start_dx[r * in + i] : 0.0;
+        if (e < experts)
+          for (int64_t o = 0; o < out; ++o) want += double(dy[r * out + o]) * we[o * in + i];
+        CHECK(close(dx[r * in + i], want));
+      }
+    }
+  }
+
+  auto dw = start_dw;
+  be.grouped_matmul_backward_weight({dw.data(), out, in}, {dy.data(), capacity, out},
+                                    {x.data(), capacity, in}, groups);
+  for (int e = 0; e < experts; ++e)
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t i = 0; i < in; ++i) {
+        const int64_t at = (e * out + o) * in + i;
+        double want = start_dw[at];
+        for (int64_t r = offsets[e]; r < offsets[e + 1]; ++r) want += double(dy[r * out + o]) * x[r * in + i];
+        if (e == 1)
+          CHECK(dw[at] == start_dw[at]);  // no rows: unchanged, bit for bit
+        else
+          CHECK(close(dw[at], want));
+      }
+}
+
+TEST_CASE("moe load-balancing loss on the device: 0.01 * E * sum f_e P_e") {
+  CpuBackend be;
+  const std::vector<float> stats = {0.5f, 0.25f, 0.25f, 0.2f, 0.3f, 0.5f};  // f then P, 3 experts
+  double aux = -1.0;
+  be.moe_balance_loss(&aux, stats.data(), 3, 0.01f);
+  CHECK(aux == doctest::Approx(0.01 * 3 * (0.5 * 0.2 + 0.25 * 0.3 + 0.25 * 0.5)));
+}

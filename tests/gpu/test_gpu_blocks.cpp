@@ -399,3 +399,69 @@ TEST_CASE("MoE: routing, statistics, dispatch, gather and combine with their bac
       },
       kFp32Tolerance);
 }
+
+TEST_CASE("MoE grouped GEMMs: exact fp32 and bf16 tensor cores; tails, empty experts, long reductions") {
+  struct Shape {
+    int64_t in, out, capacity;
+    std::vector<int32_t> offsets;  // experts + 1
+  };
+  const std::vector<Shape> shapes = {
+      {45, 77, 200, {0, 70, 70, 135, 199, 200}},  // tails on every side, expert 1 empty
+      {128, 64, 256, {0, 64, 128, 192, 256}},     // whole tiles
+      {33, 130, 7, {0, 0, 1, 1, 3}},              // single rows; rows 3..6 belong to no expert
+      {16, 24, 5, {0, 0, 0, 0}},                  // no expert has rows
+      {300, 520, 1030, {0, 1000, 1030}},          // a reduction of 1000 rows for dW
+      {64, 96, 4096, {0, 512, 1024, 1536, 2048, 2560, 3072, 3584, 4096}}};  // a training step's shape
+  for (const Shape& s : shapes) {
+    const int experts = int(s.offsets.size()) - 1;
+    const bool dropless = s.offsets.back() == s.capacity;  // every row is written, so outputs start as NaN
+    CAPTURE(s.in);
+    CAPTURE(s.out);
+    CAPTURE(s.capacity);
+    const auto x = random_floats(s.capacity * s.in, 190), w = random_floats(experts * s.out * s.in, 191, 0.1),
+               dy = random_floats(s.capacity * s.out, 192), y0 = random_floats(s.capacity * s.out, 193),
+               dx0 = random_floats(s.capacity * s.in, 194);
+    auto run = [&](Backend& be) {
+      Array dx_in(be, x), dw_in(be, w), ddy(be, dy), y_acc(be, y0), dx_acc(be, dx0);
+      DeviceArray<int32_t> offsets(be, s.offsets);
+      const ExpertRows groups{offsets.data(), experts};
+      auto y = dropless ? poisoned(be, s.capacity * s.out) : accumulator(be, s.capacity * s.out, 195);
+      auto dx = dropless ? poisoned(be, s.capacity * s.in) : accumulator(be, s.capacity * s.in, 196);
+      auto dw = accumulator(be, experts * s.out * s.in, 197);
+      be.grouped_matmul({y->data(), s.capacity, s.out}, {dx_in.data(), s.capacity, s.in},
+                        {dw_in.data(), s.out, s.in}, groups, false);
+      be.grouped_matmul({y_acc.data(), s.capacity, s.out}, {dx_in.data(), s.capacity, s.in},
+                        {dw_in.data(), s.out, s.in}, groups, true);
+      be.grouped_matmul_backward_input({dx->data(), s.capacity, s.in}, {ddy.data(), s.capacity, s.out},
+                                       {dw_in.data(), s.out, s.in}, groups, false);
+      be.grouped_matmul_backward_input({dx_acc.data(), s.capacity, s.in}, {ddy.data(), s.capacity, s.out},
+                                       {dw_in.data(), s.out, s.in}, groups, true);
+      be.grouped_matmul_backward_weight({dw->data(), s.out, s.in}, {ddy.data(), s.capacity, s.out},
+                                        {dx_in.data(), s.capacity, s.in}, groups);
+      return Outputs{{"y", y->download()},
+                     {"y accumulated", y_acc.download()},
+                     {"dx", dx->download()},
+                     {"dx accumulated", dx_acc.download()},
+                     {"dw", dw->download()}};
+    };
+    compare_backends("grouped fp32", run, kFp32Tolerance, gpu());
+    compare_backends("grouped bf16", run, kBf16GemmTolerance, gpu_bf16());
+    if (s.in == 64 && s.out == 96) {  // the bf16 mode really rounds (tensor cores, not the fp32 kernel)
+      const auto want = run(cpu()), got = run(gpu_bf16());
+      CHECK(relative_error(got[0].second, want[0].second) > 1e-4);
+    }
+  }
+}
+
+TEST_CASE("MoE load-balancing loss on the device") {
+  const int experts = 7;
+  auto stats = random_floats(2 * experts, 198);
+  for (auto& v : stats) v = std::fabs(v);
+  const auto run = [&](Backend& be) {
+    Array dstats(be, stats);
+    DeviceArray<double> aux(be, 1);
+    be.moe_balance_loss(aux.data(), dstats.data(), experts, 0.01f);
+    return aux.download()[0];
+  };
+  CHECK(run(gpu()) == run(cpu()));  // the same additions in the same order, in double
+}

@@ -33,7 +33,7 @@ constexpr double kModelBf16LossTolerance = 1e-2;
 constexpr double kModelBf16GradTolerance = 5e-2;
 
 struct ModelRun {
-  std::vector<float> losses, grads, decode_logits;
+  std::vector<float> losses, aux, grads, decode_logits;  // aux: the load-balancing loss (MoE), else 0
 };
 
 ModelRun run_model(const genome::ModelSpec& spec, Backend& be, const PlanShape& shape) {
@@ -43,6 +43,7 @@ ModelRun run_model(const genome::ModelSpec& spec, Backend& be, const PlanShape& 
   ModelRun run;
   model.forward(inputs.data(), targets.data());
   run.losses = model.token_losses();
+  run.aux = {float(model.auxiliary_loss())};
   model.zero_grads();
   model.backward();
   run.grads.resize(std::size_t(model.parameters().count()));
@@ -61,10 +62,12 @@ void compare_models(const genome::ModelSpec& spec, const PlanShape& shape) {
   const ModelRun want = run_model(spec, cpu(), shape);
   const ModelRun exact = run_model(spec, gpu(), shape);
   check_close("fp32 token losses", exact.losses, want.losses, kModelFp32Tolerance);
+  check_close("fp32 auxiliary loss", exact.aux, want.aux, kModelFp32Tolerance);
   check_close("fp32 gradients", exact.grads, want.grads, kModelFp32Tolerance);
   check_close("fp32 decode logits", exact.decode_logits, want.decode_logits, kModelFp32Tolerance);
   const ModelRun fast = run_model(spec, gpu_bf16(), shape);
   check_close("bf16 token losses", fast.losses, want.losses, kModelBf16LossTolerance);
+  check_close("bf16 auxiliary loss", fast.aux, want.aux, kModelBf16LossTolerance);
   check_close("bf16 gradients", fast.grads, want.grads, kModelBf16GradTolerance);
   check_close("bf16 decode logits", fast.decode_logits, want.decode_logits, kModelBf16GradTolerance);
 }

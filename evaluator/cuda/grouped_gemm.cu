@@ -1,0 +1,355 @@
+// The MoE experts' grouped GEMMs with their sizes in device memory: the
+// dispatched rows are grouped by expert (moe_dispatch's offsets) and every
+// block reads the offsets itself, so a launch depends only on static bounds
+// (the row capacity rows * top_k and the number of experts) and a step with
+// MoE can be captured as a CUDA graph. cuBLAS's grouped GEMMs take their
+// sizes from the host, which is what this replaces.
+//
+// Every product is C (+)= A B on 64 x 64 tiles of C, the reduction staged 32
+// deep through shared memory (the next slice loaded into registers while the
+// current one is multiplied):
+// - rows grouped (y = x W_e^T, dx = dy W_e): the M tiles of all experts are
+//   numbered one after the other; a grid of ceil(capacity / 64) + experts
+//   tiles along M covers any split of the rows (each expert wastes less than
+//   one tile), and a block past the last tile returns;
+// - weight gradient (dW_e += dy_e^T x_e): a block per (expert, n tile, k
+//   tile) walks the expert's rows; an expert without rows returns at once.
+// bf16 mode: inputs rounded to bf16 as they are staged, WMMA m16n16k16 on
+// tensor cores with fp32 accumulation (4 warps, 32 x 32 each). fp32 mode:
+// the same tiles in fp32 FMAs, each output summed over the reduction in
+// order (the exact path the tests compare with the CPU). Every output element
+// has one owner and a fixed order of additions: deterministic, no atomics.
+// Tails (and empty experts, an empty reduction) are handled by bounds: staged
+// values outside the problem are zeros and only elements inside are stored.
+#include <cuda_bf16.h>
+#include <mma.h>
+
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+
+#include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/kernels.hpp"
+
+namespace livs::evaluator::cuda {
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kTileM = 64, kTileN = 64, kTileK = 32;
+
+template <bool kTensorCores>
+struct Staged;  // the element type and row strides of the shared tiles
+template <>
+struct Staged<true> {
+  using T = __nv_bfloat16;
+  static constexpr int kLdA = kTileK + 8;  // padded rows: multiples of 8 elements, as WMMA needs
+  static constexpr int kLdB = kTileN + 8;
+  __device__ static T convert(float v) { return __float2bfloat16(v); }
+};
+template <>
+struct Staged<false> {
+  using T = float;
+  static constexpr int kLdA = kTileK + 1;
+  static constexpr int kLdB = kTileN + 4;
+  __device__ static T convert(float v) { return v; }
+};
+constexpr int kLdC = kTileN + 4;  // the fp32 tile the WMMA accumulators go through
+
+// A R x C slice of a strided matrix, element (r, c) at src[r * rs + c * cs],
+// zero outside r < r_limit, c < c_limit; held in registers between the load
+// and the store into shared memory. kColsFast: consecutive threads take
+// consecutive c (the dimension contiguous in memory), else consecutive r;
+// a thread's elements then lie kThreads / C rows (kThreads / R columns) apart.
+template <int R, int C, bool kColsFast>
+struct Slice {
+  static_assert(kColsFast ? kThreads % C == 0 : kThreads % R == 0, "threads cover whole rows / columns");
+  static constexpr int kPerThread = R * C / kThreads;
+  static constexpr int kRowStep = kColsFast ? kThreads / C : 0, kColStep = kColsFast ? 0 : kThreads / R;
+  float v[kPerThread];
+
+  __device__ static int row0() { return kColsFast ? threadIdx.x / C : threadIdx.x % R; }
+  __device__ static int col0() { return kColsFast ? threadIdx.x % C : threadIdx.x / R; }
+
+  // rs, cs < 2^24 (checked by the launchers): offsets inside a tile fit in 32 bits.
+  __device__ void load(const float* src, int rs, int cs, int64_t r_limit, int64_t c_limit) {
+    const int rl = int(min(r_limit, int64_t(R))), cl = int(min(c_limit, int64_t(C)));
+    const int r0 = row0(), c0 = col0();
+    const float* p = src + (r0 * rs + c0 * cs);
+    const int step = kRowStep * rs + kColStep * cs;
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u)
+      v[u] = r0 + u * kRowStep < rl && c0 + u * kColStep < cl ? p[u * step] : 0.0f;
+  }
+  template <class Stage>
+  __device__ void store(typename Stage::T* dst, int ld) const {
+    typename Stage::T* d = dst + row0() * ld + col0();
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) d[u * (kRowStep * ld + kColStep)] = Stage::convert(v[u]);
+  }
+};
+
+template <bool kTensorCores>
+struct SharedTiles {
+  using Stage = Staged<kTensorCores>;
+  static constexpr int kABytes = kTileM * Stage::kLdA * int(sizeof(typename Stage::T));
+  static constexpr int kBBytes = kTileK * Stage::kLdB * int(sizeof(typename Stage::T));
+  static constexpr int kCBytes = kTensorCores ? kTileM * kLdC * int(sizeof(float)) : 0;
+  static constexpr int kBytes = kABytes + kBBytes > kCBytes ? kABytes + kBBytes : kCBytes;  // C reuses A, B
+};
+
+// A 64 x 64 tile of C in registers. multiply() adds the staged slice's
+// product (as: [kTileM][kLdA] of A(i, t), bs: [kTileK][kLdB] of B(t, j));
+// store() writes the elements i < m, j < n of C(i, j) = c[i * ldc + j]
+// (adding to them when accumulate).
+template <bool kTensorCores>
+struct Accumulator;
+
+// Tensor cores: 4 warps in 2 x 2, each 32 x 32 as 2 x 2 WMMA fragments.
+template <>
+struct Accumulator<true> {
+  using Stage = Staged<true>;
+  using T = Stage::T;
+  static constexpr int kFrags = 2;
+  nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> acc[kFrags][kFrags];
+  int wi, wj;  // the warp's first row and column in the tile
+
+  __device__ Accumulator() : wi((threadIdx.x / 32 / 2) * 32), wj((threadIdx.x / 32 % 2) * 32) {
+    for (auto& row : acc)
+      for (auto& f : row) nvcuda::wmma::fill_fragment(f, 0.0f);
+  }
+  __device__ void multiply(const T* as, const T* bs) {
+    using namespace nvcuda;
+#pragma unroll
+    for (int kk = 0; kk < kTileK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa[kFrags];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb[kFrags];
+#pragma unroll
+      for (int f = 0; f < kFrags; ++f) {
+        wmma::load_matrix_sync(fa[f], as + (wi + 16 * f) * Stage::kLdA + kk, Stage::kLdA);
+        wmma::load_matrix_sync(fb[f], bs + kk * Stage::kLdB + wj + 16 * f, Stage::kLdB);
+      }
+#pragma unroll
+      for (int fi = 0; fi < kFrags; ++fi)
+#pragma unroll
+        for (int fj = 0; fj < kFrags; ++fj) wmma::mma_sync(acc[fi][fj], fa[fi], fb[fj], acc[fi][fj]);
+    }
+  }
+  // Through shared memory (the fragments' element layout is opaque); the
+  // caller's last barrier freed it.
+  __device__ void store(unsigned char* shared, float* c, int64_t ldc, int64_t m, int64_t n,
+                        bool accumulate) const {
+    float* cs = reinterpret_cast<float*>(shared);  // [kTileM][kLdC]
+#pragma unroll
+    for (int fi = 0; fi < kFrags; ++fi)
+#pragma unroll
+      for (int fj = 0; fj < kFrags; ++fj)
+        nvcuda::wmma::store_matrix_sync(cs + (wi + 16 * fi) * kLdC + wj + 16 * fj, acc[fi][fj], kLdC,
+                                        nvcuda::wmma::mem_row_major);
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < kTileM * kTileN; idx += kThreads) {
+      const int i = idx / kTileN, j = idx % kTileN;
+      if (i < m && j < n) {
+        float* out = c + i * ldc + j;
+        *out = accumulate ? *out + cs[i * kLdC + j] : cs[i * kLdC + j];
+      }
+    }
+  }
+};
+
+// fp32: thread (ty, tx) owns rows ty * 8 + (0..7) and columns tx * 4 + (0..3),
+// each summed over the reduction in order with fmaf.
+template <>
+struct Accumulator<false> {
+  using Stage = Staged<false>;
+  float sums[8][4];
+  int ty, tx;
+
+  __device__ Accumulator() : ty(threadIdx.x / 16), tx(threadIdx.x % 16) {
+    for (auto& row : sums)
+      for (float& v : row) v = 0.0f;
+  }
+  __device__ void multiply(const float* as, const float* bs) {
+#pragma unroll 4
+    for (int t = 0; t < kTileK; ++t) {
+      float av[8], bv[4];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) av[i] = as[(ty * 8 + i) * Stage::kLdA + t];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) bv[j] = bs[t * Stage::kLdB + tx * 4 + j];
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) sums[i][j] = fmaf(av[i], bv[j], sums[i][j]);
+    }
+  }
+  __device__ void store(unsigned char*, float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) const {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int row = ty * 8 + i;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int col = tx * 4 + j;
+        if (row < m && col < n) {
+          float* out = c + row * ldc + col;
+          *out = accumulate ? *out + sums[i][j] : sums[i][j];
+        }
+      }
+    }
+  }
+};
+
+// One 64 x 64 tile: C(i, j) (+)= sum_t A(i, t) B(t, j) for i < m, j < n,
+// t < depth, with A(i, t) = a[i * a_i + t * a_t], B(t, j) = b[t * b_t + j * b_j]
+// and C(i, j) = c[i * ldc + j]. kAFastT / kBFastJ: which index of A / B is
+// contiguous in memory (t / j when true, i / t when false), so that the
+// loads are coalesced. Called by the whole block with the same arguments.
+template <bool kTensorCores, bool kAFastT, bool kBFastJ>
+__device__ void tile_product(unsigned char* shared, const float* a, int a_i, int a_t, const float* b, int b_t,
+                             int b_j, int64_t depth, int64_t m, int64_t n, float* c, int64_t ldc,
+                             bool accumulate) {
+  using Stage = Staged<kTensorCores>;
+  using T = typename Stage::T;
+  T* as = reinterpret_cast<T*>(shared);
+  T* bs = reinterpret_cast<T*>(shared + SharedTiles<kTensorCores>::kABytes);
+  Slice<kTileM, kTileK, kAFastT> a_next;
+  Slice<kTileK, kTileN, kBFastJ> b_next;
+  a_next.load(a, a_i, a_t, m, depth);
+  b_next.load(b, b_t, b_j, depth, n);
+  Accumulator<kTensorCores> acc;
+  for (int64_t t0 = 0; t0 < depth; t0 += kTileK) {
+    a_next.template store<Stage>(as, Stage::kLdA);
+    b_next.template store<Stage>(bs, Stage::kLdB);
+    __syncthreads();
+    if (t0 + kTileK < depth) {  // the next slice's loads run under this slice's products
+      const int64_t t1 = t0 + kTileK;
+      a_next.load(a + t1 * a_t, a_i, a_t, m, depth - t1);
+      b_next.load(b + t1 * b_t, b_t, b_j, depth - t1, n);
+    }
+    acc.multiply(as, bs);
+    __syncthreads();
+  }
+  acc.store(shared, c, ldc, m, n, accumulate);
+}
+
+// Expert e's rows [begin, end), clamped to [0, capacity] so that no offset,
+// however wrong, makes a block read or write outside the views.
+struct ExpertRange {
+  int64_t begin, end;
+};
+__device__ inline ExpertRange expert_range(const int32_t* offsets, int e, int64_t capacity) {
+  const int64_t begin = min(max(int64_t(offsets[e]), int64_t(0)), capacity);
+  const int64_t end = min(max(int64_t(offsets[e + 1]), begin), capacity);
+  return {begin, end};
+}
+
+// C[r, j] (+)= sum_t A[r, t] B_e(t, j) for the rows r of expert e, where
+// A[r, t] = a[r * lda + t] and B_e(t, j) = b[e * b_expert + t * b_t + j * b_j].
+struct RowsProblem {
+  const int32_t* offsets;
+  int experts;
+  int64_t capacity, n, depth;
+  const float* a;
+  int lda;
+  const float* b;
+  int64_t b_expert;
+  int b_t, b_j;
+  float* c;
+  int64_t ldc;
+  bool accumulate;
+};
+
+template <bool kTensorCores, bool kBFastJ>
+__global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p) {
+  __shared__ __align__(128) unsigned char shared[SharedTiles<kTensorCores>::kBytes];
+  int64_t tile = blockIdx.x;  // this block's M tile, counted over the experts in order
+  for (int e = 0; e < p.experts; ++e) {
+    const ExpertRange r = expert_range(p.offsets, e, p.capacity);
+    const int64_t tiles = (r.end - r.begin + kTileM - 1) / kTileM;
+    if (tile >= tiles) {
+      tile -= tiles;
+      continue;
+    }
+    const int64_t row0 = r.begin + tile * kTileM, j0 = int64_t(blockIdx.y) * kTileN;
+    tile_product<kTensorCores, true, kBFastJ>(
+        shared, p.a + row0 * p.lda, p.lda, 1, p.b + e * p.b_expert + j0 * p.b_j, p.b_t, p.b_j, p.depth,
+        r.end - row0, p.n - j0, p.c + row0 * p.ldc + j0, p.ldc, p.accumulate);
+    return;
+  }
+}
+
+// dW_e[i, j] += sum_r dy[r, i] x[r, j] over expert e's rows; dW_e is [n, k]
+// at dw + e * n * k.
+struct WeightProblem {
+  const int32_t* offsets;
+  int64_t capacity, n, k;
+  const float* dy;
+  const float* x;
+  float* dw;
+};
+
+template <bool kTensorCores>
+__global__ void __launch_bounds__(kThreads, 4) grouped_weight_kernel(WeightProblem p) {
+  __shared__ __align__(128) unsigned char shared[SharedTiles<kTensorCores>::kBytes];
+  const int e = int(blockIdx.z);
+  const ExpertRange r = expert_range(p.offsets, e, p.capacity);
+  if (r.end == r.begin) return;
+  const int64_t i0 = int64_t(blockIdx.x) * kTileM, j0 = int64_t(blockIdx.y) * kTileN;
+  tile_product<kTensorCores, false, true>(shared, p.dy + r.begin * p.n + i0, 1, int(p.n),
+                                          p.x + r.begin * p.k + j0, int(p.k), 1, r.end - r.begin, p.n - i0,
+                                          p.k - j0, p.dw + e * p.n * p.k + i0 * p.k + j0, p.k, true);
+}
+
+// The grid's limits, and row strides below 2^24 (offsets inside a tile are 32-bit).
+void check_shape(int64_t x, int64_t y, int64_t z, std::initializer_list<int64_t> widths, const char* what) {
+  bool ok = x <= 0x7fffffff && y <= 65535 && z <= 65535;
+  for (int64_t w : widths) ok = ok && w < (int64_t(1) << 24);
+  if (!ok) throw std::invalid_argument(std::string("CUDA ") + what + ": the problem is too large");
+}
+
+// C = y or dx (the capacity is its rows), A = x or dy, B from the stacked weights.
+template <bool kBFastJ>
+void launch_rows(cudaStream_t stream, Matrix c, ConstMatrix a, ConstMatrix w, ExpertRows rows,
+                 bool accumulate, bool tensor_cores, const char* what) {
+  if (c.rows <= 0 || c.cols <= 0 || rows.experts <= 0) return;
+  const int64_t gx = (c.rows + kTileM - 1) / kTileM + rows.experts, gy = (c.cols + kTileN - 1) / kTileN;
+  check_shape(gx, gy, 1, {a.cols, w.cols}, what);
+  // Forward: B_e(t, j) = W_e[j, t], contiguous along t; backward input: B_e(t, j) = W_e[t, j].
+  const int b_t = kBFastJ ? int(w.cols) : 1, b_j = kBFastJ ? 1 : int(w.cols);
+  const RowsProblem p{rows.offsets, rows.experts, c.rows, c.cols, a.cols, a.data, int(a.cols),
+                      w.data,       w.numel(),    b_t,    b_j,    c.data, c.cols, accumulate};
+  const dim3 grid{unsigned(gx), unsigned(gy)};
+  if (tensor_cores)
+    grouped_rows_kernel<true, kBFastJ><<<grid, kThreads, 0, stream>>>(p);
+  else
+    grouped_rows_kernel<false, kBFastJ><<<grid, kThreads, 0, stream>>>(p);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void grouped_matmul(cudaStream_t stream, Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows,
+                    bool accumulate, bool tensor_cores) {
+  launch_rows<false>(stream, y, x, w, rows, accumulate, tensor_cores, "grouped_matmul");
+}
+
+void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix dy, ConstMatrix w,
+                                   ExpertRows rows, bool accumulate, bool tensor_cores) {
+  launch_rows<true>(stream, dx, dy, w, rows, accumulate, tensor_cores, "grouped_matmul_backward_input");
+}
+
+void grouped_matmul_backward_weight(cudaStream_t stream, Matrix dw, ConstMatrix dy, ConstMatrix x,
+                                    ExpertRows rows, bool tensor_cores) {
+  if (dy.rows <= 0 || dw.rows <= 0 || dw.cols <= 0 || rows.experts <= 0) return;
+  const int64_t gx = (dw.rows + kTileM - 1) / kTileM, gy = (dw.cols + kTileN - 1) / kTileN;
+  check_shape(gx, gy, rows.experts, {dw.rows, dw.cols}, "grouped_matmul_backward_weight");
+  const WeightProblem p{rows.offsets, dy.rows, dw.rows, dw.cols, dy.data, x.data, dw.data};
+  const dim3 grid{unsigned(gx), unsigned(gy), unsigned(rows.experts)};
+  if (tensor_cores)
+    grouped_weight_kernel<true><<<grid, kThreads, 0, stream>>>(p);
+  else
+    grouped_weight_kernel<false><<<grid, kThreads, 0, stream>>>(p);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace livs::evaluator::cuda
