@@ -25,6 +25,9 @@
 // time per kernel family per step.
 //
 //   bench_train [--device cuda] [--presets a,b] [--d-models 128,512] [--mfu-row] [--profile]
+//   bench_train --presets none --genomes bench/moe_step/moe-8x256-top2.json,bench/moe_step/swiglu-512.json
+// (the second: a MoE genome against the same genome with every moe replaced
+// by a swiglu of equal active parameters, issue 15's MoE target)
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,6 +48,7 @@
 #include "evaluator/model.hpp"
 #include "evaluator/trainer.hpp"
 #include "genome/decode.hpp"
+#include "genome/genome_json.hpp"
 #include "genome/presets.hpp"
 
 using namespace livs;
@@ -79,8 +83,15 @@ double seconds_since_process_start() {
   return uptime - start_ticks / double(sysconf(_SC_CLK_TCK));
 }
 
+// A row's "preset" is a preset name, or a genome file (a name ending in
+// .json, from --genomes: its own width and slots, the row's vocabulary).
+bool is_genome_file(const std::string& preset) {
+  return preset.size() > 5 && preset.compare(preset.size() - 5, 5, ".json") == 0;
+}
+
 genome::ModelSpec spec_for(const RowConfig& c) {
-  genome::Genome g = genome::preset(c.preset, c.d_model, c.layers);
+  genome::Genome g = is_genome_file(c.preset) ? genome::genome_from_file(c.preset)
+                                              : genome::preset(c.preset, c.d_model, c.layers);
   g.vocab = c.vocab;
   return genome::decode(g);
 }
@@ -279,7 +290,10 @@ int main(int argc, char** argv) {
                            "training speed of every preset; see the header of bench_train.cpp");
   options.add_options()("device", "cpu, cuda or cuda:N",
                         cxxopts::value<std::string>()->default_value("cuda"))(
-      "presets", "comma-separated presets (default: all)", cxxopts::value<std::string>()->default_value(""))(
+      "presets", "comma-separated presets (default: all; 'none' with --genomes)",
+      cxxopts::value<std::string>()->default_value(""))(
+      "genomes", "comma-separated genome files, a row each at their own width (e.g. bench/moe_step/*.json)",
+      cxxopts::value<std::string>()->default_value(""))(
       "d-models", "comma-separated widths", cxxopts::value<std::string>()->default_value("128,512"))(
       "layers", "mixer + MLP pairs", cxxopts::value<int>()->default_value("4"))(
       "batch", "sequences per step", cxxopts::value<int>()->default_value("16"))(
@@ -326,6 +340,13 @@ int main(int argc, char** argv) {
     std::vector<RowConfig> rows;
     auto presets = split(args["presets"].as<std::string>());
     if (presets.empty()) presets = genome::preset_names();
+    if (presets == std::vector<std::string>{"none"}) presets.clear();
+    for (const auto& file : split(args["genomes"].as<std::string>())) {
+      RowConfig r = base;
+      r.preset = file;
+      r.d_model = genome::genome_from_file(file).d_model;  // read now: a bad file stops before any row
+      rows.push_back(r);
+    }
     for (const auto& p : presets)
       for (const auto& d : split(args["d-models"].as<std::string>())) {
         RowConfig r = base;
