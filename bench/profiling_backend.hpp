@@ -237,6 +237,23 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "moe_combine_backward");
     inner_.moe_combine_backward(dys, dtop_weight, dy, ys, top_weight, position, top_k);
   }
+  void moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) override {
+    Timed timed(*this, "moe_balance_loss");
+    inner_.moe_balance_loss(out, expert_stats, experts, aux_weight);
+  }
+  void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override {
+    Timed timed(*this, "grouped_matmul");
+    inner_.grouped_matmul(y, x, w, rows, accumulate);
+  }
+  void grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
+                                     bool accumulate) override {
+    Timed timed(*this, "grouped_matmul_backward_input");
+    inner_.grouped_matmul_backward_input(dx, dy, w, rows, accumulate);
+  }
+  void grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) override {
+    Timed timed(*this, "grouped_matmul_backward_weight");
+    inner_.grouped_matmul_backward_weight(dw, dy, x, rows);
+  }
   void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,
                            const ConvShape& shape) override {
     Timed timed(*this, "causal_conv_forward");

@@ -32,13 +32,27 @@ GemmPrecision gemm_precision_from_environment() {
   return value && std::strcmp(value, "1") == 0 ? GemmPrecision::fp32 : GemmPrecision::bf16;
 }
 
+// Stream-ordered allocation (cudaMallocAsync / cudaFreeAsync from the
+// device's memory pool) unless LIVSEARCH_CUDA_ASYNC_ALLOC=0. cudaFree waits
+// for the whole device, so with several candidates training at once on one
+// GPU (search --workers N) every model built or freed by one worker stalled
+// until the others' queued work drained; the stream-ordered calls order the
+// free after this backend's own stream only.
+bool async_alloc_from_environment() {
+  const char* value = std::getenv("LIVSEARCH_CUDA_ASYNC_ALLOC");
+  return !(value && std::strcmp(value, "0") == 0);
+}
+
 bool cuda_graphs_from_environment() {
   const char* value = std::getenv("LIVSEARCH_CUDA_GRAPHS");
   return !(value && std::strcmp(value, "0") == 0);
 }
 
 CudaBackend::CudaBackend(int device, GemmPrecision precision)
-    : device_(device), precision_(precision), graphs_enabled_(cuda_graphs_from_environment()) {
+    : device_(device),
+      precision_(precision),
+      graphs_enabled_(cuda_graphs_from_environment()),
+      async_alloc_(async_alloc_from_environment()) {
   LIVS_CUDA_CHECK(cudaSetDevice(device_));
   try {
     cudaStream_t stream = nullptr;
@@ -48,9 +62,10 @@ CudaBackend::CudaBackend(int device, GemmPrecision precision)
     LIVS_CUBLAS_CHECK(cublasCreate(&handle));
     cublas_ = handle;
     LIVS_CUBLAS_CHECK(cublasSetStream(handle, stream));
-    LIVS_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
+    cublas_workspace_ = device_malloc(kCublasWorkspaceBytes);
     LIVS_CUBLAS_CHECK(cublasSetWorkspace(handle, cublas_workspace_, kCublasWorkspaceBytes));
-    LIVS_CUDA_CHECK(cudaMalloc(&reduce_partials_, sizeof(double) * (cuda::kSumOfSquaresBlocks + 1)));
+    reduce_partials_ = static_cast<double*>(device_malloc(sizeof(double) * (cuda::kSumOfSquaresBlocks + 1)));
+    synchronize();  // the allocations are ready before any other stream could use them
     cudaEvent_t start = nullptr, stop = nullptr;
     LIVS_CUDA_CHECK(cudaEventCreate(&start));
     timer_start_ = start;
@@ -68,15 +83,23 @@ void CudaBackend::release() noexcept {
   // Errors are ignored here: a destructor must not throw, and the context may
   // already be broken by the failure that is unwinding.
   if (stream_) (void)cudaStreamSynchronize(stream_);
+  const auto release_memory = [this](void* p) noexcept {
+    if (!p) return;
+    if (async_alloc_ && stream_)
+      (void)cudaFreeAsync(p, stream_);
+    else
+      (void)cudaFree(p);
+  };
   for (Scratch* s : {&attention_delta_, &column_partials_, &embedding_sort_, &column_sums_, &scan_scratch_,
                      &linear_attention_scratch_, &gemm_a_bf16_, &gemm_b_bf16_, &lm_head_x_bf16_,
-                     &lm_head_table_bf16_, &attention_decode_partials_}) {
-    if (s->data) (void)cudaFree(s->data);
+                     &lm_head_table_bf16_, &attention_decode_partials_, &moe_counts_}) {
+    release_memory(s->data);
     *s = {};
   }
-  if (reduce_partials_) (void)cudaFree(reduce_partials_);
+  release_memory(reduce_partials_);
   if (cublas_) (void)cublasDestroy(cublas_);
-  if (cublas_workspace_) (void)cudaFree(cublas_workspace_);
+  release_memory(cublas_workspace_);
+  if (stream_) (void)cudaStreamSynchronize(stream_);  // the stream-ordered frees are done
   if (timer_start_) (void)cudaEventDestroy(timer_start_);
   if (timer_stop_) (void)cudaEventDestroy(timer_stop_);
   timer_start_ = timer_stop_ = nullptr;
@@ -87,34 +110,59 @@ void CudaBackend::release() noexcept {
   stream_ = nullptr;
 }
 
+void* CudaBackend::device_malloc(std::size_t bytes) {
+  void* p = nullptr;
+  if (async_alloc_)
+    LIVS_CUDA_CHECK(cudaMallocAsync(&p, bytes == 0 ? 256 : bytes, stream_));
+  else
+    LIVS_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 256 : bytes));
+  return p;
+}
+
+// Kernels still queued on this stream may read the buffer: the stream-ordered
+// free runs after them; cudaFree needs the stream drained first.
+void CudaBackend::device_free(void* pointer) {
+  if (!pointer) return;
+  if (async_alloc_) {
+    LIVS_CUDA_CHECK(cudaFreeAsync(pointer, stream_));
+  } else {
+    synchronize();
+    LIVS_CUDA_CHECK(cudaFree(pointer));
+  }
+}
+
 void* CudaBackend::scratch(Scratch& s, std::size_t bytes) {
   if (bytes <= s.bytes) return s.data;
-  synchronize();  // queued kernels may still use the old buffer
-  if (s.data) LIVS_CUDA_CHECK(cudaFree(s.data));
+  // Scratch grows in a step's first, eager run. Growing during a capture
+  // would put the allocation into the graph: the runner falls back to eager.
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  LIVS_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
+  if (capturing != cudaStreamCaptureStatusNone)
+    throw std::runtime_error("CUDA scratch grew from " + std::to_string(s.bytes) + " to " +
+                             std::to_string(bytes) + " bytes while a step was being captured");
+  device_free(s.data);
   s = {};
-  LIVS_CUDA_CHECK(cudaMalloc(&s.data, bytes));
+  s.data = device_malloc(bytes);
   s.bytes = bytes;
   return s.data;
 }
 
 void* CudaBackend::allocate(std::size_t bytes) {
-  void* p = nullptr;
-  LIVS_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 256 : bytes));
+  void* p = device_malloc(bytes);
   try {
     LIVS_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
-    synchronize();
+    synchronize();  // callers may hand the buffer to the host or another stream
   } catch (...) {
-    (void)cudaFree(p);
+    if (async_alloc_)
+      (void)cudaFreeAsync(p, stream_);
+    else
+      (void)cudaFree(p);
     throw;
   }
   return p;
 }
 
-void CudaBackend::free(void* pointer) {
-  if (!pointer) return;
-  synchronize();  // kernels still queued may read it
-  LIVS_CUDA_CHECK(cudaFree(pointer));
-}
+void CudaBackend::free(void* pointer) { device_free(pointer); }
 
 // Synchronous: the host buffer may be reused as soon as this returns.
 void CudaBackend::copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) {

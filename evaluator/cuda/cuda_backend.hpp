@@ -212,6 +212,8 @@ class CudaBackend final : public Backend {
   };
   void* scratch(Scratch& s, std::size_t bytes);
   void release() noexcept;
+  void* device_malloc(std::size_t bytes);  // stream-ordered unless async_alloc_ is off
+  void device_free(void* pointer);
   float* scratch_floats(Scratch& s, int64_t count) {
     return static_cast<float*>(scratch(s, std::size_t(count > 0 ? count : 1) * sizeof(float)));
   }
@@ -242,10 +244,12 @@ class CudaBackend final : public Backend {
   Scratch scan_scratch_;               // rglru dlambda partials; selective scan carries and g*delta*u
   Scratch linear_attention_scratch_;   // linear attention backward: local dq (and states too big to share)
   bool graphs_enabled_ = true;
+  bool async_alloc_ = true;            // LIVSEARCH_CUDA_ASYNC_ALLOC=0: cudaMalloc / cudaFree
   CUevent_st* timer_start_ = nullptr;  // elapsed_ms
   CUevent_st* timer_stop_ = nullptr;
   Scratch gemm_a_bf16_, gemm_b_bf16_;            // bf16 copies of GEMM inputs (cuda_matmul.cpp)
   Scratch attention_decode_partials_;            // per-split (max, sum, output) of the one-token decode
+  Scratch moe_counts_;                           // moe_dispatch: assignments per expert
   Scratch lm_head_x_bf16_, lm_head_table_bf16_;  // the LM head's bf16 inputs, forward to backward
   const void* lm_head_x16_ = nullptr;            // x's bf16 copy: the shadow or lm_head_x_bf16_
   const void* lm_head_table16_ = nullptr;        // the table's bf16 copy: the shadow or lm_head_table_bf16_

@@ -3,6 +3,7 @@
 // timing and the device's memory figures.
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -47,9 +48,15 @@ void warn_once(const std::string& reason) {
 // The graph holds the kernels' arguments as they were at capture, which is
 // why every per-step value lives in device memory, and why sizes that only
 // the device knows (MoE's expert boundaries) are read by the kernels
-// themselves. A capture that fails (an operator that reads the device from
-// the host, or a scratch buffer that still had to grow) ends the capture,
-// warns once, and the step runs eagerly from then on.
+// themselves. A capture that fails ends the capture and that run is eager;
+// the next runs try again, up to kCaptureAttempts captures, and only then
+// does the step stay eager (with a warning once per process). Retrying is
+// for failures caused by other threads: with several candidates training at
+// once (search --workers N), cuBLAS was seen to fail a capture now and then
+// (CUBLAS_STATUS_INTERNAL_ERROR in about one of 24 candidates at 8 workers)
+// while a later capture of the same step succeeds. A step that cannot be
+// captured at all (an operator that reads the device from the host) pays
+// for two more failed captures, once.
 class GraphStepRunner final : public StepRunner {
  public:
   GraphStepRunner(cudaStream_t stream, std::function<void()> step, bool use_graph)
@@ -67,8 +74,11 @@ class GraphStepRunner final : public StepRunner {
       step_();
       return;
     }
-    if (!capture()) {
-      use_graph_ = false;
+    if (const auto failure = capture()) {
+      if (++failed_captures_ >= kCaptureAttempts) {
+        use_graph_ = false;
+        warn_once(*failure);
+      }
       step_();
       return;
     }
@@ -77,7 +87,10 @@ class GraphStepRunner final : public StepRunner {
   bool replays_graph() const override { return exec_ != nullptr; }
 
  private:
-  bool capture() {
+  static constexpr int kCaptureAttempts = 3;
+
+  // Captures and instantiates the step; nullopt when it worked, else why not.
+  std::optional<std::string> capture() {
     cudaGraph_t graph = nullptr;
     try {
       LIVS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
@@ -90,13 +103,12 @@ class GraphStepRunner final : public StepRunner {
       LIVS_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
       LIVS_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph, 0));
       (void)cudaGraphDestroy(graph);
-      return true;
+      return std::nullopt;
     } catch (const std::exception& e) {
       if (graph) (void)cudaGraphDestroy(graph);
       exec_ = nullptr;
       (void)cudaGetLastError();  // capture errors are not sticky; clear the last one
-      warn_once(e.what());
-      return false;
+      return std::string(e.what());
     }
   }
   void abandon_capture() noexcept {
@@ -113,6 +125,7 @@ class GraphStepRunner final : public StepRunner {
   std::function<void()> step_;
   bool use_graph_;
   int runs_ = 0;
+  int failed_captures_ = 0;
   cudaGraphExec_t exec_ = nullptr;
 };
 
@@ -139,9 +152,22 @@ MemoryInfo CudaBackend::query_memory_info() {
   return {int64_t(free_bytes), int64_t(total_bytes)};
 }
 
+// The device's used memory, less what the stream-ordered allocator's pool
+// holds without handing it out: the pool keeps freed blocks (and grows in
+// large chunks), which cudaMemGetInfo counts as used. cuBLAS's and the
+// graphs' own memory stay counted, as with cudaMalloc.
 std::optional<int64_t> CudaBackend::device_bytes_in_use() {
   const MemoryInfo info = query_memory_info();
-  return info.total_bytes - info.free_bytes;
+  int64_t idle_in_pool = 0;
+  if (async_alloc_) {
+    cudaMemPool_t pool = nullptr;
+    LIVS_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
+    std::uint64_t reserved = 0, used = 0;  // the attributes are 64-bit unsigned
+    LIVS_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved));
+    LIVS_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
+    idle_in_pool = int64_t(reserved) - int64_t(used);
+  }
+  return info.total_bytes - info.free_bytes - idle_in_pool;
 }
 
 }  // namespace livs::evaluator

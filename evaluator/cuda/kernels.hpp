@@ -187,7 +187,8 @@ void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top
 void moe_route_backward(cudaStream_t stream, Matrix dlogits, const float* dtop_weight, const float* probs,
                         const int32_t* top_index, const float* top_weight, const float* expert_stats,
                         int top_k, float aux_weight);
-void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_t* offsets,
+// counts: `experts` integers of scratch (each expert's number of assignments).
+void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_t* offsets, int32_t* counts,
                   const int32_t* top_index, int64_t rows, int top_k, int experts);
 void moe_gather(cudaStream_t stream, Matrix xs, ConstMatrix x, const int32_t* order, int top_k);
 void moe_gather_backward(cudaStream_t stream, Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k);

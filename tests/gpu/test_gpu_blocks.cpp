@@ -350,9 +350,14 @@ TEST_CASE("linear attention, gated and ungated, shared-memory and global state, 
   }
 }
 
-TEST_CASE("MoE: routing, statistics, dispatch, gather and combine with their backward") {
-  const int64_t rows = 100, experts = 8, cols = 24;
-  const int top_k = 2;
+namespace {
+
+// Every MoE block kernel of one shape against the CPU backend.
+void check_moe_blocks(int64_t rows, int64_t experts, int top_k) {
+  CAPTURE(rows);
+  CAPTURE(experts);
+  CAPTURE(top_k);
+  const int64_t cols = 24;
   const int64_t assignments = rows * top_k;
   const auto logits = random_floats(rows * experts, 180, 2.0), x = random_floats(rows * cols, 181),
              dtw = random_floats(assignments, 182), dy = random_floats(rows * cols, 183),
@@ -398,6 +403,19 @@ TEST_CASE("MoE: routing, statistics, dispatch, gather and combine with their bac
                        {"dtop_weight", dtop->download()}};
       },
       kFp32Tolerance);
+}
+
+}  // namespace
+
+TEST_CASE("MoE: routing, statistics, dispatch, gather and combine with their backward") {
+  struct Shape {
+    int64_t rows, experts;
+    int top_k;
+  };
+  // A training step's rows (the dispatch's warps walk 32 assignments at a
+  // time, with a tail), and more experts than one block's warps.
+  for (const Shape shape : {Shape{100, 8, 2}, Shape{2048, 8, 2}, Shape{333, 41, 3}})
+    check_moe_blocks(shape.rows, shape.experts, shape.top_k);
 }
 
 TEST_CASE("MoE grouped GEMMs: exact fp32 and bf16 tensor cores; tails, empty experts, long reductions") {

@@ -190,3 +190,40 @@ TEST_CASE("graph: out of memory is the candidate's failure before training start
   CHECK(r.error.find("out of memory: the plan needs") == 0);
   CHECK(r.error.find("the device has 32 MiB free") != std::string::npos);
 }
+
+// A capture that fails once (as cuBLAS's did now and then with several
+// workers capturing at once) is retried on the next run; the failed run is
+// eager, so no step is lost or done twice. A step that never captures stays
+// eager after the attempts run out.
+TEST_CASE("graph: a failed capture is retried, and a step that never captures runs eagerly") {
+  CudaBackend backend(0, GemmPrecision::bf16);
+  DeviceArray<float> counter(backend, std::vector<float>{0.0f});
+  int calls = 0;
+  bool sync_on_next_call = false;
+  const auto step = [&] {
+    ++calls;
+    backend.fill(counter.data(), 1, float(calls));  // a kernel the graph replays
+    if (sync_on_next_call) {
+      sync_on_next_call = false;
+      backend.synchronize();  // not allowed while capturing: this capture fails
+    }
+  };
+  const auto runner = backend.make_step_runner(step);
+  runner->run();  // eager: sizes scratch
+  sync_on_next_call = true;
+  runner->run();  // the first capture fails, the run is eager
+  CHECK_FALSE(runner->replays_graph());
+  CHECK(counter.download()[0] == doctest::Approx(3.0f));  // calls: 1, failed capture 2, eager 3
+  runner->run();                                          // captured now
+  CHECK(runner->replays_graph());
+
+  CudaBackend other(0, GemmPrecision::bf16);
+  int other_calls = 0;
+  const auto never = other.make_step_runner([&] {
+    ++other_calls;
+    other.synchronize();
+  });
+  for (int i = 0; i < 6; ++i) never->run();
+  CHECK_FALSE(never->replays_graph());
+  CHECK(other_calls == 1 + 3 * 2 + 2);  // first eager, 3 x (failed capture + eager), then 2 eager
+}
