@@ -10,6 +10,7 @@
 #include "common/objective_catalogue.hpp"
 #include "common/rng.hpp"
 #include "evaluator/backend_factory.hpp"
+#include "evaluator/backend_pool.hpp"
 #include "evaluator/data/dataset.hpp"
 #include "evaluator/trainer.hpp"
 #include "genome/decode.hpp"
@@ -137,7 +138,8 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
         evaluator::parse_train_settings(JsonReader(settings.training, "<evaluation settings>", "/training"));
     train = at_fidelity(train, request.fidelity);
     const auto data = cached_dataset(settings.data);
-    auto backend = evaluator::make_backend(request.device);
+    auto backend =
+        evaluator::lease_backend(request.device);  // kept for the next evaluation if this one ends well
 
     evaluator::ProgressFn on_step;
     if (progress) on_step = [&](int step, double loss) { progress(step, train.steps, loss); };
@@ -212,6 +214,7 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
       }
     }
     r.wall_seconds = elapsed();
+    backend.keep();
     return r;
   } catch (const std::bad_alloc&) {
     return failed("out of memory", request.device, elapsed());

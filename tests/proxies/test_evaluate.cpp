@@ -77,6 +77,21 @@ TEST_CASE("evaluate is a pure function of its request") {
   CHECK(proxies::evaluate(other_seed).metrics.at("validation_loss") != a.metrics.at("validation_loss"));
 }
 
+// Evaluations lease their backend from a pool (evaluator/backend_pool.hpp):
+// one reused after other architectures grew its scratch must give the bits
+// of a new one.
+TEST_CASE("a backend reused after other architectures gives the same bits") {
+  const auto request = tiny_request("transformer");
+  const auto first = proxies::evaluate(request);
+  for (const char* other : {"striped-mamba", "griffin", "hyena-like"})
+    REQUIRE(proxies::evaluate(tiny_request(other)).status == EvalStatus::ok);
+  const auto again = proxies::evaluate(request);
+  REQUIRE(first.status == EvalStatus::ok);
+  REQUIRE(again.status == EvalStatus::ok);
+  for (const char* metric : {"perplexity", "validation_loss", "peak_memory_train", "peak_memory_infer"})
+    CHECK(first.metrics.at(metric) == again.metrics.at(metric));
+}
+
 TEST_CASE("fidelity scales the training budget") {
   auto request = tiny_request("transformer");
   request.fidelity = 0.5;
