@@ -107,7 +107,14 @@ void CudaBackend::grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, Const
                                       precision_ == GemmPrecision::bf16);
 }
 void CudaBackend::grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) {
-  cuda::grouped_matmul_backward_weight(stream_, dw, dy, x, rows, precision_ == GemmPrecision::bf16);
+  const int splits = cuda::grouped_weight_splits(dy.rows, dw.rows, dw.cols, rows.experts);
+  float* partials = splits > 1
+                        ? static_cast<float*>(scratch(grouped_partials_, sizeof(float) * std::size_t(splits) *
+                                                                             std::size_t(rows.experts) *
+                                                                             std::size_t(dw.numel())))
+                        : nullptr;
+  cuda::grouped_matmul_backward_weight(stream_, dw, dy, x, rows, precision_ == GemmPrecision::bf16, partials,
+                                       splits);
 }
 
 }  // namespace livs::evaluator

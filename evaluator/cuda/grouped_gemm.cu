@@ -24,6 +24,7 @@
 #include <cuda_bf16.h>
 #include <mma.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
@@ -279,25 +280,50 @@ __global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p
 }
 
 // dW_e[i, j] += sum_r dy[r, i] x[r, j] over expert e's rows; dW_e is [n, k]
-// at dw + e * n * k.
+// at dw + e * n * k. With splits > 1 each expert's rows are cut into
+// `splits` consecutive chunks: block (., ., e * splits + s) writes chunk s's
+// product into partials[s][e] (zeros for an empty chunk) and
+// grouped_weight_reduce adds the chunks to dW_e in chunk order. A block per
+// (expert, tile) alone launched E x 4 x 2 = 64 blocks for a d128 MoE layer,
+// each walking ~512 rows: 65 us per call on an H200.
 struct WeightProblem {
   const int32_t* offsets;
   int64_t capacity, n, k;
   const float* dy;
   const float* x;
   float* dw;
+  float* partials;  // [splits][experts][n][k] when splits > 1
+  int experts, splits;
 };
 
 template <bool kTensorCores>
 __global__ void __launch_bounds__(kThreads, 4) grouped_weight_kernel(WeightProblem p) {
   __shared__ __align__(128) unsigned char shared[SharedTiles<kTensorCores>::kBytes];
-  const int e = int(blockIdx.z);
+  const int e = int(blockIdx.z) / p.splits, s = int(blockIdx.z) % p.splits;
   const ExpertRange r = expert_range(p.offsets, e, p.capacity);
-  if (r.end == r.begin) return;
+  if (p.splits == 1 && r.end == r.begin) return;
+  const int64_t chunk = (r.end - r.begin + p.splits - 1) / p.splits;
+  const int64_t begin = min(r.begin + s * chunk, r.end), end = min(begin + chunk, r.end);
   const int64_t i0 = int64_t(blockIdx.x) * kTileM, j0 = int64_t(blockIdx.y) * kTileN;
-  tile_product<kTensorCores, false, true>(shared, p.dy + r.begin * p.n + i0, 1, int(p.n),
-                                          p.x + r.begin * p.k + j0, int(p.k), 1, r.end - r.begin, p.n - i0,
-                                          p.k - j0, p.dw + e * p.n * p.k + i0 * p.k + j0, p.k, true);
+  float* out = p.splits == 1 ? p.dw + e * p.n * p.k : p.partials + (int64_t(s) * p.experts + e) * p.n * p.k;
+  tile_product<kTensorCores, false, true>(shared, p.dy + begin * p.n + i0, 1, int(p.n),
+                                          p.x + begin * p.k + j0, int(p.k), 1, end - begin, p.n - i0,
+                                          p.k - j0, out + i0 * p.k + j0, p.k, p.splits == 1);
+}
+
+// dW_e += partials[0][e] + partials[1][e] + ... in chunk order; an expert
+// without rows keeps its dW bit for bit.
+__global__ void grouped_weight_reduce(WeightProblem p) {
+  const int64_t per_expert = p.n * p.k, count = per_expert * p.experts;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int e = int(i / per_expert);
+    const ExpertRange r = expert_range(p.offsets, e, p.capacity);
+    if (r.end == r.begin) continue;
+    float sum = p.partials[i];
+    for (int s = 1; s < p.splits; ++s) sum += p.partials[int64_t(s) * count + i];
+    p.dw[i] += sum;
+  }
 }
 
 // The grid's limits, and row strides below 2^24 (offsets inside a tile are 32-bit).
@@ -338,18 +364,35 @@ void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix d
   launch_rows<true>(stream, dx, dy, w, rows, accumulate, tensor_cores, "grouped_matmul_backward_input");
 }
 
+int grouped_weight_splits(int64_t capacity, int64_t n, int64_t k, int experts) {
+  if (capacity <= 0 || experts <= 0) return 1;
+  const int64_t tiles = ((n + kTileM - 1) / kTileM) * ((k + kTileN - 1) / kTileN) * experts;
+  // About two blocks per SM of an H100/H200 (132 SMs), and at least 128 rows
+  // per chunk on average (below that the partials cost more than they save).
+  const int64_t for_blocks = (264 + tiles - 1) / tiles, for_rows = capacity / (int64_t(experts) * 128);
+  return int(std::max<int64_t>(1, std::min<int64_t>({for_blocks, for_rows, 16})));
+}
+
 void grouped_matmul_backward_weight(cudaStream_t stream, Matrix dw, ConstMatrix dy, ConstMatrix x,
-                                    ExpertRows rows, bool tensor_cores) {
+                                    ExpertRows rows, bool tensor_cores, float* partials, int splits) {
   if (dy.rows <= 0 || dw.rows <= 0 || dw.cols <= 0 || rows.experts <= 0) return;
   const int64_t gx = (dw.rows + kTileM - 1) / kTileM, gy = (dw.cols + kTileN - 1) / kTileN;
-  check_shape(gx, gy, rows.experts, {dw.rows, dw.cols}, "grouped_matmul_backward_weight");
-  const WeightProblem p{rows.offsets, dy.rows, dw.rows, dw.cols, dy.data, x.data, dw.data};
-  const dim3 grid{unsigned(gx), unsigned(gy), unsigned(rows.experts)};
+  check_shape(gx, gy, int64_t(rows.experts) * splits, {dw.rows, dw.cols}, "grouped_matmul_backward_weight");
+  if (splits > 1 && !partials)
+    throw std::invalid_argument("CUDA grouped_matmul_backward_weight: no partials");
+  const WeightProblem p{rows.offsets, dy.rows, dw.rows,  dw.cols,      dy.data,
+                        x.data,       dw.data, partials, rows.experts, splits};
+  const dim3 grid{unsigned(gx), unsigned(gy), unsigned(rows.experts * splits)};
   if (tensor_cores)
     grouped_weight_kernel<true><<<grid, kThreads, 0, stream>>>(p);
   else
     grouped_weight_kernel<false><<<grid, kThreads, 0, stream>>>(p);
   LIVS_CUDA_CHECK_LAUNCH();
+  if (splits > 1) {
+    const int64_t count = dw.rows * dw.cols * rows.experts;
+    grouped_weight_reduce<<<unsigned(std::min<int64_t>((count + 255) / 256, 4096)), 256, 0, stream>>>(p);
+    LIVS_CUDA_CHECK_LAUNCH();
+  }
 }
 
 }  // namespace livs::evaluator::cuda

@@ -207,7 +207,10 @@ void grouped_matmul(cudaStream_t stream, Matrix y, ConstMatrix x, ConstMatrix w,
                     bool accumulate, bool tensor_cores);
 void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix dy, ConstMatrix w,
                                    ExpertRows rows, bool accumulate, bool tensor_cores);
+// How many chunks the weight gradient cuts each expert's rows into (1: none);
+// with more than one it needs partials of splits * experts * n * k floats.
+int grouped_weight_splits(int64_t capacity, int64_t n, int64_t k, int experts);
 void grouped_matmul_backward_weight(cudaStream_t stream, Matrix dw, ConstMatrix dy, ConstMatrix x,
-                                    ExpertRows rows, bool tensor_cores);
+                                    ExpertRows rows, bool tensor_cores, float* partials, int splits);
 
 }  // namespace livs::evaluator::cuda

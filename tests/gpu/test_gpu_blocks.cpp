@@ -428,7 +428,8 @@ TEST_CASE("MoE grouped GEMMs: exact fp32 and bf16 tensor cores; tails, empty exp
       {128, 64, 256, {0, 64, 128, 192, 256}},     // whole tiles
       {33, 130, 7, {0, 0, 1, 1, 3}},              // single rows; rows 3..6 belong to no expert
       {16, 24, 5, {0, 0, 0, 0}},                  // no expert has rows
-      {300, 520, 1030, {0, 1000, 1030}},          // a reduction of 1000 rows for dW
+      {300, 520, 1030, {0, 1000, 1030}},          // a reduction of 1000 rows for dW (3 row chunks)
+      {64, 64, 2048, {0, 1024, 1024, 2048}},      // dW in 5 row chunks, expert 1 empty
       {64, 96, 4096, {0, 512, 1024, 1536, 2048, 2560, 3072, 3584, 4096}}};  // a training step's shape
   for (const Shape& s : shapes) {
     const int experts = int(s.offsets.size()) - 1;
