@@ -122,18 +122,18 @@ int run_export(int argc, char** argv) {
   if (format == "pytorch")
     for (const auto& g : genomes) exports::pytorch_model_source(g.genome, g.name);
 
-  std::error_code error;
-  std::filesystem::create_directories(dir, error);
-  if (!std::filesystem::is_directory(dir))
-    throw InputError(dir.string(), "",
-                     "cannot create the output folder" + (error ? ": " + error.message() : ""));
   for (const auto& g : genomes) {
     const std::string hash = genome::genome_hash(g.genome);
     if (format == "json") {
+      std::error_code error;
+      std::filesystem::create_directories(dir, error);
+      if (!std::filesystem::is_directory(dir))
+        throw InputError(dir.string(), "",
+                         "cannot create the output folder" + (error ? ": " + error.message() : ""));
       const auto path = dir / (hash + ".json");
       write_genome_json(g, path);
       std::cout << path.string() << "\n";
-    } else {
+    } else {  // checks the weights before it creates anything
       const auto folder = dir / hash;
       exports::write_pytorch_package(g.genome, g.name, folder, weights);
       std::cout << folder.string() << "\n";

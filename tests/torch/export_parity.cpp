@@ -59,7 +59,7 @@ std::set<std::string> features_of(const genome::Genome& g) {
 
 std::set<std::string> wanted() {
   std::set<std::string> out = {"featurizer sharing", "feature sharing sa", "feature sharing linattn",
-                               "gated linattn", "windowed sa", "grouped-query sa"};
+                               "gated linattn",      "windowed sa",        "grouped-query sa"};
   for (const auto c : genome::kAllClasses) {
     out.insert(std::string("class ") + genome::to_string(c));
     if (genome::is_token_mixer(c)) out.insert(std::string("differential ") + genome::to_string(c));
@@ -89,9 +89,9 @@ int main(int argc, char** argv) {
     std::printf("skipped: /usr/bin/python3 cannot import torch (Debian: apt-get install python3-torch)\n");
     return kSkipped;
   }
-  const fs::path work = argc > 3 ? fs::path(argv[3])
-                                  : fs::temp_directory_path() / ("livsearch-export-parity-" +
-                                                                 std::to_string(::getpid()));
+  const fs::path work =
+      argc > 3 ? fs::path(argv[3])
+               : fs::temp_directory_path() / ("livsearch-export-parity-" + std::to_string(::getpid()));
   fs::remove_all(work);
   fs::create_directories(work / "genomes");
   const fs::path config = source / "tests/torch/export_parity.json";
