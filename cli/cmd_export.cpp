@@ -3,7 +3,8 @@
 // json: one genome file per candidate, DIR/<hash>.json, in the canonical form
 // `livsearch eval` reads. pytorch: one folder per candidate, DIR/<hash>/,
 // with model.py, config.json, README.md and, with --weights (one genome
-// only), model.safetensors (export/pytorch_export.hpp). Every genome is
+// only; by default, from --db, the weights search.final.save_weights kept in
+// DB.weights/), model.safetensors (export/pytorch_export.hpp). Every genome is
 // re-read with genome_from_json first, so nothing is written for a genome
 // this livsearch does not understand, and the weights are checked against
 // the genome before anything is written.
@@ -15,6 +16,7 @@
 #include "cli/command.hpp"
 #include "cli/query_common.hpp"
 #include "cli/query_front.hpp"
+#include "cli/saved_weights.hpp"
 #include "common/input_error.hpp"
 #include "db/store.hpp"
 #include "export/pytorch_export.hpp"
@@ -27,6 +29,7 @@ namespace {
 struct ExportedGenome {
   std::string name;  // for messages: the file, or "<db> (genome <hash>)"
   genome::Genome genome;
+  std::optional<std::filesystem::path> kept_weights;  // what search.final.save_weights kept, if anything
 };
 
 void write_genome_json(const ExportedGenome& g, const std::filesystem::path& path) {
@@ -49,7 +52,7 @@ std::vector<ExportedGenome> genomes_to_export(const cxxopts::ParseResult& args, 
   std::vector<ExportedGenome> out;
   if (!pareto && is_genome_file(args["genome"].as<std::string>())) {
     const std::string file = args["genome"].as<std::string>();
-    out.push_back({file, genome::genome_from_file(file)});
+    out.push_back({file, genome::genome_from_file(file), std::nullopt});
     return out;
   }
   const std::string db_path = required_db(args, command);
@@ -67,7 +70,7 @@ std::vector<ExportedGenome> genomes_to_export(const cxxopts::ParseResult& args, 
   for (const auto& r : records) {
     // The stored JSON must still be a genome this livsearch understands.
     const std::string name = db_path + " (genome " + r.hash + ")";
-    out.push_back({name, genome::genome_from_json(r.genome, name)});
+    out.push_back({name, genome::genome_from_json(r.genome, name), kept_weights(db_path, r.hash)});
   }
   return out;
 }
@@ -95,7 +98,8 @@ int run_export(int argc, char** argv) {
       "format", "json or pytorch", cxxopts::value<std::string>()->default_value("json"))(
       "weights",
       "with --format pytorch and one genome: trained weights to ship as model.safetensors (as `livsearch "
-      "eval --save` writes them: DIR/<hash>/seed<k>/model.safetensors)",
+      "eval --save` writes them: DIR/<hash>/seed<k>/model.safetensors); by default, genomes from --db ship "
+      "the weights the search kept (search.final.save_weights) when there are any",
       cxxopts::value<std::string>())("out", "the folder to write into (created if missing)",
                                      cxxopts::value<std::string>())("h,help", "show this help");
   options.parse_positional({"genome"});
@@ -135,7 +139,9 @@ int run_export(int argc, char** argv) {
       std::cout << path.string() << "\n";
     } else {  // checks the weights before it creates anything
       const auto folder = dir / hash;
-      exports::write_pytorch_package(g.genome, g.name, folder, weights);
+      const auto shipped = weights ? weights : g.kept_weights;
+      if (!weights && shipped) std::cerr << "weights the search kept: " << shipped->string() << "\n";
+      exports::write_pytorch_package(g.genome, g.name, folder, shipped);
       std::cout << folder.string() << "\n";
     }
   }

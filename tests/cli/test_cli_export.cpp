@@ -135,3 +135,46 @@ TEST_CASE("export --format pytorch --weights ships a checkpoint, and refuses one
   REQUIRE(json.exit_code == 0);
   CHECK(fs::exists(fs::path(dir / "json") / (transformer + ".json")));
 }
+
+TEST_CASE("search.final.save_weights keeps each finalist's weights, and export --pareto ships them") {
+  Folder dir("search_weights");
+  Json config = livs::parse_json_file(std::string(LIVSEARCH_SOURCE_DIR) + "/tests/cli/tiny_search.json");
+  config["data"]["path"] = std::string(LIVSEARCH_SOURCE_DIR) + "/data/kjv.txt";
+  config["training"]["steps"] = 8;
+  config["search"]["population"] = 4;
+  config["search"]["generations"] = 1;
+  config["search"]["fidelity"] = 0.5;  // the search stage keeps nothing, the final stage keeps its seeds
+  config["search"]["final"] = {{"top", 2}, {"seeds", 2}, {"save_weights", true}};
+  std::ofstream(dir / "config.json") << config.dump(2);
+  const std::string db = dir / "run.db";
+  const auto search =
+      run_livsearch("search '" + dir / "config.json" + "' --db '" + db + "'", "export_search");
+  CAPTURE(search.err);
+  REQUIRE(search.exit_code == 0);
+  CHECK(search.err.find("full-fidelity weights are kept in " + db + ".weights") != std::string::npos);
+
+  const auto pareto = run_livsearch("pareto --db '" + db + "' --format json", "export_search_pareto");
+  REQUIRE(pareto.exit_code == 0);
+  const Json front = livs::parse_json_text(pareto.out, "pareto")["front"];
+  REQUIRE(front.size() >= 1);
+  for (const auto& member : front) {
+    const fs::path kept = fs::path(db + ".weights") / member["hash"].get<std::string>();
+    CHECK(fs::exists(kept / "genome.json"));
+    for (const char* seed : {"seed0", "seed1"}) {
+      CHECK(fs::exists(kept / seed / "model.safetensors"));
+      CHECK(livs::parse_json_file((kept / seed / "metrics.json").string())["fidelity"] == 1.0);
+    }
+  }
+
+  const auto exported =
+      run_livsearch("export --pareto --db '" + db + "' --format pytorch --out '" + dir / "torch" + "'",
+                    "export_search_torch");
+  CAPTURE(exported.err);
+  REQUIRE(exported.exit_code == 0);
+  for (const auto& member : front) {
+    const std::string hash = member["hash"];
+    CHECK(fs::exists(fs::path(dir / "torch") / hash / "model.safetensors"));
+    CHECK(exported.err.find("weights the search kept: " + db + ".weights/" + hash +
+                            "/seed0/model.safetensors") != std::string::npos);
+  }
+}
