@@ -8,7 +8,10 @@ MANIFEST lists, per architecture, "exported" (a folder `livsearch export
 seed folder the weights came from: probe.safetensors, metrics.json). For each,
 in float32 on the CPU, with only the exported model.py:
   - logits: Model.from_pretrained(folder)(probe tokens) against livsearch's
-    probe logits, max |difference| <= 1e-4;
+    probe logits, max |difference| <= 1e-4, through both of model.py's
+    attention paths (F.scaled_dot_product_attention on torch >= 2.0, the
+    plain softmax before it): the one this torch does not take is forced
+    (on torch 1.x with a stand-in that follows SDPA's documented semantics);
   - validation loss: the mean cross-entropy over the config's validation
     windows (the first eval_tokens of the validation split, non-overlapping
     windows of seq_len + 1 tokens) against livsearch's validation_loss,
@@ -20,6 +23,7 @@ in float32 on the CPU, with only the exported model.py:
     the loss on the first validation windows.
 Exit status 0 when every architecture passes, 1 otherwise.
 """
+import contextlib
 import importlib.util
 import json
 import math
@@ -34,6 +38,34 @@ import torch.nn.functional as F
 LOGIT_TOLERANCE = 1e-4
 LOSS_TOLERANCE = 1e-4
 TRAIN_STEPS = 50
+
+
+def reference_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False):
+    """F.scaled_dot_product_attention as torch 2.x documents it (a boolean mask: True takes part)."""
+    bias = torch.zeros(query.shape[-2], key.shape[-2], dtype=query.dtype)
+    if is_causal:
+        bias.masked_fill_(~torch.ones_like(bias, dtype=torch.bool).tril(), float("-inf"))
+    if attn_mask is not None:
+        bias.masked_fill_(~attn_mask, float("-inf"))
+    weights = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1]) + bias
+    return torch.softmax(weights, dim=-1) @ value
+
+
+@contextlib.contextmanager
+def other_attention_path():
+    """Makes model.py take the attention path this torch would not."""
+    native = getattr(F, "scaled_dot_product_attention", None)
+    if native is None:
+        F.scaled_dot_product_attention = reference_sdpa
+    else:
+        del F.scaled_dot_product_attention
+    try:
+        yield
+    finally:
+        if native is None:
+            del F.scaled_dot_product_attention
+        else:
+            F.scaled_dot_product_attention = native
 
 
 def load_module(folder, index):
@@ -90,6 +122,8 @@ def check(entry, index):
     with torch.no_grad():
         logits = model(tokens)
         logit_error = float((logits - probe["logits"]).abs().max())
+        with other_attention_path():
+            logit_error = max(logit_error, float((model(tokens) - probe["logits"]).abs().max()))
         state, steps = None, []
         for t in range(tokens.shape[1]):
             step_logits, state = model.step(tokens[:, t], state)
