@@ -50,6 +50,14 @@ std::vector<ExportedGenome> genomes_to_export(const cxxopts::ParseResult& args, 
     throw InputError(command, "",
                      "give either a HASH, a GENOME.json or --pareto (see 'livsearch export --help')");
   std::vector<ExportedGenome> out;
+  if (!pareto && std::filesystem::is_directory(args["genome"].as<std::string>())) {
+    const std::string folder = args["genome"].as<std::string>();
+    throw InputError(
+        folder, "",
+        "a folder, not a genome: give a HASH or a GENOME.json (for a folder `livsearch eval --save` "
+        "wrote: " +
+            folder + "/genome.json --weights " + folder + "/seed0/model.safetensors)");
+  }
   if (!pareto && is_genome_file(args["genome"].as<std::string>())) {
     const std::string file = args["genome"].as<std::string>();
     out.push_back({file, genome::genome_from_file(file), std::nullopt});
@@ -112,7 +120,9 @@ int run_export(int argc, char** argv) {
     if (format != "pytorch") throw InputError("--weights", "", "weights are exported with --format pytorch");
     weights = args["weights"].as<std::string>();
     if (!std::filesystem::is_regular_file(*weights))
-      throw InputError(weights->string(), "", "no such weights file");
+      throw InputError(weights->string(), "",
+                       std::filesystem::exists(*weights) ? "not a file (expected a .safetensors file)"
+                                                         : "no such weights file");
   }
   const std::filesystem::path dir = args["out"].as<std::string>();
 

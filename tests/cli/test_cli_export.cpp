@@ -129,6 +129,11 @@ TEST_CASE("export --format pytorch --weights ships a checkpoint, and refuses one
   CHECK(refused("'" + dir / "missing.json" + "' --format pytorch", "export_missing_genome")
             .find("missing.json") != std::string::npos);
   CHECK(refused("abc123 --format pytorch", "export_hash_no_db").find("missing --db") != std::string::npos);
+  CHECK(refused("'" + dir / ("saved/" + transformer) + "' --format pytorch", "export_folder")
+            .find("a folder, not a genome") != std::string::npos);
+  CHECK(
+      refused("'" + genome + "' --format pytorch --weights '" + dir / "saved" + "'", "export_weights_folder")
+          .find("saved: not a file (expected a .safetensors file)") != std::string::npos);
 
   // --format json with a genome file writes the canonical genome under its hash.
   const auto json = run_livsearch("export '" + genome + "' --out '" + dir / "json" + "'", "export_json_file");
