@@ -126,16 +126,22 @@ void write_pytorch_package(const genome::Genome& genome, const std::string& geno
           ? "The vocabulary is 256: tokens are the bytes of the text (livsearch's byte-level data)."
           : "The vocabulary is " + std::to_string(genome.vocab) +
                 ": token ids of the tokenizer the training data was made with.";
-  write_text(folder / "README.md",
-             substituted(source_file("README.md"),
-                         {{"HASH_SHORT", hash.substr(0, 12)},
-                          {"HASH", hash},
-                          {"SUMMARY", genome::summary(genome)},
-                          {"FOLDER", "."},
-                          {"VOCAB", std::to_string(genome.vocab)},
-                          {"DATA_NOTE", data_note},
-                          {"WEIGHTS_ROW",
-                           weights ? "| `model.safetensors` | the weights livsearch trained |\n" : ""}}));
+  write_text(
+      folder / "README.md",
+      substituted(
+          source_file("README.md"),
+          {{"HASH_SHORT", hash.substr(0, 12)},
+           {"HASH", hash},
+           {"SUMMARY", genome::summary(genome)},
+           {"LOAD_LINE",
+            weights
+                ? "m = Model.from_pretrained(\".\")             # this folder: config.json, model.safetensors"
+                : "m = Model(json.load(open(\"config.json\")))  # fresh weights: exported without --weights"},
+           {"TRAIN_LOAD",
+            weights ? "Model.from_pretrained(\".\")" : "Model(json.load(open(\"config.json\")))"},
+           {"VOCAB", std::to_string(genome.vocab)},
+           {"DATA_NOTE", data_note},
+           {"WEIGHTS_ROW", weights ? "| `model.safetensors` | the weights livsearch trained |\n" : ""}}));
   const auto weights_path = folder / "model.safetensors";
   if (weights) {
     std::filesystem::copy_file(*weights, weights_path, std::filesystem::copy_options::overwrite_existing,
