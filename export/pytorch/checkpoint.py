@@ -25,11 +25,14 @@ def read_safetensors(path):
         if name == "__metadata__":
             continue
         if entry["dtype"] not in SAFETENSORS_DTYPES:
-            raise ValueError(f"{path}: tensor {name} has dtype {entry['dtype']}, which this reader does not know")
+            raise ValueError(f"{path}: tensor {name}: dtype {entry['dtype']} is not one this reader reads")
         dtype = SAFETENSORS_DTYPES[entry["dtype"]]
         begin, end = entry["data_offsets"]
         count = (end - begin) // torch.tensor([], dtype=dtype).element_size()
-        flat = torch.frombuffer(buffer, dtype=dtype, count=count, offset=begin) if count else torch.empty(0, dtype=dtype)
+        if count:
+            flat = torch.frombuffer(buffer, dtype=dtype, count=count, offset=begin)
+        else:
+            flat = torch.empty(0, dtype=dtype)
         tensors[name] = flat.reshape(entry["shape"]).clone()
     return tensors
 

@@ -90,7 +90,8 @@ class LinearAttention(nn.Module):
         """o: one [batch, heads, time, hd] per group -> y [batch, time, d_model]."""
         scale = 1.0 / math.sqrt(self.head_dim)
         if self.groups == 2:
-            out = differential_heads(o[0], o[1], lambda_of(self).view(1, -1, 1, 1), (1.0 - LAMBDA_INIT) * scale)
+            lam = lambda_of(self).view(1, -1, 1, 1)
+            out = differential_heads(o[0], o[1], lam, (1.0 - LAMBDA_INIT) * scale)
         else:
             out = rms_norm(o[0]) * scale
         batch, _, time, _ = out.shape

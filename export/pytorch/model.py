@@ -23,7 +23,8 @@ class Slot(nn.Module):
         self.norm = ones(d_model)
         if self.fusion == "gate":
             self.gate = zeros(d_model)
-        self.ops = nn.ModuleList(make_operator(g, d_model, n_slots) for g in (gene["ops"] if "ops" in gene else [gene]))
+        op_genes = gene["ops"] if "ops" in gene else [gene]
+        self.ops = nn.ModuleList(make_operator(g, d_model, n_slots) for g in op_genes)
 
     def mix(self, ys):
         if self.fusion == "none":
@@ -116,7 +117,8 @@ class Model(nn.Module):
         """What livsearch trains: the mean cross-entropy of `targets` (the next tokens, [batch, time];
         -1 is ignored) plus the MoE load-balancing loss of this forward."""
         logits = self(idx)
-        return F.cross_entropy(logits.view(-1, self.vocab), targets.reshape(-1), ignore_index=-1) + self.aux_loss
+        cross_entropy = F.cross_entropy(logits.view(-1, self.vocab), targets.reshape(-1), ignore_index=-1)
+        return cross_entropy + self.aux_loss
 
     def step(self, token, state=None):
         """Decode one token per sequence. token: LongTensor [batch]; state: None to start a sequence,

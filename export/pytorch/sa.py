@@ -6,7 +6,7 @@ ROPE_THETA = 10000.0
 
 
 def rope(t, positions):
-    """Rotate-half RoPE (GPT-NeoX / Llama pairs (i, i + hd/2)) on t [batch, time, ..., hd] at these positions."""
+    """Rotate-half RoPE (GPT-NeoX, Llama: pairs (i, i + hd/2)) on t [batch, time, ..., hd] at `positions`."""
     hd = t.shape[-1]
     half = hd // 2
     inv_freq = ROPE_THETA ** (-2.0 * torch.arange(half, dtype=torch.float64, device=t.device) / hd)
@@ -92,7 +92,8 @@ class Attention(nn.Module):
         return F.linear(out.transpose(1, 2).reshape(batch, time, -1), self.wo)
 
     def forward(self, x, shared=None):
-        """x: [batch, time, d_model]; shared: the (K, V) of the sa this one reads. Returns y and its own (K, V)."""
+        """x: [batch, time, d_model]; shared: the (K, V) of the sa this one reads.
+        Returns y and the (K, V) this op attends over (what a feature sharer reads)."""
         positions = torch.arange(x.shape[1], device=x.device)
         q = self.project(x, self.wq, self.heads, getattr(self, "q_norm", None), positions)
         if self.owns_kv:

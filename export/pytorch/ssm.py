@@ -34,7 +34,8 @@ class MambaBlock(nn.Module):
         self.dt_proj = fan_in_uniform(self.scanned, self.dt_rank)
         self.dt_bias = ssm_dt_bias(self.scanned)
         # S4D-real: A_n = -(n + 1)
-        self.a_log = nn.Parameter(torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32)).repeat(self.scanned, 1))
+        a = torch.arange(1, self.d_state + 1, dtype=torch.float32).repeat(self.scanned, 1)
+        self.a_log = nn.Parameter(torch.log(a))
         self.d = ones(self.scanned)
         if self.differential:
             self.diff_lambda = zeros(self.d_inner)

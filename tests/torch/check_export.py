@@ -69,7 +69,8 @@ def other_attention_path():
 
 
 def load_module(folder, index):
-    spec = importlib.util.spec_from_file_location("exported_model_%d" % index, os.path.join(folder, "model.py"))
+    path = os.path.join(folder, "model.py")
+    spec = importlib.util.spec_from_file_location("exported_model_%d" % index, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -101,8 +102,8 @@ def mean_cross_entropy(model, inputs, targets, batch=16):
     with torch.no_grad():
         for i in range(0, len(inputs), batch):
             logits = model(inputs[i:i + batch])
-            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets[i:i + batch].reshape(-1),
-                                           reduction="sum"))
+            expected = targets[i:i + batch].reshape(-1)
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), expected, reduction="sum"))
             count += targets[i:i + batch].numel()
     return total / count
 
@@ -161,13 +162,15 @@ def check(entry, index):
     if not logit_error <= LOGIT_TOLERANCE:
         failures.append("logits differ from livsearch's by %.3g" % logit_error)
     if not loss_error <= LOSS_TOLERANCE:
-        failures.append("validation loss %.6f, livsearch %.6f" % (loss_ours, record["metrics"]["validation_loss"]))
+        reported = record["metrics"]["validation_loss"]
+        failures.append("validation loss %.6f, livsearch %.6f" % (loss_ours, reported))
     if not step_error <= LOGIT_TOLERANCE:
         failures.append("step() differs from the forward by %.3g" % step_error)
     if roundtrip_error != 0.0:
         failures.append("save_pretrained/from_pretrained changed the logits by %.3g" % roundtrip_error)
     if not after < before:
-        failures.append("%d PyTorch steps did not lower the loss (%.4f -> %.4f)" % (TRAIN_STEPS, before, after))
+        failures.append("%d PyTorch steps did not lower the loss (%.4f -> %.4f)" %
+                        (TRAIN_STEPS, before, after))
     row = (entry["name"], logit_error, loss_error, step_error, before, after, time.time() - start)
     return row, failures
 
