@@ -20,6 +20,8 @@ def rope(t, positions):
 def softmax_attention(q, k, v, causal, window=0):
     """softmax(q k^T / sqrt(hd)) v on [batch, heads, time, hd]; k and v may have fewer (kv) heads (GQA/MQA).
     causal: query i sees keys j <= i, and with a window only the last `window` of them (its own included)."""
+    # Under autocast v comes out of a bf16 product while RoPE and qk-norm give float32; SDPA wants one dtype.
+    q, k = q.to(v.dtype), k.to(v.dtype)
     repeat = q.shape[1] // k.shape[1]
     if repeat > 1:
         k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
