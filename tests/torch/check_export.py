@@ -19,6 +19,9 @@ in float32 on the CPU, with only the exported model.py:
   - decode: step() token by token over the probe tokens against the forward,
     max |difference| <= 1e-4;
   - save_pretrained and from_pretrained give the same logits back;
+  - the parallel forms model.py trains with (linear_scan, chunked linear
+    attention) equal plain loops over time in float64, values and gradients
+    (relative error <= 1e-9);
   - 50 AdamW steps in PyTorch (m.loss, the objective livsearch trains) lower
     the loss on the first validation windows.
 Exit status 0 when every architecture passes, 1 otherwise.
@@ -35,6 +38,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+PARALLEL_TOLERANCE = 1e-9
 LOGIT_TOLERANCE = 1e-4
 LOSS_TOLERANCE = 1e-4
 TRAIN_STEPS = 50
@@ -66,6 +70,50 @@ def other_attention_path():
             del F.scaled_dot_product_attention
         else:
             F.scaled_dot_product_attention = native
+
+
+def relative_error(a, b):
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+def against_loop(parallel, loop, inputs, generator):
+    """Largest relative error of the values and of every input's gradient (of a random projection)."""
+    inputs = [t.detach().requires_grad_() for t in inputs]
+    ours, theirs = parallel(*inputs), loop(*inputs)
+    weights = torch.randn(ours.shape, generator=generator, dtype=torch.float64)
+    grads_ours = torch.autograd.grad((ours * weights).sum(), inputs)
+    grads_theirs = torch.autograd.grad((theirs * weights).sum(), inputs)
+    return max([relative_error(ours, theirs)] + [relative_error(a, b) for a, b in zip(grads_ours, grads_theirs)])
+
+
+def scan_loop(a, b):
+    h, out = torch.zeros_like(b[:, 0]), []
+    for t in range(a.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        out.append(h)
+    return torch.stack(out, dim=1)
+
+
+def linear_attention_loop(q, k, v, log_alpha):
+    state, out = torch.zeros(q.shape[:2] + (q.shape[-1], v.shape[-1]), dtype=q.dtype), []
+    for t in range(q.shape[2]):
+        state = log_alpha[:, :, t].exp()[..., None] * state + k[:, :, t, :, None] * v[:, :, t, None, :]
+        out.append((q[:, :, t, None, :] @ state)[:, :, 0])
+    return torch.stack(out, dim=2)
+
+
+def parallel_forms_error(module):
+    """model.py's parallel forms against loops over time, float64 (37 steps: partial chunks)."""
+    generator = torch.Generator().manual_seed(0)
+    rand = lambda *shape: torch.rand(*shape, generator=generator, dtype=torch.float64)
+    randn = lambda *shape: torch.randn(*shape, generator=generator, dtype=torch.float64)
+    worst = 0.0
+    if hasattr(module, "linear_scan"):
+        worst = against_loop(module.linear_scan, scan_loop, (rand(2, 37, 3, 4), randn(2, 37, 3, 4)), generator)
+    if hasattr(module, "chunked_linear_attention"):
+        inputs = (randn(2, 3, 37, 5), randn(2, 3, 37, 5), randn(2, 3, 37, 6), F.logsigmoid(randn(2, 3, 37, 5)))
+        worst = max(worst, against_loop(module.chunked_linear_attention, linear_attention_loop, inputs, generator))
+    return worst
 
 
 def load_module(folder, index):
@@ -119,6 +167,9 @@ def check(entry, index):
     settings, training = record["settings"], record["settings"]["training"]
     tokens = probe["tokens"].long()
     failures = []
+    parallel_error = parallel_forms_error(module)
+    if not parallel_error <= PARALLEL_TOLERANCE:
+        failures.append("parallel forms differ from loops over time by %.3g (relative)" % parallel_error)
 
     with torch.no_grad():
         logits = model(tokens)
