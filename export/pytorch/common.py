@@ -53,8 +53,9 @@ def fan_in_uniform(*shape):
 
 
 def add_lambda(module, size):
-    """The differential forms' per-head (or per-channel) lambda, stored as lambda - 0.8 and starting at 0.
-    Its checkpoint name is "lambda", a Python keyword, so it is registered by name and read as module.lam."""
+    """A weight named "lambda" (the differential forms' per-head lambda, stored as lambda - 0.8 and
+    starting at 0; rec's RG-LRU Lambda). "lambda" is a Python keyword, so it is registered by name and
+    read through lambda_of(module); the name is the checkpoint's."""
     module.register_parameter("lambda", zeros(size))
 
 
