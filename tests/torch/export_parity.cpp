@@ -2,7 +2,8 @@
 // (exit 77 = skipped when /usr/bin/python3 cannot import torch):
 //   1. genomes: every preset, then genomes sampled from the space in
 //      tests/torch/export_parity.json (seeded) until every LIV class, fusion
-//      kind, both sharing kinds and each class's differential form appear;
+//      kind, both sharing kinds, each class's differential form and the
+//      knobs that change the code path (features_of below) appear;
 //   2. `livsearch eval --save` trains each a few steps on the CPU;
 //   3. `livsearch export --format pytorch --weights` exports each;
 //   4. tests/torch/check_export.py loads every export in PyTorch (float32) and
@@ -49,17 +50,27 @@ std::set<std::string> features_of(const genome::Genome& g) {
       if (op.differential) seen.insert("differential " + cls);
       if (op.featurizer.valid()) seen.insert("featurizer sharing");
       if (op.features.valid()) seen.insert("feature sharing " + cls);
-      if (op.cls == genome::LivClass::linattn && op.linattn.gated) seen.insert("gated linattn");
-      if (op.cls == genome::LivClass::sa && op.sa.window > 0) seen.insert("windowed sa");
-      if (op.cls == genome::LivClass::sa && op.sa.kv_heads < op.sa.heads) seen.insert("grouped-query sa");
+      if (op.cls == genome::LivClass::linattn) {
+        if (op.linattn.gated) seen.insert("gated linattn");
+        seen.insert(std::string("linattn ") + genome::to_string(op.linattn.feature_map));
+      }
+      if (op.cls == genome::LivClass::sa) {
+        if (op.sa.window > 0) seen.insert("windowed sa");
+        if (op.sa.kv_heads < op.sa.heads) seen.insert("grouped-query sa");
+        if (op.sa.qk_norm) seen.insert("qk-norm sa");
+        if (!op.sa.rope) seen.insert("sa without RoPE");
+      }
+      if (op.cls == genome::LivClass::moe) seen.insert("moe top-" + std::to_string(op.moe.top_k));
     }
   }
   return seen;
 }
 
 std::set<std::string> wanted() {
-  std::set<std::string> out = {"featurizer sharing", "feature sharing sa", "feature sharing linattn",
-                               "gated linattn",      "windowed sa",        "grouped-query sa"};
+  std::set<std::string> out = {
+      "featurizer sharing", "feature sharing sa", "feature sharing linattn", "gated linattn", "windowed sa",
+      "grouped-query sa",   "qk-norm sa",         "sa without RoPE",         "moe top-1",     "moe top-2"};
+  for (const char* map : {"elu_plus_one", "relu", "identity"}) out.insert(std::string("linattn ") + map);
   for (const auto c : genome::kAllClasses) {
     out.insert(std::string("class ") + genome::to_string(c));
     if (genome::is_token_mixer(c)) out.insert(std::string("differential ") + genome::to_string(c));
