@@ -1,5 +1,5 @@
 // livsearch eval [GENOME.json ...] [--preset NAME]... [--config CONFIG] [--seeds N]
-//                [--format table|json] [--device DEVICE]
+//                [--format table|json] [--device DEVICE] [--save DIR]
 //
 // Trains several architectures side by side, each for the config's whole
 // budget and over N seeds, through the evaluate() the search uses, and
@@ -8,9 +8,11 @@
 // evaluation_seed(config seed, hash, k), the seed a search with this config
 // gives replicate k of that genome, so an eval row equals a search's
 // final-stage row and the same command prints the same numbers (wall times
-// aside). Every input is checked before anything trains.
+// aside). Every input is checked before anything trains. --save DIR keeps
+// each evaluation's trained weights (cli/saved_weights.hpp).
 #include <cstdio>
 #include <cxxopts.hpp>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <set>
@@ -23,6 +25,7 @@
 #include "cli/eval_summary.hpp"
 #include "cli/query_common.hpp"
 #include "cli/run_support.hpp"
+#include "cli/saved_weights.hpp"
 #include "common/evaluate_contract.hpp"
 #include "genome/genome_json.hpp"
 #include "genome/presets.hpp"
@@ -58,6 +61,7 @@ struct Setting {
   std::string config, device;
   int steps = 0;
   int seeds = 1;
+  std::string save;  // --save DIR, empty: nothing saved
 };
 
 Architecture with_hash(std::string name, genome::Genome genome) {
@@ -122,10 +126,16 @@ ArchitectureRun run_seeds(const Architecture& arch, const Setting& setting, cons
     request.settings = settings;
     request.device = setting.device;
     TrainingProgress progress(setting.steps);
-    seed_run.result =
-        proxies::evaluate(request, [&](int step, int, double loss) { progress.step(step, loss); });
+    evaluator::TrainedModel trained;
+    seed_run.result = proxies::evaluate(
+        request, [&](int step, int, double loss) { progress.step(step, loss); },
+        setting.save.empty() ? nullptr : &trained);
     progress.finish();
     const EvalResult& r = seed_run.result;
+    if (!setting.save.empty()) {
+      const auto folder = save_evaluation(setting.save, {arch.name, request, k, r, trained});
+      std::fprintf(stderr, "  saved %s\n", folder.string().c_str());
+    }
     if (r.status == EvalStatus::ok) {
       std::fprintf(stderr, "  perplexity %s in %s\n", format_number(r.metrics.at("perplexity")).c_str(),
                    format_duration(r.wall_seconds).c_str());
@@ -274,7 +284,11 @@ int run_eval(int argc, char** argv) {
       cxxopts::value<int>()->default_value("1"))("f,format", "table or json",
                                                  cxxopts::value<std::string>()->default_value("table"))(
       "d,device", "auto, cpu, cuda or cuda:N (default: the config's device)", cxxopts::value<std::string>())(
-      "h,help", "show this help");
+      "save",
+      "keep what each evaluation trained: DIR/<hash>/genome.json and DIR/<hash>/seed<k>/ with "
+      "model.safetensors (the weights), probe.safetensors (livsearch's logits of the first validation "
+      "windows) and metrics.json",
+      cxxopts::value<std::string>())("h,help", "show this help");
   options.parse_positional({"architecture"});
   cxxopts::ParseResult args;
   if (!parse_arguments(options, argc, argv, args)) return 0;
@@ -289,7 +303,14 @@ int run_eval(int argc, char** argv) {
   const Config config = load_config(args["config"].as<std::string>());
   const Setting setting{
       config.path, resolve_device(args.count("device") ? args["device"].as<std::string>() : config.device),
-      config.train.steps, seeds};
+      config.train.steps, seeds, args.count("save") ? args["save"].as<std::string>() : ""};
+  if (args.count("save")) {
+    std::error_code error;
+    if (!setting.save.empty()) std::filesystem::create_directories(setting.save, error);
+    if (setting.save.empty() || !std::filesystem::is_directory(setting.save))
+      throw InputError(setting.save.empty() ? "--save" : setting.save, "",
+                       "cannot create the folder to save into" + (error ? ": " + error.message() : ""));
+  }
   const std::vector<Architecture> architectures = load_architectures(args, config);
   const Json settings = proxies::to_json(eval_settings_of(config));  // what the search hands evaluate()
 

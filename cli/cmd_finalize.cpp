@@ -1,16 +1,19 @@
 // livsearch finalize --db FILE [--run NAME] [--top N] [--seeds S] [--device D] [--workers N]
+//                    [--save-weights]
 //
 // The final stage of a run that ended without it (stopped by max_evaluations,
 // run by an older livsearch, or with "final": false): its front and its
 // warm-start members re-trained at fidelity 1.0 on S seeds each
 // (search/final_stage.hpp), with the run's own config read from the database.
-// Run again, it trains only the replicates still missing.
+// Run again, it trains only the replicates still missing. --save-weights
+// keeps the weights of what it trains, as search.final.save_weights does.
 #include <cstdio>
 #include <cxxopts.hpp>
 
 #include "cli/command.hpp"
 #include "cli/config.hpp"
 #include "cli/run_support.hpp"
+#include "cli/saved_weights.hpp"
 #include "db/store.hpp"
 #include "proxies/evaluate.hpp"
 #include "search/genome_search.hpp"
@@ -28,7 +31,9 @@ int run_finalize(int argc, char** argv) {
       "seeds", "seeds per finalist (default: the run's search.final.seeds, or 3)", cxxopts::value<int>())(
       "d,device", "auto, cpu, cuda or cuda:N", cxxopts::value<std::string>()->default_value("auto"))(
       "w,workers", "evaluations in flight at once", cxxopts::value<int>()->default_value("1"))(
-      "h,help", "show this help");
+      "save-weights",
+      "keep the trained weights of the replicates this command trains in DB.weights/ (for `livsearch export "
+      "--format pytorch`)")("h,help", "show this help");
   cxxopts::ParseResult args;
   if (!parse_arguments(options, argc, argv, args)) return 0;
   const int workers = args["workers"].as<int>();
@@ -65,8 +70,13 @@ int run_finalize(int argc, char** argv) {
   run_options.stop_requested = install_stop_handlers();
   std::fprintf(stderr, "finalizing run '%s': top %d of the front and its warm-start members, %d seeds, %s\n",
                run.name.c_str(), settings.final_top, settings.final_seeds, device.c_str());
-  const auto result = search::finalize_run(
-      settings, [](const EvalRequest& request) { return proxies::evaluate(request); }, store, run_options);
+  const bool save = settings.final_save_weights || args.count("save-weights") > 0;
+  const search::EvaluateFunction evaluate =
+      save ? evaluate_saving_weights(weights_folder(db_path), settings.seed, settings.final_seeds,
+                                     "run " + run.name)
+           : search::EvaluateFunction([](const EvalRequest& request) { return proxies::evaluate(request); });
+  if (save) std::fprintf(stderr, "weights are kept in %s\n", weights_folder(db_path).c_str());
+  const auto result = search::finalize_run(settings, evaluate, store, run_options);
   if (result.stopped) {
     std::fprintf(stderr, "stopped; run the same command again to continue\n");
     return 130;

@@ -10,6 +10,7 @@
 #include "cli/command.hpp"
 #include "cli/config.hpp"
 #include "cli/run_support.hpp"
+#include "cli/saved_weights.hpp"
 #include "common/format_number.hpp"
 #include "db/store.hpp"
 #include "genome/decode.hpp"
@@ -21,11 +22,13 @@ namespace livs::cli {
 
 namespace {
 
-// Everything in the config but the keys that only say how to run (device):
-// a resumed run must match what produced the run, not where it runs.
+// Everything in the config but the keys that only say how to run (device,
+// whether weights are kept): a resumed run must match what produced the run,
+// not where it runs or what it leaves on disk.
 Json run_identity(const Config& config) {
   Json identity = to_json(config);
   identity.erase("device");
+  if (identity["search"]["final"].is_object()) identity["search"]["final"].erase("save_weights");
   return identity;
 }
 
@@ -78,7 +81,8 @@ int run_search(int argc, char** argv) {
   db::Store store(db_path);
   // The fidelities the candidates train at: one, or rungs with their eta.
   std::string fidelities;
-  for (const double f : config.search.rungs()) fidelities += (fidelities.empty() ? "" : ", ") + format_number(f);
+  for (const double f : config.search.rungs())
+    fidelities += (fidelities.empty() ? "" : ", ") + format_number(f);
   fidelities = config.search.fidelities.empty()
                    ? "fidelity " + fidelities
                    : "rungs at fidelity " + fidelities + " (eta " + std::to_string(config.search.eta) + ")";
@@ -87,9 +91,15 @@ int run_search(int argc, char** argv) {
                config.search.generations, fidelities.c_str(),
                static_cast<unsigned long long>(config.search.seed), device.c_str(), db_path.c_str());
 
-  const auto result = search::run_genome_search(
-      config.search, search::genome_operators(config.space),
-      [](const EvalRequest& request) { return proxies::evaluate(request); }, store, run_options);
+  const search::EvaluateFunction evaluate =
+      config.search.final_save_weights
+          ? evaluate_saving_weights(weights_folder(db_path), config.search.seed, config.search.final_seeds,
+                                    "run " + config.name)
+          : search::EvaluateFunction([](const EvalRequest& request) { return proxies::evaluate(request); });
+  if (config.search.final_save_weights)
+    std::fprintf(stderr, "full-fidelity weights are kept in %s\n", weights_folder(db_path).c_str());
+  const auto result = search::run_genome_search(config.search, search::genome_operators(config.space),
+                                                evaluate, store, run_options);
   if (result.stopped) {
     std::fprintf(stderr,
                  "stopped after generation %d (%d evaluations run); continue with: livsearch search %s --db "

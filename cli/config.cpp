@@ -220,9 +220,10 @@ Json to_json(const Config& config) {
   }
   if (search.max_train_seconds > 0) out["search"]["max_train_seconds"] = search.max_train_seconds;
   if (!search.initial.empty()) out["search"]["initial"] = search.initial;
-  if (search.final_seeds > 0)
+  if (search.final_seeds > 0) {
     out["search"]["final"] = {{"top", search.final_top}, {"seeds", search.final_seeds}};
-  else
+    if (search.final_save_weights) out["search"]["final"]["save_weights"] = true;
+  } else
     out["search"]["final"] = false;
   auto point = [&](const std::vector<double>& values) {
     Json p = Json::object();

@@ -49,10 +49,10 @@ Model::Model(const genome::ModelSpec& spec, Backend& backend, const PlanShape& s
     Slot& built = slots_[s];
     built.fusion = slot.fusion;
     check_weight(slot.weights, owner, "norm", {D});
-    params_.declare("slot" + std::to_string(s) + ".norm", {D}, Init::ones, false, &built.norm);
+    params_.declare(parameter_name(s, "norm"), {D}, Init::ones, false, &built.norm);
     if (slot.fusion == genome::FusionKind::gate) {
       check_weight(slot.weights, owner, "gate", {D});
-      params_.declare("slot" + std::to_string(s) + ".gate", {D}, Init::zeros, false, &built.gate);
+      params_.declare(parameter_name(s, "gate"), {D}, Init::zeros, false, &built.gate);
     }
     for (int o = 0; o < int(slot.ops.size()); ++o) {
       OpContext context(slot.ops[o], s, o, d_, n_slots, spec.norm_eps, params_);
@@ -213,6 +213,26 @@ double Model::auxiliary_loss() const {
   for (const auto& slot : slots_)
     for (const auto& op : slot.ops) sum += op->auxiliary_loss();
   return sum;
+}
+
+std::vector<float> Model::logits_of_last_forward(int rows) {
+  if (rows < 0 || rows > shape_.batch)
+    throw std::invalid_argument("Model::logits_of_last_forward: " + std::to_string(rows) +
+                                " rows, the model is planned for " + std::to_string(shape_.batch));
+  const int64_t n = int64_t(rows) * shape_.seq, D = d_, V = vocab_;
+  std::vector<float> out(static_cast<std::size_t>(n * V));
+  if (n == 0) return out;
+  const std::size_t bytes = out.size() * sizeof(float);
+  auto* logits = static_cast<float*>(backend_.allocate(bytes));
+  try {
+    backend_.matmul({logits, n, V}, {final_, n, D}, {embedding_.value, V, D});
+    backend_.copy_to_host(out.data(), logits, bytes);
+  } catch (...) {
+    backend_.free(logits);
+    throw;
+  }
+  backend_.free(logits);
+  return out;
 }
 
 void Model::zero_grads() { backend_.fill(grads_, params_.count(), 0.0f); }

@@ -26,6 +26,7 @@ class Model {
   Model& operator=(const Model&) = delete;
 
   const PlanShape& shape() const { return shape_; }
+  Backend& backend() { return backend_; }
   int vocab() const { return vocab_; }
   int d_model() const { return d_; }
 
@@ -44,6 +45,11 @@ class Model {
   // positions: the device step expects no ignored target, as the trainer's).
   void set_batch(const int32_t* inputs, const int32_t* targets);
   void forward_on_device();
+  // The logits [rows * seq, vocab] of the first `rows` sequences of the last
+  // forward, in fp32: the final norm's output times the tied table, computed
+  // again into a temporary buffer (the LM head's own logits storage belongs
+  // to the backend and may be bf16). For checks against other frameworks.
+  std::vector<float> logits_of_last_forward(int rows);
   // The step's scalars in device memory (see backend.hpp): the trainer writes
   // `in` before each step and reads `out` after it.
   DeviceStepScalars* step_scalars() { return step_scalars_; }

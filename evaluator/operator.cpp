@@ -20,12 +20,6 @@ std::string OpContext::describe() const {
          genome::to_string(spec.cls) + ")";
 }
 
-namespace {
-std::string full_name(int slot, int op, const std::string& name) {
-  return "slot" + std::to_string(slot) + ".op" + std::to_string(op) + "." + name;
-}
-}  // namespace
-
 void OpContext::bind_weight(const std::string& name, std::vector<int64_t> shape, Init init, bool decay,
                             Param* param) {
   for (const auto& w : spec.weights) {
@@ -34,7 +28,7 @@ void OpContext::bind_weight(const std::string& name, std::vector<int64_t> shape,
       throw std::invalid_argument(describe() + ": weight \"" + name + "\" has shape " +
                                   shape_to_string(w.shape) + " in the ModelSpec, the operator needs " +
                                   shape_to_string(shape));
-    params_.declare(full_name(slot, op_index, name), std::move(shape), init, decay, param);
+    params_.declare(parameter_name(slot, op_index, name), std::move(shape), init, decay, param);
     bound_.push_back(name);
     return;
   }
@@ -44,7 +38,7 @@ void OpContext::bind_weight(const std::string& name, std::vector<int64_t> shape,
     if (!src.valid() || src.slot >= slot)
       throw std::invalid_argument(describe() + ": shares weight \"" + name +
                                   "\" without an earlier source slot");
-    params_.share(full_name(src.slot, src.op, name), shape, param);
+    params_.share(parameter_name(src.slot, src.op, name), shape, param);
     bound_.push_back(name);
     return;
   }

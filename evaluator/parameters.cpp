@@ -22,10 +22,20 @@ ParameterStore::Entry* ParameterStore::find(const std::string& full_name) {
   return nullptr;
 }
 
-bool ParameterStore::contains(const std::string& full_name) const {
+bool ParameterStore::contains(const std::string& full_name) const { return entry(full_name) != nullptr; }
+
+const ParameterStore::Entry* ParameterStore::entry(const std::string& full_name) const {
   for (const auto& e : entries_)
-    if (e.name == full_name) return true;
-  return false;
+    if (e.name == full_name) return &e;
+  return nullptr;
+}
+
+std::string parameter_name(int slot, int op, const std::string& local) {
+  return "slot" + std::to_string(slot) + ".op" + std::to_string(op) + "." + local;
+}
+
+std::string parameter_name(int slot, const std::string& local) {
+  return "slot" + std::to_string(slot) + "." + local;
 }
 
 void ParameterStore::declare(const std::string& full_name, std::vector<int64_t> shape, Init init, bool decay,

@@ -73,6 +73,7 @@ class ParameterStore {
     std::vector<Param*> users;
   };
   const std::vector<Entry>& entries() const { return entries_; }
+  const Entry* entry(const std::string& full_name) const;  // nullptr when there is none
 
  private:
   Entry* find(const std::string& full_name);
@@ -83,5 +84,11 @@ class ParameterStore {
 };
 
 std::string shape_to_string(const std::vector<int64_t>& shape);
+
+// The store's full names: "slot3.op0.wq" (a weight of op 0 of slot 3),
+// "slot3.norm" (a slot's own). Each names its weight's initialisation stream
+// (derive_seed(seed, name)), so changing them would change every run.
+std::string parameter_name(int slot, int op, const std::string& local);
+std::string parameter_name(int slot, const std::string& local);
 
 }  // namespace livs::evaluator

@@ -46,8 +46,9 @@ void check_tokens(std::span<const uint16_t> tokens, const char* split, int vocab
 
 // Mean cross-entropy over the first eval_tokens of the validation split, cut
 // into non-overlapping windows of seq_len predictions (seq_len + 1 tokens).
+// `probe`, when given, receives the first batch's windows and their logits.
 double evaluate(Model& model, const TrainSettings& s, std::span<const uint16_t> validation,
-                int64_t& predicted) {
+                int64_t& predicted, ProbeLogits* probe) {
   const int64_t T = s.seq_len, B = s.batch_size;
   const int64_t available = std::min<int64_t>(s.eval_tokens, int64_t(validation.size()));
   const int64_t windows = (available - 1) / T;
@@ -67,6 +68,13 @@ double evaluate(Model& model, const TrainSettings& s, std::span<const uint16_t> 
       }
     }
     model.forward(inputs.data(), targets.data());
+    if (probe && w0 == 0) {
+      probe->rows = int(std::min<int64_t>(rows, kMaxProbeRows));
+      probe->seq = int(T);
+      probe->vocab = model.vocab();
+      probe->tokens.assign(inputs.begin(), inputs.begin() + probe->rows * T);
+      probe->logits = model.logits_of_last_forward(probe->rows);
+    }
     const auto& losses = model.token_losses();
     for (int64_t i = 0; i < rows * T; ++i) sum += losses[i];
   }
@@ -79,7 +87,7 @@ double evaluate(Model& model, const TrainSettings& s, std::span<const uint16_t> 
 TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSettings& s,
                                std::span<const uint16_t> train_tokens,
                                std::span<const uint16_t> validation_tokens, uint64_t seed, Backend& backend,
-                               const ProgressFn& progress) {
+                               const ProgressFn& progress, TrainedModel* trained) {
   TrainReport report;
   report.params_total = spec.params_total();
   report.params_non_embedding = spec.params_non_embedding();
@@ -167,10 +175,16 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
     report.train_seconds = seconds_since(train_start);
 
     const auto eval_start = Clock::now();
-    const double loss = evaluate(model, s, validation_tokens, report.validation_tokens);
+    ProbeLogits probe;
+    const double loss =
+        evaluate(model, s, validation_tokens, report.validation_tokens, trained ? &probe : nullptr);
     report.eval_seconds = seconds_since(eval_start);
     if (!std::isfinite(loss))
       return fail(TrainStatus::non_finite_loss, "validation loss is " + std::to_string(loss));
+    if (trained) {
+      trained->weights = copy_weights(model, spec);
+      trained->probe = std::move(probe);
+    }
     report.validation_loss = loss;
     report.perplexity = std::exp(loss);
     return report;

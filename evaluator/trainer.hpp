@@ -11,6 +11,7 @@
 
 #include "evaluator/backend.hpp"
 #include "evaluator/train_settings.hpp"
+#include "evaluator/trained_model.hpp"
 #include "genome/model_spec.hpp"
 
 namespace livs::evaluator {
@@ -45,9 +46,15 @@ struct TrainReport {
 // Called after every step with the step number (1-based) and its loss.
 using ProgressFn = std::function<void(int step, double loss)>;
 
+// The probe holds at most this many validation windows (its logits are
+// rows x seq_len x vocab floats).
+constexpr int kMaxProbeRows = 4;
+
+// `trained`, when given, receives the trained weights and the probe logits
+// (on a successful run only; left untouched otherwise).
 TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSettings& settings,
                                std::span<const uint16_t> train_tokens,
                                std::span<const uint16_t> validation_tokens, uint64_t seed, Backend& backend,
-                               const ProgressFn& progress = {});
+                               const ProgressFn& progress = {}, TrainedModel* trained = nullptr);
 
 }  // namespace livs::evaluator

@@ -125,7 +125,8 @@ EvalResult failed(std::string why, const std::string& device, double seconds) {
 
 }  // namespace
 
-EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
+EvalResult evaluate(const EvalRequest& request, const StepProgress& progress,
+                    evaluator::TrainedModel* trained) {
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -144,7 +145,7 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress) {
     evaluator::ProgressFn on_step;
     if (progress) on_step = [&](int step, double loss) { progress(step, train.steps, loss); };
     const auto report = evaluator::train_and_evaluate(spec, train, data->train, data->validation,
-                                                      request.seed, *backend, on_step);
+                                                      request.seed, *backend, on_step, trained);
     if (report.status != evaluator::TrainStatus::ok) {
       std::string why = evaluator::to_string(report.status);
       if (!report.error.empty()) why += ": " + report.error;

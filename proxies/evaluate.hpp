@@ -12,6 +12,7 @@
 #include "common/evaluate_contract.hpp"
 #include "evaluator/data/data_settings.hpp"
 #include "evaluator/train_settings.hpp"
+#include "evaluator/trained_model.hpp"
 #include "proxies/latency.hpp"
 #include "proxies/synthetic_tasks.hpp"
 
@@ -50,7 +51,11 @@ EvalSettings eval_settings_from_json(const Json& json);
 // Called after every training step (step, loss).
 using StepProgress = std::function<void(int step, int steps, double loss)>;
 
-EvalResult evaluate(const EvalRequest& request, const StepProgress& progress = {});
+// `trained`, when given, receives the trained weights and the probe logits of
+// the perplexity training (evaluator::train_and_evaluate); meaningful only
+// when the result is ok.
+EvalResult evaluate(const EvalRequest& request, const StepProgress& progress = {},
+                    evaluator::TrainedModel* trained = nullptr);
 
 // The metrics evaluate() reports (with latency settings), with their units
 // from the objective catalogue (for the database and the tables).

@@ -136,8 +136,8 @@ SearchSettings parse_search_settings(const JsonReader& root) {
   if (!search) return s;
   search->expect_keys({"algorithm", "population", "generations", "offspring", "tournament_size",
                        "crossover_probability", "mutation_probability", "aging_sample_size",
-                       "max_evaluations", "fidelity", "fidelities", "eta", "max_train_seconds",
-                       "hypervolume", "initial", "final"});
+                       "max_evaluations", "fidelity", "fidelities", "eta", "max_train_seconds", "hypervolume",
+                       "initial", "final"});
   if (const auto algorithm = search->find("algorithm")) {
     const auto name = algorithm->choice({"nsga2", "random", "aging"});
     s.algorithm = name == "random"  ? Algorithm::random
@@ -190,9 +190,10 @@ SearchSettings parse_search_settings(const JsonReader& root) {
     if (final_stage->value().is_boolean()) {
       if (!final_stage->value().get<bool>()) s.final_seeds = 0;
     } else {
-      final_stage->expect_keys({"top", "seeds"});
+      final_stage->expect_keys({"top", "seeds", "save_weights"});
       s.final_top = static_cast<int>(final_stage->integer_or("top", s.final_top, 1, 1000));
       s.final_seeds = static_cast<int>(final_stage->integer_or("seeds", s.final_seeds, 0, 100));
+      if (const auto save = final_stage->find("save_weights")) s.final_save_weights = save->boolean();
     }
   }
 

@@ -56,7 +56,9 @@ struct SearchSettings {
   uint64_t seed = 0;
 
   // The rungs' fidelities, lowest first (one rung: `fidelity`).
-  std::vector<double> rungs() const { return fidelities.empty() ? std::vector<double>{fidelity} : fidelities; }
+  std::vector<double> rungs() const {
+    return fidelities.empty() ? std::vector<double>{fidelity} : fidelities;
+  }
   double top_fidelity() const { return rungs().back(); }
 
   // Warm start (Optuna's enqueue_trial): preset names and genome files, as
@@ -72,6 +74,12 @@ struct SearchSettings {
   // the size of the differences a front resolves). final_seeds 0: no stage.
   int final_top = 8;
   int final_seeds = 3;
+  // "final": {"save_weights": true}: keep the trained weights of every
+  // full-fidelity evaluation (so of every finalist's replicate, including the
+  // replicate 0 a search at fidelity 1.0 trained itself) beside the database,
+  // for `livsearch export --format pytorch`. The CLI acts on it; it changes
+  // no result, so it is not part of a run's identity.
+  bool final_save_weights = false;
 
   std::vector<Objective> objectives;
   std::vector<Constraint> constraints;

@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -336,13 +337,31 @@ TEST_CASE("export: one genome or the Pareto front, as files eval accepts, named 
 
   auto both = f.run("export " + f.hashes[0] + " --pareto --out x", "export_both");
   CHECK(both.exit_code == 2);
-  CHECK(both.err.find("either a HASH or --pareto") != std::string::npos);
-  auto torch = f.run("export --pareto --format pytorch --out x", "export_torch");
-  CHECK(torch.exit_code == 2);
-  CHECK(torch.err.find("--format: pytorch export is not available yet") != std::string::npos);
+  CHECK(both.err.find("either a HASH, a GENOME.json or --pareto") != std::string::npos);
+  // PyTorch: a folder per front member (without weights: none were given).
+  auto torch_dir = f.dir / "front_torch";
+  auto torch = f.run("export --pareto --run alpha --format pytorch --out '" + torch_dir.string() + "'",
+                     "export_torch");
+  CAPTURE(torch.err);
+  REQUIRE(torch.exit_code == 0);
+  for (const auto& hash : expected) {
+    for (const char* file : {"model.py", "config.json", "README.md"})
+      CHECK(std::filesystem::exists(torch_dir / hash / file));
+    CHECK(!std::filesystem::exists(torch_dir / hash / "model.safetensors"));
+  }
+  CHECK(test::lines_of(torch.out).size() == expected.size());
+  if (expected.size() > 1) {
+    auto weights = f.dir / "w.safetensors";
+    std::ofstream(weights) << "whatever";
+    auto many = f.run("export --pareto --run alpha --format pytorch --weights '" + weights.string() +
+                          "' --out '" + torch_dir.string() + "'",
+                      "export_torch_weights");
+    CHECK(many.exit_code == 2);
+    CHECK(many.err.find("--weights: one weights file fits one genome") != std::string::npos);
+  }
   auto xml = f.run("export --pareto --format xml --out x", "export_xml");
   CHECK(xml.exit_code == 2);
-  CHECK(xml.err.find("--format: expected one of json, got 'xml'") != std::string::npos);
+  CHECK(xml.err.find("--format: expected one of json, pytorch, got 'xml'") != std::string::npos);
 }
 
 TEST_CASE("an exported genome runs through livsearch eval") {

@@ -15,6 +15,7 @@
 #include "evaluator/lr_schedule.hpp"
 #include "evaluator/model.hpp"
 #include "evaluator/trainer.hpp"
+#include "genome/checkpoint.hpp"
 #include "tests/evaluator/spec_builders.hpp"
 
 using namespace livs::evaluator;
@@ -311,4 +312,60 @@ TEST_CASE("out of memory is found before training and reported as the candidate'
   backend.set_memory_limit(needed);  // exactly enough: trains
   const auto ok = train_and_evaluate(spec, s, train_split(), validation_split(), 1, backend);
   CHECK_MESSAGE(ok.status == TrainStatus::ok, ok.error);
+}
+
+TEST_CASE("a run hands back its weights under checkpoint names and livsearch's logits of the first windows") {
+  // Featurizer sharing: slot 3's swiglu computes with slot 1's weights, stored once.
+  auto spec = transformer_spec(32, 2, 4, 2, 64);
+  spec.slots[3].ops[0].featurizer_source = {1, 0};
+  spec.slots[3].ops[0].shared_weight_names = {"w_gate", "w_up", "w_down"};
+  spec.slots[3].ops[0].weights.clear();
+  auto s = small_settings(6);
+  const int windows = 3;  // fewer than the batch: the probe holds exactly these
+  s.eval_tokens = windows * s.seq_len + 1;
+  CpuBackend backend;
+  TrainedModel trained;
+  const auto report =
+      train_and_evaluate(spec, s, train_split(), validation_split(), 3, backend, {}, &trained);
+  REQUIRE_MESSAGE(report.status == TrainStatus::ok, report.error);
+
+  const auto expected = livs::genome::checkpoint_weights(spec);
+  REQUIRE(trained.weights.size() == expected.size());
+  int64_t total = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    CHECK(trained.weights[i].name == expected[i].name);
+    CHECK(trained.weights[i].shape == expected[i].shape);
+    total += int64_t(trained.weights[i].values.size());
+  }
+  CHECK(total == spec.params_total());
+  CHECK(trained.weights.back().name == "final_norm");
+  CHECK(trained.weights.back().values != std::vector<float>(32, 1.0f));  // trained, not the initial gains
+
+  // The probe: the validation windows, and logits whose cross-entropy is the reported validation loss.
+  const auto& probe = trained.probe;
+  REQUIRE(probe.rows == windows);
+  REQUIRE(probe.seq == s.seq_len);
+  REQUIRE(probe.vocab == 256);
+  const auto validation = validation_split();
+  double sum = 0.0;
+  for (int r = 0; r < windows; ++r)
+    for (int t = 0; t < s.seq_len; ++t) {
+      const int64_t i = int64_t(r) * s.seq_len + t;
+      CHECK(probe.tokens[i] == validation[i]);
+      const float* row = probe.logits.data() + i * 256;
+      double m = row[0], z = 0.0;
+      for (int v = 0; v < 256; ++v) m = std::max(m, double(row[v]));
+      for (int v = 0; v < 256; ++v) z += std::exp(double(row[v]) - m);
+      sum += m + std::log(z) - double(row[validation[i + 1]]);
+    }
+  CHECK(sum / (windows * s.seq_len) == doctest::Approx(report.validation_loss).epsilon(1e-5));
+
+  // A run that fails hands back nothing.
+  TrainedModel untouched;
+  auto bad = s;
+  bad.learning_rate = 1e30;
+  bad.grad_clip = 0.0;
+  train_and_evaluate(spec, bad, train_split(), validation_split(), 3, backend, {}, &untouched);
+  CHECK(untouched.weights.empty());
+  CHECK(untouched.probe.logits.empty());
 }

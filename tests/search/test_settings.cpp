@@ -122,7 +122,8 @@ TEST_CASE("fidelity: a share of the training budget, above 0 and at most 1") {
 }
 
 TEST_CASE("fidelities: increasing rungs above 0 and at most 1 with eta, one rung is a single fidelity") {
-  const auto rungs = parse(R"({"objectives": ["perplexity"], "search": {"fidelities": [0.1, 0.3, 1], "eta": 4}})");
+  const auto rungs =
+      parse(R"({"objectives": ["perplexity"], "search": {"fidelities": [0.1, 0.3, 1], "eta": 4}})");
   CHECK(rungs.rungs() == std::vector<double>{0.1, 0.3, 1.0});
   CHECK(rungs.eta == 4);
   CHECK(rungs.top_fidelity() == 1.0);
@@ -135,14 +136,16 @@ TEST_CASE("fidelities: increasing rungs above 0 and at most 1 with eta, one rung
   CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"fidelities": [0.3, 2]}})") ==
         "cfg.json: /search/fidelities/1: expected a number in (0, 1], got 2");
   CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"fidelities": []}})") ==
-        "cfg.json: /search/fidelities: expected a non-empty array of increasing fidelities in (0, 1], got an array");
+        "cfg.json: /search/fidelities: expected a non-empty array of increasing fidelities in (0, 1], got an "
+        "array");
   CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"fidelities": [0.5, 1], "fidelity": 1}})")
             .find("either \"fidelity\"") != std::string::npos);
   CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"eta": 1}})") ==
         "cfg.json: /search/eta: expected an integer in [2, 1000], got 1");
-  CHECK(parse(R"({"objectives": ["perplexity"], "search": {"max_train_seconds": 90}})").max_train_seconds == 90.0);
-  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"max_train_seconds": -1}})").find(
-            "/search/max_train_seconds") != std::string::npos);
+  CHECK(parse(R"({"objectives": ["perplexity"], "search": {"max_train_seconds": 90}})").max_train_seconds ==
+        90.0);
+  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"max_train_seconds": -1}})")
+            .find("/search/max_train_seconds") != std::string::npos);
 }
 
 TEST_CASE("default directions and ideals of known objectives") {
@@ -156,4 +159,18 @@ TEST_CASE("default directions and ideals of known objectives") {
   CHECK(known_ideal("params") == 0.0);
   CHECK(known_ideal("mqar_accuracy") == 1.0);
   CHECK_FALSE(known_ideal("beauty").has_value());
+}
+
+TEST_CASE("final stage: top, seeds and save_weights, or false") {
+  const auto s = parse(
+      R"({"objectives": ["perplexity"], "search": {"final": {"top": 3, "seeds": 2, "save_weights": true}}})");
+  CHECK(s.final_top == 3);
+  CHECK(s.final_seeds == 2);
+  CHECK(s.final_save_weights);
+  CHECK_FALSE(parse(R"({"objectives": ["perplexity"], "search": {"final": {"top": 3}}})").final_save_weights);
+  CHECK(parse(R"({"objectives": ["perplexity"], "search": {"final": false}})").final_seeds == 0);
+  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"final": {"save_weights": "yes"}}})")
+            .find("/search/final/save_weights") != std::string::npos);
+  CHECK(error_of(R"({"objectives": ["perplexity"], "search": {"final": {"keep": true}}})")
+            .find("save_weights") != std::string::npos);
 }
