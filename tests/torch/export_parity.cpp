@@ -11,6 +11,8 @@
 //      livsearch's, step() against the forward, and that 50 more training
 //      steps in PyTorch lower the loss.
 // Usage: export_parity LIVSEARCH_BINARY SOURCE_DIR [WORK_DIR]
+// LIVSEARCH_TEST_PYTHON names another interpreter than /usr/bin/python3 (a
+// GPU box's PyTorch 2.x, to check the export under a recent torch too).
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -86,7 +88,13 @@ int run(const std::string& command) {
   return status == -1 ? -1 : WEXITSTATUS(status);
 }
 
-std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+// Built piecewise: GCC 12 warns (-Wrestrict, a false positive) on "'" + std::string in Release.
+std::string quoted(const fs::path& p) {
+  std::string out = "'";
+  out += p.string();
+  out += '\'';
+  return out;
+}
 
 }  // namespace
 
@@ -96,8 +104,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path livsearch = argv[1], source = argv[2];
-  if (run("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") != 0) {
-    std::printf("skipped: /usr/bin/python3 cannot import torch (Debian: apt-get install python3-torch)\n");
+  const char* chosen = std::getenv("LIVSEARCH_TEST_PYTHON");
+  const std::string python = chosen && *chosen ? chosen : "/usr/bin/python3";
+  if (run(python + " -c 'import torch' > /dev/null 2>&1") != 0) {
+    std::printf("skipped: %s cannot import torch (Debian: apt-get install python3-torch)\n", python.c_str());
     return kSkipped;
   }
   const fs::path work =
@@ -164,7 +174,7 @@ int main(int argc, char** argv) {
   std::ofstream(work / "manifest.json") << manifest.dump(2) << "\n";
 
   // 4. The checks in PyTorch.
-  const int status = run("/usr/bin/python3 " + quoted(source / "tests/torch/check_export.py") + " " +
+  const int status = run(python + " " + quoted(source / "tests/torch/check_export.py") + " " +
                          quoted(work / "manifest.json"));
   if (status == 0 && argc <= 3) fs::remove_all(work);
   if (status != 0) std::printf("kept for a look: %s\n", work.c_str());
