@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
     if (!adds) continue;
     const fs::path file = work / "genomes" / ("sampled-" + std::to_string(sampled++) + ".json");
     std::ofstream(file) << genome::to_canonical_json(g).dump(2) << "\n";
-    architectures += " " + quoted(file);
+    architectures += ' ';  // appended piecewise: GCC 12's -Wrestrict false positive on " " + std::string
+    architectures += quoted(file);
     std::printf("%s: %s\n", file.filename().c_str(), genome::summary(g).c_str());
   }
   std::vector<std::string> missing;
