@@ -312,7 +312,9 @@ int run_eval(int argc, char** argv) {
                        "cannot create the folder to save into" + (error ? ": " + error.message() : ""));
   }
   const std::vector<Architecture> architectures = load_architectures(args, config);
-  const Json settings = proxies::to_json(eval_settings_of(config));  // what the search hands evaluate()
+  const proxies::EvalSettings eval_settings = eval_settings_of(config);
+  proxies::check_data(eval_settings);  // a bad data file stops here, before anything trains
+  const Json settings = proxies::to_json(eval_settings);  // what the search hands evaluate()
 
   for (const auto& arch : architectures)
     std::fprintf(stderr, "%s: %s (%s)\n", arch.name.c_str(), genome::summary(arch.genome).c_str(),

@@ -57,6 +57,10 @@ int run_search(int argc, char** argv) {
   const std::string device =
       resolve_device(args.count("device") ? args["device"].as<std::string>() : config.device);
   const proxies::EvalSettings eval_settings = eval_settings_of(config);
+  // The corpus is read and checked now, before the database is touched: a
+  // broken or too-short data file is exit status 2 here, not a run whose
+  // every candidate fails with the same data error.
+  proxies::check_data(eval_settings);
 
   search::GenomeSearchOptions run_options;
   run_options.run_name = config.name;

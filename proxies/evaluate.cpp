@@ -7,6 +7,7 @@
 #include <mutex>
 #include <new>
 
+#include "common/input_error.hpp"
 #include "common/objective_catalogue.hpp"
 #include "common/rng.hpp"
 #include "evaluator/backend_factory.hpp"
@@ -124,6 +125,29 @@ EvalResult failed(std::string why, const std::string& device, double seconds) {
 }
 
 }  // namespace
+
+std::string check_data(const EvalSettings& settings) {
+  const auto data = cached_dataset(settings.data);
+  const auto train =
+      evaluator::parse_train_settings(JsonReader(settings.training, "<evaluation settings>", "/training"));
+  const std::size_t window = std::size_t(train.seq_len) + 1;
+  std::string files;
+  for (const auto& p : settings.data.paths) files += (files.empty() ? "" : ", ") + p;
+  const auto check = [&](std::size_t tokens, const char* split, const std::string& source) {
+    if (tokens < window)
+      throw InputError(
+          source, "",
+          std::string("the ") + split + " split has " + std::to_string(tokens) +
+              " tokens, fewer than one window of training.seq_len + 1 = " + std::to_string(window) +
+              " (more data, a smaller seq_len, or another validation_fraction)");
+  };
+  check(data->train.size(), "training", files);
+  std::string validation_files;
+  for (const auto& p : settings.data.validation_paths)
+    validation_files += (validation_files.empty() ? "" : ", ") + p;
+  check(data->validation.size(), "validation", validation_files.empty() ? files : validation_files);
+  return data->description;
+}
 
 EvalResult evaluate(const EvalRequest& request, const StepProgress& progress,
                     evaluator::TrainedModel* trained) {

@@ -48,6 +48,14 @@ struct TaskSection {
 TaskSection parse_task_section(const JsonReader& section);
 EvalSettings eval_settings_from_json(const Json& json);
 
+// Reads the corpus the settings name (the copy every evaluation of this
+// process then shares) and checks that each split holds at least one window
+// of training.seq_len + 1 tokens, so that a broken or too-short data file
+// stops a search or an eval before anything trains, instead of failing every
+// candidate with the same error. Throws InputError naming the file; returns
+// the data's one-line description.
+std::string check_data(const EvalSettings& settings);
+
 // Called after every training step (step, loss).
 using StepProgress = std::function<void(int step, int steps, double loss)>;
 
