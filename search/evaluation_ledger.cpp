@@ -12,6 +12,7 @@ void EvaluationLedger::load(const db::Queries& store, int64_t run_id) {
     if (outcomes_.count(key)) continue;
     Outcome outcome;
     outcome.ok = record.status == db::EvaluationStatus::ok;
+    outcome.error = record.error;
     outcome.generation = record.generation;
     outcome.wall_seconds = record.wall_seconds;
     outcome.order = recorded_++;
@@ -29,6 +30,7 @@ const Outcome* EvaluationLedger::find(const Key& key) const {
 void EvaluationLedger::record(const Key& key, const db::EvaluationOutcome& stored, int generation) {
   Outcome outcome;
   outcome.ok = stored.status == db::EvaluationStatus::ok;
+  outcome.error = stored.error;
   outcome.generation = generation;
   outcome.wall_seconds = stored.wall_seconds;
   outcome.order = recorded_++;

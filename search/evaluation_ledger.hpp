@@ -21,6 +21,7 @@ namespace livs::search {
 struct Outcome {
   bool ok = false;
   Metrics metrics;
+  std::string error;   // why it failed; empty when ok
   int generation = 0;  // the generation (or final stage) it was recorded for
   double wall_seconds = 0.0;
   int64_t order = 0;  // when it finished among the run's evaluations (loaded: database order)

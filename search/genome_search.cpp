@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "common/objective_catalogue.hpp"
@@ -158,6 +159,7 @@ class GenomeSearchRun {
     } else {
       const auto children = initial_candidates();
       population = evolution_.survive({}, evaluate_children(children, {}, 0, result));
+      check_not_all_failed_alike();
       check_objectives_measured();
       box_ = initial_box(population);
       record(0, population);
@@ -293,6 +295,27 @@ class GenomeSearchRun {
   // An objective or constraint that no successful evaluation reports (a typo,
   // or a metric this evaluator does not measure) would silently make every
   // candidate equal in it: refuse it after the initial population instead.
+  // Generation 0 failed whole, every candidate with the same error (a
+  // missing dependency, a device that cannot run anything, data every model
+  // rejects): evolving from failures would only repeat it, so the run stops
+  // here with that reason. Distinct errors are the candidates' own and the
+  // search goes on.
+  void check_not_all_failed_alike() {
+    std::set<std::string> errors;
+    for (const auto& [hash, outcome] : generation_zero_) {
+      if (!outcome || outcome->ok) return;
+      errors.insert(outcome->error);
+    }
+    if (generation_zero_.size() < 2 || errors.size() != 1) return;
+    store_.set_run_status(run_id_, db::RunStatus::interrupted);
+    throw std::runtime_error("every candidate of generation 0 (" + std::to_string(generation_zero_.size()) +
+                             ") failed with the same error, so the search stops instead of evolving "
+                             "failures: " +
+                             *errors.begin() +
+                             " (the evaluations are in the database; fix the cause and "
+                             "start a new run)");
+  }
+
   void check_objectives_measured() const {
     std::map<std::string, std::string> wanted;  // metric -> where the config names it
     for (std::size_t i = 0; i < settings_.objectives.size(); ++i)

@@ -3,9 +3,11 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 
 #include "genome/decode.hpp"
@@ -253,5 +255,48 @@ TEST_CASE(
     CHECK(hashes_of(resumed.population) == reference_front);
     CHECK(evaluator.total == reference_evaluator.total);  // nothing evaluated twice
     CHECK(store.run_by_name("test")->status == db::RunStatus::finished);
+  }
+}
+
+TEST_CASE("a generation 0 that fails whole with one error stops the run with it, distinct errors do not") {
+  const auto failing = [](std::function<std::string(const EvalRequest&)> error_of) {
+    return [error_of](const EvalRequest& request) {
+      EvalResult result;
+      result.status = EvalStatus::failed;
+      result.device = request.device;
+      result.error = error_of(request);
+      return result;
+    };
+  };
+  {
+    TempDb db("genome_search_all_failed_alike");
+    Setup setup;
+    db::Store store(db.path);
+    std::string message;
+    try {
+      run_genome_search(setup.settings, setup.operators, failing([](const EvalRequest&) {
+                          return std::string("CUDA error: no kernel image");
+                        }),
+                        store, setup.options);
+    } catch (const std::runtime_error& e) {
+      message = e.what();
+    }
+    CHECK(message.find("every candidate of generation 0") != std::string::npos);
+    CHECK(message.find("CUDA error: no kernel image") != std::string::npos);
+    const auto run = store.run_by_name(setup.options.run_name);
+    REQUIRE(run.has_value());
+    CHECK(run->status == db::RunStatus::interrupted);
+    CHECK(store.evaluations(run->id).size() >= 2);  // the failures are kept, with their reason
+  }
+  {
+    TempDb db("genome_search_all_failed_apart");
+    Setup setup;
+    db::Store store(db.path);
+    // Each candidate's own failure: the search goes on (and finds nothing).
+    const auto result = run_genome_search(setup.settings, setup.operators, failing([](const EvalRequest& r) {
+                                            return "loss is not finite in " + r.genome_hash;
+                                          }),
+                                          store, setup.options);
+    CHECK(result.finished);
   }
 }
