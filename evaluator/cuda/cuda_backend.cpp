@@ -32,27 +32,29 @@ GemmPrecision gemm_precision_from_environment() {
   return value && std::strcmp(value, "1") == 0 ? GemmPrecision::fp32 : GemmPrecision::bf16;
 }
 
-// Stream-ordered allocation (cudaMallocAsync / cudaFreeAsync from the
+namespace {
+
+// On unless the variable is "0".
+bool enabled_by_environment(const char* name) {
+  const char* value = std::getenv(name);
+  return !(value && std::strcmp(value, "0") == 0);
+}
+
+}  // namespace
+
+bool cuda_graphs_from_environment() { return enabled_by_environment("LIVSEARCH_CUDA_GRAPHS"); }
+
+// Allocation is stream-ordered (cudaMallocAsync / cudaFreeAsync from the
 // device's memory pool) unless LIVSEARCH_CUDA_ASYNC_ALLOC=0. cudaFree waits
 // for the whole device, so with several candidates training at once on one
 // GPU (search --workers N) every model built or freed by one worker stalled
 // until the others' queued work drained; the stream-ordered calls order the
 // free after this backend's own stream only.
-bool async_alloc_from_environment() {
-  const char* value = std::getenv("LIVSEARCH_CUDA_ASYNC_ALLOC");
-  return !(value && std::strcmp(value, "0") == 0);
-}
-
-bool cuda_graphs_from_environment() {
-  const char* value = std::getenv("LIVSEARCH_CUDA_GRAPHS");
-  return !(value && std::strcmp(value, "0") == 0);
-}
-
 CudaBackend::CudaBackend(int device, GemmPrecision precision)
     : device_(device),
       precision_(precision),
       graphs_enabled_(cuda_graphs_from_environment()),
-      async_alloc_(async_alloc_from_environment()) {
+      async_alloc_(enabled_by_environment("LIVSEARCH_CUDA_ASYNC_ALLOC")) {
   LIVS_CUDA_CHECK(cudaSetDevice(device_));
   try {
     cudaStream_t stream = nullptr;
@@ -83,13 +85,6 @@ void CudaBackend::release() noexcept {
   // Errors are ignored here: a destructor must not throw, and the context may
   // already be broken by the failure that is unwinding.
   if (stream_) (void)cudaStreamSynchronize(stream_);
-  const auto release_memory = [this](void* p) noexcept {
-    if (!p) return;
-    if (async_alloc_ && stream_)
-      (void)cudaFreeAsync(p, stream_);
-    else
-      (void)cudaFree(p);
-  };
   for (Scratch* s : {&attention_delta_, &column_partials_, &embedding_sort_, &column_sums_, &scan_scratch_,
                      &linear_attention_scratch_, &gemm_a_bf16_, &gemm_b_bf16_, &lm_head_x_bf16_,
                      &lm_head_table_bf16_, &attention_decode_partials_, &moe_counts_, &grouped_partials_}) {
@@ -117,6 +112,15 @@ void* CudaBackend::device_malloc(std::size_t bytes) {
   else
     LIVS_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 256 : bytes));
   return p;
+}
+
+// Errors ignored: for unwinding paths (the destructor, a failed allocate).
+void CudaBackend::release_memory(void* pointer) noexcept {
+  if (!pointer) return;
+  if (async_alloc_ && stream_)
+    (void)cudaFreeAsync(pointer, stream_);
+  else
+    (void)cudaFree(pointer);
 }
 
 // Kernels still queued on this stream may read the buffer: the stream-ordered
@@ -153,10 +157,7 @@ void* CudaBackend::allocate(std::size_t bytes) {
     LIVS_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
     synchronize();  // callers may hand the buffer to the host or another stream
   } catch (...) {
-    if (async_alloc_)
-      (void)cudaFreeAsync(p, stream_);
-    else
-      (void)cudaFree(p);
+    release_memory(p);
     throw;
   }
   return p;

@@ -214,6 +214,7 @@ class CudaBackend final : public Backend {
   void release() noexcept;
   void* device_malloc(std::size_t bytes);  // stream-ordered unless async_alloc_ is off
   void device_free(void* pointer);
+  void release_memory(void* pointer) noexcept;  // device_free without checks, for unwinding
   float* scratch_floats(Scratch& s, int64_t count) {
     return static_cast<float*>(scratch(s, std::size_t(count > 0 ? count : 1) * sizeof(float)));
   }
