@@ -264,6 +264,16 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "causal_conv_backward");
     inner_.causal_conv_backward(dx, dw, dbias, dy, x, w, shape);
   }
+  void gated_conv_forward(float* out, const float* bcx, const float* w, float* state,
+                          const ConvShape& shape) override {
+    Timed timed(*this, "gated_conv_forward");
+    inner_.gated_conv_forward(out, bcx, w, state, shape);
+  }
+  void gated_conv_backward(float* dbcx, float* dw, const float* dout, const float* bcx, const float* w,
+                           const ConvShape& shape) override {
+    Timed timed(*this, "gated_conv_backward");
+    inner_.gated_conv_backward(dbcx, dw, dout, bcx, w, shape);
+  }
   void rglru_forward(float* h, const float* u, const float* gate_a, const float* gate_i, const float* lambda,
                      float c, float* state, const ScanShape& shape) override {
     Timed timed(*this, "rglru_forward");

@@ -515,6 +515,23 @@ class Backend {
                                     const float* w, const ConvShape& shape) {
     unsupported("causal_conv_backward", dx, dw, dbias, dy, x, w, shape);
   }
+  // gconv's gated short convolution in one call, on the input projection's
+  // output bcx [batch * seq, 3 * channels] (blocks b, c and x~ of `channels`
+  // columns each, in that order):
+  //   out[t, ch] = c[t, ch] * conv(b * x~)[t, ch]
+  // with conv as causal_conv_forward without a bias, so b * x~ is what the
+  // decode state [batch, kernel-1, channels] keeps. One call instead of two
+  // products and a convolution, and nothing between them in memory.
+  // Backward (zero history) writes dbcx (every element; no accumulation, so
+  // no fill first) and accumulates dw; conv(b * x~) is recomputed.
+  virtual void gated_conv_forward(float* out, const float* bcx, const float* w, float* state,
+                                  const ConvShape& shape) {
+    unsupported("gated_conv_forward", out, bcx, w, state, shape);
+  }
+  virtual void gated_conv_backward(float* dbcx, float* dw, const float* dout, const float* bcx, const float* w,
+                                   const ConvShape& shape) {
+    unsupported("gated_conv_backward", dbcx, dw, dout, bcx, w, shape);
+  }
   // Griffin's RG-LRU, per channel, in fp32 (shape.state == 1):
   //   r = sigmoid(gate_a), i = sigmoid(gate_i), log a = -c * r * softplus(lambda[ch]),
   //   h_t = a * h_{t-1} + sqrt(1 - a^2) * (i * u),  sqrt(1 - a^2) = sqrt(-expm1(2 log a)).

@@ -78,6 +78,10 @@ class CpuBackend final : public Backend {
                            const ConvShape& shape) override;
   void causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
                             const float* w, const ConvShape& shape) override;
+  void gated_conv_forward(float* out, const float* bcx, const float* w, float* state,
+                          const ConvShape& shape) override;
+  void gated_conv_backward(float* dbcx, float* dw, const float* dout, const float* bcx, const float* w,
+                           const ConvShape& shape) override;
   void rglru_forward(float* h, const float* u, const float* gate_a, const float* gate_i, const float* lambda,
                      float c, float* state, const ScanShape& shape) override;
   void rglru_backward(float* du, float* dgate_a, float* dgate_i, float* dlambda, const float* dh,

@@ -16,6 +16,15 @@ void CudaBackend::causal_conv_backward(float* dx, float* dw, float* dbias, const
       scratch_floats(column_sums_, cuda::column_sum_scratch(rows, int64_t(shape.channels) * shape.kernel));
   cuda::causal_conv_backward(stream_, dx, dw, dbias, dy, x, w, shape, partials);
 }
+void CudaBackend::gated_conv_forward(float* out, const float* bcx, const float* w, float* state,
+                                     const ConvShape& shape) {
+  cuda::gated_conv_forward(stream_, out, bcx, w, state, shape);
+}
+void CudaBackend::gated_conv_backward(float* dbcx, float* dw, const float* dout, const float* bcx,
+                                      const float* w, const ConvShape& shape) {
+  float* partials = scratch_floats(column_sums_, cuda::gated_conv_scratch(shape));
+  cuda::gated_conv_backward(stream_, dbcx, dw, dout, bcx, w, shape, partials);
+}
 
 void CudaBackend::rglru_forward(float* h, const float* u, const float* gate_a, const float* gate_i,
                                 const float* lambda, float c, float* state, const ScanShape& shape) {

@@ -146,6 +146,14 @@ void causal_conv_forward(cudaStream_t stream, float* y, const float* x, const fl
 void causal_conv_backward(cudaStream_t stream, float* dx, float* dw, float* dbias, const float* dy,
                           const float* x, const float* w, const ConvShape& shape, float* partials);
 
+// gated_conv.cu: gconv's out = c * conv(b * x~) on bcx = [b | c | x~].
+// partials: gated_conv_scratch(shape) floats.
+int64_t gated_conv_scratch(const ConvShape& shape);
+void gated_conv_forward(cudaStream_t stream, float* out, const float* bcx, const float* w, float* state,
+                        const ConvShape& shape);
+void gated_conv_backward(cudaStream_t stream, float* dbcx, float* dw, const float* dout, const float* bcx,
+                         const float* w, const ConvShape& shape, float* partials);
+
 // scan.cu: chunked scans, time-parallel when batch x channels is small.
 // scratch: rglru_scratch(shape) floats for the RG-LRU, and for the selective
 // scan selective_scan_forward_scratch / selective_scan_backward_scratch (the
@@ -169,6 +177,15 @@ void selective_scan_backward(cudaStream_t stream, float* du, float* ddelta, floa
                              const float* delta, const float* a_log, const float* B, const float* C,
                              const float* D, const ScanShape& shape, float* scratch);
 
+// linear_attention_chunked.cu: the ungated form in chunks (see there); the
+// launchers below take it when linear_attention_chunked says so.
+bool linear_attention_chunked(const LinearAttentionShape& shape, bool gated);
+int64_t linear_attention_chunked_scratch(const LinearAttentionShape& shape);
+void linear_attention_chunked_forward(cudaStream_t stream, float* out, const float* q, const float* k,
+                                      const float* v, const LinearAttentionShape& shape, float* scratch);
+void linear_attention_chunked_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
+                                       const float* q, const float* k, const float* v,
+                                       const LinearAttentionShape& shape, float* scratch);
 // linear_attention.cu. scratch: linear_attention_scratch(shape) floats.
 int64_t linear_attention_scratch(const LinearAttentionShape& shape);
 void linear_attention_forward(cudaStream_t stream, float* out, const float* q, const float* k, const float* v,

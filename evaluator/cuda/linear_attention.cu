@@ -4,7 +4,10 @@
 // shared memory (or, for head dims too large for it, in global scratch);
 // thread j owns state column j in the forward, thread i owns row i where
 // the backward's sums run along rows. Every sum has the CPU backend's order.
-// A chunked (intra-chunk matmul) form is the next step for speed.
+// Ungated attention with head_dim <= 64 takes the chunked kernels instead
+// (linear_attention_chunked.cu).
+#include <algorithm>
+
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
@@ -179,13 +182,18 @@ __global__ void linear_attention_state_read_kernel(float* out, const float* q, c
 int64_t linear_attention_scratch(const LinearAttentionShape& s) {
   const int64_t tasks = int64_t(s.batch) * s.heads;
   const int64_t local_dq = tasks * s.seq * s.head_dim;
-  return local_dq + (state_in_shared(s.head_dim) ? 0 : tasks * s.head_dim * (s.head_dim + 1));
+  const int64_t sequential = local_dq + (state_in_shared(s.head_dim) ? 0 : tasks * s.head_dim * (s.head_dim + 1));
+  return std::max(sequential, linear_attention_chunked(s, false) ? linear_attention_chunked_scratch(s) : 0);
 }
 
 void linear_attention_forward(cudaStream_t stream, float* out, const float* q, const float* k, const float* v,
                               const float* log_alpha, const LinearAttentionShape& s, float* scratch) {
   const int64_t tasks = int64_t(s.batch) * s.heads;
   if (tasks <= 0 || s.seq <= 0) return;
+  if (linear_attention_chunked(s, log_alpha != nullptr)) {
+    linear_attention_chunked_forward(stream, out, q, k, v, s, scratch);
+    return;
+  }
   if (s.head_dim > 1024) throw std::invalid_argument("CUDA linear attention: head_dim above 1024");
   const bool shared_state = state_in_shared(s.head_dim);
   const std::size_t bytes = prepare_shared(linear_attention_forward_kernel, s.head_dim, 4);
@@ -200,6 +208,10 @@ void linear_attention_backward(cudaStream_t stream, float* dq, float* dk, float*
                                const float* log_alpha, const LinearAttentionShape& s, float* scratch) {
   const int64_t tasks = int64_t(s.batch) * s.heads;
   if (tasks <= 0 || s.seq <= 0) return;
+  if (linear_attention_chunked(s, log_alpha != nullptr)) {
+    linear_attention_chunked_backward(stream, dq, dk, dv, dout, q, k, v, s, scratch);
+    return;
+  }
   if (s.head_dim > 1024) throw std::invalid_argument("CUDA linear attention: head_dim above 1024");
   const bool shared_state = state_in_shared(s.head_dim);
   const std::size_t bytes = prepare_shared(linear_attention_backward_kernel, s.head_dim, 5);

@@ -278,3 +278,56 @@ TEST_CASE("sum of squares and AdamW against double formulas") {
     CHECK(p[i] == doctest::Approx(pi).epsilon(1e-5));
   }
 }
+
+TEST_CASE("gated convolution equals the products and the convolution it fuses, bit for bit") {
+  CpuBackend be;
+  // A kernel longer than the sequence, kernel 1, a long kernel; decode through the state.
+  for (ConvShape s :
+       {ConvShape{2, 9, 5, 3}, ConvShape{1, 4, 6, 7}, ConvShape{3, 5, 4, 1}, ConvShape{2, 70, 3, 64}}) {
+    CAPTURE(s.kernel);
+    const int64_t C = s.channels, rows = int64_t(s.batch) * s.seq, hist = s.kernel - 1;
+    const auto bcx = random_vector(rows * 3 * C, 40), w = random_vector(C * s.kernel, 41),
+               dout = random_vector(rows * C, 42);
+    // The parts, as gconv ran them before the fused call.
+    std::vector<float> b(rows * C), c(rows * C), xt(rows * C);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t ch = 0; ch < C; ++ch) {
+        b[r * C + ch] = bcx[r * 3 * C + ch];
+        c[r * C + ch] = bcx[r * 3 * C + C + ch];
+        xt[r * C + ch] = bcx[r * 3 * C + 2 * C + ch];
+      }
+    std::vector<float> bx(rows * C), conv(rows * C), cz(rows * C);
+    be.multiply_forward(bx.data(), b.data(), xt.data(), rows * C);
+    be.causal_conv_forward(conv.data(), bx.data(), w.data(), nullptr, nullptr, s);
+    be.multiply_forward(cz.data(), c.data(), conv.data(), rows * C);
+    std::vector<float> db(rows * C, 0.0f), dc(rows * C, 0.0f), dxt(rows * C, 0.0f), dbx(rows * C, 0.0f),
+        dconv(rows * C, 0.0f), dw_parts(C * s.kernel, 0.5f);
+    be.multiply_backward(dc.data(), dconv.data(), dout.data(), c.data(), conv.data(), rows * C);
+    be.causal_conv_backward(dbx.data(), dw_parts.data(), nullptr, dconv.data(), bx.data(), w.data(), s);
+    be.multiply_backward(db.data(), dxt.data(), dbx.data(), b.data(), xt.data(), rows * C);
+
+    std::vector<float> out(rows * C, -7.0f), dbcx(rows * 3 * C, -7.0f), dw(C * s.kernel, 0.5f);
+    be.gated_conv_forward(out.data(), bcx.data(), w.data(), nullptr, s);
+    be.gated_conv_backward(dbcx.data(), dw.data(), dout.data(), bcx.data(), w.data(), s);
+    CHECK(out == cz);
+    CHECK(dw == dw_parts);  // accumulated onto its 0.5 start, as the parts'
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t ch = 0; ch < C; ++ch) {
+        REQUIRE(dbcx[r * 3 * C + ch] == db[r * C + ch]);
+        REQUIRE(dbcx[r * 3 * C + C + ch] == dc[r * C + ch]);
+        REQUIRE(dbcx[r * 3 * C + 2 * C + ch] == dxt[r * C + ch]);
+      }
+
+    // Decode: one token at a time through a state of the last k-1 gated inputs.
+    std::vector<float> state(std::max<int64_t>(1, hist * C), 0.0f), token(3 * C), y(C);
+    for (int64_t bi = 0; bi < s.batch; ++bi) {
+      std::fill(state.begin(), state.end(), 0.0f);
+      for (int64_t t = 0; t < s.seq; ++t) {
+        const int64_t r = bi * s.seq + t;
+        std::copy_n(bcx.begin() + r * 3 * C, 3 * C, token.begin());
+        be.gated_conv_forward(y.data(), token.data(), w.data(), state.data(), {1, 1, int(C), s.kernel});
+        for (int64_t ch = 0; ch < C; ++ch) REQUIRE(y[ch] == cz[r * C + ch]);
+      }
+    }
+  }
+}

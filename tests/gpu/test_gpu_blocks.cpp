@@ -207,6 +207,47 @@ TEST_CASE("causal depthwise convolution: parallel, decode with state, backward")
   }
 }
 
+TEST_CASE("gated convolution: tiled and per-element paths, decode with state, backward") {
+  // Kernel <= 64 without a state takes the tiled path (sequences and channel
+  // counts off the 64 x 32 tile, a kernel longer than the sequence); 100 the
+  // per-element kernels and the column sums.
+  for (ConvShape s : {ConvShape{2, 37, 20, 4}, ConvShape{3, 5, 70, 3}, ConvShape{1, 9, 8, 1},
+                      ConvShape{2, 130, 45, 64}, ConvShape{1, 20, 33, 16}, ConvShape{2, 50, 40, 100}}) {
+    CAPTURE(s.seq);
+    CAPTURE(s.kernel);
+    const int64_t C = s.channels, rows = int64_t(s.batch) * s.seq, hist = s.kernel - 1;
+    const auto bcx = random_floats(rows * 3 * C, 150), w = random_floats(C * s.kernel, 151),
+               dout = random_floats(rows * C, 152);
+    compare_backends(
+        "gated conv",
+        [&](Backend& be) {
+          Array d_bcx(be, bcx), d_w(be, w), d_dout(be, dout);
+          auto out = poisoned(be, rows * C), dbcx = poisoned(be, rows * 3 * C);
+          auto dw = accumulator(be, C * s.kernel, 153);
+          be.gated_conv_forward(out->data(), d_bcx.data(), d_w.data(), nullptr, s);
+          be.gated_conv_backward(dbcx->data(), dw->data(), d_dout.data(), d_bcx.data(), d_w.data(), s);
+          Array state(be, std::max<int64_t>(1, hist * C));
+          Array token(be, 3 * C), y(be, C);
+          std::vector<float> decoded;
+          for (int b = 0; b < s.batch; ++b) {
+            be.fill(state.data(), state.size(), 0.0f);
+            for (int t = 0; t < s.seq; ++t) {
+              be.copy(token.data(), d_bcx.data() + (int64_t(b) * s.seq + t) * 3 * C, 3 * C);
+              be.gated_conv_forward(y.data(), token.data(), d_w.data(), state.data(),
+                                    {1, 1, int(C), s.kernel});
+              const auto row = y.download();
+              decoded.insert(decoded.end(), row.begin(), row.end());
+            }
+          }
+          return Outputs{{"out", out->download()},
+                         {"decode", decoded},
+                         {"dbcx", dbcx->download()},
+                         {"dw", dw->download()}};
+        },
+        kFp32Tolerance);
+  }
+}
+
 TEST_CASE("RG-LRU scan: forward, decode with state, backward") {
   const ScanShape s{3, 50, 20, 1};
   const int64_t n = int64_t(s.batch) * s.seq * s.channels;
@@ -306,7 +347,11 @@ TEST_CASE("linear attention, gated and ungated, shared-memory and global state, 
     LinearAttentionShape shape;
     bool gated;
   };
-  for (Case c : {Case{{2, 40, 3, 16}, true}, Case{{1, 33, 2, 40}, false}, Case{{1, 10, 1, 200}, true}}) {
+  // Ungated with head_dim <= 64 takes the chunked kernels (64 steps a chunk):
+  // one partial chunk, three chunks with a partial last one, exactly two
+  // chunks at head_dim 64; ungated at head_dim 65 the sequential kernel.
+  for (Case c : {Case{{2, 40, 3, 16}, true}, Case{{1, 33, 2, 40}, false}, Case{{1, 10, 1, 200}, true},
+                 Case{{3, 150, 2, 32}, false}, Case{{2, 128, 2, 64}, false}, Case{{1, 70, 1, 65}, false}}) {
     const LinearAttentionShape& s = c.shape;
     CAPTURE(s.head_dim);
     CAPTURE(c.gated);
