@@ -4,6 +4,7 @@
 // presets and finalists named.
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "report/sections.hpp"
 #include "search/pareto.hpp"
@@ -95,6 +96,11 @@ std::string scatter(const ReportData& data, const search::Objective& a, const se
   std::stable_sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) {
     return layer(data.points[i]) < layer(data.points[j]);
   });
+  // A name goes on the candidate's point at the front fidelity, or at its
+  // highest fidelity when it never reached that one.
+  std::set<std::string> at_front_fidelity;
+  for (const auto& p : data.points)
+    if (p.fidelity == data.front_fidelity) at_front_fidelity.insert(p.hash);
   std::string labels;
   for (std::size_t i : order) {
     const auto& p = data.points[i];
@@ -110,7 +116,7 @@ std::string scatter(const ReportData& data, const search::Objective& a, const se
     svg += marker(fidelity_marker(data, p.fidelity), x(vx), y(vy), r,
                   "class=\"" + cls + "\" data-i=\"" + std::to_string(i) + "\"");
     const std::string name = point_label(p);
-    if (!name.empty() && p.fidelity == data.front_fidelity) {
+    if (!name.empty() && (p.fidelity == data.front_fidelity || !at_front_fidelity.count(p.hash))) {
       // Near the right edge the name goes to the left of its point.
       const bool left = x(vx) > frame.x1() - 90;
       labels += "<text class=\"point-label\" x=\"" + coordinate(x(vx) + (left ? -7 : 7)) + "\" y=\"" +

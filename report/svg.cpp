@@ -47,9 +47,9 @@ std::string short_number(double value) {
   const double magnitude = std::fabs(value);
   const char* suffix = "";
   double shown = value;
-  if (magnitude >= 1e10) {
+  if (magnitude >= 1e9) {
     shown = value / 1e9, suffix = "G";
-  } else if (magnitude >= 1e7) {
+  } else if (magnitude >= 1e6) {
     shown = value / 1e6, suffix = "M";
   } else if (magnitude >= 1e4) {
     shown = value / 1e3, suffix = "k";
