@@ -89,9 +89,18 @@ const char* page_script() {
     detail.hidden = open === undefined ? !detail.hidden : !open;
   }
   document.addEventListener('click', function (e) {
+    var button = e.target.closest('.view-switch button');
+    if (button) {
+      var section = button.closest('section');
+      section.setAttribute('data-view', button.getAttribute('data-view'));
+      Array.prototype.forEach.call(section.querySelectorAll('.view-switch button'), function (b) {
+        b.setAttribute('aria-pressed', b === button ? 'true' : 'false');
+      });
+      return;
+    }
     var row = e.target.closest('tr.front-row');
     if (row) { toggle(row.parentNode); return; }
-    var point = e.target.closest('svg.plot [data-i]');
+    var point = e.target.closest('svg.plot [data-i], svg.scatter-all [data-i]');
     if (!point) return;
     var body = document.querySelector('tbody.member[data-i="' + point.getAttribute('data-i') + '"]');
     if (!body) return;

@@ -33,10 +33,17 @@ pre { background: var(--panel); border: 1px solid var(--line); border-radius: 6p
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 18px; margin: 0 0 10px; }
 dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; }
+.view-switch { margin: 0 0 10px; }
+.view-switch button { font: inherit; font-size: 13px; padding: 3px 10px; border: 1px solid var(--line);
+                      background: #fff; color: var(--ink); cursor: pointer; }
+.view-switch button:first-child { border-radius: 6px 0 0 6px; }
+.view-switch button:last-child { border-radius: 0 6px 6px 0; border-left: none; }
+.view-switch button[aria-pressed="true"] { background: var(--accent); color: #fff; border-color: var(--accent); }
+#pareto:not([data-view="all"]) .view-all, #pareto[data-view="all"] .view-top { display: none; }
 .plots { display: flex; flex-wrap: wrap; gap: 14px; }
 figure { margin: 0; flex: 0 1 460px; min-width: 300px; }
-figure.wide { flex: 1 1 100%; max-width: 880px; }
-svg.plot { width: 100%; height: auto; display: block; }
+figure.wide { flex: 1 1 100%; max-width: 820px; }
+svg.plot, svg.scatter-all { width: 100%; height: auto; display: block; }
 .plot-area { fill: #fff; stroke: var(--line); }
 .grid { stroke: #eaeef2; stroke-width: 1; }
 .tick { font-size: 10.5px; fill: var(--muted); }

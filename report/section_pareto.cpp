@@ -48,17 +48,25 @@ std::string point_label(const CandidatePoint& p) {
   return {};
 }
 
-std::string scatter(const ReportData& data, const search::Objective& a, const search::Objective& b) {
+// `all_fidelities`: every candidate at every fidelity, scaled to hold them
+// all; otherwise the candidates at the front fidelity only, scaled to them
+// (a cheap fidelity's perplexity is often far from the full one's and would
+// squash the front into a corner).
+std::string scatter(const ReportData& data, const search::Objective& a, const search::Objective& b,
+                    bool all_fidelities) {
+  auto shown = [&](const CandidatePoint& p) { return all_fidelities || p.fidelity == data.front_fidelity; };
   Frame frame;
   std::vector<double> xs, ys;
   for (const auto& p : data.points) {
+    if (!shown(p)) continue;
     const double x = mean_of(p, a.name), y = mean_of(p, b.name);
     if (std::isfinite(x) && std::isfinite(y)) xs.push_back(x), ys.push_back(y);
   }
   const auto unit = [&](const std::string& m) { return unit_of(data, m); };
   Scale x = fit_scale(xs, frame.x0(), frame.x1(), true);
   Scale y = fit_scale(ys, frame.y0(), frame.y1(), true);
-  std::string svg = svg_open(frame, "plot scatter", a.name + " against " + b.name);
+  std::string svg =
+      svg_open(frame, all_fidelities ? "plot scatter-all" : "plot scatter", a.name + " against " + b.name);
   svg += axes(frame, x, y, titled(a.name, unit(a.name)) + direction_note(a),
               titled(b.name, unit(b.name)) + direction_note(b));
 
@@ -104,12 +112,15 @@ std::string scatter(const ReportData& data, const search::Objective& a, const se
   std::string labels;
   for (std::size_t i : order) {
     const auto& p = data.points[i];
+    if (!shown(p)) continue;
     const double vx = mean_of(p, a.name), vy = mean_of(p, b.name);
     if (!std::isfinite(vx) || !std::isfinite(vy)) continue;
     std::string cls = "pt";
     if (p.fidelity != data.front_fidelity) cls += " low";
     if (p.on_front) cls += " front";
-    if (p.violation > 0) cls += " infeasible";
+    // Constraints judge the numbers the front is ranked by; a cheap fidelity's
+    // perplexity says little about the full one's.
+    if (p.violation > 0 && p.fidelity == data.front_fidelity) cls += " infeasible";
     if (!p.label.empty()) cls += " preset";
     if (p.finalist) cls += " finalist";
     const double r = p.on_front ? 5.0 : 3.6;
@@ -155,7 +166,9 @@ std::string pareto_section(const ReportData& data) {
       "front at fidelity " +
       escape(short_number(data.front_fidelity)) +
       " over all objectives; the line joins the front of the two objectives shown. Hover a point for its "
-      "summary and metrics; click a front member to open its row.</p>";
+      "summary and metrics; click a front member to open its row. A search over several fidelities shows the "
+      "front's "
+      "fidelity first; the switch shows every fidelity, by marker.</p>";
   // The legend: one entry per kind of point and per fidelity.
   out += "<div class=\"legend\">";
   auto entry = [&](Marker m, const std::string& cls, const std::string& text) {
@@ -180,13 +193,25 @@ std::string pareto_section(const ReportData& data) {
       "x1=\"1\" y1=\"8\" x2=\"15\" y2=\"8\"/></svg>front of the pair</span>";
   out +=
       "<span class=\"legend-entry\"><b class=\"label-sample\">name</b>warm-start preset or finalist</span>";
-  out += "</div><div class=\"plots\">";
-  for (std::size_t i = 0; i < data.objectives.size(); ++i)
-    for (std::size_t j = i + 1; j < data.objectives.size(); ++j)
-      out += "<figure>" + scatter(data, data.objectives[i], data.objectives[j]) + "<figcaption>" +
-             escape(data.objectives[i].name) + " and " + escape(data.objectives[j].name) +
-             "</figcaption></figure>";
-  return out + "</div></section>";
+  out += "</div>";
+  const bool several = fidelities.size() > 1;
+  if (several)
+    out +=
+        "<div class=\"view-switch\" role=\"group\" aria-label=\"which candidates\"><button type=\"button\" "
+        "data-view=\"top\" aria-pressed=\"true\">fidelity " +
+        escape(short_number(data.front_fidelity)) +
+        " only</button><button type=\"button\" data-view=\"all\" aria-pressed=\"false\">every "
+        "fidelity</button></div>";
+  for (bool all : several ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
+    out += std::string("<div class=\"plots") + (several ? (all ? " view-all" : " view-top") : "") + "\">";
+    for (std::size_t i = 0; i < data.objectives.size(); ++i)
+      for (std::size_t j = i + 1; j < data.objectives.size(); ++j)
+        out += "<figure>" + scatter(data, data.objectives[i], data.objectives[j], all) + "<figcaption>" +
+               escape(data.objectives[i].name) + " and " + escape(data.objectives[j].name) +
+               "</figcaption></figure>";
+    out += "</div>";
+  }
+  return out + "</section>";
 }
 
 }  // namespace livs::report

@@ -158,7 +158,9 @@ TEST_CASE("a 1000-candidate run: every candidate plotted, the front tabled, unde
   std::regex point_in_scatter("class=\"pt[^\"]*\" data-i=\"");
   const auto points =
       std::distance(std::sregex_iterator(html.begin(), html.end(), point_in_scatter), std::sregex_iterator());
-  CHECK(static_cast<std::size_t>(points) == 3 * data.points.size());
+  // The front-fidelity view and the every-fidelity view.
+  CHECK(count(html, "class=\"plot scatter-all\"") == 3);
+  CHECK(static_cast<std::size_t>(points) == 3 * (at_full + data.points.size()));
   CHECK(count(html, "class=\"plot parallel\"") == 1);
   // Failures: 25 of them, three reasons, most frequent first.
   REQUIRE(data.failures.size() == 3);
