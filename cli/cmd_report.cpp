@@ -39,6 +39,7 @@ int run_report(int argc, char** argv) {
     // The reader is closed before the file is written: the database is held
     // only while it is read.
     db::Reader reader(db_path);
+    db::Reader::Snapshot snapshot(reader);  // one consistent state of a run being written
     html = report::build_report(reader, args["run"].as<std::string>(), db::utc_now_iso8601());
   }
   const std::filesystem::path partial = out.string() + ".partial";

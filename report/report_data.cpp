@@ -150,8 +150,10 @@ ReportData gather_report_data(const db::Queries& db, const std::string& run_name
     }
   }
   for (const auto& m : front.members) {
+    auto at = front_point.find(m.candidate.hash);
+    if (at == front_point.end()) continue;  // cannot happen within one snapshot; never crash on it
     FrontRow row;
-    row.point = front_point.at(m.candidate.hash);
+    row.point = at->second;
     if (const auto* g = genomes.find(m.candidate.hash)) row.genome = g->genome;
     row.ancestors = ancestry(db, d.run.id, m.candidate.hash, genomes, row.operator_name);
     d.front.push_back(std::move(row));
