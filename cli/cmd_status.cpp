@@ -19,7 +19,7 @@
 #include "cli/query_front.hpp"
 #include "common/evaluate_contract.hpp"
 #include "db/store.hpp"
-#include "search/rank_correlation.hpp"
+#include "search/rung_statistics.hpp"
 
 namespace livs::cli {
 
@@ -116,57 +116,8 @@ std::string describe_fidelities(const std::vector<db::FidelityCounts>& fidelitie
   return out;
 }
 
-// Whether the cheap fidelity predicts the expensive one: for two consecutive
-// fidelities of a run, Kendall's tau-b between each objective's values at the
-// lower and at the higher, over the genomes with an ok evaluation at both (a
-// genome's value at a fidelity: its mean over seeds, as `pareto` ranks it).
-// A genome without a finite value of an objective at either fidelity is left
-// out of that objective's tau only.
-struct RankStability {
-  double from = 0.0;
-  double to = 0.0;
-  std::size_t genomes = 0;
-  std::vector<std::pair<std::string, double>> tau;  // per objective, in the run's order; NaN: undefined
-};
-
-std::vector<RankStability> rank_stability(const db::Queries& db, const db::RunRecord& run,
-                                          const std::vector<db::FidelityCounts>& fidelities,
-                                          const std::vector<search::Objective>& objectives) {
-  std::vector<std::map<std::string, Candidate>> at;  // per fidelity, by hash
-  for (const auto& f : fidelities) {
-    std::map<std::string, Candidate> by_hash;
-    for (auto& c : load_candidates(db, run, f.fidelity).candidates) by_hash.emplace(c.hash, std::move(c));
-    at.push_back(std::move(by_hash));
-  }
-  auto mean_of = [](const Candidate& c, const std::string& objective) {
-    auto it = c.metrics.find(objective);
-    return it == c.metrics.end() || it->second.n == 0 ? std::numeric_limits<double>::quiet_NaN()
-                                                      : it->second.mean;
-  };
-  std::vector<RankStability> out;
-  for (std::size_t i = 0; i + 1 < fidelities.size(); ++i) {
-    RankStability pair{fidelities[i].fidelity, fidelities[i + 1].fidelity, 0, {}};
-    std::vector<std::pair<const Candidate*, const Candidate*>> both;
-    for (const auto& [hash, low] : at[i])
-      if (auto high = at[i + 1].find(hash); high != at[i + 1].end()) both.emplace_back(&low, &high->second);
-    pair.genomes = both.size();
-    for (const auto& o : objectives) {
-      std::vector<double> low, high;
-      for (const auto& [l, h] : both) {
-        double a = mean_of(*l, o.name), b = mean_of(*h, o.name);
-        if (!std::isfinite(a) || !std::isfinite(b)) continue;
-        low.push_back(a);
-        high.push_back(b);
-      }
-      pair.tau.emplace_back(o.name, search::kendall_tau_b(low, high));
-    }
-    out.push_back(std::move(pair));
-  }
-  return out;
-}
-
 // "fidelity 0.3 -> 1: 6 genomes, Kendall tau perplexity 0.73, cache_bytes 1"
-std::string describe_rank_stability(const RankStability& r) {
+std::string describe_rank_stability(const search::RankStability& r) {
   std::string out = "fidelity " + format_number(r.from) + " -> " + format_number(r.to) + ": " +
                     std::to_string(r.genomes) + (r.genomes == 1 ? " genome" : " genomes") + ", Kendall tau";
   for (std::size_t i = 0; i < r.tau.size(); ++i) {
@@ -179,43 +130,8 @@ std::string describe_rank_stability(const RankStability& r) {
   return out;
 }
 
-// The rungs of a search over several fidelities: per rung, the genomes with
-// a finished search-stage result there (replicate 0: the final stage's other
-// seeds are not rung results), those being trained there now, and how many
-// of them went on to the next rung.
-struct RungCounts {
-  double fidelity = 0.0;
-  std::size_t candidates = 0;
-  std::size_t running = 0;
-  std::size_t promoted = 0;  // candidates with a result or a training at the next rung
-};
-
-std::vector<RungCounts> rung_counts(const db::RunRecord& run, const RunGoals& goals,
-                                    const std::vector<db::EvaluationRecord>& evaluations) {
-  std::vector<std::set<std::string>> finished(goals.rungs.size()), running(goals.rungs.size());
-  for (const auto& e : evaluations) {
-    if (e.seed != evaluation_seed(run.seed, e.genome_hash)) continue;
-    const auto at = std::find(goals.rungs.begin(), goals.rungs.end(), e.fidelity);
-    if (at == goals.rungs.end()) continue;
-    const auto rung = static_cast<std::size_t>(at - goals.rungs.begin());
-    if (e.status == db::EvaluationStatus::ok || e.status == db::EvaluationStatus::failed)
-      finished[rung].insert(e.genome_hash);
-    else if (e.status == db::EvaluationStatus::running)
-      running[rung].insert(e.genome_hash);
-  }
-  std::vector<RungCounts> out;
-  for (std::size_t r = 0; r < goals.rungs.size(); ++r) {
-    RungCounts counts{goals.rungs[r], finished[r].size(), running[r].size(), 0};
-    if (r + 1 < goals.rungs.size())
-      for (const auto& hash : finished[r])
-        counts.promoted += finished[r + 1].count(hash) + running[r + 1].count(hash);
-    out.push_back(counts);
-  }
-  return out;
-}
-
 // "fidelity 0.11: 48 genomes, 16 promoted (33%); fidelity 0.33: 16 genomes, 1 running, 5 promoted (31%); ..."
-std::string describe_rungs(const std::vector<RungCounts>& rungs) {
+std::string describe_rungs(const std::vector<search::RungCounts>& rungs) {
   std::string out;
   for (std::size_t r = 0; r < rungs.size(); ++r) {
     const auto& c = rungs[r];
@@ -266,9 +182,9 @@ int run_status(int argc, char** argv) {
   auto fidelities = reader.fidelities(run.id);
   auto generations = reader.generations(run.id);
   Rejections rejected = count_rejections(generations);
-  auto stability = rank_stability(reader, run, candidates.fidelities, goals.objectives);
-  const auto rungs =
-      goals.rungs.size() > 1 ? rung_counts(run, goals, evaluations) : std::vector<RungCounts>{};
+  auto stability = search::rank_stability(reader, run, candidates.fidelities, goals.objectives);
+  const auto rungs = goals.rungs.size() > 1 ? search::rung_counts(run, goals, evaluations)
+                                            : std::vector<search::RungCounts>{};
   // Labelled genomes (the warm start), in label order.
   std::vector<std::pair<std::string, std::string>> labels;  // label, hash
   for (const auto& [hash, label] : reader.genome_labels(run.id)) labels.emplace_back(label, hash);

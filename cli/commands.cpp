@@ -17,6 +17,7 @@ int run_export(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_presets(int argc, char** argv);
 int run_finalize(int argc, char** argv);
+int run_report(int argc, char** argv);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
@@ -30,6 +31,7 @@ const std::vector<Command>& commands() {
        run_export},
       {"finalize", "re-train a run's front and warm-start members at full budget over several seeds",
        run_finalize},
+      {"report", "write one self-contained HTML file with a run's plots, front and genomes", run_report},
       {"eval", "train architectures side by side over seeds, scored as the search scores them", run_eval},
       {"presets", "list the built-in architectures, or print one as genome JSON", run_presets},
   };

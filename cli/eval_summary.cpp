@@ -9,16 +9,6 @@
 
 namespace livs::cli {
 
-std::map<std::string, SeedSummary> summarise_metrics(
-    const std::vector<std::map<std::string, double>>& seeds) {
-  std::map<std::string, std::vector<double>> columns;
-  for (const auto& metrics : seeds)
-    for (const auto& [name, value] : metrics) columns[name].push_back(value);
-  std::map<std::string, SeedSummary> out;
-  for (const auto& [name, values] : columns) out[name] = summarise_seeds(values);
-  return out;
-}
-
 std::string format_mean_sd(const SeedSummary& summary) {
   if (summary.n == 0) return "-";
   std::string text = format_number(summary.mean);

@@ -11,10 +11,7 @@
 namespace livs::cli {
 
 using livs::SeedSummary;
-
-// One summary per metric name over the metric maps of several seeds; a metric
-// that only some seeds report is summarised over those (its n says how many).
-std::map<std::string, SeedSummary> summarise_metrics(const std::vector<std::map<std::string, double>>& seeds);
+using livs::summarise_metrics;  // common/seed_summary.hpp
 
 // "13.1229 ± 0.041": the mean (format_number), then the sample standard
 // deviation to two significant digits; the mean alone when n == 1; "-" when n == 0.

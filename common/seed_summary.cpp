@@ -32,4 +32,14 @@ SeedSummary summarise_seeds(const std::vector<double>& values) {
   return s;
 }
 
+std::map<std::string, SeedSummary> summarise_metrics(
+    const std::vector<std::map<std::string, double>>& seeds) {
+  std::map<std::string, std::vector<double>> columns;
+  for (const auto& metrics : seeds)
+    for (const auto& [name, value] : metrics) columns[name].push_back(value);
+  std::map<std::string, SeedSummary> out;
+  for (const auto& [name, values] : columns) out[name] = summarise_seeds(values);
+  return out;
+}
+
 }  // namespace livs

@@ -3,6 +3,8 @@
 // standard deviation (n - 1 in the denominator; 0 for a single seed), the
 // numbers every "mean ± sd over seeds" table prints (the final stage's log,
 // `eval`, `pareto`, `show`, `status`), so they all agree.
+#include <map>
+#include <string>
 #include <vector>
 
 namespace livs {
@@ -17,5 +19,9 @@ struct SeedSummary {
 
 // Non-finite values are skipped: a failed seed has no number to average.
 SeedSummary summarise_seeds(const std::vector<double>& values);
+
+// One summary per metric name over the metric maps of several seeds; a metric
+// that only some seeds report is summarised over those (its n says how many).
+std::map<std::string, SeedSummary> summarise_metrics(const std::vector<std::map<std::string, double>>& seeds);
 
 }  // namespace livs

@@ -63,6 +63,13 @@ std::string seed_text(uint64_t seed) { return std::to_string(seed); }
 Reader::Reader(const std::string& path, int busy_timeout_ms)
     : Queries(nullptr, open_read_only(path, busy_timeout_ms)) {}
 
+Reader::Snapshot::Snapshot(Reader& reader) : reader_(reader) { reader_.connection_->exec("BEGIN"); }
+
+Reader::Snapshot::~Snapshot() {
+  // A read transaction has nothing to commit; ending it cannot lose anything.
+  sqlite3_exec(reader_.connection_->handle(), "COMMIT", nullptr, nullptr, nullptr);
+}
+
 // The lock is taken before the file is opened (the argument is built first),
 // so two writers never both migrate or write.
 Store::Store(const std::string& path, int busy_timeout_ms)

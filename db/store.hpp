@@ -99,6 +99,22 @@ class Reader : public Queries {
   // InputError when the file does not exist, is not a SQLite or not a
   // livsearch database, or has a schema this tool does not know.
   explicit Reader(const std::string& path, int busy_timeout_ms = 10000);
+
+  // One read transaction for as long as it lives: every query sees the
+  // database as it was at the first one, however much a writer commits
+  // meanwhile (WAL readers work from a snapshot and never block the writer).
+  // For a command that reads many tables and must show one consistent state
+  // (`report`); keep it short, as a checkpoint cannot pass an open snapshot.
+  class Snapshot {
+   public:
+    explicit Snapshot(Reader& reader);
+    ~Snapshot();
+    Snapshot(const Snapshot&) = delete;
+    Snapshot& operator=(const Snapshot&) = delete;
+
+   private:
+    Reader& reader_;
+  };
 };
 
 struct OpenedRun {

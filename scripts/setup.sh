@@ -14,6 +14,7 @@ packages=(
   libpagmo-dev                # non-dominated sorting and hypervolume
   bible-kjv                   # regenerates data/kjv.txt (see data/README.md)
   python3-torch               # the PyTorch cross-check of every operator (tests/torch/)
+  chromium                    # renders `livsearch report` pages headless in the tests (tests/browser/)
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

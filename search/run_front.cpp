@@ -1,15 +1,15 @@
-#include "cli/query_front.hpp"
+#include "search/run_front.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <set>
 
-#include "cli/query_common.hpp"
+#include "common/format_number.hpp"
 #include "common/input_error.hpp"
 #include "search/settings.hpp"
 
-namespace livs::cli {
+namespace livs::search {
 
 namespace {
 
@@ -19,7 +19,7 @@ std::string trim(const std::string& text) {
   return text.substr(begin, text.find_last_not_of(" \t") - begin + 1);
 }
 
-std::string names_of(const std::vector<search::Objective>& objectives) {
+std::string names_of(const std::vector<Objective>& objectives) {
   std::string out;
   for (const auto& o : objectives) out += (out.empty() ? "" : ", ") + o.name;
   return out.empty() ? "none" : out;
@@ -29,13 +29,13 @@ std::string names_of(const std::vector<search::Objective>& objectives) {
 
 RunGoals run_goals(const db::RunRecord& run, const std::string& db_path) {
   JsonReader root(run.config, db_path + " (config of run '" + run.name + "')");
-  auto settings = search::parse_search_settings(root);
+  auto settings = parse_search_settings(root);
   return {settings.objectives, settings.constraints, settings.rungs(), settings.eta};
 }
 
-std::vector<search::Objective> select_objectives(const RunGoals& goals, const std::string& list) {
+std::vector<Objective> select_objectives(const RunGoals& goals, const std::string& list) {
   if (trim(list).empty()) return goals.objectives;
-  std::vector<search::Objective> chosen;
+  std::vector<Objective> chosen;
   std::set<std::string> seen;
   std::size_t start = 0;
   while (start <= list.size()) {
@@ -43,14 +43,14 @@ std::vector<search::Objective> select_objectives(const RunGoals& goals, const st
     std::string item = trim(list.substr(start, comma - start));
     start = comma + 1;
     if (item.empty()) throw InputError("--objectives", "", "empty objective name in '" + list + "'");
-    search::Objective objective;
-    std::optional<search::Direction> direction;
+    Objective objective;
+    std::optional<Direction> direction;
     if (auto colon = item.rfind(':'); colon != std::string::npos) {
       std::string dir = item.substr(colon + 1);
       if (dir == "min")
-        direction = search::Direction::minimise;
+        direction = Direction::minimise;
       else if (dir == "max")
-        direction = search::Direction::maximise;
+        direction = Direction::maximise;
       else
         throw InputError("--objectives", "", "'" + item + "': expected a direction :min or :max");
       item = trim(item.substr(0, colon));
@@ -61,7 +61,7 @@ std::vector<search::Objective> select_objectives(const RunGoals& goals, const st
       for (const auto& o : goals.objectives)
         if (o.name == item) direction = o.direction;
     }
-    if (!direction) direction = search::default_direction(item);
+    if (!direction) direction = default_direction(item);
     if (!direction)
       throw InputError("--objectives", "",
                        "'" + item + "' is not an objective of this run (" + names_of(goals.objectives) +
@@ -72,16 +72,16 @@ std::vector<search::Objective> select_objectives(const RunGoals& goals, const st
   return chosen;
 }
 
-search::Metrics plain_metrics(const db::Metrics& metrics) {
-  search::Metrics out;
+Metrics plain_metrics(const db::Metrics& metrics) {
+  Metrics out;
   for (const auto& [name, metric] : metrics) out[name] = metric.value;
   return out;
 }
 
 const db::EvaluationRecord& Candidate::latest() const { return evaluations.back(); }
 
-search::Metrics Candidate::means() const {
-  search::Metrics out;
+Metrics Candidate::means() const {
+  Metrics out;
   for (const auto& [name, summary] : metrics) out[name] = summary.mean;
   return out;
 }
@@ -107,7 +107,7 @@ Candidate candidate_of(const std::string& hash, std::vector<db::EvaluationRecord
         c.evaluations.end());
     c.evaluations.push_back(std::move(e));
   }
-  std::vector<search::Metrics> seeds;
+  std::vector<Metrics> seeds;
   for (const auto& e : c.evaluations) {
     seeds.push_back(plain_metrics(e.metrics));
     for (const auto& [name, metric] : e.metrics)
@@ -194,14 +194,14 @@ Front compute_front(const db::Queries& db, const std::string& run_name, const st
   std::vector<std::size_t> kept;  // index into candidates
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     auto means = candidates[i].means();
-    double v = search::constraint_violation(means, front.constraints);
+    double v = constraint_violation(means, front.constraints);
     if (v == 0.0) ++front.feasible;
     if (feasible_only && v != 0.0) continue;
     kept.push_back(i);
-    minimised.push_back(search::minimised_objectives(means, front.objectives));
+    minimised.push_back(minimised_objectives(means, front.objectives));
     violation.push_back(v);
   }
-  std::vector<std::size_t> order = search::pareto_front_indices(minimised, violation);
+  std::vector<std::size_t> order = pareto_front_indices(minimised, violation);
   // Best first on the first objective, ties by hash so the order is stable.
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
     if (minimised[a] != minimised[b]) return minimised[a] < minimised[b];
@@ -222,8 +222,7 @@ std::string front_note(const Front& front) {
   if (front.candidates == 0) return run + " has no successful evaluation yet";
   if (front.feasible > 0) return {};
   std::string constraints;
-  for (const auto& c : front.constraints)
-    constraints += (constraints.empty() ? "" : ", ") + search::describe(c);
+  for (const auto& c : front.constraints) constraints += (constraints.empty() ? "" : ", ") + describe(c);
   std::string why = "no candidate of " + run + " is feasible: none of its " +
                     std::to_string(front.candidates) + " evaluated candidates at fidelity " +
                     format_number(front.fidelity) + " meets " + constraints;
@@ -231,4 +230,4 @@ std::string front_note(const Front& front) {
   return why + "; showing the least-violating candidates";
 }
 
-}  // namespace livs::cli
+}  // namespace livs::search
