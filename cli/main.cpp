@@ -1,11 +1,13 @@
 // livsearch: STAR-style evolutionary architecture search.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
 
 #include "cli/command.hpp"
 #include "common/input_error.hpp"
+#include "search/executor.hpp"
 
 namespace {
 void print_usage() {
@@ -25,13 +27,13 @@ int main(int argc, char** argv) {
     std::string program = std::string("livsearch ") + c.name;
     argv[1] = program.data();
     try {
-      return c.run(argc - 1, argv + 1);
+      return finish(c.run(argc - 1, argv + 1));
     } catch (const livs::InputError& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
-      return 2;
+      return finish(2);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
-      return 1;
+      return finish(1);
     }
   }
   std::fprintf(stderr, "error: unknown command '%s'\n", argv[1]);

@@ -53,6 +53,20 @@ void Connection::fail(const std::string& what, int code) const {
     throw InputError(path_, "", "the SQLite database is corrupt (" + message + ")");
   if ((code & 0xff) == SQLITE_NOTADB)
     throw InputError(path_, "", "not a SQLite database (expected a livsearch database file)");
+  // A write that the disk or the folder refuses: the transaction is rolled
+  // back, so everything committed before is intact and a resumed run
+  // continues from it. Say so, since the run itself has to stop here.
+  const char* advice = "; everything written before is kept: fix this, then continue with --resume";
+  if (read_only_) advice = "";
+  if ((code & 0xff) == SQLITE_FULL)
+    throw DatabaseError(path_ + ": cannot write the database: the disk is full or the file size limit is reached (" +
+                        message + ")" + advice);
+  if ((code & 0xff) == SQLITE_READONLY)
+    throw DatabaseError(path_ + ": cannot write the database: the file or its folder is read-only (" + message +
+                        ")" + advice);
+  if (!read_only_ && ((code & 0xff) == SQLITE_IOERR || (code & 0xff) == SQLITE_CANTOPEN))
+    throw DatabaseError(path_ + ": cannot write the database: " + message + " (sqlite code " +
+                        std::to_string(code) + ")" + advice);
   throw DatabaseError(path_ + ": " + what + ": " + message + " (sqlite code " + std::to_string(code) + ")");
 }
 

@@ -1,7 +1,10 @@
 #include "evaluator/arena.hpp"
 
 #include <stdexcept>
+#include <new>
 #include <string>
+
+#include "common/candidate_control.hpp"
 
 namespace livs::evaluator {
 
@@ -62,6 +65,9 @@ int64_t Arena::allocate() {
                       mebibytes(total) + " MiB planned + " + mebibytes(margin) +
                       " MiB workspace margin), the device has " + std::to_string(memory.free_bytes >> 20) +
                       " MiB free");
+  // An injected out-of-memory fault (tests) takes the path of a backend
+  // whose allocation fails: CPU malloc and cudaMalloc both throw bad_alloc.
+  if (injected_fault() == InjectedFault::oom) throw std::bad_alloc();
   base_ = backend_.allocate(static_cast<std::size_t>(total == 0 ? kAlign : total));
   bytes_ = total;
   char* cursor = static_cast<char*>(base_);
