@@ -15,6 +15,21 @@ void print_usage() {
   for (const auto& c : livs::cli::commands()) std::printf("  %-8s %s\n", c.name, c.summary);
   std::printf("\n`livsearch COMMAND --help` describes one command.\n");
 }
+
+// A worker thread stuck in an evaluation that could not be stopped was
+// abandoned (search/executor.hpp); its evaluation is recorded as timed out
+// and the database is closed by now. Static destructors must not run under
+// it, so the process ends here without them.
+int finish(int code) {
+  if (livs::search::abandoned_workers() > 0) {
+    std::fprintf(stderr, "%d stuck worker thread(s) abandoned; exiting without waiting for them\n",
+                 livs::search::abandoned_workers());
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(code);
+  }
+  return code;
+}
 }  // namespace
 
 int main(int argc, char** argv) {

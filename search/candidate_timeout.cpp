@@ -28,13 +28,13 @@ void CandidateTimeout::observe(double fidelity, double wall_seconds) {
 std::string CandidateTimeout::describe(double fidelity) const {
   std::string text = format_number(seconds_for(fidelity));
   text += " s";
-  if (configured_) return "search.candidate_timeout " + text;
+  if (configured_) return std::string("search.candidate_timeout ").append(text);
   bool learned = false;
   {
     std::lock_guard lock(mutex_);
     learned = slowest_per_fidelity_ > 0;
   }
-  return "the default search.candidate_timeout of " + text +
+  return std::string("the default search.candidate_timeout of ").append(text) +
          (learned ? " (10x the slowest evaluation so far, at least 60 s; set the key for longer candidates)"
                   : " (before any evaluation has finished; set the key for longer candidates)");
 }

@@ -172,7 +172,8 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
       Slot& s = *in_flight[i];
       if (!s.control->cancelled() && now >= s.deadline) {
         const double fidelity = s.job.request.fidelity;
-        s.timeout_reason = "timeout: ran longer than " + options.timeout->describe(fidelity);
+        s.timeout_reason = "timeout: ran longer than ";  // piecewise: GCC 12 -Wrestrict on "x" + std::string
+        s.timeout_reason += options.timeout->describe(fidelity);
         s.control->cancel(s.timeout_reason);
         s.grace_seconds = grace_seconds(options, options.timeout->seconds_for(fidelity));
         s.abandon_at = after(s.grace_seconds);
@@ -186,12 +187,7 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
         std::string why = " and did not stop within ";
         why += format_number(abandoned->grace_seconds);
         why += " s of being cancelled; its worker thread was abandoned";
-        if (abandoned->stop_cancelled) {
-          db::EvaluationOutcome outcome;
-          outcome.status = db::EvaluationStatus::interrupted;
-          outcome.error = "the run was stopped" + why;
-          store.finish_evaluation(abandoned->evaluation_id, outcome);
-        } else {
+        if (!abandoned->stop_cancelled) {  // a stopped one stays running: marked interrupted at the end
           record(*abandoned, EvalResult{EvalStatus::failed, {}, abandoned->timeout_reason + why,
                                         abandoned->job.request.device, 0.0});
         }
@@ -250,14 +246,9 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
         continue;
       }
       EvalResult result = slot->result;
-      if (result.status != EvalStatus::ok && slot->stop_cancelled) {
-        // Cut short by the stop, not the candidate's failure: run again on resume.
-        db::EvaluationOutcome outcome;
-        outcome.status = db::EvaluationStatus::interrupted;
-        outcome.error = "the run was stopped";
-        store.finish_evaluation(slot->evaluation_id, outcome);
-        continue;
-      }
+      // Cut short by the stop, not the candidate's failure: it stays running
+      // and is marked interrupted below, to run again on resume.
+      if (result.status != EvalStatus::ok && slot->stop_cancelled) continue;
       // A result that arrived after the cancellation is kept if it is a
       // success (it finished); a failure then is the timeout's.
       if (result.status != EvalStatus::ok && !slot->timeout_reason.empty()) result.error = slot->timeout_reason;
@@ -291,7 +282,11 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
   }
   for (auto& f : joinable) f->thread.join();
   if (fatal) std::rethrow_exception(fatal);
-  if (stopped) throw SearchStopped{};
+  if (stopped) {
+    // One writer: every evaluation of the run still running is one of ours.
+    store.mark_running_interrupted(run_id);
+    throw SearchStopped{};
+  }
 }
 
 void run_evaluations(const std::vector<EvaluationJob>& jobs, const EvaluateFunction& evaluate,

@@ -9,7 +9,7 @@
 namespace livs::evaluator::cuda {
 
 namespace {
-__global__ void write_through_null_kernel(int* volatile target) { *target = 1; }
+__global__ void write_through_null_kernel(volatile int* target) { *target = 1; }
 }  // namespace
 
 void launch_illegal_address_kernel(cudaStream_t stream) {

@@ -25,6 +25,9 @@ class SearchProcess {
                 const std::filesystem::path& stderr_file, const std::function<void()>& in_child = {}) {
     std::vector<std::string> args = {LIVSEARCH_BINARY, "search", config, "--db", db.string()};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
+    // The child would otherwise write out a copy of what the test buffered.
+    std::fflush(stdout);
+    std::fflush(stderr);
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {

@@ -84,24 +84,26 @@ TEST_CASE("a search killed with SIGKILL at 20 random moments loses nothing and e
   const auto& whole_db = whole_run();
   const auto whole_finished = finished(whole_db);
   REQUIRE(whole_finished.size() >= 10);
-  // The run's own length sets the range of the kill moments, so that kills
-  // land during startup, training, database writes and the final stage alike.
-  const auto timing = query_rows(whole_db,
-                                 "SELECT (julianday(max(finished_at)) - julianday(min(started_at))) * 86400 "
-                                 "FROM evaluations");
-  const double run_seconds = std::max(0.5, std::stod(timing.at(0).at(0)));
-
+  // A kill moment: once 0, 1 or 2 more evaluations have finished, then up
+  // to 40 ms later, so kills land in startup, re-breeding, training,
+  // database writes and the final stage alike, and every few rounds move
+  // the run forward.
   const auto db = temp_db("torture_killed.db");
   const auto log = db.parent_path() / "torture.stderr";
   std::mt19937_64 rng(20260603);
-  std::uniform_real_distribution<double> moment(0.0, run_seconds / 10);
+  std::uniform_int_distribution<int> more_finished(0, 2), extra_ms(0, 40);
   std::map<std::string, std::string> seen;  // everything finished so far
   int killed_mid_run = 0;
   for (int round = 0; round < 20; ++round) {
     CAPTURE(round);
     {
+      const std::size_t target = seen.size() + std::size_t(more_finished(rng));
+      const auto pause = std::chrono::milliseconds(extra_ms(rng));
       SearchProcess search(kConfig, db, {"--resume"}, log);
-      std::this_thread::sleep_for(std::chrono::duration<double>(moment(rng)));
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+      while (finished(db).size() < target && search.running() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      std::this_thread::sleep_for(pause);
       if (search.kill_now()) ++killed_mid_run;
     }
     const auto integrity = query_rows(db, "PRAGMA integrity_check");
@@ -118,7 +120,7 @@ TEST_CASE("a search killed with SIGKILL at 20 random moments loses nothing and e
     CHECK(finished_twice(db).empty());
     seen = now;
   }
-  CHECK(killed_mid_run >= 10);  // most moments fell inside a run, not after it ended
+  CHECK(killed_mid_run >= 15);  // most moments fell inside a run, not after it ended
 
   const auto resumed = run_livsearch("search " + kConfig + " --db '" + db.string() + "' --resume", "torture_end");
   CAPTURE(resumed.err);

@@ -7,6 +7,7 @@
 // the database is written give one clear error, and the run resumes after.
 #include <doctest/doctest.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -128,4 +129,75 @@ TEST_CASE("a disk that fills while the database is written stops the run with a 
     CHECK(after.at(key) == value);
   }
   CHECK(after == finished(whole_db));
+}
+
+TEST_CASE("a database folder that turned read-only is a clear error, and the run resumes once it is writable") {
+  const auto whole_db = temp_db("readonly_whole.db");
+  REQUIRE(run_livsearch("search " + kConfig + " --db '" + whole_db.string() + "'", "readonly_whole").exit_code == 0);
+
+  // A folder of its own, so its permissions touch nothing else. Root passes
+  // every permission check, so the searches here run as an unprivileged user
+  // when the test is root (the folder is then that user's).
+  const auto folder = whole_db.parent_path() / "readonly";
+  std::filesystem::remove_all(folder);
+  std::filesystem::create_directories(folder);
+  const auto db = folder / "run.db";
+  const bool root = ::geteuid() == 0;
+  const uid_t user = root ? 65534 : ::geteuid();  // nobody
+  const gid_t group = root ? 65534 : ::getegid();
+  auto as_user = [&] {
+    if (root && (::setgid(group) != 0 || ::setuid(user) != 0)) ::_exit(126);
+  };
+  auto own = [&] {
+    if (!root) return;
+    for (const auto& entry : std::filesystem::directory_iterator(folder))
+      REQUIRE(::chown(entry.path().c_str(), user, group) == 0);
+    REQUIRE(::chown(folder.c_str(), user, group) == 0);
+  };
+  own();
+  auto run = [&](const std::vector<std::string>& extra, const std::string& name, int& exit_code) {
+    const auto log = whole_db.parent_path() / (name + ".stderr");
+    SearchProcess search(kConfig, db, extra, log, as_user);
+    const auto status = search.wait_for(std::chrono::minutes(3));
+    REQUIRE(status.has_value());
+    REQUIRE(WIFEXITED(*status));
+    exit_code = WEXITSTATUS(*status);
+    return livs::test::read_file(log);
+  };
+
+  // Part of the run, stopped by SIGTERM once two evaluations are stored.
+  {
+    const auto log = whole_db.parent_path() / "readonly_first.stderr";
+    SearchProcess search(kConfig, db, {}, log, as_user);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    while (finished(db).size() < 2 && search.running() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    search.signal(SIGTERM);
+    const auto status = search.wait_for(std::chrono::minutes(1));
+    REQUIRE(status.has_value());
+    CAPTURE(livs::test::read_file(log));
+    REQUIRE(WIFEXITED(*status));
+    REQUIRE(WEXITSTATUS(*status) == 130);
+  }
+  const auto before = finished(db);
+  REQUIRE(before.size() >= 2);
+
+  std::filesystem::permissions(folder, std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec |
+                                           std::filesystem::perms::group_read | std::filesystem::perms::group_exec |
+                                           std::filesystem::perms::others_read | std::filesystem::perms::others_exec);
+  int code = 0;
+  const std::string err = run({"--resume"}, "readonly_refused", code);
+  CAPTURE(err);
+  CHECK(code == 1);
+  CHECK(err.rfind("error: " + db.string(), 0) == 0);  // one line naming the database
+  CHECK(err.find("Permission denied") != std::string::npos);
+  CHECK(livs::test::lines_of(err).size() == 1);  // the error alone: nothing was started
+  CHECK(finished(db) == before);
+
+  std::filesystem::permissions(folder, std::filesystem::perms::owner_write, std::filesystem::perm_options::add);
+  const std::string resumed = run({"--resume"}, "readonly_resumed", code);
+  CAPTURE(resumed);
+  CHECK(code == 0);
+  CHECK(finished(db) == finished(whole_db));
+  std::filesystem::remove_all(folder);
 }
