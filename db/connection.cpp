@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <limits>
@@ -58,14 +60,22 @@ void Connection::fail(const std::string& what, int code) const {
   // continues from it. Say so, since the run itself has to stop here.
   const char* advice = "; everything written before is kept: fix this, then continue with --resume";
   if (read_only_) advice = "";
-  if ((code & 0xff) == SQLITE_FULL)
+  // SQLite reports ENOSPC as SQLITE_FULL, but a file-size limit (EFBIG) or a
+  // quota (EDQUOT) as an I/O error: the system's errno tells them apart.
+  const int system_error = sqlite3_system_errno(db_);
+  const bool no_space = (code & 0xff) == SQLITE_FULL ||
+                        ((code & 0xff) == SQLITE_IOERR &&
+                         (system_error == ENOSPC || system_error == EFBIG || system_error == EDQUOT));
+  std::string cause = message;
+  if (system_error != 0) cause.append(", ").append(std::strerror(system_error));
+  if (!read_only_ && no_space)
     throw DatabaseError(path_ + ": cannot write the database: the disk is full or the file size limit is reached (" +
-                        message + ")" + advice);
+                        cause + ")" + advice);
   if ((code & 0xff) == SQLITE_READONLY)
-    throw DatabaseError(path_ + ": cannot write the database: the file or its folder is read-only (" + message +
+    throw DatabaseError(path_ + ": cannot write the database: the file or its folder is read-only (" + cause +
                         ")" + advice);
   if (!read_only_ && ((code & 0xff) == SQLITE_IOERR || (code & 0xff) == SQLITE_CANTOPEN))
-    throw DatabaseError(path_ + ": cannot write the database: " + message + " (sqlite code " +
+    throw DatabaseError(path_ + ": cannot write the database: " + cause + " (sqlite code " +
                         std::to_string(code) + ")" + advice);
   throw DatabaseError(path_ + ": " + what + ": " + message + " (sqlite code " + std::to_string(code) + ")");
 }

@@ -97,12 +97,12 @@ TEST_CASE("a disk that fills while the database is written stops the run with a 
   const auto db = temp_db("disk_full.db");
   const auto log = db.parent_path() / "disk_full.stderr";
   {
-    // Every file the search writes may grow to 96 KiB: the database is
+    // Every file the search writes may grow to 160 KiB: the database is
     // created and its first evaluations stored, then a write to the
     // write-ahead log fails as on a full disk (EFBIG, SIGXFSZ ignored).
     SearchProcess search(kConfig, db, {}, log, [] {
       std::signal(SIGXFSZ, SIG_IGN);
-      const rlimit limit{96 * 1024, 96 * 1024};
+      const rlimit limit{160 * 1024, 160 * 1024};
       ::setrlimit(RLIMIT_FSIZE, &limit);
     });
     const auto status = search.wait_for(std::chrono::minutes(3));
