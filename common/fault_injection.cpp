@@ -45,8 +45,9 @@ FaultPlan FaultPlan::parse(const std::string& text, const std::string& where) {
     Rule rule;
     rule.fault = parse_fault(fault_name);
     if (rule.fault == InjectedFault::none)
-      throw InputError(where, place,
-                       "expected a fault of nan, oom, throw, hang, stuck or device, got \"" + fault_name + "\"");
+      throw InputError(
+          where, place,
+          "expected a fault of nan, oom, throw, hang, stuck or device, got \"" + fault_name + "\"");
     if (selector.size() >= 2 && selector[0] == '#' && selector.size() <= 10 &&
         all_of(selector.substr(1), ::isdigit)) {
       rule.index = std::stoll(selector.substr(1));
@@ -54,10 +55,11 @@ FaultPlan FaultPlan::parse(const std::string& text, const std::string& where) {
       rule.hash_prefix = selector;
       for (auto& c : rule.hash_prefix) c = char(std::tolower(static_cast<unsigned char>(c)));
     } else {
-      throw InputError(where, place,
-                       "expected a selector #N (an evaluation index) or a genome hash prefix of at least 4 hex "
-                       "digits, got \"" +
-                           selector + "\"");
+      throw InputError(
+          where, place,
+          "expected a selector #N (an evaluation index) or a genome hash prefix of at least 4 hex "
+          "digits, got \"" +
+              selector + "\"");
     }
     plan.rules_.push_back(std::move(rule));
   }
@@ -67,7 +69,8 @@ FaultPlan FaultPlan::parse(const std::string& text, const std::string& where) {
 
 InjectedFault FaultPlan::fault_for(int64_t index, const std::string& genome_hash) const {
   for (const auto& rule : rules_) {
-    if (rule.index >= 0 ? rule.index == index : genome_hash.rfind(rule.hash_prefix, 0) == 0) return rule.fault;
+    if (rule.index >= 0 ? rule.index == index : genome_hash.rfind(rule.hash_prefix, 0) == 0)
+      return rule.fault;
   }
   return InjectedFault::none;
 }

@@ -1,11 +1,11 @@
 #include "db/connection.hpp"
 
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <limits>
 
@@ -69,7 +69,8 @@ void Connection::fail(const std::string& what, int code) const {
   std::string cause = message;
   if (system_error != 0) cause.append(", ").append(std::strerror(system_error));
   if (!read_only_ && no_space)
-    throw DatabaseError(path_ + ": cannot write the database: the disk is full or the file size limit is reached (" +
+    throw DatabaseError(path_ +
+                        ": cannot write the database: the disk is full or the file size limit is reached (" +
                         cause + ")" + advice);
   if ((code & 0xff) == SQLITE_READONLY)
     throw DatabaseError(path_ + ": cannot write the database: the file or its folder is read-only (" + cause +

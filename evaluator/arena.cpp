@@ -1,7 +1,7 @@
 #include "evaluator/arena.hpp"
 
-#include <stdexcept>
 #include <new>
+#include <stdexcept>
 #include <string>
 
 #include "common/candidate_control.hpp"

@@ -181,7 +181,8 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
       runner->run();
       StepScalarOutputs out;  // the one read of the step
       backend.copy_to_host(&out, &scalars->out, sizeof(out));
-      if (step == 1 && injected_fault() == InjectedFault::nan) out.loss = std::numeric_limits<double>::quiet_NaN();
+      if (step == 1 && injected_fault() == InjectedFault::nan)
+        out.loss = std::numeric_limits<double>::quiet_NaN();
       if (in_use_before && step <= 2) {  // the first step grows the scratch, the second captures the graph
         const int64_t used = *backend.device_bytes_in_use() - *in_use_before;
         report.peak_memory_device = std::max(report.peak_memory_device.value_or(0), used);

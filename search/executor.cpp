@@ -66,10 +66,10 @@ struct Slot {
   std::exception_ptr fatal;
   std::shared_ptr<CandidateControl> control;
   std::thread thread;
-  Clock::time_point deadline = Clock::time_point::max();  // the timeout; max(): none
+  Clock::time_point deadline = Clock::time_point::max();    // the timeout; max(): none
   Clock::time_point abandon_at = Clock::time_point::max();  // set once cancelled
-  double grace_seconds = 0.0;   // how long it had to return once cancelled
-  std::string timeout_reason;  // set when the watchdog cancelled it for its timeout
+  double grace_seconds = 0.0;                               // how long it had to return once cancelled
+  std::string timeout_reason;   // set when the watchdog cancelled it for its timeout
   bool stop_cancelled = false;  // cancelled because the run was stopped
 };
 
@@ -133,7 +133,8 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
   std::size_t finished = 0;
   auto record = [&](Slot& slot, const EvalResult& result) {
     db::EvaluationOutcome outcome;
-    outcome.status = result.status == EvalStatus::ok ? db::EvaluationStatus::ok : db::EvaluationStatus::failed;
+    outcome.status =
+        result.status == EvalStatus::ok ? db::EvaluationStatus::ok : db::EvaluationStatus::failed;
     for (const auto& [name, value] : result.metrics) outcome.metrics[name] = {value, metric_unit(name)};
     outcome.error = result.error;
     outcome.wall_seconds = result.wall_seconds;
@@ -188,8 +189,11 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
         why += format_number(abandoned->grace_seconds);
         why += " s of being cancelled; its worker thread was abandoned";
         if (!abandoned->stop_cancelled) {  // a stopped one stays running: marked interrupted at the end
-          record(*abandoned, EvalResult{EvalStatus::failed, {}, abandoned->timeout_reason + why,
-                                        abandoned->job.request.device, 0.0});
+          record(*abandoned, EvalResult{EvalStatus::failed,
+                                        {},
+                                        abandoned->timeout_reason + why,
+                                        abandoned->job.request.device,
+                                        0.0});
         }
       }
     }
@@ -214,8 +218,8 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
         const int64_t index = evaluations_started.fetch_add(1);
         slot->control = std::make_shared<CandidateControl>(
             options.faults ? options.faults->fault_for(index, request.genome_hash) : InjectedFault::none);
-        slot->evaluation_id = store.begin_evaluation(
-            {run_id, request.genome_hash, slot->job.generation, request.fidelity, request.device, request.seed});
+        slot->evaluation_id = store.begin_evaluation({run_id, request.genome_hash, slot->job.generation,
+                                                      request.fidelity, request.device, request.seed});
         if (options.timeout) {
           const double limit = options.timeout->seconds_for(request.fidelity);
           if (limit > 0) slot->deadline = after(limit);
@@ -251,7 +255,8 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
       if (result.status != EvalStatus::ok && slot->stop_cancelled) continue;
       // A result that arrived after the cancellation is kept if it is a
       // success (it finished); a failure then is the timeout's.
-      if (result.status != EvalStatus::ok && !slot->timeout_reason.empty()) result.error = slot->timeout_reason;
+      if (result.status != EvalStatus::ok && !slot->timeout_reason.empty())
+        result.error = slot->timeout_reason;
       record(*slot, result);
     }
   } catch (...) {

@@ -93,7 +93,8 @@ class GenomeSearchRun {
         screen_(options.analytic, settings.constraints, options.max_params),
         evolution_(settings, callbacks(operators)),
         rungs_(settings.rungs(), settings.eta),
-        timeout_(std::make_shared<CandidateTimeout>(settings.candidate_timeout, settings.max_train_seconds)) {}
+        timeout_(std::make_shared<CandidateTimeout>(settings.candidate_timeout, settings.max_train_seconds)) {
+  }
 
   GenomeSearchResult run(int stop_after_generation) {
     open_run();

@@ -136,8 +136,8 @@ SearchSettings parse_search_settings(const JsonReader& root) {
   if (!search) return s;
   search->expect_keys({"algorithm", "population", "generations", "offspring", "tournament_size",
                        "crossover_probability", "mutation_probability", "aging_sample_size",
-                       "max_evaluations", "fidelity", "fidelities", "eta", "max_train_seconds", "candidate_timeout", "hypervolume",
-                       "initial", "final"});
+                       "max_evaluations", "fidelity", "fidelities", "eta", "max_train_seconds",
+                       "candidate_timeout", "hypervolume", "initial", "final"});
   if (const auto algorithm = search->find("algorithm")) {
     const auto name = algorithm->choice({"nsga2", "random", "aging"});
     s.algorithm = name == "random"  ? Algorithm::random

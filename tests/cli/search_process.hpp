@@ -21,8 +21,9 @@ namespace livs::test {
 class SearchProcess {
  public:
   // `in_child` runs in the child before exec (resource limits, environment).
-  SearchProcess(const std::string& config, const std::filesystem::path& db, std::vector<std::string> extra_args,
-                const std::filesystem::path& stderr_file, const std::function<void()>& in_child = {}) {
+  SearchProcess(const std::string& config, const std::filesystem::path& db,
+                std::vector<std::string> extra_args, const std::filesystem::path& stderr_file,
+                const std::function<void()>& in_child = {}) {
     std::vector<std::string> args = {LIVSEARCH_BINARY, "search", config, "--db", db.string()};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     // The child would otherwise write out a copy of what the test buffered.

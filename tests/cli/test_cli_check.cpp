@@ -20,7 +20,8 @@ const std::string kBrokenFolder = "tests/cli/broken_configs/";
 const std::map<std::string, std::string>& expected_errors() {
   static const std::map<std::string, std::string> table = {
       {"candidate_timeout_negative.json",
-       "/search/candidate_timeout: expected a number of seconds in [0, 1e9] (0: no limit; leave it out for the "
+       "/search/candidate_timeout: expected a number of seconds in [0, 1e9] (0: no limit; leave it out for "
+       "the "
        "default), got -5"},
       {"candidate_timeout_string.json", "/search/candidate_timeout: expected a number, got \"10m\""},
       {"constraint_min_above_max.json", "/constraints/params: \"min\" is greater than \"max\""},

@@ -29,11 +29,12 @@ const std::string kConfig = "tests/cli/tiny_torture_search.json";
 // Every finished evaluation: "hash fidelity seed" -> "status perplexity".
 std::map<std::string, std::string> finished(const std::filesystem::path& db) {
   std::map<std::string, std::string> out;
-  for (const auto& row : query_rows(db,
-                                    "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || "
-                                    "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = e.id "
-                                    "AND m.name = 'perplexity'), '-') FROM evaluations e WHERE e.status IN ('ok', "
-                                    "'failed')"))
+  for (const auto& row :
+       query_rows(db,
+                  "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || "
+                  "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = e.id "
+                  "AND m.name = 'perplexity'), '-') FROM evaluations e WHERE e.status IN ('ok', "
+                  "'failed')"))
     out[row[0]] = row[1];
   return out;
 }
@@ -47,9 +48,10 @@ std::vector<std::vector<std::string>> finished_twice(const std::filesystem::path
 
 std::vector<std::string> populations(const std::filesystem::path& db) {
   std::vector<std::string> out;
-  for (const auto& row : query_rows(db,
-                                    "SELECT generation || ' ' || position || ' ' || genome_hash || ' ' || rank "
-                                    "FROM population ORDER BY generation, position"))
+  for (const auto& row :
+       query_rows(db,
+                  "SELECT generation || ' ' || position || ' ' || genome_hash || ' ' || rank "
+                  "FROM population ORDER BY generation, position"))
     out.push_back(row[0]);
   return out;
 }
@@ -80,7 +82,8 @@ const std::filesystem::path& whole_run() {
 
 }  // namespace
 
-TEST_CASE("a search killed with SIGKILL at 20 random moments loses nothing and ends as an uninterrupted run") {
+TEST_CASE(
+    "a search killed with SIGKILL at 20 random moments loses nothing and ends as an uninterrupted run") {
   const auto& whole_db = whole_run();
   const auto whole_finished = finished(whole_db);
   REQUIRE(whole_finished.size() >= 10);
@@ -122,7 +125,8 @@ TEST_CASE("a search killed with SIGKILL at 20 random moments loses nothing and e
   }
   CHECK(killed_mid_run >= 15);  // most moments fell inside a run, not after it ended
 
-  const auto resumed = run_livsearch("search " + kConfig + " --db '" + db.string() + "' --resume", "torture_end");
+  const auto resumed =
+      run_livsearch("search " + kConfig + " --db '" + db.string() + "' --resume", "torture_end");
   CAPTURE(resumed.err);
   REQUIRE(resumed.exit_code == 0);
   CHECK(query_rows(db, "PRAGMA integrity_check").at(0).at(0) == "ok");
@@ -183,6 +187,7 @@ TEST_CASE("SIGTERM stops a search cleanly, marks it interrupted, and it resumes 
   stop_and_resume(SIGTERM, "sigterm");
 }
 
-TEST_CASE("SIGINT (Ctrl-C) stops a search cleanly, marks it interrupted, and it resumes to the uninterrupted end") {
+TEST_CASE(
+    "SIGINT (Ctrl-C) stops a search cleanly, marks it interrupted, and it resumes to the uninterrupted end") {
   stop_and_resume(SIGINT, "sigint");
 }

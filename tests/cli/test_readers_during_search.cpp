@@ -25,11 +25,12 @@ const std::string kConfig = "tests/cli/tiny_search.json";
 
 std::map<std::string, std::string> finished(const std::filesystem::path& db) {
   std::map<std::string, std::string> out;
-  for (const auto& row : query_rows(db,
-                                    "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || "
-                                    "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = e.id "
-                                    "AND m.name = 'perplexity'), '-') FROM evaluations e WHERE e.status IN ('ok', "
-                                    "'failed')"))
+  for (const auto& row :
+       query_rows(db,
+                  "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || "
+                  "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = e.id "
+                  "AND m.name = 'perplexity'), '-') FROM evaluations e WHERE e.status IN ('ok', "
+                  "'failed')"))
     out[row[0]] = row[1];
   return out;
 }
@@ -39,8 +40,10 @@ std::map<std::string, std::string> finished(const std::filesystem::path& db) {
 TEST_CASE("status, pareto, show and export in a loop never block or fail against a database being written") {
   const auto alone_db = temp_db("readers_alone.db");
   const auto alone_start = std::chrono::steady_clock::now();
-  const auto alone = run_livsearch("search " + kConfig + " --db '" + alone_db.string() + "'", "readers_alone");
-  const double alone_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - alone_start).count();
+  const auto alone =
+      run_livsearch("search " + kConfig + " --db '" + alone_db.string() + "'", "readers_alone");
+  const double alone_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - alone_start).count();
   REQUIRE_MESSAGE(alone.exit_code == 0, alone.err);
 
   const auto db = temp_db("readers.db");
@@ -78,7 +81,7 @@ TEST_CASE("status, pareto, show and export in a loop never block or fail against
       CHECK(result.err.find("locked") == std::string::npos);
       CHECK(result.err.find("busy") == std::string::npos);
       CHECK(result.exit_code != -1);  // never a crash
-      if (hashes.empty()) continue;  // the run may not be recorded yet
+      if (hashes.empty()) continue;   // the run may not be recorded yet
       CHECK(result.exit_code == 0);
       if (result.exit_code == 0) ++succeeded[command.substr(0, command.find(' '))];
     }

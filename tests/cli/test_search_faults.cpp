@@ -38,18 +38,20 @@ struct ScopedEnvironment {
 
 std::map<std::string, std::string> finished(const std::filesystem::path& db) {
   std::map<std::string, std::string> out;
-  for (const auto& row : query_rows(db,
-                                    "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || "
-                                    "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = e.id "
-                                    "AND m.name = 'perplexity'), '-') FROM evaluations e WHERE e.status IN ('ok', "
-                                    "'failed')"))
+  for (const auto& row :
+       query_rows(db,
+                  "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || "
+                  "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = e.id "
+                  "AND m.name = 'perplexity'), '-') FROM evaluations e WHERE e.status IN ('ok', "
+                  "'failed')"))
     out[row[0]] = row[1];
   return out;
 }
 
 }  // namespace
 
-TEST_CASE("injected NaN, out-of-memory, throw, hang and stuck candidates fail alone and the search completes") {
+TEST_CASE(
+    "injected NaN, out-of-memory, throw, hang and stuck candidates fail alone and the search completes") {
   const auto db = temp_db("faults.db");
   ScopedEnvironment faults("LIVSEARCH_FAULT_INJECT", "#0:nan,#1:oom,#2:throw,#3:hang,#4:stuck");
   const auto result =
@@ -69,8 +71,9 @@ TEST_CASE("injected NaN, out-of-memory, throw, hang and stuck candidates fail al
   CHECK(rows[1][1].find("out of memory") != std::string::npos);
   CHECK(rows[2][1] == "injected fault: evaluate threw");
   CHECK(rows[3][1] == "timeout: ran longer than search.candidate_timeout 4 s");
-  CHECK(rows[4][1].find("timeout: ran longer than search.candidate_timeout 4 s and did not stop within 5 s of "
-                        "being cancelled; its worker thread was abandoned") == 0);
+  CHECK(
+      rows[4][1].find("timeout: ran longer than search.candidate_timeout 4 s and did not stop within 5 s of "
+                      "being cancelled; its worker thread was abandoned") == 0);
   for (std::size_t i = 5; i < rows.size(); ++i) {
     CAPTURE(i);
     CHECK(rows[i][0] == "ok");
@@ -84,12 +87,14 @@ TEST_CASE("a malformed LIVSEARCH_FAULT_INJECT is exit status 2 naming the variab
   const auto result = run_livsearch("search " + kConfig + " --db '" + db.string() + "'", "faults_bad");
   CHECK(result.exit_code == 2);
   CHECK(result.err ==
-        "error: LIVSEARCH_FAULT_INJECT: rule 1 \"#0:explode\": expected a fault of nan, oom, throw, hang, stuck or "
+        "error: LIVSEARCH_FAULT_INJECT: rule 1 \"#0:explode\": expected a fault of nan, oom, throw, hang, "
+        "stuck or "
         "device, got \"explode\"\n");
   CHECK(!std::filesystem::exists(db));
 }
 
-TEST_CASE("a disk that fills while the database is written stops the run with a clear error, and it resumes") {
+TEST_CASE(
+    "a disk that fills while the database is written stops the run with a clear error, and it resumes") {
   const auto whole_db = temp_db("disk_whole.db");
   const auto whole = run_livsearch("search " + kConfig + " --db '" + whole_db.string() + "'", "disk_whole");
   REQUIRE(whole.exit_code == 0);
@@ -120,7 +125,8 @@ TEST_CASE("a disk that fills while the database is written stops the run with a 
   CHECK(!before.empty());  // it was stopped mid-run, with work done
   CHECK(before.size() < finished(whole_db).size());
 
-  const auto resumed = run_livsearch("search " + kConfig + " --db '" + db.string() + "' --resume", "disk_resume");
+  const auto resumed =
+      run_livsearch("search " + kConfig + " --db '" + db.string() + "' --resume", "disk_resume");
   CAPTURE(resumed.err);
   REQUIRE(resumed.exit_code == 0);
   const auto after = finished(db);
@@ -131,9 +137,12 @@ TEST_CASE("a disk that fills while the database is written stops the run with a 
   CHECK(after == finished(whole_db));
 }
 
-TEST_CASE("a database folder that turned read-only is a clear error, and the run resumes once it is writable") {
+TEST_CASE(
+    "a database folder that turned read-only is a clear error, and the run resumes once it is writable") {
   const auto whole_db = temp_db("readonly_whole.db");
-  REQUIRE(run_livsearch("search " + kConfig + " --db '" + whole_db.string() + "'", "readonly_whole").exit_code == 0);
+  REQUIRE(
+      run_livsearch("search " + kConfig + " --db '" + whole_db.string() + "'", "readonly_whole").exit_code ==
+      0);
 
   // A folder of its own, so its permissions touch nothing else. Root passes
   // every permission check, so the searches here run as an unprivileged user
@@ -182,9 +191,10 @@ TEST_CASE("a database folder that turned read-only is a clear error, and the run
   const auto before = finished(db);
   REQUIRE(before.size() >= 2);
 
-  std::filesystem::permissions(folder, std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec |
-                                           std::filesystem::perms::group_read | std::filesystem::perms::group_exec |
-                                           std::filesystem::perms::others_read | std::filesystem::perms::others_exec);
+  std::filesystem::permissions(folder,
+                               std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec |
+                                   std::filesystem::perms::group_read | std::filesystem::perms::group_exec |
+                                   std::filesystem::perms::others_read | std::filesystem::perms::others_exec);
   int code = 0;
   const std::string err = run({"--resume"}, "readonly_refused", code);
   CAPTURE(err);
@@ -194,7 +204,8 @@ TEST_CASE("a database folder that turned read-only is a clear error, and the run
   CHECK(livs::test::lines_of(err).size() == 1);  // the error alone: nothing was started
   CHECK(finished(db) == before);
 
-  std::filesystem::permissions(folder, std::filesystem::perms::owner_write, std::filesystem::perm_options::add);
+  std::filesystem::permissions(folder, std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::add);
   const std::string resumed = run({"--resume"}, "readonly_resumed", code);
   CAPTURE(resumed);
   CHECK(code == 0);

@@ -76,7 +76,9 @@ std::map<std::string, db::EvaluationRecord> by_hash(const db::Store& store, int6
 
 }  // namespace
 
-TEST_CASE("a hung candidate is cancelled at its timeout, recorded as failed with reason timeout, and the rest run") {
+TEST_CASE(
+    "a hung candidate is cancelled at its timeout, recorded as failed with reason timeout, and the rest "
+    "run") {
   TempStore temp("timeout");
   ExecutorOptions options;
   options.workers = 2;
@@ -84,7 +86,8 @@ TEST_CASE("a hung candidate is cancelled at its timeout, recorded as failed with
   std::vector<std::string> finished;
   run_evaluations(
       jobs(*temp.store, 4), [](const EvalRequest& r) { return polling_evaluation(r, "aaaa1"); }, *temp.store,
-      temp.run_id, options, [&](std::size_t i, const db::EvaluationOutcome&) { finished.push_back(std::to_string(i)); });
+      temp.run_id, options,
+      [&](std::size_t i, const db::EvaluationOutcome&) { finished.push_back(std::to_string(i)); });
   CHECK(finished.size() == 4);
   const auto records = by_hash(*temp.store, temp.run_id);
   REQUIRE(records.size() == 4);
@@ -172,11 +175,11 @@ TEST_CASE("a stop cancels the evaluations in flight and leaves them interrupted,
     stop = true;
   });
   // Both never finish on their own: only the stop ends them.
-  CHECK_THROWS_AS(run_evaluations(
-                      jobs(*temp.store, 4),
-                      [](const EvalRequest& r) { return polling_evaluation(r, r.genome_hash); }, *temp.store,
-                      temp.run_id, options, [](std::size_t, const db::EvaluationOutcome&) {}),
-                  SearchStopped);
+  CHECK_THROWS_AS(
+      run_evaluations(
+          jobs(*temp.store, 4), [](const EvalRequest& r) { return polling_evaluation(r, r.genome_hash); },
+          *temp.store, temp.run_id, options, [](std::size_t, const db::EvaluationOutcome&) {}),
+      SearchStopped);
   stopper.join();
   const auto records = by_hash(*temp.store, temp.run_id);
   REQUIRE(records.size() == 2);  // the other two never started
