@@ -17,7 +17,15 @@ std::string mebibytes(int64_t bytes) { return std::to_string((bytes + (1 << 20) 
 int64_t workspace_margin_bytes(int64_t plan_bytes) { return (int64_t(64) << 20) + plan_bytes / 8; }
 
 Arena::~Arena() {
-  if (base_) backend_.free(base_);
+  if (!base_) return;
+  // A destructor must not throw: after a sticky CUDA error every call fails,
+  // and this runs while that error unwinds (which would end the process).
+  // The memory then goes with the broken context when the pool rebuilds it
+  // (evaluator/backend_pool.hpp).
+  try {
+    backend_.free(base_);
+  } catch (...) {
+  }
 }
 
 void Arena::reserve(float** where, int64_t count) {
