@@ -11,6 +11,7 @@
 #include "cli/config.hpp"
 #include "cli/run_support.hpp"
 #include "cli/saved_weights.hpp"
+#include "common/fault_injection.hpp"
 #include "common/format_number.hpp"
 #include "db/store.hpp"
 #include "genome/decode.hpp"
@@ -23,11 +24,14 @@ namespace livs::cli {
 namespace {
 
 // Everything in the config but the keys that only say how to run (device,
-// whether weights are kept): a resumed run must match what produced the run,
-// not where it runs or what it leaves on disk.
+// whether weights are kept, how long a candidate may run before it counts as
+// hung): a resumed run must match what produced the run, not where it runs,
+// what it leaves on disk or how patient it is (a run whose candidates timed
+// out resumes with a longer search.candidate_timeout).
 Json run_identity(const Config& config) {
   Json identity = to_json(config);
   identity.erase("device");
+  if (identity["search"].is_object()) identity["search"].erase("candidate_timeout");
   if (identity["search"]["final"].is_object()) identity["search"]["final"].erase("save_weights");
   return identity;
 }
@@ -80,6 +84,11 @@ int run_search(int argc, char** argv) {
   run_options.warm_start = config.warm_start;
   run_options.log = log_line;
   run_options.stop_requested = install_stop_handlers();
+  // Tests only: read from the environment, never from a config.
+  if (auto faults = FaultPlan::from_environment(); !faults.empty()) {
+    std::fprintf(stderr, "fault injection (tests only): LIVSEARCH_FAULT_INJECT=%s\n", faults.text().c_str());
+    run_options.faults = std::make_shared<const FaultPlan>(std::move(faults));
+  }
 
   const std::string db_path = args["db"].as<std::string>();
   db::Store store(db_path);

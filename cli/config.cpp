@@ -219,6 +219,7 @@ Json to_json(const Config& config) {
     out["search"]["eta"] = search.eta;
   }
   if (search.max_train_seconds > 0) out["search"]["max_train_seconds"] = search.max_train_seconds;
+  if (search.candidate_timeout) out["search"]["candidate_timeout"] = *search.candidate_timeout;
   if (!search.initial.empty()) out["search"]["initial"] = search.initial;
   if (search.final_seeds > 0) {
     out["search"]["final"] = {{"top", search.final_top}, {"seeds", search.final_seeds}};

@@ -1,9 +1,11 @@
 #include "db/connection.hpp"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <limits>
 
@@ -53,6 +55,29 @@ void Connection::fail(const std::string& what, int code) const {
     throw InputError(path_, "", "the SQLite database is corrupt (" + message + ")");
   if ((code & 0xff) == SQLITE_NOTADB)
     throw InputError(path_, "", "not a SQLite database (expected a livsearch database file)");
+  // A write that the disk or the folder refuses: the transaction is rolled
+  // back, so everything committed before is intact and a resumed run
+  // continues from it. Say so, since the run itself has to stop here.
+  const char* advice = "; everything written before is kept: fix this, then continue with --resume";
+  if (read_only_) advice = "";
+  // SQLite reports ENOSPC as SQLITE_FULL, but a file-size limit (EFBIG) or a
+  // quota (EDQUOT) as an I/O error: the system's errno tells them apart.
+  const int system_error = sqlite3_system_errno(db_);
+  const bool no_space = (code & 0xff) == SQLITE_FULL ||
+                        ((code & 0xff) == SQLITE_IOERR &&
+                         (system_error == ENOSPC || system_error == EFBIG || system_error == EDQUOT));
+  std::string cause = message;
+  if (system_error != 0) cause.append(", ").append(std::strerror(system_error));
+  if (!read_only_ && no_space)
+    throw DatabaseError(path_ +
+                        ": cannot write the database: the disk is full or the file size limit is reached (" +
+                        cause + ")" + advice);
+  if ((code & 0xff) == SQLITE_READONLY)
+    throw DatabaseError(path_ + ": cannot write the database: the file or its folder is read-only (" + cause +
+                        ")" + advice);
+  if (!read_only_ && ((code & 0xff) == SQLITE_IOERR || (code & 0xff) == SQLITE_CANTOPEN))
+    throw DatabaseError(path_ + ": cannot write the database: " + cause + " (sqlite code " +
+                        std::to_string(code) + ")" + advice);
   throw DatabaseError(path_ + ": " + what + ": " + message + " (sqlite code " + std::to_string(code) + ")");
 }
 

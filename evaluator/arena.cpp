@@ -1,7 +1,10 @@
 #include "evaluator/arena.hpp"
 
+#include <new>
 #include <stdexcept>
 #include <string>
+
+#include "common/candidate_control.hpp"
 
 namespace livs::evaluator {
 
@@ -14,7 +17,15 @@ std::string mebibytes(int64_t bytes) { return std::to_string((bytes + (1 << 20) 
 int64_t workspace_margin_bytes(int64_t plan_bytes) { return (int64_t(64) << 20) + plan_bytes / 8; }
 
 Arena::~Arena() {
-  if (base_) backend_.free(base_);
+  if (!base_) return;
+  // A destructor must not throw: after a sticky CUDA error every call fails,
+  // and this runs while that error unwinds (which would end the process).
+  // The memory then goes with the broken context when the pool rebuilds it
+  // (evaluator/backend_pool.hpp).
+  try {
+    backend_.free(base_);
+  } catch (...) {
+  }
 }
 
 void Arena::reserve(float** where, int64_t count) {
@@ -62,6 +73,9 @@ int64_t Arena::allocate() {
                       mebibytes(total) + " MiB planned + " + mebibytes(margin) +
                       " MiB workspace margin), the device has " + std::to_string(memory.free_bytes >> 20) +
                       " MiB free");
+  // An injected out-of-memory fault (tests) takes the path of a backend
+  // whose allocation fails: CPU malloc and cudaMalloc both throw bad_alloc.
+  if (injected_fault() == InjectedFault::oom) throw std::bad_alloc();
   base_ = backend_.allocate(static_cast<std::size_t>(total == 0 ? kAlign : total));
   bytes_ = total;
   char* cursor = static_cast<char*>(base_);

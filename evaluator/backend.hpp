@@ -198,6 +198,18 @@ class Backend {
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
 
+  // Faults and recovery. A test's injected device fault (common/
+  // fault_injection.hpp): the CPU has no device to break and throws; CUDA
+  // launches a kernel that traps, a sticky error that breaks the context.
+  virtual void inject_device_fault() { throw std::runtime_error("injected device fault"); }
+  // After an evaluation failed: true when the device can no longer be used
+  // by any backend in this process until its context is rebuilt (a sticky
+  // CUDA error); evaluator/backend_pool.cpp then rebuilds it.
+  virtual bool device_context_lost() { return false; }
+  // Rebuilds the lost context of this backend's device. Every backend made
+  // for the device before is unusable afterwards, this one included.
+  virtual void reset_device_context() {}
+
   // Memory.
   virtual void* allocate(std::size_t bytes) = 0;  // zero-filled; throws std::bad_alloc
   virtual void free(void* pointer) = 0;

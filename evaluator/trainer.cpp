@@ -6,7 +6,9 @@
 #include <limits>
 #include <new>
 #include <stdexcept>
+#include <thread>
 
+#include "common/candidate_control.hpp"
 #include "common/rng.hpp"
 #include "evaluator/lr_schedule.hpp"
 #include "evaluator/model.hpp"
@@ -59,6 +61,7 @@ double evaluate(Model& model, const TrainSettings& s, std::span<const uint16_t> 
   std::vector<int32_t> inputs(B * T), targets(B * T);
   double sum = 0.0;
   for (int64_t w0 = 0; w0 < windows; w0 += B) {
+    throw_if_cancelled();
     const int64_t rows = std::min(B, windows - w0);
     for (int64_t r = 0; r < B; ++r) {
       const int64_t w = w0 + (r < rows ? r : 0);  // unused rows repeat a window; their losses are ignored
@@ -80,6 +83,27 @@ double evaluate(Model& model, const TrainSettings& s, std::span<const uint16_t> 
   }
   predicted = windows * T;
   return sum / double(predicted);
+}
+
+// The faults a test injects into the first training step
+// (common/fault_injection.hpp): a hang polls the cancellation flag like any
+// step does; a stuck step ignores it, as a thread stuck in a kernel would;
+// a device fault is the backend's own (CUDA: a sticky error).
+void inject_step_fault(Backend& backend) {
+  switch (injected_fault()) {
+    case InjectedFault::hang:
+      while (true) {
+        throw_if_cancelled();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    case InjectedFault::stuck:
+      while (true) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    case InjectedFault::device:
+      backend.inject_device_fault();
+      break;
+    default:
+      break;
+  }
 }
 
 }  // namespace
@@ -139,6 +163,10 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
     std::vector<int32_t> inputs(B * T), targets(B * T);
     const int64_t last_start = int64_t(train_tokens.size()) - (T + 1);
     for (int step = 1; step <= s.steps; ++step) {
+      // Cooperative cancellation (a timeout, a stopped run): between steps,
+      // never inside one, so the backend is left in a usable state.
+      throw_if_cancelled();
+      if (step == 1) inject_step_fault(backend);
       for (int64_t r = 0; r < B; ++r) {
         const int64_t start = data_order.integer(0, last_start);
         for (int64_t t = 0; t < T; ++t) {
@@ -153,6 +181,8 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
       runner->run();
       StepScalarOutputs out;  // the one read of the step
       backend.copy_to_host(&out, &scalars->out, sizeof(out));
+      if (step == 1 && injected_fault() == InjectedFault::nan)
+        out.loss = std::numeric_limits<double>::quiet_NaN();
       if (in_use_before && step <= 2) {  // the first step grows the scratch, the second captures the graph
         const int64_t used = *backend.device_bytes_in_use() - *in_use_before;
         report.peak_memory_device = std::max(report.peak_memory_device.value_or(0), used);

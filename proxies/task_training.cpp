@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/candidate_control.hpp"
 #include "common/rng.hpp"
 #include "evaluator/lr_schedule.hpp"
 #include "evaluator/model.hpp"
@@ -73,6 +74,7 @@ TaskReport train_on_task(const genome::ModelSpec& spec, const evaluator::TrainSe
   Rng order(derive_seed(seed, "task data"));
   std::vector<int32_t> inputs(int64_t(B) * L), targets(inputs.size());
   for (int step = 1; step <= s.steps; ++step) {
+    throw_if_cancelled();  // a timeout or a stopped run (common/candidate_control.hpp)
     for (int r = 0; r < B; ++r) {
       const Example& e = data.train[order.integer(0, int64_t(data.train.size()) - 1)];
       std::copy(e.inputs.begin(), e.inputs.end(), inputs.begin() + int64_t(r) * L);

@@ -4,21 +4,37 @@
 // database is written from the calling thread only (one writer): every
 // evaluation is begun, heartbeated while it runs and finished as soon as it
 // returns, so a crash loses no finished evaluation.
+//
+// A candidate's fault is the candidate's: an exception, a non-finite loss or
+// an exhausted device is a failed evaluation with its reason. A hung one is
+// stopped by a watchdog (the calling thread): past its timeout
+// (candidate_timeout.hpp) its cancellation flag is set
+// (common/candidate_control.hpp), the trainer stops at its next step and the
+// evaluation is recorded as failed with reason timeout. A thread stuck where
+// it cannot poll the flag (a kernel that never returns) cannot be stopped
+// safely in-process: after a grace period its evaluation is recorded as
+// timed out anyway, its thread is abandoned (detached; what it uses stays
+// alive) and the search goes on; abandoned_workers() tells the CLI, which
+// then ends the process without waiting for it.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/evaluate_contract.hpp"
+#include "common/fault_injection.hpp"
 #include "db/store.hpp"
+#include "search/candidate_timeout.hpp"
 
 namespace livs::search {
 
 using EvaluateFunction = std::function<EvalResult(const EvalRequest&)>;
 
 // stop_requested() became true: no new evaluation started, the ones in
-// flight finished and were stored.
+// flight were cancelled (those that finished anyway were stored; the others
+// are marked interrupted and run again on resume).
 struct SearchStopped {};
 
 struct EvaluationJob {
@@ -31,6 +47,14 @@ struct EvaluationJob {
 struct ExecutorOptions {
   int workers = 1;
   double heartbeat_seconds = 15.0;
+  // Per-evaluation time limit; empty: none. Shared so the default learns
+  // across the calls of one run.
+  std::shared_ptr<CandidateTimeout> timeout;
+  // Seconds a cancelled evaluation has to return before its thread is
+  // abandoned; < 0: max(5 s, a tenth of its timeout), at most 60 s.
+  double abandon_grace_seconds = -1.0;
+  // Tests only (LIVSEARCH_FAULT_INJECT): faults for chosen evaluations.
+  std::shared_ptr<const FaultPlan> faults;
   std::function<bool()> stop_requested;         // may be empty
   std::function<void(const std::string&)> log;  // may be empty
 };
@@ -60,6 +84,12 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate, 
 void run_evaluations(const std::vector<EvaluationJob>& jobs, const EvaluateFunction& evaluate,
                      db::Store& store, int64_t run_id, const ExecutorOptions& options,
                      const std::function<void(std::size_t, const db::EvaluationOutcome&)>& on_finished);
+
+// Worker threads abandoned in this process because their evaluation could
+// not be stopped (see above). When > 0 the process must not run static
+// destructors under them: the CLI ends with std::_Exit after closing the
+// database.
+int abandoned_workers();
 
 // The unit a metric is stored with ("bytes", "ms", "count" or "").
 std::string metric_unit(const std::string& metric);

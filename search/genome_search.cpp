@@ -92,7 +92,9 @@ class GenomeSearchRun {
         options_(options),
         screen_(options.analytic, settings.constraints, options.max_params),
         evolution_(settings, callbacks(operators)),
-        rungs_(settings.rungs(), settings.eta) {}
+        rungs_(settings.rungs(), settings.eta),
+        timeout_(std::make_shared<CandidateTimeout>(settings.candidate_timeout, settings.max_train_seconds)) {
+  }
 
   GenomeSearchResult run(int stop_after_generation) {
     open_run();
@@ -133,8 +135,9 @@ class GenomeSearchRun {
 
  private:
   GenomeSearchResult stopped(GenomeSearchResult& result) {
-    // The evaluations in flight have finished and are stored; the generation
-    // they belong to is bred again on resume.
+    // The evaluations in flight were cancelled: those that finished anyway
+    // are stored, the others are marked interrupted and run again when the
+    // generation they belong to is bred again on resume.
     store_.set_run_status(run_id_, db::RunStatus::interrupted);
     log("stopped; continue with --resume");
     result.stopped = true;
@@ -244,6 +247,9 @@ class GenomeSearchRun {
     executor.heartbeat_seconds = options_.heartbeat_seconds;
     executor.stop_requested = options_.stop_requested;
     executor.log = options_.log;
+    executor.timeout = timeout_;  // one for the run: the default learns from every evaluation
+    executor.faults = options_.faults;
+    executor.abandon_grace_seconds = options_.abandon_grace_seconds;
     return executor;
   }
 
@@ -564,6 +570,7 @@ class GenomeSearchRun {
   AnalyticScreen screen_;
   Evolution<Genome> evolution_;
   Rungs rungs_;
+  std::shared_ptr<CandidateTimeout> timeout_;
   int64_t run_id_ = 0;
   EvaluationLedger ledger_;
   std::map<std::string, std::string> labels_;              // warm-start hash -> label

@@ -20,6 +20,7 @@
 // the last generation and trains only the replicates still missing.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,8 @@ struct GenomeSearchOptions {
   int workers = 1;      // evaluations in flight at once (the evaluate function must be thread-safe)
   bool resume = false;  // continue the run of that name; without it an existing run is an error
   double heartbeat_seconds = 15.0;
+  double abandon_grace_seconds = -1.0;          // ExecutorOptions::abandon_grace_seconds
+  std::shared_ptr<const FaultPlan> faults;      // tests only (LIVSEARCH_FAULT_INJECT); may be empty
   std::function<void(const std::string&)> log;  // progress lines; may be empty
   // Polled between evaluations (e.g. set by SIGINT): when true, no new
   // evaluation starts, those in flight finish and are stored, the run is

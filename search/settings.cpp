@@ -136,8 +136,8 @@ SearchSettings parse_search_settings(const JsonReader& root) {
   if (!search) return s;
   search->expect_keys({"algorithm", "population", "generations", "offspring", "tournament_size",
                        "crossover_probability", "mutation_probability", "aging_sample_size",
-                       "max_evaluations", "fidelity", "fidelities", "eta", "max_train_seconds", "hypervolume",
-                       "initial", "final"});
+                       "max_evaluations", "fidelity", "fidelities", "eta", "max_train_seconds",
+                       "candidate_timeout", "hypervolume", "initial", "final"});
   if (const auto algorithm = search->find("algorithm")) {
     const auto name = algorithm->choice({"nsga2", "random", "aging"});
     s.algorithm = name == "random"  ? Algorithm::random
@@ -177,6 +177,12 @@ SearchSettings parse_search_settings(const JsonReader& root) {
   }
   s.eta = static_cast<int>(search->integer_or("eta", 3, 2, 1000));
   s.max_train_seconds = search->number_or("max_train_seconds", 0.0, 0.0, 1e12);
+  if (const auto timeout = search->find("candidate_timeout")) {
+    const double seconds = timeout->number();
+    if (!(seconds >= 0.0 && seconds <= 1e9))
+      timeout->fail("a number of seconds in [0, 1e9] (0: no limit; leave it out for the default)");
+    s.candidate_timeout = seconds;
+  }
 
   if (const auto initial = search->find("initial")) {
     initial->expect_array();

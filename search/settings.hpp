@@ -9,7 +9,7 @@
 //              "offspring": 16, "tournament_size": 2, "crossover_probability": 0.9,
 //              "mutation_probability": 1.0, "aging_sample_size": 4, "max_evaluations": 0,
 //              "fidelity": 1.0,                 (or "fidelities": [0.11, 0.33, 1.0], "eta": 3)
-//              "max_train_seconds": 0,
+//              "max_train_seconds": 0, "candidate_timeout": 600,
 //              "initial": ["transformer", "winner.json"],
 //              "final": {"top": 8, "seeds": 3},
 //              "hypervolume": {"reference": {"perplexity": 300, "params": 2e6},
@@ -53,6 +53,10 @@ struct SearchSettings {
   // this many seconds together (wall_seconds summed, GPU-seconds with one
   // candidate per GPU); 0: no limit. The final stage comes after it.
   double max_train_seconds = 0.0;
+  // Seconds one evaluation may run before it is cancelled and recorded as
+  // failed with reason timeout (search/candidate_timeout.hpp); nullopt: the
+  // default, learnt from the run's own evaluations; 0: no limit.
+  std::optional<double> candidate_timeout;
   uint64_t seed = 0;
 
   // The rungs' fidelities, lowest first (one rung: `fidelity`).

@@ -81,6 +81,29 @@ CudaBackend::CudaBackend(int device, GemmPrecision precision)
 
 CudaBackend::~CudaBackend() { release(); }
 
+void CudaBackend::inject_device_fault() {
+  cuda::launch_illegal_address_kernel(static_cast<cudaStream_t>(stream_));
+  synchronize();  // throws with the sticky error's name
+}
+
+// A non-sticky error is cleared by reading it; a sticky one is returned by
+// every later call, so a device-wide synchronize after clearing still fails.
+bool CudaBackend::device_context_lost() {
+  if (cudaSetDevice(device_) != cudaSuccess) return true;
+  (void)cudaGetLastError();
+  const cudaError_t error = cudaDeviceSynchronize();
+  (void)cudaGetLastError();
+  return error != cudaSuccess;
+}
+
+// The primary context is destroyed with every allocation, stream and handle
+// in it (this backend's included: it must not be used or destroyed after
+// this); the next CUDA call on the device creates a fresh context.
+void CudaBackend::reset_device_context() {
+  if (cudaSetDevice(device_) == cudaSuccess) (void)cudaDeviceReset();
+  (void)cudaGetLastError();
+}
+
 void CudaBackend::release() noexcept {
   // Errors are ignored here: a destructor must not throw, and the context may
   // already be broken by the failure that is unwinding.

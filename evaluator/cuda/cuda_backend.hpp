@@ -46,6 +46,13 @@ class CudaBackend final : public Backend {
 
   const char* name() const override { return "cuda"; }
   int device() const { return device_; }
+
+  // A kernel that writes through a null pointer: cudaErrorIllegalAddress, a
+  // sticky error after which every call on this device fails (tests only).
+  void inject_device_fault() override;
+  // After a failure: whether the device's context is broken (a sticky error).
+  bool device_context_lost() override;
+  void reset_device_context() override;
   GemmPrecision precision() const { return precision_; }
 
   void* allocate(std::size_t bytes) override;

@@ -16,6 +16,9 @@
 
 namespace livs::evaluator::cuda {
 
+// fault_kernel.cu: a sticky cudaErrorIllegalAddress, for the fault tests.
+void launch_illegal_address_kernel(cudaStream_t stream);
+
 // elementwise.cu
 void fill(cudaStream_t stream, float* dst, int64_t count, float value);
 void add(cudaStream_t stream, float* out, const float* a, const float* b, int64_t count);

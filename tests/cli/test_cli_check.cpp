@@ -19,6 +19,11 @@ const std::string kBrokenFolder = "tests/cli/broken_configs/";
 // File name -> the start of what must follow "error: <file>: " on stderr.
 const std::map<std::string, std::string>& expected_errors() {
   static const std::map<std::string, std::string> table = {
+      {"candidate_timeout_negative.json",
+       "/search/candidate_timeout: expected a number of seconds in [0, 1e9] (0: no limit; leave it out for "
+       "the "
+       "default), got -5"},
+      {"candidate_timeout_string.json", "/search/candidate_timeout: expected a number, got \"10m\""},
       {"constraint_min_above_max.json", "/constraints/params: \"min\" is greater than \"max\""},
       {"d_model_not_multiple_of_8.json", "/model/d_model: expected a multiple of 8, got 100"},
       {"data_format_unknown.json", "/data/format: expected one of text, tokens, got \"utf8\""},
