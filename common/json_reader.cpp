@@ -1,6 +1,9 @@
 #include "common/json_reader.hpp"
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -46,8 +49,18 @@ Json parse_json_text(const std::string& text, const std::string& name) {
 }
 
 Json parse_json_file(const std::string& path) {
+  std::error_code ignored;
+  if (!std::filesystem::exists(path, ignored))
+    throw InputError(path, "", "no such file, expected a JSON file");
+  if (std::filesystem::is_directory(path, ignored))
+    throw InputError(path, "", "is a directory, expected a JSON file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, "", "cannot open file for reading");
+  if (!in) {
+    std::string why = "cannot open the file for reading (";
+    why += std::strerror(errno);
+    why += ")";
+    throw InputError(path, "", why);
+  }
   std::ostringstream buffer;
   buffer << in.rdbuf();
   return parse_json_text(buffer.str(), path);

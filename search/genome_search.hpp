@@ -62,6 +62,9 @@ struct GenomeSearchOptions {
   bool resume = false;  // continue the run of that name; without it an existing run is an error
   double heartbeat_seconds = 15.0;
   std::function<void(const std::string&)> log;  // progress lines; may be empty
+  // Called once the run is created or found fit to resume, before any work:
+  // a run refused (already there, another config) prints nothing but its error.
+  std::function<void()> on_run_opened;
   // Polled between evaluations (e.g. set by SIGINT): when true, no new
   // evaluation starts, those in flight finish and are stored, the run is
   // marked interrupted and run_genome_search returns with `stopped`.
