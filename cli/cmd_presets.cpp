@@ -5,6 +5,7 @@
 #include <cxxopts.hpp>
 #include <iostream>
 
+#include "cli/command.hpp"
 #include "genome/genome_json.hpp"
 #include "genome/presets.hpp"
 
@@ -19,16 +20,7 @@ int run_presets(int argc, char** argv) {
       "h,help", "show this help");
   options.parse_positional({"name"});
   cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::fprintf(stderr, "error: %s (see 'livsearch presets --help')\n", e.what());
-    return 2;
-  }
-  if (args.count("help")) {
-    std::cout << options.help();
-    return 0;
-  }
+  if (!parse_arguments(options, argc, argv, args)) return 0;
   const int d_model = args["d-model"].as<int>();
   const int layers = args["layers"].as<int>();
   if (args.count("name")) {

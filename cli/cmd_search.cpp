@@ -99,18 +99,20 @@ int run_search(int argc, char** argv) {
   fidelities = config.search.fidelities.empty()
                    ? "fidelity " + fidelities
                    : "rungs at fidelity " + fidelities + " (eta " + std::to_string(config.search.eta) + ")";
-  std::fprintf(stderr, "run '%s': %s, population %d, %d generations, %s, seed %llu, %s, database %s\n",
-               config.name.c_str(), search::to_string(config.search.algorithm), config.search.population,
-               config.search.generations, fidelities.c_str(),
-               static_cast<unsigned long long>(config.search.seed), device.c_str(), db_path.c_str());
+  run_options.on_run_opened = [&] {
+    std::fprintf(stderr, "run '%s': %s, population %d, %d generations, %s, seed %llu, %s, database %s\n",
+                 config.name.c_str(), search::to_string(config.search.algorithm), config.search.population,
+                 config.search.generations, fidelities.c_str(),
+                 static_cast<unsigned long long>(config.search.seed), device.c_str(), db_path.c_str());
+    if (config.search.final_save_weights)
+      std::fprintf(stderr, "full-fidelity weights are kept in %s\n", weights_folder(db_path).c_str());
+  };
 
   const search::EvaluateFunction evaluate =
       config.search.final_save_weights
           ? evaluate_saving_weights(weights_folder(db_path), config.search.seed, config.search.final_seeds,
                                     "run " + config.name)
           : search::EvaluateFunction([](const EvalRequest& request) { return proxies::evaluate(request); });
-  if (config.search.final_save_weights)
-    std::fprintf(stderr, "full-fidelity weights are kept in %s\n", weights_folder(db_path).c_str());
   const auto result = search::run_genome_search(config.search, search::genome_operators(config.space),
                                                 evaluate, store, run_options);
   if (result.stopped) {

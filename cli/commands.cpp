@@ -38,11 +38,35 @@ const std::vector<Command>& commands() {
   return table;
 }
 
+namespace {
+
+// cxxopts names a value it cannot parse ("Argument 'many' failed to parse")
+// but not the option it was given to; find that option on the command line.
+std::string option_given(const std::string& message, int argc, char** argv) {
+  const std::string open = "\u2018", close = "\u2019";  // cxxopts quotes with typographic quotes
+  const auto begin = message.find(open);
+  const auto end = message.find(close, begin == std::string::npos ? 0 : begin);
+  if (begin == std::string::npos || end == std::string::npos) return "";
+  const std::string value = message.substr(begin + open.size(), end - begin - open.size());
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == value && i > 1 && argv[i - 1][0] == '-') return argv[i - 1];
+    const auto eq = word.find('=');
+    if (word.rfind("--", 0) == 0 && eq != std::string::npos && word.substr(eq + 1) == value)
+      return word.substr(0, eq);
+  }
+  return "";
+}
+
+}  // namespace
+
 bool parse_arguments(cxxopts::Options& options, int argc, char** argv, cxxopts::ParseResult& args) {
   try {
     args = options.parse(argc, argv);
   } catch (const cxxopts::exceptions::exception& e) {
-    throw InputError(argv[0], "", std::string(e.what()) + " (see '" + argv[0] + " --help')");
+    std::string message = e.what();
+    if (const auto option = option_given(message, argc, argv); !option.empty()) message += " for " + option;
+    throw InputError(argv[0], "", message + " (see '" + argv[0] + " --help')");
   }
   if (args.count("help")) {
     std::cout << options.help();

@@ -94,11 +94,11 @@ std::vector<search::WarmStart> resolve_warm_start(Config& config, const JsonRead
       if (!std::filesystem::is_regular_file(file)) {
         std::string known;
         for (const auto& name : presets) known += (known.empty() ? "" : ", ") + name;
-        where.fail_message(
-            ""
-            " + entry + "
-            " is neither a preset (" +
-            known + ") nor a genome file (looked for " + file.string() + ")");
+        std::string message = "\"";
+        message += entry;
+        message +=
+            "\" is neither a preset (" + known + ") nor a genome file (looked for " + file.string() + ")";
+        where.fail_message(message);
       }
       member.genome = genome::genome_from_file(file.string());
       if (member.genome.vocab != config.data.vocab)

@@ -51,7 +51,12 @@ int main(int argc, char** argv) {
       return finish(1);
     }
   }
-  std::fprintf(stderr, "error: unknown command '%s'\n", argv[1]);
-  print_usage();
+  std::string known;
+  for (const auto& c : livs::cli::commands()) {
+    if (!known.empty()) known += ", ";
+    known += c.name;
+  }
+  std::fprintf(stderr, "error: unknown command '%s' (expected one of %s; see 'livsearch --help')\n", argv[1],
+               known.c_str());
   return 2;
 }

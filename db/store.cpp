@@ -1,6 +1,10 @@
 // Opening databases (Reader, Store) and the writer's operations.
 #include "db/store.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 #include <system_error>
@@ -40,6 +44,14 @@ void check_writable_path(const std::string& path) {
   auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty() && !std::filesystem::is_directory(parent, error))
     throw InputError(path, "", "the folder " + parent.string() + " does not exist");
+  // SQLite would open a read-only file and fail at the first write, after
+  // the run had started; say so before anything is touched.
+  if (std::filesystem::exists(path, error) && ::access(path.c_str(), W_OK) != 0) {
+    std::string why = "the database file is read-only (";
+    why += std::strerror(errno);
+    why += "); a search writes to it: make it writable, or query it with runs, status, pareto or show";
+    throw InputError(path, "", why);
+  }
 }
 
 std::unique_ptr<WriterLock> lock_for_writing(const std::string& path) {

@@ -34,23 +34,29 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Data problems are the candidate's failure, reported in its status.
-void check_tokens(std::span<const uint16_t> tokens, const char* split, int vocab, int64_t needed) {
-  if (int64_t(tokens.size()) < needed)
+// Data problems are the candidate's failure, reported in its status. The
+// token ids are checked where windows are read (TokenSequence::copy_checked):
+// scanning a memory-mapped data set here would read all of it per candidate.
+void check_length(const TokenSequence& tokens, const char* split, int64_t needed) {
+  if (tokens.size() < needed)
     throw std::invalid_argument(std::string("the ") + split + " split has " + std::to_string(tokens.size()) +
                                 " tokens, fewer than the " + std::to_string(needed) + " one window needs");
-  const uint16_t largest = *std::max_element(tokens.begin(), tokens.end());
-  if (largest >= vocab)
-    throw std::invalid_argument(std::string("the ") + split + " split holds token " +
-                                std::to_string(largest) + ", outside the model's vocabulary of " +
-                                std::to_string(vocab));
+}
+
+// Tokens [start, start + T] as T inputs and the T targets that follow each,
+// every id checked against the vocabulary.
+void read_window(const TokenSequence& tokens, int64_t start, int64_t T, int vocab, int32_t* inputs,
+                 int32_t* targets, std::vector<int32_t>& window) {
+  tokens.copy_checked(start, T + 1, vocab, window.data());
+  std::copy(window.begin(), window.begin() + T, inputs);
+  std::copy(window.begin() + 1, window.begin() + T + 1, targets);
 }
 
 // Mean cross-entropy over the first eval_tokens of the validation split, cut
 // into non-overlapping windows of seq_len predictions (seq_len + 1 tokens).
 // `probe`, when given, receives the first batch's windows and their logits.
-double evaluate(Model& model, const TrainSettings& s, std::span<const uint16_t> validation,
-                int64_t& predicted, ProbeLogits* probe) {
+double evaluate(Model& model, const TrainSettings& s, const TokenSequence& validation, int64_t& predicted,
+                ProbeLogits* probe) {
   const int64_t T = s.seq_len, B = s.batch_size;
   const int64_t available = std::min<int64_t>(s.eval_tokens, int64_t(validation.size()));
   const int64_t windows = (available - 1) / T;
@@ -58,17 +64,14 @@ double evaluate(Model& model, const TrainSettings& s, std::span<const uint16_t> 
     throw std::invalid_argument("eval_tokens (" + std::to_string(s.eval_tokens) +
                                 ") leaves no window of seq_len + 1 = " + std::to_string(T + 1) +
                                 " validation tokens");
-  std::vector<int32_t> inputs(B * T), targets(B * T);
+  std::vector<int32_t> inputs(B * T), targets(B * T), window(T + 1);
   double sum = 0.0;
   for (int64_t w0 = 0; w0 < windows; w0 += B) {
     throw_if_cancelled();
     const int64_t rows = std::min(B, windows - w0);
     for (int64_t r = 0; r < B; ++r) {
       const int64_t w = w0 + (r < rows ? r : 0);  // unused rows repeat a window; their losses are ignored
-      for (int64_t t = 0; t < T; ++t) {
-        inputs[r * T + t] = validation[w * T + t];
-        targets[r * T + t] = validation[w * T + t + 1];
-      }
+      read_window(validation, w * T, T, model.vocab(), &inputs[r * T], &targets[r * T], window);
     }
     model.forward(inputs.data(), targets.data());
     if (probe && w0 == 0) {
@@ -109,9 +112,9 @@ void inject_step_fault(Backend& backend) {
 }  // namespace
 
 TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSettings& s,
-                               std::span<const uint16_t> train_tokens,
-                               std::span<const uint16_t> validation_tokens, uint64_t seed, Backend& backend,
-                               const ProgressFn& progress, TrainedModel* trained) {
+                               const TokenSequence& train_tokens, const TokenSequence& validation_tokens,
+                               uint64_t seed, Backend& backend, const ProgressFn& progress,
+                               TrainedModel* trained) {
   TrainReport report;
   report.params_total = spec.params_total();
   report.params_non_embedding = spec.params_non_embedding();
@@ -123,8 +126,8 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
   };
   try {
     const int64_t T = s.seq_len, B = s.batch_size;
-    check_tokens(train_tokens, "training", spec.vocab, T + 1);
-    check_tokens(validation_tokens, "validation", spec.vocab, T + 1);
+    check_length(train_tokens, "training", T + 1);
+    check_length(validation_tokens, "validation", T + 1);
     PlanShape shape;
     shape.batch = s.batch_size;
     shape.seq = s.seq_len;
@@ -160,8 +163,8 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
 
     const auto train_start = Clock::now();
     Rng data_order(derive_seed(seed, "data"));
-    std::vector<int32_t> inputs(B * T), targets(B * T);
-    const int64_t last_start = int64_t(train_tokens.size()) - (T + 1);
+    std::vector<int32_t> inputs(B * T), targets(B * T), window(T + 1);
+    const int64_t last_start = train_tokens.size() - (T + 1);
     for (int step = 1; step <= s.steps; ++step) {
       // Cooperative cancellation (a timeout, a stopped run): between steps,
       // never inside one, so the backend is left in a usable state.
@@ -169,10 +172,7 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
       if (step == 1) inject_step_fault(backend);
       for (int64_t r = 0; r < B; ++r) {
         const int64_t start = data_order.integer(0, last_start);
-        for (int64_t t = 0; t < T; ++t) {
-          inputs[r * T + t] = train_tokens[start + t];
-          targets[r * T + t] = train_tokens[start + t + 1];
-        }
+        read_window(train_tokens, start, T, spec.vocab, &inputs[r * T], &targets[r * T], window);
       }
       model.set_batch(inputs.data(), targets.data());
       const StepScalarInputs in =

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "evaluator/backend.hpp"
+#include "evaluator/data/token_sequence.hpp"
 #include "evaluator/train_settings.hpp"
 #include "evaluator/trained_model.hpp"
 #include "genome/model_spec.hpp"
@@ -50,11 +51,13 @@ using ProgressFn = std::function<void(int step, double loss)>;
 // rows x seq_len x vocab floats).
 constexpr int kMaxProbeRows = 4;
 
+// Token ids are checked against spec.vocab window by window as they are
+// read (a bad one fails the run with the file and byte).
 // `trained`, when given, receives the trained weights and the probe logits
 // (on a successful run only; left untouched otherwise).
 TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSettings& settings,
-                               std::span<const uint16_t> train_tokens,
-                               std::span<const uint16_t> validation_tokens, uint64_t seed, Backend& backend,
-                               const ProgressFn& progress = {}, TrainedModel* trained = nullptr);
+                               const TokenSequence& train_tokens, const TokenSequence& validation_tokens,
+                               uint64_t seed, Backend& backend, const ProgressFn& progress = {},
+                               TrainedModel* trained = nullptr);
 
 }  // namespace livs::evaluator

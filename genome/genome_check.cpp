@@ -32,7 +32,10 @@ struct Checker {
         const bool heads_ok = range(at + "/heads", op.sa.heads, 1, 1024);
         if (heads_ok && d % op.sa.heads != 0)
           add(at + "/heads", str(op.sa.heads) + " does not divide d_model " + str(d));
-        if (range(at + "/kv_heads", op.sa.kv_heads, 1, 1024) && heads_ok && op.sa.heads % op.sa.kv_heads != 0)
+        // An omitted kv_heads equals heads: a bad heads is one problem, not two.
+        const bool kv_heads_follows_bad_heads = !heads_ok && op.sa.kv_heads == op.sa.heads;
+        if (!kv_heads_follows_bad_heads && range(at + "/kv_heads", op.sa.kv_heads, 1, 1024) && heads_ok &&
+            op.sa.heads % op.sa.kv_heads != 0)
           add(at + "/kv_heads", str(op.sa.kv_heads) + " does not divide heads " + str(op.sa.heads));
         range(at + "/window", op.sa.window, 0, 1 << 24);
         if (heads_ok && d % op.sa.heads == 0 && op.sa.rope && (d / op.sa.heads) % 2 != 0)

@@ -98,6 +98,7 @@ class GenomeSearchRun {
 
   GenomeSearchResult run(int stop_after_generation) {
     open_run();
+    if (options_.on_run_opened) options_.on_run_opened();
     GenomeSearchResult result;
     result.run_id = run_id_;
     try {

@@ -65,6 +65,9 @@ struct GenomeSearchOptions {
   double abandon_grace_seconds = -1.0;          // ExecutorOptions::abandon_grace_seconds
   std::shared_ptr<const FaultPlan> faults;      // tests only (LIVSEARCH_FAULT_INJECT); may be empty
   std::function<void(const std::string&)> log;  // progress lines; may be empty
+  // Called once the run is created or found fit to resume, before any work:
+  // a run refused (already there, another config) prints nothing but its error.
+  std::function<void()> on_run_opened;
   // Polled between evaluations (e.g. set by SIGINT): when true, no new
   // evaluation starts, those in flight finish and are stored, the run is
   // marked interrupted and run_genome_search returns with `stopped`.

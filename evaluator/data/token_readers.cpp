@@ -1,9 +1,9 @@
 #include "evaluator/data/token_readers.hpp"
 
-#include <fstream>
-#include <iterator>
+#include <memory>
 
 #include "common/input_error.hpp"
+#include "evaluator/data/mapped_file.hpp"
 
 namespace livs::evaluator {
 
@@ -11,35 +11,19 @@ namespace {
 
 std::string byte_place(std::size_t offset) { return "byte " + std::to_string(offset); }
 
-std::vector<unsigned char> read_all_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, "", "cannot open file for reading");
-  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw InputError(path, "", "read error");
-  return bytes;
-}
-
-// Little-endian decoding from bytes, so the result does not depend on the host.
-int32_t int32_at(const std::vector<unsigned char>& bytes, std::size_t offset) {
+int32_t int32_at(std::span<const unsigned char> bytes, std::size_t offset) {
   uint32_t v = uint32_t(bytes[offset]) | uint32_t(bytes[offset + 1]) << 8 |
                uint32_t(bytes[offset + 2]) << 16 | uint32_t(bytes[offset + 3]) << 24;
   return static_cast<int32_t>(v);
 }
 
-uint16_t uint16_at(const std::vector<unsigned char>& bytes, std::size_t offset) {
-  return static_cast<uint16_t>(bytes[offset] | bytes[offset + 1] << 8);
+std::shared_ptr<const MappedFile> map_file(const std::string& path) {
+  return std::make_shared<const MappedFile>(path);
 }
 
 }  // namespace
 
-std::vector<uint16_t> read_text_bytes(const std::string& path) {
-  const auto bytes = read_all_bytes(path);
-  if (bytes.empty()) throw InputError(path, byte_place(0), "expected text, the file is empty");
-  return std::vector<uint16_t>(bytes.begin(), bytes.end());
-}
-
-std::vector<uint16_t> read_token_shard(const std::string& path, int vocab) {
-  const auto bytes = read_all_bytes(path);
+int64_t check_shard_layout(std::span<const unsigned char> bytes, const std::string& path) {
   if (bytes.size() < kShardHeaderBytes) {
     throw InputError(path, byte_place(bytes.size()),
                      "expected a " + std::to_string(kShardHeaderBytes) +
@@ -76,17 +60,45 @@ std::vector<uint16_t> read_token_shard(const std::string& path, int vocab) {
                          " tokens, the file holds " + std::to_string(payload / 2) +
                          (payload % 2 ? " and a half" : "") + " tokens");
   }
-  std::vector<uint16_t> tokens(static_cast<std::size_t>(count));
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    const std::size_t offset = kShardHeaderBytes + 2 * i;
-    tokens[i] = uint16_at(bytes, offset);
-    if (tokens[i] >= vocab) {
-      throw InputError(path, byte_place(offset),
-                       "expected a token id < vocab " + std::to_string(vocab) + ", got " +
-                           std::to_string(tokens[i]) + " (token " + std::to_string(i) + ")");
-    }
-  }
+  return count;
+}
+
+TokenSequence open_token_shard(const std::string& path) {
+  auto file = map_file(path);
+  const auto bytes = file->bytes();
+  TokenSequence::Piece piece;
+  piece.count = check_shard_layout(bytes, path);
+  piece.bytes = bytes.data() + kShardHeaderBytes;
+  piece.width = 2;
+  piece.file = path;
+  piece.file_offset = kShardHeaderBytes;
+  piece.owner = std::move(file);
+  TokenSequence tokens;
+  tokens.append(std::move(piece));
   return tokens;
+}
+
+TokenSequence open_text(const std::string& path) {
+  auto file = map_file(path);
+  const auto bytes = file->bytes();
+  if (bytes.empty()) throw InputError(path, byte_place(0), "expected text, the file is empty");
+  TokenSequence::Piece piece;
+  piece.count = static_cast<int64_t>(bytes.size());
+  piece.bytes = bytes.data();
+  piece.width = 1;
+  piece.file = path;
+  piece.owner = std::move(file);
+  TokenSequence tokens;
+  tokens.append(std::move(piece));
+  return tokens;
+}
+
+std::vector<uint16_t> read_text_bytes(const std::string& path) { return open_text(path).to_vector(); }
+
+std::vector<uint16_t> read_token_shard(const std::string& path, int vocab) {
+  const TokenSequence tokens = open_token_shard(path);
+  tokens.check_ids(0, tokens.size(), vocab);
+  return tokens.to_vector();
 }
 
 }  // namespace livs::evaluator

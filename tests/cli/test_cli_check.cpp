@@ -113,7 +113,7 @@ TEST_CASE("check prints the resolved quick config as JSON") {
 TEST_CASE("check: a missing config file and bad arguments are one-line errors") {
   auto missing = run_livsearch("check configs/does_not_exist.json", "missing");
   CHECK(missing.exit_code == 2);
-  CHECK(missing.err == "error: configs/does_not_exist.json: cannot open file for reading\n");
+  CHECK(missing.err == "error: configs/does_not_exist.json: no such file, expected a JSON file\n");
   auto no_argument = run_livsearch("check", "noarg");
   CHECK(no_argument.exit_code == 2);
   CHECK(lines_of(no_argument.err).size() == 1);

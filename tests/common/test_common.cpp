@@ -64,5 +64,22 @@ TEST_CASE("json reader names file, pointer and expectation") {
         "x.json: /search/ok: unknown key (expected one of population)");
   CHECK(root.at("search").at("ok").integer(0, 10) == 3);
   CHECK(root.at("search").integer_or("absent", 9) == 9);
-  CHECK(err([&] { parse_json_text("{\n  \"a\": 1,\n}", "bad.json"); }).rfind("bad.json: line 3 column 1: invalid JSON", 0) == 0);
+  CHECK(err([&] {
+          parse_json_text("{\n  \"a\": 1,\n}", "bad.json");
+        }).rfind("bad.json: line 3 column 1: invalid JSON", 0) == 0);
+}
+
+// Found by fuzz_genome (docs/fuzzing.md): a number beyond a double is
+// nlohmann's out_of_range, not a parse error; it escaped parse_json_text and
+// the CLI exited 1 with the library's message instead of 2 with the place.
+TEST_CASE("a JSON number too large for a double is an input error with its place") {
+  try {
+    livs::parse_json_text("{\"d_model\": 32,\n \"vocab\": 1e999999}", "g.json");
+    FAIL("expected an error");
+  } catch (const livs::InputError& e) {
+    CHECK(e.file() == "g.json");
+    CHECK(e.problems().at(0).pointer == "line 2 column 11");
+    CHECK(e.problems().at(0).message == "invalid JSON: the number 1e999999 is too large for a double");
+  }
+  CHECK_THROWS_AS(livs::parse_json_text(std::string(50, '3') + "e333333", "x.json"), livs::InputError);
 }

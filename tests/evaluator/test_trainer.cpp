@@ -156,7 +156,7 @@ TEST_CASE("bad data and unsupported specs are a failed status with the reason") 
   std::vector<uint16_t> big_tokens(1000, 300);
   r = train_and_evaluate(spec, small_settings(2), train_split(), big_tokens, 1, backend);
   CHECK(r.status == TrainStatus::failed);
-  CHECK(r.error.find("token 300") != std::string::npos);
+  CHECK(r.error.find("expected a token id < vocab 256, got 300") != std::string::npos);
 
   spec.slots[1].ops[0].cls = livs::genome::LivClass::moe;  // with swiglu's weights: inconsistent
   r = train_and_evaluate(spec, small_settings(2), train_split(), validation_split(), 1, backend);
