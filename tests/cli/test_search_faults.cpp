@@ -70,9 +70,9 @@ TEST_CASE(
   CHECK(rows[0][1].find("non_finite_loss: training loss became nan at step 1") == 0);
   CHECK(rows[1][1].find("out of memory") != std::string::npos);
   CHECK(rows[2][1] == "injected fault: evaluate threw");
-  CHECK(rows[3][1] == "timeout: ran longer than search.candidate_timeout 4 s");
+  CHECK(rows[3][1] == "timeout: ran longer than search.candidate_timeout 15 s");
   CHECK(
-      rows[4][1].find("timeout: ran longer than search.candidate_timeout 4 s and did not stop within 5 s of "
+      rows[4][1].find("timeout: ran longer than search.candidate_timeout 15 s and did not stop within 5 s of "
                       "being cancelled; its worker thread was abandoned") == 0);
   for (std::size_t i = 5; i < rows.size(); ++i) {
     CAPTURE(i);
