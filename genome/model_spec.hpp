@@ -19,10 +19,13 @@ namespace livs::genome {
 enum class LivClass { sa, linattn, rec, ssm, gconv, swiglu, moe };
 enum class FusionKind { none, sum, mean, gate };
 enum class FeatureMap { elu_plus_one, relu, identity };
+// ssm: Mamba's selective scan (mamba1) or Mamba-2's state-space duality form (mamba2).
+enum class SsmForm { mamba1, mamba2 };
 
 const char* to_string(LivClass c);
 const char* to_string(FusionKind f);
 const char* to_string(FeatureMap f);
+const char* to_string(SsmForm f);
 std::optional<LivClass> liv_class_from_string(const std::string& s);
 bool is_token_mixer(LivClass c);  // everything but swiglu and moe
 
@@ -44,8 +47,8 @@ struct LinAttnKnobs {
   bool gated = false;  // GLA: data-dependent per-channel decay
 };
 
-struct RecKnobs {    // Griffin recurrent block
-  int width = 128;   // RG-LRU width (d_rnn)
+struct RecKnobs {   // Griffin recurrent block
+  int width = 128;  // RG-LRU width (d_rnn)
   int conv_kernel = 4;
 };
 
@@ -55,6 +58,11 @@ struct SsmKnobs {  // Mamba selective SSM block
   int d_state = 16;
   int conv_kernel = 4;
   int dt_rank = 8;  // ceil(d_model / 16)
+  // Mamba-2 (form mamba2): d_inner = heads * head_dim, a scalar decay per
+  // head, B and C shared by all heads (ngroups 1). dt_rank is unused.
+  SsmForm form = SsmForm::mamba1;
+  int head_dim = 32;
+  int heads = 8;  // d_inner / head_dim
 };
 
 struct GconvKnobs {  // LFM2 double-gated short convolution
@@ -105,9 +113,9 @@ struct OpSpec {
   GconvKnobs gconv;
   SwigluKnobs swiglu;
   MoeKnobs moe;
-  bool differential = false;  // y = y1 - lambda * y2 from two feature groups
-  OpRef featurizer_source;    // reuse this op's projection weights (same class)
-  OpRef feature_source;       // reuse this op's features (sa: its K and V; no cache of our own)
+  bool differential = false;        // y = y1 - lambda * y2 from two feature groups
+  OpRef featurizer_source;          // reuse this op's projection weights (same class)
+  OpRef feature_source;             // reuse this op's features (sa: its K and V; no cache of our own)
   std::vector<WeightSpec> weights;  // own weights; empty entries are never listed
   DecodeState state;
   // Weights this op reads but does not own (featurizer sharing): same names
@@ -129,8 +137,8 @@ struct ModelSpec {
   // Model-level weights: "embedding" [vocab, d_model] (tied LM head), "final_norm" [d_model].
   std::vector<WeightSpec> weights;
 
-  int64_t params_total() const;             // every weight once (shared weights counted once)
-  int64_t params_non_embedding() const;     // without the embedding table
+  int64_t params_total() const;                          // every weight once (shared weights counted once)
+  int64_t params_non_embedding() const;                  // without the embedding table
   int64_t decode_state_elements(int64_t context) const;  // sum over ops
 };
 
