@@ -21,13 +21,13 @@ Json ref_to_json(const ShareRef& r) {
 // Knob names per class, in canonical order.
 const std::vector<std::string>& knob_names(LivClass c) {
   static const std::vector<std::string> names[kClassCount] = {
-      {"heads", "kv_heads", "window", "qk_norm", "rope"},        // sa
-      {"heads", "feature_map", "gated"},                         // linattn
-      {"width", "conv_kernel"},                                  // rec
-      {"expand", "d_state", "conv_kernel", "form", "head_dim"},  // ssm (form and head_dim: mamba2 only)
-      {"kernel"},                                                // gconv
-      {"hidden"},                                                // swiglu
-      {"experts", "top_k", "hidden"},                            // moe
+      {"heads", "kv_heads", "window", "qk_norm", "rope"},  // sa
+      {"heads", "feature_map", "gated"},                   // linattn
+      {"width", "conv_kernel"},                            // rec
+      {"expand", "d_state", "conv_kernel", "form", "head_dim"},  // ssm (form, head_dim: mamba2 only)
+      {"kernel"},                                          // gconv
+      {"hidden"},                                          // swiglu
+      {"experts", "top_k", "hidden"},                      // moe
   };
   return names[class_index(c)];
 }
