@@ -587,13 +587,13 @@ class Backend {
   // matrix form); the result is the recurrence's.
   // Backward (zero H_0) accumulates dxbc (x, B and C parts), ddt, da_log and
   // dD; `partials` is scratch of ssd_partial_floats.
-  virtual void ssd_forward(float* y, float* checkpoints, const float* xbc, const float* dt, const float* a_log,
-                           const float* D, float* state, const SsdShape& shape) {
+  virtual void ssd_forward(float* y, float* checkpoints, const float* xbc, const float* dt,
+                           const float* a_log, const float* D, float* state, const SsdShape& shape) {
     unsupported("ssd_forward", y, checkpoints, xbc, dt, a_log, D, state, shape);
   }
-  virtual void ssd_backward(float* dxbc, float* ddt, float* da_log, float* dD, float* partials, const float* dy,
-                            const float* checkpoints, const float* xbc, const float* dt, const float* a_log,
-                            const float* D, const SsdShape& shape) {
+  virtual void ssd_backward(float* dxbc, float* ddt, float* da_log, float* dD, float* partials,
+                            const float* dy, const float* checkpoints, const float* xbc, const float* dt,
+                            const float* a_log, const float* D, const SsdShape& shape) {
     unsupported("ssd_backward", dxbc, ddt, da_log, dD, partials, dy, checkpoints, xbc, dt, a_log, D, shape);
   }
   // out = act(in) elementwise (gelu_tanh: the tanh approximation);

@@ -38,8 +38,9 @@ OpGene mixer(const std::string& name, int d_model, int i) {
     OpGene op = default_op(LivClass::ssm, d_model);  // expand 2, conv 4
     op.ssm.form = SsmForm::mamba2;
     op.ssm.d_state = 64;
-    const int d_inner = op.ssm.expand * d_model;  // a multiple of 16
-    op.ssm.head_dim = d_inner % 64 == 0 ? 64 : d_inner % 32 == 0 ? 32 : 16;  // Mamba-2's 64 where it divides
+    // Mamba-2's head_dim 64 where it divides d_inner (a multiple of 16), else 32 or 16.
+    const int d_inner = op.ssm.expand * d_model;
+    op.ssm.head_dim = d_inner % 64 == 0 ? 64 : d_inner % 32 == 0 ? 32 : 16;
     return op;
   }
   if (name == "lfm2") {  // short gated convolutions with a minority of GQA blocks
@@ -58,9 +59,8 @@ double mlp_expansion(const std::string& name) { return name == "griffin" ? 3.0 :
 }  // namespace
 
 const std::vector<std::string>& preset_names() {
-  static const std::vector<std::string> names = {"transformer",        "griffin",   "striped-mamba", "lfm2",
-                                                 "linear-transformer", "hyena-like",
-                                                 "mamba2-hybrid"};
+  static const std::vector<std::string> names = {"transformer",        "griffin",    "striped-mamba", "lfm2",
+                                                 "linear-transformer", "hyena-like", "mamba2-hybrid"};
   return names;
 }
 

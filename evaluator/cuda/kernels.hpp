@@ -178,8 +178,8 @@ void ssd_forward(cudaStream_t stream, float* y, float* checkpoints, const float*
                  const float* a_log, const float* D, float* state, const SsdShape& shape, float* scratch);
 int64_t ssd_backward_scratch(const SsdShape& shape);
 void ssd_backward(cudaStream_t stream, float* dxbc, float* ddt, float* da_log, float* dD, const float* dy,
-                  const float* checkpoints, const float* xbc, const float* dt, const float* a_log, const float* D,
-                  const SsdShape& shape, float* scratch);
+                  const float* checkpoints, const float* xbc, const float* dt, const float* a_log,
+                  const float* D, const SsdShape& shape, float* scratch);
 
 // linear_attention.cu. scratch: linear_attention_scratch(shape) floats.
 int64_t linear_attention_scratch(const LinearAttentionShape& shape);

@@ -44,12 +44,9 @@ json op_json(const genome::OpSpec& op, int slot, int index) {
                   {"feature_map", genome::to_string(op.linattn.feature_map)},
                   {"gated", op.linattn.gated}};
   j["rec"] = {{"width", op.rec.width}, {"conv_kernel", op.rec.conv_kernel}};
-  j["ssm"] = {{"expand", op.ssm.expand},
-              {"d_inner", op.ssm.d_inner},
-              {"d_state", op.ssm.d_state},
-              {"conv_kernel", op.ssm.conv_kernel},
-              {"dt_rank", op.ssm.dt_rank},
-              {"form", genome::to_string(op.ssm.form)},
+  j["ssm"] = {{"expand", op.ssm.expand},    {"d_inner", op.ssm.d_inner},
+              {"d_state", op.ssm.d_state},  {"conv_kernel", op.ssm.conv_kernel},
+              {"dt_rank", op.ssm.dt_rank},  {"form", genome::to_string(op.ssm.form)},
               {"head_dim", op.ssm.head_dim}};
   j["gconv"] = {{"kernel", op.gconv.kernel}};
   j["moe"] = {{"experts", op.moe.experts}, {"top_k", op.moe.top_k}, {"hidden", op.moe.hidden}};

@@ -71,10 +71,10 @@ std::set<std::string> features_of(const genome::Genome& g) {
 }
 
 std::set<std::string> wanted() {
-  std::set<std::string> out = {
-      "featurizer sharing", "feature sharing sa", "feature sharing linattn", "gated linattn", "windowed sa",
-      "grouped-query sa",   "qk-norm sa",         "sa without RoPE",         "moe top-1",     "moe top-2",
-      "ssm mamba2", "differential ssm mamba2"};
+  std::set<std::string> out = {"featurizer sharing", "feature sharing sa", "feature sharing linattn",
+                               "gated linattn",      "windowed sa",        "grouped-query sa",
+                               "qk-norm sa",         "sa without RoPE",    "moe top-1",
+                               "moe top-2",          "ssm mamba2",         "differential ssm mamba2"};
   for (const char* map : {"elu_plus_one", "relu", "identity"}) out.insert(std::string("linattn ") + map);
   for (const auto c : genome::kAllClasses) {
     out.insert(std::string("class ") + genome::to_string(c));
