@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference for bench_train (issue 7, item 6).
 
-The six presets of genome/presets.cpp written plainly in PyTorch, with the
+The presets of genome/presets.cpp written plainly in PyTorch, with the
 equations of the evaluator's operators (evaluator/op_*.cpp,
 docs/architecture.md "Weights per class"), trained with bf16 autocast and fused
 AdamW, eager or under torch.compile, on the same shapes, steps and timing
@@ -24,6 +24,10 @@ Recurrences and scans are never a per-token Python loop:
     h_t = a_t * h_{t-1} + x_t, computed with a log-depth (Hillis-Steele)
     parallel scan over time in float32; decays are combined as sums of
     log a <= 0, so every factor is exp(<= 0) and nothing overflows;
+  - Mamba-2's SSD (the mamba2-hybrid preset) is its chunked matrix form
+    (Dao and Gu, 2024): inside chunks of 64 steps the masked product
+    (C B^T * decays) (dt x) as einsums, across chunks a short loop over the
+    chunk states (T / 64 steps), all in float32;
   - linear attention (ungated, as the linear-transformer preset) is chunked:
     causal (q k^T) v inside each chunk plus q times the prefix sum of the
     earlier chunks' k^T v states (no exponentials at all);
@@ -59,7 +63,7 @@ PEAK_FLOPS = 989e12
 # --mode names and the torch.compile mode each runs ("eager" runs the module as it is).
 COMPILE_MODES = {"compile": "default", "reduce-overhead": "reduce-overhead",
                  "max-autotune-no-cudagraphs": "max-autotune-no-cudagraphs"}
-PRESETS = ["transformer", "griffin", "striped-mamba", "lfm2", "linear-transformer", "hyena-like"]
+PRESETS = ["transformer", "griffin", "striped-mamba", "lfm2", "linear-transformer", "hyena-like", "mamba2-hybrid"]
 
 
 def seconds_since_process_start():
@@ -97,6 +101,10 @@ def layer_plan(name, d, layers):
             m = ("linattn", dict(heads=heads))
         elif name == "hyena-like":
             m = ("gconv", dict(kernel=64))
+        elif name == "mamba2-hybrid":
+            d_inner = 2 * d
+            head_dim = 64 if d_inner % 64 == 0 else 32 if d_inner % 32 == 0 else 16
+            m = attention(0, 1) if i % 4 == 3 else ("ssd", dict(expand=2, d_state=64, kernel=4, head_dim=head_dim))
         else:
             raise SystemExit("unknown preset " + name)
         plan.append(m)
@@ -268,6 +276,58 @@ def build(torch, plan, hidden, d, vocab, seq):
             y = (h * Cm.float()[:, :, None, :]).sum(-1) + self.d * uf
             return F.linear((y.to(z.dtype) * F.silu(z)), self.out_proj)
 
+    class Mamba2(nn.Module):
+        """[z; xBC; dt] = in_proj; [x; B; C] = silu(conv(xBC)); dt = softplus(dt + dt_bias) per head;
+        y = SSD(x, dt, A, B, C) + d x (A = -exp(a_log) per head, B and C shared); out = rmsnorm(y silu(z)) out_proj."""
+
+        def __init__(self, expand, d_state, kernel, head_dim, chunk=64):
+            super().__init__()
+            self.di, self.n, self.p, self.chunk = expand * d, d_state, head_dim, chunk
+            self.h = self.di // head_dim
+            self.in_proj = normal(2 * self.di + 2 * d_state + self.h, d)
+            conv_dim = self.di + 2 * d_state
+            self.conv, self.conv_bias = uniform(1 / math.sqrt(kernel), conv_dim, kernel), nn.Parameter(torch.zeros(conv_dim))
+            dt = torch.exp(torch.rand(self.h) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+            self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+            self.a_log = nn.Parameter(torch.log(torch.rand(self.h) * 15 + 1))
+            self.d = nn.Parameter(torch.ones(self.h))
+            self.norm = nn.Parameter(torch.ones(self.di))
+            self.out_proj = normal(d, self.di)
+
+        def ssd(self, x, dt, A, Bm, Cm):
+            """The chunked SSD from a zero state; x [b, T, h, p], dt [b, T, h], B and C [b, T, n], float32."""
+            b, T, h, p = x.shape
+            Q = self.chunk
+            pad = (-T) % Q
+            if pad:
+                x, dt = F.pad(x, (0, 0, 0, 0, 0, pad)), F.pad(dt, (0, 0, 0, pad))
+                Bm, Cm = F.pad(Bm, (0, 0, 0, pad)), F.pad(Cm, (0, 0, 0, pad))
+            c = x.shape[1] // Q
+            x, dt = x.reshape(b, c, Q, h, p), dt.reshape(b, c, Q, h)
+            Bm, Cm = Bm.reshape(b, c, Q, -1), Cm.reshape(b, c, Q, -1)
+            cum = torch.cumsum(dt * A, dim=2)
+            mask = torch.tril(torch.ones(Q, Q, dtype=torch.bool, device=x.device))
+            decay = torch.exp((cum[:, :, :, None, :] - cum[:, :, None, :, :]).masked_fill(~mask[:, :, None], float("-inf")))
+            dtx = dt[..., None] * x
+            scores = torch.einsum("bcin,bcjn->bcij", Cm, Bm)
+            y = torch.einsum("bcij,bcijh,bcjhp->bcihp", scores, decay, dtx)
+            states = torch.einsum("bcjn,bcjh,bcjhp->bchpn", Bm, torch.exp(cum[:, :, -1:] - cum), dtx)
+            chunk_decay = torch.exp(cum[:, :, -1])
+            entering = [torch.zeros_like(states[:, 0])]
+            for k in range(c - 1):
+                entering.append(chunk_decay[:, k, :, None, None] * entering[-1] + states[:, k])
+            y = y + torch.einsum("bcin,bchpn,bcih->bcihp", Cm, torch.stack(entering, 1), torch.exp(cum))
+            return y.reshape(b, c * Q, h, p)[:, :T]
+
+        def forward(self, x):
+            z, xbc, dt = F.linear(x, self.in_proj).split([self.di, self.di + 2 * self.n, self.h], dim=-1)
+            xs, Bm, Cm = F.silu(causal_conv(xbc, self.conv, self.conv_bias)).float().split([self.di, self.n, self.n], -1)
+            dt = F.softplus(dt.float() + self.dt_bias)
+            xs = xs.unflatten(-1, (self.h, self.p))
+            y = self.ssd(xs, dt, -torch.exp(self.a_log.float()), Bm, Cm) + self.d[:, None] * xs
+            g = y.flatten(-2) * F.silu(z.float())
+            return F.linear(rmsnorm(g, self.norm.float()).to(x.dtype), self.out_proj)
+
     class GatedConv(nn.Module):
         """LFM2: [B; C; x~] = x w_in^T; y = (C * conv(B * x~)) w_out^T."""
 
@@ -298,6 +358,8 @@ def build(torch, plan, hidden, d, vocab, seq):
             return Recurrent(k["width"], k["kernel"])
         if cls == "ssm":
             return Mamba(k["expand"], k["d_state"], k["kernel"])
+        if cls == "ssd":
+            return Mamba2(k["expand"], k["d_state"], k["kernel"], k["head_dim"])
         return GatedConv(k["kernel"])
 
     class Model(nn.Module):
@@ -498,7 +560,7 @@ def main():
     p.add_argument("--mode", default="eager,compile",
                    help="comma-separated: eager, compile, reduce-overhead (torch.compile with CUDA graphs), "
                         "max-autotune-no-cudagraphs")
-    p.add_argument("--presets", default="", help="comma-separated (default: all six)")
+    p.add_argument("--presets", default="", help="comma-separated (default: all of PRESETS)")
     p.add_argument("--d-models", default="128,512")
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--batch", type=int, default=16)

@@ -191,6 +191,27 @@ inline int64_t scan_chunks(int seq) { return (int64_t(seq) + kScanChunk - 1) / k
 inline int64_t selective_scan_checkpoint_floats(const ScanShape& s) {
   return int64_t(s.batch) * scan_chunks(s.seq) * s.channels * s.state;
 }
+// Mamba-2's state-space duality (SSD) scan (ssm form mamba2): `heads` heads of
+// head_dim channels, each with a scalar decay, reading one B and one C of
+// `state` values per token shared by all heads (ngroups 1). Its input is the
+// short convolution's output for x, B and C side by side: rows of
+// ssd_xbc_width = heads * head_dim + 2 * state floats (x, then B, then C).
+struct SsdShape {
+  int batch = 1;
+  int seq = 1;
+  int heads = 1;
+  int head_dim = 1;
+  int state = 1;
+  int64_t inner() const { return int64_t(heads) * head_dim; }
+  int64_t xbc_width() const { return inner() + 2 * int64_t(state); }
+};
+// Floats of ssd_forward's `checkpoints`: [batch, chunks, heads, head_dim,
+// state], the state entering each chunk of kScanChunk steps.
+inline int64_t ssd_checkpoint_floats(const SsdShape& s) {
+  return int64_t(s.batch) * scan_chunks(s.seq) * s.inner() * s.state;
+}
+// Floats of ssd_backward's `partials`: per sequence and head dA and dD.
+inline int64_t ssd_partial_floats(const SsdShape& s) { return int64_t(s.batch) * 2 * s.heads; }
 enum class ActivationKind { silu, gelu_tanh, softplus };
 
 class Backend {
@@ -582,6 +603,27 @@ class Backend {
                                        const float* C, const float* D, const ScanShape& shape) {
     unsupported("selective_scan_backward", du, ddelta, da_log, dB, dC, dD, partials, dy, checkpoints, u,
                 delta, a_log, B, C, D, shape);
+  }
+  // Mamba-2's SSD scan, per head h (A_h = -exp(a_log[h]), scalar), channel p
+  // and state n, in fp32:
+  //   H_t[p,n] = exp(dt_t[h] A_h) H_{t-1}[p,n] + dt_t[h] x_t[h,p] B_t[n],
+  //   y_t[h,p] = sum_n C_t[n] H_t[p,n] + D[h] x_t[h,p].
+  // xbc [batch, seq, xbc_width] (x, B, C), dt [batch, seq, heads] (after the
+  // softplus), y [batch, seq, heads * head_dim]; `state` [batch, heads,
+  // head_dim, state] as in selective_scan_forward (decode: seq 1, the state
+  // read and written); `checkpoints` (null in decode) as
+  // ssd_checkpoint_floats. Backends may compute it chunk-wise (the SSD
+  // matrix form); the result is the recurrence's.
+  // Backward (zero H_0) accumulates dxbc (x, B and C parts), ddt, da_log and
+  // dD; `partials` is scratch of ssd_partial_floats.
+  virtual void ssd_forward(float* y, float* checkpoints, const float* xbc, const float* dt,
+                           const float* a_log, const float* D, float* state, const SsdShape& shape) {
+    unsupported("ssd_forward", y, checkpoints, xbc, dt, a_log, D, state, shape);
+  }
+  virtual void ssd_backward(float* dxbc, float* ddt, float* da_log, float* dD, float* partials,
+                            const float* dy, const float* checkpoints, const float* xbc, const float* dt,
+                            const float* a_log, const float* D, const SsdShape& shape) {
+    unsupported("ssd_backward", dxbc, ddt, da_log, dD, partials, dy, checkpoints, xbc, dt, a_log, D, shape);
   }
   // out = act(in) elementwise (gelu_tanh: the tanh approximation);
   // backward accumulates din += dout * act'(in).

@@ -75,7 +75,7 @@ std::unique_ptr<Operator> make_operator(OpContext& context) {
       op = make_rec(context);
       break;
     case genome::LivClass::ssm:
-      op = make_ssm(context);
+      op = context.spec.ssm.form == genome::SsmForm::mamba2 ? make_ssd(context) : make_ssm(context);
       break;
     case genome::LivClass::gconv:
       op = make_gconv(context);

@@ -118,6 +118,7 @@ std::unique_ptr<Operator> make_swiglu(OpContext& context);
 // Convolutions and scans (op_rec.cpp, op_ssm.cpp, op_gconv.cpp).
 std::unique_ptr<Operator> make_rec(OpContext& context);
 std::unique_ptr<Operator> make_ssm(OpContext& context);
+std::unique_ptr<Operator> make_ssd(OpContext& context);  // ssm in Mamba-2's form (op_ssd.cpp)
 std::unique_ptr<Operator> make_gconv(OpContext& context);
 std::unique_ptr<Operator> make_linear_attention(OpContext& context);
 std::unique_ptr<Operator> make_moe(OpContext& context);

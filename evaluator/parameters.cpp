@@ -143,6 +143,9 @@ void ParameterStore::initialize(Backend& backend, uint64_t seed, int slots) cons
         case Init::ssm_a_log:
           x = float(std::log(double(int64_t(index) % last_dim + 1)));
           break;
+        case Init::ssd_a_log:
+          x = float(std::log(rng.uniform(1.0, 16.0)));
+          break;
         case Init::ssm_dt_bias: {  // inverse softplus of dt = exp(U(log 1e-3, log 1e-1))
           const double dt = std::exp(rng.uniform(std::log(1e-3), std::log(1e-1)));
           x = float(dt + std::log(-std::expm1(-dt)));

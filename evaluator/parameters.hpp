@@ -36,6 +36,7 @@ enum class Init {
   rglru_lambda,    // RG-LRU: exp(-8 softplus(lambda)), the decay at r = 1, uniform in [0.9, 0.999] (Griffin)
   ssm_a_log,       // S4D-real: a_log[c, n] = log(n + 1), so A_n = -(n + 1) (Mamba)
   ssm_dt_bias,     // softplus(dt_bias) log-uniform in [1e-3, 1e-1] (Mamba)
+  ssd_a_log,       // Mamba-2: a_log[h] = log(A_h), A_h uniform in [1, 16]
 };
 
 struct ParamGroup {

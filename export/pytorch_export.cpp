@@ -35,7 +35,7 @@ std::optional<PythonForm> python_form(genome::LivClass c) {
     case genome::LivClass::rec:
       return PythonForm{"rec.py", "RecurrentBlock", true, true};
     case genome::LivClass::ssm:
-      return PythonForm{"ssm.py", "MambaBlock", true, true};
+      return PythonForm{"ssm.py", "SsmBlock", true, true};  // MambaBlock or Mamba2Block by form
     case genome::LivClass::gconv:
       return PythonForm{"gconv.py", "GatedConv", true, false};
     case genome::LivClass::swiglu:

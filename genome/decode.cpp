@@ -79,6 +79,24 @@ void ssm_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
   w.push_back({"out_proj", Shape{d, di}});
 }
 
+// Mamba-2 (SSD): in_proj rows in Mamba-2's order z, x, B, C, dt; the short
+// convolution runs over x, B and C together. Differential: the scanned heads
+// (x, dt, A, D) are doubled, B and C shared, and the halves subtracted before
+// the gated norm.
+void ssd_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
+  const int64_t di = op.ssm.expand * d, inner = (op.differential ? 2 : 1) * di, n = op.ssm.d_state,
+                k = op.ssm.conv_kernel, heads = safe_div(inner, op.ssm.head_dim);
+  w.push_back({"in_proj", Shape{di + inner + 2 * n + heads, d}});
+  w.push_back({"conv", Shape{inner + 2 * n, k}});
+  w.push_back({"conv_bias", Shape{inner + 2 * n}});
+  w.push_back({"dt_bias", Shape{heads}});
+  w.push_back({"a_log", Shape{heads}});
+  w.push_back({"d", Shape{heads}});
+  if (op.differential) w.push_back({"diff_lambda", Shape{di}});
+  w.push_back({"norm", Shape{di}});
+  w.push_back({"out_proj", Shape{d, di}});
+}
+
 void gconv_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
   const int64_t inner = (op.differential ? 2 : 1) * d;
   w.push_back({"w_in", Shape{3 * inner, d}});  // B, C, x~ (inner channels each)
@@ -103,7 +121,10 @@ std::vector<WeightSpec> op_weights(const OpGene& op, int d_model) {
       rec_weights(op, d, w);
       break;
     case LivClass::ssm:
-      ssm_weights(op, d, w);
+      if (op.ssm.form == SsmForm::mamba2)
+        ssd_weights(op, d, w);
+      else
+        ssm_weights(op, d, w);
       break;
     case LivClass::gconv:
       gconv_weights(op, d, w);
@@ -149,7 +170,10 @@ DecodeState op_decode_state(const OpGene& op, int d_model) {
     }
     case LivClass::ssm: {
       const int64_t inner = groups * op.ssm.expand * d;
-      s.fixed_elements = inner * op.ssm.d_state + (op.ssm.conv_kernel - 1) * inner;
+      // mamba2: the heads' states (heads * head_dim * d_state = inner * d_state)
+      // and the conv history of x, B and C.
+      const int64_t conv_channels = inner + (op.ssm.form == SsmForm::mamba2 ? 2 * op.ssm.d_state : 0);
+      s.fixed_elements = inner * op.ssm.d_state + (op.ssm.conv_kernel - 1) * conv_channels;
       break;
     }
     case LivClass::gconv:
@@ -171,8 +195,14 @@ OpSpec decode_op(const Genome& g, const OpGene& op) {
   spec.sa = {op.sa.heads, op.sa.kv_heads, d / op.sa.heads, op.sa.window, op.sa.qk_norm, op.sa.rope, 10000.0};
   spec.linattn = {op.linattn.heads, d / op.linattn.heads, op.linattn.feature_map, op.linattn.gated};
   spec.rec = {op.rec.width, op.rec.conv_kernel};
-  spec.ssm = {op.ssm.expand, op.ssm.expand * d, op.ssm.d_state, op.ssm.conv_kernel,
-              static_cast<int>(dt_rank(d))};
+  spec.ssm = {op.ssm.expand,
+              op.ssm.expand * d,
+              op.ssm.d_state,
+              op.ssm.conv_kernel,
+              static_cast<int>(dt_rank(d)),
+              op.ssm.form,
+              op.ssm.head_dim,
+              static_cast<int>(safe_div(op.ssm.expand * d, op.ssm.head_dim))};
   spec.gconv = {op.gconv.kernel};
   spec.swiglu = {op.swiglu.hidden};
   spec.moe = {op.moe.experts, op.moe.top_k, op.moe.hidden};

@@ -72,6 +72,7 @@ OpGene strip_inactive(const OpGene& op) {
       break;
     case LivClass::ssm:
       out.ssm = op.ssm;
+      if (op.ssm.form == SsmForm::mamba1) out.ssm.head_dim = SsmGene{}.head_dim;  // a mamba2 knob
       break;
     case LivClass::gconv:
       out.gconv = op.gconv;

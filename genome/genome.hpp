@@ -50,6 +50,8 @@ struct SsmGene {
   int expand = 2;  // d_inner = expand * d_model
   int d_state = 16;
   int conv_kernel = 4;
+  SsmForm form = SsmForm::mamba1;  // mamba2: Mamba-2's SSD form (docs/architecture.md)
+  int head_dim = 32;               // mamba2 only: d_inner / head_dim heads
   bool operator==(const SsmGene&) const = default;
 };
 

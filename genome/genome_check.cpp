@@ -54,6 +54,10 @@ struct Checker {
         range(at + "/expand", op.ssm.expand, 1, 16);
         range(at + "/d_state", op.ssm.d_state, 1, 1024);
         range(at + "/conv_kernel", op.ssm.conv_kernel, 1, 64);
+        if (op.ssm.form == SsmForm::mamba2 && range(at + "/head_dim", op.ssm.head_dim, 1, 1024) &&
+            op.ssm.expand >= 1 && (op.ssm.expand * d) % op.ssm.head_dim != 0)
+          add(at + "/head_dim", str(op.ssm.head_dim) + " does not divide d_inner = expand * d_model = " +
+                                    str(op.ssm.expand * d));
         break;
       case LivClass::gconv:
         range(at + "/kernel", op.gconv.kernel, 1, 4096);

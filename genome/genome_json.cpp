@@ -24,7 +24,7 @@ const std::vector<std::string>& knob_names(LivClass c) {
       {"heads", "kv_heads", "window", "qk_norm", "rope"},  // sa
       {"heads", "feature_map", "gated"},                   // linattn
       {"width", "conv_kernel"},                            // rec
-      {"expand", "d_state", "conv_kernel"},                // ssm
+      {"expand", "d_state", "conv_kernel", "form", "head_dim"},  // ssm (form, head_dim: mamba2 only)
       {"kernel"},                                          // gconv
       {"hidden"},                                          // swiglu
       {"experts", "top_k", "hidden"},                      // moe
@@ -64,6 +64,10 @@ Json op_to_json(const OpGene& op) {
       j["expand"] = op.ssm.expand;
       j["d_state"] = op.ssm.d_state;
       j["conv_kernel"] = op.ssm.conv_kernel;
+      if (op.ssm.form != SsmForm::mamba1) {  // mamba1 genomes keep the JSON (and hash) they had
+        j["form"] = to_string(op.ssm.form);
+        j["head_dim"] = op.ssm.head_dim;
+      }
       break;
     case LivClass::gconv:
       j["kernel"] = op.gconv.kernel;
@@ -260,6 +264,11 @@ class GenomeReader {
         int_knob("expand", op.ssm.expand);
         int_knob("d_state", op.ssm.d_state);
         int_knob("conv_kernel", op.ssm.conv_kernel);
+        if (auto v = r.find("form"))
+          guard([&] {
+            op.ssm.form = v->choice({"mamba1", "mamba2"}) == "mamba2" ? SsmForm::mamba2 : SsmForm::mamba1;
+          });
+        int_knob("head_dim", op.ssm.head_dim);
         break;
       case LivClass::gconv:
         int_knob("kernel", op.gconv.kernel);
@@ -324,8 +333,11 @@ std::string op_summary(const Genome& g, const OpGene& op) {
       s += "rec(" + std::to_string(op.rec.width) + ",k" + std::to_string(op.rec.conv_kernel) + ")";
       break;
     case LivClass::ssm:
-      s += "ssm(x" + std::to_string(op.ssm.expand) + ",n" + std::to_string(op.ssm.d_state) + ",k" +
-           std::to_string(op.ssm.conv_kernel) + ")";
+      s += std::string(op.ssm.form == SsmForm::mamba2 ? "ssd" : "ssm") + "(x" +
+           std::to_string(op.ssm.expand) + ",n" + std::to_string(op.ssm.d_state) + ",k" +
+           std::to_string(op.ssm.conv_kernel);
+      if (op.ssm.form == SsmForm::mamba2) s += ",p" + std::to_string(op.ssm.head_dim);
+      s += ")";
       break;
     case LivClass::gconv:
       s += "gconv" + std::to_string(op.gconv.kernel);

@@ -36,6 +36,14 @@ const char* to_string(FeatureMap f) {
   return "?";
 }
 
+const char* to_string(SsmForm f) {
+  switch (f) {
+    case SsmForm::mamba1: return "mamba1";
+    case SsmForm::mamba2: return "mamba2";
+  }
+  return "?";
+}
+
 std::optional<LivClass> liv_class_from_string(const std::string& s) {
   for (auto c : {LivClass::sa, LivClass::linattn, LivClass::rec, LivClass::ssm, LivClass::gconv, LivClass::swiglu,
                  LivClass::moe})

@@ -19,10 +19,13 @@ namespace livs::genome {
 enum class LivClass { sa, linattn, rec, ssm, gconv, swiglu, moe };
 enum class FusionKind { none, sum, mean, gate };
 enum class FeatureMap { elu_plus_one, relu, identity };
+// ssm: Mamba's selective scan (mamba1) or Mamba-2's state-space duality form (mamba2).
+enum class SsmForm { mamba1, mamba2 };
 
 const char* to_string(LivClass c);
 const char* to_string(FusionKind f);
 const char* to_string(FeatureMap f);
+const char* to_string(SsmForm f);
 std::optional<LivClass> liv_class_from_string(const std::string& s);
 bool is_token_mixer(LivClass c);  // everything but swiglu and moe
 
@@ -55,6 +58,11 @@ struct SsmKnobs {  // Mamba selective SSM block
   int d_state = 16;
   int conv_kernel = 4;
   int dt_rank = 8;  // ceil(d_model / 16)
+  // Mamba-2 (form mamba2): d_inner = heads * head_dim, a scalar decay per
+  // head, B and C shared by all heads (ngroups 1). dt_rank is unused.
+  SsmForm form = SsmForm::mamba1;
+  int head_dim = 32;
+  int heads = 8;  // d_inner / head_dim
 };
 
 struct GconvKnobs {  // LFM2 double-gated short convolution

@@ -99,6 +99,8 @@ void copy_knob(OpGene& op, const OpGene& from, int k) {
       if (k == 0) op.ssm.expand = from.ssm.expand;
       if (k == 1) op.ssm.d_state = from.ssm.d_state;
       if (k == 2) op.ssm.conv_kernel = from.ssm.conv_kernel;
+      if (k == 3) op.ssm.form = from.ssm.form;  // with a fitting head_dim
+      if (k == 3 || k == 4) op.ssm.head_dim = from.ssm.head_dim;
       break;
     case LivClass::gconv:
       op.gconv.kernel = from.gconv.kernel;
@@ -177,11 +179,20 @@ class Mutator {
     return true;
   }
 
+  // ssm: expand, d_state, conv_kernel, then form (when the space has both)
+  // and head_dim (a mamba2 op), so spaces without mamba2 mutate as before.
+  int knob_count(const OpGene& op) const {
+    if (op.cls != LivClass::ssm) return kKnobCount[class_index(op.cls)];
+    const bool both_forms = s_.ssm.form.size() > 1;
+    return 3 + (both_forms || op.ssm.form == SsmForm::mamba2 ? 1 : 0) +
+           (both_forms && op.ssm.form == SsmForm::mamba2 ? 1 : 0);
+  }
+
   bool mutate_knob() {
     const ShareRef r = pick(all_ops(g_), rng_);
     OpGene& op = at(r);
     const OpGene fresh = sample_op(op.cls, g_.d_model, s_, rng_);
-    copy_knob(op, fresh, static_cast<int>(rng_.integer(0, kKnobCount[class_index(op.cls)] - 1)));
+    copy_knob(op, fresh, static_cast<int>(rng_.integer(0, knob_count(op) - 1)));
     return true;
   }
 

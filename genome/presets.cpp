@@ -33,6 +33,16 @@ OpGene mixer(const std::string& name, int d_model, int i) {
     if (i % 4 == 3) return attention(d_model, 0, 1);
     return default_op(LivClass::ssm, d_model);  // expand 2, d_state 16, conv 4
   }
+  if (name == "mamba2-hybrid") {  // Mamba-2 (SSD) blocks with attention 1 in 4
+    if (i % 4 == 3) return attention(d_model, 0, 1);
+    OpGene op = default_op(LivClass::ssm, d_model);  // expand 2, conv 4
+    op.ssm.form = SsmForm::mamba2;
+    op.ssm.d_state = 64;
+    // Mamba-2's head_dim 64 where it divides d_inner (a multiple of 16), else 32 or 16.
+    const int d_inner = op.ssm.expand * d_model;
+    op.ssm.head_dim = d_inner % 64 == 0 ? 64 : d_inner % 32 == 0 ? 32 : 16;
+    return op;
+  }
   if (name == "lfm2") {  // short gated convolutions with a minority of GQA blocks
     if (i % 3 == 2) return attention(d_model, 0, 2);
     return default_op(LivClass::gconv, d_model);  // kernel 3
@@ -49,8 +59,8 @@ double mlp_expansion(const std::string& name) { return name == "griffin" ? 3.0 :
 }  // namespace
 
 const std::vector<std::string>& preset_names() {
-  static const std::vector<std::string> names = {"transformer",        "griffin",   "striped-mamba", "lfm2",
-                                                 "linear-transformer", "hyena-like"};
+  static const std::vector<std::string> names = {"transformer",        "griffin",    "striped-mamba", "lfm2",
+                                                 "linear-transformer", "hyena-like", "mamba2-hybrid"};
   return names;
 }
 

@@ -214,10 +214,17 @@ void read_knobs(const JsonReader& r, SearchSpace& s) {
     with(k, "conv_kernel", [&](const JsonReader& v) { s.rec.conv_kernel = int_set(v, 1, 64); });
   });
   with(r, "ssm", [&](const JsonReader& k) {
-    k.expect_keys({"expand", "d_state", "conv_kernel"});
+    k.expect_keys({"expand", "d_state", "conv_kernel", "form", "head_dim"});
     with(k, "expand", [&](const JsonReader& v) { s.ssm.expand = int_set(v, 1, 16); });
     with(k, "d_state", [&](const JsonReader& v) { s.ssm.d_state = int_set(v, 1, 1024); });
     with(k, "conv_kernel", [&](const JsonReader& v) { s.ssm.conv_kernel = int_set(v, 1, 64); });
+    with(k, "form", [&](const JsonReader& v) {
+      s.ssm.form.clear();
+      for (const auto& name : string_set(v, {"mamba1", "mamba2"}))
+        s.ssm.form.push_back(name == "mamba2" ? SsmForm::mamba2 : SsmForm::mamba1);
+      sort_unique(s.ssm.form);
+    });
+    with(k, "head_dim", [&](const JsonReader& v) { s.ssm.head_dim = int_set(v, 1, 1024); });
   });
   with(r, "gconv", [&](const JsonReader& k) {
     k.expect_keys({"kernel"});
@@ -272,6 +279,13 @@ void check_consistency(const JsonReader& r, const SearchSpace& s) {
         std::none_of(s.linattn.heads.begin(), s.linattn.heads.end(), [&](int h) { return d % h == 0; }))
       at("linattn", "heads").fail_message("no value" + dm);
   }
+  const bool mamba2 = std::find(s.ssm.form.begin(), s.ssm.form.end(), SsmForm::mamba2) != s.ssm.form.end();
+  if (s.allows(LivClass::ssm) && mamba2 && s.ssm.form.size() == 1)
+    for (int d : s.d_model)
+      if (std::none_of(s.ssm.expand.begin(), s.ssm.expand.end(),
+                       [&](int e) { return !s.ssd_head_dims(d, e).empty(); }))
+        at("ssm", "head_dim")
+            .fail_message("no value divides d_inner = expand * d_model for d_model " + std::to_string(d));
   if (s.allows(LivClass::moe) && s.moe.top_k.front() > s.moe.experts.front())
     at("moe", "top_k")
         .fail_message("the smallest top_k " + std::to_string(s.moe.top_k.front()) +
@@ -283,6 +297,12 @@ void check_consistency(const JsonReader& r, const SearchSpace& s) {
 std::vector<int> SearchSpace::rec_widths(int d) const { return scaled(rec.expansion, d); }
 std::vector<int> SearchSpace::swiglu_hiddens(int d) const { return scaled(swiglu.expansion, d); }
 std::vector<int> SearchSpace::moe_hiddens(int d) const { return scaled(moe.expansion, d); }
+std::vector<int> SearchSpace::ssd_head_dims(int d, int expand) const {
+  std::vector<int> out;
+  for (int p : ssm.head_dim)
+    if (p > 0 && (int64_t(expand) * d) % p == 0) out.push_back(p);
+  return out;
+}
 
 std::vector<int> SearchSpace::windows() const {
   std::vector<int> out;

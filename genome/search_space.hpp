@@ -13,7 +13,8 @@
 //   "sa":       {"heads", "kv_heads", "window", "qk_norm", "rope"}
 //   "linattn":  {"heads", "feature_map", "gated"}
 //   "rec":      {"expansion", "conv_kernel"}        width = expansion * d_model
-//   "ssm":      {"expand", "d_state", "conv_kernel"}
+//   "ssm":      {"expand", "d_state", "conv_kernel", "form", "head_dim"}
+//               form: "mamba1" | "mamba2" | both; head_dim (mamba2) must divide expand * d_model
 //   "gconv":    {"kernel"}
 //   "swiglu":   {"expansion"}                       hidden = expansion * d_model
 //   "moe":      {"experts", "top_k", "expansion"}   hidden per expert = expansion * d_model
@@ -56,6 +57,8 @@ struct SsmSpace {
   std::vector<int> expand{1, 2};
   std::vector<int> d_state{4, 8, 16};
   std::vector<int> conv_kernel{2, 3, 4};
+  std::vector<SsmForm> form{SsmForm::mamba1};  // add mamba2 to search Mamba-2's SSD form
+  std::vector<int> head_dim{16, 32, 64};       // mamba2 only
 };
 
 struct GconvSpace {
@@ -106,7 +109,8 @@ struct SearchSpace {
   std::vector<int> rec_widths(int d_model) const;
   std::vector<int> swiglu_hiddens(int d_model) const;
   std::vector<int> moe_hiddens(int d_model) const;
-  std::vector<int> windows() const;  // normalised: windows >= context become 0
+  std::vector<int> ssd_head_dims(int d_model, int expand) const;  // head_dim values dividing expand * d_model
+  std::vector<int> windows() const;                               // normalised: windows >= context become 0
   int normalise_window(int window) const { return context > 0 && window >= context ? 0 : window; }
 };
 

@@ -63,6 +63,9 @@ struct SpaceChecker {
         in_set(at + "/expand", op.ssm.expand, s.ssm.expand);
         in_set(at + "/d_state", op.ssm.d_state, s.ssm.d_state);
         in_set(at + "/conv_kernel", op.ssm.conv_kernel, s.ssm.conv_kernel);
+        if (!contains(s.ssm.form, op.ssm.form))
+          add(at + "/form", std::string(to_string(op.ssm.form)) + " is not allowed by the search space");
+        if (op.ssm.form == SsmForm::mamba2) in_set(at + "/head_dim", op.ssm.head_dim, s.ssm.head_dim);
         break;
       case LivClass::gconv:
         in_set(at + "/kernel", op.gconv.kernel, s.gconv.kernel);

@@ -85,6 +85,26 @@ std::vector<T> at_most(const std::vector<T>& v, T limit) {
   return out;
 }
 
+// Mamba-2: head_dim onto an allowed value dividing expand * d_model; where no
+// value divides, the nearest expand that has one, else the Mamba-1 form (when
+// allowed; check_consistency rejects a mamba2-only space with neither).
+void snap_ssd(OpGene& op, int d, const SearchSpace& s) {
+  if (op.ssm.form != SsmForm::mamba2) return;
+  auto dims = s.ssd_head_dims(d, op.ssm.expand);
+  if (dims.empty()) {
+    std::vector<int> expands;
+    for (int e : s.ssm.expand)
+      if (!s.ssd_head_dims(d, e).empty()) expands.push_back(e);
+    if (expands.empty()) {
+      op.ssm.form = SsmForm::mamba1;
+      return;
+    }
+    op.ssm.expand = nearest(expands, op.ssm.expand);
+    dims = s.ssd_head_dims(d, op.ssm.expand);
+  }
+  op.ssm.head_dim = nearest(dims, op.ssm.head_dim);
+}
+
 }  // namespace
 
 OpGene sample_op(LivClass c, int d, const SearchSpace& s, Rng& rng) {
@@ -119,6 +139,13 @@ OpGene sample_op(LivClass c, int d, const SearchSpace& s, Rng& rng) {
       op.ssm.expand = pick(s.ssm.expand, rng);
       op.ssm.d_state = pick(s.ssm.d_state, rng);
       op.ssm.conv_kernel = pick(s.ssm.conv_kernel, rng);
+      // A one-value form set draws nothing, so spaces without mamba2 sample as before.
+      op.ssm.form = s.ssm.form.size() > 1 ? pick(s.ssm.form, rng) : s.ssm.form.front();
+      if (op.ssm.form == SsmForm::mamba2) {
+        auto dims = s.ssd_head_dims(d, op.ssm.expand);
+        if (!dims.empty()) op.ssm.head_dim = pick(dims, rng);
+        snap_ssd(op, d, s);
+      }
       break;
     case LivClass::gconv:
       op.gconv.kernel = pick(s.gconv.kernel, rng);
@@ -171,6 +198,9 @@ void snap_knobs(OpGene& op, int d, const SearchSpace& s) {
       op.ssm.expand = nearest(s.ssm.expand, op.ssm.expand);
       op.ssm.d_state = nearest(s.ssm.d_state, op.ssm.d_state);
       op.ssm.conv_kernel = nearest(s.ssm.conv_kernel, op.ssm.conv_kernel);
+      if (std::find(s.ssm.form.begin(), s.ssm.form.end(), op.ssm.form) == s.ssm.form.end())
+        op.ssm.form = s.ssm.form.front();
+      snap_ssd(op, d, s);
       break;
     case LivClass::gconv:
       op.gconv.kernel = nearest(s.gconv.kernel, op.gconv.kernel);
@@ -207,6 +237,7 @@ void shrink_knobs(OpGene& op, int d, const SearchSpace& s) {
       op.ssm.expand = s.ssm.expand.front();
       op.ssm.d_state = s.ssm.d_state.front();
       op.ssm.conv_kernel = s.ssm.conv_kernel.front();
+      snap_ssd(op, d, s);
       break;
     case LivClass::gconv:
       op.gconv.kernel = s.gconv.kernel.front();

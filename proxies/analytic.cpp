@@ -64,6 +64,9 @@ double mixing_flops(const OpSpec& op, int64_t keys) {
     }
     case LivClass::linattn:
       return groups * 4.0 * op.linattn.heads * double(op.linattn.head_dim) * op.linattn.head_dim;
+    case LivClass::ssm:  // Mamba-2: H += dt x B^T and y = H C, 2 flops each per state element per token
+      return op.ssm.form == genome::SsmForm::mamba2 ? groups * 4.0 * double(op.ssm.d_inner) * op.ssm.d_state
+                                                    : 0.0;
     default:
       return 0.0;
   }

@@ -94,6 +94,11 @@ class CpuBackend final : public Backend {
                                float* partials, const float* dy, const float* h_all, const float* u,
                                const float* delta, const float* a_log, const float* B, const float* C,
                                const float* D, const ScanShape& shape) override;
+  void ssd_forward(float* y, float* checkpoints, const float* xbc, const float* dt, const float* a_log,
+                   const float* D, float* state, const SsdShape& shape) override;
+  void ssd_backward(float* dxbc, float* ddt, float* da_log, float* dD, float* partials, const float* dy,
+                    const float* checkpoints, const float* xbc, const float* dt, const float* a_log,
+                    const float* D, const SsdShape& shape) override;
   void activation_forward(float* out, const float* in, int64_t count, ActivationKind kind) override;
   void activation_backward(float* din, const float* dout, const float* in, int64_t count,
                            ActivationKind kind) override;

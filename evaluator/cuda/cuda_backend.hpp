@@ -188,6 +188,11 @@ class CudaBackend final : public Backend {
   void selective_scan_forward(float* y, float* h_all, const float* u, const float* delta, const float* a_log,
                               const float* B, const float* C, const float* D, float* state,
                               const ScanShape& shape) override;
+  void ssd_forward(float* y, float* checkpoints, const float* xbc, const float* dt, const float* a_log,
+                   const float* D, float* state, const SsdShape& shape) override;
+  void ssd_backward(float* dxbc, float* ddt, float* da_log, float* dD, float* partials, const float* dy,
+                    const float* checkpoints, const float* xbc, const float* dt, const float* a_log,
+                    const float* D, const SsdShape& shape) override;
   void selective_scan_backward(float* du, float* ddelta, float* da_log, float* dB, float* dC, float* dD,
                                float* partials, const float* dy, const float* h_all, const float* u,
                                const float* delta, const float* a_log, const float* B, const float* C,

@@ -189,6 +189,19 @@ void linear_attention_chunked_forward(cudaStream_t stream, float* out, const flo
 void linear_attention_chunked_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                                        const float* q, const float* k, const float* v,
                                        const LinearAttentionShape& shape, float* scratch);
+
+// ssd.cu: Mamba-2's SSD scan in its chunked form (decode: the recurrence).
+// scratch: ssd_forward_scratch / ssd_backward_scratch floats (the backward
+// keeps its per-head dB, dC and per-block dA, dD partials there, so it takes
+// no `partials` argument).
+int64_t ssd_forward_scratch(const SsdShape& shape);
+void ssd_forward(cudaStream_t stream, float* y, float* checkpoints, const float* xbc, const float* dt,
+                 const float* a_log, const float* D, float* state, const SsdShape& shape, float* scratch);
+int64_t ssd_backward_scratch(const SsdShape& shape);
+void ssd_backward(cudaStream_t stream, float* dxbc, float* ddt, float* da_log, float* dD, const float* dy,
+                  const float* checkpoints, const float* xbc, const float* dt, const float* a_log,
+                  const float* D, const SsdShape& shape, float* scratch);
+
 // linear_attention.cu. scratch: linear_attention_scratch(shape) floats.
 int64_t linear_attention_scratch(const LinearAttentionShape& shape);
 void linear_attention_forward(cudaStream_t stream, float* out, const float* q, const float* k, const float* v,

@@ -44,11 +44,10 @@ json op_json(const genome::OpSpec& op, int slot, int index) {
                   {"feature_map", genome::to_string(op.linattn.feature_map)},
                   {"gated", op.linattn.gated}};
   j["rec"] = {{"width", op.rec.width}, {"conv_kernel", op.rec.conv_kernel}};
-  j["ssm"] = {{"expand", op.ssm.expand},
-              {"d_inner", op.ssm.d_inner},
-              {"d_state", op.ssm.d_state},
-              {"conv_kernel", op.ssm.conv_kernel},
-              {"dt_rank", op.ssm.dt_rank}};
+  j["ssm"] = {{"expand", op.ssm.expand},    {"d_inner", op.ssm.d_inner},
+              {"d_state", op.ssm.d_state},  {"conv_kernel", op.ssm.conv_kernel},
+              {"dt_rank", op.ssm.dt_rank},  {"form", genome::to_string(op.ssm.form)},
+              {"head_dim", op.ssm.head_dim}};
   j["gconv"] = {{"kernel", op.gconv.kernel}};
   j["moe"] = {{"experts", op.moe.experts}, {"top_k", op.moe.top_k}, {"hidden", op.moe.hidden}};
   j["feature_source"] =
@@ -200,6 +199,20 @@ TEST_CASE("PyTorch cross-check: ssm (Mamba's selective scan), plain and differen
     return op;
   };
   cross_check("ssm", model_of(16, {striped(ssm(false, 2, 4, 4)), striped(ssm(true, 1, 3, 2))}));
+}
+
+TEST_CASE("PyTorch cross-check: ssm in Mamba-2's SSD form, plain and differential, across a chunk") {
+  auto ssd = [](bool differential, int expand, int state, int kernel, int head_dim) {
+    genome::OpGene op = genome::default_op(genome::LivClass::ssm, 16);
+    op.ssm.form = genome::SsmForm::mamba2;
+    op.ssm.expand = expand;
+    op.ssm.d_state = state;
+    op.ssm.conv_kernel = kernel;
+    op.ssm.head_dim = head_dim;
+    op.differential = differential;
+    return op;
+  };
+  cross_check("ssd", model_of(16, {striped(ssd(false, 2, 4, 4, 8)), striped(ssd(true, 1, 3, 2, 4))}), 2, 70);
 }
 
 TEST_CASE("PyTorch cross-check: gconv (LFM2's double-gated conv), plain and differential, in a fusion") {

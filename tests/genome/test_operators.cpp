@@ -33,10 +33,11 @@ std::vector<SearchSpace> spaces() {
                      "sa": {"window": [0, 32, 64, 128, 256], "rope": [false, true], "heads": [1, 2, 3, 4, 8],
                             "kv_heads": [1, 2, 3, 4]},
                      "linattn": {"feature_map": ["elu_plus_one", "relu", "identity"]},
+                     "ssm": {"form": ["mamba1", "mamba2"], "head_dim": [8, 16, 24]},
                      "moe": {"experts": {"min": 2, "max": 8, "step": 2}, "top_k": [1, 2, 3]}})"),
       space_from(R"({"d_model": 64, "depth": [4, 6, 8], "max_params": 250000,
                      "classes": {"sa": 2, "gconv": 1, "ssm": 1, "swiglu": 3, "moe": 1},
-                     "sharing": {"probability": 0.25}, "fusion": ["gate"]})"),
+                     "sharing": {"probability": 0.25}, "fusion": ["gate"], "ssm": {"form": ["mamba1", "mamba2"]}})"),
   };
 }
 
@@ -275,7 +276,8 @@ TEST_CASE("repair makes any genome valid and leaves valid genomes alone") {
   const SearchSpace wide =
       space_from(R"({"depth": {"min": 2, "max": 16, "step": 2}, "fusion": false, "sharing": false,
       "sa": {"window": [0, 128], "kv_heads": [1, 2, 4]}, "gconv": {"kernel": [3, 64]},
-      "rec": {"expansion": 1.3333}, "swiglu": {"expansion": [2.6667, 3]}})");
+      "rec": {"expansion": 1.3333}, "swiglu": {"expansion": [2.6667, 3]},
+      "ssm": {"d_state": [16, 64], "form": ["mamba1", "mamba2"], "head_dim": [64]}})");
   for (const auto& name : preset_names()) {
     CAPTURE(name);
     const Genome p = preset(name, 128, 4);

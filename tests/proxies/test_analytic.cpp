@@ -74,6 +74,22 @@ TEST_CASE("FLOPs of GQA with a window, gconv and a moe, by hand") {
   CHECK(proxies::flops_per_token_infer(conv, 64) == proxies::flops_per_token_infer(conv, 65536));
 }
 
+TEST_CASE("params and FLOPs of a Mamba-2 (SSD) block, by hand") {
+  auto ssd = op(LivClass::ssm);  // d 32: d_inner 64, 4 heads of 16, d_state 16, conv 4
+  ssd.ssm.form = genome::SsmForm::mamba2;
+  ssd.ssm.head_dim = 16;
+  const auto spec = spec_of({striped(ssd)});
+  const double D = 32, V = 256, Di = 64, N = 16, H = 4, K = 4;
+  const double in_rows = Di + (Di + 2 * N) + H;  // z, xBC, dt
+  // in_proj, conv and its bias, dt_bias, a_log, d, norm, out_proj; the slot norm and the final norm.
+  CHECK(spec.params_non_embedding() ==
+        int64_t(in_rows * D + (Di + 2 * N) * (K + 1) + 3 * H + Di + D * Di + 2 * D));
+  // Projections 2 (in_rows D + D Di), the scan 4 Di N per token at any context.
+  const double forward = 2 * V * D + 2 * (in_rows * D + D * Di) + 4 * Di * N;
+  CHECK(proxies::flops_per_token_infer(spec, 4096) == doctest::Approx(forward).epsilon(1e-12));
+  CHECK(proxies::flops_per_token_train(spec, 64) == doctest::Approx(3 * forward).epsilon(1e-12));
+}
+
 TEST_CASE("analytic cache size equals the decode state the built model holds, for every class and sharing") {
   evaluator::CpuBackend backend;
   auto windowed = op(LivClass::sa);
@@ -96,6 +112,10 @@ TEST_CASE("analytic cache size equals the decode state the built model holds, fo
   ssm.ssm.d_state = 4;
   auto gconv = op(LivClass::gconv);
   gconv.gconv.kernel = 5;
+  auto ssd = op(LivClass::ssm);
+  ssd.ssm.form = genome::SsmForm::mamba2;
+  ssd.ssm.head_dim = 8;
+  ssd.differential = true;
   const std::vector<std::pair<std::string, genome::ModelSpec>> cases = {
       {"global sa", spec_of({striped(op(LivClass::sa))})},
       {"windowed sa", spec_of({striped(windowed)})},
@@ -106,6 +126,7 @@ TEST_CASE("analytic cache size equals the decode state the built model holds, fo
       {"gated and differential linattn", spec_of({striped(gated), striped(diff)})},
       {"rec", spec_of({striped(rec)})},
       {"ssm", spec_of({striped(ssm)})},
+      {"ssm mamba2, differential", spec_of({striped(ssd)})},
       {"gconv", spec_of({striped(gconv)})},
       {"fusion", spec_of({{FusionKind::gate, {windowed, gconv}}, {FusionKind::sum, {rec, ssm}}})},
       {"swiglu and moe", spec_of({striped(op(LivClass::swiglu)), striped(op(LivClass::moe))})},

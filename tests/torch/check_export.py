@@ -20,7 +20,7 @@ in float32 on the CPU, with only the exported model.py:
     max |difference| <= 1e-4;
   - save_pretrained and from_pretrained give the same logits back;
   - the parallel forms model.py trains with (linear_scan, chunked linear
-    attention) equal plain loops over time in float64, values and gradients
+    attention, chunked SSD) equal plain loops over time in float64, values and gradients
     (relative error <= 1e-9);
   - 50 AdamW steps in PyTorch (m.loss, the objective livsearch trains) lower
     the loss on the first validation windows.
@@ -102,6 +102,14 @@ def linear_attention_loop(q, k, v, log_alpha):
     return torch.stack(out, dim=2)
 
 
+def ssd_loop(x, dt, A, B, C):
+    H, out = torch.zeros(x.shape[0], x.shape[2], x.shape[3], B.shape[-1], dtype=x.dtype), []
+    for t in range(x.shape[1]):
+        H = torch.exp(dt[:, t] * A)[..., None, None] * H + (dt[:, t, :, None] * x[:, t])[..., None] * B[:, t, None, None]
+        out.append((H * C[:, t, None, None]).sum(-1))
+    return torch.stack(out, dim=1)
+
+
 def parallel_forms_error(module):
     """model.py's parallel forms against loops over time, float64 (37 steps: partial chunks)."""
     generator = torch.Generator().manual_seed(0)
@@ -113,6 +121,10 @@ def parallel_forms_error(module):
     if hasattr(module, "chunked_linear_attention"):
         inputs = (randn(2, 3, 37, 5), randn(2, 3, 37, 5), randn(2, 3, 37, 6), F.logsigmoid(randn(2, 3, 37, 5)))
         worst = max(worst, against_loop(module.chunked_linear_attention, linear_attention_loop, inputs, generator))
+    if hasattr(module, "chunked_ssd"):  # chunks of 8 over 37 steps: the inter-chunk scan and a partial chunk
+        inputs = (randn(2, 37, 3, 4), rand(2, 37, 3) * 0.5, -rand(3) * 4, randn(2, 37, 5), randn(2, 37, 5))
+        chunked = lambda *a: module.chunked_ssd(*a, chunk=8)
+        worst = max(worst, against_loop(chunked, ssd_loop, inputs, generator))
     return worst
 
 

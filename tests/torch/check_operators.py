@@ -194,6 +194,8 @@ class Builder:
         # delta = softplus(dt dt_proj^T + dt_bias); h_t = exp(delta A) h + delta B u, A = -exp(a_log);
         # y = C h + d u; out = (y * silu(z)) out_proj^T.
         k = op["ssm"]
+        if k.get("form") == "mamba2":
+            return self.ssd(op, x, where)
         di, n, r = k["d_inner"], k["d_state"], k["dt_rank"]
         ii = (2 if op["differential"] else 1) * di
         in_proj = self.w(op, "in_proj")
@@ -212,6 +214,33 @@ class Builder:
         if op["differential"]:
             y = self.halves_difference(y, self.w(op, "diff_lambda"))
         return linear(y * F.silu(z), self.w(op, "out_proj"))
+
+    def ssd(self, op, x, where):
+        # Mamba-2 (Dao and Gu, 2024): [z; xBC; dt] = in_proj; [x; B; C] = silu(conv(xBC) + b);
+        # dt = softplus(dt + dt_bias) per head; H_t = exp(dt A_h) H + dt x_t B_t^T, A_h = -exp(a_log[h]);
+        # y = H C + d[h] x; out = (rmsnorm(y * silu(z)) * norm) out_proj^T. B and C shared by the heads.
+        k = op["ssm"]
+        di, n, p = k["d_inner"], k["d_state"], k["head_dim"]
+        ii = (2 if op["differential"] else 1) * di
+        heads = ii // p
+        in_proj = self.w(op, "in_proj")
+        z = linear(x, in_proj[:di])
+        xbc = F.silu(self.causal_conv(linear(x, in_proj[di:di + ii + 2 * n]), self.w(op, "conv"),
+                                      self.w(op, "conv_bias")))
+        dt = F.softplus(linear(x, in_proj[di + ii + 2 * n:]) + self.w(op, "dt_bias"))
+        xs = xbc[..., :ii].reshape(x.shape[0], x.shape[1], heads, p)
+        B, C = xbc[..., ii:ii + n], xbc[..., ii + n:]
+        A = -torch.exp(self.w(op, "a_log"))
+        H = torch.zeros(x.shape[0], heads, p, n)
+        ys = []
+        for t in range(x.shape[1]):
+            decay = torch.exp(dt[:, t] * A)[:, :, None, None]
+            H = decay * H + (dt[:, t, :, None] * xs[:, t])[..., None] * B[:, t, None, None, :]
+            ys.append((H * C[:, t, None, None, :]).sum(-1) + self.w(op, "d")[:, None] * xs[:, t])
+        y = torch.stack(ys, dim=1).reshape(x.shape[0], x.shape[1], ii)
+        if op["differential"]:
+            y = self.halves_difference(y, self.w(op, "diff_lambda"))
+        return linear(rmsnorm(y * F.silu(z), self.w(op, "norm"), self.eps), self.w(op, "out_proj"))
 
     def gconv(self, op, x, where):
         # LFM2: [B; C; x~] = x w_in^T; y = (C * conv(B * x~)) w_out^T (no bias, no activation).

@@ -63,15 +63,18 @@ std::set<std::string> features_of(const genome::Genome& g) {
         if (!op.sa.rope) seen.insert("sa without RoPE");
       }
       if (op.cls == genome::LivClass::moe) seen.insert("moe top-" + std::to_string(op.moe.top_k));
+      if (op.cls == genome::LivClass::ssm && op.ssm.form == genome::SsmForm::mamba2)
+        seen.insert(op.differential ? "differential ssm mamba2" : "ssm mamba2");
     }
   }
   return seen;
 }
 
 std::set<std::string> wanted() {
-  std::set<std::string> out = {
-      "featurizer sharing", "feature sharing sa", "feature sharing linattn", "gated linattn", "windowed sa",
-      "grouped-query sa",   "qk-norm sa",         "sa without RoPE",         "moe top-1",     "moe top-2"};
+  std::set<std::string> out = {"featurizer sharing", "feature sharing sa", "feature sharing linattn",
+                               "gated linattn",      "windowed sa",        "grouped-query sa",
+                               "qk-norm sa",         "sa without RoPE",    "moe top-1",
+                               "moe top-2",          "ssm mamba2",         "differential ssm mamba2"};
   for (const char* map : {"elu_plus_one", "relu", "identity"}) out.insert(std::string("linattn ") + map);
   for (const auto c : genome::kAllClasses) {
     out.insert(std::string("class ") + genome::to_string(c));

@@ -1,0 +1,460 @@
+// Mamba-2's SSD scan in its chunked (state-space duality) form, in fp32.
+// Time is cut into chunks of Q = kScanChunk steps; inside a chunk, with
+// cum_i the running sum of dt A over the chunk (A < 0, so every exponent
+// below is <= 0 and nothing overflows):
+//   y_i = sum_{j <= i} (C_i . B_j) e^(cum_i - cum_j) dt_j x_j      (a masked Q x Q matrix product)
+//       + e^(cum_i) H_c C_i + D x_i                                (the state entering the chunk)
+//   end_c = sum_j e^(cum_last - cum_j) dt_j x_j B_j^T,   H_(c+1) = e^(cum_last) H_c + end_c.
+// Forward: (1) per (sequence, chunk, head) block, the chunk's end state and
+// total log-decay; (2) one thread per state element carries the states across
+// the chunks in order (they land in the checkpoints, which backward reuses);
+// (3) per block, the outputs: the Q x Q matrix C B^T masked by the decays,
+// times x, plus the entering state's part.
+// Backward mirrors it: (1) per block, the gradient each chunk sends to its
+// entering state, sum_i e^(cum_i) dy_i C_i^T; (2) a reverse carry turns those
+// into the gradient at each chunk's end; (3) per block, dx, dB, dC, ddt and the
+// per-block dA and dD from the Q x Q matrices C B^T and dy x^T, the decays'
+// gradient through d cum (summed in reverse within the chunk). B and C are
+// shared by the heads, so their gradients are written per head and summed
+// over heads in order by a last kernel; dA and dD are per-block partials
+// summed in order: no atomics, the same bits on every run.
+//
+// Speed limits (docs/architecture.md): the Q x Q products run on the CUDA
+// cores in fp32 from shared memory (not yet on tensor cores), one block per
+// (sequence, chunk, head); the inner loops over d_state and head_dim read x,
+// B, C and the states through L1/L2.
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/kernels.hpp"
+
+namespace livs::evaluator::cuda {
+
+namespace {
+
+constexpr int kQ = kScanChunk;        // steps per chunk
+constexpr int kBlock = 256;           // threads per (sequence, chunk, head) block
+constexpr int kParts = kBlock / kQ;   // threads sharing one step's loop over head_dim
+constexpr int kElementThreads = 128;  // threads per block of the element-wise kernels
+static_assert(kBlock % kQ == 0, "a block covers whole steps");
+
+struct Dims {
+  int64_t batch, T, H, P, N, I, W, chunks;
+  explicit Dims(const SsdShape& s)
+      : batch(s.batch),
+        T(s.seq),
+        H(s.heads),
+        P(s.head_dim),
+        N(s.state),
+        I(s.inner()),
+        W(s.xbc_width()),
+        chunks(scan_chunks(s.seq)) {}
+  __host__ __device__ int64_t PN() const { return P * N; }
+};
+
+unsigned element_blocks(int64_t threads) {
+  return unsigned((threads + kElementThreads - 1) / kElementThreads);
+}
+
+// The block's chunk: b, c, h from the grid; t0, len; dt and cum in shared memory.
+struct Chunk {
+  int64_t b, c, h, t0;
+  int len;
+  float A;
+};
+
+__device__ Chunk load_chunk(float* cum, float* dtv, const float* dt, const float* a_log, const Dims& d) {
+  Chunk k;
+  k.b = blockIdx.x / d.chunks;
+  k.c = blockIdx.x % d.chunks;
+  k.h = blockIdx.y;
+  k.t0 = k.c * kQ;
+  k.len = int(d.T - k.t0 < kQ ? d.T - k.t0 : kQ);
+  k.A = -expf(a_log[k.h]);
+  if (threadIdx.x < kQ)
+    dtv[threadIdx.x] = int(threadIdx.x) < k.len ? dt[(k.b * d.T + k.t0 + threadIdx.x) * d.H + k.h] : 0.0f;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float s = 0.0f;
+    for (int i = 0; i < kQ; ++i) {
+      s += dtv[i] * k.A;  // past len dt is 0: cum stays at cum_last
+      cum[i] = s;
+    }
+  }
+  __syncthreads();
+  return k;
+}
+
+// Forward pass 1: end_c = sum_j e^(cum_last - cum_j) dt_j x_j B_j^T into the checkpoint slot of chunk c,
+// and the chunk's total log-decay.
+__global__ void ssd_chunk_state_kernel(float* ends, float* totals, const float* xbc, const float* dt,
+                                       const float* a_log, Dims d) {
+  __shared__ float cum[kQ], dtv[kQ], w[kQ];
+  const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
+  const float last = cum[k.len - 1];
+  if (threadIdx.x < kQ)
+    w[threadIdx.x] = int(threadIdx.x) < k.len ? expf(last - cum[threadIdx.x]) * dtv[threadIdx.x] : 0.0f;
+  __syncthreads();
+  const int64_t slot = ((k.b * d.chunks + k.c) * d.H + k.h) * d.PN();
+  for (int64_t e = threadIdx.x; e < d.PN(); e += blockDim.x) {
+    const int64_t p = e / d.N, n = e % d.N;
+    float acc = 0.0f;
+    for (int j = 0; j < k.len; ++j) {
+      const float* row = xbc + (k.b * d.T + k.t0 + j) * d.W;
+      acc = fmaf(w[j] * row[k.h * d.P + p], row[d.I + n], acc);
+    }
+    ends[slot + e] = acc;
+  }
+  if (threadIdx.x == 0) totals[(k.b * d.chunks + k.c) * d.H + k.h] = last;
+}
+
+// Forward pass 2, one thread per (sequence, head, state element): the end
+// states in the checkpoint slots become the states entering each chunk, from
+// `state` (or zero); the last state goes back to `state`.
+__global__ void ssd_carry_kernel(float* checkpoints, const float* totals, float* state, Dims d) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= d.batch * d.H * d.PN()) return;
+  const int64_t b = idx / (d.H * d.PN()), h = (idx / d.PN()) % d.H, e = idx % d.PN();
+  float carry = state ? state[idx] : 0.0f;
+  for (int64_t c = 0; c < d.chunks; ++c) {
+    const int64_t chunk = (b * d.chunks + c) * d.H + h;
+    float& slot = checkpoints[chunk * d.PN() + e];
+    const float end = slot;
+    slot = carry;
+    carry = fmaf(expf(totals[chunk]), carry, end);
+  }
+  if (state) state[idx] = carry;
+}
+
+// Forward pass 3: the outputs of one chunk and head.
+__global__ void ssd_chunk_output_kernel(float* y, const float* checkpoints, const float* xbc, const float* dt,
+                                        const float* a_log, const float* D, Dims d) {
+  __shared__ float cum[kQ], dtv[kQ];
+  __shared__ float M[kQ][kQ + 1];  // (C_i . B_j) e^(cum_i - cum_j) dt_j, j <= i
+  const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
+  for (int e = threadIdx.x; e < kQ * kQ; e += blockDim.x) {
+    const int i = e / kQ, j = e % kQ;
+    float v = 0.0f;
+    if (i < k.len && j <= i) {
+      const float* Ci = xbc + (k.b * d.T + k.t0 + i) * d.W + d.I + d.N;
+      const float* Bj = xbc + (k.b * d.T + k.t0 + j) * d.W + d.I;
+      float s = 0.0f;
+      for (int64_t n = 0; n < d.N; ++n) s = fmaf(Ci[n], Bj[n], s);
+      v = s * expf(cum[i] - cum[j]) * dtv[j];
+    }
+    M[i][j] = v;
+  }
+  __syncthreads();
+  const float* H0 = checkpoints + ((k.b * d.chunks + k.c) * d.H + k.h) * d.PN();
+  const float dh = D[k.h];
+  for (int64_t e = threadIdx.x; e < int64_t(k.len) * d.P; e += blockDim.x) {
+    const int i = int(e / d.P);
+    const int64_t p = e % d.P, row = k.b * d.T + k.t0 + i;
+    float acc = 0.0f;
+    for (int j = 0; j <= i; ++j) acc = fmaf(M[i][j], xbc[(k.b * d.T + k.t0 + j) * d.W + k.h * d.P + p], acc);
+    const float* Ci = xbc + row * d.W + d.I + d.N;
+    float hc = 0.0f;
+    for (int64_t n = 0; n < d.N; ++n) hc = fmaf(Ci[n], H0[p * d.N + n], hc);
+    const float x = xbc[row * d.W + k.h * d.P + p];
+    y[row * d.I + k.h * d.P + p] = fmaf(dh, x, fmaf(expf(cum[i]), hc, acc));
+  }
+}
+
+// Decode (no checkpoints): the recurrence itself through `state`, one thread per (sequence, head, channel).
+__global__ void ssd_recurrent_kernel(float* y, const float* xbc, const float* dt, const float* a_log,
+                                     const float* D, float* state, Dims d) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= d.batch * d.H * d.P) return;
+  const int64_t b = idx / (d.H * d.P), h = (idx / d.P) % d.H, p = idx % d.P;
+  const float A = -expf(a_log[h]);
+  float* H = state + idx * d.N;  // [batch, heads, head_dim, state]
+  for (int64_t t = 0; t < d.T; ++t) {
+    const int64_t row = b * d.T + t;
+    const float* r = xbc + row * d.W;
+    const float dl = dt[row * d.H + h], a = expf(dl * A), x = r[h * d.P + p], dx = dl * x;
+    float acc = 0.0f;
+    for (int64_t n = 0; n < d.N; ++n) {
+      const float v = fmaf(a, H[n], dx * r[d.I + n]);
+      H[n] = v;
+      acc = fmaf(r[d.I + d.N + n], v, acc);
+    }
+    y[row * d.I + h * d.P + p] = fmaf(D[h], x, acc);
+  }
+}
+
+// Backward pass 1: what chunk c's outputs send to its entering state, sum_i e^(cum_i) dy_i C_i^T.
+__global__ void ssd_chunk_adjoint_kernel(float* G, float* totals, const float* dy, const float* xbc,
+                                         const float* dt, const float* a_log, Dims d) {
+  __shared__ float cum[kQ], dtv[kQ];
+  const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
+  const int64_t slot = ((k.b * d.chunks + k.c) * d.H + k.h) * d.PN();
+  for (int64_t e = threadIdx.x; e < d.PN(); e += blockDim.x) {
+    const int64_t p = e / d.N, n = e % d.N;
+    float acc = 0.0f;
+    for (int i = 0; i < k.len; ++i) {
+      const int64_t row = k.b * d.T + k.t0 + i;
+      acc = fmaf(expf(cum[i]) * dy[row * d.I + k.h * d.P + p], xbc[row * d.W + d.I + d.N + n], acc);
+    }
+    G[slot + e] = acc;
+  }
+  if (threadIdx.x == 0) totals[(k.b * d.chunks + k.c) * d.H + k.h] = cum[k.len - 1];
+}
+
+// Backward pass 2: the gradient at each chunk's end, G_end(c) = G_in(c + 1),
+// G_in(c) = local(c) + e^(total_c) G_end(c), in reverse chunk order.
+__global__ void ssd_adjoint_carry_kernel(float* G, const float* totals, Dims d) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= d.batch * d.H * d.PN()) return;
+  const int64_t b = idx / (d.H * d.PN()), h = (idx / d.PN()) % d.H, e = idx % d.PN();
+  float carry = 0.0f;
+  for (int64_t c = d.chunks - 1; c >= 0; --c) {
+    const int64_t chunk = (b * d.chunks + c) * d.H + h;
+    float& slot = G[chunk * d.PN() + e];
+    const float local = slot;
+    slot = carry;
+    carry = fmaf(expf(totals[chunk]), carry, local);
+  }
+}
+
+// Backward pass 3, per (sequence, chunk, head), with H0 the entering state
+// (checkpoint), Gend the gradient at the chunk's end, S = C B^T, X = dy x^T
+// (X[i][j] = dy_i . x_j), E(i, j) = e^(cum_i - cum_j):
+//   R_j[p] = sum_{i >= j} E(i,j) S[i][j] dy_i[p] + e^(cum_last - cum_j) (Gend B_j)[p]
+//   dx_j += D dy_j + dt_j R_j;  ddt_j += x_j . R_j + A dl_j
+//   dC_i[n] += e^(cum_i) (dy_i^T H0)[n] + sum_{j <= i} E(i,j) dt_j X[i][j] B_j[n]
+//   dB_j[n] += dt_j (sum_{i >= j} E(i,j) X[i][j] C_i[n] + e^(cum_last - cum_j) (x_j^T Gend)[n])
+// where dl_t = sum_{k >= t} dcum_k and dcum_k gathers every term's
+// dependence on cum_k: T1(i, j) = X[i][j] S[i][j] E(i,j) dt_j (+ at i, - at j),
+// T2(i) = e^(cum_i) dy_i^T H0 C_i (+ at i), T4(j) = e^(cum_last - cum_j) dt_j x_j^T Gend B_j
+// (- at j, + at last), T3 = e^(cum_last) <Gend, H0> (+ at last). Summed as
+// written, the + and - parts of T1 and T4 cancel in fp32 (errors near 3e-5
+// in dA); dl_t is summed in the closed form below instead, where they do not.
+__global__ void ssd_chunk_backward_kernel(float* dxbc, float* ddt, float* bc_partials, float* param_partials,
+                                          const float* dy, const float* checkpoints, const float* Gend_all,
+                                          const float* xbc, const float* dt, const float* a_log,
+                                          const float* D, Dims d) {
+  __shared__ float cum[kQ], dtv[kQ], dcum[kQ], in_sum[kQ], t2[kQ], t4[kQ], d_sum[kQ];
+  __shared__ float S[kQ][kQ + 1], X[kQ][kQ + 1];
+  __shared__ float parts[4][kQ][kParts];  // x.R, x^T Gend B, dy.x, dy^T H0 C per step, per part
+  __shared__ float t3_parts[kBlock];
+  const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
+  const int64_t chunk = (k.b * d.chunks + k.c) * d.H + k.h;
+  const float* H0 = checkpoints + chunk * d.PN();
+  const float* Gend = Gend_all + chunk * d.PN();
+  const float last = cum[k.len - 1], dh = D[k.h];
+  auto row_of = [&](int i) { return k.b * d.T + k.t0 + i; };
+  for (int e = threadIdx.x; e < kQ * kQ; e += blockDim.x) {
+    const int i = e / kQ, j = e % kQ;
+    float s = 0.0f, x = 0.0f;
+    if (i < k.len && j < k.len) {
+      const float* ri = xbc + row_of(i) * d.W;
+      const float* rj = xbc + row_of(j) * d.W;
+      for (int64_t n = 0; n < d.N; ++n) s = fmaf(ri[d.I + d.N + n], rj[d.I + n], s);
+      const float* dyi = dy + row_of(i) * d.I + k.h * d.P;
+      for (int64_t p = 0; p < d.P; ++p) x = fmaf(dyi[p], rj[k.h * d.P + p], x);
+    }
+    S[i][j] = s;
+    X[i][j] = x;
+  }
+  float t3 = 0.0f;
+  for (int64_t e = threadIdx.x; e < d.PN(); e += blockDim.x) t3 = fmaf(Gend[e], H0[e], t3);
+  t3_parts[threadIdx.x] = t3;
+  __syncthreads();
+
+  {  // per step j and part: the loops over head_dim
+    const int j = threadIdx.x / kParts, part = threadIdx.x % kParts;
+    float acc_in = 0.0f, acc_t4 = 0.0f, acc_d = 0.0f, acc_t2 = 0.0f;
+    if (j < k.len) {
+      const float* rj = xbc + row_of(j) * d.W;
+      const float* Bj = rj + d.I;
+      const float* Cj = Bj + d.N;
+      const float* dyj = dy + row_of(j) * d.I + k.h * d.P;
+      float* dxj = dxbc + row_of(j) * d.W + k.h * d.P;
+      const float to_end = expf(last - cum[j]);
+      for (int64_t p = part; p < d.P; p += kParts) {
+        float gb = 0.0f, hc = 0.0f;
+        for (int64_t n = 0; n < d.N; ++n) {
+          gb = fmaf(Gend[p * d.N + n], Bj[n], gb);
+          hc = fmaf(H0[p * d.N + n], Cj[n], hc);
+        }
+        float r = to_end * gb;
+        for (int i = j; i < k.len; ++i)
+          r = fmaf(expf(cum[i] - cum[j]) * S[i][j], dy[row_of(i) * d.I + k.h * d.P + p], r);
+        const float x = rj[k.h * d.P + p];
+        dxj[p] += fmaf(dh, dyj[p], dtv[j] * r);
+        acc_in = fmaf(x, r, acc_in);
+        acc_t4 = fmaf(x, gb, acc_t4);
+        acc_d = fmaf(dyj[p], x, acc_d);
+        acc_t2 = fmaf(dyj[p], hc, acc_t2);
+      }
+    }
+    parts[0][j][part] = acc_in;
+    parts[1][j][part] = acc_t4;
+    parts[2][j][part] = acc_d;
+    parts[3][j][part] = acc_t2;
+  }
+  __syncthreads();
+  // T1 in place of S (S is not read again): T1(i, j) = X S E(i, j) dt_j for j <= i.
+  for (int e = threadIdx.x; e < kQ * kQ; e += blockDim.x) {
+    const int i = e / kQ, j = e % kQ;
+    S[i][j] = i < k.len && j <= i ? X[i][j] * S[i][j] * expf(cum[i] - cum[j]) * dtv[j] : 0.0f;
+  }
+  __syncthreads();
+  // d l_t = sum_{k >= t} d cum_k, summed in closed form so that nothing cancels:
+  //   sum_{i >= t, j < t} T1(i, j) + sum_{i >= t} T2(i) + T3 + sum_{j < t} T4(j).
+  if (threadIdx.x < kQ) {
+    const int m = threadIdx.x;
+    float sums[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int q = 0; q < 4; ++q)
+      for (int part = 0; part < kParts; ++part) sums[q] += parts[q][m][part];
+    double t1 = 0.0;  // dA sums many terms of both signs: double where it is cheap
+    if (m < k.len)
+      for (int i = m; i < k.len; ++i)
+        for (int j = 0; j < m; ++j) t1 += S[i][j];
+    dcum[m] = float(t1);
+    t2[m] = m < k.len ? expf(cum[m]) * sums[3] : 0.0f;
+    t4[m] = m < k.len ? expf(last - cum[m]) * dtv[m] * sums[1] : 0.0f;
+    in_sum[m] = sums[0];
+    d_sum[m] = m < k.len ? sums[2] : 0.0f;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {  // the suffix and prefix sums, the block's dA and dD
+    double t3 = 0.0;
+    for (int t = 0; t < kBlock; ++t) t3 += t3_parts[t];
+    t3 *= exp(double(last));
+    double before = 0.0;  // sum_{j < t} T4(j)
+    for (int t = 0; t < k.len; ++t) {
+      const double here = t4[t];
+      t4[t] = float(before);
+      before += here;
+    }
+    double after = 0.0, da = 0.0, dd = 0.0;  // sum_{i >= t} T2(i)
+    for (int t = k.len - 1; t >= 0; --t) {
+      after += t2[t];
+      const double dl = dcum[t] + after + t3 + t4[t];
+      dcum[t] = float(dl);
+      da += dtv[t] * dl;
+    }
+    for (int t = 0; t < k.len; ++t) dd += d_sum[t];
+    param_partials[2 * chunk] = float(da);
+    param_partials[2 * chunk + 1] = float(dd);
+  }
+  __syncthreads();
+  if (int(threadIdx.x) < k.len)
+    ddt[row_of(threadIdx.x) * d.H + k.h] += fmaf(k.A, dcum[threadIdx.x], in_sum[threadIdx.x]);
+  // dB and dC of this head, per (step, state): summed over the heads by ssd_bc_kernel.
+  for (int64_t e = threadIdx.x; e < int64_t(k.len) * d.N; e += blockDim.x) {
+    const int m = int(e / d.N);
+    const int64_t n = e % d.N;
+    const float* rm = xbc + row_of(m) * d.W;
+    const float* dym = dy + row_of(m) * d.I + k.h * d.P;
+    float dyh = 0.0f, xg = 0.0f;
+    for (int64_t p = 0; p < d.P; ++p) {
+      dyh = fmaf(dym[p], H0[p * d.N + n], dyh);
+      xg = fmaf(rm[k.h * d.P + p], Gend[p * d.N + n], xg);
+    }
+    float dc = expf(cum[m]) * dyh;
+    for (int j = 0; j <= m; ++j)
+      dc = fmaf(expf(cum[m] - cum[j]) * dtv[j] * X[m][j], xbc[row_of(j) * d.W + d.I + n], dc);
+    float db = expf(last - cum[m]) * xg;
+    for (int i = m; i < k.len; ++i)
+      db = fmaf(expf(cum[i] - cum[m]) * X[i][m], xbc[row_of(i) * d.W + d.I + d.N + n], db);
+    float* out = bc_partials + (row_of(m) * d.H + k.h) * 2 * d.N;
+    out[n] = dtv[m] * db;
+    out[d.N + n] = dc;
+  }
+}
+
+// dB and dC (columns I .. I + 2N of dxbc) += the heads' partials, summed in head order.
+__global__ void ssd_bc_kernel(float* dxbc, const float* bc_partials, Dims d) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= d.batch * d.T * 2 * d.N) return;
+  const int64_t row = idx / (2 * d.N), n2 = idx % (2 * d.N);
+  float s = 0.0f;
+  for (int64_t h = 0; h < d.H; ++h) s += bc_partials[(row * d.H + h) * 2 * d.N + n2];
+  dxbc[row * d.W + d.I + n2] += s;
+}
+
+// da_log[h] += A_h sum dA, dD[h] += sum dD over (sequence, chunk) blocks in order.
+__global__ void ssd_params_kernel(float* da_log, float* dD, const float* param_partials, const float* a_log,
+                                  Dims d) {
+  const int64_t h = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (h >= d.H) return;
+  double da = 0.0, dd = 0.0;
+  for (int64_t bc = 0; bc < d.batch * d.chunks; ++bc) {
+    da += param_partials[2 * (bc * d.H + h)];
+    dd += param_partials[2 * (bc * d.H + h) + 1];
+  }
+  da_log[h] += float(-exp(double(a_log[h])) * da);
+  dD[h] += float(dd);
+}
+
+void check_shape(const char* kernel, const SsdShape& s) {
+  if (s.batch < 1 || s.seq < 1 || s.heads < 1 || s.head_dim < 1 || s.state < 1 || s.state > 1024)
+    throw std::invalid_argument(std::string(kernel) + ": invalid shape (state at most 1024)");
+}
+
+}  // namespace
+
+int64_t ssd_forward_scratch(const SsdShape& s) { return int64_t(s.batch) * scan_chunks(s.seq) * s.heads; }
+
+void ssd_forward(cudaStream_t stream, float* y, float* checkpoints, const float* xbc, const float* dt,
+                 const float* a_log, const float* D, float* state, const SsdShape& s, float* scratch) {
+  check_shape("ssd_forward", s);
+  if (!checkpoints && !state) throw std::invalid_argument("ssd_forward: needs checkpoints or a state");
+  const Dims d(s);
+  if (!checkpoints) {  // decode: the recurrence through the state
+    ssd_recurrent_kernel<<<element_blocks(d.batch * d.H * d.P), kElementThreads, 0, stream>>>(
+        y, xbc, dt, a_log, D, state, d);
+    LIVS_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  const dim3 grid(unsigned(d.batch * d.chunks), unsigned(d.H));
+  ssd_chunk_state_kernel<<<grid, kBlock, 0, stream>>>(checkpoints, scratch, xbc, dt, a_log, d);
+  LIVS_CUDA_CHECK_LAUNCH();
+  ssd_carry_kernel<<<element_blocks(d.batch * d.H * d.PN()), kElementThreads, 0, stream>>>(checkpoints,
+                                                                                           scratch, state, d);
+  LIVS_CUDA_CHECK_LAUNCH();
+  ssd_chunk_output_kernel<<<grid, kBlock, 0, stream>>>(y, checkpoints, xbc, dt, a_log, D, d);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+int64_t ssd_backward_scratch(const SsdShape& s) {
+  const int64_t blocks = int64_t(s.batch) * scan_chunks(s.seq) * s.heads;
+  const int64_t rows = int64_t(s.batch) * s.seq;
+  return blocks                                   // totals
+         + blocks * s.head_dim * s.state          // the gradients at the chunks' ends
+         + rows * s.heads * 2 * int64_t(s.state)  // dB, dC per head
+         + 2 * blocks;                            // dA, dD per block
+}
+
+void ssd_backward(cudaStream_t stream, float* dxbc, float* ddt, float* da_log, float* dD, const float* dy,
+                  const float* checkpoints, const float* xbc, const float* dt, const float* a_log,
+                  const float* D, const SsdShape& s, float* scratch) {
+  check_shape("ssd_backward", s);
+  const Dims d(s);
+  const int64_t blocks = d.batch * d.chunks * d.H, rows = d.batch * d.T;
+  float* totals = scratch;
+  float* G = totals + blocks;
+  float* bc_partials = G + blocks * d.PN();
+  float* param_partials = bc_partials + rows * d.H * 2 * d.N;
+  const dim3 grid(unsigned(d.batch * d.chunks), unsigned(d.H));
+  ssd_chunk_adjoint_kernel<<<grid, kBlock, 0, stream>>>(G, totals, dy, xbc, dt, a_log, d);
+  LIVS_CUDA_CHECK_LAUNCH();
+  ssd_adjoint_carry_kernel<<<element_blocks(d.batch * d.H * d.PN()), kElementThreads, 0, stream>>>(G, totals,
+                                                                                                   d);
+  LIVS_CUDA_CHECK_LAUNCH();
+  ssd_chunk_backward_kernel<<<grid, kBlock, 0, stream>>>(dxbc, ddt, bc_partials, param_partials, dy,
+                                                         checkpoints, G, xbc, dt, a_log, D, d);
+  LIVS_CUDA_CHECK_LAUNCH();
+  ssd_bc_kernel<<<element_blocks(rows * 2 * d.N), kElementThreads, 0, stream>>>(dxbc, bc_partials, d);
+  LIVS_CUDA_CHECK_LAUNCH();
+  ssd_params_kernel<<<element_blocks(d.H), kElementThreads, 0, stream>>>(da_log, dD, param_partials, a_log,
+                                                                         d);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace livs::evaluator::cuda
