@@ -94,7 +94,7 @@ def layer_plan(name, d, layers):
         elif name == "lfm2":
             m = attention(0, 2) if i % 3 == 2 else ("gconv", dict(kernel=3))
         elif name == "linear-transformer":
-            m = ("linattn", dict(heads=heads))
+            m = ("linattn", dict(heads=heads, short_conv=4))
         elif name == "hyena-like":
             m = ("gconv", dict(kernel=64))
         else:
@@ -189,12 +189,20 @@ def build(torch, plan, hidden, d, vocab, seq):
             return F.linear(o.transpose(1, 2).reshape(B, T, self.h * self.hd), self.wo)
 
     class LinearAttention(nn.Module):
-        """phi = elu + 1; causal sum_{s<=t} (q_t.k_s) v_s per head, chunked; per-head RMS norm / sqrt(hd)."""
+        """phi = elu + 1 after an optional short causal depthwise conv on each of q, k, v (no bias);
+        causal sum_{s<=t} (q_t.k_s) v_s per head, chunked; per-head RMS norm / sqrt(hd)."""
 
-        def __init__(self, heads, chunk=64):
+        def __init__(self, heads, short_conv=0, chunk=64):
             super().__init__()
             self.h, self.hd, self.chunk = heads, d // heads, chunk
             self.wq, self.wk, self.wv, self.wo = normal(d, d), normal(d, d), normal(d, d), normal(d, d)
+            self.short_conv = short_conv
+            if short_conv:
+                bound = 1.0 / math.sqrt(short_conv)
+                self.q_conv, self.k_conv, self.v_conv = (uniform(bound, d, short_conv) for _ in range(3))
+
+        def conv(self, t, name):
+            return causal_conv(t, getattr(self, name)) if self.short_conv else t
 
         def forward(self, x):
             B, T, _ = x.shape
@@ -204,9 +212,9 @@ def build(torch, plan, hidden, d, vocab, seq):
             def split(t):  # [B, T, D] -> [B, H, N, C, hd]
                 return t.view(B, N, C, self.h, self.hd).permute(0, 3, 1, 2, 4)
 
-            q = split(F.elu(F.linear(x, self.wq)) + 1.0)
-            k = split(F.elu(F.linear(x, self.wk)) + 1.0)
-            v = split(F.linear(x, self.wv))
+            q = split(F.elu(self.conv(F.linear(x, self.wq), "q_conv")) + 1.0)
+            k = split(F.elu(self.conv(F.linear(x, self.wk), "k_conv")) + 1.0)
+            v = split(self.conv(F.linear(x, self.wv), "v_conv"))
             causal = torch.ones(C, C, dtype=torch.bool, device=x.device).tril()
             intra = ((q @ k.transpose(-1, -2)).masked_fill(~causal, 0.0)) @ v
             states = k.transpose(-1, -2) @ v  # [B, H, N, hd, hd]: each chunk's sum of k v^T
@@ -293,7 +301,7 @@ def build(torch, plan, hidden, d, vocab, seq):
         if cls == "sa":
             return Attention(k["heads"], k["kv_heads"], k["window"])
         if cls == "linattn":
-            return LinearAttention(k["heads"])
+            return LinearAttention(k["heads"], k.get("short_conv", 0))
         if cls == "rec":
             return Recurrent(k["width"], k["kernel"])
         if cls == "ssm":

@@ -121,5 +121,6 @@ std::unique_ptr<Operator> make_ssm(OpContext& context);
 std::unique_ptr<Operator> make_gconv(OpContext& context);
 std::unique_ptr<Operator> make_linear_attention(OpContext& context);
 std::unique_ptr<Operator> make_moe(OpContext& context);
+std::unique_ptr<Operator> make_deltanet(OpContext& context);  // op_deltanet.cpp
 
 }  // namespace livs::evaluator

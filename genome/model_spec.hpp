@@ -16,7 +16,7 @@
 
 namespace livs::genome {
 
-enum class LivClass { sa, linattn, rec, ssm, gconv, swiglu, moe };
+enum class LivClass { sa, linattn, rec, ssm, gconv, swiglu, moe, deltanet };
 enum class FusionKind { none, sum, mean, gate };
 enum class FeatureMap { elu_plus_one, relu, identity };
 
@@ -35,6 +35,8 @@ struct SaKnobs {
   bool qk_norm = false;
   bool rope = true;
   double rope_theta = 10000.0;
+  int short_conv = 0;  // 0 = off, else the kernel of the depthwise causal conv on q, k, v
+  bool output_gate = false;
 };
 
 struct LinAttnKnobs {
@@ -42,10 +44,11 @@ struct LinAttnKnobs {
   int head_dim = 32;  // d_k = d_v = d_model / heads
   FeatureMap feature_map = FeatureMap::elu_plus_one;
   bool gated = false;  // GLA: data-dependent per-channel decay
+  int short_conv = 0;  // 0 = off, else the kernel of the depthwise causal conv on q, k, v
 };
 
-struct RecKnobs {    // Griffin recurrent block
-  int width = 128;   // RG-LRU width (d_rnn)
+struct RecKnobs {   // Griffin recurrent block
+  int width = 128;  // RG-LRU width (d_rnn)
   int conv_kernel = 4;
 };
 
@@ -59,6 +62,13 @@ struct SsmKnobs {  // Mamba selective SSM block
 
 struct GconvKnobs {  // LFM2 double-gated short convolution
   int kernel = 3;
+};
+
+struct DeltanetKnobs {  // Gated DeltaNet (plain DeltaNet when not gated)
+  int heads = 4;
+  int head_dim = 32;   // d_k = d_v = d_model / heads
+  bool gated = true;   // per-head decay alpha_t; off: alpha = 1 (DeltaNet)
+  int short_conv = 4;  // 0 = off, else the kernel of the depthwise causal conv (+ SiLU) on q, k, v
 };
 
 struct SwigluKnobs {
@@ -105,9 +115,10 @@ struct OpSpec {
   GconvKnobs gconv;
   SwigluKnobs swiglu;
   MoeKnobs moe;
-  bool differential = false;  // y = y1 - lambda * y2 from two feature groups
-  OpRef featurizer_source;    // reuse this op's projection weights (same class)
-  OpRef feature_source;       // reuse this op's features (sa: its K and V; no cache of our own)
+  DeltanetKnobs deltanet;
+  bool differential = false;        // y = y1 - lambda * y2 from two feature groups
+  OpRef featurizer_source;          // reuse this op's projection weights (same class)
+  OpRef feature_source;             // reuse this op's features (sa: its K and V; no cache of our own)
   std::vector<WeightSpec> weights;  // own weights; empty entries are never listed
   DecodeState state;
   // Weights this op reads but does not own (featurizer sharing): same names
@@ -129,8 +140,8 @@ struct ModelSpec {
   // Model-level weights: "embedding" [vocab, d_model] (tied LM head), "final_norm" [d_model].
   std::vector<WeightSpec> weights;
 
-  int64_t params_total() const;             // every weight once (shared weights counted once)
-  int64_t params_non_embedding() const;     // without the embedding table
+  int64_t params_total() const;                          // every weight once (shared weights counted once)
+  int64_t params_non_embedding() const;                  // without the embedding table
   int64_t decode_state_elements(int64_t context) const;  // sum over ops
 };
 
