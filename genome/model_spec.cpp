@@ -6,55 +6,40 @@ namespace livs::genome {
 
 const char* to_string(LivClass c) {
   switch (c) {
-    case LivClass::sa:
-      return "sa";
-    case LivClass::linattn:
-      return "linattn";
-    case LivClass::rec:
-      return "rec";
-    case LivClass::ssm:
-      return "ssm";
-    case LivClass::gconv:
-      return "gconv";
-    case LivClass::swiglu:
-      return "swiglu";
-    case LivClass::moe:
-      return "moe";
-    case LivClass::deltanet:
-      return "deltanet";
+    case LivClass::sa: return "sa";
+    case LivClass::linattn: return "linattn";
+    case LivClass::rec: return "rec";
+    case LivClass::ssm: return "ssm";
+    case LivClass::gconv: return "gconv";
+    case LivClass::swiglu: return "swiglu";
+    case LivClass::moe: return "moe";
+    case LivClass::deltanet: return "deltanet";
   }
   return "?";
 }
 
 const char* to_string(FusionKind f) {
   switch (f) {
-    case FusionKind::none:
-      return "none";
-    case FusionKind::sum:
-      return "sum";
-    case FusionKind::mean:
-      return "mean";
-    case FusionKind::gate:
-      return "gate";
+    case FusionKind::none: return "none";
+    case FusionKind::sum: return "sum";
+    case FusionKind::mean: return "mean";
+    case FusionKind::gate: return "gate";
   }
   return "?";
 }
 
 const char* to_string(FeatureMap f) {
   switch (f) {
-    case FeatureMap::elu_plus_one:
-      return "elu_plus_one";
-    case FeatureMap::relu:
-      return "relu";
-    case FeatureMap::identity:
-      return "identity";
+    case FeatureMap::elu_plus_one: return "elu_plus_one";
+    case FeatureMap::relu: return "relu";
+    case FeatureMap::identity: return "identity";
   }
   return "?";
 }
 
 std::optional<LivClass> liv_class_from_string(const std::string& s) {
-  for (auto c : {LivClass::sa, LivClass::linattn, LivClass::rec, LivClass::ssm, LivClass::gconv,
-                 LivClass::swiglu, LivClass::moe, LivClass::deltanet})
+  for (auto c : {LivClass::sa, LivClass::linattn, LivClass::rec, LivClass::ssm, LivClass::gconv, LivClass::swiglu,
+                 LivClass::moe, LivClass::deltanet})
     if (s == to_string(c)) return c;
   return std::nullopt;
 }

@@ -47,8 +47,8 @@ struct LinAttnKnobs {
   int short_conv = 0;  // 0 = off, else the kernel of the depthwise causal conv on q, k, v
 };
 
-struct RecKnobs {   // Griffin recurrent block
-  int width = 128;  // RG-LRU width (d_rnn)
+struct RecKnobs {    // Griffin recurrent block
+  int width = 128;   // RG-LRU width (d_rnn)
   int conv_kernel = 4;
 };
 
@@ -116,9 +116,9 @@ struct OpSpec {
   SwigluKnobs swiglu;
   MoeKnobs moe;
   DeltanetKnobs deltanet;
-  bool differential = false;        // y = y1 - lambda * y2 from two feature groups
-  OpRef featurizer_source;          // reuse this op's projection weights (same class)
-  OpRef feature_source;             // reuse this op's features (sa: its K and V; no cache of our own)
+  bool differential = false;  // y = y1 - lambda * y2 from two feature groups
+  OpRef featurizer_source;    // reuse this op's projection weights (same class)
+  OpRef feature_source;       // reuse this op's features (sa: its K and V; no cache of our own)
   std::vector<WeightSpec> weights;  // own weights; empty entries are never listed
   DecodeState state;
   // Weights this op reads but does not own (featurizer sharing): same names
@@ -140,8 +140,8 @@ struct ModelSpec {
   // Model-level weights: "embedding" [vocab, d_model] (tied LM head), "final_norm" [d_model].
   std::vector<WeightSpec> weights;
 
-  int64_t params_total() const;                          // every weight once (shared weights counted once)
-  int64_t params_non_embedding() const;                  // without the embedding table
+  int64_t params_total() const;             // every weight once (shared weights counted once)
+  int64_t params_non_embedding() const;     // without the embedding table
   int64_t decode_state_elements(int64_t context) const;  // sum over ops
 };
 
