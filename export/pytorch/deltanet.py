@@ -28,6 +28,50 @@ def delta_rule(q, k, v, log_alpha, beta, state=None):
     return torch.stack(out, dim=2), state
 
 
+DELTA_RULE_CHUNK = 16
+
+
+def chunked_delta_rule(q, k, v, log_alpha, beta, chunk=DELTA_RULE_CHUNK):
+    """delta_rule's outputs for whole sequences from a zero state, without a loop over tokens (the WY / UT
+    form of Gated DeltaNet, as fla's reference chunk algorithm). Inside a chunk, with g the decay summed
+    from the chunk's start, the chunk's updates solve a unit lower-triangular system
+    T = (I + tril_strict(beta_i k_i.k_j e^{g_i - g_j}))^-1 once; u = T (beta v) and w = T (beta k e^g) then
+    give the new values v_new = u - w S entering the state, and
+        o = (q e^g) S + tril((q k^T) e^{g_i - g_j}) v_new,   S <- e^{g_last} S + (k e^{g_last - g})^T v_new.
+    Every exponent is <= 0 (decays only), so nothing overflows. Returns o and the last S."""
+    batch, heads, time, hd = q.shape
+    if log_alpha is None:
+        log_alpha = torch.zeros_like(beta)
+    pad = (-time) % chunk
+    if pad:  # padded steps have beta 0 (no update) and no decay
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+        log_alpha, beta = (F.pad(t, (0, pad)) for t in (log_alpha, beta))
+    n = (time + pad) // chunk
+    q, k, v = (t.reshape(batch, heads, n, chunk, -1) for t in (q, k, v))
+    g = log_alpha.reshape(batch, heads, n, chunk).cumsum(-1)
+    beta = beta.reshape(batch, heads, n, chunk)
+    k_beta, v_beta = k * beta[..., None], v * beta[..., None]
+    decay = (g[..., :, None] - g[..., None, :]).tril().exp().tril()  # e^{g_i - g_j} for i >= j
+    strict = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril(-1)
+    A = -(k_beta @ k.transpose(-1, -2) * decay).masked_fill(~strict, 0.0)
+    for i in range(1, chunk):  # forward substitution: rows of (I - A)^-1 - I
+        A[..., i, :i] = A[..., i, :i].clone() + (A[..., i, :i, None].clone() * A[..., :i, :i].clone()).sum(-2)
+    T = A + torch.eye(chunk, dtype=A.dtype, device=q.device)
+    u = T @ v_beta
+    w = T @ (k_beta * g.exp()[..., None])
+    causal = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
+    S = q.new_zeros(batch, heads, hd, v.shape[-1])
+    out = []
+    for c in range(n):
+        qc, kc, gc = q[:, :, c], k[:, :, c], g[:, :, c]
+        attn = (qc @ kc.transpose(-1, -2) * decay[:, :, c]).masked_fill(~causal, 0.0)
+        v_new = u[:, :, c] - w[:, :, c] @ S
+        out.append((qc * gc.exp()[..., None]) @ S + attn @ v_new)
+        last = gc[..., -1:]
+        S = S * last[..., None].exp() + (kc * (last - gc).exp()[..., None]).transpose(-1, -2) @ v_new
+    return torch.cat(out, dim=2)[:, :, :time], S
+
+
 class GatedDeltaNet(nn.Module):
     """deltanet: Gated DeltaNet (Yang et al. 2024), plain DeltaNet when not gated; d_k = d_v = hd.
         q~, k~, v = silu(conv(x W^T)) each (conv: the short causal depthwise convolution, when on)
@@ -35,6 +79,7 @@ class GatedDeltaNet(nn.Module):
         beta = sigmoid(x W_beta^T),  log alpha = -exp(a_log) softplus(x W_alpha^T + dt_bias)  (per head)
         S_t^T = alpha_t S_{t-1}^T (I - beta_t k_t k_t^T) + beta_t v_t k_t^T,  o_t = S_t^T q_t
         y = (rms_norm_per_head(o) * o_norm * silu(x W_out_gate^T)) Wo^T
+    forward() uses the chunked (WY) form, step() the recurrence itself.
     Decode state: (S [batch, heads, hd, hd], {conv histories}); no feature sharing, no differential form."""
 
     def __init__(self, gene, d_model, n_slots):
@@ -91,7 +136,7 @@ class GatedDeltaNet(nn.Module):
 
     def forward(self, x, shared=None):
         q, k, v, log_alpha, beta = self.inputs(x)
-        o, _ = delta_rule(q, k, v, log_alpha, beta)
+        o, _ = chunked_delta_rule(q, k, v, log_alpha, beta)
         return self.output(o, x), None
 
     def step(self, x, state, shared, position):
