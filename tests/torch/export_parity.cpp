@@ -79,7 +79,8 @@ std::set<std::string> wanted() {
   for (const char* map : {"elu_plus_one", "relu", "identity"}) out.insert(std::string("linattn ") + map);
   for (const auto c : genome::kAllClasses) {
     out.insert(std::string("class ") + genome::to_string(c));
-    if (genome::is_token_mixer(c)) out.insert(std::string("differential ") + genome::to_string(c));
+    if (genome::is_token_mixer(c) && c != genome::LivClass::deltanet)  // deltanet has no differential form
+      out.insert(std::string("differential ") + genome::to_string(c));
   }
   for (const char* f : {"none", "sum", "mean", "gate"}) out.insert(std::string("fusion ") + f);
   return out;
