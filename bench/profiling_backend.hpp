@@ -299,6 +299,30 @@ class ProfilingBackend final : public Backend {
     inner_.selective_scan_backward(du, ddelta, da_log, dB, dC, dD, partials, dy, h_all, u, delta, a_log, B, C,
                                    D, shape);
   }
+  void delta_rule_forward(float* o, float* checkpoints, const float* q, const float* k, const float* v,
+                          const float* log_alpha, const float* beta, float* state,
+                          const DeltaRuleShape& shape) override {
+    Timed timed(*this, "delta_rule_forward");
+    inner_.delta_rule_forward(o, checkpoints, q, k, v, log_alpha, beta, state, shape);
+  }
+  void delta_rule_backward(float* dq, float* dk, float* dv, float* dlog_alpha, float* dbeta, float* scratch,
+                           const float* dout, const float* checkpoints, const float* q, const float* k,
+                           const float* v, const float* log_alpha, const float* beta,
+                           const DeltaRuleShape& shape) override {
+    Timed timed(*this, "delta_rule_backward");
+    inner_.delta_rule_backward(dq, dk, dv, dlog_alpha, dbeta, scratch, dout, checkpoints, q, k, v, log_alpha,
+                               beta, shape);
+  }
+  void gdn_decay_forward(float* log_alpha, const float* z, const float* a_log, const float* dt_bias, int64_t rows,
+                         int heads) override {
+    Timed timed(*this, "gdn_decay_forward");
+    inner_.gdn_decay_forward(log_alpha, z, a_log, dt_bias, rows, heads);
+  }
+  void gdn_decay_backward(float* dz, float* da_log, float* ddt_bias, const float* dlog_alpha, const float* z,
+                          const float* a_log, const float* dt_bias, int64_t rows, int heads) override {
+    Timed timed(*this, "gdn_decay_backward");
+    inner_.gdn_decay_backward(dz, da_log, ddt_bias, dlog_alpha, z, a_log, dt_bias, rows, heads);
+  }
   void activation_forward(float* out, const float* in, int64_t count, ActivationKind kind) override {
     Timed timed(*this, "activation_forward");
     inner_.activation_forward(out, in, count, kind);

@@ -63,7 +63,8 @@ PEAK_FLOPS = 989e12
 # --mode names and the torch.compile mode each runs ("eager" runs the module as it is).
 COMPILE_MODES = {"compile": "default", "reduce-overhead": "reduce-overhead",
                  "max-autotune-no-cudagraphs": "max-autotune-no-cudagraphs"}
-PRESETS = ["transformer", "griffin", "striped-mamba", "lfm2", "linear-transformer", "hyena-like", "mamba2-hybrid"]
+PRESETS = ["transformer", "griffin", "striped-mamba", "lfm2", "linear-transformer", "hyena-like", "mamba2-hybrid",
+           "gated-deltanet-hybrid"]
 
 
 def seconds_since_process_start():
@@ -98,13 +99,19 @@ def layer_plan(name, d, layers):
         elif name == "lfm2":
             m = attention(0, 2) if i % 3 == 2 else ("gconv", dict(kernel=3))
         elif name == "linear-transformer":
-            m = ("linattn", dict(heads=heads))
+            m = ("linattn", dict(heads=heads, short_conv=4))
         elif name == "hyena-like":
             m = ("gconv", dict(kernel=64))
         elif name == "mamba2-hybrid":
             d_inner = 2 * d
             head_dim = 64 if d_inner % 64 == 0 else 32 if d_inner % 32 == 0 else 16
             m = attention(0, 1) if i % 4 == 3 else ("ssd", dict(expand=2, d_state=64, kernel=4, head_dim=head_dim))
+        elif name == "gated-deltanet-hybrid":  # 3 Gated DeltaNet : 1 gated attention (Qwen3-Next)
+            if i % 4 == 3:
+                m = attention(0, 1)
+                m[1]["output_gate"] = True
+            else:
+                m = ("deltanet", dict(heads=heads, short_conv=4))
         else:
             raise SystemExit("unknown preset " + name)
         plan.append(m)
@@ -118,6 +125,8 @@ def flops_per_token(plan, d, vocab, seq, params_non_embedding):
         if cls == "sa":
             keys = min(seq, k["window"]) if k["window"] > 0 else seq
             flops += 12.0 * keys * k["heads"] * (d // k["heads"])
+        if cls == "deltanet":  # the recurrence: 7 FLOPs per state element (as proxies/analytic), x3 for training
+            flops += 3.0 * 7.0 * k["heads"] * (d // k["heads"]) ** 2
     return flops
 
 
@@ -154,9 +163,10 @@ def build(torch, plan, hidden, d, vocab, seq):
         return h
 
     class Attention(nn.Module):
-        def __init__(self, heads, kv_heads, window):
+        def __init__(self, heads, kv_heads, window, output_gate=False):
             super().__init__()
             self.h, self.kv, self.hd, self.window = heads, kv_heads, d // heads, window
+            self.w_out_gate = normal(heads * self.hd, d) if output_gate else None
             self.wq, self.wk, self.wv = normal(heads * self.hd, d), normal(kv_heads * self.hd, d), normal(kv_heads * self.hd, d)
             self.wo = normal(d, heads * self.hd)
             half = self.hd // 2
@@ -194,15 +204,79 @@ def build(torch, plan, hidden, d, vocab, seq):
                 allowed = self.mask if self.mask is not None else torch.ones(T, T, dtype=torch.bool).tril()
                 scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.hd)
                 o = torch.softmax(scores.masked_fill(~allowed, float("-inf")), -1) @ v
-            return F.linear(o.transpose(1, 2).reshape(B, T, self.h * self.hd), self.wo)
+            o = o.transpose(1, 2).reshape(B, T, self.h * self.hd)
+            if self.w_out_gate is not None:  # gated attention: sigmoid(x W_g^T) times the output
+                o = o * torch.sigmoid(F.linear(x, self.w_out_gate))
+            return F.linear(o, self.wo)
+
+    class GatedDeltaNet(nn.Module):
+        """Gated DeltaNet: silu(conv(x W^T)) for q, k, v; l2-normalised q (/ sqrt(hd)) and k; beta = sigmoid,
+        log alpha = -exp(a_log) softplus(x W_a^T + dt_bias) per head; the chunked WY form of
+        S_t = alpha S (I - beta k k^T) + beta v k^T, o = S q; per-head RMS norm times silu(x W_g^T); Wo."""
+
+        def __init__(self, heads, short_conv, chunk=64):
+            super().__init__()
+            self.h, self.hd, self.chunk, self.k = heads, d // heads, chunk, short_conv
+            self.wq, self.wk, self.wv, self.wg, self.wo = (normal(d, d) for _ in range(5))
+            self.w_beta, self.w_alpha = normal(heads, d), normal(heads, d)
+            self.a_log = nn.Parameter(torch.log(torch.arange(1, heads + 1, dtype=torch.float32)))
+            self.dt_bias = nn.Parameter(torch.full((heads,), -3.0))
+            bound = 1.0 / math.sqrt(short_conv)
+            self.convs = nn.ParameterList([uniform(bound, d, short_conv) for _ in range(3)])
+            self.o_norm = nn.Parameter(torch.ones(self.hd))
+
+        def forward(self, x):
+            B, T, _ = x.shape
+            C, H, hd = min(self.chunk, T), self.h, self.hd
+            N = T // C
+
+            def heads_of(t):  # [B, T, D] -> [B, H, N, C, hd], float32
+                return t.float().view(B, N, C, H, hd).permute(0, 3, 1, 2, 4)
+
+            q, k, v = (heads_of(F.silu(causal_conv(F.linear(x, w), c)))
+                       for w, c in zip((self.wq, self.wk, self.wv), self.convs))
+            q = rmsnorm(q, None) / hd
+            k = rmsnorm(k, None) / math.sqrt(hd)
+            beta = torch.sigmoid(F.linear(x, self.w_beta).float()).view(B, N, C, H).permute(0, 3, 1, 2)
+            la = -torch.exp(self.a_log) * F.softplus(F.linear(x, self.w_alpha).float() + self.dt_bias)
+            g = la.view(B, N, C, H).permute(0, 3, 1, 2).cumsum(-1)
+            k_beta, v_beta = k * beta[..., None], v * beta[..., None]
+            decay = (g[..., :, None] - g[..., None, :]).tril().exp().tril()
+            strict = torch.ones(C, C, dtype=torch.bool, device=x.device).tril(-1)
+            A = -(k_beta @ k.transpose(-1, -2) * decay).masked_fill(~strict, 0.0)
+            for i in range(1, C):  # (I - A)^-1 by forward substitution
+                A[..., i, :i] = A[..., i, :i].clone() + (A[..., i, :i, None].clone() * A[..., :i, :i].clone()).sum(-2)
+            Tm = A + torch.eye(C, device=x.device)
+            u, w = Tm @ v_beta, Tm @ (k_beta * g.exp()[..., None])
+            causal = torch.ones(C, C, dtype=torch.bool, device=x.device).tril()
+            S = q.new_zeros(B, H, hd, hd)
+            out = []
+            for c in range(N):
+                qc, kc, gc = q[:, :, c], k[:, :, c], g[:, :, c]
+                attn = (qc @ kc.transpose(-1, -2) * decay[:, :, c]).masked_fill(~causal, 0.0)
+                v_new = u[:, :, c] - w[:, :, c] @ S
+                out.append((qc * gc.exp()[..., None]) @ S + attn @ v_new)
+                last = gc[..., -1:]
+                S = S * last[..., None].exp() + (kc * (last - gc).exp()[..., None]).transpose(-1, -2) @ v_new
+            o = rmsnorm(torch.stack(out, dim=2).reshape(B, H, T, hd), self.o_norm)
+            o = o.transpose(1, 2).reshape(B, T, d) * F.silu(F.linear(x, self.wg).float())
+            return F.linear(o.to(x.dtype), self.wo)
 
     class LinearAttention(nn.Module):
-        """phi = elu + 1; causal sum_{s<=t} (q_t.k_s) v_s per head, chunked; per-head RMS norm / sqrt(hd)."""
+        """phi = elu + 1 after an optional short causal depthwise conv on each of q, k, v (no bias);
+        causal sum_{s<=t} (q_t.k_s) v_s per head, chunked; per-head RMS norm / sqrt(hd)."""
 
-        def __init__(self, heads, chunk=64):
+        def __init__(self, heads, short_conv=0, chunk=64):
             super().__init__()
             self.h, self.hd, self.chunk = heads, d // heads, chunk
             self.wq, self.wk, self.wv, self.wo = normal(d, d), normal(d, d), normal(d, d), normal(d, d)
+            self.short_conv = short_conv
+            if short_conv:
+                bound = 1.0 / math.sqrt(short_conv)
+                self.q_conv, self.k_conv, self.v_conv = (uniform(bound, d, short_conv) for _ in range(3))
+
+        def conv(self, t, name):
+            return causal_conv(t, getattr(self, name)) if self.short_conv else t
 
         def forward(self, x):
             B, T, _ = x.shape
@@ -212,9 +286,9 @@ def build(torch, plan, hidden, d, vocab, seq):
             def split(t):  # [B, T, D] -> [B, H, N, C, hd]
                 return t.view(B, N, C, self.h, self.hd).permute(0, 3, 1, 2, 4)
 
-            q = split(F.elu(F.linear(x, self.wq)) + 1.0)
-            k = split(F.elu(F.linear(x, self.wk)) + 1.0)
-            v = split(F.linear(x, self.wv))
+            q = split(F.elu(self.conv(F.linear(x, self.wq), "q_conv")) + 1.0)
+            k = split(F.elu(self.conv(F.linear(x, self.wk), "k_conv")) + 1.0)
+            v = split(self.conv(F.linear(x, self.wv), "v_conv"))
             causal = torch.ones(C, C, dtype=torch.bool, device=x.device).tril()
             intra = ((q @ k.transpose(-1, -2)).masked_fill(~causal, 0.0)) @ v
             states = k.transpose(-1, -2) @ v  # [B, H, N, hd, hd]: each chunk's sum of k v^T
@@ -351,9 +425,11 @@ def build(torch, plan, hidden, d, vocab, seq):
 
     def mixer(cls, k):
         if cls == "sa":
-            return Attention(k["heads"], k["kv_heads"], k["window"])
+            return Attention(k["heads"], k["kv_heads"], k["window"], k.get("output_gate", False))
+        if cls == "deltanet":
+            return GatedDeltaNet(k["heads"], k["short_conv"])
         if cls == "linattn":
-            return LinearAttention(k["heads"])
+            return LinearAttention(k["heads"], k.get("short_conv", 0))
         if cls == "rec":
             return Recurrent(k["width"], k["kernel"])
         if cls == "ssm":

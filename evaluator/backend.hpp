@@ -212,7 +212,32 @@ inline int64_t ssd_checkpoint_floats(const SsdShape& s) {
 }
 // Floats of ssd_backward's `partials`: per sequence and head dA and dD.
 inline int64_t ssd_partial_floats(const SsdShape& s) { return int64_t(s.batch) * 2 * s.heads; }
-enum class ActivationKind { silu, gelu_tanh, softplus };
+enum class ActivationKind { silu, gelu_tanh, softplus, sigmoid };
+
+// The (gated) delta rule of deltanet over q, k, v laid out [batch, seq,
+// heads, head_dim] (d_k = d_v = head_dim; q and k already L2-normalised and
+// scaled by the caller) and log_alpha, beta [batch, seq, heads]. Per sequence
+// and head the state S is [d_k, d_v] and, in order over t,
+//   S' = alpha_t S_{t-1},  u_t = S'^T k_t,  w_t = beta_t (v_t - u_t),
+//   S_t = S' + k_t w_t^T,  o_t = S_t^T q_t,
+// which is S_t^T = alpha_t S_{t-1}^T (I - beta_t k_t k_t^T) + beta_t v_t k_t^T
+// (Yang et al. 2024, "Gated Delta Networks"). log_alpha null: alpha = 1 (DeltaNet).
+struct DeltaRuleShape {
+  int batch = 1;
+  int seq = 1;
+  int heads = 1;
+  int head_dim = 1;
+};
+// Floats of delta_rule_forward's `checkpoints`: the state entering each chunk
+// of kScanChunk steps, [batch, heads, chunks, d_k, d_v] (as the selective scan).
+inline int64_t delta_rule_checkpoint_floats(const DeltaRuleShape& s) {
+  return int64_t(s.batch) * s.heads * scan_chunks(s.seq) * s.head_dim * s.head_dim;
+}
+// Floats of delta_rule_backward's `scratch`: one chunk of states per sequence
+// and head, [batch, heads, kScanChunk, d_k, d_v], recomputed from a checkpoint.
+inline int64_t delta_rule_scratch_floats(const DeltaRuleShape& s) {
+  return int64_t(s.batch) * s.heads * kScanChunk * s.head_dim * s.head_dim;
+}
 
 class Backend {
  public:
@@ -624,6 +649,35 @@ class Backend {
                             const float* dy, const float* checkpoints, const float* xbc, const float* dt,
                             const float* a_log, const float* D, const SsdShape& shape) {
     unsupported("ssd_backward", dxbc, ddt, da_log, dD, partials, dy, checkpoints, xbc, dt, a_log, D, shape);
+  }
+  // The delta rule (DeltaRuleShape). `state` [batch, heads, d_k, d_v] (decode)
+  // as in rglru_forward: S_0 from it and S_T written back when not null;
+  // `checkpoints` null in decode. Backward (zero S_0) recomputes each chunk's
+  // states from its checkpoint into `scratch` and accumulates dq, dk, dv,
+  // dbeta and dlog_alpha (null when log_alpha is).
+  virtual void delta_rule_forward(float* o, float* checkpoints, const float* q, const float* k,
+                                  const float* v, const float* log_alpha, const float* beta, float* state,
+                                  const DeltaRuleShape& shape) {
+    unsupported("delta_rule_forward", o, checkpoints, q, k, v, log_alpha, beta, state, shape);
+  }
+  virtual void delta_rule_backward(float* dq, float* dk, float* dv, float* dlog_alpha, float* dbeta,
+                                   float* scratch, const float* dout, const float* checkpoints,
+                                   const float* q, const float* k, const float* v, const float* log_alpha,
+                                   const float* beta, const DeltaRuleShape& shape) {
+    unsupported("delta_rule_backward", dq, dk, dv, dlog_alpha, dbeta, scratch, dout, checkpoints, q, k, v,
+                log_alpha, beta, shape);
+  }
+  // Gated DeltaNet's decay per row and head (Mamba-2's parametrisation):
+  //   log_alpha[n, h] = -exp(a_log[h]) * softplus(z[n, h] + dt_bias[h]).
+  // Backward accumulates dz, and da_log, ddt_bias summed over rows in order.
+  virtual void gdn_decay_forward(float* log_alpha, const float* z, const float* a_log, const float* dt_bias,
+                                 int64_t rows, int heads) {
+    unsupported("gdn_decay_forward", log_alpha, z, a_log, dt_bias, rows, heads);
+  }
+  virtual void gdn_decay_backward(float* dz, float* da_log, float* ddt_bias, const float* dlog_alpha,
+                                  const float* z, const float* a_log, const float* dt_bias, int64_t rows,
+                                  int heads) {
+    unsupported("gdn_decay_backward", dz, da_log, ddt_bias, dlog_alpha, z, a_log, dt_bias, rows, heads);
   }
   // out = act(in) elementwise (gelu_tanh: the tanh approximation);
   // backward accumulates din += dout * act'(in).

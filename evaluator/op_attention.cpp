@@ -13,11 +13,18 @@
 // Feature sharing: the sharer has its own q (wq, q_norm) and reads the
 // source's normed and rotated K and its V (training) or K/V caches (decode);
 // it has no cache of its own and sends dK/dV back into the source's buffers.
+// Short convolution (short_conv = kernel > 0): each projection's output (q,
+// k, v, per feature group) passes a causal depthwise conv (short_conv.hpp)
+// before qk-norm and RoPE; decode keeps its last kernel - 1 inputs.
+// Output gate (gated attention, Qiu et al. 2025 / Qwen3-Next): the attention
+// output (after the differential combination) is multiplied elementwise by
+// sigmoid(x W_out_gate^T) before Wo.
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
 #include "evaluator/operator.hpp"
+#include "evaluator/short_conv.hpp"
 
 namespace livs::evaluator {
 
@@ -53,6 +60,19 @@ class AttentionOp final : public Operator {
       if (own_kv_) c.bind_weight("k_norm", {k.head_dim}, Init::ones, false, &k_norm_);
     }
     if (groups_ == 2) c.bind_weight("lambda", {k.heads}, Init::zeros, false, &lambda_);
+    if (k.short_conv > 0) {
+      c.bind_weight("q_conv", {groups_ * hq_, k.short_conv}, Init::fan_in_uniform, true, &q_conv_w_);
+      if (own_kv_) {
+        c.bind_weight("k_conv", {groups_ * hkv_, k.short_conv}, Init::fan_in_uniform, true, &k_conv_w_);
+        c.bind_weight("v_conv", {hkv_, k.short_conv}, Init::fan_in_uniform, true, &v_conv_w_);
+      }
+      for (int g = 0; g < groups_; ++g) {
+        q_conv_[g] = ShortConv(&q_conv_w_, g * hq_, hq_, k.short_conv);
+        if (own_kv_) k_conv_[g] = ShortConv(&k_conv_w_, g * hkv_, hkv_, k.short_conv);
+      }
+      if (own_kv_) v_conv_ = ShortConv(&v_conv_w_, 0, hkv_, k.short_conv);
+    }
+    if (k.output_gate) c.bind_weight("w_out_gate", {hq_, d_}, Init::normal, true, &w_out_gate_);
   }
 
   void share_features_from(Operator& source) override {
@@ -60,11 +80,11 @@ class AttentionOp final : public Operator {
     const auto &a = knobs_, &b = src ? src->knobs_ : knobs_;
     if (!src || own_kv_ || !src->own_kv_ || a.heads != b.heads || a.kv_heads != b.kv_heads ||
         a.head_dim != b.head_dim || a.window != b.window || a.qk_norm != b.qk_norm || a.rope != b.rope ||
-        a.rope_theta != b.rope_theta || groups_ != src->groups_)
+        a.rope_theta != b.rope_theta || a.short_conv != b.short_conv || groups_ != src->groups_)
       throw std::invalid_argument(
           describe_ +
           ": K/V feature sharing needs an sa source that owns its K and V with the same "
-          "heads, kv_heads, window, qk_norm, rope and differential form");
+          "heads, kv_heads, window, qk_norm, rope, short_conv and differential form");
     source_ = src;
   }
 
@@ -117,7 +137,11 @@ class AttentionOp final : public Operator {
         arena.reserve(&dec_v_, b * hkv_);
       }
       if (groups_ == 2) plan_differential(arena, dec_mix_, b, false);
+      if (k.output_gate) plan_gate(arena, dec_gate_, b, false);
     }
+    for (ShortConv* conv : {&q_conv_[0], &q_conv_[1], &k_conv_[0], &k_conv_[1], &v_conv_})
+      conv->plan(arena, n_, decode_batch_);
+    if (n_ > 0 && k.output_gate) plan_gate(arena, gate_, n_, true);
     if (groups_ == 2) {
       arena.reserve_constant(&mix_gain_, std::vector<float>(std::size_t(k.head_dim), 1.0f - kLambdaInit));
       arena.reserve(&dmix_gain_, k.head_dim);
@@ -140,21 +164,24 @@ class AttentionOp final : public Operator {
     const auto& k = knobs_;
     const GemmOperand xs(x.data, n_, d_, x.bf16);
     for (int g = 0; g < groups_; ++g) {
-      be.matmul({q_[g].raw, n_, hq_}, xs, wq_.operand(hq_, d_, g * hq_ * d_));
+      be.matmul({q_conv_[g].input(q_[g].raw, false), n_, hq_}, xs, wq_.operand(hq_, d_, g * hq_ * d_));
+      q_conv_[g].forward(be, q_[g].raw, batch_, seq_, false);
       project(be, q_[g], n_, k.heads, q_norm_, batch_, seq_, 0);
       if (!own_kv_) continue;
-      be.matmul({k_[g].raw, n_, hkv_}, xs, wk_.operand(hkv_, d_, g * hkv_ * d_));
+      be.matmul({k_conv_[g].input(k_[g].raw, false), n_, hkv_}, xs, wk_.operand(hkv_, d_, g * hkv_ * d_));
+      k_conv_[g].forward(be, k_[g].raw, batch_, seq_, false);
       project(be, k_[g], n_, k.kv_heads, k_norm_, batch_, seq_, 0);
       zero_grads(be, k_[g], n_ * hkv_);  // feature sharers add into these before our backward
     }
     if (own_kv_) {
-      be.matmul({v_, n_, hkv_}, xs, wv_.operand(hkv_, d_));
+      be.matmul({v_conv_.input(v_, false), n_, hkv_}, xs, wv_.operand(hkv_, d_));
+      v_conv_.forward(be, v_, batch_, seq_, false);
       be.fill(dv_, n_ * hkv_, 0.0f);
     }
     const AttentionOp& f = features();
     for (int g = 0; g < groups_; ++g)
       be.attention_forward(att_[g], lse_[g], q_[g].rotated, f.k_[g].rotated, f.v_, shape(batch_, seq_));
-    const float* out = combine(be, att_, mix_, n_);
+    const float* out = gate_forward(be, gate_, combine(be, att_, mix_, n_), xs, n_);
     be.matmul({y, n_, d_}, {out, n_, hq_, round_shadow(be, out16_, out, n_ * hq_)}, wo_.operand(d_, hq_));
   }
 
@@ -167,8 +194,11 @@ class AttentionOp final : public Operator {
     const float* out = groups_ == 2 ? mix_.normed : att_[0];
     float* dout = groups_ == 2 ? mix_.dnormed : datt_[0];
     const GemmOperand dys(dy.data, n_, d_, shadow_of(be, dy, grad16_, n_ * d_));
-    be.matmul_backward_weight({wo_.grad, d_, hq_}, dys, {out, n_, hq_, out16_});
-    be.matmul_backward_input({dout, n_, hq_}, dys, wo_.operand(d_, hq_), /*accumulate=*/false);
+    const bool gated = knobs_.output_gate;
+    be.matmul_backward_weight({wo_.grad, d_, hq_}, dys, {gated ? gate_.gated : out, n_, hq_, out16_});
+    be.matmul_backward_input({gated ? gate_.dgated : dout, n_, hq_}, dys, wo_.operand(d_, hq_),
+                             /*accumulate=*/false);
+    if (gated) gate_backward(be, dout, out, x, dx);
     if (groups_ == 2) {
       const int64_t rows = n_ * k.heads, hd = k.head_dim;
       be.fill(mix_.dmixed, n_ * hq_, 0.0f);
@@ -183,21 +213,25 @@ class AttentionOp final : public Operator {
       be.attention_backward(q_[g].d_rotated, f.k_[g].d_rotated, f.dv_, datt_[g], q_[g].rotated,
                             f.k_[g].rotated, f.v_, att_[g], lse_[g], shape(batch_, seq_));
       project_backward(be, q_[g], n_, k.heads, q_norm_);
-      linear_backward(be, wq_, g, hq_, q_[g].d_raw, x, dx);
+      linear_backward(be, wq_, g, hq_, q_conv_[g].backward(be, q_[g].d_raw, batch_, seq_), x, dx);
     }
     if (!own_kv_) return;
     for (int g = 0; g < groups_; ++g) {
       project_backward(be, k_[g], n_, k.kv_heads, k_norm_);
-      linear_backward(be, wk_, g, hkv_, k_[g].d_raw, x, dx);
+      linear_backward(be, wk_, g, hkv_, k_conv_[g].backward(be, k_[g].d_raw, batch_, seq_), x, dx);
     }
-    linear_backward(be, wv_, 0, hkv_, dv_, x, dx);
+    linear_backward(be, wv_, 0, hkv_, v_conv_.backward(be, dv_, batch_, seq_), x, dx);
   }
 
   // The KV cache: (groups + 1) * kv_heads * head_dim values per token (K per
   // group, V once), up to the window; none for a feature sharer.
+  // The short convolutions add their last kernel - 1 inputs (q's for a sharer too).
   genome::DecodeState decode_state() const override {
-    if (!own_kv_) return {};
-    return {0, (groups_ + 1) * hkv_, knobs_.window > 0 ? int64_t(knobs_.window) : 0};
+    int64_t conv = 0;
+    for (const ShortConv* c : {&q_conv_[0], &q_conv_[1], &k_conv_[0], &k_conv_[1], &v_conv_})
+      conv += c->state_floats();
+    if (!own_kv_) return {conv, 0, 0};
+    return {conv, (groups_ + 1) * hkv_, knobs_.window > 0 ? int64_t(knobs_.window) : 0};
   }
 
   void decode_step(Backend& be, const float* x, float* y, int64_t position) override {
@@ -207,20 +241,28 @@ class AttentionOp final : public Operator {
     const auto& k = knobs_;
     const int64_t b = decode_batch_;
     const AttentionShape s = shape(decode_batch_, 1);
-    if (own_kv_) be.matmul({dec_v_, b, hkv_}, {x, b, d_}, {wv_.value, hkv_, d_});
+    if (own_kv_) {
+      be.matmul({v_conv_.input(dec_v_, true), b, hkv_}, {x, b, d_}, {wv_.value, hkv_, d_});
+      v_conv_.forward(be, dec_v_, decode_batch_, 1, true);
+    }
     const AttentionOp& f = features();
     for (int g = 0; g < groups_; ++g) {
-      be.matmul({dec_q_[g].raw, b, hq_}, {x, b, d_}, {wq_.value + g * hq_ * d_, hq_, d_});
+      be.matmul({q_conv_[g].input(dec_q_[g].raw, true), b, hq_}, {x, b, d_},
+                {wq_.value + g * hq_ * d_, hq_, d_});
+      q_conv_[g].forward(be, dec_q_[g].raw, decode_batch_, 1, true);
       project(be, dec_q_[g], b, k.heads, q_norm_, decode_batch_, 1, position);
       if (own_kv_) {
-        be.matmul({dec_k_[g].raw, b, hkv_}, {x, b, d_}, {wk_.value + g * hkv_ * d_, hkv_, d_});
+        be.matmul({k_conv_[g].input(dec_k_[g].raw, true), b, hkv_}, {x, b, d_},
+                  {wk_.value + g * hkv_ * d_, hkv_, d_});
+        k_conv_[g].forward(be, dec_k_[g].raw, decode_batch_, 1, true);
         project(be, dec_k_[g], b, k.kv_heads, k_norm_, decode_batch_, 1, position);
         // Both groups write the same V into the one V cache: harmless.
         be.kv_cache_write(k_cache_[g], v_cache_, dec_k_[g].rotated, dec_v_, s, capacity_, position);
       }
       be.attention_decode(dec_att_[g], dec_q_[g].rotated, f.k_cache_[g], f.v_cache_, s, capacity_, position);
     }
-    be.matmul({y, b, d_}, {combine(be, dec_att_, dec_mix_, b), b, hq_}, {wo_.value, d_, hq_});
+    const float* out = gate_forward(be, dec_gate_, combine(be, dec_att_, dec_mix_, b), {x, b, d_}, b);
+    be.matmul({y, b, d_}, {out, b, hq_}, {wo_.value, d_, hq_});
   }
 
  private:
@@ -247,6 +289,38 @@ class AttentionOp final : public Operator {
     be.rmsnorm_forward({m.normed, rows * knobs_.heads, hd}, m.rstd, {m.mixed, rows * knobs_.heads, hd},
                        mix_gain_, eps_);
     return m.normed;
+  }
+
+  // The output gate's buffers: z = x W_g^T, s = sigmoid(z), gated = out * s.
+  struct Gate {
+    float *z = nullptr, *s = nullptr, *gated = nullptr, *dgated = nullptr, *ds = nullptr, *dz = nullptr;
+  };
+
+  void plan_gate(Arena& arena, Gate& gt, int64_t rows, bool with_grads) {
+    for (float** b : {&gt.z, &gt.s, &gt.gated}) arena.reserve(b, rows * hq_);
+    if (with_grads)
+      for (float** b : {&gt.dgated, &gt.ds, &gt.dz}) arena.reserve(b, rows * hq_);
+  }
+
+  // What goes into Wo: `out`, or out * sigmoid(x W_g^T) with the output gate.
+  const float* gate_forward(Backend& be, Gate& gt, const float* out, const GemmOperand& x, int64_t rows) {
+    if (!knobs_.output_gate) return out;
+    be.matmul({gt.z, rows, hq_}, x, w_out_gate_.operand(hq_, d_));
+    be.activation_forward(gt.s, gt.z, rows * hq_, ActivationKind::sigmoid);
+    be.multiply_forward(gt.gated, out, gt.s, rows * hq_);
+    return gt.gated;
+  }
+
+  // From gate_.dgated: dout (overwritten), dW_g and dx (accumulated).
+  void gate_backward(Backend& be, float* dout, const float* out, OpInput x, float* dx) {
+    Gate& gt = gate_;
+    const int64_t count = n_ * hq_;
+    be.fill(dout, count, 0.0f);
+    be.fill(gt.ds, count, 0.0f);
+    be.fill(gt.dz, count, 0.0f);
+    be.multiply_backward(dout, gt.ds, gt.dgated, out, gt.s, count);
+    be.activation_backward(gt.dz, gt.ds, gt.z, count, ActivationKind::sigmoid);
+    linear_backward(be, w_out_gate_, 0, hq_, gt.dz, x, dx);
   }
 
   // The projection group g (a block of `rows` rows of w): dW_g += dout^T x, dx += dout W_g.
@@ -330,7 +404,9 @@ class AttentionOp final : public Operator {
   bool own_kv_;
   std::string describe_;
   AttentionOp* source_ = nullptr;  // feature sharing: whose K and V we read
-  Param wq_, wk_, wv_, wo_, q_norm_, k_norm_, lambda_;
+  Param wq_, wk_, wv_, wo_, q_norm_, k_norm_, lambda_, q_conv_w_, k_conv_w_, v_conv_w_, w_out_gate_;
+  ShortConv q_conv_[2], k_conv_[2], v_conv_;
+  Gate gate_, dec_gate_;
   int batch_ = 0, seq_ = 0;
   int64_t n_ = 0;
   Projection q_[2], k_[2], dec_q_[2], dec_k_[2];

@@ -15,10 +15,15 @@
 // Feature sharing: the sharer has only wq, wo (and lambda); it reads the
 // source's k, v and decay (and in decode the source's state), and sends dk,
 // dv and dlog_alpha back into the source's gradient buffers.
+// Short convolution (short_conv = kernel > 0): the projections x Wq^T, x Wk^T
+// and x Wv^T each pass a causal depthwise conv (short_conv.hpp) before the
+// feature map: q_g = phi(conv(x Wq_g^T)), ...; decode keeps the last
+// kernel - 1 projected inputs besides the state (q's only for a sharer).
 #include <cmath>
 #include <stdexcept>
 
 #include "evaluator/operator.hpp"
+#include "evaluator/short_conv.hpp"
 
 namespace livs::evaluator {
 
@@ -63,16 +68,29 @@ class LinearAttentionOp final : public Operator {
     }
     c.bind_weight("wo", {d_, width_}, Init::out_projection, true, &wo_);
     if (groups_ == 2) c.bind_weight("lambda", {knobs_.heads}, Init::zeros, false, &lambda_);
+    if (const int k = knobs_.short_conv; k > 0) {
+      c.bind_weight("q_conv", {groups_ * width_, k}, Init::fan_in_uniform, true, &q_conv_w_);
+      if (own_features_) {
+        c.bind_weight("k_conv", {groups_ * width_, k}, Init::fan_in_uniform, true, &k_conv_w_);
+        c.bind_weight("v_conv", {width_, k}, Init::fan_in_uniform, true, &v_conv_w_);
+      }
+      for (int g = 0; g < groups_; ++g) {
+        q_conv_[g] = ShortConv(&q_conv_w_, g * width_, width_, k);
+        if (own_features_) k_conv_[g] = ShortConv(&k_conv_w_, g * width_, width_, k);
+      }
+      if (own_features_) v_conv_ = ShortConv(&v_conv_w_, 0, width_, k);
+    }
   }
 
   void share_features_from(Operator& source) override {
     auto* src = dynamic_cast<LinearAttentionOp*>(&source);
     if (!src || own_features_ || !src->own_features_ || src->knobs_.heads != knobs_.heads ||
         src->knobs_.head_dim != knobs_.head_dim || src->knobs_.feature_map != knobs_.feature_map ||
-        src->knobs_.gated != knobs_.gated || src->groups_ != groups_)
+        src->knobs_.gated != knobs_.gated || src->knobs_.short_conv != knobs_.short_conv ||
+        src->groups_ != groups_)
       throw std::invalid_argument(describe_ +
                                   ": feature sharing needs a linattn source that owns its features with the "
-                                  "same heads, feature map, gating and differential form");
+                                  "same heads, feature map, gating, short_conv and differential form");
     source_ = src;
   }
 
@@ -91,13 +109,15 @@ class LinearAttentionOp final : public Operator {
           arena.reserve_state(&state_[g],
                               int64_t(decode_batch_) * knobs_.heads * knobs_.head_dim * knobs_.head_dim);
     }
+    for (ShortConv* conv : {&q_conv_[0], &q_conv_[1], &k_conv_[0], &k_conv_[1], &v_conv_})
+      conv->plan(arena, n_, decode_batch_);
     arena.reserve_constant(&norm_gain_, std::vector<float>(knobs_.head_dim, output_scale()));
     arena.reserve(&dnorm_gain_, knobs_.head_dim);
   }
 
   void forward(Backend& be, OpInput x, float* y) override {
     Rows& r = train_;
-    project_features(be, x, r, n_);
+    project_features(be, x, r, n_, batch_, seq_, false);
     if (own_features_) {  // sharers add into these before our backward runs
       for (int g = 0; g < groups_; ++g) be.fill(r.dkf[g], n_ * width_, 0.0f);
       be.fill(r.dv, n_ * width_, 0.0f);
@@ -137,15 +157,15 @@ class LinearAttentionOp final : public Operator {
     // r.dqf(g) is the feature-space gradient; map it back through phi.
     for (int g = 0; g < groups_; ++g) {
       be.feature_map_backward(r.dq[g], r.dqf(g), r.q[g], n_ * width_, kind_of(knobs_.feature_map));
-      linear_backward(be, wq_, g, r.dq[g], x, dx);
+      linear_backward(be, wq_, g, q_conv_[g].backward(be, r.dq[g], batch_, seq_), x, dx);
     }
     if (!own_features_) return;
     for (int g = 0; g < groups_; ++g) {
       be.fill(r.dk_raw, n_ * width_, 0.0f);
       be.feature_map_backward(r.dk_raw, r.dkf[g], r.k[g], n_ * width_, kind_of(knobs_.feature_map));
-      linear_backward(be, wk_, g, r.dk_raw, x, dx);
+      linear_backward(be, wk_, g, k_conv_[g].backward(be, r.dk_raw, batch_, seq_), x, dx);
     }
-    linear_backward(be, wv_, 0, r.dv, x, dx);
+    linear_backward(be, wv_, 0, v_conv_.backward(be, r.dv, batch_, seq_), x, dx);
     if (knobs_.gated) {
       be.fill(r.dk_raw, n_ * width_, 0.0f);  // reused as dz
       be.gla_log_decay_backward(r.dk_raw, gate_bias_.grad, r.dla, r.z, gate_bias_.value, n_, width_,
@@ -155,15 +175,19 @@ class LinearAttentionOp final : public Operator {
   }
 
   // heads x d_k x d_v per feature group; a feature sharer reads its source's.
+  // Plus the short convolutions' last kernel - 1 inputs (q's only for a sharer).
   genome::DecodeState decode_state() const override {
-    if (!own_features_) return {};
-    return {int64_t(groups_) * knobs_.heads * knobs_.head_dim * knobs_.head_dim, 0, 0};
+    int64_t conv = 0;
+    for (const ShortConv* c : {&q_conv_[0], &q_conv_[1], &k_conv_[0], &k_conv_[1], &v_conv_})
+      conv += c->state_floats();
+    if (!own_features_) return {conv, 0, 0};
+    return {conv + int64_t(groups_) * knobs_.heads * knobs_.head_dim * knobs_.head_dim, 0, 0};
   }
 
   void decode_step(Backend& be, const float* x, float* y, int64_t) override {
     Rows& r = dec_;
     const int64_t b = decode_batch_;
-    project_features(be, x, r, b);
+    project_features(be, x, r, b, decode_batch_, 1, true);
     const LinearAttentionShape s = shape(decode_batch_, 1);
     for (int g = 0; g < groups_; ++g) {
       if (own_features_) be.linear_attention_state_update(state_[g], r.kf[g], r.v, r.la, s);
@@ -224,18 +248,24 @@ class LinearAttentionOp final : public Operator {
   // The features (k, v, decay and their gradients) this operator attends over.
   const Rows& features() const { return source_ ? source_->train_ : train_; }
 
-  void project_features(Backend& be, const float* x, Rows& r, int64_t rows) {
+  // q, k, v (through their short convolutions when on), then the feature map.
+  void project_features(Backend& be, const float* x, Rows& r, int64_t rows, int batch, int seq, bool decode) {
     const int64_t n = rows * width_;
     const FeatureMapKind fm = kind_of(knobs_.feature_map);
     for (int g = 0; g < groups_; ++g) {
-      be.matmul({r.q[g], rows, width_}, {x, rows, d_}, {wq_.value + g * width_ * d_, width_, d_});
+      be.matmul({q_conv_[g].input(r.q[g], decode), rows, width_}, {x, rows, d_},
+                {wq_.value + g * width_ * d_, width_, d_});
+      q_conv_[g].forward(be, r.q[g], batch, seq, decode);
       be.feature_map_forward(r.qf[g], r.q[g], n, fm);
       if (!own_features_) continue;
-      be.matmul({r.k[g], rows, width_}, {x, rows, d_}, {wk_.value + g * width_ * d_, width_, d_});
+      be.matmul({k_conv_[g].input(r.k[g], decode), rows, width_}, {x, rows, d_},
+                {wk_.value + g * width_ * d_, width_, d_});
+      k_conv_[g].forward(be, r.k[g], batch, seq, decode);
       be.feature_map_forward(r.kf[g], r.k[g], n, fm);
     }
     if (!own_features_) return;
-    be.matmul({r.v, rows, width_}, {x, rows, d_}, {wv_.value, width_, d_});
+    be.matmul({v_conv_.input(r.v, decode), rows, width_}, {x, rows, d_}, {wv_.value, width_, d_});
+    v_conv_.forward(be, r.v, batch, seq, decode);
     if (knobs_.gated) {
       be.matmul({r.z, rows, width_}, {x, rows, d_}, {w_gate_.value, width_, d_});
       be.gla_log_decay_forward(r.la, r.z, gate_bias_.value, rows, width_, kGateTemperature);
@@ -278,7 +308,8 @@ class LinearAttentionOp final : public Operator {
   float eps_;
   std::string describe_;
   int64_t width_ = 0;
-  Param wq_, wk_, wv_, wo_, w_gate_, gate_bias_, lambda_;
+  Param wq_, wk_, wv_, wo_, w_gate_, gate_bias_, lambda_, q_conv_w_, k_conv_w_, v_conv_w_;
+  ShortConv q_conv_[2], k_conv_[2], v_conv_;
   LinearAttentionOp* source_ = nullptr;
   int batch_ = 0, seq_ = 0, decode_batch_ = 0;
   int64_t n_ = 0;

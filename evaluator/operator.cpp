@@ -80,6 +80,9 @@ std::unique_ptr<Operator> make_operator(OpContext& context) {
     case genome::LivClass::gconv:
       op = make_gconv(context);
       break;
+    case genome::LivClass::deltanet:
+      op = make_deltanet(context);
+      break;
     default:
       throw std::invalid_argument(context.describe() + ": operator class \"" +
                                   genome::to_string(context.spec.cls) +

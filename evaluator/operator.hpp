@@ -122,5 +122,6 @@ std::unique_ptr<Operator> make_ssd(OpContext& context);  // ssm in Mamba-2's for
 std::unique_ptr<Operator> make_gconv(OpContext& context);
 std::unique_ptr<Operator> make_linear_attention(OpContext& context);
 std::unique_ptr<Operator> make_moe(OpContext& context);
+std::unique_ptr<Operator> make_deltanet(OpContext& context);  // op_deltanet.cpp
 
 }  // namespace livs::evaluator

@@ -42,6 +42,8 @@ std::optional<PythonForm> python_form(genome::LivClass c) {
       return PythonForm{"swiglu.py", "SwiGLU"};
     case genome::LivClass::moe:
       return PythonForm{"moe.py", "MoE"};
+    case genome::LivClass::deltanet:
+      return PythonForm{"deltanet.py", "GatedDeltaNet", true, false};
   }
   return std::nullopt;
 }
@@ -87,6 +89,10 @@ std::string pytorch_model_source(const genome::Genome& genome, const std::string
     conv = conv || python_form(c)->needs_conv;
     scan = scan || python_form(c)->needs_scan;
   }
+  for (const auto& slot : genome.slots)  // sa and linattn need causal_conv only for their short convolution
+    for (const auto& op : slot.ops)
+      conv = conv || (op.cls == genome::LivClass::sa && op.sa.short_conv > 0) ||
+             (op.cls == genome::LivClass::linattn && op.linattn.short_conv > 0);
   std::string out = substituted(source_file("header.py"), {{"HASH", genome::genome_hash(genome)},
                                                            {"SUMMARY", genome::summary(genome)}});
   out += source_file("common.py");

@@ -27,6 +27,14 @@ void sa_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
     if (own_kv) w.push_back({"k_norm", Shape{hd}});
   }
   if (op.differential) w.push_back({"lambda", Shape{h}});
+  if (op.sa.short_conv > 0) {  // depthwise taps per channel of q, k, v
+    w.push_back({"q_conv", Shape{groups * h * hd, op.sa.short_conv}});
+    if (own_kv) {
+      w.push_back({"k_conv", Shape{groups * kv * hd, op.sa.short_conv}});
+      w.push_back({"v_conv", Shape{kv * hd, op.sa.short_conv}});
+    }
+  }
+  if (op.sa.output_gate) w.push_back({"w_out_gate", Shape{h * hd, d}});
 }
 
 void linattn_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
@@ -44,6 +52,13 @@ void linattn_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
     w.push_back({"gate_bias", Shape{h * hd}});
   }
   if (op.differential) w.push_back({"lambda", Shape{h}});
+  if (op.linattn.short_conv > 0) {
+    w.push_back({"q_conv", Shape{groups * h * hd, op.linattn.short_conv}});
+    if (own_kv) {
+      w.push_back({"k_conv", Shape{groups * h * hd, op.linattn.short_conv}});
+      w.push_back({"v_conv", Shape{h * hd, op.linattn.short_conv}});
+    }
+  }
 }
 
 // Differential rec/ssm/gconv: the inner (recurrent, scanned or convolved)
@@ -105,6 +120,29 @@ void gconv_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
   w.push_back({"w_out", Shape{d, d}});
 }
 
+// Gated DeltaNet: q, k, v (heads * head_dim each), beta and the decay per
+// head, the short convolution's taps, the output gate, the per-head norm.
+void deltanet_weights(const OpGene& op, int64_t d, std::vector<WeightSpec>& w) {
+  const int64_t h = op.deltanet.heads, hd = safe_div(d, h), width = h * hd, k = op.deltanet.short_conv;
+  w.push_back({"wq", Shape{width, d}});
+  w.push_back({"wk", Shape{width, d}});
+  w.push_back({"wv", Shape{width, d}});
+  w.push_back({"w_beta", Shape{h, d}});
+  if (op.deltanet.gated) {
+    w.push_back({"w_alpha", Shape{h, d}});
+    w.push_back({"a_log", Shape{h}});
+    w.push_back({"dt_bias", Shape{h}});
+  }
+  if (k > 0) {
+    w.push_back({"q_conv", Shape{width, k}});
+    w.push_back({"k_conv", Shape{width, k}});
+    w.push_back({"v_conv", Shape{width, k}});
+  }
+  w.push_back({"w_out_gate", Shape{width, d}});
+  w.push_back({"o_norm", Shape{hd}});
+  w.push_back({"wo", Shape{d, width}});
+}
+
 }  // namespace
 
 std::vector<WeightSpec> op_weights(const OpGene& op, int d_model) {
@@ -142,6 +180,9 @@ std::vector<WeightSpec> op_weights(const OpGene& op, int d_model) {
       w.push_back({"w_down", Shape{e, d, f}});
       break;
     }
+    case LivClass::deltanet:
+      deltanet_weights(op, d, w);
+      break;
   }
   return w;
 }
@@ -151,16 +192,22 @@ DecodeState op_decode_state(const OpGene& op, int d_model) {
   const int64_t d = d_model, groups = op.differential ? 2 : 1;
   switch (op.cls) {
     case LivClass::sa: {
-      if (op.features.valid()) break;  // reads its source's cache
       const int64_t hd = safe_div(d, op.sa.heads);
+      if (op.sa.short_conv > 0)  // the last k-1 projected q (and own k, v) of each sequence
+        s.fixed_elements = (op.sa.short_conv - 1) * hd *
+                           (groups * op.sa.heads + (op.features.valid() ? 0 : (groups + 1) * op.sa.kv_heads));
+      if (op.features.valid()) break;                             // reads its source's cache
       s.per_token_elements = (groups + 1) * op.sa.kv_heads * hd;  // K (doubled when differential) and V
       s.token_limit = op.sa.window;
       break;
     }
     case LivClass::linattn: {
-      if (op.features.valid()) break;
       const int64_t hd = safe_div(d, op.linattn.heads);
-      s.fixed_elements = groups * op.linattn.heads * hd * hd;
+      if (op.linattn.short_conv > 0)
+        s.fixed_elements = (op.linattn.short_conv - 1) * op.linattn.heads * hd *
+                           (groups + (op.features.valid() ? 0 : groups + 1));
+      if (op.features.valid()) break;
+      s.fixed_elements += groups * op.linattn.heads * hd * hd;
       break;
     }
     case LivClass::rec: {
@@ -179,6 +226,12 @@ DecodeState op_decode_state(const OpGene& op, int d_model) {
     case LivClass::gconv:
       s.fixed_elements = (op.gconv.kernel - 1) * groups * d;
       break;
+    case LivClass::deltanet: {  // the d_k x d_v state per head and the conv history of q, k, v
+      const int64_t width = op.deltanet.heads * safe_div(d, op.deltanet.heads);
+      s.fixed_elements = width * safe_div(d, op.deltanet.heads) +
+                         (op.deltanet.short_conv > 0 ? (op.deltanet.short_conv - 1) * 3 * width : 0);
+      break;
+    }
     case LivClass::swiglu:
     case LivClass::moe:
       break;
@@ -192,8 +245,10 @@ OpSpec decode_op(const Genome& g, const OpGene& op) {
   const int d = g.d_model;
   OpSpec spec;
   spec.cls = op.cls;
-  spec.sa = {op.sa.heads, op.sa.kv_heads, d / op.sa.heads, op.sa.window, op.sa.qk_norm, op.sa.rope, 10000.0};
-  spec.linattn = {op.linattn.heads, d / op.linattn.heads, op.linattn.feature_map, op.linattn.gated};
+  spec.sa = {op.sa.heads, op.sa.kv_heads, d / op.sa.heads,  op.sa.window,     op.sa.qk_norm,
+             op.sa.rope,  10000.0,        op.sa.short_conv, op.sa.output_gate};
+  spec.linattn = {op.linattn.heads, d / op.linattn.heads, op.linattn.feature_map, op.linattn.gated,
+                  op.linattn.short_conv};
   spec.rec = {op.rec.width, op.rec.conv_kernel};
   spec.ssm = {op.ssm.expand,
               op.ssm.expand * d,
@@ -206,6 +261,7 @@ OpSpec decode_op(const Genome& g, const OpGene& op) {
   spec.gconv = {op.gconv.kernel};
   spec.swiglu = {op.swiglu.hidden};
   spec.moe = {op.moe.experts, op.moe.top_k, op.moe.hidden};
+  spec.deltanet = {op.deltanet.heads, d / op.deltanet.heads, op.deltanet.gated, op.deltanet.short_conv};
   spec.differential = op.differential;
   if (op.featurizer.valid()) spec.featurizer_source = {op.featurizer.slot, op.featurizer.op};
   if (op.features.valid()) spec.feature_source = {op.features.slot, op.features.op};

@@ -35,6 +35,9 @@ OpGene default_op(LivClass cls, int d_model) {
     case LivClass::moe:
       op.moe.hidden = scaled_width(2.0, d_model);
       break;
+    case LivClass::deltanet:
+      op.deltanet.heads = heads;
+      break;
     case LivClass::ssm:
     case LivClass::gconv:
       break;
@@ -82,6 +85,9 @@ OpGene strip_inactive(const OpGene& op) {
       break;
     case LivClass::moe:
       out.moe = op.moe;
+      break;
+    case LivClass::deltanet:
+      out.deltanet = op.deltanet;
       break;
   }
   out.differential = is_token_mixer(op.cls) && op.differential;

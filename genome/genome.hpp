@@ -30,6 +30,8 @@ struct SaGene {
   int window = 0;    // 0 = global causal attention, else sliding window
   bool qk_norm = false;
   bool rope = true;
+  int short_conv = 0;        // 0 = off, else the kernel of a causal depthwise conv on q, k, v (2-4)
+  bool output_gate = false;  // y = (attention * sigmoid(x W_g^T)) Wo^T (gated attention)
   bool operator==(const SaGene&) const = default;
 };
 
@@ -37,6 +39,7 @@ struct LinAttnGene {
   int heads = 4;
   FeatureMap feature_map = FeatureMap::elu_plus_one;
   bool gated = false;  // GLA-style data-dependent decay
+  int short_conv = 0;  // 0 = off, else the kernel of a causal depthwise conv on q, k, v (2-4)
   bool operator==(const LinAttnGene&) const = default;
 };
 
@@ -72,6 +75,13 @@ struct MoeGene {
   bool operator==(const MoeGene&) const = default;
 };
 
+struct DeltanetGene {
+  int heads = 4;
+  bool gated = true;   // the decay gate (Gated DeltaNet); false: plain DeltaNet
+  int short_conv = 4;  // 0 = off, else 2-4
+  bool operator==(const DeltanetGene&) const = default;
+};
+
 // One operator. Only the knobs of `cls` mean anything; canonicalize() resets
 // the others to their defaults so that equal operators compare equal.
 struct OpGene {
@@ -83,7 +93,8 @@ struct OpGene {
   GconvGene gconv;
   SwigluGene swiglu;
   MoeGene moe;
-  bool differential = false;  // token mixers only
+  DeltanetGene deltanet;
+  bool differential = false;  // token mixers only (not deltanet)
   ShareRef featurizer;        // reuse every weight of this op (same class, identical weight shapes)
   ShareRef features;          // sa, linattn: reuse this op's K and V (and state)
   bool operator==(const OpGene&) const = default;
@@ -103,9 +114,10 @@ struct Genome {
 };
 
 // Classes in their fixed order (the order of LivClass).
-inline constexpr LivClass kAllClasses[] = {LivClass::sa,    LivClass::linattn, LivClass::rec, LivClass::ssm,
-                                           LivClass::gconv, LivClass::swiglu,  LivClass::moe};
-inline constexpr int kClassCount = 7;
+inline constexpr LivClass kAllClasses[] = {LivClass::sa,  LivClass::linattn, LivClass::rec,
+                                           LivClass::ssm, LivClass::gconv,   LivClass::swiglu,
+                                           LivClass::moe, LivClass::deltanet};
+inline constexpr int kClassCount = 8;
 inline int class_index(LivClass c) { return static_cast<int>(c); }
 // Classes whose features (K, V and with them the decode state) can be shared.
 bool has_shareable_features(LivClass c);

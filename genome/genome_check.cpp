@@ -25,6 +25,12 @@ struct Checker {
     return false;
   }
 
+  // The short-convolution featurizer: 0 (off) or a kernel of 2 to 4 taps.
+  void short_conv(const std::string& pointer, int kernel) {
+    if (kernel != 0 && (kernel < 2 || kernel > 4))
+      add(pointer, "expected 0 (off) or a kernel in [2, 4], got " + str(kernel));
+  }
+
   void knobs(const OpGene& op, const std::string& at) {
     const int d = g.d_model;
     switch (op.cls) {
@@ -40,11 +46,13 @@ struct Checker {
         range(at + "/window", op.sa.window, 0, 1 << 24);
         if (heads_ok && d % op.sa.heads == 0 && op.sa.rope && (d / op.sa.heads) % 2 != 0)
           add(at + "/rope", "RoPE needs an even head_dim, got " + str(d / op.sa.heads));
+        short_conv(at + "/short_conv", op.sa.short_conv);
         break;
       }
       case LivClass::linattn:
         if (range(at + "/heads", op.linattn.heads, 1, 1024) && d % op.linattn.heads != 0)
           add(at + "/heads", str(op.linattn.heads) + " does not divide d_model " + str(d));
+        short_conv(at + "/short_conv", op.linattn.short_conv);
         break;
       case LivClass::rec:
         range(at + "/width", op.rec.width, 1, 1 << 16);
@@ -69,6 +77,12 @@ struct Checker {
         if (range(at + "/experts", op.moe.experts, 2, 1024))
           range(at + "/top_k", op.moe.top_k, 1, op.moe.experts);
         range(at + "/hidden", op.moe.hidden, 1, 1 << 20);
+        break;
+      case LivClass::deltanet:
+        if (range(at + "/heads", op.deltanet.heads, 1, 1024) && d % op.deltanet.heads != 0)
+          add(at + "/heads", str(op.deltanet.heads) + " does not divide d_model " + str(d));
+        short_conv(at + "/short_conv", op.deltanet.short_conv);
+        if (op.differential) add(at + "/differential", "deltanet has no differential form");
         break;
     }
     if (op.differential && !is_token_mixer(op.cls))
@@ -119,10 +133,12 @@ struct Checker {
         } else if (!features_compatible(*src, op)) {
           add(p,
               op.cls == LivClass::sa
-                  ? "feature sharing needs the same heads, kv_heads, window, qk_norm, rope and differential "
-                    "as " +
+                  ? "feature sharing needs the same heads, kv_heads, window, qk_norm, rope, short_conv and "
+                    "differential as " +
                         where
-                  : "feature sharing needs the same heads, feature_map, gated and differential as " + where);
+                  : "feature sharing needs the same heads, feature_map, gated, short_conv and differential "
+                    "as " +
+                        where);
         }
       }
     }
@@ -174,9 +190,9 @@ bool features_compatible(const OpGene& a, const OpGene& b) {
   if (a.cls != b.cls || !has_shareable_features(a.cls) || a.differential != b.differential) return false;
   if (a.cls == LivClass::sa)
     return a.sa.heads == b.sa.heads && a.sa.kv_heads == b.sa.kv_heads && a.sa.window == b.sa.window &&
-           a.sa.qk_norm == b.sa.qk_norm && a.sa.rope == b.sa.rope;
+           a.sa.qk_norm == b.sa.qk_norm && a.sa.rope == b.sa.rope && a.sa.short_conv == b.sa.short_conv;
   return a.linattn.heads == b.linattn.heads && a.linattn.feature_map == b.linattn.feature_map &&
-         a.linattn.gated == b.linattn.gated;
+         a.linattn.gated == b.linattn.gated && a.linattn.short_conv == b.linattn.short_conv;
 }
 
 std::vector<InputProblem> check_genome(const Genome& g) {

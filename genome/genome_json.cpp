@@ -21,13 +21,14 @@ Json ref_to_json(const ShareRef& r) {
 // Knob names per class, in canonical order.
 const std::vector<std::string>& knob_names(LivClass c) {
   static const std::vector<std::string> names[kClassCount] = {
-      {"heads", "kv_heads", "window", "qk_norm", "rope"},  // sa
-      {"heads", "feature_map", "gated"},                   // linattn
-      {"width", "conv_kernel"},                            // rec
+      {"heads", "kv_heads", "window", "qk_norm", "rope", "short_conv", "output_gate"},  // sa
+      {"heads", "feature_map", "gated", "short_conv"},                                  // linattn
+      {"width", "conv_kernel"},                                                         // rec
       {"expand", "d_state", "conv_kernel", "form", "head_dim"},  // ssm (form, head_dim: mamba2 only)
-      {"kernel"},                                          // gconv
-      {"hidden"},                                          // swiglu
-      {"experts", "top_k", "hidden"},                      // moe
+      {"kernel"},                                                                       // gconv
+      {"hidden"},                                                                       // swiglu
+      {"experts", "top_k", "hidden"},                                                   // moe
+      {"heads", "gated", "short_conv"},                                                 // deltanet
   };
   return names[class_index(c)];
 }
@@ -50,11 +51,15 @@ Json op_to_json(const OpGene& op) {
       j["window"] = op.sa.window;
       j["qk_norm"] = op.sa.qk_norm;
       j["rope"] = op.sa.rope;
+      // New knobs appear only when on, so genomes written before them keep their JSON and hash.
+      if (op.sa.short_conv != 0) j["short_conv"] = op.sa.short_conv;
+      if (op.sa.output_gate) j["output_gate"] = true;
       break;
     case LivClass::linattn:
       j["heads"] = op.linattn.heads;
       j["feature_map"] = to_string(op.linattn.feature_map);
       j["gated"] = op.linattn.gated;
+      if (op.linattn.short_conv != 0) j["short_conv"] = op.linattn.short_conv;
       break;
     case LivClass::rec:
       j["width"] = op.rec.width;
@@ -79,6 +84,11 @@ Json op_to_json(const OpGene& op) {
       j["experts"] = op.moe.experts;
       j["top_k"] = op.moe.top_k;
       j["hidden"] = op.moe.hidden;
+      break;
+    case LivClass::deltanet:
+      j["heads"] = op.deltanet.heads;
+      j["gated"] = op.deltanet.gated;
+      j["short_conv"] = op.deltanet.short_conv;
       break;
   }
   if (is_token_mixer(op.cls)) j["differential"] = op.differential;
@@ -217,7 +227,7 @@ class GenomeReader {
     const auto cls = liv_class_from_string(cls_name);
     if (!cls) {
       r.at("class").fail_message("unknown class \"" + cls_name +
-                                 "\" (expected one of sa, linattn, rec, ssm, gconv, swiglu, moe)");
+                                 "\" (expected one of sa, linattn, rec, ssm, gconv, swiglu, moe, deltanet)");
     }
     OpGene op = default_op(*cls, d_model_);
     std::vector<std::string> known = {"class"};
@@ -246,6 +256,8 @@ class GenomeReader {
         int_knob("window", op.sa.window);
         bool_knob("qk_norm", op.sa.qk_norm);
         bool_knob("rope", op.sa.rope);
+        int_knob("short_conv", op.sa.short_conv);
+        bool_knob("output_gate", op.sa.output_gate);
         break;
       case LivClass::linattn:
         int_knob("heads", op.linattn.heads);
@@ -255,6 +267,7 @@ class GenomeReader {
                 *feature_map_from_string(v->choice({"elu_plus_one", "relu", "identity"}));
           });
         bool_knob("gated", op.linattn.gated);
+        int_knob("short_conv", op.linattn.short_conv);
         break;
       case LivClass::rec:
         int_knob("width", op.rec.width);
@@ -280,6 +293,11 @@ class GenomeReader {
         int_knob("experts", op.moe.experts);
         int_knob("top_k", op.moe.top_k);
         int_knob("hidden", op.moe.hidden);
+        break;
+      case LivClass::deltanet:
+        int_knob("heads", op.deltanet.heads);
+        bool_knob("gated", op.deltanet.gated);
+        int_knob("short_conv", op.deltanet.short_conv);
         break;
     }
     if (is_token_mixer(*cls)) bool_knob("differential", op.differential);
@@ -320,6 +338,8 @@ std::string op_summary(const Genome& g, const OpGene& op) {
       if (op.sa.window > 0) s += ",w" + std::to_string(op.sa.window);
       if (op.sa.qk_norm) s += ",qkn";
       if (!op.sa.rope) s += ",nope";
+      if (op.sa.short_conv > 0) s += ",c" + std::to_string(op.sa.short_conv);
+      if (op.sa.output_gate) s += ",og";
       s += ")";
       break;
     case LivClass::linattn:
@@ -327,6 +347,7 @@ std::string op_summary(const Genome& g, const OpGene& op) {
       if (op.linattn.feature_map != FeatureMap::elu_plus_one)
         s += std::string(",") + to_string(op.linattn.feature_map);
       if (op.linattn.gated) s += ",gated";
+      if (op.linattn.short_conv > 0) s += ",c" + std::to_string(op.linattn.short_conv);
       s += ")";
       break;
     case LivClass::rec:
@@ -350,6 +371,10 @@ std::string op_summary(const Genome& g, const OpGene& op) {
     case LivClass::moe:
       s += "moe(" + std::to_string(op.moe.experts) + "x" + std::to_string(op.moe.hidden) + ",top" +
            std::to_string(op.moe.top_k) + ")";
+      break;
+    case LivClass::deltanet:
+      s += std::string(op.deltanet.gated ? "gdn(" : "deltanet(") + std::to_string(op.deltanet.heads) + ",c" +
+           std::to_string(op.deltanet.short_conv) + ")";
       break;
   }
   auto ref = [](const ShareRef& r) {

@@ -13,6 +13,7 @@ const char* to_string(LivClass c) {
     case LivClass::gconv: return "gconv";
     case LivClass::swiglu: return "swiglu";
     case LivClass::moe: return "moe";
+    case LivClass::deltanet: return "deltanet";
   }
   return "?";
 }
@@ -46,7 +47,7 @@ const char* to_string(SsmForm f) {
 
 std::optional<LivClass> liv_class_from_string(const std::string& s) {
   for (auto c : {LivClass::sa, LivClass::linattn, LivClass::rec, LivClass::ssm, LivClass::gconv, LivClass::swiglu,
-                 LivClass::moe})
+                 LivClass::moe, LivClass::deltanet})
     if (s == to_string(c)) return c;
   return std::nullopt;
 }

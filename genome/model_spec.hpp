@@ -16,7 +16,7 @@
 
 namespace livs::genome {
 
-enum class LivClass { sa, linattn, rec, ssm, gconv, swiglu, moe };
+enum class LivClass { sa, linattn, rec, ssm, gconv, swiglu, moe, deltanet };
 enum class FusionKind { none, sum, mean, gate };
 enum class FeatureMap { elu_plus_one, relu, identity };
 // ssm: Mamba's selective scan (mamba1) or Mamba-2's state-space duality form (mamba2).
@@ -38,6 +38,8 @@ struct SaKnobs {
   bool qk_norm = false;
   bool rope = true;
   double rope_theta = 10000.0;
+  int short_conv = 0;  // 0 = off, else the kernel of the depthwise causal conv on q, k, v
+  bool output_gate = false;
 };
 
 struct LinAttnKnobs {
@@ -45,6 +47,7 @@ struct LinAttnKnobs {
   int head_dim = 32;  // d_k = d_v = d_model / heads
   FeatureMap feature_map = FeatureMap::elu_plus_one;
   bool gated = false;  // GLA: data-dependent per-channel decay
+  int short_conv = 0;  // 0 = off, else the kernel of the depthwise causal conv on q, k, v
 };
 
 struct RecKnobs {    // Griffin recurrent block
@@ -67,6 +70,13 @@ struct SsmKnobs {  // Mamba selective SSM block
 
 struct GconvKnobs {  // LFM2 double-gated short convolution
   int kernel = 3;
+};
+
+struct DeltanetKnobs {  // Gated DeltaNet (plain DeltaNet when not gated)
+  int heads = 4;
+  int head_dim = 32;   // d_k = d_v = d_model / heads
+  bool gated = true;   // per-head decay alpha_t; off: alpha = 1 (DeltaNet)
+  int short_conv = 4;  // 0 = off, else the kernel of the depthwise causal conv (+ SiLU) on q, k, v
 };
 
 struct SwigluKnobs {
@@ -113,6 +123,7 @@ struct OpSpec {
   GconvKnobs gconv;
   SwigluKnobs swiglu;
   MoeKnobs moe;
+  DeltanetKnobs deltanet;
   bool differential = false;  // y = y1 - lambda * y2 from two feature groups
   OpRef featurizer_source;    // reuse this op's projection weights (same class)
   OpRef feature_source;       // reuse this op's features (sa: its K and V; no cache of our own)

@@ -74,7 +74,23 @@ Slot sample_slot(const SearchSpace& s, int index, int d_model, Rng& rng) {
   return slot;
 }
 
-constexpr int kKnobCount[kClassCount] = {5, 3, 2, 3, 1, 1, 3};  // per class, as in the canonical JSON
+constexpr int kKnobCount[kClassCount] = {5, 3, 2, 3, 1, 1, 3, 3};  // per class, as in the canonical JSON
+
+// The knobs a mutation may change: kKnobCount, plus the later knobs when the
+// space offers a choice of them (sa's short_conv and output_gate, linattn's
+// short_conv; ssm's form, and head_dim for a mamba2 op), so spaces without
+// them keep their random streams.
+int knob_count(const OpGene& op, const SearchSpace& s) {
+  const LivClass c = op.cls;
+  int n = kKnobCount[class_index(c)];
+  if (c == LivClass::sa && (s.sa.short_conv.size() > 1 || s.sa.output_gate.size() > 1)) n += 2;
+  if (c == LivClass::linattn && s.linattn.short_conv.size() > 1) n += 1;
+  if (c == LivClass::ssm) {
+    const bool both_forms = s.ssm.form.size() > 1;
+    n += (both_forms || op.ssm.form == SsmForm::mamba2 ? 1 : 0) + (both_forms && op.ssm.form == SsmForm::mamba2 ? 1 : 0);
+  }
+  return n;
+}
 
 // Copy knob k of op's class from `from`.
 void copy_knob(OpGene& op, const OpGene& from, int k) {
@@ -85,11 +101,14 @@ void copy_knob(OpGene& op, const OpGene& from, int k) {
       if (k == 2) op.sa.window = from.sa.window;
       if (k == 3) op.sa.qk_norm = from.sa.qk_norm;
       if (k == 4) op.sa.rope = from.sa.rope;
+      if (k == 5) op.sa.short_conv = from.sa.short_conv;
+      if (k == 6) op.sa.output_gate = from.sa.output_gate;
       break;
     case LivClass::linattn:
       if (k == 0) op.linattn.heads = from.linattn.heads;
       if (k == 1) op.linattn.feature_map = from.linattn.feature_map;
       if (k == 2) op.linattn.gated = from.linattn.gated;
+      if (k == 3) op.linattn.short_conv = from.linattn.short_conv;
       break;
     case LivClass::rec:
       if (k == 0) op.rec.width = from.rec.width;
@@ -112,6 +131,11 @@ void copy_knob(OpGene& op, const OpGene& from, int k) {
       if (k == 0) op.moe.experts = from.moe.experts;
       if (k == 1) op.moe.top_k = from.moe.top_k;
       if (k == 2) op.moe.hidden = from.moe.hidden;
+      break;
+    case LivClass::deltanet:
+      if (k == 0) op.deltanet.heads = from.deltanet.heads;
+      if (k == 1) op.deltanet.gated = from.deltanet.gated;
+      if (k == 2) op.deltanet.short_conv = from.deltanet.short_conv;
       break;
   }
 }
@@ -179,20 +203,11 @@ class Mutator {
     return true;
   }
 
-  // ssm: expand, d_state, conv_kernel, then form (when the space has both)
-  // and head_dim (a mamba2 op), so spaces without mamba2 mutate as before.
-  int knob_count(const OpGene& op) const {
-    if (op.cls != LivClass::ssm) return kKnobCount[class_index(op.cls)];
-    const bool both_forms = s_.ssm.form.size() > 1;
-    return 3 + (both_forms || op.ssm.form == SsmForm::mamba2 ? 1 : 0) +
-           (both_forms && op.ssm.form == SsmForm::mamba2 ? 1 : 0);
-  }
-
   bool mutate_knob() {
     const ShareRef r = pick(all_ops(g_), rng_);
     OpGene& op = at(r);
     const OpGene fresh = sample_op(op.cls, g_.d_model, s_, rng_);
-    copy_knob(op, fresh, static_cast<int>(rng_.integer(0, knob_count(op) - 1)));
+    copy_knob(op, fresh, static_cast<int>(rng_.integer(0, knob_count(op, s_) - 1)));
     return true;
   }
 

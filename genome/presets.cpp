@@ -47,7 +47,19 @@ OpGene mixer(const std::string& name, int d_model, int i) {
     if (i % 3 == 2) return attention(d_model, 0, 2);
     return default_op(LivClass::gconv, d_model);  // kernel 3
   }
-  if (name == "linear-transformer") return default_op(LivClass::linattn, d_model);
+  if (name == "linear-transformer") {  // with the short convolution on q, k, v that gives it word order
+    OpGene op = default_op(LivClass::linattn, d_model);
+    op.linattn.short_conv = 4;
+    return op;
+  }
+  if (name == "gated-deltanet-hybrid") {  // Qwen3-Next: three Gated DeltaNet blocks, then gated attention
+    if (i % 4 == 3) {
+      OpGene op = attention(d_model, 0, 1);
+      op.sa.output_gate = true;
+      return op;
+    }
+    return default_op(LivClass::deltanet, d_model);  // gated, short conv 4, head_dim 32
+  }
   // hyena-like: gated convolutions with long explicit filters
   OpGene op = default_op(LivClass::gconv, d_model);
   op.gconv.kernel = 64;
@@ -59,8 +71,9 @@ double mlp_expansion(const std::string& name) { return name == "griffin" ? 3.0 :
 }  // namespace
 
 const std::vector<std::string>& preset_names() {
-  static const std::vector<std::string> names = {"transformer",        "griffin",    "striped-mamba", "lfm2",
-                                                 "linear-transformer", "hyena-like", "mamba2-hybrid"};
+  static const std::vector<std::string> names = {
+      "transformer",        "griffin",    "striped-mamba", "lfm2",
+      "linear-transformer", "hyena-like", "mamba2-hybrid", "gated-deltanet-hybrid"};
   return names;
 }
 

@@ -51,6 +51,14 @@ std::vector<int> int_set(const JsonReader& r, int lo, int hi) {
   return out;
 }
 
+// Short-convolution kernels: 0 (off) or 2 to 4.
+std::vector<int> short_conv_set(const JsonReader& r) {
+  std::vector<int> out = int_set(r, 0, 4);
+  if (std::find(out.begin(), out.end(), 1) != out.end())
+    r.fail_message("expected 0 (off) or kernels in [2, 4], got 1");
+  return out;
+}
+
 std::vector<double> number_set(const JsonReader& r, double lo, double hi) {
   std::vector<double> out;
   if (r.value().is_array()) {
@@ -87,7 +95,8 @@ std::vector<std::string> string_set(const JsonReader& r, const std::vector<std::
 }
 
 const std::vector<std::string>& class_names() {
-  static const std::vector<std::string> names = {"sa", "linattn", "rec", "ssm", "gconv", "swiglu", "moe"};
+  static const std::vector<std::string> names = {"sa",    "linattn", "rec", "ssm",
+                                                 "gconv", "swiglu",  "moe", "deltanet"};
   return names;
 }
 
@@ -115,7 +124,8 @@ void read_classes(const JsonReader& r, SearchSpace& s) {
     for (const auto& key : r.keys()) {
       auto c = liv_class_from_string(key);
       if (!c) {
-        r.at(key).fail_message("unknown class (expected one of sa, linattn, rec, ssm, gconv, swiglu, moe)");
+        r.at(key).fail_message(
+            "unknown class (expected one of sa, linattn, rec, ssm, gconv, swiglu, moe, deltanet)");
       }
       s.class_weights[class_index(*c)] = r.at(key).number(0, 1e6);
     }
@@ -188,15 +198,17 @@ void read_differential(const JsonReader& r, SearchSpace& s) {
 
 void read_knobs(const JsonReader& r, SearchSpace& s) {
   with(r, "sa", [&](const JsonReader& k) {
-    k.expect_keys({"heads", "kv_heads", "window", "qk_norm", "rope"});
+    k.expect_keys({"heads", "kv_heads", "window", "qk_norm", "rope", "short_conv", "output_gate"});
     with(k, "heads", [&](const JsonReader& v) { s.sa.heads = int_set(v, 1, 1024); });
     with(k, "kv_heads", [&](const JsonReader& v) { s.sa.kv_heads = int_set(v, 1, 1024); });
     with(k, "window", [&](const JsonReader& v) { s.sa.window = int_set(v, 0, 1 << 24); });
     with(k, "qk_norm", [&](const JsonReader& v) { s.sa.qk_norm = bool_set(v); });
     with(k, "rope", [&](const JsonReader& v) { s.sa.rope = bool_set(v); });
+    with(k, "short_conv", [&](const JsonReader& v) { s.sa.short_conv = short_conv_set(v); });
+    with(k, "output_gate", [&](const JsonReader& v) { s.sa.output_gate = bool_set(v); });
   });
   with(r, "linattn", [&](const JsonReader& k) {
-    k.expect_keys({"heads", "feature_map", "gated"});
+    k.expect_keys({"heads", "feature_map", "gated", "short_conv"});
     with(k, "heads", [&](const JsonReader& v) { s.linattn.heads = int_set(v, 1, 1024); });
     with(k, "feature_map", [&](const JsonReader& v) {
       s.linattn.feature_map.clear();
@@ -207,6 +219,7 @@ void read_knobs(const JsonReader& r, SearchSpace& s) {
       sort_unique(s.linattn.feature_map);
     });
     with(k, "gated", [&](const JsonReader& v) { s.linattn.gated = bool_set(v); });
+    with(k, "short_conv", [&](const JsonReader& v) { s.linattn.short_conv = short_conv_set(v); });
   });
   with(r, "rec", [&](const JsonReader& k) {
     k.expect_keys({"expansion", "conv_kernel"});
@@ -239,6 +252,12 @@ void read_knobs(const JsonReader& r, SearchSpace& s) {
     with(k, "experts", [&](const JsonReader& v) { s.moe.experts = int_set(v, 2, 1024); });
     with(k, "top_k", [&](const JsonReader& v) { s.moe.top_k = int_set(v, 1, 1024); });
     with(k, "expansion", [&](const JsonReader& v) { s.moe.expansion = number_set(v, 0.0625, 64); });
+  });
+  with(r, "deltanet", [&](const JsonReader& k) {
+    k.expect_keys({"heads", "gated", "short_conv"});
+    with(k, "heads", [&](const JsonReader& v) { s.deltanet.heads = int_set(v, 1, 1024); });
+    with(k, "gated", [&](const JsonReader& v) { s.deltanet.gated = bool_set(v); });
+    with(k, "short_conv", [&](const JsonReader& v) { s.deltanet.short_conv = short_conv_set(v); });
   });
 }
 
@@ -278,6 +297,9 @@ void check_consistency(const JsonReader& r, const SearchSpace& s) {
     if (s.allows(LivClass::linattn) &&
         std::none_of(s.linattn.heads.begin(), s.linattn.heads.end(), [&](int h) { return d % h == 0; }))
       at("linattn", "heads").fail_message("no value" + dm);
+    if (s.allows(LivClass::deltanet) &&
+        std::none_of(s.deltanet.heads.begin(), s.deltanet.heads.end(), [&](int h) { return d % h == 0; }))
+      at("deltanet", "heads").fail_message("no value" + dm);
   }
   const bool mamba2 = std::find(s.ssm.form.begin(), s.ssm.form.end(), SsmForm::mamba2) != s.ssm.form.end();
   if (s.allows(LivClass::ssm) && mamba2 && s.ssm.form.size() == 1)
@@ -318,7 +340,7 @@ SearchSpace parse_search_space(const JsonReader& r) { return parse_search_space(
 SearchSpace parse_search_space(const JsonReader& r, const SearchSpace& base) {
   SearchSpace s = base;
   r.expect_keys({"d_model", "depth", "vocab", "layout", "classes", "sa", "linattn", "rec", "ssm", "gconv",
-                 "swiglu", "moe", "fusion", "sharing", "differential", "max_params", "context"});
+                 "swiglu", "moe", "deltanet", "fusion", "sharing", "differential", "max_params", "context"});
   with(r, "d_model", [&](const JsonReader& v) {
     s.d_model = int_set(v, 8, 1 << 16);
     for (int d : s.d_model)

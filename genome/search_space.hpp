@@ -10,14 +10,15 @@
 //   "vocab":    256
 //   "layout":   "alternating" (token mixer, then swiglu/moe, ...) | "free"
 //   "classes":  {"sa": 1, "gconv": 2, ...} sampling weights (absent = not allowed) | ["sa", "swiglu"]
-//   "sa":       {"heads", "kv_heads", "window", "qk_norm", "rope"}
-//   "linattn":  {"heads", "feature_map", "gated"}
+//   "sa":       {"heads", "kv_heads", "window", "qk_norm", "rope", "short_conv", "output_gate"}
+//   "linattn":  {"heads", "feature_map", "gated", "short_conv"}
 //   "rec":      {"expansion", "conv_kernel"}        width = expansion * d_model
 //   "ssm":      {"expand", "d_state", "conv_kernel", "form", "head_dim"}
 //               form: "mamba1" | "mamba2" | both; head_dim (mamba2) must divide expand * d_model
 //   "gconv":    {"kernel"}
 //   "swiglu":   {"expansion"}                       hidden = expansion * d_model
 //   "moe":      {"experts", "top_k", "expansion"}   hidden per expert = expansion * d_model
+//   "deltanet": {"heads", "gated", "short_conv"}   (class weight 0 unless "classes" names it)
 //   "fusion":   false | true | ["sum", "gate"] | {"kinds": [...], "probability": 0.1}
 //   "sharing":  false | true | {"featurizer": true, "features": true, "probability": 0.1}
 //   "differential": false | true | ["sa"] | {"classes": [...], "probability": 0.1}
@@ -40,12 +41,16 @@ struct SaSpace {
   std::vector<int> window{0, 64, 128};
   std::vector<bool> qk_norm{false, true};
   std::vector<bool> rope{true};
+  // Off by default, so that a config written before these knobs draws the same genomes.
+  std::vector<int> short_conv{0};  // 0 = off, else 2-4
+  std::vector<bool> output_gate{false};
 };
 
 struct LinAttnSpace {
   std::vector<int> heads{1, 2, 4, 8};
   std::vector<FeatureMap> feature_map{FeatureMap::elu_plus_one, FeatureMap::relu};
   std::vector<bool> gated{false, true};
+  std::vector<int> short_conv{0};  // 0 = off, else 2-4 (off by default, as for sa)
 };
 
 struct RecSpace {
@@ -75,6 +80,12 @@ struct MoeSpace {
   std::vector<double> expansion{0.5, 1.0, 2.0};
 };
 
+struct DeltanetSpace {
+  std::vector<int> heads{1, 2, 4, 8};
+  std::vector<bool> gated{false, true};
+  std::vector<int> short_conv{2, 4};  // 0 = off, else 2-4
+};
+
 enum class Layout { alternating, free };
 
 struct SearchSpace {
@@ -82,7 +93,9 @@ struct SearchSpace {
   std::vector<int> depth{8};
   int vocab = 256;
   Layout layout = Layout::alternating;
-  std::array<double, kClassCount> class_weights{1, 1, 1, 1, 1, 1, 1};  // by class_index; 0 = not allowed
+  // By class_index; 0 = not allowed. deltanet is off by default (a config opts in), so the
+  // default space draws what it drew before the class existed.
+  std::array<double, kClassCount> class_weights{1, 1, 1, 1, 1, 1, 1, 0};
   SaSpace sa;
   LinAttnSpace linattn;
   RecSpace rec;
@@ -90,6 +103,7 @@ struct SearchSpace {
   GconvSpace gconv;
   SwigluSpace swiglu;
   MoeSpace moe;
+  DeltanetSpace deltanet;
   std::vector<FusionKind> fusion_kinds{FusionKind::sum, FusionKind::mean,
                                        FusionKind::gate};  // empty: no fusion
   double fusion_probability = 0.1;

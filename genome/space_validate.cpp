@@ -47,6 +47,8 @@ struct SpaceChecker {
         in_set(at + "/window", op.sa.window, s.windows());
         in_set(at + "/qk_norm", op.sa.qk_norm, s.sa.qk_norm);
         in_set(at + "/rope", op.sa.rope, s.sa.rope);
+        in_set(at + "/short_conv", op.sa.short_conv, s.sa.short_conv);
+        in_set(at + "/output_gate", op.sa.output_gate, s.sa.output_gate);
         break;
       case LivClass::linattn:
         in_set(at + "/heads", op.linattn.heads, s.linattn.heads);
@@ -54,6 +56,7 @@ struct SpaceChecker {
           add(at + "/feature_map",
               std::string(to_string(op.linattn.feature_map)) + " is not allowed by the search space");
         in_set(at + "/gated", op.linattn.gated, s.linattn.gated);
+        in_set(at + "/short_conv", op.linattn.short_conv, s.linattn.short_conv);
         break;
       case LivClass::rec:
         in_set(at + "/width", op.rec.width, s.rec_widths(d));
@@ -77,6 +80,11 @@ struct SpaceChecker {
         in_set(at + "/experts", op.moe.experts, s.moe.experts);
         in_set(at + "/top_k", op.moe.top_k, s.moe.top_k);
         in_set(at + "/hidden", op.moe.hidden, s.moe_hiddens(d));
+        break;
+      case LivClass::deltanet:
+        in_set(at + "/heads", op.deltanet.heads, s.deltanet.heads);
+        in_set(at + "/gated", op.deltanet.gated, s.deltanet.gated);
+        in_set(at + "/short_conv", op.deltanet.short_conv, s.deltanet.short_conv);
         break;
     }
     if (op.differential && !s.allows_differential(op.cls))

@@ -122,6 +122,8 @@ OpGene sample_op(LivClass c, int d, const SearchSpace& s, Rng& rng) {
       if (!kv.empty()) op.sa.kv_heads = pick(kv, rng);
       op.sa.window = pick(s.windows(), rng);
       op.sa.qk_norm = pick_bool(s.sa.qk_norm, rng);
+      op.sa.short_conv = pick_if_choice(s.sa.short_conv, rng);
+      op.sa.output_gate = pick_if_choice(s.sa.output_gate, rng);
       break;
     }
     case LivClass::linattn: {
@@ -129,6 +131,7 @@ OpGene sample_op(LivClass c, int d, const SearchSpace& s, Rng& rng) {
       if (!heads.empty()) op.linattn.heads = pick(heads, rng);
       op.linattn.feature_map = pick(s.linattn.feature_map, rng);
       op.linattn.gated = pick_bool(s.linattn.gated, rng);
+      op.linattn.short_conv = pick_if_choice(s.linattn.short_conv, rng);
       break;
     }
     case LivClass::rec:
@@ -160,6 +163,13 @@ OpGene sample_op(LivClass c, int d, const SearchSpace& s, Rng& rng) {
       op.moe.hidden = pick(s.moe_hiddens(d), rng);
       break;
     }
+    case LivClass::deltanet: {
+      auto heads = divisors_in(s.deltanet.heads, d);
+      if (!heads.empty()) op.deltanet.heads = pick(heads, rng);
+      op.deltanet.gated = pick_bool(s.deltanet.gated, rng);
+      op.deltanet.short_conv = pick(s.deltanet.short_conv, rng);
+      break;
+    }
   }
   op.differential = s.allows_differential(c) && rng.bernoulli(s.differential_probability);
   return op;
@@ -179,6 +189,8 @@ void snap_knobs(OpGene& op, int d, const SearchSpace& s) {
       if (!kv.empty()) op.sa.kv_heads = nearest(kv, op.sa.kv_heads);
       op.sa.window = nearest(s.windows(), s.normalise_window(op.sa.window));
       op.sa.qk_norm = snap_bool(s.sa.qk_norm, op.sa.qk_norm);
+      op.sa.short_conv = nearest(s.sa.short_conv, op.sa.short_conv);
+      op.sa.output_gate = snap_bool(s.sa.output_gate, op.sa.output_gate);
       break;
     }
     case LivClass::linattn: {
@@ -188,6 +200,7 @@ void snap_knobs(OpGene& op, int d, const SearchSpace& s) {
       if (std::find(maps.begin(), maps.end(), op.linattn.feature_map) == maps.end())
         op.linattn.feature_map = maps.front();
       op.linattn.gated = snap_bool(s.linattn.gated, op.linattn.gated);
+      op.linattn.short_conv = nearest(s.linattn.short_conv, op.linattn.short_conv);
       break;
     }
     case LivClass::rec:
@@ -215,6 +228,13 @@ void snap_knobs(OpGene& op, int d, const SearchSpace& s) {
       op.moe.hidden = nearest(s.moe_hiddens(d), op.moe.hidden);
       break;
     }
+    case LivClass::deltanet: {
+      auto heads = divisors_in(s.deltanet.heads, d);
+      if (!heads.empty()) op.deltanet.heads = nearest(heads, op.deltanet.heads);
+      op.deltanet.gated = snap_bool(s.deltanet.gated, op.deltanet.gated);
+      op.deltanet.short_conv = nearest(s.deltanet.short_conv, op.deltanet.short_conv);
+      break;
+    }
   }
   op.differential = op.differential && s.allows_differential(op.cls);
   if (!has_shareable_features(op.cls)) op.features = {};
@@ -225,9 +245,12 @@ void shrink_knobs(OpGene& op, int d, const SearchSpace& s) {
     case LivClass::sa: {
       auto kv = divisors_in(s.sa.kv_heads, op.sa.heads);
       if (!kv.empty()) op.sa.kv_heads = kv.front();
+      op.sa.short_conv = s.sa.short_conv.front();
+      op.sa.output_gate = s.sa.output_gate.front();
       break;
     }
-    case LivClass::linattn:  // parameters do not depend on its knobs
+    case LivClass::linattn:  // parameters depend only on the short convolution
+      op.linattn.short_conv = s.linattn.short_conv.front();
       break;
     case LivClass::rec:
       op.rec.width = s.rec_widths(d).front();
@@ -250,6 +273,10 @@ void shrink_knobs(OpGene& op, int d, const SearchSpace& s) {
       op.moe.top_k = std::min(op.moe.top_k, op.moe.experts);
       snap_knobs(op, d, s);
       op.moe.hidden = s.moe_hiddens(d).front();
+      break;
+    case LivClass::deltanet:  // parameters depend on the gate and the conv, not on the heads
+      op.deltanet.gated = s.deltanet.gated.front();
+      op.deltanet.short_conv = s.deltanet.short_conv.front();
       break;
   }
 }

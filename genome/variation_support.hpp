@@ -25,6 +25,13 @@ const T& pick(const std::vector<T>& v, Rng& rng) {
 inline bool pick_bool(const std::vector<bool>& v, Rng& rng) {
   return v[rng.integer(0, static_cast<int64_t>(v.size()) - 1)];
 }
+// Knobs added after a space's first release draw a random number only when
+// the space offers a choice, so spaces without them keep their random streams.
+template <class T>
+T pick_if_choice(const std::vector<T>& v, Rng& rng) {
+  return v.size() > 1 ? T(v[static_cast<std::size_t>(rng.integer(0, static_cast<int64_t>(v.size()) - 1))])
+                      : v.front();
+}
 
 // A class for role r by the space's weights.
 LivClass sample_class(const SearchSpace& s, Role r, Rng& rng);

@@ -13,10 +13,16 @@ using genome::OpSpec;
 using genome::WeightSpec;
 
 bool is_projection(const std::string& name) {
-  static const char* const names[] = {"wq",      "wk",     "wv",      "wo",       "w_gate", "w_up",
-                                      "w_down",  "w_x",    "w_y",     "w_a",      "w_i",    "w_out",
-                                      "in_proj", "x_proj", "dt_proj", "out_proj", "w_in",   "router"};
+  static const char* const names[] = {"wq",         "wk",     "wv",      "wo",       "w_gate", "w_up",
+                                      "w_down",     "w_x",    "w_y",     "w_a",      "w_i",    "w_out",
+                                      "in_proj",    "x_proj", "dt_proj", "out_proj", "w_in",   "router",
+                                      "w_out_gate", "w_beta", "w_alpha"};
   return std::find(std::begin(names), std::end(names), name) != std::end(names);
+}
+
+// The short-convolution featurizers of sa and linattn (q_conv, k_conv, v_conv).
+bool is_short_conv(const std::string& name) {
+  return name == "q_conv" || name == "k_conv" || name == "v_conv";
 }
 
 const WeightSpec* find_weight(const OpSpec& op, const std::string& name) {
@@ -43,6 +49,10 @@ std::vector<const WeightSpec*> applied_weights(const genome::ModelSpec& spec, co
 double projection_flops(const genome::ModelSpec& spec, const OpSpec& op) {
   double flops = 0.0;
   for (const auto* w : applied_weights(spec, op)) {
+    if (is_short_conv(w->name)) {  // depthwise taps [channels, kernel]: a multiply-add per tap
+      flops += 2.0 * double(w->shape[0]) * double(w->shape[1]);
+      continue;
+    }
     if (!is_projection(w->name)) continue;
     if (w->shape.size() == 2) {
       flops += 2.0 * double(w->shape[0]) * double(w->shape[1]);
@@ -67,6 +77,8 @@ double mixing_flops(const OpSpec& op, int64_t keys) {
     case LivClass::ssm:  // Mamba-2: H += dt x B^T and y = H C, 2 flops each per state element per token
       return op.ssm.form == genome::SsmForm::mamba2 ? groups * 4.0 * double(op.ssm.d_inner) * op.ssm.d_state
                                                     : 0.0;
+    case LivClass::deltanet:  // per head: decay, u = S'^T k, the rank-1 update, o = S^T q (d_k x d_v each)
+      return 7.0 * op.deltanet.heads * double(op.deltanet.head_dim) * op.deltanet.head_dim;
     default:
       return 0.0;
   }

@@ -110,6 +110,18 @@ class CpuBackend final : public Backend {
                                   const float* lambda, float lambda_init) override;
   void add_bias(Matrix y, const float* bias) override;
   void bias_backward(float* dbias, ConstMatrix dy) override;
+  // The delta rule of deltanet and its decay (cpu_deltanet.cpp).
+  void delta_rule_forward(float* o, float* checkpoints, const float* q, const float* k, const float* v,
+                          const float* log_alpha, const float* beta, float* state,
+                          const DeltaRuleShape& shape) override;
+  void delta_rule_backward(float* dq, float* dk, float* dv, float* dlog_alpha, float* dbeta, float* scratch,
+                           const float* dout, const float* checkpoints, const float* q, const float* k,
+                           const float* v, const float* log_alpha, const float* beta,
+                           const DeltaRuleShape& shape) override;
+  void gdn_decay_forward(float* log_alpha, const float* z, const float* a_log, const float* dt_bias,
+                         int64_t rows, int heads) override;
+  void gdn_decay_backward(float* dz, float* da_log, float* ddt_bias, const float* dlog_alpha, const float* z,
+                          const float* a_log, const float* dt_bias, int64_t rows, int heads) override;
   // Linear attention and MoE (cpu_linear_attention.cpp, cpu_mixing.cpp, cpu_moe.cpp).
   void feature_map_forward(float* out, const float* in, int64_t count, FeatureMapKind kind) override;
   void feature_map_backward(float* din, const float* dout, const float* in, int64_t count,

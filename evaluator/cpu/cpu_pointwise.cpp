@@ -26,6 +26,8 @@ float activate(float x, ActivationKind kind) {
       return 0.5f * x * (1.0f + std::tanh(kGeluK * (x + kGeluA * x * x * x)));
     case ActivationKind::softplus:
       return cpu::softplus(x);
+    case ActivationKind::sigmoid:
+      return cpu::sigmoid(x);
   }
   return 0.0f;
 }
@@ -42,6 +44,10 @@ float derivative(float x, ActivationKind kind) {
     }
     case ActivationKind::softplus:
       return cpu::sigmoid(x);
+    case ActivationKind::sigmoid: {
+      const float s = cpu::sigmoid(x);
+      return s * (1.0f - s);
+    }
   }
   return 0.0f;
 }

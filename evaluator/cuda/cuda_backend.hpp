@@ -200,6 +200,18 @@ class CudaBackend final : public Backend {
   void activation_forward(float* out, const float* in, int64_t count, ActivationKind kind) override;
   void activation_backward(float* din, const float* dout, const float* in, int64_t count,
                            ActivationKind kind) override;
+  // deltanet (cuda_backend_deltanet.cpp, deltanet.cu).
+  void delta_rule_forward(float* o, float* checkpoints, const float* q, const float* k, const float* v,
+                          const float* log_alpha, const float* beta, float* state,
+                          const DeltaRuleShape& shape) override;
+  void delta_rule_backward(float* dq, float* dk, float* dv, float* dlog_alpha, float* dbeta, float* scratch,
+                           const float* dout, const float* checkpoints, const float* q, const float* k,
+                           const float* v, const float* log_alpha, const float* beta,
+                           const DeltaRuleShape& shape) override;
+  void gdn_decay_forward(float* log_alpha, const float* z, const float* a_log, const float* dt_bias,
+                         int64_t rows, int heads) override;
+  void gdn_decay_backward(float* dz, float* da_log, float* ddt_bias, const float* dlog_alpha, const float* z,
+                          const float* a_log, const float* dt_bias, int64_t rows, int heads) override;
   void multiply_forward(float* out, const float* a, const float* b, int64_t count) override;
   void multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
                          int64_t count) override;

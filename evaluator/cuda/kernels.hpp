@@ -202,6 +202,21 @@ void ssd_backward(cudaStream_t stream, float* dxbc, float* ddt, float* da_log, f
                   const float* checkpoints, const float* xbc, const float* dt, const float* a_log,
                   const float* D, const SsdShape& shape, float* scratch);
 
+// deltanet.cu: the delta rule, one block per (sequence, head), the state in
+// shared memory; Gated DeltaNet's decay.
+void delta_rule_forward(cudaStream_t stream, float* o, float* checkpoints, const float* q, const float* k,
+                        const float* v, const float* log_alpha, const float* beta, float* state,
+                        const DeltaRuleShape& shape);
+void delta_rule_backward(cudaStream_t stream, float* dq, float* dk, float* dv, float* dlog_alpha,
+                         float* dbeta, float* scratch, const float* dout, const float* checkpoints,
+                         const float* q, const float* k, const float* v, const float* log_alpha,
+                         const float* beta, const DeltaRuleShape& shape);
+void gdn_decay_forward(cudaStream_t stream, float* log_alpha, const float* z, const float* a_log,
+                       const float* dt_bias, int64_t rows, int heads);
+void gdn_decay_backward(cudaStream_t stream, float* dz, float* da_log, float* ddt_bias,
+                        const float* dlog_alpha, const float* z, const float* a_log, const float* dt_bias,
+                        int64_t rows, int heads);
+
 // linear_attention.cu. scratch: linear_attention_scratch(shape) floats.
 int64_t linear_attention_scratch(const LinearAttentionShape& shape);
 void linear_attention_forward(cudaStream_t stream, float* out, const float* q, const float* k, const float* v,

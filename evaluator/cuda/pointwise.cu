@@ -24,6 +24,8 @@ __device__ inline float activate(float x, ActivationKind kind) {
       return 0.5f * x * (1.0f + tanhf(kGeluK * (x + kGeluA * x * x * x)));
     case ActivationKind::softplus:
       return softplus(x);
+    case ActivationKind::sigmoid:
+      return sigmoid(x);
   }
   return 0.0f;
 }
@@ -40,6 +42,10 @@ __device__ inline float activation_slope(float x, ActivationKind kind) {
     }
     case ActivationKind::softplus:
       return sigmoid(x);
+    case ActivationKind::sigmoid: {
+      const float s = sigmoid(x);
+      return s * (1.0f - s);
+    }
   }
   return 0.0f;
 }

@@ -48,7 +48,10 @@ class LinearAttention(nn.Module):
         o = o_1, or o_1 - (0.8 + lambda_h) o_2 (differential)
         y = (rms_norm_per_head(o) * c / sqrt(hd)) Wo^T,  c = 1, or 1 - 0.8 when differential
     Feature sharing: reads the k, v and decay (decode: the state) of an earlier linattn; it owns only
-    wq, wo (and lambda). Decode state: S per group, [batch, heads, hd, hd]."""
+    wq, wo (and lambda). Decode state: S per group, [batch, heads, hd, hd].
+    Short convolution (short_conv = kernel > 0): x Wq^T, x Wk^T and x Wv^T each pass a causal depthwise
+    convolution without bias (q_conv, k_conv, v_conv: [channels, kernel]) before phi; the decode state is
+    then (S, {conv histories: the last kernel - 1 inputs})."""
 
     def __init__(self, gene, d_model, n_slots):
         super().__init__()
@@ -69,16 +72,32 @@ class LinearAttention(nn.Module):
             self.gate_bias = zeros(width)
         if self.groups == 2:
             add_lambda(self, self.heads)
+        self.short_conv = gene.get("short_conv", 0)
+        if self.short_conv:
+            self.q_conv = fan_in_uniform(self.groups * width, self.short_conv)
+            if self.owns_features:
+                self.k_conv = fan_in_uniform(self.groups * width, self.short_conv)
+                self.v_conv = fan_in_uniform(width, self.short_conv)
+
+    def convolve(self, t, name, convs):
+        """The short convolution `name` on a projection's output (identity when off); records its history
+        in `convs` (decode) when that is a dict."""
+        if not self.short_conv:
+            return t
+        t, history = causal_conv(t, getattr(self, name), None, None if convs is None else convs.get(name))
+        if convs is not None:
+            convs[name] = history
+        return t
 
     def split_heads(self, t, groups=1):
         """[batch, time, groups * heads * hd] -> [groups, batch, heads, time, hd], float32."""
         batch, time, _ = t.shape
         return t.float().view(batch, time, groups, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
 
-    def features(self, x):
+    def features(self, x, convs=None):
         """What a feature sharer reads: k per group, v and the log decay (zeros when not gated)."""
-        k = self.split_heads(self.phi(F.linear(x, self.wk)), self.groups)
-        v = self.split_heads(F.linear(x, self.wv))[0]
+        k = self.split_heads(self.phi(self.convolve(F.linear(x, self.wk), "k_conv", convs)), self.groups)
+        v = self.split_heads(self.convolve(F.linear(x, self.wv), "v_conv", convs))[0]
         if self.gated:
             log_alpha = self.split_heads(F.logsigmoid(F.linear(x, self.w_gate) + self.gate_bias))[0]
             log_alpha = log_alpha / GLA_TEMPERATURE
@@ -98,20 +117,27 @@ class LinearAttention(nn.Module):
         return F.linear(out.transpose(1, 2).reshape(batch, time, -1).type_as(x), self.wo)
 
     def forward(self, x, shared=None):
-        q = self.split_heads(self.phi(F.linear(x, self.wq)), self.groups)
+        q = self.split_heads(self.phi(self.convolve(F.linear(x, self.wq), "q_conv", None)), self.groups)
         k, v, log_alpha = self.features(x) if self.owns_features else shared
         o = [chunked_linear_attention(q[g], k[g], v, log_alpha) for g in range(self.groups)]
         return self.output(o, x), (k, v, log_alpha)
 
     def step(self, x, state, shared, position):
         """One token, x [batch, 1, d_model]; state: S [groups, batch, heads, hd, hd] or None; shared: the
-        source's S, already updated with this token. Returns y and the new state."""
-        q = self.split_heads(self.phi(F.linear(x, self.wq)), self.groups)[:, :, :, 0]
+        source's S, already updated with this token. Returns y and the new state.
+        With the short convolution, state and shared are (S, conv histories)."""
+        convs = None
+        if self.short_conv:
+            convs = dict(state[1]) if state is not None else {}
+            state = state[0] if state is not None else None
+            shared = shared[0] if shared is not None else None
+        q = self.split_heads(self.phi(self.convolve(F.linear(x, self.wq), "q_conv", convs)), self.groups)
+        q = q[:, :, :, 0]
         if self.owns_features:
-            k, v, log_alpha = (t[..., 0, :] for t in self.features(x))
+            k, v, log_alpha = (t[..., 0, :] for t in self.features(x, convs))
             if state is None:
                 state = x.new_zeros(self.groups, x.shape[0], self.heads, self.head_dim, self.head_dim).float()
             state = log_alpha.exp()[..., None] * state + k[..., :, None] * v[..., None, :]
         s = state if self.owns_features else shared
         o = [q[g][..., None, :] @ s[g] for g in range(self.groups)]  # [batch, heads, 1, hd]
-        return self.output(o, x), state
+        return self.output(o, x), ((state, convs) if self.short_conv else state)

@@ -49,7 +49,11 @@ class Attention(nn.Module):
         y = (rms_norm_per_head(a) * (1 - 0.8)) Wo^T
     Feature sharing: an sa that shares features reads the K and V of an earlier sa (it has no wk, wv,
     k_norm and no cache). Decode state: the K cache of each group and the V cache, [batch, kv_heads,
-    positions, hd], holding the last `window` positions when windowed."""
+    positions, hd], holding the last `window` positions when windowed.
+    Short convolution (short_conv = kernel > 0): x Wq^T, x Wk^T and x Wv^T each pass a causal depthwise
+    convolution without bias (q_conv, k_conv, v_conv: [channels, kernel]) before qk-norm and RoPE; decode
+    also keeps their last kernel - 1 inputs. Output gate (gated attention): the attention output is
+    multiplied by sigmoid(x W_out_gate^T) before Wo. State: (K cache, V cache, {conv histories})."""
 
     def __init__(self, gene, d_model, n_slots):
         super().__init__()
@@ -70,28 +74,52 @@ class Attention(nn.Module):
                 self.k_norm = ones(self.head_dim)
         if self.groups == 2:
             add_lambda(self, self.heads)
+        self.short_conv = gene.get("short_conv", 0)
+        if self.short_conv:
+            self.q_conv = fan_in_uniform(self.groups * hq, self.short_conv)
+            if self.owns_kv:
+                self.k_conv = fan_in_uniform(self.groups * hkv, self.short_conv)
+                self.v_conv = fan_in_uniform(hkv, self.short_conv)
+        self.output_gate = gene.get("output_gate", False)
+        if self.output_gate:
+            self.w_out_gate = normal(hq, d_model)
 
-    def project(self, x, weight, heads, gain, positions):
+    def convolve(self, t, name, convs):
+        """The short convolution `name` on a projection's output (identity when off); records its history
+        in `convs` (decode) when that is a dict."""
+        if not self.short_conv:
+            return t
+        t, history = causal_conv(t, getattr(self, name), None, None if convs is None else convs.get(name))
+        if convs is not None:
+            convs[name] = history
+        return t
+
+    def project(self, x, weight, heads, gain, positions, conv_name="q_conv", convs=None):
         """q or k: [groups, batch, heads, time, hd], normed and rotated."""
         batch, time, _ = x.shape
-        t = F.linear(x, weight).view(batch, time, self.groups, heads, self.head_dim)
+        t = self.convolve(F.linear(x, weight), conv_name, convs).view(batch, time, self.groups, heads,
+                                                                      self.head_dim)
         if self.qk_norm:
             t = rms_norm(t, gain)
         if self.use_rope:
             t = rope(t, positions)
         return t.permute(2, 0, 3, 1, 4)
 
-    def values(self, x):
+    def values(self, x, convs=None):
         batch, time, _ = x.shape
-        return F.linear(x, self.wv).view(batch, time, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.convolve(F.linear(x, self.wv), "v_conv", convs)
+        return v.view(batch, time, self.kv_heads, self.head_dim).transpose(1, 2)
 
-    def output(self, a):
+    def output(self, a, x):
         """a: one [batch, heads, time, hd] per group -> y [batch, time, d_model]."""
         out = a[0]
         if self.groups == 2:
             out = differential_heads(a[0], a[1], lambda_of(self).view(1, -1, 1, 1), 1.0 - LAMBDA_INIT)
         batch, _, time, _ = out.shape
-        return F.linear(out.transpose(1, 2).reshape(batch, time, -1), self.wo)
+        out = out.transpose(1, 2).reshape(batch, time, -1)
+        if self.output_gate:
+            out = out * torch.sigmoid(F.linear(x, self.w_out_gate))
+        return F.linear(out, self.wo)
 
     def forward(self, x, shared=None):
         """x: [batch, time, d_model]; shared: the (K, V) of the sa this one reads.
@@ -99,27 +127,31 @@ class Attention(nn.Module):
         positions = torch.arange(x.shape[1], device=x.device)
         q = self.project(x, self.wq, self.heads, getattr(self, "q_norm", None), positions)
         if self.owns_kv:
-            k = self.project(x, self.wk, self.kv_heads, getattr(self, "k_norm", None), positions)
+            k = self.project(x, self.wk, self.kv_heads, getattr(self, "k_norm", None), positions, "k_conv")
             v = self.values(x)
         else:
             k, v = shared
         a = [softmax_attention(q[g], k[g], v, causal=True, window=self.window) for g in range(self.groups)]
-        return self.output(a), (k, v)
+        return self.output(a, x), (k, v)
 
     def step(self, x, state, shared, position):
-        """One token, x [batch, 1, d_model] at `position`; state: this op's (K cache, V cache) or None;
-        shared: the source's caches (already holding this token). Returns y and the new state."""
+        """One token, x [batch, 1, d_model] at `position`; state: this op's (K cache, V cache, conv
+        histories) or None; shared: the source's state (already holding this token). Returns y and the
+        new state."""
         positions = torch.tensor([position], device=x.device)
-        q = self.project(x, self.wq, self.heads, getattr(self, "q_norm", None), positions)
+        convs = dict(state[2]) if state is not None else {}
+        q = self.project(x, self.wq, self.heads, getattr(self, "q_norm", None), positions, "q_conv", convs)
         if self.owns_kv:
-            k = self.project(x, self.wk, self.kv_heads, getattr(self, "k_norm", None), positions)
-            v = self.values(x)
+            k = self.project(x, self.wk, self.kv_heads, getattr(self, "k_norm", None), positions, "k_conv",
+                             convs)
+            v = self.values(x, convs)
             if state is not None:
                 k, v = torch.cat([state[0], k], dim=3), torch.cat([state[1], v], dim=2)
             if self.window > 0:
                 k, v = k[:, :, :, -self.window:], v[:, :, -self.window:]
-            state = (k, v)
+            state = (k, v, convs)
         else:
-            k, v = shared
+            k, v = shared[0], shared[1]
+            state = (None, None, convs)
         a = [softmax_attention(q[g], k[g], v, causal=False) for g in range(self.groups)]
-        return self.output(a), state
+        return self.output(a, x), state

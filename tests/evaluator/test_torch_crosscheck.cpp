@@ -39,10 +39,13 @@ json op_json(const genome::OpSpec& op, int slot, int index) {
   j["sa"] = {{"heads", op.sa.heads},          {"kv_heads", op.sa.kv_heads}, {"head_dim", op.sa.head_dim},
              {"window", op.sa.window},        {"qk_norm", op.sa.qk_norm},   {"rope", op.sa.rope},
              {"rope_theta", op.sa.rope_theta}};
+  j["sa"]["short_conv"] = op.sa.short_conv;
+  j["sa"]["output_gate"] = op.sa.output_gate;
   j["linattn"] = {{"heads", op.linattn.heads},
                   {"head_dim", op.linattn.head_dim},
                   {"feature_map", genome::to_string(op.linattn.feature_map)},
                   {"gated", op.linattn.gated}};
+  j["linattn"]["short_conv"] = op.linattn.short_conv;
   j["rec"] = {{"width", op.rec.width}, {"conv_kernel", op.rec.conv_kernel}};
   j["ssm"] = {{"expand", op.ssm.expand},    {"d_inner", op.ssm.d_inner},
               {"d_state", op.ssm.d_state},  {"conv_kernel", op.ssm.conv_kernel},
@@ -50,6 +53,10 @@ json op_json(const genome::OpSpec& op, int slot, int index) {
               {"head_dim", op.ssm.head_dim}};
   j["gconv"] = {{"kernel", op.gconv.kernel}};
   j["moe"] = {{"experts", op.moe.experts}, {"top_k", op.moe.top_k}, {"hidden", op.moe.hidden}};
+  j["deltanet"] = {{"heads", op.deltanet.heads},
+                   {"head_dim", op.deltanet.head_dim},
+                   {"gated", op.deltanet.gated},
+                   {"short_conv", op.deltanet.short_conv}};
   j["feature_source"] =
       op.feature_source.valid() ? json::array({op.feature_source.slot, op.feature_source.op}) : json(nullptr);
   // Local weight name -> the model parameter holding it (the source's, with featurizer sharing).
@@ -225,4 +232,36 @@ TEST_CASE("PyTorch cross-check: gconv (LFM2's double-gated conv), plain and diff
   cross_check("gconv",
               model_of(16, {striped(gconv(false, 3)), striped(gconv(true, 4)),
                             fused(genome::FusionKind::gate, gconv(false, 2), linattn_gene(2, kElu, true))}));
+}
+
+// The short-convolution featurizer on q, k, v and sa's output gate, with GQA,
+// qk-norm, differential, GLA gating and feature sharing through the conv.
+TEST_CASE("PyTorch cross-check: short conv on sa and linattn, sa output gate, with sharing") {
+  auto sa = [](int heads, int kv, int conv, bool gate, bool qk_norm, bool differential) {
+    auto op = sa_gene(heads, kv, 0, qk_norm, differential);
+    op.sa.short_conv = conv;
+    op.sa.output_gate = gate;
+    return op;
+  };
+  auto lin = [](int heads, bool gated, int conv, bool differential) {
+    auto op = linattn_gene(heads, kElu, gated, differential);
+    op.linattn.short_conv = conv;
+    return op;
+  };
+  cross_check("short_conv",
+              model_of(16, {striped(sa(2, 1, 4, true, true, false)), striped(lin(2, true, 3, false)),
+                            striped(sa(2, 2, 2, true, false, true)), striped(lin(2, false, 4, true)),
+                            striped(sharing(sa(2, 1, 4, false, true, false), 0)),
+                            striped(sharing(lin(2, true, 3, false), 1))}));
+}
+
+TEST_CASE(
+    "PyTorch cross-check: deltanet (Gated DeltaNet and plain DeltaNet, with and without the short conv)") {
+  auto deltanet = [](int heads, bool gated, int conv) {
+    genome::OpGene op = genome::default_op(genome::LivClass::deltanet, 16);
+    op.deltanet = {heads, gated, conv};
+    return op;
+  };
+  cross_check("deltanet", model_of(16, {striped(deltanet(2, true, 4)), striped(swiglu_gene(16)),
+                                        striped(deltanet(1, false, 0)), striped(deltanet(4, true, 2))}));
 }

@@ -275,7 +275,9 @@ TEST_CASE("repair makes any genome valid and leaves valid genomes alone") {
   // presets lie in a space that allows them and repair keeps them as they are
   const SearchSpace wide =
       space_from(R"({"depth": {"min": 2, "max": 16, "step": 2}, "fusion": false, "sharing": false,
-      "sa": {"window": [0, 128], "kv_heads": [1, 2, 4]}, "gconv": {"kernel": [3, 64]},
+      "classes": {"sa": 1, "linattn": 1, "rec": 1, "ssm": 1, "gconv": 1, "swiglu": 1, "moe": 1, "deltanet": 1},
+      "sa": {"window": [0, 128], "kv_heads": [1, 2, 4], "output_gate": [false, true]},
+      "linattn": {"short_conv": [0, 4]}, "deltanet": {"short_conv": [4]}, "gconv": {"kernel": [3, 64]},
       "rec": {"expansion": 1.3333}, "swiglu": {"expansion": [2.6667, 3]},
       "ssm": {"d_state": [16, 64], "form": ["mamba1", "mamba2"], "head_dim": [64]}})");
   for (const auto& name : preset_names()) {

@@ -35,7 +35,9 @@ TEST_CASE("presets have the structure their names promise") {
   CHECK(summary(preset("striped-mamba", 128, 4)) ==
         "d128 L8 | ssm(x2,n16,k4) swiglu ssm(x2,n16,k4) swiglu ssm(x2,n16,k4) swiglu sa(4,kv4) swiglu");
   CHECK(summary(preset("lfm2", 128, 3)) == "d128 L6 | gconv3 swiglu gconv3 swiglu sa(4,kv2) swiglu");
-  CHECK(summary(preset("linear-transformer", 64, 1)) == "d64 L2 | linattn(2) swiglu");
+  CHECK(summary(preset("linear-transformer", 64, 1)) == "d64 L2 | linattn(2,c4) swiglu");
+  CHECK(summary(preset("gated-deltanet-hybrid", 128, 4)) ==
+        "d128 L8 | gdn(4,c4) swiglu gdn(4,c4) swiglu gdn(4,c4) swiglu sa(4,kv4,og) swiglu");
   CHECK(summary(preset("hyena-like", 128, 1)) == "d128 L2 | gconv64 swiglu");
   CHECK_THROWS_AS(preset("gpt", 128, 4), InputError);
   CHECK_THROWS_AS(preset("transformer", 100, 4), InputError);
@@ -82,7 +84,10 @@ TEST_CASE("decode states follow the class formulas") {
   ModelSpec l = decode(preset("lfm2", 128, 1));
   CHECK(l.slots[0].ops[0].state.fixed_elements == 2 * 128);
   ModelSpec la = decode(preset("linear-transformer", 128, 1));
-  CHECK(la.slots[0].ops[0].state.fixed_elements == 4 * 32 * 32);
+  CHECK(la.slots[0].ops[0].state.fixed_elements ==
+        4 * 32 * 32 + 3 * 3 * 128);  // state + q, k, v conv history
+  ModelSpec gdn = decode(preset("gated-deltanet-hybrid", 128, 4));
+  CHECK(gdn.slots[0].ops[0].state.fixed_elements == 4 * 32 * 32 + 3 * 3 * 128);
   CHECK(la.slots[1].ops[0].state.elements(100) == 0);
 }
 

@@ -109,6 +109,17 @@ def ssd_loop(x, dt, A, B, C):
         out.append((H * C[:, t, None, None]).sum(-1))
     return torch.stack(out, dim=1)
 
+def delta_rule_loop(q, k, v, log_alpha, beta):
+    """The paper's form: S_t = alpha_t S_{t-1} (I - beta_t k_t k_t^T) + beta_t v_t k_t^T, o_t = S_t q_t."""
+    S, out = torch.zeros(q.shape[:2] + (v.shape[-1], q.shape[-1]), dtype=q.dtype), []
+    eye = torch.eye(q.shape[-1], dtype=q.dtype)
+    for t in range(q.shape[2]):
+        kt, b = k[:, :, t], beta[:, :, t, None, None]
+        S = log_alpha[:, :, t, None, None].exp() * S @ (eye - b * kt[..., :, None] * kt[..., None, :])
+        S = S + b * v[:, :, t, :, None] * kt[..., None, :]
+        out.append((S @ q[:, :, t, :, None])[..., 0])
+    return torch.stack(out, dim=2)
+
 
 def parallel_forms_error(module):
     """model.py's parallel forms against loops over time, float64 (37 steps: partial chunks)."""
@@ -125,6 +136,12 @@ def parallel_forms_error(module):
         inputs = (randn(2, 37, 3, 4), rand(2, 37, 3) * 0.5, -rand(3) * 4, randn(2, 37, 5), randn(2, 37, 5))
         chunked = lambda *a: module.chunked_ssd(*a, chunk=8)
         worst = max(worst, against_loop(chunked, ssd_loop, inputs, generator))
+
+    if hasattr(module, "chunked_delta_rule"):
+        k = F.normalize(randn(2, 3, 37, 5), dim=-1)
+        inputs = (randn(2, 3, 37, 5), k, randn(2, 3, 37, 6), F.logsigmoid(randn(2, 3, 37)), rand(2, 3, 37))
+        chunked = lambda *args: module.chunked_delta_rule(*args)[0]
+        worst = max(worst, against_loop(chunked, delta_rule_loop, inputs, generator))
     return worst
 
 

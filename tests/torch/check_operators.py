@@ -99,13 +99,14 @@ class Builder:
                 t = rope(t, k["rope_theta"])
             return t
 
-        qs = [prepare(heads(linear(x, wq[g * H * hd:(g + 1) * H * hd]), H),
+        conv = self.short_conv(op, k)
+        qs = [prepare(heads(conv("q", linear(x, wq[g * H * hd:(g + 1) * H * hd]), g * H * hd), H),
                       self.w(op, "q_norm") if k["qk_norm"] else None) for g in range(groups)]
         if op["feature_source"] is None:
             wk = self.w(op, "wk")
-            ks = [prepare(heads(linear(x, wk[g * KV * hd:(g + 1) * KV * hd]), KV),
+            ks = [prepare(heads(conv("k", linear(x, wk[g * KV * hd:(g + 1) * KV * hd]), g * KV * hd), KV),
                           self.w(op, "k_norm") if k["qk_norm"] else None) for g in range(groups)]
-            v = heads(linear(x, self.w(op, "wv")), KV)
+            v = heads(conv("v", linear(x, self.w(op, "wv")), 0), KV)
             self.features[where] = (ks, v)
         else:
             ks, v = self.features[tuple(op["feature_source"])]
@@ -115,7 +116,20 @@ class Builder:
         else:
             out = att[0]
         B, T = x.shape[:2]
-        return linear(out.reshape(B, T, H * hd), self.w(op, "wo"))
+        out = out.reshape(B, T, H * hd)
+        if k.get("output_gate"):  # gated attention: sigmoid(x W_g^T) multiplies the output before Wo
+            out = out * torch.sigmoid(linear(x, self.w(op, "w_out_gate")))
+        return linear(out, self.w(op, "wo"))
+
+    def short_conv(self, op, k):
+        """conv(name, t, first): the short convolution of projection name (q, k, v) on its channels
+        [first, first + width) (a feature group), or the identity when short_conv is 0."""
+        def conv(name, t, first):
+            if not k.get("short_conv"):
+                return t
+            w = self.w(op, name + "_conv")
+            return self.causal_conv(t, w[first:first + t.shape[-1]])
+        return conv
 
     def linattn(self, op, x, where):
         k = op["linattn"]
@@ -123,11 +137,14 @@ class Builder:
         groups = 2 if op["differential"] else 1
         phi = {"elu_plus_one": lambda t: F.elu(t) + 1.0, "relu": F.relu, "identity": lambda t: t}[k["feature_map"]]
         wq = self.w(op, "wq")
-        qs = [phi(heads(linear(x, wq[g * H * hd:(g + 1) * H * hd]), H)) for g in range(groups)]
+        conv = self.short_conv(op, k)
+        qs = [phi(heads(conv("q", linear(x, wq[g * H * hd:(g + 1) * H * hd]), g * H * hd), H))
+              for g in range(groups)]
         if op["feature_source"] is None:
             wk = self.w(op, "wk")
-            ks = [phi(heads(linear(x, wk[g * H * hd:(g + 1) * H * hd]), H)) for g in range(groups)]
-            v = heads(linear(x, self.w(op, "wv")), H)
+            ks = [phi(heads(conv("k", linear(x, wk[g * H * hd:(g + 1) * H * hd]), g * H * hd), H))
+                  for g in range(groups)]
+            v = heads(conv("v", linear(x, self.w(op, "wv")), 0), H)
             log_alpha = None
             if k["gated"]:
                 z = linear(x, self.w(op, "w_gate")) + self.w(op, "gate_bias")
@@ -279,6 +296,44 @@ class Builder:
         f = counts / (B * T * top_k)  # held constant, as in Switch
         self.aux = self.aux + MOE_AUX_WEIGHT * E * (f * probs.mean(0)).sum()
         return out.reshape(B, T, D)
+
+    def deltanet(self, op, x, where):
+        """Gated DeltaNet in the paper's matrix form, S_t = alpha_t S_{t-1} (I - beta_t k_t k_t^T) +
+        beta_t v_t k_t^T, o_t = S_t q_t (S: d_v x d_k), one token at a time."""
+        k = op["deltanet"]
+        H, hd = k["heads"], k["head_dim"]
+        B, T = x.shape[:2]
+
+        def branch(name, conv):
+            t = linear(x, self.w(op, name))
+            if k["short_conv"]:
+                t = self.causal_conv(t, self.w(op, conv))
+            return heads(F.silu(t), H)  # [B, T, H, hd]
+
+        def l2(t):  # livsearch's l2 norm: t / sqrt(|t|^2 + hd eps)
+            return t / torch.sqrt((t * t).sum(-1, keepdim=True) + hd * self.eps)
+
+        q = l2(branch("wq", "q_conv")) / math.sqrt(hd)
+        kk = l2(branch("wk", "k_conv"))
+        v = branch("wv", "v_conv")
+        beta = torch.sigmoid(linear(x, self.w(op, "w_beta")))  # [B, T, H]
+        if k["gated"]:
+            z = linear(x, self.w(op, "w_alpha")) + self.w(op, "dt_bias")
+            alpha = torch.exp(-torch.exp(self.w(op, "a_log")) * F.softplus(z))
+        else:
+            alpha = torch.ones_like(beta)
+        eye = torch.eye(hd)
+        S = torch.zeros(B, H, hd, hd)
+        rows = []
+        for t in range(T):
+            kt, vt, bt, at = kk[:, t], v[:, t], beta[:, t, :, None, None], alpha[:, t, :, None, None]
+            outer_kk = kt[..., :, None] * kt[..., None, :]
+            S = at * S @ (eye - bt * outer_kk) + bt * vt[..., :, None] * kt[..., None, :]
+            rows.append((S @ q[:, t, ..., None])[..., 0])
+        o = torch.stack(rows, dim=1)  # [B, T, H, hd]
+        o = rmsnorm(o, self.w(op, "o_norm"), self.eps)
+        o = o.reshape(B, T, H * hd) * F.silu(linear(x, self.w(op, "w_out_gate")))
+        return linear(o, self.w(op, "wo"))
 
     def op(self, op, x, where):
         cls = op["class"]

@@ -55,12 +55,15 @@ std::set<std::string> features_of(const genome::Genome& g) {
       if (op.cls == genome::LivClass::linattn) {
         if (op.linattn.gated) seen.insert("gated linattn");
         seen.insert(std::string("linattn ") + genome::to_string(op.linattn.feature_map));
+        if (op.linattn.short_conv > 0) seen.insert("short-conv linattn");
       }
       if (op.cls == genome::LivClass::sa) {
         if (op.sa.window > 0) seen.insert("windowed sa");
         if (op.sa.kv_heads < op.sa.heads) seen.insert("grouped-query sa");
         if (op.sa.qk_norm) seen.insert("qk-norm sa");
         if (!op.sa.rope) seen.insert("sa without RoPE");
+        if (op.sa.short_conv > 0) seen.insert("short-conv sa");
+        if (op.sa.output_gate) seen.insert("output-gated sa");
       }
       if (op.cls == genome::LivClass::moe) seen.insert("moe top-" + std::to_string(op.moe.top_k));
       if (op.cls == genome::LivClass::ssm && op.ssm.form == genome::SsmForm::mamba2)
@@ -71,14 +74,15 @@ std::set<std::string> features_of(const genome::Genome& g) {
 }
 
 std::set<std::string> wanted() {
-  std::set<std::string> out = {"featurizer sharing", "feature sharing sa", "feature sharing linattn",
-                               "gated linattn",      "windowed sa",        "grouped-query sa",
-                               "qk-norm sa",         "sa without RoPE",    "moe top-1",
-                               "moe top-2",          "ssm mamba2",         "differential ssm mamba2"};
+  std::set<std::string> out = {
+      "featurizer sharing", "feature sharing sa", "feature sharing linattn", "gated linattn", "windowed sa",
+      "grouped-query sa",   "qk-norm sa",         "sa without RoPE",         "moe top-1",     "moe top-2",
+      "short-conv sa",      "output-gated sa",    "short-conv linattn",      "ssm mamba2",    "differential ssm mamba2"};
   for (const char* map : {"elu_plus_one", "relu", "identity"}) out.insert(std::string("linattn ") + map);
   for (const auto c : genome::kAllClasses) {
     out.insert(std::string("class ") + genome::to_string(c));
-    if (genome::is_token_mixer(c)) out.insert(std::string("differential ") + genome::to_string(c));
+    if (genome::is_token_mixer(c) && c != genome::LivClass::deltanet)  // deltanet has no differential form
+      out.insert(std::string("differential ") + genome::to_string(c));
   }
   for (const char* f : {"none", "sum", "mean", "gate"}) out.insert(std::string("fusion ") + f);
   return out;
