@@ -96,7 +96,7 @@ run() {
 # gated convolutions. PRESETS and CHECK_CONFIG override the defaults.
 checks() {
   local config=${CHECK_CONFIG:-configs/quick.json} ok=0
-  for preset in ${PRESETS:-transformer griffin striped-mamba lfm2 linear-transformer hyena-like mamba2-hybrid}; do
+  for preset in ${PRESETS:-transformer griffin striped-mamba lfm2 linear-transformer hyena-like mamba2-hybrid gated-deltanet-hybrid}; do
     for device in cuda cpu; do
       "$dist/livsearch" eval --preset "$preset" --config "$config" --device "$device" --format json \
         >"$out/eval-$preset-$device.json" 2>"$out/eval-$preset-$device.err" || ok=1

@@ -37,7 +37,7 @@ std::map<std::string, std::string> finished(const std::filesystem::path& db) {
 
 }  // namespace
 
-TEST_CASE("status, pareto, show and export in a loop never block or fail against a database being written") {
+TEST_CASE("status, pareto, show, export and report in a loop never block or fail against a database being written") {
   const auto alone_db = temp_db("readers_alone.db");
   const auto alone_start = std::chrono::steady_clock::now();
   const auto alone =
@@ -49,9 +49,7 @@ TEST_CASE("status, pareto, show and export in a loop never block or fail against
   const auto db = temp_db("readers.db");
   const auto out_dir = db.parent_path() / "readers_export";
   const std::string d = "'" + db.string() + "'";
-  // Each reader command; {hash} is a genome of the run once one exists. The
-  // HTML report joins this list once `livsearch report` exists:
-  //   "report --db " + d + " --out '" + (out_dir / "report.html").string() + "'"
+  // Each reader command; {hash} is a genome of the run once one exists.
   const std::vector<std::string> readers = {
       "status --db " + d,
       "status --db " + d + " --format json",
@@ -59,6 +57,7 @@ TEST_CASE("status, pareto, show and export in a loop never block or fail against
       "show --db " + d + " {hash}",
       "export --db " + d + " {hash} --format json --out '" + out_dir.string() + "'",
       "export --db " + d + " --pareto --format json --out '" + out_dir.string() + "'",
+      "report --db " + d + " --out '" + (db.parent_path() / "readers_report.html").string() + "'",
   };
   int runs = 0;
   std::map<std::string, int> succeeded;
