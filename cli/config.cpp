@@ -66,6 +66,8 @@ genome::SearchSpace parse_space(const Config& config) {
 void budget_space_by_constraints(Config& config) {
   for (const auto& c : config.search.constraints) {
     if (c.metric != "params" || !c.max) continue;
+    // A maximum beyond any int64 count limits nothing (and would not convert).
+    if (!(*c.max > -9.0e18 && *c.max < 9.0e18)) continue;
     const auto budget = static_cast<int64_t>(*c.max);
     if (config.space.max_params == 0 || budget < config.space.max_params) config.space.max_params = budget;
   }
