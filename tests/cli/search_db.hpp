@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +60,20 @@ inline std::vector<std::vector<std::string>> query_rows(const std::filesystem::p
 // Starts `livsearch search CONFIG --db DB`, waits until `far_enough()` says
 // so (polled every 10 ms, at most five minutes), then kills it with SIGKILL.
 // Returns true when the process was killed mid-run (not finished before).
+// Every finished evaluation of a database: "hash fidelity seed" ->
+// "status perplexity" (what the kill, fault and reader tests compare runs by).
+inline std::map<std::string, std::string> finished_evaluations(const std::filesystem::path& db) {
+  std::map<std::string, std::string> out;
+  for (const auto& row :
+       query_rows(db,
+                  "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || "
+                  "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = e.id "
+                  "AND m.name = 'perplexity'), '-') FROM evaluations e WHERE e.status IN ('ok', "
+                  "'failed')"))
+    out[row[0]] = row[1];
+  return out;
+}
+
 inline bool run_search_and_kill(const std::string& config, const std::filesystem::path& db,
                                 const std::function<bool()>& far_enough) {
   const pid_t child = ::fork();

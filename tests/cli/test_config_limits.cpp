@@ -16,7 +16,8 @@ using livs::test::run_livsearch;
 
 TEST_CASE("a params maximum beyond any integer limits nothing, and check accepts it") {
   namespace fs = std::filesystem;
-  const fs::path folder = fs::temp_directory_path() / ("livsearch_config_limits_" + std::to_string(::getpid()));
+  const fs::path folder =
+      fs::temp_directory_path() / ("livsearch_config_limits_" + std::to_string(::getpid()));
   fs::remove_all(folder);
   fs::create_directories(folder);
   for (const double max : {2.5e116, -2.5e116, 1e19}) {
@@ -26,7 +27,8 @@ TEST_CASE("a params maximum beyond any integer limits nothing, and check accepts
         {"seed", 1},
         {"data", {{"path", std::string(LIVSEARCH_SOURCE_DIR) + "/data/kjv.txt"}}},
         {"model", {{"d_model", 32}, {"layers", 1}, {"context_length", 64}}},
-        {"training", {{"steps", 4}, {"batch_size", 2}, {"seq_len", 32}, {"warmup_steps", 1}, {"eval_tokens", 64}}},
+        {"training",
+         {{"steps", 4}, {"batch_size", 2}, {"seq_len", 32}, {"warmup_steps", 1}, {"eval_tokens", 64}}},
         {"objectives", {"perplexity", "cache_bytes"}},
         {"constraints", {{"params", {{"max", max}}}}},
         {"search", {{"algorithm", "random"}, {"population", 2}, {"generations", 1}}},

@@ -17,6 +17,7 @@
 #include "search_db.hpp"
 #include "search_process.hpp"
 
+using livs::test::finished_evaluations;
 using livs::test::query_rows;
 using livs::test::run_livsearch;
 using livs::test::SearchProcess;
@@ -25,19 +26,6 @@ using livs::test::temp_db;
 namespace {
 
 const std::string kConfig = "tests/cli/tiny_torture_search.json";
-
-// Every finished evaluation: "hash fidelity seed" -> "status perplexity".
-std::map<std::string, std::string> finished(const std::filesystem::path& db) {
-  std::map<std::string, std::string> out;
-  for (const auto& row :
-       query_rows(db,
-                  "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || "
-                  "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = e.id "
-                  "AND m.name = 'perplexity'), '-') FROM evaluations e WHERE e.status IN ('ok', "
-                  "'failed')"))
-    out[row[0]] = row[1];
-  return out;
-}
 
 // (hash, fidelity, seed) finished more than once.
 std::vector<std::vector<std::string>> finished_twice(const std::filesystem::path& db) {
@@ -85,7 +73,7 @@ const std::filesystem::path& whole_run() {
 TEST_CASE(
     "a search killed with SIGKILL at 20 random moments loses nothing and ends as an uninterrupted run") {
   const auto& whole_db = whole_run();
-  const auto whole_finished = finished(whole_db);
+  const auto whole_finished = finished_evaluations(whole_db);
   REQUIRE(whole_finished.size() >= 10);
   // A kill moment: once 0, 1 or 2 more evaluations have finished, then up
   // to 40 ms later, so kills land in startup, re-breeding, training,
@@ -104,7 +92,7 @@ TEST_CASE(
       const auto pause = std::chrono::milliseconds(extra_ms(rng));
       SearchProcess search(kConfig, db, {"--resume"}, log);
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-      while (finished(db).size() < target && search.running() && std::chrono::steady_clock::now() < deadline)
+      while (finished_evaluations(db).size() < target && search.running() && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
       std::this_thread::sleep_for(pause);
       if (search.kill_now()) ++killed_mid_run;
@@ -114,7 +102,7 @@ TEST_CASE(
       REQUIRE(integrity.size() == 1);
       CHECK(integrity[0][0] == "ok");
     }
-    const auto now = finished(db);
+    const auto now = finished_evaluations(db);
     for (const auto& [key, value] : seen) {
       CAPTURE(key);
       REQUIRE(now.count(key) == 1);
@@ -131,7 +119,7 @@ TEST_CASE(
   REQUIRE(resumed.exit_code == 0);
   CHECK(query_rows(db, "PRAGMA integrity_check").at(0).at(0) == "ok");
   CHECK(finished_twice(db).empty());
-  CHECK(finished(db) == whole_finished);
+  CHECK(finished_evaluations(db) == whole_finished);
   CHECK(populations(db) == populations(whole_db));
   CHECK(front(db, "torture_front_killed") == front(whole_db, "torture_front_whole"));
   CHECK(run_status(db) == "finished");
@@ -148,7 +136,7 @@ void stop_and_resume(int signal_number, const std::string& name) {
   {
     SearchProcess search(kConfig, db, {}, log);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-    while (finished(db).size() < 2 && search.running() && std::chrono::steady_clock::now() < deadline)
+    while (finished_evaluations(db).size() < 2 && search.running() && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     REQUIRE(search.running());
     search.signal(signal_number);
@@ -165,18 +153,18 @@ void stop_and_resume(int signal_number, const std::string& name) {
   CHECK(run_status(db) == "interrupted");
   CHECK(query_rows(db, "SELECT id FROM evaluations WHERE status = 'running'").empty());
   CHECK(query_rows(db, "PRAGMA integrity_check").at(0).at(0) == "ok");
-  const auto before = finished(db);
+  const auto before = finished_evaluations(db);
 
   const auto resumed = run_livsearch("search " + kConfig + " --db '" + db.string() + "' --resume", name);
   CAPTURE(resumed.err);
   REQUIRE(resumed.exit_code == 0);
-  const auto after = finished(db);
+  const auto after = finished_evaluations(db);
   for (const auto& [key, value] : before) {
     CAPTURE(key);
     REQUIRE(after.count(key) == 1);
     CHECK(after.at(key) == value);
   }
-  CHECK(after == finished(whole_db));
+  CHECK(after == finished_evaluations(whole_db));
   CHECK(front(db, name + "_front") == front(whole_db, name + "_whole_front"));
   CHECK(run_status(db) == "finished");
 }

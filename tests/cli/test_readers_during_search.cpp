@@ -13,6 +13,7 @@
 #include "search_db.hpp"
 #include "search_process.hpp"
 
+using livs::test::finished_evaluations;
 using livs::test::query_rows;
 using livs::test::run_livsearch;
 using livs::test::SearchProcess;
@@ -23,21 +24,11 @@ namespace {
 // Long enough (a few seconds) for every reader to run many times while it writes.
 const std::string kConfig = "tests/cli/tiny_search.json";
 
-std::map<std::string, std::string> finished(const std::filesystem::path& db) {
-  std::map<std::string, std::string> out;
-  for (const auto& row :
-       query_rows(db,
-                  "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || "
-                  "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = e.id "
-                  "AND m.name = 'perplexity'), '-') FROM evaluations e WHERE e.status IN ('ok', "
-                  "'failed')"))
-    out[row[0]] = row[1];
-  return out;
-}
-
 }  // namespace
 
-TEST_CASE("status, pareto, show, export and report in a loop never block or fail against a database being written") {
+TEST_CASE(
+    "status, pareto, show, export and report in a loop never block or fail against a database being "
+    "written") {
   const auto alone_db = temp_db("readers_alone.db");
   const auto alone_start = std::chrono::steady_clock::now();
   const auto alone =
@@ -97,6 +88,6 @@ TEST_CASE("status, pareto, show, export and report in a loop never block or fail
     CHECK(succeeded[command] >= 1);
   }
   // The readers changed nothing the search computed.
-  CHECK(finished(db) == finished(alone_db));
+  CHECK(finished_evaluations(db) == finished_evaluations(alone_db));
   CHECK(query_rows(db, "PRAGMA integrity_check").at(0).at(0) == "ok");
 }

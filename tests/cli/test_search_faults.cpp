@@ -18,6 +18,7 @@
 #include "search_db.hpp"
 #include "search_process.hpp"
 
+using livs::test::finished_evaluations;
 using livs::test::query_rows;
 using livs::test::run_livsearch;
 using livs::test::SearchProcess;
@@ -35,18 +36,6 @@ struct ScopedEnvironment {
   }
   ~ScopedEnvironment() { ::unsetenv(name.c_str()); }
 };
-
-std::map<std::string, std::string> finished(const std::filesystem::path& db) {
-  std::map<std::string, std::string> out;
-  for (const auto& row :
-       query_rows(db,
-                  "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || "
-                  "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = e.id "
-                  "AND m.name = 'perplexity'), '-') FROM evaluations e WHERE e.status IN ('ok', "
-                  "'failed')"))
-    out[row[0]] = row[1];
-  return out;
-}
 
 }  // namespace
 
@@ -121,20 +110,20 @@ TEST_CASE(
     CHECK(err.find("continue with --resume") != std::string::npos);
   }
   CHECK(query_rows(db, "PRAGMA integrity_check").at(0).at(0) == "ok");
-  const auto before = finished(db);
+  const auto before = finished_evaluations(db);
   CHECK(!before.empty());  // it was stopped mid-run, with work done
-  CHECK(before.size() < finished(whole_db).size());
+  CHECK(before.size() < finished_evaluations(whole_db).size());
 
   const auto resumed =
       run_livsearch("search " + kConfig + " --db '" + db.string() + "' --resume", "disk_resume");
   CAPTURE(resumed.err);
   REQUIRE(resumed.exit_code == 0);
-  const auto after = finished(db);
+  const auto after = finished_evaluations(db);
   for (const auto& [key, value] : before) {
     CAPTURE(key);
     CHECK(after.at(key) == value);
   }
-  CHECK(after == finished(whole_db));
+  CHECK(after == finished_evaluations(whole_db));
 }
 
 TEST_CASE(
@@ -179,7 +168,7 @@ TEST_CASE(
     const auto log = whole_db.parent_path() / "readonly_first.stderr";
     SearchProcess search(kConfig, db, {}, log, as_user);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-    while (finished(db).size() < 2 && search.running() && std::chrono::steady_clock::now() < deadline)
+    while (finished_evaluations(db).size() < 2 && search.running() && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     search.signal(SIGTERM);
     const auto status = search.wait_for(std::chrono::minutes(1));
@@ -188,7 +177,7 @@ TEST_CASE(
     REQUIRE(WIFEXITED(*status));
     REQUIRE(WEXITSTATUS(*status) == 130);
   }
-  const auto before = finished(db);
+  const auto before = finished_evaluations(db);
   REQUIRE(before.size() >= 2);
 
   std::filesystem::permissions(folder,
@@ -202,13 +191,13 @@ TEST_CASE(
   CHECK(err.rfind("error: " + db.string(), 0) == 0);  // one line naming the database
   CHECK(err.find("Permission denied") != std::string::npos);
   CHECK(livs::test::lines_of(err).size() == 1);  // the error alone: nothing was started
-  CHECK(finished(db) == before);
+  CHECK(finished_evaluations(db) == before);
 
   std::filesystem::permissions(folder, std::filesystem::perms::owner_write,
                                std::filesystem::perm_options::add);
   const std::string resumed = run({"--resume"}, "readonly_resumed", code);
   CAPTURE(resumed);
   CHECK(code == 0);
-  CHECK(finished(db) == finished(whole_db));
+  CHECK(finished_evaluations(db) == finished_evaluations(whole_db));
   std::filesystem::remove_all(folder);
 }
