@@ -10,28 +10,29 @@
 #include <algorithm>
 #include <cmath>
 
+#include "evaluator/cpu/conv_taps.hpp"
 #include "evaluator/cpu/cpu_backend.hpp"
 #include "evaluator/cpu/simd.hpp"
 
 namespace livs::evaluator {
 
-namespace {
+namespace cpu_conv {
 
-constexpr int64_t kChannelBlock = 64;
-
-// y[c] = fma(w[c * k + j], x[c], y[c]) over the channels of one row.
 LIVS_CPU_CLONES void tap_row(float* y, const float* w, int64_t k, int64_t j, const float* x,
                              int64_t channels) {
   for (int64_t c = 0; c < channels; ++c) y[c] = std::fma(w[c * k + j], x[c], y[c]);
 }
 
-// dw[c * k + j] += dy[c] * x[c] over channels [c0, c1).
 LIVS_CPU_CLONES void tap_gradient(float* dw, int64_t k, int64_t j, const float* dy, const float* x,
                                   int64_t c0, int64_t c1) {
   for (int64_t c = c0; c < c1; ++c) dw[c * k + j] = std::fma(dy[c], x[c], dw[c * k + j]);
 }
 
-}  // namespace
+}  // namespace cpu_conv
+
+using cpu_conv::kChannelBlock;
+using cpu_conv::tap_gradient;
+using cpu_conv::tap_row;
 
 void CpuBackend::causal_conv_forward(float* y, const float* x, const float* w, const float* bias,
                                      float* state, const ConvShape& s) {

@@ -10,29 +10,21 @@
 #include <cmath>
 #include <vector>
 
+#include "evaluator/cpu/conv_taps.hpp"
 #include "evaluator/cpu/cpu_backend.hpp"
 #include "evaluator/cpu/simd.hpp"
 
 namespace livs::evaluator {
 
-namespace {
+using cpu_conv::kChannelBlock;
+using cpu_conv::tap_gradient;
+using cpu_conv::tap_row;
 
-constexpr int64_t kChannelBlock = 64;
+namespace {
 
 // The gated input b * x~ of one row, channels [0, C).
 LIVS_CPU_CLONES void gated_input_row(float* out, const float* bcx_row, int64_t C) {
   for (int64_t c = 0; c < C; ++c) out[c] = bcx_row[c] * bcx_row[2 * C + c];
-}
-
-// acc[c] = fma(w[c * k + j], x[c], acc[c]) over the channels of one row.
-LIVS_CPU_CLONES void tap_row(float* acc, const float* w, int64_t k, int64_t j, const float* x, int64_t C) {
-  for (int64_t c = 0; c < C; ++c) acc[c] = std::fma(w[c * k + j], x[c], acc[c]);
-}
-
-// dw[c * k + j] += g[c] * x[c] over channels [c0, c1).
-LIVS_CPU_CLONES void tap_gradient(float* dw, int64_t k, int64_t j, const float* g, const float* x, int64_t c0,
-                                  int64_t c1) {
-  for (int64_t c = c0; c < c1; ++c) dw[c * k + j] = std::fma(g[c], x[c], dw[c * k + j]);
 }
 
 // The gated inputs of sequence b, times [t_first, t_last] (t_first may be
