@@ -27,19 +27,14 @@ LIVS_CPU_CLONES void gated_input_row(float* out, const float* bcx_row, int64_t C
   for (int64_t c = 0; c < C; ++c) out[c] = bcx_row[c] * bcx_row[2 * C + c];
 }
 
-// The gated inputs of sequence b, times [t_first, t_last] (t_first may be
-// negative: those rows come from the state, or are zero without one), as
-// rows of C floats.
-void gated_inputs(std::vector<float>& rows, const float* bcx, const float* state, int64_t b, int64_t t_first,
-                  int64_t t_last, int64_t T, int64_t C, int64_t hist) {
-  rows.assign(std::size_t((t_last - t_first + 1) * C), 0.0f);
-  for (int64_t t = t_first; t <= t_last; ++t) {
-    float* r = rows.data() + (t - t_first) * C;
-    if (t >= 0)
-      gated_input_row(r, bcx + (b * T + t) * 3 * C, C);
-    else if (state)
-      std::copy_n(state + (b * hist + hist + t) * C, C, r);
-  }
+// b * x~ of every row, rows x C (formed once, read by every tap).
+std::vector<float> gated_inputs(const float* bcx, int64_t rows, int64_t C) {
+  std::vector<float> bx(std::size_t(rows * C));
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 16), [&](const auto& r) {
+    for (int64_t row = r.begin(); row != r.end(); ++row)
+      gated_input_row(bx.data() + row * C, bcx + row * 3 * C, C);
+  });
+  return bx;
 }
 
 }  // namespace
@@ -47,16 +42,18 @@ void gated_inputs(std::vector<float>& rows, const float* bcx, const float* state
 void CpuBackend::gated_conv_forward(float* out, const float* bcx, const float* w, float* state,
                                     const ConvShape& s) {
   const int64_t C = s.channels, k = s.kernel, T = s.seq, hist = k - 1;
+  const std::vector<float> bx = gated_inputs(bcx, int64_t(s.batch) * T, C);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, int64_t(s.batch) * T, 4), [&](const auto& r) {
-    std::vector<float> window, acc(static_cast<std::size_t>(C));
+    std::vector<float> acc(static_cast<std::size_t>(C));
     for (int64_t row = r.begin(); row != r.end(); ++row) {
       const int64_t b = row / T, t = row % T;
-      gated_inputs(window, bcx, state, b, t - hist, t, T, C, hist);
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t j = 0; j < k; ++j) {
-        const int64_t src = t - hist + j;
-        if (src < 0 && !state) continue;  // zero history adds nothing (as causal_conv_forward skips it)
-        tap_row(acc.data(), w, k, j, window.data() + j * C, C);
+        const int64_t src = t - hist + j;  // negative: the state's history (zero without one, and skipped)
+        if (src >= 0)
+          tap_row(acc.data(), w, k, j, bx.data() + (b * T + src) * C, C);
+        else if (state)
+          tap_row(acc.data(), w, k, j, state + (b * hist + hist + src) * C, C);
       }
       const float* c_row = bcx + row * 3 * C + C;
       for (int64_t c = 0; c < C; ++c) out[row * C + c] = c_row[c] * acc[std::size_t(c)];
@@ -70,10 +67,8 @@ void CpuBackend::gated_conv_forward(float* out, const float* bcx, const float* w
       float* st = state + b * hist * C;
       for (int64_t i = 0; i < hist; ++i) {
         const int64_t src = T + i - hist;
-        if (src >= 0)
-          gated_input_row(st + i * C, bcx + (b * T + src) * 3 * C, C);
-        else
-          std::copy_n(st + (i + T) * C, C, st + i * C);
+        const float* from = src >= 0 ? bx.data() + (b * T + src) * C : st + (i + T) * C;
+        std::copy_n(from, C, st + i * C);
       }
     }
   });
@@ -86,13 +81,12 @@ void CpuBackend::gated_conv_forward(float* out, const float* bcx, const float* w
 void CpuBackend::gated_conv_backward(float* dbcx, float* dw, const float* dout, const float* bcx,
                                      const float* w, const ConvShape& s) {
   const int64_t C = s.channels, k = s.kernel, T = s.seq, hist = k - 1, rows = int64_t(s.batch) * T;
-  std::vector<float> g(std::size_t(rows * C)), bx(std::size_t(rows * C));
+  const std::vector<float> bx = gated_inputs(bcx, rows, C);
+  std::vector<float> g(std::size_t(rows * C));
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 16), [&](const auto& r) {
-    for (int64_t row = r.begin(); row != r.end(); ++row) {
-      const float* in = bcx + row * 3 * C;
-      for (int64_t c = 0; c < C; ++c) g[std::size_t(row * C + c)] = dout[row * C + c] * in[C + c];
-      gated_input_row(bx.data() + row * C, in, C);
-    }
+    for (int64_t row = r.begin(); row != r.end(); ++row)
+      for (int64_t c = 0; c < C; ++c)
+        g[std::size_t(row * C + c)] = dout[row * C + c] * bcx[row * 3 * C + C + c];
   });
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 4), [&](const auto& r) {
     std::vector<float> conv(static_cast<std::size_t>(C)), dbx(static_cast<std::size_t>(C));
