@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,6 +14,27 @@
 #include <vector>
 
 namespace livs::test {
+
+// Sets an environment variable for the scope (each ctest test is its own
+// process), so the commands run meanwhile inherit it.
+struct ScopedEnvironment {
+  std::string name;
+  ScopedEnvironment(std::string n, const std::string& value) : name(std::move(n)) {
+    ::setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnvironment() { ::unsetenv(name.c_str()); }
+  ScopedEnvironment(const ScopedEnvironment&) = delete;
+  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
+};
+
+// A path as one shell word: in single quotes (the tests' paths hold none).
+// Built by append: GCC 12 warns falsely (-Wrestrict) on "'" + path + "'".
+inline std::string shell_quoted(const std::filesystem::path& path) {
+  std::string word = "'";
+  word.append(path.string());
+  word.push_back('\'');
+  return word;
+}
 
 struct CommandResult {
   int exit_code = -1;  // -1 when the process did not exit normally (a crash)

@@ -17,6 +17,7 @@
 namespace fs = std::filesystem;
 using livs::Json;
 using livs::test::run_livsearch;
+using livs::test::shell_quoted;
 
 namespace {
 
@@ -126,10 +127,10 @@ TEST_CASE("export --format pytorch --weights ships a checkpoint, and refuses one
           .find("none.safetensors: no such weights file") != std::string::npos);
   CHECK(refused("'" + genome + "' --format json --weights '" + weights + "'", "export_json_weights")
             .find("--weights: weights are exported with --format pytorch") != std::string::npos);
-  CHECK(refused("'" + dir / "missing.json" + "' --format pytorch", "export_missing_genome")
+  CHECK(refused(shell_quoted(dir / "missing.json") + " --format pytorch", "export_missing_genome")
             .find("missing.json") != std::string::npos);
   CHECK(refused("abc123 --format pytorch", "export_hash_no_db").find("missing --db") != std::string::npos);
-  CHECK(refused("'" + dir / ("saved/" + transformer) + "' --format pytorch", "export_folder")
+  CHECK(refused(shell_quoted(dir / ("saved/" + transformer)) + " --format pytorch", "export_folder")
             .find("a folder, not a genome") != std::string::npos);
   CHECK(
       refused("'" + genome + "' --format pytorch --weights '" + dir / "saved" + "'", "export_weights_folder")

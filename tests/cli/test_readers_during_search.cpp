@@ -1,8 +1,15 @@
 // Readers never block the writer: while a real search writes its database,
-// `status`, `pareto`, `show` and `export` run in a loop against it and every
-// one of them succeeds, none reports "database is locked", and the search
-// ends as it would alone (its exit status and its evaluations). No timing is
-// asserted: the writer's wall time with readers is only logged.
+// `status`, `pareto`, `show`, `export` and `report` run in a loop against it
+// and every one of them succeeds, none reports "database is locked", and the
+// search ends as it would alone (its exit status and its evaluations). No
+// timing is asserted: the writer's wall time with readers is only logged.
+//
+// How long the search writes must not depend on the machine (on a fast one
+// the tiny search ended before every reader had run once): one candidate of
+// the second generation hangs until search.candidate_timeout (8 s) cancels
+// it, so the database holds finished genomes and stays open for writing for
+// at least that long. The run alone has the same fault, so both record the
+// same timeout.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -16,13 +23,15 @@
 using livs::test::finished_evaluations;
 using livs::test::query_rows;
 using livs::test::run_livsearch;
+using livs::test::ScopedEnvironment;
 using livs::test::SearchProcess;
 using livs::test::temp_db;
 
 namespace {
 
-// Long enough (a few seconds) for every reader to run many times while it writes.
-const std::string kConfig = "tests/cli/tiny_search.json";
+const std::string kConfig = "tests/cli/tiny_readers_search.json";
+// Evaluation 7 starts after the first generation's six have finished.
+const std::string kHold = "#7:hang";
 
 }  // namespace
 
@@ -31,8 +40,10 @@ TEST_CASE(
     "written") {
   const auto alone_db = temp_db("readers_alone.db");
   const auto alone_start = std::chrono::steady_clock::now();
-  const auto alone =
-      run_livsearch("search " + kConfig + " --db '" + alone_db.string() + "'", "readers_alone");
+  const auto alone = [&] {
+    ScopedEnvironment hold("LIVSEARCH_FAULT_INJECT", kHold);
+    return run_livsearch("search " + kConfig + " --db '" + alone_db.string() + "'", "readers_alone");
+  }();
   const double alone_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - alone_start).count();
   REQUIRE_MESSAGE(alone.exit_code == 0, alone.err);
@@ -53,7 +64,8 @@ TEST_CASE(
   int runs = 0;
   std::map<std::string, int> succeeded;
   const auto start = std::chrono::steady_clock::now();
-  SearchProcess search(kConfig, db, {}, db.parent_path() / "readers.stderr");
+  SearchProcess search(kConfig, db, {}, db.parent_path() / "readers.stderr",
+                       [] { ::setenv("LIVSEARCH_FAULT_INJECT", kHold.c_str(), 1); });
   while (search.running()) {
     // A reader needs a run (and for some, a genome) to query: until the
     // search has written them, a reader's clear "no run" error is expected.
@@ -83,11 +95,13 @@ TEST_CASE(
   const double with_readers = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   MESSAGE("search alone " << alone_seconds << " s, with " << runs << " reader runs " << with_readers << " s");
   // Every kind of reader ran against the live database at least once.
-  for (const std::string command : {"status", "pareto", "show", "export"}) {
+  for (const std::string command : {"status", "pareto", "show", "export", "report"}) {
     CAPTURE(command);
     CHECK(succeeded[command] >= 1);
   }
   // The readers changed nothing the search computed.
+  const auto held = query_rows(db, "SELECT count(*) FROM evaluations WHERE error LIKE 'timeout:%'");
+  CHECK(held.at(0).at(0) == "1");  // the hold happened, so the readers overlapped the writer
   CHECK(finished_evaluations(db) == finished_evaluations(alone_db));
   CHECK(query_rows(db, "PRAGMA integrity_check").at(0).at(0) == "ok");
 }

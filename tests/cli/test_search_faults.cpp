@@ -22,20 +22,12 @@ using livs::test::finished_evaluations;
 using livs::test::query_rows;
 using livs::test::run_livsearch;
 using livs::test::SearchProcess;
+using livs::test::ScopedEnvironment;
 using livs::test::temp_db;
 
 namespace {
 
 const std::string kConfig = "tests/cli/tiny_faults_search.json";
-
-// Sets an environment variable for the scope (each ctest test is its own process).
-struct ScopedEnvironment {
-  std::string name;
-  ScopedEnvironment(std::string n, const std::string& value) : name(std::move(n)) {
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~ScopedEnvironment() { ::unsetenv(name.c_str()); }
-};
 
 }  // namespace
 
