@@ -1,4 +1,4 @@
-// livsearch finalize --db FILE [--run NAME] [--top N] [--seeds S] [--device D] [--workers N]
+// livsearch finalize --db FILE [--run NAME] [--top N] [--seeds S] [--devices LIST] [--workers N]
 //                    [--save-weights]
 //
 // The final stage of a run that ended without it (stopped by max_evaluations,
@@ -12,6 +12,7 @@
 
 #include "cli/command.hpp"
 #include "cli/config.hpp"
+#include "cli/device_list.hpp"
 #include "cli/run_support.hpp"
 #include "cli/saved_weights.hpp"
 #include "db/store.hpp"
@@ -29,8 +30,10 @@ int run_finalize(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value(""))(
       "top", "finalists from the front (default: the run's search.final.top)", cxxopts::value<int>())(
       "seeds", "seeds per finalist (default: the run's search.final.seeds, or 3)", cxxopts::value<int>())(
-      "d,device", "auto, cpu, cuda or cuda:N", cxxopts::value<std::string>()->default_value("auto"))(
-      "w,workers", "evaluations in flight at once", cxxopts::value<int>()->default_value("1"))(
+      "d,devices", "auto, all (every GPU), cpu, cuda:N or a list cuda:0,cuda:2",
+      cxxopts::value<std::string>()->default_value("auto"))(
+      "device", "the same as --devices", cxxopts::value<std::string>())(
+      "w,workers", "evaluations in flight at once on each device", cxxopts::value<int>()->default_value("1"))(
       "save-weights",
       "keep the trained weights of the replicates this command trains in DB.weights/ (for `livsearch export "
       "--format pytorch`)")("h,help", "show this help");
@@ -58,14 +61,16 @@ int run_finalize(int argc, char** argv) {
       throw InputError("--seeds", "",
                        "expected an integer in [1, 100], got " + std::to_string(settings.final_seeds));
   }
-  const std::string device = resolve_device(args["device"].as<std::string>());
+  const auto devices = resolve_devices(
+      args.count("device") ? args["device"].as<std::string>() : args["devices"].as<std::string>(), "--devices");
+  const std::string device = join_devices(devices);
 
   search::GenomeSearchOptions run_options;
   run_options.run_name = run.name;
   run_options.config_path = config.path;
   run_options.eval_settings = proxies::to_json(eval_settings_of(config));
   run_options.device = device;
-  run_options.workers = workers;
+  run_options.lanes = search::local_lanes(devices, workers);
   run_options.log = log_line;
   run_options.stop_requested = install_stop_handlers();
   std::fprintf(stderr, "finalizing run '%s': top %d of the front and its warm-start members, %d seeds, %s\n",

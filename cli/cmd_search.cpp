@@ -1,42 +1,18 @@
-// livsearch search CONFIG [--db FILE] [--resume] [--device cpu|cuda|cuda:N] [--workers N]
+// livsearch search CONFIG [--db FILE] [--resume] [--devices LIST] [--workers N] [--mpi]
 //
 // Runs the multi-objective architecture search a config describes (search/
 // genome_search.hpp) and logs everything to an SQLite database; --resume
-// continues a run of the same name that was stopped or killed.
-#include <cstdio>
+// continues a run of the same name that was stopped or killed. With several
+// devices, `--workers` lanes on each (search/lanes.hpp); with --mpi, as one
+// rank of an MPI job (cli/search_over_mpi.cpp).
 #include <cxxopts.hpp>
-#include <iostream>
 
 #include "cli/command.hpp"
-#include "cli/config.hpp"
-#include "cli/run_support.hpp"
-#include "cli/saved_weights.hpp"
-#include "common/fault_injection.hpp"
-#include "common/format_number.hpp"
-#include "db/store.hpp"
-#include "genome/decode.hpp"
-#include "proxies/analytic.hpp"
-#include "proxies/evaluate.hpp"
-#include "search/genome_search.hpp"
+#include "cli/device_list.hpp"
+#include "cli/search_run.hpp"
+#include "common/input_error.hpp"
 
 namespace livs::cli {
-
-namespace {
-
-// Everything in the config but the keys that only say how to run (device,
-// whether weights are kept, how long a candidate may run before it counts as
-// hung): a resumed run must match what produced the run, not where it runs,
-// what it leaves on disk or how patient it is (a run whose candidates timed
-// out resumes with a longer search.candidate_timeout).
-Json run_identity(const Config& config) {
-  Json identity = to_json(config);
-  identity.erase("device");
-  if (identity["search"].is_object()) identity["search"].erase("candidate_timeout");
-  if (identity["search"]["final"].is_object()) identity["search"]["final"].erase("save_weights");
-  return identity;
-}
-
-}  // namespace
 
 int run_search(int argc, char** argv) {
   cxxopts::Options options(argv[0],
@@ -45,91 +21,39 @@ int run_search(int argc, char** argv) {
   options.add_options()("config", "the search config (JSON)", cxxopts::value<std::string>())(
       "db", "the database file", cxxopts::value<std::string>()->default_value("livsearch.db"))(
       "resume", "continue the run of the config's name in the database")(
-      "d,device", "cpu, cuda or cuda:N (default: the config's device)", cxxopts::value<std::string>())(
-      "w,workers", "evaluations in flight at once", cxxopts::value<int>()->default_value("1"))(
+      "devices", "where candidates train: auto, all (every GPU), cpu, cuda:N or a list cuda:0,cuda:2 "
+                 "(default: the config's device)",
+                 cxxopts::value<std::string>())(
+      "d,device", "the same as --devices", cxxopts::value<std::string>())(
+      "w,workers", "evaluations in flight at once on each device", cxxopts::value<int>()->default_value("1"))(
+      "mpi", "run as one rank of an MPI job (mpirun -n N livsearch search CONFIG --mpi): rank 0 searches and "
+             "writes the database, every rank trains candidates on its node's GPU or its CPU")(
       "h,help", "show this help");
   options.parse_positional({"config"});
   cxxopts::ParseResult args;
   if (!parse_arguments(options, argc, argv, args)) return 0;
   if (!args.count("config"))
     throw InputError("livsearch search", "", "missing CONFIG (see 'livsearch search --help')");
-  const int workers = args["workers"].as<int>();
-  if (workers < 1 || workers > 1024)
-    throw InputError("--workers", "", "expected an integer in [1, 1024], got " + std::to_string(workers));
+  SearchArguments arguments;
+  arguments.config_path = args["config"].as<std::string>();
+  arguments.db_path = args["db"].as<std::string>();
+  arguments.resume = args.count("resume") > 0;
+  arguments.workers = args["workers"].as<int>();
+  if (arguments.workers < 1 || arguments.workers > 1024)
+    throw InputError("--workers", "",
+                     "expected an integer in [1, 1024], got " + std::to_string(arguments.workers));
+  if (args.count("devices") && args.count("device"))
+    throw InputError("--devices", "", "give --devices or --device, not both");
+  if (args.count("devices")) arguments.devices = args["devices"].as<std::string>();
+  if (args.count("device")) arguments.devices = args["device"].as<std::string>();
 
-  const Config config = load_config(args["config"].as<std::string>());
-  const std::string device =
-      resolve_device(args.count("device") ? args["device"].as<std::string>() : config.device);
-  const proxies::EvalSettings eval_settings = eval_settings_of(config);
-  // The corpus is read and checked now, before the database is touched: a
-  // broken or too-short data file is exit status 2 here, not a run whose
-  // every candidate fails with the same data error.
-  proxies::check_data(eval_settings);
-
-  search::GenomeSearchOptions run_options;
-  run_options.run_name = config.name;
-  run_options.config_path = config.path;
-  run_options.config = run_identity(config);
-  run_options.eval_settings = proxies::to_json(eval_settings);
-  run_options.device = device;
-  run_options.workers = workers;
-  run_options.resume = args.count("resume") > 0;
-  // Called for every genome drawn (thousands per run): the settings it needs
-  // are resolved once here, not parsed per call.
-  run_options.analytic = [seq_len = config.train.seq_len, context = eval_settings.context_length,
-                          dtype_bytes = eval_settings.inference_dtype_bytes](const genome::Genome& genome) {
-    return proxies::analytic_metrics(genome::decode(genome), seq_len, context, dtype_bytes);
-  };
-  run_options.max_params = config.space.max_params;
-  run_options.warm_start = config.warm_start;
-  run_options.log = log_line;
-  run_options.stop_requested = install_stop_handlers();
-  // Tests only: read from the environment, never from a config.
-  if (auto faults = FaultPlan::from_environment(); !faults.empty()) {
-    std::fprintf(stderr, "fault injection (tests only): LIVSEARCH_FAULT_INJECT=%s\n", faults.text().c_str());
-    run_options.faults = std::make_shared<const FaultPlan>(std::move(faults));
-  }
-
-  const std::string db_path = args["db"].as<std::string>();
-  db::Store store(db_path);
-  // The fidelities the candidates train at: one, or rungs with their eta.
-  std::string fidelities;
-  for (const double f : config.search.rungs())
-    fidelities += (fidelities.empty() ? "" : ", ") + format_number(f);
-  fidelities = config.search.fidelities.empty()
-                   ? "fidelity " + fidelities
-                   : "rungs at fidelity " + fidelities + " (eta " + std::to_string(config.search.eta) + ")";
-  run_options.on_run_opened = [&] {
-    std::fprintf(stderr, "run '%s': %s, population %d, %d generations, %s, seed %llu, %s, database %s\n",
-                 config.name.c_str(), search::to_string(config.search.algorithm), config.search.population,
-                 config.search.generations, fidelities.c_str(),
-                 static_cast<unsigned long long>(config.search.seed), device.c_str(), db_path.c_str());
-    if (config.search.final_save_weights)
-      std::fprintf(stderr, "full-fidelity weights are kept in %s\n", weights_folder(db_path).c_str());
-  };
-
-  const search::EvaluateFunction evaluate =
-      config.search.final_save_weights
-          ? evaluate_saving_weights(weights_folder(db_path), config.search.seed, config.search.final_seeds,
-                                    "run " + config.name)
-          : search::EvaluateFunction([](const EvalRequest& request) { return proxies::evaluate(request); });
-  const auto result = search::run_genome_search(config.search, search::genome_operators(config.space),
-                                                evaluate, store, run_options);
-  if (result.stopped) {
-    std::fprintf(stderr,
-                 "stopped after generation %d (%d evaluations run); continue with: livsearch search %s --db "
-                 "%s --resume\n",
-                 result.last_generation, result.evaluations_run, config.path.c_str(), db_path.c_str());
-    return 130;
-  }
-  std::fprintf(
-      stderr,
-      "done: generation %d, %d evaluations run, %d reused, %lld rejected before training, hypervolume %.6f\n",
-      result.last_generation, result.evaluations_run, result.evaluations_reused,
-      static_cast<long long>(result.rejected), result.hypervolume);
-  std::printf("run %s finished; query it with: livsearch pareto --db %s --run %s\n", config.name.c_str(),
-              db_path.c_str(), config.name.c_str());
-  return 0;
+  if (args.count("mpi")) return run_search_over_mpi(arguments);
+  const PreparedSearch prepared = prepare_search(arguments);
+  const auto devices =
+      resolve_devices(prepared.requested_devices, arguments.devices.empty() ? prepared.config.path + ": /device"
+                                                                            : "--devices");
+  return run_prepared_search(prepared, arguments, search::local_lanes(devices, arguments.workers),
+                             join_devices(devices));
 }
 
 }  // namespace livs::cli

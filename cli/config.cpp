@@ -1,5 +1,7 @@
 #include "cli/config.hpp"
 
+#include "cli/device_list.hpp"
+
 #include <cctype>
 #include <filesystem>
 
@@ -126,14 +128,6 @@ proxies::EvalSettings eval_settings_of(const Config& config) {
   return settings;
 }
 
-bool is_valid_device(const std::string& device) {
-  if (device == "auto" || device == "cpu" || device == "cuda") return true;
-  if (device.rfind("cuda:", 0) != 0 || device.size() == 5 || device.size() > 8) return false;
-  for (std::size_t i = 5; i < device.size(); ++i)
-    if (!std::isdigit(static_cast<unsigned char>(device[i]))) return false;
-  return true;
-}
-
 Config load_config(const std::string& path) { return parse_config(parse_json_file(path), path); }
 
 Config parse_config(const Json& document, const std::string& path) {
@@ -154,8 +148,21 @@ Config parse_config(const Json& document, const std::string& path) {
   budget_space_by_constraints(config);
   config.warm_start = resolve_warm_start(config, root);
   if (auto device = root.find("device")) {
-    config.device = device->string();
-    if (!is_valid_device(config.device)) device->fail("\"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
+    // A list is kept in the command line's form, "cuda:0,cuda:2" (cli/device_list.hpp).
+    if (device->value().is_array()) {
+      if (device->size() == 0) device->fail("a device or a non-empty array of devices");
+      config.device.clear();
+      for (std::size_t i = 0; i < device->size(); ++i) {
+        const auto entry = device->index(i);
+        const std::string name = entry.string();
+        if (name == "auto" || name == "all" || name.find(',') != std::string::npos)
+          entry.fail("\"cpu\", \"cuda\" or \"cuda:N\"");
+        config.device += (i ? "," : "") + name;
+      }
+    } else {
+      config.device = device->string();
+    }
+    if (device_list_entries(config.device).empty()) device->fail(kDeviceListForm);
   }
   if (const auto latency = root.find("latency"))
     config.latency = proxies::parse_latency_settings(*latency, config.model.context_length);
@@ -240,7 +247,10 @@ Json to_json(const Config& config) {
     if (search.hypervolume_ideal) hv["ideal"] = point(*search.hypervolume_ideal);
     out["search"]["hypervolume"] = hv;
   }
-  out["device"] = config.device;
+  if (const auto devices = device_list_entries(config.device); devices.size() > 1)
+    out["device"] = devices;
+  else
+    out["device"] = config.device;
   return out;
 }
 

@@ -46,7 +46,9 @@ struct Config {
   // search.initial resolved: presets sized by the model section, genome files
   // read (relative to the config); each checked to fit the data's vocabulary.
   std::vector<search::WarmStart> warm_start;
-  std::string device = "auto";  // "auto" (a GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N"
+  // "auto" (a GPU when there is one, else the CPU), "all", "cpu", "cuda", "cuda:N" or a list
+  // "cuda:0,cuda:2" (the config's array joined): cli/device_list.hpp.
+  std::string device = "auto";
   // "latency": prefill/decode timing (proxies/latency.hpp); absent: not timed.
   std::optional<proxies::LatencySettings> latency;
   // "tasks": synthetic tasks to train and score (proxies/evaluate.hpp, parse_task_section), as written.
@@ -64,8 +66,5 @@ proxies::EvalSettings eval_settings_of(const Config& config);
 
 // The resolved config (defaults filled in, paths resolved), as `livsearch check` prints it.
 Json to_json(const Config& config);
-
-// "auto", "cpu", "cuda" or "cuda:N".
-bool is_valid_device(const std::string& device);
 
 }  // namespace livs::cli

@@ -4,7 +4,7 @@
 #include <csignal>
 #include <cstdio>
 
-#include "evaluator/backend_factory.hpp"
+#include "cli/device_list.hpp"
 
 namespace livs::cli {
 
@@ -20,11 +20,7 @@ extern "C" void request_stop(int signal_number) {
 
 }  // namespace
 
-std::string resolve_device(const std::string& requested) {
-  const std::string device = requested == "auto" ? evaluator::default_device() : requested;
-  evaluator::make_backend(device);  // throws InputError naming a bad or missing device
-  return device;
-}
+std::string resolve_device(const std::string& requested) { return resolve_devices(requested, "device").front(); }
 
 std::function<bool()> install_stop_handlers() {
   std::signal(SIGINT, request_stop);

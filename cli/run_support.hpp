@@ -6,8 +6,10 @@
 
 namespace livs::cli {
 
-// "auto" picks a GPU when this build has CUDA and one is present, else the
-// CPU; an explicit device is checked here, before any work starts.
+// The one device a command that trains one candidate at a time uses
+// (`eval`): "auto" picks a GPU when this build has CUDA and one is present,
+// else the CPU; a list (cli/device_list.hpp) gives its first device. It is
+// checked here, before any work starts.
 std::string resolve_device(const std::string& requested);
 
 // After this, the first SIGINT/SIGTERM makes the returned predicate true (the

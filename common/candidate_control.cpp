@@ -26,6 +26,8 @@ const char* to_string(InjectedFault fault) {
       return "stuck";
     case InjectedFault::device:
       return "device";
+    case InjectedFault::die:
+      return "die";
   }
   return "?";
 }

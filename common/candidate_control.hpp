@@ -24,6 +24,7 @@ enum class InjectedFault {
   hang,    // the first step never ends, but polls the cancellation flag (a cooperative hang)
   stuck,   // the first step never ends and ignores cancellation (a thread stuck in a kernel)
   device,  // the backend's device faults (CUDA: a sticky error that breaks the context)
+  die,     // the process training it is killed (SIGKILL) in its first step: a rank or node lost mid-run
 };
 const char* to_string(InjectedFault fault);
 

@@ -8,14 +8,15 @@
 
 namespace livs {
 
-namespace {
-
-InjectedFault parse_fault(const std::string& name) {
+InjectedFault injected_fault_named(const std::string& name) {
   for (const InjectedFault fault : {InjectedFault::nan, InjectedFault::oom, InjectedFault::throw_,
-                                    InjectedFault::hang, InjectedFault::stuck, InjectedFault::device})
+                                    InjectedFault::hang, InjectedFault::stuck, InjectedFault::device,
+                                    InjectedFault::die})
     if (name == to_string(fault)) return fault;
   return InjectedFault::none;
 }
+
+namespace {
 
 bool all_of(const std::string& text, int (*test)(int)) {
   for (const unsigned char c : text)
@@ -43,11 +44,11 @@ FaultPlan FaultPlan::parse(const std::string& text, const std::string& where) {
       throw InputError(where, place, "expected SELECTOR:FAULT (for example #2:nan or 3fa9c1:hang)");
     const std::string selector = item.substr(0, colon), fault_name = item.substr(colon + 1);
     Rule rule;
-    rule.fault = parse_fault(fault_name);
+    rule.fault = injected_fault_named(fault_name);
     if (rule.fault == InjectedFault::none)
       throw InputError(
           where, place,
-          "expected a fault of nan, oom, throw, hang, stuck or device, got \"" + fault_name + "\"");
+          "expected a fault of nan, oom, throw, hang, stuck, device or die, got \"" + fault_name + "\"");
     if (selector.size() >= 2 && selector[0] == '#' && selector.size() <= 10 &&
         all_of(selector.substr(1), ::isdigit)) {
       rule.index = std::stoll(selector.substr(1));

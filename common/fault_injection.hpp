@@ -11,7 +11,7 @@
 // Each rule is SELECTOR:FAULT. SELECTOR is #N (the N-th evaluation this
 // process starts, counting from 0, in start order) or a prefix of a genome
 // hash (hex, at least 4 characters: every evaluation of that genome). FAULT
-// is one of nan, oom, throw, hang, stuck, device (common/candidate_control.hpp).
+// is one of nan, oom, throw, hang, stuck, device, die (common/candidate_control.hpp).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -19,6 +19,9 @@
 #include "common/candidate_control.hpp"
 
 namespace livs {
+
+// The fault of that name (to_string's inverse); none for any other text.
+InjectedFault injected_fault_named(const std::string& name);
 
 class FaultPlan {
  public:

@@ -1,6 +1,9 @@
 #include "common/sha256.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <vector>
 
 namespace livs {
 
@@ -56,37 +59,76 @@ void compress(uint32_t state[8], const uint8_t block[64]) {
 }
 }  // namespace
 
-std::array<uint8_t, 32> sha256(std::string_view data) {
-  uint32_t state[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                       0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+Sha256::Sha256() : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
+
+void Sha256::update(std::string_view data) {
   const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
   std::size_t n = data.size();
-  std::size_t full = n / 64;
-  for (std::size_t i = 0; i < full; ++i) compress(state, bytes + 64 * i);
+  total_ += n;
+  if (buffered_ > 0) {  // fill the partial block first
+    const std::size_t take = std::min<std::size_t>(64 - buffered_, n);
+    std::memcpy(buffer_ + buffered_, bytes, take);
+    buffered_ += take;
+    bytes += take;
+    n -= take;
+    if (buffered_ < 64) return;
+    compress(state_, buffer_);
+    buffered_ = 0;
+  }
+  for (; n >= 64; bytes += 64, n -= 64) compress(state_, bytes);
+  std::memcpy(buffer_, bytes, n);
+  buffered_ = n;
+}
+
+std::array<uint8_t, 32> Sha256::digest() {
   uint8_t tail[128] = {};
-  std::size_t rest = n - 64 * full;
-  if (rest) std::memcpy(tail, bytes + 64 * full, rest);
-  tail[rest] = 0x80;
-  std::size_t tail_len = rest + 1 + 8 <= 64 ? 64 : 128;
-  uint64_t bits = static_cast<uint64_t>(n) * 8;
+  std::memcpy(tail, buffer_, buffered_);
+  tail[buffered_] = 0x80;
+  const std::size_t tail_len = buffered_ + 1 + 8 <= 64 ? 64 : 128;
+  const uint64_t bits = total_ * 8;
   for (int i = 0; i < 8; ++i) tail[tail_len - 1 - i] = static_cast<uint8_t>(bits >> (8 * i));
-  for (std::size_t off = 0; off < tail_len; off += 64) compress(state, tail + off);
+  for (std::size_t off = 0; off < tail_len; off += 64) compress(state_, tail + off);
   std::array<uint8_t, 32> out{};
   for (int i = 0; i < 8; ++i)
-    for (int j = 0; j < 4; ++j) out[4 * i + j] = static_cast<uint8_t>(state[i] >> (24 - 8 * j));
+    for (int j = 0; j < 4; ++j) out[4 * i + j] = static_cast<uint8_t>(state_[i] >> (24 - 8 * j));
   return out;
 }
 
-std::string sha256_hex(std::string_view data) {
+std::string Sha256::hex_digest() {
   static const char* digits = "0123456789abcdef";
-  auto digest = sha256(data);
+  const auto digest_bytes = digest();
   std::string out;
   out.reserve(64);
-  for (auto b : digest) {
+  for (auto b : digest_bytes) {
     out += digits[b >> 4];
     out += digits[b & 15];
   }
   return out;
+}
+
+std::array<uint8_t, 32> sha256(std::string_view data) {
+  Sha256 hash;
+  hash.update(data);
+  return hash.digest();
+}
+
+std::string sha256_hex(std::string_view data) {
+  Sha256 hash;
+  hash.update(data);
+  return hash.hex_digest();
+}
+
+std::optional<std::string> sha256_file_hex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  Sha256 hash;
+  std::vector<char> chunk(1 << 20);
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    hash.update(std::string_view(chunk.data(), static_cast<std::size_t>(in.gcount())));
+  }
+  if (in.bad()) return std::nullopt;
+  return hash.hex_digest();
 }
 
 }  // namespace livs

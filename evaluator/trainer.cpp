@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <limits>
 #include <new>
@@ -91,7 +92,8 @@ double evaluate(Model& model, const TrainSettings& s, const TokenSequence& valid
 // The faults a test injects into the first training step
 // (common/fault_injection.hpp): a hang polls the cancellation flag like any
 // step does; a stuck step ignores it, as a thread stuck in a kernel would;
-// a device fault is the backend's own (CUDA: a sticky error).
+// a device fault is the backend's own (CUDA: a sticky error); `die` kills
+// the process that trains, wherever that is (an MPI rank, the search).
 void inject_step_fault(Backend& backend) {
   switch (injected_fault()) {
     case InjectedFault::hang:
@@ -103,6 +105,9 @@ void inject_step_fault(Backend& backend) {
       while (true) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     case InjectedFault::device:
       backend.inject_device_fault();
+      break;
+    case InjectedFault::die:
+      std::raise(SIGKILL);
       break;
     default:
       break;

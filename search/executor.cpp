@@ -9,6 +9,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -61,6 +62,7 @@ using Clock = std::chrono::steady_clock;
 // worker still writes into live memory after run_evaluations returned.
 struct Slot {
   EvaluationJob job;
+  std::size_t lane = 0;  // the lane it holds until it returns or is abandoned
   EvalResult result;
   int64_t evaluation_id = 0;
   std::exception_ptr fatal;
@@ -84,17 +86,9 @@ struct Mailbox {
 // pointers, never the executor's stack.
 void run_worker(std::shared_ptr<Slot> slot, std::shared_ptr<const EvaluateFunction> evaluate,
                 std::shared_ptr<Mailbox> mailbox) {
-  try {
+  {
     ScopedCandidateControl control(slot->control);
-    if (slot->control->fault() == InjectedFault::throw_)
-      throw std::runtime_error("injected fault: evaluate threw");
-    slot->result = (*evaluate)(slot->job.request);
-  } catch (const InputError&) {
-    slot->fatal = std::current_exception();  // a bad config fails every candidate: stop the search
-  } catch (const std::exception& e) {
-    slot->result = EvalResult{EvalStatus::failed, {}, e.what(), slot->job.request.device, 0.0};
-  } catch (...) {
-    slot->fatal = std::current_exception();  // not an evaluation failure: let it end the search
+    slot->result = evaluate_guarded(*evaluate, slot->job.request, slot->fatal);
   }
   std::lock_guard lock(mailbox->mutex);
   mailbox->done.push_back(std::move(slot));
@@ -114,14 +108,41 @@ Clock::time_point after(double seconds) {
 
 int abandoned_workers() { return abandoned_worker_count.load(); }
 
+EvalResult evaluate_guarded(const EvaluateFunction& evaluate, const EvalRequest& request,
+                            std::exception_ptr& fatal) {
+  try {
+    if (injected_fault() == InjectedFault::throw_) throw std::runtime_error("injected fault: evaluate threw");
+    return evaluate(request);
+  } catch (const InputError&) {
+    fatal = std::current_exception();  // a bad config fails every candidate: stop the search
+  } catch (const std::exception& e) {
+    return EvalResult{EvalStatus::failed, {}, e.what(), request.device, 0.0};
+  } catch (...) {
+    fatal = std::current_exception();  // not an evaluation failure: let it end the search
+  }
+  return EvalResult{EvalStatus::failed, {}, "", request.device, 0.0};
+}
+
 void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_function, db::Store& store,
                      int64_t run_id, const ExecutorOptions& options) {
   const auto evaluate = std::make_shared<const EvaluateFunction>(evaluate_function);
+  // Each lane's evaluate function (its own, or the executor's) and whether it
+  // is taken; a lane with no device runs each request on its own device.
+  std::vector<Lane> lanes = options.lanes;
+  if (lanes.empty()) lanes.assign(static_cast<std::size_t>(std::max(1, options.workers)), Lane{});
+  std::vector<std::shared_ptr<const EvaluateFunction>> lane_evaluate;
+  for (const auto& lane : lanes)
+    lane_evaluate.push_back(lane.evaluate ? std::make_shared<const EvaluateFunction>(lane.evaluate) : evaluate);
+  std::vector<bool> lane_taken(lanes.size(), false);
+  const auto free_lane = [&]() -> std::optional<std::size_t> {
+    for (std::size_t i = 0; i < lanes.size(); ++i)
+      if (!lane_taken[i]) return i;
+    return std::nullopt;
+  };
   const auto mailbox = std::make_shared<Mailbox>();
   std::vector<std::shared_ptr<Slot>> in_flight;
   std::vector<std::shared_ptr<Slot>> joinable;  // workers that returned, or run: joined at the end
   std::exception_ptr fatal;
-  const std::size_t workers = static_cast<std::size_t>(std::max(1, options.workers));
   auto stop_requested = [&] { return options.stop_requested && options.stop_requested(); };
   // The watchdog and the stop poll wake the loop at least this often.
   constexpr auto kPoll = std::chrono::milliseconds(100);
@@ -181,6 +202,7 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
       } else if (s.control->cancelled() && now >= s.abandon_at) {
         auto abandoned = in_flight[i];
         in_flight.erase(in_flight.begin() + std::ptrdiff_t(i));
+        lane_taken[abandoned->lane] = false;  // its thread goes on alone; the lane takes new work
         --i;
         abandoned->thread.detach();
         abandoned_worker_count.fetch_add(1);
@@ -209,22 +231,28 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
         stopped = true;
         cancel_all_for_stop();
       }
-      while (in_flight.size() < workers && !fatal && !stopped) {
+      while (!fatal && !stopped) {
+        const auto lane = free_lane();
+        if (!lane) break;
         auto job = source.next();
         if (!job) break;
         auto slot = std::make_shared<Slot>();
         slot->job = std::move(*job);
+        slot->lane = *lane;
+        if (!lanes[*lane].device.empty()) slot->job.request.device = lanes[*lane].device;
         const auto& request = slot->job.request;
+        const std::string& where = lanes[*lane].where.empty() ? request.device : lanes[*lane].where;
         const int64_t index = evaluations_started.fetch_add(1);
         slot->control = std::make_shared<CandidateControl>(
             options.faults ? options.faults->fault_for(index, request.genome_hash) : InjectedFault::none);
         slot->evaluation_id = store.begin_evaluation({run_id, request.genome_hash, slot->job.generation,
-                                                      request.fidelity, request.device, request.seed});
+                                                      request.fidelity, where, request.seed});
         if (options.timeout) {
           const double limit = options.timeout->seconds_for(request.fidelity);
           if (limit > 0) slot->deadline = after(limit);
         }
-        slot->thread = std::thread(run_worker, slot, evaluate, mailbox);
+        slot->thread = std::thread(run_worker, slot, lane_evaluate[*lane], mailbox);
+        lane_taken[*lane] = true;
         in_flight.push_back(slot);
       }
       if (in_flight.empty()) break;  // the source is done, or stopping with nothing left running
@@ -243,6 +271,7 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
       const auto position = std::find(in_flight.begin(), in_flight.end(), slot);
       if (position == in_flight.end()) continue;  // an abandoned worker came back late: already recorded
       in_flight.erase(position);
+      lane_taken[slot->lane] = false;
       joinable.push_back(slot);
       ++finished;
       if (slot->fatal) {

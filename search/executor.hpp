@@ -1,6 +1,7 @@
 #pragma once
-// Where evaluations run: worker threads on this machine, at most `workers` in
-// flight (each evaluate call may use its own GPU stream or device). The
+// Where evaluations run: one worker thread per lane (search/lanes.hpp), each
+// lane a device of this process or another MPI rank, filled as they free
+// up (a promotion goes to whichever lane is free first). The
 // database is written from the calling thread only (one writer): every
 // evaluation is begun, heartbeated while it runs and finished as soon as it
 // returns, so a crash loses no finished evaluation.
@@ -17,6 +18,7 @@
 // alive) and the search goes on; abandoned_workers() tells the CLI, which
 // then ends the process without waiting for it.
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -27,10 +29,9 @@
 #include "common/fault_injection.hpp"
 #include "db/store.hpp"
 #include "search/candidate_timeout.hpp"
+#include "search/lanes.hpp"
 
 namespace livs::search {
-
-using EvaluateFunction = std::function<EvalResult(const EvalRequest&)>;
 
 // stop_requested() became true: no new evaluation started, the ones in
 // flight were cancelled (those that finished anyway were stored; the others
@@ -45,6 +46,9 @@ struct EvaluationJob {
 };
 
 struct ExecutorOptions {
+  // Where evaluations run; empty: `workers` lanes, each evaluation on its
+  // request's own device.
+  std::vector<Lane> lanes;
   int workers = 1;
   double heartbeat_seconds = 15.0;
   // Per-evaluation time limit; empty: none. Shared so the default learns
@@ -84,6 +88,14 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate, 
 void run_evaluations(const std::vector<EvaluationJob>& jobs, const EvaluateFunction& evaluate,
                      db::Store& store, int64_t run_id, const ExecutorOptions& options,
                      const std::function<void(std::size_t, const db::EvaluationOutcome&)>& on_finished);
+
+// One evaluation as a worker runs it, under the calling thread's candidate
+// control: the injected `throw` fault, and a candidate's exception, are a
+// failed result with its reason; an InputError (a bad config fails every
+// candidate) or a non-std exception is handed back in `fatal` instead, for
+// the caller to end the search with.
+EvalResult evaluate_guarded(const EvaluateFunction& evaluate, const EvalRequest& request,
+                            std::exception_ptr& fatal);
 
 // Worker threads abandoned in this process because their evaluation could
 // not be stopped (see above). When > 0 the process must not run static

@@ -245,6 +245,7 @@ class GenomeSearchRun {
   ExecutorOptions executor_options() const {
     ExecutorOptions executor;
     executor.workers = options_.workers;
+    executor.lanes = options_.lanes;
     executor.heartbeat_seconds = options_.heartbeat_seconds;
     executor.stop_requested = options_.stop_requested;
     executor.log = options_.log;

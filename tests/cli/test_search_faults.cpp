@@ -69,8 +69,7 @@ TEST_CASE("a malformed LIVSEARCH_FAULT_INJECT is exit status 2 naming the variab
   CHECK(result.exit_code == 2);
   CHECK(result.err ==
         "error: LIVSEARCH_FAULT_INJECT: rule 1 \"#0:explode\": expected a fault of nan, oom, throw, hang, "
-        "stuck or "
-        "device, got \"explode\"\n");
+        "stuck, device or die, got \"explode\"\n");
   CHECK(!std::filesystem::exists(db));
 }
 

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "common/json_reader.hpp"
 #include "common/rng.hpp"
 #include "common/sha256.hpp"
@@ -13,6 +16,23 @@ TEST_CASE("sha256 matches FIPS 180-4 test vectors") {
         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   CHECK(sha256_hex(std::string(1000000, 'a')) ==
         "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST_CASE("sha256 fed in pieces of every size, and of a file, equals the one-shot digest") {
+  std::string text;
+  for (int i = 0; i < 1000; ++i) text += static_cast<char>('a' + (i * 7) % 26);
+  const std::string whole = sha256_hex(text);
+  for (std::size_t piece : {1, 3, 63, 64, 65, 127, 1000}) {
+    Sha256 hash;
+    for (std::size_t at = 0; at < text.size(); at += piece) hash.update(std::string_view(text).substr(at, piece));
+    CAPTURE(piece);
+    CHECK(hash.hex_digest() == whole);
+  }
+  const auto path = std::filesystem::temp_directory_path() / "livsearch_sha256_file.txt";
+  std::ofstream(path, std::ios::binary) << text;
+  CHECK(sha256_file_hex(path.string()) == whole);
+  std::filesystem::remove(path);
+  CHECK_FALSE(sha256_file_hex(path.string()).has_value());
 }
 
 TEST_CASE("rng is deterministic and in range") {
