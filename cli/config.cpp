@@ -162,7 +162,8 @@ Config parse_config(const Json& document, const std::string& path) {
     } else {
       config.device = device->string();
     }
-    if (device_list_entries(config.device).empty()) device->fail(kDeviceListForm);
+    if (const auto problem = device_list_problem(config.device); !problem.empty())
+      device->fail_message("expected " + std::string(kDeviceListForm) + " (" + problem + ")");
   }
   if (const auto latency = root.find("latency"))
     config.latency = proxies::parse_latency_settings(*latency, config.model.context_length);

@@ -59,6 +59,8 @@ std::vector<std::string> device_list_entries(const std::string& text) {
   return std::move(parsed.entries);
 }
 
+std::string device_list_problem(const std::string& text) { return parse_list(text).problem; }
+
 std::vector<std::string> expand_devices(const std::string& requested, const std::string& where) {
   auto parsed = parse_list(requested);
   if (!parsed.problem.empty())

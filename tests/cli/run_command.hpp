@@ -56,15 +56,15 @@ inline std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
-// Runs `livsearch ARGS` in LIVSEARCH_SOURCE_DIR. `tag` keeps the capture files
-// of tests that ctest runs in parallel apart.
-inline CommandResult run_livsearch(const std::string& args, const std::string& tag) {
+// Runs a shell command line in LIVSEARCH_SOURCE_DIR, its output captured.
+// `tag` keeps the capture files of tests that ctest runs in parallel apart.
+inline CommandResult run_command(const std::string& command_line, const std::string& tag) {
   const auto folder = std::filesystem::temp_directory_path() /
                       ("livsearch_cli_test_" + tag + "_" + std::to_string(::getpid()));
   std::filesystem::create_directories(folder);
   const auto out_file = folder / "stdout", err_file = folder / "stderr";
-  const std::string command = "cd '" LIVSEARCH_SOURCE_DIR "' && '" LIVSEARCH_BINARY "' " + args + " >'" +
-                              out_file.string() + "' 2>'" + err_file.string() + "'";
+  const std::string command = "cd '" LIVSEARCH_SOURCE_DIR "' && " + command_line + " >'" + out_file.string() +
+                              "' 2>'" + err_file.string() + "'";
   const int status = std::system(command.c_str());
   CommandResult result;
   if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
@@ -72,6 +72,11 @@ inline CommandResult run_livsearch(const std::string& args, const std::string& t
   result.err = read_file(err_file);
   std::filesystem::remove_all(folder);
   return result;
+}
+
+// Runs `livsearch ARGS` in LIVSEARCH_SOURCE_DIR.
+inline CommandResult run_livsearch(const std::string& args, const std::string& tag) {
+  return run_command("'" LIVSEARCH_BINARY "' " + args, tag);
 }
 
 }  // namespace livs::test

@@ -15,45 +15,12 @@
 #include "common/candidate_control.hpp"
 #include "common/fault_injection.hpp"
 #include "search/executor.hpp"
+#include "search/executor_test_support.hpp"
 
 using namespace livs;
 using namespace livs::search;
 
 namespace {
-
-struct TempStore {
-  std::filesystem::path folder;
-  std::unique_ptr<db::Store> store;
-  int64_t run_id = 0;
-  explicit TempStore(const std::string& name) {
-    folder = std::filesystem::temp_directory_path() /
-             ("livsearch-executor-" + name + "-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(folder);
-    std::filesystem::create_directories(folder);
-    store = std::make_unique<db::Store>((folder / "run.db").string());
-    run_id = store->create_or_open_run("faults", Json::object(), 1).run.id;
-  }
-  ~TempStore() {
-    store.reset();
-    std::error_code ignored;
-    std::filesystem::remove_all(folder, ignored);
-  }
-};
-
-// Jobs for genomes "aaaa0", "aaaa1", ... (registered in the store).
-std::vector<EvaluationJob> jobs(db::Store& store, int count) {
-  std::vector<EvaluationJob> out;
-  for (int i = 0; i < count; ++i) {
-    EvaluationJob job;
-    job.request.genome_hash = "aaaa" + std::to_string(i);
-    job.request.genome = Json::object();
-    job.request.seed = uint64_t(i);
-    job.summary = job.request.genome_hash;
-    store.upsert_genome(job.request.genome_hash, Json::object(), job.summary);
-    out.push_back(job);
-  }
-  return out;
-}
 
 // An evaluation that trains for a few "steps", polling its cancellation
 // flag as the trainer does; genome "aaaa<hang>" never finishes on its own.
