@@ -31,8 +31,8 @@ int run_finalize(int argc, char** argv) {
       "top", "finalists from the front (default: the run's search.final.top)", cxxopts::value<int>())(
       "seeds", "seeds per finalist (default: the run's search.final.seeds, or 3)", cxxopts::value<int>())(
       "d,devices", "auto, all (every GPU), cpu, cuda:N or a list cuda:0,cuda:2",
-      cxxopts::value<std::string>()->default_value("auto"))(
-      "device", "the same as --devices", cxxopts::value<std::string>())(
+      cxxopts::value<std::string>()->default_value("auto"))("device", "the same as --devices",
+                                                            cxxopts::value<std::string>())(
       "w,workers", "evaluations in flight at once on each device", cxxopts::value<int>()->default_value("1"))(
       "save-weights",
       "keep the trained weights of the replicates this command trains in DB.weights/ (for `livsearch export "
@@ -62,7 +62,8 @@ int run_finalize(int argc, char** argv) {
                        "expected an integer in [1, 100], got " + std::to_string(settings.final_seeds));
   }
   const auto devices = resolve_devices(
-      args.count("device") ? args["device"].as<std::string>() : args["devices"].as<std::string>(), "--devices");
+      args.count("device") ? args["device"].as<std::string>() : args["devices"].as<std::string>(),
+      "--devices");
   const std::string device = join_devices(devices);
 
   search::GenomeSearchOptions run_options;

@@ -21,14 +21,15 @@ int run_search(int argc, char** argv) {
   options.add_options()("config", "the search config (JSON)", cxxopts::value<std::string>())(
       "db", "the database file", cxxopts::value<std::string>()->default_value("livsearch.db"))(
       "resume", "continue the run of the config's name in the database")(
-      "devices", "where candidates train: auto, all (every GPU), cpu, cuda:N or a list cuda:0,cuda:2 "
-                 "(default: the config's device)",
-                 cxxopts::value<std::string>())(
-      "d,device", "the same as --devices", cxxopts::value<std::string>())(
+      "devices",
+      "where candidates train: auto, all (every GPU), cpu, cuda:N or a list cuda:0,cuda:2 "
+      "(default: the config's device)",
+      cxxopts::value<std::string>())("d,device", "the same as --devices", cxxopts::value<std::string>())(
       "w,workers", "evaluations in flight at once on each device", cxxopts::value<int>()->default_value("1"))(
-      "mpi", "run as one rank of an MPI job (mpirun -n N livsearch search CONFIG --mpi): rank 0 searches and "
-             "writes the database, every rank trains candidates on its node's GPU or its CPU")(
-      "h,help", "show this help");
+      "mpi",
+      "run as one rank of an MPI job (mpirun -n N livsearch search CONFIG --mpi): rank 0 searches and "
+      "writes the database, every rank trains candidates on its node's GPU or its CPU")("h,help",
+                                                                                        "show this help");
   options.parse_positional({"config"});
   cxxopts::ParseResult args;
   if (!parse_arguments(options, argc, argv, args)) return 0;
@@ -50,8 +51,8 @@ int run_search(int argc, char** argv) {
   if (args.count("mpi")) return run_search_over_mpi(arguments);
   const PreparedSearch prepared = prepare_search(arguments);
   const auto devices =
-      resolve_devices(prepared.requested_devices, arguments.devices.empty() ? prepared.config.path + ": /device"
-                                                                            : "--devices");
+      resolve_devices(prepared.requested_devices,
+                      arguments.devices.empty() ? prepared.config.path + ": /device" : "--devices");
   return run_prepared_search(prepared, arguments, search::local_lanes(devices, arguments.workers),
                              join_devices(devices));
 }

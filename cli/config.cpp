@@ -1,10 +1,9 @@
 #include "cli/config.hpp"
 
-#include "cli/device_list.hpp"
-
 #include <cctype>
 #include <filesystem>
 
+#include "cli/device_list.hpp"
 #include "genome/genome_json.hpp"
 #include "genome/presets.hpp"
 #include "proxies/evaluate.hpp"
@@ -162,8 +161,10 @@ Config parse_config(const Json& document, const std::string& path) {
     } else {
       config.device = device->string();
     }
-    if (const auto problem = device_list_problem(config.device); !problem.empty())
-      device->fail_message("expected " + std::string(kDeviceListForm) + " (" + problem + ")");
+    if (const auto problem = device_list_problem(config.device); !problem.text.empty()) {
+      if (problem.repeated) device->fail_message("expected each device once (" + problem.text + ")");
+      device->fail("\"auto\", \"all\", \"cpu\", \"cuda\", \"cuda:N\" or an array of them");
+    }
   }
   if (const auto latency = root.find("latency"))
     config.latency = proxies::parse_latency_settings(*latency, config.model.context_length);

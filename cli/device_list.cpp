@@ -16,7 +16,8 @@ namespace {
 bool is_single_device(const std::string& device) {
   if (device == "cpu" || device == "cuda") return true;
   if (device.rfind("cuda:", 0) != 0 || device.size() == 5 || device.size() > 8) return false;
-  return std::all_of(device.begin() + 5, device.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return std::all_of(device.begin() + 5, device.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
 }
 
 // "cuda" is cuda:0: the same GPU must not be listed twice under two names.
@@ -25,7 +26,7 @@ std::string canonical(const std::string& device) { return device == "cuda" ? "cu
 // The entries of `text`, or what is wrong with it ("" when nothing is).
 struct ParsedList {
   std::vector<std::string> entries;
-  std::string problem;
+  DeviceListProblem problem;
 };
 
 ParsedList parse_list(const std::string& text) {
@@ -35,13 +36,15 @@ ParsedList parse_list(const std::string& text) {
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = text.find(',', start);
-    const std::string entry = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const std::string entry =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     if (!is_single_device(entry)) {
-      parsed.problem = "\"" + entry + "\" is not cpu, cuda or cuda:N";
+      parsed.problem.text = "\"" + entry + "\" is not cpu, cuda or cuda:N";
       return parsed;
     }
     if (std::find(seen.begin(), seen.end(), canonical(entry)) != seen.end()) {
-      parsed.problem = canonical(entry) + " is listed twice";
+      parsed.problem.text = canonical(entry) + " is listed twice";
+      parsed.problem.repeated = true;
       return parsed;
     }
     seen.push_back(canonical(entry));
@@ -55,18 +58,18 @@ ParsedList parse_list(const std::string& text) {
 
 std::vector<std::string> device_list_entries(const std::string& text) {
   auto parsed = parse_list(text);
-  if (!parsed.problem.empty()) return {};
+  if (!parsed.problem.text.empty()) return {};
   return std::move(parsed.entries);
 }
 
-std::string device_list_problem(const std::string& text) { return parse_list(text).problem; }
+DeviceListProblem device_list_problem(const std::string& text) { return parse_list(text).problem; }
 
 std::vector<std::string> expand_devices(const std::string& requested, const std::string& where) {
   auto parsed = parse_list(requested);
-  if (!parsed.problem.empty())
+  if (!parsed.problem.text.empty())
     throw InputError(where, "",
                      "expected " + std::string(kDeviceListForm) + ", got \"" + requested + "\" (" +
-                         parsed.problem + ")");
+                         parsed.problem.text + ")");
   std::vector<std::string> devices = std::move(parsed.entries);
   if (devices.front() == "auto") {
     devices = {evaluator::default_device()};

@@ -14,8 +14,14 @@ namespace livs::cli {
 // list, a device listed twice).
 std::vector<std::string> device_list_entries(const std::string& text);
 
-// What is wrong with the text as a device list ("cpu is listed twice"); "" when nothing.
-std::string device_list_problem(const std::string& text);
+// What is wrong with the text as a device list: `text` says what ("cpu is
+// listed twice"; "" when nothing), `repeated` whether every entry is a device
+// but one is listed twice.
+struct DeviceListProblem {
+  std::string text;
+  bool repeated = false;
+};
+DeviceListProblem device_list_problem(const std::string& text);
 
 // What the expected form is, for error messages.
 extern const char* const kDeviceListForm;

@@ -20,7 +20,9 @@ extern "C" void request_stop(int signal_number) {
 
 }  // namespace
 
-std::string resolve_device(const std::string& requested) { return resolve_devices(requested, "device").front(); }
+std::string resolve_device(const std::string& requested) {
+  return resolve_devices(requested, "device").front();
+}
 
 std::function<bool()> install_stop_handlers() {
   std::signal(SIGINT, request_stop);

@@ -52,8 +52,9 @@ RankOutcome run_rank(search::mpi::Channel& channel, const SearchArguments& argum
   std::exception_ptr failure;
   try {
     prepared = prepare_search(arguments);
-    const auto devices = expand_devices(prepared->requested_devices,
-                                        arguments.devices.empty() ? prepared->config.path + ": /device" : "--devices");
+    const auto devices =
+        expand_devices(prepared->requested_devices,
+                       arguments.devices.empty() ? prepared->config.path + ": /device" : "--devices");
     hello.device = rank_device(devices, channel.local_rank());
     evaluator::make_backend(hello.device);  // this rank's device works, or the job stops here
     hello.data = mpi::data_fingerprint(data_files(*prepared));
@@ -85,8 +86,8 @@ RankOutcome run_rank(search::mpi::Channel& channel, const SearchArguments& argum
     std::fprintf(stderr, "%s %s x %d", rank.rank ? "," : "", mpi::lane_place(rank).c_str(), rank.lanes);
   std::fprintf(stderr, "\n");
   const auto lanes = ranks->lanes();
-  const int code = run_prepared_search(*prepared, arguments, lanes,
-                                       "mpi, " + std::to_string(channel.size()) + " ranks");
+  const int code =
+      run_prepared_search(*prepared, arguments, lanes, "mpi, " + std::to_string(channel.size()) + " ranks");
   ranks->shutdown();
   return {code, false};
 }

@@ -9,9 +9,9 @@
 namespace livs {
 
 InjectedFault injected_fault_named(const std::string& name) {
-  for (const InjectedFault fault : {InjectedFault::nan, InjectedFault::oom, InjectedFault::throw_,
-                                    InjectedFault::hang, InjectedFault::stuck, InjectedFault::device,
-                                    InjectedFault::die})
+  for (const InjectedFault fault :
+       {InjectedFault::nan, InjectedFault::oom, InjectedFault::throw_, InjectedFault::hang,
+        InjectedFault::stuck, InjectedFault::device, InjectedFault::die})
     if (name == to_string(fault)) return fault;
   return InjectedFault::none;
 }

@@ -59,7 +59,9 @@ void compress(uint32_t state[8], const uint8_t block[64]) {
 }
 }  // namespace
 
-Sha256::Sha256() : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
+Sha256::Sha256()
+    : state_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {
+}
 
 void Sha256::update(std::string_view data) {
   const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());

@@ -19,7 +19,10 @@ build_dir=${BUILD_DIR:-build-gpu}  # BUILD_DIR, GPU_TARGETS and JOBS override th
 out=${OUT:-$PWD/gpu-out}
 
 build() {
+  # No MPI in the staged build: the bare GPU box has no MPI library to load
+  # (LIVSEARCH_MPI=ON stages a binary that needs libmpi there).
   cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+    -DLIVSEARCH_MPI="${LIVSEARCH_MPI:-OFF}" \
     -DCMAKE_BUILD_RPATH='$ORIGIN' -DCMAKE_SKIP_BUILD_RPATH=OFF -DCMAKE_BUILD_WITH_INSTALL_RPATH=OFF >/dev/null
   # Only what runs on the GPU box (the test suite first: it needs the least).
   local targets=(${GPU_TARGETS:-test_gpu livsearch})

@@ -15,6 +15,7 @@ packages=(
   bible-kjv                   # regenerates data/kjv.txt (see data/README.md)
   python3-torch               # the PyTorch cross-check of every operator (tests/torch/)
   chromium                    # renders `livsearch report` pages headless in the tests (tests/browser/)
+  libopenmpi-dev openmpi-bin  # `livsearch search --mpi` over several processes and nodes (search/mpi/)
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

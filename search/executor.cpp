@@ -132,7 +132,8 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
   if (lanes.empty()) lanes.assign(static_cast<std::size_t>(std::max(1, options.workers)), Lane{});
   std::vector<std::shared_ptr<const EvaluateFunction>> lane_evaluate;
   for (const auto& lane : lanes)
-    lane_evaluate.push_back(lane.evaluate ? std::make_shared<const EvaluateFunction>(lane.evaluate) : evaluate);
+    lane_evaluate.push_back(lane.evaluate ? std::make_shared<const EvaluateFunction>(lane.evaluate)
+                                          : evaluate);
   std::vector<bool> lane_taken(lanes.size(), false);
   const auto free_lane = [&]() -> std::optional<std::size_t> {
     for (std::size_t i = 0; i < lanes.size(); ++i)
@@ -245,8 +246,8 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
         const int64_t index = evaluations_started.fetch_add(1);
         slot->control = std::make_shared<CandidateControl>(
             options.faults ? options.faults->fault_for(index, request.genome_hash) : InjectedFault::none);
-        slot->evaluation_id = store.begin_evaluation({run_id, request.genome_hash, slot->job.generation,
-                                                      request.fidelity, where, request.seed});
+        slot->evaluation_id = store.begin_evaluation(
+            {run_id, request.genome_hash, slot->job.generation, request.fidelity, where, request.seed});
         if (options.timeout) {
           const double limit = options.timeout->seconds_for(request.fidelity);
           if (limit > 0) slot->deadline = after(limit);

@@ -55,11 +55,11 @@ struct WarmStart {
 
 struct GenomeSearchOptions {
   std::string run_name;
-  std::string config_path;  // for error messages
-  Json config;              // stored with the run; a resumed run must be given the same
-  Json eval_settings;       // EvalRequest::settings: data, training, objectives, ...
+  std::string config_path;     // for error messages
+  Json config;                 // stored with the run; a resumed run must be given the same
+  Json eval_settings;          // EvalRequest::settings: data, training, objectives, ...
   std::string device = "cpu";  // recorded with the run (and each request's device when `lanes` is empty)
-  int workers = 1;  // evaluations in flight at once (the evaluate function must be thread-safe)
+  int workers = 1;             // evaluations in flight at once (the evaluate function must be thread-safe)
   // Where evaluations run (several GPUs, MPI ranks); empty: `workers` lanes on `device`.
   std::vector<Lane> lanes;
   bool resume = false;  // continue the run of that name; without it an existing run is an error

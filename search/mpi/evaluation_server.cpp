@@ -92,15 +92,16 @@ ServeSummary serve_evaluations(Channel& channel, const EvaluateFunction& evaluat
     if (message->tag == kRequestTag) {
       auto evaluation = std::make_shared<Evaluation>();
       evaluation->ticket = message->body.at("ticket").get<int64_t>();
-      evaluation->control =
-          std::make_shared<CandidateControl>(injected_fault_named(message->body.at("fault").get<std::string>()));
+      evaluation->control = std::make_shared<CandidateControl>(
+          injected_fault_named(message->body.at("fault").get<std::string>()));
       running.push_back(evaluation);
-      evaluation->thread = std::thread(evaluate_one, evaluation, eval_request_from_json(message->body.at("request")),
-                                       evaluate, finished);
+      evaluation->thread = std::thread(
+          evaluate_one, evaluation, eval_request_from_json(message->body.at("request")), evaluate, finished);
     } else if (message->tag == kCancelTag) {
       const int64_t ticket = message->body.at("ticket").get<int64_t>();
       for (auto& evaluation : running)
-        if (evaluation->ticket == ticket) evaluation->control->cancel(message->body.at("reason").get<std::string>());
+        if (evaluation->ticket == ticket)
+          evaluation->control->cancel(message->body.at("reason").get<std::string>());
     }
   }
 

@@ -7,8 +7,8 @@
 namespace livs::search::mpi {
 
 Json to_json(const RankHello& hello) {
-  return Json{{"rank", hello.rank},     {"host", hello.host}, {"device", hello.device},
-              {"lanes", hello.lanes},   {"data", hello.data}, {"error", hello.error}};
+  return Json{{"rank", hello.rank},   {"host", hello.host}, {"device", hello.device},
+              {"lanes", hello.lanes}, {"data", hello.data}, {"error", hello.error}};
 }
 
 RankHello rank_hello_from_json(const Json& json) {

@@ -21,8 +21,8 @@
 using livs::test::finished_evaluations;
 using livs::test::query_rows;
 using livs::test::run_livsearch;
-using livs::test::SearchProcess;
 using livs::test::ScopedEnvironment;
+using livs::test::SearchProcess;
 using livs::test::temp_db;
 
 namespace {
@@ -159,7 +159,8 @@ TEST_CASE(
     const auto log = whole_db.parent_path() / "readonly_first.stderr";
     SearchProcess search(kConfig, db, {}, log, as_user);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-    while (finished_evaluations(db).size() < 2 && search.running() && std::chrono::steady_clock::now() < deadline)
+    while (finished_evaluations(db).size() < 2 && search.running() &&
+           std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     search.signal(SIGTERM);
     const auto status = search.wait_for(std::chrono::minutes(1));

@@ -24,7 +24,8 @@ TEST_CASE("sha256 fed in pieces of every size, and of a file, equals the one-sho
   const std::string whole = sha256_hex(text);
   for (std::size_t piece : {1, 3, 63, 64, 65, 127, 1000}) {
     Sha256 hash;
-    for (std::size_t at = 0; at < text.size(); at += piece) hash.update(std::string_view(text).substr(at, piece));
+    for (std::size_t at = 0; at < text.size(); at += piece)
+      hash.update(std::string_view(text).substr(at, piece));
     CAPTURE(piece);
     CHECK(hash.hex_digest() == whole);
   }

@@ -27,28 +27,31 @@ const std::string kConfig = "tests/cli/tiny_search.json";
 CommandResult mpirun(int ranks, const std::string& livsearch_args, const std::string& tag) {
   ScopedEnvironment root("OMPI_ALLOW_RUN_AS_ROOT", "1");
   ScopedEnvironment confirm("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-  return run_command("'" LIVSEARCH_MPIEXEC "' --oversubscribe --mca btl self,vader -n " + std::to_string(ranks) +
-                         " '" LIVSEARCH_BINARY "' " + livsearch_args,
+  return run_command("'" LIVSEARCH_MPIEXEC "' --oversubscribe --mca btl self,vader -n " +
+                         std::to_string(ranks) + " '" LIVSEARCH_BINARY "' " + livsearch_args,
                      tag);
 }
 
-std::string search_args(const std::filesystem::path& db) { return "search " + kConfig + " --db '" + db.string() + "'"; }
+std::string search_args(const std::filesystem::path& db) {
+  return "search " + kConfig + " --db '" + db.string() + "'";
+}
 
 // What a run computed, without what depends on timing: every evaluation that
 // finished (status, error and every metric but the timed ones) and every
 // generation's population with its ranks and crowding (the front).
 std::map<std::string, std::string> run_contents(const std::filesystem::path& db) {
   std::map<std::string, std::string> out;
+  for (const auto& row : query_rows(
+           db,
+           "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || e.error || ' ' "
+           "|| coalesce((SELECT group_concat(m.name || '=' || quote(m.value), ' ') FROM metrics m WHERE "
+           "m.evaluation_id = e.id AND m.name NOT LIKE '%seconds' AND m.name NOT LIKE '%\\_ms' ESCAPE "
+           "'\\'), '') FROM evaluations e WHERE e.status IN ('ok', 'failed')"))
+    out["evaluation " + row[0]] = row[1];
   for (const auto& row :
        query_rows(db,
-                  "SELECT e.genome_hash || ' ' || e.fidelity || ' ' || e.seed, e.status || ' ' || e.error || ' ' "
-                  "|| coalesce((SELECT group_concat(m.name || '=' || quote(m.value), ' ') FROM metrics m WHERE "
-                  "m.evaluation_id = e.id AND m.name NOT LIKE '%seconds' AND m.name NOT LIKE '%\\_ms' ESCAPE "
-                  "'\\'), '') FROM evaluations e WHERE e.status IN ('ok', 'failed')"))
-    out["evaluation " + row[0]] = row[1];
-  for (const auto& row : query_rows(db,
-                                    "SELECT generation || ' ' || position, genome_hash || ' ' || rank || ' ' || "
-                                    "quote(crowding) FROM population"))
+                  "SELECT generation || ' ' || position, genome_hash || ' ' || rank || ' ' || "
+                  "quote(crowding) FROM population"))
     out["population " + row[0]] = row[1];
   return out;
 }
@@ -76,7 +79,8 @@ TEST_CASE("mpirun -n 3 gives the database contents of one process and of --worke
   REQUIRE(places.size() == 3);
   for (int r = 0; r < 3; ++r) {
     CAPTURE(r);
-    CHECK(places[static_cast<std::size_t>(r)][0].find("(rank " + std::to_string(r) + ")") != std::string::npos);
+    CHECK(places[static_cast<std::size_t>(r)][0].find("(rank " + std::to_string(r) + ")") !=
+          std::string::npos);
   }
 }
 
@@ -131,8 +135,9 @@ TEST_CASE("a rank that cannot use its device or sees other data ends the job wit
   const auto other_data =
       run_command("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 '" LIVSEARCH_MPIEXEC
                   "' --oversubscribe --mca btl self,vader -n 1 '" LIVSEARCH_BINARY "' " +
-                      search_args(db) + " --mpi : -n 1 '" LIVSEARCH_BINARY
-                      "' search tests/mpi/other_data_search.json --db '" + db.string() + "' --mpi",
+                      search_args(db) +
+                      " --mpi : -n 1 '" LIVSEARCH_BINARY "' search tests/mpi/other_data_search.json --db '" +
+                      db.string() + "' --mpi",
                   "mpi_other_data");
   CHECK(other_data.exit_code == 2);
   CHECK_MESSAGE(other_data.err.find("error: --mpi: rank 1 on ") != std::string::npos, other_data.err);
