@@ -57,6 +57,16 @@ std::unique_ptr<Backend> make_backend(const std::string& device) {
 #endif
 }
 
+void make_device_current(const std::string& device) {
+  if (device == "cpu") return;
+  const int index = parse_cuda_index(device);
+#ifdef LIVSEARCH_HAVE_CUDA
+  cuda::set_current_device(index);
+#else
+  (void)index;
+#endif
+}
+
 std::string default_device() { return cuda_device_count() > 0 ? "cuda" : "cpu"; }
 
 }  // namespace livs::evaluator

@@ -17,4 +17,11 @@ std::string default_device();
 // Number of usable CUDA devices (0 without CUDA or without a driver).
 int cuda_device_count();
 
+// Makes the device the calling thread's current CUDA device (nothing for the
+// CPU). A pooled backend is leased by whichever worker thread runs the next
+// evaluation, and CUDA allocates on the thread's current device, which is
+// GPU 0 on a new thread: a backend of cuda:1 must make its device current
+// before it allocates.
+void make_device_current(const std::string& device);
+
 }  // namespace livs::evaluator

@@ -95,6 +95,7 @@ void BackendLease::rebuild_context() {
 }
 
 BackendLease lease_backend(const std::string& device) {
+  make_device_current(device);  // a pooled backend may have been built on another thread
   DeviceUse& use = device_use(device);
   std::shared_lock in_use(use.mutex);  // held while the backend is in use (see rebuild_context)
   if (reuse_enabled()) {

@@ -25,6 +25,8 @@ int visible_device_count() {
   }
   return count;
 }
+
+void set_current_device(int device) { LIVS_CUDA_CHECK(cudaSetDevice(device)); }
 }  // namespace cuda
 
 GemmPrecision gemm_precision_from_environment() {

@@ -23,7 +23,8 @@ struct cublasContext;
 namespace livs::evaluator {
 
 namespace cuda {
-int visible_device_count();  // 0 when there is no driver or no GPU
+int visible_device_count();           // 0 when there is no driver or no GPU
+void set_current_device(int device);  // cudaSetDevice for the calling thread
 }  // namespace cuda
 
 enum class GemmPrecision {

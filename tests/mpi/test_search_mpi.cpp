@@ -22,14 +22,18 @@ namespace {
 
 const std::string kConfig = "tests/cli/tiny_search.json";
 
+// `n` ranks of `livsearch ARGS`, as mpirun's command line names them; two
+// such groups joined by " : " give different ranks different arguments.
+std::string ranks_running(int n, const std::string& livsearch_args) {
+  return "-n " + std::to_string(n) + " '" LIVSEARCH_BINARY "' " + livsearch_args;
+}
+
 // mpirun as these tests need it: root allowed (CI runs as root), more ranks
 // than cores, shared memory between the ranks of this one machine.
-CommandResult mpirun(int ranks, const std::string& livsearch_args, const std::string& tag) {
+CommandResult mpirun(const std::string& ranks, const std::string& tag) {
   ScopedEnvironment root("OMPI_ALLOW_RUN_AS_ROOT", "1");
   ScopedEnvironment confirm("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-  return run_command("'" LIVSEARCH_MPIEXEC "' --oversubscribe --mca btl self,vader -n " +
-                         std::to_string(ranks) + " '" LIVSEARCH_BINARY "' " + livsearch_args,
-                     tag);
+  return run_command("'" LIVSEARCH_MPIEXEC "' --oversubscribe --mca btl self,vader " + ranks, tag);
 }
 
 std::string search_args(const std::filesystem::path& db) {
@@ -66,7 +70,7 @@ TEST_CASE("mpirun -n 3 gives the database contents of one process and of --worke
   REQUIRE_MESSAGE(one.exit_code == 0, one.err);
   const auto three = run_livsearch(search_args(workers) + " --workers 3", "mpi_workers");
   REQUIRE_MESSAGE(three.exit_code == 0, three.err);
-  const auto over_mpi = mpirun(3, search_args(ranks) + " --mpi", "mpi_ranks");
+  const auto over_mpi = mpirun(ranks_running(3, search_args(ranks) + " --mpi"), "mpi_ranks");
   REQUIRE_MESSAGE(over_mpi.exit_code == 0, over_mpi.err);
   CHECK(over_mpi.err.find("MPI: 3 ranks:") != std::string::npos);
 
@@ -94,7 +98,7 @@ TEST_CASE("a rank killed mid-run ends the job, and --resume finishes it with not
   std::map<std::string, std::string> before;
   {
     ScopedEnvironment die("LIVSEARCH_FAULT_INJECT", "#2:die");
-    const auto killed = mpirun(3, search_args(db) + " --mpi", "mpi_killed");
+    const auto killed = mpirun(ranks_running(3, search_args(db) + " --mpi"), "mpi_killed");
     CHECK(killed.exit_code != 0);
   }
   const auto running = query_rows(db, "SELECT device FROM evaluations WHERE status = 'running'");
@@ -105,7 +109,7 @@ TEST_CASE("a rank killed mid-run ends the job, and --resume finishes it with not
   const auto finished_before = run_contents(db);
 
   // Resumed on another number of ranks: what finished stays, the rest runs.
-  const auto resumed = mpirun(2, search_args(db) + " --mpi --resume", "mpi_resumed");
+  const auto resumed = mpirun(ranks_running(2, search_args(db) + " --mpi --resume"), "mpi_resumed");
   REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.err);
   const auto after = run_contents(db);
   for (const auto& [key, value] : finished_before) {
@@ -120,12 +124,9 @@ TEST_CASE("a rank killed mid-run ends the job, and --resume finishes it with not
 TEST_CASE("a rank that cannot use its device or sees other data ends the job with an error naming it") {
   const auto db = temp_db("mpi_bad_rank.db");
   // Rank 1 asks for a GPU this machine (or this build) does not have.
-  const auto no_gpu =
-      run_command("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 '" LIVSEARCH_MPIEXEC
-                  "' --oversubscribe --mca btl self,vader -n 1 '" LIVSEARCH_BINARY "' " +
-                      search_args(db) + " --mpi : -n 1 '" LIVSEARCH_BINARY "' " + search_args(db) +
-                      " --mpi --devices cuda:7",
-                  "mpi_no_gpu");
+  const auto no_gpu = mpirun(ranks_running(1, search_args(db) + " --mpi") + " : " +
+                                 ranks_running(1, search_args(db) + " --mpi --devices cuda:7"),
+                             "mpi_no_gpu");
   CHECK(no_gpu.exit_code == 2);
   CHECK_MESSAGE(no_gpu.err.find("error: --mpi: rank 1 on ") != std::string::npos, no_gpu.err);
   CHECK(no_gpu.err.find("cuda:7") != std::string::npos);
@@ -133,12 +134,9 @@ TEST_CASE("a rank that cannot use its device or sees other data ends the job wit
 
   // Rank 1 reads another data file than rank 0's.
   const auto other_data =
-      run_command("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 '" LIVSEARCH_MPIEXEC
-                  "' --oversubscribe --mca btl self,vader -n 1 '" LIVSEARCH_BINARY "' " +
-                      search_args(db) +
-                      " --mpi : -n 1 '" LIVSEARCH_BINARY "' search tests/mpi/other_data_search.json --db '" +
-                      db.string() + "' --mpi",
-                  "mpi_other_data");
+      mpirun(ranks_running(1, search_args(db) + " --mpi") + " : " +
+                 ranks_running(1, "search tests/mpi/other_data_search.json --db '" + db.string() + "' --mpi"),
+             "mpi_other_data");
   CHECK(other_data.exit_code == 2);
   CHECK_MESSAGE(other_data.err.find("error: --mpi: rank 1 on ") != std::string::npos, other_data.err);
   CHECK(other_data.err.find("where rank 0 has") != std::string::npos);
