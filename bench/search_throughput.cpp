@@ -1,5 +1,6 @@
-// bench/search_throughput: candidates per minute on one device when several
-// candidates train at once (issue 15, item 2).
+// bench/search_throughput: candidates per minute when several candidates
+// train at once on one device (issue 15, item 2), and on several GPUs
+// (issue 20's scaling table: --gpus).
 //
 // A search with `--workers N` runs N evaluations in flight, each on its own
 // thread with its own backend (on the GPU: its own CUDA stream, cuBLAS handle
@@ -7,7 +8,10 @@
 // is where search throughput comes from. This program times exactly that
 // path: a fixed list of candidates, each trained and scored by
 // proxies::evaluate() (what the search calls), with N threads taking the next
-// candidate as they free up, for each N of --workers.
+// candidate as they free up, for each N of --workers. With --gpus G1,G2,...
+// each row runs N lanes on each of the first G GPUs (lanes interleaved, as
+// `livsearch search --devices` runs them: search/lanes.hpp), for every G
+// and N.
 //
 // The list: the presets at the config's model size, then genomes sampled
 // from the config's search space (seeded, so the list is the same every run)
@@ -18,10 +22,11 @@
 // start-up or the corpus's tokenisation.
 //
 //   search_throughput [--config bench/search_quality/gpu.json] [--workers 1,2,4,8]
-//                     [--genomes 24] [--device auto] [--seed 1] [--list-only]
+//                     [--genomes 24] [--device auto] [--gpus 1,2,4,8] [--seed 1] [--list-only]
 //
-// Output: one row per worker count (candidates per minute, speed-up over the
-// first row, median and max seconds per candidate, failures) and one
+// Output: one row per GPU count and worker count (candidates per minute,
+// speed-up over the first row, median and max seconds per candidate,
+// failures) and one
 // "JSON {...}" line per row. Numbers go to docs/benchmarks.md, never to a test.
 #include <algorithm>
 #include <atomic>
@@ -40,11 +45,13 @@
 #include "common/evaluate_contract.hpp"
 #include "common/input_error.hpp"
 #include "common/rng.hpp"
+#include "evaluator/backend_factory.hpp"
 #include "genome/decode.hpp"
 #include "genome/genome_json.hpp"
 #include "genome/operators.hpp"
 #include "genome/presets.hpp"
 #include "proxies/evaluate.hpp"
+#include "search/lanes.hpp"
 
 using namespace livs;
 
@@ -142,7 +149,8 @@ std::vector<Candidate> candidate_list(const cli::Config& config, int wanted, uin
 }
 
 struct Row {
-  int workers = 0;
+  int workers = 0;  // per device
+  int devices = 1;
   double wall_seconds = 0.0;
   std::vector<double> candidate_seconds;
   std::vector<double> train_seconds;  // of the candidates that trained; the rest of a candidate's
@@ -163,17 +171,17 @@ EvalRequest request_for(const Candidate& c, const Json& settings, const cli::Con
   return r;
 }
 
-Row run_row(const std::vector<Candidate>& list, int workers, const Json& settings, const cli::Config& config,
-            const std::string& device) {
+// One thread per lane; each takes the next candidate as it frees up.
+Row run_row(const std::vector<Candidate>& list, const std::vector<search::Lane>& lanes, const Json& settings,
+            const cli::Config& config) {
   Row row;
-  row.workers = workers;
   row.candidate_seconds.assign(list.size(), 0.0);
   std::atomic<std::size_t> next{0};
   std::mutex mutex;
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
-  for (int w = 0; w < workers; ++w)
-    threads.emplace_back([&] {
+  for (const auto& lane : lanes)
+    threads.emplace_back([&, device = lane.device] {
       for (std::size_t i = next++; i < list.size(); i = next++) {
         const EvalResult r = proxies::evaluate(request_for(list[i], settings, config, device));
         std::lock_guard lock(mutex);
@@ -198,7 +206,8 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-std::vector<int> parse_workers(const std::string& text) {
+// A comma-separated list of integers in [1, 64]; `flag` names it in errors.
+std::vector<int> parse_counts(const std::string& text, const std::string& flag) {
   std::vector<int> out;
   std::size_t begin = 0;
   while (begin <= text.size()) {
@@ -212,7 +221,7 @@ std::vector<int> parse_workers(const std::string& text) {
       used = 0;
     }
     if (used != item.size() || item.empty() || n < 1 || n > 64)
-      throw InputError("--workers", "",
+      throw InputError(flag, "",
                        "expected a comma-separated list of integers in [1, 64], got '" + text + "'");
     out.push_back(n);
     begin = comma + 1;
@@ -228,7 +237,9 @@ int run(int argc, char** argv) {
       "workers", "comma-separated worker counts", cxxopts::value<std::string>()->default_value("1,2,4,8"))(
       "genomes", "at least this many candidates (presets first)", cxxopts::value<int>()->default_value("24"))(
       "device", "auto, cpu, cuda or cuda:N (default: the config's)", cxxopts::value<std::string>())(
-      "seed", "seed of the sampled genomes", cxxopts::value<uint64_t>()->default_value("1"))(
+      "gpus", "comma-separated GPU counts: each row uses cuda:0 .. cuda:G-1 (instead of --device)",
+      cxxopts::value<std::string>())("seed", "seed of the sampled genomes",
+                                     cxxopts::value<uint64_t>()->default_value("1"))(
       "list-only", "print the candidate list and stop")("h,help", "this help");
   const auto args = options.parse(argc, argv);
   if (args.count("help")) {
@@ -236,7 +247,16 @@ int run(int argc, char** argv) {
     return 0;
   }
   const cli::Config config = cli::load_config(args["config"].as<std::string>());
-  const std::vector<int> worker_counts = parse_workers(args["workers"].as<std::string>());
+  const std::vector<int> worker_counts = parse_counts(args["workers"].as<std::string>(), "--workers");
+  std::vector<int> gpu_counts;
+  if (args.count("gpus")) {
+    gpu_counts = parse_counts(args["gpus"].as<std::string>(), "--gpus");
+    const int visible = evaluator::cuda_device_count();
+    for (const int g : gpu_counts)
+      if (g > visible)
+        throw InputError("--gpus", "",
+                         std::to_string(g) + " GPUs asked for, this machine has " + std::to_string(visible));
+  }
   const int wanted = args["genomes"].as<int>();
   if (wanted < 1 || wanted > 10000)
     throw InputError("--genomes", "", "expected an integer in [1, 10000], got " + std::to_string(wanted));
@@ -256,36 +276,51 @@ int run(int argc, char** argv) {
   std::fflush(stdout);
   if (args.count("list-only")) return 0;
 
-  const std::string device =
-      cli::resolve_device(args.count("device") ? args["device"].as<std::string>() : config.device);
+  // The device sets of the rows: the --device alone, or the first G GPUs for each G of --gpus.
+  std::vector<std::vector<std::string>> device_sets;
+  if (gpu_counts.empty()) {
+    device_sets.push_back(
+        {cli::resolve_device(args.count("device") ? args["device"].as<std::string>() : config.device)});
+  } else {
+    for (const int g : gpu_counts) {
+      std::vector<std::string> devices;
+      for (int d = 0; d < g; ++d) devices.push_back("cuda:" + std::to_string(d));
+      device_sets.push_back(devices);
+    }
+  }
   const Json settings = proxies::to_json(cli::eval_settings_of(config));
-  // Warm-up: device start-up and the corpus's tokenisation, paid once.
-  proxies::evaluate(request_for(list.front(), settings, config, device));
+  // Warm-up: each device's start-up and the corpus's tokenisation, paid once.
+  for (const auto& device : device_sets.back())
+    proxies::evaluate(request_for(list.front(), settings, config, device));
 
-  std::printf("\n%-8s %12s %10s %10s %12s %12s %14s %7s\n", "workers", "wall s", "cand/min", "speed-up",
-              "median s", "max s", "median train s", "failed");
+  std::printf("\n%-6s %-8s %12s %10s %10s %12s %12s %14s %7s\n", "gpus", "workers", "wall s", "cand/min",
+              "speed-up", "median s", "max s", "median train s", "failed");
   double first_rate = 0.0;
-  for (const int workers : worker_counts) {
-    const Row row = run_row(list, workers, settings, config, device);
-    const double rate = 60.0 * double(list.size()) / row.wall_seconds;
-    if (first_rate == 0.0) first_rate = rate;
-    const double max_s = *std::max_element(row.candidate_seconds.begin(), row.candidate_seconds.end());
-    std::printf("%-8d %12.1f %10.2f %9.2fx %12.2f %12.2f %14.2f %7d\n", workers, row.wall_seconds, rate,
-                rate / first_rate, median(row.candidate_seconds), max_s, median(row.train_seconds),
-                row.failed);
-    for (const auto& e : row.errors) std::printf("  failed: %s\n", e.c_str());
-    Json line = {{"workers", workers},
-                 {"candidates", list.size()},
-                 {"wall_seconds", row.wall_seconds},
-                 {"candidates_per_minute", rate},
-                 {"speedup", rate / first_rate},
-                 {"median_candidate_seconds", median(row.candidate_seconds)},
-                 {"max_candidate_seconds", max_s},
-                 {"median_train_seconds", median(row.train_seconds)},
-                 {"failed", row.failed},
-                 {"device", device}};
-    std::printf("JSON %s\n", line.dump().c_str());
-    std::fflush(stdout);
+  for (const auto& devices : device_sets) {
+    for (const int workers : worker_counts) {
+      Row row = run_row(list, search::local_lanes(devices, workers), settings, config);
+      row.workers = workers;
+      row.devices = static_cast<int>(devices.size());
+      const double rate = 60.0 * double(list.size()) / row.wall_seconds;
+      if (first_rate == 0.0) first_rate = rate;
+      const double max_s = *std::max_element(row.candidate_seconds.begin(), row.candidate_seconds.end());
+      std::printf("%-6d %-8d %12.1f %10.2f %9.2fx %12.2f %12.2f %14.2f %7d\n", row.devices, workers,
+                  row.wall_seconds, rate, rate / first_rate, median(row.candidate_seconds), max_s,
+                  median(row.train_seconds), row.failed);
+      for (const auto& e : row.errors) std::printf("  failed: %s\n", e.c_str());
+      Json line = {{"devices", devices},
+                   {"workers", workers},
+                   {"candidates", list.size()},
+                   {"wall_seconds", row.wall_seconds},
+                   {"candidates_per_minute", rate},
+                   {"speedup", rate / first_rate},
+                   {"median_candidate_seconds", median(row.candidate_seconds)},
+                   {"max_candidate_seconds", max_s},
+                   {"median_train_seconds", median(row.train_seconds)},
+                   {"failed", row.failed}};
+      std::printf("JSON %s\n", line.dump().c_str());
+      std::fflush(stdout);
+    }
   }
   return 0;
 }

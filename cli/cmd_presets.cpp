@@ -2,6 +2,11 @@
 // architectures. Without NAME, one line per preset (name and summary); with
 // NAME, its canonical genome JSON, ready to edit or to pass to `livsearch eval`.
 #include <cstdio>
+// GCC 12 warns falsely (-Wrestrict, GCC bug 105329) inside cxxopts's integer
+// parsing once it is inlined here; the code is the library's, not ours.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wrestrict"
+#endif
 #include <cxxopts.hpp>
 #include <iostream>
 

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/environment_switch.hpp"
 #include "evaluator/backend_factory.hpp"
 
 namespace livs::evaluator {
@@ -17,10 +18,7 @@ namespace {
 constexpr std::size_t kMaxIdlePerDevice = 64;
 
 bool reuse_enabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("LIVSEARCH_REUSE_BACKENDS");
-    return !(value && std::strcmp(value, "0") == 0);
-  }();
+  static const bool enabled = enabled_unless_zero("LIVSEARCH_REUSE_BACKENDS");
   return enabled;
 }
 

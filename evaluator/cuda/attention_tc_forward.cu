@@ -12,6 +12,7 @@
 #include <string>
 #include <type_traits>
 
+#include "common/environment_switch.hpp"
 #include "evaluator/cuda/attention_common.cuh"
 #include "evaluator/cuda/attention_tc.cuh"
 #include "evaluator/cuda/attention_tc_common.cuh"
@@ -162,15 +163,10 @@ void launch_forward(cudaStream_t stream, float* out, float* lse, const float* q,
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
-bool environment_says_off(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr && std::string(value) == "0";
-}
-
 }  // namespace
 
 bool attention_tc_enabled() {
-  static const bool enabled = !environment_says_off("LIVSEARCH_ATTENTION_TC");
+  static const bool enabled = enabled_unless_zero("LIVSEARCH_ATTENTION_TC");
   return enabled;
 }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/environment_switch.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/kernels.hpp"
 
@@ -34,17 +35,7 @@ GemmPrecision gemm_precision_from_environment() {
   return value && std::strcmp(value, "1") == 0 ? GemmPrecision::fp32 : GemmPrecision::bf16;
 }
 
-namespace {
-
-// On unless the variable is "0".
-bool enabled_by_environment(const char* name) {
-  const char* value = std::getenv(name);
-  return !(value && std::strcmp(value, "0") == 0);
-}
-
-}  // namespace
-
-bool cuda_graphs_from_environment() { return enabled_by_environment("LIVSEARCH_CUDA_GRAPHS"); }
+bool cuda_graphs_from_environment() { return enabled_unless_zero("LIVSEARCH_CUDA_GRAPHS"); }
 
 // Allocation is stream-ordered (cudaMallocAsync / cudaFreeAsync from the
 // device's memory pool) unless LIVSEARCH_CUDA_ASYNC_ALLOC=0. cudaFree waits
@@ -56,7 +47,7 @@ CudaBackend::CudaBackend(int device, GemmPrecision precision)
     : device_(device),
       precision_(precision),
       graphs_enabled_(cuda_graphs_from_environment()),
-      async_alloc_(enabled_by_environment("LIVSEARCH_CUDA_ASYNC_ALLOC")) {
+      async_alloc_(enabled_unless_zero("LIVSEARCH_CUDA_ASYNC_ALLOC")) {
   LIVS_CUDA_CHECK(cudaSetDevice(device_));
   try {
     cudaStream_t stream = nullptr;

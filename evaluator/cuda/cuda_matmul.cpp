@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/environment_switch.hpp"
 #include "evaluator/cuda/cuda_backend.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/kernels.hpp"
@@ -36,10 +37,7 @@ namespace {
 constexpr int64_t kConvertMaxDepth = 4096;
 
 bool conversion_enabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("LIVSEARCH_CUDA_GEMM_CONVERT");
-    return !(value && std::strcmp(value, "0") == 0);
-  }();
+  static const bool enabled = enabled_unless_zero("LIVSEARCH_CUDA_GEMM_CONVERT");
   return enabled;
 }
 
