@@ -3,8 +3,9 @@
 // genomes refused before training, the labelled (warm-start) genomes, the best
 // mean of each objective at the highest fidelity, how well each fidelity's
 // ranking of the genomes predicts the next one's (Kendall's tau-b), the
-// genomes per rung and promotions of a search over rungs, the latest
-// hypervolume. Read-only; safe during a search.
+// genomes per rung and promotions of a search over rungs, where the
+// evaluations ran (several GPUs, MPI ranks), the latest hypervolume.
+// Read-only; safe during a search.
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -172,9 +173,12 @@ int run_status(int argc, char** argv) {
   auto evaluations = reader.evaluations(run.id);
   int newest_evaluated_generation = -1;
   std::vector<const db::EvaluationRecord*> running;
+  std::map<std::string, int> finished_on;  // device (and rank, with --mpi) -> evaluations finished there
   for (const auto& e : evaluations) {
     newest_evaluated_generation = std::max(newest_evaluated_generation, e.generation);
     if (e.status == db::EvaluationStatus::running) running.push_back(&e);
+    if (e.status == db::EvaluationStatus::ok || e.status == db::EvaluationStatus::failed)
+      ++finished_on[e.device];
   }
   Candidates candidates = load_candidates(reader, run);
   bool among_feasible = true;
@@ -201,6 +205,7 @@ int run_status(int argc, char** argv) {
                           {"running", counts.running},
                           {"interrupted", counts.interrupted},
                           {"total", counts.total()}};
+    out["devices"] = finished_on;
     out["fidelities"] = Json::array();
     for (const auto& f : fidelities)
       out["fidelities"].push_back({{"fidelity", f.fidelity},
@@ -287,6 +292,13 @@ int run_status(int argc, char** argv) {
                                    [](const db::FidelityCounts& f) { return f.most_seeds > 1; });
   if (fidelities.size() > 1 || several_seeds)
     std::cout << "             " << describe_fidelities(fidelities) << "\n";
+  // Where they ran, when that was more than one place (several GPUs, MPI ranks).
+  if (finished_on.size() > 1) {
+    std::string line;
+    for (const auto& [device, count] : finished_on)
+      line += (line.empty() ? "" : ", ") + device + ": " + std::to_string(count);
+    std::cout << "devices      " << line << "\n";
+  }
   if (!rungs.empty()) std::cout << "rungs        " << describe_rungs(rungs) << " (eta " << goals.eta << ")\n";
   for (const auto& r : stability) std::cout << "rank stability  " << describe_rank_stability(r) << "\n";
   std::size_t stale = 0;

@@ -79,6 +79,11 @@ TEST_CASE("mpirun -n 3 gives the database contents of one process and of --worke
   CHECK(run_contents(workers) == expected);
   CHECK(run_contents(ranks) == expected);
   // Every rank trained some: each evaluation records the rank that ran it.
+  // `status` says where they ran.
+  const auto status = run_livsearch("status --db '" + ranks.string() + "'", "mpi_status");
+  REQUIRE(status.exit_code == 0);
+  CHECK(status.out.find("devices      cpu on ") != std::string::npos);
+  CHECK(status.out.find("(rank 2): ") != std::string::npos);
   const auto places = query_rows(ranks, "SELECT DISTINCT device FROM evaluations ORDER BY device");
   REQUIRE(places.size() == 3);
   for (int r = 0; r < 3; ++r) {
