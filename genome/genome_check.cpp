@@ -1,4 +1,5 @@
 // Structural validity of a genome, independent of any search space.
+#include <cstdint>
 #include <string>
 
 #include "genome/decode.hpp"
@@ -62,10 +63,13 @@ struct Checker {
         range(at + "/expand", op.ssm.expand, 1, 16);
         range(at + "/d_state", op.ssm.d_state, 1, 1024);
         range(at + "/conv_kernel", op.ssm.conv_kernel, 1, 64);
-        if (op.ssm.form == SsmForm::mamba2 && range(at + "/head_dim", op.ssm.head_dim, 1, 1024) &&
-            op.ssm.expand >= 1 && (op.ssm.expand * d) % op.ssm.head_dim != 0)
+        // In 64 bits: a damaged genome's d_model and expand may be out of
+        // range (each reported above) and their product overflow an int.
+        if (const int64_t d_inner = int64_t(op.ssm.expand) * d;
+            op.ssm.form == SsmForm::mamba2 && range(at + "/head_dim", op.ssm.head_dim, 1, 1024) &&
+            op.ssm.expand >= 1 && d_inner % op.ssm.head_dim != 0)
           add(at + "/head_dim", str(op.ssm.head_dim) + " does not divide d_inner = expand * d_model = " +
-                                    str(op.ssm.expand * d));
+                                    std::to_string(d_inner));
         break;
       case LivClass::gconv:
         range(at + "/kernel", op.gconv.kernel, 1, 4096);
