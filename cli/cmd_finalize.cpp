@@ -61,17 +61,19 @@ int run_finalize(int argc, char** argv) {
       throw InputError("--seeds", "",
                        "expected an integer in [1, 100], got " + std::to_string(settings.final_seeds));
   }
-  const auto devices = resolve_devices(
-      args.count("device") ? args["device"].as<std::string>() : args["devices"].as<std::string>(),
-      "--devices");
-  const std::string device = join_devices(devices);
+  const auto lanes =
+      search::local_lanes(resolve_devices(args.count("device") ? args["device"].as<std::string>()
+                                                               : args["devices"].as<std::string>(),
+                                          "--devices"),
+                          workers);
+  const std::string device = search::devices_of(lanes);
 
   search::GenomeSearchOptions run_options;
   run_options.run_name = run.name;
   run_options.config_path = config.path;
   run_options.eval_settings = proxies::to_json(eval_settings_of(config));
   run_options.device = device;
-  run_options.lanes = search::local_lanes(devices, workers);
+  run_options.lanes = lanes;
   run_options.log = log_line;
   run_options.stop_requested = install_stop_handlers();
   std::fprintf(stderr, "finalizing run '%s': top %d of the front and its warm-start members, %d seeds, %s\n",

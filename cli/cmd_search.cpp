@@ -11,6 +11,7 @@
 #include "cli/device_list.hpp"
 #include "cli/search_run.hpp"
 #include "common/input_error.hpp"
+#include "search/lanes.hpp"
 
 namespace livs::cli {
 
@@ -50,11 +51,9 @@ int run_search(int argc, char** argv) {
 
   if (args.count("mpi")) return run_search_over_mpi(arguments);
   const PreparedSearch prepared = prepare_search(arguments);
-  const auto devices =
-      resolve_devices(prepared.requested_devices,
-                      arguments.devices.empty() ? prepared.config.path + ": /device" : "--devices");
-  return run_prepared_search(prepared, arguments, search::local_lanes(devices, arguments.workers),
-                             join_devices(devices));
+  const auto lanes = search::local_lanes(resolve_devices(prepared.requested_devices, prepared.devices_origin),
+                                         arguments.workers);
+  return run_prepared_search(prepared, arguments, lanes, search::devices_of(lanes));
 }
 
 }  // namespace livs::cli

@@ -1,7 +1,6 @@
 #include "cli/device_list.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 #include "common/input_error.hpp"
 #include "evaluator/backend_factory.hpp"
@@ -12,13 +11,6 @@ const char* const kDeviceListForm =
     "\"auto\", \"all\", \"cpu\", \"cuda\", \"cuda:N\" or a comma-separated list of cpu, cuda:N";
 
 namespace {
-
-bool is_single_device(const std::string& device) {
-  if (device == "cpu" || device == "cuda") return true;
-  if (device.rfind("cuda:", 0) != 0 || device.size() == 5 || device.size() > 8) return false;
-  return std::all_of(device.begin() + 5, device.end(),
-                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-}
 
 // "cuda" is cuda:0: the same GPU must not be listed twice under two names.
 std::string canonical(const std::string& device) { return device == "cuda" ? "cuda:0" : device; }
@@ -38,7 +30,7 @@ ParsedList parse_list(const std::string& text) {
     const std::size_t comma = text.find(',', start);
     const std::string entry =
         text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!is_single_device(entry)) {
+    if (!evaluator::is_device_name(entry)) {
       parsed.problem.text = "\"" + entry + "\" is not cpu, cuda or cuda:N";
       return parsed;
     }
@@ -87,15 +79,6 @@ std::vector<std::string> resolve_devices(const std::string& requested, const std
   auto devices = expand_devices(requested, where);
   for (const auto& device : devices) evaluator::make_backend(device);  // throws InputError naming it
   return devices;
-}
-
-std::string join_devices(const std::vector<std::string>& devices) {
-  std::string text;
-  for (const auto& device : devices) {
-    if (!text.empty()) text += ',';
-    text += device;
-  }
-  return text;
 }
 
 }  // namespace livs::cli

@@ -34,7 +34,4 @@ std::vector<std::string> expand_devices(const std::string& requested, const std:
 // InputError naming it before any work starts.
 std::vector<std::string> resolve_devices(const std::string& requested, const std::string& where);
 
-// The list as text again ("cuda:0,cuda:2"): what a run records as its device.
-std::string join_devices(const std::vector<std::string>& devices);
-
 }  // namespace livs::cli

@@ -52,9 +52,7 @@ RankOutcome run_rank(search::mpi::Channel& channel, const SearchArguments& argum
   std::exception_ptr failure;
   try {
     prepared = prepare_search(arguments);
-    const auto devices =
-        expand_devices(prepared->requested_devices,
-                       arguments.devices.empty() ? prepared->config.path + ": /device" : "--devices");
+    const auto devices = expand_devices(prepared->requested_devices, prepared->devices_origin);
     hello.device = rank_device(devices, channel.local_rank());
     evaluator::make_backend(hello.device);  // this rank's device works, or the job stops here
     hello.data = mpi::data_fingerprint(data_files(*prepared));

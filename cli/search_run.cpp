@@ -36,6 +36,7 @@ PreparedSearch prepare_search(const SearchArguments& arguments) {
   prepared.config = load_config(arguments.config_path);
   const Config& config = prepared.config;
   prepared.requested_devices = arguments.devices.empty() ? config.device : arguments.devices;
+  prepared.devices_origin = arguments.devices.empty() ? config.path + ": /device" : "--devices";
   prepared.eval_settings = eval_settings_of(config);
   // The corpus is read and checked now, before the database is touched: a
   // broken or too-short data file is exit status 2 here, not a run whose

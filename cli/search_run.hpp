@@ -25,6 +25,7 @@ struct PreparedSearch {
   Config config;
   proxies::EvalSettings eval_settings;
   std::string requested_devices;  // the flag's, else the config's (cli/device_list.hpp's form)
+  std::string devices_origin;     // which of the two, for errors: "--devices" or "CONFIG: /device"
   search::EvaluateFunction evaluate;
 };
 

@@ -1,6 +1,7 @@
 #include "evaluator/backend_factory.hpp"
 
 #include <cctype>
+#include <optional>
 
 #include "common/input_error.hpp"
 #include "evaluator/cpu/cpu_backend.hpp"
@@ -16,22 +17,30 @@ namespace {
   throw InputError("device", "", "\"" + device + "\": " + message);
 }
 
-// "cuda" -> 0, "cuda:N" -> N; anything else is an error naming the string.
-int parse_cuda_index(const std::string& device) {
+// "cuda" -> 0, "cuda:N" -> N (at most three digits); nullopt for anything else.
+std::optional<int> cuda_index(const std::string& device) {
   if (device == "cuda") return 0;
   const std::string prefix = "cuda:";
   if (device.rfind(prefix, 0) != 0 || device.size() == prefix.size() || device.size() > prefix.size() + 3)
-    device_error(device, "expected cpu, cuda or cuda:N");
+    return std::nullopt;
   int index = 0;
   for (std::size_t i = prefix.size(); i < device.size(); ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(device[i])))
-      device_error(device, "expected cpu, cuda or cuda:N");
+    if (!std::isdigit(static_cast<unsigned char>(device[i]))) return std::nullopt;
     index = index * 10 + (device[i] - '0');
   }
   return index;
 }
 
+// The same, as an error naming the string.
+int parse_cuda_index(const std::string& device) {
+  const auto index = cuda_index(device);
+  if (!index) device_error(device, "expected cpu, cuda or cuda:N");
+  return *index;
+}
+
 }  // namespace
+
+bool is_device_name(const std::string& device) { return device == "cpu" || cuda_index(device).has_value(); }
 
 int cuda_device_count() {
 #ifdef LIVSEARCH_HAVE_CUDA

@@ -11,6 +11,10 @@ namespace livs::evaluator {
 // when this build has no CUDA backend, or when no such GPU exists.
 std::unique_ptr<Backend> make_backend(const std::string& device);
 
+// Whether the string names a device in the form make_backend reads ("cpu",
+// "cuda", "cuda:N"), whether or not this build or machine has it.
+bool is_device_name(const std::string& device);
+
 // "cuda" when this build has the CUDA backend and a GPU is present, else "cpu".
 std::string default_device();
 

@@ -126,22 +126,24 @@ EvalResult evaluate_guarded(const EvaluateFunction& evaluate, const EvalRequest&
 void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_function, db::Store& store,
                      int64_t run_id, const ExecutorOptions& options) {
   const auto evaluate = std::make_shared<const EvaluateFunction>(evaluate_function);
-  // Each lane's evaluate function (its own, or the executor's) and whether it
-  // is taken; a lane with no device runs each request on its own device.
+  // Each lane's evaluate function (its own, or the executor's); a lane with
+  // no device runs each request on its own device.
   std::vector<Lane> lanes = options.lanes;
   if (lanes.empty()) lanes.assign(static_cast<std::size_t>(std::max(1, options.workers)), Lane{});
   std::vector<std::shared_ptr<const EvaluateFunction>> lane_evaluate;
   for (const auto& lane : lanes)
     lane_evaluate.push_back(lane.evaluate ? std::make_shared<const EvaluateFunction>(lane.evaluate)
                                           : evaluate);
-  std::vector<bool> lane_taken(lanes.size(), false);
-  const auto free_lane = [&]() -> std::optional<std::size_t> {
-    for (std::size_t i = 0; i < lanes.size(); ++i)
-      if (!lane_taken[i]) return i;
-    return std::nullopt;
-  };
   const auto mailbox = std::make_shared<Mailbox>();
   std::vector<std::shared_ptr<Slot>> in_flight;
+  // A lane is free when no evaluation in flight holds it (an abandoned one
+  // has left in_flight, so its lane takes new work).
+  const auto free_lane = [&]() -> std::optional<std::size_t> {
+    for (std::size_t i = 0; i < lanes.size(); ++i)
+      if (std::none_of(in_flight.begin(), in_flight.end(), [&](const auto& slot) { return slot->lane == i; }))
+        return i;
+    return std::nullopt;
+  };
   std::vector<std::shared_ptr<Slot>> joinable;  // workers that returned, or run: joined at the end
   std::exception_ptr fatal;
   auto stop_requested = [&] { return options.stop_requested && options.stop_requested(); };
@@ -202,8 +204,7 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
         s.abandon_at = after(s.grace_seconds);
       } else if (s.control->cancelled() && now >= s.abandon_at) {
         auto abandoned = in_flight[i];
-        in_flight.erase(in_flight.begin() + std::ptrdiff_t(i));
-        lane_taken[abandoned->lane] = false;  // its thread goes on alone; the lane takes new work
+        in_flight.erase(in_flight.begin() + std::ptrdiff_t(i));  // its thread goes on alone
         --i;
         abandoned->thread.detach();
         abandoned_worker_count.fetch_add(1);
@@ -253,7 +254,6 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
           if (limit > 0) slot->deadline = after(limit);
         }
         slot->thread = std::thread(run_worker, slot, lane_evaluate[*lane], mailbox);
-        lane_taken[*lane] = true;
         in_flight.push_back(slot);
       }
       if (in_flight.empty()) break;  // the source is done, or stopping with nothing left running
@@ -272,7 +272,6 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
       const auto position = std::find(in_flight.begin(), in_flight.end(), slot);
       if (position == in_flight.end()) continue;  // an abandoned worker came back late: already recorded
       in_flight.erase(position);
-      lane_taken[slot->lane] = false;
       joinable.push_back(slot);
       ++finished;
       if (slot->fatal) {

@@ -25,8 +25,8 @@ struct Lane {
 // so the first evaluations spread over the devices before any doubles up.
 std::vector<Lane> local_lanes(const std::vector<std::string>& devices, int workers);
 
-// The devices of a list of lanes, once each in order of first appearance,
-// joined by commas: what a run records as its device.
+// The places of a list of lanes, once each in order of first appearance,
+// joined by commas ("cuda:0,cuda:2"): what a run records as its device.
 std::string devices_of(const std::vector<Lane>& lanes);
 
 }  // namespace livs::search

@@ -65,8 +65,8 @@ ServeSummary serve_evaluations(Channel& channel, const EvaluateFunction& evaluat
   std::vector<std::shared_ptr<Evaluation>> running;
   ServeSummary summary;
 
-  // Sends what finished and joins its thread.
-  auto send_finished = [&] {
+  // The evaluations that returned since the last call, their threads joined.
+  auto take_finished = [&] {
     std::deque<std::shared_ptr<Evaluation>> done;
     {
       std::lock_guard lock(finished->mutex);
@@ -75,6 +75,13 @@ ServeSummary serve_evaluations(Channel& channel, const EvaluateFunction& evaluat
     for (auto& evaluation : done) {
       evaluation->thread.join();
       std::erase(running, evaluation);
+    }
+    return done;
+  };
+  // Sends what finished; false when nothing had.
+  auto send_finished = [&] {
+    const auto done = take_finished();
+    for (const auto& evaluation : done) {
       channel.send(0, kResultTag, evaluation->reply);
       ++summary.evaluated;
     }
@@ -110,14 +117,7 @@ ServeSummary serve_evaluations(Channel& channel, const EvaluateFunction& evaluat
   for (auto& evaluation : running) evaluation->control->cancel("the search is over");
   const auto give_up = Clock::now() + std::chrono::seconds(5);
   while (!running.empty() && Clock::now() < give_up) {
-    {
-      std::lock_guard lock(finished->mutex);
-      for (auto& evaluation : finished->done) {
-        evaluation->thread.join();
-        std::erase(running, evaluation);
-      }
-      finished->done.clear();
-    }
+    take_finished();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   for (auto& evaluation : running) {
