@@ -61,3 +61,16 @@ def add_lambda(module, size):
 
 def lambda_of(module):
     return getattr(module, "lambda")
+
+
+def short_convolution(module, t, name, convs):
+    """sa's and linattn's short convolution `name` (module.<name>, taps [channels, k]) on a projection's
+    output, the identity when module.short_conv is 0; records its history in `convs` (decode) when that
+    is a dict. causal_conv comes from conv.py, which the export includes whenever a short convolution
+    is on."""
+    if not module.short_conv:
+        return t
+    t, history = causal_conv(t, getattr(module, name), None, None if convs is None else convs.get(name))
+    if convs is not None:
+        convs[name] = history
+    return t

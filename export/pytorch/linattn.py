@@ -79,16 +79,6 @@ class LinearAttention(nn.Module):
                 self.k_conv = fan_in_uniform(self.groups * width, self.short_conv)
                 self.v_conv = fan_in_uniform(width, self.short_conv)
 
-    def convolve(self, t, name, convs):
-        """The short convolution `name` on a projection's output (identity when off); records its history
-        in `convs` (decode) when that is a dict."""
-        if not self.short_conv:
-            return t
-        t, history = causal_conv(t, getattr(self, name), None, None if convs is None else convs.get(name))
-        if convs is not None:
-            convs[name] = history
-        return t
-
     def split_heads(self, t, groups=1):
         """[batch, time, groups * heads * hd] -> [groups, batch, heads, time, hd], float32."""
         batch, time, _ = t.shape
@@ -96,8 +86,9 @@ class LinearAttention(nn.Module):
 
     def features(self, x, convs=None):
         """What a feature sharer reads: k per group, v and the log decay (zeros when not gated)."""
-        k = self.split_heads(self.phi(self.convolve(F.linear(x, self.wk), "k_conv", convs)), self.groups)
-        v = self.split_heads(self.convolve(F.linear(x, self.wv), "v_conv", convs))[0]
+        k = self.split_heads(self.phi(short_convolution(self, F.linear(x, self.wk), "k_conv", convs)),
+                             self.groups)
+        v = self.split_heads(short_convolution(self, F.linear(x, self.wv), "v_conv", convs))[0]
         if self.gated:
             log_alpha = self.split_heads(F.logsigmoid(F.linear(x, self.w_gate) + self.gate_bias))[0]
             log_alpha = log_alpha / GLA_TEMPERATURE
@@ -117,7 +108,8 @@ class LinearAttention(nn.Module):
         return F.linear(out.transpose(1, 2).reshape(batch, time, -1).type_as(x), self.wo)
 
     def forward(self, x, shared=None):
-        q = self.split_heads(self.phi(self.convolve(F.linear(x, self.wq), "q_conv", None)), self.groups)
+        q = self.split_heads(self.phi(short_convolution(self, F.linear(x, self.wq), "q_conv", None)),
+                             self.groups)
         k, v, log_alpha = self.features(x) if self.owns_features else shared
         o = [chunked_linear_attention(q[g], k[g], v, log_alpha) for g in range(self.groups)]
         return self.output(o, x), (k, v, log_alpha)
@@ -131,7 +123,8 @@ class LinearAttention(nn.Module):
             convs = dict(state[1]) if state is not None else {}
             state = state[0] if state is not None else None
             shared = shared[0] if shared is not None else None
-        q = self.split_heads(self.phi(self.convolve(F.linear(x, self.wq), "q_conv", convs)), self.groups)
+        q = self.split_heads(self.phi(short_convolution(self, F.linear(x, self.wq), "q_conv", convs)),
+                             self.groups)
         q = q[:, :, :, 0]
         if self.owns_features:
             k, v, log_alpha = (t[..., 0, :] for t in self.features(x, convs))

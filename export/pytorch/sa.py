@@ -84,21 +84,11 @@ class Attention(nn.Module):
         if self.output_gate:
             self.w_out_gate = normal(hq, d_model)
 
-    def convolve(self, t, name, convs):
-        """The short convolution `name` on a projection's output (identity when off); records its history
-        in `convs` (decode) when that is a dict."""
-        if not self.short_conv:
-            return t
-        t, history = causal_conv(t, getattr(self, name), None, None if convs is None else convs.get(name))
-        if convs is not None:
-            convs[name] = history
-        return t
-
     def project(self, x, weight, heads, gain, positions, conv_name="q_conv", convs=None):
         """q or k: [groups, batch, heads, time, hd], normed and rotated."""
         batch, time, _ = x.shape
-        t = self.convolve(F.linear(x, weight), conv_name, convs).view(batch, time, self.groups, heads,
-                                                                      self.head_dim)
+        t = short_convolution(self, F.linear(x, weight), conv_name, convs)
+        t = t.view(batch, time, self.groups, heads, self.head_dim)
         if self.qk_norm:
             t = rms_norm(t, gain)
         if self.use_rope:
@@ -107,7 +97,7 @@ class Attention(nn.Module):
 
     def values(self, x, convs=None):
         batch, time, _ = x.shape
-        v = self.convolve(F.linear(x, self.wv), "v_conv", convs)
+        v = short_convolution(self, F.linear(x, self.wv), "v_conv", convs)
         return v.view(batch, time, self.kv_heads, self.head_dim).transpose(1, 2)
 
     def output(self, a, x):
