@@ -63,6 +63,19 @@ inline genome::ModelSpec decode_slots(int d_model, std::vector<genome::Slot> slo
 }
 
 // The spec of one operator (the first of the genome's only slot).
+// Short convolutions and gates (sa's, linattn's, deltanet's) make the loss
+// strongly curved at the tests' large weights: their finite differences take
+// a smaller step than the default 1e-2.
+constexpr double kGatedConvFdStep = 3e-3;
+
+// A spec with a small vocabulary (embedding rows cut to match), so that
+// finite differences over whole models stay cheap.
+inline genome::ModelSpec small_vocab(genome::ModelSpec spec, int vocab = 13) {
+  spec.vocab = vocab;
+  spec.weights[0].shape[0] = vocab;
+  return spec;
+}
+
 inline genome::OpSpec op_spec(int d_model, const genome::OpGene& op) {
   return decode_slots(d_model, {striped(op)}).slots[0].ops[0];
 }

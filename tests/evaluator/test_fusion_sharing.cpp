@@ -17,12 +17,6 @@ namespace genome = livs::genome;
 
 namespace {
 
-genome::ModelSpec small_vocab(genome::ModelSpec spec, int vocab = 13) {
-  spec.vocab = vocab;
-  spec.weights[0].shape[0] = vocab;
-  return spec;
-}
-
 genome::OpGene sharing(genome::OpGene op, int slot, int index = 0) {
   op.features = {slot, index};
   return op;

@@ -16,21 +16,11 @@ namespace genome = livs::genome;
 
 namespace {
 
-// The convolution taps and gates make the loss strongly curved at the test's
-// large weights: a smaller finite-difference step than the default 1e-2.
-constexpr double kFdStep = 3e-3;
-
 genome::OpGene deltanet_gene(int heads, bool gated, int conv) {
   genome::OpGene op;
   op.cls = genome::LivClass::deltanet;
   op.deltanet = {heads, gated, conv};
   return op;
-}
-
-genome::ModelSpec small_vocab(genome::ModelSpec spec, int vocab = 13) {
-  spec.vocab = vocab;
-  spec.weights[0].shape[0] = vocab;
-  return spec;
 }
 
 }  // namespace
@@ -72,15 +62,15 @@ TEST_CASE("delta rule kernel: equals S_t = alpha S (I - beta k k^T) + beta v k^T
 }
 
 TEST_CASE("deltanet backward against finite differences: gated, short conv 4") {
-  check_op_gradients(op_spec(16, deltanet_gene(2, true, 4)), 16, 2, 6, {kFdStep});
+  check_op_gradients(op_spec(16, deltanet_gene(2, true, 4)), 16, 2, 6, {kGatedConvFdStep});
 }
 
 TEST_CASE("deltanet backward against finite differences: plain DeltaNet without the short conv") {
-  check_op_gradients(op_spec(16, deltanet_gene(4, false, 0)), 16, 2, 5, {kFdStep});
+  check_op_gradients(op_spec(16, deltanet_gene(4, false, 0)), 16, 2, 5, {kGatedConvFdStep});
 }
 
 TEST_CASE("deltanet backward against finite differences: across a checkpoint chunk boundary") {
-  check_op_gradients(op_spec(8, deltanet_gene(2, true, 2)), 8, 1, kScanChunk + 6, {kFdStep});
+  check_op_gradients(op_spec(8, deltanet_gene(2, true, 2)), 8, 1, kScanChunk + 6, {kGatedConvFdStep});
 }
 
 TEST_CASE("deltanet decode equals the parallel forward, state = heads d_k d_v + conv history") {
@@ -107,5 +97,5 @@ TEST_CASE("deltanet in a model: gradients against finite differences and decode"
   check_model_decode(spec, 2, 7);
   check_model_gradients(
       small_vocab(decode_slots(8, {striped(deltanet_gene(2, true, 3)), striped(swiglu_gene(16))})), 2, 5,
-      {kFdStep});
+      {kGatedConvFdStep});
 }

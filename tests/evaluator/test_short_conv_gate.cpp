@@ -14,10 +14,6 @@ namespace genome = livs::genome;
 
 namespace {
 
-// The convolution taps and gates make the loss strongly curved at the test's
-// large weights: a smaller finite-difference step than the default 1e-2.
-constexpr double kFdStep = 3e-3;
-
 genome::OpGene sa_with(int heads, int kv_heads, int conv, bool gate, bool qk_norm = false, bool diff = false,
                        int window = 0) {
   auto op = sa_gene(heads, kv_heads, window, qk_norm, diff);
@@ -33,26 +29,20 @@ genome::OpGene linattn_with(int heads, bool gated, int conv, bool diff = false,
   return op;
 }
 
-genome::ModelSpec small_vocab(genome::ModelSpec spec, int vocab = 13) {
-  spec.vocab = vocab;
-  spec.weights[0].shape[0] = vocab;
-  return spec;
-}
-
 }  // namespace
 
 TEST_CASE("sa short conv: backward against finite differences (MHA, kernel 4)") {
-  check_op_gradients(op_spec(16, sa_with(2, 2, 4, false)), 16, 2, 6, {kFdStep});
+  check_op_gradients(op_spec(16, sa_with(2, 2, 4, false)), 16, 2, 6, {kGatedConvFdStep});
 }
 
 TEST_CASE("sa output gate: backward against finite differences (GQA, qk-norm)") {
-  check_op_gradients(op_spec(16, sa_with(4, 2, 0, true, true)), 16, 2, 5, {kFdStep});
+  check_op_gradients(op_spec(16, sa_with(4, 2, 0, true, true)), 16, 2, 5, {kGatedConvFdStep});
 }
 
 TEST_CASE("sa short conv and output gate together: differential, kernel 2 and 3") {
   for (int k : {2, 3}) {
     CAPTURE(k);
-    check_op_gradients(op_spec(16, sa_with(2, 1, k, true, false, true)), 16, 2, 5, {kFdStep});
+    check_op_gradients(op_spec(16, sa_with(2, 1, k, true, false, true)), 16, 2, 5, {kGatedConvFdStep});
   }
 }
 
@@ -105,7 +95,7 @@ TEST_CASE("short conv with feature sharing: model gradients and decode (the shar
     const auto& sharer = spec.slots[2].ops[0].state;
     CHECK(sharer.per_token_elements == 0);
     CHECK(sharer.fixed_elements == 2 * 8);  // (k - 1) * q channels
-    check_model_gradients(spec, 2, 5, {kFdStep});
+    check_model_gradients(spec, 2, 5, {kGatedConvFdStep});
     check_model_decode(
         small_vocab(decode_slots(16, {striped(attention ? sa_with(2, 1, 3, true) : linattn_with(2, true, 3)),
                                       striped(swiglu_gene(32)),
