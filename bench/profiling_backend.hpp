@@ -299,6 +299,17 @@ class ProfilingBackend final : public Backend {
     inner_.selective_scan_backward(du, ddelta, da_log, dB, dC, dD, partials, dy, h_all, u, delta, a_log, B, C,
                                    D, shape);
   }
+  void ssd_forward(float* y, float* checkpoints, const float* xbc, const float* dt, const float* a_log,
+                   const float* D, float* state, const SsdShape& shape) override {
+    Timed timed(*this, "ssd_forward");
+    inner_.ssd_forward(y, checkpoints, xbc, dt, a_log, D, state, shape);
+  }
+  void ssd_backward(float* dxbc, float* ddt, float* da_log, float* dD, float* partials, const float* dy,
+                    const float* checkpoints, const float* xbc, const float* dt, const float* a_log, const float* D,
+                    const SsdShape& shape) override {
+    Timed timed(*this, "ssd_backward");
+    inner_.ssd_backward(dxbc, ddt, da_log, dD, partials, dy, checkpoints, xbc, dt, a_log, D, shape);
+  }
   void delta_rule_forward(float* o, float* checkpoints, const float* q, const float* k, const float* v,
                           const float* log_alpha, const float* beta, float* state,
                           const DeltaRuleShape& shape) override {
