@@ -305,8 +305,8 @@ class ProfilingBackend final : public Backend {
     inner_.ssd_forward(y, checkpoints, xbc, dt, a_log, D, state, shape);
   }
   void ssd_backward(float* dxbc, float* ddt, float* da_log, float* dD, float* partials, const float* dy,
-                    const float* checkpoints, const float* xbc, const float* dt, const float* a_log, const float* D,
-                    const SsdShape& shape) override {
+                    const float* checkpoints, const float* xbc, const float* dt, const float* a_log,
+                    const float* D, const SsdShape& shape) override {
     Timed timed(*this, "ssd_backward");
     inner_.ssd_backward(dxbc, ddt, da_log, dD, partials, dy, checkpoints, xbc, dt, a_log, D, shape);
   }
@@ -324,8 +324,8 @@ class ProfilingBackend final : public Backend {
     inner_.delta_rule_backward(dq, dk, dv, dlog_alpha, dbeta, scratch, dout, checkpoints, q, k, v, log_alpha,
                                beta, shape);
   }
-  void gdn_decay_forward(float* log_alpha, const float* z, const float* a_log, const float* dt_bias, int64_t rows,
-                         int heads) override {
+  void gdn_decay_forward(float* log_alpha, const float* z, const float* a_log, const float* dt_bias,
+                         int64_t rows, int heads) override {
     Timed timed(*this, "gdn_decay_forward");
     inner_.gdn_decay_forward(log_alpha, z, a_log, dt_bias, rows, heads);
   }

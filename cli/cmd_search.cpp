@@ -9,6 +9,7 @@
 
 #include "cli/command.hpp"
 #include "cli/device_list.hpp"
+#include "cli/restart_on_lost_device.hpp"
 #include "cli/search_run.hpp"
 #include "common/input_error.hpp"
 #include "search/lanes.hpp"
@@ -53,7 +54,8 @@ int run_search(int argc, char** argv) {
   const PreparedSearch prepared = prepare_search(arguments);
   const auto lanes = search::local_lanes(resolve_devices(prepared.requested_devices, prepared.devices_origin),
                                          arguments.workers);
-  return run_prepared_search(prepared, arguments, lanes, search::devices_of(lanes));
+  const int status = run_prepared_search(prepared, arguments, lanes, search::devices_of(lanes));
+  return status == kExitLostDevice ? restart_with_resume() : status;
 }
 
 }  // namespace livs::cli

@@ -14,9 +14,11 @@
 #include <optional>
 
 #include "cli/device_list.hpp"
+#include "cli/restart_on_lost_device.hpp"
 #include "cli/search_run.hpp"
 #include "common/input_error.hpp"
 #include "evaluator/backend_factory.hpp"
+#include "evaluator/backend_pool.hpp"
 
 #ifdef LIVSEARCH_HAVE_MPI
 #include "search/mpi/evaluation_server.hpp"
@@ -87,6 +89,12 @@ RankOutcome run_rank(search::mpi::Channel& channel, const SearchArguments& argum
   const int code =
       run_prepared_search(*prepared, arguments, lanes, "mpi, " + std::to_string(channel.size()) + " ranks");
   ranks->shutdown();
+  if (code ==
+      kExitLostDevice)  // an MPI job cannot restart one rank in place (cli/restart_on_lost_device.hpp)
+    std::fprintf(stderr,
+                 "error: the context of %s on rank 0 was lost to a sticky device error; continue with mpirun "
+                 "... livsearch search %s --db %s --mpi --resume\n",
+                 evaluator::lost_devices().c_str(), arguments.config_path.c_str(), arguments.db_path.c_str());
   return {code, false};
 }
 

@@ -3,11 +3,13 @@
 #include <cstdio>
 #include <memory>
 
+#include "cli/restart_on_lost_device.hpp"
 #include "cli/run_support.hpp"
 #include "cli/saved_weights.hpp"
 #include "common/fault_injection.hpp"
 #include "common/format_number.hpp"
 #include "db/store.hpp"
+#include "evaluator/backend_pool.hpp"
 #include "genome/decode.hpp"
 #include "proxies/analytic.hpp"
 #include "search/genome_search.hpp"
@@ -78,7 +80,11 @@ int run_prepared_search(const PreparedSearch& prepared, const SearchArguments& a
   run_options.max_params = config.space.max_params;
   run_options.warm_start = config.warm_start;
   run_options.log = log_line;
-  run_options.stop_requested = install_stop_handlers();
+  // A signal, or a device whose context this process lost (a sticky error):
+  // then no candidate can run there until the process restarts.
+  run_options.stop_requested = [signalled = install_stop_handlers()] {
+    return signalled() || evaluator::any_device_context_lost();
+  };
   // Tests only: read from the environment, never from a config.
   if (auto faults = FaultPlan::from_environment(); !faults.empty()) {
     std::fprintf(stderr, "fault injection (tests only): LIVSEARCH_FAULT_INJECT=%s\n", faults.text().c_str());
@@ -108,6 +114,7 @@ int run_prepared_search(const PreparedSearch& prepared, const SearchArguments& a
 
   const auto result = search::run_genome_search(config.search, search::genome_operators(config.space),
                                                 prepared.evaluate, store, run_options);
+  if (result.stopped && evaluator::any_device_context_lost()) return kExitLostDevice;
   if (result.stopped) {
     std::fprintf(stderr,
                  "stopped after generation %d (%d evaluations run); continue with: livsearch search %s --db "

@@ -244,17 +244,16 @@ class Backend {
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
 
-  // Faults and recovery. A test's injected device fault (common/
-  // fault_injection.hpp): the CPU has no device to break and throws; CUDA
-  // launches a kernel that traps, a sticky error that breaks the context.
+  // Faults. A test's injected device fault (common/fault_injection.hpp):
+  // CUDA launches a kernel that traps, a sticky error that breaks the
+  // context; the CPU, which has no context to break, plays one (it throws,
+  // and its device counts as lost for the rest of the process), so that the
+  // search's restart after a lost device is tested without a GPU.
   virtual void inject_device_fault() { throw std::runtime_error("injected device fault"); }
   // After an evaluation failed: true when the device can no longer be used
-  // by any backend in this process until its context is rebuilt (a sticky
-  // CUDA error); evaluator/backend_pool.cpp then rebuilds it.
+  // by any backend in this process (a sticky CUDA error);
+  // evaluator/backend_pool.cpp then marks the device lost.
   virtual bool device_context_lost() { return false; }
-  // Rebuilds the lost context of this backend's device. Every backend made
-  // for the device before is unusable afterwards, this one included.
-  virtual void reset_device_context() {}
 
   // Memory.
   virtual void* allocate(std::size_t bytes) = 0;  // zero-filled; throws std::bad_alloc
@@ -586,8 +585,8 @@ class Backend {
                                   const ConvShape& shape) {
     unsupported("gated_conv_forward", out, bcx, w, state, shape);
   }
-  virtual void gated_conv_backward(float* dbcx, float* dw, const float* dout, const float* bcx, const float* w,
-                                   const ConvShape& shape) {
+  virtual void gated_conv_backward(float* dbcx, float* dw, const float* dout, const float* bcx,
+                                   const float* w, const ConvShape& shape) {
     unsupported("gated_conv_backward", dbcx, dw, dout, bcx, w, shape);
   }
   // Griffin's RG-LRU, per channel, in fp32 (shape.state == 1):

@@ -1,9 +1,9 @@
 #include "evaluator/backend_pool.hpp"
 
-#include <cstdlib>
-#include <cstring>
+#include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "common/environment_switch.hpp"
@@ -25,7 +25,8 @@ bool reuse_enabled() {
 struct Pool {
   std::mutex mutex;
   std::map<std::string, std::vector<std::unique_ptr<Backend>>> idle;
-  std::map<std::string, DeviceUse> devices;  // map nodes never move: leases point at them
+  std::set<std::string> lost;  // devices whose context this process lost
+  std::atomic<bool> any_lost{false};
 };
 
 // Never destroyed: CUDA objects must not be released by static destructors,
@@ -35,10 +36,17 @@ Pool& pool() {
   return *instance;
 }
 
-DeviceUse& device_use(const std::string& device) {
+// Backends of a lost context hold handles that are never touched again, not
+// even by their destructors (whose calls on dead handles are not defined):
+// their host objects are left allocated until the process restarts.
+void mark_lost(const std::string& device, std::unique_ptr<Backend> broken) {
+  (void)broken.release();
   Pool& p = pool();
   std::lock_guard lock(p.mutex);
-  return p.devices[device];
+  for (auto& idle : p.idle[device]) (void)idle.release();
+  p.idle[device].clear();
+  p.lost.insert(device);
+  p.any_lost = true;
 }
 
 }  // namespace
@@ -46,56 +54,32 @@ DeviceUse& device_use(const std::string& device) {
 BackendLease::BackendLease(std::string device, std::unique_ptr<Backend> backend)
     : device_(std::move(device)), backend_(std::move(backend)) {}
 
-BackendLease::BackendLease(std::string device, std::unique_ptr<Backend> backend, DeviceUse& use,
-                           std::shared_lock<std::shared_mutex> in_use)
-    : device_(std::move(device)),
-      backend_(std::move(backend)),
-      use_(&use),
-      in_use_(std::move(in_use)),
-      epoch_(use.epoch) {}
-
 BackendLease::~BackendLease() {
   if (!backend_) return;
   if (!keep_) {
-    if (use_ && backend_->device_context_lost()) rebuild_context();
-    return;  // the backend is destroyed: a failed candidate may have left it in a bad state
+    // A failed candidate may have left the backend in a bad state: it is
+    // destroyed, or, when the device's context is gone, abandoned.
+    if (backend_->device_context_lost()) mark_lost(device_, std::move(backend_));
+    return;
   }
   if (!reuse_enabled()) return;
   Pool& p = pool();
   std::lock_guard lock(p.mutex);
+  if (p.lost.count(device_)) {
+    (void)backend_.release();  // made before the loss: its handles are dead
+    return;
+  }
   auto& idle = p.idle[device_];
   if (idle.size() < kMaxIdlePerDevice) idle.push_back(std::move(backend_));
 }
 
-// A sticky error (CUDA: an illegal address, a trapped kernel) breaks the
-// device's context for every backend of the process, so every later
-// candidate on the device would fail with it. The context is rebuilt once no
-// other lease on the device is in flight (the exclusive lock waits for them:
-// their work fails on the broken context anyway). Backends made before the
-// rebuild hold handles of the dead context: they are never touched again,
-// not even by their destructors (whose calls on dead handles are not
-// defined), and their host objects are left allocated. A second lease that
-// failed on the same broken context finds the epoch moved and does nothing.
-void BackendLease::rebuild_context() {
-  Backend* broken = backend_.release();
-  in_use_.unlock();
-  std::unique_lock exclusive(use_->mutex);
-  if (use_->epoch != epoch_) return;
-  {
-    Pool& p = pool();
-    std::lock_guard lock(p.mutex);
-    for (auto& idle : p.idle[device_]) (void)idle.release();
-    p.idle[device_].clear();
-  }
-  broken->reset_device_context();
-  ++use_->epoch;
-  ++use_->rebuilds;
-}
-
 BackendLease lease_backend(const std::string& device) {
+  if (device_context_lost(device))
+    throw DeviceContextLost(
+        "the context of " + device +
+        " was lost to a sticky device error in an earlier candidate; no candidate can run "
+        "there until the process restarts (livsearch search restarts itself with --resume)");
   make_device_current(device);  // a pooled backend may have been built on another thread
-  DeviceUse& use = device_use(device);
-  std::shared_lock in_use(use.mutex);  // held while the backend is in use (see rebuild_context)
   if (reuse_enabled()) {
     Pool& p = pool();
     std::unique_lock lock(p.mutex);
@@ -103,17 +87,27 @@ BackendLease lease_backend(const std::string& device) {
     if (!idle.empty()) {
       auto backend = std::move(idle.back());
       idle.pop_back();
-      lock.unlock();
-      return BackendLease(device, std::move(backend), use, std::move(in_use));
+      return BackendLease(device, std::move(backend));
     }
   }
-  return BackendLease(device, make_backend(device), use, std::move(in_use));
+  return BackendLease(device, make_backend(device));
 }
 
-int device_context_rebuilds(const std::string& device) {
-  DeviceUse& use = device_use(device);
-  std::shared_lock in_use(use.mutex);
-  return use.rebuilds;
+bool device_context_lost(const std::string& device) {
+  Pool& p = pool();
+  if (!p.any_lost) return false;
+  std::lock_guard lock(p.mutex);
+  return p.lost.count(device) > 0;
+}
+
+bool any_device_context_lost() { return pool().any_lost; }
+
+std::string lost_devices() {
+  Pool& p = pool();
+  std::lock_guard lock(p.mutex);
+  std::string list;
+  for (const auto& d : p.lost) list += (list.empty() ? "" : ",") + d;
+  return list;
 }
 
 }  // namespace livs::evaluator

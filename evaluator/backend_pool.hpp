@@ -11,32 +11,32 @@
 // LIVSEARCH_REUSE_BACKENDS=0 builds a new backend for every lease (for
 // comparison).
 //
-// A lease that ends in an error on a device whose context is lost (a sticky
-// CUDA error) rebuilds the context before the next lease on that device can
-// start, so one candidate's device fault does not fail every candidate after
-// it (BackendLease::rebuild_context).
+// A sticky CUDA error (an illegal address, a trapped kernel) breaks the
+// device's context for the whole process, and nothing inside the process
+// brings it back: on the H200 we run on, cudaDeviceReset returns success and
+// every later call, on any thread, fails with cudaErrorDevicesUnavailable,
+// while a fresh process (even the same one after exec) works at once
+// (measured; docs/architecture.md, "Faults"). So a lease that ends in an
+// error on a device whose context is lost marks the device lost for this
+// process; later leases on it throw DeviceContextLost, and the search, which
+// watches any_device_context_lost(), stops starting candidates and restarts
+// its process with --resume (cli/restart_on_lost_device.*).
 #include <memory>
-#include <shared_mutex>
+#include <stdexcept>
 #include <string>
 
 #include "evaluator/backend.hpp"
 
 namespace livs::evaluator {
 
-// Leases of one device: each holds `mutex` shared while it is out; a rebuild
-// of the device's context holds it exclusively. `epoch` counts rebuilds.
-struct DeviceUse {
-  std::shared_mutex mutex;
-  int epoch = 0;
-  int rebuilds = 0;
+// Thrown by lease_backend for a device whose context this process lost.
+struct DeviceContextLost : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 class BackendLease {
  public:
-  // A lease outside the pool's bookkeeping (no context rebuild).
   BackendLease(std::string device, std::unique_ptr<Backend> backend);
-  BackendLease(std::string device, std::unique_ptr<Backend> backend, DeviceUse& use,
-               std::shared_lock<std::shared_mutex> in_use);
   BackendLease(BackendLease&&) = default;
   BackendLease(const BackendLease&) = delete;
   BackendLease& operator=(const BackendLease&) = delete;
@@ -49,21 +49,21 @@ class BackendLease {
   void keep() { keep_ = true; }
 
  private:
-  void rebuild_context();
-
   std::string device_;
   std::unique_ptr<Backend> backend_;
-  DeviceUse* use_ = nullptr;
-  std::shared_lock<std::shared_mutex> in_use_;
-  int epoch_ = 0;
   bool keep_ = false;
 };
 
 // An idle backend for `device` from the pool, or a new one (make_backend's
-// errors for a bad device string).
+// errors for a bad device string); DeviceContextLost when this process lost
+// the device's context.
 BackendLease lease_backend(const std::string& device);
 
-// How often the context of `device` was rebuilt after a sticky error.
-int device_context_rebuilds(const std::string& device);
+// Whether this process lost the context of `device` / of any device (cheap:
+// the search polls it between evaluations).
+bool device_context_lost(const std::string& device);
+bool any_device_context_lost();
+// "cuda:0" (or a list) for the devices whose context was lost; empty if none.
+std::string lost_devices();
 
 }  // namespace livs::evaluator

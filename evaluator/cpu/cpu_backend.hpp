@@ -12,6 +12,11 @@ class CpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
 
+  // A played sticky error (backend.hpp): throws, and from then on every CPU
+  // backend of the process reports its device lost.
+  void inject_device_fault() override;
+  bool device_context_lost() override;
+
   void* allocate(std::size_t bytes) override;
   void free(void* pointer) override;
   void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) override;

@@ -89,14 +89,6 @@ bool CudaBackend::device_context_lost() {
   return error != cudaSuccess;
 }
 
-// The primary context is destroyed with every allocation, stream and handle
-// in it (this backend's included: it must not be used or destroyed after
-// this); the next CUDA call on the device creates a fresh context.
-void CudaBackend::reset_device_context() {
-  if (cudaSetDevice(device_) == cudaSuccess) (void)cudaDeviceReset();
-  (void)cudaGetLastError();
-}
-
 void CudaBackend::release() noexcept {
   // Errors are ignored here: a destructor must not throw, and the context may
   // already be broken by the failure that is unwinding.

@@ -53,7 +53,6 @@ class CudaBackend final : public Backend {
   void inject_device_fault() override;
   // After a failure: whether the device's context is broken (a sticky error).
   bool device_context_lost() override;
-  void reset_device_context() override;
   GemmPrecision precision() const { return precision_; }
 
   void* allocate(std::size_t bytes) override;

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "run_command.hpp"
 #include "search_db.hpp"
@@ -59,6 +60,41 @@ TEST_CASE(
     CAPTURE(i);
     CHECK(rows[i][0] == "ok");
   }
+  CHECK(query_rows(db, "SELECT status FROM runs").at(0).at(0) == "finished");
+}
+
+TEST_CASE(
+    "a device fault that loses the device's context fails its candidate alone: the search restarts itself "
+    "with "
+    "--resume and completes") {
+  // On the CPU the injected device fault plays a sticky CUDA error (evaluator/
+  // backend.hpp): the device counts as lost for the rest of the process.
+  const auto plain_db = temp_db("lost_device_plain.db");
+  const auto plain = run_livsearch("search " + kConfig + " --db '" + plain_db.string() + "'", "lost_plain");
+  REQUIRE(plain.exit_code == 0);
+  const auto db = temp_db("lost_device.db");
+  ScopedEnvironment faults("LIVSEARCH_FAULT_INJECT", "#2:device");
+  const auto result = run_livsearch("search " + kConfig + " --db '" + db.string() + "'", "lost_device");
+  CAPTURE(result.err);
+  REQUIRE(result.exit_code == 0);
+  CHECK(result.err.find("the context of cpu was lost to a sticky device error; restarting the process with "
+                        "--resume (restart 1 of at most 20)") != std::string::npos);
+  const auto rows =
+      query_rows(db, "SELECT status, error, genome_hash, fidelity, seed FROM evaluations ORDER BY id");
+  REQUIRE(rows.size() == query_rows(plain_db, "SELECT id FROM evaluations").size());
+  int failed = 0;
+  std::set<std::string> keys;
+  for (const auto& row : rows) {
+    CAPTURE(row[1]);
+    if (row[0] != "ok") {
+      ++failed;
+      CHECK(row[0] == "failed");
+      CHECK(row[1].find("injected device fault") != std::string::npos);
+    }
+    keys.insert(row[2] + "/" + row[3] + "/" + row[4]);
+  }
+  CHECK(failed == 1);
+  CHECK(keys.size() == rows.size());  // nothing ran twice across the restart
   CHECK(query_rows(db, "SELECT status FROM runs").at(0).at(0) == "finished");
 }
 

@@ -3,7 +3,7 @@
 // around the chunk, heads and head_dim that are not powers of two, d_state
 // past one block's loop; decode (the recurrence through a state); and whole
 // models with Mamba-2 slots (plain, differential, in a fusion), fp32 and bf16.
-// Kernel tolerance: relative norm 1e-5 (fp32; the chunked form adds in
+// Kernel tolerance: relative norm 3e-5 (fp32; the chunked form adds in
 // another order than the CPU's step-by-step recurrence).
 #include <doctest/doctest.h>
 
@@ -23,7 +23,9 @@ namespace {
 
 using Array = DeviceArray<float>;
 
-constexpr double kSsdTolerance = 1e-5;
+// dA sums batch x seq terms of both signs, in another order than the CPU's:
+// 1.5e-5 was seen on the H200 at batch 4, seq 256.
+constexpr double kSsdTolerance = 3e-5;
 constexpr double kModelFp32Tolerance = 1e-4;
 constexpr double kModelBf16Tolerance = 5e-2;
 
@@ -44,7 +46,9 @@ void check_ssd(const SsdShape& s, uint64_t seed) {
   auto dt = random_floats(dt_n, seed);
   for (auto& d : dt) d = std::log1p(std::exp(d - 2.0f));  // softplus: positive steps around 0.1
   auto a_log = random_floats(s.heads, seed + 1);
-  for (auto& a : a_log) a = std::log(1.0f + 7.5f * (a + 1.0f));  // A in about [1, 16]
+  // A = e^a_log in [1, 16): the normal draw squashed into (0, 1) first (a raw
+  // draw below -1.13 made log's argument negative and every output NaN).
+  for (auto& a : a_log) a = std::log(1.0f + 15.0f / (1.0f + std::exp(-a)));
   const auto xbc = random_floats(xbc_n, seed + 2), D = random_floats(s.heads, seed + 3),
              dy = random_floats(y_n, seed + 4), h0 = random_floats(states, seed + 5);
   compare_backends(
