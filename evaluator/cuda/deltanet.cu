@@ -12,12 +12,12 @@
 // row i, the scalar sums (dbeta, dlog_alpha) by block reductions. Each output
 // row belongs to one block: no atomics, deterministic.
 //
-// Speed limits (first, correct version): one block per (sequence, head)
-// leaves the GPU idle when batch x heads is small, every step waits on
-// __syncthreads, and the backward's row loops read shared memory with a
-// stride of d_v (bank conflicts) and the recomputed states from global
-// memory. The chunked WY / UT-transform form (tensor-core products inside a
-// chunk, a scan over chunks) is what removes these; see docs/architecture.md.
+// Speed limits: one block per (sequence, head) leaves the GPU idle when
+// batch x heads is small, every step waits on __syncthreads, and the
+// backward's row loops read the recomputed states from global memory (its
+// dS in shared memory is padded, so they no longer conflict on banks there).
+// The chunked WY / UT-transform form (tensor-core products inside a chunk, a
+// scan over chunks) is what removes these; see docs/architecture.md.
 #include <cuda_runtime.h>
 
 #include <mutex>
@@ -68,7 +68,10 @@ void allow_shared(Kernel kernel, std::size_t bytes, std::size_t largest) {
 }
 
 std::size_t forward_shared_bytes(int n) { return (std::size_t(n) * n + 2 * n) * sizeof(float); }
-std::size_t backward_shared_bytes(int n) { return (std::size_t(n) * n + 5 * n + 32) * sizeof(float); }
+// Backward's dS rows are padded to n + 1 floats: thread i reading row i
+// (dq, dk) would otherwise hit one bank 32 times per warp at head_dim 32,
+// 64 or 128; the column loops stay conflict-free either way.
+std::size_t backward_shared_bytes(int n) { return (std::size_t(n) * (n + 1) + 5 * n + 32) * sizeof(float); }
 
 __global__ void delta_rule_forward_kernel(float* o, float* checkpoints, const float* q, const float* k,
                                           const float* v, const float* log_alpha, const float* beta,
@@ -119,19 +122,20 @@ __global__ void delta_rule_backward_kernel(float* dq, float* dk, float* dv, floa
                                            const float* log_alpha, const float* beta, DeltaRuleShape s) {
   extern __shared__ float shared[];
   const int n = s.head_dim, j = threadIdx.x;
-  float* dS = shared;          // [n, n]
-  float* kv = shared + n * n;  // k_t
-  float* qv = kv + n;          // q_t
-  float* dov = qv + n;         // do_t
-  float* wv = dov + n;         // w_t
-  float* duv = wv + n;         // du_t
-  float* reduce = duv + n;     // 32 floats for block sums
+  const int ld = n + 1;         // dS's row stride (backward_shared_bytes)
+  float* dS = shared;           // [n, ld]
+  float* kv = shared + n * ld;  // k_t
+  float* qv = kv + n;           // q_t
+  float* dov = qv + n;          // do_t
+  float* wv = dov + n;          // w_t
+  float* duv = wv + n;          // du_t
+  float* reduce = duv + n;      // 32 floats for block sums
   const int64_t bh = blockIdx.x, b = bh / s.heads, h = bh % s.heads, nn = int64_t(n) * n;
   const int64_t chunks = (s.seq + kScanChunk - 1) / kScanChunk;
   const Layout at{s.seq, s.heads, n};
   float* states = scratch + bh * int64_t(kScanChunk) * nn;
   if (j < n)
-    for (int i = 0; i < n; ++i) dS[i * n + j] = 0.0f;
+    for (int i = 0; i < n; ++i) dS[i * ld + j] = 0.0f;
   for (int64_t c = chunks - 1; c >= 0; --c) {
     const int64_t t0 = c * kScanChunk, t1 = min(int64_t(s.seq), t0 + kScanChunk);
     // Recompute the states entering each step of the chunk (column j by thread j).
@@ -177,8 +181,8 @@ __global__ void delta_rule_backward_kernel(float* dq, float* dk, float* dv, floa
         wv[j] = w;
         float dw = 0.0f;
         for (int i = 0; i < n; ++i) {
-          dS[i * n + j] = fmaf(qv[i], dov[j], dS[i * n + j]);
-          dw = fmaf(dS[i * n + j], kv[i], dw);
+          dS[i * ld + j] = fmaf(qv[i], dov[j], dS[i * ld + j]);
+          dw = fmaf(dS[i * ld + j], kv[i], dw);
         }
         dv[vec + j] += bt * dw;
         dbeta_part = dw * (v[vec + j] - u);
@@ -192,7 +196,7 @@ __global__ void delta_rule_backward_kernel(float* dq, float* dk, float* dv, floa
         for (int m = 0; m < n; ++m) {
           const float sp = prev[i * n + m] * alpha;
           dq_acc = fmaf(fmaf(kv[i], wv[m], sp), dov[m], dq_acc);
-          dk_acc = fmaf(dS[i * n + m], wv[m], dk_acc);
+          dk_acc = fmaf(dS[i * ld + m], wv[m], dk_acc);
           dk_acc = fmaf(sp, duv[m], dk_acc);
         }
         dq[vec + i] += dq_acc;
@@ -202,9 +206,9 @@ __global__ void delta_rule_backward_kernel(float* dq, float* dk, float* dv, floa
       float dla_part = 0.0f;
       if (j < n)
         for (int i = 0; i < n; ++i) {
-          const float g = fmaf(kv[i], duv[j], dS[i * n + j]);
+          const float g = fmaf(kv[i], duv[j], dS[i * ld + j]);
           dla_part = fmaf(g, prev[i * n + j] * alpha, dla_part);
-          dS[i * n + j] = alpha * g;
+          dS[i * ld + j] = alpha * g;
         }
       const float dla = block_sum(dla_part, reduce);
       if (j == 0 && dlog_alpha) dlog_alpha[sc] += dla;
