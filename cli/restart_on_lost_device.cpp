@@ -42,8 +42,8 @@ int restart_with_resume() {
   const std::string lost = evaluator::lost_devices();
   if (restarts >= kMaxLostDeviceRestarts) {
     std::fprintf(stderr,
-                 "error: the context of %s was lost to a sticky device error again, after %d restarts in a "
-                 "row; stopping (continue with --resume once the device is healthy)\n",
+                 "error: the context of %s was lost to a sticky device error again, after %d restarts of "
+                 "this search; stopping (continue with --resume once the device is healthy)\n",
                  lost.c_str(), restarts);
     return kExitLostDevice;
   }

@@ -5,10 +5,10 @@
 // /proc/self/exe with the same arguments plus --resume), so the search goes
 // on from its database exactly where it stopped, on a fresh context.
 //
-// At most kMaxLostDeviceRestarts restarts in a row (counted through the
-// environment), so a device that keeps failing ends the run instead of
-// looping. Fault injection (LIVSEARCH_FAULT_INJECT, tests only) applies to
-// the first process only: the restarted one runs without it.
+// At most kMaxLostDeviceRestarts restarts per `livsearch search` command
+// (counted through the environment, which the restarted process inherits),
+// so a device that keeps failing ends the run instead of looping. Fault injection (LIVSEARCH_FAULT_INJECT,
+// tests only) applies to the first process only: the restarted one runs without it.
 namespace livs::cli {
 
 // run_prepared_search's exit status when it stopped because a device's

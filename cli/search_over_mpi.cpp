@@ -89,8 +89,8 @@ RankOutcome run_rank(search::mpi::Channel& channel, const SearchArguments& argum
   const int code =
       run_prepared_search(*prepared, arguments, lanes, "mpi, " + std::to_string(channel.size()) + " ranks");
   ranks->shutdown();
-  if (code ==
-      kExitLostDevice)  // an MPI job cannot restart one rank in place (cli/restart_on_lost_device.hpp)
+  // An MPI job cannot restart one rank in place (cli/restart_on_lost_device.hpp).
+  if (code == kExitLostDevice)
     std::fprintf(stderr,
                  "error: the context of %s on rank 0 was lost to a sticky device error; continue with mpirun "
                  "... livsearch search %s --db %s --mpi --resume\n",

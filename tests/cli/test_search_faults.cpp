@@ -65,8 +65,7 @@ TEST_CASE(
 
 TEST_CASE(
     "a device fault that loses the device's context fails its candidate alone: the search restarts itself "
-    "with "
-    "--resume and completes") {
+    "with --resume and completes") {
   // On the CPU the injected device fault plays a sticky CUDA error (evaluator/
   // backend.hpp): the device counts as lost for the rest of the process.
   const auto plain_db = temp_db("lost_device_plain.db");

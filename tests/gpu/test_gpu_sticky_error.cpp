@@ -15,10 +15,8 @@
 #include <unistd.h>
 
 #include <climits>
-#include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
@@ -29,11 +27,14 @@
 #include "evaluator/trainer.hpp"
 #include "genome/decode.hpp"
 #include "genome/presets.hpp"
+#include "tests/cli/run_command.hpp"
 #include "tests/gpu/gpu_test_support.hpp"
 
 using namespace livs;
 using namespace livs::evaluator;
 using namespace livs::evaluator::gpu_testing;
+using livs::test::run_command;
+using livs::test::shell_quoted;
 
 namespace {
 
@@ -86,11 +87,6 @@ std::string own_folder() {
   return path.substr(0, path.rfind('/'));
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 }  // namespace
 
 TEST_CASE("a sticky CUDA error marks the device lost in the process that had it") {
@@ -109,20 +105,19 @@ TEST_CASE(
   for (const std::string& folder : {own_folder(), own_folder() + "/.."})
     if (::access((folder + "/livsearch").c_str(), X_OK) == 0) livsearch = folder + "/livsearch";
   REQUIRE_MESSAGE(!livsearch.empty(), "no livsearch binary next to test_gpu or one folder up");
-  const std::string work = "/tmp/livsearch-sticky-" + std::to_string(::getpid());
-  const std::string db = work + ".db", err = work + ".err", json = work + ".json";
-  const std::string run = "cd '" LIVSEARCH_SOURCE_DIR "' && LIVSEARCH_FAULT_INJECT='#1:device' '" +
-                          livsearch + "' search tests/cli/tiny_search.json --device cuda --workers 2 --db '" +
-                          db + "' 2>'" + err + "' >/dev/null";
-  const int status = std::system(run.c_str());
-  const std::string log = read_all(err);
-  CAPTURE(log);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
-  CHECK(log.find("restarting the process with --resume (restart 1 of") != std::string::npos);
-  REQUIRE(std::system(
-              ("'" + livsearch + "' status --db '" + db + "' --format json >'" + json + "'").c_str()) == 0);
-  const auto summary = nlohmann::json::parse(read_all(json));
+  const auto db =
+      std::filesystem::temp_directory_path() / ("livsearch-sticky-" + std::to_string(::getpid()) + ".db");
+  const auto run =
+      run_command("LIVSEARCH_FAULT_INJECT='#1:device' " + shell_quoted(livsearch) +
+                      " search tests/cli/tiny_search.json --device cuda --workers 2 --db " + shell_quoted(db),
+                  "sticky_search");
+  CAPTURE(run.err);
+  CHECK(run.exit_code == 0);
+  CHECK(run.err.find("restarting the process with --resume (restart 1 of") != std::string::npos);
+  const auto status = run_command(
+      shell_quoted(livsearch) + " status --db " + shell_quoted(db) + " --format json", "sticky_status");
+  REQUIRE(status.exit_code == 0);
+  const auto summary = nlohmann::json::parse(status.out);
   CAPTURE(summary.dump());
   CHECK(summary["status"] == "finished");
   // The faulty candidate and at most the one training beside it on the same
@@ -130,7 +125,5 @@ TEST_CASE(
   CHECK(summary["evaluations"]["failed"].get<int>() >= 1);
   CHECK(summary["evaluations"]["failed"].get<int>() <= 2);
   CHECK(summary["evaluations"]["ok"].get<int>() >= 20);
-  std::remove(db.c_str());
-  std::remove(err.c_str());
-  std::remove(json.c_str());
+  std::filesystem::remove(db);
 }
