@@ -21,7 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "evaluator/backend.hpp"
+#include "evaluator/cuda/kernels.hpp"  // backend.hpp, with nvcc's #554 silenced
 
 namespace livs::evaluator::cuda::tc {
 

@@ -59,14 +59,16 @@ void CudaBackend::selective_scan_backward(float* du, float* ddelta, float* da_lo
 void CudaBackend::ssd_forward(float* y, float* checkpoints, const float* xbc, const float* dt,
                               const float* a_log, const float* D, float* state, const SsdShape& shape) {
   float* scratch = scratch_floats(scan_scratch_, cuda::ssd_forward_scratch(shape));
-  cuda::ssd_forward(stream_, y, checkpoints, xbc, dt, a_log, D, state, shape, scratch);
+  cuda::ssd_forward(stream_, y, checkpoints, xbc, dt, a_log, D, state, shape, scratch,
+                    precision_ == GemmPrecision::bf16);
 }
 // As the selective scan: the partials live in the scan scratch.
 void CudaBackend::ssd_backward(float* dxbc, float* ddt, float* da_log, float* dD, float*, const float* dy,
                                const float* checkpoints, const float* xbc, const float* dt,
                                const float* a_log, const float* D, const SsdShape& shape) {
   float* scratch = scratch_floats(scan_scratch_, cuda::ssd_backward_scratch(shape));
-  cuda::ssd_backward(stream_, dxbc, ddt, da_log, dD, dy, checkpoints, xbc, dt, a_log, D, shape, scratch);
+  cuda::ssd_backward(stream_, dxbc, ddt, da_log, dD, dy, checkpoints, xbc, dt, a_log, D, shape, scratch,
+                     precision_ == GemmPrecision::bf16);
 }
 
 void CudaBackend::activation_forward(float* out, const float* in, int64_t count, ActivationKind kind) {

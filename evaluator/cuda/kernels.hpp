@@ -186,21 +186,23 @@ bool linear_attention_chunked(const LinearAttentionShape& shape, bool gated);
 int64_t linear_attention_chunked_scratch(const LinearAttentionShape& shape);
 void linear_attention_chunked_forward(cudaStream_t stream, float* out, const float* q, const float* k,
                                       const float* v, const LinearAttentionShape& shape, float* scratch);
-void linear_attention_chunked_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
-                                       const float* q, const float* k, const float* v,
+void linear_attention_chunked_backward(cudaStream_t stream, float* dq, float* dk, float* dv,
+                                       const float* dout, const float* q, const float* k, const float* v,
                                        const LinearAttentionShape& shape, float* scratch);
 
 // ssd.cu: Mamba-2's SSD scan in its chunked form (decode: the recurrence).
 // scratch: ssd_forward_scratch / ssd_backward_scratch floats (the backward
 // keeps its per-head dB, dC and per-block dA, dD partials there, so it takes
-// no `partials` argument).
+// no `partials` argument). tensor_cores: the chunk products in bf16 on the
+// tensor cores (ssd_tc.cu) where the shape fits, else exact fp32.
 int64_t ssd_forward_scratch(const SsdShape& shape);
 void ssd_forward(cudaStream_t stream, float* y, float* checkpoints, const float* xbc, const float* dt,
-                 const float* a_log, const float* D, float* state, const SsdShape& shape, float* scratch);
+                 const float* a_log, const float* D, float* state, const SsdShape& shape, float* scratch,
+                 bool tensor_cores);
 int64_t ssd_backward_scratch(const SsdShape& shape);
 void ssd_backward(cudaStream_t stream, float* dxbc, float* ddt, float* da_log, float* dD, const float* dy,
                   const float* checkpoints, const float* xbc, const float* dt, const float* a_log,
-                  const float* D, const SsdShape& shape, float* scratch);
+                  const float* D, const SsdShape& shape, float* scratch, bool tensor_cores);
 
 // deltanet.cu: the delta rule, one block per (sequence, head), the state in
 // shared memory; Gated DeltaNet's decay.

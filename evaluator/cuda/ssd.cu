@@ -29,8 +29,9 @@
 // a mamba2-hybrid training step on the H200 (ssd_backward 4.1 ms, forward
 // 2.0 ms per layer at d 128, T 256, batch 64).
 //
-// Speed limits (docs/architecture.md): the Q x Q products run on the CUDA
-// cores in fp32 (not on tensor cores), one block per (sequence, chunk, head).
+// A bf16 backend runs the chunk kernels of ssd_tc.cu instead (the same
+// products on the tensor cores) for head_dim and d_state up to 128; these fp32
+// kernels serve the exact (fp32) backend and larger shapes.
 #include <cuda_runtime.h>
 
 #include <stdexcept>
@@ -39,30 +40,19 @@
 #include "common/environment_switch.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/kernels.hpp"
+#include "evaluator/cuda/ssd_common.cuh"
+#include "evaluator/cuda/ssd_tc.cuh"
 
 namespace livs::evaluator::cuda {
 
 namespace {
 
-constexpr int kQ = kScanChunk;        // steps per chunk
+using namespace ssd;
+
 constexpr int kBlock = 256;           // threads per (sequence, chunk, head) block
 constexpr int kParts = kBlock / kQ;   // threads sharing one step's loop over head_dim
 constexpr int kElementThreads = 128;  // threads per block of the element-wise kernels
 static_assert(kBlock % kQ == 0, "a block covers whole steps");
-
-struct Dims {
-  int64_t batch, T, H, P, N, I, W, chunks;
-  explicit Dims(const SsdShape& s)
-      : batch(s.batch),
-        T(s.seq),
-        H(s.heads),
-        P(s.head_dim),
-        N(s.state),
-        I(s.inner()),
-        W(s.xbc_width()),
-        chunks(scan_chunks(s.seq)) {}
-  __host__ __device__ int64_t PN() const { return P * N; }
-};
 
 // A [rows x cols] tile of one chunk: element (r, c) at p[r * stride + c], in
 // shared memory (staged) or in global memory.
@@ -97,35 +87,6 @@ __device__ Tile chunk_tile(float*& next, bool staged, const float* src, int64_t 
 
 unsigned element_blocks(int64_t threads) {
   return unsigned((threads + kElementThreads - 1) / kElementThreads);
-}
-
-// The block's chunk: b, c, h from the grid; t0, len; dt and cum in shared memory.
-struct Chunk {
-  int64_t b, c, h, t0;
-  int len;
-  float A;
-};
-
-__device__ Chunk load_chunk(float* cum, float* dtv, const float* dt, const float* a_log, const Dims& d) {
-  Chunk k;
-  k.b = blockIdx.x / d.chunks;
-  k.c = blockIdx.x % d.chunks;
-  k.h = blockIdx.y;
-  k.t0 = k.c * kQ;
-  k.len = int(d.T - k.t0 < kQ ? d.T - k.t0 : kQ);
-  k.A = -expf(a_log[k.h]);
-  if (threadIdx.x < kQ)
-    dtv[threadIdx.x] = int(threadIdx.x) < k.len ? dt[(k.b * d.T + k.t0 + threadIdx.x) * d.H + k.h] : 0.0f;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float s = 0.0f;
-    for (int i = 0; i < kQ; ++i) {
-      s += dtv[i] * k.A;  // past len dt is 0: cum stays at cum_last
-      cum[i] = s;
-    }
-  }
-  __syncthreads();
-  return k;
 }
 
 // Forward pass 1: end_c = sum_j e^(cum_last - cum_j) dt_j x_j B_j^T into the checkpoint slot of chunk c,
@@ -373,23 +334,7 @@ __global__ void ssd_chunk_backward_kernel(float* dxbc, float* ddt, float* bc_par
   if (threadIdx.x == 0) {  // the suffix and prefix sums, the block's dA and dD
     double t3 = 0.0;
     for (int t = 0; t < kBlock; ++t) t3 += t3_parts[t];
-    t3 *= exp(double(last));
-    double before = 0.0;  // sum_{j < t} T4(j)
-    for (int t = 0; t < k.len; ++t) {
-      const double here = t4[t];
-      t4[t] = float(before);
-      before += here;
-    }
-    double after = 0.0, da = 0.0, dd = 0.0;  // sum_{i >= t} T2(i)
-    for (int t = k.len - 1; t >= 0; --t) {
-      after += t2[t];
-      const double dl = dcum[t] + after + t3 + t4[t];
-      dcum[t] = float(dl);
-      da += dtv[t] * dl;
-    }
-    for (int t = 0; t < k.len; ++t) dd += d_sum[t];
-    param_partials[2 * chunk] = float(da);
-    param_partials[2 * chunk + 1] = float(dd);
+    chunk_decay_gradient(dcum, t2, t4, d_sum, dtv, t3 * exp(double(last)), k.len, param_partials + 2 * chunk);
   }
   __syncthreads();
   if (int(threadIdx.x) < k.len)
@@ -459,7 +404,8 @@ void check_shape(const char* kernel, const SsdShape& s) {
 int64_t ssd_forward_scratch(const SsdShape& s) { return int64_t(s.batch) * scan_chunks(s.seq) * s.heads; }
 
 void ssd_forward(cudaStream_t stream, float* y, float* checkpoints, const float* xbc, const float* dt,
-                 const float* a_log, const float* D, float* state, const SsdShape& s, float* scratch) {
+                 const float* a_log, const float* D, float* state, const SsdShape& s, float* scratch,
+                 bool tensor_cores) {
   check_shape("ssd_forward", s);
   if (!checkpoints && !state) throw std::invalid_argument("ssd_forward: needs checkpoints or a state");
   const Dims d(s);
@@ -469,15 +415,24 @@ void ssd_forward(cudaStream_t stream, float* y, float* checkpoints, const float*
     LIVS_CUDA_CHECK_LAUNCH();
     return;
   }
+  const bool tc = tensor_cores && tensor_cores_fit(s);
   const dim3 grid(unsigned(d.batch * d.chunks), unsigned(d.H));
-  const std::size_t state_bytes = tile_bytes(kQ, d.P) + tile_bytes(kQ, d.N);
-  const bool state_staged = stage_tiles(ssd_chunk_state_kernel, state_bytes);
-  ssd_chunk_state_kernel<<<grid, kBlock, state_staged ? state_bytes : 0, stream>>>(
-      checkpoints, scratch, xbc, dt, a_log, d, state_staged);
-  LIVS_CUDA_CHECK_LAUNCH();
+  if (tc) {
+    tc_chunk_states(stream, checkpoints, scratch, xbc, dt, a_log, d);
+  } else {
+    const std::size_t state_bytes = tile_bytes(kQ, d.P) + tile_bytes(kQ, d.N);
+    const bool state_staged = stage_tiles(ssd_chunk_state_kernel, state_bytes);
+    ssd_chunk_state_kernel<<<grid, kBlock, state_staged ? state_bytes : 0, stream>>>(
+        checkpoints, scratch, xbc, dt, a_log, d, state_staged);
+    LIVS_CUDA_CHECK_LAUNCH();
+  }
   ssd_carry_kernel<<<element_blocks(d.batch * d.H * d.PN()), kElementThreads, 0, stream>>>(checkpoints,
                                                                                            scratch, state, d);
   LIVS_CUDA_CHECK_LAUNCH();
+  if (tc) {
+    tc_chunk_outputs(stream, y, checkpoints, xbc, dt, a_log, D, d);
+    return;
+  }
   const std::size_t output_bytes = tile_bytes(kQ, d.P) + 2 * tile_bytes(kQ, d.N) + tile_bytes(d.P, d.N);
   const bool output_staged = stage_tiles(ssd_chunk_output_kernel, output_bytes);
   ssd_chunk_output_kernel<<<grid, kBlock, output_staged ? output_bytes : 0, stream>>>(
@@ -496,7 +451,7 @@ int64_t ssd_backward_scratch(const SsdShape& s) {
 
 void ssd_backward(cudaStream_t stream, float* dxbc, float* ddt, float* da_log, float* dD, const float* dy,
                   const float* checkpoints, const float* xbc, const float* dt, const float* a_log,
-                  const float* D, const SsdShape& s, float* scratch) {
+                  const float* D, const SsdShape& s, float* scratch, bool tensor_cores) {
   check_shape("ssd_backward", s);
   const Dims d(s);
   const int64_t blocks = d.batch * d.chunks * d.H, rows = d.batch * d.T;
@@ -504,21 +459,31 @@ void ssd_backward(cudaStream_t stream, float* dxbc, float* ddt, float* da_log, f
   float* G = totals + blocks;
   float* bc_partials = G + blocks * d.PN();
   float* param_partials = bc_partials + rows * d.H * 2 * d.N;
+  const bool tc = tensor_cores && tensor_cores_fit(s);
   const dim3 grid(unsigned(d.batch * d.chunks), unsigned(d.H));
-  const std::size_t adjoint_bytes = tile_bytes(kQ, d.P) + tile_bytes(kQ, d.N);
-  const bool adjoint_staged = stage_tiles(ssd_chunk_adjoint_kernel, adjoint_bytes);
-  ssd_chunk_adjoint_kernel<<<grid, kBlock, adjoint_staged ? adjoint_bytes : 0, stream>>>(
-      G, totals, dy, xbc, dt, a_log, d, adjoint_staged);
-  LIVS_CUDA_CHECK_LAUNCH();
+  if (tc) {
+    tc_chunk_adjoints(stream, G, totals, dy, xbc, dt, a_log, d);
+  } else {
+    const std::size_t adjoint_bytes = tile_bytes(kQ, d.P) + tile_bytes(kQ, d.N);
+    const bool adjoint_staged = stage_tiles(ssd_chunk_adjoint_kernel, adjoint_bytes);
+    ssd_chunk_adjoint_kernel<<<grid, kBlock, adjoint_staged ? adjoint_bytes : 0, stream>>>(
+        G, totals, dy, xbc, dt, a_log, d, adjoint_staged);
+    LIVS_CUDA_CHECK_LAUNCH();
+  }
   ssd_adjoint_carry_kernel<<<element_blocks(d.batch * d.H * d.PN()), kElementThreads, 0, stream>>>(G, totals,
                                                                                                    d);
   LIVS_CUDA_CHECK_LAUNCH();
-  const std::size_t backward_bytes =
-      2 * tile_bytes(kQ, d.P) + 2 * tile_bytes(kQ, d.N) + 2 * tile_bytes(d.P, d.N);
-  const bool backward_staged = stage_tiles(ssd_chunk_backward_kernel, backward_bytes);
-  ssd_chunk_backward_kernel<<<grid, kBlock, backward_staged ? backward_bytes : 0, stream>>>(
-      dxbc, ddt, bc_partials, param_partials, dy, checkpoints, G, xbc, dt, a_log, D, d, backward_staged);
-  LIVS_CUDA_CHECK_LAUNCH();
+  if (tc) {
+    tc_chunk_backward(stream, dxbc, ddt, bc_partials, param_partials, dy, checkpoints, G, xbc, dt, a_log, D,
+                      d);
+  } else {
+    const std::size_t backward_bytes =
+        2 * tile_bytes(kQ, d.P) + 2 * tile_bytes(kQ, d.N) + 2 * tile_bytes(d.P, d.N);
+    const bool backward_staged = stage_tiles(ssd_chunk_backward_kernel, backward_bytes);
+    ssd_chunk_backward_kernel<<<grid, kBlock, backward_staged ? backward_bytes : 0, stream>>>(
+        dxbc, ddt, bc_partials, param_partials, dy, checkpoints, G, xbc, dt, a_log, D, d, backward_staged);
+    LIVS_CUDA_CHECK_LAUNCH();
+  }
   ssd_bc_kernel<<<element_blocks(rows * 2 * d.N), kElementThreads, 0, stream>>>(dxbc, bc_partials, d);
   LIVS_CUDA_CHECK_LAUNCH();
   ssd_params_kernel<<<element_blocks(d.H), kElementThreads, 0, stream>>>(da_log, dD, param_partials, a_log,

@@ -4,10 +4,15 @@
 // past one block's loop; decode (the recurrence through a state); and whole
 // models with Mamba-2 slots (plain, differential, in a fusion), fp32 and bf16.
 // Kernel tolerance: relative norm 3e-5 (fp32; the chunked form adds in
-// another order than the CPU's step-by-step recurrence).
+// another order than the CPU's step-by-step recurrence). A bf16 backend runs
+// the chunk products on the tensor cores (ssd_tc.cu) for head_dim and d_state
+// up to 128: the same comparisons at kSsdTensorCoreTolerance, the fp32
+// kernels' bits beyond that size, the same bits on every run.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "evaluator/model.hpp"
@@ -28,6 +33,9 @@ using Array = DeviceArray<float>;
 constexpr double kSsdTolerance = 3e-5;
 constexpr double kModelFp32Tolerance = 1e-4;
 constexpr double kModelBf16Tolerance = 5e-2;
+// x, B, C, dy, the states and the Q x Q intermediates rounded to bf16 (2^-9
+// relative) before each product, sums over up to 128 terms in fp32.
+constexpr double kSsdTensorCoreTolerance = 2e-2;
 
 std::string describe(const SsdShape& s) {
   return "batch " + std::to_string(s.batch) + " seq " + std::to_string(s.seq) + " heads " +
@@ -39,8 +47,9 @@ std::unique_ptr<Array> accumulator(Backend& be, int64_t count, uint64_t seed) {
   return std::make_unique<Array>(be, random_floats(std::size_t(count), seed, 0.5));
 }
 
-void check_ssd(const SsdShape& s, uint64_t seed) {
-  CAPTURE(describe(s));
+// Every output of the kernels (forward from zero and from a state, decode,
+// backward) for one shape, on `be`.
+Outputs run_ssd(Backend& be, const SsdShape& s, uint64_t seed) {
   const int64_t rows = int64_t(s.batch) * s.seq, xbc_n = rows * s.xbc_width(), y_n = rows * s.inner(),
                 dt_n = rows * s.heads, states = int64_t(s.batch) * s.inner() * s.state;
   auto dt = random_floats(dt_n, seed);
@@ -51,39 +60,53 @@ void check_ssd(const SsdShape& s, uint64_t seed) {
   for (auto& a : a_log) a = std::log(1.0f + 15.0f / (1.0f + std::exp(-a)));
   const auto xbc = random_floats(xbc_n, seed + 2), D = random_floats(s.heads, seed + 3),
              dy = random_floats(y_n, seed + 4), h0 = random_floats(states, seed + 5);
+  Array dxbc_in(be, xbc), ddt_in(be, dt), dalog_in(be, a_log), dD_in(be, D), ddy(be, dy), state(be, h0),
+      decode_state(be, h0);
+  auto y = poisoned(be, y_n), cp = poisoned(be, ssd_checkpoint_floats(s));
+  auto y_from_state = poisoned(be, y_n), cp_from_state = poisoned(be, ssd_checkpoint_floats(s));
+  auto y_decode = poisoned(be, y_n);
+  auto dxbc = accumulator(be, xbc_n, seed + 6), ddt = accumulator(be, dt_n, seed + 7),
+       dalog = accumulator(be, s.heads, seed + 8), dD = accumulator(be, s.heads, seed + 9);
+  auto partials = poisoned(be, ssd_partial_floats(s));
+  be.ssd_forward(y->data(), cp->data(), dxbc_in.data(), ddt_in.data(), dalog_in.data(), dD_in.data(), nullptr,
+                 s);
+  be.ssd_backward(dxbc->data(), ddt->data(), dalog->data(), dD->data(), partials->data(), ddy.data(),
+                  cp->data(), dxbc_in.data(), ddt_in.data(), dalog_in.data(), dD_in.data(), s);
+  be.ssd_forward(y_from_state->data(), cp_from_state->data(), dxbc_in.data(), ddt_in.data(), dalog_in.data(),
+                 dD_in.data(), state.data(), s);
+  // Without checkpoints: the recurrence through the state (decode's path), over the whole sequence.
+  be.ssd_forward(y_decode->data(), nullptr, dxbc_in.data(), ddt_in.data(), dalog_in.data(), dD_in.data(),
+                 decode_state.data(), s);
+  return Outputs{{"y", y->download()},
+                 {"checkpoints", cp->download()},
+                 {"y from a state", y_from_state->download()},
+                 {"checkpoints from a state", cp_from_state->download()},
+                 {"last state", state.download()},
+                 {"y through the recurrence", y_decode->download()},
+                 {"last state through the recurrence", decode_state.download()},
+                 {"dxbc", dxbc->download()},
+                 {"ddt", ddt->download()},
+                 {"da_log", dalog->download()},
+                 {"dD", dD->download()}};
+}
+
+void check_ssd(const SsdShape& s, uint64_t seed) {
+  CAPTURE(describe(s));
   compare_backends(
-      "ssd " + describe(s),
-      [&](Backend& be) {
-        Array dxbc_in(be, xbc), ddt_in(be, dt), dalog_in(be, a_log), dD_in(be, D), ddy(be, dy), state(be, h0),
-            decode_state(be, h0);
-        auto y = poisoned(be, y_n), cp = poisoned(be, ssd_checkpoint_floats(s));
-        auto y_from_state = poisoned(be, y_n), cp_from_state = poisoned(be, ssd_checkpoint_floats(s));
-        auto y_decode = poisoned(be, y_n);
-        auto dxbc = accumulator(be, xbc_n, seed + 6), ddt = accumulator(be, dt_n, seed + 7),
-             dalog = accumulator(be, s.heads, seed + 8), dD = accumulator(be, s.heads, seed + 9);
-        auto partials = poisoned(be, ssd_partial_floats(s));
-        be.ssd_forward(y->data(), cp->data(), dxbc_in.data(), ddt_in.data(), dalog_in.data(), dD_in.data(),
-                       nullptr, s);
-        be.ssd_backward(dxbc->data(), ddt->data(), dalog->data(), dD->data(), partials->data(), ddy.data(),
-                        cp->data(), dxbc_in.data(), ddt_in.data(), dalog_in.data(), dD_in.data(), s);
-        be.ssd_forward(y_from_state->data(), cp_from_state->data(), dxbc_in.data(), ddt_in.data(),
-                       dalog_in.data(), dD_in.data(), state.data(), s);
-        // Without checkpoints: the recurrence through the state (decode's path), over the whole sequence.
-        be.ssd_forward(y_decode->data(), nullptr, dxbc_in.data(), ddt_in.data(), dalog_in.data(),
-                       dD_in.data(), decode_state.data(), s);
-        return Outputs{{"y", y->download()},
-                       {"checkpoints", cp->download()},
-                       {"y from a state", y_from_state->download()},
-                       {"checkpoints from a state", cp_from_state->download()},
-                       {"last state", state.download()},
-                       {"y through the recurrence", y_decode->download()},
-                       {"last state through the recurrence", decode_state.download()},
-                       {"dxbc", dxbc->download()},
-                       {"ddt", ddt->download()},
-                       {"da_log", dalog->download()},
-                       {"dD", dD->download()}};
-      },
-      kSsdTolerance);
+      "ssd " + describe(s), [&](Backend& be) { return run_ssd(be, s, seed); }, kSsdTolerance);
+}
+
+// The tensor-core path against the CPU; returns the largest relative error seen.
+double check_ssd_tensor_cores(const SsdShape& s, uint64_t seed) {
+  CAPTURE(describe(s));
+  const Outputs want = run_ssd(cpu(), s, seed), got = run_ssd(gpu_bf16(), s, seed);
+  REQUIRE(got.size() == want.size());
+  double worst = 0.0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    check_close("ssd bf16 " + want[i].first, got[i].second, want[i].second, kSsdTensorCoreTolerance);
+    worst = std::max(worst, relative_error(got[i].second, want[i].second));
+  }
+  return worst;
 }
 
 genome::OpGene ssd_op(int d, int head_dim, int state, bool differential) {
@@ -135,6 +158,38 @@ TEST_CASE("ssd kernels: Mamba-2's sizes (head_dim 64, d_state 64 and 128) and a 
   check_ssd({2, 130, 2, 64, 128}, 560);
   check_ssd({1, 1024, 8, 32, 16}, 570);
   check_ssd({2, 70, 3, 5, 300}, 580);  // d_state past a block's threads
+}
+
+TEST_CASE("ssd tensor cores: every size the fp32 kernels are checked at, up to head_dim and d_state 128") {
+  double worst = 0.0;
+  for (const auto& [shape, seed] : std::vector<std::pair<SsdShape, uint64_t>>{{{2, 1, 3, 4, 5}, 600},
+                                                                              {{2, 63, 3, 4, 5}, 610},
+                                                                              {{2, 64, 3, 4, 5}, 620},
+                                                                              {{1, 65, 2, 16, 16}, 630},
+                                                                              {{3, 200, 5, 12, 7}, 640},
+                                                                              {{4, 256, 4, 64, 64}, 650},
+                                                                              {{2, 130, 2, 64, 128}, 660},
+                                                                              {{1, 1024, 8, 32, 16}, 670},
+                                                                              {{2, 100, 2, 128, 128}, 680},
+                                                                              {{2, 90, 3, 100, 20}, 690}})
+    worst = std::max(worst, check_ssd_tensor_cores(shape, seed));
+  MESSAGE("ssd tensor cores: largest relative error " << worst << " (tolerance " << kSsdTensorCoreTolerance
+                                                      << ")");
+}
+
+TEST_CASE("ssd tensor cores: taken in bf16 up to 128, the fp32 kernels past it, the same bits every run") {
+  const auto same_bits = [](const Outputs& a, const Outputs& b) {
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i].second.size() != b[i].second.size() ||
+          std::memcmp(a[i].second.data(), b[i].second.data(), a[i].second.size() * sizeof(float)) != 0)
+        return false;
+    return true;
+  };
+  const SsdShape fits{4, 256, 4, 64, 64}, too_wide{2, 70, 3, 5, 300};
+  const Outputs exact = run_ssd(gpu(), fits, 700), mixed = run_ssd(gpu_bf16(), fits, 700);
+  CHECK_FALSE(same_bits(exact, mixed));  // the bf16 backend took the tensor cores
+  CHECK(same_bits(mixed, run_ssd(gpu_bf16(), fits, 700)));
+  CHECK(same_bits(run_ssd(gpu(), too_wide, 710), run_ssd(gpu_bf16(), too_wide, 710)));
 }
 
 TEST_CASE("ssd models: Mamba-2 slots, differential and in a fusion, match the CPU backend") {

@@ -1,0 +1,88 @@
+#pragma once
+// What the SSD kernels share (ssd.cu: fp32 on the CUDA cores; ssd_tc.cu:
+// bf16 tensor cores): the shape in 64-bit sizes, and each block's chunk with
+// its dt and running log-decay cum in shared memory.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "evaluator/cuda/kernels.hpp"  // backend.hpp, with nvcc's #554 silenced
+
+namespace livs::evaluator::cuda::ssd {
+
+constexpr int kQ = kScanChunk;  // steps per chunk
+
+struct Dims {
+  int64_t batch, T, H, P, N, I, W, chunks;
+  explicit Dims(const SsdShape& s)
+      : batch(s.batch),
+        T(s.seq),
+        H(s.heads),
+        P(s.head_dim),
+        N(s.state),
+        I(s.inner()),
+        W(s.xbc_width()),
+        chunks(scan_chunks(s.seq)) {}
+  __host__ __device__ int64_t PN() const { return P * N; }
+};
+
+// The block's chunk: b, c, h from the grid (x: sequence and chunk, y: head);
+// t0, len; A = -e^(a_log).
+struct Chunk {
+  int64_t b, c, h, t0;
+  int len;
+  float A;
+};
+
+// Loads the block's chunk and fills dtv (dt of its steps, 0 past len) and
+// cum (running sum of dt A; past len it stays at cum_last). Needs at least
+// kQ threads; ends with a barrier.
+__device__ inline Chunk load_chunk(float* cum, float* dtv, const float* dt, const float* a_log,
+                                   const Dims& d) {
+  Chunk k;
+  k.b = blockIdx.x / d.chunks;
+  k.c = blockIdx.x % d.chunks;
+  k.h = blockIdx.y;
+  k.t0 = k.c * kQ;
+  k.len = int(d.T - k.t0 < kQ ? d.T - k.t0 : kQ);
+  k.A = -expf(a_log[k.h]);
+  if (threadIdx.x < kQ)
+    dtv[threadIdx.x] = int(threadIdx.x) < k.len ? dt[(k.b * d.T + k.t0 + threadIdx.x) * d.H + k.h] : 0.0f;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float s = 0.0f;
+    for (int i = 0; i < kQ; ++i) {
+      s += dtv[i] * k.A;  // past len dt is 0: cum stays at cum_last
+      cum[i] = s;
+    }
+  }
+  __syncthreads();
+  return k;
+}
+
+// The chunk's decay gradient in the closed form of ssd.cu's backward, by one
+// thread: on entry dcum[t] holds sum_{i >= t, j < t} T1(i, j), t2[t] and
+// t4[t] the per-step terms T2 and T4, d_sum[t] = dy_t . x_t; t3 = T3. On exit
+// dcum[t] = dl_t (t4 is overwritten by its prefix sums) and partials[0],
+// partials[1] hold the block's dA and dD.
+__device__ inline void chunk_decay_gradient(float* dcum, const float* t2, float* t4, const float* d_sum,
+                                            const float* dtv, double t3, int len, float* partials) {
+  double before = 0.0;  // sum_{j < t} T4(j)
+  for (int t = 0; t < len; ++t) {
+    const double here = t4[t];
+    t4[t] = float(before);
+    before += here;
+  }
+  double after = 0.0, da = 0.0, dd = 0.0;  // sum_{i >= t} T2(i)
+  for (int t = len - 1; t >= 0; --t) {
+    after += t2[t];
+    const double dl = dcum[t] + after + t3 + t4[t];
+    dcum[t] = float(dl);
+    da += dtv[t] * dl;
+  }
+  for (int t = 0; t < len; ++t) dd += d_sum[t];
+  partials[0] = float(da);
+  partials[1] = float(dd);
+}
+
+}  // namespace livs::evaluator::cuda::ssd

@@ -1,0 +1,411 @@
+// Mamba-2's SSD chunk kernels on the tensor cores: the same products as
+// ssd.cu's fp32 kernels (the equations are written there), as bf16
+// mma.sync m16n8k16 tiles with fp32 accumulation. One block of four warps per
+// (sequence, chunk, head); warp w owns rows 16w..16w+15 of the chunk's 64
+// steps. Each block copies its chunk's x, B, C (and dy, the entering state and
+// the end gradient in backward) into bf16 shared tiles, widths rounded up to
+// 16 with zeros, and every product reads its operands there through ldmatrix
+// in the orientation it needs (mma_tiles.cuh):
+//   forward   S = C B^T, M = S o L (L: the decays, lower triangle), y = M x + e^cum C H0^T + D x;
+//   states    end = (w o x)^T B, w_j = e^(cum_last - cum_j) dt_j;  adjoint: G = (e^cum o dy)^T C;
+//   backward  S = C B^T and X = dy x^T (the warp's rows, kept in registers);
+//             dC = e^cum dy H0 + (E o dt o X) B;  dB = dt o ((E o X)^T C + e^(cum_last - cum) x G);
+//             R = (E o S)^T dy + e^(cum_last - cum) B G^T, dx += D dy + dt R.
+// E o S and E o X are needed transposed, so they go through shared memory; the
+// rest stays in registers (an accumulator of 16 columns is the A fragment of
+// the next product over those columns). The decays' gradient is summed in the
+// closed form of ssd.cu (T1 in fp32 shared memory, a row prefix and a column
+// suffix pass), and the dot products that need no product (dy . x, <G, H0>)
+// read the fp32 inputs. No atomics: the same bits on every run.
+#include <cuda_bf16.h>
+
+#include <cstddef>
+
+#include "common/environment_switch.hpp"
+#include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/mma_tiles.cuh"
+#include "evaluator/cuda/ssd_tc.cuh"
+
+namespace livs::evaluator::cuda::ssd {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+using tc::SharedTile;
+
+constexpr int kWarps = kQ / tc::kMmaRows;  // one warp per 16 steps of the chunk
+constexpr int kThreads = 32 * kWarps;
+constexpr int kTiles = kQ / 8;  // n-tiles across the chunk's steps
+constexpr int kMaxWidth = 128;  // head_dim and d_state on this path
+static_assert(kQ % tc::kMmaRows == 0, "whole m-tiles per chunk");
+
+__host__ __device__ inline int padded16(int64_t n) { return int((n + 15) / 16 * 16); }
+
+std::size_t tile_bytes(int rows, int width16) { return std::size_t(rows) * (width16 + 8) * sizeof(bf16); }
+
+// The next rows x width16 tile at `next` (which moves past it).
+__device__ SharedTile carve(bf16*& next, int rows, int width16) {
+  const SharedTile t{next, width16 + 8};
+  next += rows * (width16 + 8);
+  return t;
+}
+
+// rows x width16 of an fp32 array (row stride src_stride) into a bf16 tile:
+// rows past `valid` and columns past `cols` as zeros, row r times scale[r]
+// when given.
+__device__ void stage(SharedTile t, int rows, int width16, const float* src, int64_t src_stride, int valid,
+                      int64_t cols, const float* scale = nullptr) {
+  for (int e = threadIdx.x; e < rows * width16; e += blockDim.x) {
+    const int r = e / width16, c = e % width16;
+    float v = r < valid && c < cols ? src[r * src_stride + c] : 0.0f;
+    if (scale) v *= scale[r];
+    t(r, c) = __float2bfloat16_rn(v);
+  }
+}
+
+// out[p][n] = sum_j w_j U_j[p] V_j[n] over the chunk's steps j: the end
+// states (U = x, V = B, w_j = e^(cum_last - cum_j) dt_j) or the adjoints
+// (U = dy, V = C, w_j = e^(cum_j)); totals[chunk] = cum_last.
+__global__ void __launch_bounds__(kThreads)
+    chunk_outer_kernel(float* out, float* totals, const float* u, int64_t u_stride, const float* v,
+                       const float* dt, const float* a_log, Dims d, bool adjoint) {
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  __shared__ float cum[kQ], dtv[kQ], w[kQ];
+  const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
+  const int P16 = padded16(d.P), N16 = padded16(d.N);
+  const float last = cum[k.len - 1];
+  if (threadIdx.x < kQ) {
+    const int j = int(threadIdx.x);
+    w[j] = j < k.len ? (adjoint ? expf(cum[j]) : expf(last - cum[j]) * dtv[j]) : 0.0f;
+  }
+  __syncthreads();
+  bf16* next = reinterpret_cast<bf16*>(shared_bytes);
+  const SharedTile U = carve(next, kQ, P16), V = carve(next, kQ, N16);
+  const int64_t row0 = k.b * d.T + k.t0, chunk = (k.b * d.chunks + k.c) * d.H + k.h;
+  stage(U, kQ, P16, u + row0 * u_stride + k.h * d.P, u_stride, k.len, d.P, w);
+  stage(V, kQ, N16, v + row0 * d.W, d.W, k.len, d.N);
+  __syncthreads();
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  float* slot = out + chunk * d.PN();
+  const int col_pairs = N16 / 16, items = P16 / 16 * col_pairs;
+  for (int item = warp; item < items; item += kWarps) {
+    const int p0 = item / col_pairs * 16, n0 = item % col_pairs * 16;
+    float acc[2][4] = {};
+    tc::mma_pair(
+        acc[0], acc[1], 0, kQ, [&](auto& a, int j0) { tc::load_a_transposed(a, U, p0, j0, lane); },
+        [&](auto& b, int j0) { tc::load_b(b, V, j0, n0, lane); });
+    for (int tile = 0; tile < 2; ++tile)
+      for (int e = 0; e < 4; ++e) {
+        const int p = p0 + tc::fragment_row(lane, e), n = n0 + tc::fragment_col(lane, tile, e);
+        if (p < d.P && n < d.N) slot[p * d.N + n] = acc[tile][e];
+      }
+  }
+  if (threadIdx.x == 0) totals[chunk] = last;
+}
+
+// The outputs of one chunk and head.
+__global__ void __launch_bounds__(kThreads)
+    chunk_output_kernel(float* y, const float* checkpoints, const float* xbc, const float* dt,
+                        const float* a_log, const float* D, Dims d) {
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  __shared__ float cum[kQ], dtv[kQ];
+  const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
+  const int P16 = padded16(d.P), N16 = padded16(d.N);
+  bf16* next = reinterpret_cast<bf16*>(shared_bytes);
+  const SharedTile X = carve(next, kQ, P16), Bt = carve(next, kQ, N16), C = carve(next, kQ, N16),
+                   H0 = carve(next, P16, N16);
+  const int64_t row0 = k.b * d.T + k.t0, chunk = (k.b * d.chunks + k.c) * d.H + k.h;
+  const float* rows = xbc + row0 * d.W;
+  stage(X, kQ, P16, rows + k.h * d.P, d.W, k.len, d.P);
+  stage(Bt, kQ, N16, rows + d.I, d.W, k.len, d.N);
+  stage(C, kQ, N16, rows + d.I + d.N, d.W, k.len, d.N);
+  stage(H0, P16, N16, checkpoints + chunk * d.PN(), d.N, int(d.P), d.N);
+  __syncthreads();
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, r0 = warp * tc::kMmaRows;
+  auto C_rows = [&](auto& a, int n0) { tc::load_a(a, C, r0, n0, lane); };
+
+  // M = C B^T masked by the decays, the warp's rows; column blocks past the diagonal block stay 0.
+  float m[kTiles][4] = {};
+#pragma unroll
+  for (int jb = 0; jb < kWarps; ++jb)
+    if (jb <= warp)
+      tc::mma_pair(m[2 * jb], m[2 * jb + 1], 0, N16, C_rows,
+                   [&](auto& b, int n0) { tc::load_b_transposed(b, Bt, n0, 16 * jb, lane); });
+#pragma unroll
+  for (int tile = 0; tile < kTiles; ++tile)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int i = r0 + tc::fragment_row(lane, e), j = tc::fragment_col(lane, tile, e);
+      m[tile][e] = j <= i && i < k.len ? m[tile][e] * expf(cum[i] - cum[j]) * dtv[j] : 0.0f;
+    }
+
+  const float dh = D[k.h];
+  for (int p0 = 0; p0 < P16; p0 += 16) {
+    float inside[2][4] = {}, entering[2][4] = {};
+#pragma unroll
+    for (int jb = 0; jb < kWarps; ++jb)
+      if (jb <= warp) {
+        uint32_t a[4], b[4];
+        tc::c_to_a<kTiles>(a, m, jb);
+        tc::load_b(b, X, 16 * jb, p0, lane);
+        tc::mma(inside[0], a, b[0], b[1]);
+        tc::mma(inside[1], a, b[2], b[3]);
+      }
+    tc::mma_pair(entering[0], entering[1], 0, N16, C_rows,
+                 [&](auto& b, int n0) { tc::load_b_transposed(b, H0, n0, p0, lane); });
+    for (int tile = 0; tile < 2; ++tile)
+      for (int e = 0; e < 4; ++e) {
+        const int i = r0 + tc::fragment_row(lane, e), p = p0 + tc::fragment_col(lane, tile, e);
+        if (i >= k.len || p >= d.P) continue;
+        const int64_t row = row0 + i;
+        const float x = xbc[row * d.W + k.h * d.P + p];
+        y[row * d.I + k.h * d.P + p] = fmaf(dh, x, fmaf(expf(cum[i]), entering[tile][e], inside[tile][e]));
+      }
+  }
+}
+
+// The sums over the 4 lanes holding a row of the warp's C fragments, into
+// out[r0 + row] (rows g and g + 8).
+__device__ void store_row_sums(float* out, const float (&part)[2], int r0, int lane) {
+  for (int half = 0; half < 2; ++half) {
+    const float v = tc::row_sum(part[half]);
+    if ((lane & 3) == 0) out[r0 + (lane >> 2) + 8 * half] = v;
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    chunk_backward_kernel(float* dxbc, float* ddt, float* bc_partials, float* param_partials, const float* dy,
+                          const float* checkpoints, const float* Gend_all, const float* xbc, const float* dt,
+                          const float* a_log, const float* D, Dims d) {
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  __shared__ float cum[kQ], dtv[kQ], dcum[kQ], t2[kQ], t4[kQ], in_sum[kQ], d_sum[kQ];
+  __shared__ float T1[kQ][kQ + 1];  // T1(i, j) = X S E dt_j, then its row prefix sums
+  __shared__ float t3_parts[kThreads];
+  const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
+  const int P16 = padded16(d.P), N16 = padded16(d.N);
+  const int64_t row0 = k.b * d.T + k.t0, chunk = (k.b * d.chunks + k.c) * d.H + k.h;
+  const float last = cum[k.len - 1], dh = D[k.h];
+  const float* Hin = checkpoints + chunk * d.PN();
+  const float* Gend = Gend_all + chunk * d.PN();
+  bf16* next = reinterpret_cast<bf16*>(shared_bytes);
+  const SharedTile X = carve(next, kQ, P16), dY = carve(next, kQ, P16), Bt = carve(next, kQ, N16),
+                   C = carve(next, kQ, N16), H0 = carve(next, P16, N16), G = carve(next, P16, N16),
+                   ES = carve(next, kQ, kQ), EX = carve(next, kQ, kQ);
+  const float* rows = xbc + row0 * d.W;
+  const float* dy_rows = dy + row0 * d.I + k.h * d.P;
+  stage(X, kQ, P16, rows + k.h * d.P, d.W, k.len, d.P);
+  stage(dY, kQ, P16, dy_rows, d.I, k.len, d.P);
+  stage(Bt, kQ, N16, rows + d.I, d.W, k.len, d.N);
+  stage(C, kQ, N16, rows + d.I + d.N, d.W, k.len, d.N);
+  stage(H0, P16, N16, Hin, d.N, int(d.P), d.N);
+  stage(G, P16, N16, Gend, d.N, int(d.P), d.N);
+  __syncthreads();
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, r0 = warp * tc::kMmaRows;
+
+  // S = C B^T and X = dy x^T on the warp's rows i (column blocks j <= i's block).
+  float s[kTiles][4] = {}, xm[kTiles][4] = {};
+#pragma unroll
+  for (int jb = 0; jb < kWarps; ++jb)
+    if (jb <= warp) {
+      tc::mma_pair(
+          s[2 * jb], s[2 * jb + 1], 0, N16, [&](auto& a, int n0) { tc::load_a(a, C, r0, n0, lane); },
+          [&](auto& b, int n0) { tc::load_b_transposed(b, Bt, n0, 16 * jb, lane); });
+      tc::mma_pair(
+          xm[2 * jb], xm[2 * jb + 1], 0, P16, [&](auto& a, int p0) { tc::load_a(a, dY, r0, p0, lane); },
+          [&](auto& b, int p0) { tc::load_b_transposed(b, X, p0, 16 * jb, lane); });
+    }
+    // E o S and E o X to shared memory (read transposed below), T1 for the decays'
+    // gradient; xm becomes E o dt o X, the left operand of dC.
+#pragma unroll
+  for (int tile = 0; tile < kTiles; ++tile)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int i = r0 + tc::fragment_row(lane, e), j = tc::fragment_col(lane, tile, e);
+      const float E = j <= i && i < k.len ? expf(cum[i] - cum[j]) : 0.0f, ex = E * xm[tile][e];
+      ES(i, j) = __float2bfloat16_rn(E * s[tile][e]);
+      EX(i, j) = __float2bfloat16_rn(ex);
+      T1[i][j] = ex * s[tile][e] * dtv[j];
+      xm[tile][e] = ex * dtv[j];
+    }
+  __syncthreads();
+
+  float part[2] = {0.0f, 0.0f};  // per row of the warp: rows g and g + 8
+  // dC = e^cum (dy H0) + (E o dt o X) B on rows i; T2's dot product (dy H0) . C.
+  for (int n0 = 0; n0 < N16; n0 += 16) {
+    float hc[2][4] = {}, dc[2][4] = {};
+    tc::mma_pair(
+        hc[0], hc[1], 0, P16, [&](auto& a, int p0) { tc::load_a(a, dY, r0, p0, lane); },
+        [&](auto& b, int p0) { tc::load_b(b, H0, p0, n0, lane); });
+#pragma unroll
+    for (int jb = 0; jb < kWarps; ++jb)
+      if (jb <= warp) {
+        uint32_t a[4], b[4];
+        tc::c_to_a<kTiles>(a, xm, jb);
+        tc::load_b(b, Bt, 16 * jb, n0, lane);
+        tc::mma(dc[0], a, b[0], b[1]);
+        tc::mma(dc[1], a, b[2], b[3]);
+      }
+    for (int tile = 0; tile < 2; ++tile)
+      for (int e = 0; e < 4; ++e) {
+        const int i = r0 + tc::fragment_row(lane, e), n = n0 + tc::fragment_col(lane, tile, e);
+        if (i >= k.len || n >= d.N) continue;
+        const int64_t row = row0 + i;
+        bc_partials[(row * d.H + k.h) * 2 * d.N + d.N + n] = fmaf(expf(cum[i]), hc[tile][e], dc[tile][e]);
+        part[e >> 1] = fmaf(hc[tile][e], rows[int64_t(i) * d.W + d.I + d.N + n], part[e >> 1]);
+      }
+  }
+  store_row_sums(t2, part, r0, lane);
+
+  // dB = dt o ((E o X)^T C + e^(cum_last - cum) x G) on rows j; T4's dot product (x G) . B.
+  part[0] = part[1] = 0.0f;
+  for (int n0 = 0; n0 < N16; n0 += 16) {
+    float cb[2][4] = {}, xg[2][4] = {};
+#pragma unroll
+    for (int ib = 0; ib < kWarps; ++ib)
+      if (ib >= warp) {
+        uint32_t a[4], b[4];
+        tc::load_a_transposed(a, EX, r0, 16 * ib, lane);
+        tc::load_b(b, C, 16 * ib, n0, lane);
+        tc::mma(cb[0], a, b[0], b[1]);
+        tc::mma(cb[1], a, b[2], b[3]);
+      }
+    tc::mma_pair(
+        xg[0], xg[1], 0, P16, [&](auto& a, int p0) { tc::load_a(a, X, r0, p0, lane); },
+        [&](auto& b, int p0) { tc::load_b(b, G, p0, n0, lane); });
+    for (int tile = 0; tile < 2; ++tile)
+      for (int e = 0; e < 4; ++e) {
+        const int j = r0 + tc::fragment_row(lane, e), n = n0 + tc::fragment_col(lane, tile, e);
+        if (j >= k.len || n >= d.N) continue;
+        const int64_t row = row0 + j;
+        bc_partials[(row * d.H + k.h) * 2 * d.N + n] =
+            dtv[j] * fmaf(expf(last - cum[j]), xg[tile][e], cb[tile][e]);
+        part[e >> 1] = fmaf(xg[tile][e], rows[int64_t(j) * d.W + d.I + n], part[e >> 1]);
+      }
+  }
+  store_row_sums(t4, part, r0, lane);
+
+  // R = (E o S)^T dy + e^(cum_last - cum) B G^T on rows j; dx += D dy + dt R; x . R.
+  part[0] = part[1] = 0.0f;
+  for (int p0 = 0; p0 < P16; p0 += 16) {
+    float sd[2][4] = {}, bg[2][4] = {};
+#pragma unroll
+    for (int ib = 0; ib < kWarps; ++ib)
+      if (ib >= warp) {
+        uint32_t a[4], b[4];
+        tc::load_a_transposed(a, ES, r0, 16 * ib, lane);
+        tc::load_b(b, dY, 16 * ib, p0, lane);
+        tc::mma(sd[0], a, b[0], b[1]);
+        tc::mma(sd[1], a, b[2], b[3]);
+      }
+    tc::mma_pair(
+        bg[0], bg[1], 0, N16, [&](auto& a, int n0) { tc::load_a(a, Bt, r0, n0, lane); },
+        [&](auto& b, int n0) { tc::load_b_transposed(b, G, n0, p0, lane); });
+    for (int tile = 0; tile < 2; ++tile)
+      for (int e = 0; e < 4; ++e) {
+        const int j = r0 + tc::fragment_row(lane, e), p = p0 + tc::fragment_col(lane, tile, e);
+        if (j >= k.len || p >= d.P) continue;
+        const int64_t row = row0 + j, at = row * d.W + k.h * d.P + p;
+        const float r = fmaf(expf(last - cum[j]), bg[tile][e], sd[tile][e]);
+        dxbc[at] += fmaf(dh, dy_rows[int64_t(j) * d.I + p], dtv[j] * r);
+        part[e >> 1] = fmaf(xbc[at], r, part[e >> 1]);
+      }
+  }
+  store_row_sums(in_sum, part, r0, lane);
+
+  // T3 = <Gend, H0> and dy_t . x_t from the fp32 inputs; T1's row prefix sums.
+  float t3 = 0.0f;
+  for (int64_t e = threadIdx.x; e < d.PN(); e += kThreads) t3 = fmaf(Gend[e], Hin[e], t3);
+  t3_parts[threadIdx.x] = t3;
+  if (threadIdx.x < kQ) {
+    const int t = int(threadIdx.x);
+    float dot = 0.0f;
+    if (t < k.len)
+      for (int64_t p = 0; p < d.P; ++p)
+        dot = fmaf(dy_rows[int64_t(t) * d.I + p], rows[t * d.W + k.h * d.P + p], dot);
+    d_sum[t] = dot;
+    float before = 0.0f;  // T1[t][m] becomes sum_{j < m} T1(t, j)
+    for (int m = 0; m < kQ; ++m) {
+      const float here = T1[t][m];
+      T1[t][m] = before;
+      before += here;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x < kQ) {  // sum_{i >= m, j < m} T1(i, j); T2 and T4 get their decays
+    const int m = int(threadIdx.x);
+    double sum = 0.0;
+    for (int i = m; i < k.len; ++i) sum += T1[i][m];
+    dcum[m] = float(sum);
+    t2[m] = m < k.len ? expf(cum[m]) * t2[m] : 0.0f;
+    t4[m] = m < k.len ? expf(last - cum[m]) * dtv[m] * t4[m] : 0.0f;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double t3_sum = 0.0;
+    for (int t = 0; t < kThreads; ++t) t3_sum += t3_parts[t];
+    chunk_decay_gradient(dcum, t2, t4, d_sum, dtv, t3_sum * exp(double(last)), k.len,
+                         param_partials + 2 * chunk);
+  }
+  __syncthreads();
+  if (int(threadIdx.x) < k.len)
+    ddt[(row0 + threadIdx.x) * d.H + k.h] += fmaf(k.A, dcum[threadIdx.x], in_sum[threadIdx.x]);
+}
+
+// Opts `kernel` in to `bytes` of dynamic shared memory past the default 48 KiB.
+template <class Kernel>
+void allow_shared(Kernel kernel, std::size_t bytes) {
+  if (bytes > 48 * 1024)
+    LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
+dim3 chunk_grid(const Dims& d) { return dim3(unsigned(d.batch * d.chunks), unsigned(d.H)); }
+
+void launch_outer(cudaStream_t stream, float* out, float* totals, const float* u, int64_t u_stride,
+                  const float* v, const float* dt, const float* a_log, const Dims& d, bool adjoint) {
+  const std::size_t bytes = tile_bytes(kQ, padded16(d.P)) + tile_bytes(kQ, padded16(d.N));
+  allow_shared(chunk_outer_kernel, bytes);
+  chunk_outer_kernel<<<chunk_grid(d), kThreads, bytes, stream>>>(out, totals, u, u_stride, v, dt, a_log, d,
+                                                                 adjoint);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+// LIVSEARCH_SSD_TENSOR_CORES=0 keeps a bf16 backend on the fp32 kernels (for comparison).
+bool tensor_cores_fit(const SsdShape& s) {
+  static const bool enabled = enabled_unless_zero("LIVSEARCH_SSD_TENSOR_CORES");
+  return enabled && s.head_dim <= kMaxWidth && s.state <= kMaxWidth;
+}
+
+void tc_chunk_states(cudaStream_t stream, float* ends, float* totals, const float* xbc, const float* dt,
+                     const float* a_log, const Dims& d) {
+  launch_outer(stream, ends, totals, xbc, d.W, xbc + d.I, dt, a_log, d, false);
+}
+
+void tc_chunk_adjoints(cudaStream_t stream, float* G, float* totals, const float* dy, const float* xbc,
+                       const float* dt, const float* a_log, const Dims& d) {
+  launch_outer(stream, G, totals, dy, d.I, xbc + d.I + d.N, dt, a_log, d, true);
+}
+
+void tc_chunk_outputs(cudaStream_t stream, float* y, const float* checkpoints, const float* xbc,
+                      const float* dt, const float* a_log, const float* D, const Dims& d) {
+  const int P16 = padded16(d.P), N16 = padded16(d.N);
+  const std::size_t bytes = tile_bytes(kQ, P16) + 2 * tile_bytes(kQ, N16) + tile_bytes(P16, N16);
+  allow_shared(chunk_output_kernel, bytes);
+  chunk_output_kernel<<<chunk_grid(d), kThreads, bytes, stream>>>(y, checkpoints, xbc, dt, a_log, D, d);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+void tc_chunk_backward(cudaStream_t stream, float* dxbc, float* ddt, float* bc_partials,
+                       float* param_partials, const float* dy, const float* checkpoints, const float* Gend,
+                       const float* xbc, const float* dt, const float* a_log, const float* D, const Dims& d) {
+  const int P16 = padded16(d.P), N16 = padded16(d.N);
+  const std::size_t bytes =
+      2 * tile_bytes(kQ, P16) + 2 * tile_bytes(kQ, N16) + 2 * tile_bytes(P16, N16) + 2 * tile_bytes(kQ, kQ);
+  allow_shared(chunk_backward_kernel, bytes);
+  chunk_backward_kernel<<<chunk_grid(d), kThreads, bytes, stream>>>(
+      dxbc, ddt, bc_partials, param_partials, dy, checkpoints, Gend, xbc, dt, a_log, D, d);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace livs::evaluator::cuda::ssd
