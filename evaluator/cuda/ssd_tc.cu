@@ -351,11 +351,12 @@ __global__ void __launch_bounds__(kThreads)
     ddt[(row0 + threadIdx.x) * d.H + k.h] += fmaf(k.A, dcum[threadIdx.x], in_sum[threadIdx.x]);
 }
 
-// Opts `kernel` in to `bytes` of dynamic shared memory past the default 48 KiB.
+// Opts `kernel` in to `bytes` of dynamic shared memory: always, since with
+// the kernel's static arrays even small tiles can pass the default 48 KiB (a
+// launch then fails with an invalid argument).
 template <class Kernel>
 void allow_shared(Kernel kernel, std::size_t bytes) {
-  if (bytes > 48 * 1024)
-    LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
 dim3 chunk_grid(const Dims& d) { return dim3(unsigned(d.batch * d.chunks), unsigned(d.H)); }
