@@ -33,6 +33,16 @@ __global__ void column_sum_finish_kernel(const float* partials, int64_t chunks, 
   finish(c, sum);
 }
 
+// The second half of a column sum whose per-chunk partials (column_sum_chunks(rows)
+// chunks of `cols`) another kernel wrote: finish(c, the chunks' sum in order).
+template <class Finish>
+void column_sums_finish(cudaStream_t stream, const float* partials, int64_t rows, int64_t cols,
+                        Finish finish) {
+  column_sum_finish_kernel<<<unsigned((cols + 127) / 128), 128, 0, stream>>>(
+      partials, column_sum_chunks(rows), cols, finish);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
 // term(n, c) -> float and finish(c, sum) are device functors.
 template <class Term, class Finish>
 void column_sums(cudaStream_t stream, float* partials, int64_t rows, int64_t cols, Term term, Finish finish) {
@@ -42,8 +52,7 @@ void column_sums(cudaStream_t stream, float* partials, int64_t rows, int64_t col
   column_sum_partials_kernel<<<dim3(column_blocks, unsigned(chunks)), 128, 0, stream>>>(partials, term, rows,
                                                                                         cols, chunk_rows);
   LIVS_CUDA_CHECK_LAUNCH();
-  column_sum_finish_kernel<<<column_blocks, 128, 0, stream>>>(partials, chunks, cols, finish);
-  LIVS_CUDA_CHECK_LAUNCH();
+  column_sums_finish(stream, partials, rows, cols, finish);
 }
 
 // finish functor: out[c] += scale * sum.

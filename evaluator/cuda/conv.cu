@@ -134,6 +134,48 @@ struct ConvWeightTerm {
     return src >= 0 ? dy[row * C + c] * x[(row - t + src) * C + c] : 0.0f;
   }
 };
+// ConvWeightTerm's partials for a short kernel (kK taps) in one pass: a
+// thread per channel and row chunk keeps the last kK inputs of its channel in
+// registers, so each row's dy and x are read once instead of kK times each
+// (the short convolutions' weight gradients were a fifth of the
+// linear-transformer's step). Each column still sums its rows in order.
+template <int kK>
+__global__ void conv_weight_partials_kernel(float* partials, const float* dy, const float* x, int64_t C,
+                                            int64_t T, int64_t rows, int64_t chunk_rows) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, chunk = blockIdx.y;
+  if (c >= C) return;
+  const int64_t n0 = chunk * chunk_rows, n1 = n0 + chunk_rows < rows ? n0 + chunk_rows : rows;
+  // window[j] = x at t - (kK - 1) + j once row t has shifted it in; before
+  // row n0, window[1..kK-1] hold the kK - 1 inputs before it in its sequence.
+  float window[kK], sum[kK];
+  const int64_t t0 = n0 % T;
+#pragma unroll
+  for (int j = 0; j < kK; ++j) {
+    const int64_t src = t0 - kK + j;
+    window[j] = j >= 1 && src >= 0 ? x[(n0 - t0 + src) * C + c] : 0.0f;
+    sum[j] = 0.0f;
+  }
+  for (int64_t n = n0, t = t0; n < n1; ++n, t = t + 1 == T ? 0 : t + 1) {
+#pragma unroll
+    for (int j = 0; j < kK - 1; ++j) window[j] = t == 0 ? 0.0f : window[j + 1];
+    window[kK - 1] = x[n * C + c];
+    const float g = dy[n * C + c];
+#pragma unroll
+    for (int j = 0; j < kK; ++j) sum[j] += g * window[j];
+  }
+#pragma unroll
+  for (int j = 0; j < kK; ++j) partials[chunk * C * kK + j * C + c] = sum[j];
+}
+
+template <int kK>
+void conv_weight_partials(cudaStream_t stream, float* partials, const float* dy, const float* x, int64_t C,
+                          int64_t T, int64_t rows) {
+  const int64_t chunks = column_sum_chunks(rows), chunk_rows = (rows + chunks - 1) / chunks;
+  conv_weight_partials_kernel<kK><<<dim3(unsigned((C + 127) / 128), unsigned(chunks)), 128, 0, stream>>>(
+      partials, dy, x, C, T, rows, chunk_rows);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
 // finish for ConvWeightTerm's numbering: dw[c * k + j] += sum.
 struct AddToConvWeight {
   float* dw;
@@ -174,8 +216,21 @@ void causal_conv_backward(cudaStream_t stream, float* dx, float* dw, float* dbia
     causal_conv_backward_input_kernel<<<grid_for(count), 256, 0, stream>>>(dx, dy, w, s);
     LIVS_CUDA_CHECK_LAUNCH();
   }
-  column_sums(stream, partials, rows, C * s.kernel, ConvWeightTerm{dy, x, C, s.kernel, s.seq},
-              AddToConvWeight{dw, C, s.kernel});
+  const AddToConvWeight add_to_dw{dw, C, s.kernel};
+  switch (s.kernel) {  // the short convolutions in one pass; longer kernels through the general column sum
+    case 2:
+      conv_weight_partials<2>(stream, partials, dy, x, C, s.seq, rows);
+      break;
+    case 3:
+      conv_weight_partials<3>(stream, partials, dy, x, C, s.seq, rows);
+      break;
+    case 4:
+      conv_weight_partials<4>(stream, partials, dy, x, C, s.seq, rows);
+      break;
+    default:
+      column_sums(stream, partials, rows, C * s.kernel, ConvWeightTerm{dy, x, C, s.kernel, s.seq}, add_to_dw);
+  }
+  if (s.kernel >= 2 && s.kernel <= 4) column_sums_finish(stream, partials, rows, C * s.kernel, add_to_dw);
   if (dbias) column_sums(stream, partials, rows, C, ConvBiasTerm{dy, C}, AddScaled{dbias, 1.0f});
 }
 

@@ -52,14 +52,25 @@ __device__ SharedTile carve(bf16*& next, int rows, int width16) {
 
 // rows x width16 of an fp32 array (row stride src_stride) into a bf16 tile:
 // rows past `valid` and columns past `cols` as zeros, row r times scale[r]
-// when given.
+// when given. Each thread issues kInFlight loads before it converts any: a
+// loop that waited for each load in turn left these kernels waiting on
+// global memory most of their time.
 __device__ void stage(SharedTile t, int rows, int width16, const float* src, int64_t src_stride, int valid,
                       int64_t cols, const float* scale = nullptr) {
-  for (int e = threadIdx.x; e < rows * width16; e += blockDim.x) {
-    const int r = e / width16, c = e % width16;
-    float v = r < valid && c < cols ? src[r * src_stride + c] : 0.0f;
-    if (scale) v *= scale[r];
-    t(r, c) = __float2bfloat16_rn(v);
+  constexpr int kInFlight = 16;
+  const int total = rows * width16;
+  for (int base = int(threadIdx.x); base < total; base += kInFlight * int(blockDim.x)) {
+    float v[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int e = base + u * int(blockDim.x), r = e / width16, c = e % width16;
+      v[u] = e < total && r < valid && c < cols ? src[r * src_stride + c] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int e = base + u * int(blockDim.x), r = e / width16, c = e % width16;
+      if (e < total) t(r, c) = __float2bfloat16_rn(scale ? v[u] * scale[r] : v[u]);
+    }
   }
 }
 
@@ -284,8 +295,9 @@ __global__ void __launch_bounds__(kThreads)
   }
   store_row_sums(t4, part, r0, lane);
 
-  // R = (E o S)^T dy + e^(cum_last - cum) B G^T on rows j; dx += D dy + dt R; x . R.
+  // R = (E o S)^T dy + e^(cum_last - cum) B G^T on rows j; dx += D dy + dt R; x . R and dy . x.
   part[0] = part[1] = 0.0f;
+  float dyx[2] = {0.0f, 0.0f};
   for (int p0 = 0; p0 < P16; p0 += 16) {
     float sd[2][4] = {}, bg[2][4] = {};
 #pragma unroll
@@ -305,24 +317,23 @@ __global__ void __launch_bounds__(kThreads)
         const int j = r0 + tc::fragment_row(lane, e), p = p0 + tc::fragment_col(lane, tile, e);
         if (j >= k.len || p >= d.P) continue;
         const int64_t row = row0 + j, at = row * d.W + k.h * d.P + p;
-        const float r = fmaf(expf(last - cum[j]), bg[tile][e], sd[tile][e]);
-        dxbc[at] += fmaf(dh, dy_rows[int64_t(j) * d.I + p], dtv[j] * r);
-        part[e >> 1] = fmaf(xbc[at], r, part[e >> 1]);
+        const float r = fmaf(expf(last - cum[j]), bg[tile][e], sd[tile][e]),
+                    g = dy_rows[int64_t(j) * d.I + p], x = xbc[at];
+        dxbc[at] += fmaf(dh, g, dtv[j] * r);
+        part[e >> 1] = fmaf(x, r, part[e >> 1]);
+        dyx[e >> 1] = fmaf(g, x, dyx[e >> 1]);
       }
   }
   store_row_sums(in_sum, part, r0, lane);
+  store_row_sums(d_sum, dyx, r0, lane);
 
-  // T3 = <Gend, H0> and dy_t . x_t from the fp32 inputs; T1's row prefix sums.
+  // T3 = <Gend, H0> from the fp32 inputs; T1's row prefix sums.
   float t3 = 0.0f;
+#pragma unroll 8
   for (int64_t e = threadIdx.x; e < d.PN(); e += kThreads) t3 = fmaf(Gend[e], Hin[e], t3);
   t3_parts[threadIdx.x] = t3;
   if (threadIdx.x < kQ) {
     const int t = int(threadIdx.x);
-    float dot = 0.0f;
-    if (t < k.len)
-      for (int64_t p = 0; p < d.P; ++p)
-        dot = fmaf(dy_rows[int64_t(t) * d.I + p], rows[t * d.W + k.h * d.P + p], dot);
-    d_sum[t] = dot;
     float before = 0.0f;  // T1[t][m] becomes sum_{j < m} T1(t, j)
     for (int m = 0; m < kQ; ++m) {
       const float here = T1[t][m];

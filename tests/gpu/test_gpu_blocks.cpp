@@ -163,11 +163,14 @@ TEST_CASE("differential halves of rec, ssm and gconv") {
 }
 
 TEST_CASE("causal depthwise convolution: parallel, decode with state, backward") {
-  // The last three take the tiled path (8 <= kernel <= 128): sequences and
-  // channel counts that are not multiples of the 64 x 32 tile, a kernel longer
-  // than the sequence.
-  for (ConvShape s : {ConvShape{2, 37, 20, 4}, ConvShape{3, 5, 70, 3}, ConvShape{1, 9, 8, 1},
-                      ConvShape{2, 130, 45, 64}, ConvShape{1, 20, 33, 16}, ConvShape{2, 50, 40, 100}}) {
+  // Kernels 2-4 take the one-pass weight gradient (row chunks that start
+  // inside a sequence and across its start: 600 rows in 64 chunks of 10, 74
+  // rows in chunks of 2). The last three take the tiled path (8 <= kernel <=
+  // 128): sequences and channel counts that are not multiples of the 64 x 32
+  // tile, a kernel longer than the sequence.
+  for (ConvShape s :
+       {ConvShape{2, 37, 20, 4}, ConvShape{3, 5, 70, 3}, ConvShape{1, 9, 8, 1}, ConvShape{4, 150, 130, 2},
+        ConvShape{2, 130, 45, 64}, ConvShape{1, 20, 33, 16}, ConvShape{2, 50, 40, 100}}) {
     CAPTURE(s.seq);
     CAPTURE(s.kernel);
     const int64_t n = int64_t(s.batch) * s.seq * s.channels, hist = s.kernel - 1;
