@@ -494,24 +494,43 @@ def run_row(a):
             torch.cuda.synchronize()
 
     times, status, error = [], "ok", ""
+    # --breakdown: the host clock and a device event after each phase of the
+    # step (no extra synchronisation), to see where a step's time goes.
+    phases = ["data", "forward", "backward", "clip", "optimizer", "loss read"]
+    marks = []
+
+    def mark():
+        if a.breakdown and device.type == "cuda":
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            marks[-1].append((time.perf_counter(), event))
+
     sync()
     last = time.perf_counter()
     train_start = last
     for step in range(1, a.steps + 1):
+        marks.append([])
+        mark()
         starts = torch.randint(0, train.numel() - a.seq - 1, (a.batch,), generator=gen)
         window = train[starts[:, None] + offsets].to(device, non_blocking=True)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
+        mark()
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with autocast:
             loss = step_fn(window[:, :-1], window[:, 1:])
+        mark()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        mark()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        mark()
         opt.step()
+        mark()
         value = loss.item()  # the trainer's non-finite check: one host read per step
         sync()
+        mark()
         now = time.perf_counter()
         times.append(now - last)
         last = now
@@ -538,6 +557,13 @@ def run_row(a):
     perplexity = math.exp(total / count) if count else float("inf")
     whole = seconds_since_process_start()
 
+    breakdown = {}
+    if a.breakdown and marks and marks[-1]:
+        kept = marks[a.warmup:] or marks
+        for i, phase in enumerate(phases):
+            host = sorted(1e3 * (m[i + 1][0] - m[i][0]) for m in kept)
+            dev = sorted(m[i][1].elapsed_time(m[i + 1][1]) for m in kept)
+            breakdown[phase] = {"host_ms": host[len(host) // 2], "device_ms": dev[len(dev) // 2]}
     step = sorted(times[a.warmup:] or times)
     median = step[len(step) // 2] if len(step) % 2 else 0.5 * (step[len(step) // 2 - 1] + step[len(step) // 2])
     fpt = flops_per_token(plan, a.d_model, a.vocab, a.seq, params_non_embedding)
@@ -548,6 +574,8 @@ def run_row(a):
                tokens_per_s=tokens_per_s, mfu=fpt * tokens_per_s / PEAK_FLOPS, train_s=train_s, eval_s=eval_s,
                whole_s=whole, perplexity=perplexity, status=status, error=error,
                torch=torch.__version__, first_step_s=times[0] if times else None)
+    if breakdown:
+        row["breakdown"] = breakdown
     print("JSON " + json.dumps(row), flush=True)
     return 0 if status == "ok" else 1
 
@@ -556,7 +584,7 @@ def row_args(a, preset, d, layers, seq, vocab, mode):
     return ["--row", "--mode", mode, "--preset", preset, "--d-model", str(d), "--layers", str(layers),
             "--batch", str(a.batch), "--seq", str(seq), "--vocab", str(vocab), "--steps", str(a.steps),
             "--warmup", str(a.warmup), "--eval-tokens", str(a.eval_tokens), "--device", a.device,
-            "--seed", str(a.seed)]
+            "--seed", str(a.seed)] + (["--breakdown"] if a.breakdown else [])
 
 
 def precompile(a, rows, mode):
@@ -653,6 +681,9 @@ def main():
     p.add_argument("--deadline", type=float, default=0.0, help="seconds for all rows (0: none)")
     p.add_argument("--precompile", type=int, default=0,
                    help="N > 0: warm torch.compile's caches first, N rows at a time (see above)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="per phase of the step (data, forward, backward, clip, optimizer, loss read): the median "
+                        "host and device milliseconds, in each row's JSON")
     p.add_argument("--row", action="store_true", help="internal: run one row in this process")
     p.add_argument("--preset", default="transformer", help="internal: the row's preset")
     p.add_argument("--d-model", type=int, default=128, help="internal: the row's width")
