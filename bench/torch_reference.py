@@ -576,6 +576,7 @@ def run_row(a):
                torch=torch.__version__, first_step_s=times[0] if times else None)
     if breakdown:
         row["breakdown"] = breakdown
+        row["step_ms"] = [round(1e3 * t, 3) for t in times]
     print("JSON " + json.dumps(row), flush=True)
     return 0 if status == "ok" else 1
 
