@@ -25,13 +25,15 @@ void CudaBackend::gla_log_decay_backward(float* dz, float* dbias, const float* d
 void CudaBackend::linear_attention_forward(float* out, const float* q, const float* k, const float* v,
                                            const float* log_alpha, const LinearAttentionShape& shape) {
   float* scratch = scratch_floats(linear_attention_scratch_, cuda::linear_attention_scratch(shape));
-  cuda::linear_attention_forward(stream_, out, q, k, v, log_alpha, shape, scratch);
+  cuda::linear_attention_forward(stream_, out, q, k, v, log_alpha, shape, scratch,
+                                 precision_ == GemmPrecision::bf16);
 }
 void CudaBackend::linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha,
                                             const float* dout, const float* q, const float* k, const float* v,
                                             const float* log_alpha, const LinearAttentionShape& shape) {
   float* scratch = scratch_floats(linear_attention_scratch_, cuda::linear_attention_scratch(shape));
-  cuda::linear_attention_backward(stream_, dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, shape, scratch);
+  cuda::linear_attention_backward(stream_, dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, shape, scratch,
+                                  precision_ == GemmPrecision::bf16);
 }
 void CudaBackend::linear_attention_state_update(float* state, const float* k, const float* v,
                                                 const float* log_alpha, const LinearAttentionShape& shape) {

@@ -184,11 +184,22 @@ void selective_scan_backward(cudaStream_t stream, float* du, float* ddelta, floa
 // launchers below take it when linear_attention_chunked says so.
 bool linear_attention_chunked(const LinearAttentionShape& shape, bool gated);
 int64_t linear_attention_chunked_scratch(const LinearAttentionShape& shape);
+// tensor_cores: the chunk products in bf16 on the tensor cores
+// (linear_attention_tc.cu) where linear_attention_tensor_cores_fit, else fp32.
 void linear_attention_chunked_forward(cudaStream_t stream, float* out, const float* q, const float* k,
-                                      const float* v, const LinearAttentionShape& shape, float* scratch);
+                                      const float* v, const LinearAttentionShape& shape, float* scratch,
+                                      bool tensor_cores);
 void linear_attention_chunked_backward(cudaStream_t stream, float* dq, float* dk, float* dv,
                                        const float* dout, const float* q, const float* k, const float* v,
-                                       const LinearAttentionShape& shape, float* scratch);
+                                       const LinearAttentionShape& shape, float* scratch, bool tensor_cores);
+// linear_attention_tc.cu: the same chunks on the tensor cores, with the same
+// scratch (the chunk states, K^T V then Q^T dO).
+bool linear_attention_tensor_cores_fit(const LinearAttentionShape& shape);
+void linear_attention_tc_forward(cudaStream_t stream, float* out, const float* q, const float* k,
+                                 const float* v, const LinearAttentionShape& shape, float* kv_states);
+void linear_attention_tc_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
+                                  const float* q, const float* k, const float* v,
+                                  const LinearAttentionShape& shape, float* kv_states, float* qdo_states);
 
 // ssd.cu: Mamba-2's SSD scan in its chunked form (decode: the recurrence).
 // scratch: ssd_forward_scratch / ssd_backward_scratch floats (the backward
@@ -221,11 +232,14 @@ void gdn_decay_backward(cudaStream_t stream, float* dz, float* da_log, float* dd
 
 // linear_attention.cu. scratch: linear_attention_scratch(shape) floats.
 int64_t linear_attention_scratch(const LinearAttentionShape& shape);
+// tensor_cores: as linear_attention_chunked_forward's.
 void linear_attention_forward(cudaStream_t stream, float* out, const float* q, const float* k, const float* v,
-                              const float* log_alpha, const LinearAttentionShape& shape, float* scratch);
+                              const float* log_alpha, const LinearAttentionShape& shape, float* scratch,
+                              bool tensor_cores);
 void linear_attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, float* dlog_alpha,
                                const float* dout, const float* q, const float* k, const float* v,
-                               const float* log_alpha, const LinearAttentionShape& shape, float* scratch);
+                               const float* log_alpha, const LinearAttentionShape& shape, float* scratch,
+                               bool tensor_cores);
 void linear_attention_state_update(cudaStream_t stream, float* state, const float* k, const float* v,
                                    const float* log_alpha, const LinearAttentionShape& shape);
 void linear_attention_state_read(cudaStream_t stream, float* out, const float* q, const float* state,

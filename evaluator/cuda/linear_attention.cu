@@ -182,16 +182,18 @@ __global__ void linear_attention_state_read_kernel(float* out, const float* q, c
 int64_t linear_attention_scratch(const LinearAttentionShape& s) {
   const int64_t tasks = int64_t(s.batch) * s.heads;
   const int64_t local_dq = tasks * s.seq * s.head_dim;
-  const int64_t sequential = local_dq + (state_in_shared(s.head_dim) ? 0 : tasks * s.head_dim * (s.head_dim + 1));
+  const int64_t sequential =
+      local_dq + (state_in_shared(s.head_dim) ? 0 : tasks * s.head_dim * (s.head_dim + 1));
   return std::max(sequential, linear_attention_chunked(s, false) ? linear_attention_chunked_scratch(s) : 0);
 }
 
 void linear_attention_forward(cudaStream_t stream, float* out, const float* q, const float* k, const float* v,
-                              const float* log_alpha, const LinearAttentionShape& s, float* scratch) {
+                              const float* log_alpha, const LinearAttentionShape& s, float* scratch,
+                              bool tensor_cores) {
   const int64_t tasks = int64_t(s.batch) * s.heads;
   if (tasks <= 0 || s.seq <= 0) return;
   if (linear_attention_chunked(s, log_alpha != nullptr)) {
-    linear_attention_chunked_forward(stream, out, q, k, v, s, scratch);
+    linear_attention_chunked_forward(stream, out, q, k, v, s, scratch, tensor_cores);
     return;
   }
   if (s.head_dim > 1024) throw std::invalid_argument("CUDA linear attention: head_dim above 1024");
@@ -205,11 +207,12 @@ void linear_attention_forward(cudaStream_t stream, float* out, const float* q, c
 
 void linear_attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, float* dlog_alpha,
                                const float* dout, const float* q, const float* k, const float* v,
-                               const float* log_alpha, const LinearAttentionShape& s, float* scratch) {
+                               const float* log_alpha, const LinearAttentionShape& s, float* scratch,
+                               bool tensor_cores) {
   const int64_t tasks = int64_t(s.batch) * s.heads;
   if (tasks <= 0 || s.seq <= 0) return;
   if (linear_attention_chunked(s, log_alpha != nullptr)) {
-    linear_attention_chunked_backward(stream, dq, dk, dv, dout, q, k, v, s, scratch);
+    linear_attention_chunked_backward(stream, dq, dk, dv, dout, q, k, v, s, scratch, tensor_cores);
     return;
   }
   if (s.head_dim > 1024) throw std::invalid_argument("CUDA linear attention: head_dim above 1024");

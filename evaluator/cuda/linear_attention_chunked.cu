@@ -12,6 +12,7 @@
 // The chunk states (K^T V, and Q^T dO for backward) come from a first kernel
 // into scratch; each chunk block sums the ones it needs in chunk order, so
 // the results are deterministic (their summation order is not the CPU's).
+// A bf16 backend runs the same chunks on the tensor cores (linear_attention_tc.cu).
 // Gated linear attention keeps the sequential kernel: its chunked form needs
 // decays relative to the chunk start, which overflow without secondary chunking.
 #include "evaluator/cuda/cuda_check.hpp"
@@ -187,7 +188,12 @@ int64_t linear_attention_chunked_scratch(const LinearAttentionShape& s) {
 }
 
 void linear_attention_chunked_forward(cudaStream_t stream, float* out, const float* q, const float* k,
-                                      const float* v, const LinearAttentionShape& s, float* scratch) {
+                                      const float* v, const LinearAttentionShape& s, float* scratch,
+                                      bool tensor_cores) {
+  if (tensor_cores && linear_attention_tensor_cores_fit(s)) {
+    linear_attention_tc_forward(stream, out, q, k, v, s, scratch);
+    return;
+  }
   const ChunkLayout at = layout(s);
   const unsigned blocks = unsigned(int64_t(s.batch) * s.heads * at.chunks);
   chunk_states_kernel<<<blocks, kThreads, shared_bytes(chunk_states_kernel, 2, 0, false, s.head_dim),
@@ -200,11 +206,15 @@ void linear_attention_chunked_forward(cudaStream_t stream, float* out, const flo
 
 void linear_attention_chunked_backward(cudaStream_t stream, float* dq, float* dk, float* dv,
                                        const float* dout, const float* q, const float* k, const float* v,
-                                       const LinearAttentionShape& s, float* scratch) {
+                                       const LinearAttentionShape& s, float* scratch, bool tensor_cores) {
   const ChunkLayout at = layout(s);
   const unsigned blocks = unsigned(int64_t(s.batch) * s.heads * at.chunks);
   float* kv_states = scratch;
   float* qdo_states = scratch + linear_attention_chunked_scratch(s) / 2;
+  if (tensor_cores && linear_attention_tensor_cores_fit(s)) {
+    linear_attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, s, kv_states, qdo_states);
+    return;
+  }
   chunk_states_kernel<<<blocks, kThreads, shared_bytes(chunk_states_kernel, 2, 0, false, s.head_dim),
                         stream>>>(kv_states, qdo_states, q, k, v, dout, at);
   LIVS_CUDA_CHECK_LAUNCH();

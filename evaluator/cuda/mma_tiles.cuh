@@ -7,6 +7,9 @@
 // A tile is bf16 rows of `stride` values (stride a multiple of 8 and = 8
 // mod 16, e.g. width + 8 for a width that is a multiple of 16: the 8 row
 // addresses of each ldmatrix phase then fall in different bank groups).
+#include <cstddef>
+#include <cstdint>
+
 #include "evaluator/cuda/attention_tc_common.cuh"
 
 namespace livs::evaluator::cuda::tc {
@@ -16,6 +19,46 @@ struct SharedTile {
   int stride;
   __device__ __nv_bfloat16& operator()(int r, int c) const { return p[r * stride + c]; }
 };
+
+// Tile widths are rounded up to multiples of 16 (the mma reduction), the
+// padding zero.
+__host__ __device__ inline int padded16(int64_t n) { return int((n + 15) / 16 * 16); }
+
+// Bytes of a rows x width16 tile in shared memory.
+inline std::size_t tile_bytes(int rows, int width16) {
+  return std::size_t(rows) * (width16 + 8) * sizeof(__nv_bfloat16);
+}
+
+// The next rows x width16 tile at `next` (which moves past it).
+__device__ inline SharedTile carve(__nv_bfloat16*& next, int rows, int width16) {
+  const SharedTile t{next, width16 + 8};
+  next += rows * (width16 + 8);
+  return t;
+}
+
+// rows x width16 of an fp32 array (row stride src_stride) into a bf16 tile,
+// by the whole block: rows past `valid` and columns past `cols` as zeros, row
+// r times scale[r] when given. Each thread issues kInFlight loads before it
+// converts any: a loop that waited for each load in turn left the SSD kernels
+// waiting on global memory most of their time.
+__device__ inline void stage(SharedTile t, int rows, int width16, const float* src, int64_t src_stride,
+                             int valid, int64_t cols, const float* scale = nullptr) {
+  constexpr int kInFlight = 16;
+  const int total = rows * width16;
+  for (int base = int(threadIdx.x); base < total; base += kInFlight * int(blockDim.x)) {
+    float v[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int e = base + u * int(blockDim.x), r = e / width16, c = e % width16;
+      v[u] = e < total && r < valid && c < cols ? src[r * src_stride + c] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int e = base + u * int(blockDim.x), r = e / width16, c = e % width16;
+      if (e < total) t(r, c) = __float2bfloat16_rn(scale ? v[u] * scale[r] : v[u]);
+    }
+  }
+}
 
 // The A fragment of rows r0..r0+15, reduction k0..k0+15, of A = the tile (row-major [m][k]).
 __device__ __forceinline__ void load_a(uint32_t (&a)[4], SharedTile t, int r0, int k0, int lane) {
@@ -63,6 +106,27 @@ __device__ __forceinline__ float row_sum(float v) {
   v += __shfl_xor_sync(0xffffffffu, v, 1);
   v += __shfl_xor_sync(0xffffffffu, v, 2);
   return v;
+}
+
+// out[p * out_stride + n] = sum_{j < rows} U[j][p] V[j][n] for p < P, n < N
+// (fp32 stores), by the whole block: its warps take the 16 x 16 output blocks
+// in turn. rows is a multiple of 16; U and V are rows x padded16(P or N).
+__device__ inline void store_transposed_product(float* out, int64_t out_stride, SharedTile U, SharedTile V,
+                                                int rows, int P, int N) {
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, warps = int(blockDim.x) / 32;
+  const int col_blocks = padded16(N) / 16, blocks = padded16(P) / 16 * col_blocks;
+  for (int block = warp; block < blocks; block += warps) {
+    const int p0 = block / col_blocks * 16, n0 = block % col_blocks * 16;
+    float acc[2][4] = {};
+    mma_pair(
+        acc[0], acc[1], 0, rows, [&](auto& a, int j0) { load_a_transposed(a, U, p0, j0, lane); },
+        [&](auto& b, int j0) { load_b(b, V, j0, n0, lane); });
+    for (int tile = 0; tile < 2; ++tile)
+      for (int e = 0; e < 4; ++e) {
+        const int p = p0 + fragment_row(lane, e), n = n0 + fragment_col(lane, tile, e);
+        if (p < P && n < N) out[p * out_stride + n] = acc[tile][e];
+      }
+  }
 }
 
 }  // namespace livs::evaluator::cuda::tc

@@ -31,48 +31,17 @@ namespace livs::evaluator::cuda::ssd {
 namespace {
 
 using bf16 = __nv_bfloat16;
+using tc::carve;
+using tc::padded16;
 using tc::SharedTile;
+using tc::stage;
+using tc::tile_bytes;
 
 constexpr int kWarps = kQ / tc::kMmaRows;  // one warp per 16 steps of the chunk
 constexpr int kThreads = 32 * kWarps;
 constexpr int kTiles = kQ / 8;  // n-tiles across the chunk's steps
 constexpr int kMaxWidth = 128;  // head_dim and d_state on this path
 static_assert(kQ % tc::kMmaRows == 0, "whole m-tiles per chunk");
-
-__host__ __device__ inline int padded16(int64_t n) { return int((n + 15) / 16 * 16); }
-
-std::size_t tile_bytes(int rows, int width16) { return std::size_t(rows) * (width16 + 8) * sizeof(bf16); }
-
-// The next rows x width16 tile at `next` (which moves past it).
-__device__ SharedTile carve(bf16*& next, int rows, int width16) {
-  const SharedTile t{next, width16 + 8};
-  next += rows * (width16 + 8);
-  return t;
-}
-
-// rows x width16 of an fp32 array (row stride src_stride) into a bf16 tile:
-// rows past `valid` and columns past `cols` as zeros, row r times scale[r]
-// when given. Each thread issues kInFlight loads before it converts any: a
-// loop that waited for each load in turn left these kernels waiting on
-// global memory most of their time.
-__device__ void stage(SharedTile t, int rows, int width16, const float* src, int64_t src_stride, int valid,
-                      int64_t cols, const float* scale = nullptr) {
-  constexpr int kInFlight = 16;
-  const int total = rows * width16;
-  for (int base = int(threadIdx.x); base < total; base += kInFlight * int(blockDim.x)) {
-    float v[kInFlight];
-#pragma unroll
-    for (int u = 0; u < kInFlight; ++u) {
-      const int e = base + u * int(blockDim.x), r = e / width16, c = e % width16;
-      v[u] = e < total && r < valid && c < cols ? src[r * src_stride + c] : 0.0f;
-    }
-#pragma unroll
-    for (int u = 0; u < kInFlight; ++u) {
-      const int e = base + u * int(blockDim.x), r = e / width16, c = e % width16;
-      if (e < total) t(r, c) = __float2bfloat16_rn(scale ? v[u] * scale[r] : v[u]);
-    }
-  }
-}
 
 // out[p][n] = sum_j w_j U_j[p] V_j[n] over the chunk's steps j: the end
 // states (U = x, V = B, w_j = e^(cum_last - cum_j) dt_j) or the adjoints
@@ -96,21 +65,7 @@ __global__ void __launch_bounds__(kThreads)
   stage(U, kQ, P16, u + row0 * u_stride + k.h * d.P, u_stride, k.len, d.P, w);
   stage(V, kQ, N16, v + row0 * d.W, d.W, k.len, d.N);
   __syncthreads();
-  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  float* slot = out + chunk * d.PN();
-  const int col_pairs = N16 / 16, items = P16 / 16 * col_pairs;
-  for (int item = warp; item < items; item += kWarps) {
-    const int p0 = item / col_pairs * 16, n0 = item % col_pairs * 16;
-    float acc[2][4] = {};
-    tc::mma_pair(
-        acc[0], acc[1], 0, kQ, [&](auto& a, int j0) { tc::load_a_transposed(a, U, p0, j0, lane); },
-        [&](auto& b, int j0) { tc::load_b(b, V, j0, n0, lane); });
-    for (int tile = 0; tile < 2; ++tile)
-      for (int e = 0; e < 4; ++e) {
-        const int p = p0 + tc::fragment_row(lane, e), n = n0 + tc::fragment_col(lane, tile, e);
-        if (p < d.P && n < d.N) slot[p * d.N + n] = acc[tile][e];
-      }
-  }
+  tc::store_transposed_product(out + chunk * d.PN(), d.N, U, V, kQ, int(d.P), int(d.N));
   if (threadIdx.x == 0) totals[chunk] = last;
 }
 

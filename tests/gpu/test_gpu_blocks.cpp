@@ -350,7 +350,8 @@ TEST_CASE("linear attention, gated and ungated, shared-memory and global state, 
     LinearAttentionShape shape;
     bool gated;
   };
-  // Ungated with head_dim <= 64 takes the chunked kernels (64 steps a chunk):
+  // Ungated with head_dim <= 64 takes the chunked kernels (64 steps a chunk),
+  // on the tensor cores in a bf16 backend (head_dim 40 padded to 48 there):
   // one partial chunk, three chunks with a partial last one, exactly two
   // chunks at head_dim 64; ungated at head_dim 65 the sequential kernel.
   for (Case c : {Case{{2, 40, 3, 16}, true}, Case{{1, 33, 2, 40}, false}, Case{{1, 10, 1, 200}, true},
@@ -363,38 +364,40 @@ TEST_CASE("linear attention, gated and ungated, shared-memory and global state, 
     for (auto* v : {&q, &k})
       for (auto& x : *v) x = std::exp(x * 0.5f) / float(s.head_dim);  // positive features, as phi gives
     const auto v = random_floats(n, 172), la = log_decays(n, 173), dout = random_floats(n, 174);
-    compare_backends(
-        "linear attention",
-        [&](Backend& be) {
-          Array dq_in(be, q), dk_in(be, k), dv_in(be, v), dla_in(be, la), ddout(be, dout);
-          const float* log_alpha = c.gated ? dla_in.data() : nullptr;
-          auto out = poisoned(be, n);
-          auto dq = accumulator(be, n, 175), dk = accumulator(be, n, 176), dv = accumulator(be, n, 177),
-               dla = accumulator(be, n, 178);
-          be.linear_attention_forward(out->data(), dq_in.data(), dk_in.data(), dv_in.data(), log_alpha, s);
-          be.linear_attention_backward(dq->data(), dk->data(), dv->data(), c.gated ? dla->data() : nullptr,
-                                       ddout.data(), dq_in.data(), dk_in.data(), dv_in.data(), log_alpha, s);
-          // Decode through the state, batch 0, all heads at once (rows of time t are contiguous).
-          const int64_t row = int64_t(s.heads) * s.head_dim;
-          Array state(be, int64_t(s.heads) * s.head_dim * s.head_dim), ot(be, row);
-          const LinearAttentionShape one{1, 1, s.heads, s.head_dim};
-          std::vector<float> decoded;
-          for (int t = 0; t < s.seq; ++t) {
-            be.linear_attention_state_update(state.data(), dk_in.data() + t * row, dv_in.data() + t * row,
-                                             c.gated ? dla_in.data() + t * row : nullptr, one);
-            be.linear_attention_state_read(ot.data(), dq_in.data() + t * row, state.data(), one);
-            const auto o = ot.download();
-            decoded.insert(decoded.end(), o.begin(), o.end());
-          }
-          Outputs outputs{{"out", out->download()},
-                          {"decode", decoded},
-                          {"dq", dq->download()},
-                          {"dk", dk->download()},
-                          {"dv", dv->download()}};
-          if (c.gated) outputs.push_back({"dlog_alpha", dla->download()});
-          return outputs;
-        },
-        kScanTolerance);
+    const auto run = [&](Backend& be) {
+      Array dq_in(be, q), dk_in(be, k), dv_in(be, v), dla_in(be, la), ddout(be, dout);
+      const float* log_alpha = c.gated ? dla_in.data() : nullptr;
+      auto out = poisoned(be, n);
+      auto dq = accumulator(be, n, 175), dk = accumulator(be, n, 176), dv = accumulator(be, n, 177),
+           dla = accumulator(be, n, 178);
+      be.linear_attention_forward(out->data(), dq_in.data(), dk_in.data(), dv_in.data(), log_alpha, s);
+      be.linear_attention_backward(dq->data(), dk->data(), dv->data(), c.gated ? dla->data() : nullptr,
+                                   ddout.data(), dq_in.data(), dk_in.data(), dv_in.data(), log_alpha, s);
+      // Decode through the state, batch 0, all heads at once (rows of time t are contiguous).
+      const int64_t row = int64_t(s.heads) * s.head_dim;
+      Array state(be, int64_t(s.heads) * s.head_dim * s.head_dim), ot(be, row);
+      const LinearAttentionShape one{1, 1, s.heads, s.head_dim};
+      std::vector<float> decoded;
+      for (int t = 0; t < s.seq; ++t) {
+        be.linear_attention_state_update(state.data(), dk_in.data() + t * row, dv_in.data() + t * row,
+                                         c.gated ? dla_in.data() + t * row : nullptr, one);
+        be.linear_attention_state_read(ot.data(), dq_in.data() + t * row, state.data(), one);
+        const auto o = ot.download();
+        decoded.insert(decoded.end(), o.begin(), o.end());
+      }
+      Outputs outputs{{"out", out->download()},
+                      {"decode", decoded},
+                      {"dq", dq->download()},
+                      {"dk", dk->download()},
+                      {"dv", dv->download()}};
+      if (c.gated) outputs.push_back({"dlog_alpha", dla->download()});
+      return outputs;
+    };
+    compare_backends("linear attention", run, kScanTolerance);
+    if (!c.gated && s.head_dim <= 64) {  // the chunks on the tensor cores (bf16 operands)
+      compare_backends("linear attention bf16", run, kBf16GemmTolerance, gpu_bf16());
+      CHECK(run(gpu())[0].second != run(gpu_bf16())[0].second);  // the bf16 backend took them
+    }
   }
 }
 
