@@ -494,13 +494,17 @@ def run_row(a):
             torch.cuda.synchronize()
 
     times, status, error = [], "ok", ""
-    # --breakdown: the host clock and a device event after each phase of the
-    # step (no extra synchronisation), to see where a step's time goes.
+    # The host clock and a device event after each phase of the step (no
+    # extra synchronisation); --breakdown reports them. They are recorded in
+    # every CUDA row: without them, every reduce-overhead row we ran came out
+    # at 8.00 ms at d 128 and near 16.0 ms at d 256 whatever the model (a
+    # floor of the harness, cause not found), with them the same rows measure
+    # 3.4-6.0 ms and 10.1-12.2 ms (docs/benchmarks.md, issue 17).
     phases = ["data", "forward", "backward", "clip", "optimizer", "loss read"]
     marks = []
 
     def mark():
-        if a.breakdown and device.type == "cuda":
+        if device.type == "cuda":
             event = torch.cuda.Event(enable_timing=True)
             event.record()
             marks[-1].append((time.perf_counter(), event))
