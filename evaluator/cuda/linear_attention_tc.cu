@@ -24,12 +24,7 @@ namespace livs::evaluator::cuda {
 
 namespace {
 
-using bf16 = __nv_bfloat16;
-using tc::carve;
-using tc::padded16;
-using tc::SharedTile;
-using tc::stage;
-using tc::tile_bytes;
+using namespace tc;  // bf16, SharedTile, carve, stage, tile_bytes, padded16
 
 constexpr int kChunk = 64, kWarps = kChunk / tc::kMmaRows, kThreads = 32 * kWarps, kTiles = kChunk / 8;
 constexpr int kMaxHeadDim = 64;
@@ -95,35 +90,6 @@ __device__ void masked_scores(float (&acc)[kTiles][4], SharedTile X, SharedTile 
       if (tc::fragment_col(lane, tile, e) > r0 + tc::fragment_row(lane, e)) acc[tile][e] = 0.0f;
 }
 
-// Column blocks 0..warp of a masked score row block as A fragments, times B rows of `tile`.
-__device__ void scores_times(float (&out)[2][4], const float (&scores)[kTiles][4], SharedTile tile, int c0,
-                             int warp, int lane) {
-#pragma unroll
-  for (int jb = 0; jb < kWarps; ++jb)
-    if (jb <= warp) {
-      uint32_t a[4], b[4];
-      tc::c_to_a<kTiles>(a, scores, jb);
-      tc::load_b(b, tile, 16 * jb, c0, lane);
-      tc::mma(out[0], a, b[0], b[1]);
-      tc::mma(out[1], a, b[2], b[3]);
-    }
-}
-
-// The transpose of a masked score matrix held in shared memory (rows i >= the
-// warp's block), times B rows of `tile`.
-__device__ void transposed_scores_times(float (&out)[2][4], SharedTile scores, SharedTile tile, int c0,
-                                        int warp, int lane) {
-#pragma unroll
-  for (int ib = 0; ib < kWarps; ++ib)
-    if (ib >= warp) {
-      uint32_t a[4], b[4];
-      tc::load_a_transposed(a, scores, warp * tc::kMmaRows, 16 * ib, lane);
-      tc::load_b(b, tile, 16 * ib, c0, lane);
-      tc::mma(out[0], a, b[0], b[1]);
-      tc::mma(out[1], a, b[2], b[3]);
-    }
-}
-
 // The warp's scores into a shared tile.
 __device__ void store_scores(SharedTile t, const float (&scores)[kTiles][4], int warp, int lane) {
 #pragma unroll
@@ -183,7 +149,7 @@ __global__ void __launch_bounds__(kThreads)
   masked_scores(a, Q, K, blk.hd16, warp, lane);
   for (int j0 = 0; j0 < blk.hd16; j0 += 16) {
     float acc[2][4] = {};
-    scores_times(acc, a, V, j0, warp, lane);
+    tc::lower_times<kWarps>(acc, a, V, j0, warp, lane);
     tc::mma_pair(
         acc[0], acc[1], 0, blk.hd16, [&](auto& f, int i0) { tc::load_a(f, Q, r0, i0, lane); },
         [&](auto& f, int i0) { tc::load_b(f, S, i0, j0, lane); });
@@ -221,7 +187,7 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   for (int c0 = 0; c0 < hd16; c0 += 16) {
     float acc[2][4] = {};  // dQ = P K + dO S^T
-    scores_times(acc, p, K, c0, warp, lane);
+    tc::lower_times<kWarps>(acc, p, K, c0, warp, lane);
     tc::mma_pair(
         acc[0], acc[1], 0, hd16, [&](auto& f, int j0) { tc::load_a(f, dO, r0, j0, lane); },
         [&](auto& f, int j0) { tc::load_b_transposed(f, S, j0, c0, lane); });
@@ -229,7 +195,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   for (int c0 = 0; c0 < hd16; c0 += 16) {
     float acc[2][4] = {};  // dK = P^T Q + V G^T
-    transposed_scores_times(acc, Ps, Q, c0, warp, lane);
+    tc::lower_transposed_times<kWarps>(acc, Ps, Q, c0, warp, lane);
     tc::mma_pair(
         acc[0], acc[1], 0, hd16, [&](auto& f, int j0) { tc::load_a(f, V, r0, j0, lane); },
         [&](auto& f, int j0) { tc::load_b_transposed(f, G, j0, c0, lane); });
@@ -237,19 +203,12 @@ __global__ void __launch_bounds__(kThreads)
   }
   for (int c0 = 0; c0 < hd16; c0 += 16) {
     float acc[2][4] = {};  // dV = A^T dO + K G
-    transposed_scores_times(acc, As, dO, c0, warp, lane);
+    tc::lower_transposed_times<kWarps>(acc, As, dO, c0, warp, lane);
     tc::mma_pair(
         acc[0], acc[1], 0, hd16, [&](auto& f, int i0) { tc::load_a(f, K, r0, i0, lane); },
         [&](auto& f, int i0) { tc::load_b(f, G, i0, c0, lane); });
     write_rows(dv, acc, at, blk, c0, warp, lane, true);
   }
-}
-
-// Opts `kernel` in to `bytes` of dynamic shared memory (always: see ssd_tc.cu).
-template <class Kernel>
-std::size_t allow_shared(Kernel kernel, std::size_t bytes) {
-  LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  return bytes;
 }
 
 }  // namespace
@@ -265,12 +224,13 @@ void linear_attention_tc_forward(cudaStream_t stream, float* out, const float* q
   const Layout at(s);
   const unsigned blocks = unsigned(int64_t(s.batch) * s.heads * at.chunks);
   const int hd16 = padded16(s.head_dim);
-  chunk_states_kernel<<<blocks, kThreads, allow_shared(chunk_states_kernel, 2 * tile_bytes(kChunk, hd16)),
-                        stream>>>(scratch, nullptr, q, k, v, nullptr, at);
+  chunk_states_kernel<<<blocks, kThreads,
+                        tc::opt_in_shared(chunk_states_kernel, 2 * tile_bytes(kChunk, hd16)), stream>>>(
+      scratch, nullptr, q, k, v, nullptr, at);
   LIVS_CUDA_CHECK_LAUNCH();
   const std::size_t bytes = 3 * tile_bytes(kChunk, hd16) + tile_bytes(hd16, hd16);
-  forward_kernel<<<blocks, kThreads, allow_shared(forward_kernel, bytes), stream>>>(out, q, k, v, scratch,
-                                                                                    at);
+  forward_kernel<<<blocks, kThreads, tc::opt_in_shared(forward_kernel, bytes), stream>>>(out, q, k, v,
+                                                                                         scratch, at);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -280,12 +240,13 @@ void linear_attention_tc_backward(cudaStream_t stream, float* dq, float* dk, flo
   const Layout at(s);
   const unsigned blocks = unsigned(int64_t(s.batch) * s.heads * at.chunks);
   const int hd16 = padded16(s.head_dim);
-  chunk_states_kernel<<<blocks, kThreads, allow_shared(chunk_states_kernel, 2 * tile_bytes(kChunk, hd16)),
-                        stream>>>(kv_states, qdo_states, q, k, v, dout, at);
+  chunk_states_kernel<<<blocks, kThreads,
+                        tc::opt_in_shared(chunk_states_kernel, 2 * tile_bytes(kChunk, hd16)), stream>>>(
+      kv_states, qdo_states, q, k, v, dout, at);
   LIVS_CUDA_CHECK_LAUNCH();
   const std::size_t bytes =
       4 * tile_bytes(kChunk, hd16) + 2 * tile_bytes(hd16, hd16) + 2 * tile_bytes(kChunk, kChunk);
-  backward_kernel<<<blocks, kThreads, allow_shared(backward_kernel, bytes), stream>>>(
+  backward_kernel<<<blocks, kThreads, tc::opt_in_shared(backward_kernel, bytes), stream>>>(
       dq, dk, dv, dout, q, k, v, kv_states, qdo_states, at);
   LIVS_CUDA_CHECK_LAUNCH();
 }

@@ -11,8 +11,11 @@
 #include <cstdint>
 
 #include "evaluator/cuda/attention_tc_common.cuh"
+#include "evaluator/cuda/cuda_check.hpp"
 
 namespace livs::evaluator::cuda::tc {
+
+using bf16 = __nv_bfloat16;
 
 struct SharedTile {
   __nv_bfloat16* p;
@@ -127,6 +130,49 @@ __device__ inline void store_transposed_product(float* out, int64_t out_stride, 
         if (p < P && n < N) out[p * out_stride + n] = acc[tile][e];
       }
   }
+}
+
+// Causal products of a chunk whose warp w owns rows 16w..16w+15 of a
+// lower-triangular Q x Q matrix M (kBlocks = Q / 16 warps; blocks of M above
+// the diagonal are zero and skipped). out: columns c0..c0+15 of the warp's rows.
+//
+// out += M T, M's row block in registers as C fragments (kBlocks * 2 n-tiles).
+template <int kBlocks>
+__device__ __forceinline__ void lower_times(float (&out)[2][4], const float (&m)[2 * kBlocks][4],
+                                            SharedTile tile, int c0, int warp, int lane) {
+#pragma unroll
+  for (int jb = 0; jb < kBlocks; ++jb)
+    if (jb <= warp) {
+      uint32_t a[4], b[4];
+      c_to_a<2 * kBlocks>(a, m, jb);
+      load_b(b, tile, 16 * jb, c0, lane);
+      mma(out[0], a, b[0], b[1]);
+      mma(out[1], a, b[2], b[3]);
+    }
+}
+// out += M^T T, M in shared memory (row-major): the warp's rows of M^T are
+// M's columns, reduced over M's row blocks at or below the warp's.
+template <int kBlocks>
+__device__ __forceinline__ void lower_transposed_times(float (&out)[2][4], SharedTile m, SharedTile tile,
+                                                       int c0, int warp, int lane) {
+#pragma unroll
+  for (int ib = 0; ib < kBlocks; ++ib)
+    if (ib >= warp) {
+      uint32_t a[4], b[4];
+      load_a_transposed(a, m, warp * kMmaRows, 16 * ib, lane);
+      load_b(b, tile, 16 * ib, c0, lane);
+      mma(out[0], a, b[0], b[1]);
+      mma(out[1], a, b[2], b[3]);
+    }
+}
+
+// Opts a kernel in to `bytes` of dynamic shared memory, every launch: with a
+// kernel's static arrays even small tiles can pass the default 48 KiB (the
+// launch then fails with an invalid argument). Returns bytes.
+template <class Kernel>
+std::size_t opt_in_shared(Kernel kernel, std::size_t bytes) {
+  LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  return bytes;
 }
 
 }  // namespace livs::evaluator::cuda::tc

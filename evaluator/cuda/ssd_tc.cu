@@ -32,12 +32,7 @@ namespace livs::evaluator::cuda::ssd {
 
 namespace {
 
-using bf16 = __nv_bfloat16;
-using tc::carve;
-using tc::padded16;
-using tc::SharedTile;
-using tc::stage;
-using tc::tile_bytes;
+using namespace tc;  // bf16, SharedTile, carve, stage, tile_bytes, padded16
 
 constexpr int kWarps = kQ / tc::kMmaRows;  // one warp per 16 steps of the chunk
 constexpr int kThreads = 32 * kWarps;
@@ -110,15 +105,7 @@ __global__ void __launch_bounds__(kThreads)
   const float dh = D[k.h];
   for (int p0 = 0; p0 < P16; p0 += 16) {
     float inside[2][4] = {}, entering[2][4] = {};
-#pragma unroll
-    for (int jb = 0; jb < kWarps; ++jb)
-      if (jb <= warp) {
-        uint32_t a[4], b[4];
-        tc::c_to_a<kTiles>(a, m, jb);
-        tc::load_b(b, X, 16 * jb, p0, lane);
-        tc::mma(inside[0], a, b[0], b[1]);
-        tc::mma(inside[1], a, b[2], b[3]);
-      }
+    tc::lower_times<kWarps>(inside, m, X, p0, warp, lane);
     tc::mma_pair(entering[0], entering[1], 0, N16, C_rows,
                  [&](auto& b, int n0) { tc::load_b_transposed(b, H0, n0, p0, lane); });
     for (int tile = 0; tile < 2; ++tile)
@@ -204,15 +191,7 @@ __global__ void __launch_bounds__(kThreads)
     tc::mma_pair(
         hc[0], hc[1], 0, P16, [&](auto& a, int p0) { tc::load_a(a, dY, r0, p0, lane); },
         [&](auto& b, int p0) { tc::load_b(b, H0, p0, n0, lane); });
-#pragma unroll
-    for (int jb = 0; jb < kWarps; ++jb)
-      if (jb <= warp) {
-        uint32_t a[4], b[4];
-        tc::c_to_a<kTiles>(a, xm, jb);
-        tc::load_b(b, Bt, 16 * jb, n0, lane);
-        tc::mma(dc[0], a, b[0], b[1]);
-        tc::mma(dc[1], a, b[2], b[3]);
-      }
+    tc::lower_times<kWarps>(dc, xm, Bt, n0, warp, lane);
     for (int tile = 0; tile < 2; ++tile)
       for (int e = 0; e < 4; ++e) {
         const int i = r0 + tc::fragment_row(lane, e), n = n0 + tc::fragment_col(lane, tile, e);
@@ -228,15 +207,7 @@ __global__ void __launch_bounds__(kThreads)
   part[0] = part[1] = 0.0f;
   for (int n0 = 0; n0 < N16; n0 += 16) {
     float cb[2][4] = {}, xg[2][4] = {};
-#pragma unroll
-    for (int ib = 0; ib < kWarps; ++ib)
-      if (ib >= warp) {
-        uint32_t a[4], b[4];
-        tc::load_a_transposed(a, EX, r0, 16 * ib, lane);
-        tc::load_b(b, C, 16 * ib, n0, lane);
-        tc::mma(cb[0], a, b[0], b[1]);
-        tc::mma(cb[1], a, b[2], b[3]);
-      }
+    tc::lower_transposed_times<kWarps>(cb, EX, C, n0, warp, lane);
     tc::mma_pair(
         xg[0], xg[1], 0, P16, [&](auto& a, int p0) { tc::load_a(a, X, r0, p0, lane); },
         [&](auto& b, int p0) { tc::load_b(b, G, p0, n0, lane); });
@@ -257,15 +228,7 @@ __global__ void __launch_bounds__(kThreads)
   float dyx[2] = {0.0f, 0.0f};
   for (int p0 = 0; p0 < P16; p0 += 16) {
     float sd[2][4] = {}, bg[2][4] = {};
-#pragma unroll
-    for (int ib = 0; ib < kWarps; ++ib)
-      if (ib >= warp) {
-        uint32_t a[4], b[4];
-        tc::load_a_transposed(a, ES, r0, 16 * ib, lane);
-        tc::load_b(b, dY, 16 * ib, p0, lane);
-        tc::mma(sd[0], a, b[0], b[1]);
-        tc::mma(sd[1], a, b[2], b[3]);
-      }
+    tc::lower_transposed_times<kWarps>(sd, ES, dY, p0, warp, lane);
     tc::mma_pair(
         bg[0], bg[1], 0, N16, [&](auto& a, int n0) { tc::load_a(a, Bt, r0, n0, lane); },
         [&](auto& b, int n0) { tc::load_b_transposed(b, G, n0, p0, lane); });
@@ -321,20 +284,12 @@ __global__ void __launch_bounds__(kThreads)
     ddt[(row0 + threadIdx.x) * d.H + k.h] += fmaf(k.A, dcum[threadIdx.x], in_sum[threadIdx.x]);
 }
 
-// Opts `kernel` in to `bytes` of dynamic shared memory: always, since with
-// the kernel's static arrays even small tiles can pass the default 48 KiB (a
-// launch then fails with an invalid argument).
-template <class Kernel>
-void allow_shared(Kernel kernel, std::size_t bytes) {
-  LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-}
-
 dim3 chunk_grid(const Dims& d) { return dim3(unsigned(d.batch * d.chunks), unsigned(d.H)); }
 
 void launch_outer(cudaStream_t stream, float* out, float* totals, const float* u, int64_t u_stride,
                   const float* v, const float* dt, const float* a_log, const Dims& d, bool adjoint) {
   const std::size_t bytes = tile_bytes(kQ, padded16(d.P)) + tile_bytes(kQ, padded16(d.N));
-  allow_shared(chunk_outer_kernel, bytes);
+  tc::opt_in_shared(chunk_outer_kernel, bytes);
   chunk_outer_kernel<<<chunk_grid(d), kThreads, bytes, stream>>>(out, totals, u, u_stride, v, dt, a_log, d,
                                                                  adjoint);
   LIVS_CUDA_CHECK_LAUNCH();
@@ -362,7 +317,7 @@ void tc_chunk_outputs(cudaStream_t stream, float* y, const float* checkpoints, c
                       const float* dt, const float* a_log, const float* D, const Dims& d) {
   const int P16 = padded16(d.P), N16 = padded16(d.N);
   const std::size_t bytes = tile_bytes(kQ, P16) + 2 * tile_bytes(kQ, N16) + tile_bytes(P16, N16);
-  allow_shared(chunk_output_kernel, bytes);
+  tc::opt_in_shared(chunk_output_kernel, bytes);
   chunk_output_kernel<<<chunk_grid(d), kThreads, bytes, stream>>>(y, checkpoints, xbc, dt, a_log, D, d);
   LIVS_CUDA_CHECK_LAUNCH();
 }
@@ -373,7 +328,7 @@ void tc_chunk_backward(cudaStream_t stream, float* dxbc, float* ddt, float* bc_p
   const int P16 = padded16(d.P), N16 = padded16(d.N);
   const std::size_t bytes =
       2 * tile_bytes(kQ, P16) + 2 * tile_bytes(kQ, N16) + 2 * tile_bytes(P16, N16) + 2 * tile_bytes(kQ, kQ);
-  allow_shared(chunk_backward_kernel, bytes);
+  tc::opt_in_shared(chunk_backward_kernel, bytes);
   chunk_backward_kernel<<<chunk_grid(d), kThreads, bytes, stream>>>(
       dxbc, ddt, bc_partials, param_partials, dy, checkpoints, Gend, xbc, dt, a_log, D, d);
   LIVS_CUDA_CHECK_LAUNCH();
