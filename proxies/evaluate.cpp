@@ -171,8 +171,13 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress,
     const auto report = evaluator::train_and_evaluate(spec, train, data->train, data->validation,
                                                       request.seed, *backend, on_step, trained);
     if (report.status != evaluator::TrainStatus::ok) {
+      // A failed training's error says what failed; the status name would only
+      // repeat "failed" (the log line prints "failed: " before the error).
       std::string why = evaluator::to_string(report.status);
-      if (!report.error.empty()) why += ": " + report.error;
+      if (report.status == evaluator::TrainStatus::failed && !report.error.empty())
+        why = report.error;
+      else if (!report.error.empty())
+        why += ": " + report.error;
       return failed(why, backend->name(), elapsed());
     }
     // The search screened its constraints on these numbers before training:
