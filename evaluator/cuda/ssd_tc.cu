@@ -15,10 +15,8 @@
 // rest stays in registers (an accumulator of 16 columns is the A fragment of
 // the next product over those columns). The decays' gradient is summed in the
 // closed form of ssd.cu (T1 in fp32 shared memory, a row prefix and a column
-// suffix pass). Every operand after staging is read from the bf16 tiles (the
-// dot products dy . x, <G, H0>, the D terms too): with four warps a block,
-// each global read in the epilogues was latency the SM could not hide. No
-// atomics: the same bits on every run.
+// suffix pass), and the dot products that need no product (dy . x, <G, H0>)
+// read the fp32 inputs. No atomics: the same bits on every run.
 #include <cuda_bf16.h>
 
 #include <cstddef>
@@ -113,7 +111,7 @@ __global__ void __launch_bounds__(kThreads)
         const int i = r0 + tc::fragment_row(lane, e), p = p0 + tc::fragment_col(lane, tile, e);
         if (i >= k.len || p >= d.P) continue;
         const int64_t row = row0 + i;
-        const float x = __bfloat162float(X(i, p));
+        const float x = xbc[row * d.W + k.h * d.P + p];
         y[row * d.I + k.h * d.P + p] = fmaf(dh, x, fmaf(expf(cum[i]), entering[tile][e], inside[tile][e]));
       }
   }
@@ -198,7 +196,7 @@ __global__ void __launch_bounds__(kThreads)
         if (i >= k.len || n >= d.N) continue;
         const int64_t row = row0 + i;
         bc_partials[(row * d.H + k.h) * 2 * d.N + d.N + n] = fmaf(expf(cum[i]), hc[tile][e], dc[tile][e]);
-        part[e >> 1] = fmaf(hc[tile][e], __bfloat162float(C(i, n)), part[e >> 1]);
+        part[e >> 1] = fmaf(hc[tile][e], rows[int64_t(i) * d.W + d.I + d.N + n], part[e >> 1]);
       }
   }
   store_row_sums(t2, part, r0, lane);
@@ -218,7 +216,7 @@ __global__ void __launch_bounds__(kThreads)
         const int64_t row = row0 + j;
         bc_partials[(row * d.H + k.h) * 2 * d.N + n] =
             dtv[j] * fmaf(expf(last - cum[j]), xg[tile][e], cb[tile][e]);
-        part[e >> 1] = fmaf(xg[tile][e], __bfloat162float(Bt(j, n)), part[e >> 1]);
+        part[e >> 1] = fmaf(xg[tile][e], rows[int64_t(j) * d.W + d.I + n], part[e >> 1]);
       }
   }
   store_row_sums(t4, part, r0, lane);
@@ -237,8 +235,8 @@ __global__ void __launch_bounds__(kThreads)
         const int j = r0 + tc::fragment_row(lane, e), p = p0 + tc::fragment_col(lane, tile, e);
         if (j >= k.len || p >= d.P) continue;
         const int64_t row = row0 + j, at = row * d.W + k.h * d.P + p;
-        const float r = fmaf(expf(last - cum[j]), bg[tile][e], sd[tile][e]), g = __bfloat162float(dY(j, p)),
-                    x = __bfloat162float(X(j, p));
+        const float r = fmaf(expf(last - cum[j]), bg[tile][e], sd[tile][e]),
+                    g = dy_rows[int64_t(j) * d.I + p], x = xbc[at];
         dxbc[at] += fmaf(dh, g, dtv[j] * r);
         part[e >> 1] = fmaf(x, r, part[e >> 1]);
         dyx[e >> 1] = fmaf(g, x, dyx[e >> 1]);
@@ -247,12 +245,10 @@ __global__ void __launch_bounds__(kThreads)
   store_row_sums(in_sum, part, r0, lane);
   store_row_sums(d_sum, dyx, r0, lane);
 
-  // T3 = <Gend, H0>; T1's row prefix sums.
+  // T3 = <Gend, H0> from the fp32 inputs; T1's row prefix sums.
   float t3 = 0.0f;
-  for (int e = threadIdx.x; e < P16 * N16; e += kThreads) {
-    const int p = e / N16, n = e % N16;
-    t3 = fmaf(__bfloat162float(G(p, n)), __bfloat162float(H0(p, n)), t3);
-  }
+#pragma unroll 8
+  for (int64_t e = threadIdx.x; e < d.PN(); e += kThreads) t3 = fmaf(Gend[e], Hin[e], t3);
   t3_parts[threadIdx.x] = t3;
   if (threadIdx.x < kQ) {
     const int t = int(threadIdx.x);
