@@ -52,9 +52,9 @@ PreparedSearch prepare_search(const SearchArguments& arguments) {
   return prepared;
 }
 
-std::vector<std::string> data_files(const PreparedSearch& prepared) {
-  std::vector<std::string> files = prepared.eval_settings.data.paths;
-  const auto& validation = prepared.eval_settings.data.validation_paths;
+std::vector<std::string> data_files(const proxies::EvalSettings& settings) {
+  std::vector<std::string> files = settings.data.paths;
+  const auto& validation = settings.data.validation_paths;
   files.insert(files.end(), validation.begin(), validation.end());
   return files;
 }

@@ -33,7 +33,7 @@ struct PreparedSearch {
 PreparedSearch prepare_search(const SearchArguments& arguments);
 
 // Every data file a candidate reads (training, then validation).
-std::vector<std::string> data_files(const PreparedSearch& prepared);
+std::vector<std::string> data_files(const proxies::EvalSettings& settings);
 
 // Opens the database and runs (or resumes) the search on `lanes`, `device`
 // being what the run records as where it ran; returns the exit status.

@@ -5,6 +5,7 @@
 // hanging. Built only when MPI is found (tests/CMakeLists.txt).
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <map>
 #include <string>
 
@@ -145,4 +146,40 @@ TEST_CASE("a rank that cannot use its device or sees other data ends the job wit
   CHECK(other_data.exit_code == 2);
   CHECK_MESSAGE(other_data.err.find("error: --mpi: rank 1 on ") != std::string::npos, other_data.err);
   CHECK(other_data.err.find("where rank 0 has") != std::string::npos);
+}
+
+TEST_CASE("finalize --mpi trains the missing replicates over the ranks, with one process's numbers") {
+  const auto single = temp_db("mpi_finalize_single.db");
+  REQUIRE(run_livsearch(search_args(single), "mpi_finalize_search").exit_code == 0);
+  const auto ranks = single.parent_path() / "mpi_finalize_ranks.db";
+  std::filesystem::copy_file(single, ranks, std::filesystem::copy_options::overwrite_existing);
+  // The run's final stage trained 2 seeds; 4 leaves two more per finalist.
+  const std::string finalize = "finalize --top 2 --seeds 4 --db ";
+  const auto one = run_livsearch(finalize + "'" + single.string() + "'", "mpi_finalize_one");
+  REQUIRE_MESSAGE(one.exit_code == 0, one.err);
+  const auto over_mpi = mpirun(ranks_running(3, finalize + "'" + ranks.string() + "' --mpi"), "mpi_finalize");
+  REQUIRE_MESSAGE(over_mpi.exit_code == 0, over_mpi.err);
+  CHECK(over_mpi.err.find("MPI: 3 ranks:") != std::string::npos);
+  const auto ran = one.out.substr(one.out.find("finalized ("));
+  CHECK(ran.find("finalized (0 evaluations run") == std::string::npos);
+  CHECK_MESSAGE(over_mpi.out.find(ran.substr(0, ran.find(";"))) != std::string::npos,
+                one.out << " / " << over_mpi.out);  // the same counts of run and reused
+
+  const auto final_stage = [](const std::filesystem::path& db) {
+    std::map<std::string, std::string> out;
+    for (const auto& row :
+         query_rows(db,
+                    "SELECT e.genome_hash || ' ' || e.seed, e.status || ' ' || "
+                    "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = "
+                    "e.id AND m.name = 'perplexity'), '') FROM evaluations e WHERE "
+                    "e.fidelity = 1"))
+      out[row[0]] = row[1];
+    return out;
+  };
+  CHECK(final_stage(ranks) == final_stage(single));
+  CHECK(final_stage(single).size() >= 8);
+  // Other ranks trained some of the new replicates.
+  const auto places =
+      query_rows(ranks, "SELECT DISTINCT device FROM evaluations WHERE device LIKE '%(rank %'");
+  CHECK(places.size() >= 2);
 }
