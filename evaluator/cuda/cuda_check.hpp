@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -34,3 +35,18 @@ inline void check_cublas(cublasStatus_t status, const char* call, const char* fi
 #define LIVS_CUBLAS_CHECK(call) ::livs::evaluator::cuda::check_cublas((call), #call, __FILE__, __LINE__)
 // After a kernel launch: reports a bad launch configuration at its call site.
 #define LIVS_CUDA_CHECK_LAUNCH() LIVS_CUDA_CHECK(cudaGetLastError())
+
+namespace livs::evaluator::cuda {
+
+// Opts a kernel in to `bytes` of dynamic shared memory; call it before every
+// launch that takes dynamic shared memory: with a kernel's static arrays even
+// a few KiB can pass the default 48 KiB, and such a launch fails with an
+// invalid argument unless an earlier one happened to raise the limit.
+// Returns bytes.
+template <class Kernel>
+std::size_t opt_in_dynamic_shared(Kernel kernel, std::size_t bytes) {
+  LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  return bytes;
+}
+
+}  // namespace livs::evaluator::cuda

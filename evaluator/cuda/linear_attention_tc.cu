@@ -225,12 +225,12 @@ void linear_attention_tc_forward(cudaStream_t stream, float* out, const float* q
   const unsigned blocks = unsigned(int64_t(s.batch) * s.heads * at.chunks);
   const int hd16 = padded16(s.head_dim);
   chunk_states_kernel<<<blocks, kThreads,
-                        tc::opt_in_shared(chunk_states_kernel, 2 * tile_bytes(kChunk, hd16)), stream>>>(
+                        opt_in_dynamic_shared(chunk_states_kernel, 2 * tile_bytes(kChunk, hd16)), stream>>>(
       scratch, nullptr, q, k, v, nullptr, at);
   LIVS_CUDA_CHECK_LAUNCH();
   const std::size_t bytes = 3 * tile_bytes(kChunk, hd16) + tile_bytes(hd16, hd16);
-  forward_kernel<<<blocks, kThreads, tc::opt_in_shared(forward_kernel, bytes), stream>>>(out, q, k, v,
-                                                                                         scratch, at);
+  forward_kernel<<<blocks, kThreads, opt_in_dynamic_shared(forward_kernel, bytes), stream>>>(out, q, k, v,
+                                                                                             scratch, at);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -241,12 +241,12 @@ void linear_attention_tc_backward(cudaStream_t stream, float* dq, float* dk, flo
   const unsigned blocks = unsigned(int64_t(s.batch) * s.heads * at.chunks);
   const int hd16 = padded16(s.head_dim);
   chunk_states_kernel<<<blocks, kThreads,
-                        tc::opt_in_shared(chunk_states_kernel, 2 * tile_bytes(kChunk, hd16)), stream>>>(
+                        opt_in_dynamic_shared(chunk_states_kernel, 2 * tile_bytes(kChunk, hd16)), stream>>>(
       kv_states, qdo_states, q, k, v, dout, at);
   LIVS_CUDA_CHECK_LAUNCH();
   const std::size_t bytes =
       4 * tile_bytes(kChunk, hd16) + 2 * tile_bytes(hd16, hd16) + 2 * tile_bytes(kChunk, kChunk);
-  backward_kernel<<<blocks, kThreads, tc::opt_in_shared(backward_kernel, bytes), stream>>>(
+  backward_kernel<<<blocks, kThreads, opt_in_dynamic_shared(backward_kernel, bytes), stream>>>(
       dq, dk, dv, dout, q, k, v, kv_states, qdo_states, at);
   LIVS_CUDA_CHECK_LAUNCH();
 }

@@ -11,7 +11,6 @@
 #include <cstdint>
 
 #include "evaluator/cuda/attention_tc_common.cuh"
-#include "evaluator/cuda/cuda_check.hpp"
 
 namespace livs::evaluator::cuda::tc {
 
@@ -164,15 +163,6 @@ __device__ __forceinline__ void lower_transposed_times(float (&out)[2][4], Share
       mma(out[0], a, b[0], b[1]);
       mma(out[1], a, b[2], b[3]);
     }
-}
-
-// Opts a kernel in to `bytes` of dynamic shared memory, every launch: with a
-// kernel's static arrays even small tiles can pass the default 48 KiB (the
-// launch then fails with an invalid argument). Returns bytes.
-template <class Kernel>
-std::size_t opt_in_shared(Kernel kernel, std::size_t bytes) {
-  LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  return bytes;
 }
 
 }  // namespace livs::evaluator::cuda::tc

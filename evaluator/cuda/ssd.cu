@@ -383,14 +383,13 @@ __global__ void ssd_params_kernel(float* da_log, float* dD, const float* param_p
 }
 
 // Whether a kernel stages its tiles (`bytes` of them) in shared memory; opts
-// it in to that much dynamic shared memory when it does (always: with the
-// kernel's static arrays, even a few KiB can pass the default 48 KiB).
+// it in to that much dynamic shared memory when it does.
 // LIVSEARCH_SSD_STAGED=0 reads every tile from global memory (for comparison).
 template <class Kernel>
 bool stage_tiles(Kernel kernel, std::size_t bytes) {
   static const bool enabled = enabled_unless_zero("LIVSEARCH_SSD_STAGED");
   if (!enabled || bytes > kMaxStagedBytes) return false;
-  LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  opt_in_dynamic_shared(kernel, bytes);
   return true;
 }
 

@@ -285,7 +285,7 @@ dim3 chunk_grid(const Dims& d) { return dim3(unsigned(d.batch * d.chunks), unsig
 void launch_outer(cudaStream_t stream, float* out, float* totals, const float* u, int64_t u_stride,
                   const float* v, const float* dt, const float* a_log, const Dims& d, bool adjoint) {
   const std::size_t bytes = tile_bytes(kQ, padded16(d.P)) + tile_bytes(kQ, padded16(d.N));
-  tc::opt_in_shared(chunk_outer_kernel, bytes);
+  opt_in_dynamic_shared(chunk_outer_kernel, bytes);
   chunk_outer_kernel<<<chunk_grid(d), kThreads, bytes, stream>>>(out, totals, u, u_stride, v, dt, a_log, d,
                                                                  adjoint);
   LIVS_CUDA_CHECK_LAUNCH();
@@ -313,7 +313,7 @@ void tc_chunk_outputs(cudaStream_t stream, float* y, const float* checkpoints, c
                       const float* dt, const float* a_log, const float* D, const Dims& d) {
   const int P16 = padded16(d.P), N16 = padded16(d.N);
   const std::size_t bytes = tile_bytes(kQ, P16) + 2 * tile_bytes(kQ, N16) + tile_bytes(P16, N16);
-  tc::opt_in_shared(chunk_output_kernel, bytes);
+  opt_in_dynamic_shared(chunk_output_kernel, bytes);
   chunk_output_kernel<<<chunk_grid(d), kThreads, bytes, stream>>>(y, checkpoints, xbc, dt, a_log, D, d);
   LIVS_CUDA_CHECK_LAUNCH();
 }
@@ -324,7 +324,7 @@ void tc_chunk_backward(cudaStream_t stream, float* dxbc, float* ddt, float* bc_p
   const int P16 = padded16(d.P), N16 = padded16(d.N);
   const std::size_t bytes =
       2 * tile_bytes(kQ, P16) + 2 * tile_bytes(kQ, N16) + 2 * tile_bytes(P16, N16) + 2 * tile_bytes(kQ, kQ);
-  tc::opt_in_shared(chunk_backward_kernel, bytes);
+  opt_in_dynamic_shared(chunk_backward_kernel, bytes);
   chunk_backward_kernel<<<chunk_grid(d), kThreads, bytes, stream>>>(
       dxbc, ddt, bc_partials, param_partials, dy, checkpoints, Gend, xbc, dt, a_log, D, d);
   LIVS_CUDA_CHECK_LAUNCH();
