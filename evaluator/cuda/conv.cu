@@ -167,21 +167,24 @@ __global__ void conv_weight_partials_kernel(float* partials, const float* dy, co
   for (int j = 0; j < kK; ++j) partials[chunk * C * kK + j * C + c] = sum[j];
 }
 
-template <int kK>
-void conv_weight_partials(cudaStream_t stream, float* partials, const float* dy, const float* x, int64_t C,
-                          int64_t T, int64_t rows) {
-  const int64_t chunks = column_sum_chunks(rows), chunk_rows = (rows + chunks - 1) / chunks;
-  conv_weight_partials_kernel<kK><<<dim3(unsigned((C + 127) / 128), unsigned(chunks)), 128, 0, stream>>>(
-      partials, dy, x, C, T, rows, chunk_rows);
-  LIVS_CUDA_CHECK_LAUNCH();
-}
-
 // finish for ConvWeightTerm's numbering: dw[c * k + j] += sum.
 struct AddToConvWeight {
   float* dw;
   int64_t C, k;
   __device__ void operator()(int64_t col, float sum) const { dw[(col % C) * k + col / C] += sum; }
 };
+
+// dw += the weight gradient of a kK-tap convolution: the one-pass partials,
+// then ConvWeightTerm's column-sum finish.
+template <int kK>
+void short_conv_weight_gradient(cudaStream_t stream, float* dw, float* partials, const float* dy,
+                                const float* x, int64_t C, int64_t T, int64_t rows) {
+  const int64_t chunks = column_sum_chunks(rows), chunk_rows = (rows + chunks - 1) / chunks;
+  conv_weight_partials_kernel<kK><<<dim3(unsigned((C + 127) / 128), unsigned(chunks)), 128, 0, stream>>>(
+      partials, dy, x, C, T, rows, chunk_rows);
+  LIVS_CUDA_CHECK_LAUNCH();
+  column_sums_finish(stream, partials, rows, C * kK, AddToConvWeight{dw, C, kK});
+}
 struct ConvBiasTerm {
   const float* dy;
   int64_t C;
@@ -216,21 +219,20 @@ void causal_conv_backward(cudaStream_t stream, float* dx, float* dw, float* dbia
     causal_conv_backward_input_kernel<<<grid_for(count), 256, 0, stream>>>(dx, dy, w, s);
     LIVS_CUDA_CHECK_LAUNCH();
   }
-  const AddToConvWeight add_to_dw{dw, C, s.kernel};
   switch (s.kernel) {  // the short convolutions in one pass; longer kernels through the general column sum
     case 2:
-      conv_weight_partials<2>(stream, partials, dy, x, C, s.seq, rows);
+      short_conv_weight_gradient<2>(stream, dw, partials, dy, x, C, s.seq, rows);
       break;
     case 3:
-      conv_weight_partials<3>(stream, partials, dy, x, C, s.seq, rows);
+      short_conv_weight_gradient<3>(stream, dw, partials, dy, x, C, s.seq, rows);
       break;
     case 4:
-      conv_weight_partials<4>(stream, partials, dy, x, C, s.seq, rows);
+      short_conv_weight_gradient<4>(stream, dw, partials, dy, x, C, s.seq, rows);
       break;
     default:
-      column_sums(stream, partials, rows, C * s.kernel, ConvWeightTerm{dy, x, C, s.kernel, s.seq}, add_to_dw);
+      column_sums(stream, partials, rows, C * s.kernel, ConvWeightTerm{dy, x, C, s.kernel, s.seq},
+                  AddToConvWeight{dw, C, s.kernel});
   }
-  if (s.kernel >= 2 && s.kernel <= 4) column_sums_finish(stream, partials, rows, C * s.kernel, add_to_dw);
   if (dbias) column_sums(stream, partials, rows, C, ConvBiasTerm{dy, C}, AddScaled{dbias, 1.0f});
 }
 
