@@ -77,12 +77,7 @@ __device__ void stage_state_sum(SharedTile t, const float* states, const Layout&
 __device__ void masked_scores(float (&acc)[kTiles][4], SharedTile X, SharedTile Y, int hd16, int warp,
                               int lane) {
   const int r0 = warp * tc::kMmaRows;
-#pragma unroll
-  for (int jb = 0; jb < kWarps; ++jb)
-    if (jb <= warp)
-      tc::mma_pair(
-          acc[2 * jb], acc[2 * jb + 1], 0, hd16, [&](auto& a, int i0) { tc::load_a(a, X, r0, i0, lane); },
-          [&](auto& b, int i0) { tc::load_b_transposed(b, Y, i0, 16 * jb, lane); });
+  tc::lower_products<kWarps>(acc, X, Y, hd16, warp, lane);
 #pragma unroll
   for (int tile = 0; tile < kTiles; ++tile)
 #pragma unroll

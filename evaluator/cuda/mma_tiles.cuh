@@ -135,6 +135,20 @@ __device__ inline void store_transposed_product(float* out, int64_t out_stride, 
 // lower-triangular Q x Q matrix M (kBlocks = Q / 16 warps; blocks of M above
 // the diagonal are zero and skipped). out: columns c0..c0+15 of the warp's rows.
 //
+// m += X Y^T on the warp's row block (X and Y: kBlocks * 16 rows of width16
+// columns), column blocks at or before the diagonal block only (the others
+// are left as they are: zero for a causal product).
+template <int kBlocks>
+__device__ __forceinline__ void lower_products(float (&m)[2 * kBlocks][4], SharedTile X, SharedTile Y,
+                                               int width16, int warp, int lane) {
+#pragma unroll
+  for (int jb = 0; jb < kBlocks; ++jb)
+    if (jb <= warp)
+      mma_pair(
+          m[2 * jb], m[2 * jb + 1], 0, width16,
+          [&](auto& a, int k0) { load_a(a, X, warp * kMmaRows, k0, lane); },
+          [&](auto& b, int k0) { load_b_transposed(b, Y, k0, 16 * jb, lane); });
+}
 // out += M T, M's row block in registers as C fragments (kBlocks * 2 n-tiles).
 template <int kBlocks>
 __device__ __forceinline__ void lower_times(float (&out)[2][4], const float (&m)[2 * kBlocks][4],

@@ -87,11 +87,7 @@ __global__ void __launch_bounds__(kThreads)
 
   // M = C B^T masked by the decays, the warp's rows; column blocks past the diagonal block stay 0.
   float m[kTiles][4] = {};
-#pragma unroll
-  for (int jb = 0; jb < kWarps; ++jb)
-    if (jb <= warp)
-      tc::mma_pair(m[2 * jb], m[2 * jb + 1], 0, N16, C_rows,
-                   [&](auto& b, int n0) { tc::load_b_transposed(b, Bt, n0, 16 * jb, lane); });
+  tc::lower_products<kWarps>(m, C, Bt, N16, warp, lane);
 #pragma unroll
   for (int tile = 0; tile < kTiles; ++tile)
 #pragma unroll
@@ -157,18 +153,10 @@ __global__ void __launch_bounds__(kThreads)
 
   // S = C B^T and X = dy x^T on the warp's rows i (column blocks j <= i's block).
   float s[kTiles][4] = {}, xm[kTiles][4] = {};
-#pragma unroll
-  for (int jb = 0; jb < kWarps; ++jb)
-    if (jb <= warp) {
-      tc::mma_pair(
-          s[2 * jb], s[2 * jb + 1], 0, N16, [&](auto& a, int n0) { tc::load_a(a, C, r0, n0, lane); },
-          [&](auto& b, int n0) { tc::load_b_transposed(b, Bt, n0, 16 * jb, lane); });
-      tc::mma_pair(
-          xm[2 * jb], xm[2 * jb + 1], 0, P16, [&](auto& a, int p0) { tc::load_a(a, dY, r0, p0, lane); },
-          [&](auto& b, int p0) { tc::load_b_transposed(b, X, p0, 16 * jb, lane); });
-    }
-    // E o S and E o X to shared memory (read transposed below), T1 for the decays'
-    // gradient; xm becomes E o dt o X, the left operand of dC.
+  tc::lower_products<kWarps>(s, C, Bt, N16, warp, lane);
+  tc::lower_products<kWarps>(xm, dY, X, P16, warp, lane);
+  // E o S and E o X to shared memory (read transposed below), T1 for the decays'
+  // gradient; xm becomes E o dt o X, the left operand of dC.
 #pragma unroll
   for (int tile = 0; tile < kTiles; ++tile)
 #pragma unroll
