@@ -58,6 +58,7 @@ int run_finalize(int argc, char** argv) {
   struct Plan {
     db::RunRecord run;
     Config config;
+    proxies::EvalSettings eval_settings;
     search::SearchSettings settings;
     bool save = false;
     search::EvaluateFunction evaluate;
@@ -67,6 +68,7 @@ int run_finalize(int argc, char** argv) {
     const db::Reader reader(db_path);  // every rank reads; rank 0 alone opens it for writing, below
     plan.run = reader.resolve_run(args["run"].as<std::string>());
     plan.config = parse_config(plan.run.config, db_path + " (config of run '" + plan.run.name + "')");
+    plan.eval_settings = eval_settings_of(plan.config);
     search::SearchSettings& settings = plan.settings;
     settings = plan.config.search;
     if (settings.final_seeds <= 0) settings.final_seeds = 3;  // the run had none: the default stage
@@ -96,7 +98,7 @@ int run_finalize(int argc, char** argv) {
     search::GenomeSearchOptions run_options;
     run_options.run_name = plan->run.name;
     run_options.config_path = plan->config.path;
-    run_options.eval_settings = proxies::to_json(eval_settings_of(plan->config));
+    run_options.eval_settings = proxies::to_json(plan->eval_settings);
     run_options.device = device;
     run_options.lanes = std::move(lanes);
     run_options.log = log_line;
@@ -121,9 +123,8 @@ int run_finalize(int argc, char** argv) {
     // checks its data and device; rank 0 alone writes (cli/mpi_job.hpp).
     const auto prepare = [&] {
       plan = plan_finalize();
-      const auto eval_settings = eval_settings_of(plan->config);
-      proxies::check_data(eval_settings);
-      return RankPlan{requested_devices, "--devices", data_files(eval_settings), plan->evaluate};
+      proxies::check_data(plan->eval_settings);
+      return RankPlan{requested_devices, "--devices", data_files(plan->eval_settings), plan->evaluate};
     };
     return run_mpi_job(workers, prepare, finalize);
   }

@@ -51,8 +51,8 @@ TEST_CASE(
   }
   CHECK(rows[0][1].find("non_finite_loss: training loss became nan at step 1") == 0);
   CHECK(rows[1][1].find("out of memory") != std::string::npos);
-  CHECK(rows[1][1].rfind("failed", 0) !=
-        0);  // the error, not the status again ("failed: failed: ..." in the log)
+  // The error, not the status again ("failed: failed: ..." in the log).
+  CHECK(rows[1][1].rfind("failed", 0) != 0);
   CHECK(result.err.find("failed: failed") == std::string::npos);
   CHECK(rows[2][1] == "injected fault: evaluate threw");
   CHECK(rows[3][1] == "timeout: ran longer than search.candidate_timeout 15 s");

@@ -13,6 +13,7 @@
 #include "cli/search_db.hpp"
 
 using livs::test::CommandResult;
+using livs::test::finished_evaluations;
 using livs::test::query_rows;
 using livs::test::run_command;
 using livs::test::run_livsearch;
@@ -165,19 +166,8 @@ TEST_CASE("finalize --mpi trains the missing replicates over the ranks, with one
   CHECK_MESSAGE(over_mpi.out.find(ran.substr(0, ran.find(";"))) != std::string::npos,
                 one.out << " / " << over_mpi.out);  // the same counts of run and reused
 
-  const auto final_stage = [](const std::filesystem::path& db) {
-    std::map<std::string, std::string> out;
-    for (const auto& row :
-         query_rows(db,
-                    "SELECT e.genome_hash || ' ' || e.seed, e.status || ' ' || "
-                    "coalesce((SELECT quote(m.value) FROM metrics m WHERE m.evaluation_id = "
-                    "e.id AND m.name = 'perplexity'), '') FROM evaluations e WHERE "
-                    "e.fidelity = 1"))
-      out[row[0]] = row[1];
-    return out;
-  };
-  CHECK(final_stage(ranks) == final_stage(single));
-  CHECK(final_stage(single).size() >= 8);
+  CHECK(finished_evaluations(ranks) == finished_evaluations(single));
+  CHECK(finished_evaluations(single).size() >= 8);
   // Other ranks trained some of the new replicates.
   const auto places =
       query_rows(ranks, "SELECT DISTINCT device FROM evaluations WHERE device LIKE '%(rank %'");
