@@ -46,8 +46,7 @@ void dispatch_head_dim(int head_dim, F&& f) {
 // Lets a kernel use more than the default 48 KiB of dynamic shared memory.
 template <class Kernel>
 void allow_shared_memory(Kernel kernel, std::size_t bytes) {
-  if (bytes > 48 * 1024)
-    LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  opt_in_dynamic_shared(kernel, bytes);
 }
 
 // Dot product of two head_dim rows in shared memory (one lane, sequential).

@@ -38,6 +38,13 @@ inline void check_cublas(cublasStatus_t status, const char* call, const char* fi
 
 namespace livs::evaluator::cuda {
 
+// Raises a kernel's dynamic shared memory limit on the current device to at
+// least `bytes` (never lowers it; shared_memory_limit.cpp). The limit is a
+// property of the kernel, shared by every thread: setting it to each launch's
+// own size let a worker lower it between another worker's call and that
+// worker's larger launch, which then failed with an invalid argument.
+void raise_dynamic_shared_limit(const void* kernel, std::size_t bytes);
+
 // Opts a kernel in to `bytes` of dynamic shared memory; call it before every
 // launch that takes dynamic shared memory: with a kernel's static arrays even
 // a few KiB can pass the default 48 KiB, and such a launch fails with an
@@ -45,7 +52,7 @@ namespace livs::evaluator::cuda {
 // Returns bytes.
 template <class Kernel>
 std::size_t opt_in_dynamic_shared(Kernel kernel, std::size_t bytes) {
-  LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  raise_dynamic_shared_limit(reinterpret_cast<const void*>(kernel), bytes);
   return bytes;
 }
 

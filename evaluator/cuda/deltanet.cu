@@ -20,8 +20,6 @@
 // scan over chunks) is what removes these; see docs/architecture.md.
 #include <cuda_runtime.h>
 
-#include <mutex>
-#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -50,21 +48,6 @@ void check_head_dim(const DeltaRuleShape& s) {
   if (s.head_dim < 1 || s.head_dim > kMaxHeadDim)
     throw std::invalid_argument("delta rule (CUDA): head_dim " + std::to_string(s.head_dim) +
                                 " outside [1, " + std::to_string(kMaxHeadDim) + "]");
-}
-
-// Opts a kernel in to the dynamic shared memory of the largest head_dim, once
-// per device (outside of any step: the first launch on a device does it, and
-// a CUDA graph captures only launches after that), for sizes past 48 KiB.
-template <class Kernel>
-void allow_shared(Kernel kernel, std::size_t bytes, std::size_t largest) {
-  if (bytes <= 48 * 1024) return;
-  static std::mutex mutex;
-  static std::set<int> done;
-  int device = 0;
-  LIVS_CUDA_CHECK(cudaGetDevice(&device));
-  std::lock_guard<std::mutex> lock(mutex);
-  if (!done.insert(device).second) return;
-  LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(largest)));
 }
 
 std::size_t forward_shared_bytes(int n) { return (std::size_t(n) * n + 2 * n) * sizeof(float); }
@@ -265,7 +248,7 @@ void delta_rule_forward(cudaStream_t stream, float* o, float* checkpoints, const
   check_head_dim(s);
   const int n = s.head_dim;
   const std::size_t bytes = forward_shared_bytes(n);
-  allow_shared(delta_rule_forward_kernel, bytes, forward_shared_bytes(kMaxHeadDim));
+  opt_in_dynamic_shared(delta_rule_forward_kernel, bytes);
   delta_rule_forward_kernel<<<unsigned(s.batch * s.heads), threads_for(n), bytes, stream>>>(
       o, checkpoints, q, k, v, log_alpha, beta, state, s);
   LIVS_CUDA_CHECK_LAUNCH();
@@ -278,7 +261,7 @@ void delta_rule_backward(cudaStream_t stream, float* dq, float* dk, float* dv, f
   check_head_dim(s);
   const int n = s.head_dim;
   const std::size_t bytes = backward_shared_bytes(n);
-  allow_shared(delta_rule_backward_kernel, bytes, backward_shared_bytes(kMaxHeadDim));
+  opt_in_dynamic_shared(delta_rule_backward_kernel, bytes);
   delta_rule_backward_kernel<<<unsigned(s.batch * s.heads), threads_for(n), bytes, stream>>>(
       dq, dk, dv, dlog_alpha, dbeta, scratch, dout, checkpoints, q, k, v, log_alpha, beta, s);
   LIVS_CUDA_CHECK_LAUNCH();

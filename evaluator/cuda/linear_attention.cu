@@ -32,9 +32,7 @@ template <class Kernel>
 std::size_t prepare_shared(Kernel kernel, int hd, int rows) {
   std::size_t bytes = sizeof(float) * std::size_t(rows) * hd;
   if (state_in_shared(hd)) bytes += state_bytes(hd);
-  if (bytes > 48 * 1024)
-    LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  return bytes;
+  return opt_in_dynamic_shared(kernel, bytes);
 }
 
 __global__ void linear_attention_forward_kernel(float* out, const float* q, const float* k, const float* v,

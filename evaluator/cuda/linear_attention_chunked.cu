@@ -172,9 +172,7 @@ std::size_t shared_bytes(Kernel kernel, int tiles, int state_tiles, bool scores,
                              std::size_t(state_tiles) * hd * (hd + 1) +
                              (scores ? std::size_t(kChunk) * (kChunk + 1) : 0);
   const std::size_t bytes = floats * sizeof(float);
-  if (bytes > 48 * 1024)
-    LIVS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  return bytes;
+  return opt_in_dynamic_shared(kernel, bytes);
 }
 
 }  // namespace
