@@ -1,11 +1,11 @@
 // Mamba-2's SSD chunk kernels on the tensor cores: the same products as
 // ssd.cu's fp32 kernels (the equations are written there), as bf16
-// mma.sync m16n8k16 tiles with fp32 accumulation. One block of four warps per
-// (sequence, chunk, head); warp w owns rows 16w..16w+15 of the chunk's 64
-// steps. Each block copies its chunk's x, B, C (and dy, the entering state and
-// the end gradient in backward) into bf16 shared tiles, widths rounded up to
-// 16 with zeros, and every product reads its operands there through ldmatrix
-// in the orientation it needs (mma_tiles.cuh):
+// mma.sync m16n8k16 tiles with fp32 accumulation. One block of eight warps
+// per (sequence, chunk, head); warps w and w + 4 own rows 16w..16w+15 of the
+// chunk's 64 steps and split the columns of each product. Each block copies its chunk's x, B, C (and dy, the
+// entering state and the end gradient in backward) into bf16 shared tiles, widths rounded up to 16 with
+// zeros, and every product reads its operands there through ldmatrix in the orientation it needs
+// (mma_tiles.cuh):
 //   forward   S = C B^T, M = S o L (L: the decays, lower triangle), y = M x + e^cum C H0^T + D x;
 //   states    end = (w o x)^T B, w_j = e^(cum_last - cum_j) dt_j;  adjoint: G = (e^cum o dy)^T C;
 //   backward  S = C B^T and X = dy x^T (the warp's rows, kept in registers);
@@ -15,8 +15,10 @@
 // rest stays in registers (an accumulator of 16 columns is the A fragment of
 // the next product over those columns). The decays' gradient is summed in the
 // closed form of ssd.cu (T1 in fp32 shared memory, a row prefix and a column
-// suffix pass), and the dot products that need no product (dy . x, <G, H0>)
-// read the fp32 inputs. No atomics: the same bits on every run.
+// suffix pass). Every operand after staging is read from the bf16 tiles (the
+// dot products dy . x, <G, H0>, the D terms too): with four warps a block,
+// each global read in the epilogues was latency the SM could not hide. No
+// atomics: the same bits on every run.
 #include <cuda_bf16.h>
 
 #include <cstddef>
@@ -32,7 +34,11 @@ namespace {
 
 using namespace tc;  // bf16, SharedTile, carve, stage, tile_bytes, padded16
 
-constexpr int kWarps = kQ / tc::kMmaRows;  // one warp per 16 steps of the chunk
+// Each 16 steps of the chunk (a row block) have two warps, which split the
+// columns of every product after the first: four warps a block left most of
+// each SM's time waiting on memory (two blocks fit an SM's shared memory).
+constexpr int kRowBlocks = kQ / tc::kMmaRows;
+constexpr int kWarps = 2 * kRowBlocks;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kTiles = kQ / 8;  // n-tiles across the chunk's steps
 constexpr int kMaxWidth = 128;  // head_dim and d_state on this path
@@ -82,12 +88,13 @@ __global__ void __launch_bounds__(kThreads)
   stage(C, kQ, N16, rows + d.I + d.N, d.W, k.len, d.N);
   stage(H0, P16, N16, checkpoints + chunk * d.PN(), d.N, int(d.P), d.N);
   __syncthreads();
-  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, r0 = warp * tc::kMmaRows;
+  const int warp = int(threadIdx.x) / 32 % kRowBlocks, half = int(threadIdx.x) / 32 / kRowBlocks,
+            lane = int(threadIdx.x) % 32, r0 = warp * tc::kMmaRows;
   auto C_rows = [&](auto& a, int n0) { tc::load_a(a, C, r0, n0, lane); };
 
   // M = C B^T masked by the decays, the warp's rows; column blocks past the diagonal block stay 0.
   float m[kTiles][4] = {};
-  tc::lower_products<kWarps>(m, C, Bt, N16, warp, lane);
+  tc::lower_products<kRowBlocks>(m, C, Bt, N16, warp, lane);
 #pragma unroll
   for (int tile = 0; tile < kTiles; ++tile)
 #pragma unroll
@@ -97,9 +104,9 @@ __global__ void __launch_bounds__(kThreads)
     }
 
   const float dh = D[k.h];
-  for (int p0 = 0; p0 < P16; p0 += 16) {
+  for (int p0 = 16 * half; p0 < P16; p0 += 32) {
     float inside[2][4] = {}, entering[2][4] = {};
-    tc::lower_times<kWarps>(inside, m, X, p0, warp, lane);
+    tc::lower_times<kRowBlocks>(inside, m, X, p0, warp, lane);
     tc::mma_pair(entering[0], entering[1], 0, N16, C_rows,
                  [&](auto& b, int n0) { tc::load_b_transposed(b, H0, n0, p0, lane); });
     for (int tile = 0; tile < 2; ++tile)
@@ -107,7 +114,7 @@ __global__ void __launch_bounds__(kThreads)
         const int i = r0 + tc::fragment_row(lane, e), p = p0 + tc::fragment_col(lane, tile, e);
         if (i >= k.len || p >= d.P) continue;
         const int64_t row = row0 + i;
-        const float x = xbc[row * d.W + k.h * d.P + p];
+        const float x = __bfloat162float(X(i, p));
         y[row * d.I + k.h * d.P + p] = fmaf(dh, x, fmaf(expf(cum[i]), entering[tile][e], inside[tile][e]));
       }
   }
@@ -128,8 +135,9 @@ __global__ void __launch_bounds__(kThreads)
                           const float* a_log, const float* D, Dims d) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   __shared__ float cum[kQ], dtv[kQ], dcum[kQ], t2[kQ], t4[kQ], in_sum[kQ], d_sum[kQ];
-  __shared__ float T1[kQ][kQ + 1];  // T1(i, j) = X S E dt_j, then its row prefix sums
-  __shared__ float t3_parts[kThreads];
+  __shared__ float halves[4][2][kQ];  // t2, t4, in_sum, d_sum from each half's columns
+  __shared__ float T1[kQ][kQ + 1];    // T1(i, j) = X S E dt_j, then its row prefix sums
+  __shared__ float t3_parts[kWarps];
   const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
   const int P16 = padded16(d.P), N16 = padded16(d.N);
   const int64_t row0 = k.b * d.T + k.t0, chunk = (k.b * d.chunks + k.c) * d.H + k.h;
@@ -149,12 +157,14 @@ __global__ void __launch_bounds__(kThreads)
   stage(H0, P16, N16, Hin, d.N, int(d.P), d.N);
   stage(G, P16, N16, Gend, d.N, int(d.P), d.N);
   __syncthreads();
-  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, r0 = warp * tc::kMmaRows;
+  const int warp = int(threadIdx.x) / 32 % kRowBlocks, half = int(threadIdx.x) / 32 / kRowBlocks,
+            lane = int(threadIdx.x) % 32, r0 = warp * tc::kMmaRows;
 
-  // S = C B^T and X = dy x^T on the warp's rows i (column blocks j <= i's block).
+  // S = C B^T and X = dy x^T on the warp's rows i (column blocks j <= i's
+  // block), by both warps of the row block (the tensor cores are idle).
   float s[kTiles][4] = {}, xm[kTiles][4] = {};
-  tc::lower_products<kWarps>(s, C, Bt, N16, warp, lane);
-  tc::lower_products<kWarps>(xm, dY, X, P16, warp, lane);
+  tc::lower_products<kRowBlocks>(s, C, Bt, N16, warp, lane);
+  tc::lower_products<kRowBlocks>(xm, dY, X, P16, warp, lane);
   // E o S and E o X to shared memory (read transposed below), T1 for the decays'
   // gradient; xm becomes E o dt o X, the left operand of dC.
 #pragma unroll
@@ -163,37 +173,39 @@ __global__ void __launch_bounds__(kThreads)
     for (int e = 0; e < 4; ++e) {
       const int i = r0 + tc::fragment_row(lane, e), j = tc::fragment_col(lane, tile, e);
       const float E = j <= i && i < k.len ? expf(cum[i] - cum[j]) : 0.0f, ex = E * xm[tile][e];
-      ES(i, j) = __float2bfloat16_rn(E * s[tile][e]);
-      EX(i, j) = __float2bfloat16_rn(ex);
-      T1[i][j] = ex * s[tile][e] * dtv[j];
+      if (half == 0) {
+        ES(i, j) = __float2bfloat16_rn(E * s[tile][e]);
+        EX(i, j) = __float2bfloat16_rn(ex);
+        T1[i][j] = ex * s[tile][e] * dtv[j];
+      }
       xm[tile][e] = ex * dtv[j];
     }
   __syncthreads();
 
   float part[2] = {0.0f, 0.0f};  // per row of the warp: rows g and g + 8
   // dC = e^cum (dy H0) + (E o dt o X) B on rows i; T2's dot product (dy H0) . C.
-  for (int n0 = 0; n0 < N16; n0 += 16) {
+  for (int n0 = 16 * half; n0 < N16; n0 += 32) {
     float hc[2][4] = {}, dc[2][4] = {};
     tc::mma_pair(
         hc[0], hc[1], 0, P16, [&](auto& a, int p0) { tc::load_a(a, dY, r0, p0, lane); },
         [&](auto& b, int p0) { tc::load_b(b, H0, p0, n0, lane); });
-    tc::lower_times<kWarps>(dc, xm, Bt, n0, warp, lane);
+    tc::lower_times<kRowBlocks>(dc, xm, Bt, n0, warp, lane);
     for (int tile = 0; tile < 2; ++tile)
       for (int e = 0; e < 4; ++e) {
         const int i = r0 + tc::fragment_row(lane, e), n = n0 + tc::fragment_col(lane, tile, e);
         if (i >= k.len || n >= d.N) continue;
         const int64_t row = row0 + i;
         bc_partials[(row * d.H + k.h) * 2 * d.N + d.N + n] = fmaf(expf(cum[i]), hc[tile][e], dc[tile][e]);
-        part[e >> 1] = fmaf(hc[tile][e], rows[int64_t(i) * d.W + d.I + d.N + n], part[e >> 1]);
+        part[e >> 1] = fmaf(hc[tile][e], __bfloat162float(C(i, n)), part[e >> 1]);
       }
   }
-  store_row_sums(t2, part, r0, lane);
+  store_row_sums(halves[0][half], part, r0, lane);
 
   // dB = dt o ((E o X)^T C + e^(cum_last - cum) x G) on rows j; T4's dot product (x G) . B.
   part[0] = part[1] = 0.0f;
-  for (int n0 = 0; n0 < N16; n0 += 16) {
+  for (int n0 = 16 * half; n0 < N16; n0 += 32) {
     float cb[2][4] = {}, xg[2][4] = {};
-    tc::lower_transposed_times<kWarps>(cb, EX, C, n0, warp, lane);
+    tc::lower_transposed_times<kRowBlocks>(cb, EX, C, n0, warp, lane);
     tc::mma_pair(
         xg[0], xg[1], 0, P16, [&](auto& a, int p0) { tc::load_a(a, X, r0, p0, lane); },
         [&](auto& b, int p0) { tc::load_b(b, G, p0, n0, lane); });
@@ -204,17 +216,17 @@ __global__ void __launch_bounds__(kThreads)
         const int64_t row = row0 + j;
         bc_partials[(row * d.H + k.h) * 2 * d.N + n] =
             dtv[j] * fmaf(expf(last - cum[j]), xg[tile][e], cb[tile][e]);
-        part[e >> 1] = fmaf(xg[tile][e], rows[int64_t(j) * d.W + d.I + n], part[e >> 1]);
+        part[e >> 1] = fmaf(xg[tile][e], __bfloat162float(Bt(j, n)), part[e >> 1]);
       }
   }
-  store_row_sums(t4, part, r0, lane);
+  store_row_sums(halves[1][half], part, r0, lane);
 
   // R = (E o S)^T dy + e^(cum_last - cum) B G^T on rows j; dx += D dy + dt R; x . R and dy . x.
   part[0] = part[1] = 0.0f;
   float dyx[2] = {0.0f, 0.0f};
-  for (int p0 = 0; p0 < P16; p0 += 16) {
+  for (int p0 = 16 * half; p0 < P16; p0 += 32) {
     float sd[2][4] = {}, bg[2][4] = {};
-    tc::lower_transposed_times<kWarps>(sd, ES, dY, p0, warp, lane);
+    tc::lower_transposed_times<kRowBlocks>(sd, ES, dY, p0, warp, lane);
     tc::mma_pair(
         bg[0], bg[1], 0, N16, [&](auto& a, int n0) { tc::load_a(a, Bt, r0, n0, lane); },
         [&](auto& b, int n0) { tc::load_b_transposed(b, G, n0, p0, lane); });
@@ -223,21 +235,24 @@ __global__ void __launch_bounds__(kThreads)
         const int j = r0 + tc::fragment_row(lane, e), p = p0 + tc::fragment_col(lane, tile, e);
         if (j >= k.len || p >= d.P) continue;
         const int64_t row = row0 + j, at = row * d.W + k.h * d.P + p;
-        const float r = fmaf(expf(last - cum[j]), bg[tile][e], sd[tile][e]),
-                    g = dy_rows[int64_t(j) * d.I + p], x = xbc[at];
+        const float r = fmaf(expf(last - cum[j]), bg[tile][e], sd[tile][e]), g = __bfloat162float(dY(j, p)),
+                    x = __bfloat162float(X(j, p));
         dxbc[at] += fmaf(dh, g, dtv[j] * r);
         part[e >> 1] = fmaf(x, r, part[e >> 1]);
         dyx[e >> 1] = fmaf(g, x, dyx[e >> 1]);
       }
   }
-  store_row_sums(in_sum, part, r0, lane);
-  store_row_sums(d_sum, dyx, r0, lane);
+  store_row_sums(halves[2][half], part, r0, lane);
+  store_row_sums(halves[3][half], dyx, r0, lane);
 
-  // T3 = <Gend, H0> from the fp32 inputs; T1's row prefix sums.
+  // T3 = <Gend, H0>; T1's row prefix sums.
   float t3 = 0.0f;
-#pragma unroll 8
-  for (int64_t e = threadIdx.x; e < d.PN(); e += kThreads) t3 = fmaf(Gend[e], Hin[e], t3);
-  t3_parts[threadIdx.x] = t3;
+  for (int e = threadIdx.x; e < P16 * N16; e += kThreads) {
+    const int p = e / N16, n = e % N16;
+    t3 = fmaf(__bfloat162float(G(p, n)), __bfloat162float(H0(p, n)), t3);
+  }
+  for (int offset = 16; offset > 0; offset /= 2) t3 += __shfl_xor_sync(0xffffffffu, t3, offset);
+  if (lane == 0) t3_parts[threadIdx.x / 32] = t3;
   if (threadIdx.x < kQ) {
     const int t = int(threadIdx.x);
     float before = 0.0f;  // T1[t][m] becomes sum_{j < m} T1(t, j)
@@ -253,13 +268,15 @@ __global__ void __launch_bounds__(kThreads)
     double sum = 0.0;
     for (int i = m; i < k.len; ++i) sum += T1[i][m];
     dcum[m] = float(sum);
-    t2[m] = m < k.len ? expf(cum[m]) * t2[m] : 0.0f;
-    t4[m] = m < k.len ? expf(last - cum[m]) * dtv[m] * t4[m] : 0.0f;
+    t2[m] = m < k.len ? expf(cum[m]) * (halves[0][0][m] + halves[0][1][m]) : 0.0f;
+    t4[m] = m < k.len ? expf(last - cum[m]) * dtv[m] * (halves[1][0][m] + halves[1][1][m]) : 0.0f;
+    in_sum[m] = halves[2][0][m] + halves[2][1][m];
+    d_sum[m] = halves[3][0][m] + halves[3][1][m];
   }
   __syncthreads();
   if (threadIdx.x == 0) {
     double t3_sum = 0.0;
-    for (int t = 0; t < kThreads; ++t) t3_sum += t3_parts[t];
+    for (int w = 0; w < kWarps; ++w) t3_sum += t3_parts[w];
     chunk_decay_gradient(dcum, t2, t4, d_sum, dtv, t3_sum * exp(double(last)), k.len,
                          param_partials + 2 * chunk);
   }
