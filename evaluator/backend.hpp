@@ -229,14 +229,21 @@ struct DeltaRuleShape {
   int head_dim = 1;
 };
 // Floats of delta_rule_forward's `checkpoints`: the state entering each chunk
-// of kScanChunk steps, [batch, heads, chunks, d_k, d_v] (as the selective scan).
+// of kScanChunk steps, [batch, heads, chunks, d_k, d_v] (as the selective
+// scan), then three [batch, heads, chunks, kScanChunk, d_k] regions that the
+// CUDA backend's chunked form keeps for its backward (U, Wk and W of
+// cuda/deltanet_chunked.cu; the CPU backend leaves them unused).
 inline int64_t delta_rule_checkpoint_floats(const DeltaRuleShape& s) {
-  return int64_t(s.batch) * s.heads * scan_chunks(s.seq) * s.head_dim * s.head_dim;
+  return int64_t(s.batch) * s.heads * scan_chunks(s.seq) * s.head_dim * (s.head_dim + 3 * kScanChunk);
 }
 // Floats of delta_rule_backward's `scratch`: one chunk of states per sequence
-// and head, [batch, heads, kScanChunk, d_k, d_v], recomputed from a checkpoint.
+// and head, [batch, heads, kScanChunk, d_k, d_v], recomputed from a checkpoint
+// (the recurrent form), or the chunked form's dS_end per chunk and dW
+// ([batch, heads, chunks] x (d_k d_v + kScanChunk d_v)), whichever is larger.
 inline int64_t delta_rule_scratch_floats(const DeltaRuleShape& s) {
-  return int64_t(s.batch) * s.heads * kScanChunk * s.head_dim * s.head_dim;
+  const int64_t n = s.head_dim;
+  return int64_t(s.batch) * s.heads *
+         std::max(kScanChunk * n * n, scan_chunks(s.seq) * (n * n + kScanChunk * n));
 }
 
 class Backend {

@@ -246,6 +246,8 @@ void delta_rule_forward(cudaStream_t stream, float* o, float* checkpoints, const
                         const float* v, const float* log_alpha, const float* beta, float* state,
                         const DeltaRuleShape& s) {
   check_head_dim(s);
+  if (checkpoints && delta_rule_chunked_fits(s))
+    return delta_rule_chunked_forward(stream, o, checkpoints, q, k, v, log_alpha, beta, state, s);
   const int n = s.head_dim;
   const std::size_t bytes = forward_shared_bytes(n);
   opt_in_dynamic_shared(delta_rule_forward_kernel, bytes);
@@ -259,6 +261,9 @@ void delta_rule_backward(cudaStream_t stream, float* dq, float* dk, float* dv, f
                          const float* q, const float* k, const float* v, const float* log_alpha,
                          const float* beta, const DeltaRuleShape& s) {
   check_head_dim(s);
+  if (delta_rule_chunked_fits(s))
+    return delta_rule_chunked_backward(stream, dq, dk, dv, dlog_alpha, dbeta, scratch, dout, checkpoints, q,
+                                       k, v, log_alpha, beta, s);
   const int n = s.head_dim;
   const std::size_t bytes = backward_shared_bytes(n);
   opt_in_dynamic_shared(delta_rule_backward_kernel, bytes);

@@ -29,8 +29,9 @@ std::string describe(const DeltaRuleShape& s) {
          std::to_string(s.heads) + " head_dim " + std::to_string(s.head_dim);
 }
 
-// q and k unit-length rows (as the operator feeds them), beta in (0, 1), log_alpha < 0.
-void check_delta_rule(const DeltaRuleShape& s, bool gated, uint64_t seed) {
+// q and k unit-length rows (as the operator feeds them), beta in (0, 1),
+// log_alpha < 0 (decay_scale times a draw of about -0.2).
+void check_delta_rule(const DeltaRuleShape& s, bool gated, uint64_t seed, float decay_scale = 1.0f) {
   CAPTURE(describe(s));
   const int n = s.head_dim;
   const int64_t nv = int64_t(s.batch) * s.seq * s.heads * n, ns = nv / n,
@@ -45,7 +46,7 @@ void check_delta_rule(const DeltaRuleShape& s, bool gated, uint64_t seed) {
   const auto v = random_floats(nv, seed + 2), dout = random_floats(nv, seed + 3),
              s0 = random_floats(states, seed + 4, 0.3);
   auto la = random_floats(ns, seed + 5, 0.2), beta = random_floats(ns, seed + 6);
-  for (auto& x : la) x = -std::fabs(x) - 0.01f;
+  for (auto& x : la) x = decay_scale * (-std::fabs(x) - 0.01f);
   for (auto& x : beta) x = 1.0f / (1.0f + std::exp(-x));
   compare_backends(
       "delta rule " + describe(s),
@@ -92,6 +93,16 @@ TEST_CASE("delta rule: forward, decode from a state and backward match the CPU b
   check_delta_rule({3, 150, 2, 32}, true, 2);  // three chunks, the last partial
   check_delta_rule({1, 70, 1, 48}, false, 3);  // plain DeltaNet, head_dim not a multiple of 32
   check_delta_rule({2, 66, 1, 128}, true, 4);  // the largest head_dim (shared memory past 48 KiB)
+}
+
+// Training takes the chunked form (deltanet_chunked.cu) up to head_dim 64:
+// the shapes above cover a short last chunk and heads of 16, 32 and 48; these
+// the largest head it takes (two column slabs of the state), exactly one
+// chunk, and a decay strong enough that e^g underflows to zero inside a chunk.
+TEST_CASE("delta rule, chunked form: head_dim 64, one whole chunk, five chunks, a vanishing decay") {
+  check_delta_rule({2, 300, 3, 64}, true, 12);
+  check_delta_rule({1, 64, 2, 8}, false, 13);
+  check_delta_rule({1, 64, 2, 40}, true, 14, 30.0f);
 }
 
 TEST_CASE("Gated DeltaNet decay: forward and backward match the CPU backend") {
