@@ -25,7 +25,7 @@
 // chunk's U, Wk and W (delta_rule_checkpoint_floats); the backward's scratch
 // holds dS_end per chunk and dW. fp32 throughout, no atomics: every output is
 // written by one thread, so runs repeat bit for bit. Head sizes up to 64
-// (the local gradients keep nine 64-row tiles in shared memory); larger heads
+// (the local gradients keep twelve 64-row tiles in shared memory, 212 KiB at 64); larger heads
 // stay on the recurrent kernels. LIVSEARCH_DELTANET_CHUNKED=0 keeps every
 // size on the recurrent kernels (for comparison).
 #include <cuda_runtime.h>
@@ -45,6 +45,9 @@ namespace {
 constexpr int kC = kScanChunk;  // steps per chunk (64)
 constexpr int kCC = kC + 1;     // row stride of the chunk's square tiles (odd: no bank conflicts)
 constexpr int kThreads = 256;
+// The local gradients run one block an SM (their tiles fill shared memory),
+// so they take twice the warps to hide their loads' latency.
+constexpr int kLocalThreads = 512;
 constexpr int kSlab = 32;  // columns of S per block in the scans
 constexpr int kSlabLd = kSlab + 1;
 constexpr int kMaxChunkedHeadDim = 64;
@@ -76,11 +79,19 @@ __device__ ChunkAt chunk_at(int64_t bh, int64_t c, const Geometry& G) {
   return {bh / G.H, bh % G.H, bh, c, t0, int(min(int64_t(kC), G.T - t0))};
 }
 
-__device__ float dot(const float* a, const float* b, int n) {
-  float acc = 0.0f;
-  for (int i = 0; i < n; ++i) acc = fmaf(a[i], b[i], acc);
-  return acc;
+// sum_t a[t sa] b[t sb] over t < count, in four partial sums: one chain of
+// dependent fmas would wait on every shared-memory load, and these kernels
+// run few warps an SM (their tiles are large).
+__device__ float strided_dot(const float* a, int sa, const float* b, int sb, int count) {
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  int t = 0;
+  for (; t + 4 <= count; t += 4)
+#pragma unroll
+    for (int u = 0; u < 4; ++u) acc[u] = fmaf(a[(t + u) * sa], b[(t + u) * sb], acc[u]);
+  for (; t < count; ++t) acc[0] = fmaf(a[t * sa], b[t * sb], acc[0]);
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
+__device__ float dot(const float* a, const float* b, int n) { return strided_dot(a, 1, b, 1, n); }
 
 // A chunk's rows of q, k, v or dO into a [kC, ld] tile, zero past the sequence.
 __device__ void load_rows(float* tile, int ld, const float* src, const Geometry& G, const ChunkAt& at) {
@@ -126,60 +137,112 @@ __device__ void causal_scores(float* P, const float* Q, const float* K, int ld, 
   }
 }
 
-// (I + A) x = x in place, A_rs = scale_r M_rs on s < r: forward substitution
-// down one column held in registers (M is read by every thread at once).
-__device__ __forceinline__ void solve_lower(float (&x)[kC], const float* M, const float* scale) {
-#pragma unroll
-  for (int r = 1; r < kC; ++r) {
-    float acc = 0.0f;
-#pragma unroll
-    for (int s = 0; s < r; ++s) acc = fmaf(M[r * kCC + s], x[s], acc);
-    x[r] = fmaf(-scale[r], acc, x[r]);
-  }
+// The unit triangular solves with A (A_rs on s < r, [kC, kCC]), in place on
+// the n columns of two [kC, ld] tiles X and Y, by the whole block, in blocks
+// of kDiag rows: a product with the rows already solved (every thread, every
+// column), then the block's own kDiag rows down one column per thread. A
+// column a thread all the way down made each step wait on the last, with one
+// warp or two busy; the longest chain is now kDiag - 1 steps.
+constexpr int kDiag = 16;
+
+__device__ __forceinline__ float* column_tile(float* X, float* Y, int c, int n) {
+  return c < n ? X + c : Y + c - n;
 }
-// (I + A)^T x = x in place: back substitution, x_r -= sum_{s > r} A_sr x_s.
-__device__ __forceinline__ void solve_upper_transposed(float (&x)[kC], const float* M, const float* scale) {
+
+// (I + A) Z = Z: forward substitution.
+__device__ void solve_lower(float* X, float* Y, int ld, int n, const float* A) {
+  for (int r0 = 0; r0 < kC; r0 += kDiag) {
+    for (int e = threadIdx.x; r0 > 0 && e < kDiag * 2 * n; e += blockDim.x) {
+      const int r = r0 + e / (2 * n);
+      float* z = column_tile(X, Y, e % (2 * n), n);
+      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int s = 0; s < r0; s += 4)
 #pragma unroll
-  for (int r = kC - 2; r >= 0; --r) {
-    float acc = 0.0f;
+        for (int u = 0; u < 4; ++u) acc[u] = fmaf(A[r * kCC + s + u], z[(s + u) * ld], acc[u]);
+      z[r * ld] -= (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < 2 * n; c += blockDim.x) {
+      float* z = column_tile(X, Y, c, n);
+      float x[kDiag];
 #pragma unroll
-    for (int s = r + 1; s < kC; ++s) acc = fmaf(scale[s] * M[s * kCC + r], x[s], acc);
-    x[r] -= acc;
+      for (int i = 0; i < kDiag; ++i) x[i] = z[(r0 + i) * ld];
+#pragma unroll
+      for (int i = 1; i < kDiag; ++i)
+#pragma unroll
+        for (int j = 0; j < i; ++j) x[i] = fmaf(-A[(r0 + i) * kCC + r0 + j], x[j], x[i]);
+#pragma unroll
+      for (int i = 1; i < kDiag; ++i) z[(r0 + i) * ld] = x[i];
+    }
+    __syncthreads();
   }
 }
 
-// Forward 1, a block per (sequence, head, chunk): A (without beta) and the
-// solves for U and Wk, one column of [V | K] per thread.
+// (I + A)^T Z = Z: back substitution, z_r -= sum_{s > r} A_sr z_s.
+__device__ void solve_upper_transposed(float* X, float* Y, int ld, int n, const float* A) {
+  for (int r0 = kC - kDiag; r0 >= 0; r0 -= kDiag) {
+    const int r1 = r0 + kDiag;
+    for (int e = threadIdx.x; r1 < kC && e < kDiag * 2 * n; e += blockDim.x) {
+      const int r = r0 + e / (2 * n);
+      float* z = column_tile(X, Y, e % (2 * n), n);
+      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int s = r1; s < kC; s += 4)
+#pragma unroll
+        for (int u = 0; u < 4; ++u) acc[u] = fmaf(A[(s + u) * kCC + r], z[(s + u) * ld], acc[u]);
+      z[r * ld] -= (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < 2 * n; c += blockDim.x) {
+      float* z = column_tile(X, Y, c, n);
+      float x[kDiag];
+#pragma unroll
+      for (int i = 0; i < kDiag; ++i) x[i] = z[(r0 + i) * ld];
+#pragma unroll
+      for (int i = kDiag - 2; i >= 0; --i)
+#pragma unroll
+        for (int j = i + 1; j < kDiag; ++j) x[i] = fmaf(-A[(r0 + j) * kCC + r0 + i], x[j], x[i]);
+#pragma unroll
+      for (int i = 0; i + 1 < kDiag; ++i) z[(r0 + i) * ld] = x[i];
+    }
+    __syncthreads();
+  }
+}
+
+// Forward 1, a block per (sequence, head, chunk): A, then U and Wk by
+// solving with [beta o V | beta gamma o K].
 __global__ void __launch_bounds__(kThreads)
     prepare_kernel(float* checkpoints, const float* k, const float* v, const float* log_alpha,
                    const float* beta, Geometry G) {
   extern __shared__ float shared[];
   const int n = G.n, ld = n + 1;
   float* K = shared;          // [kC, ld]
-  float* M = K + kC * ld;     // [kC, kCC]: e^(g_r - g_s) k_r.k_s on s < r
-  float* g = M + kC * kCC;    // [kC]
+  float* Vb = K + kC * ld;    // [kC, ld]: beta o V, then U
+  float* Kb = Vb + kC * ld;   // [kC, ld]: beta gamma o K, then Wk
+  float* A = Kb + kC * ld;    // [kC, kCC]: beta_r e^(g_r - g_s) k_r.k_s on s < r
+  float* g = A + kC * kCC;    // [kC]
   float* beta_rows = g + kC;  // [kC]
   const ChunkAt at = chunk_at(blockIdx.x / G.chunks, blockIdx.x % G.chunks, G);
   load_rows(K, ld, k, G, at);
+  load_rows(Vb, ld, v, G, at);
   load_decays(g, beta_rows, log_alpha, beta, G, at);
   for (int e = threadIdx.x; e < kC * kC; e += blockDim.x) {
     const int r = e / kC, s = e % kC;
-    M[r * kCC + s] = s < r ? expf(g[r] - g[s]) * dot(K + r * ld, K + s * ld, n) : 0.0f;
+    A[r * kCC + s] = s < r ? beta_rows[r] * expf(g[r] - g[s]) * dot(K + r * ld, K + s * ld, n) : 0.0f;
+  }
+  for (int e = threadIdx.x; e < kC * n; e += blockDim.x) {
+    const int r = e / n, i = e % n;
+    Vb[r * ld + i] *= beta_rows[r];
+    Kb[r * ld + i] = beta_rows[r] * expf(g[r]) * K[r * ld + i];
   }
   __syncthreads();
-  const int c = threadIdx.x;
-  if (c >= 2 * n) return;
-  const bool keys = c >= n;
-  const int col = keys ? c - n : c;
-  float x[kC];
-#pragma unroll
-  for (int r = 0; r < kC; ++r)
-    x[r] = keys ? beta_rows[r] * expf(g[r]) * K[r * ld + col]
-                : (r < at.len ? beta_rows[r] * v[G.vec(at.b, at.t0 + r, at.h) + col] : 0.0f);
-  solve_lower(x, M, beta_rows);
-  float* out = checkpoints + G.rows_offset(keys ? kWk : kU, at.bh, at.c);
-#pragma unroll
-  for (int r = 0; r < kC; ++r) out[r * n + col] = x[r];
+  solve_lower(Vb, Kb, ld, n, A);
+  float* U = checkpoints + G.rows_offset(kU, at.bh, at.c);
+  float* Wk = checkpoints + G.rows_offset(kWk, at.bh, at.c);
+  for (int e = threadIdx.x; e < kC * n; e += blockDim.x) {
+    const int r = e / n, i = e % n;
+    U[e] = Vb[r * ld + i];
+    Wk[e] = Kb[r * ld + i];
+  }
 }
 
 // Forward 2, a block per (sequence, head, 32 columns of S): the scan over
@@ -215,19 +278,17 @@ __global__ void __launch_bounds__(kThreads)
       const int r = e / kSlab, j = e % kSlab;
       float w = 0.0f;
       if (j0 + j < n) {
-        w = U[r * n + j0 + j];
-        for (int i = 0; i < n; ++i) w = fmaf(-Wk[r * ld + i], S[i * kSlabLd + j], w);
+        w = U[r * n + j0 + j] - strided_dot(Wk + r * ld, 1, S + j, kSlabLd, n);
         W_out[r * n + j0 + j] = w;
       }
       W[r * kSlabLd + j] = w;
     }
-    __syncthreads();
     const float gL = g[at.len - 1], gammaL = expf(gL);
+    for (int e = threadIdx.x; e < kC * n; e += blockDim.x) K[(e / n) * ld + e % n] *= expf(gL - g[e / n]);
+    __syncthreads();
     for (int e = threadIdx.x; e < n * kSlab; e += blockDim.x) {
       const int i = e / kSlab, j = e % kSlab;
-      float acc = gammaL * S[i * kSlabLd + j];
-      for (int r = 0; r < at.len; ++r) acc = fmaf(expf(gL - g[r]) * K[r * ld + i], W[r * kSlabLd + j], acc);
-      S[i * kSlabLd + j] = acc;
+      S[i * kSlabLd + j] = fmaf(gammaL, S[i * kSlabLd + j], strided_dot(K + i, ld, W + j, kSlabLd, at.len));
     }
   }
   __syncthreads();
@@ -271,9 +332,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int e = threadIdx.x; e < kC * kSlab; e += blockDim.x) {
       const int r = e / kSlab, j = e % kSlab;
       if (r >= at.len || j0 + j >= n) continue;
-      float entering = 0.0f, inside = 0.0f;
-      for (int i = 0; i < n; ++i) entering = fmaf(Q[r * ld + i], Ss[i * kSlabLd + j], entering);
-      for (int s = 0; s <= r; ++s) inside = fmaf(P[r * kCC + s], Ws[s * kSlabLd + j], inside);
+      const float entering = strided_dot(Q + r * ld, 1, Ss + j, kSlabLd, n),
+                  inside = strided_dot(P + r * kCC, 1, Ws + j, kSlabLd, r + 1);
       o[G.vec(at.b, at.t0 + r, at.h) + j0 + j] = fmaf(expf(g[r]), entering, inside);
     }
     __syncthreads();
@@ -317,23 +377,20 @@ __global__ void __launch_bounds__(kThreads)
     float* dW_out = scratch + G.rows_offset(kdW, bh, c);
     for (int e = threadIdx.x; e < kC * kSlab; e += blockDim.x) {
       const int r = e / kSlab, j = e % kSlab;
-      float from_out = 0.0f, from_state = 0.0f;
-      for (int s = r; s < kC; ++s) from_out = fmaf(P[s * kCC + r], dO[s * kSlabLd + j], from_out);
-      for (int i = 0; i < n; ++i) from_state = fmaf(K[r * ld + i], dS[i * kSlabLd + j], from_state);
+      const float from_out = strided_dot(P + r * kCC + r, kCC, dO + r * kSlabLd + j, kSlabLd, kC - r),
+                  from_state = strided_dot(K + r * ld, 1, dS + j, kSlabLd, n);
       const float w = fmaf(expf(gL - g[r]), from_state, from_out);
       dW[r * kSlabLd + j] = w;
       if (j0 + j < n) dW_out[r * n + j0 + j] = w;
     }
+    for (int e = threadIdx.x; e < kC * n; e += blockDim.x) Q[(e / n) * ld + e % n] *= expf(g[e / n]);
     __syncthreads();
     const float gammaL = expf(gL);
     for (int e = threadIdx.x; e < n * kSlab; e += blockDim.x) {
       const int i = e / kSlab, j = e % kSlab;
-      float acc = gammaL * dS[i * kSlabLd + j];
-      for (int r = 0; r < at.len; ++r) {
-        acc = fmaf(expf(g[r]) * Q[r * ld + i], dO[r * kSlabLd + j], acc);
-        acc = fmaf(-Wk[r * ld + i], dW[r * kSlabLd + j], acc);
-      }
-      dS[i * kSlabLd + j] = acc;
+      const float from_out = strided_dot(Q + i, ld, dO + j, kSlabLd, at.len),
+                  through_w = strided_dot(Wk + i, ld, dW + j, kSlabLd, at.len);
+      dS[i * kSlabLd + j] = fmaf(gammaL, dS[i * kSlabLd + j], from_out - through_w);
     }
   }
 }
@@ -342,23 +399,26 @@ __global__ void __launch_bounds__(kThreads)
 // chunk's q, k, v, beta and decays from S0, U, Wk, W (checkpoints), dS_end and
 // dW (scratch). The pairwise terms of the decays' gradient (dg_r += G_rs,
 // dg_s -= G_rs) are gathered in G and summed by rows and columns.
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kLocalThreads, 1)
     local_gradients_kernel(float* dq, float* dk, float* dv, float* dlog_alpha, float* dbeta,
                            const float* scratch, const float* dout, const float* checkpoints, const float* q,
                            const float* k, const float* v, const float* log_alpha, const float* beta,
                            Geometry G) {
   extern __shared__ float shared[];
-  const int n = G.n, ld = n + 1, lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = kThreads / 32;
+  const int n = G.n, ld = n + 1, lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = kLocalThreads / 32;
   float* M = shared;           // [kC, kCC]: e^(g_r - g_s) k_r.k_s (s < r), then H = dA o M
   float* dP = M + kC * kCC;    // [kC, kCC]: e^(g_r - g_s) dO_r.W_s (s <= r)
   float* Gp = dP + kC * kCC;   // [kC, kCC]: the decays' pairwise terms
   float* dKK = Gp + kC * kCC;  // [kC, kCC]: dA_rs beta_r e^(g_r - g_s)
   float* K = dKK + kC * kCC;   // [kC, ld]
   float* X1 = K + kC * ld;     // [kC, ld]: W, then dVb
-  float* X2 = X1 + kC * ld;    // [kC, ld]: Q, then dKb
-  float* U = X2 + kC * ld;     // [kC, ld]
+  float* X2 = X1 + kC * ld;    // [kC, ld]: dKb
+  float* U = X2 + kC * ld;     // [kC, ld]: U, then W
   float* Wk = U + kC * ld;     // [kC, ld]
-  float* Sq = Wk + kC * ld;    // [n, ld]: S0, then dS_end
+  float* Q = Wk + kC * ld;     // [kC, ld]
+  float* dO = Q + kC * ld;     // [kC, ld]
+  float* dWt = dO + kC * ld;   // [kC, ld]
+  float* Sq = dWt + kC * ld;   // [n, ld]: S0, then dS_end
   float* g = Sq + n * ld;      // [kC]
   float* beta_rows = g + kC;   // [kC]
   float* dg = beta_rows + kC;  // [kC]
@@ -371,7 +431,9 @@ __global__ void __launch_bounds__(kThreads)
   const float* dW = scratch + G.rows_offset(kdW, at.bh, at.c);
   load_rows(K, ld, k, G, at);
   load_region(X1, ld, W, n);
-  load_rows(X2, ld, q, G, at);
+  load_rows(Q, ld, q, G, at);
+  load_rows(dO, ld, dout, G, at);
+  load_region(dWt, ld, dW, n);
   load_region(U, ld, checkpoints + G.rows_offset(kU, at.bh, at.c), n);
   load_region(Wk, ld, checkpoints + G.rows_offset(kWk, at.bh, at.c), n);
   for (int e = threadIdx.x; e < n * n; e += blockDim.x) Sq[(e / n) * ld + e % n] = S0[e];
@@ -385,38 +447,25 @@ __global__ void __launch_bounds__(kThreads)
       const float decay = expf(g[r] - g[s]);
       if (s < r) kk = decay * dot(K + r * ld, K + s * ld, n);
       if (r < at.len) {
-        const float* dO_r = dout + G.vec(at.b, at.t0 + r, at.h);
-        dp = decay * dot(dO_r, X1 + s * ld, n);
-        qk = dot(X2 + r * ld, K + s * ld, n);
+        dp = decay * dot(dO + r * ld, X1 + s * ld, n);
+        qk = dot(Q + r * ld, K + s * ld, n);
       }
     }
     M[r * kCC + s] = kk;
+    dKK[r * kCC + s] = beta_rows[r] * kk;  // A, until the solves are done
     dP[r * kCC + s] = dp;
     Gp[r * kCC + s] = dp * qk;
   }
   __syncthreads();
 
-  // dVb = (I + A)^-T dW and dKb = -(I + A)^-T (dW S0^T), a column a thread.
-  if (threadIdx.x < 2 * n) {
-    const bool keys = int(threadIdx.x) >= n;
-    const int col = keys ? threadIdx.x - n : threadIdx.x;
-    float x[kC];
-#pragma unroll
-    for (int r = 0; r < kC; ++r) {
-      if (keys) {
-        float acc = 0.0f;
-        for (int j = 0; j < n; ++j) acc = fmaf(dW[r * n + j], Sq[col * ld + j], acc);
-        x[r] = -acc;
-      } else {
-        x[r] = dW[r * n + col];
-      }
-    }
-    solve_upper_transposed(x, M, beta_rows);
-    float* out = keys ? X2 : X1;
-#pragma unroll
-    for (int r = 0; r < kC; ++r) out[r * ld + col] = x[r];
+  // dVb = (I + A)^-T dW and dKb = -(I + A)^-T (dW S0^T).
+  for (int e = threadIdx.x; e < kC * n; e += blockDim.x) {
+    const int r = e / n, c = e % n;
+    X1[r * ld + c] = dWt[r * ld + c];
+    X2[r * ld + c] = -dot(dWt + r * ld, Sq + c * ld, n);
   }
   __syncthreads();
+  solve_upper_transposed(X1, X2, ld, n, dKK);
 
   // dA = -(dVb U^T + dKb Wk^T) on s < r, as H = dA o M (for beta and the
   // decays) and dKK (for k).
@@ -439,24 +488,20 @@ __global__ void __launch_bounds__(kThreads)
   for (int r = warp; r < at.len; r += warps) {
     const int64_t row = G.vec(at.b, at.t0 + r, at.h), sc = G.scalar(at.b, at.t0 + r, at.h);
     const float gamma = expf(g[r]), bt = beta_rows[r];
-    const float* dO_r = dout + row;
     float q_dq1 = 0.0f, db = 0.0f, dgr = 0.0f;
     for (int c = lane; c < n; c += 32) {
-      float dq1 = 0.0f;
-      for (int j = 0; j < n; ++j) dq1 = fmaf(dO_r[j], Sq[c * ld + j], dq1);
-      dq1 *= gamma;
-      float dqv = dq1;
-      for (int s = 0; s <= r; ++s) dqv = fmaf(dP[r * kCC + s], K[s * ld + c], dqv);
+      const float dq1 = gamma * dot(dO + r * ld, Sq + c * ld, n);
+      const float dqv = dq1 + strided_dot(dP + r * kCC, 1, K + c, ld, r + 1);
       dq[row + c] += dqv;
-      q_dq1 = fmaf(q[row + c], dq1, q_dq1);
+      q_dq1 = fmaf(Q[r * ld + c], dq1, q_dq1);
       dv[row + c] += bt * X1[r * ld + c];
       const float kb = X2[r * ld + c] * K[r * ld + c];
       db = fmaf(X1[r * ld + c], v[row + c], db);
       db = fmaf(gamma, kb, db);
       dgr = fmaf(gamma * bt, kb, dgr);
-      float dkv = bt * gamma * X2[r * ld + c];
-      for (int s = r; s < at.len; ++s) dkv = fmaf(dP[s * kCC + r], q[G.vec(at.b, at.t0 + s, at.h) + c], dkv);
-      for (int s = 0; s < kC; ++s) dkv = fmaf(dKK[r * kCC + s] + dKK[s * kCC + r], K[s * ld + c], dkv);
+      const float dkv =
+          bt * gamma * X2[r * ld + c] + strided_dot(dP + r * kCC + r, kCC, Q + r * ld + c, ld, at.len - r) +
+          strided_dot(dKK + r * kCC, 1, K + c, ld, kC) + strided_dot(dKK + r, kCC, K + c, ld, kC);
       dk[row + c] += dkv;
     }
     for (int s = lane; s < kC; s += 32) {
@@ -480,7 +525,8 @@ __global__ void __launch_bounds__(kThreads)
     overlap = fmaf(dS_end[e], Sq[i * ld + j], overlap);
     Sq[i * ld + j] = dS_end[e];
   }
-  overlap = block_sum(overlap, reduce);  // synchronises: Sq holds dS_end
+  load_region(U, ld, W, n);
+  overlap = block_sum(overlap, reduce);  // synchronises: Sq holds dS_end, U holds W
   const float gL = g[at.len - 1];
   for (int r = warp; r < kC; r += warps) {
     float d = 0.0f;
@@ -488,9 +534,7 @@ __global__ void __launch_bounds__(kThreads)
       const int64_t row = G.vec(at.b, at.t0 + r, at.h);
       const float decay = expf(gL - g[r]);
       for (int c = lane; c < n; c += 32) {
-        float acc = 0.0f;
-        for (int j = 0; j < n; ++j) acc = fmaf(W[r * n + j], Sq[c * ld + j], acc);
-        acc *= decay;
+        const float acc = decay * dot(U + r * ld, Sq + c * ld, n);
         dk[row + c] += acc;
         d = fmaf(K[r * ld + c], acc, d);
       }
@@ -518,7 +562,7 @@ Geometry geometry(const DeltaRuleShape& s) {
   return {s.batch, s.seq, s.heads, s.head_dim, int(scan_chunks(s.seq))};
 }
 std::size_t floats_bytes(std::size_t floats) { return floats * sizeof(float); }
-std::size_t prepare_bytes(int n) { return floats_bytes(std::size_t(kC) * (n + 1) + kC * kCC + 2 * kC); }
+std::size_t prepare_bytes(int n) { return floats_bytes(3 * std::size_t(kC) * (n + 1) + kC * kCC + 2 * kC); }
 std::size_t states_bytes(int n) {
   return floats_bytes(std::size_t(n) * kSlabLd + kC * kSlabLd + 2 * kC * (n + 1) + kC);
 }
@@ -531,7 +575,7 @@ std::size_t state_gradients_bytes(int n) {
                       kC);
 }
 std::size_t local_gradients_bytes(int n) {
-  return floats_bytes(4 * std::size_t(kC) * kCC + 5 * std::size_t(kC) * (n + 1) + std::size_t(n) * (n + 1) +
+  return floats_bytes(4 * std::size_t(kC) * kCC + 8 * std::size_t(kC) * (n + 1) + std::size_t(n) * (n + 1) +
                       4 * kC + 32);
 }
 dim3 slab_grid(const DeltaRuleShape& s) {
@@ -574,7 +618,7 @@ void delta_rule_chunked_backward(cudaStream_t stream, float* dq, float* dk, floa
                            opt_in_dynamic_shared(state_gradients_kernel, state_gradients_bytes(n)), stream>>>(
       scratch, dout, checkpoints, q, k, log_alpha, G);
   LIVS_CUDA_CHECK_LAUNCH();
-  local_gradients_kernel<<<chunk_blocks(s), kThreads,
+  local_gradients_kernel<<<chunk_blocks(s), kLocalThreads,
                            opt_in_dynamic_shared(local_gradients_kernel, local_gradients_bytes(n)), stream>>>(
       dq, dk, dv, dlog_alpha, dbeta, scratch, dout, checkpoints, q, k, v, log_alpha, beta, G);
   LIVS_CUDA_CHECK_LAUNCH();
