@@ -11,7 +11,7 @@
 //   S_end = gamma_L S0 + (e^(g_L - g) o K)^T W.
 // T is never formed: U and Wk come from forward substitution, one column per
 // thread in registers. Forward: prepare (A, U, Wk per chunk) -> states (the
-// scan, over 32-column slabs of S) -> output (per chunk). The backward
+// scan, over slabs of kSlab columns of S) -> output (per chunk). The backward
 // (derived by hand, checked against autograd of the recurrence in float64 to
 // 1e-14 before it was written here):
 //   dW = P^T dO + (e^(g_L - g) o K) dS_end,
@@ -48,7 +48,7 @@ constexpr int kThreads = 256;
 // The local gradients run one block an SM (their tiles fill shared memory),
 // so they take twice the warps to hide their loads' latency.
 constexpr int kLocalThreads = 512;
-constexpr int kSlab = 32;  // columns of S per block in the scans
+constexpr int kSlab = 32;  // columns of S per block in the scans (16 doubled the blocks and was slower)
 constexpr int kSlabLd = kSlab + 1;
 constexpr int kMaxChunkedHeadDim = 64;
 
@@ -245,7 +245,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Forward 2, a block per (sequence, head, 32 columns of S): the scan over
+// Forward 2, a block per (sequence, head, kSlab columns of S): the scan over
 // chunks. Keeps S0 per chunk and W = U - Wk S0; S_end = gamma_L S0 + (e^(g_L - g) o K)^T W.
 __global__ void __launch_bounds__(kThreads)
     states_kernel(float* checkpoints, float* state, const float* k, const float* log_alpha, Geometry G) {
@@ -300,7 +300,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Forward 3, a block per (sequence, head, chunk): O = (gamma o Q) S0 + P W,
-// 32 columns at a time.
+// kSlab columns at a time.
 __global__ void __launch_bounds__(kThreads)
     output_kernel(float* o, const float* checkpoints, const float* q, const float* k, const float* log_alpha,
                   Geometry G) {
@@ -340,7 +340,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Backward 1, a block per (sequence, head, 32 columns of S): the reverse scan.
+// Backward 1, a block per (sequence, head, kSlab columns of S): the reverse scan.
 // Keeps dS_end per chunk and dW = P^T dO + (e^(g_L - g) o K) dS_end;
 // dS0 = (gamma o Q)^T dO + gamma_L dS_end - Wk^T dW.
 __global__ void __launch_bounds__(kThreads)
