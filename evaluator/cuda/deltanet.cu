@@ -16,8 +16,9 @@
 // batch x heads is small, every step waits on __syncthreads, and the
 // backward's row loops read the recomputed states from global memory (its
 // dS in shared memory is padded, so they no longer conflict on banks there).
-// The chunked WY / UT-transform form (tensor-core products inside a chunk, a
-// scan over chunks) is what removes these; see docs/architecture.md.
+// Training and evaluation take the chunked WY / UT-transform form instead
+// (deltanet_chunked.cu) for head_dim up to 64; these kernels serve decode,
+// larger heads and LIVSEARCH_DELTANET_CHUNKED=0.
 #include <cuda_runtime.h>
 
 #include <stdexcept>
