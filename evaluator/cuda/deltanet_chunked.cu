@@ -149,60 +149,39 @@ __device__ __forceinline__ float* column_tile(float* X, float* Y, int c, int n) 
   return c < n ? X + c : Y + c - n;
 }
 
-// (I + A) Z = Z: forward substitution.
-__device__ void solve_lower(float* X, float* Y, int ld, int n, const float* A) {
-  for (int r0 = 0; r0 < kC; r0 += kDiag) {
-    for (int e = threadIdx.x; r0 > 0 && e < kDiag * 2 * n; e += blockDim.x) {
+// (I + A) Z = Z (forward substitution), or with kTransposed (I + A)^T Z = Z
+// (back substitution, z_r -= sum_{s > r} A_sr z_s).
+template <bool kTransposed>
+__device__ void solve_unit_triangular(float* X, float* Y, int ld, int n, const float* A) {
+  for (int block = 0; block < kC / kDiag; ++block) {
+    const int r0 = kTransposed ? kC - kDiag * (block + 1) : kDiag * block;
+    const int s0 = kTransposed ? r0 + kDiag : 0, s1 = kTransposed ? kC : r0;  // the rows already solved
+    for (int e = threadIdx.x; s1 > s0 && e < kDiag * 2 * n; e += blockDim.x) {
       const int r = r0 + e / (2 * n);
       float* z = column_tile(X, Y, e % (2 * n), n);
-      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (int s = 0; s < r0; s += 4)
-#pragma unroll
-        for (int u = 0; u < 4; ++u) acc[u] = fmaf(A[r * kCC + s + u], z[(s + u) * ld], acc[u]);
-      z[r * ld] -= (acc[0] + acc[1]) + (acc[2] + acc[3]);
+      z[r * ld] -= kTransposed ? strided_dot(A + s0 * kCC + r, kCC, z + s0 * ld, ld, s1 - s0)
+                               : strided_dot(A + r * kCC + s0, 1, z + s0 * ld, ld, s1 - s0);
     }
     __syncthreads();
     for (int c = threadIdx.x; c < 2 * n; c += blockDim.x) {
-      float* z = column_tile(X, Y, c, n);
+      float* z = column_tile(X, Y, c, n) + r0 * ld;
+      const float* D = A + r0 * kCC + r0;  // the block's own kDiag x kDiag part
       float x[kDiag];
 #pragma unroll
-      for (int i = 0; i < kDiag; ++i) x[i] = z[(r0 + i) * ld];
+      for (int i = 0; i < kDiag; ++i) x[i] = z[i * ld];
+      if constexpr (kTransposed) {
 #pragma unroll
-      for (int i = 1; i < kDiag; ++i)
+        for (int i = kDiag - 2; i >= 0; --i)
 #pragma unroll
-        for (int j = 0; j < i; ++j) x[i] = fmaf(-A[(r0 + i) * kCC + r0 + j], x[j], x[i]);
+          for (int j = i + 1; j < kDiag; ++j) x[i] = fmaf(-D[j * kCC + i], x[j], x[i]);
+      } else {
 #pragma unroll
-      for (int i = 1; i < kDiag; ++i) z[(r0 + i) * ld] = x[i];
-    }
-    __syncthreads();
-  }
-}
-
-// (I + A)^T Z = Z: back substitution, z_r -= sum_{s > r} A_sr z_s.
-__device__ void solve_upper_transposed(float* X, float* Y, int ld, int n, const float* A) {
-  for (int r0 = kC - kDiag; r0 >= 0; r0 -= kDiag) {
-    const int r1 = r0 + kDiag;
-    for (int e = threadIdx.x; r1 < kC && e < kDiag * 2 * n; e += blockDim.x) {
-      const int r = r0 + e / (2 * n);
-      float* z = column_tile(X, Y, e % (2 * n), n);
-      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (int s = r1; s < kC; s += 4)
+        for (int i = 1; i < kDiag; ++i)
 #pragma unroll
-        for (int u = 0; u < 4; ++u) acc[u] = fmaf(A[(s + u) * kCC + r], z[(s + u) * ld], acc[u]);
-      z[r * ld] -= (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    }
-    __syncthreads();
-    for (int c = threadIdx.x; c < 2 * n; c += blockDim.x) {
-      float* z = column_tile(X, Y, c, n);
-      float x[kDiag];
+          for (int j = 0; j < i; ++j) x[i] = fmaf(-D[i * kCC + j], x[j], x[i]);
+      }
 #pragma unroll
-      for (int i = 0; i < kDiag; ++i) x[i] = z[(r0 + i) * ld];
-#pragma unroll
-      for (int i = kDiag - 2; i >= 0; --i)
-#pragma unroll
-        for (int j = i + 1; j < kDiag; ++j) x[i] = fmaf(-A[(r0 + j) * kCC + r0 + i], x[j], x[i]);
-#pragma unroll
-      for (int i = 0; i + 1 < kDiag; ++i) z[(r0 + i) * ld] = x[i];
+      for (int i = 0; i < kDiag; ++i) z[i * ld] = x[i];
     }
     __syncthreads();
   }
@@ -235,7 +214,7 @@ __global__ void __launch_bounds__(kThreads)
     Kb[r * ld + i] = beta_rows[r] * expf(g[r]) * K[r * ld + i];
   }
   __syncthreads();
-  solve_lower(Vb, Kb, ld, n, A);
+  solve_unit_triangular<false>(Vb, Kb, ld, n, A);
   float* U = checkpoints + G.rows_offset(kU, at.bh, at.c);
   float* Wk = checkpoints + G.rows_offset(kWk, at.bh, at.c);
   for (int e = threadIdx.x; e < kC * n; e += blockDim.x) {
@@ -465,7 +444,7 @@ __global__ void __launch_bounds__(kLocalThreads, 1)
     X2[r * ld + c] = -dot(dWt + r * ld, Sq + c * ld, n);
   }
   __syncthreads();
-  solve_upper_transposed(X1, X2, ld, n, dKK);
+  solve_unit_triangular<true>(X1, X2, ld, n, dKK);
 
   // dA = -(dVb U^T + dKb Wk^T) on s < r, as H = dA o M (for beta and the
   // decays) and dKK (for k).
