@@ -232,7 +232,7 @@ struct DeltaRuleShape {
 // of kScanChunk steps, [batch, heads, chunks, d_k, d_v] (as the selective
 // scan), then three [batch, heads, chunks, kScanChunk, d_k] regions that the
 // CUDA backend's chunked form keeps for its backward (U, Wk and W of
-// cuda/deltanet_chunked.cu; the CPU backend leaves them unused).
+// cuda/deltanet_chunked.cuh; the CPU backend leaves them unused).
 inline int64_t delta_rule_checkpoint_floats(const DeltaRuleShape& s) {
   return int64_t(s.batch) * s.heads * scan_chunks(s.seq) * s.head_dim * (s.head_dim + 3 * kScanChunk);
 }

@@ -17,7 +17,7 @@
 // backward's row loops read the recomputed states from global memory (its
 // dS in shared memory is padded, so they no longer conflict on banks there).
 // Training and evaluation take the chunked WY / UT-transform form instead
-// (deltanet_chunked.cu) for head_dim up to 64; these kernels serve decode,
+// (deltanet_chunked_*.cu) for head_dim up to 64; these kernels serve decode,
 // larger heads and LIVSEARCH_DELTANET_CHUNKED=0.
 #include <cuda_runtime.h>
 

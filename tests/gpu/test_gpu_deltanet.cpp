@@ -95,7 +95,7 @@ TEST_CASE("delta rule: forward, decode from a state and backward match the CPU b
   check_delta_rule({2, 66, 1, 128}, true, 4);  // the largest head_dim (shared memory past 48 KiB)
 }
 
-// Training takes the chunked form (deltanet_chunked.cu) up to head_dim 64:
+// Training takes the chunked form (deltanet_chunked_*.cu) up to head_dim 64:
 // the shapes above cover a short last chunk and heads of 16, 32 and 48; these
 // the largest head it takes (two column slabs of the state), exactly one
 // chunk, and a decay strong enough that e^g underflows to zero inside a chunk.
