@@ -95,7 +95,7 @@ void CudaBackend::release() noexcept {
   if (stream_) (void)cudaStreamSynchronize(stream_);
   for (Scratch* s : {&attention_delta_, &column_partials_, &embedding_sort_, &column_sums_, &scan_scratch_,
                      &linear_attention_scratch_, &gemm_a_bf16_, &gemm_b_bf16_, &lm_head_x_bf16_,
-                     &lm_head_table_bf16_, &attention_decode_partials_, &moe_counts_, &grouped_partials_}) {
+                     &lm_head_table_bf16_, &attention_decode_partials_, &moe_dispatch_places_, &grouped_partials_}) {
     release_memory(s->data);
     *s = {};
   }

@@ -278,7 +278,7 @@ class CudaBackend final : public Backend {
   CUevent_st* timer_stop_ = nullptr;
   Scratch gemm_a_bf16_, gemm_b_bf16_;            // bf16 copies of GEMM inputs (cuda_matmul.cpp)
   Scratch attention_decode_partials_;            // per-split (max, sum, output) of the one-token decode
-  Scratch moe_counts_;                           // moe_dispatch: assignments per expert
+  Scratch moe_dispatch_places_;                  // moe_dispatch: per chunk of assignments and expert
   Scratch grouped_partials_;                     // grouped weight gradient: per-chunk partial dW
   Scratch lm_head_x_bf16_, lm_head_table_bf16_;  // the LM head's bf16 inputs, forward to backward
   const void* lm_head_x16_ = nullptr;            // x's bf16 copy: the shadow or lm_head_x_bf16_

@@ -263,9 +263,11 @@ void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top
 void moe_route_backward(cudaStream_t stream, Matrix dlogits, const float* dtop_weight, const float* probs,
                         const int32_t* top_index, const float* top_weight, const float* expert_stats,
                         int top_k, float aux_weight);
-// counts: `experts` integers of scratch (each expert's number of assignments).
-void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_t* offsets, int32_t* counts,
-                  const int32_t* top_index, int64_t rows, int top_k, int experts);
+// chunk_places: moe_dispatch_scratch(rows, top_k) * experts integers of
+// scratch (each chunk of assignments' count, then first place, per expert).
+int64_t moe_dispatch_scratch(int64_t rows, int top_k);
+void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_t* offsets,
+                  int32_t* chunk_places, const int32_t* top_index, int64_t rows, int top_k, int experts);
 void moe_gather(cudaStream_t stream, Matrix xs, ConstMatrix x, const int32_t* order, int top_k);
 void moe_gather_backward(cudaStream_t stream, Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k);
 void moe_combine(cudaStream_t stream, Matrix y, ConstMatrix ys, const float* top_weight,

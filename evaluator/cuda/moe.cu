@@ -2,6 +2,9 @@
 // the load-balancing statistics, a deterministic dispatch (stable counting
 // sort by expert), gather and weighted combine. Every output element has one
 // owner and the CPU backend's summation order.
+#include <algorithm>
+#include <stdexcept>
+
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
@@ -91,48 +94,97 @@ __global__ void moe_route_backward_kernel(float* dlogits, const float* dtop_weig
   for (int64_t e = 0; e < experts; ++e) dlogits[n * experts + e] += p[e] * (dp(e) - pdp);
 }
 
-// The dispatch is a stable counting sort of the assignments by expert, a
-// warp per expert: the warp walks the assignments 32 at a time, a ballot
-// marks its expert's, and popc of the lanes below gives each its place, so
-// an expert's rows keep token order. Two passes: the counts, then (each warp
-// summing the counts of the experts before its own) the scatter. Coalesced
-// loads, no atomics, deterministic; one thread per expert walking every
-// assignment alone was a serial chain of about a millisecond per call.
-__global__ void moe_count_kernel(int32_t* counts, const int32_t* top_index, int64_t assignments,
-                                 int experts) {
-  const int e = int(blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize);
-  const int lane = threadIdx.x % kWarpSize;
-  if (e >= experts) return;  // a whole warp leaves together
-  int32_t count = 0;
-  for (int64_t a0 = 0; a0 < assignments; a0 += kWarpSize) {
-    const int64_t a = a0 + lane;
-    count += __popc(__ballot_sync(kFullMask, a < assignments && top_index[a] == e));
-  }
-  if (lane == 0) counts[e] = count;
+// The dispatch is a stable counting sort of the assignments by expert over
+// chunks of kDispatchChunk consecutive assignments, a block per chunk:
+// 1. count: each chunk's histogram of experts (shared-memory integer
+//    atomics: the counts, not their order, are what is kept, so the result
+//    is the same on every run);
+// 2. scan (one block, a thread per expert): the experts' totals, their
+//    exclusive prefix (the offsets), then each (chunk, expert)'s first place,
+//    written over its count;
+// 3. scatter: within a chunk each warp ranks its lanes among those of the
+//    same expert (match_any, popc of the lanes below) and a warp histogram
+//    gives the warps before it, so an expert's rows keep assignment order.
+// A warp per expert walking every assignment alone (the previous form) was
+// about 30 us a call at 4096 assignments: a serial chain of 128 loads.
+constexpr int kDispatchChunk = 256;  // the scatter's block: 8 warps, an assignment each lane
+constexpr int kDispatchWarps = kDispatchChunk / kWarpSize;
+
+__device__ inline int32_t dispatch_expert(const int32_t* top_index, int64_t a, int64_t assignments,
+                                          int experts) {
+  if (a >= assignments) return -1;
+  const int32_t e = top_index[a];
+  return e >= 0 && e < experts ? e : -1;  // the router never writes others; they are left out
 }
 
-__global__ void moe_scatter_kernel(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* counts,
-                                   const int32_t* top_index, int64_t assignments, int experts) {
-  const int e = int(blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize);
-  const int lane = threadIdx.x % kWarpSize;
-  if (e >= experts) return;
-  int32_t next = 0;
-  for (int i = lane; i < e; i += kWarpSize) next += counts[i];
-  for (int offset = 16; offset > 0; offset >>= 1) next += __shfl_xor_sync(kFullMask, next, offset);
-  const unsigned below = (1u << lane) - 1u;
-  for (int64_t a0 = 0; a0 < assignments; a0 += kWarpSize) {
-    const int64_t a = a0 + lane;
-    const bool mine = a < assignments && top_index[a] == e;
-    const unsigned mask = __ballot_sync(kFullMask, mine);
-    if (mine) {
-      const int32_t at = next + __popc(mask & below);
-      order[at] = int32_t(a);
-      position[a] = at;
-    }
-    next += __popc(mask);
+__global__ void moe_chunk_count_kernel(int32_t* chunk_counts, const int32_t* top_index, int64_t assignments,
+                                       int experts) {
+  extern __shared__ int32_t histogram[];  // [experts]
+  for (int e = threadIdx.x; e < experts; e += blockDim.x) histogram[e] = 0;
+  __syncthreads();
+  const int32_t e =
+      dispatch_expert(top_index, int64_t(blockIdx.x) * kDispatchChunk + threadIdx.x, assignments, experts);
+  if (e >= 0) atomicAdd(&histogram[e], 1);
+  __syncthreads();
+  int32_t* out = chunk_counts + int64_t(blockIdx.x) * experts;
+  for (int i = threadIdx.x; i < experts; i += blockDim.x) out[i] = histogram[i];
+}
+
+// blockDim.x >= experts, a multiple of the warp size, at most 1024.
+__global__ void moe_chunk_scan_kernel(int32_t* chunk_places, int32_t* offsets, int64_t chunks, int experts) {
+  __shared__ int32_t warp_totals[kWarpSize];
+  const int e = threadIdx.x, lane = e % kWarpSize, warp = e / kWarpSize;
+  int32_t total = 0;
+  if (e < experts) {
+#pragma unroll 8
+    for (int64_t c = 0; c < chunks; ++c) total += chunk_places[c * experts + e];
   }
-  if (lane == 0) offsets[e + 1] = next;  // the end of expert e's rows
-  if (lane == 0 && e == 0) offsets[0] = 0;
+  // Exclusive prefix over the experts: within the warp, then over the warps.
+  int32_t inclusive = total;
+  for (int offset = 1; offset < kWarpSize; offset <<= 1) {
+    const int32_t below = __shfl_up_sync(kFullMask, inclusive, offset);
+    if (lane >= offset) inclusive += below;
+  }
+  if (lane == kWarpSize - 1) warp_totals[warp] = inclusive;
+  __syncthreads();
+  if (warp == 0) {
+    const int warps = int(blockDim.x) / kWarpSize;
+    int32_t v = lane < warps ? warp_totals[lane] : 0;
+    for (int offset = 1; offset < kWarpSize; offset <<= 1) {
+      const int32_t below = __shfl_up_sync(kFullMask, v, offset);
+      if (lane >= offset) v += below;
+    }
+    if (lane < warps) warp_totals[lane] = v;  // inclusive over the warps
+  }
+  __syncthreads();
+  if (e >= experts) return;
+  int32_t place = inclusive - total + (warp > 0 ? warp_totals[warp - 1] : 0);
+  offsets[e] = place;
+  if (e == experts - 1) offsets[experts] = place + total;
+  for (int64_t c = 0; c < chunks; ++c) {  // each (chunk, expert)'s count becomes its first place
+    int32_t* slot = chunk_places + c * experts + e;
+    const int32_t count = *slot;
+    *slot = place;
+    place += count;
+  }
+}
+
+__global__ void moe_chunk_scatter_kernel(int32_t* order, int32_t* position, const int32_t* chunk_places,
+                                         const int32_t* top_index, int64_t assignments, int experts) {
+  extern __shared__ int32_t warp_counts[];  // [kDispatchWarps][experts]
+  for (int i = threadIdx.x; i < kDispatchWarps * experts; i += blockDim.x) warp_counts[i] = 0;
+  __syncthreads();
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int64_t a = int64_t(blockIdx.x) * kDispatchChunk + threadIdx.x;
+  const int32_t e = dispatch_expert(top_index, a, assignments, experts);
+  const unsigned same = __match_any_sync(kFullMask, e);
+  if (e >= 0 && lane == __ffs(same) - 1) warp_counts[warp * experts + e] = __popc(same);
+  __syncthreads();
+  if (e < 0) return;
+  int32_t at = chunk_places[int64_t(blockIdx.x) * experts + e] + __popc(same & ((1u << lane) - 1u));
+  for (int w = 0; w < warp; ++w) at += warp_counts[w * experts + e];
+  order[at] = int32_t(a);
+  position[a] = at;
 }
 
 __global__ void moe_gather_kernel(float* xs, const float* x, const int32_t* order, int64_t count,
@@ -227,18 +279,31 @@ void moe_route_backward(cudaStream_t stream, Matrix dlogits, const float* dtop_w
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
-void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_t* offsets, int32_t* counts,
-                  const int32_t* top_index, int64_t rows, int top_k, int experts) {
+int64_t moe_dispatch_scratch(int64_t rows, int top_k) {
+  return std::max<int64_t>(1, (rows * top_k + kDispatchChunk - 1) / kDispatchChunk);
+}
+
+void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_t* offsets,
+                  int32_t* chunk_places, const int32_t* top_index, int64_t rows, int top_k, int experts) {
   if (experts <= 0) return;
-  constexpr int kWarpsPerBlock = 8;
-  const unsigned blocks = unsigned((experts + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  if (experts > 1024) throw std::invalid_argument("CUDA moe_dispatch: more than 1024 experts");
   const int64_t assignments = rows * top_k;
-  moe_count_kernel<<<blocks, kWarpsPerBlock * kWarpSize, 0, stream>>>(counts, top_index, assignments,
-                                                                      experts);
+  const int64_t chunks = (assignments + kDispatchChunk - 1) / kDispatchChunk;
+  if (chunks > 0x7fffffff) throw std::invalid_argument("CUDA moe_dispatch: too many assignments");
+  if (chunks > 0) {
+    moe_chunk_count_kernel<<<unsigned(chunks), kDispatchChunk, sizeof(int32_t) * experts, stream>>>(
+        chunk_places, top_index, assignments, experts);
+    LIVS_CUDA_CHECK_LAUNCH();
+  }
+  const unsigned scan_threads = unsigned((experts + kWarpSize - 1) / kWarpSize * kWarpSize);
+  moe_chunk_scan_kernel<<<1, scan_threads, 0, stream>>>(chunk_places, offsets, chunks, experts);
   LIVS_CUDA_CHECK_LAUNCH();
-  moe_scatter_kernel<<<blocks, kWarpsPerBlock * kWarpSize, 0, stream>>>(order, position, offsets, counts,
-                                                                        top_index, assignments, experts);
-  LIVS_CUDA_CHECK_LAUNCH();
+  if (chunks > 0) {
+    moe_chunk_scatter_kernel<<<unsigned(chunks), kDispatchChunk,
+                               sizeof(int32_t) * kDispatchWarps * experts, stream>>>(
+        order, position, chunk_places, top_index, assignments, experts);
+    LIVS_CUDA_CHECK_LAUNCH();
+  }
 }
 
 void moe_gather(cudaStream_t stream, Matrix xs, ConstMatrix x, const int32_t* order, int top_k) {

@@ -463,13 +463,15 @@ TEST_CASE("MoE: routing, statistics, dispatch, gather and combine with their bac
     int64_t rows, experts;
     int top_k;
   };
-  // A training step's rows (the dispatch's warps walk 32 assignments at a
-  // time, with a tail), and more experts than one block's warps.
-  for (const Shape shape : {Shape{100, 8, 2}, Shape{2048, 8, 2}, Shape{333, 41, 3}})
+  // A training step's rows, a chunk of the dispatch (256 assignments) with a
+  // tail, more experts than a warp's lanes, and the genome's most experts
+  // (1024, most of them empty) over many chunks.
+  for (const Shape shape :
+       {Shape{100, 8, 2}, Shape{2048, 8, 2}, Shape{333, 41, 3}, Shape{128, 8, 2}, Shape{3000, 1024, 2}})
     check_moe_blocks(shape.rows, shape.experts, shape.top_k);
 }
 
-TEST_CASE("MoE grouped GEMMs: exact fp32 and bf16 tensor cores; tails, empty experts, long reductions") {
+TEST_CASE("MoE grouped GEMMs: exact fp32 and TF32 tensor cores; tails, empty experts, long reductions") {
   struct Shape {
     int64_t in, out, capacity;
     std::vector<int32_t> offsets;  // experts + 1
