@@ -3,7 +3,10 @@
 // sort by expert), gather and weighted combine. Every output element has one
 // owner and the CPU backend's summation order.
 #include <algorithm>
+#include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
+#include <type_traits>
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
@@ -187,62 +190,113 @@ __global__ void moe_chunk_scatter_kernel(int32_t* order, int32_t* position, cons
   position[a] = at;
 }
 
-__global__ void moe_gather_kernel(float* xs, const float* x, const int32_t* order, int64_t count,
-                                  int64_t cols, int top_k) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t p = i / cols, c = i % cols;
-    xs[i] = x[int64_t(order[p] / top_k) * cols + c];
-  }
-}
+// The row-wise kernels below take a warp per row (a token or an
+// assignment): the lanes walk the row's columns, four at a time with 16-byte
+// accesses where the views allow (RowAccess), so an index is read once a row
+// and no element pays for a 64-bit division. An element per thread with
+// i / cols and i % cols in 64 bits took 5-8 us a call at d 128.
+struct RowAccess {
+  int64_t cols;
+  bool quads;  // cols % 4 == 0 and every view 16-byte aligned
+};
 
-__global__ void moe_gather_backward_kernel(float* dx, const float* dxs, const int32_t* position,
-                                           int64_t count, int64_t cols, int top_k) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t n = i / cols, c = i % cols;
-    float acc = dx[i];
-    for (int j = 0; j < top_k; ++j) acc += dxs[int64_t(position[n * top_k + j]) * cols + c];
-    dx[i] = acc;
-  }
-}
-
-__global__ void moe_combine_kernel(float* y, const float* ys, const float* top_weight,
-                                   const int32_t* position, int64_t count, int64_t cols, int top_k) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t n = i / cols, c = i % cols;
-    float acc = 0.0f;
-    for (int j = 0; j < top_k; ++j)
-      acc += top_weight[n * top_k + j] * ys[int64_t(position[n * top_k + j]) * cols + c];
-    y[i] = acc;
-  }
-}
-
-// dys[position[a]] += w_a dy[n]: positions are a permutation, so each row has one writer.
-__global__ void moe_combine_backward_rows_kernel(float* dys, const float* dy, const float* top_weight,
-                                                 const int32_t* position, int64_t count, int64_t cols,
-                                                 int top_k) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t a = i / cols, c = i % cols, n = a / top_k;
-    dys[int64_t(position[a]) * cols + c] += top_weight[a] * dy[n * cols + c];
-  }
-}
-
-// dtop_weight[a] += dy[n] . ys[position[a]]: one warp per assignment.
-__global__ void moe_combine_backward_weights_kernel(float* dtop_weight, const float* dy, const float* ys,
-                                                    const int32_t* position, int64_t assignments,
-                                                    int64_t cols, int top_k) {
-  const int64_t a = blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize;
+// f(c, width): width 4 (c a multiple of 4, a quad) or 1; the lanes of a warp
+// take consecutive columns or quads.
+template <class F>
+__device__ inline void for_row_columns(const RowAccess& row, F&& f) {
   const int lane = threadIdx.x % kWarpSize;
-  if (a >= assignments) return;
-  const float* dyr = dy + (a / top_k) * cols;
-  const float* ysr = ys + int64_t(position[a]) * cols;
-  float acc = 0.0f;
-  for (int64_t c = lane; c < cols; c += kWarpSize) acc += dyr[c] * ysr[c];
-  acc = warp_sum(acc);
-  if (lane == 0) dtop_weight[a] += acc;
+  if (row.quads) {
+    for (int64_t c = 4 * lane; c < row.cols; c += 4 * kWarpSize) f(c, std::integral_constant<int, 4>{});
+  } else {
+    for (int64_t c = lane; c < row.cols; c += kWarpSize) f(c, std::integral_constant<int, 1>{});
+  }
+}
+
+template <int W>
+__device__ inline float4 load_w(const float* p) {
+  if constexpr (W == 4) return *reinterpret_cast<const float4*>(p);
+  return {p[0], 0.0f, 0.0f, 0.0f};
+}
+template <int W>
+__device__ inline void store_w(float* p, float4 v) {
+  if constexpr (W == 4)
+    *reinterpret_cast<float4*>(p) = v;
+  else
+    p[0] = v.x;
+}
+__device__ inline float4 fma4(float w, float4 v, float4 acc) {
+  return {fmaf(w, v.x, acc.x), fmaf(w, v.y, acc.y), fmaf(w, v.z, acc.z), fmaf(w, v.w, acc.w)};
+}
+
+// Rows [0, rows) taken by the warps of the grid in turn.
+template <class F>
+__device__ inline void for_each_warp_row(int64_t rows, F&& f) {
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarpSize);
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize; r < rows; r += warps)
+    f(r);
+}
+
+// xs[p] = x[order[p] / top_k]
+__global__ void moe_gather_kernel(float* xs, const float* x, const int32_t* order, int64_t assignments,
+                                  RowAccess row, int top_k) {
+  for_each_warp_row(assignments, [&](int64_t p) {
+    const float* src = x + int64_t(order[p] / top_k) * row.cols;
+    float* dst = xs + p * row.cols;
+    for_row_columns(row, [&](int64_t c, auto w) { store_w<decltype(w)::value>(dst + c, load_w<decltype(w)::value>(src + c)); });
+  });
+}
+
+// dx[n] += dxs[position[n k]] + ... + dxs[position[n k + k - 1]], in that order.
+__global__ void moe_gather_backward_kernel(float* dx, const float* dxs, const int32_t* position, int64_t rows,
+                                           RowAccess row, int top_k) {
+  for_each_warp_row(rows, [&](int64_t n) {
+    float* out = dx + n * row.cols;
+    for_row_columns(row, [&](int64_t c, auto w) {
+      float4 acc = load_w<decltype(w)::value>(out + c);
+      for (int j = 0; j < top_k; ++j) {
+        const float4 v = load_w<decltype(w)::value>(dxs + int64_t(position[n * top_k + j]) * row.cols + c);
+        acc = {acc.x + v.x, acc.y + v.y, acc.z + v.z, acc.w + v.w};
+      }
+      store_w<decltype(w)::value>(out + c, acc);
+    });
+  });
+}
+
+// y[n] = sum_j top_weight[n k + j] ys[position[n k + j]], from zero in that order.
+__global__ void moe_combine_kernel(float* y, const float* ys, const float* top_weight,
+                                   const int32_t* position, int64_t rows, RowAccess row, int top_k) {
+  for_each_warp_row(rows, [&](int64_t n) {
+    for_row_columns(row, [&](int64_t c, auto w) {
+      float4 acc = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int j = 0; j < top_k; ++j)
+        acc = fma4(top_weight[n * top_k + j], load_w<decltype(w)::value>(ys + int64_t(position[n * top_k + j]) * row.cols + c),
+                   acc);
+      store_w<decltype(w)::value>(y + n * row.cols + c, acc);
+    });
+  });
+}
+
+// A warp per assignment a (token n = a / top_k): dys[position[a]] += w_a dy[n]
+// (positions are a permutation, so each row has one writer) and
+// dtop_weight[a] += dy[n] . ys[position[a]] (the lanes' partial sums in a
+// fixed butterfly).
+__global__ void moe_combine_backward_kernel(float* dys, float* dtop_weight, const float* dy, const float* ys,
+                                            const float* top_weight, const int32_t* position,
+                                            int64_t assignments, RowAccess row, int top_k) {
+  for_each_warp_row(assignments, [&](int64_t a) {
+    const float* dyr = dy + (a / top_k) * row.cols;
+    const int64_t at = int64_t(position[a]) * row.cols;
+    const float weight = top_weight[a];
+    float dot = 0.0f;
+    for_row_columns(row, [&](int64_t c, auto w) {
+      const float4 g = load_w<decltype(w)::value>(dyr + c), v = load_w<decltype(w)::value>(ys + at + c);
+      store_w<decltype(w)::value>(dys + at + c, fma4(weight, g, load_w<decltype(w)::value>(dys + at + c)));
+      dot += g.x * v.x;
+      if constexpr (decltype(w)::value == 4) dot += g.y * v.y + g.z * v.z + g.w * v.w;
+    });
+    dot = warp_sum(dot);
+    if (threadIdx.x % kWarpSize == 0) dtop_weight[a] += dot;
+  });
 }
 
 // One thread: the experts in order, in double, as the CPU backend sums them
@@ -263,8 +317,10 @@ void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top
   moe_route_rows_kernel<<<blocks_for(logits.rows), 128, 0, stream>>>(
       probs, top_index, top_weight, logits.data, logits.rows, logits.cols, top_k);
   LIVS_CUDA_CHECK_LAUNCH();
-  moe_stats_kernel<<<unsigned(logits.cols), 256, 0, stream>>>(expert_stats, probs, top_index, logits.rows,
-                                                              logits.cols, top_k);
+  // 1024 threads: a step's 2048 rows are two a thread, so a block's time is
+  // about one load latency (256 threads walking 8 rows each: 11 us a call).
+  moe_stats_kernel<<<unsigned(logits.cols), 1024, 0, stream>>>(expert_stats, probs, top_index, logits.rows,
+                                                               logits.cols, top_k);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -306,38 +362,53 @@ void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_
   }
 }
 
+namespace {
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+RowAccess row_access(int64_t cols, std::initializer_list<const void*> views) {
+  bool quads = cols % 4 == 0;
+  for (const void* v : views) quads = quads && aligned16(v);
+  return {cols, quads};
+}
+
+constexpr int kRowWarps = 8;  // warps (rows in flight) a block
+unsigned row_blocks(int64_t rows) {
+  return unsigned(std::min<int64_t>((rows + kRowWarps - 1) / kRowWarps, 65535));
+}
+
+}  // namespace
+
 void moe_gather(cudaStream_t stream, Matrix xs, ConstMatrix x, const int32_t* order, int top_k) {
   if (xs.numel() <= 0) return;
-  moe_gather_kernel<<<grid_for(xs.numel()), 256, 0, stream>>>(xs.data, x.data, order, xs.numel(), x.cols,
-                                                              top_k);
+  moe_gather_kernel<<<row_blocks(xs.rows), kRowWarps * kWarpSize, 0, stream>>>(
+      xs.data, x.data, order, xs.rows, row_access(x.cols, {xs.data, x.data}), top_k);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
 void moe_gather_backward(cudaStream_t stream, Matrix dx, ConstMatrix dxs, const int32_t* position,
                          int top_k) {
   if (dx.numel() <= 0) return;
-  moe_gather_backward_kernel<<<grid_for(dx.numel()), 256, 0, stream>>>(dx.data, dxs.data, position,
-                                                                       dx.numel(), dx.cols, top_k);
+  moe_gather_backward_kernel<<<row_blocks(dx.rows), kRowWarps * kWarpSize, 0, stream>>>(
+      dx.data, dxs.data, position, dx.rows, row_access(dx.cols, {dx.data, dxs.data}), top_k);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
 void moe_combine(cudaStream_t stream, Matrix y, ConstMatrix ys, const float* top_weight,
                  const int32_t* position, int top_k) {
   if (y.numel() <= 0) return;
-  moe_combine_kernel<<<grid_for(y.numel()), 256, 0, stream>>>(y.data, ys.data, top_weight, position,
-                                                              y.numel(), y.cols, top_k);
+  moe_combine_kernel<<<row_blocks(y.rows), kRowWarps * kWarpSize, 0, stream>>>(
+      y.data, ys.data, top_weight, position, y.rows, row_access(y.cols, {y.data, ys.data}), top_k);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
 void moe_combine_backward(cudaStream_t stream, Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                           const float* top_weight, const int32_t* position, int top_k) {
-  const int64_t assignments = dy.rows * top_k, count = assignments * dy.cols;
-  if (count <= 0) return;
-  moe_combine_backward_rows_kernel<<<grid_for(count), 256, 0, stream>>>(dys.data, dy.data, top_weight,
-                                                                        position, count, dy.cols, top_k);
-  LIVS_CUDA_CHECK_LAUNCH();
-  moe_combine_backward_weights_kernel<<<blocks_for(assignments, 8), 8 * kWarpSize, 0, stream>>>(
-      dtop_weight, dy.data, ys.data, position, assignments, dy.cols, top_k);
+  const int64_t assignments = dy.rows * top_k;
+  if (assignments <= 0 || dy.cols <= 0) return;
+  moe_combine_backward_kernel<<<row_blocks(assignments), kRowWarps * kWarpSize, 0, stream>>>(
+      dys.data, dtop_weight, dy.data, ys.data, top_weight, position, assignments,
+      row_access(dy.cols, {dys.data, dy.data, ys.data}), top_k);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

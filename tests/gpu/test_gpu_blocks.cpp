@@ -404,11 +404,11 @@ TEST_CASE("linear attention, gated and ungated, shared-memory and global state, 
 namespace {
 
 // Every MoE block kernel of one shape against the CPU backend.
-void check_moe_blocks(int64_t rows, int64_t experts, int top_k) {
+void check_moe_blocks(int64_t rows, int64_t experts, int top_k, int64_t cols) {
   CAPTURE(rows);
   CAPTURE(experts);
   CAPTURE(top_k);
-  const int64_t cols = 24;
+  CAPTURE(cols);
   const int64_t assignments = rows * top_k;
   const auto logits = random_floats(rows * experts, 180, 2.0), x = random_floats(rows * cols, 181),
              dtw = random_floats(assignments, 182), dy = random_floats(rows * cols, 183),
@@ -462,16 +462,18 @@ TEST_CASE("MoE: routing, statistics, dispatch, gather and combine with their bac
   struct Shape {
     int64_t rows, experts;
     int top_k;
+    int64_t cols;
   };
   // A training step's rows, a chunk of the dispatch (256 assignments) with a
-  // tail, more experts than a warp's lanes, and the genome's most experts
-  // (1024, most of them empty) over many chunks.
-  for (const Shape shape :
-       {Shape{100, 8, 2}, Shape{2048, 8, 2}, Shape{333, 41, 3}, Shape{128, 8, 2}, Shape{3000, 1024, 2}})
-    check_moe_blocks(shape.rows, shape.experts, shape.top_k);
+  // tail, more experts than a warp's lanes, the genome's most experts (1024,
+  // most of them empty) over many chunks; rows of whole float4s (the
+  // row-wise kernels' 16-byte path) and of odd widths.
+  for (const Shape shape : {Shape{100, 8, 2, 24}, Shape{2048, 8, 2, 128}, Shape{333, 41, 3, 13},
+                            Shape{128, 8, 2, 7}, Shape{3000, 1024, 2, 24}, Shape{200, 32, 4, 36}})
+    check_moe_blocks(shape.rows, shape.experts, shape.top_k, shape.cols);
 }
 
-TEST_CASE("MoE grouped GEMMs: exact fp32 and TF32 tensor cores; tails, empty experts, long reductions") {
+TEST_CASE("MoE grouped GEMMs: exact fp32 and bf16 tensor cores; tails, empty experts, long reductions") {
   struct Shape {
     int64_t in, out, capacity;
     std::vector<int32_t> offsets;  // experts + 1
