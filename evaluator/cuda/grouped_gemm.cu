@@ -28,6 +28,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/kernels.hpp"
@@ -39,22 +40,14 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kTileM = 64, kTileN = 64, kTileK = 32;
 
-template <bool kTensorCores>
-struct Staged;  // the element type and row strides of the shared tiles
-template <>
-struct Staged<true> {
-  using T = __nv_bfloat16;
-  static constexpr int kLdA = kTileK + 8;  // padded rows: multiples of 8 elements, as WMMA needs
-  static constexpr int kLdB = kTileN + 8;
-  __device__ static T convert(float v) { return __float2bfloat16(v); }
-};
-template <>
-struct Staged<false> {
-  using T = float;
+// The fp32 mode's shared tiles: row strides padded against bank conflicts.
+struct Fp32Stage {
   static constexpr int kLdA = kTileK + 1;
   static constexpr int kLdB = kTileN + 4;
-  __device__ static T convert(float v) { return v; }
+  static constexpr int kABytes = kTileM * kLdA * int(sizeof(float));
+  static constexpr int kBytes = kABytes + kTileK * kLdB * int(sizeof(float));
 };
+
 constexpr int kLdC = kTileN + 4;  // the fp32 tile the WMMA accumulators go through
 
 // A R x C slice of a strided matrix, element (r, c) at src[r * rs + c * cs],
@@ -82,91 +75,24 @@ struct Slice {
     for (int u = 0; u < kPerThread; ++u)
       v[u] = r0 + u * kRowStep < rl && c0 + u * kColStep < cl ? p[u * step] : 0.0f;
   }
-  template <class Stage>
-  __device__ void store(typename Stage::T* dst, int ld) const {
-    typename Stage::T* d = dst + row0() * ld + col0();
+  __device__ void store(float* dst, int ld) const {
+    float* d = dst + row0() * ld + col0();
 #pragma unroll
-    for (int u = 0; u < kPerThread; ++u) d[u * (kRowStep * ld + kColStep)] = Stage::convert(v[u]);
-  }
-};
+    for (int u = 0; u < kPerThread; ++u) d[u * (kRowStep * ld + kColStep)] = v[u];
+  }};
 
-template <bool kTensorCores>
-struct SharedTiles {
-  using Stage = Staged<kTensorCores>;
-  static constexpr int kABytes = kTileM * Stage::kLdA * int(sizeof(typename Stage::T));
-  static constexpr int kBBytes = kTileK * Stage::kLdB * int(sizeof(typename Stage::T));
-  static constexpr int kCBytes = kTensorCores ? kTileM * kLdC * int(sizeof(float)) : 0;
-  static constexpr int kBytes = kABytes + kBBytes > kCBytes ? kABytes + kBBytes : kCBytes;  // C reuses A, B
-};
-
-// A 64 x 64 tile of C in registers. multiply() adds the staged slice's
-// product (as: [kTileM][kLdA] of A(i, t), bs: [kTileK][kLdB] of B(t, j));
-// store() writes the elements i < m, j < n of C(i, j) = c[i * ldc + j]
-// (adding to them when accumulate).
-template <bool kTensorCores>
-struct Accumulator;
-
-// Tensor cores: 4 warps in 2 x 2, each 32 x 32 as 2 x 2 WMMA fragments.
-template <>
-struct Accumulator<true> {
-  using Stage = Staged<true>;
-  using T = Stage::T;
-  static constexpr int kFrags = 2;
-  nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> acc[kFrags][kFrags];
-  int wi, wj;  // the warp's first row and column in the tile
-
-  __device__ Accumulator() : wi((threadIdx.x / 32 / 2) * 32), wj((threadIdx.x / 32 % 2) * 32) {
-    for (auto& row : acc)
-      for (auto& f : row) nvcuda::wmma::fill_fragment(f, 0.0f);
-  }
-  __device__ void multiply(const T* as, const T* bs) {
-    using namespace nvcuda;
-#pragma unroll
-    for (int kk = 0; kk < kTileK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa[kFrags];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb[kFrags];
-#pragma unroll
-      for (int f = 0; f < kFrags; ++f) {
-        wmma::load_matrix_sync(fa[f], as + (wi + 16 * f) * Stage::kLdA + kk, Stage::kLdA);
-        wmma::load_matrix_sync(fb[f], bs + kk * Stage::kLdB + wj + 16 * f, Stage::kLdB);
-      }
-#pragma unroll
-      for (int fi = 0; fi < kFrags; ++fi)
-#pragma unroll
-        for (int fj = 0; fj < kFrags; ++fj) wmma::mma_sync(acc[fi][fj], fa[fi], fb[fj], acc[fi][fj]);
-    }
-  }
-  // Through shared memory (the fragments' element layout is opaque); the
-  // caller's last barrier freed it.
-  __device__ void store(unsigned char* shared, float* c, int64_t ldc, int64_t m, int64_t n,
-                        bool accumulate) const {
-    float* cs = reinterpret_cast<float*>(shared);  // [kTileM][kLdC]
-#pragma unroll
-    for (int fi = 0; fi < kFrags; ++fi)
-#pragma unroll
-      for (int fj = 0; fj < kFrags; ++fj)
-        nvcuda::wmma::store_matrix_sync(cs + (wi + 16 * fi) * kLdC + wj + 16 * fj, acc[fi][fj], kLdC,
-                                        nvcuda::wmma::mem_row_major);
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < kTileM * kTileN; idx += kThreads) {
-      const int i = idx / kTileN, j = idx % kTileN;
-      if (i < m && j < n) {
-        float* out = c + i * ldc + j;
-        *out = accumulate ? *out + cs[i * kLdC + j] : cs[i * kLdC + j];
-      }
-    }
-  }
-};
-
-// fp32: thread (ty, tx) owns rows ty * 8 + (0..7) and columns tx * 4 + (0..3),
-// each summed over the reduction in order with fmaf.
-template <>
-struct Accumulator<false> {
-  using Stage = Staged<false>;
+// A 64 x 64 tile of C in registers, fp32: thread (ty, tx) owns rows
+// ty * 8 + (0..7) and columns tx * 4 + (0..3), each summed over the reduction
+// in order with fmaf. multiply() adds the staged slice's product (as:
+// [kTileM][kLdA] of A(i, t), bs: [kTileK][kLdB] of B(t, j)); store() writes
+// the elements i < m, j < n of C(i, j) = c[i * ldc + j] (adding to them when
+// accumulate).
+struct Fp32Accumulator {
+  using Stage = Fp32Stage;
   float sums[8][4];
   int ty, tx;
 
-  __device__ Accumulator() : ty(threadIdx.x / 16), tx(threadIdx.x % 16) {
+  __device__ Fp32Accumulator() : ty(threadIdx.x / 16), tx(threadIdx.x % 16) {
     for (auto& row : sums)
       for (float& v : row) v = 0.0f;
   }
@@ -184,7 +110,7 @@ struct Accumulator<false> {
         for (int j = 0; j < 4; ++j) sums[i][j] = fmaf(av[i], bv[j], sums[i][j]);
     }
   }
-  __device__ void store(unsigned char*, float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) const {
+  __device__ void store(float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) const {
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const int row = ty * 8 + i;
@@ -203,24 +129,24 @@ struct Accumulator<false> {
 // One 64 x 64 tile: C(i, j) (+)= sum_t A(i, t) B(t, j) for i < m, j < n,
 // t < depth, with A(i, t) = a[i * a_i + t * a_t], B(t, j) = b[t * b_t + j * b_j]
 // and C(i, j) = c[i * ldc + j]. kAFastT / kBFastJ: which index of A / B is
-// contiguous in memory (t / j when true, i / t when false), so that the
-// loads are coalesced. Called by the whole block with the same arguments.
-template <bool kTensorCores, bool kAFastT, bool kBFastJ>
-__device__ void tile_product(unsigned char* shared, const float* a, int a_i, int a_t, const float* b, int b_t,
-                             int b_j, int64_t depth, int64_t m, int64_t n, float* c, int64_t ldc,
-                             bool accumulate) {
-  using Stage = Staged<kTensorCores>;
-  using T = typename Stage::T;
-  T* as = reinterpret_cast<T*>(shared);
-  T* bs = reinterpret_cast<T*>(shared + SharedTiles<kTensorCores>::kABytes);
+// contiguous in memory (t / j when true, i / t when false; the other stride
+// is 1), so that the loads are coalesced. Called by the whole block with the
+// same arguments.
+template <bool kAFastT, bool kBFastJ>
+__device__ void tile_product_fp32(unsigned char* shared, const float* a, int a_i, int a_t, const float* b,
+                                  int b_t, int b_j, int64_t depth, int64_t m, int64_t n, float* c,
+                                  int64_t ldc, bool accumulate) {
+  using Stage = Fp32Stage;
+  float* as = reinterpret_cast<float*>(shared);
+  float* bs = reinterpret_cast<float*>(shared + Stage::kABytes);
   Slice<kTileM, kTileK, kAFastT> a_next;
   Slice<kTileK, kTileN, kBFastJ> b_next;
   a_next.load(a, a_i, a_t, m, depth);
   b_next.load(b, b_t, b_j, depth, n);
-  Accumulator<kTensorCores> acc;
+  Fp32Accumulator acc;
   for (int64_t t0 = 0; t0 < depth; t0 += kTileK) {
-    a_next.template store<Stage>(as, Stage::kLdA);
-    b_next.template store<Stage>(bs, Stage::kLdB);
+    a_next.store(as, Stage::kLdA);
+    b_next.store(bs, Stage::kLdB);
     __syncthreads();
     if (t0 + kTileK < depth) {  // the next slice's loads run under this slice's products
       const int64_t t1 = t0 + kTileK;
@@ -230,8 +156,168 @@ __device__ void tile_product(unsigned char* shared, const float* a, int a_i, int
     acc.multiply(as, bs);
     __syncthreads();
   }
-  acc.store(shared, c, ldc, m, n, accumulate);
+  acc.store(c, ldc, m, n, accumulate);
 }
+
+// The tensor-core mode's slices: kept in shared memory in bf16 as the
+// operand lies in global memory, along its contiguous index ("inner"), so
+// that a thread loads 16 bytes (four consecutive elements) at once, rounds
+// them to two bf16 pairs and stores 8 bytes; rows padded by 8 elements
+// (WMMA's multiple, and off the banks of the row before). Element (o, q) of
+// an kOuter x kInner slice is src[o * stride + q]; zero where o or q is past
+// its limit. Quads that the rows' alignment or a tail does not allow are
+// read element by element (`vector`: src 16-byte aligned and stride a
+// multiple of 4, true for every shape of a d 128-1024 model).
+// The earlier form loaded and stored one element at a time (32 loads, 32
+// conversions and 32 two-byte stores a thread a slice): ncu counted 3,200
+// instructions a warp for a 4096 x 256 x 128 product, issued at 4 cycles
+// each by two warps a scheduler, 12-15 us a call where cuBLAS takes 4-6.
+template <int kOuter, int kInner>
+struct Bf16Slice {
+  static constexpr int kLd = kInner + 8;  // bf16 elements a row in shared memory
+  static constexpr int kQuads = kInner / 4;
+  static constexpr int kPerThread = kOuter * kQuads / kThreads;
+  static_assert(kOuter * kQuads % kThreads == 0, "threads cover whole quads");
+  float4 v[kPerThread];
+
+  __device__ void load(const float* src, int stride, int64_t outer_limit, int64_t inner_limit, bool vector) {
+    const int ol = int(min(outer_limit, int64_t(kOuter))), il = int(min(inner_limit, int64_t(kInner)));
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) {
+      const int idx = int(threadIdx.x) + u * kThreads, o = idx / kQuads, q = idx % kQuads * 4;
+      const float* p = src + (o * stride + q);  // stride < 2^24 (the launchers check)
+      if (vector && o < ol && q + 4 <= il) {
+        v[u] = *reinterpret_cast<const float4*>(p);
+      } else {
+        v[u].x = o < ol && q < il ? p[0] : 0.0f;
+        v[u].y = o < ol && q + 1 < il ? p[1] : 0.0f;
+        v[u].z = o < ol && q + 2 < il ? p[2] : 0.0f;
+        v[u].w = o < ol && q + 3 < il ? p[3] : 0.0f;
+      }
+    }
+  }
+  __device__ void store(__nv_bfloat16* dst) const {
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) {
+      const int idx = int(threadIdx.x) + u * kThreads, o = idx / kQuads, q = idx % kQuads * 4;
+      const __nv_bfloat162 lo = __floats2bfloat162_rn(v[u].x, v[u].y), hi = __floats2bfloat162_rn(v[u].z, v[u].w);
+      uint2 packed;
+      packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+      packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+      *reinterpret_cast<uint2*>(dst + o * kLd + q) = packed;
+    }
+  }
+};
+
+constexpr int kBf16OperandElements = kTileM * (kTileK + 8) > kTileK * (kTileM + 8) ? kTileM * (kTileK + 8)
+                                                                                    : kTileK * (kTileM + 8);
+static_assert(kTileM == kTileN, "one slice shape serves A and B");
+constexpr int kBf16Bytes = 2 * kBf16OperandElements * int(sizeof(__nv_bfloat16)) > kTileM * kLdC * int(sizeof(float))
+                               ? 2 * kBf16OperandElements * int(sizeof(__nv_bfloat16))
+                               : kTileM * kLdC * int(sizeof(float));  // the C tile reuses the slices
+
+__device__ inline bool vector_rows(const void* p, int64_t stride) {
+  return (reinterpret_cast<uintptr_t>(p) & 15) == 0 && stride % 4 == 0;
+}
+
+// The same tile as tile_product_fp32 on tensor cores: WMMA bf16 m16n16k16
+// with fp32 accumulation, 4 warps in 2 x 2, each 32 x 32 as 2 x 2 fragments;
+// the next slice is loaded into registers while the current one is
+// multiplied.
+template <bool kAFastT, bool kBFastJ>
+__device__ void tile_product_bf16(unsigned char* shared, const float* a, int a_i, int a_t, const float* b,
+                                  int b_t, int b_j, int64_t depth, int64_t m, int64_t n, float* c,
+                                  int64_t ldc, bool accumulate) {
+  using namespace nvcuda;
+  // A's slice: [i][t] (kAFastT) or [t][i]; B's: [t][j] (kBFastJ) or [j][t].
+  using ASlice = std::conditional_t<kAFastT, Bf16Slice<kTileM, kTileK>, Bf16Slice<kTileK, kTileM>>;
+  using BSlice = std::conditional_t<kBFastJ, Bf16Slice<kTileK, kTileN>, Bf16Slice<kTileN, kTileK>>;
+  using ALayout = std::conditional_t<kAFastT, wmma::row_major, wmma::col_major>;
+  using BLayout = std::conditional_t<kBFastJ, wmma::row_major, wmma::col_major>;
+  __nv_bfloat16* as = reinterpret_cast<__nv_bfloat16*>(shared);
+  __nv_bfloat16* bs = as + kBf16OperandElements;
+  const int a_stride = kAFastT ? a_i : a_t, b_stride = kBFastJ ? b_t : b_j;
+  const bool a_vector = vector_rows(a, a_stride), b_vector = vector_rows(b, b_stride);
+  ASlice a_next;
+  BSlice b_next;
+  auto load = [&](int64_t t0) {
+    a_next.load(a + t0 * a_t, a_stride, kAFastT ? m : depth - t0, kAFastT ? depth - t0 : m, a_vector);
+    b_next.load(b + t0 * b_t, b_stride, kBFastJ ? depth - t0 : n, kBFastJ ? n : depth - t0, b_vector);
+  };
+
+  constexpr int kFrags = 2;
+  const int wi = (threadIdx.x / 32 / 2) * 32, wj = (threadIdx.x / 32 % 2) * 32;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kFrags][kFrags];
+#pragma unroll
+  for (auto& row : acc)
+#pragma unroll
+    for (auto& f : row) wmma::fill_fragment(f, 0.0f);
+
+  load(0);
+  for (int64_t t0 = 0; t0 < depth; t0 += kTileK) {
+    a_next.store(as);
+    b_next.store(bs);
+    __syncthreads();
+    if (t0 + kTileK < depth) load(t0 + kTileK);  // the next slice's loads run under this slice's products
+#pragma unroll
+    for (int kk = 0; kk < kTileK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, ALayout> fa[kFrags];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, BLayout> fb[kFrags];
+#pragma unroll
+      for (int f = 0; f < kFrags; ++f) {
+        const int i = wi + 16 * f, j = wj + 16 * f;
+        wmma::load_matrix_sync(fa[f], kAFastT ? as + i * ASlice::kLd + kk : as + kk * ASlice::kLd + i, ASlice::kLd);
+        wmma::load_matrix_sync(fb[f], kBFastJ ? bs + kk * BSlice::kLd + j : bs + j * BSlice::kLd + kk, BSlice::kLd);
+      }
+#pragma unroll
+      for (int fi = 0; fi < kFrags; ++fi)
+#pragma unroll
+        for (int fj = 0; fj < kFrags; ++fj) wmma::mma_sync(acc[fi][fj], fa[fi], fb[fj], acc[fi][fj]);
+    }
+    __syncthreads();
+  }
+
+  // Through shared memory (the fragments' element layout is opaque), then
+  // out in 16-byte pieces where C's rows allow.
+  float* cs = reinterpret_cast<float*>(shared);  // [kTileM][kLdC]
+#pragma unroll
+  for (int fi = 0; fi < kFrags; ++fi)
+#pragma unroll
+    for (int fj = 0; fj < kFrags; ++fj)
+      wmma::store_matrix_sync(cs + (wi + 16 * fi) * kLdC + wj + 16 * fj, acc[fi][fj], kLdC, wmma::mem_row_major);
+  __syncthreads();
+  const bool c_vector = vector_rows(c, ldc);
+  for (int idx = threadIdx.x; idx < kTileM * kTileN / 4; idx += kThreads) {
+    const int i = idx / (kTileN / 4), j = idx % (kTileN / 4) * 4;
+    if (i >= m) break;  // idx grows with i: every later one is past m too
+    const float4 v = *reinterpret_cast<const float4*>(cs + i * kLdC + j);
+    float* out = c + (i * ldc + j);
+    if (c_vector && j + 4 <= n) {
+      float4 r = v;
+      if (accumulate) {
+        const float4 o = *reinterpret_cast<const float4*>(out);
+        r = {o.x + v.x, o.y + v.y, o.z + v.z, o.w + v.w};
+      }
+      *reinterpret_cast<float4*>(out) = r;
+    } else {
+      const float e[4] = {v.x, v.y, v.z, v.w};
+      for (int k = 0; k < 4 && j + k < n; ++k) out[k] = accumulate ? out[k] + e[k] : e[k];
+    }
+  }
+}
+
+template <bool kTensorCores, bool kAFastT, bool kBFastJ>
+__device__ void tile_product(unsigned char* shared, const float* a, int a_i, int a_t, const float* b, int b_t,
+                             int b_j, int64_t depth, int64_t m, int64_t n, float* c, int64_t ldc,
+                             bool accumulate) {
+  if constexpr (kTensorCores)
+    tile_product_bf16<kAFastT, kBFastJ>(shared, a, a_i, a_t, b, b_t, b_j, depth, m, n, c, ldc, accumulate);
+  else
+    tile_product_fp32<kAFastT, kBFastJ>(shared, a, a_i, a_t, b, b_t, b_j, depth, m, n, c, ldc, accumulate);
+}
+
+template <bool kTensorCores>
+constexpr int kSharedBytes = kTensorCores ? kBf16Bytes : Fp32Stage::kBytes;
 
 // Expert e's rows [begin, end), clamped to [0, capacity] so that no offset,
 // however wrong, makes a block read or write outside the views.
@@ -262,7 +348,7 @@ struct RowsProblem {
 
 template <bool kTensorCores, bool kBFastJ>
 __global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p) {
-  __shared__ __align__(128) unsigned char shared[SharedTiles<kTensorCores>::kBytes];
+  __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
   int64_t tile = blockIdx.x;  // this block's M tile, counted over the experts in order
   for (int e = 0; e < p.experts; ++e) {
     const ExpertRange r = expert_range(p.offsets, e, p.capacity);
@@ -298,7 +384,7 @@ struct WeightProblem {
 
 template <bool kTensorCores>
 __global__ void __launch_bounds__(kThreads, 4) grouped_weight_kernel(WeightProblem p) {
-  __shared__ __align__(128) unsigned char shared[SharedTiles<kTensorCores>::kBytes];
+  __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
   const int e = int(blockIdx.z) / p.splits, s = int(blockIdx.z) % p.splits;
   const ExpertRange r = expert_range(p.offsets, e, p.capacity);
   if (p.splits == 1 && r.end == r.begin) return;
