@@ -97,6 +97,89 @@ __global__ void moe_route_backward_kernel(float* dlogits, const float* dtop_weig
   for (int64_t e = 0; e < experts; ++e) dlogits[n * experts + e] += p[e] * (dp(e) - pdp);
 }
 
+// Routing with up to 32 experts: a warp per row, lane e holding expert e,
+// so a row is one coalesced load and its reductions are shuffles. The sums
+// run in the CPU's order (lane 0's running sum over the lanes, in expert
+// order), so probabilities, choices and weights are the thread-per-row
+// kernels' to the bit. A thread per row walking its row in global memory was
+// a chain of dependent loads: 7 and 9 us a call at 2048 rows and 8 experts.
+constexpr int kWarpExperts = kWarpSize;
+
+// sum over lanes 0..count-1 of x, added in lane order (every lane gets it).
+__device__ inline float ordered_lane_sum(float x, int count) {
+  float sum = 0.0f;
+  for (int l = 0; l < count; ++l) sum += __shfl_sync(kFullMask, x, l);
+  return sum;
+}
+
+__global__ void moe_route_warp_kernel(float* probs, int32_t* top_index, float* top_weight, const float* logits,
+                                      int64_t rows, int experts, int top_k) {
+  const int lane = threadIdx.x % kWarpSize;
+  const bool mine = lane < experts;
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarpSize);
+  for (int64_t n = blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize; n < rows;
+       n += warps) {
+    const float l = mine ? logits[n * experts + lane] : -INFINITY;
+    const float mx = warp_max(l);
+    const float e = mine ? expf(l - mx) : 0.0f;
+    const float p = e / ordered_lane_sum(e, experts);
+    if (mine) probs[n * experts + lane] = p;
+    bool taken = !mine;
+    float chosen_sum = 0.0f, chosen_p = 0.0f;  // chosen_p: this lane's p if it was chosen
+    int chosen_j = -1;
+    for (int j = 0; j < top_k; ++j) {  // arg-max over the lanes not taken; ties: the lower index
+      float best = taken ? -INFINITY : p;
+      int best_lane = taken ? kWarpSize : lane;
+      for (int offset = 16; offset > 0; offset >>= 1) {
+        const float other = __shfl_xor_sync(kFullMask, best, offset);
+        const int other_lane = __shfl_xor_sync(kFullMask, best_lane, offset);
+        if (other > best || (other == best && other_lane < best_lane)) {
+          best = other;
+          best_lane = other_lane;
+        }
+      }
+      if (lane == best_lane) {
+        taken = true;
+        chosen_j = j;
+        chosen_p = p;
+      }
+      chosen_sum += best;
+      if (lane == 0) top_index[n * top_k + j] = best_lane;
+    }
+    if (chosen_j >= 0) top_weight[n * top_k + chosen_j] = chosen_p / chosen_sum;
+  }
+}
+
+// The backward of moe_route_warp_kernel's rows (moe_route_backward_kernel's
+// equations): lane e holds p_e and dp_e; lane j < top_k holds the j-th
+// choice, its weight and its weight's gradient.
+__global__ void moe_route_backward_warp_kernel(float* dlogits, const float* dtop_weight, const float* probs,
+                                               const int32_t* top_index, const float* top_weight,
+                                               const float* expert_stats, int64_t rows, int experts, int top_k,
+                                               float balance) {
+  const int lane = threadIdx.x % kWarpSize;
+  const bool mine = lane < experts, choice = lane < top_k;
+  const float stat = mine ? expert_stats[lane] : 0.0f;
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarpSize);
+  for (int64_t n = blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize; n < rows;
+       n += warps) {
+    const float p = mine ? probs[n * experts + lane] : 0.0f;
+    const int32_t idx = choice ? top_index[n * top_k + lane] : -1;
+    const float dw = choice ? dtop_weight[n * top_k + lane] : 0.0f, w = choice ? top_weight[n * top_k + lane] : 0.0f;
+    const float p_idx = __shfl_sync(kFullMask, p, choice ? idx : 0);
+    const float chosen_sum = ordered_lane_sum(choice ? p_idx : 0.0f, top_k);
+    const float weighted = ordered_lane_sum(dw * w, top_k);
+    float dp = balance * stat;
+    for (int j = 0; j < top_k; ++j) {  // in choice order, as the CPU adds them
+      const int32_t chosen = __shfl_sync(kFullMask, idx, j);
+      const float dwj = __shfl_sync(kFullMask, dw, j);
+      if (chosen == lane) dp += (dwj - weighted) / chosen_sum;
+    }
+    const float pdp = ordered_lane_sum(p * dp, experts);
+    if (mine) dlogits[n * experts + lane] += p * (dp - pdp);
+  }
+}
+
 // The dispatch is a stable counting sort of the assignments by expert over
 // chunks of kDispatchChunk consecutive assignments, a block per chunk:
 // 1. count: each chunk's histogram of experts (shared-memory integer
@@ -309,13 +392,31 @@ __global__ void moe_balance_loss_kernel(double* out, const float* expert_stats, 
   out[0] = __dmul_rn(__dmul_rn(double(aux_weight), double(experts)), sum);
 }
 
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+RowAccess row_access(int64_t cols, std::initializer_list<const void*> views) {
+  bool quads = cols % 4 == 0;
+  for (const void* v : views) quads = quads && aligned16(v);
+  return {cols, quads};
+}
+
+constexpr int kRowWarps = 8;  // warps (rows in flight) a block
+unsigned row_blocks(int64_t rows) {
+  return unsigned(std::min<int64_t>((rows + kRowWarps - 1) / kRowWarps, 65535));
+}
+
+
 }  // namespace
 
 void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top_weight, float* expert_stats,
                ConstMatrix logits, int top_k) {
   if (logits.rows <= 0 || logits.cols <= 0) return;
-  moe_route_rows_kernel<<<blocks_for(logits.rows), 128, 0, stream>>>(
-      probs, top_index, top_weight, logits.data, logits.rows, logits.cols, top_k);
+  if (logits.cols <= kWarpExperts)
+    moe_route_warp_kernel<<<row_blocks(logits.rows), kRowWarps * kWarpSize, 0, stream>>>(
+        probs, top_index, top_weight, logits.data, logits.rows, int(logits.cols), top_k);
+  else
+    moe_route_rows_kernel<<<blocks_for(logits.rows), 128, 0, stream>>>(probs, top_index, top_weight, logits.data,
+                                                                       logits.rows, logits.cols, top_k);
   LIVS_CUDA_CHECK_LAUNCH();
   // 1024 threads: a step's 2048 rows are two a thread, so a block's time is
   // about one load latency (256 threads walking 8 rows each: 11 us a call).
@@ -329,9 +430,14 @@ void moe_route_backward(cudaStream_t stream, Matrix dlogits, const float* dtop_w
                         int top_k, float aux_weight) {
   if (dlogits.rows <= 0) return;
   const float balance = aux_weight * float(dlogits.cols) / float(dlogits.rows);
-  moe_route_backward_kernel<<<blocks_for(dlogits.rows), 128, 0, stream>>>(
-      dlogits.data, dtop_weight, probs, top_index, top_weight, expert_stats, dlogits.rows, dlogits.cols,
-      top_k, balance);
+  if (dlogits.cols <= kWarpExperts)
+    moe_route_backward_warp_kernel<<<row_blocks(dlogits.rows), kRowWarps * kWarpSize, 0, stream>>>(
+        dlogits.data, dtop_weight, probs, top_index, top_weight, expert_stats, dlogits.rows, int(dlogits.cols),
+        top_k, balance);
+  else
+    moe_route_backward_kernel<<<blocks_for(dlogits.rows), 128, 0, stream>>>(
+        dlogits.data, dtop_weight, probs, top_index, top_weight, expert_stats, dlogits.rows, dlogits.cols,
+        top_k, balance);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -362,22 +468,6 @@ void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_
   }
 }
 
-namespace {
-
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
-
-RowAccess row_access(int64_t cols, std::initializer_list<const void*> views) {
-  bool quads = cols % 4 == 0;
-  for (const void* v : views) quads = quads && aligned16(v);
-  return {cols, quads};
-}
-
-constexpr int kRowWarps = 8;  // warps (rows in flight) a block
-unsigned row_blocks(int64_t rows) {
-  return unsigned(std::min<int64_t>((rows + kRowWarps - 1) / kRowWarps, 65535));
-}
-
-}  // namespace
 
 void moe_gather(cudaStream_t stream, Matrix xs, ConstMatrix x, const int32_t* order, int top_k) {
   if (xs.numel() <= 0) return;
