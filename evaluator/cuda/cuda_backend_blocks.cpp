@@ -78,7 +78,8 @@ void CudaBackend::moe_route_backward(Matrix dlogits, const float* dtop_weight, c
 }
 void CudaBackend::moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index,
                                int64_t rows, int top_k, int experts) {
-  const auto places = std::size_t(cuda::moe_dispatch_scratch(rows, top_k)) * std::size_t(std::max(experts, 1));
+  const auto places =
+      std::size_t(cuda::moe_dispatch_scratch(rows, top_k)) * std::size_t(std::max(experts, 1));
   auto* chunk_places = static_cast<int32_t*>(scratch(moe_dispatch_places_, sizeof(int32_t) * places));
   cuda::moe_dispatch(stream_, order, position, offsets, chunk_places, top_index, rows, top_k, experts);
 }

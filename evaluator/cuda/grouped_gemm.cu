@@ -79,7 +79,8 @@ struct Slice {
     float* d = dst + row0() * ld + col0();
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) d[u * (kRowStep * ld + kColStep)] = v[u];
-  }};
+  }
+};
 
 // A 64 x 64 tile of C in registers, fp32: thread (ty, tx) owns rows
 // ty * 8 + (0..7) and columns tx * 4 + (0..3), each summed over the reduction
@@ -200,7 +201,8 @@ struct Bf16Slice {
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) {
       const int idx = int(threadIdx.x) + u * kThreads, o = idx / kQuads, q = idx % kQuads * 4;
-      const __nv_bfloat162 lo = __floats2bfloat162_rn(v[u].x, v[u].y), hi = __floats2bfloat162_rn(v[u].z, v[u].w);
+      const __nv_bfloat162 lo = __floats2bfloat162_rn(v[u].x, v[u].y),
+                           hi = __floats2bfloat162_rn(v[u].z, v[u].w);
       uint2 packed;
       packed.x = *reinterpret_cast<const uint32_t*>(&lo);
       packed.y = *reinterpret_cast<const uint32_t*>(&hi);
@@ -209,12 +211,10 @@ struct Bf16Slice {
   }
 };
 
-constexpr int kBf16OperandElements = kTileM * (kTileK + 8) > kTileK * (kTileM + 8) ? kTileM * (kTileK + 8)
-                                                                                    : kTileK * (kTileM + 8);
-static_assert(kTileM == kTileN, "one slice shape serves A and B");
-constexpr int kBf16Bytes = 2 * kBf16OperandElements * int(sizeof(__nv_bfloat16)) > kTileM * kLdC * int(sizeof(float))
-                               ? 2 * kBf16OperandElements * int(sizeof(__nv_bfloat16))
-                               : kTileM * kLdC * int(sizeof(float));  // the C tile reuses the slices
+constexpr int kBf16Tile = kTileM * (kTileK + 8);  // a [64][32] slice, rows padded; a [32][64] one fits too
+constexpr int kCTile = kTileM * kLdC * int(sizeof(float));  // bytes of the C tile, which reuses the slices
+static_assert(kTileM == kTileN && kTileK * (kTileM + 8) <= kBf16Tile, "one slice size serves A and B");
+constexpr int kBf16Bytes = std::max(2 * kBf16Tile * int(sizeof(__nv_bfloat16)), kCTile);
 
 __device__ inline bool vector_rows(const void* p, int64_t stride) {
   return (reinterpret_cast<uintptr_t>(p) & 15) == 0 && stride % 4 == 0;
@@ -235,7 +235,7 @@ __device__ void tile_product_bf16(unsigned char* shared, const float* a, int a_i
   using ALayout = std::conditional_t<kAFastT, wmma::row_major, wmma::col_major>;
   using BLayout = std::conditional_t<kBFastJ, wmma::row_major, wmma::col_major>;
   __nv_bfloat16* as = reinterpret_cast<__nv_bfloat16*>(shared);
-  __nv_bfloat16* bs = as + kBf16OperandElements;
+  __nv_bfloat16* bs = as + kBf16Tile;
   const int a_stride = kAFastT ? a_i : a_t, b_stride = kBFastJ ? b_t : b_j;
   const bool a_vector = vector_rows(a, a_stride), b_vector = vector_rows(b, b_stride);
   ASlice a_next;
@@ -266,8 +266,10 @@ __device__ void tile_product_bf16(unsigned char* shared, const float* a, int a_i
 #pragma unroll
       for (int f = 0; f < kFrags; ++f) {
         const int i = wi + 16 * f, j = wj + 16 * f;
-        wmma::load_matrix_sync(fa[f], kAFastT ? as + i * ASlice::kLd + kk : as + kk * ASlice::kLd + i, ASlice::kLd);
-        wmma::load_matrix_sync(fb[f], kBFastJ ? bs + kk * BSlice::kLd + j : bs + j * BSlice::kLd + kk, BSlice::kLd);
+        wmma::load_matrix_sync(fa[f], kAFastT ? as + i * ASlice::kLd + kk : as + kk * ASlice::kLd + i,
+                               ASlice::kLd);
+        wmma::load_matrix_sync(fb[f], kBFastJ ? bs + kk * BSlice::kLd + j : bs + j * BSlice::kLd + kk,
+                               BSlice::kLd);
       }
 #pragma unroll
       for (int fi = 0; fi < kFrags; ++fi)
@@ -284,7 +286,8 @@ __device__ void tile_product_bf16(unsigned char* shared, const float* a, int a_i
   for (int fi = 0; fi < kFrags; ++fi)
 #pragma unroll
     for (int fj = 0; fj < kFrags; ++fj)
-      wmma::store_matrix_sync(cs + (wi + 16 * fi) * kLdC + wj + 16 * fj, acc[fi][fj], kLdC, wmma::mem_row_major);
+      wmma::store_matrix_sync(cs + (wi + 16 * fi) * kLdC + wj + 16 * fj, acc[fi][fj], kLdC,
+                              wmma::mem_row_major);
   __syncthreads();
   const bool c_vector = vector_rows(c, ldc);
   for (int idx = threadIdx.x; idx < kTileM * kTileN / 4; idx += kThreads) {

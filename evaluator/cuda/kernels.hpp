@@ -228,8 +228,8 @@ void delta_rule_backward(cudaStream_t stream, float* dq, float* dk, float* dv, f
                          const float* beta, const DeltaRuleShape& shape);
 void gdn_decay_forward(cudaStream_t stream, float* log_alpha, const float* z, const float* a_log,
                        const float* dt_bias, int64_t rows, int heads);
-// deltanet_chunked_forward.cu, deltanet_chunked_backward.cu: the chunked (WY / UT) form for training, head_dim up
-// to 64; delta_rule_forward/backward take it when it fits and checkpoints are kept.
+// deltanet_chunked_forward.cu, deltanet_chunked_backward.cu: the chunked (WY / UT) form for training,
+// head_dim up to 64; delta_rule_forward/backward take it when it fits and checkpoints are kept.
 bool delta_rule_chunked_fits(const DeltaRuleShape& shape);
 void delta_rule_chunked_forward(cudaStream_t stream, float* o, float* checkpoints, const float* q,
                                 const float* k, const float* v, const float* log_alpha, const float* beta,

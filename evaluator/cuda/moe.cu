@@ -112,8 +112,8 @@ __device__ inline float ordered_lane_sum(float x, int count) {
   return sum;
 }
 
-__global__ void moe_route_warp_kernel(float* probs, int32_t* top_index, float* top_weight, const float* logits,
-                                      int64_t rows, int experts, int top_k) {
+__global__ void moe_route_warp_kernel(float* probs, int32_t* top_index, float* top_weight,
+                                      const float* logits, int64_t rows, int experts, int top_k) {
   const int lane = threadIdx.x % kWarpSize;
   const bool mine = lane < experts;
   const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarpSize);
@@ -155,8 +155,8 @@ __global__ void moe_route_warp_kernel(float* probs, int32_t* top_index, float* t
 // choice, its weight and its weight's gradient.
 __global__ void moe_route_backward_warp_kernel(float* dlogits, const float* dtop_weight, const float* probs,
                                                const int32_t* top_index, const float* top_weight,
-                                               const float* expert_stats, int64_t rows, int experts, int top_k,
-                                               float balance) {
+                                               const float* expert_stats, int64_t rows, int experts,
+                                               int top_k, float balance) {
   const int lane = threadIdx.x % kWarpSize;
   const bool mine = lane < experts, choice = lane < top_k;
   const float stat = mine ? expert_stats[lane] : 0.0f;
@@ -165,7 +165,8 @@ __global__ void moe_route_backward_warp_kernel(float* dlogits, const float* dtop
        n += warps) {
     const float p = mine ? probs[n * experts + lane] : 0.0f;
     const int32_t idx = choice ? top_index[n * top_k + lane] : -1;
-    const float dw = choice ? dtop_weight[n * top_k + lane] : 0.0f, w = choice ? top_weight[n * top_k + lane] : 0.0f;
+    const float dw = choice ? dtop_weight[n * top_k + lane] : 0.0f,
+                w = choice ? top_weight[n * top_k + lane] : 0.0f;
     const float p_idx = __shfl_sync(kFullMask, p, choice ? idx : 0);
     const float chosen_sum = ordered_lane_sum(choice ? p_idx : 0.0f, top_k);
     const float weighted = ordered_lane_sum(dw * w, top_k);
@@ -315,7 +316,8 @@ __device__ inline float4 fma4(float w, float4 v, float4 acc) {
 template <class F>
 __device__ inline void for_each_warp_row(int64_t rows, F&& f) {
   const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarpSize);
-  for (int64_t r = blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize; r < rows; r += warps)
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize; r < rows;
+       r += warps)
     f(r);
 }
 
@@ -325,7 +327,9 @@ __global__ void moe_gather_kernel(float* xs, const float* x, const int32_t* orde
   for_each_warp_row(assignments, [&](int64_t p) {
     const float* src = x + int64_t(order[p] / top_k) * row.cols;
     float* dst = xs + p * row.cols;
-    for_row_columns(row, [&](int64_t c, auto w) { store_w<decltype(w)::value>(dst + c, load_w<decltype(w)::value>(src + c)); });
+    for_row_columns(row, [&](int64_t c, auto w) {
+      store_w<decltype(w)::value>(dst + c, load_w<decltype(w)::value>(src + c));
+    });
   });
 }
 
@@ -352,8 +356,8 @@ __global__ void moe_combine_kernel(float* y, const float* ys, const float* top_w
     for_row_columns(row, [&](int64_t c, auto w) {
       float4 acc = {0.0f, 0.0f, 0.0f, 0.0f};
       for (int j = 0; j < top_k; ++j)
-        acc = fma4(top_weight[n * top_k + j], load_w<decltype(w)::value>(ys + int64_t(position[n * top_k + j]) * row.cols + c),
-                   acc);
+        acc = fma4(top_weight[n * top_k + j],
+                   load_w<decltype(w)::value>(ys + int64_t(position[n * top_k + j]) * row.cols + c), acc);
       store_w<decltype(w)::value>(y + n * row.cols + c, acc);
     });
   });
@@ -405,7 +409,6 @@ unsigned row_blocks(int64_t rows) {
   return unsigned(std::min<int64_t>((rows + kRowWarps - 1) / kRowWarps, 65535));
 }
 
-
 }  // namespace
 
 void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top_weight, float* expert_stats,
@@ -415,8 +418,8 @@ void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top
     moe_route_warp_kernel<<<row_blocks(logits.rows), kRowWarps * kWarpSize, 0, stream>>>(
         probs, top_index, top_weight, logits.data, logits.rows, int(logits.cols), top_k);
   else
-    moe_route_rows_kernel<<<blocks_for(logits.rows), 128, 0, stream>>>(probs, top_index, top_weight, logits.data,
-                                                                       logits.rows, logits.cols, top_k);
+    moe_route_rows_kernel<<<blocks_for(logits.rows), 128, 0, stream>>>(
+        probs, top_index, top_weight, logits.data, logits.rows, logits.cols, top_k);
   LIVS_CUDA_CHECK_LAUNCH();
   // 1024 threads: a step's 2048 rows are two a thread, so a block's time is
   // about one load latency (256 threads walking 8 rows each: 11 us a call).
@@ -432,8 +435,8 @@ void moe_route_backward(cudaStream_t stream, Matrix dlogits, const float* dtop_w
   const float balance = aux_weight * float(dlogits.cols) / float(dlogits.rows);
   if (dlogits.cols <= kWarpExperts)
     moe_route_backward_warp_kernel<<<row_blocks(dlogits.rows), kRowWarps * kWarpSize, 0, stream>>>(
-        dlogits.data, dtop_weight, probs, top_index, top_weight, expert_stats, dlogits.rows, int(dlogits.cols),
-        top_k, balance);
+        dlogits.data, dtop_weight, probs, top_index, top_weight, expert_stats, dlogits.rows,
+        int(dlogits.cols), top_k, balance);
   else
     moe_route_backward_kernel<<<blocks_for(dlogits.rows), 128, 0, stream>>>(
         dlogits.data, dtop_weight, probs, top_index, top_weight, expert_stats, dlogits.rows, dlogits.cols,
@@ -461,13 +464,11 @@ void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_
   moe_chunk_scan_kernel<<<1, scan_threads, 0, stream>>>(chunk_places, offsets, chunks, experts);
   LIVS_CUDA_CHECK_LAUNCH();
   if (chunks > 0) {
-    moe_chunk_scatter_kernel<<<unsigned(chunks), kDispatchChunk,
-                               sizeof(int32_t) * kDispatchWarps * experts, stream>>>(
-        order, position, chunk_places, top_index, assignments, experts);
+    moe_chunk_scatter_kernel<<<unsigned(chunks), kDispatchChunk, sizeof(int32_t) * kDispatchWarps * experts,
+                               stream>>>(order, position, chunk_places, top_index, assignments, experts);
     LIVS_CUDA_CHECK_LAUNCH();
   }
 }
-
 
 void moe_gather(cudaStream_t stream, Matrix xs, ConstMatrix x, const int32_t* order, int top_k) {
   if (xs.numel() <= 0) return;
