@@ -26,14 +26,17 @@
 //
 // Output: one row per GPU count and worker count (candidates per minute,
 // speed-up over the first row, median and max seconds per candidate,
-// failures) and one
-// "JSON {...}" line per row. Numbers go to docs/benchmarks.md, never to a test.
+// failures), the median seconds of each of evaluate()'s phases (setup,
+// build, training, validation, checks, other: where a candidate's time goes
+// as workers share the device), and one "JSON {...}" line per row. Numbers
+// go to docs/benchmarks.md, never to a test.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -155,6 +158,7 @@ struct Row {
   std::vector<double> candidate_seconds;
   std::vector<double> train_seconds;  // of the candidates that trained; the rest of a candidate's
                                       // seconds is its fixed cost (build, validation, memory checks)
+  std::map<std::string, std::vector<double>> phase_seconds;  // evaluate()'s phases, of those that ended well
   int failed = 0;
   std::vector<std::string> errors;
 };
@@ -188,6 +192,7 @@ Row run_row(const std::vector<Candidate>& list, const std::vector<search::Lane>&
         row.candidate_seconds[i] = r.wall_seconds;
         if (const auto it = r.metrics.find("train_seconds"); it != r.metrics.end())
           row.train_seconds.push_back(it->second);
+        for (const auto& [phase, seconds] : r.phase_seconds) row.phase_seconds[phase].push_back(seconds);
         if (r.status != EvalStatus::ok) {
           ++row.failed;
           row.errors.push_back(list[i].origin + ": " + r.error);
@@ -307,6 +312,16 @@ int run(int argc, char** argv) {
       std::printf("%-6d %-8d %12.1f %10.2f %9.2fx %12.2f %12.2f %14.2f %7d\n", row.devices, workers,
                   row.wall_seconds, rate, rate / first_rate, median(row.candidate_seconds), max_s,
                   median(row.train_seconds), row.failed);
+      // Where a candidate's time goes as the workers share the device.
+      Json phases = Json::object();
+      std::string phase_line;
+      for (const auto& [phase, seconds] : row.phase_seconds) {
+        phases[phase] = median(seconds);
+        char part[64];
+        std::snprintf(part, sizeof part, " %s %.3f", phase.c_str(), median(seconds));
+        phase_line += part;
+      }
+      if (!phase_line.empty()) std::printf("  median s by phase:%s\n", phase_line.c_str());
       for (const auto& e : row.errors) std::printf("  failed: %s\n", e.c_str());
       Json line = {{"devices", devices},
                    {"workers", workers},
@@ -317,6 +332,7 @@ int run(int argc, char** argv) {
                    {"median_candidate_seconds", median(row.candidate_seconds)},
                    {"max_candidate_seconds", max_s},
                    {"median_train_seconds", median(row.train_seconds)},
+                   {"median_phase_seconds", phases},
                    {"failed", row.failed}};
       std::printf("JSON %s\n", line.dump().c_str());
       std::fflush(stdout);

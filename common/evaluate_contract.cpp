@@ -31,11 +31,17 @@ EvalRequest eval_request_from_json(const Json& j) {
 Json to_json(const EvalResult& r) {
   Json metrics = Json::object();
   for (const auto& [k, v] : r.metrics) metrics[k] = v;
-  return Json{{"status", to_string(r.status)},
-              {"metrics", metrics},
-              {"error", r.error},
-              {"device", r.device},
-              {"wall_seconds", r.wall_seconds}};
+  Json out{{"status", to_string(r.status)},
+           {"metrics", metrics},
+           {"error", r.error},
+           {"device", r.device},
+           {"wall_seconds", r.wall_seconds}};
+  if (!r.phase_seconds.empty()) {
+    Json phases = Json::object();
+    for (const auto& [k, v] : r.phase_seconds) phases[k] = v;
+    out["phase_seconds"] = phases;
+  }
+  return out;
 }
 
 EvalResult eval_result_from_json(const Json& j) {
@@ -45,6 +51,8 @@ EvalResult eval_result_from_json(const Json& j) {
   r.error = j.at("error").get<std::string>();
   r.device = j.at("device").get<std::string>();
   r.wall_seconds = j.at("wall_seconds").get<double>();
+  if (const auto phases = j.find("phase_seconds"); phases != j.end())
+    for (const auto& [k, v] : phases->items()) r.phase_seconds[k] = v.get<double>();
   return r;
 }
 

@@ -28,6 +28,10 @@ struct EvalResult {
   std::string error;                      // why it failed (non-finite loss, out of memory, ...)
   std::string device;
   double wall_seconds = 0.0;
+  // Where wall_seconds went, by phase (proxies::evaluate: setup, build,
+  // training, validation, checks, tasks), for benchmarks and logs; not
+  // objectives, not stored in the database.
+  std::map<std::string, double> phase_seconds;
 };
 
 Json to_json(const EvalRequest& request);

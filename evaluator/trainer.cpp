@@ -136,6 +136,7 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
     PlanShape shape;
     shape.batch = s.batch_size;
     shape.seq = s.seq_len;
+    const auto build_start = Clock::now();
     const std::optional<int64_t> in_use_before = backend.device_bytes_in_use();
     Model model(spec, backend, shape, derive_seed(seed, "init"));
     const auto& params = model.parameters();
@@ -165,6 +166,7 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
                                       scalars);
     };
     const auto runner = backend.make_step_runner(step_body);
+    report.build_seconds = seconds_since(build_start);
 
     const auto train_start = Clock::now();
     Rng data_order(derive_seed(seed, "data"));

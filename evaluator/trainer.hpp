@@ -32,6 +32,7 @@ struct TrainReport {
   int steps_done = 0;              // optimiser steps completed
   std::vector<double> train_loss;  // one value per step done (mean cross-entropy of its batch)
   int64_t validation_tokens = 0;   // how many predicted tokens the validation loss averages over
+  double build_seconds = 0.0;      // the model, its parameters and the step runner, before the first step
   double train_seconds = 0.0;
   double eval_seconds = 0.0;
   int64_t params_total = 0;

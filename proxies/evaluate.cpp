@@ -165,6 +165,7 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress,
     const auto data = cached_dataset(settings.data);
     auto backend =
         evaluator::lease_backend(request.device);  // kept for the next evaluation if this one ends well
+    const double setup_seconds = elapsed();
 
     evaluator::ProgressFn on_step;
     if (progress) on_step = [&](int step, double loss) { progress(step, train.steps, loss); };
@@ -194,6 +195,11 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress,
     r.metrics["validation_loss"] = report.validation_loss;
     r.metrics["train_seconds"] = report.train_seconds;
     r.metrics["steps"] = report.steps_done;
+    r.phase_seconds = {{"setup", setup_seconds},
+                       {"build", report.build_seconds},
+                       {"training", report.train_seconds},
+                       {"validation", report.eval_seconds}};
+    const double checks_start = elapsed();
 
     // The analytic cache size must be what the built model's decode state holds.
     // The check runs at the latency context (the model's context unless the
@@ -227,7 +233,9 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress,
       r.metrics["decode_ms_spread"] = inference.decode.spread;
       r.metrics["decode_tok_s"] = double(latency.batch) / (inference.decode.median_ms / 1e3);
     }
+    r.phase_seconds["checks"] = elapsed() - checks_start;  // decode state, memory plans, latency
     if (!settings.tasks.empty()) {
+      const double tasks_start = elapsed();
       auto section = parse_task_section(JsonReader(settings.tasks, "<evaluation settings>", "/tasks"));
       const auto task_train = at_fidelity(section.training, request.fidelity);
       for (const auto& task : section.tasks) {
@@ -242,8 +250,12 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress,
         if (!report.ok) return failed("task " + name + ": " + report.error, backend->name(), elapsed());
         r.metrics[accuracy_metric(task.kind)] = report.accuracy;
       }
+      r.phase_seconds["tasks"] = elapsed() - tasks_start;
     }
     r.wall_seconds = elapsed();
+    double accounted = 0.0;
+    for (const auto& [phase, seconds] : r.phase_seconds) accounted += seconds;
+    r.phase_seconds["other"] = std::max(0.0, r.wall_seconds - accounted);  // e.g. freeing the model
     backend.keep();
     return r;
   } catch (const std::bad_alloc&) {

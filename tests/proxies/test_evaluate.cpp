@@ -53,6 +53,21 @@ TEST_CASE("evaluate trains a preset and reports every metric") {
   CHECK(result.metrics.at("flops_per_token_infer") > result.metrics.at("flops_per_token_train") / 3.0);
   CHECK(result.metrics.at("peak_memory_train") > 0.0);
   CHECK(result.metrics.at("peak_memory_infer") > 0.0);
+  // Where the time went: every phase, none negative, together the wall time.
+  double phases = 0.0;
+  for (const char* phase : {"setup", "build", "training", "validation", "checks", "other"}) {
+    CAPTURE(phase);
+    REQUIRE(result.phase_seconds.count(phase) == 1);
+    CHECK(result.phase_seconds.at(phase) >= 0.0);
+    phases += result.phase_seconds.at(phase);
+  }
+  CHECK(result.phase_seconds.at("training") == result.metrics.at("train_seconds"));
+  CHECK(result.phase_seconds.at("training") > 0.0);
+  CHECK(phases == doctest::Approx(result.wall_seconds).epsilon(1e-6));
+  CHECK(result.phase_seconds.count("tasks") == 0);  // no tasks in these settings
+  // They travel with the result (an MPI rank's evaluation) and are not metrics.
+  CHECK(eval_result_from_json(to_json(result)).phase_seconds == result.phase_seconds);
+  CHECK(result.metrics.count("build") == 0);
 }
 
 TEST_CASE("without latency settings nothing is timed, sizes are still reported") {
@@ -144,6 +159,8 @@ TEST_CASE("synthetic tasks named in the settings are trained, scored and reporte
     CHECK(result.metrics.at(metric) <= 1.0);
   }
   CHECK(result.metrics.count("mqar_accuracy") == 0);
+  REQUIRE(result.phase_seconds.count("tasks") == 1);  // the tasks' training has its own phase
+  CHECK(result.phase_seconds.at("tasks") > 0.0);
 
   SUBCASE("a task vocabulary larger than the model's is a failed result with the reason") {
     request.settings["tasks"] = Json{{"mqar", Json::object()}};
