@@ -116,11 +116,11 @@ EvalResult evaluate_guarded(const EvaluateFunction& evaluate, const EvalRequest&
   } catch (const InputError&) {
     fatal = std::current_exception();  // a bad config fails every candidate: stop the search
   } catch (const std::exception& e) {
-    return EvalResult{EvalStatus::failed, {}, e.what(), request.device, 0.0};
+    return EvalResult{EvalStatus::failed, {}, e.what(), request.device, 0.0, {}};
   } catch (...) {
     fatal = std::current_exception();  // not an evaluation failure: let it end the search
   }
-  return EvalResult{EvalStatus::failed, {}, "", request.device, 0.0};
+  return EvalResult{EvalStatus::failed, {}, "", request.device, 0.0, {}};
 }
 
 void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_function, db::Store& store,
@@ -217,7 +217,8 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
                                         {},
                                         abandoned->timeout_reason + why,
                                         abandoned->job.request.device,
-                                        0.0});
+                                        0.0,
+                                        {}});
         }
       }
     }
