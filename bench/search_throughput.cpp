@@ -316,9 +316,10 @@ int run(int argc, char** argv) {
       Json phases = Json::object();
       std::string phase_line;
       for (const auto& [phase, seconds] : row.phase_seconds) {
-        phases[phase] = median(seconds);
+        const double typical = median(seconds);
+        phases[phase] = typical;
         char part[64];
-        std::snprintf(part, sizeof part, " %s %.3f", phase.c_str(), median(seconds));
+        std::snprintf(part, sizeof part, " %s %.3f", phase.c_str(), typical);
         phase_line += part;
       }
       if (!phase_line.empty()) std::printf("  median s by phase:%s\n", phase_line.c_str());

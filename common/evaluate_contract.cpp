@@ -1,5 +1,7 @@
 #include "common/evaluate_contract.hpp"
 
+#include <utility>
+
 #include "common/rng.hpp"
 
 namespace livs {
@@ -28,19 +30,22 @@ EvalRequest eval_request_from_json(const Json& j) {
   return r;
 }
 
+EvalResult failed_evaluation(std::string why, std::string device, double seconds) {
+  EvalResult r;
+  r.status = EvalStatus::failed;
+  r.error = std::move(why);
+  r.device = std::move(device);
+  r.wall_seconds = seconds;
+  return r;
+}
+
 Json to_json(const EvalResult& r) {
-  Json metrics = Json::object();
-  for (const auto& [k, v] : r.metrics) metrics[k] = v;
   Json out{{"status", to_string(r.status)},
-           {"metrics", metrics},
+           {"metrics", Json(r.metrics)},
            {"error", r.error},
            {"device", r.device},
            {"wall_seconds", r.wall_seconds}};
-  if (!r.phase_seconds.empty()) {
-    Json phases = Json::object();
-    for (const auto& [k, v] : r.phase_seconds) phases[k] = v;
-    out["phase_seconds"] = phases;
-  }
+  if (!r.phase_seconds.empty()) out["phase_seconds"] = r.phase_seconds;
   return out;
 }
 
@@ -52,7 +57,7 @@ EvalResult eval_result_from_json(const Json& j) {
   r.device = j.at("device").get<std::string>();
   r.wall_seconds = j.at("wall_seconds").get<double>();
   if (const auto phases = j.find("phase_seconds"); phases != j.end())
-    for (const auto& [k, v] : phases->items()) r.phase_seconds[k] = v.get<double>();
+    r.phase_seconds = phases->get<std::map<std::string, double>>();
   return r;
 }
 

@@ -34,6 +34,9 @@ struct EvalResult {
   std::map<std::string, double> phase_seconds;
 };
 
+// A failed evaluation: its reason, where it ran and how long it took.
+EvalResult failed_evaluation(std::string why, std::string device, double seconds = 0.0);
+
 Json to_json(const EvalRequest& request);
 EvalRequest eval_request_from_json(const Json& json);
 Json to_json(const EvalResult& result);

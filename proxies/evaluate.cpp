@@ -115,15 +115,6 @@ evaluator::TrainSettings at_fidelity(evaluator::TrainSettings t, double fidelity
   return t;
 }
 
-EvalResult failed(std::string why, const std::string& device, double seconds) {
-  EvalResult r;
-  r.status = EvalStatus::failed;
-  r.error = std::move(why);
-  r.device = device;
-  r.wall_seconds = seconds;
-  return r;
-}
-
 }  // namespace
 
 std::string check_data(const EvalSettings& settings) {
@@ -179,14 +170,15 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress,
         why = report.error;
       else if (!report.error.empty())
         why += ": " + report.error;
-      return failed(why, backend->name(), elapsed());
+      return failed_evaluation(why, backend->name(), elapsed());
     }
     // The search screened its constraints on these numbers before training:
     // the model that was built must have exactly the parameters they count.
     if (report.params_total != spec.params_total())
-      return failed("parameter count mismatch: the built model has " + std::to_string(report.params_total) +
-                        ", the analytic count is " + std::to_string(spec.params_total()),
-                    backend->name(), elapsed());
+      return failed_evaluation("parameter count mismatch: the built model has " +
+                                   std::to_string(report.params_total) + ", the analytic count is " +
+                                   std::to_string(spec.params_total()),
+                               backend->name(), elapsed());
     EvalResult r;
     r.device = backend->name();
     r.metrics =
@@ -210,12 +202,12 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress,
     const auto inference = measure_inference(spec, *backend, latency, derive_seed(request.seed, "init"),
                                              settings.latency.has_value());
     if (inference.state_elements != analytic_state * latency.batch)
-      return failed("decode state mismatch: the built model holds " +
-                        std::to_string(inference.state_elements) + " elements for " +
-                        std::to_string(latency.batch) + " sequence(s) at context " +
-                        std::to_string(latency.context) + ", the analytic cache_bytes counts " +
-                        std::to_string(analytic_state) + " per sequence",
-                    backend->name(), elapsed());
+      return failed_evaluation("decode state mismatch: the built model holds " +
+                                   std::to_string(inference.state_elements) + " elements for " +
+                                   std::to_string(latency.batch) + " sequence(s) at context " +
+                                   std::to_string(latency.context) + ", the analytic cache_bytes counts " +
+                                   std::to_string(analytic_state) + " per sequence",
+                               backend->name(), elapsed());
     r.metrics["peak_memory_infer"] = static_cast<double>(inference.plan_bytes);
     r.metrics["peak_memory_train"] =
         static_cast<double>(training_plan_bytes(spec, *backend, train.batch_size, train.seq_len));
@@ -241,13 +233,14 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress,
       for (const auto& task : section.tasks) {
         const std::string name = to_string(task.kind);
         if (task.vocab > spec.vocab)
-          return failed("task " + name + ": its vocabulary of " + std::to_string(task.vocab) +
-                            " tokens exceeds the model's " + std::to_string(spec.vocab) + " (set tasks/" +
-                            name + "/vocab)",
-                        backend->name(), elapsed());
+          return failed_evaluation("task " + name + ": its vocabulary of " + std::to_string(task.vocab) +
+                                       " tokens exceeds the model's " + std::to_string(spec.vocab) +
+                                       " (set tasks/" + name + "/vocab)",
+                                   backend->name(), elapsed());
         const auto data = cached_task(task, derive_seed(section.seed, name));
         const auto report = train_on_task(spec, task_train, *data, derive_seed(request.seed, name), *backend);
-        if (!report.ok) return failed("task " + name + ": " + report.error, backend->name(), elapsed());
+        if (!report.ok)
+          return failed_evaluation("task " + name + ": " + report.error, backend->name(), elapsed());
         r.metrics[accuracy_metric(task.kind)] = report.accuracy;
       }
       r.phase_seconds["tasks"] = elapsed() - tasks_start;
@@ -259,9 +252,9 @@ EvalResult evaluate(const EvalRequest& request, const StepProgress& progress,
     backend.keep();
     return r;
   } catch (const std::bad_alloc&) {
-    return failed("out of memory", request.device, elapsed());
+    return failed_evaluation("out of memory", request.device, elapsed());
   } catch (const std::exception& e) {
-    return failed(e.what(), request.device, elapsed());
+    return failed_evaluation(e.what(), request.device, elapsed());
   }
 }
 

@@ -116,11 +116,11 @@ EvalResult evaluate_guarded(const EvaluateFunction& evaluate, const EvalRequest&
   } catch (const InputError&) {
     fatal = std::current_exception();  // a bad config fails every candidate: stop the search
   } catch (const std::exception& e) {
-    return EvalResult{EvalStatus::failed, {}, e.what(), request.device, 0.0, {}};
+    return failed_evaluation(e.what(), request.device);
   } catch (...) {
     fatal = std::current_exception();  // not an evaluation failure: let it end the search
   }
-  return EvalResult{EvalStatus::failed, {}, "", request.device, 0.0, {}};
+  return failed_evaluation("", request.device);
 }
 
 void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_function, db::Store& store,
@@ -213,12 +213,8 @@ void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_f
         why += format_number(abandoned->grace_seconds);
         why += " s of being cancelled; its worker thread was abandoned";
         if (!abandoned->stop_cancelled) {  // a stopped one stays running: marked interrupted at the end
-          record(*abandoned, EvalResult{EvalStatus::failed,
-                                        {},
-                                        abandoned->timeout_reason + why,
-                                        abandoned->job.request.device,
-                                        0.0,
-                                        {}});
+          record(*abandoned,
+                 failed_evaluation(abandoned->timeout_reason + why, abandoned->job.request.device));
         }
       }
     }

@@ -31,6 +31,7 @@
 #include <type_traits>
 
 #include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -201,6 +202,7 @@ struct Bf16Slice {
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) {
       const int idx = int(threadIdx.x) + u * kThreads, o = idx / kQuads, q = idx % kQuads * 4;
+      // One 8-byte store (store4_bf16 makes two 4-byte ones).
       const __nv_bfloat162 lo = __floats2bfloat162_rn(v[u].x, v[u].y),
                            hi = __floats2bfloat162_rn(v[u].z, v[u].w);
       uint2 packed;
@@ -296,12 +298,7 @@ __device__ void tile_product_bf16(unsigned char* shared, const float* a, int a_i
     const float4 v = *reinterpret_cast<const float4*>(cs + i * kLdC + j);
     float* out = c + (i * ldc + j);
     if (c_vector && j + 4 <= n) {
-      float4 r = v;
-      if (accumulate) {
-        const float4 o = *reinterpret_cast<const float4*>(out);
-        r = {o.x + v.x, o.y + v.y, o.z + v.z, o.w + v.w};
-      }
-      *reinterpret_cast<float4*>(out) = r;
+      store4(out, 0, accumulate ? load4(out, 0) + v : v);
     } else {
       const float e[4] = {v.x, v.y, v.z, v.w};
       for (int k = 0; k < 4 && j + k < n; ++k) out[k] = accumulate ? out[k] + e[k] : e[k];

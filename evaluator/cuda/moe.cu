@@ -4,7 +4,6 @@
 // owner and the CPU backend's summation order.
 #include <algorithm>
 #include <cstdint>
-#include <initializer_list>
 #include <stdexcept>
 #include <type_traits>
 
@@ -105,6 +104,15 @@ __global__ void moe_route_backward_kernel(float* dlogits, const float* dtop_weig
 // a chain of dependent loads: 7 and 9 us a call at 2048 rows and 8 experts.
 constexpr int kWarpExperts = kWarpSize;
 
+// Rows [0, rows) taken by the warps of the grid in turn.
+template <class F>
+__device__ inline void for_each_warp_row(int64_t rows, F&& f) {
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarpSize);
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize; r < rows;
+       r += warps)
+    f(r);
+}
+
 // sum over lanes 0..count-1 of x, added in lane order (every lane gets it).
 __device__ inline float ordered_lane_sum(float x, int count) {
   float sum = 0.0f;
@@ -116,9 +124,7 @@ __global__ void moe_route_warp_kernel(float* probs, int32_t* top_index, float* t
                                       const float* logits, int64_t rows, int experts, int top_k) {
   const int lane = threadIdx.x % kWarpSize;
   const bool mine = lane < experts;
-  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarpSize);
-  for (int64_t n = blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize; n < rows;
-       n += warps) {
+  for_each_warp_row(rows, [&](int64_t n) {
     const float l = mine ? logits[n * experts + lane] : -INFINITY;
     const float mx = warp_max(l);
     const float e = mine ? expf(l - mx) : 0.0f;
@@ -147,7 +153,7 @@ __global__ void moe_route_warp_kernel(float* probs, int32_t* top_index, float* t
       if (lane == 0) top_index[n * top_k + j] = best_lane;
     }
     if (chosen_j >= 0) top_weight[n * top_k + chosen_j] = chosen_p / chosen_sum;
-  }
+  });
 }
 
 // The backward of moe_route_warp_kernel's rows (moe_route_backward_kernel's
@@ -160,9 +166,7 @@ __global__ void moe_route_backward_warp_kernel(float* dlogits, const float* dtop
   const int lane = threadIdx.x % kWarpSize;
   const bool mine = lane < experts, choice = lane < top_k;
   const float stat = mine ? expert_stats[lane] : 0.0f;
-  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarpSize);
-  for (int64_t n = blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize; n < rows;
-       n += warps) {
+  for_each_warp_row(rows, [&](int64_t n) {
     const float p = mine ? probs[n * experts + lane] : 0.0f;
     const int32_t idx = choice ? top_index[n * top_k + lane] : -1;
     const float dw = choice ? dtop_weight[n * top_k + lane] : 0.0f,
@@ -178,7 +182,7 @@ __global__ void moe_route_backward_warp_kernel(float* dlogits, const float* dtop
     }
     const float pdp = ordered_lane_sum(p * dp, experts);
     if (mine) dlogits[n * experts + lane] += p * (dp - pdp);
-  }
+  });
 }
 
 // The dispatch is a stable counting sort of the assignments by expert over
@@ -312,15 +316,6 @@ __device__ inline float4 fma4(float w, float4 v, float4 acc) {
   return {fmaf(w, v.x, acc.x), fmaf(w, v.y, acc.y), fmaf(w, v.z, acc.z), fmaf(w, v.w, acc.w)};
 }
 
-// Rows [0, rows) taken by the warps of the grid in turn.
-template <class F>
-__device__ inline void for_each_warp_row(int64_t rows, F&& f) {
-  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarpSize);
-  for (int64_t r = blockIdx.x * int64_t(blockDim.x / kWarpSize) + threadIdx.x / kWarpSize; r < rows;
-       r += warps)
-    f(r);
-}
-
 // xs[p] = x[order[p] / top_k]
 __global__ void moe_gather_kernel(float* xs, const float* x, const int32_t* order, int64_t assignments,
                                   RowAccess row, int top_k) {
@@ -342,7 +337,7 @@ __global__ void moe_gather_backward_kernel(float* dx, const float* dxs, const in
       float4 acc = load_w<decltype(w)::value>(out + c);
       for (int j = 0; j < top_k; ++j) {
         const float4 v = load_w<decltype(w)::value>(dxs + int64_t(position[n * top_k + j]) * row.cols + c);
-        acc = {acc.x + v.x, acc.y + v.y, acc.z + v.z, acc.w + v.w};
+        acc += v;
       }
       store_w<decltype(w)::value>(out + c, acc);
     });
@@ -396,12 +391,9 @@ __global__ void moe_balance_loss_kernel(double* out, const float* expert_stats, 
   out[0] = __dmul_rn(__dmul_rn(double(aux_weight), double(experts)), sum);
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
-
-RowAccess row_access(int64_t cols, std::initializer_list<const void*> views) {
-  bool quads = cols % 4 == 0;
-  for (const void* v : views) quads = quads && aligned16(v);
-  return {cols, quads};
+template <class... T>
+RowAccess row_access(int64_t cols, const T*... views) {
+  return {cols, cols % 4 == 0 && aligned16(views...)};
 }
 
 constexpr int kRowWarps = 8;  // warps (rows in flight) a block
@@ -473,7 +465,7 @@ void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_
 void moe_gather(cudaStream_t stream, Matrix xs, ConstMatrix x, const int32_t* order, int top_k) {
   if (xs.numel() <= 0) return;
   moe_gather_kernel<<<row_blocks(xs.rows), kRowWarps * kWarpSize, 0, stream>>>(
-      xs.data, x.data, order, xs.rows, row_access(x.cols, {xs.data, x.data}), top_k);
+      xs.data, x.data, order, xs.rows, row_access(x.cols, xs.data, x.data), top_k);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -481,7 +473,7 @@ void moe_gather_backward(cudaStream_t stream, Matrix dx, ConstMatrix dxs, const 
                          int top_k) {
   if (dx.numel() <= 0) return;
   moe_gather_backward_kernel<<<row_blocks(dx.rows), kRowWarps * kWarpSize, 0, stream>>>(
-      dx.data, dxs.data, position, dx.rows, row_access(dx.cols, {dx.data, dxs.data}), top_k);
+      dx.data, dxs.data, position, dx.rows, row_access(dx.cols, dx.data, dxs.data), top_k);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -489,7 +481,7 @@ void moe_combine(cudaStream_t stream, Matrix y, ConstMatrix ys, const float* top
                  const int32_t* position, int top_k) {
   if (y.numel() <= 0) return;
   moe_combine_kernel<<<row_blocks(y.rows), kRowWarps * kWarpSize, 0, stream>>>(
-      y.data, ys.data, top_weight, position, y.rows, row_access(y.cols, {y.data, ys.data}), top_k);
+      y.data, ys.data, top_weight, position, y.rows, row_access(y.cols, y.data, ys.data), top_k);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -499,7 +491,7 @@ void moe_combine_backward(cudaStream_t stream, Matrix dys, float* dtop_weight, C
   if (assignments <= 0 || dy.cols <= 0) return;
   moe_combine_backward_kernel<<<row_blocks(assignments), kRowWarps * kWarpSize, 0, stream>>>(
       dys.data, dtop_weight, dy.data, ys.data, top_weight, position, assignments,
-      row_access(dy.cols, {dys.data, dy.data, ys.data}), top_k);
+      row_access(dy.cols, dys.data, dy.data, ys.data), top_k);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
