@@ -1,8 +1,8 @@
 #pragma once
 // Deterministic column sums of a per-element term over rows, for parameter
 // gradients (biases, gates, lambdas): a fixed number of row chunks, each
-// summed in row order by one thread per column, then the chunks summed in
-// order and handed to `finish(column, sum)`. No atomics, same bits every run.
+// summed in row order by one thread per column, then the chunks summed in a
+// fixed order and handed to `finish(column, sum)`. No atomics, same bits every run.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -24,21 +24,34 @@ __global__ void column_sum_partials_kernel(float* partials, Term term, int64_t r
   partials[chunk * cols + c] = sum;
 }
 
+// 32 columns a block: warp w sums chunks w, w + kFinishWarps, ... of its
+// lane's column, then the warps' sums are added in warp order. (A thread per
+// column walking all 256 chunks took 16 us a call on the few blocks a narrow
+// sum has.)
+constexpr int kFinishWarps = 8;
+
 template <class Finish>
 __global__ void column_sum_finish_kernel(const float* partials, int64_t chunks, int64_t cols, Finish finish) {
-  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (c >= cols) return;
+  __shared__ float warp_sums[kFinishWarps][32];
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
+  const int64_t c = blockIdx.x * int64_t(32) + lane;
   float sum = 0.0f;
-  for (int64_t k = 0; k < chunks; ++k) sum += partials[k * cols + c];
-  finish(c, sum);
+  if (c < cols)
+    for (int64_t k = warp; k < chunks; k += kFinishWarps) sum += partials[k * cols + c];
+  warp_sums[warp][lane] = sum;
+  __syncthreads();
+  if (warp != 0 || c >= cols) return;
+  float total = 0.0f;
+  for (int w = 0; w < kFinishWarps; ++w) total += warp_sums[w][lane];
+  finish(c, total);
 }
 
 // The second half of a column sum whose per-chunk partials (column_sum_chunks(rows)
-// chunks of `cols`) another kernel wrote: finish(c, the chunks' sum in order).
+// chunks of `cols`) another kernel wrote: finish(c, the chunks' sum in a fixed order).
 template <class Finish>
 void column_sums_finish(cudaStream_t stream, const float* partials, int64_t rows, int64_t cols,
                         Finish finish) {
-  column_sum_finish_kernel<<<unsigned((cols + 127) / 128), 128, 0, stream>>>(
+  column_sum_finish_kernel<<<unsigned((cols + 31) / 32), 32 * kFinishWarps, 0, stream>>>(
       partials, column_sum_chunks(rows), cols, finish);
   LIVS_CUDA_CHECK_LAUNCH();
 }

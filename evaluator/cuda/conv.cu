@@ -2,6 +2,8 @@
 //   y[b,t,c] = bias[c] + sum_j w[c,j] x[b, t-(k-1)+j, c],
 // history before t = 0 from the decode state (or zero). Each output sums the
 // bias first, then j = 0..k-1 with fmaf, as the CPU backend does.
+#include <type_traits>
+
 #include "evaluator/cuda/column_sums.cuh"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
@@ -92,6 +94,102 @@ void launch_conv_tiled(cudaStream_t stream, float* out, const float* in, const f
 }
 
 bool conv_tiled(const ConvShape& s) { return s.kernel >= 8 && s.kernel <= kConvTiledMaxKernel; }
+
+// Kernels of at most kShortMax taps: a thread per (channel, kShortRows
+// steps of one sequence) keeps a window of kK inputs (forward: x[t-k+1..t];
+// backward: dy[t..t+k-1]) in registers and its channel's weights too, so each
+// input is read once, not k times, and the weights once per thread (a block
+// per row read them for every row). The sums keep the row kernels' order and
+// skips (bias first, then j = 0..k-1 with fmaf), so the bits are theirs.
+constexpr int kShortMax = 4, kShortRows = 16, kShortThreads = 128;
+
+template <int kK>
+__global__ void __launch_bounds__(kShortThreads)
+    causal_conv_short_forward_kernel(float* y, const float* x, const float* w, const float* bias,
+                                     const float* state, ConvShape s) {
+  const int64_t C = s.channels, T = s.seq, c = blockIdx.x * int64_t(kShortThreads) + threadIdx.x;
+  if (c >= C) return;
+  const int64_t tiles = (T + kShortRows - 1) / kShortRows, b = blockIdx.y / tiles,
+                t0 = blockIdx.y % tiles * kShortRows, t1 = t0 + kShortRows < T ? t0 + kShortRows : T;
+  constexpr int hist = kK - 1;
+  float wc[kK], window[kK];
+#pragma unroll
+  for (int j = 0; j < kK; ++j) wc[j] = w[c * kK + j];
+#pragma unroll
+  for (int i = 1; i < kK; ++i) {  // window[i] = x[t0 - kK + i] before the first shift
+    const int64_t src = t0 - kK + i;
+    window[i] = src >= 0 ? x[(b * T + src) * C + c] : state ? state[(b * hist + hist + src) * C + c] : 0.0f;
+  }
+  const float start = bias ? bias[c] : 0.0f;
+  for (int64_t t = t0; t < t1; ++t) {
+#pragma unroll
+    for (int j = 0; j < kK - 1; ++j) window[j] = window[j + 1];
+    window[kK - 1] = x[(b * T + t) * C + c];
+    float acc = start;
+#pragma unroll
+    for (int j = 0; j < kK; ++j)
+      if (t - hist + j >= 0 || state) acc = fmaf(wc[j], window[j], acc);
+    y[(b * T + t) * C + c] = acc;
+  }
+}
+
+// dx[b,t,c] += sum_j w[c,j] dy[b, t+(k-1)-j, c], j = 0..k-1 in order (taps past the end skipped).
+template <int kK>
+__global__ void __launch_bounds__(kShortThreads)
+    causal_conv_short_backward_input_kernel(float* dx, const float* dy, const float* w, ConvShape s) {
+  const int64_t C = s.channels, T = s.seq, c = blockIdx.x * int64_t(kShortThreads) + threadIdx.x;
+  if (c >= C) return;
+  const int64_t tiles = (T + kShortRows - 1) / kShortRows, b = blockIdx.y / tiles,
+                t0 = blockIdx.y % tiles * kShortRows, t1 = t0 + kShortRows < T ? t0 + kShortRows : T;
+  constexpr int hist = kK - 1;
+  float wc[kK], window[kK];  // window[i] = dy[t + i] while row t is summed
+#pragma unroll
+  for (int j = 0; j < kK; ++j) wc[j] = w[c * kK + j];
+#pragma unroll
+  for (int i = 1; i < kK; ++i) {
+    const int64_t src = t0 + i - 1;
+    window[i] = src < T ? dy[(b * T + src) * C + c] : 0.0f;
+  }
+  for (int64_t t = t0; t < t1; ++t) {
+#pragma unroll
+    for (int j = 0; j < kK - 1; ++j) window[j] = window[j + 1];
+    window[kK - 1] = t + hist < T ? dy[(b * T + t + hist) * C + c] : 0.0f;
+    float* out = dx + (b * T + t) * C + c;
+    float acc = *out;
+#pragma unroll
+    for (int j = 0; j < kK; ++j)
+      if (t + hist - j < T) acc = fmaf(wc[j], window[hist - j], acc);
+    *out = acc;
+  }
+}
+
+dim3 short_conv_grid(const ConvShape& s) {
+  return dim3(unsigned((s.channels + kShortThreads - 1) / kShortThreads),
+              unsigned(int64_t(s.batch) * ((s.seq + kShortRows - 1) / kShortRows)));
+}
+
+// f(std::integral_constant<int, k>) for a short kernel (k = 1..kShortMax),
+// so each gets its own unrolled instance; false for longer ones.
+template <class F>
+bool with_short_taps(int k, F f) {
+  static_assert(kShortMax == 4, "the cases cover 1..kShortMax");
+  switch (k) {
+    case 1:
+      f(std::integral_constant<int, 1>{});
+      return true;
+    case 2:
+      f(std::integral_constant<int, 2>{});
+      return true;
+    case 3:
+      f(std::integral_constant<int, 3>{});
+      return true;
+    case 4:
+      f(std::integral_constant<int, 4>{});
+      return true;
+    default:
+      return false;
+  }
+}
 
 // The new history is the last k-1 inputs of [state, x]; one thread per
 // (sequence, channel) walks its slots in order, since slot i reads slot i + T.
@@ -201,9 +299,16 @@ void causal_conv_forward(cudaStream_t stream, float* y, const float* x, const fl
     launch_conv_tiled<false>(stream, y, x, w, bias, s);
     return;
   }
-  causal_conv_forward_kernel<<<unsigned(int64_t(s.batch) * s.seq), row_threads(s.channels), 0, stream>>>(
-      y, x, w, bias, state, s);
-  LIVS_CUDA_CHECK_LAUNCH();
+  const bool short_taps = with_short_taps(s.kernel, [&](auto taps) {
+    causal_conv_short_forward_kernel<taps.value>
+        <<<short_conv_grid(s), kShortThreads, 0, stream>>>(y, x, w, bias, state, s);
+    LIVS_CUDA_CHECK_LAUNCH();
+  });
+  if (!short_taps) {
+    causal_conv_forward_kernel<<<unsigned(int64_t(s.batch) * s.seq), row_threads(s.channels), 0, stream>>>(
+        y, x, w, bias, state, s);
+    LIVS_CUDA_CHECK_LAUNCH();
+  }
   if (!state || s.kernel <= 1) return;
   const int64_t sequences = int64_t(s.batch) * s.channels;
   causal_conv_state_kernel<<<unsigned((sequences + 255) / 256), 256, 0, stream>>>(state, x, s);
@@ -217,23 +322,23 @@ void causal_conv_backward(cudaStream_t stream, float* dx, float* dw, float* dbia
   if (conv_tiled(s)) {
     launch_conv_tiled<true>(stream, dx, dy, w, nullptr, s);
   } else {
-    causal_conv_backward_input_kernel<<<unsigned(rows), row_threads(C), 0, stream>>>(dx, dy, w, s);
-    LIVS_CUDA_CHECK_LAUNCH();
+    const bool short_taps = with_short_taps(s.kernel, [&](auto taps) {
+      causal_conv_short_backward_input_kernel<taps.value>
+          <<<short_conv_grid(s), kShortThreads, 0, stream>>>(dx, dy, w, s);
+      LIVS_CUDA_CHECK_LAUNCH();
+    });
+    if (!short_taps) {
+      causal_conv_backward_input_kernel<<<unsigned(rows), row_threads(C), 0, stream>>>(dx, dy, w, s);
+      LIVS_CUDA_CHECK_LAUNCH();
+    }
   }
-  switch (s.kernel) {  // the short convolutions in one pass; longer kernels through the general column sum
-    case 2:
-      short_conv_weight_gradient<2>(stream, dw, partials, dy, x, C, s.seq, rows);
-      break;
-    case 3:
-      short_conv_weight_gradient<3>(stream, dw, partials, dy, x, C, s.seq, rows);
-      break;
-    case 4:
-      short_conv_weight_gradient<4>(stream, dw, partials, dy, x, C, s.seq, rows);
-      break;
-    default:
-      column_sums(stream, partials, rows, C * s.kernel, ConvWeightTerm{dy, x, C, s.kernel, s.seq},
-                  AddToConvWeight{dw, C, s.kernel});
-  }
+  // The short convolutions' weight gradients in one pass; longer kernels through the general column sum.
+  const bool short_taps = with_short_taps(s.kernel, [&](auto taps) {
+    short_conv_weight_gradient<taps.value>(stream, dw, partials, dy, x, C, s.seq, rows);
+  });
+  if (!short_taps)
+    column_sums(stream, partials, rows, C * s.kernel, ConvWeightTerm{dy, x, C, s.kernel, s.seq},
+                AddToConvWeight{dw, C, s.kernel});
   if (dbias) column_sums(stream, partials, rows, C, ConvBiasTerm{dy, C}, AddScaled{dbias, 1.0f});
 }
 

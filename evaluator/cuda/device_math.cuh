@@ -76,6 +76,7 @@ __device__ inline float4 operator+(float4 a, float4 b) {
   return {a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w};
 }
 __device__ inline float4& operator+=(float4& a, float4 b) { return a = a + b; }
+__device__ inline float4 operator*(float4 a, float s) { return {a.x * s, a.y * s, a.z * s, a.w * s}; }
 
 // Whether every pointer is 16-byte aligned (the float4 paths need it; views
 // into the middle of a buffer may not be).
@@ -90,11 +91,13 @@ inline bool aligned8(const T*... pointers) {
 }
 
 // Elements 4i..4i+3 of an 8-byte aligned bf16 array from four floats, rounded
-// to nearest even (one 8-byte store).
+// to nearest even, in one 8-byte store (two bf16x2 stores would be two).
 __device__ inline void store4_bf16(__nv_bfloat16* p, int64_t i, float4 v) {
-  __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(p + 4 * i);
-  out[0] = __floats2bfloat162_rn(v.x, v.y);
-  out[1] = __floats2bfloat162_rn(v.z, v.w);
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  uint2 packed;
+  packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+  packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+  *reinterpret_cast<uint2*>(p + 4 * i) = packed;
 }
 
 // Grid-stride loop over count elements in steps of four when `vector`

@@ -63,12 +63,25 @@ __device__ void stage_chunk(SharedTile t, const float* x, const Layout& at, cons
 __device__ void stage_state_sum(SharedTile t, const float* states, const Layout& at, const Block& k,
                                 int64_t first, int64_t last) {
   const int64_t area = at.hd * at.hd;
+  const float* task_states = states + k.task * at.chunks * area;
+  if (k.hd % 4 == 0) {  // quads: 16-byte loads (the states are hd x hd, hd a multiple of 4)
+    block_quads<4>(
+        k.hd16, k.hd16 / 4,
+        [&](int r, int c) {
+          float4 acc{0.0f, 0.0f, 0.0f, 0.0f};
+          if (r < k.hd && 4 * c < k.hd)
+            for (int64_t chunk = first; chunk < last; ++chunk)
+              acc += load4(task_states + chunk * area + r * k.hd, c);
+          return acc;
+        },
+        [&](int r, int c, float4 v) { store4_bf16(t.p + r * t.stride, c, v); });
+    return;
+  }
   for (int e = threadIdx.x; e < k.hd16 * k.hd16; e += blockDim.x) {
     const int r = e / k.hd16, c = e % k.hd16;
     float acc = 0.0f;
     if (r < k.hd && c < k.hd)
-      for (int64_t chunk = first; chunk < last; ++chunk)
-        acc += states[(k.task * at.chunks + chunk) * area + r * k.hd + c];
+      for (int64_t chunk = first; chunk < last; ++chunk) acc += task_states[chunk * area + r * k.hd + c];
     t(r, c) = __float2bfloat16_rn(acc);
   }
 }
@@ -87,24 +100,27 @@ __device__ void masked_scores(float (&acc)[kTiles][4], SharedTile X, SharedTile 
 
 // The warp's scores into a shared tile.
 __device__ void store_scores(SharedTile t, const float (&scores)[kTiles][4], int warp, int lane) {
-#pragma unroll
-  for (int tile = 0; tile < kTiles; ++tile)
-#pragma unroll
-    for (int e = 0; e < 4; ++e)
-      t(warp * tc::kMmaRows + tc::fragment_row(lane, e), tc::fragment_col(lane, tile, e)) =
-          __float2bfloat16_rn(scores[tile][e]);
+  tc::for_each_pair(scores, lane, [&](int r, int c, float a, float b) {
+    tc::store_pair(t, warp * tc::kMmaRows + r, c, a, b);
+  });
 }
 
-// dst (rows of the chunk, `accumulate`: +=) from a warp's 16 x 16 output block at column c0.
+// dst (rows of the chunk, `accumulate`: +=) from a warp's 16 x 16 output block
+// at column c0; two adjacent columns in one 8-byte access when head_dim is
+// even and dst 8-byte aligned.
 __device__ void write_rows(float* dst, const float (&acc)[2][4], const Layout& at, const Block& k, int c0,
                            int warp, int lane, bool accumulate) {
-  for (int tile = 0; tile < 2; ++tile)
-    for (int e = 0; e < 4; ++e) {
-      const int t = warp * tc::kMmaRows + tc::fragment_row(lane, e), c = c0 + tc::fragment_col(lane, tile, e);
-      if (t >= k.len || c >= k.hd) continue;
-      float& out = dst[k.offset(at, t) + c];
-      out = accumulate ? out + acc[tile][e] : acc[tile][e];
-    }
+  const bool paired = k.hd % 2 == 0 && reinterpret_cast<uintptr_t>(dst) % 8 == 0;
+  tc::for_each_pair(acc, lane, [&](int r, int c, float a, float b) {
+    const int t = warp * tc::kMmaRows + r;
+    c += c0;
+    if (t >= k.len || c >= k.hd) return;
+    float* out = dst + k.offset(at, t) + c;
+    if (accumulate)
+      tc::add2(out, a, b, paired, c + 1 < k.hd);
+    else
+      tc::store2(out, a, b, paired, c + 1 < k.hd);
+  });
 }
 
 // states[task][chunk] = X_c^T Y_c: K^T V, and Q^T dO as well in backward.

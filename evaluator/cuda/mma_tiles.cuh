@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "evaluator/cuda/attention_tc_common.cuh"
+#include "evaluator/cuda/device_math.cuh"
 
 namespace livs::evaluator::cuda::tc {
 
@@ -38,13 +39,56 @@ __device__ inline SharedTile carve(__nv_bfloat16*& next, int rows, int width16) 
   return t;
 }
 
+// Quads (four consecutive columns) of a rows x 4*quads area by the whole
+// block, kInFlight a thread at a time: load(r, c) for quad c of row r, then
+// store(r, c, value) once all kInFlight loads are issued (a loop that waited
+// on each load in turn left the chunk kernels waiting on global memory most of
+// their time). Each thread divides once, for its first quad; every later one
+// is a step of blockDim.x quads (whole rows plus a remainder).
+template <int kInFlight, class Load, class Store>
+__device__ inline void block_quads(int rows, int quads, Load load, Store store) {
+  const int threads = int(blockDim.x), step_rows = threads / quads, step_cols = threads % quads;
+  int r = int(threadIdx.x) / quads, c = int(threadIdx.x) % quads;
+  while (r < rows) {
+    float4 v[kInFlight];
+    int at_r[kInFlight], at_c[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      at_r[u] = r;
+      at_c[u] = c;
+      v[u] = r < rows ? load(r, c) : float4{0.0f, 0.0f, 0.0f, 0.0f};
+      c += step_cols;
+      r += step_rows;
+      if (c >= quads) {
+        c -= quads;
+        ++r;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u)
+      if (at_r[u] < rows) store(at_r[u], at_c[u], v[u]);
+  }
+}
+
 // rows x width16 of an fp32 array (row stride src_stride) into a bf16 tile,
 // by the whole block: rows past `valid` and columns past `cols` as zeros, row
-// r times scale[r] when given. Each thread issues kInFlight loads before it
-// converts any: a loop that waited for each load in turn left the SSD kernels
-// waiting on global memory most of their time.
+// r times scale[r] when given. 16-byte loads and 8-byte shared stores where
+// the rows allow (cols and the stride multiples of 4, src 16-byte aligned),
+// else one element at a time.
 __device__ inline void stage(SharedTile t, int rows, int width16, const float* src, int64_t src_stride,
                              int valid, int64_t cols, const float* scale = nullptr) {
+  if (cols % 4 == 0 && src_stride % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0) {
+    block_quads<8>(
+        rows, width16 / 4,
+        [&](int r, int c) {
+          return r < valid && 4 * c < cols ? load4(src + r * src_stride, c) : float4{0.0f, 0.0f, 0.0f, 0.0f};
+        },
+        [&](int r, int c, float4 v) {
+          if (scale) v = v * scale[r];
+          store4_bf16(t.p + r * t.stride, c, v);
+        });
+    return;
+  }
   constexpr int kInFlight = 16;
   const int total = rows * width16;
   for (int base = int(threadIdx.x); base < total; base += kInFlight * int(blockDim.x)) {
@@ -103,6 +147,54 @@ __device__ __forceinline__ int fragment_col(int lane, int tile, int e) {
   return tile * 8 + 2 * (lane & 3) + (e & 1);
 }
 
+// f(row, col, tile, e) for each pair of adjacent elements of a warp's C
+// fragments over kN n-tiles: elements e and e + 1 of n-tile `tile` sit at
+// (row, col) and (row, col + 1), col even. Writing a pair with one 4-byte
+// (bf16x2) or 8-byte (float2) access halves the epilogues' instructions and
+// fills the sectors they touch.
+template <int kN, class F>
+__device__ __forceinline__ void for_each_pair_at(int lane, F f) {
+#pragma unroll
+  for (int tile = 0; tile < kN; ++tile)
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+      f(fragment_row(lane, 2 * half), fragment_col(lane, tile, 0), tile, 2 * half);
+}
+// The same with the pair's values: f(row, col, a, b).
+template <int kN, class F>
+__device__ __forceinline__ void for_each_pair(const float (&acc)[kN][4], int lane, F f) {
+  for_each_pair_at<kN>(lane, [&](int r, int c, int tile, int e) { f(r, c, acc[tile][e], acc[tile][e + 1]); });
+}
+
+// Two adjacent floats at p (p[1] only when `both`): one 8-byte access when
+// `paired` (the caller knows p is 8-byte aligned for the whole block), else
+// one element at a time.
+__device__ __forceinline__ void store2(float* p, float a, float b, bool paired, bool both) {
+  if (paired) {
+    *reinterpret_cast<float2*>(p) = make_float2(a, b);
+    return;
+  }
+  p[0] = a;
+  if (both) p[1] = b;
+}
+// The same adding to what is there.
+__device__ __forceinline__ void add2(float* p, float a, float b, bool paired, bool both) {
+  if (paired) {
+    float2 v = *reinterpret_cast<const float2*>(p);
+    v.x += a;
+    v.y += b;
+    *reinterpret_cast<float2*>(p) = v;
+    return;
+  }
+  p[0] += a;
+  if (both) p[1] += b;
+}
+
+// Columns c and c + 1 (c even) of row r of a tile, rounded to bf16.
+__device__ __forceinline__ void store_pair(SharedTile t, int r, int c, float a, float b) {
+  *reinterpret_cast<__nv_bfloat162*>(&t(r, c)) = __floats2bfloat162_rn(a, b);
+}
+
 // The sum of a value over the 4 lanes that hold one row of a C fragment.
 __device__ __forceinline__ float row_sum(float v) {
   v += __shfl_xor_sync(0xffffffffu, v, 1);
@@ -117,17 +209,17 @@ __device__ inline void store_transposed_product(float* out, int64_t out_stride, 
                                                 int rows, int P, int N) {
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, warps = int(blockDim.x) / 32;
   const int col_blocks = padded16(N) / 16, blocks = padded16(P) / 16 * col_blocks;
+  const bool paired = N % 2 == 0 && out_stride % 2 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
   for (int block = warp; block < blocks; block += warps) {
     const int p0 = block / col_blocks * 16, n0 = block % col_blocks * 16;
     float acc[2][4] = {};
     mma_pair(
         acc[0], acc[1], 0, rows, [&](auto& a, int j0) { load_a_transposed(a, U, p0, j0, lane); },
         [&](auto& b, int j0) { load_b(b, V, j0, n0, lane); });
-    for (int tile = 0; tile < 2; ++tile)
-      for (int e = 0; e < 4; ++e) {
-        const int p = p0 + fragment_row(lane, e), n = n0 + fragment_col(lane, tile, e);
-        if (p < P && n < N) out[p * out_stride + n] = acc[tile][e];
-      }
+    for_each_pair(acc, lane, [&](int r, int c, float a, float b) {
+      const int p = p0 + r, n = n0 + c;
+      if (p < P && n < N) store2(out + p * out_stride + n, a, b, paired, n + 1 < N);
+    });
   }
 }
 

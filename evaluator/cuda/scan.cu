@@ -87,6 +87,30 @@ unsigned blocks_for(int64_t threads) { return unsigned((threads + kThreads - 1) 
 
 // ---------------------------------------------------------------- RG-LRU
 
+// count steps t = first, first + dir, ... (dir = 1 or -1): load(t) for
+// kAhead steps before step(t, loaded) for any of them. A thread walking time
+// one step at a time waited on each step's loads in turn (the compiler cannot
+// move them above the previous step's stores, which might alias them); with
+// kAhead steps' loads in flight the RG-LRU passes stop being latency-bound.
+template <int kAhead, class Load, class Step>
+__device__ inline void walk_steps(int64_t first, int64_t count, int dir, Load load, Step step) {
+  using Loaded = decltype(load(first));
+  for (int64_t done = 0; done < count; done += kAhead) {
+    Loaded in[kAhead];
+#pragma unroll
+    for (int u = 0; u < kAhead; ++u)
+      if (done + u < count) in[u] = load(first + (done + u) * dir);
+#pragma unroll
+    for (int u = 0; u < kAhead; ++u)
+      if (done + u < count) step(first + (done + u) * dir, in[u]);
+  }
+}
+constexpr int kStepsAhead = 8;
+
+struct RglruInputs {
+  float ga, gi, u;
+};
+
 // Forward over chunks [g * per_group, ...) of (b = blockIdx.z, ch): from
 // carry_in [b, chunks, C] when given, else from `state` (first group) or zero.
 __global__ void rglru_forward_kernel(float* h, const float* u, const float* gate_a, const float* gate_i,
@@ -98,12 +122,17 @@ __global__ void rglru_forward_kernel(float* h, const float* u, const float* gate
   const int64_t t_begin = c0 * kScanChunk, t_end = min64(T, (c0 + per_group) * kScanChunk);
   const float sp = softplus(lambda[ch]);
   float carry = carry_in ? carry_in[(b * chunks + c0) * C + ch] : (state ? state[b * C + ch] : 0.0f);
-  for (int64_t t = t_begin; t < t_end; ++t) {
-    const int64_t e = (b * T + t) * C + ch;
-    const RglruStep st(gate_a[e], gate_i[e], sp, c);
-    carry = fmaf(st.a, carry, st.m * (st.i * u[e]));
-    h[e] = carry;
-  }
+  auto at = [&](int64_t t) { return (b * T + t) * C + ch; };
+  walk_steps<kStepsAhead>(
+      t_begin, t_end - t_begin, 1,
+      [&](int64_t t) {
+        return RglruInputs{gate_a[at(t)], gate_i[at(t)], u[at(t)]};
+      },
+      [&](int64_t t, const RglruInputs& in) {
+        const RglruStep st(in.ga, in.gi, sp, c);
+        carry = fmaf(st.a, carry, st.m * (st.i * in.u));
+        h[at(t)] = carry;
+      });
   if (write_state && state) state[b * C + ch] = carry;
 }
 
@@ -117,12 +146,17 @@ __global__ void rglru_chunk_end_kernel(float* ends, float* log_decay, const floa
   const int64_t b = blockIdx.z, k = blockIdx.y, t_end = min64(T, (k + 1) * kScanChunk);
   const float sp = softplus(lambda[ch]);
   float carry = 0.0f, sum_log = 0.0f;
-  for (int64_t t = k * kScanChunk; t < t_end; ++t) {
-    const int64_t e = (b * T + t) * C + ch;
-    const RglruStep st(gate_a[e], gate_i[e], sp, c);
-    carry = fmaf(st.a, carry, st.m * (st.i * u[e]));
-    sum_log += st.log_a;
-  }
+  auto at = [&](int64_t t) { return (b * T + t) * C + ch; };
+  walk_steps<kStepsAhead>(
+      k * kScanChunk, t_end - k * kScanChunk, 1,
+      [&](int64_t t) {
+        return RglruInputs{gate_a[at(t)], gate_i[at(t)], u[at(t)]};
+      },
+      [&](int64_t, const RglruInputs& in) {
+        const RglruStep st(in.ga, in.gi, sp, c);
+        carry = fmaf(st.a, carry, st.m * (st.i * in.u));
+        sum_log += st.log_a;
+      });
   ends[(b * chunks + k) * C + ch] = carry;
   log_decay[(b * chunks + k) * C + ch] = sum_log;
 }
@@ -158,21 +192,31 @@ __global__ void rglru_backward_kernel(float* du, float* dgate_a, float* dgate_i,
   const int64_t t_begin = c0 * kScanChunk, t_end = min64(T, (c_last + 1) * kScanChunk);
   const float sp = softplus(lambda[ch]);
   float dsp = 0.0f, carry = carry_in ? carry_in[(b * chunks + c_last) * C + ch] : 0.0f;
-  for (int64_t t = t_end - 1; t >= t_begin; --t) {
-    const int64_t e = (b * T + t) * C + ch;
-    const RglruStep st(gate_a[e], gate_i[e], sp, c);
-    const float grad = dh[e] + carry;
-    const float h_prev = t > 0 ? h[e - C] : 0.0f;
-    const float x = st.i * u[e];
-    const float dm_dlog_a = -(st.a * st.a) / sqrtf(fmaxf(st.v, kSqrtFloor));
-    const float dlog_a = grad * (st.a * h_prev + x * dm_dlog_a);
-    const float dx = grad * st.m;
-    du[e] += dx * st.i;
-    dgate_i[e] += dx * u[e] * st.i * (1.0f - st.i);
-    dgate_a[e] += dlog_a * (-c * sp) * st.r * (1.0f - st.r);
-    dsp += dlog_a * (-c * st.r);
-    carry = grad * st.a;
-  }
+  struct Inputs {  // and the gradients' current values, which the step adds to
+    float ga, gi, u, dh, h_prev, du, dgi, dga;
+  };
+  auto at = [&](int64_t t) { return (b * T + t) * C + ch; };
+  walk_steps<kStepsAhead>(
+      t_end - 1, t_end - t_begin, -1,
+      [&](int64_t t) {
+        const int64_t e = at(t);
+        return Inputs{gate_a[e], gate_i[e],  u[e],      dh[e], t > 0 ? h[e - C] : 0.0f,
+                      du[e],     dgate_i[e], dgate_a[e]};
+      },
+      [&](int64_t t, const Inputs& in) {
+        const int64_t e = at(t);
+        const RglruStep st(in.ga, in.gi, sp, c);
+        const float grad = in.dh + carry;
+        const float x = st.i * in.u;
+        const float dm_dlog_a = -(st.a * st.a) / sqrtf(fmaxf(st.v, kSqrtFloor));
+        const float dlog_a = grad * (st.a * in.h_prev + x * dm_dlog_a);
+        const float dx = grad * st.m;
+        du[e] = in.du + dx * st.i;
+        dgate_i[e] = in.dgi + dx * in.u * st.i * (1.0f - st.i);
+        dgate_a[e] = in.dga + dlog_a * (-c * sp) * st.r * (1.0f - st.r);
+        dsp += dlog_a * (-c * st.r);
+        carry = grad * st.a;
+      });
   dsp_partials[(b * gridDim.y + g) * C + ch] = dsp;
 }
 
@@ -185,12 +229,17 @@ __global__ void rglru_chunk_carry_kernel(float* ends, float* log_decay, const fl
   const int64_t b = blockIdx.z, k = blockIdx.y, t_end = min64(T, (k + 1) * kScanChunk);
   const float sp = softplus(lambda[ch]);
   float carry = 0.0f, sum_log = 0.0f;
-  for (int64_t t = t_end - 1; t >= k * kScanChunk; --t) {
-    const int64_t e = (b * T + t) * C + ch;
-    const float log_a = -c * sigmoid(gate_a[e]) * sp;  // as RglruStep
-    carry = (dh[e] + carry) * expf(log_a);
-    sum_log += log_a;
-  }
+  auto at = [&](int64_t t) { return (b * T + t) * C + ch; };
+  walk_steps<kStepsAhead>(
+      t_end - 1, t_end - k * kScanChunk, -1,
+      [&](int64_t t) {
+        return float2{gate_a[at(t)], dh[at(t)]};
+      },
+      [&](int64_t, float2 in) {
+        const float log_a = -c * sigmoid(in.x) * sp;  // as RglruStep
+        carry = (in.y + carry) * expf(log_a);
+        sum_log += log_a;
+      });
   ends[(b * chunks + k) * C + ch] = carry;
   log_decay[(b * chunks + k) * C + ch] = sum_log;
 }

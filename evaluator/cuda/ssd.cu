@@ -39,6 +39,7 @@
 
 #include "common/environment_switch.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
 #include "evaluator/cuda/ssd_common.cuh"
 #include "evaluator/cuda/ssd_tc.cuh"
@@ -387,16 +388,20 @@ __global__ void ssd_bc_kernel(float* dxbc, const float* bc_partials, Dims d) {
   dxbc[row * d.W + d.I + n2] += s;
 }
 
-// da_log[h] += A_h sum dA, dD[h] += sum dD over (sequence, chunk) blocks in order.
+// da_log[h] += A_h sum dA, dD[h] += sum dD over the (sequence, chunk)
+// blocks: a warp per head, each lane a strided share of the blocks, then a
+// fixed butterfly (a thread per head walking every block took 28 us a call).
 __global__ void ssd_params_kernel(float* da_log, float* dD, const float* param_partials, const float* a_log,
                                   Dims d) {
-  const int64_t h = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (h >= d.H) return;
+  const int64_t h = blockIdx.x;
   double da = 0.0, dd = 0.0;
-  for (int64_t bc = 0; bc < d.batch * d.chunks; ++bc) {
+  for (int64_t bc = threadIdx.x; bc < d.batch * d.chunks; bc += kWarpSize) {
     da += param_partials[2 * (bc * d.H + h)];
     dd += param_partials[2 * (bc * d.H + h) + 1];
   }
+  da = warp_sum(da);
+  dd = warp_sum(dd);
+  if (threadIdx.x != 0) return;
   da_log[h] += float(-exp(double(a_log[h])) * da);
   dD[h] += float(dd);
 }
@@ -504,8 +509,7 @@ void ssd_backward(cudaStream_t stream, float* dxbc, float* ddt, float* da_log, f
   }
   ssd_bc_kernel<<<element_blocks(rows * 2 * d.N), kElementThreads, 0, stream>>>(dxbc, bc_partials, d);
   LIVS_CUDA_CHECK_LAUNCH();
-  ssd_params_kernel<<<element_blocks(d.H), kElementThreads, 0, stream>>>(da_log, dD, param_partials, a_log,
-                                                                         d);
+  ssd_params_kernel<<<unsigned(d.H), kWarpSize, 0, stream>>>(da_log, dD, param_partials, a_log, d);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

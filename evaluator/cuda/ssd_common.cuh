@@ -36,7 +36,7 @@ struct Chunk {
 
 // Loads the block's chunk and fills dtv (dt of its steps, 0 past len) and
 // cum (running sum of dt A; past len it stays at cum_last). Needs at least
-// kQ threads; ends with a barrier.
+// a warp; ends with a barrier.
 __device__ inline Chunk load_chunk(float* cum, float* dtv, const float* dt, const float* a_log,
                                    const Dims& d) {
   Chunk k;
@@ -46,14 +46,33 @@ __device__ inline Chunk load_chunk(float* cum, float* dtv, const float* dt, cons
   k.t0 = k.c * kQ;
   k.len = int(d.T - k.t0 < kQ ? d.T - k.t0 : kQ);
   k.A = -expf(a_log[k.h]);
-  if (threadIdx.x < kQ)
-    dtv[threadIdx.x] = int(threadIdx.x) < k.len ? dt[(k.b * d.T + k.t0 + threadIdx.x) * d.H + k.h] : 0.0f;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float s = 0.0f;
-    for (int i = 0; i < kQ; ++i) {
-      s += dtv[i] * k.A;  // past len dt is 0: cum stays at cum_last
-      cum[i] = s;
+  // The first warp: each lane loads kPerLane consecutive steps, sums them in
+  // order, and a shuffle scan over the lanes gives each its prefix (one
+  // thread walking all kQ steps left the block idle for that long).
+  constexpr int kPerLane = kQ / 32;
+  static_assert(kQ % 32 == 0, "whole steps per lane");
+  if (threadIdx.x < 32) {
+    const int lane = int(threadIdx.x);
+    float v[kPerLane], total = 0.0f;
+#pragma unroll
+    for (int u = 0; u < kPerLane; ++u) {
+      const int i = lane * kPerLane + u;
+      v[u] = i < k.len ? dt[(k.b * d.T + k.t0 + i) * d.H + k.h] : 0.0f;
+      dtv[i] = v[u];
+      total += v[u] * k.A;
+    }
+    float through = total;  // inclusive scan of the lanes' totals
+#pragma unroll
+    for (int offset = 1; offset < 32; offset *= 2) {
+      const float other = __shfl_up_sync(0xffffffffu, through, offset);
+      if (lane >= offset) through += other;
+    }
+    float before = __shfl_up_sync(0xffffffffu, through, 1);
+    if (lane == 0) before = 0.0f;
+#pragma unroll
+    for (int u = 0; u < kPerLane; ++u) {
+      before += v[u] * k.A;  // past len dt is 0: cum stays at cum_last
+      cum[lane * kPerLane + u] = before;
     }
   }
   __syncthreads();

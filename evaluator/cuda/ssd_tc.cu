@@ -104,19 +104,22 @@ __global__ void __launch_bounds__(kThreads)
     }
 
   const float dh = D[k.h];
+  const bool paired = d.P % 2 == 0 && d.I % 2 == 0 && reinterpret_cast<uintptr_t>(y) % 8 == 0;
   for (int p0 = 16 * half; p0 < P16; p0 += 32) {
     float inside[2][4] = {}, entering[2][4] = {};
     tc::lower_times<kRowBlocks>(inside, m, X, p0, warp, lane);
     tc::mma_pair(entering[0], entering[1], 0, N16, C_rows,
                  [&](auto& b, int n0) { tc::load_b_transposed(b, H0, n0, p0, lane); });
-    for (int tile = 0; tile < 2; ++tile)
-      for (int e = 0; e < 4; ++e) {
-        const int i = r0 + tc::fragment_row(lane, e), p = p0 + tc::fragment_col(lane, tile, e);
-        if (i >= k.len || p >= d.P) continue;
-        const int64_t row = row0 + i;
-        const float x = __bfloat162float(X(i, p));
-        y[row * d.I + k.h * d.P + p] = fmaf(dh, x, fmaf(expf(cum[i]), entering[tile][e], inside[tile][e]));
-      }
+    tc::for_each_pair_at<2>(lane, [&](int r, int c, int tile, int e) {
+      const int i = r0 + r, p = p0 + c;
+      if (i >= k.len || p >= d.P) return;
+      const float decay = expf(cum[i]);
+      auto out = [&](int f) {  // past P: X's padding, and entering and inside are 0 there too
+        return fmaf(dh, __bfloat162float(X(i, p + f)),
+                    fmaf(decay, entering[tile][e + f], inside[tile][e + f]));
+      };
+      tc::store2(y + (row0 + i) * d.I + k.h * d.P + p, out(0), out(1), paired, p + 1 < d.P);
+    });
   }
 }
 
@@ -167,20 +170,26 @@ __global__ void __launch_bounds__(kThreads)
   tc::lower_products<kRowBlocks>(xm, dY, X, P16, warp, lane);
   // E o S and E o X to shared memory (read transposed below), T1 for the decays'
   // gradient; xm becomes E o dt o X, the left operand of dC.
+  tc::for_each_pair_at<kTiles>(lane, [&](int r, int j, int tile, int e) {
+    const int i = r0 + r;
+    float es[2], exs[2];
 #pragma unroll
-  for (int tile = 0; tile < kTiles; ++tile)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int i = r0 + tc::fragment_row(lane, e), j = tc::fragment_col(lane, tile, e);
-      const float E = j <= i && i < k.len ? expf(cum[i] - cum[j]) : 0.0f, ex = E * xm[tile][e];
-      if (half == 0) {
-        ES(i, j) = __float2bfloat16_rn(E * s[tile][e]);
-        EX(i, j) = __float2bfloat16_rn(ex);
-        T1[i][j] = ex * s[tile][e] * dtv[j];
-      }
-      xm[tile][e] = ex * dtv[j];
+    for (int f = 0; f < 2; ++f) {
+      const float E = j + f <= i && i < k.len ? expf(cum[i] - cum[j + f]) : 0.0f, ex = E * xm[tile][e + f];
+      es[f] = E * s[tile][e + f];
+      exs[f] = ex;
+      if (half == 0) T1[i][j + f] = ex * s[tile][e + f] * dtv[j + f];
+      xm[tile][e + f] = ex * dtv[j + f];
     }
+    if (half == 0) {
+      tc::store_pair(ES, i, j, es[0], es[1]);
+      tc::store_pair(EX, i, j, exs[0], exs[1]);
+    }
+  });
   __syncthreads();
+  // The epilogues write two adjacent columns at once where the rows allow.
+  const bool bc_paired = d.N % 2 == 0 && reinterpret_cast<uintptr_t>(bc_partials) % 8 == 0,
+             dx_paired = d.P % 2 == 0 && d.W % 2 == 0 && reinterpret_cast<uintptr_t>(dxbc) % 8 == 0;
 
   float part[2] = {0.0f, 0.0f};  // per row of the warp: rows g and g + 8
   // dC = e^cum (dy H0) + (E o dt o X) B on rows i; T2's dot product (dy H0) . C.
@@ -190,14 +199,19 @@ __global__ void __launch_bounds__(kThreads)
         hc[0], hc[1], 0, P16, [&](auto& a, int p0) { tc::load_a(a, dY, r0, p0, lane); },
         [&](auto& b, int p0) { tc::load_b(b, H0, p0, n0, lane); });
     tc::lower_times<kRowBlocks>(dc, xm, Bt, n0, warp, lane);
-    for (int tile = 0; tile < 2; ++tile)
-      for (int e = 0; e < 4; ++e) {
-        const int i = r0 + tc::fragment_row(lane, e), n = n0 + tc::fragment_col(lane, tile, e);
-        if (i >= k.len || n >= d.N) continue;
-        const int64_t row = row0 + i;
-        bc_partials[(row * d.H + k.h) * 2 * d.N + d.N + n] = fmaf(expf(cum[i]), hc[tile][e], dc[tile][e]);
-        part[e >> 1] = fmaf(hc[tile][e], __bfloat162float(C(i, n)), part[e >> 1]);
+    tc::for_each_pair_at<2>(lane, [&](int r, int c, int tile, int e) {
+      const int i = r0 + r, n = n0 + c;
+      if (i >= k.len || n >= d.N) return;
+      const float decay = expf(cum[i]);
+      float v[2];
+#pragma unroll
+      for (int f = 0; f < 2; ++f) {  // past N: C's padding, hc and dc 0
+        v[f] = fmaf(decay, hc[tile][e + f], dc[tile][e + f]);
+        part[e >> 1] = fmaf(hc[tile][e + f], __bfloat162float(C(i, n + f)), part[e >> 1]);
       }
+      tc::store2(bc_partials + ((row0 + i) * d.H + k.h) * 2 * d.N + d.N + n, v[0], v[1], bc_paired,
+                 n + 1 < d.N);
+    });
   }
   store_row_sums(halves[0][half], part, r0, lane);
 
@@ -209,15 +223,18 @@ __global__ void __launch_bounds__(kThreads)
     tc::mma_pair(
         xg[0], xg[1], 0, P16, [&](auto& a, int p0) { tc::load_a(a, X, r0, p0, lane); },
         [&](auto& b, int p0) { tc::load_b(b, G, p0, n0, lane); });
-    for (int tile = 0; tile < 2; ++tile)
-      for (int e = 0; e < 4; ++e) {
-        const int j = r0 + tc::fragment_row(lane, e), n = n0 + tc::fragment_col(lane, tile, e);
-        if (j >= k.len || n >= d.N) continue;
-        const int64_t row = row0 + j;
-        bc_partials[(row * d.H + k.h) * 2 * d.N + n] =
-            dtv[j] * fmaf(expf(last - cum[j]), xg[tile][e], cb[tile][e]);
-        part[e >> 1] = fmaf(xg[tile][e], __bfloat162float(Bt(j, n)), part[e >> 1]);
+    tc::for_each_pair_at<2>(lane, [&](int r, int c, int tile, int e) {
+      const int j = r0 + r, n = n0 + c;
+      if (j >= k.len || n >= d.N) return;
+      const float decay = expf(last - cum[j]);
+      float v[2];
+#pragma unroll
+      for (int f = 0; f < 2; ++f) {  // past N: B's padding, xg and cb 0
+        v[f] = dtv[j] * fmaf(decay, xg[tile][e + f], cb[tile][e + f]);
+        part[e >> 1] = fmaf(xg[tile][e + f], __bfloat162float(Bt(j, n + f)), part[e >> 1]);
       }
+      tc::store2(bc_partials + ((row0 + j) * d.H + k.h) * 2 * d.N + n, v[0], v[1], bc_paired, n + 1 < d.N);
+    });
   }
   store_row_sums(halves[1][half], part, r0, lane);
 
@@ -230,17 +247,21 @@ __global__ void __launch_bounds__(kThreads)
     tc::mma_pair(
         bg[0], bg[1], 0, N16, [&](auto& a, int n0) { tc::load_a(a, Bt, r0, n0, lane); },
         [&](auto& b, int n0) { tc::load_b_transposed(b, G, n0, p0, lane); });
-    for (int tile = 0; tile < 2; ++tile)
-      for (int e = 0; e < 4; ++e) {
-        const int j = r0 + tc::fragment_row(lane, e), p = p0 + tc::fragment_col(lane, tile, e);
-        if (j >= k.len || p >= d.P) continue;
-        const int64_t row = row0 + j, at = row * d.W + k.h * d.P + p;
-        const float r = fmaf(expf(last - cum[j]), bg[tile][e], sd[tile][e]), g = __bfloat162float(dY(j, p)),
-                    x = __bfloat162float(X(j, p));
-        dxbc[at] += fmaf(dh, g, dtv[j] * r);
+    tc::for_each_pair_at<2>(lane, [&](int rr, int c, int tile, int e) {
+      const int j = r0 + rr, p = p0 + c;
+      if (j >= k.len || p >= d.P) return;
+      const float decay = expf(last - cum[j]);
+      float v[2];
+#pragma unroll
+      for (int f = 0; f < 2; ++f) {  // past P: dy's and x's padding, sd and bg 0
+        const float r = fmaf(decay, bg[tile][e + f], sd[tile][e + f]), g = __bfloat162float(dY(j, p + f)),
+                    x = __bfloat162float(X(j, p + f));
+        v[f] = fmaf(dh, g, dtv[j] * r);
         part[e >> 1] = fmaf(x, r, part[e >> 1]);
         dyx[e >> 1] = fmaf(g, x, dyx[e >> 1]);
       }
+      tc::add2(dxbc + (row0 + j) * d.W + k.h * d.P + p, v[0], v[1], dx_paired, p + 1 < d.P);
+    });
   }
   store_row_sums(halves[2][half], part, r0, lane);
   store_row_sums(halves[3][half], dyx, r0, lane);
