@@ -121,10 +121,16 @@ __global__ void __launch_bounds__(kShortThreads)
     window[i] = src >= 0 ? x[(b * T + src) * C + c] : state ? state[(b * hist + hist + src) * C + c] : 0.0f;
   }
   const float start = bias ? bias[c] : 0.0f;
-  for (int64_t t = t0; t < t1; ++t) {
+  float in[kShortRows];  // every row's input before any output: a store to y may alias x for the compiler
+#pragma unroll
+  for (int r = 0; r < kShortRows; ++r) in[r] = t0 + r < t1 ? x[(b * T + t0 + r) * C + c] : 0.0f;
+#pragma unroll
+  for (int r = 0; r < kShortRows; ++r) {
+    const int64_t t = t0 + r;
+    if (t >= t1) break;
 #pragma unroll
     for (int j = 0; j < kK - 1; ++j) window[j] = window[j + 1];
-    window[kK - 1] = x[(b * T + t) * C + c];
+    window[kK - 1] = in[r];
     float acc = start;
 #pragma unroll
     for (int j = 0; j < kK; ++j)
@@ -150,16 +156,25 @@ __global__ void __launch_bounds__(kShortThreads)
     const int64_t src = t0 + i - 1;
     window[i] = src < T ? dy[(b * T + src) * C + c] : 0.0f;
   }
-  for (int64_t t = t0; t < t1; ++t) {
+  float in[kShortRows], out[kShortRows];  // every row's dy and dx before any store (see the forward)
+#pragma unroll
+  for (int r = 0; r < kShortRows; ++r) {
+    const int64_t t = t0 + r;
+    in[r] = t < t1 && t + hist < T ? dy[(b * T + t + hist) * C + c] : 0.0f;
+    out[r] = t < t1 ? dx[(b * T + t) * C + c] : 0.0f;
+  }
+#pragma unroll
+  for (int r = 0; r < kShortRows; ++r) {
+    const int64_t t = t0 + r;
+    if (t >= t1) break;
 #pragma unroll
     for (int j = 0; j < kK - 1; ++j) window[j] = window[j + 1];
-    window[kK - 1] = t + hist < T ? dy[(b * T + t + hist) * C + c] : 0.0f;
-    float* out = dx + (b * T + t) * C + c;
-    float acc = *out;
+    window[kK - 1] = in[r];
+    float acc = out[r];
 #pragma unroll
     for (int j = 0; j < kK; ++j)
       if (t + hist - j < T) acc = fmaf(wc[j], window[hist - j], acc);
-    *out = acc;
+    dx[(b * T + t) * C + c] = acc;
   }
 }
 

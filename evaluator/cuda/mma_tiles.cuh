@@ -75,8 +75,13 @@ __device__ inline void block_quads(int rows, int quads, Load load, Store store) 
 // r times scale[r] when given. 16-byte loads and 8-byte shared stores where
 // the rows allow (cols and the stride multiples of 4, src 16-byte aligned),
 // else one element at a time.
-__device__ inline void stage(SharedTile t, int rows, int width16, const float* src, int64_t src_stride,
-                             int valid, int64_t cols, const float* scale = nullptr) {
+//
+// Not inlined: a kernel stages four to eight tiles, and inlined copies of both
+// paths made the SSD backward kernel's code 223 KB, so most of its stalls
+// were instruction-cache misses.
+__device__ __noinline__ inline void stage(SharedTile t, int rows, int width16, const float* src,
+                                          int64_t src_stride, int valid, int64_t cols,
+                                          const float* scale = nullptr) {
   if (cols % 4 == 0 && src_stride % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0) {
     block_quads<8>(
         rows, width16 / 4,
@@ -89,7 +94,7 @@ __device__ inline void stage(SharedTile t, int rows, int width16, const float* s
         });
     return;
   }
-  constexpr int kInFlight = 16;
+  constexpr int kInFlight = 4;  // a fallback: little code, so the common path keeps the instruction cache
   const int total = rows * width16;
   for (int base = int(threadIdx.x); base < total; base += kInFlight * int(blockDim.x)) {
     float v[kInFlight];
@@ -131,6 +136,7 @@ __device__ __forceinline__ void load_b_transposed(uint32_t (&b)[4], SharedTile t
 template <class LoadA, class LoadB>
 __device__ __forceinline__ void mma_pair(float (&c0)[4], float (&c1)[4], int k_begin, int k_end,
                                          LoadA load_a_at, LoadB load_b_at) {
+#pragma unroll 1
   for (int k0 = k_begin; k0 < k_end; k0 += 16) {
     uint32_t a[4], b[4];
     load_a_at(a, k0);

@@ -351,9 +351,10 @@ __global__ void ssd_chunk_backward_kernel(float* dxbc, float* ddt, float* bc_par
     d_sum[m] = m < k.len ? sums[2] : 0.0f;
   }
   __syncthreads();
-  if (threadIdx.x == 0) {  // the suffix and prefix sums, the block's dA and dD
+  if (threadIdx.x < 32) {  // the suffix and prefix sums, the block's dA and dD
     double t3 = 0.0;
-    for (int t = 0; t < kBlock; ++t) t3 += t3_parts[t];
+    for (int t = int(threadIdx.x); t < kBlock; t += 32) t3 += t3_parts[t];
+    t3 = warp_sum(t3);
     chunk_decay_gradient(dcum, t2, t4, d_sum, dtv, t3 * exp(double(last)), k.len, param_partials + 2 * chunk);
   }
   __syncthreads();

@@ -79,29 +79,59 @@ __device__ inline Chunk load_chunk(float* cum, float* dtv, const float* dt, cons
   return k;
 }
 
-// The chunk's decay gradient in the closed form of ssd.cu's backward, by one
-// thread: on entry dcum[t] holds sum_{i >= t, j < t} T1(i, j), t2[t] and
-// t4[t] the per-step terms T2 and T4, d_sum[t] = dy_t . x_t; t3 = T3. On exit
-// dcum[t] = dl_t (t4 is overwritten by its prefix sums) and partials[0],
-// partials[1] hold the block's dA and dD.
-__device__ inline void chunk_decay_gradient(float* dcum, const float* t2, float* t4, const float* d_sum,
+// The chunk's decay gradient in the closed form of ssd.cu's backward, by the
+// block's first warp (lane l holds steps kPerLane l ..): on entry dcum[t]
+// holds sum_{i >= t, j < t} T1(i, j), t2[t] and t4[t] the per-step terms T2
+// and T4, d_sum[t] = dy_t . x_t; t3 = T3 (the same in every lane). On exit
+// dcum[t] = dl_t and partials[0], partials[1] hold the block's dA and dD. The
+// prefix and suffix sums are shuffle scans in double (one thread walking the
+// steps three times left the block idle a sixth of its time).
+__device__ inline void chunk_decay_gradient(float* dcum, const float* t2, const float* t4, const float* d_sum,
                                             const float* dtv, double t3, int len, float* partials) {
-  double before = 0.0;  // sum_{j < t} T4(j)
-  for (int t = 0; t < len; ++t) {
-    const double here = t4[t];
-    t4[t] = float(before);
-    before += here;
+  constexpr int kPerLane = kQ / 32;
+  const int lane = int(threadIdx.x) % 32, first = lane * kPerLane;
+  double before[kPerLane], after[kPerLane], t4_total = 0.0, t2_total = 0.0;
+#pragma unroll
+  for (int u = 0; u < kPerLane;
+       ++u) {  // within the lane: before = sum_{j < t} T4(j), after = sum_{i >= t} T2(i)
+    before[u] = t4_total;
+    t4_total += first + u < len ? t4[first + u] : 0.0;
   }
-  double after = 0.0, da = 0.0, dd = 0.0;  // sum_{i >= t} T2(i)
-  for (int t = len - 1; t >= 0; --t) {
-    after += t2[t];
-    const double dl = dcum[t] + after + t3 + t4[t];
+#pragma unroll
+  for (int u = kPerLane - 1; u >= 0; --u) {
+    t2_total += first + u < len ? t2[first + u] : 0.0;
+    after[u] = t2_total;
+  }
+  double t4_through = t4_total, t2_from = t2_total;  // inclusive scans over the lanes, forward and back
+#pragma unroll
+  for (int offset = 1; offset < 32; offset *= 2) {
+    const double up = __shfl_up_sync(0xffffffffu, t4_through, offset),
+                 down = __shfl_down_sync(0xffffffffu, t2_from, offset);
+    if (lane >= offset) t4_through += up;
+    if (lane + offset < 32) t2_from += down;
+  }
+  double t4_before = __shfl_up_sync(0xffffffffu, t4_through, 1),
+         t2_after = __shfl_down_sync(0xffffffffu, t2_from, 1);
+  if (lane == 0) t4_before = 0.0;
+  if (lane == 31) t2_after = 0.0;
+  double da = 0.0, dd = 0.0;
+#pragma unroll
+  for (int u = 0; u < kPerLane; ++u) {
+    const int t = first + u;
+    if (t >= len) continue;
+    const double dl = dcum[t] + (t2_after + after[u]) + t3 + (t4_before + before[u]);
     dcum[t] = float(dl);
     da += dtv[t] * dl;
+    dd += d_sum[t];
   }
-  for (int t = 0; t < len; ++t) dd += d_sum[t];
-  partials[0] = float(da);
-  partials[1] = float(dd);
+  for (int offset = 16; offset > 0; offset /= 2) {
+    da += __shfl_xor_sync(0xffffffffu, da, offset);
+    dd += __shfl_xor_sync(0xffffffffu, dd, offset);
+  }
+  if (lane == 0) {
+    partials[0] = float(da);
+    partials[1] = float(dd);
+  }
 }
 
 }  // namespace livs::evaluator::cuda::ssd

@@ -295,7 +295,7 @@ __global__ void __launch_bounds__(kThreads)
     d_sum[m] = halves[3][0][m] + halves[3][1][m];
   }
   __syncthreads();
-  if (threadIdx.x == 0) {
+  if (threadIdx.x < 32) {
     double t3_sum = 0.0;
     for (int w = 0; w < kWarps; ++w) t3_sum += t3_parts[w];
     chunk_decay_gradient(dcum, t2, t4, d_sum, dtv, t3_sum * exp(double(last)), k.len,
