@@ -296,6 +296,14 @@ class Backend {
   // dx += dy W (dx = dy W when !accumulate).
   virtual void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate = true) = 0;
   virtual void matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) = 0;  // dW += dy^T x
+  // Both: dW += dy^T x, then dx += dy W (dx = dy W when !accumulate_dx). A
+  // backend that rounds GEMM inputs to bf16 rounds dy once for the two
+  // products, not once for each.
+  virtual void linear_backward(Matrix dw, Matrix dx, GemmOperand dy, GemmOperand x, GemmOperand w,
+                               bool accumulate_dx = true) {
+    matmul_backward_weight(dw, dy, x);
+    matmul_backward_input(dx, dy, w, accumulate_dx);
+  }
   // Whether GEMM operands with bf16 shadows save this backend work (the
   // CUDA backend in bf16 mode); Arena::reserve_gemm_shadow plans none otherwise.
   virtual bool wants_gemm_shadows() const { return false; }

@@ -242,18 +242,18 @@ class AttentionOp final : public Operator {
     const int64_t b = decode_batch_;
     const AttentionShape s = shape(decode_batch_, 1);
     if (own_kv_) {
-      be.matmul({v_conv_.input(dec_v_, true), b, hkv_}, {x, b, d_}, {wv_.value, hkv_, d_});
+      be.matmul({v_conv_.input(dec_v_, true), b, hkv_}, {x, b, d_}, wv_.operand(hkv_, d_));
       v_conv_.forward(be, dec_v_, decode_batch_, 1, true);
     }
     const AttentionOp& f = features();
     for (int g = 0; g < groups_; ++g) {
       be.matmul({q_conv_[g].input(dec_q_[g].raw, true), b, hq_}, {x, b, d_},
-                {wq_.value + g * hq_ * d_, hq_, d_});
+                wq_.operand(hq_, d_, g * hq_ * d_));
       q_conv_[g].forward(be, dec_q_[g].raw, decode_batch_, 1, true);
       project(be, dec_q_[g], b, k.heads, q_norm_, decode_batch_, 1, position);
       if (own_kv_) {
         be.matmul({k_conv_[g].input(dec_k_[g].raw, true), b, hkv_}, {x, b, d_},
-                  {wk_.value + g * hkv_ * d_, hkv_, d_});
+                  wk_.operand(hkv_, d_, g * hkv_ * d_));
         k_conv_[g].forward(be, dec_k_[g].raw, decode_batch_, 1, true);
         project(be, dec_k_[g], b, k.kv_heads, k_norm_, decode_batch_, 1, position);
         // Both groups write the same V into the one V cache: harmless.
@@ -262,7 +262,7 @@ class AttentionOp final : public Operator {
       be.attention_decode(dec_att_[g], dec_q_[g].rotated, f.k_cache_[g], f.v_cache_, s, capacity_, position);
     }
     const float* out = gate_forward(be, dec_gate_, combine(be, dec_att_, dec_mix_, b), {x, b, d_}, b);
-    be.matmul({y, b, d_}, {out, b, hq_}, {wo_.value, d_, hq_});
+    be.matmul({y, b, d_}, {out, b, hq_}, wo_.operand(d_, hq_));
   }
 
  private:

@@ -55,13 +55,13 @@ class GconvOp final : public Operator {
     const GemmOperand dys(dy.data, n_, d_, dy.bf16);
     if (diff_) {
       be.matmul_backward_weight({w_out_.grad, d_, d_}, dys, {t_.mixed, n_, d_});
-      be.matmul_backward_input({dmixed_, n_, d_}, dys, {w_out_.value, d_, d_}, false);
+      be.matmul_backward_input({dmixed_, n_, d_}, dys, w_out_.operand(d_, d_), false);
       be.fill(dcz_, n_ * ci_, 0.0f);  // halves_difference_backward accumulates
       be.halves_difference_backward({dcz_, n_, 2 * d_}, diff_lambda_.grad, {dmixed_, n_, d_},
                                     {t_.cz, n_, 2 * d_}, diff_lambda_.value, kDiffLambdaInit);
     } else {
       be.matmul_backward_weight({w_out_.grad, d_, d_}, dys, {t_.cz, n_, d_});
-      be.matmul_backward_input({dcz_, n_, d_}, dys, {w_out_.value, d_, d_}, false);
+      be.matmul_backward_input({dcz_, n_, d_}, dys, w_out_.operand(d_, d_), false);
     }
     be.gated_conv_backward(dbcx_, conv_.grad, dcz_, t_.bcx, conv_.value, {batch_, seq_, int(ci_), int(k_)});
     WeightRows{&w_in_, 0, 3 * ci_, d_}.backward(be, dbcx_, x, dx, n_);

@@ -141,7 +141,7 @@ class LinearAttentionOp final : public Operator {
     }
     be.fill(dnorm_gain_, knobs_.head_dim, 0.0f);  // a constant gain: its gradient is discarded
     be.matmul_backward_weight({wo_.grad, d_, width_}, {dy, n_, d_}, {r.normed, n_, width_});
-    be.matmul_backward_input({r.dnormed, n_, width_}, {dy, n_, d_}, {wo_.value, d_, width_});
+    be.matmul_backward_input({r.dnormed, n_, width_}, {dy, n_, d_}, wo_.operand(d_, width_));
     be.rmsnorm_backward({r.dmixed, rows, hd}, dnorm_gain_, {r.dnormed, rows, hd}, {r.mixed, rows, hd},
                         norm_gain_, r.rstd);
     if (groups_ == 2)
@@ -254,20 +254,20 @@ class LinearAttentionOp final : public Operator {
     const FeatureMapKind fm = kind_of(knobs_.feature_map);
     for (int g = 0; g < groups_; ++g) {
       be.matmul({q_conv_[g].input(r.q[g], decode), rows, width_}, {x, rows, d_},
-                {wq_.value + g * width_ * d_, width_, d_});
+                wq_.operand(width_, d_, g * width_ * d_));
       q_conv_[g].forward(be, r.q[g], batch, seq, decode);
       be.feature_map_forward(r.qf[g], r.q[g], n, fm);
       if (!own_features_) continue;
       be.matmul({k_conv_[g].input(r.k[g], decode), rows, width_}, {x, rows, d_},
-                {wk_.value + g * width_ * d_, width_, d_});
+                wk_.operand(width_, d_, g * width_ * d_));
       k_conv_[g].forward(be, r.k[g], batch, seq, decode);
       be.feature_map_forward(r.kf[g], r.k[g], n, fm);
     }
     if (!own_features_) return;
-    be.matmul({v_conv_.input(r.v, decode), rows, width_}, {x, rows, d_}, {wv_.value, width_, d_});
+    be.matmul({v_conv_.input(r.v, decode), rows, width_}, {x, rows, d_}, wv_.operand(width_, d_));
     v_conv_.forward(be, r.v, batch, seq, decode);
     if (knobs_.gated) {
-      be.matmul({r.z, rows, width_}, {x, rows, d_}, {w_gate_.value, width_, d_});
+      be.matmul({r.z, rows, width_}, {x, rows, d_}, w_gate_.operand(width_, d_));
       be.gla_log_decay_forward(r.la, r.z, gate_bias_.value, rows, width_, kGateTemperature);
     }
   }
@@ -282,13 +282,14 @@ class LinearAttentionOp final : public Operator {
       be.copy(r.mixed, r.a[0], rows * width_);
     be.rmsnorm_forward({r.normed, rows * knobs_.heads, hd}, r.rstd, {r.mixed, rows * knobs_.heads, hd},
                        norm_gain_, eps_);
-    be.matmul({y, rows, d_}, {r.normed, rows, width_}, {wo_.value, d_, width_});
+    be.matmul({y, rows, d_}, {r.normed, rows, width_}, wo_.operand(d_, width_));
   }
 
-  // The projection `g` (a block of rows of w): dW_g += dout^T x, dx += dout W_g.
-  void linear_backward(Backend& be, const Param& w, int g, const float* dout, const float* x, float* dx) {
-    be.matmul_backward_weight({w.grad + g * width_ * d_, width_, d_}, {dout, n_, width_}, {x, n_, d_});
-    be.matmul_backward_input({dx, n_, d_}, {dout, n_, width_}, {w.value + g * width_ * d_, width_, d_});
+  // The projection `g` (a block of rows of w): dW_g += dout^T x, dx += dout W_g
+  // (x with its bf16 shadow, so a bf16 backend rounds dout once for both).
+  void linear_backward(Backend& be, const Param& w, int g, const float* dout, OpInput x, float* dx) {
+    be.linear_backward({w.grad + g * width_ * d_, width_, d_}, {dx, n_, d_}, {dout, n_, width_},
+                       {x.data, n_, d_, x.bf16}, w.operand(width_, d_, g * width_ * d_));
   }
 
   // Per-head L2 normalisation: RMSNorm's unit RMS times 1/sqrt(head_dim) is a

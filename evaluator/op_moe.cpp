@@ -85,8 +85,8 @@ class MoeOp final : public Operator {
     be.moe_gather_backward({dx, n_, d_}, {r.dxs, a, d_}, r.position, k_);
     be.moe_route_backward({r.dlogits, n_, e_}, r.dweight, r.probs, r.index, r.weight, r.stats, k_,
                           kAuxWeight);
-    be.matmul_backward_weight({router_.grad, e_, d_}, {r.dlogits, n_, e_}, {x, n_, d_});
-    be.matmul_backward_input({dx, n_, d_}, {r.dlogits, n_, e_}, {router_.value, e_, d_});
+    be.linear_backward({router_.grad, e_, d_}, {dx, n_, d_}, {r.dlogits, n_, e_}, {x.data, n_, d_, x.bf16},
+                       router_.operand(e_, d_));
   }
 
   genome::DecodeState decode_state() const override { return {}; }
@@ -126,10 +126,10 @@ class MoeOp final : public Operator {
     }
   }
 
-  void run(Backend& be, Rows& r, const float* x, float* y, int64_t rows) {
+  void run(Backend& be, Rows& r, OpInput x, float* y, int64_t rows) {
     const int64_t a = rows * k_;
     const ExpertRows groups{r.offsets, int(e_)};
-    be.matmul({r.logits, rows, e_}, {x, rows, d_}, {router_.value, e_, d_});
+    be.matmul({r.logits, rows, e_}, {x.data, rows, d_, x.bf16}, router_.operand(e_, d_));
     be.moe_route(r.probs, r.index, r.weight, r.stats, {r.logits, rows, e_}, k_);
     be.moe_dispatch(r.order, r.position, r.offsets, r.index, rows, k_, int(e_));
     be.moe_gather({r.xs, a, d_}, {x, rows, d_}, r.order, k_);

@@ -27,17 +27,18 @@ struct WeightRows {
 
   const float* value() const { return param->value + first_row * cols; }
   float* grad() const { return param->grad + first_row * cols; }
+  // The block with its bf16 shadow, so bf16 products round nothing.
+  GemmOperand operand() const { return param->operand(rows, cols, first_row * cols); }
 
   // x and dy carry the model's bf16 shadows when they are the operator's own
   // input or output gradient (OpInput), so those GEMMs round nothing.
   void forward(Backend& be, float* y, OpInput x, int64_t n) const {
-    be.matmul({y, n, rows}, {x.data, n, cols, x.bf16}, {value(), rows, cols});
+    be.matmul({y, n, rows}, {x.data, n, cols, x.bf16}, operand());
   }
   // dW_block += dy^T x; dx += dy W_block.
   void backward(Backend& be, OpInput dy, OpInput x, float* dx, int64_t n) const {
-    const GemmOperand dys(dy.data, n, rows, dy.bf16);
-    be.matmul_backward_weight({grad(), rows, cols}, dys, {x.data, n, cols, x.bf16});
-    be.matmul_backward_input({dx, n, cols}, dys, {value(), rows, cols});
+    be.linear_backward({grad(), rows, cols}, {dx, n, cols}, {dy.data, n, rows, dy.bf16},
+                       {x.data, n, cols, x.bf16}, operand());
   }
 };
 

@@ -76,6 +76,8 @@ class CudaBackend final : public Backend {
   void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override;
   void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate = true) override;
   void matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) override;
+  void linear_backward(Matrix dw, Matrix dx, GemmOperand dy, GemmOperand x, GemmOperand w,
+                       bool accumulate_dx) override;
   bool wants_gemm_shadows() const override;  // bf16 mode with conversion on (cuda_matmul.cpp)
   void round_to_bf16(void* dst, const float* src, int64_t count) override;
 
@@ -276,13 +278,13 @@ class CudaBackend final : public Backend {
   bool async_alloc_ = true;            // LIVSEARCH_CUDA_ASYNC_ALLOC=0: cudaMalloc / cudaFree
   CUevent_st* timer_start_ = nullptr;  // elapsed_ms
   CUevent_st* timer_stop_ = nullptr;
-  Scratch gemm_a_bf16_, gemm_b_bf16_;            // bf16 copies of GEMM inputs (cuda_matmul.cpp)
-  Scratch attention_decode_partials_;            // per-split (max, sum, output) of the one-token decode
-  Scratch moe_dispatch_places_;                  // moe_dispatch: per chunk of assignments and expert
-  Scratch grouped_partials_;                     // grouped weight gradient: per-chunk partial dW
-  Scratch lm_head_x_bf16_, lm_head_table_bf16_;  // the LM head's bf16 inputs, forward to backward
-  const void* lm_head_x16_ = nullptr;            // x's bf16 copy: the shadow or lm_head_x_bf16_
-  const void* lm_head_table16_ = nullptr;        // the table's bf16 copy: the shadow or lm_head_table_bf16_
+  Scratch gemm_a_bf16_, gemm_b_bf16_, gemm_dy_bf16_;  // bf16 copies of GEMM inputs (cuda_matmul.cpp)
+  Scratch attention_decode_partials_;                 // per-split (max, sum, output) of the one-token decode
+  Scratch moe_dispatch_places_;                       // moe_dispatch: per chunk of assignments and expert
+  Scratch grouped_partials_;                          // grouped weight gradient: per-chunk partial dW
+  Scratch lm_head_x_bf16_, lm_head_table_bf16_;       // the LM head's bf16 inputs, forward to backward
+  const void* lm_head_x16_ = nullptr;                 // x's bf16 copy: the shadow or lm_head_x_bf16_
+  const void* lm_head_table16_ = nullptr;  // the table's bf16 copy: the shadow or lm_head_table_bf16_
 };
 
 }  // namespace livs::evaluator

@@ -109,4 +109,16 @@ void CudaBackend::matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand 
        dw.cols, 1.0f);
 }
 
+// With x shadowed, both products run in bf16 and each would round dy into
+// its own copy: round it once and hand both the copy. (Without a shadow of x
+// the weight gradient reads fp32 dy in the kernel, and only dx's product
+// rounds it, as before.)
+void CudaBackend::linear_backward(Matrix dw, Matrix dx, GemmOperand dy, GemmOperand x, GemmOperand w,
+                                  bool accumulate_dx) {
+  if (wants_gemm_shadows() && x.bf16 && !dy.bf16)
+    dy.bf16 = bf16_operand({dy.data, nullptr}, gemm_dy_bf16_, dy.rows * dy.cols);
+  matmul_backward_weight(dw, dy, x);
+  matmul_backward_input(dx, dy, w, accumulate_dx);
+}
+
 }  // namespace livs::evaluator
