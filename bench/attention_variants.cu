@@ -2,7 +2,8 @@
 // (evaluator/cuda/attention_tc_*.cu). It times template configurations of
 // each kernel (warps per block, m-tiles per warp, blocks per multiprocessor,
 // staging, rows of the other side's tiles) at the MFU shape of
-// docs/benchmarks.md (B 16, T 1024, d 512 as 16 x 32 and 8 x 64) with CUDA
+// docs/benchmarks.md (B 16, T 1024, d 512 as 16 x 32 and 8 x 64; --shape
+// B,T,d for another, e.g. 32,512,256 for the d 256 training rows) with CUDA
 // events (median of --repeats), and compares every variant's outputs with the
 // production launch on that shape and on four edge shapes (GQA, sliding
 // windows, lengths off every tile size). The kernels promise the same
@@ -11,7 +12,7 @@
 // difference. The first line of each list is the production configuration;
 // to try another, add a line to the lists in run<>().
 //
-//   attention_variants [--repeats 20]
+//   attention_variants [--repeats 20] [--shape 16,1024,512]
 //
 // The kernels' sources are included (their templates live in anonymous
 // namespaces), so this program links the CUDA runtime only.
@@ -186,8 +187,8 @@ std::string verdict(double difference) {
 
 // Every variant of one head_dim: timed on the MFU shape, compared everywhere.
 template <int kHd>
-void run(int heads, int repeats) {
-  Problem mfu(make_shape(16, 1024, heads, heads, kHd, 0), 1);
+void run(int batch, int seq, int heads, int repeats) {
+  Problem mfu(make_shape(batch, seq, heads, heads, kHd, 0), 1);
   std::vector<std::unique_ptr<Problem>> problems;
   for (const AttentionShape& s : {make_shape(2, 200, 8, 2, kHd, 100), make_shape(1, 37, 4, 1, kHd, 0),
                                   make_shape(3, 129, 4, 4, kHd, 16), make_shape(1, 256, 2, 2, kHd, 64)})
@@ -198,8 +199,8 @@ void run(int heads, int repeats) {
   double pairs = 0.0;  // (query, key) pairs the MFU shape computes
   for (int i = 0; i < mfu.s.seq; ++i) pairs += i + 1;
   const double forward_flops = 4.0 * mfu.s.batch * heads * kHd * pairs;
-  std::printf("--- B16 T1024 H%d hd%d (variant: warps, m-tiles, blocks/SM[, staging], other rows)\n", heads,
-              kHd);
+  std::printf("--- B%d T%d H%d hd%d (variant: warps, m-tiles, blocks/SM[, staging], other rows)\n", batch, seq,
+              heads, kHd);
 
   auto forward = [&](const char* name, auto launch) {
     const double ms = median_ms(repeats, [&] { launch(mfu); });
@@ -293,18 +294,22 @@ void run(int heads, int repeats) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int repeats = 20;
+  int repeats = 20, batch = 16, seq = 1024, d_model = 512;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) {
       repeats = std::max(1, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--shape") == 0 && i + 1 < argc &&
+               std::sscanf(argv[i + 1], "%d,%d,%d", &batch, &seq, &d_model) == 3 && batch > 0 && seq > 0 &&
+               d_model > 0 && d_model % 64 == 0) {
+      ++i;
     } else {
-      std::fprintf(stderr, "usage: attention_variants [--repeats N]\n");
+      std::fprintf(stderr, "usage: attention_variants [--repeats N] [--shape B,T,d_model (d a multiple of 64)]\n");
       return 2;
     }
   }
   try {
-    run<32>(16, repeats);
-    run<64>(8, repeats);
+    run<32>(batch, seq, d_model / 32, repeats);
+    run<64>(batch, seq, d_model / 64, repeats);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -518,6 +518,8 @@ def run_row(a):
     last = time.perf_counter()
     train_start = last
     for step in range(1, a.steps + 1):
+        if a.cuda_profile_steps and step == a.steps - a.cuda_profile_steps + 1:
+            torch.cuda.cudart().cudaProfilerStart()  # for `ncu --profile-from-start off`
         marks.append([])
         mark()
         starts = torch.randint(0, train.numel() - a.seq - 1, (a.batch,), generator=batch_gen, device=device)
@@ -546,6 +548,8 @@ def run_row(a):
         if not math.isfinite(value):
             status, error = "non_finite_loss", "loss %r at step %d" % (value, step)
             break
+    if a.cuda_profile_steps:
+        torch.cuda.cudart().cudaProfilerStop()
     train_s = time.perf_counter() - train_start
 
     eval_start = time.perf_counter()
@@ -594,7 +598,8 @@ def row_args(a, preset, d, layers, seq, vocab, mode):
     return ["--row", "--mode", mode, "--preset", preset, "--d-model", str(d), "--layers", str(layers),
             "--batch", str(a.batch), "--seq", str(seq), "--vocab", str(vocab), "--steps", str(a.steps),
             "--warmup", str(a.warmup), "--eval-tokens", str(a.eval_tokens), "--device", a.device,
-            "--seed", str(a.seed)] + (["--breakdown"] if a.breakdown else [])
+            "--seed", str(a.seed), "--cuda-profile-steps", str(a.cuda_profile_steps)] + (
+                ["--breakdown"] if a.breakdown else [])
 
 
 def precompile(a, rows, mode):
@@ -694,6 +699,9 @@ def main():
     p.add_argument("--breakdown", action="store_true",
                    help="per phase of the step (data, forward, backward, clip, optimizer, loss read): the median "
                         "host and device milliseconds, in each row's JSON")
+    p.add_argument("--cuda-profile-steps", type=int, default=0,
+                   help="the last N training steps between cudaProfilerStart and Stop (for a profiler started "
+                        "with profiling off, e.g. ncu --profile-from-start off)")
     p.add_argument("--row", action="store_true", help="internal: run one row in this process")
     p.add_argument("--preset", default="transformer", help="internal: the row's preset")
     p.add_argument("--d-model", type=int, default=128, help="internal: the row's width")

@@ -103,79 +103,90 @@ bool conv_tiled(const ConvShape& s) { return s.kernel >= 8 && s.kernel <= kConvT
 // skips (bias first, then j = 0..k-1 with fmaf), so the bits are theirs.
 constexpr int kShortMax = 4, kShortRows = 16, kShortThreads = 128;
 
+// A short kernel's thread: its channel c, the rows [t0, t1) of sequence b
+// it walks (from blockIdx.y) and the channel's kK weights in registers.
+template <int kK>
+struct ShortConvTile {
+  int64_t C, T, c, b, t0, t1, origin;  // origin: element (b, 0, c)
+  float wc[kK];
+  __device__ ShortConvTile(const float* w, const ConvShape& s)
+      : C(s.channels), T(s.seq), c(blockIdx.x * int64_t(kShortThreads) + threadIdx.x) {
+    const int64_t tiles = (T + kShortRows - 1) / kShortRows;
+    b = blockIdx.y / tiles;
+    t0 = blockIdx.y % tiles * kShortRows;
+    t1 = t0 + kShortRows < T ? t0 + kShortRows : T;
+    origin = b * T * C + c;
+    if (c >= C) return;
+#pragma unroll
+    for (int j = 0; j < kK; ++j) wc[j] = w[c * kK + j];
+  }
+  __device__ int64_t at(int64_t t) const { return origin + t * C; }
+  // Every row's loads before any row's store (a store may alias the loads for the compiler).
+  template <class Load, class Step>
+  __device__ void walk(Load load, Step step) const {
+    walk_batch<kShortRows>(t0, int(t1 - t0), 1, load, step);
+  }
+};
+
+// Shifts the window one step: the oldest value out, `newest` in at the end.
+template <int kK>
+__device__ __forceinline__ void shift_in(float (&window)[kK], float newest) {
+#pragma unroll
+  for (int j = 0; j < kK - 1; ++j) window[j] = window[j + 1];
+  window[kK - 1] = newest;
+}
+
 template <int kK>
 __global__ void __launch_bounds__(kShortThreads)
     causal_conv_short_forward_kernel(float* y, const float* x, const float* w, const float* bias,
                                      const float* state, ConvShape s) {
-  const int64_t C = s.channels, T = s.seq, c = blockIdx.x * int64_t(kShortThreads) + threadIdx.x;
-  if (c >= C) return;
-  const int64_t tiles = (T + kShortRows - 1) / kShortRows, b = blockIdx.y / tiles,
-                t0 = blockIdx.y % tiles * kShortRows, t1 = t0 + kShortRows < T ? t0 + kShortRows : T;
+  const ShortConvTile<kK> tile(w, s);
+  if (tile.c >= tile.C) return;
   constexpr int hist = kK - 1;
-  float wc[kK], window[kK];
-#pragma unroll
-  for (int j = 0; j < kK; ++j) wc[j] = w[c * kK + j];
+  float window[kK];  // x[t - kK + 1 .. t] while row t is summed
 #pragma unroll
   for (int i = 1; i < kK; ++i) {  // window[i] = x[t0 - kK + i] before the first shift
-    const int64_t src = t0 - kK + i;
-    window[i] = src >= 0 ? x[(b * T + src) * C + c] : state ? state[(b * hist + hist + src) * C + c] : 0.0f;
+    const int64_t src = tile.t0 - kK + i;
+    window[i] = src >= 0 ? x[tile.at(src)]
+                : state  ? state[(tile.b * hist + hist + src) * tile.C + tile.c]
+                         : 0.0f;
   }
-  const float start = bias ? bias[c] : 0.0f;
-  float in[kShortRows];  // every row's input before any output: a store to y may alias x for the compiler
+  const float start = bias ? bias[tile.c] : 0.0f;
+  tile.walk([&](int64_t t) { return x[tile.at(t)]; },
+            [&](int64_t t, float in) {
+              shift_in(window, in);
+              float acc = start;
 #pragma unroll
-  for (int r = 0; r < kShortRows; ++r) in[r] = t0 + r < t1 ? x[(b * T + t0 + r) * C + c] : 0.0f;
-#pragma unroll
-  for (int r = 0; r < kShortRows; ++r) {
-    const int64_t t = t0 + r;
-    if (t >= t1) break;
-#pragma unroll
-    for (int j = 0; j < kK - 1; ++j) window[j] = window[j + 1];
-    window[kK - 1] = in[r];
-    float acc = start;
-#pragma unroll
-    for (int j = 0; j < kK; ++j)
-      if (t - hist + j >= 0 || state) acc = fmaf(wc[j], window[j], acc);
-    y[(b * T + t) * C + c] = acc;
-  }
+              for (int j = 0; j < kK; ++j)
+                if (t - hist + j >= 0 || state) acc = fmaf(tile.wc[j], window[j], acc);
+              y[tile.at(t)] = acc;
+            });
 }
 
 // dx[b,t,c] += sum_j w[c,j] dy[b, t+(k-1)-j, c], j = 0..k-1 in order (taps past the end skipped).
 template <int kK>
 __global__ void __launch_bounds__(kShortThreads)
     causal_conv_short_backward_input_kernel(float* dx, const float* dy, const float* w, ConvShape s) {
-  const int64_t C = s.channels, T = s.seq, c = blockIdx.x * int64_t(kShortThreads) + threadIdx.x;
-  if (c >= C) return;
-  const int64_t tiles = (T + kShortRows - 1) / kShortRows, b = blockIdx.y / tiles,
-                t0 = blockIdx.y % tiles * kShortRows, t1 = t0 + kShortRows < T ? t0 + kShortRows : T;
+  const ShortConvTile<kK> tile(w, s);
+  if (tile.c >= tile.C) return;
   constexpr int hist = kK - 1;
-  float wc[kK], window[kK];  // window[i] = dy[t + i] while row t is summed
-#pragma unroll
-  for (int j = 0; j < kK; ++j) wc[j] = w[c * kK + j];
+  const int64_t T = tile.T;
+  float window[kK];  // window[i] = dy[t + i] while row t is summed
 #pragma unroll
   for (int i = 1; i < kK; ++i) {
-    const int64_t src = t0 + i - 1;
-    window[i] = src < T ? dy[(b * T + src) * C + c] : 0.0f;
+    const int64_t src = tile.t0 + i - 1;
+    window[i] = src < T ? dy[tile.at(src)] : 0.0f;
   }
-  float in[kShortRows], out[kShortRows];  // every row's dy and dx before any store (see the forward)
+  tile.walk(  // (dy[t + k - 1], dx[t]) of each row
+      [&](int64_t t) { return make_float2(t + hist < T ? dy[tile.at(t + hist)] : 0.0f, dx[tile.at(t)]); },
+      [&](int64_t t, float2 in) {
+        shift_in(window, in.x);
+        float acc = in.y;
 #pragma unroll
-  for (int r = 0; r < kShortRows; ++r) {
-    const int64_t t = t0 + r;
-    in[r] = t < t1 && t + hist < T ? dy[(b * T + t + hist) * C + c] : 0.0f;
-    out[r] = t < t1 ? dx[(b * T + t) * C + c] : 0.0f;
-  }
-#pragma unroll
-  for (int r = 0; r < kShortRows; ++r) {
-    const int64_t t = t0 + r;
-    if (t >= t1) break;
-#pragma unroll
-    for (int j = 0; j < kK - 1; ++j) window[j] = window[j + 1];
-    window[kK - 1] = in[r];
-    float acc = out[r];
-#pragma unroll
-    for (int j = 0; j < kK; ++j)
-      if (t + hist - j < T) acc = fmaf(wc[j], window[hist - j], acc);
-    dx[(b * T + t) * C + c] = acc;
-  }
+        for (int j = 0; j < kK; ++j)
+          if (t + hist - j < T) acc = fmaf(tile.wc[j], window[hist - j], acc);
+        dx[tile.at(t)] = acc;
+      });
 }
 
 dim3 short_conv_grid(const ConvShape& s) {

@@ -117,6 +117,32 @@ __device__ inline void grid_stride_quads(int64_t count, bool vector, Quad quad, 
   for (int64_t i = done + start; i < count; i += stride) single(i);
 }
 
+// One batch of at most kAhead steps t = first, first + dir, ... (dir = 1 or
+// -1): load(t) for every step before step(t, loaded) for any. A thread
+// walking time one step at a time waited on each step's loads in turn (the
+// compiler cannot move them above the previous step's stores, which might
+// alias them); with the batch's loads in flight together the RG-LRU passes
+// and the short convolutions stopped being latency-bound.
+template <int kAhead, class Load, class Step>
+__device__ __forceinline__ void walk_batch(int64_t first, int count, int dir, Load load, Step step) {
+  using Loaded = decltype(load(first));
+  Loaded in[kAhead];
+#pragma unroll
+  for (int u = 0; u < kAhead; ++u)
+    if (u < count) in[u] = load(first + u * dir);
+#pragma unroll
+  for (int u = 0; u < kAhead; ++u)
+    if (u < count) step(first + u * dir, in[u]);
+}
+
+// count steps of any length, kAhead at a time (walk_batch).
+template <int kAhead, class Load, class Step>
+__device__ inline void walk_steps(int64_t first, int64_t count, int dir, Load load, Step step) {
+  for (int64_t done = 0; done < count; done += kAhead)
+    walk_batch<kAhead>(first + done * dir, int(count - done < kAhead ? count - done : kAhead), dir, load,
+                       step);
+}
+
 // Blocks for a grid-stride loop over n elements.
 inline unsigned grid_for(int64_t n, int threads = 256) {
   return static_cast<unsigned>(std::clamp<int64_t>((n + threads - 1) / threads, 1, int64_t(1) << 16));

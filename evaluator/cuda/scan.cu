@@ -87,24 +87,6 @@ unsigned blocks_for(int64_t threads) { return unsigned((threads + kThreads - 1) 
 
 // ---------------------------------------------------------------- RG-LRU
 
-// count steps t = first, first + dir, ... (dir = 1 or -1): load(t) for
-// kAhead steps before step(t, loaded) for any of them. A thread walking time
-// one step at a time waited on each step's loads in turn (the compiler cannot
-// move them above the previous step's stores, which might alias them); with
-// kAhead steps' loads in flight the RG-LRU passes stop being latency-bound.
-template <int kAhead, class Load, class Step>
-__device__ inline void walk_steps(int64_t first, int64_t count, int dir, Load load, Step step) {
-  using Loaded = decltype(load(first));
-  for (int64_t done = 0; done < count; done += kAhead) {
-    Loaded in[kAhead];
-#pragma unroll
-    for (int u = 0; u < kAhead; ++u)
-      if (done + u < count) in[u] = load(first + (done + u) * dir);
-#pragma unroll
-    for (int u = 0; u < kAhead; ++u)
-      if (done + u < count) step(first + (done + u) * dir, in[u]);
-  }
-}
 constexpr int kStepsAhead = 8;
 
 struct RglruInputs {
