@@ -115,9 +115,9 @@ class ProfilingBackend final : public Backend {
     inner_.swiglu_forward(h, gate, up, count);
   }
   void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
-                       int64_t count) override {
+                       int64_t count, bool accumulate) override {
     Timed timed(*this, "swiglu_backward");
-    inner_.swiglu_backward(dgate, dup, dh, gate, up, count);
+    inner_.swiglu_backward(dgate, dup, dh, gate, up, count, accumulate);
   }
   void add(float* out, const float* a, const float* b, int64_t count) override {
     Timed timed(*this, "add");
@@ -253,6 +253,21 @@ class ProfilingBackend final : public Backend {
   void grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) override {
     Timed timed(*this, "grouped_matmul_backward_weight");
     inner_.grouped_matmul_backward_weight(dw, dy, x, rows);
+  }
+  void grouped_matmul_pair(Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0, ConstMatrix w1,
+                           ExpertRows rows) override {
+    Timed timed(*this, "grouped_matmul");
+    inner_.grouped_matmul_pair(y0, y1, x, w0, w1, rows);
+  }
+  void grouped_matmul_backward_input_pair(Matrix dx, ConstMatrix dy0, ConstMatrix w0, ConstMatrix dy1,
+                                          ConstMatrix w1, ExpertRows rows, bool accumulate) override {
+    Timed timed(*this, "grouped_matmul_backward_input");
+    inner_.grouped_matmul_backward_input_pair(dx, dy0, w0, dy1, w1, rows, accumulate);
+  }
+  void grouped_matmul_backward_weight_pair(Matrix dw0, ConstMatrix dy0, Matrix dw1, ConstMatrix dy1,
+                                           ConstMatrix x, ExpertRows rows) override {
+    Timed timed(*this, "grouped_matmul_backward_weight");
+    inner_.grouped_matmul_backward_weight_pair(dw0, dy0, dw1, dy1, x, rows);
   }
   void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,
                            const ConvShape& shape) override {

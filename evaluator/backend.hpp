@@ -339,8 +339,9 @@ class Backend {
 
   // SwiGLU: h = silu(gate) * up, elementwise.
   virtual void swiglu_forward(float* h, const float* gate, const float* up, int64_t count) = 0;
+  // Backward: dgate, dup (+)= the gradients (added when accumulate, else written).
   virtual void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
-                               int64_t count) = 0;
+                               int64_t count, bool accumulate) = 0;
 
   // out = a + b (out may alias a or b).
   // SwiGLU whose outputs feed GEMMs only, written straight to bf16 GemmOperand
@@ -503,9 +504,9 @@ class Backend {
                          ConstMatrix logits, int top_k) {
     unsupported("moe_route", probs, top_index, top_weight, expert_stats, logits.data, top_k);
   }
-  // dlogits += the gradient through softmax of dtop_weight (through the
+  // dlogits = the gradient through softmax of dtop_weight (through the
   // renormalisation) plus that of the load-balancing loss
-  // aux = aux_weight * experts * sum_e f_e P_e (f_e held constant).
+  // aux = aux_weight * experts * sum_e f_e P_e (f_e held constant); written, not added.
   virtual void moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
                                   const int32_t* top_index, const float* top_weight,
                                   const float* expert_stats, int top_k, float aux_weight) {
@@ -528,7 +529,8 @@ class Backend {
     unsupported("moe_gather_backward", dx.data, dxs.data, position, top_k);
   }
   // y[n] = sum_j top_weight[n, j] * ys[position[n * top_k + j]] (overwrites y).
-  // Backward: dys[position[a]] += top_weight[a] * dy[n]; dtop_weight[a] += dy[n] . ys[position[a]].
+  // Backward WRITES dys[position[a]] = top_weight[a] * dy[n] and dtop_weight[a] = dy[n] . ys[position[a]]
+  // (each dispatched row and each assignment has one writer: no zeroing first).
   virtual void moe_combine(Matrix y, ConstMatrix ys, const float* top_weight, const int32_t* position,
                            int top_k) {
     unsupported("moe_combine", y.data, ys.data, top_weight, position, top_k);
@@ -568,6 +570,26 @@ class Backend {
   // expert without rows keeps its dW.
   virtual void grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) {
     unsupported("grouped_matmul_backward_weight", dw.data, dy.data, x.data, rows.offsets);
+  }
+  // Pairs of the three (an MoE's gate and up projections), with the results
+  // of the calls they stand for, in their order; a backend may run each pair
+  // as one launch. y0 = x W0_e^T and y1 = x W1_e^T (written);
+  // dx (+)= dy0 W0_e, then dx += dy1 W1_e; dW0_e += dy0_e^T x_e and
+  // dW1_e += dy1_e^T x_e.
+  virtual void grouped_matmul_pair(Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0, ConstMatrix w1,
+                                   ExpertRows rows) {
+    grouped_matmul(y0, x, w0, rows, false);
+    grouped_matmul(y1, x, w1, rows, false);
+  }
+  virtual void grouped_matmul_backward_input_pair(Matrix dx, ConstMatrix dy0, ConstMatrix w0, ConstMatrix dy1,
+                                                  ConstMatrix w1, ExpertRows rows, bool accumulate) {
+    grouped_matmul_backward_input(dx, dy0, w0, rows, accumulate);
+    grouped_matmul_backward_input(dx, dy1, w1, rows, true);
+  }
+  virtual void grouped_matmul_backward_weight_pair(Matrix dw0, ConstMatrix dy0, Matrix dw1, ConstMatrix dy1,
+                                                   ConstMatrix x, ExpertRows rows) {
+    grouped_matmul_backward_weight(dw0, dy0, x, rows);
+    grouped_matmul_backward_weight(dw1, dy1, x, rows);
   }
 
   // Convolutions and scans (rec, ssm, gconv). Default bodies throw, as above.

@@ -66,22 +66,19 @@ class MoeOp final : public Operator {
     Rows& r = train_;
     const int64_t a = n_ * k_;
     const ExpertRows groups{r.offsets, int(e_)};
-    // Every dispatched row belongs to an expert, so the products that write
-    // (accumulate = false) cover dh and dxs whole; the others accumulate.
-    be.fill(r.dys, a * d_, 0.0f);
-    be.fill(r.dweight, a, 0.0f);
-    be.fill(r.dlogits, n_ * e_, 0.0f);
-    for (float* b : {r.dgate, r.dup}) be.fill(b, a * f_, 0.0f);
+    // Every dispatched row belongs to an expert, so the steps that write
+    // (combine and route backward, swiglu and products with accumulate =
+    // false) cover their outputs whole and nothing is zeroed first.
     be.moe_combine_backward({r.dys, a, d_}, r.dweight, {dy, n_, d_}, {r.ys, a, d_}, r.weight, r.position, k_);
     be.grouped_matmul_backward_weight({w_down_.grad, d_, f_}, {r.dys, a, d_}, {r.h, a, f_}, groups);
     be.grouped_matmul_backward_input({r.dh, a, f_}, {r.dys, a, d_}, {w_down_.value, d_, f_}, groups,
                                      /*accumulate=*/false);
-    be.swiglu_backward(r.dgate, r.dup, r.dh, r.gate, r.up, a * f_);
-    be.grouped_matmul_backward_weight({w_gate_.grad, f_, d_}, {r.dgate, a, f_}, {r.xs, a, d_}, groups);
-    be.grouped_matmul_backward_weight({w_up_.grad, f_, d_}, {r.dup, a, f_}, {r.xs, a, d_}, groups);
-    be.grouped_matmul_backward_input({r.dxs, a, d_}, {r.dgate, a, f_}, {w_gate_.value, f_, d_}, groups,
-                                     /*accumulate=*/false);
-    be.grouped_matmul_backward_input({r.dxs, a, d_}, {r.dup, a, f_}, {w_up_.value, f_, d_}, groups);
+    be.swiglu_backward(r.dgate, r.dup, r.dh, r.gate, r.up, a * f_, /*accumulate=*/false);
+    be.grouped_matmul_backward_weight_pair({w_gate_.grad, f_, d_}, {r.dgate, a, f_}, {w_up_.grad, f_, d_},
+                                           {r.dup, a, f_}, {r.xs, a, d_}, groups);
+    be.grouped_matmul_backward_input_pair({r.dxs, a, d_}, {r.dgate, a, f_}, {w_gate_.value, f_, d_},
+                                          {r.dup, a, f_}, {w_up_.value, f_, d_}, groups,
+                                          /*accumulate=*/false);
     be.moe_gather_backward({dx, n_, d_}, {r.dxs, a, d_}, r.position, k_);
     be.moe_route_backward({r.dlogits, n_, e_}, r.dweight, r.probs, r.index, r.weight, r.stats, k_,
                           kAuxWeight);
@@ -133,8 +130,8 @@ class MoeOp final : public Operator {
     be.moe_route(r.probs, r.index, r.weight, r.stats, {r.logits, rows, e_}, k_);
     be.moe_dispatch(r.order, r.position, r.offsets, r.index, rows, k_, int(e_));
     be.moe_gather({r.xs, a, d_}, {x, rows, d_}, r.order, k_);
-    be.grouped_matmul({r.gate, a, f_}, {r.xs, a, d_}, {w_gate_.value, f_, d_}, groups);
-    be.grouped_matmul({r.up, a, f_}, {r.xs, a, d_}, {w_up_.value, f_, d_}, groups);
+    be.grouped_matmul_pair({r.gate, a, f_}, {r.up, a, f_}, {r.xs, a, d_}, {w_gate_.value, f_, d_},
+                           {w_up_.value, f_, d_}, groups);
     be.swiglu_forward(r.h, r.gate, r.up, a * f_);
     be.grouped_matmul({r.ys, a, d_}, {r.h, a, f_}, {w_down_.value, d_, f_}, groups);
     be.moe_combine({y, rows, d_}, {r.ys, a, d_}, r.weight, r.position, k_);

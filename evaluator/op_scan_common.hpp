@@ -35,10 +35,11 @@ struct WeightRows {
   void forward(Backend& be, float* y, OpInput x, int64_t n) const {
     be.matmul({y, n, rows}, {x.data, n, cols, x.bf16}, operand());
   }
-  // dW_block += dy^T x; dx += dy W_block.
-  void backward(Backend& be, OpInput dy, OpInput x, float* dx, int64_t n) const {
+  // dW_block += dy^T x; dx += dy W_block (dx = dy W_block when !accumulate_dx:
+  // the first writer of a gradient buffer needs no zeroing before it).
+  void backward(Backend& be, OpInput dy, OpInput x, float* dx, int64_t n, bool accumulate_dx = true) const {
     be.linear_backward({grad(), rows, cols}, {dx, n, cols}, {dy.data, n, rows, dy.bf16},
-                       {x.data, n, cols, x.bf16}, operand());
+                       {x.data, n, cols, x.bf16}, operand(), accumulate_dx);
   }
 };
 
@@ -82,8 +83,9 @@ struct DifferentialHalves {
                                  kDiffLambdaInit);
     return mixed;
   }
-  // `gate_backward(dcombined)` accumulates the gradient of what forward()
-  // returned into dcombined; this routes it into dscanned (and lambda's grad).
+  // `gate_backward(dcombined)` WRITES the gradient of what forward()
+  // returned into dcombined (over whatever it held); this routes it into
+  // dscanned (and lambda's grad), which is written too: no zeroing before.
   template <class GateBackward>
   void backward(Backend& be, GateBackward gate_backward, float* dscanned, float* dmixed, const float* scanned,
                 int64_t rows) const {
@@ -91,8 +93,8 @@ struct DifferentialHalves {
       gate_backward(dscanned);
       return;
     }
-    be.fill(dmixed, rows * width, 0.0f);
     gate_backward(dmixed);
+    be.fill(dscanned, rows * 2 * width, 0.0f);  // halves_difference_backward adds into it
     be.halves_difference_backward({dscanned, rows, 2 * width}, lambda->grad, {dmixed, rows, width},
                                   {scanned, rows, 2 * width}, lambda->value, kDiffLambdaInit);
   }

@@ -83,14 +83,15 @@ class SsdOp final : public Operator {
   void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
+    // dgn, dz and dys are written by their first step (the out projection, the gate), not zeroed first.
     zero_all(be, {dxr_, dxc_, dxbc_}, n_ * xbc_);
     zero_all(be, {ddt_, ddraw_}, n_ * heads_);
-    be.fill(dys_, n_ * ii_, 0.0f);
-    zero_all(be, {dz_, dg_, dgn_}, n_ * di_);
-    WeightRows{&out_proj_, 0, d_, di_}.backward(be, dy, t_.gn, dgn_, n_);
+    be.fill(dg_, n_ * di_, 0.0f);
+    WeightRows{&out_proj_, 0, d_, di_}.backward(be, dy, t_.gn, dgn_, n_, /*accumulate_dx=*/false);
     be.rmsnorm_backward({dg_, n_, di_}, norm_.grad, {dgn_, n_, di_}, {t_.g, n_, di_}, norm_.value, t_.rstd);
     const auto gate_backward = [&](float* dcombined) {  // g = y * SiLU(z)
-      be.swiglu_backward(dz_, dcombined, dg_, t_.z, halves_.combined(t_.mixed, t_.ys), n_ * di_);
+      be.swiglu_backward(dz_, dcombined, dg_, t_.z, halves_.combined(t_.mixed, t_.ys), n_ * di_,
+                         /*accumulate=*/false);
     };
     halves_.backward(be, gate_backward, dys_, dmixed_, t_.ys, n_);
     be.ssd_backward(dxbc_, ddt_, a_log_.grad, d_skip_.grad, partials_, dys_, t_.checkpoints, t_.xbc, t_.dt,

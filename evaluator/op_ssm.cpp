@@ -79,13 +79,13 @@ class SsmOp final : public Operator {
   void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
-    zero_all(be, {dxr_, dxc_, du_, ddpre_, ddelta_, dys_}, n_ * ii_);
-    zero_all(be, {dz_, dg_}, n_ * di_);
+    // dg, dz, dys and ddraw are written by their first step (the projections, the gate), not zeroed first.
+    zero_all(be, {dxr_, dxc_, du_, ddpre_, ddelta_}, n_ * ii_);
     zero_all(be, {db_, dc_}, n_ * n_state_);
-    be.fill(ddraw_, n_ * r_, 0.0f);
-    WeightRows{&out_proj_, 0, d_, di_}.backward(be, dy, t_.g, dg_, n_);
+    WeightRows{&out_proj_, 0, d_, di_}.backward(be, dy, t_.g, dg_, n_, /*accumulate_dx=*/false);
     const auto gate_backward = [&](float* dcombined) {  // g = y * SiLU(z)
-      be.swiglu_backward(dz_, dcombined, dg_, t_.z, halves_.combined(t_.mixed, t_.ys), n_ * di_);
+      be.swiglu_backward(dz_, dcombined, dg_, t_.z, halves_.combined(t_.mixed, t_.ys), n_ * di_,
+                         /*accumulate=*/false);
     };
     halves_.backward(be, gate_backward, dys_, dmixed_, t_.ys, n_);
     be.selective_scan_backward(du_, ddelta_, a_log_.grad, db_, dc_, d_skip_.grad, partials_, dys_,
@@ -93,7 +93,7 @@ class SsmOp final : public Operator {
                                scan_shape(batch_, seq_));
     be.activation_backward(ddpre_, ddelta_, t_.dpre, n_ * ii_, ActivationKind::softplus);
     be.bias_backward(dt_bias_.grad, {ddpre_, n_, ii_});
-    WeightRows{&dt_proj_, 0, ii_, r_}.backward(be, ddpre_, t_.draw, ddraw_, n_);
+    WeightRows{&dt_proj_, 0, ii_, r_}.backward(be, ddpre_, t_.draw, ddraw_, n_, /*accumulate_dx=*/false);
     proj_dt_.backward(be, ddraw_, t_.u, du_, n_);
     proj_b_.backward(be, db_, t_.u, du_, n_);
     proj_c_.backward(be, dc_, t_.u, du_, n_);

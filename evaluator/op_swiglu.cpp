@@ -45,8 +45,7 @@ class SwigluOp final : public Operator {
     if (dgate16_) {
       be.swiglu_backward_bf16(dgate16_, dup16_, dh_, gate_, up_, n_ * f_);
     } else {
-      for (float* b : {dgate_, dup_}) be.fill(b, n_ * f_, 0.0f);
-      be.swiglu_backward(dgate_, dup_, dh_, gate_, up_, n_ * f_);
+      be.swiglu_backward(dgate_, dup_, dh_, gate_, up_, n_ * f_, /*accumulate=*/false);
     }
     const GemmOperand xs(x.data, n_, d_, x.bf16);
     for (auto [dhidden, dhidden16, w] :

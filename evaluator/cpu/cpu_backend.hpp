@@ -54,7 +54,7 @@ class CpuBackend final : public Backend {
 
   void swiglu_forward(float* h, const float* gate, const float* up, int64_t count) override;
   void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
-                       int64_t count) override;
+                       int64_t count, bool accumulate) override;
 
   void add(float* out, const float* a, const float* b, int64_t count) override;
 

@@ -80,7 +80,7 @@ void CpuBackend::moe_route_backward(Matrix dlogits, const float* dtop_weight, co
       }
       for (int j = 0; j < top_k; ++j) dp[idx[j]] += (dtop_weight[n * top_k + j] - weighted) / chosen_sum;
       const float pdp = cpu::dot(p, dp, experts);
-      for (int64_t e = 0; e < experts; ++e) dlogits.data[n * experts + e] += p[e] * (dp[e] - pdp);
+      for (int64_t e = 0; e < experts; ++e) dlogits.data[n * experts + e] = p[e] * (dp[e] - pdp);
     }
   });
 }
@@ -141,8 +141,10 @@ void CpuBackend::moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatri
     for (int64_t n = r.begin(); n != r.end(); ++n)
       for (int j = 0; j < top_k; ++j) {
         const int64_t a = n * top_k + j, p = position[a];
-        cpu::axpy(dys.data + p * cols, top_weight[a], dy.data + n * cols, cols);
-        dtop_weight[a] += cpu::dot(dy.data + n * cols, ys.data + p * cols, cols);
+        float* out = dys.data + p * cols;
+        std::fill(out, out + cols, 0.0f);
+        cpu::axpy(out, top_weight[a], dy.data + n * cols, cols);  // (the bits of 0 + w dy, as before)
+        dtop_weight[a] = cpu::dot(dy.data + n * cols, ys.data + p * cols, cols);
       }
   });
 }

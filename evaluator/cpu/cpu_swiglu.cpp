@@ -16,12 +16,14 @@ LIVS_CPU_CLONES void forward_range(int64_t begin, int64_t end, float* h, const f
   for (int64_t i = begin; i < end; ++i) h[i] = gate[i] * sigmoid(gate[i]) * up[i];
 }
 
+template <bool kAccumulate>
 LIVS_CPU_CLONES void backward_range(int64_t begin, int64_t end, float* dgate, float* dup, const float* dh,
                                     const float* gate, const float* up) {
   for (int64_t i = begin; i < end; ++i) {
     const float g = gate[i], sg = sigmoid(g);
-    dgate[i] += dh[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
-    dup[i] += dh[i] * g * sg;
+    const float grad_gate = dh[i] * up[i] * sg * (1.0f + g * (1.0f - sg)), grad_up = dh[i] * g * sg;
+    dgate[i] = kAccumulate ? dgate[i] + grad_gate : grad_gate;
+    dup[i] = kAccumulate ? dup[i] + grad_up : grad_up;
   }
 }
 
@@ -33,9 +35,13 @@ void CpuBackend::swiglu_forward(float* h, const float* gate, const float* up, in
 }
 
 void CpuBackend::swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate,
-                                 const float* up, int64_t count) {
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, count, kGrain),
-                    [&](const auto& r) { backward_range(r.begin(), r.end(), dgate, dup, dh, gate, up); });
+                                 const float* up, int64_t count, bool accumulate) {
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, count, kGrain), [&](const auto& r) {
+    if (accumulate)
+      backward_range<true>(r.begin(), r.end(), dgate, dup, dh, gate, up);
+    else
+      backward_range<false>(r.begin(), r.end(), dgate, dup, dh, gate, up);
+  });
 }
 
 }  // namespace livs::evaluator

@@ -13,6 +13,7 @@
 // The methods must be called from a thread whose current CUDA device is this
 // backend's (the constructor makes it current).
 #include <cstddef>
+#include <utility>
 
 #include "evaluator/backend.hpp"
 
@@ -101,7 +102,7 @@ class CudaBackend final : public Backend {
   void swiglu_backward_bf16(void* dgate16, void* dup16, const float* dh, const float* gate, const float* up,
                             int64_t count) override;
   void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
-                       int64_t count) override;
+                       int64_t count, bool accumulate) override;
 
   void add(float* out, const float* a, const float* b, int64_t count) override;
 
@@ -172,6 +173,12 @@ class CudaBackend final : public Backend {
   void grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
                                      bool accumulate = true) override;
   void grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) override;
+  void grouped_matmul_pair(Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0, ConstMatrix w1,
+                           ExpertRows rows) override;
+  void grouped_matmul_backward_input_pair(Matrix dx, ConstMatrix dy0, ConstMatrix w0, ConstMatrix dy1,
+                                          ConstMatrix w1, ExpertRows rows, bool accumulate) override;
+  void grouped_matmul_backward_weight_pair(Matrix dw0, ConstMatrix dy0, Matrix dw1, ConstMatrix dy1,
+                                           ConstMatrix x, ExpertRows rows) override;
 
   // Convolutions, scans and pointwise kernels of the gated blocks (cuda_backend_scans.cpp).
   void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,
@@ -248,6 +255,9 @@ class CudaBackend final : public Backend {
   float* scratch_floats(Scratch& s, int64_t count) {
     return static_cast<float*>(scratch(s, std::size_t(count > 0 ? count : 1) * sizeof(float)));
   }
+  // The grouped weight gradients' chunk count and partials (nullptr for one chunk), for `pairs` of dw's
+  // shape.
+  std::pair<int, float*> grouped_weight_partials(Matrix dw, int64_t capacity, int experts, int pairs);
   // bf16 x bf16 -> fp32 (or bf16 when bf16_output) through cuBLAS; a and b are bf16 device arrays.
   void gemm_bf16(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const void* a,
                  int64_t lda, const void* b, int64_t ldb, void* c, int64_t ldc, float beta,

@@ -109,15 +109,37 @@ void CudaBackend::grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, Const
   cuda::grouped_matmul_backward_input(stream_, dx, dy, w, rows, accumulate,
                                       precision_ == GemmPrecision::bf16);
 }
+// The weight gradients' chunk count and partials (for `pairs` gradients of dw's shape).
+std::pair<int, float*> CudaBackend::grouped_weight_partials(Matrix dw, int64_t capacity, int experts,
+                                                            int pairs) {
+  const int splits = cuda::grouped_weight_splits(capacity, dw.rows, dw.cols, experts);
+  if (splits == 1) return {1, nullptr};
+  const std::size_t bytes = sizeof(float) * std::size_t(pairs) * std::size_t(splits) * std::size_t(experts) *
+                            std::size_t(dw.numel());
+  return {splits, static_cast<float*>(scratch(grouped_partials_, bytes))};
+}
+
 void CudaBackend::grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) {
-  const int splits = cuda::grouped_weight_splits(dy.rows, dw.rows, dw.cols, rows.experts);
-  float* partials = splits > 1
-                        ? static_cast<float*>(scratch(grouped_partials_, sizeof(float) * std::size_t(splits) *
-                                                                             std::size_t(rows.experts) *
-                                                                             std::size_t(dw.numel())))
-                        : nullptr;
+  const auto [splits, partials] = grouped_weight_partials(dw, dy.rows, rows.experts, 1);
   cuda::grouped_matmul_backward_weight(stream_, dw, dy, x, rows, precision_ == GemmPrecision::bf16, partials,
                                        splits);
+}
+
+void CudaBackend::grouped_matmul_pair(Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0, ConstMatrix w1,
+                                      ExpertRows rows) {
+  cuda::grouped_matmul_pair(stream_, y0, y1, x, w0, w1, rows, precision_ == GemmPrecision::bf16);
+}
+void CudaBackend::grouped_matmul_backward_input_pair(Matrix dx, ConstMatrix dy0, ConstMatrix w0,
+                                                     ConstMatrix dy1, ConstMatrix w1, ExpertRows rows,
+                                                     bool accumulate) {
+  cuda::grouped_matmul_backward_input_pair(stream_, dx, dy0, w0, dy1, w1, rows, accumulate,
+                                           precision_ == GemmPrecision::bf16);
+}
+void CudaBackend::grouped_matmul_backward_weight_pair(Matrix dw0, ConstMatrix dy0, Matrix dw1,
+                                                      ConstMatrix dy1, ConstMatrix x, ExpertRows rows) {
+  const auto [splits, partials] = grouped_weight_partials(dw0, dy0.rows, rows.experts, 2);
+  cuda::grouped_matmul_backward_weight_pair(stream_, dw0, dy0, dw1, dy1, x, rows,
+                                            precision_ == GemmPrecision::bf16, partials, splits);
 }
 
 }  // namespace livs::evaluator

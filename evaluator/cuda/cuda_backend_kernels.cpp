@@ -69,8 +69,8 @@ void CudaBackend::swiglu_backward_bf16(void* dgate16, void* dup16, const float* 
   cuda::swiglu_backward_bf16(stream_, dgate16, dup16, dh, gate, up, count);
 }
 void CudaBackend::swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate,
-                                  const float* up, int64_t count) {
-  cuda::swiglu_backward(stream_, dgate, dup, dh, gate, up, count);
+                                  const float* up, int64_t count, bool accumulate) {
+  cuda::swiglu_backward(stream_, dgate, dup, dh, gate, up, count, accumulate);
 }
 
 void CudaBackend::add(float* out, const float* a, const float* b, int64_t count) {

@@ -14,6 +14,10 @@
 //   one tile), and a block past the last tile returns;
 // - weight gradient (dW_e += dy_e^T x_e): a block per (expert, n tile, k
 //   tile) walks the expert's rows; an expert without rows returns at once.
+// - pairs (MoE's gate and up projections, which share x or add into one dx):
+//   one launch does both products, so the second one's blocks fill the
+//   first one's last wave instead of waiting for it; every output element
+//   still gets the operations of two separate launches, in their order.
 // bf16 mode: inputs rounded to bf16 as they are staged, WMMA m16n16k16 on
 // tensor cores with fp32 accumulation (4 warps, 32 x 32 each). fp32 mode:
 // the same tiles in fp32 FMAs, each output summed over the reduction in
@@ -330,8 +334,16 @@ __device__ inline ExpertRange expert_range(const int32_t* offsets, int e, int64_
   return {begin, end};
 }
 
+// How a launch's second product relates to the first (RowsProblem).
+enum class SecondProduct {
+  none,
+  beside,  // C2 = A B2: other weights, another output (grid.y covers both outputs' columns)
+  after,   // C += A2 B2 once C (+)= A B is stored: a second input and weights into the same output
+};
+
 // C[r, j] (+)= sum_t A[r, t] B_e(t, j) for the rows r of expert e, where
-// A[r, t] = a[r * lda + t] and B_e(t, j) = b[e * b_expert + t * b_t + j * b_j].
+// A[r, t] = a[r * lda + t] and B_e(t, j) = b[e * b_expert + t * b_t + j * b_j];
+// then the second product, if any (a2 and b2 as a and b, c2 as c).
 struct RowsProblem {
   const int32_t* offsets;
   int experts;
@@ -344,6 +356,10 @@ struct RowsProblem {
   float* c;
   int64_t ldc;
   bool accumulate;
+  SecondProduct second = SecondProduct::none;
+  const float* a2 = nullptr;
+  const float* b2 = nullptr;
+  float* c2 = nullptr;
 };
 
 template <bool kTensorCores, bool kBFastJ>
@@ -357,10 +373,25 @@ __global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p
       tile -= tiles;
       continue;
     }
-    const int64_t row0 = r.begin + tile * kTileM, j0 = int64_t(blockIdx.y) * kTileN;
-    tile_product<kTensorCores, true, kBFastJ>(
-        shared, p.a + row0 * p.lda, p.lda, 1, p.b + e * p.b_expert + j0 * p.b_j, p.b_t, p.b_j, p.depth,
-        r.end - row0, p.n - j0, p.c + row0 * p.ldc + j0, p.ldc, p.accumulate);
+    int64_t j0 = int64_t(blockIdx.y) * kTileN;
+    const float *a = p.a, *b = p.b;
+    float* c = p.c;
+    if (p.second == SecondProduct::beside && j0 >= p.n) {  // a block of the second output's columns
+      j0 -= (p.n + kTileN - 1) / kTileN * kTileN;
+      b = p.b2;
+      c = p.c2;
+    }
+    const int64_t row0 = r.begin + tile * kTileM;
+    auto product = [&](const float* a_rows, const float* weights, bool accumulate) {
+      tile_product<kTensorCores, true, kBFastJ>(
+          shared, a_rows + row0 * p.lda, p.lda, 1, weights + e * p.b_expert + j0 * p.b_j, p.b_t, p.b_j,
+          p.depth, r.end - row0, p.n - j0, c + row0 * p.ldc + j0, p.ldc, accumulate);
+    };
+    product(a, b, p.accumulate);
+    if (p.second == SecondProduct::after) {
+      __syncthreads();  // the first product's epilogue read shared memory the second one stages into
+      product(p.a2, p.b2, true);
+    }
     return;
   }
 }
@@ -372,43 +403,60 @@ __global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p
 // grouped_weight_reduce adds the chunks to dW_e in chunk order. A block per
 // (expert, tile) alone launched E x 4 x 2 = 64 blocks for a d128 MoE layer,
 // each walking ~512 rows: 65 us per call on an H200.
+// With a pair (dy2, dw2 set), grid.z covers both gradients (the second's
+// blocks after the first's) and partials hold both ([pair][splits]...).
 struct WeightProblem {
   const int32_t* offsets;
   int64_t capacity, n, k;
   const float* dy;
   const float* x;
   float* dw;
-  float* partials;  // [splits][experts][n][k] when splits > 1
+  float* partials;  // [pairs][splits][experts][n][k] when splits > 1
   int experts, splits;
+  const float* dy2 = nullptr;
+  float* dw2 = nullptr;
+
+  __host__ __device__ int pairs() const { return dw2 ? 2 : 1; }
+  __device__ const float* dy_of(int pair) const { return pair ? dy2 : dy; }
+  __device__ float* dw_of(int pair) const { return pair ? dw2 : dw; }
+  __device__ float* partials_of(int pair) const {
+    return partials + int64_t(pair) * splits * experts * n * k;
+  }
 };
 
 template <bool kTensorCores>
 __global__ void __launch_bounds__(kThreads, 4) grouped_weight_kernel(WeightProblem p) {
   __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
-  const int e = int(blockIdx.z) / p.splits, s = int(blockIdx.z) % p.splits;
+  const int per_pair = p.experts * p.splits, pair = int(blockIdx.z) / per_pair;
+  const int e = int(blockIdx.z) % per_pair / p.splits, s = int(blockIdx.z) % p.splits;
   const ExpertRange r = expert_range(p.offsets, e, p.capacity);
   if (p.splits == 1 && r.end == r.begin) return;
   const int64_t chunk = (r.end - r.begin + p.splits - 1) / p.splits;
   const int64_t begin = min(r.begin + s * chunk, r.end), end = min(begin + chunk, r.end);
   const int64_t i0 = int64_t(blockIdx.x) * kTileM, j0 = int64_t(blockIdx.y) * kTileN;
-  float* out = p.splits == 1 ? p.dw + e * p.n * p.k : p.partials + (int64_t(s) * p.experts + e) * p.n * p.k;
-  tile_product<kTensorCores, false, true>(shared, p.dy + begin * p.n + i0, 1, int(p.n),
+  float* out = p.splits == 1 ? p.dw_of(pair) + e * p.n * p.k
+                             : p.partials_of(pair) + (int64_t(s) * p.experts + e) * p.n * p.k;
+  tile_product<kTensorCores, false, true>(shared, p.dy_of(pair) + begin * p.n + i0, 1, int(p.n),
                                           p.x + begin * p.k + j0, int(p.k), 1, end - begin, p.n - i0,
                                           p.k - j0, out + i0 * p.k + j0, p.k, p.splits == 1);
 }
 
-// dW_e += partials[0][e] + partials[1][e] + ... in chunk order; an expert
-// without rows keeps its dW bit for bit.
+// dW_e += partials[0][e] + partials[1][e] + ... in chunk order (each of a
+// pair's gradients from its own partials); an expert without rows keeps its
+// dW bit for bit.
 __global__ void grouped_weight_reduce(WeightProblem p) {
   const int64_t per_expert = p.n * p.k, count = per_expert * p.experts;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t at = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; at < count * p.pairs();
+       at += int64_t(gridDim.x) * blockDim.x) {
+    const int pair = int(at / count);
+    const int64_t i = at % count;
     const int e = int(i / per_expert);
     const ExpertRange r = expert_range(p.offsets, e, p.capacity);
     if (r.end == r.begin) continue;
-    float sum = p.partials[i];
-    for (int s = 1; s < p.splits; ++s) sum += p.partials[int64_t(s) * count + i];
-    p.dw[i] += sum;
+    const float* partials = p.partials_of(pair);
+    float sum = partials[i];
+    for (int s = 1; s < p.splits; ++s) sum += partials[int64_t(s) * count + i];
+    p.dw_of(pair)[i] += sum;
   }
 }
 
@@ -419,17 +467,23 @@ void check_shape(int64_t x, int64_t y, int64_t z, std::initializer_list<int64_t>
   if (!ok) throw std::invalid_argument(std::string("CUDA ") + what + ": the problem is too large");
 }
 
-// C = y or dx (the capacity is its rows), A = x or dy, B from the stacked weights.
+// C = y or dx (the capacity is its rows), A = x or dy, B from the stacked
+// weights; the second product (p.second) as the caller sets it after.
 template <bool kBFastJ>
-void launch_rows(cudaStream_t stream, Matrix c, ConstMatrix a, ConstMatrix w, ExpertRows rows,
-                 bool accumulate, bool tensor_cores, const char* what) {
-  if (c.rows <= 0 || c.cols <= 0 || rows.experts <= 0) return;
-  const int64_t gx = (c.rows + kTileM - 1) / kTileM + rows.experts, gy = (c.cols + kTileN - 1) / kTileN;
-  check_shape(gx, gy, 1, {a.cols, w.cols}, what);
+RowsProblem rows_problem(Matrix c, ConstMatrix a, ConstMatrix w, ExpertRows rows, bool accumulate) {
   // Forward: B_e(t, j) = W_e[j, t], contiguous along t; backward input: B_e(t, j) = W_e[t, j].
   const int b_t = kBFastJ ? int(w.cols) : 1, b_j = kBFastJ ? 1 : int(w.cols);
-  const RowsProblem p{rows.offsets, rows.experts, c.rows, c.cols, a.cols, a.data, int(a.cols),
-                      w.data,       w.numel(),    b_t,    b_j,    c.data, c.cols, accumulate};
+  return RowsProblem{rows.offsets, rows.experts, c.rows, c.cols, a.cols, a.data, int(a.cols),
+                     w.data,       w.numel(),    b_t,    b_j,    c.data, c.cols, accumulate};
+}
+
+template <bool kBFastJ>
+void launch_rows(cudaStream_t stream, const RowsProblem& p, int64_t a_cols, int64_t w_cols, bool tensor_cores,
+                 const char* what) {
+  if (p.capacity <= 0 || p.n <= 0 || p.experts <= 0) return;
+  const int64_t gx = (p.capacity + kTileM - 1) / kTileM + p.experts,
+                gy = (p.n + kTileN - 1) / kTileN * (p.second == SecondProduct::beside ? 2 : 1);
+  check_shape(gx, gy, 1, {a_cols, w_cols}, what);
   const dim3 grid{unsigned(gx), unsigned(gy)};
   if (tensor_cores)
     grouped_rows_kernel<true, kBFastJ><<<grid, kThreads, 0, stream>>>(p);
@@ -442,12 +496,37 @@ void launch_rows(cudaStream_t stream, Matrix c, ConstMatrix a, ConstMatrix w, Ex
 
 void grouped_matmul(cudaStream_t stream, Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows,
                     bool accumulate, bool tensor_cores) {
-  launch_rows<false>(stream, y, x, w, rows, accumulate, tensor_cores, "grouped_matmul");
+  launch_rows<false>(stream, rows_problem<false>(y, x, w, rows, accumulate), x.cols, w.cols, tensor_cores,
+                     "grouped_matmul");
+}
+
+void grouped_matmul_pair(cudaStream_t stream, Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0,
+                         ConstMatrix w1, ExpertRows rows, bool tensor_cores) {
+  if (y1.rows != y0.rows || y1.cols != y0.cols || w1.rows != w0.rows || w1.cols != w0.cols)
+    throw std::invalid_argument("CUDA grouped_matmul_pair: the two products differ in shape");
+  RowsProblem p = rows_problem<false>(y0, x, w0, rows, false);
+  p.second = SecondProduct::beside;
+  p.b2 = w1.data;
+  p.c2 = y1.data;
+  launch_rows<false>(stream, p, x.cols, w0.cols, tensor_cores, "grouped_matmul_pair");
 }
 
 void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix dy, ConstMatrix w,
                                    ExpertRows rows, bool accumulate, bool tensor_cores) {
-  launch_rows<true>(stream, dx, dy, w, rows, accumulate, tensor_cores, "grouped_matmul_backward_input");
+  launch_rows<true>(stream, rows_problem<true>(dx, dy, w, rows, accumulate), dy.cols, w.cols, tensor_cores,
+                    "grouped_matmul_backward_input");
+}
+
+void grouped_matmul_backward_input_pair(cudaStream_t stream, Matrix dx, ConstMatrix dy0, ConstMatrix w0,
+                                        ConstMatrix dy1, ConstMatrix w1, ExpertRows rows, bool accumulate,
+                                        bool tensor_cores) {
+  if (dy1.rows != dy0.rows || dy1.cols != dy0.cols || w1.rows != w0.rows || w1.cols != w0.cols)
+    throw std::invalid_argument("CUDA grouped_matmul_backward_input_pair: the two products differ in shape");
+  RowsProblem p = rows_problem<true>(dx, dy0, w0, rows, accumulate);
+  p.second = SecondProduct::after;
+  p.a2 = dy1.data;
+  p.b2 = w1.data;
+  launch_rows<true>(stream, p, dy0.cols, w0.cols, tensor_cores, "grouped_matmul_backward_input_pair");
 }
 
 int grouped_weight_splits(int64_t capacity, int64_t n, int64_t k, int experts) {
@@ -459,26 +538,49 @@ int grouped_weight_splits(int64_t capacity, int64_t n, int64_t k, int experts) {
   return int(std::max<int64_t>(1, std::min<int64_t>({for_blocks, for_rows, 16})));
 }
 
-void grouped_matmul_backward_weight(cudaStream_t stream, Matrix dw, ConstMatrix dy, ConstMatrix x,
-                                    ExpertRows rows, bool tensor_cores, float* partials, int splits) {
-  if (dy.rows <= 0 || dw.rows <= 0 || dw.cols <= 0 || rows.experts <= 0) return;
-  const int64_t gx = (dw.rows + kTileM - 1) / kTileM, gy = (dw.cols + kTileN - 1) / kTileN;
-  check_shape(gx, gy, int64_t(rows.experts) * splits, {dw.rows, dw.cols}, "grouped_matmul_backward_weight");
-  if (splits > 1 && !partials)
+namespace {
+
+void launch_weight(cudaStream_t stream, const WeightProblem& p, bool tensor_cores) {
+  if (p.capacity <= 0 || p.n <= 0 || p.k <= 0 || p.experts <= 0) return;
+  const int64_t gx = (p.n + kTileM - 1) / kTileM, gy = (p.k + kTileN - 1) / kTileN;
+  check_shape(gx, gy, int64_t(p.experts) * p.splits * p.pairs(), {p.n, p.k},
+              "grouped_matmul_backward_weight");
+  if (p.splits > 1 && !p.partials)
     throw std::invalid_argument("CUDA grouped_matmul_backward_weight: no partials");
-  const WeightProblem p{rows.offsets, dy.rows, dw.rows,  dw.cols,      dy.data,
-                        x.data,       dw.data, partials, rows.experts, splits};
-  const dim3 grid{unsigned(gx), unsigned(gy), unsigned(rows.experts * splits)};
+  const dim3 grid{unsigned(gx), unsigned(gy), unsigned(p.experts * p.splits * p.pairs())};
   if (tensor_cores)
     grouped_weight_kernel<true><<<grid, kThreads, 0, stream>>>(p);
   else
     grouped_weight_kernel<false><<<grid, kThreads, 0, stream>>>(p);
   LIVS_CUDA_CHECK_LAUNCH();
-  if (splits > 1) {
-    const int64_t count = dw.rows * dw.cols * rows.experts;
+  if (p.splits > 1) {
+    const int64_t count = p.n * p.k * p.experts * p.pairs();
     grouped_weight_reduce<<<unsigned(std::min<int64_t>((count + 255) / 256, 4096)), 256, 0, stream>>>(p);
     LIVS_CUDA_CHECK_LAUNCH();
   }
+}
+
+}  // namespace
+
+void grouped_matmul_backward_weight(cudaStream_t stream, Matrix dw, ConstMatrix dy, ConstMatrix x,
+                                    ExpertRows rows, bool tensor_cores, float* partials, int splits) {
+  launch_weight(stream,
+                WeightProblem{rows.offsets, dy.rows, dw.rows, dw.cols, dy.data, x.data, dw.data, partials,
+                              rows.experts, splits},
+                tensor_cores);
+}
+
+void grouped_matmul_backward_weight_pair(cudaStream_t stream, Matrix dw0, ConstMatrix dy0, Matrix dw1,
+                                         ConstMatrix dy1, ConstMatrix x, ExpertRows rows, bool tensor_cores,
+                                         float* partials, int splits) {
+  if (dw1.rows != dw0.rows || dw1.cols != dw0.cols || dy1.rows != dy0.rows || dy1.cols != dy0.cols)
+    throw std::invalid_argument(
+        "CUDA grouped_matmul_backward_weight_pair: the two gradients differ in shape");
+  WeightProblem p{rows.offsets, dy0.rows, dw0.rows, dw0.cols,     dy0.data,
+                  x.data,       dw0.data, partials, rows.experts, splits};
+  p.dy2 = dy1.data;
+  p.dw2 = dw1.data;
+  launch_weight(stream, p, tensor_cores);
 }
 
 }  // namespace livs::evaluator::cuda

@@ -29,7 +29,7 @@ void to_bf16(cudaStream_t stream, void* dst, const float* src, int64_t count);
 // overwrite (GEMM shadows).
 void swiglu_forward(cudaStream_t stream, float* h, const float* gate, const float* up, int64_t count);
 void swiglu_backward(cudaStream_t stream, float* dgate, float* dup, const float* dh, const float* gate,
-                     const float* up, int64_t count);
+                     const float* up, int64_t count, bool accumulate);
 void swiglu_forward_bf16(cudaStream_t stream, void* h16, const float* gate, const float* up, int64_t count);
 void swiglu_backward_bf16(cudaStream_t stream, void* dgate16, void* dup16, const float* dh, const float* gate,
                           const float* up, int64_t count);
@@ -285,10 +285,20 @@ void grouped_matmul(cudaStream_t stream, Matrix y, ConstMatrix x, ConstMatrix w,
                     bool accumulate, bool tensor_cores);
 void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix dy, ConstMatrix w,
                                    ExpertRows rows, bool accumulate, bool tensor_cores);
+// The pairs of Backend::grouped_matmul_pair and friends, each in one launch
+// (the weight gradients' partials hold both: 2 * splits * experts * n * k).
+void grouped_matmul_pair(cudaStream_t stream, Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0,
+                         ConstMatrix w1, ExpertRows rows, bool tensor_cores);
+void grouped_matmul_backward_input_pair(cudaStream_t stream, Matrix dx, ConstMatrix dy0, ConstMatrix w0,
+                                        ConstMatrix dy1, ConstMatrix w1, ExpertRows rows, bool accumulate,
+                                        bool tensor_cores);
 // How many chunks the weight gradient cuts each expert's rows into (1: none);
 // with more than one it needs partials of splits * experts * n * k floats.
 int grouped_weight_splits(int64_t capacity, int64_t n, int64_t k, int experts);
 void grouped_matmul_backward_weight(cudaStream_t stream, Matrix dw, ConstMatrix dy, ConstMatrix x,
                                     ExpertRows rows, bool tensor_cores, float* partials, int splits);
+void grouped_matmul_backward_weight_pair(cudaStream_t stream, Matrix dw0, ConstMatrix dy0, Matrix dw1,
+                                         ConstMatrix dy1, ConstMatrix x, ExpertRows rows, bool tensor_cores,
+                                         float* partials, int splits);
 
 }  // namespace livs::evaluator::cuda

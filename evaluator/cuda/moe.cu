@@ -93,7 +93,7 @@ __global__ void moe_route_backward_kernel(float* dlogits, const float* dtop_weig
   };
   float pdp = 0.0f;
   for (int64_t e = 0; e < experts; ++e) pdp += p[e] * dp(e);
-  for (int64_t e = 0; e < experts; ++e) dlogits[n * experts + e] += p[e] * (dp(e) - pdp);
+  for (int64_t e = 0; e < experts; ++e) dlogits[n * experts + e] = p[e] * (dp(e) - pdp);
 }
 
 // Routing with up to 32 experts: a warp per row, lane e holding expert e,
@@ -181,7 +181,7 @@ __global__ void moe_route_backward_warp_kernel(float* dlogits, const float* dtop
       if (chosen == lane) dp += (dwj - weighted) / chosen_sum;
     }
     const float pdp = ordered_lane_sum(p * dp, experts);
-    if (mine) dlogits[n * experts + lane] += p * (dp - pdp);
+    if (mine) dlogits[n * experts + lane] = p * (dp - pdp);
   });
 }
 
@@ -358,10 +358,10 @@ __global__ void moe_combine_kernel(float* y, const float* ys, const float* top_w
   });
 }
 
-// A warp per assignment a (token n = a / top_k): dys[position[a]] += w_a dy[n]
+// A warp per assignment a (token n = a / top_k): dys[position[a]] = w_a dy[n]
 // (positions are a permutation, so each row has one writer) and
-// dtop_weight[a] += dy[n] . ys[position[a]] (the lanes' partial sums in a
-// fixed butterfly).
+// dtop_weight[a] = dy[n] . ys[position[a]] (the lanes' partial sums in a
+// fixed butterfly); written, not added, so nothing is zeroed first.
 __global__ void moe_combine_backward_kernel(float* dys, float* dtop_weight, const float* dy, const float* ys,
                                             const float* top_weight, const int32_t* position,
                                             int64_t assignments, RowAccess row, int top_k) {
@@ -372,12 +372,12 @@ __global__ void moe_combine_backward_kernel(float* dys, float* dtop_weight, cons
     float dot = 0.0f;
     for_row_columns(row, [&](int64_t c, auto w) {
       const float4 g = load_w<decltype(w)::value>(dyr + c), v = load_w<decltype(w)::value>(ys + at + c);
-      store_w<decltype(w)::value>(dys + at + c, fma4(weight, g, load_w<decltype(w)::value>(dys + at + c)));
+      store_w<decltype(w)::value>(dys + at + c, g * weight);
       dot += g.x * v.x;
       if constexpr (decltype(w)::value == 4) dot += g.y * v.y + g.z * v.z + g.w * v.w;
     });
     dot = warp_sum(dot);
-    if (threadIdx.x % kWarpSize == 0) dtop_weight[a] += dot;
+    if (threadIdx.x % kWarpSize == 0) dtop_weight[a] = dot;
   });
 }
 

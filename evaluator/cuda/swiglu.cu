@@ -1,6 +1,6 @@
 // SwiGLU's gate h = silu(g) * u and its backward, elementwise with 16-byte
-// accesses where every pointer allows: fp32 outputs (the backward
-// accumulating), or bf16 outputs that overwrite (Backend::swiglu_*_bf16: h,
+// accesses where every pointer allows: fp32 outputs (the backward adding or
+// writing), or bf16 outputs that overwrite (Backend::swiglu_*_bf16: h,
 // dgate and dup are GEMM shadows with no fp32 copy). Both forms share the
 // fp32 math; the bf16 form only rounds its stores (to nearest even), so its
 // outputs are the fp32 form's rounded.
@@ -43,11 +43,11 @@ __global__ void swiglu_forward_kernel(Out* h, const float* gate, const float* up
       [&](int64_t i) { store1(h, i, swiglu(gate[i], up[i])); });
 }
 
-// float: dgate += ..., dup += ...; __nv_bfloat16: dgate = ..., dup = ... (rounded).
-template <class Out>
+// dgate (+)= ..., dup (+)= ... (kAccumulate: added; bf16 outputs are always written, rounded).
+template <bool kAccumulate, class Out>
 __global__ void swiglu_backward_kernel(Out* dgate, Out* dup, const float* dh, const float* gate,
                                        const float* up, int64_t count, bool vector) {
-  constexpr bool kAccumulate = std::is_same_v<Out, float>;
+  static_assert(!kAccumulate || std::is_same_v<Out, float>, "bf16 shadows are written, not added to");
   grid_stride_quads(
       count, vector,
       [&](int64_t i) {
@@ -84,10 +84,14 @@ void swiglu_forward(cudaStream_t stream, float* h, const float* gate, const floa
 }
 
 void swiglu_backward(cudaStream_t stream, float* dgate, float* dup, const float* dh, const float* gate,
-                     const float* up, int64_t count) {
+                     const float* up, int64_t count, bool accumulate) {
   if (count <= 0) return;
-  swiglu_backward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(dgate, dup, dh, gate, up, count,
-                                                                        aligned16(dgate, dup, dh, gate, up));
+  const unsigned blocks = grid_for((count + 3) / 4);
+  const bool vector = aligned16(dgate, dup, dh, gate, up);
+  if (accumulate)
+    swiglu_backward_kernel<true><<<blocks, 256, 0, stream>>>(dgate, dup, dh, gate, up, count, vector);
+  else
+    swiglu_backward_kernel<false><<<blocks, 256, 0, stream>>>(dgate, dup, dh, gate, up, count, vector);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -104,8 +108,8 @@ void swiglu_backward_bf16(cudaStream_t stream, void* dgate16, void* dup16, const
   if (count <= 0) return;
   auto *dgate = static_cast<__nv_bfloat16*>(dgate16), *dup = static_cast<__nv_bfloat16*>(dup16);
   const bool vector = aligned16(dh, gate, up) && aligned8(dgate, dup);
-  swiglu_backward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(dgate, dup, dh, gate, up, count,
-                                                                        vector);
+  swiglu_backward_kernel<false>
+      <<<grid_for((count + 3) / 4), 256, 0, stream>>>(dgate, dup, dh, gate, up, count, vector);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

@@ -206,9 +206,17 @@ TEST_CASE("swiglu forward and backward") {
   loss();
   for (int64_t i = 0; i < n; ++i)
     REQUIRE(h[i] == doctest::Approx(gate[i] / (1 + std::exp(-double(gate[i]))) * up[i]).epsilon(1e-5));
-  be.swiglu_backward(dgate.data(), dup.data(), r.data(), gate.data(), up.data(), n);
+  be.swiglu_backward(dgate.data(), dup.data(), r.data(), gate.data(), up.data(), n, /*accumulate=*/true);
   check_gradient("swiglu dgate", gate.data(), dgate, loss);
   check_gradient("swiglu dup", up.data(), dup, loss);
+  // Writing instead of adding: the same values over whatever the outputs held.
+  std::vector<float> written_gate(n, NAN), written_up(n, NAN);
+  be.swiglu_backward(written_gate.data(), written_up.data(), r.data(), gate.data(), up.data(), n,
+                     /*accumulate=*/false);
+  CHECK(written_gate == dgate);
+  CHECK(written_up == dup);
+  be.swiglu_backward(dgate.data(), dup.data(), r.data(), gate.data(), up.data(), n, /*accumulate=*/true);
+  for (int64_t i = 0; i < n; ++i) CHECK(dgate[i] == 2.0f * written_gate[i]);
 }
 
 TEST_CASE("cross-entropy forward and fused backward") {

@@ -63,13 +63,16 @@ TEST_CASE("elementwise: add, fill and swiglu on odd counts and misaligned views"
         OffsetArray da(be, a, offset), db(be, b, offset), dc(be, c, offset), sum(be, nan_floats(n), offset),
             in_place(be, a, offset), filled(be, nan_floats(n + 1), offset),
             zeroed(be, nan_floats(n + 1), offset), h(be, nan_floats(n), offset), dgate(be, dgate0, offset),
-            dup(be, dup0, offset);
+            dup(be, dup0, offset), written_gate(be, nan_floats(n), offset),
+            written_up(be, nan_floats(n), offset);
         be.add(sum.data(), da.data(), db.data(), n);
         be.add(in_place.data(), in_place.data(), db.data(), n);
         be.fill(filled.data(), n, 2.5f);  // the element after the n asked for stays NaN
         be.fill(zeroed.data(), n, 0.0f);
         be.swiglu_forward(h.data(), da.data(), db.data(), n);
-        be.swiglu_backward(dgate.data(), dup.data(), dc.data(), da.data(), db.data(), n);
+        be.swiglu_backward(dgate.data(), dup.data(), dc.data(), da.data(), db.data(), n, /*accumulate=*/true);
+        be.swiglu_backward(written_gate.data(), written_up.data(), dc.data(), da.data(), db.data(), n,
+                           /*accumulate=*/false);
         auto f = filled.download(), z = zeroed.download();
         CHECK(std::isnan(f.back()));
         CHECK(std::isnan(z.back()));
@@ -81,7 +84,9 @@ TEST_CASE("elementwise: add, fill and swiglu on odd counts and misaligned views"
                        {"fill zero", z},
                        {"swiglu h", h.download()},
                        {"swiglu dgate", dgate.download()},
-                       {"swiglu dup", dup.download()}};
+                       {"swiglu dup", dup.download()},
+                       {"swiglu dgate written", written_gate.download()},
+                       {"swiglu dup written", written_up.download()}};
       };
       const auto want = run(cpu());
       const auto got = run(gpu());

@@ -277,7 +277,7 @@ TEST_CASE("swiglu forward and backward") {
         auto h = poisoned(be, n);
         auto dgate = accumulator(be, n, 39), dup = accumulator(be, n, 40);
         be.swiglu_forward(h->data(), dgate_in.data(), dup_in.data(), n);
-        be.swiglu_backward(dgate->data(), dup->data(), ddh.data(), dgate_in.data(), dup_in.data(), n);
+        be.swiglu_backward(dgate->data(), dup->data(), ddh.data(), dgate_in.data(), dup_in.data(), n, true);
         return Outputs{{"h", h->download()}, {"dgate", dgate->download()}, {"dup", dup->download()}};
       },
       kFp32Tolerance);

@@ -145,7 +145,7 @@ TEST_CASE("shadows: SwiGLU's bf16 outputs are its fp32 outputs rounded") {
     Array dgate(be, std::vector<float>(std::size_t(count), 0.0f)), dup(be, dgate.download());
     DeviceArray<uint16_t> h16(be, count), dgate16(be, count), dup16(be, count);
     be.swiglu_forward(h->data(), dgate_in.data(), dup_in.data(), count);
-    be.swiglu_backward(dgate.data(), dup.data(), ddh.data(), dgate_in.data(), dup_in.data(), count);
+    be.swiglu_backward(dgate.data(), dup.data(), ddh.data(), dgate_in.data(), dup_in.data(), count, false);
     be.swiglu_forward_bf16(h16.data(), dgate_in.data(), dup_in.data(), count);
     be.swiglu_backward_bf16(dgate16.data(), dup16.data(), ddh.data(), dgate_in.data(), dup_in.data(), count);
     CHECK(widen(h16.download()) == round_bf16(h->download()));
