@@ -254,10 +254,15 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "grouped_matmul_backward_weight");
     inner_.grouped_matmul_backward_weight(dw, dy, x, rows);
   }
-  void grouped_matmul_pair(Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0, ConstMatrix w1,
-                           ExpertRows rows) override {
-    Timed timed(*this, "grouped_matmul");
-    inner_.grouped_matmul_pair(y0, y1, x, w0, w1, rows);
+  void grouped_swiglu_forward(Matrix h, Matrix gate, Matrix up, ConstMatrix x, ConstMatrix w_gate,
+                              ConstMatrix w_up, ExpertRows rows) override {
+    Timed timed(*this, "grouped_swiglu_forward");
+    inner_.grouped_swiglu_forward(h, gate, up, x, w_gate, w_up, rows);
+  }
+  void grouped_swiglu_backward_input(Matrix dgate, Matrix dup, Matrix dh, ConstMatrix dy, ConstMatrix w_down,
+                                     ConstMatrix gate, ConstMatrix up, ExpertRows rows) override {
+    Timed timed(*this, "grouped_swiglu_backward_input");
+    inner_.grouped_swiglu_backward_input(dgate, dup, dh, dy, w_down, gate, up, rows);
   }
   void grouped_matmul_backward_input_pair(Matrix dx, ConstMatrix dy0, ConstMatrix w0, ConstMatrix dy1,
                                           ConstMatrix w1, ExpertRows rows, bool accumulate) override {

@@ -313,7 +313,7 @@ class Backend {
   }
 
   // Rotary embedding; out may alias in. Backward applies the inverse rotation
-  // and accumulates: din += R^T dout.
+  // and WRITES din = R^T dout (din may alias dout).
   virtual void rope_forward(float* out, const float* in, const float* cos, const float* sin,
                             const RopeShape& shape) = 0;
   virtual void rope_backward(float* din, const float* dout, const float* cos, const float* sin,
@@ -571,16 +571,10 @@ class Backend {
   virtual void grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) {
     unsupported("grouped_matmul_backward_weight", dw.data, dy.data, x.data, rows.offsets);
   }
-  // Pairs of the three (an MoE's gate and up projections), with the results
-  // of the calls they stand for, in their order; a backend may run each pair
-  // as one launch. y0 = x W0_e^T and y1 = x W1_e^T (written);
-  // dx (+)= dy0 W0_e, then dx += dy1 W1_e; dW0_e += dy0_e^T x_e and
-  // dW1_e += dy1_e^T x_e.
-  virtual void grouped_matmul_pair(Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0, ConstMatrix w1,
-                                   ExpertRows rows) {
-    grouped_matmul(y0, x, w0, rows, false);
-    grouped_matmul(y1, x, w1, rows, false);
-  }
+  // Pairs of the products (an MoE's gate and up projections), with the
+  // results of the calls they stand for, in their order; a backend may run
+  // each pair as one launch. dx (+)= dy0 W0_e, then dx += dy1 W1_e;
+  // dW0_e += dy0_e^T x_e and dW1_e += dy1_e^T x_e.
   virtual void grouped_matmul_backward_input_pair(Matrix dx, ConstMatrix dy0, ConstMatrix w0, ConstMatrix dy1,
                                                   ConstMatrix w1, ExpertRows rows, bool accumulate) {
     grouped_matmul_backward_input(dx, dy0, w0, rows, accumulate);
@@ -590,6 +584,24 @@ class Backend {
                                                    ConstMatrix x, ExpertRows rows) {
     grouped_matmul_backward_weight(dw0, dy0, x, rows);
     grouped_matmul_backward_weight(dw1, dy1, x, rows);
+  }
+  // The experts' SwiGLU hidden layer, with the results of the calls it
+  // stands for: gate = x W_gate_e^T, up = x W_up_e^T (written), then
+  // h = silu(gate) * up (swiglu_forward) over the dispatched rows.
+  virtual void grouped_swiglu_forward(Matrix h, Matrix gate, Matrix up, ConstMatrix x, ConstMatrix w_gate,
+                                      ConstMatrix w_up, ExpertRows rows) {
+    grouped_matmul(gate, x, w_gate, rows, false);
+    grouped_matmul(up, x, w_up, rows, false);
+    swiglu_forward(h.data, gate.data, up.data, h.numel());
+  }
+  // Its gradient through the down projection's input: dh = dy W_down_e,
+  // then dgate and dup written from dh, gate and up (swiglu_backward). dh is
+  // scratch that a backend may leave unwritten.
+  virtual void grouped_swiglu_backward_input(Matrix dgate, Matrix dup, Matrix dh, ConstMatrix dy,
+                                             ConstMatrix w_down, ConstMatrix gate, ConstMatrix up,
+                                             ExpertRows rows) {
+    grouped_matmul_backward_input(dh, dy, w_down, rows, false);
+    swiglu_backward(dgate.data, dup.data, dh.data, gate.data, up.data, dh.numel(), false);
   }
 
   // Convolutions and scans (rec, ssm, gconv). Default bodies throw, as above.

@@ -383,8 +383,11 @@ class AttentionOp final : public Operator {
 
   void zero_grads(Backend& be, Projection& p, int64_t count) {
     resolve(p);
-    for (float* b : {p.d_rotated, p.d_normed, p.d_raw})
-      be.fill(b, count, 0.0f);  // aliases zero twice: harmless
+    // Stages that are off alias the one before: each buffer once (a memset
+    // of a [tokens, width] buffer is not free at d 256 and up). RoPE's
+    // backward writes d_normed, so only what is added into is zeroed.
+    be.fill(p.d_rotated, count, 0.0f);
+    if (p.d_raw != p.d_normed) be.fill(p.d_raw, count, 0.0f);
   }
 
   AttentionShape shape(int batch, int seq) const {

@@ -132,26 +132,27 @@ class LinearAttentionOp final : public Operator {
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     Rows& r = train_;
     const int64_t hd = knobs_.head_dim, rows = n_ * knobs_.heads;
-    be.fill(r.dnormed, n_ * width_, 0.0f);
+    // dnormed is written by the out projection; without the differential
+    // form the attention's output gradient is dmixed itself (no copy).
     be.fill(r.dmixed, n_ * width_, 0.0f);
     for (int g = 0; g < groups_; ++g) {
-      be.fill(r.da[g], n_ * width_, 0.0f);
+      if (groups_ == 2) be.fill(r.da[g], n_ * width_, 0.0f);  // differential_backward adds into both
       be.fill(r.dq[g], n_ * width_, 0.0f);
       be.fill(r.dq_feature[g], n_ * width_, 0.0f);
     }
     be.fill(dnorm_gain_, knobs_.head_dim, 0.0f);  // a constant gain: its gradient is discarded
     be.matmul_backward_weight({wo_.grad, d_, width_}, {dy, n_, d_}, {r.normed, n_, width_});
-    be.matmul_backward_input({r.dnormed, n_, width_}, {dy, n_, d_}, wo_.operand(d_, width_));
+    be.matmul_backward_input({r.dnormed, n_, width_}, {dy, n_, d_}, wo_.operand(d_, width_),
+                             /*accumulate=*/false);
     be.rmsnorm_backward({r.dmixed, rows, hd}, dnorm_gain_, {r.dnormed, rows, hd}, {r.mixed, rows, hd},
                         norm_gain_, r.rstd);
     if (groups_ == 2)
       be.differential_backward(r.da[0], r.da[1], lambda_.grad, r.dmixed, r.a[1], lambda_.value, kLambdaInit,
                                n_, knobs_.heads, knobs_.head_dim);
-    else
-      be.add(r.da[0], r.da[0], r.dmixed, n_ * width_);
     const Rows& f = features();
     for (int g = 0; g < groups_; ++g) {
-      be.linear_attention_backward(r.dqf(g), f.dkf[g], f.dv, f.dla, r.da[g], r.qf[g], f.kf[g], f.v, f.la,
+      const float* da = groups_ == 2 ? r.da[g] : r.dmixed;
+      be.linear_attention_backward(r.dqf(g), f.dkf[g], f.dv, f.dla, da, r.qf[g], f.kf[g], f.v, f.la,
                                    shape(batch_, seq_));
     }
     // r.dqf(g) is the feature-space gradient; map it back through phi.
@@ -220,7 +221,7 @@ class LinearAttentionOp final : public Operator {
       if (grads) {
         arena.reserve(&r.dq[g], n);
         arena.reserve(&r.dq_feature[g], n);
-        arena.reserve(&r.da[g], n);
+        if (groups_ == 2) arena.reserve(&r.da[g], n);  // else the output gradient is dmixed
         if (own_features_) arena.reserve(&r.dkf[g], n);
       }
     }

@@ -9,9 +9,10 @@
 // every dispatched row belongs to an expert.
 // Load balancing (Switch / GShard): aux = 0.01 * E * sum_e f_e P_e with f_e
 // the fraction of the rows * top_k assignments routed to e and P_e the mean
-// router probability of e. It is computed on the device (moe_balance_loss)
-// and read from there only when Operator::auxiliary_loss() is called
-// (Model::auxiliary_loss() sums it over operators, outside the step);
+// router probability of e. It is computed on the device (moe_balance_loss,
+// from the last forward's statistics) only when Operator::auxiliary_loss()
+// is called (Model::auxiliary_loss() sums it over operators, outside the
+// step), so a training step spends no launch on a value nobody reads;
 // backward always includes its gradient (f held constant, as in Switch), so
 // the trained objective is cross-entropy + aux. No decode state.
 #include <stdexcept>
@@ -50,13 +51,13 @@ class MoeOp final : public Operator {
 
   void forward(Backend& be, OpInput x, float* y) override {
     run(be, train_, x, y, n_);
-    be.moe_balance_loss(aux_, train_.stats, int(e_), kAuxWeight);
     aux_backend_ = &be;
   }
 
-  // Read from the device, so only outside a step (tests, reports).
+  // Computed and read on the device's stream, so only outside a step (tests, reports).
   double auxiliary_loss() const override {
     if (!aux_backend_) return 0.0;
+    aux_backend_->moe_balance_loss(aux_, train_.stats, int(e_), kAuxWeight);
     double aux = 0.0;
     aux_backend_->copy_to_host(&aux, aux_, sizeof(double));
     return aux;
@@ -71,9 +72,8 @@ class MoeOp final : public Operator {
     // false) cover their outputs whole and nothing is zeroed first.
     be.moe_combine_backward({r.dys, a, d_}, r.dweight, {dy, n_, d_}, {r.ys, a, d_}, r.weight, r.position, k_);
     be.grouped_matmul_backward_weight({w_down_.grad, d_, f_}, {r.dys, a, d_}, {r.h, a, f_}, groups);
-    be.grouped_matmul_backward_input({r.dh, a, f_}, {r.dys, a, d_}, {w_down_.value, d_, f_}, groups,
-                                     /*accumulate=*/false);
-    be.swiglu_backward(r.dgate, r.dup, r.dh, r.gate, r.up, a * f_, /*accumulate=*/false);
+    be.grouped_swiglu_backward_input({r.dgate, a, f_}, {r.dup, a, f_}, {r.dh, a, f_}, {r.dys, a, d_},
+                                     {w_down_.value, d_, f_}, {r.gate, a, f_}, {r.up, a, f_}, groups);
     be.grouped_matmul_backward_weight_pair({w_gate_.grad, f_, d_}, {r.dgate, a, f_}, {w_up_.grad, f_, d_},
                                            {r.dup, a, f_}, {r.xs, a, d_}, groups);
     be.grouped_matmul_backward_input_pair({r.dxs, a, d_}, {r.dgate, a, f_}, {w_gate_.value, f_, d_},
@@ -130,9 +130,8 @@ class MoeOp final : public Operator {
     be.moe_route(r.probs, r.index, r.weight, r.stats, {r.logits, rows, e_}, k_);
     be.moe_dispatch(r.order, r.position, r.offsets, r.index, rows, k_, int(e_));
     be.moe_gather({r.xs, a, d_}, {x, rows, d_}, r.order, k_);
-    be.grouped_matmul_pair({r.gate, a, f_}, {r.up, a, f_}, {r.xs, a, d_}, {w_gate_.value, f_, d_},
-                           {w_up_.value, f_, d_}, groups);
-    be.swiglu_forward(r.h, r.gate, r.up, a * f_);
+    be.grouped_swiglu_forward({r.h, a, f_}, {r.gate, a, f_}, {r.up, a, f_}, {r.xs, a, d_},
+                              {w_gate_.value, f_, d_}, {w_up_.value, f_, d_}, groups);
     be.grouped_matmul({r.ys, a, d_}, {r.h, a, f_}, {w_down_.value, d_, f_}, groups);
     be.moe_combine({y, rows, d_}, {r.ys, a, d_}, r.weight, r.position, k_);
   }

@@ -47,8 +47,8 @@ void CpuBackend::rope_backward(float* din, const float* dout, const float* cos, 
     float* dx = din + offset;
     for (int64_t i = 0; i < half; ++i) {
       const float d1 = dy[i], d2 = dy[i + half];
-      dx[i] += d1 * c[i] + d2 * sn[i];
-      dx[i + half] += -d1 * sn[i] + d2 * c[i];
+      dx[i] = d1 * c[i] + d2 * sn[i];
+      dx[i + half] = -d1 * sn[i] + d2 * c[i];
     }
   });
 }

@@ -173,8 +173,10 @@ class CudaBackend final : public Backend {
   void grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
                                      bool accumulate = true) override;
   void grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) override;
-  void grouped_matmul_pair(Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0, ConstMatrix w1,
-                           ExpertRows rows) override;
+  void grouped_swiglu_forward(Matrix h, Matrix gate, Matrix up, ConstMatrix x, ConstMatrix w_gate,
+                              ConstMatrix w_up, ExpertRows rows) override;
+  void grouped_swiglu_backward_input(Matrix dgate, Matrix dup, Matrix dh, ConstMatrix dy, ConstMatrix w_down,
+                                     ConstMatrix gate, ConstMatrix up, ExpertRows rows) override;
   void grouped_matmul_backward_input_pair(Matrix dx, ConstMatrix dy0, ConstMatrix w0, ConstMatrix dy1,
                                           ConstMatrix w1, ExpertRows rows, bool accumulate) override;
   void grouped_matmul_backward_weight_pair(Matrix dw0, ConstMatrix dy0, Matrix dw1, ConstMatrix dy1,

@@ -125,9 +125,16 @@ void CudaBackend::grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, Cons
                                        splits);
 }
 
-void CudaBackend::grouped_matmul_pair(Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0, ConstMatrix w1,
-                                      ExpertRows rows) {
-  cuda::grouped_matmul_pair(stream_, y0, y1, x, w0, w1, rows, precision_ == GemmPrecision::bf16);
+void CudaBackend::grouped_swiglu_forward(Matrix h, Matrix gate, Matrix up, ConstMatrix x, ConstMatrix w_gate,
+                                         ConstMatrix w_up, ExpertRows rows) {
+  cuda::grouped_swiglu_forward(stream_, h, gate, up, x, w_gate, w_up, rows,
+                               precision_ == GemmPrecision::bf16);
+}
+void CudaBackend::grouped_swiglu_backward_input(Matrix dgate, Matrix dup, Matrix, ConstMatrix dy,
+                                                ConstMatrix w_down, ConstMatrix gate, ConstMatrix up,
+                                                ExpertRows rows) {
+  cuda::grouped_swiglu_backward_input(stream_, dgate, dup, dy, w_down, gate, up, rows,
+                                      precision_ == GemmPrecision::bf16);
 }
 void CudaBackend::grouped_matmul_backward_input_pair(Matrix dx, ConstMatrix dy0, ConstMatrix w0,
                                                      ConstMatrix dy1, ConstMatrix w1, ExpertRows rows,

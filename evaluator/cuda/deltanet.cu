@@ -34,7 +34,6 @@ namespace {
 
 constexpr int kMaxHeadDim = 128;  // d_k x d_v fp32 in shared memory: 64 KiB (plus dS in backward: 128 KiB)
 
-__device__ inline float sigmoid_of(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ inline float softplus_of(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
 struct Layout {
@@ -216,7 +215,7 @@ __global__ void gdn_decay_dz_kernel(float* dz, const float* dlog_alpha, const fl
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int h = int(i % heads);
-    dz[i] += -expf(a_log[h]) * sigmoid_of(z[i] + dt_bias[h]) * dlog_alpha[i];
+    dz[i] += -expf(a_log[h]) * sigmoid(z[i] + dt_bias[h]) * dlog_alpha[i];
   }
 }
 
@@ -230,7 +229,7 @@ __global__ void gdn_decay_sums_kernel(float* da_log, float* ddt_bias, const floa
   for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
     const int64_t i = r * heads + h;
     const float x = z[i] + dt_bias[h];
-    sum_dt += -a * sigmoid_of(x) * dlog_alpha[i];
+    sum_dt += -a * sigmoid(x) * dlog_alpha[i];
     sum_a += dlog_alpha[i] * (-a * softplus_of(x));
   }
   const float total_a = block_sum(sum_a, reduce);

@@ -12,6 +12,8 @@ namespace livs::evaluator::cuda {
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kWarpSize = 32;
 
+__device__ inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
 // Butterfly reductions: every lane ends with the same value, combined in the
 // same order on every run.
 __device__ inline float warp_sum(float x) {

@@ -17,7 +17,11 @@
 // - pairs (MoE's gate and up projections, which share x or add into one dx):
 //   one launch does both products, so the second one's blocks fill the
 //   first one's last wave instead of waiting for it; every output element
-//   still gets the operations of two separate launches, in their order.
+//   still gets the operations of two separate launches, in their order;
+// - SwiGLU in the epilogue (MoE's hidden layer): a block computes its gate
+//   tile, then its up tile and h = silu(gate) up from them; backward, the
+//   down projection's dh tile becomes dgate and dup where it is computed
+//   (swiglu_math.cuh, so the bits are those of the separate kernels).
 // bf16 mode: inputs rounded to bf16 as they are staged, WMMA m16n16k16 on
 // tensor cores with fp32 accumulation (4 warps, 32 x 32 each). fp32 mode:
 // the same tiles in fp32 FMAs, each output summed over the reduction in
@@ -37,6 +41,7 @@
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
+#include "evaluator/cuda/swiglu_math.cuh"
 
 namespace livs::evaluator::cuda {
 
@@ -87,12 +92,84 @@ struct Slice {
   }
 };
 
+// Rows of a matrix that start on 16-byte boundaries (a base and a stride that allow them).
+__device__ inline bool vector_rows(const void* p, int64_t stride) {
+  return (reinterpret_cast<uintptr_t>(p) & 15) == 0 && stride % 4 == 0;
+}
+
+// What a tile does with its product P(i, j) (i < m, j < n, from the tile's
+// corner): quad(i, j, v) takes P(i, j..j+3) where vector() allows 16-byte
+// accesses, single(i, j, v) one element otherwise. Every element of a tile
+// goes to the same thread in every product of a block (the accumulator's
+// layout fixes it), so an epilogue may read what an earlier product of the
+// same block stored there without a barrier.
+//
+// C (+)= P.
+struct StoreC {
+  float* c;
+  int64_t ldc;
+  bool accumulate;
+  __device__ bool vector() const { return vector_rows(c, ldc); }
+  __device__ void quad(int i, int j, float4 v) const {
+    float* out = c + (i * ldc + j);
+    store4(out, 0, accumulate ? load4(out, 0) + v : v);
+  }
+  __device__ void single(int i, int j, float v) const {
+    float* out = c + (i * ldc + j);
+    *out = accumulate ? *out + v : v;
+  }
+};
+
+// P is up: up = P and h = silu(gate) * up, gate stored by the block's previous product.
+struct SwigluUp {
+  float *up, *h;
+  const float* gate;
+  int64_t ld;
+  __device__ bool vector() const {
+    return vector_rows(up, ld) && vector_rows(h, ld) && vector_rows(gate, ld);
+  }
+  __device__ void quad(int i, int j, float4 v) const {
+    const int64_t at = i * ld + j;
+    const float4 g = load4(gate + at, 0);
+    store4(up + at, 0, v);
+    store4(h + at, 0, make_float4(swiglu(g.x, v.x), swiglu(g.y, v.y), swiglu(g.z, v.z), swiglu(g.w, v.w)));
+  }
+  __device__ void single(int i, int j, float v) const {
+    const int64_t at = i * ld + j;
+    up[at] = v;
+    h[at] = swiglu(gate[at], v);
+  }
+};
+
+// P is dh, the gradient of h = silu(gate) * up: dgate and dup written from it.
+struct SwigluGrads {
+  float *dgate, *dup;
+  const float *gate, *up;
+  int64_t ld;
+  __device__ bool vector() const {
+    return vector_rows(dgate, ld) && vector_rows(dup, ld) && vector_rows(gate, ld) && vector_rows(up, ld);
+  }
+  __device__ void quad(int i, int j, float4 v) const {
+    const int64_t at = i * ld + j;
+    const float4 g = load4(gate + at, 0), u = load4(up + at, 0);
+    const float2 a = swiglu_grads(v.x, g.x, u.x), b = swiglu_grads(v.y, g.y, u.y),
+                 c = swiglu_grads(v.z, g.z, u.z), e = swiglu_grads(v.w, g.w, u.w);
+    store4(dgate + at, 0, make_float4(a.x, b.x, c.x, e.x));
+    store4(dup + at, 0, make_float4(a.y, b.y, c.y, e.y));
+  }
+  __device__ void single(int i, int j, float v) const {
+    const int64_t at = i * ld + j;
+    const float2 r = swiglu_grads(v, gate[at], up[at]);
+    dgate[at] = r.x;
+    dup[at] = r.y;
+  }
+};
+
 // A 64 x 64 tile of C in registers, fp32: thread (ty, tx) owns rows
 // ty * 8 + (0..7) and columns tx * 4 + (0..3), each summed over the reduction
 // in order with fmaf. multiply() adds the staged slice's product (as:
-// [kTileM][kLdA] of A(i, t), bs: [kTileK][kLdB] of B(t, j)); store() writes
-// the elements i < m, j < n of C(i, j) = c[i * ldc + j] (adding to them when
-// accumulate).
+// [kTileM][kLdA] of A(i, t), bs: [kTileK][kLdB] of B(t, j)); finish() hands
+// the elements i < m, j < n to the epilogue.
 struct Fp32Accumulator {
   using Stage = Fp32Stage;
   float sums[8][4];
@@ -116,32 +193,30 @@ struct Fp32Accumulator {
         for (int j = 0; j < 4; ++j) sums[i][j] = fmaf(av[i], bv[j], sums[i][j]);
     }
   }
-  __device__ void store(float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) const {
+  template <class Epilogue>
+  __device__ void finish(const Epilogue& epilogue, int64_t m, int64_t n) const {
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const int row = ty * 8 + i;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int col = tx * 4 + j;
-        if (row < m && col < n) {
-          float* out = c + row * ldc + col;
-          *out = accumulate ? *out + sums[i][j] : sums[i][j];
-        }
+        if (row < m && col < n) epilogue.single(row, col, sums[i][j]);
       }
     }
   }
 };
 
-// One 64 x 64 tile: C(i, j) (+)= sum_t A(i, t) B(t, j) for i < m, j < n,
-// t < depth, with A(i, t) = a[i * a_i + t * a_t], B(t, j) = b[t * b_t + j * b_j]
-// and C(i, j) = c[i * ldc + j]. kAFastT / kBFastJ: which index of A / B is
+// One 64 x 64 tile: P(i, j) = sum_t A(i, t) B(t, j) for i < m, j < n,
+// t < depth, with A(i, t) = a[i * a_i + t * a_t], B(t, j) = b[t * b_t + j * b_j],
+// handed to the epilogue (StoreC: C (+)= P). kAFastT / kBFastJ: which index of A / B is
 // contiguous in memory (t / j when true, i / t when false; the other stride
 // is 1), so that the loads are coalesced. Called by the whole block with the
 // same arguments.
-template <bool kAFastT, bool kBFastJ>
+template <bool kAFastT, bool kBFastJ, class Epilogue>
 __device__ void tile_product_fp32(unsigned char* shared, const float* a, int a_i, int a_t, const float* b,
-                                  int b_t, int b_j, int64_t depth, int64_t m, int64_t n, float* c,
-                                  int64_t ldc, bool accumulate) {
+                                  int b_t, int b_j, int64_t depth, int64_t m, int64_t n,
+                                  const Epilogue& epilogue) {
   using Stage = Fp32Stage;
   float* as = reinterpret_cast<float*>(shared);
   float* bs = reinterpret_cast<float*>(shared + Stage::kABytes);
@@ -162,7 +237,7 @@ __device__ void tile_product_fp32(unsigned char* shared, const float* a, int a_i
     acc.multiply(as, bs);
     __syncthreads();
   }
-  acc.store(c, ldc, m, n, accumulate);
+  acc.finish(epilogue, m, n);
 }
 
 // The tensor-core mode's slices: kept in shared memory in bf16 as the
@@ -222,18 +297,14 @@ constexpr int kCTile = kTileM * kLdC * int(sizeof(float));  // bytes of the C ti
 static_assert(kTileM == kTileN && kTileK * (kTileM + 8) <= kBf16Tile, "one slice size serves A and B");
 constexpr int kBf16Bytes = std::max(2 * kBf16Tile * int(sizeof(__nv_bfloat16)), kCTile);
 
-__device__ inline bool vector_rows(const void* p, int64_t stride) {
-  return (reinterpret_cast<uintptr_t>(p) & 15) == 0 && stride % 4 == 0;
-}
-
 // The same tile as tile_product_fp32 on tensor cores: WMMA bf16 m16n16k16
 // with fp32 accumulation, 4 warps in 2 x 2, each 32 x 32 as 2 x 2 fragments;
 // the next slice is loaded into registers while the current one is
 // multiplied.
-template <bool kAFastT, bool kBFastJ>
+template <bool kAFastT, bool kBFastJ, class Epilogue>
 __device__ void tile_product_bf16(unsigned char* shared, const float* a, int a_i, int a_t, const float* b,
-                                  int b_t, int b_j, int64_t depth, int64_t m, int64_t n, float* c,
-                                  int64_t ldc, bool accumulate) {
+                                  int b_t, int b_j, int64_t depth, int64_t m, int64_t n,
+                                  const Epilogue& epilogue) {
   using namespace nvcuda;
   // A's slice: [i][t] (kAFastT) or [t][i]; B's: [t][j] (kBFastJ) or [j][t].
   using ASlice = std::conditional_t<kAFastT, Bf16Slice<kTileM, kTileK>, Bf16Slice<kTileK, kTileM>>;
@@ -295,29 +366,27 @@ __device__ void tile_product_bf16(unsigned char* shared, const float* a, int a_i
       wmma::store_matrix_sync(cs + (wi + 16 * fi) * kLdC + wj + 16 * fj, acc[fi][fj], kLdC,
                               wmma::mem_row_major);
   __syncthreads();
-  const bool c_vector = vector_rows(c, ldc);
+  const bool vector = epilogue.vector();
   for (int idx = threadIdx.x; idx < kTileM * kTileN / 4; idx += kThreads) {
     const int i = idx / (kTileN / 4), j = idx % (kTileN / 4) * 4;
     if (i >= m) break;  // idx grows with i: every later one is past m too
     const float4 v = *reinterpret_cast<const float4*>(cs + i * kLdC + j);
-    float* out = c + (i * ldc + j);
-    if (c_vector && j + 4 <= n) {
-      store4(out, 0, accumulate ? load4(out, 0) + v : v);
+    if (vector && j + 4 <= n) {
+      epilogue.quad(i, j, v);
     } else {
       const float e[4] = {v.x, v.y, v.z, v.w};
-      for (int k = 0; k < 4 && j + k < n; ++k) out[k] = accumulate ? out[k] + e[k] : e[k];
+      for (int k = 0; k < 4 && j + k < n; ++k) epilogue.single(i, j + k, e[k]);
     }
   }
 }
 
-template <bool kTensorCores, bool kAFastT, bool kBFastJ>
+template <bool kTensorCores, bool kAFastT, bool kBFastJ, class Epilogue>
 __device__ void tile_product(unsigned char* shared, const float* a, int a_i, int a_t, const float* b, int b_t,
-                             int b_j, int64_t depth, int64_t m, int64_t n, float* c, int64_t ldc,
-                             bool accumulate) {
+                             int b_j, int64_t depth, int64_t m, int64_t n, const Epilogue& epilogue) {
   if constexpr (kTensorCores)
-    tile_product_bf16<kAFastT, kBFastJ>(shared, a, a_i, a_t, b, b_t, b_j, depth, m, n, c, ldc, accumulate);
+    tile_product_bf16<kAFastT, kBFastJ>(shared, a, a_i, a_t, b, b_t, b_j, depth, m, n, epilogue);
   else
-    tile_product_fp32<kAFastT, kBFastJ>(shared, a, a_i, a_t, b, b_t, b_j, depth, m, n, c, ldc, accumulate);
+    tile_product_fp32<kAFastT, kBFastJ>(shared, a, a_i, a_t, b, b_t, b_j, depth, m, n, epilogue);
 }
 
 template <bool kTensorCores>
@@ -334,16 +403,18 @@ __device__ inline ExpertRange expert_range(const int32_t* offsets, int e, int64_
   return {begin, end};
 }
 
-// How a launch's second product relates to the first (RowsProblem).
-enum class SecondProduct {
-  none,
-  beside,  // C2 = A B2: other weights, another output (grid.y covers both outputs' columns)
-  after,   // C += A2 B2 once C (+)= A B is stored: a second input and weights into the same output
+// What a rows launch computes (RowsProblem).
+enum class RowsMode {
+  store,            // C (+)= A B
+  then_add,         // C (+)= A B, then C += A2 B2: two inputs and weights into one output
+  swiglu_forward,   // C = A B (gate), C2 = A B2 (up) and H = silu(C) C2
+  swiglu_backward,  // A B is dh, the gradient of H = silu(G) U: C = dG and C2 = dU from it
 };
 
-// C[r, j] (+)= sum_t A[r, t] B_e(t, j) for the rows r of expert e, where
-// A[r, t] = a[r * lda + t] and B_e(t, j) = b[e * b_expert + t * b_t + j * b_j];
-// then the second product, if any (a2 and b2 as a and b, c2 as c).
+// P[r, j] = sum_t A[r, t] B_e(t, j) for the rows r of expert e, where
+// A[r, t] = a[r * lda + t] and B_e(t, j) = b[e * b_expert + t * b_t + j * b_j],
+// into C[r, j] = c[r * ldc + j] as `mode` says (a2, b2 as a, b; c2, h, g, u
+// shaped as C).
 struct RowsProblem {
   const int32_t* offsets;
   int experts;
@@ -356,13 +427,17 @@ struct RowsProblem {
   float* c;
   int64_t ldc;
   bool accumulate;
-  SecondProduct second = SecondProduct::none;
+  RowsMode mode =
+      RowsMode::store;  // then_add and swiglu_backward backward (kBFastJ) only, swiglu_forward forward
   const float* a2 = nullptr;
   const float* b2 = nullptr;
   float* c2 = nullptr;
+  float* h = nullptr;
+  const float* g = nullptr;
+  const float* u = nullptr;
 };
 
-template <bool kTensorCores, bool kBFastJ>
+template <bool kTensorCores, bool kBFastJ, RowsMode kMode>
 __global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p) {
   __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
   int64_t tile = blockIdx.x;  // this block's M tile, counted over the experts in order
@@ -373,24 +448,24 @@ __global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p
       tile -= tiles;
       continue;
     }
-    int64_t j0 = int64_t(blockIdx.y) * kTileN;
-    const float *a = p.a, *b = p.b;
-    float* c = p.c;
-    if (p.second == SecondProduct::beside && j0 >= p.n) {  // a block of the second output's columns
-      j0 -= (p.n + kTileN - 1) / kTileN * kTileN;
-      b = p.b2;
-      c = p.c2;
-    }
-    const int64_t row0 = r.begin + tile * kTileM;
-    auto product = [&](const float* a_rows, const float* weights, bool accumulate) {
-      tile_product<kTensorCores, true, kBFastJ>(
-          shared, a_rows + row0 * p.lda, p.lda, 1, weights + e * p.b_expert + j0 * p.b_j, p.b_t, p.b_j,
-          p.depth, r.end - row0, p.n - j0, c + row0 * p.ldc + j0, p.ldc, accumulate);
+    const int64_t row0 = r.begin + tile * kTileM, j0 = int64_t(blockIdx.y) * kTileN;
+    const int64_t corner = row0 * p.ldc + j0;  // the tile's first element in C-shaped buffers
+    auto product = [&](const float* a_rows, const float* weights, const auto& epilogue) {
+      tile_product<kTensorCores, true, kBFastJ>(shared, a_rows + row0 * p.lda, p.lda, 1,
+                                                weights + e * p.b_expert + j0 * p.b_j, p.b_t, p.b_j, p.depth,
+                                                r.end - row0, p.n - j0, epilogue);
     };
-    product(a, b, p.accumulate);
-    if (p.second == SecondProduct::after) {
-      __syncthreads();  // the first product's epilogue read shared memory the second one stages into
-      product(p.a2, p.b2, true);
+    // One kernel per mode: more inlined copies of the tile loop in one kernel spilled registers.
+    if constexpr (kMode == RowsMode::swiglu_backward) {
+      product(p.a, p.b, SwigluGrads{p.c + corner, p.c2 + corner, p.g + corner, p.u + corner, p.ldc});
+    } else {
+      product(p.a, p.b, StoreC{p.c + corner, p.ldc, p.accumulate});
+      if constexpr (kMode != RowsMode::store)
+        __syncthreads();  // the first product's epilogue read shared memory the second one stages into
+      if constexpr (kMode == RowsMode::then_add)
+        product(p.a2, p.b2, StoreC{p.c + corner, p.ldc, true});
+      else if constexpr (kMode == RowsMode::swiglu_forward)  // the first product was the gate
+        product(p.a, p.b2, SwigluUp{p.c2 + corner, p.h + corner, p.c + corner, p.ldc});
     }
     return;
   }
@@ -438,7 +513,7 @@ __global__ void __launch_bounds__(kThreads, 4) grouped_weight_kernel(WeightProbl
                              : p.partials_of(pair) + (int64_t(s) * p.experts + e) * p.n * p.k;
   tile_product<kTensorCores, false, true>(shared, p.dy_of(pair) + begin * p.n + i0, 1, int(p.n),
                                           p.x + begin * p.k + j0, int(p.k), 1, end - begin, p.n - i0,
-                                          p.k - j0, out + i0 * p.k + j0, p.k, p.splits == 1);
+                                          p.k - j0, StoreC{out + i0 * p.k + j0, p.k, p.splits == 1});
 }
 
 // dW_e += partials[0][e] + partials[1][e] + ... in chunk order (each of a
@@ -458,6 +533,12 @@ __global__ void grouped_weight_reduce(WeightProblem p) {
     for (int s = 1; s < p.splits; ++s) sum += partials[int64_t(s) * count + i];
     p.dw_of(pair)[i] += sum;
   }
+}
+
+bool same_shape(std::initializer_list<ConstMatrix> matrices) {
+  for (const ConstMatrix& m : matrices)
+    if (m.rows != matrices.begin()->rows || m.cols != matrices.begin()->cols) return false;
+  return true;
 }
 
 // The grid's limits, and row strides below 2^24 (offsets inside a tile are 32-bit).
@@ -481,14 +562,29 @@ template <bool kBFastJ>
 void launch_rows(cudaStream_t stream, const RowsProblem& p, int64_t a_cols, int64_t w_cols, bool tensor_cores,
                  const char* what) {
   if (p.capacity <= 0 || p.n <= 0 || p.experts <= 0) return;
-  const int64_t gx = (p.capacity + kTileM - 1) / kTileM + p.experts,
-                gy = (p.n + kTileN - 1) / kTileN * (p.second == SecondProduct::beside ? 2 : 1);
+  const int64_t gx = (p.capacity + kTileM - 1) / kTileM + p.experts, gy = (p.n + kTileN - 1) / kTileN;
   check_shape(gx, gy, 1, {a_cols, w_cols}, what);
   const dim3 grid{unsigned(gx), unsigned(gy)};
-  if (tensor_cores)
-    grouped_rows_kernel<true, kBFastJ><<<grid, kThreads, 0, stream>>>(p);
-  else
-    grouped_rows_kernel<false, kBFastJ><<<grid, kThreads, 0, stream>>>(p);
+  auto launch = [&](auto mode) {
+    if (tensor_cores)
+      grouped_rows_kernel<true, kBFastJ, mode.value><<<grid, kThreads, 0, stream>>>(p);
+    else
+      grouped_rows_kernel<false, kBFastJ, mode.value><<<grid, kThreads, 0, stream>>>(p);
+  };
+  using Store = std::integral_constant<RowsMode, RowsMode::store>;
+  if constexpr (kBFastJ) {  // backward input
+    if (p.mode == RowsMode::then_add)
+      launch(std::integral_constant<RowsMode, RowsMode::then_add>{});
+    else if (p.mode == RowsMode::swiglu_backward)
+      launch(std::integral_constant<RowsMode, RowsMode::swiglu_backward>{});
+    else
+      launch(Store{});
+  } else {  // forward
+    if (p.mode == RowsMode::swiglu_forward)
+      launch(std::integral_constant<RowsMode, RowsMode::swiglu_forward>{});
+    else
+      launch(Store{});
+  }
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -500,15 +596,29 @@ void grouped_matmul(cudaStream_t stream, Matrix y, ConstMatrix x, ConstMatrix w,
                      "grouped_matmul");
 }
 
-void grouped_matmul_pair(cudaStream_t stream, Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0,
-                         ConstMatrix w1, ExpertRows rows, bool tensor_cores) {
-  if (y1.rows != y0.rows || y1.cols != y0.cols || w1.rows != w0.rows || w1.cols != w0.cols)
-    throw std::invalid_argument("CUDA grouped_matmul_pair: the two products differ in shape");
-  RowsProblem p = rows_problem<false>(y0, x, w0, rows, false);
-  p.second = SecondProduct::beside;
-  p.b2 = w1.data;
-  p.c2 = y1.data;
-  launch_rows<false>(stream, p, x.cols, w0.cols, tensor_cores, "grouped_matmul_pair");
+void grouped_swiglu_forward(cudaStream_t stream, Matrix h, Matrix gate, Matrix up, ConstMatrix x,
+                            ConstMatrix w_gate, ConstMatrix w_up, ExpertRows rows, bool tensor_cores) {
+  if (!same_shape({h, gate, up}) || w_up.rows != w_gate.rows || w_up.cols != w_gate.cols)
+    throw std::invalid_argument("CUDA grouped_swiglu_forward: the products' shapes differ");
+  RowsProblem p = rows_problem<false>(gate, x, w_gate, rows, false);
+  p.mode = RowsMode::swiglu_forward;
+  p.b2 = w_up.data;
+  p.c2 = up.data;
+  p.h = h.data;
+  launch_rows<false>(stream, p, x.cols, w_gate.cols, tensor_cores, "grouped_swiglu_forward");
+}
+
+void grouped_swiglu_backward_input(cudaStream_t stream, Matrix dgate, Matrix dup, ConstMatrix dy,
+                                   ConstMatrix w_down, ConstMatrix gate, ConstMatrix up, ExpertRows rows,
+                                   bool tensor_cores) {
+  if (!same_shape({dgate, dup, gate, up}))
+    throw std::invalid_argument("CUDA grouped_swiglu_backward_input: the gradients' shapes differ");
+  RowsProblem p = rows_problem<true>(dgate, dy, w_down, rows, false);
+  p.mode = RowsMode::swiglu_backward;
+  p.c2 = dup.data;
+  p.g = gate.data;
+  p.u = up.data;
+  launch_rows<true>(stream, p, dy.cols, w_down.cols, tensor_cores, "grouped_swiglu_backward_input");
 }
 
 void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix dy, ConstMatrix w,
@@ -523,7 +633,7 @@ void grouped_matmul_backward_input_pair(cudaStream_t stream, Matrix dx, ConstMat
   if (dy1.rows != dy0.rows || dy1.cols != dy0.cols || w1.rows != w0.rows || w1.cols != w0.cols)
     throw std::invalid_argument("CUDA grouped_matmul_backward_input_pair: the two products differ in shape");
   RowsProblem p = rows_problem<true>(dx, dy0, w0, rows, accumulate);
-  p.second = SecondProduct::after;
+  p.mode = RowsMode::then_add;
   p.a2 = dy1.data;
   p.b2 = w1.data;
   launch_rows<true>(stream, p, dy0.cols, w0.cols, tensor_cores, "grouped_matmul_backward_input_pair");

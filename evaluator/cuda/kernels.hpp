@@ -285,10 +285,13 @@ void grouped_matmul(cudaStream_t stream, Matrix y, ConstMatrix x, ConstMatrix w,
                     bool accumulate, bool tensor_cores);
 void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix dy, ConstMatrix w,
                                    ExpertRows rows, bool accumulate, bool tensor_cores);
-// The pairs of Backend::grouped_matmul_pair and friends, each in one launch
+// The pairs and SwiGLU layers of Backend::grouped_*_pair and grouped_swiglu_*, each in one launch
 // (the weight gradients' partials hold both: 2 * splits * experts * n * k).
-void grouped_matmul_pair(cudaStream_t stream, Matrix y0, Matrix y1, ConstMatrix x, ConstMatrix w0,
-                         ConstMatrix w1, ExpertRows rows, bool tensor_cores);
+void grouped_swiglu_forward(cudaStream_t stream, Matrix h, Matrix gate, Matrix up, ConstMatrix x,
+                            ConstMatrix w_gate, ConstMatrix w_up, ExpertRows rows, bool tensor_cores);
+void grouped_swiglu_backward_input(cudaStream_t stream, Matrix dgate, Matrix dup, ConstMatrix dy,
+                                   ConstMatrix w_down, ConstMatrix gate, ConstMatrix up, ExpertRows rows,
+                                   bool tensor_cores);
 void grouped_matmul_backward_input_pair(cudaStream_t stream, Matrix dx, ConstMatrix dy0, ConstMatrix w0,
                                         ConstMatrix dy1, ConstMatrix w1, ExpertRows rows, bool accumulate,
                                         bool tensor_cores);

@@ -10,8 +10,6 @@ namespace livs::evaluator::cuda {
 
 namespace {
 
-__device__ inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 #define LIVS_GRID_STRIDE(i, count)                                              \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (count); \
        i += int64_t(gridDim.x) * blockDim.x)

@@ -196,6 +196,8 @@ __global__ void moe_route_backward_warp_kernel(float* dlogits, const float* dtop
 // 3. scatter: within a chunk each warp ranks its lanes among those of the
 //    same expert (match_any, popc of the lanes below) and a warp histogram
 //    gives the warps before it, so an expert's rows keep assignment order.
+// Up to 64 chunks and 256 experts (a training step's dispatch), 2 and 3 are
+// one launch (moe_scan_scatter_kernel).
 // A warp per expert walking every assignment alone (the previous form) was
 // about 30 us a call at 4096 assignments: a serial chain of 128 loads.
 constexpr int kDispatchChunk = 256;  // the scatter's block: 8 warps, an assignment each lane
@@ -221,17 +223,12 @@ __global__ void moe_chunk_count_kernel(int32_t* chunk_counts, const int32_t* top
   for (int i = threadIdx.x; i < experts; i += blockDim.x) out[i] = histogram[i];
 }
 
-// blockDim.x >= experts, a multiple of the warp size, at most 1024.
-__global__ void moe_chunk_scan_kernel(int32_t* chunk_places, int32_t* offsets, int64_t chunks, int experts) {
-  __shared__ int32_t warp_totals[kWarpSize];
-  const int e = threadIdx.x, lane = e % kWarpSize, warp = e / kWarpSize;
-  int32_t total = 0;
-  if (e < experts) {
-#pragma unroll 8
-    for (int64_t c = 0; c < chunks; ++c) total += chunk_places[c * experts + e];
-  }
-  // Exclusive prefix over the experts: within the warp, then over the warps.
-  int32_t inclusive = total;
+// The exclusive prefix sum of `value` over the block's threads in thread
+// order (blockDim.x a multiple of the warp size, at most 1024); `total` gets
+// the block's sum. warp_totals: 32 ints of shared memory. All threads call it.
+__device__ inline int32_t block_exclusive_prefix(int32_t value, int32_t* warp_totals, int32_t& total) {
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize, warps = blockDim.x / kWarpSize;
+  int32_t inclusive = value;  // within the warp, then over the warps
   for (int offset = 1; offset < kWarpSize; offset <<= 1) {
     const int32_t below = __shfl_up_sync(kFullMask, inclusive, offset);
     if (lane >= offset) inclusive += below;
@@ -239,7 +236,6 @@ __global__ void moe_chunk_scan_kernel(int32_t* chunk_places, int32_t* offsets, i
   if (lane == kWarpSize - 1) warp_totals[warp] = inclusive;
   __syncthreads();
   if (warp == 0) {
-    const int warps = int(blockDim.x) / kWarpSize;
     int32_t v = lane < warps ? warp_totals[lane] : 0;
     for (int offset = 1; offset < kWarpSize; offset <<= 1) {
       const int32_t below = __shfl_up_sync(kFullMask, v, offset);
@@ -248,10 +244,24 @@ __global__ void moe_chunk_scan_kernel(int32_t* chunk_places, int32_t* offsets, i
     if (lane < warps) warp_totals[lane] = v;  // inclusive over the warps
   }
   __syncthreads();
+  total = warp_totals[warps - 1];
+  return inclusive - value + (warp > 0 ? warp_totals[warp - 1] : 0);
+}
+
+// blockDim.x >= experts, a multiple of the warp size, at most 1024.
+__global__ void moe_chunk_scan_kernel(int32_t* chunk_places, int32_t* offsets, int64_t chunks, int experts) {
+  __shared__ int32_t warp_totals[kWarpSize];
+  const int e = threadIdx.x;
+  int32_t total = 0;
+  if (e < experts) {
+#pragma unroll 8
+    for (int64_t c = 0; c < chunks; ++c) total += chunk_places[c * experts + e];
+  }
+  int32_t all = 0;
+  int32_t place = block_exclusive_prefix(total, warp_totals, all);
   if (e >= experts) return;
-  int32_t place = inclusive - total + (warp > 0 ? warp_totals[warp - 1] : 0);
   offsets[e] = place;
-  if (e == experts - 1) offsets[experts] = place + total;
+  if (e == experts - 1) offsets[experts] = all;
   for (int64_t c = 0; c < chunks; ++c) {  // each (chunk, expert)'s count becomes its first place
     int32_t* slot = chunk_places + c * experts + e;
     const int32_t count = *slot;
@@ -260,9 +270,15 @@ __global__ void moe_chunk_scan_kernel(int32_t* chunk_places, int32_t* offsets, i
   }
 }
 
-__global__ void moe_chunk_scatter_kernel(int32_t* order, int32_t* position, const int32_t* chunk_places,
-                                         const int32_t* top_index, int64_t assignments, int experts) {
-  extern __shared__ int32_t warp_counts[];  // [kDispatchWarps][experts]
+// Block blockIdx.x's chunk of assignments to their places: within a chunk
+// each warp ranks its lanes among those of the same expert (match_any, popc
+// of the lanes below) and a warp histogram gives the warps before it, so an
+// expert's rows keep assignment order. first_place(e): the chunk's first
+// place for expert e. warp_counts: [kDispatchWarps][experts] shared ints.
+template <class FirstPlace>
+__device__ inline void scatter_chunk(int32_t* order, int32_t* position, FirstPlace first_place,
+                                     const int32_t* top_index, int64_t assignments, int experts,
+                                     int32_t* warp_counts) {
   for (int i = threadIdx.x; i < kDispatchWarps * experts; i += blockDim.x) warp_counts[i] = 0;
   __syncthreads();
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
@@ -272,10 +288,53 @@ __global__ void moe_chunk_scatter_kernel(int32_t* order, int32_t* position, cons
   if (e >= 0 && lane == __ffs(same) - 1) warp_counts[warp * experts + e] = __popc(same);
   __syncthreads();
   if (e < 0) return;
-  int32_t at = chunk_places[int64_t(blockIdx.x) * experts + e] + __popc(same & ((1u << lane) - 1u));
+  int32_t at = first_place(e) + __popc(same & ((1u << lane) - 1u));
   for (int w = 0; w < warp; ++w) at += warp_counts[w * experts + e];
   order[at] = int32_t(a);
   position[a] = at;
+}
+
+__global__ void moe_chunk_scatter_kernel(int32_t* order, int32_t* position, const int32_t* chunk_places,
+                                         const int32_t* top_index, int64_t assignments, int experts) {
+  extern __shared__ int32_t warp_counts[];  // [kDispatchWarps][experts]
+  const int32_t* places = chunk_places + int64_t(blockIdx.x) * experts;
+  scatter_chunk(
+      order, position, [&](int32_t e) { return places[e]; }, top_index, assignments, experts, warp_counts);
+}
+
+// Scan and scatter in one launch, for at most kFusedScanChunks chunks and
+// kDispatchChunk experts: every block sums the chunks' counts itself (its
+// own chunk's first places need only the chunks before it) and block 0
+// writes the offsets. The single-block scan between count and scatter was
+// a launch of its own, a serial walk over the chunks per expert.
+constexpr int kFusedScanChunks = 64;
+
+__global__ void moe_scan_scatter_kernel(int32_t* order, int32_t* position, int32_t* offsets,
+                                        const int32_t* chunk_counts, const int32_t* top_index,
+                                        int64_t assignments, int experts, int chunks) {
+  __shared__ int32_t warp_totals[kWarpSize];
+  extern __shared__ int32_t dynamic[];  // [experts] first places, then [kDispatchWarps][experts] warp counts
+  int32_t* first_places = dynamic;
+  const int e = threadIdx.x;
+  int32_t before = 0, total = 0;
+  if (e < experts)
+    for (int c = 0; c < chunks; ++c) {
+      const int32_t n = chunk_counts[c * experts + e];
+      total += n;
+      if (c < int(blockIdx.x)) before += n;
+    }
+  int32_t all = 0;
+  const int32_t offset = block_exclusive_prefix(total, warp_totals, all);
+  if (e < experts) {
+    first_places[e] = offset + before;
+    if (blockIdx.x == 0) {
+      offsets[e] = offset;
+      if (e == experts - 1) offsets[experts] = all;
+    }
+  }
+  scatter_chunk(  // (its first barrier orders first_places)
+      order, position, [&](int32_t expert) { return first_places[expert]; }, top_index, assignments, experts,
+      dynamic + experts);
 }
 
 // The row-wise kernels below take a warp per row (a token or an
@@ -451,6 +510,13 @@ void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_
     moe_chunk_count_kernel<<<unsigned(chunks), kDispatchChunk, sizeof(int32_t) * experts, stream>>>(
         chunk_places, top_index, assignments, experts);
     LIVS_CUDA_CHECK_LAUNCH();
+  }
+  if (chunks > 0 && chunks <= kFusedScanChunks && experts <= kDispatchChunk) {
+    moe_scan_scatter_kernel<<<unsigned(chunks), kDispatchChunk,
+                              sizeof(int32_t) * (kDispatchWarps + 1) * experts, stream>>>(
+        order, position, offsets, chunk_places, top_index, assignments, experts, int(chunks));
+    LIVS_CUDA_CHECK_LAUNCH();
+    return;
   }
   const unsigned scan_threads = unsigned((experts + kWarpSize - 1) / kWarpSize * kWarpSize);
   moe_chunk_scan_kernel<<<1, scan_threads, 0, stream>>>(chunk_places, offsets, chunks, experts);

@@ -4,7 +4,7 @@
 // pairs with 16-byte accesses when half % 4 == 0 and every pointer is
 // aligned. Index math per unit is 32-bit; the row's position costs one
 // division per row. Each thread reads a unit's values before writing them,
-// so out may alias in.
+// so out may alias in (both ways: the backward writes din, it does not add).
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
@@ -17,9 +17,9 @@ constexpr int kThreads = 256;
 
 template <bool kBackward>
 __device__ inline void rotate(float& da, float& db, float a, float b, float c, float sn) {
-  if constexpr (kBackward) {  // din += R^T dout
-    da += a * c + b * sn;
-    db += -a * sn + b * c;
+  if constexpr (kBackward) {  // din = R^T dout
+    da = a * c + b * sn;
+    db = -a * sn + b * c;
   } else {
     da = a * c - b * sn;
     db = a * sn + b * c;
@@ -48,11 +48,7 @@ __global__ void __launch_bounds__(kThreads)
         // In float4 units: the head starts at h * head_dim / 4, its second half half / 4 later.
         const int64_t lo = int64_t(h) * (s.head_dim / 4) + j, hi = lo + half / 4;
         const float4 a = load4(x_row, lo), b = load4(x_row, hi), c = load4(c_row, j), sn = load4(s_row, j);
-        float4 da{}, db{};
-        if constexpr (kBackward) {
-          da = load4(d_row, lo);
-          db = load4(d_row, hi);
-        }
+        float4 da, db;
         rotate<kBackward>(da.x, db.x, a.x, b.x, c.x, sn.x);
         rotate<kBackward>(da.y, db.y, a.y, b.y, c.y, sn.y);
         rotate<kBackward>(da.z, db.z, a.z, b.z, c.z, sn.z);
@@ -62,11 +58,7 @@ __global__ void __launch_bounds__(kThreads)
       } else {
         const int64_t lo = int64_t(h) * s.head_dim + j, hi = lo + half;
         const float a = x_row[lo], b = x_row[hi];
-        float da = 0.0f, db = 0.0f;
-        if constexpr (kBackward) {
-          da = d_row[lo];
-          db = d_row[hi];
-        }
+        float da, db;
         rotate<kBackward>(da, db, a, b, c_row[j], s_row[j]);
         d_row[lo] = da;
         d_row[hi] = db;

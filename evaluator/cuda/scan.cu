@@ -50,7 +50,6 @@ __device__ inline float decay_rate(const float* a_log, int64_t ch, int64_t n, in
 }
 
 __device__ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-__device__ inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ inline float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
 struct RglruStep {

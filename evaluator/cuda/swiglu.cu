@@ -11,20 +11,11 @@
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
+#include "evaluator/cuda/swiglu_math.cuh"
 
 namespace livs::evaluator::cuda {
 
 namespace {
-
-__device__ inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-__device__ inline float swiglu(float g, float u) { return g * sigmoid(g) * u; }
-
-// (d/dg, d/du) of silu(g) u, times d: d u s (1 + g (1 - s)) and d g s, s = sigmoid(g).
-__device__ inline float2 swiglu_grads(float d, float g, float u) {
-  const float sg = sigmoid(g);
-  return {d * u * sg * (1.0f + g * (1.0f - sg)), d * g * sg};
-}
 
 __device__ inline void store1(float* p, int64_t i, float v) { p[i] = v; }
 __device__ inline void store1(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }

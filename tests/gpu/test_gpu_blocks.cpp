@@ -466,10 +466,12 @@ TEST_CASE("MoE: routing, statistics, dispatch, gather and combine with their bac
   };
   // A training step's rows, a chunk of the dispatch (256 assignments) with a
   // tail, more experts than a warp's lanes, the genome's most experts (1024,
-  // most of them empty) over many chunks; rows of whole float4s (the
-  // row-wise kernels' 16-byte path) and of odd widths.
+  // most of them empty) over many chunks; more chunks (70) than the one-launch
+  // scan and scatter takes; rows of whole float4s (the row-wise kernels'
+  // 16-byte path) and of odd widths.
   for (const Shape shape : {Shape{100, 8, 2, 24}, Shape{2048, 8, 2, 128}, Shape{333, 41, 3, 13},
-                            Shape{128, 8, 2, 7}, Shape{3000, 1024, 2, 24}, Shape{200, 32, 4, 36}})
+                            Shape{128, 8, 2, 7}, Shape{3000, 1024, 2, 24}, Shape{200, 32, 4, 36},
+                            Shape{8960, 16, 2, 8}})
     check_moe_blocks(shape.rows, shape.experts, shape.top_k, shape.cols);
 }
 
@@ -527,13 +529,13 @@ TEST_CASE("MoE grouped GEMMs: exact fp32 and bf16 tensor cores; tails, empty exp
   }
 }
 
-TEST_CASE("MoE grouped GEMM pairs: the bits of the two calls each stands for, fp32 and bf16") {
+TEST_CASE("MoE grouped GEMM pairs and SwiGLU layers: the bits of the calls each stands for, fp32 and bf16") {
   struct Shape {
     int64_t in, out, capacity;
-    std::vector<int32_t> offsets;  // experts + 1
+    std::vector<int32_t> offsets;  // experts + 1, dropless (every row belongs to an expert)
   };
   const std::vector<Shape> shapes = {{45, 77, 200, {0, 70, 70, 135, 199, 200}},
-                                     {33, 130, 7, {0, 0, 1, 1, 3}},
+                                     {33, 130, 3, {0, 0, 1, 1, 3}},
                                      {64, 64, 2048, {0, 1024, 1024, 2048}},
                                      {128, 256, 4096, {0, 512, 1024, 1536, 2048, 2560, 3072, 3584, 4096}}};
   for (const Shape& s : shapes) {
@@ -541,38 +543,56 @@ TEST_CASE("MoE grouped GEMM pairs: the bits of the two calls each stands for, fp
     CAPTURE(s.in);
     CAPTURE(s.out);
     CAPTURE(s.capacity);
+    const int64_t hidden = s.capacity * s.out;
     const auto x = random_floats(s.capacity * s.in, 200),
                w0 = random_floats(experts * s.out * s.in, 201, 0.1),
-               w1 = random_floats(experts * s.out * s.in, 202, 0.1),
-               dy0 = random_floats(s.capacity * s.out, 203), dy1 = random_floats(s.capacity * s.out, 204),
-               dx_start = random_floats(s.capacity * s.in, 205),
-               dw_start = random_floats(experts * s.out * s.in, 206);
-    for (Backend* be : {&gpu(), &gpu_bf16()}) {
-      auto run = [&](bool paired, bool accumulate_dx) {
-        Array xs(*be, x), w0s(*be, w0), w1s(*be, w1), dy0s(*be, dy0), dy1s(*be, dy1), y0(*be, dy0),
-            y1(*be, dy1), dx(*be, dx_start), dw0(*be, dw_start), dw1(*be, dw_start);
+               w1 = random_floats(experts * s.out * s.in, 202, 0.1), dy0 = random_floats(hidden, 203),
+               dy1 = random_floats(hidden, 204), dx_start = random_floats(s.capacity * s.in, 205),
+               dw_start = random_floats(experts * s.out * s.in, 206),
+               w_down = random_floats(experts * s.in * s.out, 207, 0.1);
+    for (Backend* be : {static_cast<Backend*>(&gpu()), static_cast<Backend*>(&gpu_bf16())}) {
+      auto run = [&](bool fused, bool accumulate_dx) {
+        Array xs(*be, x), w0s(*be, w0), w1s(*be, w1), wds(*be, w_down), dy0s(*be, dy0), dy1s(*be, dy1),
+            dx(*be, dx_start), dw0(*be, dw_start), dw1(*be, dw_start);
+        auto gate = poisoned(*be, hidden), up = poisoned(*be, hidden), h = poisoned(*be, hidden),
+             dgate = poisoned(*be, hidden), dup = poisoned(*be, hidden), dh = poisoned(*be, hidden);
         DeviceArray<int32_t> offsets(*be, s.offsets);
         const ExpertRows groups{offsets.data(), experts};
-        const Matrix y0m{y0.data(), s.capacity, s.out}, y1m{y1.data(), s.capacity, s.out},
-            dxm{dx.data(), s.capacity, s.in}, dw0m{dw0.data(), s.out, s.in}, dw1m{dw1.data(), s.out, s.in};
+        const auto hidden_of = [&](float* p) { return Matrix{p, s.capacity, s.out}; };
+        const Matrix dxm{dx.data(), s.capacity, s.in}, dw0m{dw0.data(), s.out, s.in},
+            dw1m{dw1.data(), s.out, s.in};
         const ConstMatrix xm{xs.data(), s.capacity, s.in}, w0m{w0s.data(), s.out, s.in},
-            w1m{w1s.data(), s.out, s.in}, dy0m{dy0s.data(), s.capacity, s.out},
-            dy1m{dy1s.data(), s.capacity, s.out};
-        if (paired) {
-          be->grouped_matmul_pair(y0m, y1m, xm, w0m, w1m, groups);
+            w1m{w1s.data(), s.out, s.in}, wdm{wds.data(), s.in, s.out}, dy0m{dy0s.data(), s.capacity, s.out},
+            dy1m{dy1s.data(), s.capacity, s.out}, dxs_as_dy{xs.data(), s.capacity, s.in};
+        if (fused) {
+          be->grouped_swiglu_forward(hidden_of(h->data()), hidden_of(gate->data()), hidden_of(up->data()), xm,
+                                     w0m, w1m, groups);
+          be->grouped_swiglu_backward_input(hidden_of(dgate->data()), hidden_of(dup->data()),
+                                            hidden_of(dh->data()), dxs_as_dy, wdm, hidden_of(gate->data()),
+                                            hidden_of(up->data()), groups);
           be->grouped_matmul_backward_input_pair(dxm, dy0m, w0m, dy1m, w1m, groups, accumulate_dx);
           be->grouped_matmul_backward_weight_pair(dw0m, dy0m, dw1m, dy1m, xm, groups);
-        } else {  // Backend's own pairs: the calls they stand for
-          be->Backend::grouped_matmul_pair(y0m, y1m, xm, w0m, w1m, groups);
+        } else {  // Backend's own bodies: the calls they stand for
+          be->Backend::grouped_swiglu_forward(hidden_of(h->data()), hidden_of(gate->data()),
+                                              hidden_of(up->data()), xm, w0m, w1m, groups);
+          be->Backend::grouped_swiglu_backward_input(hidden_of(dgate->data()), hidden_of(dup->data()),
+                                                     hidden_of(dh->data()), dxs_as_dy, wdm,
+                                                     hidden_of(gate->data()), hidden_of(up->data()), groups);
           be->Backend::grouped_matmul_backward_input_pair(dxm, dy0m, w0m, dy1m, w1m, groups, accumulate_dx);
           be->Backend::grouped_matmul_backward_weight_pair(dw0m, dy0m, dw1m, dy1m, xm, groups);
         }
-        return std::vector<std::vector<float>>{y0.download(), y1.download(), dx.download(), dw0.download(),
-                                               dw1.download()};
+        return std::vector<std::vector<float>>{gate->download(),  up->download(),  h->download(),
+                                               dgate->download(), dup->download(), dx.download(),
+                                               dw0.download(),    dw1.download()};
       };
       for (bool accumulate_dx : {false, true}) {
         CAPTURE(accumulate_dx);
-        CHECK(run(true, accumulate_dx) == run(false, accumulate_dx));
+        const auto fused = run(true, accumulate_dx), plain = run(false, accumulate_dx);
+        for (std::size_t i = 0; i < fused.size(); ++i) {
+          CAPTURE(i);
+          CHECK(fused[i] == plain[i]);
+          for (float v : fused[i]) REQUIRE(std::isfinite(v));  // every element written
+        }
       }
     }
   }

@@ -163,11 +163,16 @@ TEST_CASE("rope forward (in place too) and backward") {
         [&](Backend& be) {
           Array dcos(be, cos), dsin(be, sin), din(be, x), ddout(be, dout), inplace(be, x);
           auto out = poisoned(be, n);
-          auto dx = accumulator(be, n, 22);
+          auto dx = poisoned(be, n);  // written, not added to
+          Array dx_in_place(be, dout);
           be.rope_forward(out->data(), din.data(), dcos.data(), dsin.data(), shape);
           be.rope_forward(inplace.data(), inplace.data(), dcos.data(), dsin.data(), shape);
           be.rope_backward(dx->data(), ddout.data(), dcos.data(), dsin.data(), shape);
-          return Outputs{{"out", out->download()}, {"in place", inplace.download()}, {"din", dx->download()}};
+          be.rope_backward(dx_in_place.data(), dx_in_place.data(), dcos.data(), dsin.data(), shape);
+          return Outputs{{"out", out->download()},
+                         {"in place", inplace.download()},
+                         {"din", dx->download()},
+                         {"din in place", dx_in_place.download()}};
         },
         kFp32Tolerance);
   }
