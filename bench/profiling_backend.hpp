@@ -280,9 +280,9 @@ class ProfilingBackend final : public Backend {
     inner_.causal_conv_forward(y, x, w, bias, state, shape);
   }
   void causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                            const float* w, const ConvShape& shape) override {
+                            const float* w, const ConvShape& shape, bool accumulate_dx) override {
     Timed timed(*this, "causal_conv_backward");
-    inner_.causal_conv_backward(dx, dw, dbias, dy, x, w, shape);
+    inner_.causal_conv_backward(dx, dw, dbias, dy, x, w, shape, accumulate_dx);
   }
   void gated_conv_forward(float* out, const float* bcx, const float* w, float* state,
                           const ConvShape& shape) override {
@@ -358,10 +358,10 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "activation_forward");
     inner_.activation_forward(out, in, count, kind);
   }
-  void activation_backward(float* din, const float* dout, const float* in, int64_t count,
-                           ActivationKind kind) override {
+  void activation_backward(float* din, const float* dout, const float* in, int64_t count, ActivationKind kind,
+                           bool accumulate) override {
     Timed timed(*this, "activation_backward");
-    inner_.activation_backward(din, dout, in, count, kind);
+    inner_.activation_backward(din, dout, in, count, kind, accumulate);
   }
   void multiply_forward(float* out, const float* a, const float* b, int64_t count) override {
     Timed timed(*this, "multiply_forward");

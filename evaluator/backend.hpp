@@ -617,9 +617,11 @@ class Backend {
                                    const ConvShape& shape) {
     unsupported("causal_conv_forward", y, x, w, bias, state, shape);
   }
+  // Backward: dx (+)= the input gradient (added when accumulate_dx, else
+  // written), dw and dbias (when given) +=.
   virtual void causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                                    const float* w, const ConvShape& shape) {
-    unsupported("causal_conv_backward", dx, dw, dbias, dy, x, w, shape);
+                                    const float* w, const ConvShape& shape, bool accumulate_dx) {
+    unsupported("causal_conv_backward", dx, dw, dbias, dy, x, w, shape, accumulate_dx);
   }
   // gconv's gated short convolution in one call, on the input projection's
   // output bcx [batch * seq, 3 * channels] (blocks b, c and x~ of `channels`
@@ -687,8 +689,8 @@ class Backend {
   // read and written); `checkpoints` (null in decode) as
   // ssd_checkpoint_floats. Backends may compute it chunk-wise (the SSD
   // matrix form); the result is the recurrence's.
-  // Backward (zero H_0) accumulates dxbc (x, B and C parts), ddt, da_log and
-  // dD; `partials` is scratch of ssd_partial_floats.
+  // Backward (zero H_0) WRITES dxbc (x, B and C parts) and ddt, and
+  // accumulates da_log and dD; `partials` is scratch of ssd_partial_floats.
   virtual void ssd_forward(float* y, float* checkpoints, const float* xbc, const float* dt,
                            const float* a_log, const float* D, float* state, const SsdShape& shape) {
     unsupported("ssd_forward", y, checkpoints, xbc, dt, a_log, D, state, shape);
@@ -728,13 +730,13 @@ class Backend {
     unsupported("gdn_decay_backward", dz, da_log, ddt_bias, dlog_alpha, z, a_log, dt_bias, rows, heads);
   }
   // out = act(in) elementwise (gelu_tanh: the tanh approximation);
-  // backward accumulates din += dout * act'(in).
+  // backward din (+)= dout * act'(in) (added when accumulate, else written).
   virtual void activation_forward(float* out, const float* in, int64_t count, ActivationKind kind) {
     unsupported("activation_forward", out, in, count, kind);
   }
   virtual void activation_backward(float* din, const float* dout, const float* in, int64_t count,
-                                   ActivationKind kind) {
-    unsupported("activation_backward", din, dout, in, count, kind);
+                                   ActivationKind kind, bool accumulate) {
+    unsupported("activation_backward", din, dout, in, count, kind, accumulate);
   }
   // out = a * b elementwise; backward accumulates da += dout * b, db += dout * a.
   virtual void multiply_forward(float* out, const float* a, const float* b, int64_t count) {

@@ -317,9 +317,8 @@ class AttentionOp final : public Operator {
     const int64_t count = n_ * hq_;
     be.fill(dout, count, 0.0f);
     be.fill(gt.ds, count, 0.0f);
-    be.fill(gt.dz, count, 0.0f);
     be.multiply_backward(dout, gt.ds, gt.dgated, out, gt.s, count);
-    be.activation_backward(gt.dz, gt.ds, gt.z, count, ActivationKind::sigmoid);
+    be.activation_backward(gt.dz, gt.ds, gt.z, count, ActivationKind::sigmoid, /*accumulate=*/false);
     linear_backward(be, w_out_gate_, 0, hq_, gt.dz, x, dx);
   }
 

@@ -86,16 +86,16 @@ class DeltaNetOp final : public Operator {
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     Rows& r = train_;
     const int64_t nw = n_ * width_, nh = n_ * heads_, rows = n_ * heads_;
-    for (float* b :
-         {r.dgated, r.don, r.dsg, r.dzg, r.dout, r.dq, r.dk, r.dv, r.dq_act, r.dk_act, r.dqc, r.dkc, r.dvc})
-      be.fill(b, nw, 0.0f);
-    for (float* b : {r.dbeta, r.dzb}) be.fill(b, nh, 0.0f);
+    // dgated, dzg, dzb and the convolutions' output gradients are written by
+    // their first step (the out projection, the activations), not zeroed.
+    for (float* b : {r.don, r.dsg, r.dout, r.dq, r.dk, r.dv, r.dq_act, r.dk_act}) be.fill(b, nw, 0.0f);
+    be.fill(r.dbeta, nh, 0.0f);
     if (knobs_.gated)
       for (float* b : {r.dla, r.dza}) be.fill(b, nh, 0.0f);
     // y = gated Wo^T, gated = rmsnorm(o) * silu(zg).
-    WeightRows{&wo_, 0, d_, width_}.backward(be, dy, r.gated, r.dgated, n_);
+    WeightRows{&wo_, 0, d_, width_}.backward(be, dy, r.gated, r.dgated, n_, /*accumulate_dx=*/false);
     be.multiply_backward(r.don, r.dsg, r.dgated, r.on, r.sg, nw);
-    be.activation_backward(r.dzg, r.dsg, r.zg, nw, ActivationKind::silu);
+    be.activation_backward(r.dzg, r.dsg, r.zg, nw, ActivationKind::silu, /*accumulate=*/false);
     WeightRows{&w_out_gate_, 0, width_, d_}.backward(be, r.dzg, x, dx, n_);
     be.rmsnorm_backward({r.dout, rows, hd_}, o_norm_.grad, {r.don, rows, hd_}, {r.o, rows, hd_},
                         o_norm_.value, r.rstd_o);
@@ -108,7 +108,7 @@ class DeltaNetOp final : public Operator {
                             heads_);
       WeightRows{&w_alpha_, 0, heads_, d_}.backward(be, r.dza, x, dx, n_);
     }
-    be.activation_backward(r.dzb, r.dbeta, r.zb, nh, ActivationKind::sigmoid);
+    be.activation_backward(r.dzb, r.dbeta, r.zb, nh, ActivationKind::sigmoid, /*accumulate=*/false);
     WeightRows{&w_beta_, 0, heads_, d_}.backward(be, r.dzb, x, dx, n_);
     // q, k: the l2 norms; v has none.
     be.rmsnorm_backward({r.dq_act, rows, hd_}, dgain_, {r.dq, rows, hd_}, {r.q_act, rows, hd_}, q_gain_,
@@ -119,7 +119,8 @@ class DeltaNetOp final : public Operator {
     float* dconv[3] = {r.dqc, r.dkc, r.dvc};
     const Param* w[3] = {&wq_, &wk_, &wv_};
     for (int i = 0; i < 3; ++i) {
-      be.activation_backward(dconv[i], dact[i], r.conv_out[i], nw, ActivationKind::silu);
+      be.activation_backward(dconv[i], dact[i], r.conv_out[i], nw, ActivationKind::silu,
+                             /*accumulate=*/false);
       const float* dproj = conv_[i].backward(be, dconv[i], batch_, seq_);
       WeightRows{w[i], 0, width_, d_}.backward(be, dproj, x, dx, n_);
     }

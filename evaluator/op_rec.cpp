@@ -65,15 +65,15 @@ class RecOp final : public Operator {
   void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
-    zero_all(be, {dxb_, du_, dga_, dgi_}, n_ * wi_);
-    zero_all(be, {dyb_, dgy_}, n_ * w_);
+    zero_all(be, {du_, dga_, dgi_}, n_ * wi_);  // dxb is written by the convolution
+    be.fill(dgy_, n_ * w_, 0.0f);
     WeightRows{&w_out_, 0, d_, w_}.backward(be, dy, t_.o, do_, n_, /*accumulate_dx=*/false);
     const auto gate_backward = [&](float* dcombined) {  // o = GeLU(x W_y^T) * h; multiply_backward adds
       be.fill(dcombined, n_ * w_, 0.0f);
       be.multiply_backward(dgy_, dcombined, do_, t_.gy, halves_.combined(t_.mixed, t_.h), n_ * w_);
     };
     halves_.backward(be, gate_backward, dh_, dmixed_, t_.h, n_);
-    be.activation_backward(dyb_, dgy_, t_.yb, n_ * w_, ActivationKind::gelu_tanh);
+    be.activation_backward(dyb_, dgy_, t_.yb, n_ * w_, ActivationKind::gelu_tanh, /*accumulate=*/false);
     WeightRows{&w_y_, 0, w_, d_}.backward(be, dyb_, x, dx, n_);
     be.rglru_backward(du_, dga_, dgi_, lambda_.grad, dh_, t_.h, t_.u, t_.ga, t_.gi, lambda_.value,
                       kGateConstant, {batch_, seq_, int(wi_), 1});

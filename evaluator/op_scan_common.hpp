@@ -61,9 +61,11 @@ struct ConvBranch {
   void forward(Backend& be, float* y, const float* x, int batch, int seq, bool decode) const {
     be.causal_conv_forward(y, x, weight->value, bias->value, decode ? state : nullptr, shape(batch, seq));
   }
-  // dx += ..., and the weight and bias gradients.
+  // dx = ... (written: the conv is its only writer in every scan op), and
+  // the weight and bias gradients (+=).
   void backward(Backend& be, float* dx, const float* dy, const float* x, int batch, int seq) const {
-    be.causal_conv_backward(dx, weight->grad, bias->grad, dy, x, weight->value, shape(batch, seq));
+    be.causal_conv_backward(dx, weight->grad, bias->grad, dy, x, weight->value, shape(batch, seq),
+                            /*accumulate_dx=*/false);
   }
 };
 

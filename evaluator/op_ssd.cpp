@@ -83,9 +83,9 @@ class SsdOp final : public Operator {
   void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
-    // dgn, dz and dys are written by their first step (the out projection, the gate), not zeroed first.
-    zero_all(be, {dxr_, dxc_, dxbc_}, n_ * xbc_);
-    zero_all(be, {ddt_, ddraw_}, n_ * heads_);
+    // Every gradient buffer but dg is written by its first step (the out
+    // projection, the gate, the scan's backward, the activations, the
+    // convolution), not zeroed first.
     be.fill(dg_, n_ * di_, 0.0f);
     WeightRows{&out_proj_, 0, d_, di_}.backward(be, dy, t_.gn, dgn_, n_, /*accumulate_dx=*/false);
     be.rmsnorm_backward({dg_, n_, di_}, norm_.grad, {dgn_, n_, di_}, {t_.g, n_, di_}, norm_.value, t_.rstd);
@@ -96,9 +96,10 @@ class SsdOp final : public Operator {
     halves_.backward(be, gate_backward, dys_, dmixed_, t_.ys, n_);
     be.ssd_backward(dxbc_, ddt_, a_log_.grad, d_skip_.grad, partials_, dys_, t_.checkpoints, t_.xbc, t_.dt,
                     a_log_.value, d_skip_.value, shape(batch_, seq_));
-    be.activation_backward(ddraw_, ddt_, t_.draw, n_ * heads_, ActivationKind::softplus);
+    be.activation_backward(ddraw_, ddt_, t_.draw, n_ * heads_, ActivationKind::softplus,
+                           /*accumulate=*/false);
     be.bias_backward(dt_bias_.grad, {ddraw_, n_, heads_});
-    be.activation_backward(dxc_, dxbc_, t_.xc, n_ * xbc_, ActivationKind::silu);
+    be.activation_backward(dxc_, dxbc_, t_.xc, n_ * xbc_, ActivationKind::silu, /*accumulate=*/false);
     conv_branch_.backward(be, dxr_, dxc_, t_.xr, batch_, seq_);
     in_z_.backward(be, dz_, x, dx, n_);
     in_xbc_.backward(be, dxr_, x, dx, n_);

@@ -79,8 +79,9 @@ class SsmOp final : public Operator {
   void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
-    // dg, dz, dys and ddraw are written by their first step (the projections, the gate), not zeroed first.
-    zero_all(be, {dxr_, dxc_, du_, ddpre_, ddelta_}, n_ * ii_);
+    // dg, dz, dys, ddraw, ddpre, dxc and dxr are written by their first step
+    // (the projections, the gate, the activations, the convolution), not zeroed first.
+    zero_all(be, {du_, ddelta_}, n_ * ii_);
     zero_all(be, {db_, dc_}, n_ * n_state_);
     WeightRows{&out_proj_, 0, d_, di_}.backward(be, dy, t_.g, dg_, n_, /*accumulate_dx=*/false);
     const auto gate_backward = [&](float* dcombined) {  // g = y * SiLU(z)
@@ -91,13 +92,14 @@ class SsmOp final : public Operator {
     be.selective_scan_backward(du_, ddelta_, a_log_.grad, db_, dc_, d_skip_.grad, partials_, dys_,
                                t_.checkpoints, t_.u, t_.delta, a_log_.value, t_.b, t_.c, d_skip_.value,
                                scan_shape(batch_, seq_));
-    be.activation_backward(ddpre_, ddelta_, t_.dpre, n_ * ii_, ActivationKind::softplus);
+    be.activation_backward(ddpre_, ddelta_, t_.dpre, n_ * ii_, ActivationKind::softplus,
+                           /*accumulate=*/false);
     be.bias_backward(dt_bias_.grad, {ddpre_, n_, ii_});
     WeightRows{&dt_proj_, 0, ii_, r_}.backward(be, ddpre_, t_.draw, ddraw_, n_, /*accumulate_dx=*/false);
     proj_dt_.backward(be, ddraw_, t_.u, du_, n_);
     proj_b_.backward(be, db_, t_.u, du_, n_);
     proj_c_.backward(be, dc_, t_.u, du_, n_);
-    be.activation_backward(dxc_, du_, t_.xc, n_ * ii_, ActivationKind::silu);
+    be.activation_backward(dxc_, du_, t_.xc, n_ * ii_, ActivationKind::silu, /*accumulate=*/false);
     conv_branch_.backward(be, dxr_, dxc_, t_.xr, batch_, seq_);
     in_x_.backward(be, dxr_, x, dx, n_);
     in_z_.backward(be, dz_, x, dx, n_);

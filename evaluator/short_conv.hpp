@@ -58,9 +58,8 @@ class ShortConv {
   // (and the taps' gradient); `dout` itself when off.
   const float* backward(Backend& be, const float* dout, int batch, int seq) const {
     if (!on()) return dout;
-    be.fill(dpre_, int64_t(batch) * seq * channels_, 0.0f);
     be.causal_conv_backward(dpre_, weight_->grad + first_ * kernel_, nullptr, dout, pre_, taps(),
-                            {batch, seq, int(channels_), kernel_});
+                            {batch, seq, int(channels_), kernel_}, /*accumulate_dx=*/false);
     return dpre_;
   }
 

@@ -82,7 +82,7 @@ class CpuBackend final : public Backend {
   void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,
                            const ConvShape& shape) override;
   void causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                            const float* w, const ConvShape& shape) override;
+                            const float* w, const ConvShape& shape, bool accumulate_dx) override;
   void gated_conv_forward(float* out, const float* bcx, const float* w, float* state,
                           const ConvShape& shape) override;
   void gated_conv_backward(float* dbcx, float* dw, const float* dout, const float* bcx, const float* w,
@@ -105,8 +105,8 @@ class CpuBackend final : public Backend {
                     const float* checkpoints, const float* xbc, const float* dt, const float* a_log,
                     const float* D, const SsdShape& shape) override;
   void activation_forward(float* out, const float* in, int64_t count, ActivationKind kind) override;
-  void activation_backward(float* din, const float* dout, const float* in, int64_t count,
-                           ActivationKind kind) override;
+  void activation_backward(float* din, const float* dout, const float* in, int64_t count, ActivationKind kind,
+                           bool accumulate) override;
   void multiply_forward(float* out, const float* a, const float* b, int64_t count) override;
   void multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
                          int64_t count) override;

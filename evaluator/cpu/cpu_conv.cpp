@@ -69,16 +69,18 @@ void CpuBackend::causal_conv_forward(float* y, const float* x, const float* w, c
   });
 }
 
-// dx[b,s,c] += sum_j w[c,j] dy[b, s+(k-1)-j, c]  (rows in parallel);
+// dx[b,s,c] (+)= sum_j w[c,j] dy[b, s+(k-1)-j, c]  (rows in parallel; written
+// when !accumulate_dx);
 // dw[c,j] += sum_{b,t} dy[b,t,c] x[b,t-(k-1)+j,c], dbias[c] += sum dy
 // (channel blocks in parallel, (b, t) in order).
 void CpuBackend::causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                                      const float* w, const ConvShape& s) {
+                                      const float* w, const ConvShape& s, bool accumulate_dx) {
   const int64_t C = s.channels, k = s.kernel, T = s.seq, hist = k - 1;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, int64_t(s.batch) * T, 4), [&](const auto& r) {
     for (int64_t row = r.begin(); row != r.end(); ++row) {
       const int64_t b = row / T, t = row % T;
       float* dxr = dx + row * C;
+      if (!accumulate_dx) std::fill(dxr, dxr + C, 0.0f);
       for (int64_t j = 0; j < k; ++j) {
         const int64_t dst = t + hist - j;
         if (dst >= T) continue;

@@ -61,9 +61,12 @@ void CpuBackend::activation_forward(float* out, const float* in, int64_t count, 
 }
 
 void CpuBackend::activation_backward(float* din, const float* dout, const float* in, int64_t count,
-                                     ActivationKind kind) {
+                                     ActivationKind kind, bool accumulate) {
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, count, kGrain), [&](const auto& r) {
-    for (int64_t i = r.begin(); i != r.end(); ++i) din[i] += dout[i] * derivative(in[i], kind);
+    for (int64_t i = r.begin(); i != r.end(); ++i) {
+      const float g = dout[i] * derivative(in[i], kind);
+      din[i] = accumulate ? din[i] + g : g;
+    }
   });
 }
 

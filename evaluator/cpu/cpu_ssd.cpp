@@ -84,6 +84,8 @@ LIVS_CPU_CLONES void ssd_backward_task(float* dxbc, float* ddt, float* part, con
   float* hs = scratch;
   float* G = hs + (kScanChunk + 1) * PN;
   float* dtx = G + PN;
+  for (int64_t t = 0; t < T; ++t)  // dB and dC are summed over the heads below; dx and ddt are written
+    std::fill_n(dxbc + (b * T + t) * W + I, 2 * N, 0.0f);
   for (int64_t h = 0; h < Hn; ++h) {
     const float A = -std::exp(a_log[h]);
     std::fill_n(G, PN, 0.0f);
@@ -123,9 +125,9 @@ LIVS_CPU_CLONES void ssd_backward_task(float* dxbc, float* ddt, float* part, con
             dA = std::fma(g, a * d * hp[p * N + n], dA);
             G[p * N + n] = g * a;
           }
-          dx[p] += dxp;
+          dx[p] = dxp;
         }
-        ddt[row * Hn + h] += dd;
+        ddt[row * Hn + h] = dd;
       }
     }
     part[h] = dA * A;

@@ -163,8 +163,9 @@ __global__ void __launch_bounds__(kShortThreads)
             });
 }
 
-// dx[b,t,c] += sum_j w[c,j] dy[b, t+(k-1)-j, c], j = 0..k-1 in order (taps past the end skipped).
-template <int kK>
+// dx[b,t,c] (+)= sum_j w[c,j] dy[b, t+(k-1)-j, c], j = 0..k-1 in order (taps
+// past the end skipped); kAccumulate: added to dx, else written.
+template <int kK, bool kAccumulate>
 __global__ void __launch_bounds__(kShortThreads)
     causal_conv_short_backward_input_kernel(float* dx, const float* dy, const float* w, ConvShape s) {
   const ShortConvTile<kK> tile(w, s);
@@ -178,7 +179,9 @@ __global__ void __launch_bounds__(kShortThreads)
     window[i] = src < T ? dy[tile.at(src)] : 0.0f;
   }
   tile.walk(  // (dy[t + k - 1], dx[t]) of each row
-      [&](int64_t t) { return make_float2(t + hist < T ? dy[tile.at(t + hist)] : 0.0f, dx[tile.at(t)]); },
+      [&](int64_t t) {
+        return make_float2(t + hist < T ? dy[tile.at(t + hist)] : 0.0f, kAccumulate ? dx[tile.at(t)] : 0.0f);
+      },
       [&](int64_t t, float2 in) {
         shift_in(window, in.x);
         float acc = in.y;
@@ -342,18 +345,24 @@ void causal_conv_forward(cudaStream_t stream, float* y, const float* x, const fl
 }
 
 void causal_conv_backward(cudaStream_t stream, float* dx, float* dw, float* dbias, const float* dy,
-                          const float* x, const float* w, const ConvShape& s, float* partials) {
+                          const float* x, const float* w, const ConvShape& s, float* partials,
+                          bool accumulate_dx) {
   const int64_t C = s.channels, rows = int64_t(s.batch) * s.seq, count = rows * C;
   if (count <= 0) return;
-  if (conv_tiled(s)) {
-    launch_conv_tiled<true>(stream, dx, dy, w, nullptr, s);
-  } else {
-    const bool short_taps = with_short_taps(s.kernel, [&](auto taps) {
-      causal_conv_short_backward_input_kernel<taps.value>
+  const bool short_taps_input = !conv_tiled(s) && with_short_taps(s.kernel, [&](auto taps) {
+    if (accumulate_dx)
+      causal_conv_short_backward_input_kernel<taps.value, true>
           <<<short_conv_grid(s), kShortThreads, 0, stream>>>(dx, dy, w, s);
-      LIVS_CUDA_CHECK_LAUNCH();
-    });
-    if (!short_taps) {
+    else
+      causal_conv_short_backward_input_kernel<taps.value, false>
+          <<<short_conv_grid(s), kShortThreads, 0, stream>>>(dx, dy, w, s);
+    LIVS_CUDA_CHECK_LAUNCH();
+  });
+  if (!short_taps_input) {  // the long kernels add: zeroed first when dx is to be written
+    if (!accumulate_dx) LIVS_CUDA_CHECK(cudaMemsetAsync(dx, 0, std::size_t(count) * sizeof(float), stream));
+    if (conv_tiled(s)) {
+      launch_conv_tiled<true>(stream, dx, dy, w, nullptr, s);
+    } else {
       causal_conv_backward_input_kernel<<<unsigned(rows), row_threads(C), 0, stream>>>(dx, dy, w, s);
       LIVS_CUDA_CHECK_LAUNCH();
     }

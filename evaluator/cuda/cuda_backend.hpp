@@ -186,7 +186,7 @@ class CudaBackend final : public Backend {
   void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,
                            const ConvShape& shape) override;
   void causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                            const float* w, const ConvShape& shape) override;
+                            const float* w, const ConvShape& shape, bool accumulate_dx) override;
   void gated_conv_forward(float* out, const float* bcx, const float* w, float* state,
                           const ConvShape& shape) override;
   void gated_conv_backward(float* dbcx, float* dw, const float* dout, const float* bcx, const float* w,
@@ -209,8 +209,8 @@ class CudaBackend final : public Backend {
                                const float* delta, const float* a_log, const float* B, const float* C,
                                const float* D, const ScanShape& shape) override;
   void activation_forward(float* out, const float* in, int64_t count, ActivationKind kind) override;
-  void activation_backward(float* din, const float* dout, const float* in, int64_t count,
-                           ActivationKind kind) override;
+  void activation_backward(float* din, const float* dout, const float* in, int64_t count, ActivationKind kind,
+                           bool accumulate) override;
   // deltanet (cuda_backend_deltanet.cpp, deltanet.cu).
   void delta_rule_forward(float* o, float* checkpoints, const float* q, const float* k, const float* v,
                           const float* log_alpha, const float* beta, float* state,

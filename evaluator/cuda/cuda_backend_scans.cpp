@@ -10,11 +10,11 @@ void CudaBackend::causal_conv_forward(float* y, const float* x, const float* w, 
   cuda::causal_conv_forward(stream_, y, x, w, bias, state, shape);
 }
 void CudaBackend::causal_conv_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                                       const float* w, const ConvShape& shape) {
+                                       const float* w, const ConvShape& shape, bool accumulate_dx) {
   const int64_t rows = int64_t(shape.batch) * shape.seq;
   float* partials =
       scratch_floats(column_sums_, cuda::column_sum_scratch(rows, int64_t(shape.channels) * shape.kernel));
-  cuda::causal_conv_backward(stream_, dx, dw, dbias, dy, x, w, shape, partials);
+  cuda::causal_conv_backward(stream_, dx, dw, dbias, dy, x, w, shape, partials, accumulate_dx);
 }
 void CudaBackend::gated_conv_forward(float* out, const float* bcx, const float* w, float* state,
                                      const ConvShape& shape) {
@@ -75,8 +75,8 @@ void CudaBackend::activation_forward(float* out, const float* in, int64_t count,
   cuda::activation_forward(stream_, out, in, count, kind);
 }
 void CudaBackend::activation_backward(float* din, const float* dout, const float* in, int64_t count,
-                                      ActivationKind kind) {
-  cuda::activation_backward(stream_, din, dout, in, count, kind);
+                                      ActivationKind kind, bool accumulate) {
+  cuda::activation_backward(stream_, din, dout, in, count, kind, accumulate);
 }
 void CudaBackend::multiply_forward(float* out, const float* a, const float* b, int64_t count) {
   cuda::multiply_forward(stream_, out, a, b, count);

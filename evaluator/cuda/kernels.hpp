@@ -112,7 +112,7 @@ inline int64_t column_sum_scratch(int64_t rows, int64_t cols) { return column_su
 // pointwise.cu. partials: column_sum_scratch(rows, cols) floats (column_sums.cuh).
 void activation_forward(cudaStream_t stream, float* out, const float* in, int64_t count, ActivationKind kind);
 void activation_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
-                         ActivationKind kind);
+                         ActivationKind kind, bool accumulate);
 void multiply_forward(cudaStream_t stream, float* out, const float* a, const float* b, int64_t count);
 void multiply_backward(cudaStream_t stream, float* da, float* db, const float* dout, const float* a,
                        const float* b, int64_t count);
@@ -149,7 +149,8 @@ void gate_mix_backward(cudaStream_t stream, float* dy0, float* dy1, float* dgate
 void causal_conv_forward(cudaStream_t stream, float* y, const float* x, const float* w, const float* bias,
                          float* state, const ConvShape& shape);
 void causal_conv_backward(cudaStream_t stream, float* dx, float* dw, float* dbias, const float* dy,
-                          const float* x, const float* w, const ConvShape& shape, float* partials);
+                          const float* x, const float* w, const ConvShape& shape, float* partials,
+                          bool accumulate_dx);
 
 // gated_conv.cu: gconv's out = c * conv(b * x~) on bcx = [b | c | x~].
 // partials: gated_conv_scratch(shape) floats.

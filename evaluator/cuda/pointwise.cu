@@ -93,11 +93,11 @@ __device__ inline void map_unary(float* out, const float* in, int64_t count, boo
       count, vector, [&](int64_t i) { store4(out, i, f4(f, load4(in, i))); },
       [&](int64_t i) { out[i] = f(in[i]); });
 }
-// din += dout * slope(in)
-template <class F>
+// din += dout * slope(in) (kAccumulate), else din = dout * slope(in)
+template <bool kAccumulate = true, class F>
 __device__ inline void accumulate_slope(float* din, const float* dout, const float* in, int64_t count,
                                         bool vector, F slope) {
-  auto step = [&](float acc, float d, float x) { return acc + d * slope(x); };
+  auto step = [&](float acc, float d, float x) { return kAccumulate ? acc + d * slope(x) : d * slope(x); };
   grid_stride_quads(
       count, vector,
       [&](int64_t i) { store4(din, i, f4(step, load4(din, i), load4(dout, i), load4(in, i))); },
@@ -108,9 +108,11 @@ __global__ void activation_forward_kernel(float* out, const float* in, int64_t c
                                           bool vector) {
   map_unary(out, in, count, vector, [kind](float x) { return activate(x, kind); });
 }
+template <bool kAccumulate>
 __global__ void activation_backward_kernel(float* din, const float* dout, const float* in, int64_t count,
                                            ActivationKind kind, bool vector) {
-  accumulate_slope(din, dout, in, count, vector, [kind](float x) { return activation_slope(x, kind); });
+  accumulate_slope<kAccumulate>(din, dout, in, count, vector,
+                                [kind](float x) { return activation_slope(x, kind); });
 }
 __global__ void multiply_forward_kernel(float* out, const float* a, const float* b, int64_t count,
                                         bool vector) {
@@ -212,10 +214,14 @@ void activation_forward(cudaStream_t stream, float* out, const float* in, int64_
   LIVS_CUDA_CHECK_LAUNCH();
 }
 void activation_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
-                         ActivationKind kind) {
+                         ActivationKind kind, bool accumulate) {
   if (count <= 0) return;
-  activation_backward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(din, dout, in, count, kind,
-                                                                            aligned16(din, dout, in));
+  const unsigned blocks = grid_for((count + 3) / 4);
+  const bool vector = aligned16(din, dout, in);
+  if (accumulate)
+    activation_backward_kernel<true><<<blocks, 256, 0, stream>>>(din, dout, in, count, kind, vector);
+  else
+    activation_backward_kernel<false><<<blocks, 256, 0, stream>>>(din, dout, in, count, kind, vector);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 void multiply_forward(cudaStream_t stream, float* out, const float* a, const float* b, int64_t count) {

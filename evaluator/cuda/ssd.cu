@@ -314,7 +314,7 @@ __global__ void ssd_chunk_backward_kernel(float* dxbc, float* ddt, float* bc_par
         float r = to_end * gb;
         for (int i = j; i < k.len; ++i) r = fmaf(expf(cum[i] - cum[j]) * S[i][j], dY(i, p), r);
         const float xj = x(j, p), dyj = dY(j, p);
-        dxj[p] += fmaf(dh, dyj, dtv[j] * r);
+        dxj[p] = fmaf(dh, dyj, dtv[j] * r);
         acc_in = fmaf(xj, r, acc_in);
         acc_t4 = fmaf(xj, gb, acc_t4);
         acc_d = fmaf(dyj, xj, acc_d);
@@ -359,7 +359,7 @@ __global__ void ssd_chunk_backward_kernel(float* dxbc, float* ddt, float* bc_par
   }
   __syncthreads();
   if (int(threadIdx.x) < k.len)
-    ddt[row_of(threadIdx.x) * d.H + k.h] += fmaf(k.A, dcum[threadIdx.x], in_sum[threadIdx.x]);
+    ddt[row_of(threadIdx.x) * d.H + k.h] = fmaf(k.A, dcum[threadIdx.x], in_sum[threadIdx.x]);
   // dB and dC of this head, per (step, state): summed over the heads by ssd_bc_kernel.
   for (int64_t e = threadIdx.x; e < int64_t(k.len) * d.N; e += blockDim.x) {
     const int m = int(e / d.N);
@@ -379,14 +379,14 @@ __global__ void ssd_chunk_backward_kernel(float* dxbc, float* ddt, float* bc_par
   }
 }
 
-// dB and dC (columns I .. I + 2N of dxbc) += the heads' partials, summed in head order.
+// dB and dC (columns I .. I + 2N of dxbc) = the heads' partials, summed in head order.
 __global__ void ssd_bc_kernel(float* dxbc, const float* bc_partials, Dims d) {
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= d.batch * d.T * 2 * d.N) return;
   const int64_t row = idx / (2 * d.N), n2 = idx % (2 * d.N);
   float s = 0.0f;
   for (int64_t h = 0; h < d.H; ++h) s += bc_partials[(row * d.H + h) * 2 * d.N + n2];
-  dxbc[row * d.W + d.I + n2] += s;
+  dxbc[row * d.W + d.I + n2] = s;
 }
 
 // da_log[h] += A_h sum dA, dD[h] += sum dD over the (sequence, chunk)

@@ -260,7 +260,7 @@ __global__ void __launch_bounds__(kThreads)
         part[e >> 1] = fmaf(x, r, part[e >> 1]);
         dyx[e >> 1] = fmaf(g, x, dyx[e >> 1]);
       }
-      tc::add2(dxbc + (row0 + j) * d.W + k.h * d.P + p, v[0], v[1], dx_paired, p + 1 < d.P);
+      tc::store2(dxbc + (row0 + j) * d.W + k.h * d.P + p, v[0], v[1], dx_paired, p + 1 < d.P);
     });
   }
   store_row_sums(halves[2][half], part, r0, lane);
@@ -303,7 +303,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();
   if (int(threadIdx.x) < k.len)
-    ddt[(row0 + threadIdx.x) * d.H + k.h] += fmaf(k.A, dcum[threadIdx.x], in_sum[threadIdx.x]);
+    ddt[(row0 + threadIdx.x) * d.H + k.h] = fmaf(k.A, dcum[threadIdx.x], in_sum[threadIdx.x]);
 }
 
 dim3 chunk_grid(const Dims& d) { return dim3(unsigned(d.batch * d.chunks), unsigned(d.H)); }

@@ -311,7 +311,7 @@ TEST_CASE("gated convolution equals the products and the convolution it fuses, b
     std::vector<float> db(rows * C, 0.0f), dc(rows * C, 0.0f), dxt(rows * C, 0.0f), dbx(rows * C, 0.0f),
         dconv(rows * C, 0.0f), dw_parts(C * s.kernel, 0.5f);
     be.multiply_backward(dc.data(), dconv.data(), dout.data(), c.data(), conv.data(), rows * C);
-    be.causal_conv_backward(dbx.data(), dw_parts.data(), nullptr, dconv.data(), bx.data(), w.data(), s);
+    be.causal_conv_backward(dbx.data(), dw_parts.data(), nullptr, dconv.data(), bx.data(), w.data(), s, true);
     be.multiply_backward(db.data(), dxt.data(), dbx.data(), b.data(), xt.data(), rows * C);
 
     std::vector<float> out(rows * C, -7.0f), dbcx(rows * 3 * C, -7.0f), dw(C * s.kernel, 0.5f);

@@ -199,8 +199,8 @@ void check_chunked_ssd(SsdShape s) {
     for (int64_t i = 0; i < s.inner() * s.state; ++i)
       CHECK(checkpoints[b * scan_chunks(s.seq) * s.inner() * s.state + i] == 0.0f);
 
-  std::vector<float> dxbc(tokens * s.xbc_width(), 0.0f), ddt(tokens * s.heads, 0.0f), da_log(s.heads, 0.0f),
-      dD(s.heads, 0.0f), partials(ssd_partial_floats(s));
+  std::vector<float> dxbc(tokens * s.xbc_width(), NAN), ddt(tokens * s.heads, NAN);  // written whole
+  std::vector<float> da_log(s.heads, 0.0f), dD(s.heads, 0.0f), partials(ssd_partial_floats(s));
   be.ssd_backward(dxbc.data(), ddt.data(), da_log.data(), dD.data(), partials.data(), in.dy.data(),
                   checkpoints.data(), in.xbc.data(), in.dt.data(), in.a_log.data(), in.D.data(), s);
   CHECK(relative_norm_error(dxbc, want.dxbc) <= kSsdTolerance);

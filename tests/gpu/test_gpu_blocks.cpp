@@ -44,9 +44,13 @@ TEST_CASE("activations, products, biases and feature maps") {
           Array dx(be, x), dy(be, y);
           auto out = poisoned(be, n);
           auto din = accumulator(be, n, 103);
+          auto din_written = poisoned(be, n);
           be.activation_forward(out->data(), dx.data(), n, kind);
-          be.activation_backward(din->data(), dy.data(), dx.data(), n, kind);
-          return Outputs{{"forward", out->download()}, {"backward", din->download()}};
+          be.activation_backward(din->data(), dy.data(), dx.data(), n, kind, /*accumulate=*/true);
+          be.activation_backward(din_written->data(), dy.data(), dx.data(), n, kind, /*accumulate=*/false);
+          return Outputs{{"forward", out->download()},
+                         {"backward", din->download()},
+                         {"backward written", din_written->download()}};
         },
         kFp32Tolerance);
   }
@@ -184,8 +188,11 @@ TEST_CASE("causal depthwise convolution: parallel, decode with state, backward")
           auto dx = accumulator(be, n, 134), dw = accumulator(be, int64_t(s.channels) * s.kernel, 135),
                dbias = accumulator(be, s.channels, 136);
           be.causal_conv_forward(y->data(), dx_in.data(), dw_in.data(), dbias_in.data(), nullptr, s);
+          auto dx_written = poisoned(be, n);
           be.causal_conv_backward(dx->data(), dw->data(), dbias->data(), ddy.data(), dx_in.data(),
-                                  dw_in.data(), s);
+                                  dw_in.data(), s, /*accumulate_dx=*/true);
+          be.causal_conv_backward(dx_written->data(), dw->data(), dbias->data(), ddy.data(), dx_in.data(),
+                                  dw_in.data(), s, /*accumulate_dx=*/false);
           // Decode: one token at a time through the state, per sequence (batch 1 views).
           Array state(be, std::max<int64_t>(1, hist * s.channels));
           Array token(be, s.channels), out(be, s.channels);
@@ -200,11 +207,9 @@ TEST_CASE("causal depthwise convolution: parallel, decode with state, backward")
               decoded.insert(decoded.end(), row.begin(), row.end());
             }
           }
-          return Outputs{{"y", y->download()},
-                         {"decode", decoded},
-                         {"dx", dx->download()},
-                         {"dw", dw->download()},
-                         {"dbias", dbias->download()}};
+          return Outputs{{"y", y->download()},   {"decode", decoded},
+                         {"dx", dx->download()}, {"dx written", dx_written->download()},
+                         {"dw", dw->download()}, {"dbias", dbias->download()}};
         },
         kFp32Tolerance);
   }
@@ -469,9 +474,9 @@ TEST_CASE("MoE: routing, statistics, dispatch, gather and combine with their bac
   // most of them empty) over many chunks; more chunks (70) than the one-launch
   // scan and scatter takes; rows of whole float4s (the row-wise kernels'
   // 16-byte path) and of odd widths.
-  for (const Shape shape : {Shape{100, 8, 2, 24}, Shape{2048, 8, 2, 128}, Shape{333, 41, 3, 13},
-                            Shape{128, 8, 2, 7}, Shape{3000, 1024, 2, 24}, Shape{200, 32, 4, 36},
-                            Shape{8960, 16, 2, 8}})
+  for (const Shape shape :
+       {Shape{100, 8, 2, 24}, Shape{2048, 8, 2, 128}, Shape{333, 41, 3, 13}, Shape{128, 8, 2, 7},
+        Shape{3000, 1024, 2, 24}, Shape{200, 32, 4, 36}, Shape{8960, 16, 2, 8}})
     check_moe_blocks(shape.rows, shape.experts, shape.top_k, shape.cols);
 }
 

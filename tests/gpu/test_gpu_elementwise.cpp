@@ -248,7 +248,7 @@ TEST_CASE("elementwise: activations, feature maps and products on odd counts and
                 dact(be, d0, offset), fmap(be, nan_floats(n), offset), dfmap(be, d0, offset),
                 product(be, nan_floats(n), offset), da(be, d0, offset), db(be, d0, offset);
             be.activation_forward(act.data(), dx.data(), n, ActivationKind::gelu_tanh);
-            be.activation_backward(dact.data(), dy.data(), dx.data(), n, ActivationKind::gelu_tanh);
+            be.activation_backward(dact.data(), dy.data(), dx.data(), n, ActivationKind::gelu_tanh, true);
             be.feature_map_forward(fmap.data(), dx.data(), n, FeatureMapKind::elu_plus_one);
             be.feature_map_backward(dfmap.data(), dy.data(), dx.data(), n, FeatureMapKind::elu_plus_one);
             be.multiply_forward(product.data(), dx.data(), dy.data(), n);

@@ -65,8 +65,8 @@ Outputs run_ssd(Backend& be, const SsdShape& s, uint64_t seed) {
   auto y = poisoned(be, y_n), cp = poisoned(be, ssd_checkpoint_floats(s));
   auto y_from_state = poisoned(be, y_n), cp_from_state = poisoned(be, ssd_checkpoint_floats(s));
   auto y_decode = poisoned(be, y_n);
-  auto dxbc = accumulator(be, xbc_n, seed + 6), ddt = accumulator(be, dt_n, seed + 7),
-       dalog = accumulator(be, s.heads, seed + 8), dD = accumulator(be, s.heads, seed + 9);
+  auto dxbc = poisoned(be, xbc_n), ddt = poisoned(be, dt_n);  // written whole
+  auto dalog = accumulator(be, s.heads, seed + 8), dD = accumulator(be, s.heads, seed + 9);
   auto partials = poisoned(be, ssd_partial_floats(s));
   be.ssd_forward(y->data(), cp->data(), dxbc_in.data(), ddt_in.data(), dalog_in.data(), dD_in.data(), nullptr,
                  s);
