@@ -427,8 +427,8 @@ struct RowsProblem {
   float* c;
   int64_t ldc;
   bool accumulate;
-  RowsMode mode =
-      RowsMode::store;  // then_add and swiglu_backward backward (kBFastJ) only, swiglu_forward forward
+  // then_add and swiglu_backward for backward-input launches (kBFastJ), swiglu_forward for forward ones.
+  RowsMode mode = RowsMode::store;
   const float* a2 = nullptr;
   const float* b2 = nullptr;
   float* c2 = nullptr;
@@ -535,10 +535,11 @@ __global__ void grouped_weight_reduce(WeightProblem p) {
   }
 }
 
-bool same_shape(std::initializer_list<ConstMatrix> matrices) {
+// The operands of a pair or a SwiGLU layer that must share one shape.
+void require_same_shape(const char* what, std::initializer_list<ConstMatrix> matrices) {
   for (const ConstMatrix& m : matrices)
-    if (m.rows != matrices.begin()->rows || m.cols != matrices.begin()->cols) return false;
-  return true;
+    if (m.rows != matrices.begin()->rows || m.cols != matrices.begin()->cols)
+      throw std::invalid_argument(std::string("CUDA ") + what + ": operands that must share a shape differ");
 }
 
 // The grid's limits, and row strides below 2^24 (offsets inside a tile are 32-bit).
@@ -549,7 +550,7 @@ void check_shape(int64_t x, int64_t y, int64_t z, std::initializer_list<int64_t>
 }
 
 // C = y or dx (the capacity is its rows), A = x or dy, B from the stacked
-// weights; the second product (p.second) as the caller sets it after.
+// weights; the mode and its extra operands as the caller sets them after.
 template <bool kBFastJ>
 RowsProblem rows_problem(Matrix c, ConstMatrix a, ConstMatrix w, ExpertRows rows, bool accumulate) {
   // Forward: B_e(t, j) = W_e[j, t], contiguous along t; backward input: B_e(t, j) = W_e[t, j].
@@ -598,8 +599,8 @@ void grouped_matmul(cudaStream_t stream, Matrix y, ConstMatrix x, ConstMatrix w,
 
 void grouped_swiglu_forward(cudaStream_t stream, Matrix h, Matrix gate, Matrix up, ConstMatrix x,
                             ConstMatrix w_gate, ConstMatrix w_up, ExpertRows rows, bool tensor_cores) {
-  if (!same_shape({h, gate, up}) || w_up.rows != w_gate.rows || w_up.cols != w_gate.cols)
-    throw std::invalid_argument("CUDA grouped_swiglu_forward: the products' shapes differ");
+  require_same_shape("grouped_swiglu_forward", {h, gate, up});
+  require_same_shape("grouped_swiglu_forward", {w_gate, w_up});
   RowsProblem p = rows_problem<false>(gate, x, w_gate, rows, false);
   p.mode = RowsMode::swiglu_forward;
   p.b2 = w_up.data;
@@ -611,8 +612,7 @@ void grouped_swiglu_forward(cudaStream_t stream, Matrix h, Matrix gate, Matrix u
 void grouped_swiglu_backward_input(cudaStream_t stream, Matrix dgate, Matrix dup, ConstMatrix dy,
                                    ConstMatrix w_down, ConstMatrix gate, ConstMatrix up, ExpertRows rows,
                                    bool tensor_cores) {
-  if (!same_shape({dgate, dup, gate, up}))
-    throw std::invalid_argument("CUDA grouped_swiglu_backward_input: the gradients' shapes differ");
+  require_same_shape("grouped_swiglu_backward_input", {dgate, dup, gate, up});
   RowsProblem p = rows_problem<true>(dgate, dy, w_down, rows, false);
   p.mode = RowsMode::swiglu_backward;
   p.c2 = dup.data;
@@ -630,8 +630,8 @@ void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix d
 void grouped_matmul_backward_input_pair(cudaStream_t stream, Matrix dx, ConstMatrix dy0, ConstMatrix w0,
                                         ConstMatrix dy1, ConstMatrix w1, ExpertRows rows, bool accumulate,
                                         bool tensor_cores) {
-  if (dy1.rows != dy0.rows || dy1.cols != dy0.cols || w1.rows != w0.rows || w1.cols != w0.cols)
-    throw std::invalid_argument("CUDA grouped_matmul_backward_input_pair: the two products differ in shape");
+  require_same_shape("grouped_matmul_backward_input_pair", {dy0, dy1});
+  require_same_shape("grouped_matmul_backward_input_pair", {w0, w1});
   RowsProblem p = rows_problem<true>(dx, dy0, w0, rows, accumulate);
   p.mode = RowsMode::then_add;
   p.a2 = dy1.data;
@@ -683,9 +683,8 @@ void grouped_matmul_backward_weight(cudaStream_t stream, Matrix dw, ConstMatrix 
 void grouped_matmul_backward_weight_pair(cudaStream_t stream, Matrix dw0, ConstMatrix dy0, Matrix dw1,
                                          ConstMatrix dy1, ConstMatrix x, ExpertRows rows, bool tensor_cores,
                                          float* partials, int splits) {
-  if (dw1.rows != dw0.rows || dw1.cols != dw0.cols || dy1.rows != dy0.rows || dy1.cols != dy0.cols)
-    throw std::invalid_argument(
-        "CUDA grouped_matmul_backward_weight_pair: the two gradients differ in shape");
+  require_same_shape("grouped_matmul_backward_weight_pair", {dw0, dw1});
+  require_same_shape("grouped_matmul_backward_weight_pair", {dy0, dy1});
   WeightProblem p{rows.offsets, dy0.rows, dw0.rows, dw0.cols,     dy0.data,
                   x.data,       dw0.data, partials, rows.experts, splits};
   p.dy2 = dy1.data;

@@ -93,15 +93,18 @@ __device__ inline void map_unary(float* out, const float* in, int64_t count, boo
       count, vector, [&](int64_t i) { store4(out, i, f4(f, load4(in, i))); },
       [&](int64_t i) { out[i] = f(in[i]); });
 }
-// din += dout * slope(in) (kAccumulate), else din = dout * slope(in)
-template <bool kAccumulate = true, class F>
-__device__ inline void accumulate_slope(float* din, const float* dout, const float* in, int64_t count,
-                                        bool vector, F slope) {
+// din += dout * slope(in) (kAccumulate), else din = dout * slope(in) without reading din
+template <bool kAccumulate, class F>
+__device__ inline void slope_backward(float* din, const float* dout, const float* in, int64_t count,
+                                      bool vector, F slope) {
   auto step = [&](float acc, float d, float x) { return kAccumulate ? acc + d * slope(x) : d * slope(x); };
   grid_stride_quads(
       count, vector,
-      [&](int64_t i) { store4(din, i, f4(step, load4(din, i), load4(dout, i), load4(in, i))); },
-      [&](int64_t i) { din[i] = step(din[i], dout[i], in[i]); });
+      [&](int64_t i) {
+        const float4 acc = kAccumulate ? load4(din, i) : float4{};
+        store4(din, i, f4(step, acc, load4(dout, i), load4(in, i)));
+      },
+      [&](int64_t i) { din[i] = step(kAccumulate ? din[i] : 0.0f, dout[i], in[i]); });
 }
 
 __global__ void activation_forward_kernel(float* out, const float* in, int64_t count, ActivationKind kind,
@@ -111,8 +114,8 @@ __global__ void activation_forward_kernel(float* out, const float* in, int64_t c
 template <bool kAccumulate>
 __global__ void activation_backward_kernel(float* din, const float* dout, const float* in, int64_t count,
                                            ActivationKind kind, bool vector) {
-  accumulate_slope<kAccumulate>(din, dout, in, count, vector,
-                                [kind](float x) { return activation_slope(x, kind); });
+  slope_backward<kAccumulate>(din, dout, in, count, vector,
+                              [kind](float x) { return activation_slope(x, kind); });
 }
 __global__ void multiply_forward_kernel(float* out, const float* a, const float* b, int64_t count,
                                         bool vector) {
@@ -145,7 +148,7 @@ __global__ void feature_map_forward_kernel(float* out, const float* in, int64_t 
 }
 __global__ void feature_map_backward_kernel(float* din, const float* dout, const float* in, int64_t count,
                                             FeatureMapKind kind, bool vector) {
-  accumulate_slope(din, dout, in, count, vector, [kind](float x) { return feature_map_slope(x, kind); });
+  slope_backward<true>(din, dout, in, count, vector, [kind](float x) { return feature_map_slope(x, kind); });
 }
 
 // log(sigmoid(u)) = -softplus(-u), finite for large |u|.
