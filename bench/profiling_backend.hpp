@@ -63,9 +63,9 @@ class ProfilingBackend final : public Backend {
     inner_.rmsnorm_forward(out, rstd, x, gain, eps, out16);
   }
   void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
-                        const float* rstd, void* dx16 = nullptr) override {
+                        const float* rstd, void* dx16, bool accumulate_dx) override {
     Timed timed(*this, "rmsnorm_backward");
-    inner_.rmsnorm_backward(dx, dgain, dout, x, gain, rstd, dx16);
+    inner_.rmsnorm_backward(dx, dgain, dout, x, gain, rstd, dx16, accumulate_dx);
   }
   void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override {
     Timed timed(*this, "matmul");
@@ -146,9 +146,9 @@ class ProfilingBackend final : public Backend {
     inner_.feature_map_forward(out, in, count, kind);
   }
   void feature_map_backward(float* din, const float* dout, const float* in, int64_t count,
-                            FeatureMapKind kind) override {
+                            FeatureMapKind kind, bool accumulate) override {
     Timed timed(*this, "feature_map_backward");
-    inner_.feature_map_backward(din, dout, in, count, kind);
+    inner_.feature_map_backward(din, dout, in, count, kind, accumulate);
   }
   void gla_log_decay_forward(float* log_alpha, const float* z, const float* bias, int64_t rows, int64_t cols,
                              float temperature) override {
@@ -167,9 +167,9 @@ class ProfilingBackend final : public Backend {
   }
   void linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha, const float* dout,
                                  const float* q, const float* k, const float* v, const float* log_alpha,
-                                 const LinearAttentionShape& shape) override {
+                                 const LinearAttentionShape& shape, bool accumulate) override {
     Timed timed(*this, "linear_attention_backward");
-    inner_.linear_attention_backward(dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, shape);
+    inner_.linear_attention_backward(dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, shape, accumulate);
   }
   void linear_attention_state_update(float* state, const float* k, const float* v, const float* log_alpha,
                                      const LinearAttentionShape& shape) override {

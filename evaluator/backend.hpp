@@ -277,11 +277,12 @@ class Backend {
 
   // RMSNorm over rows: out = x * rstd * gain, rstd = 1/sqrt(mean(x^2) + eps), saved per row.
   // out16 / dx16 (backends that want GEMM shadows, else nullptr): also write
-  // the bf16 shadow of out, or of dx after the addition.
+  // the bf16 shadow of out, or of dx. The backward adds into dx when
+  // accumulate_dx (the residual stream), else writes it; dgain is added into.
   virtual void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps,
                                void* out16 = nullptr) = 0;
   virtual void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
-                                const float* rstd, void* dx16 = nullptr) = 0;
+                                const float* rstd, void* dx16, bool accumulate_dx) = 0;
   // The residual stream's next value and its norm: sum = a + b, then
   // rmsnorm_forward(out, rstd, sum, ...). The default composes add and
   // rmsnorm_forward; the CUDA backend does both in one pass.
@@ -429,13 +430,14 @@ class Backend {
   // backend that does not implement them yet still builds; the operators that
   // need them then fail with the kernel's name (the trainer reports it).
   //
-  // phi(x) elementwise; backward accumulates din += dout * phi'(in).
+  // phi(x) elementwise; backward din (+)= dout * phi'(in) (added when
+  // accumulate, else written).
   virtual void feature_map_forward(float* out, const float* in, int64_t count, FeatureMapKind kind) {
     unsupported("feature_map_forward", out, in, count, kind);
   }
   virtual void feature_map_backward(float* din, const float* dout, const float* in, int64_t count,
-                                    FeatureMapKind kind) {
-    unsupported("feature_map_backward", din, dout, in, count, kind);
+                                    FeatureMapKind kind, bool accumulate) {
+    unsupported("feature_map_backward", din, dout, in, count, kind, accumulate);
   }
   // GLA's low-temperature decay over rows of [rows, cols]:
   // log_alpha = log(sigmoid(z + bias[c])) / temperature; backward accumulates
@@ -451,16 +453,19 @@ class Backend {
   // Causal (gated) linear attention, per head:
   //   S_t = diag(alpha_t) S_{t-1} + k_t v_t^T,  out_t = S_t^T q_t,
   // alpha_t = exp(log_alpha_t) per key channel ([batch, seq, heads, head_dim]);
-  // log_alpha null means alpha = 1 (ungated). Backward accumulates into dq,
-  // dk, dv and dlog_alpha (the latter may be null when log_alpha is).
+  // log_alpha null means alpha = 1 (ungated). Backward adds into dq, dk, dv
+  // and dlog_alpha when accumulate, else writes them (dlog_alpha may be null
+  // when log_alpha is).
   virtual void linear_attention_forward(float* out, const float* q, const float* k, const float* v,
                                         const float* log_alpha, const LinearAttentionShape& shape) {
     unsupported("linear_attention_forward", out, q, k, v, log_alpha, shape);
   }
   virtual void linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha,
                                          const float* dout, const float* q, const float* k, const float* v,
-                                         const float* log_alpha, const LinearAttentionShape& shape) {
-    unsupported("linear_attention_backward", dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, shape);
+                                         const float* log_alpha, const LinearAttentionShape& shape,
+                                         bool accumulate) {
+    unsupported("linear_attention_backward", dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, shape,
+                accumulate);
   }
   // Decode, shape.seq == 1: state [batch, heads, head_dim (key), head_dim (value)]
   // gets S = diag(alpha) S + k v^T; the read writes out = S^T q.

@@ -244,16 +244,15 @@ void Model::backward() {
   backend_.lm_head_backward({dnormed_, N, D}, {embedding_.grad, V, D}, {logits_, N, V}, {final_, N, D},
                             {embedding_.value, V, D}, lse_, targets_,
                             scored_targets_ > 0 ? float(1.0 / double(scored_targets_)) : 0.0f);
-  backend_.fill(dres_, N * D, 0.0f);
   backend_.rmsnorm_backward({dres_, N, D}, final_norm_.grad, {dnormed_, N, D}, {x_out_, N, D},
-                            final_norm_.value, final_rstd_, dres16_);
+                            final_norm_.value, final_rstd_, dres16_, /*accumulate_dx=*/false);
   // dres is the gradient of the residual stream; each slot adds its branch.
   for (std::size_t s = slots_.size(); s-- > 0;) {
     Slot& slot = slots_[s];
     backend_.fill(dnormed_, N * D, 0.0f);
     slot_backward(slot);
     backend_.rmsnorm_backward({dres_, N, D}, slot.norm.grad, {dnormed_, N, D}, {slot.x, N, D},
-                              slot.norm.value, slot.rstd, s > 0 ? dres16_ : nullptr);
+                              slot.norm.value, slot.rstd, s > 0 ? dres16_ : nullptr, /*accumulate_dx=*/true);
   }
   backend_.embedding_backward({embedding_.grad, V, D}, {dres_, N, D}, inputs_);
 }

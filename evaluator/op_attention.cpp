@@ -201,10 +201,9 @@ class AttentionOp final : public Operator {
     if (gated) gate_backward(be, dout, out, x, dx);
     if (groups_ == 2) {
       const int64_t rows = n_ * k.heads, hd = k.head_dim;
-      be.fill(mix_.dmixed, n_ * hq_, 0.0f);
       be.fill(dmix_gain_, hd, 0.0f);  // a constant gain: its gradient is discarded
       be.rmsnorm_backward({mix_.dmixed, rows, hd}, dmix_gain_, {mix_.dnormed, rows, hd},
-                          {mix_.mixed, rows, hd}, mix_gain_, mix_.rstd);
+                          {mix_.mixed, rows, hd}, mix_gain_, mix_.rstd, nullptr, /*accumulate_dx=*/false);
       be.differential_backward(datt_[0], datt_[1], lambda_.grad, mix_.dmixed, att_[1], lambda_.value,
                                kLambdaInit, n_, k.heads, k.head_dim);
     }
@@ -377,16 +376,16 @@ class AttentionOp final : public Operator {
     if (knobs_.rope) be.rope_backward(p.d_normed, p.d_rotated, cos_, sin_, {batch_, seq_, heads, int(hd), 0});
     if (knobs_.qk_norm)
       be.rmsnorm_backward({p.d_raw, rows * heads, hd}, gain.grad, {p.d_normed, rows * heads, hd},
-                          {p.raw, rows * heads, hd}, gain.value, p.rstd);
+                          {p.raw, rows * heads, hd}, gain.value, p.rstd, nullptr, /*accumulate_dx=*/false);
   }
 
   void zero_grads(Backend& be, Projection& p, int64_t count) {
     resolve(p);
     // Stages that are off alias the one before: each buffer once (a memset
     // of a [tokens, width] buffer is not free at d 256 and up). RoPE's
-    // backward writes d_normed, so only what is added into is zeroed.
+    // backward writes d_normed and the norm's backward d_raw, so only what is
+    // added into is zeroed.
     be.fill(p.d_rotated, count, 0.0f);
-    if (p.d_raw != p.d_normed) be.fill(p.d_raw, count, 0.0f);
   }
 
   AttentionShape shape(int batch, int seq) const {

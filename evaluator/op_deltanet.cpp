@@ -86,9 +86,10 @@ class DeltaNetOp final : public Operator {
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     Rows& r = train_;
     const int64_t nw = n_ * width_, nh = n_ * heads_, rows = n_ * heads_;
-    // dgated, dzg, dzb and the convolutions' output gradients are written by
-    // their first step (the out projection, the activations), not zeroed.
-    for (float* b : {r.don, r.dsg, r.dout, r.dq, r.dk, r.dv, r.dq_act, r.dk_act}) be.fill(b, nw, 0.0f);
+    // dgated, dzg, dzb, dout, dq_act, dk_act and the convolutions' output
+    // gradients are written by their first step (the out projection, the
+    // activations, the norms), not zeroed.
+    for (float* b : {r.don, r.dsg, r.dq, r.dk, r.dv}) be.fill(b, nw, 0.0f);
     be.fill(r.dbeta, nh, 0.0f);
     if (knobs_.gated)
       for (float* b : {r.dla, r.dza}) be.fill(b, nh, 0.0f);
@@ -98,7 +99,7 @@ class DeltaNetOp final : public Operator {
     be.activation_backward(r.dzg, r.dsg, r.zg, nw, ActivationKind::silu, /*accumulate=*/false);
     WeightRows{&w_out_gate_, 0, width_, d_}.backward(be, r.dzg, x, dx, n_);
     be.rmsnorm_backward({r.dout, rows, hd_}, o_norm_.grad, {r.don, rows, hd_}, {r.o, rows, hd_},
-                        o_norm_.value, r.rstd_o);
+                        o_norm_.value, r.rstd_o, nullptr, /*accumulate_dx=*/false);
     // The recurrence.
     be.delta_rule_backward(r.dq, r.dk, r.dv, knobs_.gated ? r.dla : nullptr, r.dbeta, scratch_, r.dout,
                            checkpoints_, r.q, r.k, r.v, knobs_.gated ? r.la : nullptr, r.beta,
@@ -112,9 +113,9 @@ class DeltaNetOp final : public Operator {
     WeightRows{&w_beta_, 0, heads_, d_}.backward(be, r.dzb, x, dx, n_);
     // q, k: the l2 norms; v has none.
     be.rmsnorm_backward({r.dq_act, rows, hd_}, dgain_, {r.dq, rows, hd_}, {r.q_act, rows, hd_}, q_gain_,
-                        r.rstd_q);
+                        r.rstd_q, nullptr, /*accumulate_dx=*/false);
     be.rmsnorm_backward({r.dk_act, rows, hd_}, dgain_, {r.dk, rows, hd_}, {r.k_act, rows, hd_}, k_gain_,
-                        r.rstd_k);
+                        r.rstd_k, nullptr, /*accumulate_dx=*/false);
     const float* dact[3] = {r.dq_act, r.dk_act, r.dv};
     float* dconv[3] = {r.dqc, r.dkc, r.dvc};
     const Param* w[3] = {&wq_, &wk_, &wv_};

@@ -92,6 +92,7 @@ class LinearAttentionOp final : public Operator {
                                   ": feature sharing needs a linattn source that owns its features with the "
                                   "same heads, feature map, gating, short_conv and differential form");
     source_ = src;
+    src->has_sharers_ = true;
   }
 
   void plan(Arena& arena, const PlanShape& s) override {
@@ -118,7 +119,7 @@ class LinearAttentionOp final : public Operator {
   void forward(Backend& be, OpInput x, float* y) override {
     Rows& r = train_;
     project_features(be, x, r, n_, batch_, seq_, false);
-    if (own_features_) {  // sharers add into these before our backward runs
+    if (own_features_ && accumulates_attention_gradients()) {  // sharers add into these before our backward
       for (int g = 0; g < groups_; ++g) be.fill(r.dkf[g], n_ * width_, 0.0f);
       be.fill(r.dv, n_ * width_, 0.0f);
       if (knobs_.gated) be.fill(r.dla, n_ * width_, 0.0f);
@@ -132,20 +133,20 @@ class LinearAttentionOp final : public Operator {
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     Rows& r = train_;
     const int64_t hd = knobs_.head_dim, rows = n_ * knobs_.heads;
-    // dnormed is written by the out projection; without the differential
-    // form the attention's output gradient is dmixed itself (no copy).
-    be.fill(r.dmixed, n_ * width_, 0.0f);
+    // dnormed, dmixed, dq and dk_raw are written by their first step (the out
+    // projection, the norm, the feature maps); without the differential form
+    // the attention's output gradient is dmixed itself (no copy).
+    const bool accumulate = accumulates_attention_gradients();
     for (int g = 0; g < groups_; ++g) {
       if (groups_ == 2) be.fill(r.da[g], n_ * width_, 0.0f);  // differential_backward adds into both
-      be.fill(r.dq[g], n_ * width_, 0.0f);
-      be.fill(r.dq_feature[g], n_ * width_, 0.0f);
+      if (accumulate) be.fill(r.dq_feature[g], n_ * width_, 0.0f);
     }
     be.fill(dnorm_gain_, knobs_.head_dim, 0.0f);  // a constant gain: its gradient is discarded
     be.matmul_backward_weight({wo_.grad, d_, width_}, {dy, n_, d_}, {r.normed, n_, width_});
     be.matmul_backward_input({r.dnormed, n_, width_}, {dy, n_, d_}, wo_.operand(d_, width_),
                              /*accumulate=*/false);
     be.rmsnorm_backward({r.dmixed, rows, hd}, dnorm_gain_, {r.dnormed, rows, hd}, {r.mixed, rows, hd},
-                        norm_gain_, r.rstd);
+                        norm_gain_, r.rstd, nullptr, /*accumulate_dx=*/false);
     if (groups_ == 2)
       be.differential_backward(r.da[0], r.da[1], lambda_.grad, r.dmixed, r.a[1], lambda_.value, kLambdaInit,
                                n_, knobs_.heads, knobs_.head_dim);
@@ -153,17 +154,18 @@ class LinearAttentionOp final : public Operator {
     for (int g = 0; g < groups_; ++g) {
       const float* da = groups_ == 2 ? r.da[g] : r.dmixed;
       be.linear_attention_backward(r.dqf(g), f.dkf[g], f.dv, f.dla, da, r.qf[g], f.kf[g], f.v, f.la,
-                                   shape(batch_, seq_));
+                                   shape(batch_, seq_), accumulate);
     }
     // r.dqf(g) is the feature-space gradient; map it back through phi.
     for (int g = 0; g < groups_; ++g) {
-      be.feature_map_backward(r.dq[g], r.dqf(g), r.q[g], n_ * width_, kind_of(knobs_.feature_map));
+      be.feature_map_backward(r.dq[g], r.dqf(g), r.q[g], n_ * width_, kind_of(knobs_.feature_map),
+                              /*accumulate=*/false);
       linear_backward(be, wq_, g, q_conv_[g].backward(be, r.dq[g], batch_, seq_), x, dx);
     }
     if (!own_features_) return;
     for (int g = 0; g < groups_; ++g) {
-      be.fill(r.dk_raw, n_ * width_, 0.0f);
-      be.feature_map_backward(r.dk_raw, r.dkf[g], r.k[g], n_ * width_, kind_of(knobs_.feature_map));
+      be.feature_map_backward(r.dk_raw, r.dkf[g], r.k[g], n_ * width_, kind_of(knobs_.feature_map),
+                              /*accumulate=*/false);
       linear_backward(be, wk_, g, k_conv_[g].backward(be, r.dk_raw, batch_, seq_), x, dx);
     }
     linear_backward(be, wv_, 0, v_conv_.backward(be, r.dv, batch_, seq_), x, dx);
@@ -246,6 +248,12 @@ class LinearAttentionOp final : public Operator {
     }
   }
 
+  // Whether linear_attention_backward adds into its gradients (zeroed first)
+  // rather than writing them: where a sharer adds into our feature gradients
+  // (its backward runs before ours), where we are a sharer, and in the
+  // differential form (both groups add into dv and dlog_alpha).
+  bool accumulates_attention_gradients() const { return has_sharers_ || !own_features_ || groups_ == 2; }
+
   // The features (k, v, decay and their gradients) this operator attends over.
   const Rows& features() const { return source_ ? source_->train_ : train_; }
 
@@ -313,6 +321,7 @@ class LinearAttentionOp final : public Operator {
   Param wq_, wk_, wv_, wo_, w_gate_, gate_bias_, lambda_, q_conv_w_, k_conv_w_, v_conv_w_;
   ShortConv q_conv_[2], k_conv_[2], v_conv_;
   LinearAttentionOp* source_ = nullptr;
+  bool has_sharers_ = false;  // some later linattn reads our features (share_features_from)
   int batch_ = 0, seq_ = 0, decode_batch_ = 0;
   int64_t n_ = 0;
   Rows train_, dec_;

@@ -83,12 +83,12 @@ class SsdOp final : public Operator {
   void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
-    // Every gradient buffer but dg is written by its first step (the out
-    // projection, the gate, the scan's backward, the activations, the
+    // Every gradient buffer is written by its first step (the out projection,
+    // the norm, the gate, the scan's backward, the activations, the
     // convolution), not zeroed first.
-    be.fill(dg_, n_ * di_, 0.0f);
     WeightRows{&out_proj_, 0, d_, di_}.backward(be, dy, t_.gn, dgn_, n_, /*accumulate_dx=*/false);
-    be.rmsnorm_backward({dg_, n_, di_}, norm_.grad, {dgn_, n_, di_}, {t_.g, n_, di_}, norm_.value, t_.rstd);
+    be.rmsnorm_backward({dg_, n_, di_}, norm_.grad, {dgn_, n_, di_}, {t_.g, n_, di_}, norm_.value, t_.rstd,
+                        nullptr, /*accumulate_dx=*/false);
     const auto gate_backward = [&](float* dcombined) {  // g = y * SiLU(z)
       be.swiglu_backward(dz_, dcombined, dg_, t_.z, halves_.combined(t_.mixed, t_.ys), n_ * di_,
                          /*accumulate=*/false);

@@ -31,7 +31,7 @@ class CpuBackend final : public Backend {
   void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps,
                        void* out16 = nullptr) override;
   void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
-                        const float* rstd, void* dx16 = nullptr) override;
+                        const float* rstd, void* dx16, bool accumulate_dx) override;
 
   void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override;
   void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate = true) override;
@@ -130,7 +130,7 @@ class CpuBackend final : public Backend {
   // Linear attention and MoE (cpu_linear_attention.cpp, cpu_mixing.cpp, cpu_moe.cpp).
   void feature_map_forward(float* out, const float* in, int64_t count, FeatureMapKind kind) override;
   void feature_map_backward(float* din, const float* dout, const float* in, int64_t count,
-                            FeatureMapKind kind) override;
+                            FeatureMapKind kind, bool accumulate) override;
   void gla_log_decay_forward(float* log_alpha, const float* z, const float* bias, int64_t rows, int64_t cols,
                              float temperature) override;
   void gla_log_decay_backward(float* dz, float* dbias, const float* dlog_alpha, const float* z,
@@ -139,7 +139,7 @@ class CpuBackend final : public Backend {
                                 const float* log_alpha, const LinearAttentionShape& shape) override;
   void linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha, const float* dout,
                                  const float* q, const float* k, const float* v, const float* log_alpha,
-                                 const LinearAttentionShape& shape) override;
+                                 const LinearAttentionShape& shape, bool accumulate) override;
   void linear_attention_state_update(float* state, const float* k, const float* v, const float* log_alpha,
                                      const LinearAttentionShape& shape) override;
   void linear_attention_state_read(float* out, const float* q, const float* state,

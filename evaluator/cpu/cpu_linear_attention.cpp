@@ -74,7 +74,7 @@ void CpuBackend::feature_map_forward(float* out, const float* in, int64_t count,
 }
 
 void CpuBackend::feature_map_backward(float* din, const float* dout, const float* in, int64_t count,
-                                      FeatureMapKind kind) {
+                                      FeatureMapKind kind, bool accumulate) {
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, count, kGrain), [&](const auto& r) {
     for (int64_t i = r.begin(); i != r.end(); ++i) {
       const float x = in[i];
@@ -83,7 +83,7 @@ void CpuBackend::feature_map_backward(float* din, const float* dout, const float
         slope = x > 0.0f ? 1.0f : std::exp(x);
       else if (kind == FeatureMapKind::relu)
         slope = x > 0.0f ? 1.0f : 0.0f;
-      din[i] += dout[i] * slope;
+      din[i] = (accumulate ? din[i] : 0.0f) + dout[i] * slope;
     }
   });
 }
@@ -147,9 +147,12 @@ void CpuBackend::linear_attention_forward(float* out, const float* q, const floa
 // own dq, dk), and dlog_alpha_t = sum_{u >= t} dL_u.
 void CpuBackend::linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha,
                                            const float* dout, const float* q, const float* k, const float* v,
-                                           const float* log_alpha, const LinearAttentionShape& shape) {
+                                           const float* log_alpha, const LinearAttentionShape& shape,
+                                           bool accumulate) {
   const Layout at{shape.seq, shape.heads, shape.head_dim};
   const int64_t hd = shape.head_dim, seq = shape.seq, tasks = int64_t(shape.batch) * shape.heads;
+  // Each task owns its rows of the gradients: written means added into zeros.
+  auto put = [accumulate](float& to, float value) { to = accumulate ? to + value : value; };
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, tasks, 1), [&](const auto& r) {
     thread_local std::vector<float> buffer;
     float* base = scratch(buffer, std::size_t(2 * hd * hd + 2 * seq * hd + 2 * hd));
@@ -171,13 +174,13 @@ void CpuBackend::linear_attention_backward(float* dq, float* dk, float* dv, floa
         for (int64_t i = 0; i < hd; ++i) local_dk[t * hd + i] = cpu::dot(g + i * hd, v + o, hd);
         std::fill(dv_t, dv_t + hd, 0.0f);
         for (int64_t i = 0; i < hd; ++i) cpu::axpy(dv_t, k[o + i], g + i * hd, hd);
-        for (int64_t j = 0; j < hd; ++j) dv[o + j] += dv_t[j];
+        for (int64_t j = 0; j < hd; ++j) put(dv[o + j], dv_t[j]);
       }
       for (int64_t t = 0; t < seq; ++t) {
         const int64_t o = at.at(b, t, h);
         for (int64_t i = 0; i < hd; ++i) {
-          dq[o + i] += local_dq[t * hd + i];
-          dk[o + i] += local_dk[t * hd + i];
+          put(dq[o + i], local_dq[t * hd + i]);
+          put(dk[o + i], local_dk[t * hd + i]);
         }
       }
       if (!dlog_alpha) continue;
@@ -186,7 +189,7 @@ void CpuBackend::linear_attention_backward(float* dq, float* dk, float* dv, floa
         const int64_t o = at.at(b, t, h);
         for (int64_t i = 0; i < hd; ++i) {
           running[i] += q[o + i] * local_dq[t * hd + i] - k[o + i] * local_dk[t * hd + i];
-          dlog_alpha[o + i] += running[i];
+          put(dlog_alpha[o + i], running[i]);
         }
       }
     }

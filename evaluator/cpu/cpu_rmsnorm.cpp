@@ -25,10 +25,10 @@ void CpuBackend::rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const f
   });
 }
 
-// dx_i += rstd * g_i dy_i - rstd^3 / D * x_i * sum_j g_j dy_j x_j
+// dx_i (+)= rstd * g_i dy_i - rstd^3 / D * x_i * sum_j g_j dy_j x_j (added when accumulate_dx)
 // dg_i += sum_n dy_ni x_ni rstd_n (columns in parallel, rows in order)
 void CpuBackend::rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,
-                                  const float* rstd, void* dx16) {
+                                  const float* rstd, void* dx16, bool accumulate_dx) {
   if (dx16) unsupported("rmsnorm_backward with a bf16 shadow", dx16);
   const int64_t d = x.cols;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, x.rows, 16), [&](const auto& r) {
@@ -45,7 +45,8 @@ void CpuBackend::rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, Con
           ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
       const float s = rstd[n];
       const float c = s * s * s * dot / float(d);
-      for (int64_t i = 0; i < d; ++i) dxr[i] += s * gain[i] * dyr[i] - c * xr[i];
+      for (int64_t i = 0; i < d; ++i)
+        dxr[i] = (accumulate_dx ? dxr[i] : 0.0f) + (s * gain[i] * dyr[i] - c * xr[i]);
     }
   });
   constexpr int64_t kBlock = 16;

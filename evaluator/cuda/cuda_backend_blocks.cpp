@@ -9,8 +9,8 @@ void CudaBackend::feature_map_forward(float* out, const float* in, int64_t count
   cuda::feature_map_forward(stream_, out, in, count, kind);
 }
 void CudaBackend::feature_map_backward(float* din, const float* dout, const float* in, int64_t count,
-                                       FeatureMapKind kind) {
-  cuda::feature_map_backward(stream_, din, dout, in, count, kind);
+                                       FeatureMapKind kind, bool accumulate) {
+  cuda::feature_map_backward(stream_, din, dout, in, count, kind, accumulate);
 }
 void CudaBackend::gla_log_decay_forward(float* log_alpha, const float* z, const float* bias, int64_t rows,
                                         int64_t cols, float temperature) {
@@ -30,10 +30,11 @@ void CudaBackend::linear_attention_forward(float* out, const float* q, const flo
 }
 void CudaBackend::linear_attention_backward(float* dq, float* dk, float* dv, float* dlog_alpha,
                                             const float* dout, const float* q, const float* k, const float* v,
-                                            const float* log_alpha, const LinearAttentionShape& shape) {
+                                            const float* log_alpha, const LinearAttentionShape& shape,
+                                            bool accumulate) {
   float* scratch = scratch_floats(linear_attention_scratch_, cuda::linear_attention_scratch(shape));
   cuda::linear_attention_backward(stream_, dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, shape, scratch,
-                                  precision_ == GemmPrecision::bf16);
+                                  precision_ == GemmPrecision::bf16, accumulate);
 }
 void CudaBackend::linear_attention_state_update(float* state, const float* k, const float* v,
                                                 const float* log_alpha, const LinearAttentionShape& shape) {

@@ -22,9 +22,9 @@ void CudaBackend::add_rmsnorm_forward(float* sum, Matrix out, float* rstd, const
   cuda::add_rmsnorm_forward(stream_, sum, out, rstd, a, b, gain, eps, out16);
 }
 void CudaBackend::rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
-                                   const float* gain, const float* rstd, void* dx16) {
+                                   const float* gain, const float* rstd, void* dx16, bool accumulate_dx) {
   float* partials = scratch_floats(column_partials_, cuda::rmsnorm_backward_scratch(x.rows, x.cols));
-  cuda::rmsnorm_backward(stream_, dx, dgain, dout, x, gain, rstd, partials, dx16);
+  cuda::rmsnorm_backward(stream_, dx, dgain, dout, x, gain, rstd, partials, dx16, accumulate_dx);
 }
 
 void CudaBackend::rope_forward(float* out, const float* in, const float* cos, const float* sin,

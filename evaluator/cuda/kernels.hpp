@@ -42,7 +42,8 @@ void embedding_backward(cudaStream_t stream, Matrix dtable, ConstMatrix dout, co
                         void* scratch, std::size_t scratch_bytes);
 
 // rmsnorm.cu. partials: rmsnorm_backward_scratch(rows, cols) floats. out16 /
-// dx16: bf16 shadows of out / of dx after the addition, or nullptr.
+// dx16: bf16 shadows of out / of dx, or nullptr. dx added into when
+// accumulate_dx, else written.
 int64_t rmsnorm_backward_scratch(int64_t rows, int64_t cols);
 void rmsnorm_forward(cudaStream_t stream, Matrix out, float* rstd, ConstMatrix x, const float* gain,
                      float eps, void* out16 = nullptr);
@@ -50,7 +51,7 @@ void rmsnorm_forward(cudaStream_t stream, Matrix out, float* rstd, ConstMatrix x
 void add_rmsnorm_forward(cudaStream_t stream, float* sum, Matrix out, float* rstd, const float* a,
                          const float* b, const float* gain, float eps, void* out16 = nullptr);
 void rmsnorm_backward(cudaStream_t stream, Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
-                      const float* gain, const float* rstd, float* partials, void* dx16 = nullptr);
+                      const float* gain, const float* rstd, float* partials, void* dx16, bool accumulate_dx);
 
 // rope.cu
 void rope_forward(cudaStream_t stream, float* out, const float* in, const float* cos, const float* sin,
@@ -121,7 +122,7 @@ void bias_backward(cudaStream_t stream, float* dbias, ConstMatrix dy, float* par
 void feature_map_forward(cudaStream_t stream, float* out, const float* in, int64_t count,
                          FeatureMapKind kind);
 void feature_map_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
-                          FeatureMapKind kind);
+                          FeatureMapKind kind, bool accumulate);
 void gla_log_decay_forward(cudaStream_t stream, float* log_alpha, const float* z, const float* bias,
                            int64_t rows, int64_t cols, float temperature);
 void gla_log_decay_backward(cudaStream_t stream, float* dz, float* dbias, const float* dlog_alpha,
@@ -189,12 +190,15 @@ bool linear_attention_chunked(const LinearAttentionShape& shape, bool gated);
 int64_t linear_attention_chunked_scratch(const LinearAttentionShape& shape);
 // tensor_cores: the chunk products in bf16 on the tensor cores
 // (linear_attention_tc.cu) where linear_attention_tensor_cores_fit, else fp32.
+// The backward adds into dq, dk, dv when accumulate, else writes them (every
+// row has one writer block).
 void linear_attention_chunked_forward(cudaStream_t stream, float* out, const float* q, const float* k,
                                       const float* v, const LinearAttentionShape& shape, float* scratch,
                                       bool tensor_cores);
 void linear_attention_chunked_backward(cudaStream_t stream, float* dq, float* dk, float* dv,
                                        const float* dout, const float* q, const float* k, const float* v,
-                                       const LinearAttentionShape& shape, float* scratch, bool tensor_cores);
+                                       const LinearAttentionShape& shape, float* scratch, bool tensor_cores,
+                                       bool accumulate);
 // linear_attention_tc.cu: the same chunks on the tensor cores, with the same
 // scratch (the chunk states, K^T V then Q^T dO).
 bool linear_attention_tensor_cores_fit(const LinearAttentionShape& shape);
@@ -202,7 +206,8 @@ void linear_attention_tc_forward(cudaStream_t stream, float* out, const float* q
                                  const float* v, const LinearAttentionShape& shape, float* kv_states);
 void linear_attention_tc_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                                   const float* q, const float* k, const float* v,
-                                  const LinearAttentionShape& shape, float* kv_states, float* qdo_states);
+                                  const LinearAttentionShape& shape, float* kv_states, float* qdo_states,
+                                  bool accumulate);
 
 // ssd.cu: Mamba-2's SSD scan in its chunked form (decode: the recurrence).
 // scratch: ssd_forward_scratch / ssd_backward_scratch floats (the backward
@@ -252,7 +257,7 @@ void linear_attention_forward(cudaStream_t stream, float* out, const float* q, c
 void linear_attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, float* dlog_alpha,
                                const float* dout, const float* q, const float* k, const float* v,
                                const float* log_alpha, const LinearAttentionShape& shape, float* scratch,
-                               bool tensor_cores);
+                               bool tensor_cores, bool accumulate);
 void linear_attention_state_update(cudaStream_t stream, float* state, const float* k, const float* v,
                                    const float* log_alpha, const LinearAttentionShape& shape);
 void linear_attention_state_read(cudaStream_t stream, float* out, const float* q, const float* state,

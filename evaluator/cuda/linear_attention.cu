@@ -78,9 +78,11 @@ __global__ void linear_attention_backward_kernel(float* dq, float* dk, float* dv
                                                  const float* dout, const float* q, const float* k,
                                                  const float* v, const float* log_alpha,
                                                  LinearAttentionShape s, float* local_dq,
-                                                 float* state_scratch, bool shared_state) {
+                                                 float* state_scratch, bool shared_state, bool accumulate) {
   extern __shared__ float smem[];
   const int hd = s.head_dim, stride = hd + 1, x = threadIdx.x;  // x: row i or column j by phase
+  // Every gradient element has this block as its one writer: added into, or written.
+  auto put = [accumulate](float& to, float value) { to = accumulate ? to + value : value; };
   const int64_t b = blockIdx.x / s.heads, h = blockIdx.x % s.heads;
   const LinearLayout at{s.seq, s.heads, hd};
   float *qs = smem, *ks = qs + hd, *vs = ks + hd, *dos = vs + hd, *as = dos + hd;
@@ -135,18 +137,18 @@ __global__ void linear_attention_backward_kernel(float* dq, float* dk, float* dv
         dki += gij * vs[j];
       }
       const float dqi = local_dq[o + x];
-      dq[o + x] += dqi;
-      dk[o + x] += dki;
+      put(dq[o + x], dqi);
+      put(dk[o + x], dki);
       if (dlog_alpha) {
         running += qi * dqi - ks[x] * dki;
-        dlog_alpha[o + x] += running;
+        put(dlog_alpha[o + x], running);
       }
     }
     __syncthreads();
     if (x < hd) {  // column phase
       float dvj = 0.0f;
       for (int i = 0; i < hd; ++i) dvj += ks[i] * G[i * stride + x];
-      dv[o + x] += dvj;
+      put(dv[o + x], dvj);
     }
   }
 }
@@ -206,11 +208,12 @@ void linear_attention_forward(cudaStream_t stream, float* out, const float* q, c
 void linear_attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, float* dlog_alpha,
                                const float* dout, const float* q, const float* k, const float* v,
                                const float* log_alpha, const LinearAttentionShape& s, float* scratch,
-                               bool tensor_cores) {
+                               bool tensor_cores, bool accumulate) {
   const int64_t tasks = int64_t(s.batch) * s.heads;
   if (tasks <= 0 || s.seq <= 0) return;
   if (linear_attention_chunked(s, log_alpha != nullptr)) {
-    linear_attention_chunked_backward(stream, dq, dk, dv, dout, q, k, v, s, scratch, tensor_cores);
+    linear_attention_chunked_backward(stream, dq, dk, dv, dout, q, k, v, s, scratch, tensor_cores,
+                                      accumulate);
     return;
   }
   if (s.head_dim > 1024) throw std::invalid_argument("CUDA linear attention: head_dim above 1024");
@@ -219,7 +222,7 @@ void linear_attention_backward(cudaStream_t stream, float* dq, float* dk, float*
   float* local_dq = scratch;
   float* state_scratch = shared_state ? nullptr : scratch + tasks * s.seq * s.head_dim;
   linear_attention_backward_kernel<<<unsigned(tasks), threads_for(s.head_dim), bytes, stream>>>(
-      dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, s, local_dq, state_scratch, shared_state);
+      dq, dk, dv, dlog_alpha, dout, q, k, v, log_alpha, s, local_dq, state_scratch, shared_state, accumulate);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

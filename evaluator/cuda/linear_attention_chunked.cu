@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     chunked_backward_kernel(float* dq, float* dk, float* dv, const float* dout, const float* q,
                             const float* k, const float* v, const float* kv_states, const float* qdo_states,
-                            ChunkLayout at) {
+                            ChunkLayout at, bool accumulate) {
   extern __shared__ float smem[];
   const int hd = int(at.hd), stride = hd + 1;
   const int64_t task = blockIdx.x / at.chunks, chunk = blockIdx.x % at.chunks;
@@ -141,7 +141,8 @@ __global__ void __launch_bounds__(kThreads)
     float acc = 0.0f;
     for (int s = 0; s <= t; ++s) acc = fmaf(a[t * (kChunk + 1) + s], ks[s * stride + i], acc);
     for (int j = 0; j < hd; ++j) acc = fmaf(dos[t * stride + j], S[i * stride + j], acc);
-    dq[at.row(b, t0 + t, h) + i] += acc;
+    float& out = dq[at.row(b, t0 + t, h) + i];
+    out = accumulate ? out + acc : acc;
   }
   for (int e = threadIdx.x; e < kChunk * hd; e += blockDim.x) {
     const int s = e / hd, i = e % hd;  // dK[s][i] = sum_{t >= s} P[t][s] q_t[i] + sum_j G[i][j] v_s[j]
@@ -149,7 +150,8 @@ __global__ void __launch_bounds__(kThreads)
     float acc = 0.0f;
     for (int t = s; t < kChunk; ++t) acc = fmaf(a[t * (kChunk + 1) + s], qs[t * stride + i], acc);
     for (int j = 0; j < hd; ++j) acc = fmaf(G[i * stride + j], vs[s * stride + j], acc);
-    dk[at.row(b, t0 + s, h) + i] += acc;
+    float& out = dk[at.row(b, t0 + s, h) + i];
+    out = accumulate ? out + acc : acc;
   }
   __syncthreads();
   masked_scores(a, qs, ks, hd);  // A[t][s] = q_t . k_s, s <= t
@@ -160,7 +162,8 @@ __global__ void __launch_bounds__(kThreads)
     float acc = 0.0f;
     for (int t = s; t < kChunk; ++t) acc = fmaf(a[t * (kChunk + 1) + s], dos[t * stride + j], acc);
     for (int i = 0; i < hd; ++i) acc = fmaf(ks[s * stride + i], G[i * stride + j], acc);
-    dv[at.row(b, t0 + s, h) + j] += acc;
+    float& out = dv[at.row(b, t0 + s, h) + j];
+    out = accumulate ? out + acc : acc;
   }
 }
 
@@ -204,20 +207,21 @@ void linear_attention_chunked_forward(cudaStream_t stream, float* out, const flo
 
 void linear_attention_chunked_backward(cudaStream_t stream, float* dq, float* dk, float* dv,
                                        const float* dout, const float* q, const float* k, const float* v,
-                                       const LinearAttentionShape& s, float* scratch, bool tensor_cores) {
+                                       const LinearAttentionShape& s, float* scratch, bool tensor_cores,
+                                       bool accumulate) {
   const ChunkLayout at = layout(s);
   const unsigned blocks = unsigned(int64_t(s.batch) * s.heads * at.chunks);
   float* kv_states = scratch;
   float* qdo_states = scratch + linear_attention_chunked_scratch(s) / 2;
   if (tensor_cores && linear_attention_tensor_cores_fit(s)) {
-    linear_attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, s, kv_states, qdo_states);
+    linear_attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, s, kv_states, qdo_states, accumulate);
     return;
   }
   chunk_states_kernel<<<blocks, kThreads, shared_bytes(chunk_states_kernel, 2, 0, false, s.head_dim),
                         stream>>>(kv_states, qdo_states, q, k, v, dout, at);
   LIVS_CUDA_CHECK_LAUNCH();
   chunked_backward_kernel<<<blocks, kThreads, shared_bytes(chunked_backward_kernel, 4, 2, true, s.head_dim),
-                            stream>>>(dq, dk, dv, dout, q, k, v, kv_states, qdo_states, at);
+                            stream>>>(dq, dk, dv, dout, q, k, v, kv_states, qdo_states, at, accumulate);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

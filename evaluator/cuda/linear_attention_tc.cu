@@ -8,7 +8,8 @@
 //   forward   A = Q K^T o M (registers), out = A V + Q S;
 //   backward  P = dO V^T o M and A = Q K^T o M (registers, and to shared
 //             memory for their transposes);
-//             dQ = P K + dO S^T,  dK = P^T Q + V G^T,  dV = A^T dO + K G.
+//             dQ = P K + dO S^T,  dK = P^T Q + V G^T,  dV = A^T dO + K G
+//             (added into the gradients, or written: each row has one block).
 // The chunk states are summed in chunk order in fp32 before rounding, so the
 // results are deterministic.
 #include <cuda_bf16.h>
@@ -170,7 +171,8 @@ __global__ void __launch_bounds__(kThreads)
 
 __global__ void __launch_bounds__(kThreads)
     backward_kernel(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                    const float* v, const float* kv_states, const float* qdo_states, Layout at) {
+                    const float* v, const float* kv_states, const float* qdo_states, Layout at,
+                    bool accumulate) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   const Block blk(at);
   bf16* next = reinterpret_cast<bf16*>(shared_bytes);
@@ -202,7 +204,7 @@ __global__ void __launch_bounds__(kThreads)
     tc::mma_pair(
         acc[0], acc[1], 0, hd16, [&](auto& f, int j0) { tc::load_a(f, dO, r0, j0, lane); },
         [&](auto& f, int j0) { tc::load_b_transposed(f, S, j0, c0, lane); });
-    write_rows(dq, acc, at, blk, c0, warp, lane, true);
+    write_rows(dq, acc, at, blk, c0, warp, lane, accumulate);
   }
   for (int c0 = 0; c0 < hd16; c0 += 16) {
     float acc[2][4] = {};  // dK = P^T Q + V G^T
@@ -210,7 +212,7 @@ __global__ void __launch_bounds__(kThreads)
     tc::mma_pair(
         acc[0], acc[1], 0, hd16, [&](auto& f, int j0) { tc::load_a(f, V, r0, j0, lane); },
         [&](auto& f, int j0) { tc::load_b_transposed(f, G, j0, c0, lane); });
-    write_rows(dk, acc, at, blk, c0, warp, lane, true);
+    write_rows(dk, acc, at, blk, c0, warp, lane, accumulate);
   }
   for (int c0 = 0; c0 < hd16; c0 += 16) {
     float acc[2][4] = {};  // dV = A^T dO + K G
@@ -218,7 +220,7 @@ __global__ void __launch_bounds__(kThreads)
     tc::mma_pair(
         acc[0], acc[1], 0, hd16, [&](auto& f, int i0) { tc::load_a(f, K, r0, i0, lane); },
         [&](auto& f, int i0) { tc::load_b(f, G, i0, c0, lane); });
-    write_rows(dv, acc, at, blk, c0, warp, lane, true);
+    write_rows(dv, acc, at, blk, c0, warp, lane, accumulate);
   }
 }
 
@@ -247,7 +249,8 @@ void linear_attention_tc_forward(cudaStream_t stream, float* out, const float* q
 
 void linear_attention_tc_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                                   const float* q, const float* k, const float* v,
-                                  const LinearAttentionShape& s, float* kv_states, float* qdo_states) {
+                                  const LinearAttentionShape& s, float* kv_states, float* qdo_states,
+                                  bool accumulate) {
   const Layout at(s);
   const unsigned blocks = unsigned(int64_t(s.batch) * s.heads * at.chunks);
   const int hd16 = padded16(s.head_dim);
@@ -258,7 +261,7 @@ void linear_attention_tc_backward(cudaStream_t stream, float* dq, float* dk, flo
   const std::size_t bytes =
       4 * tile_bytes(kChunk, hd16) + 2 * tile_bytes(hd16, hd16) + 2 * tile_bytes(kChunk, kChunk);
   backward_kernel<<<blocks, kThreads, opt_in_dynamic_shared(backward_kernel, bytes), stream>>>(
-      dq, dk, dv, dout, q, k, v, kv_states, qdo_states, at);
+      dq, dk, dv, dout, q, k, v, kv_states, qdo_states, at, accumulate);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

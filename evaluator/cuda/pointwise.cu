@@ -93,9 +93,10 @@ __device__ inline void map_unary(float* out, const float* in, int64_t count, boo
       count, vector, [&](int64_t i) { store4(out, i, f4(f, load4(in, i))); },
       [&](int64_t i) { out[i] = f(in[i]); });
 }
-// din += dout * slope(in) (kAccumulate), else din = dout * slope(in) without reading din
+// din += dout * slope(in) (kAccumulate), else din = dout * slope(in) without
+// reading din; one kernel for every elementwise map's backward.
 template <bool kAccumulate, class F>
-__device__ inline void slope_backward(float* din, const float* dout, const float* in, int64_t count,
+__global__ void slope_backward_kernel(float* din, const float* dout, const float* in, int64_t count,
                                       bool vector, F slope) {
   auto step = [&](float acc, float d, float x) { return kAccumulate ? acc + d * slope(x) : d * slope(x); };
   grid_stride_quads(
@@ -106,16 +107,30 @@ __device__ inline void slope_backward(float* din, const float* dout, const float
       },
       [&](int64_t i) { din[i] = step(kAccumulate ? din[i] : 0.0f, dout[i], in[i]); });
 }
+struct ActivationSlope {
+  ActivationKind kind;
+  __device__ float operator()(float x) const { return activation_slope(x, kind); }
+};
+struct FeatureMapSlope {
+  FeatureMapKind kind;
+  __device__ float operator()(float x) const { return feature_map_slope(x, kind); }
+};
+template <class F>
+void launch_slope_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
+                           F slope, bool accumulate) {
+  if (count <= 0) return;
+  const unsigned blocks = grid_for((count + 3) / 4);
+  const bool vector = aligned16(din, dout, in);
+  if (accumulate)
+    slope_backward_kernel<true><<<blocks, 256, 0, stream>>>(din, dout, in, count, vector, slope);
+  else
+    slope_backward_kernel<false><<<blocks, 256, 0, stream>>>(din, dout, in, count, vector, slope);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
 
 __global__ void activation_forward_kernel(float* out, const float* in, int64_t count, ActivationKind kind,
                                           bool vector) {
   map_unary(out, in, count, vector, [kind](float x) { return activate(x, kind); });
-}
-template <bool kAccumulate>
-__global__ void activation_backward_kernel(float* din, const float* dout, const float* in, int64_t count,
-                                           ActivationKind kind, bool vector) {
-  slope_backward<kAccumulate>(din, dout, in, count, vector,
-                              [kind](float x) { return activation_slope(x, kind); });
 }
 __global__ void multiply_forward_kernel(float* out, const float* a, const float* b, int64_t count,
                                         bool vector) {
@@ -145,10 +160,6 @@ __global__ void add_bias_kernel(float* y, const float* bias, int64_t count, int6
 __global__ void feature_map_forward_kernel(float* out, const float* in, int64_t count, FeatureMapKind kind,
                                            bool vector) {
   map_unary(out, in, count, vector, [kind](float x) { return feature_map(x, kind); });
-}
-__global__ void feature_map_backward_kernel(float* din, const float* dout, const float* in, int64_t count,
-                                            FeatureMapKind kind, bool vector) {
-  slope_backward<true>(din, dout, in, count, vector, [kind](float x) { return feature_map_slope(x, kind); });
 }
 
 // log(sigmoid(u)) = -softplus(-u), finite for large |u|.
@@ -218,14 +229,7 @@ void activation_forward(cudaStream_t stream, float* out, const float* in, int64_
 }
 void activation_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
                          ActivationKind kind, bool accumulate) {
-  if (count <= 0) return;
-  const unsigned blocks = grid_for((count + 3) / 4);
-  const bool vector = aligned16(din, dout, in);
-  if (accumulate)
-    activation_backward_kernel<true><<<blocks, 256, 0, stream>>>(din, dout, in, count, kind, vector);
-  else
-    activation_backward_kernel<false><<<blocks, 256, 0, stream>>>(din, dout, in, count, kind, vector);
-  LIVS_CUDA_CHECK_LAUNCH();
+  launch_slope_backward(stream, din, dout, in, count, ActivationSlope{kind}, accumulate);
 }
 void multiply_forward(cudaStream_t stream, float* out, const float* a, const float* b, int64_t count) {
   if (count <= 0) return;
@@ -256,11 +260,8 @@ void feature_map_forward(cudaStream_t stream, float* out, const float* in, int64
   LIVS_CUDA_CHECK_LAUNCH();
 }
 void feature_map_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
-                          FeatureMapKind kind) {
-  if (count <= 0) return;
-  feature_map_backward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(din, dout, in, count, kind,
-                                                                             aligned16(din, dout, in));
-  LIVS_CUDA_CHECK_LAUNCH();
+                          FeatureMapKind kind, bool accumulate) {
+  launch_slope_backward(stream, din, dout, in, count, FeatureMapSlope{kind}, accumulate);
 }
 void gla_log_decay_forward(cudaStream_t stream, float* log_alpha, const float* z, const float* bias,
                            int64_t rows, int64_t cols, float temperature) {

@@ -91,14 +91,14 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Block b takes rows [b * chunk_rows, (b + 1) * chunk_rows), its groups rows
-// in turn. dx_i += rstd g_i dy_i - rstd^3 / d x_i sum_j g_j dy_j x_j;
+// in turn. dx_i (+)= rstd g_i dy_i - rstd^3 / d x_i sum_j g_j dy_j x_j (added when accumulate);
 // partials[b][c] = sum over the block's rows of dy_c x_c rstd. Dynamic shared
 // memory: kGroups * d floats.
 template <int G, int V>
 __global__ void __launch_bounds__(kThreads)
     rmsnorm_backward_fast_kernel(float* dx, __nv_bfloat16* dx16, float* partials, const float* dout,
                                  const float* x, const float* gain, const float* rstd, int64_t rows, int d,
-                                 int64_t chunk_rows) {
+                                 int64_t chunk_rows, bool accumulate) {
   constexpr int kGroups = kThreads / G;
   extern __shared__ float4 group_partials[];  // [kGroups][d / 4]
   const int lane = threadIdx.x % G, group = threadIdx.x / G, d4 = d / 4;
@@ -127,7 +127,7 @@ __global__ void __launch_bounds__(kThreads)
       const int c = lane + k * G;
       if (c >= d4) continue;
       const float4 g = load4(gain, c);
-      float4 dxv = load4(dx + n * d, c);
+      float4 dxv = accumulate ? load4(dx + n * d, c) : float4{};
       dxv.x += s * g.x * dy[k].x - coef * xv[k].x;
       dxv.y += s * g.y * dy[k].y - coef * xv[k].y;
       dxv.z += s * g.z * dy[k].z - coef * xv[k].z;
@@ -192,14 +192,14 @@ void forward_fast(cudaStream_t stream, Matrix out, __nv_bfloat16* out16, float* 
 
 template <int G, int V>
 void backward_fast(cudaStream_t stream, Matrix dx, __nv_bfloat16* dx16, float* dgain, ConstMatrix dout,
-                   ConstMatrix x, const float* gain, const float* rstd, float* partials) {
+                   ConstMatrix x, const float* gain, const float* rstd, float* partials, bool accumulate) {
   constexpr int kGroups = kThreads / G;
   const int64_t rows = x.rows, d = x.cols;
   const int64_t chunk_rows = fast_chunk_rows(rows, kGroups);
   const int64_t blocks = (rows + chunk_rows - 1) / chunk_rows;
   const std::size_t shared = std::size_t(kGroups) * std::size_t(d) * sizeof(float);  // <= 32 KiB
   rmsnorm_backward_fast_kernel<G, V><<<unsigned(blocks), kThreads, shared, stream>>>(
-      dx.data, dx16, partials, dout.data, x.data, gain, rstd, rows, int(d), chunk_rows);
+      dx.data, dx16, partials, dout.data, x.data, gain, rstd, rows, int(d), chunk_rows, accumulate);
   LIVS_CUDA_CHECK_LAUNCH();
   rmsnorm_gain_reduce_kernel<<<unsigned((d + kWarpSize - 1) / kWarpSize), kThreads, 0, stream>>>(
       dgain, partials, blocks, d);
@@ -246,7 +246,7 @@ __global__ void rmsnorm_forward_kernel(float* out, __nv_bfloat16* out16, float* 
 
 __global__ void rmsnorm_backward_input_kernel(float* dx, __nv_bfloat16* dx16, const float* dout,
                                               const float* x, const float* gain, const float* rstd,
-                                              int64_t rows, int64_t d) {
+                                              int64_t rows, int64_t d, bool accumulate) {
   const int64_t n = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / kWarpSize;
   const int lane = threadIdx.x % kWarpSize;
   if (n >= rows) return;
@@ -256,7 +256,7 @@ __global__ void rmsnorm_backward_input_kernel(float* dx, __nv_bfloat16* dx16, co
   dot = warp_sum(dot);
   const float s = rstd[n], c = s * s * s * dot / float(d);
   for (int64_t i = lane; i < d; i += kWarpSize) {
-    const float v = dx[n * d + i] + (s * gain[i] * dyr[i] - c * xr[i]);
+    const float v = (accumulate ? dx[n * d + i] : 0.0f) + (s * gain[i] * dyr[i] - c * xr[i]);
     dx[n * d + i] = v;
     if (dx16) dx16[n * d + i] = __float2bfloat16_rn(v);
   }
@@ -277,10 +277,10 @@ __global__ void rmsnorm_gain_partials_kernel(float* partials, const float* dout,
 unsigned row_blocks(int64_t rows) { return unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock); }
 
 void backward_generic(cudaStream_t stream, Matrix dx, __nv_bfloat16* dx16, float* dgain, ConstMatrix dout,
-                      ConstMatrix x, const float* gain, const float* rstd, float* partials) {
+                      ConstMatrix x, const float* gain, const float* rstd, float* partials, bool accumulate) {
   const int64_t rows = x.rows, d = x.cols;
   rmsnorm_backward_input_kernel<<<row_blocks(rows), kThreads, 0, stream>>>(dx.data, dx16, dout.data, x.data,
-                                                                           gain, rstd, rows, d);
+                                                                           gain, rstd, rows, d, accumulate);
   LIVS_CUDA_CHECK_LAUNCH();
   const int64_t chunks = std::min(rows, kColumnChunks);
   const int64_t chunk_rows = (rows + chunks - 1) / chunks;
@@ -330,14 +330,15 @@ void add_rmsnorm_forward(cudaStream_t stream, float* sum, Matrix out, float* rst
 }
 
 void rmsnorm_backward(cudaStream_t stream, Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x,
-                      const float* gain, const float* rstd, float* partials, void* dx16) {
+                      const float* gain, const float* rstd, float* partials, void* dx16, bool accumulate_dx) {
   if (x.rows <= 0 || x.cols <= 0) return;
   auto* shadow = static_cast<__nv_bfloat16*>(dx16);
   const FastShape fast =
       fast_shape_for(x.cols, aligned16(dx.data, dout.data, x.data, gain, partials) && aligned8(shadow));
-  if (fast.lanes == 0) return backward_generic(stream, dx, shadow, dgain, dout, x, gain, rstd, partials);
+  if (fast.lanes == 0)
+    return backward_generic(stream, dx, shadow, dgain, dout, x, gain, rstd, partials, accumulate_dx);
   dispatch_fast(fast, [&]<int G, int V>() {
-    backward_fast<G, V>(stream, dx, shadow, dgain, dout, x, gain, rstd, partials);
+    backward_fast<G, V>(stream, dx, shadow, dgain, dout, x, gain, rstd, partials, accumulate_dx);
   });
 }
 

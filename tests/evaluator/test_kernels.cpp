@@ -114,10 +114,15 @@ TEST_CASE("rmsnorm forward and backward") {
     for (int64_t d = 0; d < D; ++d)
       REQUIRE(y[n * D + d] == doctest::Approx(x[n * D + d] * s * g[d]).epsilon(1e-5));
   }
-  be.rmsnorm_backward({dx.data(), N, D}, dg.data(), {r.data(), N, D}, {x.data(), N, D}, g.data(),
-                      rstd.data());
+  be.rmsnorm_backward({dx.data(), N, D}, dg.data(), {r.data(), N, D}, {x.data(), N, D}, g.data(), rstd.data(),
+                      nullptr, /*accumulate_dx=*/true);
   check_gradient("rmsnorm dx", x.data(), dx, loss);
   check_gradient("rmsnorm dgain", g.data(), dg, loss);
+  // Written (accumulate_dx false): the same values over a NaN-filled dx.
+  std::vector<float> written(dx.size(), std::numeric_limits<float>::quiet_NaN()), dg2(dg.size(), 0.0f);
+  be.rmsnorm_backward({written.data(), N, D}, dg2.data(), {r.data(), N, D}, {x.data(), N, D}, g.data(),
+                      rstd.data(), nullptr, /*accumulate_dx=*/false);
+  CHECK(written == dx);
 }
 
 TEST_CASE("rope rotates pairs by position and its backward is the inverse rotation") {

@@ -3,6 +3,9 @@
 // decode state is heads x d_k x d_v per feature group.
 #include <doctest/doctest.h>
 
+#include <limits>
+#include <vector>
+
 #include "tests/evaluator/mix_checks.hpp"
 
 using namespace livs::evaluator;
@@ -78,12 +81,20 @@ TEST_CASE("linattn kernels are bitwise deterministic across runs") {
   for (int run = 0; run < 2; ++run) {
     std::vector<float> dq(n), dk(n), dv(n), dla(n);
     be.linear_attention_backward(dq.data(), dk.data(), dv.data(), dla.data(), dout.data(), q.data(), k.data(),
-                                 v.data(), la.data(), {batch, seq, heads, hd});
+                                 v.data(), la.data(), {batch, seq, heads, hd}, /*accumulate=*/true);
     std::vector<float> all = dq;
     for (auto* g : {&dk, &dv, &dla}) all.insert(all.end(), g->begin(), g->end());
     if (run == 0)
       first = all;
     else
       CHECK(all == first);
+    // Written into NaN-filled buffers: the same bits as added into zeros.
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> wq(n, nan), wk(n, nan), wv(n, nan), wla(n, nan);
+    be.linear_attention_backward(wq.data(), wk.data(), wv.data(), wla.data(), dout.data(), q.data(), k.data(),
+                                 v.data(), la.data(), {batch, seq, heads, hd}, /*accumulate=*/false);
+    std::vector<float> written = wq;
+    for (auto* g : {&wk, &wv, &wla}) written.insert(written.end(), g->begin(), g->end());
+    CHECK(written == all);
   }
 }

@@ -62,9 +62,13 @@ TEST_CASE("activations, products, biases and feature maps") {
           Array dx(be, x), dy(be, y);
           auto out = poisoned(be, n);
           auto din = accumulator(be, n, 104);
+          auto din_written = poisoned(be, n);
           be.feature_map_forward(out->data(), dx.data(), n, kind);
-          be.feature_map_backward(din->data(), dy.data(), dx.data(), n, kind);
-          return Outputs{{"forward", out->download()}, {"backward", din->download()}};
+          be.feature_map_backward(din->data(), dy.data(), dx.data(), n, kind, /*accumulate=*/true);
+          be.feature_map_backward(din_written->data(), dy.data(), dx.data(), n, kind, /*accumulate=*/false);
+          return Outputs{{"forward", out->download()},
+                         {"backward", din->download()},
+                         {"backward written", din_written->download()}};
         },
         kFp32Tolerance);
   }
@@ -375,9 +379,16 @@ TEST_CASE("linear attention, gated and ungated, shared-memory and global state, 
       auto out = poisoned(be, n);
       auto dq = accumulator(be, n, 175), dk = accumulator(be, n, 176), dv = accumulator(be, n, 177),
            dla = accumulator(be, n, 178);
+      // The written form into NaN-filled buffers: every element must be written.
+      auto dq_w = poisoned(be, n), dk_w = poisoned(be, n), dv_w = poisoned(be, n), dla_w = poisoned(be, n);
       be.linear_attention_forward(out->data(), dq_in.data(), dk_in.data(), dv_in.data(), log_alpha, s);
       be.linear_attention_backward(dq->data(), dk->data(), dv->data(), c.gated ? dla->data() : nullptr,
-                                   ddout.data(), dq_in.data(), dk_in.data(), dv_in.data(), log_alpha, s);
+                                   ddout.data(), dq_in.data(), dk_in.data(), dv_in.data(), log_alpha, s,
+                                   /*accumulate=*/true);
+      be.linear_attention_backward(dq_w->data(), dk_w->data(), dv_w->data(),
+                                   c.gated ? dla_w->data() : nullptr, ddout.data(), dq_in.data(),
+                                   dk_in.data(), dv_in.data(), log_alpha, s,
+                                   /*accumulate=*/false);
       // Decode through the state, batch 0, all heads at once (rows of time t are contiguous).
       const int64_t row = int64_t(s.heads) * s.head_dim;
       Array state(be, int64_t(s.heads) * s.head_dim * s.head_dim), ot(be, row);
@@ -390,12 +401,14 @@ TEST_CASE("linear attention, gated and ungated, shared-memory and global state, 
         const auto o = ot.download();
         decoded.insert(decoded.end(), o.begin(), o.end());
       }
-      Outputs outputs{{"out", out->download()},
-                      {"decode", decoded},
-                      {"dq", dq->download()},
-                      {"dk", dk->download()},
-                      {"dv", dv->download()}};
-      if (c.gated) outputs.push_back({"dlog_alpha", dla->download()});
+      Outputs outputs{{"out", out->download()},         {"decode", decoded},
+                      {"dq", dq->download()},           {"dk", dk->download()},
+                      {"dv", dv->download()},           {"dq written", dq_w->download()},
+                      {"dk written", dk_w->download()}, {"dv written", dv_w->download()}};
+      if (c.gated) {
+        outputs.push_back({"dlog_alpha", dla->download()});
+        outputs.push_back({"dlog_alpha written", dla_w->download()});
+      }
       return outputs;
     };
     compare_backends("linear attention", run, kScanTolerance);

@@ -168,7 +168,8 @@ TEST_CASE("elementwise: rmsnorm on narrow, odd and wide rows, one row, many rows
           be.rmsnorm_forward({out.data(), s.rows, s.d}, rstd->data(), {dxin.data(), s.rows, s.d},
                              dgain_in.data(), 1e-5f);
           be.rmsnorm_backward({dx.data(), s.rows, s.d}, dgain.data(), {ddout.data(), s.rows, s.d},
-                              {dxin.data(), s.rows, s.d}, dgain_in.data(), rstd->data());
+                              {dxin.data(), s.rows, s.d}, dgain_in.data(), rstd->data(), nullptr,
+                              /*accumulate_dx=*/true);
           return Outputs{{"out", out.download()},
                          {"rstd", rstd->download()},
                          {"dx", dx.download()},
@@ -190,7 +191,8 @@ TEST_CASE("elementwise: rmsnorm backward gives the same bits on every run") {
     auto backward = [&] {
       Array dx(gpu(), rows * d), dgain(gpu(), d);
       gpu().rmsnorm_backward({dx.data(), rows, d}, dgain.data(), {ddout.data(), rows, d},
-                             {dx_in.data(), rows, d}, dgain_in.data(), rstd.data());
+                             {dx_in.data(), rows, d}, dgain_in.data(), rstd.data(), nullptr,
+                             /*accumulate_dx=*/true);
       return std::make_pair(dx.download(), dgain.download());
     };
     const auto first = backward();
@@ -250,7 +252,8 @@ TEST_CASE("elementwise: activations, feature maps and products on odd counts and
             be.activation_forward(act.data(), dx.data(), n, ActivationKind::gelu_tanh);
             be.activation_backward(dact.data(), dy.data(), dx.data(), n, ActivationKind::gelu_tanh, true);
             be.feature_map_forward(fmap.data(), dx.data(), n, FeatureMapKind::elu_plus_one);
-            be.feature_map_backward(dfmap.data(), dy.data(), dx.data(), n, FeatureMapKind::elu_plus_one);
+            be.feature_map_backward(dfmap.data(), dy.data(), dx.data(), n, FeatureMapKind::elu_plus_one,
+                                    /*accumulate=*/true);
             be.multiply_forward(product.data(), dx.data(), dy.data(), n);
             be.multiply_backward(da.data(), db.data(), dy.data(), dx.data(), dy.data(), n);
             return Outputs{{"activation", act.download()},

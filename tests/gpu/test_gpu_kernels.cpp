@@ -81,14 +81,21 @@ TEST_CASE("rmsnorm forward and backward") {
           Array dx_in(be, x), dgain_in(be, gain), ddout(be, dout);
           auto out = poisoned(be, s.rows * s.d), rstd = poisoned(be, s.rows);
           auto dx = accumulator(be, s.rows * s.d, 10), dgain = accumulator(be, s.d, 11);
+          auto dx_written = poisoned(be, s.rows * s.d), dgain_written = accumulator(be, s.d, 12);
           be.rmsnorm_forward({out->data(), s.rows, s.d}, rstd->data(), {dx_in.data(), s.rows, s.d},
                              dgain_in.data(), 1e-5f);
           be.rmsnorm_backward({dx->data(), s.rows, s.d}, dgain->data(), {ddout.data(), s.rows, s.d},
-                              {dx_in.data(), s.rows, s.d}, dgain_in.data(), rstd->data());
+                              {dx_in.data(), s.rows, s.d}, dgain_in.data(), rstd->data(), nullptr,
+                              /*accumulate_dx=*/true);
+          be.rmsnorm_backward({dx_written->data(), s.rows, s.d}, dgain_written->data(),
+                              {ddout.data(), s.rows, s.d}, {dx_in.data(), s.rows, s.d}, dgain_in.data(),
+                              rstd->data(), nullptr, /*accumulate_dx=*/false);
           return Outputs{{"out", out->download()},
                          {"rstd", rstd->download()},
                          {"dx", dx->download()},
-                         {"dgain", dgain->download()}};
+                         {"dgain", dgain->download()},
+                         {"dx written", dx_written->download()},
+                         {"dgain (dx written)", dgain_written->download()}};
         },
         kFp32Tolerance);
   }

@@ -181,7 +181,7 @@ TEST_CASE("shadows: RMSNorm's bf16 shadows are its fp32 outputs rounded, on ever
     be.rmsnorm_forward({out->data(), rows, d}, rstd->data(), {dxin.data(), rows, d}, dgain_in.data(), 1e-5f,
                        out16.data());
     be.rmsnorm_backward({dx.data(), rows, d}, dgain.data(), {ddout.data(), rows, d}, {dxin.data(), rows, d},
-                        dgain_in.data(), rstd->data(), dx16.data());
+                        dgain_in.data(), rstd->data(), dx16.data(), /*accumulate_dx=*/true);
     CHECK(widen(out16.download()) == round_bf16(out->download()));
     CHECK(widen(dx16.download()) == round_bf16(dx.download()));
     // And the shadow changes nothing else: the same call without one.
@@ -190,7 +190,8 @@ TEST_CASE("shadows: RMSNorm's bf16 shadows are its fp32 outputs rounded, on ever
     be.rmsnorm_forward({out_plain->data(), rows, d}, rstd_plain->data(), {dxin.data(), rows, d},
                        dgain_in.data(), 1e-5f);
     be.rmsnorm_backward({dx_plain.data(), rows, d}, dgain_plain.data(), {ddout.data(), rows, d},
-                        {dxin.data(), rows, d}, dgain_in.data(), rstd_plain->data());
+                        {dxin.data(), rows, d}, dgain_in.data(), rstd_plain->data(), nullptr,
+                        /*accumulate_dx=*/true);
     CHECK(out_plain->download() == out->download());
     CHECK(dx_plain.download() == dx.download());
     CHECK(dgain_plain.download() == dgain.download());
