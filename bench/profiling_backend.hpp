@@ -79,6 +79,14 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "matmul_backward_weight");
     inner_.matmul_backward_weight(dw, dy, x);
   }
+  void matmul_bf16_output(void* y16, GemmOperand x, GemmOperand w) override {
+    Timed timed(*this, "matmul");
+    inner_.matmul_bf16_output(y16, x, w);
+  }
+  void matmul_backward_input_bf16_output(void* dx16, GemmOperand dy, GemmOperand w) override {
+    Timed timed(*this, "matmul_backward_input");
+    inner_.matmul_backward_input_bf16_output(dx16, dy, w);
+  }
   void rope_forward(float* out, const float* in, const float* cos, const float* sin,
                     const RopeShape& shape) override {
     Timed timed(*this, "rope_forward");
@@ -396,14 +404,14 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "add_rmsnorm_forward");
     inner_.add_rmsnorm_forward(sum, out, rstd, a, b, gain, eps, out16);
   }
-  void swiglu_forward_bf16(void* h16, const float* gate, const float* up, int64_t count) override {
+  void swiglu_forward_bf16(void* h16, const void* gate16, const void* up16, int64_t count) override {
     Timed timed(*this, "swiglu_forward");
-    inner_.swiglu_forward_bf16(h16, gate, up, count);
+    inner_.swiglu_forward_bf16(h16, gate16, up16, count);
   }
-  void swiglu_backward_bf16(void* dgate16, void* dup16, const float* dh, const float* gate, const float* up,
-                            int64_t count) override {
+  void swiglu_backward_bf16(void* dgate16, void* dup16, const void* dh16, const void* gate16,
+                            const void* up16, int64_t count) override {
     Timed timed(*this, "swiglu_backward");
-    inner_.swiglu_backward_bf16(dgate16, dup16, dh, gate, up, count);
+    inner_.swiglu_backward_bf16(dgate16, dup16, dh16, gate16, up16, count);
   }
   void round_to_bf16(void* dst, const float* src, int64_t count) override {
     Timed timed(*this, "round_to_bf16");

@@ -305,6 +305,15 @@ class Backend {
     matmul_backward_weight(dw, dy, x);
     matmul_backward_input(dx, dy, w, accumulate_dx);
   }
+  // The products with a bf16 output and nothing in fp32 (backends that want
+  // shadows): y16 = bf16(x W^T) and dx16 = bf16(dy W), written. For
+  // activations whose only readers take bf16 (SwiGLU's gate, up and dh).
+  virtual void matmul_bf16_output(void* y16, GemmOperand x, GemmOperand w) {
+    unsupported("matmul_bf16_output", y16, x, w);
+  }
+  virtual void matmul_backward_input_bf16_output(void* dx16, GemmOperand dy, GemmOperand w) {
+    unsupported("matmul_backward_input_bf16_output", dx16, dy, w);
+  }
   // Whether GEMM operands with bf16 shadows save this backend work (the
   // CUDA backend in bf16 mode); Arena::reserve_gemm_shadow plans none otherwise.
   virtual bool wants_gemm_shadows() const { return false; }
@@ -345,15 +354,16 @@ class Backend {
                                int64_t count, bool accumulate) = 0;
 
   // out = a + b (out may alias a or b).
-  // SwiGLU whose outputs feed GEMMs only, written straight to bf16 GemmOperand
-  // shadows (backends that want shadows; no fp32 copy exists): h16 =
-  // bf16(silu(gate) * up); backward OVERWRITES dgate16 and dup16.
-  virtual void swiglu_forward_bf16(void* h16, const float* gate, const float* up, int64_t count) {
-    unsupported("swiglu_forward_bf16", h16, gate, up, count);
+  // SwiGLU between GEMMs in bf16 (backends that want shadows): gate16, up16
+  // and dh16 come from GEMMs with bf16 outputs (matmul_bf16_output,
+  // matmul_backward_input_bf16_output), and h16 = bf16(silu(gate) * up),
+  // dgate16 and dup16 (OVERWRITTEN) are GEMM shadows with no fp32 copy.
+  virtual void swiglu_forward_bf16(void* h16, const void* gate16, const void* up16, int64_t count) {
+    unsupported("swiglu_forward_bf16", h16, gate16, up16, count);
   }
-  virtual void swiglu_backward_bf16(void* dgate16, void* dup16, const float* dh, const float* gate,
-                                    const float* up, int64_t count) {
-    unsupported("swiglu_backward_bf16", dgate16, dup16, dh, gate, up, count);
+  virtual void swiglu_backward_bf16(void* dgate16, void* dup16, const void* dh16, const void* gate16,
+                                    const void* up16, int64_t count) {
+    unsupported("swiglu_backward_bf16", dgate16, dup16, dh16, gate16, up16, count);
   }
 
   virtual void add(float* out, const float* a, const float* b, int64_t count) = 0;

@@ -20,15 +20,17 @@ class SwigluOp final : public Operator {
   void plan(Arena& arena, const PlanShape& s) override {
     n_ = s.tokens();
     if (n_ > 0) {
-      for (float** b : {&gate_, &up_, &dh_}) arena.reserve(b, n_ * f_);
       if (arena.gemm_shadows()) {
-        // h, dgate and dup only feed GEMMs, so they exist only as bf16
-        // shadows (written by swiglu_*_bf16); x's comes from the model, and
-        // dy's too unless the slot fuses two mixers with a gate.
+        // Everything between the three products is bf16 and nothing fp32:
+        // gate, up and dh come from GEMMs with bf16 outputs, h, dgate and
+        // dup only feed GEMMs (written by swiglu_*_bf16), as in autocast.
+        // x's shadow comes from the model, and dy's too unless the slot fuses
+        // two mixers with a gate.
         arena.reserve_gemm_shadow(&dy16_, n_ * d_);
-        for (void** b : {&h16_, &dgate16_, &dup16_}) arena.reserve_gemm_shadow(b, n_ * f_);
+        for (void** b : {&gate16_, &up16_, &dh16_, &h16_, &dgate16_, &dup16_})
+          arena.reserve_gemm_shadow(b, n_ * f_);
       } else {
-        for (float** b : {&h_, &dgate_, &dup_}) arena.reserve(b, n_ * f_);
+        for (float** b : {&gate_, &up_, &dh_, &h_, &dgate_, &dup_}) arena.reserve(b, n_ * f_);
       }
     }
     decode_batch_ = s.decode_batch;
@@ -36,15 +38,24 @@ class SwigluOp final : public Operator {
       for (float** b : {&dec_gate_, &dec_up_, &dec_h_}) arena.reserve(b, int64_t(decode_batch_) * f_);
   }
 
-  void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, n_, gate_, up_, h_, h16_); }
+  void forward(Backend& be, OpInput x, float* y) override {
+    if (!h16_) return run(be, x, y, n_, gate_, up_, h_);
+    // bf16 between the products (plan): the weights' shadows are read too.
+    const GemmOperand xs(x.data, n_, d_, x.bf16);
+    be.matmul_bf16_output(gate16_, xs, w_gate_.operand(f_, d_));
+    be.matmul_bf16_output(up16_, xs, w_up_.operand(f_, d_));
+    be.swiglu_forward_bf16(h16_, gate16_, up16_, n_ * f_);
+    be.matmul({y, n_, d_}, {nullptr, n_, f_, h16_}, w_down_.operand(d_, f_));
+  }
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     const GemmOperand dys(dy.data, n_, d_, shadow_of(be, dy, dy16_, n_ * d_));
     be.matmul_backward_weight({w_down_.grad, d_, f_}, dys, {h_, n_, f_, h16_});
-    be.matmul_backward_input({dh_, n_, f_}, dys, w_down_.operand(d_, f_), /*accumulate=*/false);
     if (dgate16_) {
-      be.swiglu_backward_bf16(dgate16_, dup16_, dh_, gate_, up_, n_ * f_);
+      be.matmul_backward_input_bf16_output(dh16_, dys, w_down_.operand(d_, f_));
+      be.swiglu_backward_bf16(dgate16_, dup16_, dh16_, gate16_, up16_, n_ * f_);
     } else {
+      be.matmul_backward_input({dh_, n_, f_}, dys, w_down_.operand(d_, f_), /*accumulate=*/false);
       be.swiglu_backward(dgate_, dup_, dh_, gate_, up_, n_ * f_, /*accumulate=*/false);
     }
     const GemmOperand xs(x.data, n_, d_, x.bf16);
@@ -59,26 +70,18 @@ class SwigluOp final : public Operator {
   genome::DecodeState decode_state() const override { return {}; }
 
   void decode_step(Backend& be, const float* x, float* y, int64_t) override {
-    run(be, x, y, decode_batch_, dec_gate_, dec_up_, dec_h_, nullptr);
+    run(be, x, y, decode_batch_, dec_gate_, dec_up_, dec_h_);
   }
 
  private:
-  // h16: h's shadow, the only copy of h when planned (training with shadows:
-  // the weights' shadows are read too), or nullptr (the CPU, fp32 mode;
-  // decode, which reads fp32 weights).
-  void run(Backend& be, OpInput x, float* y, int64_t rows, float* gate, float* up, float* h, void* h16) {
-    const bool shadows = h16 != nullptr;
-    const auto weight = [&](const Param& w, int64_t r, int64_t c) {
-      return shadows ? w.operand(r, c) : GemmOperand(w.value, r, c);
-    };
+  // In fp32 between the products (the CPU, fp32 mode; decode, which reads
+  // fp32 weights).
+  void run(Backend& be, OpInput x, float* y, int64_t rows, float* gate, float* up, float* h) {
     const GemmOperand xs(x.data, rows, d_, x.bf16);
-    be.matmul({gate, rows, f_}, xs, weight(w_gate_, f_, d_));
-    be.matmul({up, rows, f_}, xs, weight(w_up_, f_, d_));
-    if (h16)
-      be.swiglu_forward_bf16(h16, gate, up, rows * f_);
-    else
-      be.swiglu_forward(h, gate, up, rows * f_);
-    be.matmul({y, rows, d_}, {h, rows, f_, h16}, weight(w_down_, d_, f_));
+    be.matmul({gate, rows, f_}, xs, {w_gate_.value, f_, d_});
+    be.matmul({up, rows, f_}, xs, {w_up_.value, f_, d_});
+    be.swiglu_forward(h, gate, up, rows * f_);
+    be.matmul({y, rows, d_}, {h, rows, f_}, {w_down_.value, d_, f_});
   }
 
   int64_t d_, f_;
@@ -87,7 +90,9 @@ class SwigluOp final : public Operator {
   int decode_batch_ = 0;
   float *gate_ = nullptr, *up_ = nullptr, *h_ = nullptr, *dgate_ = nullptr, *dup_ = nullptr, *dh_ = nullptr;
   float *dec_gate_ = nullptr, *dec_up_ = nullptr, *dec_h_ = nullptr;
-  void *dy16_ = nullptr, *h16_ = nullptr, *dgate16_ = nullptr, *dup16_ = nullptr;  // bf16 shadows
+  // bf16 shadows, and the bf16 activations that replace gate, up and dh
+  void *dy16_ = nullptr, *h16_ = nullptr, *dgate16_ = nullptr, *dup16_ = nullptr;
+  void *gate16_ = nullptr, *up16_ = nullptr, *dh16_ = nullptr;
 };
 
 }  // namespace

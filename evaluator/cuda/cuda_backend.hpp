@@ -77,6 +77,8 @@ class CudaBackend final : public Backend {
   void matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) override;
   void matmul_backward_input(Matrix dx, GemmOperand dy, GemmOperand w, bool accumulate = true) override;
   void matmul_backward_weight(Matrix dw, GemmOperand dy, GemmOperand x) override;
+  void matmul_bf16_output(void* y16, GemmOperand x, GemmOperand w) override;
+  void matmul_backward_input_bf16_output(void* dx16, GemmOperand dy, GemmOperand w) override;
   void linear_backward(Matrix dw, Matrix dx, GemmOperand dy, GemmOperand x, GemmOperand w,
                        bool accumulate_dx) override;
   bool wants_gemm_shadows() const override;  // bf16 mode with conversion on (cuda_matmul.cpp)
@@ -98,9 +100,9 @@ class CudaBackend final : public Backend {
                         const AttentionShape& shape, int64_t capacity, int64_t position) override;
 
   void swiglu_forward(float* h, const float* gate, const float* up, int64_t count) override;
-  void swiglu_forward_bf16(void* h16, const float* gate, const float* up, int64_t count) override;
-  void swiglu_backward_bf16(void* dgate16, void* dup16, const float* dh, const float* gate, const float* up,
-                            int64_t count) override;
+  void swiglu_forward_bf16(void* h16, const void* gate16, const void* up16, int64_t count) override;
+  void swiglu_backward_bf16(void* dgate16, void* dup16, const void* dh16, const void* gate16,
+                            const void* up16, int64_t count) override;
   void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                        int64_t count, bool accumulate) override;
 
@@ -271,6 +273,9 @@ class CudaBackend final : public Backend {
   };
   void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, Operand a, int64_t lda,
             Operand b, int64_t ldb, float* c, int64_t ldc, float beta);
+  // C = A B in bf16 with a bf16 C (written), inputs rounded where they have no shadow.
+  void gemm_to_bf16(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, Operand a,
+                    int64_t lda, Operand b, int64_t ldb, void* c, int64_t ldc);
   // The operand's shadow, or its `count` values rounded into `copy` (a Scratch).
   const void* bf16_operand(Operand operand, Scratch& copy, int64_t count);
 

@@ -94,6 +94,28 @@ void CudaBackend::gemm_bf16(bool transpose_a, bool transpose_b, int64_t m, int64
       bf16_output ? CUDA_R_16BF : CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+void CudaBackend::gemm_to_bf16(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, Operand a,
+                               int64_t lda, Operand b, int64_t ldb, void* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {  // an empty sum: bf16 zero is all zero bits
+    LIVS_CUDA_CHECK(cudaMemsetAsync(c, 0, std::size_t(ldc) * std::size_t(n) * 2, stream_));
+    return;
+  }
+  const int64_t a_count = lda * (transpose_a ? m : k), b_count = ldb * (transpose_b ? k : n);
+  gemm_bf16(transpose_a, transpose_b, m, n, k, bf16_operand(a, gemm_a_bf16_, a_count), lda,
+            bf16_operand(b, gemm_b_bf16_, b_count), ldb, c, ldc, 0.0f, /*bf16_output=*/true);
+}
+
+void CudaBackend::matmul_bf16_output(void* y16, GemmOperand x, GemmOperand w) {
+  gemm_to_bf16(true, false, w.rows, x.rows, x.cols, {w.data, w.bf16}, w.cols, {x.data, x.bf16}, x.cols, y16,
+               w.rows);
+}
+
+void CudaBackend::matmul_backward_input_bf16_output(void* dx16, GemmOperand dy, GemmOperand w) {
+  gemm_to_bf16(false, false, w.cols, dy.rows, dy.cols, {w.data, w.bf16}, w.cols, {dy.data, dy.bf16}, dy.cols,
+               dx16, w.cols);
+}
+
 void CudaBackend::matmul(Matrix y, GemmOperand x, GemmOperand w, bool accumulate) {
   gemm(true, false, w.rows, x.rows, x.cols, {w.data, w.bf16}, w.cols, {x.data, x.bf16}, x.cols, y.data,
        y.cols, accumulate ? 1.0f : 0.0f);

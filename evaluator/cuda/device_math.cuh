@@ -92,6 +92,13 @@ inline bool aligned8(const T*... pointers) {
   return ((reinterpret_cast<uintptr_t>(pointers) % 8 == 0) && ...);
 }
 
+// Whether every pointer allows the accesses of four elements at once (16
+// bytes of fp32, 8 of bf16: load4, store4, store4_bf16).
+template <class... T>
+inline bool quads_aligned(const T*... pointers) {
+  return ((reinterpret_cast<uintptr_t>(pointers) % (4 * sizeof(T)) == 0) && ...);
+}
+
 // Elements 4i..4i+3 of an 8-byte aligned bf16 array from four floats, rounded
 // to nearest even, in one 8-byte store (two bf16x2 stores would be two).
 __device__ inline void store4_bf16(__nv_bfloat16* p, int64_t i, float4 v) {
@@ -101,6 +108,18 @@ __device__ inline void store4_bf16(__nv_bfloat16* p, int64_t i, float4 v) {
   packed.y = *reinterpret_cast<const uint32_t*>(&hi);
   *reinterpret_cast<uint2*>(p + 4 * i) = packed;
 }
+
+// Elements 4i..4i+3 of an 8-byte aligned bf16 array, widened, in one 8-byte
+// load: with the float overloads, a kernel templated on its input type
+// reads fp32 or bf16 activations alike.
+__device__ inline float4 load4(const __nv_bfloat16* p, int64_t i) {
+  const uint2 packed = *reinterpret_cast<const uint2*>(p + 4 * i);
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&packed.x)),
+               hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&packed.y));
+  return {lo.x, lo.y, hi.x, hi.y};
+}
+__device__ inline float widen(float x) { return x; }
+__device__ inline float widen(__nv_bfloat16 x) { return __bfloat162float(x); }
 
 // Grid-stride loop over count elements in steps of four when `vector`
 // (16-byte accesses: quad(i) handles elements 4i..4i+3, then single(i) the

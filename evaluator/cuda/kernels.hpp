@@ -25,14 +25,14 @@ void add(cudaStream_t stream, float* out, const float* a, const float* b, int64_
 // dst: count bf16 values (round to nearest even).
 void to_bf16(cudaStream_t stream, void* dst, const float* src, int64_t count);
 
-// swiglu.cu: fp32 outputs (the backward accumulating), or bf16 outputs that
-// overwrite (GEMM shadows).
+// swiglu.cu: fp32 in and out (the backward accumulating or writing), or
+// bf16 in and out (outputs overwrite: GEMM shadows).
 void swiglu_forward(cudaStream_t stream, float* h, const float* gate, const float* up, int64_t count);
 void swiglu_backward(cudaStream_t stream, float* dgate, float* dup, const float* dh, const float* gate,
                      const float* up, int64_t count, bool accumulate);
-void swiglu_forward_bf16(cudaStream_t stream, void* h16, const float* gate, const float* up, int64_t count);
-void swiglu_backward_bf16(cudaStream_t stream, void* dgate16, void* dup16, const float* dh, const float* gate,
-                          const float* up, int64_t count);
+void swiglu_forward_bf16(cudaStream_t stream, void* h16, const void* gate16, const void* up16, int64_t count);
+void swiglu_backward_bf16(cudaStream_t stream, void* dgate16, void* dup16, const void* dh16,
+                          const void* gate16, const void* up16, int64_t count);
 
 // embedding.cu. The backward sorts (token, position) pairs in `scratch`:
 // embedding_backward_scratch_bytes(dout.rows, dtable.rows) bytes.

@@ -1,9 +1,10 @@
 // SwiGLU's gate h = silu(g) * u and its backward, elementwise with 16-byte
-// accesses where every pointer allows: fp32 outputs (the backward adding or
-// writing), or bf16 outputs that overwrite (Backend::swiglu_*_bf16: h,
-// dgate and dup are GEMM shadows with no fp32 copy). Both forms share the
-// fp32 math; the bf16 form only rounds its stores (to nearest even), so its
-// outputs are the fp32 form's rounded.
+// accesses where every pointer allows: fp32 in and out (the backward adding
+// or writing), or bf16 in and out (Backend::swiglu_*_bf16: gate, up and dh
+// come from GEMMs with bf16 outputs, and h, dgate and dup are GEMM shadows
+// with no fp32 copy; outputs overwrite). Both forms share the fp32 math; the
+// bf16 form widens its loads and rounds its stores (to nearest even), so its
+// outputs are the fp32 form's, on the widened inputs, rounded.
 #include <cuda_bf16.h>
 
 #include <type_traits>
@@ -22,22 +23,21 @@ __device__ inline void store1(__nv_bfloat16* p, int64_t i, float v) { p[i] = __f
 __device__ inline void store4_out(float* p, int64_t i, float4 v) { store4(p, i, v); }
 __device__ inline void store4_out(__nv_bfloat16* p, int64_t i, float4 v) { store4_bf16(p, i, v); }
 
-template <class Out>
-__global__ void swiglu_forward_kernel(Out* h, const float* gate, const float* up, int64_t count,
-                                      bool vector) {
+template <class Out, class In>
+__global__ void swiglu_forward_kernel(Out* h, const In* gate, const In* up, int64_t count, bool vector) {
   grid_stride_quads(
       count, vector,
       [&](int64_t i) {
         const float4 g = load4(gate, i), u = load4(up, i);
         store4_out(h, i, {swiglu(g.x, u.x), swiglu(g.y, u.y), swiglu(g.z, u.z), swiglu(g.w, u.w)});
       },
-      [&](int64_t i) { store1(h, i, swiglu(gate[i], up[i])); });
+      [&](int64_t i) { store1(h, i, swiglu(widen(gate[i]), widen(up[i]))); });
 }
 
 // dgate (+)= ..., dup (+)= ... (kAccumulate: added; bf16 outputs are always written, rounded).
-template <bool kAccumulate, class Out>
-__global__ void swiglu_backward_kernel(Out* dgate, Out* dup, const float* dh, const float* gate,
-                                       const float* up, int64_t count, bool vector) {
+template <bool kAccumulate, class Out, class In>
+__global__ void swiglu_backward_kernel(Out* dgate, Out* dup, const In* dh, const In* gate, const In* up,
+                                       int64_t count, bool vector) {
   static_assert(!kAccumulate || std::is_same_v<Out, float>, "bf16 shadows are written, not added to");
   grid_stride_quads(
       count, vector,
@@ -54,7 +54,7 @@ __global__ void swiglu_backward_kernel(Out* dgate, Out* dup, const float* dh, co
         store4_out(dup, i, du);
       },
       [&](int64_t i) {
-        const float2 r = swiglu_grads(dh[i], gate[i], up[i]);
+        const float2 r = swiglu_grads(widen(dh[i]), widen(gate[i]), widen(up[i]));
         if constexpr (kAccumulate) {
           dgate[i] += r.x;
           dup[i] += r.y;
@@ -86,19 +86,23 @@ void swiglu_backward(cudaStream_t stream, float* dgate, float* dup, const float*
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
-void swiglu_forward_bf16(cudaStream_t stream, void* h16, const float* gate, const float* up, int64_t count) {
+void swiglu_forward_bf16(cudaStream_t stream, void* h16, const void* gate16, const void* up16,
+                         int64_t count) {
   if (count <= 0) return;
   auto* h = static_cast<__nv_bfloat16*>(h16);
+  const auto *gate = static_cast<const __nv_bfloat16*>(gate16), *up = static_cast<const __nv_bfloat16*>(up16);
   swiglu_forward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(h, gate, up, count,
-                                                                       aligned16(gate, up) && aligned8(h));
+                                                                       quads_aligned(h, gate, up));
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
-void swiglu_backward_bf16(cudaStream_t stream, void* dgate16, void* dup16, const float* dh, const float* gate,
-                          const float* up, int64_t count) {
+void swiglu_backward_bf16(cudaStream_t stream, void* dgate16, void* dup16, const void* dh16,
+                          const void* gate16, const void* up16, int64_t count) {
   if (count <= 0) return;
   auto *dgate = static_cast<__nv_bfloat16*>(dgate16), *dup = static_cast<__nv_bfloat16*>(dup16);
-  const bool vector = aligned16(dh, gate, up) && aligned8(dgate, dup);
+  const auto *dh = static_cast<const __nv_bfloat16*>(dh16), *gate = static_cast<const __nv_bfloat16*>(gate16),
+             *up = static_cast<const __nv_bfloat16*>(up16);
+  const bool vector = quads_aligned(dgate, dup, dh, gate, up);
   swiglu_backward_kernel<false>
       <<<grid_for((count + 3) / 4), 256, 0, stream>>>(dgate, dup, dh, gate, up, count, vector);
   LIVS_CUDA_CHECK_LAUNCH();

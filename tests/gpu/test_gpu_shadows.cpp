@@ -1,8 +1,10 @@
 // bf16 GEMM shadows (GemmOperand): a product reading shadows gives the bits of
 // the same product rounding the fp32 operands itself, shadow-only operands
-// (SwiGLU's bf16 outputs) hold the rounded fp32 results, and dx = dy W can
-// overwrite instead of accumulating.
+// (SwiGLU's bf16 outputs) hold the rounded fp32 results, products can write
+// bf16 outputs, and dx = dy W can overwrite instead of accumulating.
+#include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "tests/gpu/gpu_test_support.hpp"
 
@@ -134,33 +136,56 @@ TEST_CASE("shadows: dx = dy W overwrites when asked, on the CPU and the GPU") {
       kBf16GemmTolerance, gpu_bf16());
 }
 
-TEST_CASE("shadows: SwiGLU's bf16 outputs are its fp32 outputs rounded") {
-  for (int64_t count : {int64_t(1), int64_t(4099), int64_t(65536)}) {
+TEST_CASE("shadows: SwiGLU in bf16 gives its fp32 outputs on the widened inputs, rounded") {
+  // offset 1: views that are not 8-byte aligned take the scalar path.
+  for (auto [count, offset] : {std::pair<int64_t, int64_t>{1, 0}, {4099, 0}, {65536, 0}, {1001, 1}}) {
     CAPTURE(count);
-    const auto gate = random_floats(std::size_t(count), 77, 2.0), up = random_floats(std::size_t(count), 78);
-    const auto dh = random_floats(std::size_t(count), 79);
+    CAPTURE(offset);
+    const std::size_t size = std::size_t(count + offset);
+    const auto gate = round_bf16(random_floats(size, 77, 2.0)), up = round_bf16(random_floats(size, 78)),
+               dh = round_bf16(random_floats(size, 79));
     Backend& be = gpu_bf16();
     Array dgate_in(be, gate), dup_in(be, up), ddh(be, dh);
+    DeviceArray<uint16_t> gate16(be, count + offset), up16(be, count + offset), dh16(be, count + offset);
+    be.round_to_bf16(gate16.data(), dgate_in.data(), count + offset);
+    be.round_to_bf16(up16.data(), dup_in.data(), count + offset);
+    be.round_to_bf16(dh16.data(), ddh.data(), count + offset);
     auto h = poisoned(be, count);
     Array dgate(be, std::vector<float>(std::size_t(count), 0.0f)), dup(be, dgate.download());
     DeviceArray<uint16_t> h16(be, count), dgate16(be, count), dup16(be, count);
-    be.swiglu_forward(h->data(), dgate_in.data(), dup_in.data(), count);
-    be.swiglu_backward(dgate.data(), dup.data(), ddh.data(), dgate_in.data(), dup_in.data(), count, false);
-    be.swiglu_forward_bf16(h16.data(), dgate_in.data(), dup_in.data(), count);
-    be.swiglu_backward_bf16(dgate16.data(), dup16.data(), ddh.data(), dgate_in.data(), dup_in.data(), count);
+    const float *g = dgate_in.data() + offset, *u = dup_in.data() + offset, *d = ddh.data() + offset;
+    be.swiglu_forward(h->data(), g, u, count);
+    be.swiglu_backward(dgate.data(), dup.data(), d, g, u, count, false);
+    be.swiglu_forward_bf16(h16.data(), gate16.data() + offset, up16.data() + offset, count);
+    be.swiglu_backward_bf16(dgate16.data(), dup16.data(), dh16.data() + offset, gate16.data() + offset,
+                            up16.data() + offset, count);
     CHECK(widen(h16.download()) == round_bf16(h->download()));
     CHECK(widen(dgate16.download()) == round_bf16(dgate.download()));
     CHECK(widen(dup16.download()) == round_bf16(dup.download()));
   }
-  // A view that is not 16-byte aligned takes the scalar path.
-  const int64_t count = 1001;
-  const auto gate = random_floats(std::size_t(count + 1), 80), up = random_floats(std::size_t(count + 1), 81);
-  Array dgate_in(gpu_bf16(), gate), dup_in(gpu_bf16(), up);
-  auto h = poisoned(gpu_bf16(), count);
-  DeviceArray<uint16_t> h16(gpu_bf16(), count);
-  gpu_bf16().swiglu_forward(h->data(), dgate_in.data() + 1, dup_in.data() + 1, count);
-  gpu_bf16().swiglu_forward_bf16(h16.data(), dgate_in.data() + 1, dup_in.data() + 1, count);
-  CHECK(widen(h16.download()) == round_bf16(h->download()));
+}
+
+TEST_CASE("shadows: products with bf16 outputs are the fp32-output products rounded") {
+  const int64_t n = 300, in = 96, out = 136;
+  const auto x = random_floats(std::size_t(n * in), 86), w = random_floats(std::size_t(out * in), 87, 0.1),
+             dy = random_floats(std::size_t(n * out), 88);
+  Backend& be = gpu_bf16();
+  Array dx(be, x), dw(be, w), ddy(be, dy);
+  auto y = poisoned(be, n * out), dxo = poisoned(be, n * in);
+  DeviceArray<uint16_t> y16(be, n * out), dx16(be, n * in);
+  be.matmul({y->data(), n, out}, {dx.data(), n, in}, {dw.data(), out, in});
+  be.matmul_bf16_output(y16.data(), {dx.data(), n, in}, {dw.data(), out, in});
+  be.matmul_backward_input({dxo->data(), n, in}, {ddy.data(), n, out}, {dw.data(), out, in}, false);
+  be.matmul_backward_input_bf16_output(dx16.data(), {ddy.data(), n, out}, {dw.data(), out, in});
+  // The same bf16 product; cuBLAS may sum in another order for another output type.
+  auto near = [](const std::vector<float>& got, const std::vector<float>& want) {
+    int64_t bad = 0;
+    for (std::size_t i = 0; i < want.size(); ++i)
+      if (!(std::abs(got[i] - want[i]) <= 8e-3f * std::abs(want[i]) + 1e-4f)) ++bad;
+    return bad;
+  };
+  CHECK(near(widen(y16.download()), y->download()) == 0);
+  CHECK(near(widen(dx16.download()), dxo->download()) == 0);
 }
 
 TEST_CASE("shadows: RMSNorm's bf16 shadows are its fp32 outputs rounded, on every path") {
