@@ -68,7 +68,7 @@ void bench(CudaBackend& be, const char* path, const AttentionShape& s, int repea
         *dk = buffers.make(kv_count, 8), *dv = buffers.make(kv_count, 9);
   const double forward_ms = median_ms(be, repeats, [&] { be.attention_forward(out, lse, q, k, v, s); });
   const double backward_ms =
-      median_ms(be, repeats, [&] { be.attention_backward(dq, dk, dv, dout, q, k, v, out, lse, s); });
+      median_ms(be, repeats, [&] { be.attention_backward(dq, dk, dv, dout, q, k, v, out, lse, s, false); });
   // Keys each query sees, summed over the sequence.
   double pairs = 0;
   for (int i = 0; i < s.seq; ++i) pairs += s.window > 0 ? std::min(i + 1, s.window) : i + 1;

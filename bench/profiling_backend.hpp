@@ -103,10 +103,10 @@ class ProfilingBackend final : public Backend {
     inner_.attention_forward(out, lse, q, k, v, shape);
   }
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                          const float* v, const float* out, const float* lse,
-                          const AttentionShape& shape) override {
+                          const float* v, const float* out, const float* lse, const AttentionShape& shape,
+                          bool accumulate) override {
     Timed timed(*this, "attention_backward");
-    inner_.attention_backward(dq, dk, dv, dout, q, k, v, out, lse, shape);
+    inner_.attention_backward(dq, dk, dv, dout, q, k, v, out, lse, shape, accumulate);
   }
   void kv_cache_write(float* k_cache, float* v_cache, const float* k, const float* v,
                       const AttentionShape& shape, int64_t capacity, int64_t position) override {
@@ -376,9 +376,9 @@ class ProfilingBackend final : public Backend {
     inner_.multiply_forward(out, a, b, count);
   }
   void multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
-                         int64_t count) override {
+                         int64_t count, bool accumulate) override {
     Timed timed(*this, "multiply_backward");
-    inner_.multiply_backward(da, db, dout, a, b, count);
+    inner_.multiply_backward(da, db, dout, a, b, count, accumulate);
   }
   void halves_difference_forward(Matrix out, ConstMatrix in, const float* lambda,
                                  float lambda_init) override {

@@ -331,12 +331,13 @@ class Backend {
 
   // Causal softmax attention. Saves the log-sum-exp of every score row
   // (lse: [batch, heads, seq]) so backward recomputes probabilities instead of
-  // storing a seq x seq matrix.
+  // storing a seq x seq matrix. The backward adds into dq, dk, dv when
+  // accumulate, else writes them.
   virtual void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                                  const AttentionShape& shape) = 0;
   virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                   const float* k, const float* v, const float* out, const float* lse,
-                                  const AttentionShape& shape) = 0;
+                                  const AttentionShape& shape, bool accumulate) = 0;
   // One decode step for `batch` sequences: q [batch, heads, head_dim] at
   // `position` attends to the cached keys of positions
   // max(0, position - window + 1) .. position. Caches are
@@ -753,13 +754,14 @@ class Backend {
                                    ActivationKind kind, bool accumulate) {
     unsupported("activation_backward", din, dout, in, count, kind, accumulate);
   }
-  // out = a * b elementwise; backward accumulates da += dout * b, db += dout * a.
+  // out = a * b elementwise; backward da (+)= dout * b, db (+)= dout * a
+  // (added when accumulate, else written).
   virtual void multiply_forward(float* out, const float* a, const float* b, int64_t count) {
     unsupported("multiply_forward", out, a, b, count);
   }
   virtual void multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
-                                 int64_t count) {
-    unsupported("multiply_backward", da, db, dout, a, b, count);
+                                 int64_t count, bool accumulate) {
+    unsupported("multiply_backward", da, db, dout, a, b, count, accumulate);
   }
   // The differential form of rec, ssm and gconv, whose inner channels come in
   // two halves: in [rows, 2W] -> out [rows, W],

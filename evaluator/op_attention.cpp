@@ -86,6 +86,7 @@ class AttentionOp final : public Operator {
           ": K/V feature sharing needs an sa source that owns its K and V with the same "
           "heads, kv_heads, window, qk_norm, rope, short_conv and differential form");
     source_ = src;
+    src->has_sharers_ = true;
   }
 
   void plan(Arena& arena, const PlanShape& s) override {
@@ -171,12 +172,13 @@ class AttentionOp final : public Operator {
       be.matmul({k_conv_[g].input(k_[g].raw, false), n_, hkv_}, xs, wk_.operand(hkv_, d_, g * hkv_ * d_));
       k_conv_[g].forward(be, k_[g].raw, batch_, seq_, false);
       project(be, k_[g], n_, k.kv_heads, k_norm_, batch_, seq_, 0);
-      zero_grads(be, k_[g], n_ * hkv_);  // feature sharers add into these before our backward
+      // Feature sharers add into these before our backward runs.
+      if (accumulates_attention_gradients()) zero_grads(be, k_[g], n_ * hkv_);
     }
     if (own_kv_) {
       be.matmul({v_conv_.input(v_, false), n_, hkv_}, xs, wv_.operand(hkv_, d_));
       v_conv_.forward(be, v_, batch_, seq_, false);
-      be.fill(dv_, n_ * hkv_, 0.0f);
+      if (accumulates_attention_gradients()) be.fill(dv_, n_ * hkv_, 0.0f);
     }
     const AttentionOp& f = features();
     for (int g = 0; g < groups_; ++g)
@@ -187,9 +189,10 @@ class AttentionOp final : public Operator {
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     const auto& k = knobs_;
+    const bool accumulate = accumulates_attention_gradients();
     for (int g = 0; g < groups_; ++g) {
       if (groups_ == 2) be.fill(datt_[g], n_ * hq_, 0.0f);  // differential_backward adds into both
-      zero_grads(be, q_[g], n_ * hq_);
+      if (accumulate) zero_grads(be, q_[g], n_ * hq_);
     }
     const float* out = groups_ == 2 ? mix_.normed : att_[0];
     float* dout = groups_ == 2 ? mix_.dnormed : datt_[0];
@@ -210,7 +213,7 @@ class AttentionOp final : public Operator {
     AttentionOp& f = features();
     for (int g = 0; g < groups_; ++g) {
       be.attention_backward(q_[g].d_rotated, f.k_[g].d_rotated, f.dv_, datt_[g], q_[g].rotated,
-                            f.k_[g].rotated, f.v_, att_[g], lse_[g], shape(batch_, seq_));
+                            f.k_[g].rotated, f.v_, att_[g], lse_[g], shape(batch_, seq_), accumulate);
       project_backward(be, q_[g], n_, k.heads, q_norm_);
       linear_backward(be, wq_, g, hq_, q_conv_[g].backward(be, q_[g].d_raw, batch_, seq_), x, dx);
     }
@@ -314,9 +317,7 @@ class AttentionOp final : public Operator {
   void gate_backward(Backend& be, float* dout, const float* out, OpInput x, float* dx) {
     Gate& gt = gate_;
     const int64_t count = n_ * hq_;
-    be.fill(dout, count, 0.0f);
-    be.fill(gt.ds, count, 0.0f);
-    be.multiply_backward(dout, gt.ds, gt.dgated, out, gt.s, count);
+    be.multiply_backward(dout, gt.ds, gt.dgated, out, gt.s, count, /*accumulate=*/false);
     be.activation_backward(gt.dz, gt.ds, gt.z, count, ActivationKind::sigmoid, /*accumulate=*/false);
     linear_backward(be, w_out_gate_, 0, hq_, gt.dz, x, dx);
   }
@@ -329,6 +330,12 @@ class AttentionOp final : public Operator {
     be.matmul_backward_weight({w.grad + g * rows * d_, rows, d_}, douts, {x.data, n_, d_, x.bf16});
     be.matmul_backward_input({dx, n_, d_}, douts, w.operand(rows, d_, g * rows * d_));
   }
+
+  // Whether attention_backward adds into its gradients (zeroed first) rather
+  // than writing them: where a sharer adds into our K and V gradients (its
+  // backward runs before ours), where we are a sharer, and in the
+  // differential form (both groups add into dv).
+  bool accumulates_attention_gradients() const { return has_sharers_ || !own_kv_ || groups_ == 2; }
 
   AttentionOp& features() { return source_ ? *source_ : *this; }
   const AttentionOp& features() const { return source_ ? *source_ : *this; }
@@ -405,6 +412,7 @@ class AttentionOp final : public Operator {
   bool own_kv_;
   std::string describe_;
   AttentionOp* source_ = nullptr;  // feature sharing: whose K and V we read
+  bool has_sharers_ = false;       // some later sa reads our K and V (share_features_from)
   Param wq_, wk_, wv_, wo_, q_norm_, k_norm_, lambda_, q_conv_w_, k_conv_w_, v_conv_w_, w_out_gate_;
   ShortConv q_conv_[2], k_conv_[2], v_conv_;
   Gate gate_, dec_gate_;

@@ -86,16 +86,16 @@ class DeltaNetOp final : public Operator {
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     Rows& r = train_;
     const int64_t nw = n_ * width_, nh = n_ * heads_, rows = n_ * heads_;
-    // dgated, dzg, dzb, dout, dq_act, dk_act and the convolutions' output
-    // gradients are written by their first step (the out projection, the
-    // activations, the norms), not zeroed.
-    for (float* b : {r.don, r.dsg, r.dq, r.dk, r.dv}) be.fill(b, nw, 0.0f);
+    // dgated, don, dsg, dzg, dzb, dout, dq_act, dk_act and the convolutions'
+    // output gradients are written by their first step (the out projection,
+    // the product, the activations, the norms), not zeroed.
+    for (float* b : {r.dq, r.dk, r.dv}) be.fill(b, nw, 0.0f);
     be.fill(r.dbeta, nh, 0.0f);
     if (knobs_.gated)
       for (float* b : {r.dla, r.dza}) be.fill(b, nh, 0.0f);
     // y = gated Wo^T, gated = rmsnorm(o) * silu(zg).
     WeightRows{&wo_, 0, d_, width_}.backward(be, dy, r.gated, r.dgated, n_, /*accumulate_dx=*/false);
-    be.multiply_backward(r.don, r.dsg, r.dgated, r.on, r.sg, nw);
+    be.multiply_backward(r.don, r.dsg, r.dgated, r.on, r.sg, nw, /*accumulate=*/false);
     be.activation_backward(r.dzg, r.dsg, r.zg, nw, ActivationKind::silu, /*accumulate=*/false);
     WeightRows{&w_out_gate_, 0, width_, d_}.backward(be, r.dzg, x, dx, n_);
     be.rmsnorm_backward({r.dout, rows, hd_}, o_norm_.grad, {r.don, rows, hd_}, {r.o, rows, hd_},

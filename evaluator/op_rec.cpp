@@ -66,11 +66,10 @@ class RecOp final : public Operator {
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
     zero_all(be, {du_, dga_, dgi_}, n_ * wi_);  // dxb is written by the convolution
-    be.fill(dgy_, n_ * w_, 0.0f);
     WeightRows{&w_out_, 0, d_, w_}.backward(be, dy, t_.o, do_, n_, /*accumulate_dx=*/false);
-    const auto gate_backward = [&](float* dcombined) {  // o = GeLU(x W_y^T) * h; multiply_backward adds
-      be.fill(dcombined, n_ * w_, 0.0f);
-      be.multiply_backward(dgy_, dcombined, do_, t_.gy, halves_.combined(t_.mixed, t_.h), n_ * w_);
+    const auto gate_backward = [&](float* dcombined) {  // o = GeLU(x W_y^T) * h: dgy and dcombined written
+      be.multiply_backward(dgy_, dcombined, do_, t_.gy, halves_.combined(t_.mixed, t_.h), n_ * w_,
+                           /*accumulate=*/false);
     };
     halves_.backward(be, gate_backward, dh_, dmixed_, t_.h, n_);
     be.activation_backward(dyb_, dgy_, t_.yb, n_ * w_, ActivationKind::gelu_tanh, /*accumulate=*/false);

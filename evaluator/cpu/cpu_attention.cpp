@@ -116,10 +116,18 @@ LIVS_CPU_CLONES void forward_block(int64_t b, int64_t h, int64_t i0, int64_t i1,
 // chunks in order, so each dk/dv/dq element is summed in a fixed order.
 LIVS_CPU_CLONES void backward_group(int64_t b, int64_t kvh, float* dq, float* dk, float* dv,
                                     const float* dout, const float* q, const float* k, const float* v,
-                                    const float* out, const float* lse, const AttentionShape& s) {
+                                    const float* out, const float* lse, const AttentionShape& s,
+                                    bool accumulate) {
   const int64_t hd = s.head_dim, T = s.seq, H = s.heads, KV = s.kv_heads;
   const int64_t group = H / KV, q_stride = H * hd, kv_stride = KV * hd;
   auto kv_offset = [&](int64_t j) { return ((b * T + j) * KV + kvh) * hd; };
+  if (!accumulate)  // written: this task owns the dk, dv rows of its kv head and the dq rows of its group
+    for (int64_t j = 0; j < T; ++j) {
+      std::fill_n(dk + kv_offset(j), hd, 0.0f);
+      std::fill_n(dv + kv_offset(j), hd, 0.0f);
+      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
+        std::fill_n(dq + ((b * T + j) * H + h) * hd, hd, 0.0f);
+    }
   float probs[kQueryBlock * kChunk], dscores[kQueryBlock * kChunk];
   float delta[kQueryBlock];
   for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
@@ -188,15 +196,17 @@ void CpuBackend::attention_forward(float* out, float* lse, const float* q, const
 }
 
 // With p = softmax row, dp_j = dout.v_j, D = dout.out:
-//   ds_j = p_j (dp_j - D);  dq += scale ds_j k_j;  dk_j += scale ds_j q;  dv_j += p_j dout.
+//   ds_j = p_j (dp_j - D);  dq += scale ds_j k_j;  dk_j += scale ds_j q;  dv_j += p_j dout
+// (into zeros first when the gradients are written, not accumulated).
 // One task per (batch, kv head) owns every dk/dv row it writes and visits its
 // query heads and rows in order, so the sums have a fixed order.
 void CpuBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                     const float* k, const float* v, const float* out, const float* lse,
-                                    const AttentionShape& s) {
+                                    const AttentionShape& s, bool accumulate) {
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, int64_t(s.batch) * s.kv_heads, 1), [&](const auto& r) {
     for (int64_t task = r.begin(); task != r.end(); ++task)
-      backward_group(task / s.kv_heads, task % s.kv_heads, dq, dk, dv, dout, q, k, v, out, lse, s);
+      backward_group(task / s.kv_heads, task % s.kv_heads, dq, dk, dv, dout, q, k, v, out, lse, s,
+                     accumulate);
   });
 }
 

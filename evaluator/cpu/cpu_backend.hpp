@@ -45,8 +45,8 @@ class CpuBackend final : public Backend {
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                          const AttentionShape& shape) override;
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                          const float* v, const float* out, const float* lse,
-                          const AttentionShape& shape) override;
+                          const float* v, const float* out, const float* lse, const AttentionShape& shape,
+                          bool accumulate) override;
   void kv_cache_write(float* k_cache, float* v_cache, const float* k, const float* v,
                       const AttentionShape& shape, int64_t capacity, int64_t position) override;
   void attention_decode(float* out, const float* q, const float* k_cache, const float* v_cache,
@@ -109,7 +109,7 @@ class CpuBackend final : public Backend {
                            bool accumulate) override;
   void multiply_forward(float* out, const float* a, const float* b, int64_t count) override;
   void multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
-                         int64_t count) override;
+                         int64_t count, bool accumulate) override;
   void halves_difference_forward(Matrix out, ConstMatrix in, const float* lambda, float lambda_init) override;
   void halves_difference_backward(Matrix din, float* dlambda, ConstMatrix dout, ConstMatrix in,
                                   const float* lambda, float lambda_init) override;

@@ -77,11 +77,11 @@ void CpuBackend::multiply_forward(float* out, const float* a, const float* b, in
 }
 
 void CpuBackend::multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
-                                   int64_t count) {
+                                   int64_t count, bool accumulate) {
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, count, kGrain), [&](const auto& r) {
     for (int64_t i = r.begin(); i != r.end(); ++i) {
-      da[i] += dout[i] * b[i];
-      db[i] += dout[i] * a[i];
+      da[i] = (accumulate ? da[i] : 0.0f) + dout[i] * b[i];
+      db[i] = (accumulate ? db[i] : 0.0f) + dout[i] * a[i];
     }
   });
 }

@@ -2,7 +2,8 @@
 // recomputed from the saved log-sum-exp, dp_ij = dout_i.v_j and
 // delta_i = dout_i.out_i:
 //   ds_ij = p_ij (dp_ij - delta_i) scale;  dq_i += sum_j ds_ij k_j;
-//   dk_j += sum_i ds_ij q_i;  dv_j += sum_i p_ij dout_i.
+//   dk_j += sum_i ds_ij q_i;  dv_j += sum_i p_ij dout_i
+// (each gradient row has one owner warp: added into the output, or written).
 // Two kernels so that every gradient row has one owner (no atomics, a fixed
 // summation order): dq with a warp per query row over key tiles, dk/dv with
 // a warp per key row over the query tiles of every head of its KV group.
@@ -42,7 +43,7 @@ __global__ void attention_delta_kernel(float* delta, const float* dout, const fl
 template <int kDims>
 __global__ void __launch_bounds__(kRows* kWarpSize)
     attention_backward_dq_kernel(float* dq, const float* dout, const float* q, const float* k, const float* v,
-                                 const float* lse, const float* delta, AttentionShape s) {
+                                 const float* lse, const float* delta, AttentionShape s, bool accumulate) {
   extern __shared__ float smem[];
   const int hd = s.head_dim, T = s.seq, H = s.heads, KV = s.kv_heads, stride = hd + 1;
   float* qs = smem;                 // [kRows][hd]
@@ -102,7 +103,7 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
   float* dqr = dq + ((int64_t(b) * T + i) * H + h) * hd;
   for (int c = 0; c < kDims; ++c) {
     const int d = lane + c * kWarpSize;
-    if (d < hd) dqr[d] += acc[c];
+    if (d < hd) dqr[d] = accumulate ? dqr[d] + acc[c] : acc[c];
   }
 }
 
@@ -111,7 +112,8 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
 template <int kDims>
 __global__ void __launch_bounds__(kRows* kWarpSize)
     attention_backward_dkdv_kernel(float* dk, float* dv, const float* dout, const float* q, const float* k,
-                                   const float* v, const float* lse, const float* delta, AttentionShape s) {
+                                   const float* v, const float* lse, const float* delta, AttentionShape s,
+                                   bool accumulate) {
   extern __shared__ float smem[];
   const int hd = s.head_dim, T = s.seq, H = s.heads, KV = s.kv_heads, stride = hd + 1;
   const int group = H / KV;
@@ -186,8 +188,8 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
   for (int c = 0; c < kDims; ++c) {
     const int d = lane + c * kWarpSize;
     if (d < hd) {
-      dk[at + d] += dk_acc[c];
-      dv[at + d] += dv_acc[c];
+      dk[at + d] = accumulate ? dk[at + d] + dk_acc[c] : dk_acc[c];
+      dv[at + d] = accumulate ? dv[at + d] + dv_acc[c] : dv_acc[c];
     }
   }
 }
@@ -196,10 +198,10 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
 
 void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const float* out, const float* lse,
-                        void* scratch, const AttentionShape& s, bool tensor_cores) {
+                        void* scratch, const AttentionShape& s, bool tensor_cores, bool accumulate) {
   if (s.batch <= 0 || s.seq <= 0) return;
   if (tensor_cores && attention_tc_supported(s, {dq, dk, dv, dout, q, k, v, out, scratch}))
-    return attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s);
+    return attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate);
   const int64_t rows = int64_t(s.batch) * s.heads * s.seq;
   const unsigned delta_blocks = unsigned((rows + kRows - 1) / kRows);
   auto* delta = static_cast<float*>(scratch);
@@ -212,13 +214,13 @@ void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, co
     auto dq_kernel = attention_backward_dq_kernel<kDims>;
     allow_shared_memory(dq_kernel, tiles);
     dq_kernel<<<dim3(row_blocks, unsigned(s.heads), unsigned(s.batch)), kRows * kWarpSize, tiles, stream>>>(
-        dq, dout, q, k, v, lse, delta, s);
+        dq, dout, q, k, v, lse, delta, s, accumulate);
     LIVS_CUDA_CHECK_LAUNCH();
     auto dkdv_kernel = attention_backward_dkdv_kernel<kDims>;
     const std::size_t dkdv_bytes = tiles + sizeof(float) * 2 * kTile;
     allow_shared_memory(dkdv_kernel, dkdv_bytes);
     dkdv_kernel<<<dim3(row_blocks, unsigned(s.kv_heads), unsigned(s.batch)), kRows * kWarpSize, dkdv_bytes,
-                  stream>>>(dk, dv, dout, q, k, v, lse, delta, s);
+                  stream>>>(dk, dv, dout, q, k, v, lse, delta, s, accumulate);
     LIVS_CUDA_CHECK_LAUNCH();
   });
 }

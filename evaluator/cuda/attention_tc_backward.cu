@@ -62,7 +62,8 @@ template <int kHd, int kWarps, int kM, int kMinBlocks, int kOther>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     attention_tc_dkdv_kernel(float* dk, float* dv, __nv_bfloat16* k16, __nv_bfloat16* v16,
                              const __nv_bfloat16* dout, const __nv_bfloat16* q, const float* k,
-                             const float* v, const float* lse, const float* delta, AttentionShape s) {
+                             const float* v, const float* lse, const float* delta, AttentionShape s,
+                             bool accumulate) {
   constexpr int kThreads = kWarps * 32, kWarpRows = kM * kMmaRows, kKeys = kWarps * kWarpRows,
                 kS = stride<kHd>(), kQueries = kOther;
   static_assert(kQueries <= kThreads, "one thread per query row fetches lse and delta");
@@ -189,10 +190,15 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       for (int n = 0; n < kHd / 8; ++n) {
         auto* dkp = reinterpret_cast<float2*>(dk + at + n * 8);
         auto* dvp = reinterpret_cast<float2*>(dv + at + n * 8);
-        const float2 dk_old = *dkp, dv_old = *dvp;
-        *dkp = make_float2(dk_old.x + dk_acc[mi][n][2 * r] * s.scale,
-                           dk_old.y + dk_acc[mi][n][2 * r + 1] * s.scale);
-        *dvp = make_float2(dv_old.x + dv_acc[mi][n][2 * r], dv_old.y + dv_acc[mi][n][2 * r + 1]);
+        float2 dk_new = make_float2(dk_acc[mi][n][2 * r] * s.scale, dk_acc[mi][n][2 * r + 1] * s.scale),
+               dv_new = make_float2(dv_acc[mi][n][2 * r], dv_acc[mi][n][2 * r + 1]);
+        if (accumulate) {
+          const float2 dk_old = *dkp, dv_old = *dvp;
+          dk_new = make_float2(dk_old.x + dk_new.x, dk_old.y + dk_new.y);
+          dv_new = make_float2(dv_old.x + dv_new.x, dv_old.y + dv_new.y);
+        }
+        *dkp = dk_new;
+        *dvp = dv_new;
       }
     }
 }
@@ -203,7 +209,7 @@ template <int kHd, int kWarps, int kM, int kMinBlocks, int kOther>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     attention_tc_dq_kernel(float* dq, const __nv_bfloat16* dout, const __nv_bfloat16* q,
                            const __nv_bfloat16* k, const __nv_bfloat16* v, const float* lse,
-                           const float* delta, AttentionShape s) {
+                           const float* delta, AttentionShape s, bool accumulate) {
   constexpr int kThreads = kWarps * 32, kWarpRows = kM * kMmaRows, kRows = kWarps * kWarpRows,
                 kS = stride<kHd>(), kKeys = kOther;
   extern __shared__ __align__(16) unsigned char smem_bytes[];
@@ -305,8 +311,12 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 #pragma unroll
       for (int n = 0; n < kHd / 8; ++n) {
         auto* p = reinterpret_cast<float2*>(dqr + n * 8);
-        const float2 old = *p;
-        *p = make_float2(old.x + dq_acc[mi][n][2 * r] * s.scale, old.y + dq_acc[mi][n][2 * r + 1] * s.scale);
+        float2 dq_new = make_float2(dq_acc[mi][n][2 * r] * s.scale, dq_acc[mi][n][2 * r + 1] * s.scale);
+        if (accumulate) {
+          const float2 old = *p;
+          dq_new = make_float2(old.x + dq_new.x, old.y + dq_new.y);
+        }
+        *p = dq_new;
       }
     }
 }
@@ -388,7 +398,7 @@ struct Config {
 template <class DkDv, class Dq>
 void launch_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout, const float* q,
                      const float* k, const float* v, const float* out, const float* lse, void* scratch,
-                     const AttentionShape& s) {
+                     const AttentionShape& s, bool accumulate) {
   constexpr int kHd = DkDv::hd;
   static_assert(Dq::hd == kHd, "one head_dim");
   constexpr std::size_t kRowBytes = sizeof(__nv_bfloat16) * stride<kHd>();
@@ -405,7 +415,7 @@ void launch_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const
   allow_shared_memory(dkdv_kernel, dkdv_bytes);
   const dim3 dkdv_grid(unsigned((s.seq + kKeys - 1) / kKeys), unsigned(s.kv_heads), unsigned(s.batch));
   dkdv_kernel<<<dkdv_grid, DkDv::warps * 32, dkdv_bytes, stream>>>(dk, dv, in16.k, in16.v, in16.dout, in16.q,
-                                                                   k, v, lse, in16.delta, s);
+                                                                   k, v, lse, in16.delta, s, accumulate);
   LIVS_CUDA_CHECK_LAUNCH();
 
   auto dq_kernel = attention_tc_dq_kernel<kHd, Dq::warps, Dq::m_tiles, Dq::min_blocks, Dq::other>;
@@ -414,7 +424,7 @@ void launch_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const
   allow_shared_memory(dq_kernel, dq_bytes);
   const dim3 dq_grid(unsigned((s.seq + kRows - 1) / kRows), unsigned(s.heads), unsigned(s.batch));
   dq_kernel<<<dq_grid, Dq::warps * 32, dq_bytes, stream>>>(dq, in16.dout, in16.q, in16.k, in16.v, lse,
-                                                           in16.delta, s);
+                                                           in16.delta, s, accumulate);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -431,23 +441,23 @@ std::size_t attention_tc_backward_scratch_bytes(const AttentionShape& s) {
 
 void attention_tc_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                            const float* q, const float* k, const float* v, const float* out, const float* lse,
-                           void* scratch, const AttentionShape& s) {
+                           void* scratch, const AttentionShape& s, bool accumulate) {
   if (s.batch <= 0 || s.seq <= 0) return;
   // Chosen by timing variants on an H100 at B 16, T 1024, d 512 (docs/architecture.md):
   // Config<head_dim, warps, m-tiles per warp, min blocks per SM, other-side rows>.
   switch (s.head_dim) {
     case 16:
-      return launch_backward<Config<16, 4, 1, 3, 64>, Config<16, 8, 1, 2, 64>>(stream, dq, dk, dv, dout, q, k,
-                                                                               v, out, lse, scratch, s);
+      return launch_backward<Config<16, 4, 1, 3, 64>, Config<16, 8, 1, 2, 64>>(
+          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate);
     case 32:
-      return launch_backward<Config<32, 4, 1, 4, 64>, Config<32, 4, 2, 3, 32>>(stream, dq, dk, dv, dout, q, k,
-                                                                               v, out, lse, scratch, s);
+      return launch_backward<Config<32, 4, 1, 4, 64>, Config<32, 4, 2, 3, 32>>(
+          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate);
     case 64:
-      return launch_backward<Config<64, 4, 1, 4, 32>, Config<64, 4, 1, 3, 32>>(stream, dq, dk, dv, dout, q, k,
-                                                                               v, out, lse, scratch, s);
+      return launch_backward<Config<64, 4, 1, 4, 32>, Config<64, 4, 1, 3, 32>>(
+          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate);
     case 128:
-      return launch_backward<Config<128, 4, 1, 1, 32>, Config<128, 4, 1, 1, 32>>(stream, dq, dk, dv, dout, q,
-                                                                                 k, v, out, lse, scratch, s);
+      return launch_backward<Config<128, 4, 1, 1, 32>, Config<128, 4, 1, 1, 32>>(
+          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate);
     default:
       throw std::invalid_argument("tensor-core attention: head_dim " + std::to_string(s.head_dim) +
                                   " is not 16, 32, 64 or 128");

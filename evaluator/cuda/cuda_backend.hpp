@@ -92,8 +92,8 @@ class CudaBackend final : public Backend {
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                          const AttentionShape& shape) override;
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                          const float* v, const float* out, const float* lse,
-                          const AttentionShape& shape) override;
+                          const float* v, const float* out, const float* lse, const AttentionShape& shape,
+                          bool accumulate) override;
   void kv_cache_write(float* k_cache, float* v_cache, const float* k, const float* v,
                       const AttentionShape& shape, int64_t capacity, int64_t position) override;
   void attention_decode(float* out, const float* q, const float* k_cache, const float* v_cache,
@@ -227,7 +227,7 @@ class CudaBackend final : public Backend {
                           const float* a_log, const float* dt_bias, int64_t rows, int heads) override;
   void multiply_forward(float* out, const float* a, const float* b, int64_t count) override;
   void multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
-                         int64_t count) override;
+                         int64_t count, bool accumulate) override;
   void add_bias(Matrix y, const float* bias) override;
   void bias_backward(float* dbias, ConstMatrix dy) override;
   // The LM head on bf16 logits in bf16 mode when they are large (cuda_lm_head.cpp).

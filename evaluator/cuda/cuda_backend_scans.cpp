@@ -82,8 +82,8 @@ void CudaBackend::multiply_forward(float* out, const float* a, const float* b, i
   cuda::multiply_forward(stream_, out, a, b, count);
 }
 void CudaBackend::multiply_backward(float* da, float* db, const float* dout, const float* a, const float* b,
-                                    int64_t count) {
-  cuda::multiply_backward(stream_, da, db, dout, a, b, count);
+                                    int64_t count, bool accumulate) {
+  cuda::multiply_backward(stream_, da, db, dout, a, b, count, accumulate);
 }
 void CudaBackend::add_bias(Matrix y, const float* bias) { cuda::add_bias(stream_, y, bias); }
 void CudaBackend::bias_backward(float* dbias, ConstMatrix dy) {

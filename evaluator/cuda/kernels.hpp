@@ -62,7 +62,8 @@ void rope_backward(cudaStream_t stream, float* din, const float* dout, const flo
 // attention.cu (forward and decode) and attention_backward.cu.
 // The backward's scratch: attention_backward_scratch_bytes(shape,
 // tensor_cores) bytes, 16-byte aligned (delta per query row; with tensor
-// cores also bf16 copies of q, k, v, dout). With tensor_cores, the forward
+// cores also bf16 copies of q, k, v, dout); it adds into dq, dk, dv when
+// accumulate, else writes them. With tensor_cores, the forward
 // and backward run the bf16 tensor-core kernels (attention_tc_*.cu) where
 // they apply (head_dim 16, 32, 64, 128; 16-byte aligned views), else the
 // exact fp32 SIMT kernels.
@@ -70,7 +71,7 @@ void attention_forward(cudaStream_t stream, float* out, float* lse, const float*
                        const float* v, const AttentionShape& shape, bool tensor_cores);
 void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const float* out, const float* lse,
-                        void* scratch, const AttentionShape& shape, bool tensor_cores);
+                        void* scratch, const AttentionShape& shape, bool tensor_cores, bool accumulate);
 std::size_t attention_backward_scratch_bytes(const AttentionShape& shape, bool tensor_cores);
 void kv_cache_write(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v,
                     const AttentionShape& shape, int64_t capacity, int64_t position);
@@ -116,7 +117,7 @@ void activation_backward(cudaStream_t stream, float* din, const float* dout, con
                          ActivationKind kind, bool accumulate);
 void multiply_forward(cudaStream_t stream, float* out, const float* a, const float* b, int64_t count);
 void multiply_backward(cudaStream_t stream, float* da, float* db, const float* dout, const float* a,
-                       const float* b, int64_t count);
+                       const float* b, int64_t count, bool accumulate);
 void add_bias(cudaStream_t stream, Matrix y, const float* bias);
 void bias_backward(cudaStream_t stream, float* dbias, ConstMatrix dy, float* partials);
 void feature_map_forward(cudaStream_t stream, float* out, const float* in, int64_t count,

@@ -139,19 +139,21 @@ __global__ void multiply_forward_kernel(float* out, const float* a, const float*
       count, vector, [&](int64_t i) { store4(out, i, f4(mul, load4(a, i), load4(b, i))); },
       [&](int64_t i) { out[i] = a[i] * b[i]; });
 }
+// da (+)= dout * b, db (+)= dout * a (kAccumulate: added; else written without reading them).
+template <bool kAccumulate>
 __global__ void multiply_backward_kernel(float* da, float* db, const float* dout, const float* a,
                                          const float* b, int64_t count, bool vector) {
-  auto step = [](float acc, float d, float other) { return acc + d * other; };
+  auto step = [](float acc, float d, float other) { return kAccumulate ? acc + d * other : d * other; };
   grid_stride_quads(
       count, vector,
       [&](int64_t i) {
         const float4 d = load4(dout, i), av = load4(a, i), bv = load4(b, i);
-        store4(da, i, f4(step, load4(da, i), d, bv));
-        store4(db, i, f4(step, load4(db, i), d, av));
+        store4(da, i, f4(step, kAccumulate ? load4(da, i) : float4{}, d, bv));
+        store4(db, i, f4(step, kAccumulate ? load4(db, i) : float4{}, d, av));
       },
       [&](int64_t i) {
-        da[i] = step(da[i], dout[i], b[i]);
-        db[i] = step(db[i], dout[i], a[i]);
+        da[i] = step(kAccumulate ? da[i] : 0.0f, dout[i], b[i]);
+        db[i] = step(kAccumulate ? db[i] : 0.0f, dout[i], a[i]);
       });
 }
 __global__ void add_bias_kernel(float* y, const float* bias, int64_t count, int64_t cols) {
@@ -238,10 +240,14 @@ void multiply_forward(cudaStream_t stream, float* out, const float* a, const flo
   LIVS_CUDA_CHECK_LAUNCH();
 }
 void multiply_backward(cudaStream_t stream, float* da, float* db, const float* dout, const float* a,
-                       const float* b, int64_t count) {
+                       const float* b, int64_t count, bool accumulate) {
   if (count <= 0) return;
-  multiply_backward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(da, db, dout, a, b, count,
-                                                                          aligned16(da, db, dout, a, b));
+  const unsigned blocks = grid_for((count + 3) / 4);
+  const bool vector = aligned16(da, db, dout, a, b);
+  if (accumulate)
+    multiply_backward_kernel<true><<<blocks, 256, 0, stream>>>(da, db, dout, a, b, count, vector);
+  else
+    multiply_backward_kernel<false><<<blocks, 256, 0, stream>>>(da, db, dout, a, b, count, vector);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 void add_bias(cudaStream_t stream, Matrix y, const float* bias) {

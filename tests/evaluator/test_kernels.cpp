@@ -192,7 +192,16 @@ TEST_CASE("attention backward against finite differences (GQA with a window, glo
     };
     loss();
     be.attention_backward(dq.data(), dk.data(), dv.data(), r.data(), q.data(), k.data(), v.data(), out.data(),
-                          lse.data(), s);
+                          lse.data(), s, /*accumulate=*/true);
+    // Written (accumulate false) over NaN-filled buffers: the same values
+    // (before the finite differences move the inputs).
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> wq(dq.size(), nan), wk(dk.size(), nan), wv(dv.size(), nan);
+    be.attention_backward(wq.data(), wk.data(), wv.data(), r.data(), q.data(), k.data(), v.data(), out.data(),
+                          lse.data(), s, /*accumulate=*/false);
+    CHECK(wq == dq);
+    CHECK(wk == dk);
+    CHECK(wv == dv);
     check_gradient("attention dq", q.data(), dq, loss);
     check_gradient("attention dk", k.data(), dk, loss);
     check_gradient("attention dv", v.data(), dv, loss);
@@ -315,9 +324,9 @@ TEST_CASE("gated convolution equals the products and the convolution it fuses, b
     be.multiply_forward(cz.data(), c.data(), conv.data(), rows * C);
     std::vector<float> db(rows * C, 0.0f), dc(rows * C, 0.0f), dxt(rows * C, 0.0f), dbx(rows * C, 0.0f),
         dconv(rows * C, 0.0f), dw_parts(C * s.kernel, 0.5f);
-    be.multiply_backward(dc.data(), dconv.data(), dout.data(), c.data(), conv.data(), rows * C);
+    be.multiply_backward(dc.data(), dconv.data(), dout.data(), c.data(), conv.data(), rows * C, true);
     be.causal_conv_backward(dbx.data(), dw_parts.data(), nullptr, dconv.data(), bx.data(), w.data(), s, true);
-    be.multiply_backward(db.data(), dxt.data(), dbx.data(), b.data(), xt.data(), rows * C);
+    be.multiply_backward(db.data(), dxt.data(), dbx.data(), b.data(), xt.data(), rows * C, true);
 
     std::vector<float> out(rows * C, -7.0f), dbcx(rows * 3 * C, -7.0f), dw(C * s.kernel, 0.5f);
     be.gated_conv_forward(out.data(), bcx.data(), w.data(), nullptr, s);

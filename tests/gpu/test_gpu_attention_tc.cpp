@@ -84,14 +84,18 @@ Outputs run_backward(Backend& be, const AttentionShape& s, const Inputs& in, con
   Array q(be, in.q), k(be, in.k), v(be, in.v), dout(be, in.dout), o(be, out), l(be, lse);
   Array dq(be, dq_start), dk(be, dk_start), dv(be, dv_start);
   be.attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), o.data(),
-                        l.data(), s);
+                        l.data(), s, /*accumulate=*/true);
   auto minus = [](std::vector<float> got, const std::vector<float>& start) {
     for (std::size_t i = 0; i < got.size(); ++i) got[i] -= start[i];
     return got;
   };
-  return Outputs{{"dq", minus(dq.download(), dq_start)},
-                 {"dk", minus(dk.download(), dk_start)},
-                 {"dv", minus(dv.download(), dv_start)}};
+  // And written over NaN-filled buffers (as the model calls it): every element must be written.
+  auto dq_w = poisoned(be, q_count(s)), dk_w = poisoned(be, kv_count(s)), dv_w = poisoned(be, kv_count(s));
+  be.attention_backward(dq_w->data(), dk_w->data(), dv_w->data(), dout.data(), q.data(), k.data(), v.data(),
+                        o.data(), l.data(), s, /*accumulate=*/false);
+  return Outputs{{"dq", minus(dq.download(), dq_start)}, {"dk", minus(dk.download(), dk_start)},
+                 {"dv", minus(dv.download(), dv_start)}, {"dq written", dq_w->download()},
+                 {"dk written", dk_w->download()},       {"dv written", dv_w->download()}};
 }
 
 std::string shape_name(const AttentionShape& s) {

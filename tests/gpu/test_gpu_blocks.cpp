@@ -78,13 +78,18 @@ TEST_CASE("activations, products, biases and feature maps") {
         Array da(be, x), db(be, y), dbias_in(be, bias), biased(be, x);
         auto out = poisoned(be, n);
         auto dda = accumulator(be, n, 105), ddb = accumulator(be, n, 106), dbias = accumulator(be, cols, 107);
+        auto dda_written = poisoned(be, n), ddb_written = poisoned(be, n);
         be.multiply_forward(out->data(), da.data(), db.data(), n);
-        be.multiply_backward(dda->data(), ddb->data(), db.data(), da.data(), db.data(), n);
+        be.multiply_backward(dda->data(), ddb->data(), db.data(), da.data(), db.data(), n, true);
+        be.multiply_backward(dda_written->data(), ddb_written->data(), db.data(), da.data(), db.data(), n,
+                             false);
         be.add_bias({biased.data(), rows, cols}, dbias_in.data());
         be.bias_backward(dbias->data(), {db.data(), rows, cols});
         return Outputs{{"product", out->download()},
                        {"da", dda->download()},
                        {"db", ddb->download()},
+                       {"da written", dda_written->download()},
+                       {"db written", ddb_written->download()},
                        {"biased", biased.download()},
                        {"dbias", dbias->download()}};
       },

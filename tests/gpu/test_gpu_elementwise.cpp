@@ -255,7 +255,7 @@ TEST_CASE("elementwise: activations, feature maps and products on odd counts and
             be.feature_map_backward(dfmap.data(), dy.data(), dx.data(), n, FeatureMapKind::elu_plus_one,
                                     /*accumulate=*/true);
             be.multiply_forward(product.data(), dx.data(), dy.data(), n);
-            be.multiply_backward(da.data(), db.data(), dy.data(), dx.data(), dy.data(), n);
+            be.multiply_backward(da.data(), db.data(), dy.data(), dx.data(), dy.data(), n, true);
             return Outputs{{"activation", act.download()},
                            {"activation backward", dact.download()},
                            {"feature map", fmap.download()},

@@ -235,9 +235,16 @@ TEST_CASE("attention backward from the saved log-sum-exp") {
           Array dq_in(be, q), dk_in(be, k), dv_in(be, v), ddout(be, dout), dout_fwd(be, out), dlse(be, lse);
           auto dq = accumulator(be, q_count(s), 30), dk = accumulator(be, kv_count(s), 31),
                dv = accumulator(be, kv_count(s), 32);
+          auto dq_w = poisoned(be, q_count(s)), dk_w = poisoned(be, kv_count(s)),
+               dv_w = poisoned(be, kv_count(s));
           be.attention_backward(dq->data(), dk->data(), dv->data(), ddout.data(), dq_in.data(), dk_in.data(),
-                                dv_in.data(), dout_fwd.data(), dlse.data(), s);
-          return Outputs{{"dq", dq->download()}, {"dk", dk->download()}, {"dv", dv->download()}};
+                                dv_in.data(), dout_fwd.data(), dlse.data(), s, /*accumulate=*/true);
+          be.attention_backward(dq_w->data(), dk_w->data(), dv_w->data(), ddout.data(), dq_in.data(),
+                                dk_in.data(), dv_in.data(), dout_fwd.data(), dlse.data(), s,
+                                /*accumulate=*/false);
+          return Outputs{{"dq", dq->download()},           {"dk", dk->download()},
+                         {"dv", dv->download()},           {"dq written", dq_w->download()},
+                         {"dk written", dk_w->download()}, {"dv written", dv_w->download()}};
         },
         kAttentionTolerance);
   }
