@@ -139,7 +139,7 @@ struct Problem {
 
   // The production forward: out and lse as the reference and the backward
   // variants want them (a forward variant may leave other bits behind).
-  void forward() { attention_tc_forward(nullptr, out.data, lse.data, q.data, k.data, v.data, s); }
+  void forward() { attention_tc_forward(nullptr, out.data, nullptr, lse.data, q.data, k.data, v.data, s); }
   std::size_t q_count() const { return std::size_t(s.batch) * s.seq * s.heads * s.head_dim; }
   std::size_t kv_count() const { return std::size_t(s.batch) * s.seq * s.kv_heads * s.head_dim; }
   void backward() {  // written, as the model calls it (no zeroing)
@@ -231,9 +231,10 @@ void run(int batch, int seq, int heads, int repeats) {
   auto dq_difference = [](Problem& p) { return max_relative_difference(p.dq.download(), p.want_dq); };
 
   constexpr Staging kAsync = Staging::async_copy, kRegisters = Staging::registers;
-#define FORWARD(W, M, B, S, K)                                                                              \
-  forward(#W "," #M "," #B "," #S "," #K, [](Problem& p) {                                                  \
-    launch_forward<kHd, W, M, B, S, K>(nullptr, p.out.data, p.lse.data, p.q.data, p.k.data, p.v.data, p.s); \
+#define FORWARD(W, M, B, S, K)                                                                       \
+  forward(#W "," #M "," #B "," #S "," #K, [](Problem& p) {                                           \
+    launch_forward<kHd, W, M, B, S, K>(nullptr, p.out.data, nullptr, p.lse.data, p.q.data, p.k.data, \
+                                       p.v.data, p.s);                                               \
   })
 #define DKDV(W, M, B, O) \
   backward_part("dkdv", #W "," #M "," #B "," #O, launch_dkdv<kHd, W, M, B, O>, dkdv_difference)

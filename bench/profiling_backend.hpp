@@ -92,15 +92,20 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "rope_forward");
     inner_.rope_forward(out, in, cos, sin, shape);
   }
+  void rope_backward_bf16(void* din16, const float* dout, const float* cos, const float* sin,
+                          const RopeShape& shape) override {
+    Timed timed(*this, "rope_backward");
+    inner_.rope_backward_bf16(din16, dout, cos, sin, shape);
+  }
   void rope_backward(float* din, const float* dout, const float* cos, const float* sin,
                      const RopeShape& shape) override {
     Timed timed(*this, "rope_backward");
     inner_.rope_backward(din, dout, cos, sin, shape);
   }
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
-                         const AttentionShape& shape) override {
+                         const AttentionShape& shape, void* out16 = nullptr) override {
     Timed timed(*this, "attention_forward");
-    inner_.attention_forward(out, lse, q, k, v, shape);
+    inner_.attention_forward(out, lse, q, k, v, shape, out16);
   }
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                           const float* v, const float* out, const float* lse, const AttentionShape& shape,

@@ -328,13 +328,22 @@ class Backend {
                             const RopeShape& shape) = 0;
   virtual void rope_backward(float* din, const float* dout, const float* cos, const float* sin,
                              const RopeShape& shape) = 0;
+  // The backward whose din feeds GEMMs only, written straight to a bf16
+  // GemmOperand shadow (backends that want shadows; no fp32 din exists):
+  // din16 = bf16(R^T dout).
+  virtual void rope_backward_bf16(void* din16, const float* dout, const float* cos, const float* sin,
+                                  const RopeShape& shape) {
+    unsupported("rope_backward_bf16", din16, dout, cos, sin, shape);
+  }
 
   // Causal softmax attention. Saves the log-sum-exp of every score row
   // (lse: [batch, heads, seq]) so backward recomputes probabilities instead of
   // storing a seq x seq matrix. The backward adds into dq, dk, dv when
   // accumulate, else writes them.
+  // out16 (backends that want GEMM shadows, else nullptr): also write the
+  // bf16 shadow of out.
   virtual void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
-                                 const AttentionShape& shape) = 0;
+                                 const AttentionShape& shape, void* out16 = nullptr) = 0;
   virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                   const float* k, const float* v, const float* out, const float* lse,
                                   const AttentionShape& shape, bool accumulate) = 0;

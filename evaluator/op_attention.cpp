@@ -181,10 +181,15 @@ class AttentionOp final : public Operator {
       if (accumulates_attention_gradients()) be.fill(dv_, n_ * hkv_, 0.0f);
     }
     const AttentionOp& f = features();
+    // The attention's output goes straight into Wo (one group, no output
+    // gate): the kernel writes its shadow too.
+    const bool direct = groups_ == 1 && !k.output_gate;
     for (int g = 0; g < groups_; ++g)
-      be.attention_forward(att_[g], lse_[g], q_[g].rotated, f.k_[g].rotated, f.v_, shape(batch_, seq_));
+      be.attention_forward(att_[g], lse_[g], q_[g].rotated, f.k_[g].rotated, f.v_, shape(batch_, seq_),
+                           direct ? out16_ : nullptr);
     const float* out = gate_forward(be, gate_, combine(be, att_, mix_, n_), xs, n_);
-    be.matmul({y, n_, d_}, {out, n_, hq_, round_shadow(be, out16_, out, n_ * hq_)}, wo_.operand(d_, hq_));
+    const void* out16 = direct ? out16_ : round_shadow(be, out16_, out, n_ * hq_);
+    be.matmul({y, n_, d_}, {out, n_, hq_, out16}, wo_.operand(d_, hq_));
   }
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
@@ -214,14 +219,11 @@ class AttentionOp final : public Operator {
     for (int g = 0; g < groups_; ++g) {
       be.attention_backward(q_[g].d_rotated, f.k_[g].d_rotated, f.dv_, datt_[g], q_[g].rotated,
                             f.k_[g].rotated, f.v_, att_[g], lse_[g], shape(batch_, seq_), accumulate);
-      project_backward(be, q_[g], n_, k.heads, q_norm_);
-      linear_backward(be, wq_, g, hq_, q_conv_[g].backward(be, q_[g].d_raw, batch_, seq_), x, dx);
+      project_backward(be, q_[g], k.heads, q_norm_, q_conv_[g], wq_, g, x, dx);
     }
     if (!own_kv_) return;
-    for (int g = 0; g < groups_; ++g) {
-      project_backward(be, k_[g], n_, k.kv_heads, k_norm_);
-      linear_backward(be, wk_, g, hkv_, k_conv_[g].backward(be, k_[g].d_raw, batch_, seq_), x, dx);
-    }
+    for (int g = 0; g < groups_; ++g)
+      project_backward(be, k_[g], k.kv_heads, k_norm_, k_conv_[g], wk_, g, x, dx);
     linear_backward(be, wv_, 0, hkv_, v_conv_.backward(be, dv_, batch_, seq_), x, dx);
   }
 
@@ -326,7 +328,11 @@ class AttentionOp final : public Operator {
   // dout's shadow reuses grad16_.
   void linear_backward(Backend& be, const Param& w, int g, int64_t rows, const float* dout, OpInput x,
                        float* dx) {
-    const GemmOperand douts(dout, n_, rows, round_shadow(be, grad16_, dout, n_ * rows));
+    linear_backward(be, w, g, rows, GemmOperand(dout, n_, rows, round_shadow(be, grad16_, dout, n_ * rows)),
+                    x, dx);
+  }
+  void linear_backward(Backend& be, const Param& w, int g, int64_t rows, const GemmOperand& douts, OpInput x,
+                       float* dx) {
     be.matmul_backward_weight({w.grad + g * rows * d_, rows, d_}, douts, {x.data, n_, d_, x.bf16});
     be.matmul_backward_input({dx, n_, d_}, douts, w.operand(rows, d_, g * rows * d_));
   }
@@ -378,12 +384,24 @@ class AttentionOp final : public Operator {
     if (knobs_.rope) be.rope_forward(p.rotated, p.normed, cos_, sin_, {batch, seq, heads, int(hd), position});
   }
 
-  void project_backward(Backend& be, Projection& p, int64_t rows, int heads, const Param& gain) {
-    const int64_t hd = knobs_.head_dim;
-    if (knobs_.rope) be.rope_backward(p.d_normed, p.d_rotated, cos_, sin_, {batch_, seq_, heads, int(hd), 0});
+  // From q's or k's gradient at the attention (d_rotated) back through RoPE,
+  // the qk norm and the short convolution to the projection group g of w:
+  // dW_g and dx. Where RoPE's output feeds the products alone (no norm, no
+  // convolution, shadows planned), its backward writes the products' bf16
+  // operand and no fp32 gradient.
+  void project_backward(Backend& be, Projection& p, int heads, const Param& gain, const ShortConv& conv,
+                        const Param& w, int g, OpInput x, float* dx) {
+    const int64_t hd = knobs_.head_dim, rows = n_ * heads, width = int64_t(heads) * hd;
+    const RopeShape rope{batch_, seq_, heads, int(hd), 0};
+    if (knobs_.rope && !knobs_.qk_norm && !conv.on() && grad16_) {
+      be.rope_backward_bf16(grad16_, p.d_rotated, cos_, sin_, rope);
+      return linear_backward(be, w, g, width, GemmOperand(nullptr, n_, width, grad16_), x, dx);
+    }
+    if (knobs_.rope) be.rope_backward(p.d_normed, p.d_rotated, cos_, sin_, rope);
     if (knobs_.qk_norm)
-      be.rmsnorm_backward({p.d_raw, rows * heads, hd}, gain.grad, {p.d_normed, rows * heads, hd},
-                          {p.raw, rows * heads, hd}, gain.value, p.rstd, nullptr, /*accumulate_dx=*/false);
+      be.rmsnorm_backward({p.d_raw, rows, hd}, gain.grad, {p.d_normed, rows, hd}, {p.raw, rows, hd},
+                          gain.value, p.rstd, nullptr, /*accumulate_dx=*/false);
+    linear_backward(be, w, g, width, conv.backward(be, p.d_raw, batch_, seq_), x, dx);
   }
 
   void zero_grads(Backend& be, Projection& p, int64_t count) {

@@ -90,7 +90,8 @@ class Operator {
   // operator reads `source`'s features instead of its own and sends their
   // gradients back to it. The model calls it once, before plan(). The source
   // is an earlier slot, so its forward/decode runs first and its backward
-  // after ours; it zeroes its feature gradients in forward.
+  // after ours; having sharers, it zeroes its feature gradients in forward
+  // (and its backward adds into them).
   virtual void share_features_from(Operator& source);
 };
 

@@ -183,7 +183,8 @@ LIVS_CPU_CLONES void decode_rows(int64_t begin, int64_t end, float* out, const f
 }  // namespace
 
 void CpuBackend::attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
-                                   const AttentionShape& s) {
+                                   const AttentionShape& s, void* out16) {
+  if (out16) unsupported("attention_forward with a bf16 shadow", out16);
   const int64_t blocks = (s.seq + kQueryBlock - 1) / kQueryBlock;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, int64_t(s.batch) * s.heads * blocks, 1),
                     [&](const auto& r) {

@@ -43,7 +43,7 @@ class CpuBackend final : public Backend {
                      const RopeShape& shape) override;
 
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
-                         const AttentionShape& shape) override;
+                         const AttentionShape& shape, void* out16 = nullptr) override;
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                           const float* v, const float* out, const float* lse, const AttentionShape& shape,
                           bool accumulate) override;

@@ -168,10 +168,10 @@ __global__ void kv_cache_write_kernel(float* k_cache, float* v_cache, const floa
 }  // namespace
 
 void attention_forward(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
-                       const float* v, const AttentionShape& s, bool tensor_cores) {
+                       const float* v, const AttentionShape& s, bool tensor_cores, void* out16) {
   if (s.batch <= 0 || s.seq <= 0) return;
-  if (tensor_cores && attention_tc_supported(s, {out, q, k, v}))
-    return attention_tc_forward(stream, out, lse, q, k, v, s);
+  if (tensor_cores && attention_tc_supported(s, {out, q, k, v, out16}))
+    return attention_tc_forward(stream, out, out16, lse, q, k, v, s);
   dispatch_head_dim(s.head_dim, [&](auto dims) {
     auto kernel = attention_forward_kernel<decltype(dims)::value>;
     const std::size_t bytes = sizeof(float) * (kRows * s.head_dim + 2 * kTile * (s.head_dim + 1));
@@ -180,6 +180,7 @@ void attention_forward(cudaStream_t stream, float* out, float* lse, const float*
     kernel<<<grid, kRows * kWarpSize, bytes, stream>>>(out, lse, q, k, v, s);
     LIVS_CUDA_CHECK_LAUNCH();
   });
+  if (out16) to_bf16(stream, out16, out, int64_t(s.batch) * s.seq * s.heads * s.head_dim);
 }
 
 void kv_cache_write(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v,

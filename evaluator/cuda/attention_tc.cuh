@@ -22,8 +22,9 @@ bool attention_tc_enabled();
 // (the tiles are staged with 16-byte loads).
 bool attention_tc_supported(const AttentionShape& shape, std::initializer_list<const void*> pointers);
 
-void attention_tc_forward(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
-                          const float* v, const AttentionShape& shape);
+// out16 (or nullptr): a bf16 copy of out as well, 4-byte aligned.
+void attention_tc_forward(cudaStream_t stream, float* out, void* out16, float* lse, const float* q,
+                          const float* k, const float* v, const AttentionShape& shape);
 
 // Adds into dq, dk, dv (accumulate), or writes them. scratch: attention_tc_backward_scratch_bytes
 // bytes, 16-byte aligned, for the bf16 copies of q, k, v and dout and the

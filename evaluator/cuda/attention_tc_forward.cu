@@ -32,8 +32,8 @@ using namespace tc;
 // order whatever kWarps, kM, kMinBlocks and kStaging are (same bits).
 template <int kHd, int kWarps, int kM, int kMinBlocks, Staging kStaging, int kKeys>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
-    attention_tc_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v,
-                                AttentionShape s) {
+    attention_tc_forward_kernel(float* out, __nv_bfloat16* out16, float* lse, const float* q, const float* k,
+                                const float* v, AttentionShape s) {
   constexpr int kThreads = kWarps * 32, kWarpRows = kM * kMmaRows, kRows = kWarps * kWarpRows,
                 kS = stride<kHd>();
   extern __shared__ __align__(16) unsigned char smem_bytes[];
@@ -141,17 +141,19 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       const int i = row0 + 16 * mi + 8 * r;
       if (i >= T) continue;
       const float inv = 1.0f / total;
-      float* orow = out + ((int64_t(b) * T + i) * H + h) * kHd + 2 * t;
+      const int64_t at = ((int64_t(b) * T + i) * H + h) * kHd + 2 * t;
 #pragma unroll
-      for (int n = 0; n < kHd / 8; ++n)
-        *reinterpret_cast<float2*>(orow + n * 8) =
-            make_float2(o[mi][n][2 * r] * inv, o[mi][n][2 * r + 1] * inv);
+      for (int n = 0; n < kHd / 8; ++n) {
+        const float2 value = make_float2(o[mi][n][2 * r] * inv, o[mi][n][2 * r + 1] * inv);
+        *reinterpret_cast<float2*>(out + at + n * 8) = value;
+        if (out16) *reinterpret_cast<uint32_t*>(out16 + at + n * 8) = pack_bf16(value.x, value.y);
+      }
       if (t == 0) lse[(int64_t(b) * H + h) * T + i] = (m[mi][r] * scale_log2 + log2f(total)) * kLn2;
     }
 }
 
 template <int kHd, int kWarps, int kM, int kMinBlocks, Staging kStaging, int kKeys = 64>
-void launch_forward(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
+void launch_forward(cudaStream_t stream, float* out, void* out16, float* lse, const float* q, const float* k,
                     const float* v, const AttentionShape& s) {
   constexpr int kRows = kWarps * kM * kMmaRows;
   auto kernel = attention_tc_forward_kernel<kHd, kWarps, kM, kMinBlocks, kStaging, kKeys>;
@@ -159,7 +161,7 @@ void launch_forward(cudaStream_t stream, float* out, float* lse, const float* q,
                             2 * TileStage<kHd, kKeys, kWarps * 32, kStaging>::kStagingBytes;
   allow_shared_memory(kernel, bytes);
   const dim3 grid(unsigned((s.seq + kRows - 1) / kRows), unsigned(s.heads), unsigned(s.batch));
-  kernel<<<grid, kWarps * 32, bytes, stream>>>(out, lse, q, k, v, s);
+  kernel<<<grid, kWarps * 32, bytes, stream>>>(out, static_cast<__nv_bfloat16*>(out16), lse, q, k, v, s);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -179,20 +181,20 @@ bool attention_tc_supported(const AttentionShape& s, std::initializer_list<const
   return true;
 }
 
-void attention_tc_forward(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
-                          const float* v, const AttentionShape& s) {
+void attention_tc_forward(cudaStream_t stream, float* out, void* out16, float* lse, const float* q,
+                          const float* k, const float* v, const AttentionShape& s) {
   if (s.batch <= 0 || s.seq <= 0) return;
   // Chosen by timing variants on an H100 at B 16, T 1024, d 512 (docs/architecture.md):
   // launch_forward<head_dim, warps, m-tiles per warp, min blocks per SM, staging>.
   switch (s.head_dim) {
     case 16:
-      return launch_forward<16, 8, 1, 2, Staging::async_copy>(stream, out, lse, q, k, v, s);
+      return launch_forward<16, 8, 1, 2, Staging::async_copy>(stream, out, out16, lse, q, k, v, s);
     case 32:
-      return launch_forward<32, 8, 1, 2, Staging::async_copy>(stream, out, lse, q, k, v, s);
+      return launch_forward<32, 8, 1, 2, Staging::async_copy>(stream, out, out16, lse, q, k, v, s);
     case 64:
-      return launch_forward<64, 8, 1, 1, Staging::registers>(stream, out, lse, q, k, v, s);
+      return launch_forward<64, 8, 1, 1, Staging::registers>(stream, out, out16, lse, q, k, v, s);
     case 128:
-      return launch_forward<128, 4, 1, 1, Staging::direct>(stream, out, lse, q, k, v, s);
+      return launch_forward<128, 4, 1, 1, Staging::direct>(stream, out, out16, lse, q, k, v, s);
     default:
       throw std::invalid_argument("tensor-core attention: head_dim " + std::to_string(s.head_dim) +
                                   " is not 16, 32, 64 or 128");

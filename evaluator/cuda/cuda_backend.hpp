@@ -86,11 +86,13 @@ class CudaBackend final : public Backend {
 
   void rope_forward(float* out, const float* in, const float* cos, const float* sin,
                     const RopeShape& shape) override;
+  void rope_backward_bf16(void* din16, const float* dout, const float* cos, const float* sin,
+                          const RopeShape& shape) override;
   void rope_backward(float* din, const float* dout, const float* cos, const float* sin,
                      const RopeShape& shape) override;
 
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
-                         const AttentionShape& shape) override;
+                         const AttentionShape& shape, void* out16 = nullptr) override;
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                           const float* v, const float* out, const float* lse, const AttentionShape& shape,
                           bool accumulate) override;

@@ -31,14 +31,18 @@ void CudaBackend::rope_forward(float* out, const float* in, const float* cos, co
                                const RopeShape& shape) {
   cuda::rope_forward(stream_, out, in, cos, sin, shape);
 }
+void CudaBackend::rope_backward_bf16(void* din16, const float* dout, const float* cos, const float* sin,
+                                     const RopeShape& shape) {
+  cuda::rope_backward_bf16(stream_, din16, dout, cos, sin, shape);
+}
 void CudaBackend::rope_backward(float* din, const float* dout, const float* cos, const float* sin,
                                 const RopeShape& shape) {
   cuda::rope_backward(stream_, din, dout, cos, sin, shape);
 }
 
 void CudaBackend::attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
-                                    const AttentionShape& shape) {
-  cuda::attention_forward(stream_, out, lse, q, k, v, shape, precision_ == GemmPrecision::bf16);
+                                    const AttentionShape& shape, void* out16) {
+  cuda::attention_forward(stream_, out, lse, q, k, v, shape, precision_ == GemmPrecision::bf16, out16);
 }
 void CudaBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                      const float* k, const float* v, const float* out, const float* lse,

@@ -56,6 +56,8 @@ void rmsnorm_backward(cudaStream_t stream, Matrix dx, float* dgain, ConstMatrix 
 // rope.cu
 void rope_forward(cudaStream_t stream, float* out, const float* in, const float* cos, const float* sin,
                   const RopeShape& shape);
+void rope_backward_bf16(cudaStream_t stream, void* din16, const float* dout, const float* cos,
+                        const float* sin, const RopeShape& shape);
 void rope_backward(cudaStream_t stream, float* din, const float* dout, const float* cos, const float* sin,
                    const RopeShape& shape);
 
@@ -66,9 +68,10 @@ void rope_backward(cudaStream_t stream, float* din, const float* dout, const flo
 // accumulate, else writes them. With tensor_cores, the forward
 // and backward run the bf16 tensor-core kernels (attention_tc_*.cu) where
 // they apply (head_dim 16, 32, 64, 128; 16-byte aligned views), else the
-// exact fp32 SIMT kernels.
+// exact fp32 SIMT kernels. out16 (or nullptr): the forward writes a bf16
+// copy of out as well (a GEMM shadow).
 void attention_forward(cudaStream_t stream, float* out, float* lse, const float* q, const float* k,
-                       const float* v, const AttentionShape& shape, bool tensor_cores);
+                       const float* v, const AttentionShape& shape, bool tensor_cores, void* out16);
 void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const float* out, const float* lse,
                         void* scratch, const AttentionShape& shape, bool tensor_cores, bool accumulate);

@@ -5,6 +5,9 @@
 // aligned. Index math per unit is 32-bit; the row's position costs one
 // division per row. Each thread reads a unit's values before writing them,
 // so out may alias in (both ways: the backward writes din, it does not add).
+// The backward can write bf16 instead (rope_backward_bf16: a GEMM shadow).
+#include <cuda_bf16.h>
+
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
@@ -26,10 +29,15 @@ __device__ inline void rotate(float& da, float& db, float a, float b, float c, f
   }
 }
 
+__device__ inline void store_one(float* p, int64_t i, float v) { p[i] = v; }
+__device__ inline void store_one(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+__device__ inline void store_four(float* p, int64_t i, float4 v) { store4(p, i, v); }
+__device__ inline void store_four(__nv_bfloat16* p, int64_t i, float4 v) { store4_bf16(p, i, v); }
+
 // kQuad: a unit is four pairs (float4 loads of both halves, cos and sin).
-template <bool kBackward, bool kQuad>
+template <bool kBackward, bool kQuad, class Out>
 __global__ void __launch_bounds__(kThreads)
-    rope_kernel(float* dst, const float* src, const float* cos, const float* sin, RopeShape s, int64_t rows) {
+    rope_kernel(Out* dst, const float* src, const float* cos, const float* sin, RopeShape s, int64_t rows) {
   const int half = s.head_dim / 2;
   const int units_per_head = kQuad ? half / 4 : half;
   const int units = s.heads * units_per_head;
@@ -40,7 +48,7 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t pos = s.position_offset + t;
     const float* c_row = cos + pos * half;
     const float* s_row = sin + pos * half;
-    float* d_row = dst + n * s.heads * s.head_dim;
+    Out* d_row = dst + n * s.heads * s.head_dim;
     const float* x_row = src + n * s.heads * s.head_dim;
     for (int u = threadIdx.x; u < units; u += blockDim.x) {
       const int h = u / units_per_head, j = u - h * units_per_head;
@@ -53,27 +61,27 @@ __global__ void __launch_bounds__(kThreads)
         rotate<kBackward>(da.y, db.y, a.y, b.y, c.y, sn.y);
         rotate<kBackward>(da.z, db.z, a.z, b.z, c.z, sn.z);
         rotate<kBackward>(da.w, db.w, a.w, b.w, c.w, sn.w);
-        store4(d_row, lo, da);
-        store4(d_row, hi, db);
+        store_four(d_row, lo, da);
+        store_four(d_row, hi, db);
       } else {
         const int64_t lo = int64_t(h) * s.head_dim + j, hi = lo + half;
         const float a = x_row[lo], b = x_row[hi];
         float da, db;
         rotate<kBackward>(da, db, a, b, c_row[j], s_row[j]);
-        d_row[lo] = da;
-        d_row[hi] = db;
+        store_one(d_row, lo, da);
+        store_one(d_row, hi, db);
       }
     }
   }
 }
 
-template <bool kBackward>
-void launch_rope(cudaStream_t stream, float* dst, const float* src, const float* cos, const float* sin,
+template <bool kBackward, class Out>
+void launch_rope(cudaStream_t stream, Out* dst, const float* src, const float* cos, const float* sin,
                  const RopeShape& s) {
   const int64_t rows = int64_t(s.batch) * s.seq;
   const int half = s.head_dim / 2;
   if (rows <= 0 || half <= 0 || s.heads <= 0) return;
-  const bool quad = half % 4 == 0 && aligned16(dst, src, cos, sin);
+  const bool quad = half % 4 == 0 && quads_aligned(dst, src, cos, sin);
   const int units = s.heads * (quad ? half / 4 : half);
   // Threads along a row: the units rounded up to a warp, at most the block; the rest of the block takes more
   // rows.
@@ -97,6 +105,11 @@ void rope_forward(cudaStream_t stream, float* out, const float* in, const float*
 void rope_backward(cudaStream_t stream, float* din, const float* dout, const float* cos, const float* sin,
                    const RopeShape& shape) {
   launch_rope<true>(stream, din, dout, cos, sin, shape);
+}
+
+void rope_backward_bf16(cudaStream_t stream, void* din16, const float* dout, const float* cos,
+                        const float* sin, const RopeShape& shape) {
+  launch_rope<true>(stream, static_cast<__nv_bfloat16*>(din16), dout, cos, sin, shape);
 }
 
 }  // namespace livs::evaluator::cuda

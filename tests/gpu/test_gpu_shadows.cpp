@@ -165,6 +165,48 @@ TEST_CASE("shadows: SwiGLU in bf16 gives its fp32 outputs on the widened inputs,
   }
 }
 
+TEST_CASE("shadows: RoPE's bf16 backward is its fp32 backward rounded, quad and scalar paths") {
+  // head_dim 32 (quads of pairs) and 6 (pairs one by one).
+  for (int head_dim : {32, 6}) {
+    CAPTURE(head_dim);
+    const RopeShape shape{3, 17, 2, head_dim, 5};
+    const int64_t half = head_dim / 2, positions = shape.seq + shape.position_offset;
+    const auto angles = random_floats(std::size_t(positions * half), 89, 3.0);
+    std::vector<float> cos(angles.size()), sin(angles.size());
+    for (std::size_t i = 0; i < angles.size(); ++i) {
+      cos[i] = std::cos(angles[i]);
+      sin[i] = std::sin(angles[i]);
+    }
+    const int64_t n = int64_t(shape.batch) * shape.seq * shape.heads * head_dim;
+    Backend& be = gpu_bf16();
+    Array dcos(be, cos), dsin(be, sin), ddout(be, random_floats(std::size_t(n), 90));
+    auto din = poisoned(be, n);
+    DeviceArray<uint16_t> din16(be, n);
+    be.rope_backward(din->data(), ddout.data(), dcos.data(), dsin.data(), shape);
+    be.rope_backward_bf16(din16.data(), ddout.data(), dcos.data(), dsin.data(), shape);
+    CHECK(widen(din16.download()) == round_bf16(din->download()));
+  }
+}
+
+TEST_CASE("shadows: attention's bf16 output copy is its output rounded, tensor-core and fp32 paths") {
+  // head_dim 32 and 64 take the tensor-core kernel in bf16 mode; the fp32
+  // backend (and head_dim 24 in either) rounds after its SIMT kernel.
+  for (int head_dim : {32, 64, 24}) {
+    for (Backend* be : {&gpu_bf16(), &gpu()}) {
+      CAPTURE(head_dim);
+      const AttentionShape s{2, 70, 4, 2, head_dim, 0, float(1.0 / std::sqrt(double(head_dim)))};
+      const int64_t n = int64_t(s.batch) * s.seq * s.heads * head_dim,
+                    kv = int64_t(s.batch) * s.seq * s.kv_heads * head_dim;
+      Array q(*be, random_floats(std::size_t(n), 91)), k(*be, random_floats(std::size_t(kv), 92)),
+          v(*be, random_floats(std::size_t(kv), 93));
+      auto out = poisoned(*be, n), lse = poisoned(*be, int64_t(s.batch) * s.heads * s.seq);
+      DeviceArray<uint16_t> out16(*be, n);
+      be->attention_forward(out->data(), lse->data(), q.data(), k.data(), v.data(), s, out16.data());
+      CHECK(widen(out16.download()) == round_bf16(out->download()));
+    }
+  }
+}
+
 TEST_CASE("shadows: products with bf16 outputs are the fp32-output products rounded") {
   const int64_t n = 300, in = 96, out = 136;
   const auto x = random_floats(std::size_t(n * in), 86), w = random_floats(std::size_t(out * in), 87, 0.1),
