@@ -242,9 +242,18 @@ TEST_CASE("attention backward from the saved log-sum-exp") {
           be.attention_backward(dq_w->data(), dk_w->data(), dv_w->data(), ddout.data(), dq_in.data(),
                                 dk_in.data(), dv_in.data(), dout_fwd.data(), dlse.data(), s,
                                 /*accumulate=*/false);
-          return Outputs{{"dq", dq->download()},           {"dk", dk->download()},
-                         {"dv", dv->download()},           {"dq written", dq_w->download()},
-                         {"dk written", dk_w->download()}, {"dv written", dv_w->download()}};
+          Outputs outputs{{"dq", dq->download()},
+                          {"dk", dk->download()},
+                          {"dv", dv->download()},
+                          {"dv written", dv_w->download()}};
+          // With one key p = 1 and ds = p (dp - delta) is rounding noise around
+          // 0, so the written dq and dk have no scale to compare against (the
+          // added forms above still check them against their starting values).
+          if (s.seq > 1) {
+            outputs.push_back({"dq written", dq_w->download()});
+            outputs.push_back({"dk written", dk_w->download()});
+          }
+          return outputs;
         },
         kAttentionTolerance);
   }
