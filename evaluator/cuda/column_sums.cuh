@@ -46,15 +46,30 @@ __global__ void column_sum_finish_kernel(const float* partials, int64_t chunks, 
   finish(c, total);
 }
 
-// The second half of a column sum whose per-chunk partials (column_sum_chunks(rows)
-// chunks of `cols`) another kernel wrote: finish(c, the chunks' sum in a fixed order).
+// The second half of a column sum whose partials ([chunks][cols]) another
+// kernel wrote: finish(c, the chunks' sum in a fixed order).
+template <class Finish>
+void finish_column_sums(cudaStream_t stream, const float* partials, int64_t chunks, int64_t cols,
+                        Finish finish) {
+  if (cols <= 0) return;
+  column_sum_finish_kernel<<<unsigned((cols + 31) / 32), 32 * kFinishWarps, 0, stream>>>(partials, chunks,
+                                                                                         cols, finish);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+// The same for column_sum_chunks(rows) chunks.
 template <class Finish>
 void column_sums_finish(cudaStream_t stream, const float* partials, int64_t rows, int64_t cols,
                         Finish finish) {
-  column_sum_finish_kernel<<<unsigned((cols + 31) / 32), 32 * kFinishWarps, 0, stream>>>(
-      partials, column_sum_chunks(rows), cols, finish);
-  LIVS_CUDA_CHECK_LAUNCH();
+  finish_column_sums(stream, partials, column_sum_chunks(rows), cols, finish);
 }
+
+// The finish of a convolution's weight gradient, whose columns are numbered
+// tap-major (column j * C + c): dw[c * k + j] += sum (weights [C, k]).
+struct AddToTapWeight {
+  float* dw;
+  int64_t C, k;
+  __device__ void operator()(int64_t col, float sum) const { dw[(col % C) * k + col / C] += sum; }
+};
 
 // term(n, c) -> float and finish(c, sum) are device functors.
 template <class Term, class Finish>

@@ -294,13 +294,6 @@ __global__ void conv_weight_partials_kernel(float* partials, const float* dy, co
   for (int j = 0; j < kK; ++j) partials[chunk * C * kK + j * C + c] = sum[j];
 }
 
-// finish for ConvWeightTerm's numbering: dw[c * k + j] += sum.
-struct AddToConvWeight {
-  float* dw;
-  int64_t C, k;
-  __device__ void operator()(int64_t col, float sum) const { dw[(col % C) * k + col / C] += sum; }
-};
-
 // dw += the weight gradient of a kK-tap convolution: the one-pass partials,
 // then ConvWeightTerm's column-sum finish.
 template <int kK>
@@ -310,7 +303,7 @@ void short_conv_weight_gradient(cudaStream_t stream, float* dw, float* partials,
   conv_weight_partials_kernel<kK><<<dim3(unsigned((C + 127) / 128), unsigned(chunks)), 128, 0, stream>>>(
       partials, dy, x, C, T, rows, chunk_rows);
   LIVS_CUDA_CHECK_LAUNCH();
-  column_sums_finish(stream, partials, rows, C * kK, AddToConvWeight{dw, C, kK});
+  column_sums_finish(stream, partials, rows, C * kK, AddToTapWeight{dw, C, kK});
 }
 struct ConvBiasTerm {
   const float* dy;
@@ -373,7 +366,7 @@ void causal_conv_backward(cudaStream_t stream, float* dx, float* dw, float* dbia
   });
   if (!short_taps)
     column_sums(stream, partials, rows, C * s.kernel, ConvWeightTerm{dy, x, C, s.kernel, s.seq},
-                AddToConvWeight{dw, C, s.kernel});
+                AddToTapWeight{dw, C, s.kernel});
   if (dbias) column_sums(stream, partials, rows, C, ConvBiasTerm{dy, C}, AddScaled{dbias, 1.0f});
 }
 
