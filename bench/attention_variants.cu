@@ -144,7 +144,7 @@ struct Problem {
   std::size_t kv_count() const { return std::size_t(s.batch) * s.seq * s.kv_heads * s.head_dim; }
   void backward() {  // written, as the model calls it (no zeroing)
     attention_tc_backward(nullptr, dq.data, dk.data, dv.data, dout.data, q.data, k.data, v.data, out.data,
-                          lse.data, scratch, s, /*accumulate=*/false);
+                          lse.data, scratch, s, /*accumulate=*/false, nullptr);
   }
   BackwardScratch inputs16() const { return carve(scratch, s); }
 };
@@ -159,8 +159,8 @@ void launch_dkdv(Problem& p) {
   allow_shared_memory(kernel, bytes);
   const BackwardScratch in = p.inputs16();
   const dim3 grid(unsigned((p.s.seq + kKeys - 1) / kKeys), unsigned(p.s.kv_heads), unsigned(p.s.batch));
-  kernel<<<grid, kWarps * 32, bytes>>>(p.dk.data, p.dv.data, in.k, in.v, in.dout, in.q, p.k.data, p.v.data,
-                                       p.lse.data, in.delta, p.s, /*accumulate=*/false);
+  kernel<<<grid, kWarps * 32, bytes>>>(p.dk.data, p.dv.data, nullptr, in.k, in.v, in.dout, in.q, p.k.data,
+                                       p.v.data, p.lse.data, in.delta, p.s, /*accumulate=*/false);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 template <int kHd, int kWarps, int kM, int kMinBlocks, int kOther>

@@ -109,9 +109,9 @@ class ProfilingBackend final : public Backend {
   }
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                           const float* v, const float* out, const float* lse, const AttentionShape& shape,
-                          bool accumulate) override {
+                          bool accumulate, void* dv16 = nullptr) override {
     Timed timed(*this, "attention_backward");
-    inner_.attention_backward(dq, dk, dv, dout, q, k, v, out, lse, shape, accumulate);
+    inner_.attention_backward(dq, dk, dv, dout, q, k, v, out, lse, shape, accumulate, dv16);
   }
   void kv_cache_write(float* k_cache, float* v_cache, const float* k, const float* v,
                       const AttentionShape& shape, int64_t capacity, int64_t position) override {

@@ -339,14 +339,15 @@ class Backend {
   // Causal softmax attention. Saves the log-sum-exp of every score row
   // (lse: [batch, heads, seq]) so backward recomputes probabilities instead of
   // storing a seq x seq matrix. The backward adds into dq, dk, dv when
-  // accumulate, else writes them.
+  // accumulate, else writes them; dv16 (backends that want GEMM shadows, else
+  // nullptr; only when writing): also write the bf16 shadow of dv.
   // out16 (backends that want GEMM shadows, else nullptr): also write the
   // bf16 shadow of out.
   virtual void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                                  const AttentionShape& shape, void* out16 = nullptr) = 0;
   virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                   const float* k, const float* v, const float* out, const float* lse,
-                                  const AttentionShape& shape, bool accumulate) = 0;
+                                  const AttentionShape& shape, bool accumulate, void* dv16 = nullptr) = 0;
   // One decode step for `batch` sequences: q [batch, heads, head_dim] at
   // `position` attends to the cached keys of positions
   // max(0, position - window + 1) .. position. Caches are

@@ -118,6 +118,7 @@ class AttentionOp final : public Operator {
       // caller has none).
       arena.reserve_gemm_shadow(&out16_, n_ * hq_);
       arena.reserve_gemm_shadow(&grad16_, n_ * std::max({d_, hq_, hkv_}));
+      if (own_kv_ && !v_conv_.on()) arena.reserve_gemm_shadow(&dv16_, n_ * hkv_);
     }
     decode_batch_ = s.decode_batch;
     if (decode_batch_ > 0) {
@@ -217,14 +218,19 @@ class AttentionOp final : public Operator {
     }
     AttentionOp& f = features();
     for (int g = 0; g < groups_; ++g) {
+      // dv feeds only its products (written, no convolution): its shadow from the kernel too.
       be.attention_backward(q_[g].d_rotated, f.k_[g].d_rotated, f.dv_, datt_[g], q_[g].rotated,
-                            f.k_[g].rotated, f.v_, att_[g], lse_[g], shape(batch_, seq_), accumulate);
+                            f.k_[g].rotated, f.v_, att_[g], lse_[g], shape(batch_, seq_), accumulate,
+                            accumulate ? nullptr : dv16_);
       project_backward(be, q_[g], k.heads, q_norm_, q_conv_[g], wq_, g, x, dx);
     }
     if (!own_kv_) return;
     for (int g = 0; g < groups_; ++g)
       project_backward(be, k_[g], k.kv_heads, k_norm_, k_conv_[g], wk_, g, x, dx);
-    linear_backward(be, wv_, 0, hkv_, v_conv_.backward(be, dv_, batch_, seq_), x, dx);
+    if (!accumulate && dv16_)
+      linear_backward(be, wv_, 0, hkv_, GemmOperand(dv_, n_, hkv_, dv16_), x, dx);
+    else
+      linear_backward(be, wv_, 0, hkv_, v_conv_.backward(be, dv_, batch_, seq_), x, dx);
   }
 
   // The KV cache: (groups + 1) * kv_heads * head_dim values per token (K per
@@ -441,6 +447,7 @@ class AttentionOp final : public Operator {
   Mix mix_, dec_mix_;
   float *mix_gain_ = nullptr, *dmix_gain_ = nullptr;
   void *out16_ = nullptr, *grad16_ = nullptr;  // bf16 GEMM shadows (GemmOperand)
+  void* dv16_ = nullptr;  // dv's shadow, written by the attention's backward (no v convolution)
   int decode_batch_ = 0;
   int64_t capacity_ = 0, decode_context_ = 0;
   float *k_cache_[2] = {}, *v_cache_ = nullptr, *dec_v_ = nullptr, *dec_att_[2] = {};

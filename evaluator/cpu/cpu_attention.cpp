@@ -203,7 +203,8 @@ void CpuBackend::attention_forward(float* out, float* lse, const float* q, const
 // query heads and rows in order, so the sums have a fixed order.
 void CpuBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                     const float* k, const float* v, const float* out, const float* lse,
-                                    const AttentionShape& s, bool accumulate) {
+                                    const AttentionShape& s, bool accumulate, void* dv16) {
+  if (dv16) unsupported("attention_backward with a bf16 shadow", dv16);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, int64_t(s.batch) * s.kv_heads, 1), [&](const auto& r) {
     for (int64_t task = r.begin(); task != r.end(); ++task)
       backward_group(task / s.kv_heads, task % s.kv_heads, dq, dk, dv, dout, q, k, v, out, lse, s,

@@ -198,10 +198,11 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
 
 void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const float* out, const float* lse,
-                        void* scratch, const AttentionShape& s, bool tensor_cores, bool accumulate) {
+                        void* scratch, const AttentionShape& s, bool tensor_cores, bool accumulate,
+                        void* dv16) {
   if (s.batch <= 0 || s.seq <= 0) return;
-  if (tensor_cores && attention_tc_supported(s, {dq, dk, dv, dout, q, k, v, out, scratch}))
-    return attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate);
+  if (tensor_cores && attention_tc_supported(s, {dq, dk, dv, dout, q, k, v, out, scratch, dv16}))
+    return attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate, dv16);
   const int64_t rows = int64_t(s.batch) * s.heads * s.seq;
   const unsigned delta_blocks = unsigned((rows + kRows - 1) / kRows);
   auto* delta = static_cast<float*>(scratch);
@@ -223,6 +224,7 @@ void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, co
                   stream>>>(dk, dv, dout, q, k, v, lse, delta, s, accumulate);
     LIVS_CUDA_CHECK_LAUNCH();
   });
+  if (dv16) to_bf16(stream, dv16, dv, int64_t(s.batch) * s.seq * s.kv_heads * s.head_dim);
 }
 
 std::size_t attention_backward_scratch_bytes(const AttentionShape& s, bool tensor_cores) {

@@ -26,12 +26,13 @@ bool attention_tc_supported(const AttentionShape& shape, std::initializer_list<c
 void attention_tc_forward(cudaStream_t stream, float* out, void* out16, float* lse, const float* q,
                           const float* k, const float* v, const AttentionShape& shape);
 
-// Adds into dq, dk, dv (accumulate), or writes them. scratch: attention_tc_backward_scratch_bytes
+// Adds into dq, dk, dv (accumulate), or writes them; dv16 (or nullptr): dv's
+// bf16 copy as well. scratch: attention_tc_backward_scratch_bytes
 // bytes, 16-byte aligned, for the bf16 copies of q, k, v and dout and the
 // fp32 delta = bf16(dout) . out of every query row, made by the call itself.
 std::size_t attention_tc_backward_scratch_bytes(const AttentionShape& shape);
 void attention_tc_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                            const float* q, const float* k, const float* v, const float* out, const float* lse,
-                           void* scratch, const AttentionShape& shape, bool accumulate);
+                           void* scratch, const AttentionShape& shape, bool accumulate, void* dv16);
 
 }  // namespace livs::evaluator::cuda

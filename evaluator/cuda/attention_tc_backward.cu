@@ -60,10 +60,10 @@ struct RowStats {
 // order whatever kWarps, kM, kMinBlocks and kOther are (same bits).
 template <int kHd, int kWarps, int kM, int kMinBlocks, int kOther>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
-    attention_tc_dkdv_kernel(float* dk, float* dv, __nv_bfloat16* k16, __nv_bfloat16* v16,
-                             const __nv_bfloat16* dout, const __nv_bfloat16* q, const float* k,
-                             const float* v, const float* lse, const float* delta, AttentionShape s,
-                             bool accumulate) {
+    attention_tc_dkdv_kernel(float* dk, float* dv, __nv_bfloat16* dv16, __nv_bfloat16* k16,
+                             __nv_bfloat16* v16, const __nv_bfloat16* dout, const __nv_bfloat16* q,
+                             const float* k, const float* v, const float* lse, const float* delta,
+                             AttentionShape s, bool accumulate) {
   constexpr int kThreads = kWarps * 32, kWarpRows = kM * kMmaRows, kKeys = kWarps * kWarpRows,
                 kS = stride<kHd>(), kQueries = kOther;
   static_assert(kQueries <= kThreads, "one thread per query row fetches lse and delta");
@@ -199,6 +199,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         }
         *dkp = dk_new;
         *dvp = dv_new;
+        if (dv16) *reinterpret_cast<uint32_t*>(dv16 + at + n * 8) = pack_bf16(dv_new.x, dv_new.y);
       }
     }
 }
@@ -398,7 +399,7 @@ struct Config {
 template <class DkDv, class Dq>
 void launch_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout, const float* q,
                      const float* k, const float* v, const float* out, const float* lse, void* scratch,
-                     const AttentionShape& s, bool accumulate) {
+                     const AttentionShape& s, bool accumulate, void* dv16) {
   constexpr int kHd = DkDv::hd;
   static_assert(Dq::hd == kHd, "one head_dim");
   constexpr std::size_t kRowBytes = sizeof(__nv_bfloat16) * stride<kHd>();
@@ -414,8 +415,9 @@ void launch_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const
   const std::size_t dkdv_bytes = kRowBytes * (2 * kKeys + 4 * DkDv::other) + sizeof(float) * 4 * DkDv::other;
   allow_shared_memory(dkdv_kernel, dkdv_bytes);
   const dim3 dkdv_grid(unsigned((s.seq + kKeys - 1) / kKeys), unsigned(s.kv_heads), unsigned(s.batch));
-  dkdv_kernel<<<dkdv_grid, DkDv::warps * 32, dkdv_bytes, stream>>>(dk, dv, in16.k, in16.v, in16.dout, in16.q,
-                                                                   k, v, lse, in16.delta, s, accumulate);
+  dkdv_kernel<<<dkdv_grid, DkDv::warps * 32, dkdv_bytes, stream>>>(dk, dv, static_cast<__nv_bfloat16*>(dv16),
+                                                                   in16.k, in16.v, in16.dout, in16.q, k, v,
+                                                                   lse, in16.delta, s, accumulate);
   LIVS_CUDA_CHECK_LAUNCH();
 
   auto dq_kernel = attention_tc_dq_kernel<kHd, Dq::warps, Dq::m_tiles, Dq::min_blocks, Dq::other>;
@@ -441,23 +443,23 @@ std::size_t attention_tc_backward_scratch_bytes(const AttentionShape& s) {
 
 void attention_tc_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                            const float* q, const float* k, const float* v, const float* out, const float* lse,
-                           void* scratch, const AttentionShape& s, bool accumulate) {
+                           void* scratch, const AttentionShape& s, bool accumulate, void* dv16) {
   if (s.batch <= 0 || s.seq <= 0) return;
   // Chosen by timing variants on an H100 at B 16, T 1024, d 512 (docs/architecture.md):
   // Config<head_dim, warps, m-tiles per warp, min blocks per SM, other-side rows>.
   switch (s.head_dim) {
     case 16:
       return launch_backward<Config<16, 4, 1, 3, 64>, Config<16, 8, 1, 2, 64>>(
-          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate);
+          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate, dv16);
     case 32:
       return launch_backward<Config<32, 4, 1, 4, 64>, Config<32, 4, 2, 3, 32>>(
-          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate);
+          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate, dv16);
     case 64:
       return launch_backward<Config<64, 4, 1, 4, 32>, Config<64, 4, 1, 3, 32>>(
-          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate);
+          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate, dv16);
     case 128:
       return launch_backward<Config<128, 4, 1, 1, 32>, Config<128, 4, 1, 1, 32>>(
-          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate);
+          stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate, dv16);
     default:
       throw std::invalid_argument("tensor-core attention: head_dim " + std::to_string(s.head_dim) +
                                   " is not 16, 32, 64 or 128");

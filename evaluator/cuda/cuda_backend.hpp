@@ -95,7 +95,7 @@ class CudaBackend final : public Backend {
                          const AttentionShape& shape, void* out16 = nullptr) override;
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                           const float* v, const float* out, const float* lse, const AttentionShape& shape,
-                          bool accumulate) override;
+                          bool accumulate, void* dv16 = nullptr) override;
   void kv_cache_write(float* k_cache, float* v_cache, const float* k, const float* v,
                       const AttentionShape& shape, int64_t capacity, int64_t position) override;
   void attention_decode(float* out, const float* q, const float* k_cache, const float* v_cache,

@@ -46,11 +46,11 @@ void CudaBackend::attention_forward(float* out, float* lse, const float* q, cons
 }
 void CudaBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                      const float* k, const float* v, const float* out, const float* lse,
-                                     const AttentionShape& shape, bool accumulate) {
+                                     const AttentionShape& shape, bool accumulate, void* dv16) {
   const bool tensor_cores = precision_ == GemmPrecision::bf16;
   void* workspace = scratch(attention_delta_, cuda::attention_backward_scratch_bytes(shape, tensor_cores));
   cuda::attention_backward(stream_, dq, dk, dv, dout, q, k, v, out, lse, workspace, shape, tensor_cores,
-                           accumulate);
+                           accumulate, dv16);
 }
 void CudaBackend::kv_cache_write(float* k_cache, float* v_cache, const float* k, const float* v,
                                  const AttentionShape& shape, int64_t capacity, int64_t position) {

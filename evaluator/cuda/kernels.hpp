@@ -65,7 +65,7 @@ void rope_backward(cudaStream_t stream, float* din, const float* dout, const flo
 // The backward's scratch: attention_backward_scratch_bytes(shape,
 // tensor_cores) bytes, 16-byte aligned (delta per query row; with tensor
 // cores also bf16 copies of q, k, v, dout); it adds into dq, dk, dv when
-// accumulate, else writes them. With tensor_cores, the forward
+// accumulate, else writes them, and dv's bf16 copy to dv16 if given. With tensor_cores, the forward
 // and backward run the bf16 tensor-core kernels (attention_tc_*.cu) where
 // they apply (head_dim 16, 32, 64, 128; 16-byte aligned views), else the
 // exact fp32 SIMT kernels. out16 (or nullptr): the forward writes a bf16
@@ -74,7 +74,8 @@ void attention_forward(cudaStream_t stream, float* out, float* lse, const float*
                        const float* v, const AttentionShape& shape, bool tensor_cores, void* out16);
 void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const float* out, const float* lse,
-                        void* scratch, const AttentionShape& shape, bool tensor_cores, bool accumulate);
+                        void* scratch, const AttentionShape& shape, bool tensor_cores, bool accumulate,
+                        void* dv16);
 std::size_t attention_backward_scratch_bytes(const AttentionShape& shape, bool tensor_cores);
 void kv_cache_write(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v,
                     const AttentionShape& shape, int64_t capacity, int64_t position);

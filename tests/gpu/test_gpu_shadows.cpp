@@ -188,7 +188,7 @@ TEST_CASE("shadows: RoPE's bf16 backward is its fp32 backward rounded, quad and 
   }
 }
 
-TEST_CASE("shadows: attention's bf16 output copy is its output rounded, tensor-core and fp32 paths") {
+TEST_CASE("shadows: attention's bf16 copies of out and dv are them rounded, tensor-core and fp32 paths") {
   // head_dim 32 and 64 take the tensor-core kernel in bf16 mode; the fp32
   // backend (and head_dim 24 in either) rounds after its SIMT kernel.
   for (int head_dim : {32, 64, 24}) {
@@ -203,6 +203,12 @@ TEST_CASE("shadows: attention's bf16 output copy is its output rounded, tensor-c
       DeviceArray<uint16_t> out16(*be, n);
       be->attention_forward(out->data(), lse->data(), q.data(), k.data(), v.data(), s, out16.data());
       CHECK(widen(out16.download()) == round_bf16(out->download()));
+      Array dout(*be, random_floats(std::size_t(n), 94));
+      auto dq = poisoned(*be, n), dk = poisoned(*be, kv), dv = poisoned(*be, kv);
+      DeviceArray<uint16_t> dv16(*be, kv);
+      be->attention_backward(dq->data(), dk->data(), dv->data(), dout.data(), q.data(), k.data(), v.data(),
+                             out->data(), lse->data(), s, /*accumulate=*/false, dv16.data());
+      CHECK(widen(dv16.download()) == round_bf16(dv->download()));
     }
   }
 }
