@@ -31,16 +31,34 @@ __device__ __forceinline__ float gated_input(const float* bcx, int64_t row, int6
   return bcx[row * 3 * C + c] * bcx[row * 3 * C + 2 * C + c];
 }
 
+constexpr int kRowsPerThread = kTile / kRows;  // a thread's rows of a tile: ty, ty + kRows, ...
+static_assert(kTile % kRows == 0, "whole rows per thread");
+
+// Rows 0 .. rows-1 (rows >= kTile) of the thread's column of a shared tile
+// [rows][32], row r = value(r): the first kTile rows with every thread's
+// global loads issued before any is stored (the compiler cannot move a
+// load above the previous row's store), then the rest one by one.
+template <class Value>
+__device__ __forceinline__ void stage_column(float* tile, int64_t rows, Value value) {
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  float v[kRowsPerThread];
+#pragma unroll
+  for (int m = 0; m < kRowsPerThread; ++m) v[m] = value(ty + m * kRows);
+#pragma unroll
+  for (int m = 0; m < kRowsPerThread; ++m) tile[(ty + m * kRows) * kChannels + tx] = v[m];
+  for (int64_t r = kTile + ty; r < rows; r += kRows) tile[r * kChannels + tx] = value(r);
+}
+
 // Stages w transposed ([k][32]) and bx for times t0-(k-1) .. t0+kTile-1.
 __device__ void stage_weights_and_inputs(float* w_s, float* bx_s, const float* bcx, const float* w, int64_t c,
                                          int64_t t0, int64_t b, const ConvShape& s) {
   const int64_t C = s.channels, T = s.seq, k = s.kernel;
   const int tx = threadIdx.x, ty = threadIdx.y;
   for (int64_t j = ty; j < k; j += kRows) w_s[j * kChannels + tx] = c < C ? w[c * k + j] : 0.0f;
-  for (int64_t r = ty; r < kTile + k - 1; r += kRows) {
+  stage_column(bx_s, kTile + k - 1, [&](int64_t r) {
     const int64_t t = t0 - (k - 1) + r;
-    bx_s[r * kChannels + tx] = (c < C && t >= 0 && t < T) ? gated_input(bcx, b * T + t, C, c) : 0.0f;
-  }
+    return (c < C && t >= 0 && t < T) ? gated_input(bcx, b * T + t, C, c) : 0.0f;
+  });
 }
 
 __global__ void __launch_bounds__(kChannels* kRows)
@@ -54,12 +72,20 @@ __global__ void __launch_bounds__(kChannels* kRows)
   stage_weights_and_inputs(w_s, bx_s, bcx, w, c, t0, b, s);
   __syncthreads();
   if (c >= C) return;
-  for (int64_t i = threadIdx.y; i < kTile && t0 + i < T; i += kRows) {
+  float gate[kRowsPerThread];  // c of the thread's rows, all loaded before the first store
+#pragma unroll
+  for (int m = 0; m < kRowsPerThread; ++m) {
+    const int64_t i = threadIdx.y + m * kRows, row = b * T + t0 + i;
+    gate[m] = t0 + i < T ? bcx[row * 3 * C + C + c] : 0.0f;
+  }
+#pragma unroll
+  for (int m = 0; m < kRowsPerThread; ++m) {
+    const int64_t i = threadIdx.y + m * kRows;
+    if (t0 + i >= T) break;
     float acc = 0.0f;
     for (int64_t j = 0; j < k; ++j)
       acc = fmaf(w_s[j * kChannels + threadIdx.x], bx_s[(i + j) * kChannels + threadIdx.x], acc);
-    const int64_t row = b * T + t0 + i;
-    out[row * C + c] = bcx[row * 3 * C + C + c] * acc;
+    out[(b * T + t0 + i) * C + c] = gate[m] * acc;
   }
 }
 
@@ -76,25 +102,36 @@ __global__ void __launch_bounds__(kChannels* kRows)
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t c = int64_t(blockIdx.x) * kChannels + tx, t0 = int64_t(blockIdx.y) * kTile, b = blockIdx.z;
   stage_weights_and_inputs(w_s, bx_s, bcx, w, c, t0, b, s);
-  for (int64_t r = ty; r < kTile + hist; r += kRows) {
+  stage_column(g_s, kTile + hist, [&](int64_t r) {
     const int64_t t = t0 + r, row = b * T + t;
-    g_s[r * kChannels + tx] = (c < C && t < T) ? dout[row * C + c] * bcx[row * 3 * C + C + c] : 0.0f;
-  }
+    return (c < C && t < T) ? dout[row * C + c] * bcx[row * 3 * C + C + c] : 0.0f;
+  });
   __syncthreads();
   if (c >= C) return;
-  for (int64_t i = ty; i < kTile && t0 + i < T; i += kRows) {
+  // b, x~ and dout of the thread's rows, all loaded before the first store.
+  float b_in[kRowsPerThread], x_in[kRowsPerThread], dy[kRowsPerThread];
+#pragma unroll
+  for (int m = 0; m < kRowsPerThread; ++m) {
+    const int64_t i = ty + m * kRows, row = b * T + t0 + i;
+    const bool valid = t0 + i < T;
+    b_in[m] = valid ? bcx[row * 3 * C + c] : 0.0f;
+    x_in[m] = valid ? bcx[row * 3 * C + 2 * C + c] : 0.0f;
+    dy[m] = valid ? dout[row * C + c] : 0.0f;
+  }
+#pragma unroll
+  for (int m = 0; m < kRowsPerThread; ++m) {
+    const int64_t i = ty + m * kRows;
+    if (t0 + i >= T) break;
     float conv = 0.0f, dbx = 0.0f;
     for (int64_t j = 0; j < k; ++j)
       conv = fmaf(w_s[j * kChannels + tx], bx_s[(i + j) * kChannels + tx], conv);
     // Taps past the end read g = 0 and add exact zeros where the CPU skips them.
     for (int64_t j = 0; j < k; ++j)
       dbx = fmaf(w_s[j * kChannels + tx], g_s[(i + hist - j) * kChannels + tx], dbx);
-    const int64_t row = b * T + t0 + i;
-    const float* in = bcx + row * 3 * C;
-    float* d = dbcx + row * 3 * C;
-    d[c] = dbx * in[2 * C + c];
-    d[C + c] = dout[row * C + c] * conv;
-    d[2 * C + c] = dbx * in[c];
+    float* d = dbcx + (b * T + t0 + i) * 3 * C;
+    d[c] = dbx * x_in[m];
+    d[C + c] = dy[m] * conv;
+    d[2 * C + c] = dbx * b_in[m];
   }
   const int64_t tile = b * gridDim.y + blockIdx.y;
   for (int64_t j = ty; j < k; j += kRows) {
