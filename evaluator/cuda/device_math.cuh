@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "evaluator/cuda/cuda_check.hpp"
+
 namespace livs::evaluator::cuda {
 
 constexpr unsigned kFullMask = 0xffffffffu;
@@ -167,6 +169,17 @@ __device__ inline void walk_steps(int64_t first, int64_t count, int dir, Load lo
 // Blocks for a grid-stride loop over n elements.
 inline unsigned grid_for(int64_t n, int threads = 256) {
   return static_cast<unsigned>(std::clamp<int64_t>((n + threads - 1) / threads, 1, int64_t(1) << 16));
+}
+
+// An elementwise backward over count elements in quads (grid_stride_quads)
+// whose outputs are added into or written: `adding` and `writing` are the
+// kernel's two instantiations (kAccumulate true and false), one launched.
+template <class Kernel, class... Args>
+void launch_adding_or_writing(cudaStream_t stream, int64_t count, bool accumulate, Kernel adding,
+                              Kernel writing, Args... args) {
+  if (count <= 0) return;
+  (accumulate ? adding : writing)<<<grid_for((count + 3) / 4), 256, 0, stream>>>(args...);
+  LIVS_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace livs::evaluator::cuda

@@ -118,14 +118,9 @@ struct FeatureMapSlope {
 template <class F>
 void launch_slope_backward(cudaStream_t stream, float* din, const float* dout, const float* in, int64_t count,
                            F slope, bool accumulate) {
-  if (count <= 0) return;
-  const unsigned blocks = grid_for((count + 3) / 4);
-  const bool vector = aligned16(din, dout, in);
-  if (accumulate)
-    slope_backward_kernel<true><<<blocks, 256, 0, stream>>>(din, dout, in, count, vector, slope);
-  else
-    slope_backward_kernel<false><<<blocks, 256, 0, stream>>>(din, dout, in, count, vector, slope);
-  LIVS_CUDA_CHECK_LAUNCH();
+  launch_adding_or_writing(stream, count, accumulate, slope_backward_kernel<true, F>,
+                           slope_backward_kernel<false, F>, din, dout, in, count, aligned16(din, dout, in),
+                           slope);
 }
 
 __global__ void activation_forward_kernel(float* out, const float* in, int64_t count, ActivationKind kind,
@@ -241,14 +236,9 @@ void multiply_forward(cudaStream_t stream, float* out, const float* a, const flo
 }
 void multiply_backward(cudaStream_t stream, float* da, float* db, const float* dout, const float* a,
                        const float* b, int64_t count, bool accumulate) {
-  if (count <= 0) return;
-  const unsigned blocks = grid_for((count + 3) / 4);
-  const bool vector = aligned16(da, db, dout, a, b);
-  if (accumulate)
-    multiply_backward_kernel<true><<<blocks, 256, 0, stream>>>(da, db, dout, a, b, count, vector);
-  else
-    multiply_backward_kernel<false><<<blocks, 256, 0, stream>>>(da, db, dout, a, b, count, vector);
-  LIVS_CUDA_CHECK_LAUNCH();
+  launch_adding_or_writing(stream, count, accumulate, multiply_backward_kernel<true>,
+                           multiply_backward_kernel<false>, da, db, dout, a, b, count,
+                           aligned16(da, db, dout, a, b));
 }
 void add_bias(cudaStream_t stream, Matrix y, const float* bias) {
   if (y.numel() <= 0) return;

@@ -76,14 +76,9 @@ void swiglu_forward(cudaStream_t stream, float* h, const float* gate, const floa
 
 void swiglu_backward(cudaStream_t stream, float* dgate, float* dup, const float* dh, const float* gate,
                      const float* up, int64_t count, bool accumulate) {
-  if (count <= 0) return;
-  const unsigned blocks = grid_for((count + 3) / 4);
-  const bool vector = aligned16(dgate, dup, dh, gate, up);
-  if (accumulate)
-    swiglu_backward_kernel<true><<<blocks, 256, 0, stream>>>(dgate, dup, dh, gate, up, count, vector);
-  else
-    swiglu_backward_kernel<false><<<blocks, 256, 0, stream>>>(dgate, dup, dh, gate, up, count, vector);
-  LIVS_CUDA_CHECK_LAUNCH();
+  launch_adding_or_writing(stream, count, accumulate, swiglu_backward_kernel<true, float, float>,
+                           swiglu_backward_kernel<false, float, float>, dgate, dup, dh, gate, up, count,
+                           aligned16(dgate, dup, dh, gate, up));
 }
 
 void swiglu_forward_bf16(cudaStream_t stream, void* h16, const void* gate16, const void* up16,
