@@ -217,18 +217,18 @@ class AttentionOp final : public Operator {
                                kLambdaInit, n_, k.heads, k.head_dim);
     }
     AttentionOp& f = features();
+    // dv feeds only its products (written, no convolution): its shadow from the kernel too.
+    void* const dv16 = accumulate ? nullptr : dv16_;
     for (int g = 0; g < groups_; ++g) {
-      // dv feeds only its products (written, no convolution): its shadow from the kernel too.
       be.attention_backward(q_[g].d_rotated, f.k_[g].d_rotated, f.dv_, datt_[g], q_[g].rotated,
-                            f.k_[g].rotated, f.v_, att_[g], lse_[g], shape(batch_, seq_), accumulate,
-                            accumulate ? nullptr : dv16_);
+                            f.k_[g].rotated, f.v_, att_[g], lse_[g], shape(batch_, seq_), accumulate, dv16);
       project_backward(be, q_[g], k.heads, q_norm_, q_conv_[g], wq_, g, x, dx);
     }
     if (!own_kv_) return;
     for (int g = 0; g < groups_; ++g)
       project_backward(be, k_[g], k.kv_heads, k_norm_, k_conv_[g], wk_, g, x, dx);
-    if (!accumulate && dv16_)
-      linear_backward(be, wv_, 0, hkv_, GemmOperand(dv_, n_, hkv_, dv16_), x, dx);
+    if (dv16)
+      linear_backward(be, wv_, 0, hkv_, GemmOperand(dv_, n_, hkv_, dv16), x, dx);
     else
       linear_backward(be, wv_, 0, hkv_, v_conv_.backward(be, dv_, batch_, seq_), x, dx);
   }

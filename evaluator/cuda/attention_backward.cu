@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
   float* dqr = dq + ((int64_t(b) * T + i) * H + h) * hd;
   for (int c = 0; c < kDims; ++c) {
     const int d = lane + c * kWarpSize;
-    if (d < hd) dqr[d] = accumulate ? dqr[d] + acc[c] : acc[c];
+    if (d < hd) add_or_write(dqr[d], acc[c], accumulate);
   }
 }
 
@@ -188,8 +188,8 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
   for (int c = 0; c < kDims; ++c) {
     const int d = lane + c * kWarpSize;
     if (d < hd) {
-      dk[at + d] = accumulate ? dk[at + d] + dk_acc[c] : dk_acc[c];
-      dv[at + d] = accumulate ? dv[at + d] + dv_acc[c] : dv_acc[c];
+      add_or_write(dk[at + d], dk_acc[c], accumulate);
+      add_or_write(dv[at + d], dv_acc[c], accumulate);
     }
   }
 }

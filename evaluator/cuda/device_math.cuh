@@ -122,6 +122,17 @@ __device__ inline float4 load4(const __nv_bfloat16* p, int64_t i) {
 }
 __device__ inline float widen(float x) { return x; }
 __device__ inline float widen(__nv_bfloat16 x) { return __bfloat162float(x); }
+// And the stores of a kernel templated on its output type: fp32 as it is,
+// bf16 rounded to nearest even.
+__device__ inline void store4(__nv_bfloat16* p, int64_t i, float4 v) { store4_bf16(p, i, v); }
+__device__ inline void store1(float* p, int64_t i, float v) { p[i] = v; }
+__device__ inline void store1(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+
+// One owner's contribution to a gradient element: added into it
+// (accumulate), or written over it without reading it.
+__device__ inline void add_or_write(float& to, float value, bool accumulate) {
+  to = accumulate ? to + value : value;
+}
 
 // Grid-stride loop over count elements in steps of four when `vector`
 // (16-byte accesses: quad(i) handles elements 4i..4i+3, then single(i) the

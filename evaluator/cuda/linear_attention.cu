@@ -81,8 +81,6 @@ __global__ void linear_attention_backward_kernel(float* dq, float* dk, float* dv
                                                  float* state_scratch, bool shared_state, bool accumulate) {
   extern __shared__ float smem[];
   const int hd = s.head_dim, stride = hd + 1, x = threadIdx.x;  // x: row i or column j by phase
-  // Every gradient element has this block as its one writer: added into, or written.
-  auto put = [accumulate](float& to, float value) { to = accumulate ? to + value : value; };
   const int64_t b = blockIdx.x / s.heads, h = blockIdx.x % s.heads;
   const LinearLayout at{s.seq, s.heads, hd};
   float *qs = smem, *ks = qs + hd, *vs = ks + hd, *dos = vs + hd, *as = dos + hd;
@@ -137,18 +135,18 @@ __global__ void linear_attention_backward_kernel(float* dq, float* dk, float* dv
         dki += gij * vs[j];
       }
       const float dqi = local_dq[o + x];
-      put(dq[o + x], dqi);
-      put(dk[o + x], dki);
+      add_or_write(dq[o + x], dqi, accumulate);
+      add_or_write(dk[o + x], dki, accumulate);
       if (dlog_alpha) {
         running += qi * dqi - ks[x] * dki;
-        put(dlog_alpha[o + x], running);
+        add_or_write(dlog_alpha[o + x], running, accumulate);
       }
     }
     __syncthreads();
     if (x < hd) {  // column phase
       float dvj = 0.0f;
       for (int i = 0; i < hd; ++i) dvj += ks[i] * G[i * stride + x];
-      put(dv[o + x], dvj);
+      add_or_write(dv[o + x], dvj, accumulate);
     }
   }
 }

@@ -16,6 +16,7 @@
 // Gated linear attention keeps the sequential kernel: its chunked form needs
 // decays relative to the chunk start, which overflow without secondary chunking.
 #include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -141,8 +142,7 @@ __global__ void __launch_bounds__(kThreads)
     float acc = 0.0f;
     for (int s = 0; s <= t; ++s) acc = fmaf(a[t * (kChunk + 1) + s], ks[s * stride + i], acc);
     for (int j = 0; j < hd; ++j) acc = fmaf(dos[t * stride + j], S[i * stride + j], acc);
-    float& out = dq[at.row(b, t0 + t, h) + i];
-    out = accumulate ? out + acc : acc;
+    add_or_write(dq[at.row(b, t0 + t, h) + i], acc, accumulate);
   }
   for (int e = threadIdx.x; e < kChunk * hd; e += blockDim.x) {
     const int s = e / hd, i = e % hd;  // dK[s][i] = sum_{t >= s} P[t][s] q_t[i] + sum_j G[i][j] v_s[j]
@@ -150,8 +150,7 @@ __global__ void __launch_bounds__(kThreads)
     float acc = 0.0f;
     for (int t = s; t < kChunk; ++t) acc = fmaf(a[t * (kChunk + 1) + s], qs[t * stride + i], acc);
     for (int j = 0; j < hd; ++j) acc = fmaf(G[i * stride + j], vs[s * stride + j], acc);
-    float& out = dk[at.row(b, t0 + s, h) + i];
-    out = accumulate ? out + acc : acc;
+    add_or_write(dk[at.row(b, t0 + s, h) + i], acc, accumulate);
   }
   __syncthreads();
   masked_scores(a, qs, ks, hd);  // A[t][s] = q_t . k_s, s <= t
@@ -162,8 +161,7 @@ __global__ void __launch_bounds__(kThreads)
     float acc = 0.0f;
     for (int t = s; t < kChunk; ++t) acc = fmaf(a[t * (kChunk + 1) + s], dos[t * stride + j], acc);
     for (int i = 0; i < hd; ++i) acc = fmaf(ks[s * stride + i], G[i * stride + j], acc);
-    float& out = dv[at.row(b, t0 + s, h) + j];
-    out = accumulate ? out + acc : acc;
+    add_or_write(dv[at.row(b, t0 + s, h) + j], acc, accumulate);
   }
 }
 

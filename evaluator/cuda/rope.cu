@@ -29,11 +29,6 @@ __device__ inline void rotate(float& da, float& db, float a, float b, float c, f
   }
 }
 
-__device__ inline void store_one(float* p, int64_t i, float v) { p[i] = v; }
-__device__ inline void store_one(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
-__device__ inline void store_four(float* p, int64_t i, float4 v) { store4(p, i, v); }
-__device__ inline void store_four(__nv_bfloat16* p, int64_t i, float4 v) { store4_bf16(p, i, v); }
-
 // kQuad: a unit is four pairs (float4 loads of both halves, cos and sin).
 template <bool kBackward, bool kQuad, class Out>
 __global__ void __launch_bounds__(kThreads)
@@ -61,15 +56,15 @@ __global__ void __launch_bounds__(kThreads)
         rotate<kBackward>(da.y, db.y, a.y, b.y, c.y, sn.y);
         rotate<kBackward>(da.z, db.z, a.z, b.z, c.z, sn.z);
         rotate<kBackward>(da.w, db.w, a.w, b.w, c.w, sn.w);
-        store_four(d_row, lo, da);
-        store_four(d_row, hi, db);
+        store4(d_row, lo, da);
+        store4(d_row, hi, db);
       } else {
         const int64_t lo = int64_t(h) * s.head_dim + j, hi = lo + half;
         const float a = x_row[lo], b = x_row[hi];
         float da, db;
         rotate<kBackward>(da, db, a, b, c_row[j], s_row[j]);
-        store_one(d_row, lo, da);
-        store_one(d_row, hi, db);
+        store1(d_row, lo, da);
+        store1(d_row, hi, db);
       }
     }
   }

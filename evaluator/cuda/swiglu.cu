@@ -18,18 +18,13 @@ namespace livs::evaluator::cuda {
 
 namespace {
 
-__device__ inline void store1(float* p, int64_t i, float v) { p[i] = v; }
-__device__ inline void store1(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
-__device__ inline void store4_out(float* p, int64_t i, float4 v) { store4(p, i, v); }
-__device__ inline void store4_out(__nv_bfloat16* p, int64_t i, float4 v) { store4_bf16(p, i, v); }
-
 template <class Out, class In>
 __global__ void swiglu_forward_kernel(Out* h, const In* gate, const In* up, int64_t count, bool vector) {
   grid_stride_quads(
       count, vector,
       [&](int64_t i) {
         const float4 g = load4(gate, i), u = load4(up, i);
-        store4_out(h, i, {swiglu(g.x, u.x), swiglu(g.y, u.y), swiglu(g.z, u.z), swiglu(g.w, u.w)});
+        store4(h, i, {swiglu(g.x, u.x), swiglu(g.y, u.y), swiglu(g.z, u.z), swiglu(g.w, u.w)});
       },
       [&](int64_t i) { store1(h, i, swiglu(widen(gate[i]), widen(up[i]))); });
 }
@@ -50,8 +45,8 @@ __global__ void swiglu_backward_kernel(Out* dgate, Out* dup, const In* dh, const
           dg += load4(dgate, i);
           du += load4(dup, i);
         }
-        store4_out(dgate, i, dg);
-        store4_out(dup, i, du);
+        store4(dgate, i, dg);
+        store4(dup, i, du);
       },
       [&](int64_t i) {
         const float2 r = swiglu_grads(widen(dh[i]), widen(gate[i]), widen(up[i]));
