@@ -277,8 +277,10 @@ class Backend {
 
   // RMSNorm over rows: out = x * rstd * gain, rstd = 1/sqrt(mean(x^2) + eps), saved per row.
   // out16 / dx16 (backends that want GEMM shadows, else nullptr): also write
-  // the bf16 shadow of out, or of dx. The backward adds into dx when
-  // accumulate_dx (the residual stream), else writes it; dgain is added into.
+  // the bf16 shadow of out, or of dx; with out16, out.data may be nullptr
+  // (only the shadow is written, for inputs that only GEMMs read). The
+  // backward adds into dx when accumulate_dx (the residual stream), else
+  // writes it; dgain is added into.
   virtual void rmsnorm_forward(Matrix out, float* rstd, ConstMatrix x, const float* gain, float eps,
                                void* out16 = nullptr) = 0;
   virtual void rmsnorm_backward(Matrix dx, float* dgain, ConstMatrix dout, ConstMatrix x, const float* gain,

@@ -130,12 +130,13 @@ void Model::mix(Slot& slot, float* y, const float* y0, const float* y1, int64_t 
     backend_.gate_mix_forward(y, y0, y1, slot.mix_gate, rows, D);
 }
 
-// dres is the gradient of the slot's output; both mixers accumulate into dnormed.
+// dres is the gradient of the slot's output. The first operator writes
+// dnormed (it holds the previous slot's values), a second one adds into it.
 void Model::slot_backward(Slot& slot) {
   const int64_t N = shape_.tokens(), D = d_;
-  const OpInput normed(slot.normed, slot.normed16), dres(dres_, dres16_);
+  const OpInput normed(slot.normed_values(), slot.normed16), dres(dres_, dres16_);
   if (slot.fusion == genome::FusionKind::none) {
-    slot.ops[0]->backward(backend_, normed, dres, dnormed_);
+    slot.ops[0]->backward(backend_, normed, dres, dnormed_, /*accumulate_dx=*/false);
     return;
   }
   OpInput d0 = dres, d1 = dres;  // the gated fusions' own gradients have no shadow
@@ -148,8 +149,8 @@ void Model::slot_backward(Slot& slot) {
     d0 = slot.dy0;
     d1 = slot.dy1;
   }
-  slot.ops[0]->backward(backend_, normed, d0, dnormed_);
-  slot.ops[1]->backward(backend_, normed, d1, dnormed_);
+  slot.ops[0]->backward(backend_, normed, d0, dnormed_, /*accumulate_dx=*/false);
+  slot.ops[1]->backward(backend_, normed, d1, dnormed_, /*accumulate_dx=*/true);
 }
 
 Model::~Model() = default;
@@ -181,11 +182,11 @@ void Model::forward_on_device() {
   // this rounding.
   if (values16_) backend_.round_to_bf16(values16_, values_, params_.count());
   backend_.embedding_forward({slots_[0].x, N, D}, {embedding_.value, V, D}, inputs_);
-  backend_.rmsnorm_forward({slots_[0].normed, N, D}, slots_[0].rstd, {slots_[0].x, N, D},
+  backend_.rmsnorm_forward({slots_[0].normed_values(), N, D}, slots_[0].rstd, {slots_[0].x, N, D},
                            slots_[0].norm.value, eps_, slots_[0].normed16);
   for (std::size_t s = 0; s < slots_.size(); ++s) {
     Slot& slot = slots_[s];
-    const OpInput normed(slot.normed, slot.normed16);
+    const OpInput normed(slot.normed_values(), slot.normed16);
     if (slot.fusion == genome::FusionKind::none) {
       slot.ops[0]->forward(backend_, normed, y_);
     } else {
@@ -196,8 +197,8 @@ void Model::forward_on_device() {
     // The residual add and the next norm (the next slot's, or the final one) in one call.
     if (s + 1 < slots_.size()) {
       Slot& next = slots_[s + 1];
-      backend_.add_rmsnorm_forward(next.x, {next.normed, N, D}, next.rstd, slot.x, y_, next.norm.value, eps_,
-                                   next.normed16);
+      backend_.add_rmsnorm_forward(next.x, {next.normed_values(), N, D}, next.rstd, slot.x, y_,
+                                   next.norm.value, eps_, next.normed16);
     } else {
       backend_.add_rmsnorm_forward(x_out_, {final_, N, D}, final_rstd_, slot.x, y_, final_norm_.value, eps_,
                                    final16_);
@@ -249,7 +250,6 @@ void Model::backward() {
   // dres is the gradient of the residual stream; each slot adds its branch.
   for (std::size_t s = slots_.size(); s-- > 0;) {
     Slot& slot = slots_[s];
-    backend_.fill(dnormed_, N * D, 0.0f);
     slot_backward(slot);
     backend_.rmsnorm_backward({dres_, N, D}, slot.norm.grad, {dnormed_, N, D}, {slot.x, N, D},
                               slot.norm.value, slot.rstd, s > 0 ? dres16_ : nullptr, /*accumulate_dx=*/true);

@@ -103,6 +103,16 @@ class Model {
     float *y0 = nullptr, *y1 = nullptr, *dy0 = nullptr, *dy1 = nullptr;  // fusion: each mixer's output
     float *dec_y0 = nullptr, *dec_y1 = nullptr;
     float *mix_gate = nullptr, *dmix_gate = nullptr;  // the gate's value and gradient (mean: constant 0)
+    // normed's fp32 values as the norm writes them and the operators read
+    // them: nullptr where it has a shadow and no operator reads the values
+    // (the norm then writes the shadow alone: a [tokens, d_model] fp32 store
+    // less a slot, at DRAM bandwidth on large shapes).
+    float* normed_values() const {
+      if (!normed16) return normed;
+      for (const auto& op : ops)
+        if (op->reads_input_values()) return normed;
+      return nullptr;
+    }
   };
   void mix(Slot& slot, float* y, const float* y0, const float* y1, int64_t rows);  // fusion only
   void slot_backward(Slot& slot);

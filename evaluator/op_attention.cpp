@@ -193,7 +193,8 @@ class AttentionOp final : public Operator {
     be.matmul({y, n_, d_}, {out, n_, hq_, out16}, wo_.operand(d_, hq_));
   }
 
-  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx_out, bool accumulate_dx) override {
+    InputGradient dx(dx_out, accumulate_dx);
     const auto& k = knobs_;
     const bool accumulate = accumulates_attention_gradients();
     for (int g = 0; g < groups_; ++g) {
@@ -232,6 +233,8 @@ class AttentionOp final : public Operator {
     else
       linear_backward(be, wv_, 0, hkv_, v_conv_.backward(be, dv_, batch_, seq_), x, dx);
   }
+
+  bool reads_input_values() const override { return false; }  // x reaches GEMMs only
 
   // The KV cache: (groups + 1) * kv_heads * head_dim values per token (K per
   // group, V once), up to the window; none for a feature sharer.
@@ -322,7 +325,7 @@ class AttentionOp final : public Operator {
   }
 
   // From gate_.dgated: dout (overwritten), dW_g and dx (accumulated).
-  void gate_backward(Backend& be, float* dout, const float* out, OpInput x, float* dx) {
+  void gate_backward(Backend& be, float* dout, const float* out, OpInput x, InputGradient& dx) {
     Gate& gt = gate_;
     const int64_t count = n_ * hq_;
     be.multiply_backward(dout, gt.ds, gt.dgated, out, gt.s, count, /*accumulate=*/false);
@@ -333,14 +336,14 @@ class AttentionOp final : public Operator {
   // The projection group g (a block of `rows` rows of w): dW_g += dout^T x, dx += dout W_g.
   // dout's shadow reuses grad16_.
   void linear_backward(Backend& be, const Param& w, int g, int64_t rows, const float* dout, OpInput x,
-                       float* dx) {
+                       InputGradient& dx) {
     linear_backward(be, w, g, rows, GemmOperand(dout, n_, rows, round_shadow(be, grad16_, dout, n_ * rows)),
                     x, dx);
   }
   void linear_backward(Backend& be, const Param& w, int g, int64_t rows, const GemmOperand& douts, OpInput x,
-                       float* dx) {
+                       InputGradient& dx) {
     be.matmul_backward_weight({w.grad + g * rows * d_, rows, d_}, douts, {x.data, n_, d_, x.bf16});
-    be.matmul_backward_input({dx, n_, d_}, douts, w.operand(rows, d_, g * rows * d_));
+    be.matmul_backward_input({dx.data(), n_, d_}, douts, w.operand(rows, d_, g * rows * d_), dx.next());
   }
 
   // Whether attention_backward adds into its gradients (zeroed first) rather
@@ -396,7 +399,7 @@ class AttentionOp final : public Operator {
   // convolution, shadows planned), its backward writes the products' bf16
   // operand and no fp32 gradient.
   void project_backward(Backend& be, Projection& p, int heads, const Param& gain, const ShortConv& conv,
-                        const Param& w, int g, OpInput x, float* dx) {
+                        const Param& w, int g, OpInput x, InputGradient& dx) {
     const int64_t hd = knobs_.head_dim, rows = n_ * heads, width = int64_t(heads) * hd;
     const RopeShape rope{batch_, seq_, heads, int(hd), 0};
     if (knobs_.rope && !knobs_.qk_norm && !conv.on() && grad16_) {

@@ -83,7 +83,8 @@ class DeltaNetOp final : public Operator {
 
   void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, train_, batch_, seq_, false); }
 
-  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx_out, bool accumulate_dx) override {
+    InputGradient dx(dx_out, accumulate_dx);
     Rows& r = train_;
     const int64_t nw = n_ * width_, nh = n_ * heads_, rows = n_ * heads_;
     // dgated, don, dsg, dzg, dzb, dout, dq_act, dk_act and the convolutions'
@@ -126,6 +127,8 @@ class DeltaNetOp final : public Operator {
       WeightRows{w[i], 0, width_, d_}.backward(be, dproj, x, dx, n_);
     }
   }
+
+  bool reads_input_values() const override { return false; }  // x reaches GEMMs only
 
   genome::DecodeState decode_state() const override {
     int64_t conv = 0;

@@ -51,7 +51,7 @@ class GconvOp final : public Operator {
     run(be, x, y, n_, {batch_, seq_, int(ci_), int(k_)}, nullptr, t_);
   }
 
-  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx, bool accumulate_dx) override {
     const GemmOperand dys(dy.data, n_, d_, dy.bf16);
     if (diff_) {
       be.matmul_backward_weight({w_out_.grad, d_, d_}, dys, {t_.mixed, n_, d_});
@@ -64,8 +64,10 @@ class GconvOp final : public Operator {
       be.matmul_backward_input({dcz_, n_, d_}, dys, w_out_.operand(d_, d_), false);
     }
     be.gated_conv_backward(dbcx_, conv_.grad, dcz_, t_.bcx, conv_.value, {batch_, seq_, int(ci_), int(k_)});
-    WeightRows{&w_in_, 0, 3 * ci_, d_}.backward(be, dbcx_, x, dx, n_);
+    WeightRows{&w_in_, 0, 3 * ci_, d_}.backward(be, dbcx_, x, dx, n_, accumulate_dx);
   }
+
+  bool reads_input_values() const override { return false; }  // x reaches GEMMs only
 
   genome::DecodeState decode_state() const override { return {(k_ - 1) * ci_, 0, 0}; }
 

@@ -130,7 +130,8 @@ class LinearAttentionOp final : public Operator {
     finish(be, r, n_, y);
   }
 
-  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx_out, bool accumulate_dx) override {
+    InputGradient dx(dx_out, accumulate_dx);
     Rows& r = train_;
     const int64_t hd = knobs_.head_dim, rows = n_ * knobs_.heads;
     // dnormed, dmixed, dq and dk_raw are written by their first step (the out
@@ -296,9 +297,9 @@ class LinearAttentionOp final : public Operator {
 
   // The projection `g` (a block of rows of w): dW_g += dout^T x, dx += dout W_g
   // (x with its bf16 shadow, so a bf16 backend rounds dout once for both).
-  void linear_backward(Backend& be, const Param& w, int g, const float* dout, OpInput x, float* dx) {
-    be.linear_backward({w.grad + g * width_ * d_, width_, d_}, {dx, n_, d_}, {dout, n_, width_},
-                       {x.data, n_, d_, x.bf16}, w.operand(width_, d_, g * width_ * d_));
+  void linear_backward(Backend& be, const Param& w, int g, const float* dout, OpInput x, InputGradient& dx) {
+    be.linear_backward({w.grad + g * width_ * d_, width_, d_}, {dx.data(), n_, d_}, {dout, n_, width_},
+                       {x.data, n_, d_, x.bf16}, w.operand(width_, d_, g * width_ * d_), dx.next());
   }
 
   // Per-head L2 normalisation: RMSNorm's unit RMS times 1/sqrt(head_dim) is a

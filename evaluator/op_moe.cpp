@@ -63,7 +63,7 @@ class MoeOp final : public Operator {
     return aux;
   }
 
-  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx, bool accumulate_dx) override {
     Rows& r = train_;
     const int64_t a = n_ * k_;
     const ExpertRows groups{r.offsets, int(e_)};
@@ -79,11 +79,13 @@ class MoeOp final : public Operator {
     be.grouped_matmul_backward_input_pair({r.dxs, a, d_}, {r.dgate, a, f_}, {w_gate_.value, f_, d_},
                                           {r.dup, a, f_}, {w_up_.value, f_, d_}, groups,
                                           /*accumulate=*/false);
-    be.moe_gather_backward({dx, n_, d_}, {r.dxs, a, d_}, r.position, k_);
+    // The router's product is dx's first contribution (it may write dx), the
+    // experts' rows, which gather_backward adds, the second.
     be.moe_route_backward({r.dlogits, n_, e_}, r.dweight, r.probs, r.index, r.weight, r.stats, k_,
                           kAuxWeight);
     be.linear_backward({router_.grad, e_, d_}, {dx, n_, d_}, {r.dlogits, n_, e_}, {x.data, n_, d_, x.bf16},
-                       router_.operand(e_, d_));
+                       router_.operand(e_, d_), accumulate_dx);
+    be.moe_gather_backward({dx, n_, d_}, {r.dxs, a, d_}, r.position, k_);
   }
 
   genome::DecodeState decode_state() const override { return {}; }

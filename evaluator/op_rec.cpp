@@ -64,7 +64,8 @@ class RecOp final : public Operator {
 
   void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
-  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx_out, bool accumulate_dx) override {
+    InputGradient dx(dx_out, accumulate_dx);
     zero_all(be, {du_, dga_, dgi_}, n_ * wi_);  // dxb is written by the convolution
     WeightRows{&w_out_, 0, d_, w_}.backward(be, dy, t_.o, do_, n_, /*accumulate_dx=*/false);
     const auto gate_backward = [&](float* dcombined) {  // o = GeLU(x W_y^T) * h: dgy and dcombined written
@@ -83,6 +84,8 @@ class RecOp final : public Operator {
     conv_branch_.backward(be, dxb_, du_, t_.xb, batch_, seq_);
     WeightRows{&w_x_, 0, wi_, d_}.backward(be, dxb_, x, dx, n_);
   }
+
+  bool reads_input_values() const override { return false; }  // x reaches GEMMs only
 
   genome::DecodeState decode_state() const override { return {wi_ + conv_branch_.state_floats(), 0, 0}; }
 

@@ -41,6 +41,10 @@ struct WeightRows {
     be.linear_backward({grad(), rows, cols}, {dx, n, cols}, {dy.data, n, rows, dy.bf16},
                        {x.data, n, cols, x.bf16}, operand(), accumulate_dx);
   }
+  // The same into an operator's input gradient, as its next contribution.
+  void backward(Backend& be, OpInput dy, OpInput x, InputGradient& dx, int64_t n) const {
+    backward(be, dy, x, dx.data(), n, dx.next());
+  }
 };
 
 // The short depthwise causal convolution in front of rec's and ssm's scans:

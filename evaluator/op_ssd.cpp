@@ -82,7 +82,8 @@ class SsdOp final : public Operator {
 
   void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
-  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx_out, bool accumulate_dx) override {
+    InputGradient dx(dx_out, accumulate_dx);
     // Every gradient buffer is written by its first step (the out projection,
     // the norm, the gate, the scan's backward, the activations, the
     // convolution), not zeroed first.
@@ -105,6 +106,8 @@ class SsdOp final : public Operator {
     in_xbc_.backward(be, dxr_, x, dx, n_);
     in_dt_.backward(be, ddraw_, x, dx, n_);
   }
+
+  bool reads_input_values() const override { return false; }  // x reaches GEMMs only
 
   genome::DecodeState decode_state() const override {
     return {ii_ * n_state_ + conv_branch_.state_floats(), 0, 0};

@@ -78,7 +78,8 @@ class SsmOp final : public Operator {
 
   void forward(Backend& be, OpInput x, float* y) override { run(be, x, y, batch_, seq_, t_, false); }
 
-  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx_out, bool accumulate_dx) override {
+    InputGradient dx(dx_out, accumulate_dx);
     // dg, dz, dys, ddraw, ddpre, dxc and dxr are written by their first step
     // (the projections, the gate, the activations, the convolution), not zeroed first.
     zero_all(be, {du_, ddelta_}, n_ * ii_);
@@ -104,6 +105,8 @@ class SsmOp final : public Operator {
     in_x_.backward(be, dxr_, x, dx, n_);
     in_z_.backward(be, dz_, x, dx, n_);
   }
+
+  bool reads_input_values() const override { return false; }  // x reaches GEMMs only
 
   genome::DecodeState decode_state() const override {
     return {ii_ * n_state_ + conv_branch_.state_floats(), 0, 0};

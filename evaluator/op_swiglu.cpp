@@ -48,7 +48,7 @@ class SwigluOp final : public Operator {
     be.matmul({y, n_, d_}, {nullptr, n_, f_, h16_}, w_down_.operand(d_, f_));
   }
 
-  void backward(Backend& be, OpInput x, OpInput dy, float* dx) override {
+  void backward(Backend& be, OpInput x, OpInput dy, float* dx, bool accumulate_dx) override {
     const GemmOperand dys(dy.data, n_, d_, shadow_of(be, dy, dy16_, n_ * d_));
     be.matmul_backward_weight({w_down_.grad, d_, f_}, dys, {h_, n_, f_, h16_});
     if (dgate16_) {
@@ -59,13 +59,16 @@ class SwigluOp final : public Operator {
       be.swiglu_backward(dgate_, dup_, dh_, gate_, up_, n_ * f_, /*accumulate=*/false);
     }
     const GemmOperand xs(x.data, n_, d_, x.bf16);
+    InputGradient dxs(dx, accumulate_dx);
     for (auto [dhidden, dhidden16, w] :
          {std::tuple{dgate_, dgate16_, &w_gate_}, std::tuple{dup_, dup16_, &w_up_}}) {
       const GemmOperand dhs(dhidden, n_, f_, dhidden16);
       be.matmul_backward_weight({w->grad, f_, d_}, dhs, xs);
-      be.matmul_backward_input({dx, n_, d_}, dhs, w->operand(f_, d_));
+      be.matmul_backward_input({dx, n_, d_}, dhs, w->operand(f_, d_), dxs.next());
     }
   }
+
+  bool reads_input_values() const override { return false; }  // x reaches GEMMs only
 
   genome::DecodeState decode_state() const override { return {}; }
 

@@ -72,8 +72,11 @@ class Operator {
   // x: the normed input [tokens, d_model]; it stays untouched until backward.
   // y: the output [tokens, d_model], overwritten.
   virtual void forward(Backend& backend, OpInput x, float* y) = 0;
-  // dy: gradient of y. Accumulates into dx and into the weights' gradients.
-  virtual void backward(Backend& backend, OpInput x, OpInput dy, float* dx) = 0;
+  // dy: gradient of y. Accumulates into the weights' gradients, and into dx
+  // (accumulate_dx) or writes dx (!accumulate_dx: its old contents are never
+  // read, so the caller need not zero it first).
+  virtual void backward(Backend& backend, OpInput x, OpInput dy, float* dx, bool accumulate_dx) = 0;
+  void backward(Backend& backend, OpInput x, OpInput dy, float* dx) { backward(backend, x, dy, dx, true); }
 
   // Elements of decode state per sequence, analytic (must equal what plan()
   // reserves per sequence at the planned context).
@@ -81,6 +84,12 @@ class Operator {
   // One token for each of decode_batch sequences: x, y are [decode_batch,
   // d_model]; `position` counts from 0 after Arena::reset_state().
   virtual void decode_step(Backend& backend, const float* x, float* y, int64_t position) = 0;
+
+  // Whether forward or backward reads x.data, its fp32 values, rather than
+  // only handing x to GEMMs as an operand with its shadow. Where no operator
+  // of a slot does and the backend plans shadows, the model's norm writes
+  // only the bf16 shadow and x.data is nullptr.
+  virtual bool reads_input_values() const { return true; }
 
   // An auxiliary training loss of the last forward (MoE load balancing);
   // backward already includes its gradient. It may live in device memory and
@@ -93,6 +102,25 @@ class Operator {
   // after ours; having sharers, it zeroes its feature gradients in forward
   // (and its backward adds into them).
   virtual void share_features_from(Operator& source);
+};
+
+// The input gradient of a backward, taken by its contributions in the order
+// they are made: the first one writes dx where the caller asked for that
+// (accumulate = false), every later one adds into it.
+class InputGradient {
+ public:
+  InputGradient(float* dx, bool accumulate) : data_(dx), accumulate_(accumulate) {}
+  float* data() const { return data_; }
+  // The accumulate flag of the next contribution (which the caller then makes).
+  bool next() {
+    const bool accumulate = accumulate_;
+    accumulate_ = true;
+    return accumulate;
+  }
+
+ private:
+  float* data_;
+  bool accumulate_;
 };
 
 // Rounds src into its bf16 shadow dst (planned with Arena::reserve_gemm_shadow)

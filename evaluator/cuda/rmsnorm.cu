@@ -21,6 +21,8 @@
 // and the residual gradient then need no rounding pass of their own.
 #include <cuda_bf16.h>
 
+#include <stdexcept>
+
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
 #include "evaluator/cuda/kernels.hpp"
@@ -84,7 +86,7 @@ __global__ void __launch_bounds__(kThreads)
       const int c = lane + k * G;
       if (c >= d4) continue;
       const float4 y = mul4(scale4(v[k], s), load4(gain, c));
-      store4(out + n * d, c, y);
+      if (out) store4(out + n * d, c, y);
       if (out16) store4_bf16(out16 + n * d, c, y);
     }
   }
@@ -239,7 +241,7 @@ __global__ void rmsnorm_forward_kernel(float* out, __nv_bfloat16* out16, float* 
   if (lane == 0) rstd[n] = s;
   for (int64_t i = lane; i < d; i += kWarpSize) {
     const float y = xr[i] * s * gain[i];
-    out[n * d + i] = y;
+    if (out) out[n * d + i] = y;
     if (out16) out16[n * d + i] = __float2bfloat16_rn(y);
   }
 }
@@ -313,6 +315,8 @@ void rmsnorm_forward(cudaStream_t stream, Matrix out, float* rstd, ConstMatrix x
 void add_rmsnorm_forward(cudaStream_t stream, float* sum, Matrix out, float* rstd, const float* a,
                          const float* b, const float* gain, float eps, void* out16) {
   if (out.rows <= 0 || out.cols <= 0) return;
+  if (!out.data && !out16)
+    throw std::invalid_argument("CUDA rmsnorm_forward: neither an output nor a shadow");
   auto* shadow = static_cast<__nv_bfloat16*>(out16);
   const ConstMatrix x{a, out.rows, out.cols};
   const FastShape fast = fast_shape_for(out.cols, aligned16(out.data, sum, a, b, gain) && aligned8(shadow));
