@@ -74,6 +74,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   auto* stats = reinterpret_cast<float*>(q_tiles + 4 * kQueries * kS);  // [2 buffers][kQueries][lse, delta]
 
   const int T = s.seq, H = s.heads, KV = s.kv_heads, group = H / KV;
+  // The 3-D grid, not tile_order: the 1-D decode cost this kernel spills
+  // (20 -> 36 bytes at head_dim 32) and measured 4% slower (75 vs 72 us a
+  // call at d 256), where the forward and dq kernels gained 9-10%.
   const int b = blockIdx.z, kvh = blockIdx.y, j0 = blockIdx.x * kKeys;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int warp_key = j0 + warp * kWarpRows;  // this warp's first key
@@ -204,7 +207,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     }
 }
 
-// grid (ceil(T / (16 kWarps kM)), heads, batch); as the dk/dv kernel, with
+// grid: ceil(T / (16 kWarps kM)) x heads x batch in tile_order; as the dk/dv kernel, with
 // queries as the owned rows and kOther keys per tile.
 template <int kHd, int kWarps, int kM, int kMinBlocks, int kOther>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
@@ -219,8 +222,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   __nv_bfloat16* kv_tiles = dos + kRows * kS;               // [2 buffers][K, V][kKeys][kS]
 
   const int T = s.seq, H = s.heads, KV = s.kv_heads;
-  const int b = blockIdx.z, h = blockIdx.y, kvh = h / (H / KV);
-  const int i0 = (gridDim.x - 1 - blockIdx.x) * kRows;  // the longest tiles start first
+  const TileOrder order = tile_order(H, s.batch);  // the longest tiles (the last queries) first
+  const int b = order.batch, h = order.head, kvh = h / (H / KV);
+  const int i0 = ((T + kRows - 1) / kRows - 1 - order.rank) * kRows;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int warp_row = i0 + warp * kWarpRows;
   const int row0 = warp_row + g;  // this lane's rows: row0 + 16 m + 8 r
@@ -424,7 +428,7 @@ void launch_backward(cudaStream_t stream, float* dq, float* dk, float* dv, const
   constexpr int kRows = Dq::warps * Dq::m_tiles * kMmaRows;
   const std::size_t dq_bytes = kRowBytes * (2 * kRows + 4 * Dq::other);
   allow_shared_memory(dq_kernel, dq_bytes);
-  const dim3 dq_grid(unsigned((s.seq + kRows - 1) / kRows), unsigned(s.heads), unsigned(s.batch));
+  const dim3 dq_grid = tile_order_grid((s.seq + kRows - 1) / kRows, s.heads, s.batch);
   dq_kernel<<<dq_grid, Dq::warps * 32, dq_bytes, stream>>>(dq, in16.dout, in16.q, in16.k, in16.v, lse,
                                                            in16.delta, s, accumulate);
   LIVS_CUDA_CHECK_LAUNCH();

@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 
 #include "evaluator/cuda/kernels.hpp"  // backend.hpp, with nvcc's #554 silenced
 
@@ -32,6 +33,26 @@ constexpr float kLn2 = 0.6931471805599453f;
 template <int kHd>
 constexpr int stride() {
   return kHd + 8;
+}
+
+// The blocks of a causal attention kernel, longest first over the whole
+// grid: a 1-D grid of tiles x heads x batch whose slowest index is the
+// tile's rank (rank 0: the tile with the most work, for every head and
+// sequence), so the last blocks the GPU dispatches are the shortest ones.
+// With the tile index fastest (a 3-D grid) every (head, sequence) had its
+// longest tile in the last wave too, and that wave set the kernel's tail.
+struct TileOrder {
+  int rank, head, batch;
+};
+__device__ __forceinline__ TileOrder tile_order(int heads, int batch) {
+  const int per_rank = heads * batch, rank = int(blockIdx.x) / per_rank, rest = int(blockIdx.x) % per_rank;
+  return {rank, rest % heads, rest / heads};
+}
+// The 1-D grid for `tiles` tiles of every head and sequence.
+inline dim3 tile_order_grid(int64_t tiles, int heads, int batch) {
+  const int64_t blocks = tiles * heads * batch;
+  if (blocks > 0x7fffffff) throw std::invalid_argument("CUDA attention: more than 2^31 - 1 tiles");
+  return dim3(unsigned(blocks));
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {

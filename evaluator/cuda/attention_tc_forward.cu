@@ -43,8 +43,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   auto* staging = reinterpret_cast<float*>(kv_tiles + 4 * kKeys * kS);  // K, V (async_copy only)
 
   const int T = s.seq, H = s.heads, KV = s.kv_heads;
-  const int b = blockIdx.z, h = blockIdx.y, kvh = h / (H / KV);
-  const int i0 = (gridDim.x - 1 - blockIdx.x) * kRows;  // the longest tiles start first
+  const TileOrder order = tile_order(H, s.batch);  // the longest tiles (the last queries) first
+  const int b = order.batch, h = order.head, kvh = h / (H / KV);
+  const int i0 = ((T + kRows - 1) / kRows - 1 - order.rank) * kRows;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int warp_row = i0 + warp * kWarpRows;  // this warp's first query
   const int row0 = warp_row + g;               // this lane's rows: row0 + 16 m + 8 r
@@ -160,7 +161,7 @@ void launch_forward(cudaStream_t stream, float* out, void* out16, float* lse, co
   const std::size_t bytes = sizeof(__nv_bfloat16) * (kRows + 4 * kKeys) * stride<kHd>() +
                             2 * TileStage<kHd, kKeys, kWarps * 32, kStaging>::kStagingBytes;
   allow_shared_memory(kernel, bytes);
-  const dim3 grid(unsigned((s.seq + kRows - 1) / kRows), unsigned(s.heads), unsigned(s.batch));
+  const dim3 grid = tile_order_grid((s.seq + kRows - 1) / kRows, s.heads, s.batch);
   kernel<<<grid, kWarps * 32, bytes, stream>>>(out, static_cast<__nv_bfloat16*>(out16), lse, q, k, v, s);
   LIVS_CUDA_CHECK_LAUNCH();
 }
