@@ -409,14 +409,15 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "add_rmsnorm_forward");
     inner_.add_rmsnorm_forward(sum, out, rstd, a, b, gain, eps, out16);
   }
-  void swiglu_forward_bf16(void* h16, const void* gate16, const void* up16, int64_t count) override {
+  void swiglu_forward_bf16(void* h16, const void* gate16, const void* up16, int64_t rows, int64_t cols,
+                           int64_t ld) override {
     Timed timed(*this, "swiglu_forward");
-    inner_.swiglu_forward_bf16(h16, gate16, up16, count);
+    inner_.swiglu_forward_bf16(h16, gate16, up16, rows, cols, ld);
   }
   void swiglu_backward_bf16(void* dgate16, void* dup16, const void* dh16, const void* gate16,
-                            const void* up16, int64_t count) override {
+                            const void* up16, int64_t rows, int64_t cols, int64_t ld) override {
     Timed timed(*this, "swiglu_backward");
-    inner_.swiglu_backward_bf16(dgate16, dup16, dh16, gate16, up16, count);
+    inner_.swiglu_backward_bf16(dgate16, dup16, dh16, gate16, up16, rows, cols, ld);
   }
   void round_to_bf16(void* dst, const float* src, int64_t count) override {
     Timed timed(*this, "round_to_bf16");

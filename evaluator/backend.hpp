@@ -371,12 +371,16 @@ class Backend {
   // and dh16 come from GEMMs with bf16 outputs (matmul_bf16_output,
   // matmul_backward_input_bf16_output), and h16 = bf16(silu(gate) * up),
   // dgate16 and dup16 (OVERWRITTEN) are GEMM shadows with no fp32 copy.
-  virtual void swiglu_forward_bf16(void* h16, const void* gate16, const void* up16, int64_t count) {
-    unsupported("swiglu_forward_bf16", h16, gate16, up16, count);
+  // h16 and dh16 are [rows, cols]; gate16, up16, dgate16 and dup16 have
+  // rows `ld` elements apart (ld = 2 cols: the halves of one [rows, 2 cols]
+  // product, gate | up on every row).
+  virtual void swiglu_forward_bf16(void* h16, const void* gate16, const void* up16, int64_t rows,
+                                   int64_t cols, int64_t ld) {
+    unsupported("swiglu_forward_bf16", h16, gate16, up16, rows, cols, ld);
   }
   virtual void swiglu_backward_bf16(void* dgate16, void* dup16, const void* dh16, const void* gate16,
-                                    const void* up16, int64_t count) {
-    unsupported("swiglu_backward_bf16", dgate16, dup16, dh16, gate16, up16, count);
+                                    const void* up16, int64_t rows, int64_t cols, int64_t ld) {
+    unsupported("swiglu_backward_bf16", dgate16, dup16, dh16, gate16, up16, rows, cols, ld);
   }
 
   virtual void add(float* out, const float* a, const float* b, int64_t count) = 0;

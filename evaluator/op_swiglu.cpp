@@ -26,9 +26,11 @@ class SwigluOp final : public Operator {
         // dup only feed GEMMs (written by swiglu_*_bf16), as in autocast.
         // x's shadow comes from the model, and dy's too unless the slot fuses
         // two mixers with a gate.
+        // gate and up come from one product with [W_gate; W_up] (gate | up
+        // on every row), and their gradients go back through one.
         arena.reserve_gemm_shadow(&dy16_, n_ * d_);
-        for (void** b : {&gate16_, &up16_, &dh16_, &h16_, &dgate16_, &dup16_})
-          arena.reserve_gemm_shadow(b, n_ * f_);
+        for (void** b : {&gate_up16_, &dgate_up16_}) arena.reserve_gemm_shadow(b, n_ * 2 * f_);
+        for (void** b : {&dh16_, &h16_}) arena.reserve_gemm_shadow(b, n_ * f_);
       } else {
         for (float** b : {&gate_, &up_, &dh_, &h_, &dgate_, &dup_}) arena.reserve(b, n_ * f_);
       }
@@ -42,27 +44,30 @@ class SwigluOp final : public Operator {
     if (!h16_) return run(be, x, y, n_, gate_, up_, h_);
     // bf16 between the products (plan): the weights' shadows are read too.
     const GemmOperand xs(x.data, n_, d_, x.bf16);
-    be.matmul_bf16_output(gate16_, xs, w_gate_.operand(f_, d_));
-    be.matmul_bf16_output(up16_, xs, w_up_.operand(f_, d_));
-    be.swiglu_forward_bf16(h16_, gate16_, up16_, n_ * f_);
+    be.matmul_bf16_output(gate_up16_, xs, gate_up_weights());
+    be.swiglu_forward_bf16(h16_, gate_up16_, second_half(gate_up16_), n_, f_, 2 * f_);
     be.matmul({y, n_, d_}, {nullptr, n_, f_, h16_}, w_down_.operand(d_, f_));
   }
 
   void backward(Backend& be, OpInput x, OpInput dy, float* dx, bool accumulate_dx) override {
     const GemmOperand dys(dy.data, n_, d_, shadow_of(be, dy, dy16_, n_ * d_));
     be.matmul_backward_weight({w_down_.grad, d_, f_}, dys, {h_, n_, f_, h16_});
-    if (dgate16_) {
-      be.matmul_backward_input_bf16_output(dh16_, dys, w_down_.operand(d_, f_));
-      be.swiglu_backward_bf16(dgate16_, dup16_, dh16_, gate16_, up16_, n_ * f_);
-    } else {
-      be.matmul_backward_input({dh_, n_, f_}, dys, w_down_.operand(d_, f_), /*accumulate=*/false);
-      be.swiglu_backward(dgate_, dup_, dh_, gate_, up_, n_ * f_, /*accumulate=*/false);
-    }
     const GemmOperand xs(x.data, n_, d_, x.bf16);
+    if (dgate_up16_) {
+      be.matmul_backward_input_bf16_output(dh16_, dys, w_down_.operand(d_, f_));
+      be.swiglu_backward_bf16(dgate_up16_, second_half(dgate_up16_), dh16_, gate_up16_,
+                              second_half(gate_up16_), n_, f_, 2 * f_);
+      // Both halves' weight gradients and dx in one product each.
+      const GemmOperand dgate_up(nullptr, n_, 2 * f_, dgate_up16_);
+      be.matmul_backward_weight({w_gate_.grad, 2 * f_, d_}, dgate_up, xs);
+      be.matmul_backward_input({dx, n_, d_}, dgate_up, gate_up_weights(), accumulate_dx);
+      return;
+    }
+    be.matmul_backward_input({dh_, n_, f_}, dys, w_down_.operand(d_, f_), /*accumulate=*/false);
+    be.swiglu_backward(dgate_, dup_, dh_, gate_, up_, n_ * f_, /*accumulate=*/false);
     InputGradient dxs(dx, accumulate_dx);
-    for (auto [dhidden, dhidden16, w] :
-         {std::tuple{dgate_, dgate16_, &w_gate_}, std::tuple{dup_, dup16_, &w_up_}}) {
-      const GemmOperand dhs(dhidden, n_, f_, dhidden16);
+    for (auto [dhidden, w] : {std::tuple{dgate_, &w_gate_}, std::tuple{dup_, &w_up_}}) {
+      const GemmOperand dhs(dhidden, n_, f_);
       be.matmul_backward_weight({w->grad, f_, d_}, dhs, xs);
       be.matmul_backward_input({dx, n_, d_}, dhs, w->operand(f_, d_), dxs.next());
     }
@@ -87,6 +92,17 @@ class SwigluOp final : public Operator {
     be.matmul({y, rows, d_}, {h, rows, f_}, {w_down_.value, d_, f_});
   }
 
+  // [W_gate; W_up] as one [2 hidden, d_model] operand: the parameter store
+  // packs weights in the order they are bound (values, gradients and
+  // shadows alike), so w_up follows w_gate, here or in a featurizer source.
+  GemmOperand gate_up_weights() const {
+    if (w_up_.value != w_gate_.value + f_ * d_ || w_up_.grad != w_gate_.grad + f_ * d_)
+      throw std::logic_error("swiglu: w_up does not follow w_gate in the parameter store");
+    return w_gate_.operand(2 * f_, d_);
+  }
+  // The up half of a [tokens, 2 hidden] bf16 buffer (gate | up on every row).
+  void* second_half(void* gate_up16) const { return static_cast<uint16_t*>(gate_up16) + f_; }
+
   int64_t d_, f_;
   Param w_gate_, w_up_, w_down_;
   int64_t n_ = 0;
@@ -94,8 +110,7 @@ class SwigluOp final : public Operator {
   float *gate_ = nullptr, *up_ = nullptr, *h_ = nullptr, *dgate_ = nullptr, *dup_ = nullptr, *dh_ = nullptr;
   float *dec_gate_ = nullptr, *dec_up_ = nullptr, *dec_h_ = nullptr;
   // bf16 shadows, and the bf16 activations that replace gate, up and dh
-  void *dy16_ = nullptr, *h16_ = nullptr, *dgate16_ = nullptr, *dup16_ = nullptr;
-  void *gate16_ = nullptr, *up16_ = nullptr, *dh16_ = nullptr;
+  void *dy16_ = nullptr, *h16_ = nullptr, *dgate_up16_ = nullptr, *gate_up16_ = nullptr, *dh16_ = nullptr;
 };
 
 }  // namespace

@@ -102,9 +102,10 @@ class CudaBackend final : public Backend {
                         const AttentionShape& shape, int64_t capacity, int64_t position) override;
 
   void swiglu_forward(float* h, const float* gate, const float* up, int64_t count) override;
-  void swiglu_forward_bf16(void* h16, const void* gate16, const void* up16, int64_t count) override;
+  void swiglu_forward_bf16(void* h16, const void* gate16, const void* up16, int64_t rows, int64_t cols,
+                           int64_t ld) override;
   void swiglu_backward_bf16(void* dgate16, void* dup16, const void* dh16, const void* gate16,
-                            const void* up16, int64_t count) override;
+                            const void* up16, int64_t rows, int64_t cols, int64_t ld) override;
   void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                        int64_t count, bool accumulate) override;
 

@@ -66,12 +66,13 @@ void CudaBackend::attention_decode(float* out, const float* q, const float* k_ca
 void CudaBackend::swiglu_forward(float* h, const float* gate, const float* up, int64_t count) {
   cuda::swiglu_forward(stream_, h, gate, up, count);
 }
-void CudaBackend::swiglu_forward_bf16(void* h16, const void* gate16, const void* up16, int64_t count) {
-  cuda::swiglu_forward_bf16(stream_, h16, gate16, up16, count);
+void CudaBackend::swiglu_forward_bf16(void* h16, const void* gate16, const void* up16, int64_t rows,
+                                      int64_t cols, int64_t ld) {
+  cuda::swiglu_forward_bf16(stream_, h16, gate16, up16, rows, cols, ld);
 }
 void CudaBackend::swiglu_backward_bf16(void* dgate16, void* dup16, const void* dh16, const void* gate16,
-                                       const void* up16, int64_t count) {
-  cuda::swiglu_backward_bf16(stream_, dgate16, dup16, dh16, gate16, up16, count);
+                                       const void* up16, int64_t rows, int64_t cols, int64_t ld) {
+  cuda::swiglu_backward_bf16(stream_, dgate16, dup16, dh16, gate16, up16, rows, cols, ld);
 }
 void CudaBackend::swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate,
                                   const float* up, int64_t count, bool accumulate) {

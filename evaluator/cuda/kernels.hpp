@@ -30,9 +30,10 @@ void to_bf16(cudaStream_t stream, void* dst, const float* src, int64_t count);
 void swiglu_forward(cudaStream_t stream, float* h, const float* gate, const float* up, int64_t count);
 void swiglu_backward(cudaStream_t stream, float* dgate, float* dup, const float* dh, const float* gate,
                      const float* up, int64_t count, bool accumulate);
-void swiglu_forward_bf16(cudaStream_t stream, void* h16, const void* gate16, const void* up16, int64_t count);
+void swiglu_forward_bf16(cudaStream_t stream, void* h16, const void* gate16, const void* up16, int64_t rows,
+                         int64_t cols, int64_t ld);
 void swiglu_backward_bf16(cudaStream_t stream, void* dgate16, void* dup16, const void* dh16,
-                          const void* gate16, const void* up16, int64_t count);
+                          const void* gate16, const void* up16, int64_t rows, int64_t cols, int64_t ld);
 
 // embedding.cu. The backward sorts (token, position) pairs in `scratch`:
 // embedding_backward_scratch_bytes(dout.rows, dtable.rows) bytes.

@@ -137,31 +137,63 @@ TEST_CASE("shadows: dx = dy W overwrites when asked, on the CPU and the GPU") {
 }
 
 TEST_CASE("shadows: SwiGLU in bf16 gives its fp32 outputs on the widened inputs, rounded") {
-  // offset 1: views that are not 8-byte aligned take the scalar path.
-  for (auto [count, offset] : {std::pair<int64_t, int64_t>{1, 0}, {4099, 0}, {65536, 0}, {1001, 1}}) {
-    CAPTURE(count);
-    CAPTURE(offset);
-    const std::size_t size = std::size_t(count + offset);
-    const auto gate = round_bf16(random_floats(size, 77, 2.0)), up = round_bf16(random_floats(size, 78)),
-               dh = round_bf16(random_floats(size, 79));
+  // gate and up are rows `ld` apart: ld = cols (separate tensors), or ld = 2
+  // cols with up = gate + cols (the halves of one product, as SwigluOp has
+  // them). offset 1 (views not 8-byte aligned) and cols that are not a
+  // multiple of 4 take the scalar path.
+  struct Case {
+    int64_t rows, cols, ld, offset;
+  };
+  for (const Case& c :
+       {Case{1, 1, 1, 0}, Case{1, 4099, 4099, 0}, Case{256, 256, 256, 0}, Case{1, 1001, 1001, 1},
+        Case{37, 680, 1360, 0}, Case{5, 6, 12, 0}, Case{3, 8, 16, 1}}) {
+    CAPTURE(c.rows);
+    CAPTURE(c.cols);
+    CAPTURE(c.ld);
+    CAPTURE(c.offset);
+    const bool halves = c.ld == 2 * c.cols;
+    const int64_t count = c.rows * c.cols, span = c.rows * c.ld + c.offset;
+    // One buffer holds gate (and up, in halves); a second holds up otherwise.
+    const auto gate_up = round_bf16(random_floats(std::size_t(span), 77, 2.0)),
+               up_alone = round_bf16(random_floats(std::size_t(span), 78)),
+               dh = round_bf16(random_floats(std::size_t(count), 79));
+    const int64_t up_shift = halves ? c.cols : 0;
+    const std::vector<float>& up_source = halves ? gate_up : up_alone;
+    // The same values gathered into [rows, cols] for the fp32 reference.
+    std::vector<float> gate(static_cast<std::size_t>(count)), up(static_cast<std::size_t>(count));
+    for (int64_t r = 0; r < c.rows; ++r)
+      for (int64_t j = 0; j < c.cols; ++j) {
+        gate[std::size_t(r * c.cols + j)] = gate_up[std::size_t(c.offset + r * c.ld + j)];
+        up[std::size_t(r * c.cols + j)] = up_source[std::size_t(c.offset + r * c.ld + up_shift + j)];
+      }
     Backend& be = gpu_bf16();
-    Array dgate_in(be, gate), dup_in(be, up), ddh(be, dh);
-    DeviceArray<uint16_t> gate16(be, count + offset), up16(be, count + offset), dh16(be, count + offset);
-    be.round_to_bf16(gate16.data(), dgate_in.data(), count + offset);
-    be.round_to_bf16(up16.data(), dup_in.data(), count + offset);
-    be.round_to_bf16(dh16.data(), ddh.data(), count + offset);
+    Array g(be, gate), u(be, up), d(be, dh), gate_up_in(be, gate_up), up_in(be, up_alone);
+    DeviceArray<uint16_t> gate_up16(be, span), up16(be, span), dh16(be, count);
+    be.round_to_bf16(gate_up16.data(), gate_up_in.data(), span);
+    be.round_to_bf16(up16.data(), up_in.data(), span);
+    be.round_to_bf16(dh16.data(), d.data(), count);
     auto h = poisoned(be, count);
     Array dgate(be, std::vector<float>(std::size_t(count), 0.0f)), dup(be, dgate.download());
-    DeviceArray<uint16_t> h16(be, count), dgate16(be, count), dup16(be, count);
-    const float *g = dgate_in.data() + offset, *u = dup_in.data() + offset, *d = ddh.data() + offset;
-    be.swiglu_forward(h->data(), g, u, count);
-    be.swiglu_backward(dgate.data(), dup.data(), d, g, u, count, false);
-    be.swiglu_forward_bf16(h16.data(), gate16.data() + offset, up16.data() + offset, count);
-    be.swiglu_backward_bf16(dgate16.data(), dup16.data(), dh16.data() + offset, gate16.data() + offset,
-                            up16.data() + offset, count);
+    be.swiglu_forward(h->data(), g.data(), u.data(), count);
+    be.swiglu_backward(dgate.data(), dup.data(), d.data(), g.data(), u.data(), count, false);
+    DeviceArray<uint16_t> h16(be, count), dgate_up16(be, span), dup16(be, span);
+    uint16_t* gate16 = gate_up16.data() + c.offset;
+    const uint16_t* up16_view = (halves ? gate_up16.data() : up16.data()) + c.offset + up_shift;
+    uint16_t* dgate16 = dgate_up16.data() + c.offset;
+    uint16_t* dup16_view = (halves ? dgate_up16.data() : dup16.data()) + c.offset + up_shift;
+    be.swiglu_forward_bf16(h16.data(), gate16, up16_view, c.rows, c.cols, c.ld);
+    be.swiglu_backward_bf16(dgate16, dup16_view, dh16.data(), gate16, up16_view, c.rows, c.cols, c.ld);
     CHECK(widen(h16.download()) == round_bf16(h->download()));
-    CHECK(widen(dgate16.download()) == round_bf16(dgate.download()));
-    CHECK(widen(dup16.download()) == round_bf16(dup.download()));
+    const auto dgate_all = widen(dgate_up16.download()),
+               dup_all = widen((halves ? dgate_up16 : dup16).download());
+    std::vector<float> dgate_got(static_cast<std::size_t>(count)), dup_got(static_cast<std::size_t>(count));
+    for (int64_t r = 0; r < c.rows; ++r)
+      for (int64_t j = 0; j < c.cols; ++j) {
+        dgate_got[std::size_t(r * c.cols + j)] = dgate_all[std::size_t(c.offset + r * c.ld + j)];
+        dup_got[std::size_t(r * c.cols + j)] = dup_all[std::size_t(c.offset + r * c.ld + up_shift + j)];
+      }
+    CHECK(dgate_got == round_bf16(dgate.download()));
+    CHECK(dup_got == round_bf16(dup.download()));
   }
 }
 
