@@ -83,6 +83,13 @@ struct RopeShape {
   int heads = 1;
   int head_dim = 2;  // even
   int64_t position_offset = 0;
+  // Elements between a token's row of the input and of the output: 0 for
+  // heads * head_dim (contiguous); wider where q and k are the parts of one
+  // projection's [tokens, q width + k width] output or gradient.
+  int64_t src_ld = 0, dst_ld = 0;
+  constexpr int64_t width() const { return int64_t(heads) * head_dim; }
+  constexpr int64_t src_stride() const { return src_ld > 0 ? src_ld : width(); }
+  constexpr int64_t dst_stride() const { return dst_ld > 0 ? dst_ld : width(); }
 };
 
 // One AdamW step on a contiguous group of parameters. Gradients are first

@@ -97,14 +97,22 @@ class AttentionOp final : public Operator {
     if (!own_kv_ && !source_)
       throw std::invalid_argument(describe_ + ": shares K/V but no source was connected");
     if (n_ > 0) {
+      // q and k straight from one product into RoPE (no norm, no convolution,
+      // shadows planned): [Wq; Wk] in one GEMM each way, q | k on every row.
+      fused_qk_ =
+          groups_ == 1 && own_kv_ && k.rope && !k.qk_norm && k.short_conv == 0 && arena.gemm_shadows();
+      if (fused_qk_) {
+        arena.reserve(&qk_raw_, n_ * (hq_ + hkv_));
+        arena.reserve_gemm_shadow(&dqk16_, n_ * (hq_ + hkv_));
+      }
       for (int g = 0; g < groups_; ++g) {
-        arena.reserve(&q_[g].raw, n_ * hq_);
+        if (!fused_qk_) arena.reserve(&q_[g].raw, n_ * hq_);
         arena.reserve(&att_[g], n_ * hq_);
         arena.reserve(&lse_[g], n_ * k.heads);
         arena.reserve(&datt_[g], n_ * hq_);
         plan_projection(arena, q_[g], n_, k.heads);
         if (!own_kv_) continue;
-        arena.reserve(&k_[g].raw, n_ * hkv_);
+        if (!fused_qk_) arena.reserve(&k_[g].raw, n_ * hkv_);
         plan_projection(arena, k_[g], n_, k.kv_heads);
       }
       if (own_kv_) {
@@ -165,14 +173,22 @@ class AttentionOp final : public Operator {
   void forward(Backend& be, OpInput x, float* y) override {
     const auto& k = knobs_;
     const GemmOperand xs(x.data, n_, d_, x.bf16);
+    if (fused_qk_) {  // q and k: the two parts of every row of one product
+      q_[0].raw = qk_raw_;
+      k_[0].raw = qk_raw_ + hq_;
+      be.matmul({qk_raw_, n_, hq_ + hkv_}, xs, qk_weights());
+    }
+    const int64_t raw_ld = fused_qk_ ? hq_ + hkv_ : 0;
     for (int g = 0; g < groups_; ++g) {
-      be.matmul({q_conv_[g].input(q_[g].raw, false), n_, hq_}, xs, wq_.operand(hq_, d_, g * hq_ * d_));
+      if (!fused_qk_)
+        be.matmul({q_conv_[g].input(q_[g].raw, false), n_, hq_}, xs, wq_.operand(hq_, d_, g * hq_ * d_));
       q_conv_[g].forward(be, q_[g].raw, batch_, seq_, false);
-      project(be, q_[g], n_, k.heads, q_norm_, batch_, seq_, 0);
+      project(be, q_[g], n_, k.heads, q_norm_, batch_, seq_, 0, raw_ld);
       if (!own_kv_) continue;
-      be.matmul({k_conv_[g].input(k_[g].raw, false), n_, hkv_}, xs, wk_.operand(hkv_, d_, g * hkv_ * d_));
+      if (!fused_qk_)
+        be.matmul({k_conv_[g].input(k_[g].raw, false), n_, hkv_}, xs, wk_.operand(hkv_, d_, g * hkv_ * d_));
       k_conv_[g].forward(be, k_[g].raw, batch_, seq_, false);
-      project(be, k_[g], n_, k.kv_heads, k_norm_, batch_, seq_, 0);
+      project(be, k_[g], n_, k.kv_heads, k_norm_, batch_, seq_, 0, raw_ld);
       // Feature sharers add into these before our backward runs.
       if (accumulates_attention_gradients()) zero_grads(be, k_[g], n_ * hkv_);
     }
@@ -223,11 +239,22 @@ class AttentionOp final : public Operator {
     for (int g = 0; g < groups_; ++g) {
       be.attention_backward(q_[g].d_rotated, f.k_[g].d_rotated, f.dv_, datt_[g], q_[g].rotated,
                             f.k_[g].rotated, f.v_, att_[g], lse_[g], shape(batch_, seq_), accumulate, dv16);
-      project_backward(be, q_[g], k.heads, q_norm_, q_conv_[g], wq_, g, x, dx);
+      if (!fused_qk_) project_backward(be, q_[g], k.heads, q_norm_, q_conv_[g], wq_, g, x, dx);
+    }
+    if (fused_qk_) {  // RoPE's backward writes q's and k's parts of one bf16 gradient: one product each way
+      const int64_t ld = hq_ + hkv_;
+      be.rope_backward_bf16(dqk16_, q_[0].d_rotated, cos_, sin_,
+                            {batch_, seq_, k.heads, k.head_dim, 0, 0, ld});
+      be.rope_backward_bf16(static_cast<uint16_t*>(dqk16_) + hq_, k_[0].d_rotated, cos_, sin_,
+                            {batch_, seq_, k.kv_heads, k.head_dim, 0, 0, ld});
+      const GemmOperand dqk(nullptr, n_, ld, dqk16_);
+      be.matmul_backward_weight({wq_.grad, ld, d_}, dqk, {x.data, n_, d_, x.bf16});  // [dWq; dWk]
+      be.matmul_backward_input({dx.data(), n_, d_}, dqk, qk_weights(), dx.next());
     }
     if (!own_kv_) return;
-    for (int g = 0; g < groups_; ++g)
-      project_backward(be, k_[g], k.kv_heads, k_norm_, k_conv_[g], wk_, g, x, dx);
+    if (!fused_qk_)
+      for (int g = 0; g < groups_; ++g)
+        project_backward(be, k_[g], k.kv_heads, k_norm_, k_conv_[g], wk_, g, x, dx);
     if (dv16)
       linear_backward(be, wv_, 0, hkv_, GemmOperand(dv_, n_, hkv_, dv16), x, dx);
     else
@@ -384,13 +411,24 @@ class AttentionOp final : public Operator {
     if (!p.d_raw) p.d_raw = p.d_normed;
   }
 
+  // raw_ld: elements between raw's rows (0: contiguous; wider for q | k rows of one product, no norm).
   void project(Backend& be, Projection& p, int64_t rows, int heads, const Param& gain, int batch, int seq,
-               int64_t position) {
+               int64_t position, int64_t raw_ld = 0) {
     resolve(p);
     const int64_t hd = knobs_.head_dim;
     if (knobs_.qk_norm)
       be.rmsnorm_forward({p.normed, rows * heads, hd}, p.rstd, {p.raw, rows * heads, hd}, gain.value, eps_);
-    if (knobs_.rope) be.rope_forward(p.rotated, p.normed, cos_, sin_, {batch, seq, heads, int(hd), position});
+    if (knobs_.rope)
+      be.rope_forward(p.rotated, p.normed, cos_, sin_, {batch, seq, heads, int(hd), position, raw_ld, 0});
+  }
+
+  // [Wq; Wk] as one [q width + k width, d_model] operand: the parameter store
+  // packs weights in the order they are bound (wq, then wk), values,
+  // gradients and shadows alike.
+  GemmOperand qk_weights() const {
+    if (wk_.value != wq_.value + hq_ * d_ || wk_.grad != wq_.grad + hq_ * d_)
+      throw std::logic_error(describe_ + ": wk does not follow wq in the parameter store");
+    return wq_.operand(hq_ + hkv_, d_);
   }
 
   // From q's or k's gradient at the attention (d_rotated) back through RoPE,
@@ -450,7 +488,10 @@ class AttentionOp final : public Operator {
   Mix mix_, dec_mix_;
   float *mix_gain_ = nullptr, *dmix_gain_ = nullptr;
   void *out16_ = nullptr, *grad16_ = nullptr;  // bf16 GEMM shadows (GemmOperand)
-  void* dv16_ = nullptr;  // dv's shadow, written by the attention's backward (no v convolution)
+  void* dv16_ = nullptr;   // dv's shadow, written by the attention's backward (no v convolution)
+  bool fused_qk_ = false;  // q and k from one product, their gradients into one (plan)
+  float* qk_raw_ = nullptr;
+  void* dqk16_ = nullptr;
   int decode_batch_ = 0;
   int64_t capacity_ = 0, decode_context_ = 0;
   float *k_cache_[2] = {}, *v_cache_ = nullptr, *dec_v_ = nullptr, *dec_att_[2] = {};

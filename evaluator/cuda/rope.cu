@@ -43,8 +43,8 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t pos = s.position_offset + t;
     const float* c_row = cos + pos * half;
     const float* s_row = sin + pos * half;
-    Out* d_row = dst + n * s.heads * s.head_dim;
-    const float* x_row = src + n * s.heads * s.head_dim;
+    Out* d_row = dst + n * s.dst_stride();
+    const float* x_row = src + n * s.src_stride();
     for (int u = threadIdx.x; u < units; u += blockDim.x) {
       const int h = u / units_per_head, j = u - h * units_per_head;
       if constexpr (kQuad) {
@@ -76,7 +76,8 @@ void launch_rope(cudaStream_t stream, Out* dst, const float* src, const float* c
   const int64_t rows = int64_t(s.batch) * s.seq;
   const int half = s.head_dim / 2;
   if (rows <= 0 || half <= 0 || s.heads <= 0) return;
-  const bool quad = half % 4 == 0 && quads_aligned(dst, src, cos, sin);
+  const bool quad = half % 4 == 0 && quads_aligned(dst, src, cos, sin) && s.src_stride() % 4 == 0 &&
+                    s.dst_stride() % 4 == 0;
   const int units = s.heads * (quad ? half / 4 : half);
   // Threads along a row: the units rounded up to a warp, at most the block; the rest of the block takes more
   // rows.

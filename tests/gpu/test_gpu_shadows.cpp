@@ -217,6 +217,58 @@ TEST_CASE("shadows: RoPE's bf16 backward is its fp32 backward rounded, quad and 
     be.rope_backward(din->data(), ddout.data(), dcos.data(), dsin.data(), shape);
     be.rope_backward_bf16(din16.data(), ddout.data(), dcos.data(), dsin.data(), shape);
     CHECK(widen(din16.download()) == round_bf16(din->download()));
+
+    // Rows `ld` apart in the output (q's part of a q | k gradient, as
+    // AttentionOp writes it): the same values in every row's first width.
+    const int64_t width = shape.width(), rows = n / width, ld = width + 8;
+    DeviceArray<uint16_t> wide16(be, rows * ld);
+    RopeShape strided = shape;
+    strided.dst_ld = ld;
+    be.rope_backward_bf16(wide16.data(), ddout.data(), dcos.data(), dsin.data(), strided);
+    const auto wide = widen(wide16.download()), want = round_bf16(din->download());
+    std::vector<float> got;
+    for (int64_t r = 0; r < rows; ++r)
+      got.insert(got.end(), wide.begin() + r * ld, wide.begin() + r * ld + width);
+    CHECK(got == want);
+  }
+}
+
+TEST_CASE("RoPE reads and writes rows a stride apart, on the CPU and the GPU") {
+  // q | k rows of one projection: RoPE of q's part (src_ld) into a
+  // contiguous output, and back into a strided one (dst_ld).
+  for (int head_dim : {32, 6}) {
+    CAPTURE(head_dim);
+    const int batch = 2, seq = 9, heads = 3, other = 40;
+    const int64_t width = int64_t(heads) * head_dim, ld = width + other, rows = int64_t(batch) * seq;
+    const int64_t half = head_dim / 2;
+    const auto angles = random_floats(std::size_t(seq * half), 91, 3.0);
+    std::vector<float> cos(angles.size()), sin(angles.size());
+    for (std::size_t i = 0; i < angles.size(); ++i) {
+      cos[i] = std::cos(angles[i]);
+      sin[i] = std::sin(angles[i]);
+    }
+    const auto wide = random_floats(std::size_t(rows * ld), 92);
+    std::vector<float> packed;
+    for (int64_t r = 0; r < rows; ++r)
+      packed.insert(packed.end(), wide.begin() + r * ld, wide.begin() + r * ld + width);
+    compare_backends(
+        "rope strided",
+        [&](Backend& be) {
+          Array dcos(be, cos), dsin(be, sin), in_wide(be, wide), in_packed(be, packed);
+          Array out_a(be, std::vector<float>(std::size_t(rows * width), 0.0f)), out_b(be, out_a.download());
+          Array back_wide(be, std::vector<float>(std::size_t(rows * ld), 0.0f));
+          const RopeShape plain{batch, seq, heads, head_dim, 0};
+          RopeShape from_wide = plain, to_wide = plain;
+          from_wide.src_ld = ld;
+          to_wide.dst_ld = ld;
+          be.rope_forward(out_a.data(), in_packed.data(), dcos.data(), dsin.data(), plain);
+          be.rope_forward(out_b.data(), in_wide.data(), dcos.data(), dsin.data(), from_wide);
+          be.rope_backward(back_wide.data(), out_b.data(), dcos.data(), dsin.data(), to_wide);
+          const auto a = out_a.download(), b = out_b.download();
+          CHECK(a == b);
+          return Outputs{{"forward", b}, {"backward into wide rows", back_wide.download()}};
+        },
+        kFp32Tolerance, gpu());
   }
 }
 
