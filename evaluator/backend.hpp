@@ -71,6 +71,11 @@ struct AttentionShape {
   int head_dim = 1;
   int window = 0;      // 0: every earlier key; else the last `window` keys, the query's own included
   float scale = 1.0f;  // multiplies q.k, usually 1/sqrt(head_dim)
+  // Elements between the token rows of attention_backward's dv16: 0 for
+  // kv_heads * head_dim; wider where dv16 is v's part of one [tokens,
+  // q + k + v width] gradient.
+  int64_t dv16_ld = 0;
+  constexpr int64_t dv16_stride() const { return dv16_ld > 0 ? dv16_ld : int64_t(kv_heads) * head_dim; }
 };
 
 // Rotary position embedding on [batch, seq, heads, head_dim] rows; the token

@@ -99,11 +99,14 @@ class AttentionOp final : public Operator {
     if (n_ > 0) {
       // q and k straight from one product into RoPE (no norm, no convolution,
       // shadows planned): [Wq; Wk] in one GEMM each way, q | k on every row.
+      // v's gradient joins them (written by the attention's backward) where
+      // nothing adds into it (no sharers).
       fused_qk_ =
           groups_ == 1 && own_kv_ && k.rope && !k.qk_norm && k.short_conv == 0 && arena.gemm_shadows();
+      fused_v_ = fused_qk_ && !has_sharers_;
       if (fused_qk_) {
         arena.reserve(&qk_raw_, n_ * (hq_ + hkv_));
-        arena.reserve_gemm_shadow(&dqk16_, n_ * (hq_ + hkv_));
+        arena.reserve_gemm_shadow(&dqk16_, n_ * fused_grad_width());
       }
       for (int g = 0; g < groups_; ++g) {
         if (!fused_qk_) arena.reserve(&q_[g].raw, n_ * hq_);
@@ -126,7 +129,7 @@ class AttentionOp final : public Operator {
       // caller has none).
       arena.reserve_gemm_shadow(&out16_, n_ * hq_);
       arena.reserve_gemm_shadow(&grad16_, n_ * std::max({d_, hq_, hkv_}));
-      if (own_kv_ && !v_conv_.on()) arena.reserve_gemm_shadow(&dv16_, n_ * hkv_);
+      if (own_kv_ && !v_conv_.on() && !fused_v_) arena.reserve_gemm_shadow(&dv16_, n_ * hkv_);
     }
     decode_batch_ = s.decode_batch;
     if (decode_batch_ > 0) {
@@ -176,7 +179,7 @@ class AttentionOp final : public Operator {
     if (fused_qk_) {  // q and k: the two parts of every row of one product
       q_[0].raw = qk_raw_;
       k_[0].raw = qk_raw_ + hq_;
-      be.matmul({qk_raw_, n_, hq_ + hkv_}, xs, qk_weights());
+      be.matmul({qk_raw_, n_, hq_ + hkv_}, xs, fused_weights(hq_ + hkv_));
     }
     const int64_t raw_ld = fused_qk_ ? hq_ + hkv_ : 0;
     for (int g = 0; g < groups_; ++g) {
@@ -234,24 +237,27 @@ class AttentionOp final : public Operator {
                                kLambdaInit, n_, k.heads, k.head_dim);
     }
     AttentionOp& f = features();
-    // dv feeds only its products (written, no convolution): its shadow from the kernel too.
-    void* const dv16 = accumulate ? nullptr : dv16_;
+    // dv feeds only its products (written, no convolution): its shadow from
+    // the kernel too, into v's part of the fused gradient where there is one.
+    const int64_t ld = fused_grad_width();
+    void* const dv16 = accumulate ? nullptr : fused_v_ ? static_cast<uint16_t*>(dqk16_) + hq_ + hkv_ : dv16_;
+    AttentionShape att_shape = shape(batch_, seq_);
+    if (fused_v_) att_shape.dv16_ld = ld;
     for (int g = 0; g < groups_; ++g) {
       be.attention_backward(q_[g].d_rotated, f.k_[g].d_rotated, f.dv_, datt_[g], q_[g].rotated,
-                            f.k_[g].rotated, f.v_, att_[g], lse_[g], shape(batch_, seq_), accumulate, dv16);
+                            f.k_[g].rotated, f.v_, att_[g], lse_[g], att_shape, accumulate, dv16);
       if (!fused_qk_) project_backward(be, q_[g], k.heads, q_norm_, q_conv_[g], wq_, g, x, dx);
     }
     if (fused_qk_) {  // RoPE's backward writes q's and k's parts of one bf16 gradient: one product each way
-      const int64_t ld = hq_ + hkv_;
       be.rope_backward_bf16(dqk16_, q_[0].d_rotated, cos_, sin_,
                             {batch_, seq_, k.heads, k.head_dim, 0, 0, ld});
       be.rope_backward_bf16(static_cast<uint16_t*>(dqk16_) + hq_, k_[0].d_rotated, cos_, sin_,
                             {batch_, seq_, k.kv_heads, k.head_dim, 0, 0, ld});
       const GemmOperand dqk(nullptr, n_, ld, dqk16_);
-      be.matmul_backward_weight({wq_.grad, ld, d_}, dqk, {x.data, n_, d_, x.bf16});  // [dWq; dWk]
-      be.matmul_backward_input({dx.data(), n_, d_}, dqk, qk_weights(), dx.next());
+      be.matmul_backward_weight({wq_.grad, ld, d_}, dqk, {x.data, n_, d_, x.bf16});  // [dWq; dWk (; dWv)]
+      be.matmul_backward_input({dx.data(), n_, d_}, dqk, fused_weights(ld), dx.next());
     }
-    if (!own_kv_) return;
+    if (!own_kv_ || fused_v_) return;
     if (!fused_qk_)
       for (int g = 0; g < groups_; ++g)
         project_backward(be, k_[g], k.kv_heads, k_norm_, k_conv_[g], wk_, g, x, dx);
@@ -422,14 +428,19 @@ class AttentionOp final : public Operator {
       be.rope_forward(p.rotated, p.normed, cos_, sin_, {batch, seq, heads, int(hd), position, raw_ld, 0});
   }
 
-  // [Wq; Wk] as one [q width + k width, d_model] operand: the parameter store
-  // packs weights in the order they are bound (wq, then wk), values,
-  // gradients and shadows alike.
-  GemmOperand qk_weights() const {
-    if (wk_.value != wq_.value + hq_ * d_ || wk_.grad != wq_.grad + hq_ * d_)
-      throw std::logic_error(describe_ + ": wk does not follow wq in the parameter store");
-    return wq_.operand(hq_ + hkv_, d_);
+  // [Wq; Wk] (rows = q + k width) or [Wq; Wk; Wv] (rows = q + k + v width)
+  // as one [rows, d_model] operand: the parameter store packs weights in the
+  // order they are bound (wq, wk, wv), values, gradients and shadows alike.
+  GemmOperand fused_weights(int64_t rows) const {
+    const bool qk = wk_.value == wq_.value + hq_ * d_ && wk_.grad == wq_.grad + hq_ * d_;
+    const bool v =
+        rows == hq_ + hkv_ || (wv_.value == wk_.value + hkv_ * d_ && wv_.grad == wk_.grad + hkv_ * d_);
+    if (!qk || !v)
+      throw std::logic_error(describe_ + ": wq, wk and wv do not follow each other in the parameters");
+    return wq_.operand(rows, d_);
   }
+  // Columns of the fused gradient: q | k, and v's part where it joins.
+  int64_t fused_grad_width() const { return hq_ + hkv_ + (fused_v_ ? hkv_ : 0); }
 
   // From q's or k's gradient at the attention (d_rotated) back through RoPE,
   // the qk norm and the short convolution to the projection group g of w:
@@ -490,6 +501,7 @@ class AttentionOp final : public Operator {
   void *out16_ = nullptr, *grad16_ = nullptr;  // bf16 GEMM shadows (GemmOperand)
   void* dv16_ = nullptr;   // dv's shadow, written by the attention's backward (no v convolution)
   bool fused_qk_ = false;  // q and k from one product, their gradients into one (plan)
+  bool fused_v_ = false;   // and v's gradient into the same
   float* qk_raw_ = nullptr;
   void* dqk16_ = nullptr;
   int decode_batch_ = 0;

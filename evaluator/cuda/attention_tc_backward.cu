@@ -202,7 +202,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         }
         *dkp = dk_new;
         *dvp = dv_new;
-        if (dv16) *reinterpret_cast<uint32_t*>(dv16 + at + n * 8) = pack_bf16(dv_new.x, dv_new.y);
+        if (dv16)
+          *reinterpret_cast<uint32_t*>(dv16 + (int64_t(b) * T + j) * s.dv16_stride() + kvh * kHd + 2 * t +
+                                       n * 8) = pack_bf16(dv_new.x, dv_new.y);
       }
     }
 }

@@ -293,6 +293,20 @@ TEST_CASE("shadows: attention's bf16 copies of out and dv are them rounded, tens
       be->attention_backward(dq->data(), dk->data(), dv->data(), dout.data(), q.data(), k.data(), v.data(),
                              out->data(), lse->data(), s, /*accumulate=*/false, dv16.data());
       CHECK(widen(dv16.download()) == round_bf16(dv->download()));
+
+      // dv16 as v's part of a wider gradient (rows dv16_ld apart, as
+      // AttentionOp's q | k | v gradient): the same values on every row.
+      const int64_t width = int64_t(s.kv_heads) * head_dim, tokens = kv / width, ld = width + 40;
+      AttentionShape wide = s;
+      wide.dv16_ld = ld;
+      DeviceArray<uint16_t> wide16(*be, tokens * ld);
+      be->attention_backward(dq->data(), dk->data(), dv->data(), dout.data(), q.data(), k.data(), v.data(),
+                             out->data(), lse->data(), wide, /*accumulate=*/false, wide16.data());
+      const auto rows = widen(wide16.download());
+      std::vector<float> got;
+      for (int64_t r = 0; r < tokens; ++r)
+        got.insert(got.end(), rows.begin() + r * ld, rows.begin() + r * ld + width);
+      CHECK(got == round_bf16(dv->download()));
     }
   }
 }
