@@ -106,7 +106,7 @@ class AttentionOp final : public Operator {
       fused_v_ = fused_qk_ && !has_sharers_;
       if (fused_qk_) {
         arena.reserve(&qk_raw_, n_ * (hq_ + hkv_));
-        arena.reserve_gemm_shadow(&dqk16_, n_ * fused_grad_width());
+        arena.reserve_gemm_shadow(&dqkv16_, n_ * fused_grad_width());
       }
       for (int g = 0; g < groups_; ++g) {
         if (!fused_qk_) arena.reserve(&q_[g].raw, n_ * hq_);
@@ -240,7 +240,7 @@ class AttentionOp final : public Operator {
     // dv feeds only its products (written, no convolution): its shadow from
     // the kernel too, into v's part of the fused gradient where there is one.
     const int64_t ld = fused_grad_width();
-    void* const dv16 = accumulate ? nullptr : fused_v_ ? static_cast<uint16_t*>(dqk16_) + hq_ + hkv_ : dv16_;
+    void* const dv16 = accumulate ? nullptr : fused_v_ ? static_cast<uint16_t*>(dqkv16_) + hq_ + hkv_ : dv16_;
     AttentionShape att_shape = shape(batch_, seq_);
     if (fused_v_) att_shape.dv16_ld = ld;
     for (int g = 0; g < groups_; ++g) {
@@ -249,13 +249,13 @@ class AttentionOp final : public Operator {
       if (!fused_qk_) project_backward(be, q_[g], k.heads, q_norm_, q_conv_[g], wq_, g, x, dx);
     }
     if (fused_qk_) {  // RoPE's backward writes q's and k's parts of one bf16 gradient: one product each way
-      be.rope_backward_bf16(dqk16_, q_[0].d_rotated, cos_, sin_,
+      be.rope_backward_bf16(dqkv16_, q_[0].d_rotated, cos_, sin_,
                             {batch_, seq_, k.heads, k.head_dim, 0, 0, ld});
-      be.rope_backward_bf16(static_cast<uint16_t*>(dqk16_) + hq_, k_[0].d_rotated, cos_, sin_,
+      be.rope_backward_bf16(static_cast<uint16_t*>(dqkv16_) + hq_, k_[0].d_rotated, cos_, sin_,
                             {batch_, seq_, k.kv_heads, k.head_dim, 0, 0, ld});
-      const GemmOperand dqk(nullptr, n_, ld, dqk16_);
-      be.matmul_backward_weight({wq_.grad, ld, d_}, dqk, {x.data, n_, d_, x.bf16});  // [dWq; dWk (; dWv)]
-      be.matmul_backward_input({dx.data(), n_, d_}, dqk, fused_weights(ld), dx.next());
+      const GemmOperand dqkv(nullptr, n_, ld, dqkv16_);
+      be.matmul_backward_weight({wq_.grad, ld, d_}, dqkv, {x.data, n_, d_, x.bf16});  // [dWq; dWk (; dWv)]
+      be.matmul_backward_input({dx.data(), n_, d_}, dqkv, fused_weights(ld), dx.next());
     }
     if (!own_kv_ || fused_v_) return;
     if (!fused_qk_)
@@ -503,7 +503,7 @@ class AttentionOp final : public Operator {
   bool fused_qk_ = false;  // q and k from one product, their gradients into one (plan)
   bool fused_v_ = false;   // and v's gradient into the same
   float* qk_raw_ = nullptr;
-  void* dqk16_ = nullptr;
+  void* dqkv16_ = nullptr;  // the q | k (| v) gradient in bf16, rows fused_grad_width() wide
   int decode_batch_ = 0;
   int64_t capacity_ = 0, decode_context_ = 0;
   float *k_cache_[2] = {}, *v_cache_ = nullptr, *dec_v_ = nullptr, *dec_att_[2] = {};
