@@ -194,12 +194,11 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
   }
 }
 
-// dst[r * ld + c] = bf16(src[r * cols + c]): dv's copy into rows of a wider gradient.
-__global__ void round_rows_kernel(__nv_bfloat16* dst, int64_t ld, const float* src, int64_t rows,
-                                  int64_t cols) {
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < rows * cols;
+// dst[at(e)] = bf16(src[e]) for the count elements of src: dv's copy into rows of a wider gradient.
+__global__ void round_rows_kernel(__nv_bfloat16* dst, const float* src, int64_t count, RowsApart at) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < count;
        e += int64_t(gridDim.x) * blockDim.x)
-    dst[e / cols * ld + e % cols] = __float2bfloat16_rn(src[e]);
+    dst[at(e)] = __float2bfloat16_rn(src[e]);
 }
 
 }  // namespace
@@ -209,8 +208,7 @@ void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, co
                         void* scratch, const AttentionShape& s, bool tensor_cores, bool accumulate,
                         void* dv16) {
   if (s.batch <= 0 || s.seq <= 0) return;
-  if (tensor_cores && s.dv16_stride() % 8 == 0 &&
-      attention_tc_supported(s, {dq, dk, dv, dout, q, k, v, out, scratch, dv16}))
+  if (tensor_cores && attention_tc_supported(s, {dq, dk, dv, dout, q, k, v, out, scratch, dv16}))
     return attention_tc_backward(stream, dq, dk, dv, dout, q, k, v, out, lse, scratch, s, accumulate, dv16);
   const int64_t rows = int64_t(s.batch) * s.heads * s.seq;
   const unsigned delta_blocks = unsigned((rows + kRows - 1) / kRows);
@@ -236,8 +234,8 @@ void attention_backward(cudaStream_t stream, float* dq, float* dk, float* dv, co
   if (!dv16) return;
   const int64_t width = int64_t(s.kv_heads) * s.head_dim, tokens = int64_t(s.batch) * s.seq;
   if (s.dv16_stride() == width) return to_bf16(stream, dv16, dv, tokens * width);
-  round_rows_kernel<<<grid_for(tokens * width), 256, 0, stream>>>(static_cast<__nv_bfloat16*>(dv16),
-                                                                  s.dv16_stride(), dv, tokens, width);
+  round_rows_kernel<<<grid_for(tokens * width), 256, 0, stream>>>(
+      static_cast<__nv_bfloat16*>(dv16), dv, tokens * width, RowsApart{width, s.dv16_stride()});
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

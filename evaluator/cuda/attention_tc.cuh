@@ -18,8 +18,9 @@ namespace livs::evaluator::cuda {
 // (a bf16 backend then runs the exact fp32 attention kernels): a switch for
 // telling attention's bf16 rounding apart from the GEMMs'.
 bool attention_tc_enabled();
-// Enabled, head_dim 16, 32, 64 or 128, a positive scale, and every pointer 16-byte aligned
-// (the tiles are staged with 16-byte loads).
+// Enabled, head_dim 16, 32, 64 or 128, a positive scale, dv16's row stride a
+// multiple of 8, and every pointer 16-byte aligned (the tiles are staged with
+// 16-byte loads).
 bool attention_tc_supported(const AttentionShape& shape, std::initializer_list<const void*> pointers);
 
 // out16 (or nullptr): a bf16 copy of out as well, 4-byte aligned.

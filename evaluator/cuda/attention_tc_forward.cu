@@ -176,7 +176,8 @@ bool attention_tc_enabled() {
 bool attention_tc_supported(const AttentionShape& s, std::initializer_list<const void*> pointers) {
   if (!attention_tc_enabled()) return false;
   if (s.head_dim != 16 && s.head_dim != 32 && s.head_dim != 64 && s.head_dim != 128) return false;
-  if (!(s.scale > 0.0f)) return false;  // the online softmax keeps raw-score maxima
+  if (!(s.scale > 0.0f)) return false;         // the online softmax keeps raw-score maxima
+  if (s.dv16_stride() % 8 != 0) return false;  // dv16's rows keep the alignment of its base
   for (const void* p : pointers)
     if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) return false;
   return true;

@@ -128,6 +128,13 @@ __device__ inline void store4(__nv_bfloat16* p, int64_t i, float4 v) { store4_bf
 __device__ inline void store1(float* p, int64_t i, float v) { p[i] = v; }
 __device__ inline void store1(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
+// Where element e of a [rows, cols] tensor lies in an array whose rows are
+// `ld` elements apart (ld >= cols: one part of every row of a wider tensor).
+struct RowsApart {
+  int64_t cols, ld;
+  __device__ int64_t operator()(int64_t e) const { return e / cols * ld + e % cols; }
+};
+
 // One owner's contribution to a gradient element: added into it
 // (accumulate), or written over it without reading it.
 __device__ inline void add_or_write(float& to, float value, bool accumulate) {

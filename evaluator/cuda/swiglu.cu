@@ -21,14 +21,10 @@ namespace livs::evaluator::cuda {
 namespace {
 
 // Where element e of a [rows, cols] tensor lies in gate and up: e itself
-// (Flat), or row e / cols of rows `ld` apart (Rows; quads need cols and ld
-// multiples of 4, so that a quad never crosses a row).
+// (Flat), or in rows `ld` apart (RowsApart; quads need cols and ld multiples
+// of 4, so that a quad never crosses a row).
 struct Flat {
   __device__ int64_t operator()(int64_t e) const { return e; }
-};
-struct Rows {
-  int64_t cols, ld;
-  __device__ int64_t operator()(int64_t e) const { return e / cols * ld + e % cols; }
 };
 
 template <class Out, class In, class Index>
@@ -104,7 +100,7 @@ void swiglu_forward_bf16(cudaStream_t stream, void* h16, const void* gate16, con
   const auto *gate = static_cast<const __nv_bfloat16*>(gate16), *up = static_cast<const __nv_bfloat16*>(up16);
   const bool vector = quads_aligned(h, gate, up) && cols % 4 == 0 && ld % 4 == 0;
   swiglu_forward_kernel<<<grid_for((count + 3) / 4), 256, 0, stream>>>(h, gate, up, count, vector,
-                                                                       Rows{cols, ld});
+                                                                       RowsApart{cols, ld});
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -116,8 +112,8 @@ void swiglu_backward_bf16(cudaStream_t stream, void* dgate16, void* dup16, const
   const auto *dh = static_cast<const __nv_bfloat16*>(dh16), *gate = static_cast<const __nv_bfloat16*>(gate16),
              *up = static_cast<const __nv_bfloat16*>(up16);
   const bool vector = quads_aligned(dgate, dup, dh, gate, up) && cols % 4 == 0 && ld % 4 == 0;
-  swiglu_backward_kernel<false><<<grid_for((count + 3) / 4), 256, 0, stream>>>(dgate, dup, dh, gate, up,
-                                                                               count, vector, Rows{cols, ld});
+  swiglu_backward_kernel<false><<<grid_for((count + 3) / 4), 256, 0, stream>>>(
+      dgate, dup, dh, gate, up, count, vector, RowsApart{cols, ld});
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
