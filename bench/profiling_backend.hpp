@@ -215,22 +215,22 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "gate_mix_backward");
     inner_.gate_mix_backward(dy0, dy1, dgate, dout, y0, y1, gate, rows, cols);
   }
-  void moe_route(float* probs, int32_t* top_index, float* top_weight, float* expert_stats, ConstMatrix logits,
+  void moe_route(float* probs, int32_t* top_index, float* top_weight, ConstMatrix logits,
                  int top_k) override {
     Timed timed(*this, "moe_route");
-    inner_.moe_route(probs, top_index, top_weight, expert_stats, logits, top_k);
+    inner_.moe_route(probs, top_index, top_weight, logits, top_k);
   }
   void moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
-                          const int32_t* top_index, const float* top_weight, const float* expert_stats,
+                          const int32_t* top_index, const float* top_weight, const float* expert_fractions,
                           int top_k, float aux_weight) override {
     Timed timed(*this, "moe_route_backward");
-    inner_.moe_route_backward(dlogits, dtop_weight, probs, top_index, top_weight, expert_stats, top_k,
+    inner_.moe_route_backward(dlogits, dtop_weight, probs, top_index, top_weight, expert_fractions, top_k,
                               aux_weight);
   }
-  void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index,
-                    int64_t rows, int top_k, int experts) override {
+  void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, float* expert_fractions,
+                    const int32_t* top_index, int64_t rows, int top_k, int experts) override {
     Timed timed(*this, "moe_dispatch");
-    inner_.moe_dispatch(order, position, offsets, top_index, rows, top_k, experts);
+    inner_.moe_dispatch(order, position, offsets, expert_fractions, top_index, rows, top_k, experts);
   }
   void moe_gather(Matrix xs, ConstMatrix x, const int32_t* order, int top_k) override {
     Timed timed(*this, "moe_gather");
@@ -250,9 +250,25 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "moe_combine_backward");
     inner_.moe_combine_backward(dys, dtop_weight, dy, ys, top_weight, position, top_k);
   }
-  void moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) override {
+  void moe_route_and_gather(const MoeRouting& r, Matrix xs, GemmOperand x, GemmOperand router) override {
+    Timed timed(*this, "moe_route_and_gather");
+    inner_.moe_route_and_gather(r, xs, x, router);
+  }
+  void moe_combine_route_backward(const MoeRouting& r, Matrix dlogits, void* dlogits16, Matrix dys,
+                                  float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
+                                  float aux_weight) override {
+    Timed timed(*this, "moe_combine_route_backward");
+    inner_.moe_combine_route_backward(r, dlogits, dlogits16, dys, dtop_weight, dy, ys, aux_weight);
+  }
+  void moe_gather_router_backward(const MoeRouting& r, Matrix dx, ConstMatrix dxs, GemmOperand dlogits,
+                                  GemmOperand router, bool accumulate) override {
+    Timed timed(*this, "moe_gather_router_backward");
+    inner_.moe_gather_router_backward(r, dx, dxs, dlogits, router, accumulate);
+  }
+  void moe_balance_loss(double* out, const float* expert_fractions, ConstMatrix probs,
+                        float aux_weight) override {
     Timed timed(*this, "moe_balance_loss");
-    inner_.moe_balance_loss(out, expert_stats, experts, aux_weight);
+    inner_.moe_balance_loss(out, expert_fractions, probs, aux_weight);
   }
   void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override {
     Timed timed(*this, "grouped_matmul");

@@ -167,6 +167,23 @@ struct ExpertRows {
   int experts = 0;
 };
 
+// One MoE layer's routing state in backend memory, for the composite calls
+// (moe_route_and_gather and its backwards): the buffers of moe_route and
+// moe_dispatch, over `rows` tokens and `experts` experts with top_k each.
+struct MoeRouting {
+  float* logits = nullptr;  // [rows, experts]; scratch a backend may leave unwritten
+  float* probs = nullptr;   // [rows, experts]
+  int32_t* top_index = nullptr;
+  float* top_weight = nullptr;        // [rows, top_k]
+  float* expert_fractions = nullptr;  // [experts]: f_e (moe_dispatch)
+  int32_t* order = nullptr;
+  int32_t* position = nullptr;  // [rows * top_k]
+  int32_t* offsets = nullptr;   // [experts + 1]
+  int64_t rows = 0;
+  int experts = 0, top_k = 0;
+  ExpertRows groups() const { return {offsets, experts}; }
+};
+
 // Linear attention over q, k, v laid out [batch, seq, heads, head_dim]
 // (d_k = d_v = head_dim), q and k already feature-mapped.
 struct LinearAttentionShape {
@@ -541,29 +558,28 @@ class Backend {
   }
   // MoE router: probs = softmax(logits) per row [rows, experts]; the top_k
   // experts by probability (ties: the lower index) in top_index [rows, top_k],
-  // their renormalised probabilities in top_weight; expert_stats [2 * experts]
-  // gets f_e (the fraction of the rows * top_k assignments routed to e) then
-  // P_e (the mean router probability of e).
-  virtual void moe_route(float* probs, int32_t* top_index, float* top_weight, float* expert_stats,
-                         ConstMatrix logits, int top_k) {
-    unsupported("moe_route", probs, top_index, top_weight, expert_stats, logits.data, top_k);
+  // their renormalised probabilities in top_weight.
+  virtual void moe_route(float* probs, int32_t* top_index, float* top_weight, ConstMatrix logits, int top_k) {
+    unsupported("moe_route", probs, top_index, top_weight, logits.data, top_k);
   }
   // dlogits = the gradient through softmax of dtop_weight (through the
   // renormalisation) plus that of the load-balancing loss
-  // aux = aux_weight * experts * sum_e f_e P_e (f_e held constant); written, not added.
+  // aux = aux_weight * experts * sum_e f_e P_e (f_e, moe_dispatch's
+  // expert_fractions, held constant); written, not added.
   virtual void moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
                                   const int32_t* top_index, const float* top_weight,
-                                  const float* expert_stats, int top_k, float aux_weight) {
-    unsupported("moe_route_backward", dlogits.data, dtop_weight, probs, top_index, top_weight, expert_stats,
-                top_k, aux_weight);
+                                  const float* expert_fractions, int top_k, float aux_weight) {
+    unsupported("moe_route_backward", dlogits.data, dtop_weight, probs, top_index, top_weight,
+                expert_fractions, top_k, aux_weight);
   }
   // Deterministic dispatch: the rows * top_k assignments sorted by expert,
   // stably (token order inside an expert). order[r] = the assignment
   // (row * top_k + j) at dispatched position r; position[a] = its inverse;
-  // offsets [experts + 1] the first position of each expert.
-  virtual void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index,
-                            int64_t rows, int top_k, int experts) {
-    unsupported("moe_dispatch", order, position, offsets, top_index, rows, top_k, experts);
+  // offsets [experts + 1] the first position of each expert;
+  // expert_fractions [experts] f_e, the fraction of the assignments routed to e.
+  virtual void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, float* expert_fractions,
+                            const int32_t* top_index, int64_t rows, int top_k, int experts) {
+    unsupported("moe_dispatch", order, position, offsets, expert_fractions, top_index, rows, top_k, experts);
   }
   // xs[r] = x[order[r] / top_k] (rows of cols); backward: dx[n] += sum_j dxs[position[n * top_k + j]].
   virtual void moe_gather(Matrix xs, ConstMatrix x, const int32_t* order, int top_k) {
@@ -583,11 +599,41 @@ class Backend {
                                     const float* top_weight, const int32_t* position, int top_k) {
     unsupported("moe_combine_backward", dys.data, dtop_weight, dy.data, ys.data, top_weight, position, top_k);
   }
-  // The load-balancing loss from moe_route's statistics, in double, in
-  // backend memory (so the step reads nothing on the host):
-  // out[0] = aux_weight * experts * sum_e f_e P_e, summed over e in order.
-  virtual void moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) {
-    unsupported("moe_balance_loss", out, expert_stats, experts, aux_weight);
+  // A MoE layer's routing as one call, with the results of the calls it
+  // stands for (a backend may fuse them): logits = x Router^T (router:
+  // [experts, d]), moe_route, moe_dispatch, then xs = moe_gather(x).
+  virtual void moe_route_and_gather(const MoeRouting& r, Matrix xs, GemmOperand x, GemmOperand router) {
+    matmul({r.logits, r.rows, r.experts}, x, router);
+    moe_route(r.probs, r.top_index, r.top_weight, {r.logits, r.rows, r.experts}, r.top_k);
+    moe_dispatch(r.order, r.position, r.offsets, r.expert_fractions, r.top_index, r.rows, r.top_k, r.experts);
+    moe_gather(xs, x.matrix(), r.order, r.top_k);
+  }
+  // moe_combine_backward (dtop_weight: [rows, top_k] scratch), then
+  // moe_route_backward into dlogits; dlogits16, when not null, gets dlogits'
+  // bf16 copy (a GemmOperand shadow for the router's weight gradient).
+  virtual void moe_combine_route_backward(const MoeRouting& r, Matrix dlogits, void* dlogits16, Matrix dys,
+                                          float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
+                                          float aux_weight) {
+    moe_combine_backward(dys, dtop_weight, dy, ys, r.top_weight, r.position, r.top_k);
+    moe_route_backward(dlogits, dtop_weight, r.probs, r.top_index, r.top_weight, r.expert_fractions, r.top_k,
+                       aux_weight);
+    if (dlogits16) round_to_bf16(dlogits16, dlogits.data, dlogits.numel());
+  }
+  // dx (+)= dlogits Router (dx = ... when !accumulate), then dx += the
+  // experts' rows (moe_gather_backward of dxs).
+  virtual void moe_gather_router_backward(const MoeRouting& r, Matrix dx, ConstMatrix dxs,
+                                          GemmOperand dlogits, GemmOperand router, bool accumulate) {
+    matmul_backward_input(dx, dlogits, router, accumulate);
+    moe_gather_backward(dx, dxs, r.position, r.top_k);
+  }
+  // The load-balancing loss, in double, in backend memory (so nothing is
+  // read on the host): out[0] = aux_weight * experts * sum_e f_e P_e, summed
+  // over e in order, with f_e from moe_dispatch and P_e the mean of probs'
+  // column e over its rows (computed here: a training step, which needs only
+  // f_e for the gradient, spends nothing on it).
+  virtual void moe_balance_loss(double* out, const float* expert_fractions, ConstMatrix probs,
+                                float aux_weight) {
+    unsupported("moe_balance_loss", out, expert_fractions, probs.data, aux_weight);
   }
   // The experts' products as grouped GEMMs whose sizes stay in backend
   // memory (dropless: every expert takes all its rows). The dispatched rows

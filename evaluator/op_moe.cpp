@@ -6,11 +6,14 @@
 // (Backend::grouped_matmul*): the expert boundaries stay in device memory,
 // so nothing is read on the host inside a step and the step can be captured
 // as a CUDA graph. Dropless top-k: all rows * top_k assignments are real, so
-// every dispatched row belongs to an expert.
+// every dispatched row belongs to an expert. Around the experts' products the
+// layer makes three composite calls (Backend::moe_route_and_gather,
+// moe_combine_route_backward, moe_gather_router_backward), which a backend
+// may run as one launch each; the CPU runs the calls they stand for.
 // Load balancing (Switch / GShard): aux = 0.01 * E * sum_e f_e P_e with f_e
 // the fraction of the rows * top_k assignments routed to e and P_e the mean
 // router probability of e. It is computed on the device (moe_balance_loss,
-// from the last forward's statistics) only when Operator::auxiliary_loss()
+// from the last forward's f_e and probabilities) only when Operator::auxiliary_loss()
 // is called (Model::auxiliary_loss() sums it over operators, outside the
 // step), so a training step spends no launch on a value nobody reads;
 // backward always includes its gradient (f held constant, as in Switch), so
@@ -57,7 +60,7 @@ class MoeOp final : public Operator {
   // Computed and read on the device's stream, so only outside a step (tests, reports).
   double auxiliary_loss() const override {
     if (!aux_backend_) return 0.0;
-    aux_backend_->moe_balance_loss(aux_, train_.stats, int(e_), kAuxWeight);
+    aux_backend_->moe_balance_loss(aux_, train_.fractions, {train_.probs, n_, e_}, kAuxWeight);
     double aux = 0.0;
     aux_backend_->copy_to_host(&aux, aux_, sizeof(double));
     return aux;
@@ -70,7 +73,9 @@ class MoeOp final : public Operator {
     // Every dispatched row belongs to an expert, so the steps that write
     // (combine and route backward, swiglu and products with accumulate =
     // false) cover their outputs whole and nothing is zeroed first.
-    be.moe_combine_backward({r.dys, a, d_}, r.dweight, {dy, n_, d_}, {r.ys, a, d_}, r.weight, r.position, k_);
+    const MoeRouting routing = routing_of(r, n_);
+    be.moe_combine_route_backward(routing, {r.dlogits, n_, e_}, r.dlogits16, {r.dys, a, d_}, r.dweight,
+                                  {dy, n_, d_}, {r.ys, a, d_}, kAuxWeight);
     be.grouped_matmul_backward_weight({w_down_.grad, d_, f_}, {r.dys, a, d_}, {r.h, a, f_}, groups);
     be.grouped_swiglu_backward_input({r.dgate, a, f_}, {r.dup, a, f_}, {r.dh, a, f_}, {r.dys, a, d_},
                                      {w_down_.value, d_, f_}, {r.gate, a, f_}, {r.up, a, f_}, groups);
@@ -80,12 +85,11 @@ class MoeOp final : public Operator {
                                           {r.dup, a, f_}, {w_up_.value, f_, d_}, groups,
                                           /*accumulate=*/false);
     // The router's product is dx's first contribution (it may write dx), the
-    // experts' rows, which gather_backward adds, the second.
-    be.moe_route_backward({r.dlogits, n_, e_}, r.dweight, r.probs, r.index, r.weight, r.stats, k_,
-                          kAuxWeight);
-    be.linear_backward({router_.grad, e_, d_}, {dx, n_, d_}, {r.dlogits, n_, e_}, {x.data, n_, d_, x.bf16},
-                       router_.operand(e_, d_), accumulate_dx);
-    be.moe_gather_backward({dx, n_, d_}, {r.dxs, a, d_}, r.position, k_);
+    // experts' rows the second.
+    const GemmOperand dlogits{r.dlogits, n_, e_, r.dlogits16};
+    be.matmul_backward_weight({router_.grad, e_, d_}, dlogits, {x.data, n_, d_, x.bf16});
+    be.moe_gather_router_backward(routing, {dx, n_, d_}, {r.dxs, a, d_}, dlogits, router_.operand(e_, d_),
+                                  accumulate_dx);
   }
 
   genome::DecodeState decode_state() const override { return {}; }
@@ -96,19 +100,25 @@ class MoeOp final : public Operator {
 
  private:
   struct Rows {
-    float *logits = nullptr, *probs = nullptr, *weight = nullptr, *stats = nullptr;
+    float *logits = nullptr, *probs = nullptr, *weight = nullptr, *fractions = nullptr;
     int32_t *index = nullptr, *order = nullptr, *position = nullptr, *offsets = nullptr;
     float *xs = nullptr, *gate = nullptr, *up = nullptr, *h = nullptr, *ys = nullptr;
     float *dlogits = nullptr, *dweight = nullptr, *dys = nullptr, *dh = nullptr, *dgate = nullptr,
           *dup = nullptr, *dxs = nullptr;
+    void* dlogits16 = nullptr;  // dlogits' bf16 shadow where the backend plans shadows
   };
+
+  MoeRouting routing_of(const Rows& r, int64_t rows) const {
+    return {r.logits,   r.probs,   r.index, r.weight, r.fractions, r.order,
+            r.position, r.offsets, rows,    int(e_),  k_};
+  }
 
   void plan_rows(Arena& arena, Rows& r, int64_t rows, bool grads) {
     const int64_t a = rows * k_;
     arena.reserve(&r.logits, rows * e_);
     arena.reserve(&r.probs, rows * e_);
     arena.reserve(&r.weight, a);
-    arena.reserve(&r.stats, 2 * e_);
+    arena.reserve(&r.fractions, e_);
     arena.reserve_tokens(&r.index, a);
     arena.reserve_tokens(&r.order, a);
     arena.reserve_tokens(&r.position, a);
@@ -118,6 +128,7 @@ class MoeOp final : public Operator {
     for (float** b : {&r.gate, &r.up, &r.h}) arena.reserve(b, a * f_);
     if (grads) {
       arena.reserve(&r.dlogits, rows * e_);
+      arena.reserve_gemm_shadow(&r.dlogits16, rows * e_);
       arena.reserve(&r.dweight, a);
       arena.reserve(&r.dys, a * d_);
       arena.reserve(&r.dxs, a * d_);
@@ -128,10 +139,8 @@ class MoeOp final : public Operator {
   void run(Backend& be, Rows& r, OpInput x, float* y, int64_t rows) {
     const int64_t a = rows * k_;
     const ExpertRows groups{r.offsets, int(e_)};
-    be.matmul({r.logits, rows, e_}, {x.data, rows, d_, x.bf16}, router_.operand(e_, d_));
-    be.moe_route(r.probs, r.index, r.weight, r.stats, {r.logits, rows, e_}, k_);
-    be.moe_dispatch(r.order, r.position, r.offsets, r.index, rows, k_, int(e_));
-    be.moe_gather({r.xs, a, d_}, {x, rows, d_}, r.order, k_);
+    be.moe_route_and_gather(routing_of(r, rows), {r.xs, a, d_}, {x.data, rows, d_, x.bf16},
+                            router_.operand(e_, d_));
     be.grouped_swiglu_forward({r.h, a, f_}, {r.gate, a, f_}, {r.up, a, f_}, {r.xs, a, d_},
                               {w_gate_.value, f_, d_}, {w_up_.value, f_, d_}, groups);
     be.grouped_matmul({r.ys, a, d_}, {r.h, a, f_}, {w_down_.value, d_, f_}, groups);

@@ -153,20 +153,20 @@ class CpuBackend final : public Backend {
                         int64_t cols) override;
   void gate_mix_backward(float* dy0, float* dy1, float* dgate, const float* dout, const float* y0,
                          const float* y1, const float* gate, int64_t rows, int64_t cols) override;
-  void moe_route(float* probs, int32_t* top_index, float* top_weight, float* expert_stats, ConstMatrix logits,
-                 int top_k) override;
+  void moe_route(float* probs, int32_t* top_index, float* top_weight, ConstMatrix logits, int top_k) override;
   void moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
-                          const int32_t* top_index, const float* top_weight, const float* expert_stats,
+                          const int32_t* top_index, const float* top_weight, const float* expert_fractions,
                           int top_k, float aux_weight) override;
-  void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index,
-                    int64_t rows, int top_k, int experts) override;
+  void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, float* expert_fractions,
+                    const int32_t* top_index, int64_t rows, int top_k, int experts) override;
   void moe_gather(Matrix xs, ConstMatrix x, const int32_t* order, int top_k) override;
   void moe_gather_backward(Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k) override;
   void moe_combine(Matrix y, ConstMatrix ys, const float* top_weight, const int32_t* position,
                    int top_k) override;
   void moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                             const float* top_weight, const int32_t* position, int top_k) override;
-  void moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) override;
+  void moe_balance_loss(double* out, const float* expert_fractions, ConstMatrix probs,
+                        float aux_weight) override;
   // The grouped products read the offsets directly (host memory) and run one
   // matmul per expert: the bits of the per-expert loop they replace.
   void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override;

@@ -16,8 +16,8 @@ namespace {
 constexpr int64_t kRowGrain = 16;
 }  // namespace
 
-void CpuBackend::moe_route(float* probs, int32_t* top_index, float* top_weight, float* expert_stats,
-                           ConstMatrix logits, int top_k) {
+void CpuBackend::moe_route(float* probs, int32_t* top_index, float* top_weight, ConstMatrix logits,
+                           int top_k) {
   const int64_t rows = logits.rows, experts = logits.cols;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, kRowGrain), [&](const auto& r) {
     for (int64_t n = r.begin(); n != r.end(); ++n) {
@@ -43,18 +43,6 @@ void CpuBackend::moe_route(float* probs, int32_t* top_index, float* top_weight, 
       for (int j = 0; j < top_k; ++j) top_weight[n * top_k + j] = p[top_index[n * top_k + j]] / chosen_sum;
     }
   });
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, experts, 1), [&](const auto& r) {
-    for (int64_t e = r.begin(); e != r.end(); ++e) {
-      int64_t count = 0;
-      float mean = 0.0f;
-      for (int64_t n = 0; n < rows; ++n) {
-        for (int j = 0; j < top_k; ++j) count += top_index[n * top_k + j] == e;
-        mean += probs[n * experts + e];
-      }
-      expert_stats[e] = float(double(count) / double(rows * top_k));
-      expert_stats[experts + e] = mean / float(rows);
-    }
-  });
 }
 
 // Per row: dp_e = aux_weight * E * f_e / rows (the load-balancing term, f held
@@ -62,7 +50,7 @@ void CpuBackend::moe_route(float* probs, int32_t* top_index, float* top_weight, 
 // dp_{i_j} += (dw_j - sum_l dw_l w_l) / P; then dlogits += p * (dp - p . dp).
 void CpuBackend::moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
                                     const int32_t* top_index, const float* top_weight,
-                                    const float* expert_stats, int top_k, float aux_weight) {
+                                    const float* expert_fractions, int top_k, float aux_weight) {
   const int64_t rows = dlogits.rows, experts = dlogits.cols;
   const float balance = aux_weight * float(experts) / float(rows);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, kRowGrain), [&](const auto& r) {
@@ -72,7 +60,7 @@ void CpuBackend::moe_route_backward(Matrix dlogits, const float* dtop_weight, co
     for (int64_t n = r.begin(); n != r.end(); ++n) {
       const float* p = probs + n * experts;
       const int32_t* idx = top_index + n * top_k;
-      for (int64_t e = 0; e < experts; ++e) dp[e] = balance * expert_stats[e];
+      for (int64_t e = 0; e < experts; ++e) dp[e] = balance * expert_fractions[e];
       float chosen_sum = 0.0f, weighted = 0.0f;
       for (int j = 0; j < top_k; ++j) {
         chosen_sum += p[idx[j]];
@@ -85,11 +73,13 @@ void CpuBackend::moe_route_backward(Matrix dlogits, const float* dtop_weight, co
   });
 }
 
-void CpuBackend::moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index,
-                              int64_t rows, int top_k, int experts) {
+void CpuBackend::moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, float* expert_fractions,
+                              const int32_t* top_index, int64_t rows, int top_k, int experts) {
   const int64_t assignments = rows * top_k;
   for (int e = 0; e <= experts; ++e) offsets[e] = 0;
   for (int64_t a = 0; a < assignments; ++a) ++offsets[top_index[a] + 1];
+  for (int e = 0; e < experts; ++e)
+    expert_fractions[e] = assignments > 0 ? float(double(offsets[e + 1]) / double(assignments)) : 0.0f;
   for (int e = 0; e < experts; ++e) offsets[e + 1] += offsets[e];
   // Stable: assignments of one expert keep their token order.
   for (int e = 0; e < experts; ++e) {
@@ -149,9 +139,16 @@ void CpuBackend::moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatri
   });
 }
 
-void CpuBackend::moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) {
+void CpuBackend::moe_balance_loss(double* out, const float* expert_fractions, ConstMatrix probs,
+                                  float aux_weight) {
+  const int64_t rows = probs.rows, experts = probs.cols;
   double sum = 0.0;
-  for (int e = 0; e < experts; ++e) sum += double(expert_stats[e]) * double(expert_stats[experts + e]);
+  for (int64_t e = 0; e < experts; ++e) {
+    float mean = 0.0f;  // P_e: the rows in order
+    for (int64_t n = 0; n < rows; ++n) mean += probs.data[n * experts + e];
+    mean = rows > 0 ? mean / float(rows) : 0.0f;
+    sum += double(expert_fractions[e]) * double(mean);
+  }
   out[0] = double(aux_weight) * double(experts) * sum;
 }
 

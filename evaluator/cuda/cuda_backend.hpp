@@ -159,20 +159,27 @@ class CudaBackend final : public Backend {
                         int64_t cols) override;
   void gate_mix_backward(float* dy0, float* dy1, float* dgate, const float* dout, const float* y0,
                          const float* y1, const float* gate, int64_t rows, int64_t cols) override;
-  void moe_route(float* probs, int32_t* top_index, float* top_weight, float* expert_stats, ConstMatrix logits,
-                 int top_k) override;
+  void moe_route(float* probs, int32_t* top_index, float* top_weight, ConstMatrix logits, int top_k) override;
   void moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
-                          const int32_t* top_index, const float* top_weight, const float* expert_stats,
+                          const int32_t* top_index, const float* top_weight, const float* expert_fractions,
                           int top_k, float aux_weight) override;
-  void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index,
-                    int64_t rows, int top_k, int experts) override;
+  void moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, float* expert_fractions,
+                    const int32_t* top_index, int64_t rows, int top_k, int experts) override;
   void moe_gather(Matrix xs, ConstMatrix x, const int32_t* order, int top_k) override;
   void moe_gather_backward(Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k) override;
   void moe_combine(Matrix y, ConstMatrix ys, const float* top_weight, const int32_t* position,
                    int top_k) override;
   void moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                             const float* top_weight, const int32_t* position, int top_k) override;
-  void moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) override;
+  void moe_balance_loss(double* out, const float* expert_fractions, ConstMatrix probs,
+                        float aux_weight) override;
+  void moe_route_and_gather(const MoeRouting& r, Matrix xs, GemmOperand x, GemmOperand router) override;
+  void moe_combine_route_backward(const MoeRouting& r, Matrix dlogits, void* dlogits16, Matrix dys,
+                                  float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
+                                  float aux_weight) override;
+  void moe_gather_router_backward(const MoeRouting& r, Matrix dx, ConstMatrix dxs, GemmOperand dlogits,
+                                  GemmOperand router, bool accumulate) override;
+
   // Grouped GEMMs (grouped_gemm.cu): tensor cores in bf16 mode, exact fp32 in fp32 mode.
   void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override;
   void grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
@@ -254,6 +261,8 @@ class CudaBackend final : public Backend {
     void* data = nullptr;
     std::size_t bytes = 0;
   };
+  // moe_dispatch's per-chunk counts and places (moe_dispatch_places_).
+  int32_t* moe_dispatch_places(int64_t rows, int top_k, int experts);
   void* scratch(Scratch& s, std::size_t bytes);
   void release() noexcept;
   void* device_malloc(std::size_t bytes);  // stream-ordered unless async_alloc_ is off

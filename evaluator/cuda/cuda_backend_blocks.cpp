@@ -67,22 +67,41 @@ void CudaBackend::gate_mix_backward(float* dy0, float* dy1, float* dgate, const 
   cuda::gate_mix_backward(stream_, dy0, dy1, dgate, dout, y0, y1, gate, rows, cols, partials);
 }
 
-void CudaBackend::moe_route(float* probs, int32_t* top_index, float* top_weight, float* expert_stats,
-                            ConstMatrix logits, int top_k) {
-  cuda::moe_route(stream_, probs, top_index, top_weight, expert_stats, logits, top_k);
+void CudaBackend::moe_route(float* probs, int32_t* top_index, float* top_weight, ConstMatrix logits,
+                            int top_k) {
+  cuda::moe_route(stream_, probs, top_index, top_weight, logits, top_k);
 }
 void CudaBackend::moe_route_backward(Matrix dlogits, const float* dtop_weight, const float* probs,
                                      const int32_t* top_index, const float* top_weight,
-                                     const float* expert_stats, int top_k, float aux_weight) {
-  cuda::moe_route_backward(stream_, dlogits, dtop_weight, probs, top_index, top_weight, expert_stats, top_k,
-                           aux_weight);
+                                     const float* expert_fractions, int top_k, float aux_weight) {
+  cuda::moe_route_backward(stream_, dlogits, dtop_weight, probs, top_index, top_weight, expert_fractions,
+                           top_k, aux_weight);
 }
-void CudaBackend::moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, const int32_t* top_index,
-                               int64_t rows, int top_k, int experts) {
+int32_t* CudaBackend::moe_dispatch_places(int64_t rows, int top_k, int experts) {
   const auto places =
       std::size_t(cuda::moe_dispatch_scratch(rows, top_k)) * std::size_t(std::max(experts, 1));
-  auto* chunk_places = static_cast<int32_t*>(scratch(moe_dispatch_places_, sizeof(int32_t) * places));
-  cuda::moe_dispatch(stream_, order, position, offsets, chunk_places, top_index, rows, top_k, experts);
+  return static_cast<int32_t*>(scratch(moe_dispatch_places_, sizeof(int32_t) * places));
+}
+void CudaBackend::moe_dispatch(int32_t* order, int32_t* position, int32_t* offsets, float* expert_fractions,
+                               const int32_t* top_index, int64_t rows, int top_k, int experts) {
+  cuda::moe_dispatch(stream_, order, position, offsets, expert_fractions,
+                     moe_dispatch_places(rows, top_k, experts), top_index, rows, top_k, experts);
+}
+void CudaBackend::moe_route_and_gather(const MoeRouting& r, Matrix xs, GemmOperand x, GemmOperand router) {
+  if (!cuda::moe_route_and_gather(stream_, r, moe_dispatch_places(r.rows, r.top_k, r.experts), xs, x.matrix(),
+                                  router.matrix()))
+    Backend::moe_route_and_gather(r, xs, x, router);
+}
+void CudaBackend::moe_combine_route_backward(const MoeRouting& r, Matrix dlogits, void* dlogits16, Matrix dys,
+                                             float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
+                                             float aux_weight) {
+  if (!cuda::moe_combine_route_backward(stream_, r, dlogits, dlogits16, dys, dy, ys, aux_weight))
+    Backend::moe_combine_route_backward(r, dlogits, dlogits16, dys, dtop_weight, dy, ys, aux_weight);
+}
+void CudaBackend::moe_gather_router_backward(const MoeRouting& r, Matrix dx, ConstMatrix dxs,
+                                             GemmOperand dlogits, GemmOperand router, bool accumulate) {
+  if (!cuda::moe_gather_router_backward(stream_, r, dx, dxs, dlogits.matrix(), router.matrix(), accumulate))
+    Backend::moe_gather_router_backward(r, dx, dxs, dlogits, router, accumulate);
 }
 void CudaBackend::moe_gather(Matrix xs, ConstMatrix x, const int32_t* order, int top_k) {
   cuda::moe_gather(stream_, xs, x, order, top_k);
@@ -98,8 +117,10 @@ void CudaBackend::moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatr
                                        const float* top_weight, const int32_t* position, int top_k) {
   cuda::moe_combine_backward(stream_, dys, dtop_weight, dy, ys, top_weight, position, top_k);
 }
-void CudaBackend::moe_balance_loss(double* out, const float* expert_stats, int experts, float aux_weight) {
-  cuda::moe_balance_loss(stream_, out, expert_stats, experts, aux_weight);
+void CudaBackend::moe_balance_loss(double* out, const float* expert_fractions, ConstMatrix probs,
+                                   float aux_weight) {
+  cuda::moe_balance_loss(stream_, out, scratch_floats(column_sums_, probs.cols), expert_fractions, probs,
+                         aux_weight);
 }
 
 void CudaBackend::grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) {

@@ -270,15 +270,15 @@ void linear_attention_state_read(cudaStream_t stream, float* out, const float* q
                                  const LinearAttentionShape& shape);
 
 // moe.cu
-void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top_weight, float* expert_stats,
-               ConstMatrix logits, int top_k);
+void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top_weight, ConstMatrix logits,
+               int top_k);
 void moe_route_backward(cudaStream_t stream, Matrix dlogits, const float* dtop_weight, const float* probs,
-                        const int32_t* top_index, const float* top_weight, const float* expert_stats,
+                        const int32_t* top_index, const float* top_weight, const float* expert_fractions,
                         int top_k, float aux_weight);
 // chunk_places: moe_dispatch_scratch(rows, top_k) * experts integers of
 // scratch (each chunk of assignments' count, then first place, per expert).
 int64_t moe_dispatch_scratch(int64_t rows, int top_k);
-void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_t* offsets,
+void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_t* offsets, float* fractions,
                   int32_t* chunk_places, const int32_t* top_index, int64_t rows, int top_k, int experts);
 void moe_gather(cudaStream_t stream, Matrix xs, ConstMatrix x, const int32_t* order, int top_k);
 void moe_gather_backward(cudaStream_t stream, Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k);
@@ -286,8 +286,20 @@ void moe_combine(cudaStream_t stream, Matrix y, ConstMatrix ys, const float* top
                  const int32_t* position, int top_k);
 void moe_combine_backward(cudaStream_t stream, Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                           const float* top_weight, const int32_t* position, int top_k);
-void moe_balance_loss(cudaStream_t stream, double* out, const float* expert_stats, int experts,
-                      float aux_weight);
+// means: probs.cols floats of scratch (P_e).
+void moe_balance_loss(cudaStream_t stream, double* out, float* means, const float* fractions,
+                      ConstMatrix probs, float aux_weight);
+// The fused forms of Backend's composite MoE calls (up to 32 experts, the
+// lanes of a warp). Each returns false, having launched nothing, where its
+// form does not apply. moe_route_and_gather computes the router's logits in
+// fp32 inside the routing kernel (r.logits is not written); chunk_places as
+// moe_dispatch's.
+bool moe_route_and_gather(cudaStream_t stream, const MoeRouting& r, int32_t* chunk_places, Matrix xs,
+                          ConstMatrix x, ConstMatrix router);
+bool moe_combine_route_backward(cudaStream_t stream, const MoeRouting& r, Matrix dlogits, void* dlogits16,
+                                Matrix dys, ConstMatrix dy, ConstMatrix ys, float aux_weight);
+bool moe_gather_router_backward(cudaStream_t stream, const MoeRouting& r, Matrix dx, ConstMatrix dxs,
+                                ConstMatrix dlogits, ConstMatrix router, bool accumulate);
 
 // grouped_gemm.cu: the experts' products with their row ranges read from the
 // device offsets (sizes never reach the host, so a step can be captured);

@@ -2,6 +2,8 @@
 // the load-balancing statistics, a deterministic dispatch (stable counting
 // sort by expert), gather and weighted combine. Every output element has one
 // owner and the CPU backend's summation order.
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
@@ -44,38 +46,26 @@ __global__ void moe_route_rows_kernel(float* probs, int32_t* top_index, float* t
   for (int j = 0; j < top_k; ++j) top_weight[n * top_k + j] = p[top_index[n * top_k + j]] / chosen_sum;
 }
 
-// A block per expert: its share of the assignments (an exact integer count)
-// and its mean router probability, each thread summing a strided subset of
-// the rows and the block combining the partial sums in a fixed tree
+// P_e, the mean router probability of expert e, for the load-balancing
+// loss: a block per expert, each thread summing a strided subset of the
+// rows and the block combining the partial sums in a fixed tree
 // (deterministic; the order differs from the CPU's running sum, so the mean
-// agrees with the CPU's to rounding). One thread per expert looping over
-// every row took about a millisecond per call at 2048 rows: a serial chain
-// of loads.
-__global__ void moe_stats_kernel(float* expert_stats, const float* probs, const int32_t* top_index,
-                                 int64_t rows, int64_t experts, int top_k) {
-  __shared__ double count_partials[kWarpSize];
-  __shared__ float mean_partials[kWarpSize];
+// agrees with the CPU's to rounding).
+__global__ void moe_probability_mean_kernel(float* means, const float* probs, int64_t rows, int64_t experts) {
+  __shared__ float partials[kWarpSize];
   const int64_t e = blockIdx.x;
-  int64_t count = 0;
-  float mean = 0.0f;
-  for (int64_t n = threadIdx.x; n < rows; n += blockDim.x) {
-    for (int j = 0; j < top_k; ++j) count += top_index[n * top_k + j] == e;
-    mean += probs[n * experts + e];
-  }
-  const double total = block_sum(double(count), count_partials);  // integers below 2^53: exact
-  mean = block_sum(mean, mean_partials);
-  if (threadIdx.x == 0) {
-    expert_stats[e] = float(total / double(rows * top_k));
-    expert_stats[experts + e] = mean / float(rows);
-  }
+  float sum = 0.0f;
+  for (int64_t n = threadIdx.x; n < rows; n += blockDim.x) sum += probs[n * experts + e];
+  sum = block_sum(sum, partials);
+  if (threadIdx.x == 0) means[e] = rows > 0 ? sum / float(rows) : 0.0f;
 }
 
 // dp_e = balance * f_e + sum over chosen j with i_j = e of (dw_j - sum_l dw_l w_l) / P;
 // dlogits += p * (dp - p . dp).
 __global__ void moe_route_backward_kernel(float* dlogits, const float* dtop_weight, const float* probs,
                                           const int32_t* top_index, const float* top_weight,
-                                          const float* expert_stats, int64_t rows, int64_t experts, int top_k,
-                                          float balance) {
+                                          const float* expert_fractions, int64_t rows, int64_t experts,
+                                          int top_k, float balance) {
   const int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (n >= rows) return;
   const float* p = probs + n * experts;
@@ -86,7 +76,7 @@ __global__ void moe_route_backward_kernel(float* dlogits, const float* dtop_weig
     weighted += dtop_weight[n * top_k + j] * top_weight[n * top_k + j];
   }
   auto dp = [&](int64_t e) {
-    float value = balance * expert_stats[e];
+    float value = balance * expert_fractions[e];
     for (int j = 0; j < top_k; ++j)
       if (idx[j] == e) value += (dtop_weight[n * top_k + j] - weighted) / chosen_sum;
     return value;
@@ -104,6 +94,8 @@ __global__ void moe_route_backward_kernel(float* dlogits, const float* dtop_weig
 // a chain of dependent loads: 7 and 9 us a call at 2048 rows and 8 experts.
 constexpr int kWarpExperts = kWarpSize;
 
+constexpr int kRowWarps = 8;  // warps (rows in flight) a block of the row-wise kernels
+
 // Rows [0, rows) taken by the warps of the grid in turn.
 template <class F>
 __device__ inline void for_each_warp_row(int64_t rows, F&& f) {
@@ -120,68 +112,123 @@ __device__ inline float ordered_lane_sum(float x, int count) {
   return sum;
 }
 
+// The row-wise kernels below take a warp per row (a token or an
+// assignment): the lanes walk the row's columns, four at a time with 16-byte
+// accesses where the views allow (RowAccess), so an index is read once a row
+// and no element pays for a 64-bit division. An element per thread with
+// i / cols and i % cols in 64 bits took 5-8 us a call at d 128.
+struct RowAccess {
+  int64_t cols;
+  bool quads;  // cols % 4 == 0 and every view 16-byte aligned
+};
+
+// f(c, width): width 4 (c a multiple of 4, a quad) or 1; the lanes of a warp
+// take consecutive columns or quads.
+template <class F>
+__device__ inline void for_row_columns(const RowAccess& row, F&& f) {
+  const int lane = threadIdx.x % kWarpSize;
+  if (row.quads) {
+    for (int64_t c = 4 * lane; c < row.cols; c += 4 * kWarpSize) f(c, std::integral_constant<int, 4>{});
+  } else {
+    for (int64_t c = lane; c < row.cols; c += kWarpSize) f(c, std::integral_constant<int, 1>{});
+  }
+}
+
+template <int W>
+__device__ inline float4 load_w(const float* p) {
+  if constexpr (W == 4) return *reinterpret_cast<const float4*>(p);
+  return {p[0], 0.0f, 0.0f, 0.0f};
+}
+template <int W>
+__device__ inline void store_w(float* p, float4 v) {
+  if constexpr (W == 4)
+    *reinterpret_cast<float4*>(p) = v;
+  else
+    p[0] = v.x;
+}
+__device__ inline float4 fma4(float w, float4 v, float4 acc) {
+  return {fmaf(w, v.x, acc.x), fmaf(w, v.y, acc.y), fmaf(w, v.z, acc.z), fmaf(w, v.w, acc.w)};
+}
+
+// Row n's routing on a warp, lane e < experts holding its logit l (the
+// other lanes -inf): writes the row's probs, top_index and top_weight.
+__device__ inline void route_row(float l, int64_t n, float* probs, int32_t* top_index, float* top_weight,
+                                 int experts, int top_k) {
+  const int lane = threadIdx.x % kWarpSize;
+  const bool mine = lane < experts;
+  const float mx = warp_max(l);
+  const float e = mine ? expf(l - mx) : 0.0f;
+  const float p = e / ordered_lane_sum(e, experts);
+  if (mine) probs[n * experts + lane] = p;
+  bool taken = !mine;
+  float chosen_sum = 0.0f, chosen_p = 0.0f;  // chosen_p: this lane's p if it was chosen
+  int chosen_j = -1;
+  for (int j = 0; j < top_k; ++j) {  // arg-max over the lanes not taken; ties: the lower index
+    float best = taken ? -INFINITY : p;
+    int best_lane = taken ? kWarpSize : lane;
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      const float other = __shfl_xor_sync(kFullMask, best, offset);
+      const int other_lane = __shfl_xor_sync(kFullMask, best_lane, offset);
+      if (other > best || (other == best && other_lane < best_lane)) {
+        best = other;
+        best_lane = other_lane;
+      }
+    }
+    if (lane == best_lane) {
+      taken = true;
+      chosen_j = j;
+      chosen_p = p;
+    }
+    chosen_sum += best;
+    if (lane == 0) top_index[n * top_k + j] = best_lane;
+  }
+  if (chosen_j >= 0) top_weight[n * top_k + chosen_j] = chosen_p / chosen_sum;
+}
+
 __global__ void moe_route_warp_kernel(float* probs, int32_t* top_index, float* top_weight,
                                       const float* logits, int64_t rows, int experts, int top_k) {
   const int lane = threadIdx.x % kWarpSize;
-  const bool mine = lane < experts;
   for_each_warp_row(rows, [&](int64_t n) {
-    const float l = mine ? logits[n * experts + lane] : -INFINITY;
-    const float mx = warp_max(l);
-    const float e = mine ? expf(l - mx) : 0.0f;
-    const float p = e / ordered_lane_sum(e, experts);
-    if (mine) probs[n * experts + lane] = p;
-    bool taken = !mine;
-    float chosen_sum = 0.0f, chosen_p = 0.0f;  // chosen_p: this lane's p if it was chosen
-    int chosen_j = -1;
-    for (int j = 0; j < top_k; ++j) {  // arg-max over the lanes not taken; ties: the lower index
-      float best = taken ? -INFINITY : p;
-      int best_lane = taken ? kWarpSize : lane;
-      for (int offset = 16; offset > 0; offset >>= 1) {
-        const float other = __shfl_xor_sync(kFullMask, best, offset);
-        const int other_lane = __shfl_xor_sync(kFullMask, best_lane, offset);
-        if (other > best || (other == best && other_lane < best_lane)) {
-          best = other;
-          best_lane = other_lane;
-        }
-      }
-      if (lane == best_lane) {
-        taken = true;
-        chosen_j = j;
-        chosen_p = p;
-      }
-      chosen_sum += best;
-      if (lane == 0) top_index[n * top_k + j] = best_lane;
-    }
-    if (chosen_j >= 0) top_weight[n * top_k + chosen_j] = chosen_p / chosen_sum;
+    route_row(lane < experts ? logits[n * experts + lane] : -INFINITY, n, probs, top_index, top_weight,
+              experts, top_k);
   });
 }
 
-// The backward of moe_route_warp_kernel's rows (moe_route_backward_kernel's
-// equations): lane e holds p_e and dp_e; lane j < top_k holds the j-th
-// choice, its weight and its weight's gradient.
-__global__ void moe_route_backward_warp_kernel(float* dlogits, const float* dtop_weight, const float* probs,
-                                               const int32_t* top_index, const float* top_weight,
-                                               const float* expert_stats, int64_t rows, int experts,
-                                               int top_k, float balance) {
+// The backward of route_row (moe_route_backward_kernel's equations) for row
+// n on a warp: lane e holds p_e and dp_e; lane j < top_k holds the j-th
+// choice, its weight and dw, its weight's gradient; stat is lane e's f_e.
+// Returns dlogits[n, e] to lane e < experts.
+__device__ inline float route_backward_row(int64_t n, float dw, const float* probs, const int32_t* top_index,
+                                           const float* top_weight, float stat, int experts, int top_k,
+                                           float balance) {
   const int lane = threadIdx.x % kWarpSize;
   const bool mine = lane < experts, choice = lane < top_k;
-  const float stat = mine ? expert_stats[lane] : 0.0f;
+  const float p = mine ? probs[n * experts + lane] : 0.0f;
+  const int32_t idx = choice ? top_index[n * top_k + lane] : -1;
+  const float w = choice ? top_weight[n * top_k + lane] : 0.0f;
+  const float p_idx = __shfl_sync(kFullMask, p, choice ? idx : 0);
+  const float chosen_sum = ordered_lane_sum(choice ? p_idx : 0.0f, top_k);
+  const float weighted = ordered_lane_sum(dw * w, top_k);
+  float dp = balance * stat;
+  for (int j = 0; j < top_k; ++j) {  // in choice order, as the CPU adds them
+    const int32_t chosen = __shfl_sync(kFullMask, idx, j);
+    const float dwj = __shfl_sync(kFullMask, dw, j);
+    if (chosen == lane) dp += (dwj - weighted) / chosen_sum;
+  }
+  const float pdp = ordered_lane_sum(p * dp, experts);
+  return p * (dp - pdp);
+}
+
+__global__ void moe_route_backward_warp_kernel(float* dlogits, const float* dtop_weight, const float* probs,
+                                               const int32_t* top_index, const float* top_weight,
+                                               const float* expert_fractions, int64_t rows, int experts,
+                                               int top_k, float balance) {
+  const int lane = threadIdx.x % kWarpSize;
+  const float stat = lane < experts ? expert_fractions[lane] : 0.0f;
   for_each_warp_row(rows, [&](int64_t n) {
-    const float p = mine ? probs[n * experts + lane] : 0.0f;
-    const int32_t idx = choice ? top_index[n * top_k + lane] : -1;
-    const float dw = choice ? dtop_weight[n * top_k + lane] : 0.0f,
-                w = choice ? top_weight[n * top_k + lane] : 0.0f;
-    const float p_idx = __shfl_sync(kFullMask, p, choice ? idx : 0);
-    const float chosen_sum = ordered_lane_sum(choice ? p_idx : 0.0f, top_k);
-    const float weighted = ordered_lane_sum(dw * w, top_k);
-    float dp = balance * stat;
-    for (int j = 0; j < top_k; ++j) {  // in choice order, as the CPU adds them
-      const int32_t chosen = __shfl_sync(kFullMask, idx, j);
-      const float dwj = __shfl_sync(kFullMask, dw, j);
-      if (chosen == lane) dp += (dwj - weighted) / chosen_sum;
-    }
-    const float pdp = ordered_lane_sum(p * dp, experts);
-    if (mine) dlogits[n * experts + lane] = p * (dp - pdp);
+    const float dw = lane < top_k ? dtop_weight[n * top_k + lane] : 0.0f;
+    const float dl = route_backward_row(n, dw, probs, top_index, top_weight, stat, experts, top_k, balance);
+    if (lane < experts) dlogits[n * experts + lane] = dl;
   });
 }
 
@@ -248,8 +295,14 @@ __device__ inline int32_t block_exclusive_prefix(int32_t value, int32_t* warp_to
   return inclusive - value + (warp > 0 ? warp_totals[warp - 1] : 0);
 }
 
+// f_e = total_e / assignments (thread e of one block), where asked for.
+__device__ inline void write_fraction(float* fractions, int e, int32_t total, int64_t assignments) {
+  if (fractions) fractions[e] = assignments > 0 ? float(double(total) / double(assignments)) : 0.0f;
+}
+
 // blockDim.x >= experts, a multiple of the warp size, at most 1024.
-__global__ void moe_chunk_scan_kernel(int32_t* chunk_places, int32_t* offsets, int64_t chunks, int experts) {
+__global__ void moe_chunk_scan_kernel(int32_t* chunk_places, int32_t* offsets, float* fractions,
+                                      int64_t chunks, int experts, int64_t assignments) {
   __shared__ int32_t warp_totals[kWarpSize];
   const int e = threadIdx.x;
   int32_t total = 0;
@@ -262,6 +315,7 @@ __global__ void moe_chunk_scan_kernel(int32_t* chunk_places, int32_t* offsets, i
   if (e >= experts) return;
   offsets[e] = place;
   if (e == experts - 1) offsets[experts] = all;
+  write_fraction(fractions, e, total, assignments);
   for (int64_t c = 0; c < chunks; ++c) {  // each (chunk, expert)'s count becomes its first place
     int32_t* slot = chunk_places + c * experts + e;
     const int32_t count = *slot;
@@ -305,11 +359,12 @@ __global__ void moe_chunk_scatter_kernel(int32_t* order, int32_t* position, cons
 // Scan and scatter in one launch, for at most kFusedScanChunks chunks and
 // kDispatchChunk experts: every block sums the chunks' counts itself (its
 // own chunk's first places need only the chunks before it) and block 0
-// writes the offsets. The single-block scan between count and scatter was
-// a launch of its own, a serial walk over the chunks per expert.
+// writes the offsets and the fractions. The single-block scan between
+// count and scatter was a launch of its own, a serial walk over the chunks
+// per expert.
 constexpr int kFusedScanChunks = 64;
 
-__global__ void moe_scan_scatter_kernel(int32_t* order, int32_t* position, int32_t* offsets,
+__global__ void moe_scan_scatter_kernel(int32_t* order, int32_t* position, int32_t* offsets, float* fractions,
                                         const int32_t* chunk_counts, const int32_t* top_index,
                                         int64_t assignments, int experts, int chunks) {
   __shared__ int32_t warp_totals[kWarpSize];
@@ -330,6 +385,7 @@ __global__ void moe_scan_scatter_kernel(int32_t* order, int32_t* position, int32
     if (blockIdx.x == 0) {
       offsets[e] = offset;
       if (e == experts - 1) offsets[experts] = all;
+      write_fraction(fractions, e, total, assignments);
     }
   }
   scatter_chunk(  // (its first barrier orders first_places)
@@ -337,42 +393,60 @@ __global__ void moe_scan_scatter_kernel(int32_t* order, int32_t* position, int32
       dynamic + experts);
 }
 
-// The row-wise kernels below take a warp per row (a token or an
-// assignment): the lanes walk the row's columns, four at a time with 16-byte
-// accesses where the views allow (RowAccess), so an index is read once a row
-// and no element pays for a 64-bit division. An element per thread with
-// i / cols and i % cols in 64 bits took 5-8 us a call at d 128.
-struct RowAccess {
-  int64_t cols;
-  bool quads;  // cols % 4 == 0 and every view 16-byte aligned
-};
-
-// f(c, width): width 4 (c a multiple of 4, a quad) or 1; the lanes of a warp
-// take consecutive columns or quads.
-template <class F>
-__device__ inline void for_row_columns(const RowAccess& row, F&& f) {
+// The router's logits summed across a warp's lanes: v[i] holds this lane's
+// part of expert i's dot product (kE a power of two, at most 32); returns
+// expert lane % kE's sum over every lane. Lanes first add across the lane
+// bits that will hold the same expert, then halve: at each width, a lane
+// keeps the half its own bit names and adds its partner's copy of it (kE - 1
+// exchanges instead of kE whole-warp sums).
+template <int kE>
+__device__ inline float lane_transpose_sum(float (&v)[kE]) {
   const int lane = threadIdx.x % kWarpSize;
-  if (row.quads) {
-    for (int64_t c = 4 * lane; c < row.cols; c += 4 * kWarpSize) f(c, std::integral_constant<int, 4>{});
-  } else {
-    for (int64_t c = lane; c < row.cols; c += kWarpSize) f(c, std::integral_constant<int, 1>{});
+#pragma unroll
+  for (int offset = kWarpSize / 2; offset >= kE; offset >>= 1)  // lanes that will hold the same expert
+#pragma unroll
+    for (int i = 0; i < kE; ++i) v[i] += __shfl_xor_sync(kFullMask, v[i], offset);
+#pragma unroll
+  for (int width = kE; width > 1; width >>= 1) {  // halve: keep the half this lane's bit names
+    const int half = width / 2;
+    const bool upper = lane & half;
+#pragma unroll
+    for (int i = 0; i < half; ++i) {
+      const float keep = upper ? v[i + half] : v[i], send = upper ? v[i] : v[i + half];
+      v[i] = keep + __shfl_xor_sync(kFullMask, send, half);
+    }
   }
+  return v[0];  // expert lane % kE's sum over every lane
 }
 
-template <int W>
-__device__ inline float4 load_w(const float* p) {
-  if constexpr (W == 4) return *reinterpret_cast<const float4*>(p);
-  return {p[0], 0.0f, 0.0f, 0.0f};
-}
-template <int W>
-__device__ inline void store_w(float* p, float4 v) {
-  if constexpr (W == 4)
-    *reinterpret_cast<float4*>(p) = v;
-  else
-    p[0] = v.x;
-}
-__device__ inline float4 fma4(float w, float4 v, float4 acc) {
-  return {fmaf(w, v.x, acc.x), fmaf(w, v.y, acc.y), fmaf(w, v.z, acc.z), fmaf(w, v.w, acc.w)};
+// moe_route_warp_kernel with the router's product in it, a warp per row (up
+// to kE experts, 8, 16 or 32): the logits x[n] . Router[e] in fp32, each
+// lane over its columns, then lane_transpose_sum; the router's rows past
+// `experts` are not read.
+template <int kE>
+__global__ void moe_route_logits_kernel(float* probs, int32_t* top_index, float* top_weight, const float* x,
+                                        const float* router, int64_t rows, RowAccess row, int experts,
+                                        int top_k) {
+  const int lane = threadIdx.x % kWarpSize;
+  for_each_warp_row(rows, [&](int64_t n) {
+    float part[kE];
+#pragma unroll
+    for (int i = 0; i < kE; ++i) part[i] = 0.0f;
+    const float* xr = x + n * row.cols;
+    for_row_columns(row, [&](int64_t c, auto w) {
+      constexpr int W = decltype(w)::value;
+      const float4 xv = load_w<W>(xr + c);
+#pragma unroll
+      for (int i = 0; i < kE; ++i) {
+        if (i >= experts) break;
+        const float4 r = load_w<W>(router + i * row.cols + c);
+        part[i] = fmaf(xv.x, r.x, part[i]);
+        if constexpr (W == 4) part[i] = fmaf(xv.w, r.w, fmaf(xv.z, r.z, fmaf(xv.y, r.y, part[i])));
+      }
+    });
+    const float logit = lane_transpose_sum<kE>(part);
+    route_row(lane < experts ? logit : -INFINITY, n, probs, top_index, top_weight, experts, top_k);
+  });
 }
 
 // xs[p] = x[order[p] / top_k]
@@ -421,32 +495,96 @@ __global__ void moe_combine_kernel(float* y, const float* ys, const float* top_w
 // (positions are a permutation, so each row has one writer) and
 // dtop_weight[a] = dy[n] . ys[position[a]] (the lanes' partial sums in a
 // fixed butterfly); written, not added, so nothing is zeroed first.
+// Assignment a's share of combine's backward on a warp: dys[position[a]] =
+// w_a dy[n] (n = a / top_k) and, returned to every lane, dy[n] . ys[position[a]]
+// (the lanes' partial sums in a fixed butterfly).
+__device__ inline float combine_backward_row(float* dys, const float* dy, const float* ys,
+                                             const float* top_weight, const int32_t* position, int64_t a,
+                                             const RowAccess& row, int top_k) {
+  const float* dyr = dy + (a / top_k) * row.cols;
+  const int64_t at = int64_t(position[a]) * row.cols;
+  const float weight = top_weight[a];
+  float dot = 0.0f;
+  for_row_columns(row, [&](int64_t c, auto w) {
+    const float4 g = load_w<decltype(w)::value>(dyr + c), v = load_w<decltype(w)::value>(ys + at + c);
+    store_w<decltype(w)::value>(dys + at + c, g * weight);
+    dot += g.x * v.x;
+    if constexpr (decltype(w)::value == 4) dot += g.y * v.y + g.z * v.z + g.w * v.w;
+  });
+  return warp_sum(dot);
+}
+
+// A warp per assignment: positions are a permutation, so each dys row has
+// one writer; dtop_weight[a] written, not added, so nothing is zeroed first.
 __global__ void moe_combine_backward_kernel(float* dys, float* dtop_weight, const float* dy, const float* ys,
                                             const float* top_weight, const int32_t* position,
                                             int64_t assignments, RowAccess row, int top_k) {
   for_each_warp_row(assignments, [&](int64_t a) {
-    const float* dyr = dy + (a / top_k) * row.cols;
-    const int64_t at = int64_t(position[a]) * row.cols;
-    const float weight = top_weight[a];
-    float dot = 0.0f;
-    for_row_columns(row, [&](int64_t c, auto w) {
-      const float4 g = load_w<decltype(w)::value>(dyr + c), v = load_w<decltype(w)::value>(ys + at + c);
-      store_w<decltype(w)::value>(dys + at + c, g * weight);
-      dot += g.x * v.x;
-      if constexpr (decltype(w)::value == 4) dot += g.y * v.y + g.z * v.z + g.w * v.w;
-    });
-    dot = warp_sum(dot);
+    const float dot = combine_backward_row(dys, dy, ys, top_weight, position, a, row, top_k);
     if (threadIdx.x % kWarpSize == 0) dtop_weight[a] = dot;
+  });
+}
+
+// Combine's and the router's backward in one launch, a warp per token (up to
+// 32 experts): the token's assignments as moe_combine_backward_kernel, their
+// weight gradients kept in lanes j < top_k, then route_backward_row;
+// dlogits16 (optional) gets dlogits rounded to bf16.
+__global__ void moe_combine_route_backward_kernel(float* dys, float* dlogits, __nv_bfloat16* dlogits16,
+                                                  const float* dy, const float* ys, const float* probs,
+                                                  const int32_t* top_index, const float* top_weight,
+                                                  const int32_t* position, const float* expert_fractions,
+                                                  int64_t rows, RowAccess row, int experts, int top_k,
+                                                  float balance) {
+  const int lane = threadIdx.x % kWarpSize;
+  const float stat = lane < experts ? expert_fractions[lane] : 0.0f;
+  for_each_warp_row(rows, [&](int64_t n) {
+    float dw = 0.0f;
+    for (int j = 0; j < top_k; ++j) {
+      const float dot = combine_backward_row(dys, dy, ys, top_weight, position, n * top_k + j, row, top_k);
+      if (lane == j) dw = dot;
+    }
+    const float dl = route_backward_row(n, dw, probs, top_index, top_weight, stat, experts, top_k, balance);
+    if (lane < experts) {
+      dlogits[n * experts + lane] = dl;
+      if (dlogits16) dlogits16[n * experts + lane] = __float2bfloat16_rn(dl);
+    }
+  });
+}
+
+// The router's input gradient and the gather's backward in one launch, a
+// warp per token: dx[n] (+)= sum_e dlogits[n, e] Router[e] (in fp32, experts
+// in order) + dxs[position[n k]] + ... + dxs[position[n k + k - 1]].
+// Lane e < experts loads dlogits[n, e] into the warp's shared row.
+__global__ void __launch_bounds__(kRowWarps* kWarpSize)
+    moe_gather_router_backward_kernel(float* dx, const float* dxs, const float* dlogits, const float* router,
+                                      const int32_t* position, int64_t rows, RowAccess row, int experts,
+                                      int top_k, bool accumulate) {
+  __shared__ float row_dlogits[kRowWarps][kWarpSize];
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  for_each_warp_row(rows, [&](int64_t n) {
+    __syncwarp();  // the previous row's reads are done
+    if (lane < experts) row_dlogits[warp][lane] = dlogits[n * experts + lane];
+    __syncwarp();
+    float* out = dx + n * row.cols;
+    for_row_columns(row, [&](int64_t c, auto w) {
+      constexpr int W = decltype(w)::value;
+      float4 routed = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int e = 0; e < experts; ++e)
+        routed = fma4(row_dlogits[warp][e], load_w<W>(router + e * row.cols + c), routed);
+      float4 acc = accumulate ? load_w<W>(out + c) + routed : routed;
+      for (int j = 0; j < top_k; ++j) acc += load_w<W>(dxs + int64_t(position[n * top_k + j]) * row.cols + c);
+      store_w<W>(out + c, acc);
+    });
   });
 }
 
 // One thread: the experts in order, in double, as the CPU backend sums them
 // (explicit roundings: no contraction into fma).
-__global__ void moe_balance_loss_kernel(double* out, const float* expert_stats, int experts,
-                                        float aux_weight) {
+__global__ void moe_balance_loss_kernel(double* out, const float* expert_fractions, const float* means,
+                                        int experts, float aux_weight) {
   double sum = 0.0;
   for (int e = 0; e < experts; ++e)
-    sum = __dadd_rn(sum, __dmul_rn(double(expert_stats[e]), double(expert_stats[experts + e])));
+    sum = __dadd_rn(sum, __dmul_rn(double(expert_fractions[e]), double(means[e])));
   out[0] = __dmul_rn(__dmul_rn(double(aux_weight), double(experts)), sum);
 }
 
@@ -455,15 +593,14 @@ RowAccess row_access(int64_t cols, const T*... views) {
   return {cols, cols % 4 == 0 && aligned16(views...)};
 }
 
-constexpr int kRowWarps = 8;  // warps (rows in flight) a block
 unsigned row_blocks(int64_t rows) {
   return unsigned(std::min<int64_t>((rows + kRowWarps - 1) / kRowWarps, 65535));
 }
 
 }  // namespace
 
-void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top_weight, float* expert_stats,
-               ConstMatrix logits, int top_k) {
+void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top_weight, ConstMatrix logits,
+               int top_k) {
   if (logits.rows <= 0 || logits.cols <= 0) return;
   if (logits.cols <= kWarpExperts)
     moe_route_warp_kernel<<<row_blocks(logits.rows), kRowWarps * kWarpSize, 0, stream>>>(
@@ -472,25 +609,20 @@ void moe_route(cudaStream_t stream, float* probs, int32_t* top_index, float* top
     moe_route_rows_kernel<<<blocks_for(logits.rows), 128, 0, stream>>>(
         probs, top_index, top_weight, logits.data, logits.rows, logits.cols, top_k);
   LIVS_CUDA_CHECK_LAUNCH();
-  // 1024 threads: a step's 2048 rows are two a thread, so a block's time is
-  // about one load latency (256 threads walking 8 rows each: 11 us a call).
-  moe_stats_kernel<<<unsigned(logits.cols), 1024, 0, stream>>>(expert_stats, probs, top_index, logits.rows,
-                                                               logits.cols, top_k);
-  LIVS_CUDA_CHECK_LAUNCH();
 }
 
 void moe_route_backward(cudaStream_t stream, Matrix dlogits, const float* dtop_weight, const float* probs,
-                        const int32_t* top_index, const float* top_weight, const float* expert_stats,
+                        const int32_t* top_index, const float* top_weight, const float* expert_fractions,
                         int top_k, float aux_weight) {
   if (dlogits.rows <= 0) return;
   const float balance = aux_weight * float(dlogits.cols) / float(dlogits.rows);
   if (dlogits.cols <= kWarpExperts)
     moe_route_backward_warp_kernel<<<row_blocks(dlogits.rows), kRowWarps * kWarpSize, 0, stream>>>(
-        dlogits.data, dtop_weight, probs, top_index, top_weight, expert_stats, dlogits.rows,
+        dlogits.data, dtop_weight, probs, top_index, top_weight, expert_fractions, dlogits.rows,
         int(dlogits.cols), top_k, balance);
   else
     moe_route_backward_kernel<<<blocks_for(dlogits.rows), 128, 0, stream>>>(
-        dlogits.data, dtop_weight, probs, top_index, top_weight, expert_stats, dlogits.rows, dlogits.cols,
+        dlogits.data, dtop_weight, probs, top_index, top_weight, expert_fractions, dlogits.rows, dlogits.cols,
         top_k, balance);
   LIVS_CUDA_CHECK_LAUNCH();
 }
@@ -499,7 +631,7 @@ int64_t moe_dispatch_scratch(int64_t rows, int top_k) {
   return std::max<int64_t>(1, (rows * top_k + kDispatchChunk - 1) / kDispatchChunk);
 }
 
-void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_t* offsets,
+void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_t* offsets, float* fractions,
                   int32_t* chunk_places, const int32_t* top_index, int64_t rows, int top_k, int experts) {
   if (experts <= 0) return;
   if (experts > 1024) throw std::invalid_argument("CUDA moe_dispatch: more than 1024 experts");
@@ -514,18 +646,43 @@ void moe_dispatch(cudaStream_t stream, int32_t* order, int32_t* position, int32_
   if (chunks > 0 && chunks <= kFusedScanChunks && experts <= kDispatchChunk) {
     moe_scan_scatter_kernel<<<unsigned(chunks), kDispatchChunk,
                               sizeof(int32_t) * (kDispatchWarps + 1) * experts, stream>>>(
-        order, position, offsets, chunk_places, top_index, assignments, experts, int(chunks));
+        order, position, offsets, fractions, chunk_places, top_index, assignments, experts, int(chunks));
     LIVS_CUDA_CHECK_LAUNCH();
     return;
   }
   const unsigned scan_threads = unsigned((experts + kWarpSize - 1) / kWarpSize * kWarpSize);
-  moe_chunk_scan_kernel<<<1, scan_threads, 0, stream>>>(chunk_places, offsets, chunks, experts);
+  moe_chunk_scan_kernel<<<1, scan_threads, 0, stream>>>(chunk_places, offsets, fractions, chunks, experts,
+                                                        assignments);
   LIVS_CUDA_CHECK_LAUNCH();
   if (chunks > 0) {
     moe_chunk_scatter_kernel<<<unsigned(chunks), kDispatchChunk, sizeof(int32_t) * kDispatchWarps * experts,
                                stream>>>(order, position, chunk_places, top_index, assignments, experts);
     LIVS_CUDA_CHECK_LAUNCH();
   }
+}
+
+bool moe_route_and_gather(cudaStream_t stream, const MoeRouting& r, int32_t* chunk_places, Matrix xs,
+                          ConstMatrix x, ConstMatrix router) {
+  if (r.experts > kWarpExperts || x.cols != router.cols || router.rows != r.experts) return false;
+  if (r.rows > 0 && r.experts > 0) {
+    const RowAccess row = row_access(x.cols, x.data, router.data);
+    auto route = [&](auto experts_bound) {
+      moe_route_logits_kernel<decltype(experts_bound)::value>
+          <<<row_blocks(r.rows), kRowWarps * kWarpSize, 0, stream>>>(
+              r.probs, r.top_index, r.top_weight, x.data, router.data, r.rows, row, r.experts, r.top_k);
+    };
+    if (r.experts <= 8)
+      route(std::integral_constant<int, 8>{});
+    else if (r.experts <= 16)
+      route(std::integral_constant<int, 16>{});
+    else
+      route(std::integral_constant<int, 32>{});
+    LIVS_CUDA_CHECK_LAUNCH();
+  }
+  moe_dispatch(stream, r.order, r.position, r.offsets, r.expert_fractions, chunk_places, r.top_index, r.rows,
+               r.top_k, r.experts);
+  moe_gather(stream, xs, x, r.order, r.top_k);
+  return true;
 }
 
 void moe_gather(cudaStream_t stream, Matrix xs, ConstMatrix x, const int32_t* order, int top_k) {
@@ -561,9 +718,37 @@ void moe_combine_backward(cudaStream_t stream, Matrix dys, float* dtop_weight, C
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
-void moe_balance_loss(cudaStream_t stream, double* out, const float* expert_stats, int experts,
-                      float aux_weight) {
-  moe_balance_loss_kernel<<<1, 1, 0, stream>>>(out, expert_stats, experts, aux_weight);
+bool moe_combine_route_backward(cudaStream_t stream, const MoeRouting& r, Matrix dlogits, void* dlogits16,
+                                Matrix dys, ConstMatrix dy, ConstMatrix ys, float aux_weight) {
+  if (r.experts > kWarpExperts || r.top_k > kWarpSize) return false;
+  if (r.rows <= 0 || dy.cols <= 0) return true;
+  const float balance = aux_weight * float(r.experts) / float(r.rows);
+  moe_combine_route_backward_kernel<<<row_blocks(r.rows), kRowWarps * kWarpSize, 0, stream>>>(
+      dys.data, dlogits.data, static_cast<__nv_bfloat16*>(dlogits16), dy.data, ys.data, r.probs, r.top_index,
+      r.top_weight, r.position, r.expert_fractions, r.rows, row_access(dy.cols, dys.data, dy.data, ys.data),
+      r.experts, r.top_k, balance);
+  LIVS_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
+bool moe_gather_router_backward(cudaStream_t stream, const MoeRouting& r, Matrix dx, ConstMatrix dxs,
+                                ConstMatrix dlogits, ConstMatrix router, bool accumulate) {
+  if (r.experts > kWarpExperts || router.rows != r.experts || router.cols != dx.cols) return false;
+  if (dx.numel() <= 0) return true;
+  moe_gather_router_backward_kernel<<<row_blocks(dx.rows), kRowWarps * kWarpSize, 0, stream>>>(
+      dx.data, dxs.data, dlogits.data, router.data, r.position, dx.rows,
+      row_access(dx.cols, dx.data, dxs.data, router.data), r.experts, r.top_k, accumulate);
+  LIVS_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
+void moe_balance_loss(cudaStream_t stream, double* out, float* means, const float* fractions,
+                      ConstMatrix probs, float aux_weight) {
+  if (probs.cols <= 0) return;
+  moe_probability_mean_kernel<<<unsigned(probs.cols), 1024, 0, stream>>>(means, probs.data, probs.rows,
+                                                                         probs.cols);
+  LIVS_CUDA_CHECK_LAUNCH();
+  moe_balance_loss_kernel<<<1, 1, 0, stream>>>(out, fractions, means, int(probs.cols), aux_weight);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 

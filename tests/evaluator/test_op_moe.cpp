@@ -27,29 +27,25 @@ TEST_CASE("moe decode equals the forward and holds no state") {
   check_op_decode(spec, 16, 3, 5);
 }
 
-TEST_CASE("moe routing: softmax, top-k with ties to the lower index, renormalised weights, statistics") {
+TEST_CASE("moe routing: softmax, top-k with ties to the lower index, renormalised weights, fractions") {
   CpuBackend be;
   const int rows = 3, experts = 4, k = 2;
   std::vector<float> logits = {0.0f, 1.0f, 1.0f, -1.0f,  // tie between 1 and 2: expert 1 first
                                2.0f, 0.0f, 0.0f, 3.0f,   //
                                0.5f, 0.5f, 0.5f, 0.5f};
-  std::vector<float> probs(rows * experts), weight(rows * k), stats(2 * experts);
+  std::vector<float> probs(rows * experts), weight(rows * k), fractions(experts);
   std::vector<int32_t> index(rows * k);
-  be.moe_route(probs.data(), index.data(), weight.data(), stats.data(), {logits.data(), rows, experts}, k);
+  be.moe_route(probs.data(), index.data(), weight.data(), {logits.data(), rows, experts}, k);
   CHECK(index == std::vector<int32_t>{1, 2, 3, 0, 0, 1});
   CHECK(weight[0] == doctest::Approx(0.5));
   const double e3 = std::exp(3.0), e2 = std::exp(2.0);
   CHECK(weight[2] == doctest::Approx(e3 / (e3 + e2)));
   CHECK(weight[4] == doctest::Approx(0.5));
-  // f_e: assignments per expert over rows * k = 6: {2, 2, 1, 1}.
-  CHECK(stats[0] == doctest::Approx(2.0 / 6));
-  CHECK(stats[2] == doctest::Approx(1.0 / 6));
-  double p0 = 0.0;
-  for (int n = 0; n < rows; ++n) p0 += probs[n * experts];
-  CHECK(stats[experts + 0] == doctest::Approx(p0 / rows));
-
   std::vector<int32_t> order(rows * k), position(rows * k), offsets(experts + 1);
-  be.moe_dispatch(order.data(), position.data(), offsets.data(), index.data(), rows, k, experts);
+  be.moe_dispatch(order.data(), position.data(), offsets.data(), fractions.data(), index.data(), rows, k,
+                  experts);
+  // f_e: assignments per expert over rows * k = 6: {2, 2, 1, 1}.
+  CHECK(fractions == std::vector<float>{2.0f / 6, 2.0f / 6, 1.0f / 6, 1.0f / 6});
   CHECK(offsets == std::vector<int32_t>{0, 2, 4, 5, 6});
   CHECK(order == std::vector<int32_t>{3, 4, 0, 5, 1, 2});  // by expert, token order inside one
   for (int a = 0; a < rows * k; ++a) CHECK(order[position[a]] == a);
@@ -134,10 +130,12 @@ TEST_CASE("moe grouped products against a per-expert loop, with an empty expert 
       }
 }
 
-TEST_CASE("moe load-balancing loss on the device: 0.01 * E * sum f_e P_e") {
+TEST_CASE("moe load-balancing loss on the device: 0.01 * E * sum f_e P_e, P_e the mean probability") {
   CpuBackend be;
-  const std::vector<float> stats = {0.5f, 0.25f, 0.25f, 0.2f, 0.3f, 0.5f};  // f then P, 3 experts
+  const std::vector<float> fractions = {0.5f, 0.25f, 0.25f};  // 3 experts
+  const std::vector<float> probs = {0.1f, 0.2f, 0.7f,         // 2 rows: P = {0.2, 0.3, 0.5}
+                                    0.3f, 0.4f, 0.3f};
   double aux = -1.0;
-  be.moe_balance_loss(&aux, stats.data(), 3, 0.01f);
+  be.moe_balance_loss(&aux, fractions.data(), {probs.data(), 2, 3}, 0.01f);
   CHECK(aux == doctest::Approx(0.01 * 3 * (0.5 * 0.2 + 0.25 * 0.3 + 0.25 * 0.5)));
 }
