@@ -270,6 +270,18 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "moe_balance_loss");
     inner_.moe_balance_loss(out, expert_fractions, probs, aux_weight);
   }
+  void grouped_swiglu_backward(Matrix dw_down, Matrix dgate, Matrix dup, Matrix dh, ConstMatrix dy,
+                               ConstMatrix h, ConstMatrix w_down, ConstMatrix gate, ConstMatrix up,
+                               ExpertRows rows) override {
+    Timed timed(*this, "grouped_swiglu_backward");
+    inner_.grouped_swiglu_backward(dw_down, dgate, dup, dh, dy, h, w_down, gate, up, rows);
+  }
+  void grouped_gate_up_backward(Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate, ConstMatrix dup,
+                                ConstMatrix x, ConstMatrix w_gate, ConstMatrix w_up, ExpertRows rows,
+                                bool accumulate) override {
+    Timed timed(*this, "grouped_gate_up_backward");
+    inner_.grouped_gate_up_backward(dw_gate, dw_up, dx, dgate, dup, x, w_gate, w_up, rows, accumulate);
+  }
   void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override {
     Timed timed(*this, "grouped_matmul");
     inner_.grouped_matmul(y, x, w, rows, accumulate);

@@ -694,6 +694,25 @@ class Backend {
     swiglu_backward(dgate.data, dup.data, dh.data, gate.data, up.data, dh.numel(), false);
   }
 
+  // MoE's backward products two at a time, with the results of the calls
+  // they stand for, in their order (a backend may run each as one launch:
+  // their outputs are independent). The down projection's: dW_down += dy^T h
+  // (grouped_matmul_backward_weight), then grouped_swiglu_backward_input.
+  virtual void grouped_swiglu_backward(Matrix dw_down, Matrix dgate, Matrix dup, Matrix dh, ConstMatrix dy,
+                                       ConstMatrix h, ConstMatrix w_down, ConstMatrix gate, ConstMatrix up,
+                                       ExpertRows rows) {
+    grouped_matmul_backward_weight(dw_down, dy, h, rows);
+    grouped_swiglu_backward_input(dgate, dup, dh, dy, w_down, gate, up, rows);
+  }
+  // The gate and up projections': grouped_matmul_backward_weight_pair, then
+  // grouped_matmul_backward_input_pair into dx.
+  virtual void grouped_gate_up_backward(Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate,
+                                        ConstMatrix dup, ConstMatrix x, ConstMatrix w_gate, ConstMatrix w_up,
+                                        ExpertRows rows, bool accumulate) {
+    grouped_matmul_backward_weight_pair(dw_gate, dgate, dw_up, dup, x, rows);
+    grouped_matmul_backward_input_pair(dx, dgate, w_gate, dup, w_up, rows, accumulate);
+  }
+
   // Convolutions and scans (rec, ssm, gconv). Default bodies throw, as above.
   //
   // Depthwise causal convolution, weights w [channels, kernel], bias may be null:

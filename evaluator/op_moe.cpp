@@ -76,14 +76,12 @@ class MoeOp final : public Operator {
     const MoeRouting routing = routing_of(r, n_);
     be.moe_combine_route_backward(routing, {r.dlogits, n_, e_}, r.dlogits16, {r.dys, a, d_}, r.dweight,
                                   {dy, n_, d_}, {r.ys, a, d_}, kAuxWeight);
-    be.grouped_matmul_backward_weight({w_down_.grad, d_, f_}, {r.dys, a, d_}, {r.h, a, f_}, groups);
-    be.grouped_swiglu_backward_input({r.dgate, a, f_}, {r.dup, a, f_}, {r.dh, a, f_}, {r.dys, a, d_},
-                                     {w_down_.value, d_, f_}, {r.gate, a, f_}, {r.up, a, f_}, groups);
-    be.grouped_matmul_backward_weight_pair({w_gate_.grad, f_, d_}, {r.dgate, a, f_}, {w_up_.grad, f_, d_},
-                                           {r.dup, a, f_}, {r.xs, a, d_}, groups);
-    be.grouped_matmul_backward_input_pair({r.dxs, a, d_}, {r.dgate, a, f_}, {w_gate_.value, f_, d_},
-                                          {r.dup, a, f_}, {w_up_.value, f_, d_}, groups,
-                                          /*accumulate=*/false);
+    be.grouped_swiglu_backward({w_down_.grad, d_, f_}, {r.dgate, a, f_}, {r.dup, a, f_}, {r.dh, a, f_},
+                               {r.dys, a, d_}, {r.h, a, f_}, {w_down_.value, d_, f_}, {r.gate, a, f_},
+                               {r.up, a, f_}, groups);
+    be.grouped_gate_up_backward({w_gate_.grad, f_, d_}, {w_up_.grad, f_, d_}, {r.dxs, a, d_},
+                                {r.dgate, a, f_}, {r.dup, a, f_}, {r.xs, a, d_}, {w_gate_.value, f_, d_},
+                                {w_up_.value, f_, d_}, groups, /*accumulate=*/false);
     // The router's product is dx's first contribution (it may write dx), the
     // experts' rows the second.
     const GemmOperand dlogits{r.dlogits, n_, e_, r.dlogits16};

@@ -193,6 +193,12 @@ class CudaBackend final : public Backend {
                                           ConstMatrix w1, ExpertRows rows, bool accumulate) override;
   void grouped_matmul_backward_weight_pair(Matrix dw0, ConstMatrix dy0, Matrix dw1, ConstMatrix dy1,
                                            ConstMatrix x, ExpertRows rows) override;
+  void grouped_swiglu_backward(Matrix dw_down, Matrix dgate, Matrix dup, Matrix dh, ConstMatrix dy,
+                               ConstMatrix h, ConstMatrix w_down, ConstMatrix gate, ConstMatrix up,
+                               ExpertRows rows) override;
+  void grouped_gate_up_backward(Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate, ConstMatrix dup,
+                                ConstMatrix x, ConstMatrix w_gate, ConstMatrix w_up, ExpertRows rows,
+                                bool accumulate) override;
 
   // Convolutions, scans and pointwise kernels of the gated blocks (cuda_backend_scans.cpp).
   void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,

@@ -170,5 +170,19 @@ void CudaBackend::grouped_matmul_backward_weight_pair(Matrix dw0, ConstMatrix dy
   cuda::grouped_matmul_backward_weight_pair(stream_, dw0, dy0, dw1, dy1, x, rows,
                                             precision_ == GemmPrecision::bf16, partials, splits);
 }
+void CudaBackend::grouped_swiglu_backward(Matrix dw_down, Matrix dgate, Matrix dup, Matrix, ConstMatrix dy,
+                                          ConstMatrix h, ConstMatrix w_down, ConstMatrix gate, ConstMatrix up,
+                                          ExpertRows rows) {
+  const auto [splits, partials] = grouped_weight_partials(dw_down, dy.rows, rows.experts, 1);
+  cuda::grouped_swiglu_backward(stream_, dw_down, dgate, dup, dy, h, w_down, gate, up, rows,
+                                precision_ == GemmPrecision::bf16, partials, splits);
+}
+void CudaBackend::grouped_gate_up_backward(Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate,
+                                           ConstMatrix dup, ConstMatrix x, ConstMatrix w_gate,
+                                           ConstMatrix w_up, ExpertRows rows, bool accumulate) {
+  const auto [splits, partials] = grouped_weight_partials(dw_gate, dgate.rows, rows.experts, 2);
+  cuda::grouped_gate_up_backward(stream_, dw_gate, dw_up, dx, dgate, dup, x, w_gate, w_up, rows, accumulate,
+                                 precision_ == GemmPrecision::bf16, partials, splits);
+}
 
 }  // namespace livs::evaluator

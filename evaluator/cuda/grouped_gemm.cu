@@ -437,10 +437,10 @@ struct RowsProblem {
   const float* u = nullptr;
 };
 
+// Block (tile, j_tile) of a rows launch: tile counts the M tiles over the
+// experts in order, j_tile the 64-column tiles of C.
 template <bool kTensorCores, bool kBFastJ, RowsMode kMode>
-__global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p) {
-  __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
-  int64_t tile = blockIdx.x;  // this block's M tile, counted over the experts in order
+__device__ void rows_block(const RowsProblem& p, int64_t tile, int64_t j_tile, unsigned char* shared) {
   for (int e = 0; e < p.experts; ++e) {
     const ExpertRange r = expert_range(p.offsets, e, p.capacity);
     const int64_t tiles = (r.end - r.begin + kTileM - 1) / kTileM;
@@ -448,7 +448,7 @@ __global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p
       tile -= tiles;
       continue;
     }
-    const int64_t row0 = r.begin + tile * kTileM, j0 = int64_t(blockIdx.y) * kTileN;
+    const int64_t row0 = r.begin + tile * kTileM, j0 = j_tile * kTileN;
     const int64_t corner = row0 * p.ldc + j0;  // the tile's first element in C-shaped buffers
     auto product = [&](const float* a_rows, const float* weights, const auto& epilogue) {
       tile_product<kTensorCores, true, kBFastJ>(shared, a_rows + row0 * p.lda, p.lda, 1,
@@ -469,6 +469,12 @@ __global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p
     }
     return;
   }
+}
+
+template <bool kTensorCores, bool kBFastJ, RowsMode kMode>
+__global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p) {
+  __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
+  rows_block<kTensorCores, kBFastJ, kMode>(p, blockIdx.x, blockIdx.y, shared);
 }
 
 // dW_e[i, j] += sum_r dy[r, i] x[r, j] over expert e's rows; dW_e is [n, k]
@@ -499,21 +505,52 @@ struct WeightProblem {
   }
 };
 
+// Block (i_tile, j_tile, z) of a weight launch, z = (pair, expert, chunk).
 template <bool kTensorCores>
-__global__ void __launch_bounds__(kThreads, 4) grouped_weight_kernel(WeightProblem p) {
-  __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
-  const int per_pair = p.experts * p.splits, pair = int(blockIdx.z) / per_pair;
-  const int e = int(blockIdx.z) % per_pair / p.splits, s = int(blockIdx.z) % p.splits;
+__device__ void weight_block(const WeightProblem& p, int64_t i_tile, int64_t j_tile, int z,
+                             unsigned char* shared) {
+  const int per_pair = p.experts * p.splits, pair = z / per_pair;
+  const int e = z % per_pair / p.splits, s = z % p.splits;
   const ExpertRange r = expert_range(p.offsets, e, p.capacity);
   if (p.splits == 1 && r.end == r.begin) return;
   const int64_t chunk = (r.end - r.begin + p.splits - 1) / p.splits;
   const int64_t begin = min(r.begin + s * chunk, r.end), end = min(begin + chunk, r.end);
-  const int64_t i0 = int64_t(blockIdx.x) * kTileM, j0 = int64_t(blockIdx.y) * kTileN;
+  const int64_t i0 = i_tile * kTileM, j0 = j_tile * kTileN;
   float* out = p.splits == 1 ? p.dw_of(pair) + e * p.n * p.k
                              : p.partials_of(pair) + (int64_t(s) * p.experts + e) * p.n * p.k;
   tile_product<kTensorCores, false, true>(shared, p.dy_of(pair) + begin * p.n + i0, 1, int(p.n),
                                           p.x + begin * p.k + j0, int(p.k), 1, end - begin, p.n - i0,
                                           p.k - j0, StoreC{out + i0 * p.k + j0, p.k, p.splits == 1});
+}
+
+template <bool kTensorCores>
+__global__ void __launch_bounds__(kThreads, 4) grouped_weight_kernel(WeightProblem p) {
+  __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
+  weight_block<kTensorCores>(p, blockIdx.x, blockIdx.y, int(blockIdx.z), shared);
+}
+
+// A backward-input rows launch and a weight gradient with independent
+// outputs in one launch (MoE's down projection: dgate and dup with dW_down;
+// its gate and up: dx with dW_gate and dW_up): alone, each filled about one
+// block an SM for its whole run; together the weight gradient's blocks run
+// beside the rows' longer ones. The first rows.x * rows.y blocks are the
+// rows launch's (in its grid's order), the rest the weight launch's.
+struct FusedGrid {
+  int64_t rows_x, rows_y, weight_x, weight_y;
+};
+
+template <bool kTensorCores, RowsMode kMode>
+__global__ void __launch_bounds__(kThreads, 4)
+    grouped_rows_and_weight_kernel(RowsProblem rows, WeightProblem weight, FusedGrid grid) {
+  __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
+  int64_t b = blockIdx.x;
+  if (b < grid.rows_x * grid.rows_y) {
+    rows_block<kTensorCores, true, kMode>(rows, b % grid.rows_x, b / grid.rows_x, shared);
+    return;
+  }
+  b -= grid.rows_x * grid.rows_y;
+  weight_block<kTensorCores>(weight, b % grid.weight_x, b / grid.weight_x % grid.weight_y,
+                             int(b / (grid.weight_x * grid.weight_y)), shared);
 }
 
 // dW_e += partials[0][e] + partials[1][e] + ... in chunk order (each of a
@@ -609,16 +646,37 @@ void grouped_swiglu_forward(cudaStream_t stream, Matrix h, Matrix gate, Matrix u
   launch_rows<false>(stream, p, x.cols, w_gate.cols, tensor_cores, "grouped_swiglu_forward");
 }
 
-void grouped_swiglu_backward_input(cudaStream_t stream, Matrix dgate, Matrix dup, ConstMatrix dy,
-                                   ConstMatrix w_down, ConstMatrix gate, ConstMatrix up, ExpertRows rows,
-                                   bool tensor_cores) {
+namespace {
+
+RowsProblem swiglu_backward_problem(Matrix dgate, Matrix dup, ConstMatrix dy, ConstMatrix w_down,
+                                    ConstMatrix gate, ConstMatrix up, ExpertRows rows) {
   require_same_shape("grouped_swiglu_backward_input", {dgate, dup, gate, up});
   RowsProblem p = rows_problem<true>(dgate, dy, w_down, rows, false);
   p.mode = RowsMode::swiglu_backward;
   p.c2 = dup.data;
   p.g = gate.data;
   p.u = up.data;
-  launch_rows<true>(stream, p, dy.cols, w_down.cols, tensor_cores, "grouped_swiglu_backward_input");
+  return p;
+}
+
+RowsProblem input_pair_problem(Matrix dx, ConstMatrix dy0, ConstMatrix w0, ConstMatrix dy1, ConstMatrix w1,
+                               ExpertRows rows, bool accumulate) {
+  require_same_shape("grouped_matmul_backward_input_pair", {dy0, dy1});
+  require_same_shape("grouped_matmul_backward_input_pair", {w0, w1});
+  RowsProblem p = rows_problem<true>(dx, dy0, w0, rows, accumulate);
+  p.mode = RowsMode::then_add;
+  p.a2 = dy1.data;
+  p.b2 = w1.data;
+  return p;
+}
+
+}  // namespace
+
+void grouped_swiglu_backward_input(cudaStream_t stream, Matrix dgate, Matrix dup, ConstMatrix dy,
+                                   ConstMatrix w_down, ConstMatrix gate, ConstMatrix up, ExpertRows rows,
+                                   bool tensor_cores) {
+  launch_rows<true>(stream, swiglu_backward_problem(dgate, dup, dy, w_down, gate, up, rows), dy.cols,
+                    w_down.cols, tensor_cores, "grouped_swiglu_backward_input");
 }
 
 void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix dy, ConstMatrix w,
@@ -630,13 +688,8 @@ void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix d
 void grouped_matmul_backward_input_pair(cudaStream_t stream, Matrix dx, ConstMatrix dy0, ConstMatrix w0,
                                         ConstMatrix dy1, ConstMatrix w1, ExpertRows rows, bool accumulate,
                                         bool tensor_cores) {
-  require_same_shape("grouped_matmul_backward_input_pair", {dy0, dy1});
-  require_same_shape("grouped_matmul_backward_input_pair", {w0, w1});
-  RowsProblem p = rows_problem<true>(dx, dy0, w0, rows, accumulate);
-  p.mode = RowsMode::then_add;
-  p.a2 = dy1.data;
-  p.b2 = w1.data;
-  launch_rows<true>(stream, p, dy0.cols, w0.cols, tensor_cores, "grouped_matmul_backward_input_pair");
+  launch_rows<true>(stream, input_pair_problem(dx, dy0, w0, dy1, w1, rows, accumulate), dy0.cols, w0.cols,
+                    tensor_cores, "grouped_matmul_backward_input_pair");
 }
 
 int grouped_weight_splits(int64_t capacity, int64_t n, int64_t k, int experts) {
@@ -650,46 +703,114 @@ int grouped_weight_splits(int64_t capacity, int64_t n, int64_t k, int experts) {
 
 namespace {
 
-void launch_weight(cudaStream_t stream, const WeightProblem& p, bool tensor_cores) {
-  if (p.capacity <= 0 || p.n <= 0 || p.k <= 0 || p.experts <= 0) return;
+bool weight_empty(const WeightProblem& p) {
+  return p.capacity <= 0 || p.n <= 0 || p.k <= 0 || p.experts <= 0;
+}
+
+// The weight launch's grid: tiles of dW by (pair, expert, chunk).
+dim3 weight_grid(const WeightProblem& p) {
   const int64_t gx = (p.n + kTileM - 1) / kTileM, gy = (p.k + kTileN - 1) / kTileN;
-  check_shape(gx, gy, int64_t(p.experts) * p.splits * p.pairs(), {p.n, p.k},
-              "grouped_matmul_backward_weight");
+  const int64_t gz = int64_t(p.experts) * p.splits * p.pairs();
+  check_shape(gx, gy, gz, {p.n, p.k}, "grouped_matmul_backward_weight");
   if (p.splits > 1 && !p.partials)
     throw std::invalid_argument("CUDA grouped_matmul_backward_weight: no partials");
-  const dim3 grid{unsigned(gx), unsigned(gy), unsigned(p.experts * p.splits * p.pairs())};
+  return {unsigned(gx), unsigned(gy), unsigned(gz)};
+}
+
+void launch_weight_reduce(cudaStream_t stream, const WeightProblem& p) {
+  if (p.splits <= 1) return;
+  const int64_t count = p.n * p.k * p.experts * p.pairs();
+  grouped_weight_reduce<<<unsigned(std::min<int64_t>((count + 255) / 256, 4096)), 256, 0, stream>>>(p);
+  LIVS_CUDA_CHECK_LAUNCH();
+}
+
+void launch_weight(cudaStream_t stream, const WeightProblem& p, bool tensor_cores) {
+  if (weight_empty(p)) return;
+  const dim3 grid = weight_grid(p);
   if (tensor_cores)
     grouped_weight_kernel<true><<<grid, kThreads, 0, stream>>>(p);
   else
     grouped_weight_kernel<false><<<grid, kThreads, 0, stream>>>(p);
   LIVS_CUDA_CHECK_LAUNCH();
-  if (p.splits > 1) {
-    const int64_t count = p.n * p.k * p.experts * p.pairs();
-    grouped_weight_reduce<<<unsigned(std::min<int64_t>((count + 255) / 256, 4096)), 256, 0, stream>>>(p);
-    LIVS_CUDA_CHECK_LAUNCH();
+  launch_weight_reduce(stream, p);
+}
+
+WeightProblem weight_problem(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows, float* partials,
+                             int splits) {
+  return WeightProblem{rows.offsets, dy.rows, dw.rows,  dw.cols,      dy.data,
+                       x.data,       dw.data, partials, rows.experts, splits};
+}
+
+WeightProblem weight_pair_problem(Matrix dw0, ConstMatrix dy0, Matrix dw1, ConstMatrix dy1, ConstMatrix x,
+                                  ExpertRows rows, float* partials, int splits) {
+  require_same_shape("grouped_matmul_backward_weight_pair", {dw0, dw1});
+  require_same_shape("grouped_matmul_backward_weight_pair", {dy0, dy1});
+  WeightProblem p = weight_problem(dw0, dy0, x, rows, partials, splits);
+  p.dy2 = dy1.data;
+  p.dw2 = dw1.data;
+  return p;
+}
+
+// A backward-input rows problem (then_add or swiglu_backward) and a weight
+// gradient in one launch (grouped_rows_and_weight_kernel), then the weight's
+// chunk sums; each alone where the other is empty.
+void launch_rows_and_weight(cudaStream_t stream, const RowsProblem& rows, int64_t a_cols, int64_t w_cols,
+                            const WeightProblem& weight, bool tensor_cores, const char* what) {
+  if (rows.capacity <= 0 || rows.n <= 0 || rows.experts <= 0 || weight_empty(weight)) {
+    launch_rows<true>(stream, rows, a_cols, w_cols, tensor_cores, what);
+    launch_weight(stream, weight, tensor_cores);
+    return;
   }
+  const dim3 w = weight_grid(weight);
+  const FusedGrid grid{(rows.capacity + kTileM - 1) / kTileM + rows.experts, (rows.n + kTileN - 1) / kTileN,
+                       w.x, w.y};
+  check_shape(grid.rows_x, grid.rows_y, 1, {a_cols, w_cols}, what);
+  const int64_t blocks = grid.rows_x * grid.rows_y + int64_t(w.x) * w.y * w.z;
+  if (blocks > 0x7fffffff)
+    throw std::invalid_argument(std::string("CUDA ") + what + ": the problem is too large");
+  auto launch = [&](auto tc, auto mode) {
+    grouped_rows_and_weight_kernel<decltype(tc)::value, decltype(mode)::value>
+        <<<unsigned(blocks), kThreads, 0, stream>>>(rows, weight, grid);
+  };
+  using SwigluBackward = std::integral_constant<RowsMode, RowsMode::swiglu_backward>;
+  using ThenAdd = std::integral_constant<RowsMode, RowsMode::then_add>;
+  if (rows.mode == RowsMode::swiglu_backward)
+    tensor_cores ? launch(std::true_type{}, SwigluBackward{}) : launch(std::false_type{}, SwigluBackward{});
+  else
+    tensor_cores ? launch(std::true_type{}, ThenAdd{}) : launch(std::false_type{}, ThenAdd{});
+  LIVS_CUDA_CHECK_LAUNCH();
+  launch_weight_reduce(stream, weight);
 }
 
 }  // namespace
 
 void grouped_matmul_backward_weight(cudaStream_t stream, Matrix dw, ConstMatrix dy, ConstMatrix x,
                                     ExpertRows rows, bool tensor_cores, float* partials, int splits) {
-  launch_weight(stream,
-                WeightProblem{rows.offsets, dy.rows, dw.rows, dw.cols, dy.data, x.data, dw.data, partials,
-                              rows.experts, splits},
-                tensor_cores);
+  launch_weight(stream, weight_problem(dw, dy, x, rows, partials, splits), tensor_cores);
 }
 
 void grouped_matmul_backward_weight_pair(cudaStream_t stream, Matrix dw0, ConstMatrix dy0, Matrix dw1,
                                          ConstMatrix dy1, ConstMatrix x, ExpertRows rows, bool tensor_cores,
                                          float* partials, int splits) {
-  require_same_shape("grouped_matmul_backward_weight_pair", {dw0, dw1});
-  require_same_shape("grouped_matmul_backward_weight_pair", {dy0, dy1});
-  WeightProblem p{rows.offsets, dy0.rows, dw0.rows, dw0.cols,     dy0.data,
-                  x.data,       dw0.data, partials, rows.experts, splits};
-  p.dy2 = dy1.data;
-  p.dw2 = dw1.data;
-  launch_weight(stream, p, tensor_cores);
+  launch_weight(stream, weight_pair_problem(dw0, dy0, dw1, dy1, x, rows, partials, splits), tensor_cores);
+}
+
+void grouped_swiglu_backward(cudaStream_t stream, Matrix dw_down, Matrix dgate, Matrix dup, ConstMatrix dy,
+                             ConstMatrix h, ConstMatrix w_down, ConstMatrix gate, ConstMatrix up,
+                             ExpertRows rows, bool tensor_cores, float* partials, int splits) {
+  launch_rows_and_weight(stream, swiglu_backward_problem(dgate, dup, dy, w_down, gate, up, rows), dy.cols,
+                         w_down.cols, weight_problem(dw_down, dy, h, rows, partials, splits), tensor_cores,
+                         "grouped_swiglu_backward");
+}
+
+void grouped_gate_up_backward(cudaStream_t stream, Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate,
+                              ConstMatrix dup, ConstMatrix x, ConstMatrix w_gate, ConstMatrix w_up,
+                              ExpertRows rows, bool accumulate, bool tensor_cores, float* partials,
+                              int splits) {
+  launch_rows_and_weight(stream, input_pair_problem(dx, dgate, w_gate, dup, w_up, rows, accumulate),
+                         dgate.cols, w_gate.cols,
+                         weight_pair_problem(dw_gate, dgate, dw_up, dup, x, rows, partials, splits),
+                         tensor_cores, "grouped_gate_up_backward");
 }
 
 }  // namespace livs::evaluator::cuda

@@ -327,5 +327,16 @@ void grouped_matmul_backward_weight(cudaStream_t stream, Matrix dw, ConstMatrix 
 void grouped_matmul_backward_weight_pair(cudaStream_t stream, Matrix dw0, ConstMatrix dy0, Matrix dw1,
                                          ConstMatrix dy1, ConstMatrix x, ExpertRows rows, bool tensor_cores,
                                          float* partials, int splits);
+// MoE's backward products two at a time, one launch each (then the weight
+// gradient's chunk sums), with the results of the separate calls:
+// grouped_matmul_backward_weight(dw_down, dy, h) with
+// grouped_swiglu_backward_input, and the gate/up weight pair with the input pair.
+void grouped_swiglu_backward(cudaStream_t stream, Matrix dw_down, Matrix dgate, Matrix dup, ConstMatrix dy,
+                             ConstMatrix h, ConstMatrix w_down, ConstMatrix gate, ConstMatrix up,
+                             ExpertRows rows, bool tensor_cores, float* partials, int splits);
+void grouped_gate_up_backward(cudaStream_t stream, Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate,
+                              ConstMatrix dup, ConstMatrix x, ConstMatrix w_gate, ConstMatrix w_up,
+                              ExpertRows rows, bool accumulate, bool tensor_cores, float* partials,
+                              int splits);
 
 }  // namespace livs::evaluator::cuda

@@ -668,6 +668,9 @@ TEST_CASE("MoE grouped GEMMs: exact fp32 and bf16 tensor cores; tails, empty exp
   }
 }
 
+// The pairs, the SwiGLU layers and the two-at-a-time backward launches
+// (grouped_swiglu_backward, grouped_gate_up_backward) against the separate
+// launches they stand for.
 TEST_CASE("MoE grouped GEMM pairs and SwiGLU layers: the bits of the calls each stands for, fp32 and bf16") {
   struct Shape {
     int64_t in, out, capacity;
@@ -692,28 +695,28 @@ TEST_CASE("MoE grouped GEMM pairs and SwiGLU layers: the bits of the calls each 
     for (Backend* be : {static_cast<Backend*>(&gpu()), static_cast<Backend*>(&gpu_bf16())}) {
       auto run = [&](bool fused, bool accumulate_dx) {
         Array xs(*be, x), w0s(*be, w0), w1s(*be, w1), wds(*be, w_down), dy0s(*be, dy0), dy1s(*be, dy1),
-            dx(*be, dx_start), dw0(*be, dw_start), dw1(*be, dw_start);
+            dx(*be, dx_start), dw0(*be, dw_start), dw1(*be, dw_start), dwd(*be, dw_start);
         auto gate = poisoned(*be, hidden), up = poisoned(*be, hidden), h = poisoned(*be, hidden),
              dgate = poisoned(*be, hidden), dup = poisoned(*be, hidden), dh = poisoned(*be, hidden);
         DeviceArray<int32_t> offsets(*be, s.offsets);
         const ExpertRows groups{offsets.data(), experts};
         const auto hidden_of = [&](float* p) { return Matrix{p, s.capacity, s.out}; };
         const Matrix dxm{dx.data(), s.capacity, s.in}, dw0m{dw0.data(), s.out, s.in},
-            dw1m{dw1.data(), s.out, s.in};
+            dw1m{dw1.data(), s.out, s.in}, dwdm{dwd.data(), s.in, s.out};
         const ConstMatrix xm{xs.data(), s.capacity, s.in}, w0m{w0s.data(), s.out, s.in},
             w1m{w1s.data(), s.out, s.in}, wdm{wds.data(), s.in, s.out}, dy0m{dy0s.data(), s.capacity, s.out},
             dy1m{dy1s.data(), s.capacity, s.out}, dxs_as_dy{xs.data(), s.capacity, s.in};
         if (fused) {
           be->grouped_swiglu_forward(hidden_of(h->data()), hidden_of(gate->data()), hidden_of(up->data()), xm,
                                      w0m, w1m, groups);
-          be->grouped_swiglu_backward_input(hidden_of(dgate->data()), hidden_of(dup->data()),
-                                            hidden_of(dh->data()), dxs_as_dy, wdm, hidden_of(gate->data()),
-                                            hidden_of(up->data()), groups);
-          be->grouped_matmul_backward_input_pair(dxm, dy0m, w0m, dy1m, w1m, groups, accumulate_dx);
-          be->grouped_matmul_backward_weight_pair(dw0m, dy0m, dw1m, dy1m, xm, groups);
+          be->grouped_swiglu_backward(dwdm, hidden_of(dgate->data()), hidden_of(dup->data()),
+                                      hidden_of(dh->data()), dxs_as_dy, hidden_of(h->data()), wdm,
+                                      hidden_of(gate->data()), hidden_of(up->data()), groups);
+          be->grouped_gate_up_backward(dw0m, dw1m, dxm, dy0m, dy1m, xm, w0m, w1m, groups, accumulate_dx);
         } else {  // Backend's own bodies: the calls they stand for
           be->Backend::grouped_swiglu_forward(hidden_of(h->data()), hidden_of(gate->data()),
                                               hidden_of(up->data()), xm, w0m, w1m, groups);
+          be->grouped_matmul_backward_weight(dwdm, dxs_as_dy, hidden_of(h->data()), groups);
           be->Backend::grouped_swiglu_backward_input(hidden_of(dgate->data()), hidden_of(dup->data()),
                                                      hidden_of(dh->data()), dxs_as_dy, wdm,
                                                      hidden_of(gate->data()), hidden_of(up->data()), groups);
@@ -722,7 +725,7 @@ TEST_CASE("MoE grouped GEMM pairs and SwiGLU layers: the bits of the calls each 
         }
         return std::vector<std::vector<float>>{gate->download(),  up->download(),  h->download(),
                                                dgate->download(), dup->download(), dx.download(),
-                                               dw0.download(),    dw1.download()};
+                                               dw0.download(),    dw1.download(),  dwd.download()};
       };
       for (bool accumulate_dx : {false, true}) {
         CAPTURE(accumulate_dx);
