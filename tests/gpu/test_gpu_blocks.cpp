@@ -482,22 +482,52 @@ void check_moe_blocks(int64_t rows, int64_t experts, int top_k, int64_t cols) {
 
 }  // namespace
 
+// A MoE layer's shape for the routing tests: tokens, experts, choices, width.
+struct MoeShape {
+  int64_t rows, experts;
+  int top_k;
+  int64_t cols;
+};
+
 TEST_CASE("MoE: routing, statistics, dispatch, gather and combine with their backward") {
-  struct Shape {
-    int64_t rows, experts;
-    int top_k;
-    int64_t cols;
-  };
   // A training step's rows, a chunk of the dispatch (256 assignments) with a
   // tail, more experts than a warp's lanes, the genome's most experts (1024,
   // most of them empty) over many chunks; more chunks (70) than the one-launch
   // scan and scatter takes; rows of whole float4s (the row-wise kernels'
   // 16-byte path) and of odd widths.
-  for (const Shape shape :
-       {Shape{100, 8, 2, 24}, Shape{2048, 8, 2, 128}, Shape{333, 41, 3, 13}, Shape{128, 8, 2, 7},
-        Shape{3000, 1024, 2, 24}, Shape{200, 32, 4, 36}, Shape{8960, 16, 2, 8}})
+  for (const MoeShape shape :
+       {MoeShape{100, 8, 2, 24}, MoeShape{2048, 8, 2, 128}, MoeShape{333, 41, 3, 13}, MoeShape{128, 8, 2, 7},
+        MoeShape{3000, 1024, 2, 24}, MoeShape{200, 32, 4, 36}, MoeShape{8960, 16, 2, 8}})
     check_moe_blocks(shape.rows, shape.experts, shape.top_k, shape.cols);
 }
+
+// One MoE layer's routing buffers in a backend's memory (floats poisoned) and
+// the MoeRouting that names them.
+struct RoutingBuffers {
+  RoutingBuffers(Backend& be, int64_t rows, int64_t experts, int top_k)
+      : logits(poisoned(be, rows * experts)),
+        probs(poisoned(be, rows * experts)),
+        top_weight(poisoned(be, rows * top_k)),
+        fractions(poisoned(be, experts)),
+        top_index(be, rows * top_k),
+        order(be, rows * top_k),
+        position(be, rows * top_k),
+        offsets(be, experts + 1),
+        routing{logits->data(),
+                probs->data(),
+                top_index.data(),
+                top_weight->data(),
+                fractions->data(),
+                order.data(),
+                position.data(),
+                offsets.data(),
+                rows,
+                int(experts),
+                top_k} {}
+  std::unique_ptr<Array> logits, probs, top_weight, fractions;
+  DeviceArray<int32_t> top_index, order, position, offsets;
+  MoeRouting routing;
+};
 
 // The composite MoE calls (router product, routing, dispatch and gather in
 // one; combine and route backward in one; the router's input gradient with
@@ -506,14 +536,9 @@ TEST_CASE("MoE: routing, statistics, dispatch, gather and combine with their bac
 // chunks than the one-launch scan takes, top-1 and top-3, and more experts
 // than a warp's lanes (which the GPU leaves to the separate calls too).
 TEST_CASE("MoE composite calls: fused routing, dispatch and gather; combine and route backward; router dx") {
-  struct Shape {
-    int64_t rows, experts;
-    int top_k;
-    int64_t cols;
-  };
-  for (const Shape shape :
-       {Shape{2048, 8, 2, 128}, Shape{100, 8, 2, 24}, Shape{333, 20, 4, 13}, Shape{8960, 16, 2, 8},
-        Shape{200, 32, 1, 36}, Shape{50, 6, 3, 16}, Shape{70, 40, 2, 12}}) {
+  for (const MoeShape shape : {MoeShape{2048, 8, 2, 128}, MoeShape{100, 8, 2, 24}, MoeShape{333, 20, 4, 13},
+                               MoeShape{8960, 16, 2, 8}, MoeShape{200, 32, 1, 36}, MoeShape{50, 6, 3, 16},
+                               MoeShape{70, 40, 2, 12}}) {
     const int64_t rows = shape.rows, experts = shape.experts, cols = shape.cols;
     const int top_k = shape.top_k;
     const int64_t assignments = rows * top_k;
@@ -528,21 +553,8 @@ TEST_CASE("MoE composite calls: fused routing, dispatch and gather; combine and 
       CAPTURE(accumulate);
       const auto run = [&](Backend& be) {
         Array dx_in(be, x), drouter(be, router), ddy(be, dy), dys_in(be, ys), ddxs(be, dxs);
-        auto logits = poisoned(be, rows * experts), probs = poisoned(be, rows * experts),
-             top_weight = poisoned(be, assignments), fractions = poisoned(be, experts);
-        DeviceArray<int32_t> top_index(be, assignments), order(be, assignments), position(be, assignments),
-            offsets(be, experts + 1);
-        const MoeRouting r{logits->data(),
-                           probs->data(),
-                           top_index.data(),
-                           top_weight->data(),
-                           fractions->data(),
-                           order.data(),
-                           position.data(),
-                           offsets.data(),
-                           rows,
-                           int(experts),
-                           top_k};
+        RoutingBuffers buffers(be, rows, experts, top_k);
+        const MoeRouting& r = buffers.routing;
         auto xs = poisoned(be, assignments * cols);
         be.moe_route_and_gather(r, {xs->data(), assignments, cols}, {dx_in.data(), rows, cols},
                                 {drouter.data(), experts, cols});
@@ -555,13 +567,13 @@ TEST_CASE("MoE composite calls: fused routing, dispatch and gather; combine and 
         be.moe_gather_router_backward(r, {dx->data(), rows, cols}, {ddxs.data(), assignments, cols},
                                       {dlogits->data(), rows, experts}, {drouter.data(), experts, cols},
                                       accumulate);
-        return Outputs{{"probs", probs->download()},
-                       {"top index", as_floats(top_index.download())},
-                       {"top weight", top_weight->download()},
-                       {"fractions", fractions->download()},
-                       {"order", as_floats(order.download())},
-                       {"position", as_floats(position.download())},
-                       {"offsets", as_floats(offsets.download())},
+        return Outputs{{"probs", buffers.probs->download()},
+                       {"top index", as_floats(buffers.top_index.download())},
+                       {"top weight", buffers.top_weight->download()},
+                       {"fractions", buffers.fractions->download()},
+                       {"order", as_floats(buffers.order.download())},
+                       {"position", as_floats(buffers.position.download())},
+                       {"offsets", as_floats(buffers.offsets.download())},
                        {"gathered", xs->download()},
                        {"dlogits", dlogits->download()},
                        {"dys", dys->download()},
@@ -580,24 +592,11 @@ TEST_CASE("MoE combine and route backward: the bf16 copy of dlogits is dlogits r
   Backend& be = gpu();
   Array x(be, random_floats(rows * cols, 290)), router(be, random_floats(experts * cols, 291, 0.5)),
       dy(be, random_floats(rows * cols, 292)), ys(be, random_floats(assignments * cols, 293));
-  auto logits = poisoned(be, rows * experts), probs = poisoned(be, rows * experts),
-       top_weight = poisoned(be, assignments), fractions = poisoned(be, experts),
-       xs = poisoned(be, assignments * cols), dlogits = poisoned(be, rows * experts),
+  auto xs = poisoned(be, assignments * cols), dlogits = poisoned(be, rows * experts),
        dys = poisoned(be, assignments * cols), dtop = poisoned(be, assignments);
-  DeviceArray<int32_t> top_index(be, assignments), order(be, assignments), position(be, assignments),
-      offsets(be, experts + 1);
   DeviceArray<uint16_t> dlogits16(be, rows * experts);
-  const MoeRouting r{logits->data(),
-                     probs->data(),
-                     top_index.data(),
-                     top_weight->data(),
-                     fractions->data(),
-                     order.data(),
-                     position.data(),
-                     offsets.data(),
-                     rows,
-                     int(experts),
-                     top_k};
+  RoutingBuffers buffers(be, rows, experts, top_k);
+  const MoeRouting& r = buffers.routing;
   be.moe_route_and_gather(r, {xs->data(), assignments, cols}, {x.data(), rows, cols},
                           {router.data(), experts, cols});
   be.moe_combine_route_backward(r, {dlogits->data(), rows, experts}, dlogits16.data(),
