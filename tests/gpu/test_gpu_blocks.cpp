@@ -625,6 +625,7 @@ TEST_CASE("MoE grouped GEMMs: exact fp32 and bf16 tensor cores; tails, empty exp
       {16, 24, 5, {0, 0, 0, 0}},                  // no expert has rows
       {300, 520, 1030, {0, 1000, 1030}},          // a reduction of 1000 rows for dW (3 row chunks)
       {64, 64, 2048, {0, 1024, 1024, 2048}},      // dW in 5 row chunks, expert 1 empty
+      {45, 77, 2048, {0, 1000, 2048}},            // chunks whose sums are not whole quads
       {64, 96, 4096, {0, 512, 1024, 1536, 2048, 2560, 3072, 3584, 4096}}};  // a training step's shape
   for (const Shape& s : shapes) {
     const int experts = int(s.offsets.size()) - 1;
