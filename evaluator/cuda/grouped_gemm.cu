@@ -21,7 +21,10 @@
 // - SwiGLU in the epilogue (MoE's hidden layer): a block computes its gate
 //   tile, then its up tile and h = silu(gate) up from them; backward, the
 //   down projection's dh tile becomes dgate and dup where it is computed
-//   (swiglu_math.cuh, so the bits are those of the separate kernels).
+//   (swiglu_math.cuh, so the bits are those of the separate kernels);
+// - a rows product and a weight gradient with independent outputs in one
+//   launch (MoE's backward: grouped_swiglu_backward, grouped_gate_up_backward),
+//   the rows blocks first, the weight gradient's after them.
 // bf16 mode: inputs rounded to bf16 as they are staged, WMMA m16n16k16 on
 // tensor cores with fp32 accumulation (4 warps, 32 x 32 each). fp32 mode:
 // the same tiles in fp32 FMAs, each output summed over the reduction in
