@@ -772,19 +772,33 @@ WeightProblem weight_pair_problem(Matrix dw0, ConstMatrix dy0, Matrix dw1, Const
   return p;
 }
 
+// Blocks of a grouped launch that one wave of the device holds (4 an SM,
+// the kernels' launch bounds).
+int64_t blocks_in_one_wave() {
+  int device = 0, sms = 0;
+  LIVS_CUDA_CHECK(cudaGetDevice(&device));
+  LIVS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return 4 * int64_t(sms);
+}
+
 // A backward-input rows problem (then_add or swiglu_backward) and a weight
 // gradient in one launch (grouped_rows_and_weight_kernel), then the weight's
-// chunk sums; each alone where the other is empty.
+// chunk sums, where the rows product alone is less than one wave of blocks
+// (2048 tokens at d 128: 144 blocks); each alone where the other is empty or
+// the rows fill the device themselves (at 16384 tokens, d 256, the input
+// pair's 2080 blocks: one launch took 479 us against 217 + 199 for two).
 void launch_rows_and_weight(cudaStream_t stream, const RowsProblem& rows, int64_t a_cols, int64_t w_cols,
                             const WeightProblem& weight, bool tensor_cores, const char* what) {
-  if (rows.capacity <= 0 || rows.n <= 0 || rows.experts <= 0 || weight_empty(weight)) {
+  FusedGrid grid{(rows.capacity + kTileM - 1) / kTileM + rows.experts, (rows.n + kTileN - 1) / kTileN, 0, 0};
+  if (rows.capacity <= 0 || rows.n <= 0 || rows.experts <= 0 || weight_empty(weight) ||
+      grid.rows_x * grid.rows_y > blocks_in_one_wave()) {
     launch_rows<true>(stream, rows, a_cols, w_cols, tensor_cores, what);
     launch_weight(stream, weight, tensor_cores);
     return;
   }
   const dim3 w = weight_grid(weight);
-  const FusedGrid grid{(rows.capacity + kTileM - 1) / kTileM + rows.experts, (rows.n + kTileN - 1) / kTileN,
-                       w.x, w.y};
+  grid.weight_x = w.x;
+  grid.weight_y = w.y;
   check_shape(grid.rows_x, grid.rows_y, 1, {a_cols, w_cols}, what);
   const int64_t blocks = grid.rows_x * grid.rows_y + int64_t(w.x) * w.y * w.z;
   if (blocks > 0x7fffffff)
