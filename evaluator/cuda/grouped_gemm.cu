@@ -51,6 +51,7 @@ namespace livs::evaluator::cuda {
 namespace {
 
 constexpr int kThreads = 128;
+constexpr int kBlocksPerSm = 4;  // the kernels' launch bounds (at most 128 registers a thread)
 constexpr int kTileM = 64, kTileN = 64, kTileK = 32;
 
 // The fp32 mode's shared tiles: row strides padded against bank conflicts.
@@ -475,7 +476,7 @@ __device__ void rows_block(const RowsProblem& p, int64_t tile, int64_t j_tile, u
 }
 
 template <bool kTensorCores, bool kBFastJ, RowsMode kMode>
-__global__ void __launch_bounds__(kThreads, 4) grouped_rows_kernel(RowsProblem p) {
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm) grouped_rows_kernel(RowsProblem p) {
   __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
   rows_block<kTensorCores, kBFastJ, kMode>(p, blockIdx.x, blockIdx.y, shared);
 }
@@ -527,7 +528,7 @@ __device__ void weight_block(const WeightProblem& p, int64_t i_tile, int64_t j_t
 }
 
 template <bool kTensorCores>
-__global__ void __launch_bounds__(kThreads, 4) grouped_weight_kernel(WeightProblem p) {
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm) grouped_weight_kernel(WeightProblem p) {
   __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
   weight_block<kTensorCores>(p, blockIdx.x, blockIdx.y, int(blockIdx.z), shared);
 }
@@ -543,7 +544,7 @@ struct FusedGrid {
 };
 
 template <bool kTensorCores, RowsMode kMode>
-__global__ void __launch_bounds__(kThreads, 4)
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     grouped_rows_and_weight_kernel(RowsProblem rows, WeightProblem weight, FusedGrid grid) {
   __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
   int64_t b = blockIdx.x;
@@ -610,13 +611,24 @@ RowsProblem rows_problem(Matrix c, ConstMatrix a, ConstMatrix w, ExpertRows rows
                      w.data,       w.numel(),    b_t,    b_j,    c.data, c.cols, accumulate};
 }
 
+bool rows_empty(const RowsProblem& p) { return p.capacity <= 0 || p.n <= 0 || p.experts <= 0; }
+
+// A rows launch's grid: M tiles over the experts (each leaves at most one
+// partial tile) by column tiles of C.
+struct RowsGrid {
+  int64_t x, y;
+};
+RowsGrid rows_grid(const RowsProblem& p) {
+  return {(p.capacity + kTileM - 1) / kTileM + p.experts, (p.n + kTileN - 1) / kTileN};
+}
+
 template <bool kBFastJ>
 void launch_rows(cudaStream_t stream, const RowsProblem& p, int64_t a_cols, int64_t w_cols, bool tensor_cores,
                  const char* what) {
-  if (p.capacity <= 0 || p.n <= 0 || p.experts <= 0) return;
-  const int64_t gx = (p.capacity + kTileM - 1) / kTileM + p.experts, gy = (p.n + kTileN - 1) / kTileN;
-  check_shape(gx, gy, 1, {a_cols, w_cols}, what);
-  const dim3 grid{unsigned(gx), unsigned(gy)};
+  if (rows_empty(p)) return;
+  const RowsGrid g = rows_grid(p);
+  check_shape(g.x, g.y, 1, {a_cols, w_cols}, what);
+  const dim3 grid{unsigned(g.x), unsigned(g.y)};
   auto launch = [&](auto mode) {
     if (tensor_cores)
       grouped_rows_kernel<true, kBFastJ, mode.value><<<grid, kThreads, 0, stream>>>(p);
@@ -772,13 +784,12 @@ WeightProblem weight_pair_problem(Matrix dw0, ConstMatrix dy0, Matrix dw1, Const
   return p;
 }
 
-// Blocks of a grouped launch that one wave of the device holds (4 an SM,
-// the kernels' launch bounds).
+// Blocks of a grouped launch that one wave of the device holds.
 int64_t blocks_in_one_wave() {
   int device = 0, sms = 0;
   LIVS_CUDA_CHECK(cudaGetDevice(&device));
   LIVS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  return 4 * int64_t(sms);
+  return int64_t(kBlocksPerSm) * sms;
 }
 
 // A backward-input rows problem (then_add or swiglu_backward) and a weight
@@ -789,17 +800,15 @@ int64_t blocks_in_one_wave() {
 // pair's 2080 blocks: one launch took 479 us against 217 + 199 for two).
 void launch_rows_and_weight(cudaStream_t stream, const RowsProblem& rows, int64_t a_cols, int64_t w_cols,
                             const WeightProblem& weight, bool tensor_cores, const char* what) {
-  FusedGrid grid{(rows.capacity + kTileM - 1) / kTileM + rows.experts, (rows.n + kTileN - 1) / kTileN, 0, 0};
-  if (rows.capacity <= 0 || rows.n <= 0 || rows.experts <= 0 || weight_empty(weight) ||
-      grid.rows_x * grid.rows_y > blocks_in_one_wave()) {
+  const RowsGrid r = rows_grid(rows);
+  if (rows_empty(rows) || weight_empty(weight) || r.x * r.y > blocks_in_one_wave()) {
     launch_rows<true>(stream, rows, a_cols, w_cols, tensor_cores, what);
     launch_weight(stream, weight, tensor_cores);
     return;
   }
   const dim3 w = weight_grid(weight);
-  grid.weight_x = w.x;
-  grid.weight_y = w.y;
-  check_shape(grid.rows_x, grid.rows_y, 1, {a_cols, w_cols}, what);
+  const FusedGrid grid{r.x, r.y, w.x, w.y};
+  check_shape(r.x, r.y, 1, {a_cols, w_cols}, what);
   const int64_t blocks = grid.rows_x * grid.rows_y + int64_t(w.x) * w.y * w.z;
   if (blocks > 0x7fffffff)
     throw std::invalid_argument(std::string("CUDA ") + what + ": the problem is too large");

@@ -461,18 +461,35 @@ __global__ void moe_gather_kernel(float* xs, const float* x, const int32_t* orde
   });
 }
 
-// dx[n] += dxs[position[n k]] + ... + dxs[position[n k + k - 1]], in that order.
-__global__ void moe_gather_backward_kernel(float* dx, const float* dxs, const int32_t* position, int64_t rows,
-                                           RowAccess row, int top_k) {
+// dx[n] += dxs[position[n k]] + ... + dxs[position[n k + k - 1]], in that
+// order. With a router (moe_gather_router_backward), its input gradient
+// first: dx[n] (+)= sum_e dlogits[n, e] Router[e] (in fp32, experts in
+// order; written when !accumulate), lane e < experts loading dlogits[n, e]
+// into the warp's shared row.
+__global__ void __launch_bounds__(kRowWarps* kWarpSize)
+    moe_gather_backward_kernel(float* dx, const float* dxs, const int32_t* position, int64_t rows,
+                               RowAccess row, int top_k, const float* dlogits, const float* router,
+                               int experts, bool accumulate) {
+  __shared__ float row_dlogits[kRowWarps][kWarpSize];
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   for_each_warp_row(rows, [&](int64_t n) {
+    if (router) {
+      __syncwarp();  // the previous row's reads are done
+      if (lane < experts) row_dlogits[warp][lane] = dlogits[n * experts + lane];
+      __syncwarp();
+    }
     float* out = dx + n * row.cols;
     for_row_columns(row, [&](int64_t c, auto w) {
-      float4 acc = load_w<decltype(w)::value>(out + c);
-      for (int j = 0; j < top_k; ++j) {
-        const float4 v = load_w<decltype(w)::value>(dxs + int64_t(position[n * top_k + j]) * row.cols + c);
-        acc += v;
+      constexpr int W = decltype(w)::value;
+      float4 acc = accumulate ? load_w<W>(out + c) : float4{0.0f, 0.0f, 0.0f, 0.0f};
+      if (router) {
+        float4 routed = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int e = 0; e < experts; ++e)
+          routed = fma4(row_dlogits[warp][e], load_w<W>(router + e * row.cols + c), routed);
+        acc = accumulate ? acc + routed : routed;
       }
-      store_w<decltype(w)::value>(out + c, acc);
+      for (int j = 0; j < top_k; ++j) acc += load_w<W>(dxs + int64_t(position[n * top_k + j]) * row.cols + c);
+      store_w<W>(out + c, acc);
     });
   });
 }
@@ -548,33 +565,6 @@ __global__ void moe_combine_route_backward_kernel(float* dys, float* dlogits, __
       dlogits[n * experts + lane] = dl;
       if (dlogits16) dlogits16[n * experts + lane] = __float2bfloat16_rn(dl);
     }
-  });
-}
-
-// The router's input gradient and the gather's backward in one launch, a
-// warp per token: dx[n] (+)= sum_e dlogits[n, e] Router[e] (in fp32, experts
-// in order) + dxs[position[n k]] + ... + dxs[position[n k + k - 1]].
-// Lane e < experts loads dlogits[n, e] into the warp's shared row.
-__global__ void __launch_bounds__(kRowWarps* kWarpSize)
-    moe_gather_router_backward_kernel(float* dx, const float* dxs, const float* dlogits, const float* router,
-                                      const int32_t* position, int64_t rows, RowAccess row, int experts,
-                                      int top_k, bool accumulate) {
-  __shared__ float row_dlogits[kRowWarps][kWarpSize];
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  for_each_warp_row(rows, [&](int64_t n) {
-    __syncwarp();  // the previous row's reads are done
-    if (lane < experts) row_dlogits[warp][lane] = dlogits[n * experts + lane];
-    __syncwarp();
-    float* out = dx + n * row.cols;
-    for_row_columns(row, [&](int64_t c, auto w) {
-      constexpr int W = decltype(w)::value;
-      float4 routed = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (int e = 0; e < experts; ++e)
-        routed = fma4(row_dlogits[warp][e], load_w<W>(router + e * row.cols + c), routed);
-      float4 acc = accumulate ? load_w<W>(out + c) + routed : routed;
-      for (int j = 0; j < top_k; ++j) acc += load_w<W>(dxs + int64_t(position[n * top_k + j]) * row.cols + c);
-      store_w<W>(out + c, acc);
-    });
   });
 }
 
@@ -696,7 +686,8 @@ void moe_gather_backward(cudaStream_t stream, Matrix dx, ConstMatrix dxs, const 
                          int top_k) {
   if (dx.numel() <= 0) return;
   moe_gather_backward_kernel<<<row_blocks(dx.rows), kRowWarps * kWarpSize, 0, stream>>>(
-      dx.data, dxs.data, position, dx.rows, row_access(dx.cols, dx.data, dxs.data), top_k);
+      dx.data, dxs.data, position, dx.rows, row_access(dx.cols, dx.data, dxs.data), top_k, nullptr, nullptr,
+      0, true);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -735,9 +726,9 @@ bool moe_gather_router_backward(cudaStream_t stream, const MoeRouting& r, Matrix
                                 ConstMatrix dlogits, ConstMatrix router, bool accumulate) {
   if (r.experts > kWarpExperts || router.rows != r.experts || router.cols != dx.cols) return false;
   if (dx.numel() <= 0) return true;
-  moe_gather_router_backward_kernel<<<row_blocks(dx.rows), kRowWarps * kWarpSize, 0, stream>>>(
-      dx.data, dxs.data, dlogits.data, router.data, r.position, dx.rows,
-      row_access(dx.cols, dx.data, dxs.data, router.data), r.experts, r.top_k, accumulate);
+  moe_gather_backward_kernel<<<row_blocks(dx.rows), kRowWarps * kWarpSize, 0, stream>>>(
+      dx.data, dxs.data, r.position, dx.rows, row_access(dx.cols, dx.data, dxs.data, router.data), r.top_k,
+      dlogits.data, router.data, r.experts, accumulate);
   LIVS_CUDA_CHECK_LAUNCH();
   return true;
 }
