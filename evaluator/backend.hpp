@@ -154,6 +154,26 @@ class EagerStepRunner final : public StepRunner {
   std::function<void()> step_;
 };
 
+// Host memory that the training loop fills for a step and reads a step's
+// scalars from while the device is still working (CUDA: page-locked memory,
+// stream-ordered copies, an event; the default: plain memory and the
+// backend's own synchronous copies). The loop feeds step k + 1 before it
+// waits for step k, so the device never idles between steps for the host.
+class HostStaging {
+ public:
+  virtual ~HostStaging() = default;  // waits for the copies it queued
+  virtual std::byte* data() = 0;     // the buffer's host memory
+  // Queue a copy of `bytes` at data() + offset to device memory, or from
+  // device memory into data() + offset, after the work queued so far.
+  virtual void to_device(void* device_dst, std::size_t offset, std::size_t bytes) = 0;
+  virtual void from_device(std::size_t offset, const void* device_src, std::size_t bytes) = 0;
+  // Marks the end of the work queued so far; wait() returns once it is done:
+  // from then on the buffer may be rewritten, and what from_device brought
+  // may be read.
+  virtual void mark() {}
+  virtual void wait() {}
+};
+
 struct MemoryInfo {
   int64_t free_bytes = 0;
   int64_t total_bytes = 0;
@@ -460,6 +480,9 @@ class Backend {
     (void)allow_graph;
     return std::make_unique<EagerStepRunner>(std::move(step));
   }
+  // A HostStaging of `bytes`; by default plain memory whose copies are the
+  // backend's synchronous copy_to_device / copy_to_host.
+  virtual std::unique_ptr<HostStaging> make_host_staging(std::size_t bytes);
   // Milliseconds the device spends on run(): CUDA events around it on the
   // GPU; by default a steady clock between two synchronize() calls.
   virtual double elapsed_ms(const std::function<void()>& run) {

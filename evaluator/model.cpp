@@ -174,6 +174,14 @@ void Model::set_batch(const int32_t* inputs, const int32_t* targets) {
   backend_.copy_to_device(inputs_, host_tokens_.data(), host_tokens_.size() * sizeof(int32_t));
 }
 
+void Model::send_batch(HostStaging& staging, std::size_t offset) {
+  const int64_t N = shape_.tokens();
+  if (N == 0) throw std::logic_error("Model::send_batch: no training shape planned");
+  const auto* targets = reinterpret_cast<const int32_t*>(staging.data() + offset) + N;
+  scored_targets_ = std::count_if(targets, targets + N, [](int32_t t) { return t >= 0; });
+  staging.to_device(inputs_, offset, std::size_t(2 * N) * sizeof(int32_t));
+}
+
 void Model::forward_on_device() {
   const int64_t N = shape_.tokens(), D = d_, V = vocab_;
   if (N == 0) throw std::logic_error("Model::forward: no training shape planned");

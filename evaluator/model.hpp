@@ -44,6 +44,11 @@ class Model {
   // leaves the mean cross-entropy in step_scalars()->out.loss (over all
   // positions: the device step expects no ignored target, as the trainer's).
   void set_batch(const int32_t* inputs, const int32_t* targets);
+  // set_batch without the host waiting: the batch is already in `staging` at
+  // `offset` (inputs then targets, batch_tokens() each) and is queued from
+  // there; the staging must not be rewritten until a mark after it passed.
+  void send_batch(HostStaging& staging, std::size_t offset);
+  int64_t batch_tokens() const { return shape_.tokens(); }
   void forward_on_device();
   // The logits [rows * seq, vocab] of the first `rows` sequences of the last
   // forward, in fp32: the final norm's output times the tied table, computed

@@ -1,15 +1,19 @@
 #include "evaluator/trainer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstring>
 #include <limits>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
 #include "common/candidate_control.hpp"
+#include "common/environment_switch.hpp"
 #include "common/rng.hpp"
 #include "evaluator/lr_schedule.hpp"
 #include "evaluator/model.hpp"
@@ -31,6 +35,19 @@ const char* to_string(TrainStatus status) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Where a training step's host data sits in its HostStaging: the batch
+// (inputs then targets, as Model::send_batch sends them), the step's scalar
+// inputs and the scalar outputs it reads back, each 16-byte aligned.
+struct StepStagingLayout {
+  explicit StepStagingLayout(int64_t batch_tokens)
+      : tokens(0),
+        scalars_in(aligned(std::size_t(2 * batch_tokens) * sizeof(int32_t))),
+        scalars_out(aligned(scalars_in + sizeof(StepScalarInputs))),
+        bytes(scalars_out + sizeof(StepScalarOutputs)) {}
+  static std::size_t aligned(std::size_t offset) { return (offset + 15) / 16 * 16; }
+  std::size_t tokens, scalars_in, scalars_out, bytes;
+};
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -170,30 +187,51 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
 
     const auto train_start = Clock::now();
     Rng data_order(derive_seed(seed, "data"));
-    std::vector<int32_t> inputs(B * T), targets(B * T), window(T + 1);
+    std::vector<int32_t> window(T + 1);
     const int64_t last_start = train_tokens.size() - (T + 1);
-    for (int step = 1; step <= s.steps; ++step) {
-      // Cooperative cancellation (a timeout, a stopped run): between steps,
-      // never inside one, so the backend is left in a usable state.
-      throw_if_cancelled();
-      if (step == 1) inject_step_fault(backend);
+    // Two stagings, step k in the one of its parity: the loop queues step k
+    // (its batch, its scalars, the step, its scalars back) and only then waits
+    // for step k - 1, so the device has step k to run while the host checks
+    // step k - 1 and draws the batch of step k + 1. Step k's staging is
+    // rewritten at step k + 2, after the wait for step k.
+    // LIVSEARCH_STEP_PIPELINE=0 (comparisons, debugging): the backend's
+    // synchronous copies, each step checked before the next is queued.
+    const bool pipelined = enabled_unless_zero("LIVSEARCH_STEP_PIPELINE");
+    const StepStagingLayout layout(B * T);
+    auto make_staging = [&] {
+      return pipelined ? backend.make_host_staging(layout.bytes)
+                       : backend.Backend::make_host_staging(layout.bytes);
+    };
+    std::array<std::unique_ptr<HostStaging>, 2> stagings = {make_staging(), make_staging()};
+    auto queue_step = [&](int step) {
+      HostStaging& staging = *stagings[step % 2];
+      auto* inputs = reinterpret_cast<int32_t*>(staging.data() + layout.tokens);
+      int32_t* targets = inputs + B * T;
       for (int64_t r = 0; r < B; ++r) {
         const int64_t start = data_order.integer(0, last_start);
         read_window(train_tokens, start, T, spec.vocab, &inputs[r * T], &targets[r * T], window);
       }
-      model.set_batch(inputs.data(), targets.data());
+      model.send_batch(staging, layout.tokens);
       const StepScalarInputs in =
           step_scalar_inputs(float(learning_rate_at(s, step)), float(s.beta1), float(s.beta2), step);
-      backend.copy_to_device(&scalars->in, &in, sizeof(in));
+      std::memcpy(staging.data() + layout.scalars_in, &in, sizeof(in));
+      staging.to_device(&scalars->in, layout.scalars_in, sizeof(in));
       runner->run();
-      StepScalarOutputs out;  // the one read of the step
-      backend.copy_to_host(&out, &scalars->out, sizeof(out));
-      if (step == 1 && injected_fault() == InjectedFault::nan)
-        out.loss = std::numeric_limits<double>::quiet_NaN();
+      staging.from_device(layout.scalars_out, &scalars->out, sizeof(StepScalarOutputs));
+      staging.mark();
       if (in_use_before && step <= 2) {  // the first step grows the scratch, the second captures the graph
         const int64_t used = *backend.device_bytes_in_use() - *in_use_before;
         report.peak_memory_device = std::max(report.peak_memory_device.value_or(0), used);
       }
+    };
+    // Step `step`'s outputs, once they are there; a failure's report, or none.
+    auto finish_step = [&](int step) -> std::optional<TrainReport> {
+      HostStaging& staging = *stagings[step % 2];
+      staging.wait();
+      StepScalarOutputs out;  // the one read of the step
+      std::memcpy(&out, staging.data() + layout.scalars_out, sizeof(out));
+      if (step == 1 && injected_fault() == InjectedFault::nan)
+        out.loss = std::numeric_limits<double>::quiet_NaN();
       if (!std::isfinite(out.loss)) {
         report.train_seconds = seconds_since(train_start);
         return fail(TrainStatus::non_finite_loss,
@@ -208,7 +246,20 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
       report.steps_done = step;
       report.step_graph = runner->replays_graph();
       if (progress) progress(step, out.loss);
+      return std::nullopt;
+    };
+    for (int step = 1; step <= s.steps; ++step) {
+      // Cooperative cancellation (a timeout, a stopped run): between steps,
+      // never inside one, so the backend is left in a usable state.
+      throw_if_cancelled();
+      if (step == 1) inject_step_fault(backend);
+      queue_step(step);
+      const int ready = pipelined ? step - 1 : step;
+      if (ready >= 1)
+        if (auto failed = finish_step(ready)) return *failed;
     }
+    if (pipelined && s.steps >= 1)
+      if (auto failed = finish_step(s.steps)) return *failed;
     report.train_seconds = seconds_since(train_start);
 
     const auto eval_start = Clock::now();

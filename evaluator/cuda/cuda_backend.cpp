@@ -1,8 +1,10 @@
 // CudaBackend: device, stream, cuBLAS handle and workspaces, memory.
 #include "evaluator/cuda/cuda_backend.hpp"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "common/environment_switch.hpp"
@@ -42,13 +44,28 @@ bool cuda_graphs_from_environment() { return enabled_unless_zero("LIVSEARCH_CUDA
 // for the whole device, so with several candidates training at once on one
 // GPU (search --workers N) every model built or freed by one worker stalled
 // until the others' queued work drained; the stream-ordered calls order the
-// free after this backend's own stream only.
+// free after this backend's own stream only. The pool keeps what is freed
+// (its release threshold raised from 0, unless LIVSEARCH_CUDA_KEEP_POOL=0):
+// at 0 it hands freed memory back to the driver at the next synchronisation,
+// so every candidate unmapped its predecessor's memory and mapped its own
+// anew. memory_info() counts what the pool holds idle as free.
+namespace {
+void keep_pool_memory(int device) {
+  if (!enabled_unless_zero("LIVSEARCH_CUDA_KEEP_POOL")) return;
+  cudaMemPool_t pool = nullptr;
+  LIVS_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  std::uint64_t threshold = std::numeric_limits<std::uint64_t>::max();
+  LIVS_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+}
+}  // namespace
+
 CudaBackend::CudaBackend(int device, GemmPrecision precision)
     : device_(device),
       precision_(precision),
       graphs_enabled_(cuda_graphs_from_environment()),
       async_alloc_(enabled_unless_zero("LIVSEARCH_CUDA_ASYNC_ALLOC")) {
   LIVS_CUDA_CHECK(cudaSetDevice(device_));
+  if (async_alloc_) keep_pool_memory(device_);
   try {
     cudaStream_t stream = nullptr;
     LIVS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -93,13 +110,16 @@ void CudaBackend::release() noexcept {
   // Errors are ignored here: a destructor must not throw, and the context may
   // already be broken by the failure that is unwinding.
   if (stream_) (void)cudaStreamSynchronize(stream_);
-  for (Scratch* s : {&attention_delta_, &column_partials_, &embedding_sort_, &column_sums_, &scan_scratch_,
-                     &linear_attention_scratch_, &gemm_a_bf16_, &gemm_b_bf16_, &lm_head_x_bf16_,
-                     &lm_head_table_bf16_, &attention_decode_partials_, &moe_dispatch_places_, &grouped_partials_}) {
+  for (Scratch* s :
+       {&attention_delta_, &column_partials_, &embedding_sort_, &column_sums_, &scan_scratch_,
+        &linear_attention_scratch_, &gemm_a_bf16_, &gemm_b_bf16_, &lm_head_x_bf16_, &lm_head_table_bf16_,
+        &attention_decode_partials_, &moe_dispatch_places_, &grouped_partials_}) {
     release_memory(s->data);
     *s = {};
   }
   release_memory(reduce_partials_);
+  for (const PinnedBlock& block : idle_pinned_) (void)cudaFreeHost(block.data);
+  idle_pinned_.clear();
   if (cublas_) (void)cublasDestroy(cublas_);
   release_memory(cublas_workspace_);
   if (stream_) (void)cudaStreamSynchronize(stream_);  // the stream-ordered frees are done

@@ -14,6 +14,7 @@
 // backend's (the constructor makes it current).
 #include <cstddef>
 #include <utility>
+#include <vector>
 
 #include "evaluator/backend.hpp"
 
@@ -127,7 +128,10 @@ class CudaBackend final : public Backend {
                            const AdamWStep& constants, const DeviceStepScalars* scalars) override;
   std::unique_ptr<StepRunner> make_step_runner(std::function<void()> step, bool allow_graph = true) override;
   double elapsed_ms(const std::function<void()>& run) override;  // CUDA events on the stream
-  std::optional<int64_t> device_bytes_in_use() override;         // cudaMemGetInfo: total - free
+  // Page-locked memory, copies and an event on the backend's stream
+  // (cuda_host_staging.cpp).
+  std::unique_ptr<HostStaging> make_host_staging(std::size_t bytes) override;
+  std::optional<int64_t> device_bytes_in_use() override;  // cudaMemGetInfo: total - free
   // Step runners capture CUDA graphs unless this is off; the default is on
   // unless the environment sets LIVSEARCH_CUDA_GRAPHS=0.
   void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
@@ -267,6 +271,16 @@ class CudaBackend final : public Backend {
     void* data = nullptr;
     std::size_t bytes = 0;
   };
+  // Page-locked host memory kept for the next HostStaging: cudaFreeHost
+  // waits for the whole device, so with several candidates training at once
+  // a block freed per candidate would stall every other one.
+  struct PinnedBlock {
+    std::byte* data = nullptr;
+    std::size_t bytes = 0;
+  };
+  friend class PinnedStaging;
+  PinnedBlock take_pinned(std::size_t bytes);
+  void keep_pinned(PinnedBlock block) noexcept;
   // moe_dispatch's per-chunk counts and places (moe_dispatch_places_).
   int32_t* moe_dispatch_places(int64_t rows, int top_k, int experts);
   void* scratch(Scratch& s, std::size_t bytes);
@@ -310,8 +324,9 @@ class CudaBackend final : public Backend {
   Scratch scan_scratch_;               // rglru dlambda partials; selective scan carries and g*delta*u
   Scratch linear_attention_scratch_;   // linear attention backward: local dq (and states too big to share)
   bool graphs_enabled_ = true;
-  bool async_alloc_ = true;            // LIVSEARCH_CUDA_ASYNC_ALLOC=0: cudaMalloc / cudaFree
-  CUevent_st* timer_start_ = nullptr;  // elapsed_ms
+  bool async_alloc_ = true;               // LIVSEARCH_CUDA_ASYNC_ALLOC=0: cudaMalloc / cudaFree
+  std::vector<PinnedBlock> idle_pinned_;  // take_pinned / keep_pinned
+  CUevent_st* timer_start_ = nullptr;     // elapsed_ms
   CUevent_st* timer_stop_ = nullptr;
   Scratch gemm_a_bf16_, gemm_b_bf16_, gemm_dy_bf16_;  // bf16 copies of GEMM inputs (cuda_matmul.cpp)
   Scratch attention_decode_partials_;                 // per-split (max, sum, output) of the one-token decode

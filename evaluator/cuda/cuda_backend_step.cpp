@@ -1,6 +1,7 @@
 // CudaBackend's device-side training step: the step scalars' kernels, the
 // step runner that captures a step as a CUDA graph and replays it, CUDA-event
 // timing and the device's memory figures.
+#include <cstdint>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -145,29 +146,35 @@ double CudaBackend::elapsed_ms(const std::function<void()>& run) {
   return double(ms);
 }
 
+namespace {
+// Bytes the device's stream-ordered pool holds without handing them out: it
+// keeps freed blocks (cuda_backend.cpp) and grows in large chunks, and
+// cudaMemGetInfo counts them as used although the next allocation from the
+// pool takes them first.
+int64_t idle_pool_bytes(int device) {
+  cudaMemPool_t pool = nullptr;
+  LIVS_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  std::uint64_t reserved = 0, used = 0;  // the attributes are 64-bit unsigned
+  LIVS_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved));
+  LIVS_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
+  return int64_t(reserved) - int64_t(used);
+}
+}  // namespace
+
+// Free: what cudaMemGetInfo reports plus what the pool holds idle.
 MemoryInfo CudaBackend::query_memory_info() {
   std::size_t free_bytes = 0, total_bytes = 0;
   LIVS_CUDA_CHECK(cudaSetDevice(device_));
   LIVS_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-  return {int64_t(free_bytes), int64_t(total_bytes)};
+  const int64_t idle = async_alloc_ ? idle_pool_bytes(device_) : 0;
+  return {int64_t(free_bytes) + idle, int64_t(total_bytes)};
 }
 
-// The device's used memory, less what the stream-ordered allocator's pool
-// holds without handing it out: the pool keeps freed blocks (and grows in
-// large chunks), which cudaMemGetInfo counts as used. cuBLAS's and the
-// graphs' own memory stay counted, as with cudaMalloc.
+// The device's used memory, less what the pool holds idle (as with
+// cudaMalloc, cuBLAS's and the graphs' own memory stay counted).
 std::optional<int64_t> CudaBackend::device_bytes_in_use() {
   const MemoryInfo info = query_memory_info();
-  int64_t idle_in_pool = 0;
-  if (async_alloc_) {
-    cudaMemPool_t pool = nullptr;
-    LIVS_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
-    std::uint64_t reserved = 0, used = 0;  // the attributes are 64-bit unsigned
-    LIVS_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved));
-    LIVS_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
-    idle_in_pool = int64_t(reserved) - int64_t(used);
-  }
-  return info.total_bytes - info.free_bytes - idle_in_pool;
+  return info.total_bytes - info.free_bytes;
 }
 
 }  // namespace livs::evaluator

@@ -6,6 +6,7 @@
 #include <tbb/global_control.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 
@@ -143,6 +144,42 @@ TEST_CASE("a diverging run ends with a non-finite status, not a crash") {
   CHECK(report.steps_done < 30);
   CHECK(report.error.find("at step") != std::string::npos);
   CHECK(std::isinf(report.perplexity));
+}
+
+TEST_CASE("the pipelined step loop reports what the synchronous one does, a divergence included") {
+  // The loop queues step k + 1 before it reads step k (evaluator/trainer.cpp);
+  // LIVSEARCH_STEP_PIPELINE=0 reads each step before queueing the next. The
+  // losses, the step a divergence is reported at and the steps done agree.
+  auto spec = transformer_spec(32, 1, 4, 4, 64);
+  auto run = [&](bool pipelined, double learning_rate) {
+    if (pipelined)
+      REQUIRE(unsetenv("LIVSEARCH_STEP_PIPELINE") == 0);
+    else
+      REQUIRE(setenv("LIVSEARCH_STEP_PIPELINE", "0", 1) == 0);
+    CpuBackend backend;
+    auto s = small_settings(12);
+    s.learning_rate = learning_rate;
+    s.grad_clip = 0.0;
+    auto report = train_and_evaluate(spec, s, train_split(), validation_split(), 4, backend);
+    REQUIRE(unsetenv("LIVSEARCH_STEP_PIPELINE") == 0);
+    return report;
+  };
+  for (const double learning_rate : {3e-3, 1e30}) {
+    CAPTURE(learning_rate);
+    const TrainReport pipelined = run(true, learning_rate), synchronous = run(false, learning_rate);
+    CHECK(pipelined.status == synchronous.status);
+    CHECK(pipelined.error == synchronous.error);
+    CHECK(pipelined.steps_done == synchronous.steps_done);
+    CHECK(pipelined.train_loss == synchronous.train_loss);
+    if (learning_rate > 1.0) {
+      CHECK(pipelined.status == TrainStatus::non_finite_loss);
+      CHECK(pipelined.steps_done < 12);
+    } else {
+      CHECK(pipelined.status == TrainStatus::ok);
+      CHECK(pipelined.train_loss.size() == 12);
+      CHECK(pipelined.validation_loss == synchronous.validation_loss);
+    }
+  }
 }
 
 TEST_CASE("bad data and unsupported specs are a failed status with the reason") {
