@@ -156,6 +156,7 @@ TrainReport train_and_evaluate(const genome::ModelSpec& spec, const TrainSetting
     const auto build_start = Clock::now();
     const std::optional<int64_t> in_use_before = backend.device_bytes_in_use();
     Model model(spec, backend, shape, derive_seed(seed, "init"));
+    report.plan_bytes = model.arena_bytes();
     const auto& params = model.parameters();
 
     // The step: a fixed sequence of kernel calls that reads its per-step

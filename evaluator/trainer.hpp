@@ -43,6 +43,7 @@ struct TrainReport {
   // empty where the backend does not measure it (CPU).
   std::optional<int64_t> peak_memory_device;
   bool step_graph = false;  // the steps after the first replayed a CUDA graph
+  int64_t plan_bytes = 0;   // the trained model's arena plan (Model::arena_bytes); 0 if it was not built
 };
 
 // Called after every step with the step number (1-based) and its loss.

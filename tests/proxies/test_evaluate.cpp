@@ -3,9 +3,12 @@
 #include <cmath>
 #include <string>
 
+#include "evaluator/cpu/cpu_backend.hpp"
+#include "genome/decode.hpp"
 #include "genome/genome_json.hpp"
 #include "genome/presets.hpp"
 #include "proxies/evaluate.hpp"
+#include "proxies/latency.hpp"
 
 using namespace livs;
 
@@ -52,6 +55,12 @@ TEST_CASE("evaluate trains a preset and reports every metric") {
   CHECK(result.metrics.at("prefill_tok_s") == doctest::Approx(16e3 / result.metrics.at("prefill_ms")));
   CHECK(result.metrics.at("flops_per_token_infer") > result.metrics.at("flops_per_token_train") / 3.0);
   CHECK(result.metrics.at("peak_memory_train") > 0.0);
+  {  // the trained model's own plan, as a model built at the training shape plans it
+    evaluator::CpuBackend backend;
+    CHECK(result.metrics.at("peak_memory_train") ==
+          double(proxies::training_plan_bytes(genome::decode(genome::preset("transformer", 32, 1)), backend,
+                                              4, 32)));
+  }
   CHECK(result.metrics.at("peak_memory_infer") > 0.0);
   // Where the time went: every phase, none negative, together the wall time.
   double phases = 0.0;
