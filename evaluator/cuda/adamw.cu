@@ -6,6 +6,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 #include "evaluator/cuda/step_kernels.hpp"
 
@@ -32,12 +33,14 @@ __device__ __forceinline__ void adamw_elements(float* params, const float* grads
 
 __global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, int64_t count,
                              AdamWStep s, float bias_correction1, float bias_correction2) {
+  await_prior_grids();
   adamw_elements(params, grads, m, v, count, s, s.learning_rate, s.grad_scale, bias_correction1,
                  bias_correction2);
 }
 
 __global__ void adamw_device_kernel(float* params, const float* grads, float* m, float* v, int64_t count,
                                     AdamWStep constants, const DeviceStepScalars* scalars) {
+  await_prior_grids();
   adamw_elements(params, grads, m, v, count, constants, scalars->in.learning_rate, scalars->out.grad_scale,
                  scalars->in.bias_correction1, scalars->in.bias_correction2);
 }

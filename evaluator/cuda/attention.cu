@@ -7,6 +7,7 @@
 #include "evaluator/cuda/attention_common.cuh"
 #include "evaluator/cuda/attention_tc.cuh"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -18,6 +19,7 @@ template <int kDims>
 __global__ void __launch_bounds__(kRows* kWarpSize)
     attention_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v,
                              AttentionShape s) {
+  await_prior_grids();
   extern __shared__ float smem[];
   const int hd = s.head_dim, T = s.seq, H = s.heads, KV = s.kv_heads, stride = hd + 1;
   float* qs = smem;                 // [kRows][hd]
@@ -88,6 +90,7 @@ template <int kDims>
 __global__ void attention_decode_split_kernel(float* partials, const float* q, const float* k_cache,
                                               const float* v_cache, AttentionShape s, int64_t capacity,
                                               int64_t position, int64_t lo, int splits) {
+  await_prior_grids();
   extern __shared__ float qs[];  // [hd]
   const int hd = s.head_dim, H = s.heads, KV = s.kv_heads;
   const int bh = blockIdx.x, b = bh / H, h = bh % H, split = blockIdx.y, lane = threadIdx.x;
@@ -134,6 +137,7 @@ __global__ void attention_decode_split_kernel(float* partials, const float* q, c
 
 // Merges the splits of one (sequence, head) in split order (deterministic).
 __global__ void attention_decode_combine_kernel(float* out, const float* partials, int head_dim, int splits) {
+  await_prior_grids();
   const int bh = blockIdx.x;
   const float* p = partials + int64_t(bh) * splits * (head_dim + 2);
   float m = -INFINITY;
@@ -155,6 +159,7 @@ __global__ void attention_decode_combine_kernel(float* out, const float* partial
 
 __global__ void kv_cache_write_kernel(float* k_cache, float* v_cache, const float* k, const float* v,
                                       AttentionShape s, int64_t capacity, int64_t slot) {
+  await_prior_grids();
   const int64_t hd = s.head_dim, total = int64_t(s.batch) * s.kv_heads * hd;
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
        idx += int64_t(gridDim.x) * blockDim.x) {

@@ -16,6 +16,7 @@
 #include "evaluator/cuda/attention_common.cuh"
 #include "evaluator/cuda/attention_tc.cuh"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -25,6 +26,7 @@ namespace {
 // delta[b, h, i] = dout_i . out_i, one warp per row (the tensor-core
 // backward makes its own, from bf16-rounded dout: attention_tc_backward.cu).
 __global__ void attention_delta_kernel(float* delta, const float* dout, const float* out, AttentionShape s) {
+  await_prior_grids();
   const int64_t rows = int64_t(s.batch) * s.heads * s.seq;
   const int64_t row = blockIdx.x * int64_t(kRows) + threadIdx.x / kWarpSize;  // (b, h, i)
   const int lane = threadIdx.x % kWarpSize;
@@ -44,6 +46,7 @@ template <int kDims>
 __global__ void __launch_bounds__(kRows* kWarpSize)
     attention_backward_dq_kernel(float* dq, const float* dout, const float* q, const float* k, const float* v,
                                  const float* lse, const float* delta, AttentionShape s, bool accumulate) {
+  await_prior_grids();
   extern __shared__ float smem[];
   const int hd = s.head_dim, T = s.seq, H = s.heads, KV = s.kv_heads, stride = hd + 1;
   float* qs = smem;                 // [kRows][hd]
@@ -114,6 +117,7 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
     attention_backward_dkdv_kernel(float* dk, float* dv, const float* dout, const float* q, const float* k,
                                    const float* v, const float* lse, const float* delta, AttentionShape s,
                                    bool accumulate) {
+  await_prior_grids();
   extern __shared__ float smem[];
   const int hd = s.head_dim, T = s.seq, H = s.heads, KV = s.kv_heads, stride = hd + 1;
   const int group = H / KV;
@@ -196,6 +200,7 @@ __global__ void __launch_bounds__(kRows* kWarpSize)
 
 // dst[at(e)] = bf16(src[e]) for the count elements of src: dv's copy into rows of a wider gradient.
 __global__ void round_rows_kernel(__nv_bfloat16* dst, const float* src, int64_t count, RowsApart at) {
+  await_prior_grids();
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < count;
        e += int64_t(gridDim.x) * blockDim.x)
     dst[at(e)] = __float2bfloat16_rn(src[e]);

@@ -28,6 +28,7 @@
 #include "evaluator/cuda/attention_tc.cuh"
 #include "evaluator/cuda/attention_tc_common.cuh"
 #include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/grid_dependency.cuh"
 
 namespace livs::evaluator::cuda {
 
@@ -64,6 +65,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
                              __nv_bfloat16* v16, const __nv_bfloat16* dout, const __nv_bfloat16* q,
                              const float* k, const float* v, const float* lse, const float* delta,
                              AttentionShape s, bool accumulate) {
+  await_prior_grids();
   constexpr int kThreads = kWarps * 32, kWarpRows = kM * kMmaRows, kKeys = kWarps * kWarpRows,
                 kS = stride<kHd>(), kQueries = kOther;
   static_assert(kQueries <= kThreads, "one thread per query row fetches lse and delta");
@@ -216,6 +218,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     attention_tc_dq_kernel(float* dq, const __nv_bfloat16* dout, const __nv_bfloat16* q,
                            const __nv_bfloat16* k, const __nv_bfloat16* v, const float* lse,
                            const float* delta, AttentionShape s, bool accumulate) {
+  await_prior_grids();
   constexpr int kThreads = kWarps * 32, kWarpRows = kM * kMmaRows, kRows = kWarps * kWarpRows,
                 kS = stride<kHd>(), kKeys = kOther;
   extern __shared__ __align__(16) unsigned char smem_bytes[];
@@ -363,6 +366,7 @@ template <int kHd>
 __global__ void __launch_bounds__(kPrepareThreads)
     attention_tc_prepare_kernel(BackwardScratch out16, const float* q, const float* dout, const float* out,
                                 AttentionShape s) {
+  await_prior_grids();
   constexpr int kLanesPerRow = kHd / 4;
   static_assert(32 % kLanesPerRow == 0, "a row's lanes sit in one warp");
   const int64_t idx = int64_t(blockIdx.x) * kPrepareThreads + threadIdx.x;  // a float4 of the inputs

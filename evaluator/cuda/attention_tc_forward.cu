@@ -17,6 +17,7 @@
 #include "evaluator/cuda/attention_tc.cuh"
 #include "evaluator/cuda/attention_tc_common.cuh"
 #include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/grid_dependency.cuh"
 
 namespace livs::evaluator::cuda {
 
@@ -34,6 +35,7 @@ template <int kHd, int kWarps, int kM, int kMinBlocks, Staging kStaging, int kKe
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     attention_tc_forward_kernel(float* out, __nv_bfloat16* out16, float* lse, const float* q, const float* k,
                                 const float* v, AttentionShape s) {
+  await_prior_grids();
   constexpr int kThreads = kWarps * 32, kWarpRows = kM * kMmaRows, kRows = kWarps * kWarpRows,
                 kS = stride<kHd>();
   extern __shared__ __align__(16) unsigned char smem_bytes[];

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"  // column_sum_chunks, column_sum_scratch
 
 namespace livs::evaluator::cuda {
@@ -16,6 +17,7 @@ namespace livs::evaluator::cuda {
 template <class Term>
 __global__ void column_sum_partials_kernel(float* partials, Term term, int64_t rows, int64_t cols,
                                            int64_t chunk_rows) {
+  await_prior_grids();
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, chunk = blockIdx.y;
   if (c >= cols) return;
   const int64_t n0 = chunk * chunk_rows, n1 = n0 + chunk_rows < rows ? n0 + chunk_rows : rows;
@@ -32,6 +34,7 @@ constexpr int kFinishWarps = 8;
 
 template <class Finish>
 __global__ void column_sum_finish_kernel(const float* partials, int64_t chunks, int64_t cols, Finish finish) {
+  await_prior_grids();
   __shared__ float warp_sums[kFinishWarps][32];
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
   const int64_t c = blockIdx.x * int64_t(32) + lane;

@@ -7,6 +7,7 @@
 #include "evaluator/cuda/column_sums.cuh"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -18,6 +19,7 @@ namespace {
 // time on index arithmetic than on its k loads.
 __global__ void causal_conv_forward_kernel(float* y, const float* x, const float* w, const float* bias,
                                            const float* state, ConvShape s) {
+  await_prior_grids();
   const int64_t C = s.channels, row = blockIdx.x;
   const int k = s.kernel, hist = k - 1, t = int(row % s.seq);
   const int64_t b = row / s.seq;
@@ -48,6 +50,7 @@ constexpr int kConvTile = 64, kConvChannels = 32, kConvRows = 8, kConvTiledMaxKe
 template <bool kBackwardInput>
 __global__ void __launch_bounds__(kConvChannels* kConvRows)
     causal_conv_tiled_kernel(float* out, const float* in, const float* w, const float* bias, ConvShape s) {
+  await_prior_grids();
   extern __shared__ float shared[];
   const int64_t C = s.channels, T = s.seq, k = s.kernel;
   float* w_s = shared;                       // [k][kConvChannels]
@@ -140,6 +143,7 @@ template <int kK>
 __global__ void __launch_bounds__(kShortThreads)
     causal_conv_short_forward_kernel(float* y, const float* x, const float* w, const float* bias,
                                      const float* state, ConvShape s) {
+  await_prior_grids();
   const ShortConvTile<kK> tile(w, s);
   if (tile.c >= tile.C) return;
   constexpr int hist = kK - 1;
@@ -168,6 +172,7 @@ __global__ void __launch_bounds__(kShortThreads)
 template <int kK, bool kAccumulate>
 __global__ void __launch_bounds__(kShortThreads)
     causal_conv_short_backward_input_kernel(float* dx, const float* dy, const float* w, ConvShape s) {
+  await_prior_grids();
   const ShortConvTile<kK> tile(w, s);
   if (tile.c >= tile.C) return;
   constexpr int hist = kK - 1;
@@ -223,6 +228,7 @@ bool with_short_taps(int k, F f) {
 // The new history is the last k-1 inputs of [state, x]; one thread per
 // (sequence, channel) walks its slots in order, since slot i reads slot i + T.
 __global__ void causal_conv_state_kernel(float* state, const float* x, ConvShape s) {
+  await_prior_grids();
   const int64_t C = s.channels, T = s.seq, hist = s.kernel - 1;
   const int64_t bc = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (bc >= int64_t(s.batch) * C) return;
@@ -237,6 +243,7 @@ __global__ void causal_conv_state_kernel(float* state, const float* x, ConvShape
 // dx[b,s,c] += sum_j w[c,j] dy[b, s+(k-1)-j, c].
 // A block per row, as the forward.
 __global__ void causal_conv_backward_input_kernel(float* dx, const float* dy, const float* w, ConvShape s) {
+  await_prior_grids();
   const int64_t C = s.channels, row = blockIdx.x;
   const int k = s.kernel, hist = k - 1, T = s.seq, t = int(row % T);
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
@@ -269,6 +276,7 @@ struct ConvWeightTerm {
 template <int kK>
 __global__ void conv_weight_partials_kernel(float* partials, const float* dy, const float* x, int64_t C,
                                             int64_t T, int64_t rows, int64_t chunk_rows) {
+  await_prior_grids();
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, chunk = blockIdx.y;
   if (c >= C) return;
   const int64_t n0 = chunk * chunk_rows, n1 = n0 + chunk_rows < rows ? n0 + chunk_rows : rows;

@@ -6,6 +6,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -51,6 +52,7 @@ __device__ inline bool vectorizable(const T* row, int64_t vocab) {
 template <class In>
 __global__ void cross_entropy_forward_kernel(float* losses, float* lse, const In* logits,
                                              const int32_t* targets, int64_t vocab) {
+  await_prior_grids();
   __shared__ float shared[32];
   const int64_t n = blockIdx.x;
   const In* row = logits + n * vocab;
@@ -86,6 +88,7 @@ __device__ inline T gradient(T logit, int64_t j, float l, int32_t target, float 
 template <class T>
 __global__ void cross_entropy_backward_kernel(T* dlogits, const T* logits, const float* lse,
                                               const int32_t* targets, float scale, int64_t vocab) {
+  await_prior_grids();
   const int64_t n = blockIdx.x;
   const float l = lse[n];
   const int32_t target = targets[n];

@@ -10,6 +10,7 @@
 
 #include "evaluator/cuda/cuda_backend.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/graph_edges.hpp"
 #include "evaluator/cuda/kernels.hpp"
 #include "evaluator/cuda/step_kernels.hpp"
 
@@ -31,15 +32,17 @@ void CudaBackend::adamw_update_device(float* params, const float* grads, float* 
 
 namespace {
 
-// Each distinct reason is reported once per process: a search would meet the
+// Each distinct message is written once per process: a search would meet the
 // same uncapturable operator in many candidates.
-void warn_once(const std::string& reason) {
+void note_once(const std::string& message) {
   static std::mutex mutex;
   static std::set<std::string> reported;
   std::lock_guard lock(mutex);
-  if (reported.insert(reason).second)
-    std::cerr << "warning: a step could not be captured as a CUDA graph (" << reason
-              << "); it runs eagerly (reported once per process)\n";
+  if (reported.insert(message).second) std::cerr << message << "\n";
+}
+void warn_once(const std::string& reason) {
+  note_once("warning: a step could not be captured as a CUDA graph (" + reason +
+            "); it runs eagerly (reported once per process)");
 }
 
 // Run 1: eager, so every scratch buffer reaches its size (growing one
@@ -102,7 +105,7 @@ class GraphStepRunner final : public StepRunner {
         throw;
       }
       LIVS_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-      LIVS_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph, 0));
+      instantiate(graph);
       (void)cudaGraphDestroy(graph);
       return std::nullopt;
     } catch (const std::exception& e) {
@@ -112,6 +115,31 @@ class GraphStepRunner final : public StepRunner {
       return std::string(e.what());
     }
   }
+  // Instantiates the captured graph, its edges into this backend's kernels
+  // made programmatic where LIVSEARCH_CUDA_PDL asks for it (graph_edges.hpp);
+  // if the driver refuses that graph, the graph as captured (said once).
+  void instantiate(cudaGraph_t graph) {
+    const cuda::DependentLaunch mode = cuda::dependent_launch_from_environment();
+    if (mode != cuda::DependentLaunch::off) {
+      cudaGraph_t edited = nullptr;
+      LIVS_CUDA_CHECK(cudaGraphClone(&edited, graph));
+      std::optional<std::string> refused;
+      try {
+        cuda::make_edges_programmatic(edited, mode);
+        LIVS_CUDA_CHECK(cudaGraphInstantiate(&exec_, edited, 0));
+      } catch (const std::exception& e) {
+        refused = e.what();
+        exec_ = nullptr;
+        (void)cudaGetLastError();
+      }
+      (void)cudaGraphDestroy(edited);
+      if (!refused) return;
+      note_once("warning: a step graph with programmatic edges was refused (" + *refused +
+                "); its graph runs with ordinary edges (reported once per process)");
+    }
+    LIVS_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph, 0));
+  }
+
   void abandon_capture() noexcept {
     cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(stream_, &status) == cudaSuccess && status != cudaStreamCaptureStatusNone) {

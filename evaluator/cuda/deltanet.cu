@@ -26,6 +26,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -59,6 +60,7 @@ std::size_t backward_shared_bytes(int n) { return (std::size_t(n) * (n + 1) + 5 
 __global__ void delta_rule_forward_kernel(float* o, float* checkpoints, const float* q, const float* k,
                                           const float* v, const float* log_alpha, const float* beta,
                                           float* state, DeltaRuleShape s) {
+  await_prior_grids();
   extern __shared__ float shared[];
   const int n = s.head_dim, j = threadIdx.x;
   float* S = shared;           // [n, n]
@@ -103,6 +105,7 @@ __global__ void delta_rule_backward_kernel(float* dq, float* dk, float* dv, floa
                                            float* scratch, const float* dout, const float* checkpoints,
                                            const float* q, const float* k, const float* v,
                                            const float* log_alpha, const float* beta, DeltaRuleShape s) {
+  await_prior_grids();
   extern __shared__ float shared[];
   const int n = s.head_dim, j = threadIdx.x;
   const int ld = n + 1;         // dS's row stride (backward_shared_bytes)
@@ -201,6 +204,7 @@ __global__ void delta_rule_backward_kernel(float* dq, float* dk, float* dv, floa
 
 __global__ void gdn_decay_forward_kernel(float* log_alpha, const float* z, const float* a_log,
                                          const float* dt_bias, int64_t rows, int heads) {
+  await_prior_grids();
   const int64_t count = rows * heads;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -211,6 +215,7 @@ __global__ void gdn_decay_forward_kernel(float* log_alpha, const float* z, const
 
 __global__ void gdn_decay_dz_kernel(float* dz, const float* dlog_alpha, const float* z, const float* a_log,
                                     const float* dt_bias, int64_t rows, int heads) {
+  await_prior_grids();
   const int64_t count = rows * heads;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -222,6 +227,7 @@ __global__ void gdn_decay_dz_kernel(float* dz, const float* dlog_alpha, const fl
 // One block per head: the sums over rows in a fixed order (strided per thread, then a block tree).
 __global__ void gdn_decay_sums_kernel(float* da_log, float* ddt_bias, const float* dlog_alpha, const float* z,
                                       const float* a_log, const float* dt_bias, int64_t rows, int heads) {
+  await_prior_grids();
   __shared__ float reduce[32];
   const int h = blockIdx.x;
   const float a = expf(a_log[h]);

@@ -5,6 +5,7 @@
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/deltanet_chunked.cuh"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -19,6 +20,7 @@ using namespace deltanet_chunked;
 __global__ void __launch_bounds__(kThreads)
     state_gradients_kernel(float* scratch, const float* dout, const float* checkpoints, const float* q,
                            const float* k, const float* log_alpha, Geometry G) {
+  await_prior_grids();
   extern __shared__ float shared[];
   const int n = G.n, ld = n + 1, j0 = int(blockIdx.y) * kSlab;
   const int64_t bh = blockIdx.x;
@@ -77,6 +79,7 @@ __global__ void __launch_bounds__(kLocalThreads, 1)
                            const float* scratch, const float* dout, const float* checkpoints, const float* q,
                            const float* k, const float* v, const float* log_alpha, const float* beta,
                            Geometry G) {
+  await_prior_grids();
   extern __shared__ float shared[];
   const int n = G.n, ld = n + 1, lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = kLocalThreads / 32;
   float* M = shared;           // [kC, kCC]: e^(g_r - g_s) k_r.k_s (s < r), then H = dA o M

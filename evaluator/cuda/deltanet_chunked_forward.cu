@@ -6,6 +6,7 @@
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/deltanet_chunked.cuh"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -19,6 +20,7 @@ using namespace deltanet_chunked;
 __global__ void __launch_bounds__(kThreads)
     prepare_kernel(float* checkpoints, const float* k, const float* v, const float* log_alpha,
                    const float* beta, Geometry G) {
+  await_prior_grids();
   extern __shared__ float shared[];
   const int n = G.n, ld = n + 1;
   float* K = shared;          // [kC, ld]
@@ -55,6 +57,7 @@ __global__ void __launch_bounds__(kThreads)
 // chunks. Keeps S0 per chunk and W = U - Wk S0; S_end = gamma_L S0 + (e^(g_L - g) o K)^T W.
 __global__ void __launch_bounds__(kThreads)
     states_kernel(float* checkpoints, float* state, const float* k, const float* log_alpha, Geometry G) {
+  await_prior_grids();
   extern __shared__ float shared[];
   const int n = G.n, ld = n + 1, j0 = int(blockIdx.y) * kSlab;
   const int64_t bh = blockIdx.x, nn = int64_t(n) * n;
@@ -110,6 +113,7 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     output_kernel(float* o, const float* checkpoints, const float* q, const float* k, const float* log_alpha,
                   Geometry G) {
+  await_prior_grids();
   extern __shared__ float shared[];
   const int n = G.n, ld = n + 1;
   float* Q = shared;             // [kC, ld]

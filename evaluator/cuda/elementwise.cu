@@ -6,6 +6,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -13,6 +14,7 @@ namespace livs::evaluator::cuda {
 namespace {
 
 __global__ void fill_kernel(float* dst, int64_t count, float value, bool vector) {
+  await_prior_grids();
   grid_stride_quads(
       count, vector,
       [&](int64_t i) {
@@ -23,6 +25,7 @@ __global__ void fill_kernel(float* dst, int64_t count, float value, bool vector)
 
 // out may alias a or b: each element is read before it is written, by one thread.
 __global__ void add_kernel(float* out, const float* a, const float* b, int64_t count, bool vector) {
+  await_prior_grids();
   grid_stride_quads(
       count, vector, [&](int64_t i) { store4(out, i, load4(a, i) + load4(b, i)); },
       [&](int64_t i) { out[i] = a[i] + b[i]; });
@@ -31,6 +34,7 @@ __global__ void add_kernel(float* out, const float* a, const float* b, int64_t c
 // Four values per thread and iteration (16-byte loads) where the pointers
 // allow it; round to nearest even, as the tensor cores' own conversion.
 __global__ void to_bf16_kernel(__nv_bfloat16* dst, const float* src, int64_t count, bool vector) {
+  await_prior_grids();
   grid_stride_quads(
       count, vector, [&](int64_t i) { store4_bf16(dst, i, load4(src, i)); },
       [&](int64_t i) { dst[i] = __float2bfloat16_rn(src[i]); });

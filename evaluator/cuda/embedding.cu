@@ -12,6 +12,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -27,6 +28,7 @@ constexpr int kMaxRunBlocks = 4096;
 template <bool kQuad>
 __global__ void __launch_bounds__(kThreads)
     embedding_forward_kernel(float* out, const float* table, const int32_t* tokens, int64_t rows, int64_t d) {
+  await_prior_grids();
   const int64_t units = kQuad ? d / 4 : d;
   for (int64_t n = blockIdx.x * int64_t(blockDim.y) + threadIdx.y; n < rows;
        n += int64_t(gridDim.x) * blockDim.y) {
@@ -45,6 +47,7 @@ __global__ void __launch_bounds__(kThreads)
 // outside the table, which the old per-row scan ignored as well.
 __global__ void embedding_sort_keys_kernel(uint32_t* keys, int32_t* positions, const int32_t* tokens,
                                            int32_t rows, int32_t vocab) {
+  await_prior_grids();
   for (int32_t n = blockIdx.x * blockDim.x + threadIdx.x; n < rows; n += gridDim.x * blockDim.x) {
     const int32_t t = tokens[n];
     keys[n] = t >= 0 && t < vocab ? uint32_t(t) : uint32_t(vocab);
@@ -89,6 +92,7 @@ template <bool kQuad>
 __global__ void __launch_bounds__(kRunThreads)
     embedding_backward_runs_kernel(float* dtable, const float* dout, const uint32_t* keys,
                                    const int32_t* positions, int32_t rows, int64_t d, uint32_t vocab) {
+  await_prior_grids();
   __shared__ int32_t run_end;
   for (int32_t i = blockIdx.x; i < rows; i += gridDim.x) {
     const uint32_t key = keys[i];

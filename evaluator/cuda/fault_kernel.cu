@@ -4,12 +4,16 @@
 #include <cuda_runtime.h>
 
 #include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
 
 namespace {
-__global__ void write_through_null_kernel(volatile int* target) { *target = 1; }
+__global__ void write_through_null_kernel(volatile int* target) {
+  await_prior_grids();
+  *target = 1;
+}
 }  // namespace
 
 void launch_illegal_address_kernel(cudaStream_t stream) {

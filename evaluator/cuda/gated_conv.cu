@@ -16,6 +16,7 @@
 #include "evaluator/cuda/column_sums.cuh"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -63,6 +64,7 @@ __device__ void stage_weights_and_inputs(float* w_s, float* bx_s, const float* b
 
 __global__ void __launch_bounds__(kChannels* kRows)
     gated_conv_forward_tiled(float* out, const float* bcx, const float* w, ConvShape s) {
+  await_prior_grids();
   extern __shared__ float shared[];
   const int64_t C = s.channels, T = s.seq, k = s.kernel;
   float* w_s = shared;
@@ -94,6 +96,7 @@ __global__ void __launch_bounds__(kChannels* kRows)
 __global__ void __launch_bounds__(kChannels* kRows)
     gated_conv_backward_tiled(float* dbcx, float* partials, const float* dout, const float* bcx,
                               const float* w, ConvShape s) {
+  await_prior_grids();
   extern __shared__ float shared[];
   const int64_t C = s.channels, T = s.seq, k = s.kernel, hist = k - 1;
   float* w_s = shared;
@@ -145,6 +148,7 @@ __global__ void __launch_bounds__(kChannels* kRows)
 // Per element, any kernel length, history from the state when there is one.
 __global__ void gated_conv_forward_elementwise(float* out, const float* bcx, const float* w,
                                                const float* state, ConvShape s) {
+  await_prior_grids();
   const int64_t C = s.channels, k = s.kernel, T = s.seq, hist = k - 1;
   const int64_t count = int64_t(s.batch) * T * C;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < count;
@@ -165,6 +169,7 @@ __global__ void gated_conv_forward_elementwise(float* out, const float* bcx, con
 // The new history: the last k-1 gated inputs of [state, b * x~], one thread
 // per (sequence, channel) walking its slots in order (slot i reads slot i + T).
 __global__ void gated_conv_state(float* state, const float* bcx, ConvShape s) {
+  await_prior_grids();
   const int64_t C = s.channels, T = s.seq, hist = s.kernel - 1;
   const int64_t bc = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (bc >= int64_t(s.batch) * C) return;
@@ -178,6 +183,7 @@ __global__ void gated_conv_state(float* state, const float* bcx, ConvShape s) {
 
 __global__ void gated_conv_backward_elementwise(float* dbcx, const float* dout, const float* bcx,
                                                 const float* w, ConvShape s) {
+  await_prior_grids();
   const int64_t C = s.channels, k = s.kernel, T = s.seq, hist = k - 1;
   const int64_t count = int64_t(s.batch) * T * C;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < count;

@@ -43,6 +43,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 #include "evaluator/cuda/swiglu_math.cuh"
 
@@ -477,6 +478,7 @@ __device__ void rows_block(const RowsProblem& p, int64_t tile, int64_t j_tile, u
 
 template <bool kTensorCores, bool kBFastJ, RowsMode kMode>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm) grouped_rows_kernel(RowsProblem p) {
+  await_prior_grids();
   __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
   rows_block<kTensorCores, kBFastJ, kMode>(p, blockIdx.x, blockIdx.y, shared);
 }
@@ -529,6 +531,7 @@ __device__ void weight_block(const WeightProblem& p, int64_t i_tile, int64_t j_t
 
 template <bool kTensorCores>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm) grouped_weight_kernel(WeightProblem p) {
+  await_prior_grids();
   __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
   weight_block<kTensorCores>(p, blockIdx.x, blockIdx.y, int(blockIdx.z), shared);
 }
@@ -546,6 +549,7 @@ struct FusedGrid {
 template <bool kTensorCores, RowsMode kMode>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     grouped_rows_and_weight_kernel(RowsProblem rows, WeightProblem weight, FusedGrid grid) {
+  await_prior_grids();
   __shared__ __align__(128) unsigned char shared[kSharedBytes<kTensorCores>];
   int64_t b = blockIdx.x;
   if (b < grid.rows_x * grid.rows_y) {
@@ -565,6 +569,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
 // divisions and its own look-up of the expert, took 6 us a call at d 128.
 template <int W>
 __global__ void grouped_weight_reduce(WeightProblem p) {
+  await_prior_grids();
   const int64_t per_expert = p.n * p.k, count = per_expert * p.experts;
   for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < count * p.pairs() / W;
        q += int64_t(gridDim.x) * blockDim.x) {

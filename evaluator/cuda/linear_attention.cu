@@ -10,6 +10,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -38,6 +39,7 @@ std::size_t prepare_shared(Kernel kernel, int hd, int rows) {
 __global__ void linear_attention_forward_kernel(float* out, const float* q, const float* k, const float* v,
                                                 const float* log_alpha, LinearAttentionShape s,
                                                 float* state_scratch, bool shared_state) {
+  await_prior_grids();
   extern __shared__ float smem[];
   const int hd = s.head_dim, stride = hd + 1, j = threadIdx.x;
   const int64_t b = blockIdx.x / s.heads, h = blockIdx.x % s.heads;
@@ -79,6 +81,7 @@ __global__ void linear_attention_backward_kernel(float* dq, float* dk, float* dv
                                                  const float* v, const float* log_alpha,
                                                  LinearAttentionShape s, float* local_dq,
                                                  float* state_scratch, bool shared_state, bool accumulate) {
+  await_prior_grids();
   extern __shared__ float smem[];
   const int hd = s.head_dim, stride = hd + 1, x = threadIdx.x;  // x: row i or column j by phase
   const int64_t b = blockIdx.x / s.heads, h = blockIdx.x % s.heads;
@@ -154,6 +157,7 @@ __global__ void linear_attention_backward_kernel(float* dq, float* dk, float* dv
 // Decode: state [batch * heads, hd (key i), hd (value j)].
 __global__ void linear_attention_state_update_kernel(float* state, const float* k, const float* v,
                                                      const float* log_alpha, int64_t tasks, int hd) {
+  await_prior_grids();
   const int64_t count = tasks * hd * hd;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < count;
        e += int64_t(gridDim.x) * blockDim.x) {
@@ -166,6 +170,7 @@ __global__ void linear_attention_state_update_kernel(float* state, const float* 
 
 __global__ void linear_attention_state_read_kernel(float* out, const float* q, const float* state,
                                                    int64_t tasks, int hd) {
+  await_prior_grids();
   const int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (e >= tasks * hd) return;
   const int64_t j = e % hd, task = e / hd;

@@ -17,6 +17,7 @@
 // decays relative to the chunk start, which overflow without secondary chunking.
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -48,6 +49,7 @@ __device__ void load_chunk(float* tile, const float* x, const ChunkLayout& at, i
 __global__ void __launch_bounds__(kThreads)
     chunk_states_kernel(float* kv_states, float* qdo_states, const float* q, const float* k, const float* v,
                         const float* dout, ChunkLayout at) {
+  await_prior_grids();
   extern __shared__ float smem[];
   const int hd = int(at.hd), stride = hd + 1;
   const int64_t task = blockIdx.x / at.chunks, chunk = blockIdx.x % at.chunks;
@@ -94,6 +96,7 @@ __device__ void masked_scores(float* a, const float* xs, const float* ys, int hd
 __global__ void __launch_bounds__(kThreads)
     chunked_forward_kernel(float* out, const float* q, const float* k, const float* v, const float* kv_states,
                            ChunkLayout at) {
+  await_prior_grids();
   extern __shared__ float smem[];
   const int hd = int(at.hd), stride = hd + 1;
   const int64_t task = blockIdx.x / at.chunks, chunk = blockIdx.x % at.chunks;
@@ -121,6 +124,7 @@ __global__ void __launch_bounds__(kThreads)
     chunked_backward_kernel(float* dq, float* dk, float* dv, const float* dout, const float* q,
                             const float* k, const float* v, const float* kv_states, const float* qdo_states,
                             ChunkLayout at, bool accumulate) {
+  await_prior_grids();
   extern __shared__ float smem[];
   const int hd = int(at.hd), stride = hd + 1;
   const int64_t task = blockIdx.x / at.chunks, chunk = blockIdx.x % at.chunks;

@@ -18,6 +18,7 @@
 
 #include "common/environment_switch.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 #include "evaluator/cuda/mma_tiles.cuh"
 
@@ -128,6 +129,7 @@ __device__ void write_rows(float* dst, const float (&acc)[2][4], const Layout& a
 __global__ void __launch_bounds__(kThreads)
     chunk_states_kernel(float* kv_states, float* qdo_states, const float* q, const float* k, const float* v,
                         const float* dout, Layout at) {
+  await_prior_grids();
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   const Block blk(at);
   bf16* next = reinterpret_cast<bf16*>(shared_bytes);
@@ -146,6 +148,7 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     forward_kernel(float* out, const float* q, const float* k, const float* v, const float* kv_states,
                    Layout at) {
+  await_prior_grids();
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   const Block blk(at);
   bf16* next = reinterpret_cast<bf16*>(shared_bytes);
@@ -173,6 +176,7 @@ __global__ void __launch_bounds__(kThreads)
     backward_kernel(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                     const float* v, const float* kv_states, const float* qdo_states, Layout at,
                     bool accumulate) {
+  await_prior_grids();
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   const Block blk(at);
   bf16* next = reinterpret_cast<bf16*>(shared_bytes);

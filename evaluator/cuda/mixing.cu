@@ -4,6 +4,7 @@
 #include "evaluator/cuda/column_sums.cuh"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -16,10 +17,12 @@ namespace {
 
 __global__ void differential_forward_kernel(float* out, const float* a1, const float* a2, const float* lambda,
                                             float lambda_init, int64_t count, int64_t width, int head_dim) {
+  await_prior_grids();
   LIVS_GRID_STRIDE(i, count) out[i] = a1[i] - (lambda_init + lambda[(i % width) / head_dim]) * a2[i];
 }
 __global__ void differential_backward_kernel(float* da1, float* da2, const float* dout, const float* lambda,
                                              float lambda_init, int64_t count, int64_t width, int head_dim) {
+  await_prior_grids();
   LIVS_GRID_STRIDE(i, count) {
     da1[i] += dout[i];
     da2[i] -= (lambda_init + lambda[(i % width) / head_dim]) * dout[i];
@@ -28,6 +31,7 @@ __global__ void differential_backward_kernel(float* da1, float* da2, const float
 // dlambda[h] -= sum over the head's columns (in order) of the column sums.
 __global__ void differential_lambda_kernel(float* dlambda, const float* column_totals, int heads,
                                            int head_dim) {
+  await_prior_grids();
   const int h = blockIdx.x * blockDim.x + threadIdx.x;
   if (h >= heads) return;
   float sum = 0.0f;
@@ -37,6 +41,7 @@ __global__ void differential_lambda_kernel(float* dlambda, const float* column_t
 
 __global__ void gate_mix_forward_kernel(float* out, const float* y0, const float* y1, const float* gate,
                                         int64_t count, int64_t cols) {
+  await_prior_grids();
   LIVS_GRID_STRIDE(i, count) {
     const float s = sigmoid(gate[i % cols]);
     out[i] = s * y0[i] + (1.0f - s) * y1[i];
@@ -44,6 +49,7 @@ __global__ void gate_mix_forward_kernel(float* out, const float* y0, const float
 }
 __global__ void gate_mix_backward_kernel(float* dy0, float* dy1, const float* dout, const float* gate,
                                          int64_t count, int64_t cols) {
+  await_prior_grids();
   LIVS_GRID_STRIDE(i, count) {
     const float s = sigmoid(gate[i % cols]);
     dy0[i] += s * dout[i];

@@ -11,6 +11,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -23,6 +24,7 @@ unsigned blocks_for(int64_t threads, int per_block = 128) {
 
 __global__ void moe_route_rows_kernel(float* probs, int32_t* top_index, float* top_weight,
                                       const float* logits, int64_t rows, int64_t experts, int top_k) {
+  await_prior_grids();
   const int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (n >= rows) return;
   const float* l = logits + n * experts;
@@ -52,6 +54,7 @@ __global__ void moe_route_rows_kernel(float* probs, int32_t* top_index, float* t
 // (deterministic; the order differs from the CPU's running sum, so the mean
 // agrees with the CPU's to rounding).
 __global__ void moe_probability_mean_kernel(float* means, const float* probs, int64_t rows, int64_t experts) {
+  await_prior_grids();
   __shared__ float partials[kWarpSize];
   const int64_t e = blockIdx.x;
   float sum = 0.0f;
@@ -66,6 +69,7 @@ __global__ void moe_route_backward_kernel(float* dlogits, const float* dtop_weig
                                           const int32_t* top_index, const float* top_weight,
                                           const float* expert_fractions, int64_t rows, int64_t experts,
                                           int top_k, float balance) {
+  await_prior_grids();
   const int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (n >= rows) return;
   const float* p = probs + n * experts;
@@ -187,6 +191,7 @@ __device__ inline void route_row(float l, int64_t n, float* probs, int32_t* top_
 
 __global__ void moe_route_warp_kernel(float* probs, int32_t* top_index, float* top_weight,
                                       const float* logits, int64_t rows, int experts, int top_k) {
+  await_prior_grids();
   const int lane = threadIdx.x % kWarpSize;
   for_each_warp_row(rows, [&](int64_t n) {
     route_row(lane < experts ? logits[n * experts + lane] : -INFINITY, n, probs, top_index, top_weight,
@@ -223,6 +228,7 @@ __global__ void moe_route_backward_warp_kernel(float* dlogits, const float* dtop
                                                const int32_t* top_index, const float* top_weight,
                                                const float* expert_fractions, int64_t rows, int experts,
                                                int top_k, float balance) {
+  await_prior_grids();
   const int lane = threadIdx.x % kWarpSize;
   const float stat = lane < experts ? expert_fractions[lane] : 0.0f;
   for_each_warp_row(rows, [&](int64_t n) {
@@ -259,6 +265,7 @@ __device__ inline int32_t dispatch_expert(const int32_t* top_index, int64_t a, i
 
 __global__ void moe_chunk_count_kernel(int32_t* chunk_counts, const int32_t* top_index, int64_t assignments,
                                        int experts) {
+  await_prior_grids();
   extern __shared__ int32_t histogram[];  // [experts]
   for (int e = threadIdx.x; e < experts; e += blockDim.x) histogram[e] = 0;
   __syncthreads();
@@ -303,6 +310,7 @@ __device__ inline void write_fraction(float* fractions, int e, int32_t total, in
 // blockDim.x >= experts, a multiple of the warp size, at most 1024.
 __global__ void moe_chunk_scan_kernel(int32_t* chunk_places, int32_t* offsets, float* fractions,
                                       int64_t chunks, int experts, int64_t assignments) {
+  await_prior_grids();
   __shared__ int32_t warp_totals[kWarpSize];
   const int e = threadIdx.x;
   int32_t total = 0;
@@ -350,6 +358,7 @@ __device__ inline void scatter_chunk(int32_t* order, int32_t* position, FirstPla
 
 __global__ void moe_chunk_scatter_kernel(int32_t* order, int32_t* position, const int32_t* chunk_places,
                                          const int32_t* top_index, int64_t assignments, int experts) {
+  await_prior_grids();
   extern __shared__ int32_t warp_counts[];  // [kDispatchWarps][experts]
   const int32_t* places = chunk_places + int64_t(blockIdx.x) * experts;
   scatter_chunk(
@@ -367,6 +376,7 @@ constexpr int kFusedScanChunks = 64;
 __global__ void moe_scan_scatter_kernel(int32_t* order, int32_t* position, int32_t* offsets, float* fractions,
                                         const int32_t* chunk_counts, const int32_t* top_index,
                                         int64_t assignments, int experts, int chunks) {
+  await_prior_grids();
   __shared__ int32_t warp_totals[kWarpSize];
   extern __shared__ int32_t dynamic[];  // [experts] first places, then [kDispatchWarps][experts] warp counts
   int32_t* first_places = dynamic;
@@ -427,6 +437,7 @@ template <int kE>
 __global__ void moe_route_logits_kernel(float* probs, int32_t* top_index, float* top_weight, const float* x,
                                         const float* router, int64_t rows, RowAccess row, int experts,
                                         int top_k) {
+  await_prior_grids();
   const int lane = threadIdx.x % kWarpSize;
   for_each_warp_row(rows, [&](int64_t n) {
     float part[kE];
@@ -452,6 +463,7 @@ __global__ void moe_route_logits_kernel(float* probs, int32_t* top_index, float*
 // xs[p] = x[order[p] / top_k]
 __global__ void moe_gather_kernel(float* xs, const float* x, const int32_t* order, int64_t assignments,
                                   RowAccess row, int top_k) {
+  await_prior_grids();
   for_each_warp_row(assignments, [&](int64_t p) {
     const float* src = x + int64_t(order[p] / top_k) * row.cols;
     float* dst = xs + p * row.cols;
@@ -470,6 +482,7 @@ __global__ void __launch_bounds__(kRowWarps* kWarpSize)
     moe_gather_backward_kernel(float* dx, const float* dxs, const int32_t* position, int64_t rows,
                                RowAccess row, int top_k, const float* dlogits, const float* router,
                                int experts, bool accumulate) {
+  await_prior_grids();
   __shared__ float row_dlogits[kRowWarps][kWarpSize];
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   for_each_warp_row(rows, [&](int64_t n) {
@@ -497,6 +510,7 @@ __global__ void __launch_bounds__(kRowWarps* kWarpSize)
 // y[n] = sum_j top_weight[n k + j] ys[position[n k + j]], from zero in that order.
 __global__ void moe_combine_kernel(float* y, const float* ys, const float* top_weight,
                                    const int32_t* position, int64_t rows, RowAccess row, int top_k) {
+  await_prior_grids();
   for_each_warp_row(rows, [&](int64_t n) {
     for_row_columns(row, [&](int64_t c, auto w) {
       float4 acc = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -536,6 +550,7 @@ __device__ inline float combine_backward_row(float* dys, const float* dy, const 
 __global__ void moe_combine_backward_kernel(float* dys, float* dtop_weight, const float* dy, const float* ys,
                                             const float* top_weight, const int32_t* position,
                                             int64_t assignments, RowAccess row, int top_k) {
+  await_prior_grids();
   for_each_warp_row(assignments, [&](int64_t a) {
     const float dot = combine_backward_row(dys, dy, ys, top_weight, position, a, row, top_k);
     if (threadIdx.x % kWarpSize == 0) dtop_weight[a] = dot;
@@ -552,6 +567,7 @@ __global__ void moe_combine_route_backward_kernel(float* dys, float* dlogits, __
                                                   const int32_t* position, const float* expert_fractions,
                                                   int64_t rows, RowAccess row, int experts, int top_k,
                                                   float balance) {
+  await_prior_grids();
   const int lane = threadIdx.x % kWarpSize;
   const float stat = lane < experts ? expert_fractions[lane] : 0.0f;
   for_each_warp_row(rows, [&](int64_t n) {
@@ -572,6 +588,7 @@ __global__ void moe_combine_route_backward_kernel(float* dys, float* dlogits, __
 // (explicit roundings: no contraction into fma).
 __global__ void moe_balance_loss_kernel(double* out, const float* expert_fractions, const float* means,
                                         int experts, float aux_weight) {
+  await_prior_grids();
   double sum = 0.0;
   for (int e = 0; e < experts; ++e)
     sum = __dadd_rn(sum, __dmul_rn(double(expert_fractions[e]), double(means[e])));

@@ -4,6 +4,7 @@
 #include "evaluator/cuda/column_sums.cuh"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -98,6 +99,7 @@ __device__ inline void map_unary(float* out, const float* in, int64_t count, boo
 template <bool kAccumulate, class F>
 __global__ void slope_backward_kernel(float* din, const float* dout, const float* in, int64_t count,
                                       bool vector, F slope) {
+  await_prior_grids();
   auto step = [&](float acc, float d, float x) { return kAccumulate ? acc + d * slope(x) : d * slope(x); };
   grid_stride_quads(
       count, vector,
@@ -125,10 +127,12 @@ void launch_slope_backward(cudaStream_t stream, float* din, const float* dout, c
 
 __global__ void activation_forward_kernel(float* out, const float* in, int64_t count, ActivationKind kind,
                                           bool vector) {
+  await_prior_grids();
   map_unary(out, in, count, vector, [kind](float x) { return activate(x, kind); });
 }
 __global__ void multiply_forward_kernel(float* out, const float* a, const float* b, int64_t count,
                                         bool vector) {
+  await_prior_grids();
   auto mul = [](float x, float y) { return x * y; };
   grid_stride_quads(
       count, vector, [&](int64_t i) { store4(out, i, f4(mul, load4(a, i), load4(b, i))); },
@@ -138,6 +142,7 @@ __global__ void multiply_forward_kernel(float* out, const float* a, const float*
 template <bool kAccumulate>
 __global__ void multiply_backward_kernel(float* da, float* db, const float* dout, const float* a,
                                          const float* b, int64_t count, bool vector) {
+  await_prior_grids();
   auto step = [](float acc, float d, float other) { return kAccumulate ? acc + d * other : d * other; };
   grid_stride_quads(
       count, vector,
@@ -152,16 +157,19 @@ __global__ void multiply_backward_kernel(float* da, float* db, const float* dout
       });
 }
 __global__ void add_bias_kernel(float* y, const float* bias, int64_t count, int64_t cols) {
+  await_prior_grids();
   LIVS_GRID_STRIDE(i, count) y[i] += bias[i % cols];
 }
 __global__ void feature_map_forward_kernel(float* out, const float* in, int64_t count, FeatureMapKind kind,
                                            bool vector) {
+  await_prior_grids();
   map_unary(out, in, count, vector, [kind](float x) { return feature_map(x, kind); });
 }
 
 // log(sigmoid(u)) = -softplus(-u), finite for large |u|.
 __global__ void gla_log_decay_forward_kernel(float* log_alpha, const float* z, const float* bias,
                                              int64_t count, int64_t cols, float temperature) {
+  await_prior_grids();
   LIVS_GRID_STRIDE(i, count) {
     const float u = z[i] + bias[i % cols];
     const float log_sigmoid = u >= 0.0f ? -log1pf(expf(-u)) : u - log1pf(expf(u));
@@ -181,12 +189,14 @@ struct GlaSlope {
 };
 
 __global__ void gla_log_decay_backward_kernel(float* dz, GlaSlope slope, int64_t count) {
+  await_prior_grids();
   LIVS_GRID_STRIDE(i, count) dz[i] += slope(i / slope.cols, i % slope.cols);
 }
 
 // The differential halves: in [rows, 2W] -> out [rows, W].
 __global__ void halves_difference_forward_kernel(float* out, const float* in, const float* lambda,
                                                  float lambda_init, int64_t count, int64_t W) {
+  await_prior_grids();
   LIVS_GRID_STRIDE(i, count) {
     const int64_t n = i / W, c = i % W;
     out[i] = in[n * 2 * W + c] - (lambda_init + lambda[c]) * in[n * 2 * W + W + c];
@@ -194,6 +204,7 @@ __global__ void halves_difference_forward_kernel(float* out, const float* in, co
 }
 __global__ void halves_difference_backward_kernel(float* din, const float* dout, const float* lambda,
                                                   float lambda_init, int64_t count, int64_t W) {
+  await_prior_grids();
   LIVS_GRID_STRIDE(i, count) {
     const int64_t n = i / W, c = i % W;
     const float g = dout[i];

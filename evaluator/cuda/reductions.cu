@@ -6,6 +6,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 #include "evaluator/cuda/step_kernels.hpp"
 
@@ -17,6 +18,7 @@ constexpr int kThreads = 256;
 
 template <bool kSquare>
 __global__ void sum_partials_kernel(double* partials, const float* x, int64_t count) {
+  await_prior_grids();
   __shared__ double shared[32];
   double acc = 0.0;
   const int64_t stride = int64_t(kSumOfSquaresBlocks) * kThreads;
@@ -27,12 +29,14 @@ __global__ void sum_partials_kernel(double* partials, const float* x, int64_t co
 }
 
 __global__ void sum_of_squares_final_kernel(double* partials) {
+  await_prior_grids();
   __shared__ double shared[32];
   const double total = block_sum(partials[threadIdx.x], shared);
   if (threadIdx.x == 0) partials[kSumOfSquaresBlocks] = total;
 }
 
 __global__ void mean_final_kernel(double* out, const double* partials, int64_t count) {
+  await_prior_grids();
   __shared__ double shared[32];
   const double total = block_sum(partials[threadIdx.x], shared);
   if (threadIdx.x == 0) *out = count > 0 ? total / double(count) : 0.0;
@@ -42,6 +46,7 @@ __global__ void mean_final_kernel(double* out, const double* partials, int64_t c
 // correctly rounded in both places, so host and device agree bit for bit).
 __global__ void grad_clip_final_kernel(float* scale_out, double* norm_out, const double* partials,
                                        double max_norm) {
+  await_prior_grids();
   __shared__ double shared[32];
   const double total = block_sum(partials[threadIdx.x], shared);
   if (threadIdx.x == 0) {

@@ -25,6 +25,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -61,6 +62,7 @@ __global__ void __launch_bounds__(kThreads)
     rmsnorm_forward_fast_kernel(float* out, __nv_bfloat16* out16, float* rstd, const float* x,
                                 const float* addend, float* sum_out, const float* gain, float eps,
                                 int64_t rows, int d) {
+  await_prior_grids();
   constexpr int kGroups = kThreads / G;
   const int lane = threadIdx.x % G, group = threadIdx.x / G, d4 = d / 4;
   for (int64_t n0 = blockIdx.x * int64_t(kGroups); n0 < rows; n0 += int64_t(gridDim.x) * kGroups) {
@@ -101,6 +103,7 @@ __global__ void __launch_bounds__(kThreads)
     rmsnorm_backward_fast_kernel(float* dx, __nv_bfloat16* dx16, float* partials, const float* dout,
                                  const float* x, const float* gain, const float* rstd, int64_t rows, int d,
                                  int64_t chunk_rows, bool accumulate) {
+  await_prior_grids();
   constexpr int kGroups = kThreads / G;
   extern __shared__ float4 group_partials[];  // [kGroups][d / 4]
   const int lane = threadIdx.x % G, group = threadIdx.x / G, d4 = d / 4;
@@ -157,6 +160,7 @@ __global__ void __launch_bounds__(kThreads)
 // columns.
 __global__ void __launch_bounds__(kThreads)
     rmsnorm_gain_reduce_kernel(float* dgain, const float* partials, int64_t parts, int64_t d) {
+  await_prior_grids();
   constexpr int kSlices = kThreads / kWarpSize;
   __shared__ float slice_sums[kSlices][kWarpSize];
   const int lane = threadIdx.x % kWarpSize, slice = threadIdx.x / kWarpSize;
@@ -231,6 +235,7 @@ constexpr int kRowsPerBlock = kThreads / kWarpSize;
 
 __global__ void rmsnorm_forward_kernel(float* out, __nv_bfloat16* out16, float* rstd, const float* x,
                                        const float* gain, float eps, int64_t rows, int64_t d) {
+  await_prior_grids();
   const int64_t n = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / kWarpSize;
   const int lane = threadIdx.x % kWarpSize;
   if (n >= rows) return;
@@ -249,6 +254,7 @@ __global__ void rmsnorm_forward_kernel(float* out, __nv_bfloat16* out16, float* 
 __global__ void rmsnorm_backward_input_kernel(float* dx, __nv_bfloat16* dx16, const float* dout,
                                               const float* x, const float* gain, const float* rstd,
                                               int64_t rows, int64_t d, bool accumulate) {
+  await_prior_grids();
   const int64_t n = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / kWarpSize;
   const int lane = threadIdx.x % kWarpSize;
   if (n >= rows) return;
@@ -267,6 +273,7 @@ __global__ void rmsnorm_backward_input_kernel(float* dx, __nv_bfloat16* dx16, co
 // dgain partials over a fixed number of row chunks, each summed in row order.
 __global__ void rmsnorm_gain_partials_kernel(float* partials, const float* dout, const float* x,
                                              const float* rstd, int64_t rows, int64_t d, int64_t chunk_rows) {
+  await_prior_grids();
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   const int64_t chunk = blockIdx.y;
   if (c >= d) return;

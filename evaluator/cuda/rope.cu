@@ -10,6 +10,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -33,6 +34,7 @@ __device__ inline void rotate(float& da, float& db, float a, float b, float c, f
 template <bool kBackward, bool kQuad, class Out>
 __global__ void __launch_bounds__(kThreads)
     rope_kernel(Out* dst, const float* src, const float* cos, const float* sin, RopeShape s, int64_t rows) {
+  await_prior_grids();
   const int half = s.head_dim / 2;
   const int units_per_head = kQuad ? half / 4 : half;
   const int units = s.heads * units_per_head;

@@ -27,6 +27,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 
 namespace livs::evaluator::cuda {
@@ -97,6 +98,7 @@ struct RglruInputs {
 __global__ void rglru_forward_kernel(float* h, const float* u, const float* gate_a, const float* gate_i,
                                      const float* lambda, float c, float* state, const float* carry_in,
                                      ScanShape s, int64_t chunks, int64_t per_group, bool write_state) {
+  await_prior_grids();
   const int64_t C = s.channels, T = s.seq, ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (ch >= C) return;
   const int64_t b = blockIdx.z, g = blockIdx.y, c0 = g * per_group;
@@ -122,6 +124,7 @@ __global__ void rglru_forward_kernel(float* h, const float* u, const float* gate
 __global__ void rglru_chunk_end_kernel(float* ends, float* log_decay, const float* u, const float* gate_a,
                                        const float* gate_i, const float* lambda, float c, ScanShape s,
                                        int64_t chunks) {
+  await_prior_grids();
   const int64_t C = s.channels, T = s.seq, ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (ch >= C) return;
   const int64_t b = blockIdx.z, k = blockIdx.y, t_end = min64(T, (k + 1) * kScanChunk);
@@ -148,6 +151,7 @@ __global__ void rglru_chunk_end_kernel(float* ends, float* log_decay, const floa
 // receives its end when write_init.
 __global__ void carry_across_chunks_kernel(float* ends, const float* log_decay, float* init, int batch,
                                            int64_t chunks, int64_t count, bool reverse, bool write_init) {
+  await_prior_grids();
   const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (idx >= int64_t(batch) * count) return;
   const int64_t b = idx / count, i = idx % count;
@@ -167,6 +171,7 @@ __global__ void rglru_backward_kernel(float* du, float* dgate_a, float* dgate_i,
                                       const float* dh, const float* h, const float* u, const float* gate_a,
                                       const float* gate_i, const float* lambda, float c,
                                       const float* carry_in, ScanShape s, int64_t chunks, int64_t per_group) {
+  await_prior_grids();
   const int64_t C = s.channels, T = s.seq, ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (ch >= C) return;
   const int64_t b = blockIdx.z, g = blockIdx.y, c0 = g * per_group, c_last = c0 + per_group - 1;
@@ -205,6 +210,7 @@ __global__ void rglru_backward_kernel(float* du, float* dgate_a, float* dgate_i,
 // it hands to chunk k - 1 and its total log a.
 __global__ void rglru_chunk_carry_kernel(float* ends, float* log_decay, const float* dh, const float* gate_a,
                                          const float* lambda, float c, ScanShape s, int64_t chunks) {
+  await_prior_grids();
   const int64_t C = s.channels, T = s.seq, ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (ch >= C) return;
   const int64_t b = blockIdx.z, k = blockIdx.y, t_end = min64(T, (k + 1) * kScanChunk);
@@ -227,6 +233,7 @@ __global__ void rglru_chunk_carry_kernel(float* ends, float* log_decay, const fl
 
 __global__ void rglru_lambda_kernel(float* dlambda, const float* dsp_partials, const float* lambda,
                                     int64_t partial_rows, int64_t C) {
+  await_prior_grids();
   const int64_t ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (ch >= C) return;
   float dsp = 0.0f;
@@ -244,6 +251,7 @@ __global__ void selective_forward_kernel(float* y, float* checkpoints, const flo
                                          const float* a_log, const float* B, const float* C, const float* D,
                                          float* state, ScanShape s, int64_t chunks, int64_t per_group,
                                          bool from_checkpoints, bool store_checkpoints, bool write_state) {
+  await_prior_grids();
   const int64_t Ch = s.channels, T = s.seq, N = s.state, ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (ch >= Ch) return;
   const int64_t b = blockIdx.z, c0 = blockIdx.y * per_group;
@@ -295,6 +303,7 @@ __global__ void selective_forward_kernel(float* y, float* checkpoints, const flo
 // ends [b, chunks, Ch, N], the chunk's sum of delta to delta_sums [b, chunks, Ch].
 __global__ void selective_chunk_end_kernel(float* ends, float* delta_sums, const float* u, const float* delta,
                                            const float* a_log, const float* B, ScanShape s, int64_t chunks) {
+  await_prior_grids();
   const int64_t Ch = s.channels, T = s.seq, N = s.state, ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (ch >= Ch) return;
   const int64_t b = blockIdx.z, k_chunk = blockIdx.y, t_end = min64(T, (k_chunk + 1) * kScanChunk);
@@ -326,6 +335,7 @@ __global__ void selective_chunk_end_kernel(float* ends, float* delta_sums, const
 // carry kernel above takes one log-decay per value, so this writes them.
 __global__ void selective_log_decay_kernel(float* log_decay, const float* delta_sums, const float* a_log,
                                            int64_t rows, int64_t Ch, int64_t N) {
+  await_prior_grids();
   const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (idx >= rows * Ch * N) return;
   const int64_t n = idx % N, rc = idx / N, ch = rc % Ch;
@@ -337,6 +347,7 @@ __global__ void selective_log_decay_kernel(float* log_decay, const float* delta_
 __global__ void selective_chunk_carry_kernel(float* ends, float* delta_sums, const float* dy,
                                              const float* delta, const float* a_log, const float* C,
                                              ScanShape s, int64_t chunks) {
+  await_prior_grids();
   const int64_t Ch = s.channels, T = s.seq, N = s.state, ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (ch >= Ch) return;
   const int64_t b = blockIdx.z, k_chunk = blockIdx.y, t_end = min64(T, (k_chunk + 1) * kScanChunk);
@@ -401,6 +412,7 @@ __global__ void selective_backward_kernel(float* du, float* ddelta, float* bc_pa
                                           const float* u, const float* delta, const float* a_log,
                                           const float* B, const float* C, const float* D, ScanShape s,
                                           int64_t chunks, int64_t per_group) {
+  await_prior_grids();
   const int64_t Ch = s.channels, T = s.seq, N = s.state,
                 ch_raw = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   const bool valid = ch_raw < Ch;
@@ -508,6 +520,7 @@ __global__ void selective_backward_kernel(float* du, float* ddelta, float* bc_pa
 // dB[row, n] += sum over warps of the dB partials, dC likewise (warps in order).
 __global__ void selective_bc_kernel(float* dB, float* dC, const float* bc_partials, int64_t rows,
                                     int64_t warps, int64_t N) {
+  await_prior_grids();
   const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (idx >= rows * N) return;
   const int64_t row = idx / N, n = idx % N;
@@ -525,6 +538,7 @@ __global__ void selective_bc_kernel(float* dB, float* dC, const float* bc_partia
 // da_log and dD from the partials [partial_rows, Ch * (N + 1)] (sequences, then chunk groups, in order).
 __global__ void selective_params_kernel(float* da_log, float* dD, const float* partials, int64_t partial_rows,
                                         int64_t Ch, int64_t N) {
+  await_prior_grids();
   const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   const int64_t P = Ch * (N + 1);
   if (idx >= P) return;

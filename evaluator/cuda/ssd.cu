@@ -40,6 +40,7 @@
 #include "common/environment_switch.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 #include "evaluator/cuda/ssd_common.cuh"
 #include "evaluator/cuda/ssd_tc.cuh"
@@ -94,6 +95,7 @@ unsigned element_blocks(int64_t threads) {
 // and the chunk's total log-decay.
 __global__ void ssd_chunk_state_kernel(float* ends, float* totals, const float* xbc, const float* dt,
                                        const float* a_log, Dims d, bool staged) {
+  await_prior_grids();
   extern __shared__ float staging[];
   __shared__ float cum[kQ], dtv[kQ], w[kQ];
   const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
@@ -149,6 +151,7 @@ __device__ float carry_through(float* slots, const float* totals, int64_t first_
 }
 
 __global__ void ssd_carry_kernel(float* checkpoints, const float* totals, float* state, Dims d) {
+  await_prior_grids();
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= d.batch * d.H * d.PN()) return;
   const int64_t b = idx / (d.H * d.PN()), h = (idx / d.PN()) % d.H, e = idx % d.PN();
@@ -161,6 +164,7 @@ __global__ void ssd_carry_kernel(float* checkpoints, const float* totals, float*
 // Forward pass 3: the outputs of one chunk and head.
 __global__ void ssd_chunk_output_kernel(float* y, const float* checkpoints, const float* xbc, const float* dt,
                                         const float* a_log, const float* D, Dims d, bool staged) {
+  await_prior_grids();
   extern __shared__ float staging[];
   __shared__ float cum[kQ], dtv[kQ];
   __shared__ float M[kQ][kQ + 1];  // (C_i . B_j) e^(cum_i - cum_j) dt_j, j <= i
@@ -199,6 +203,7 @@ __global__ void ssd_chunk_output_kernel(float* y, const float* checkpoints, cons
 // Decode (no checkpoints): the recurrence itself through `state`, one thread per (sequence, head, channel).
 __global__ void ssd_recurrent_kernel(float* y, const float* xbc, const float* dt, const float* a_log,
                                      const float* D, float* state, Dims d) {
+  await_prior_grids();
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= d.batch * d.H * d.P) return;
   const int64_t b = idx / (d.H * d.P), h = (idx / d.P) % d.H, p = idx % d.P;
@@ -221,6 +226,7 @@ __global__ void ssd_recurrent_kernel(float* y, const float* xbc, const float* dt
 // Backward pass 1: what chunk c's outputs send to its entering state, sum_i e^(cum_i) dy_i C_i^T.
 __global__ void ssd_chunk_adjoint_kernel(float* G, float* totals, const float* dy, const float* xbc,
                                          const float* dt, const float* a_log, Dims d, bool staged) {
+  await_prior_grids();
   extern __shared__ float staging[];
   __shared__ float cum[kQ], dtv[kQ];
   const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
@@ -241,6 +247,7 @@ __global__ void ssd_chunk_adjoint_kernel(float* G, float* totals, const float* d
 // Backward pass 2: the gradient at each chunk's end, G_end(c) = G_in(c + 1),
 // G_in(c) = local(c) + e^(total_c) G_end(c), in reverse chunk order.
 __global__ void ssd_adjoint_carry_kernel(float* G, const float* totals, Dims d) {
+  await_prior_grids();
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= d.batch * d.H * d.PN()) return;
   const int64_t b = idx / (d.H * d.PN()), h = (idx / d.PN()) % d.H, e = idx % d.PN();
@@ -265,6 +272,7 @@ __global__ void ssd_chunk_backward_kernel(float* dxbc, float* ddt, float* bc_par
                                           const float* dy, const float* checkpoints, const float* Gend_all,
                                           const float* xbc, const float* dt, const float* a_log,
                                           const float* D, Dims d, bool staged) {
+  await_prior_grids();
   extern __shared__ float staging[];
   __shared__ float cum[kQ], dtv[kQ], dcum[kQ], in_sum[kQ], t2[kQ], t4[kQ], d_sum[kQ];
   __shared__ float S[kQ][kQ + 1], X[kQ][kQ + 1];
@@ -381,6 +389,7 @@ __global__ void ssd_chunk_backward_kernel(float* dxbc, float* ddt, float* bc_par
 
 // dB and dC (columns I .. I + 2N of dxbc) = the heads' partials, summed in head order.
 __global__ void ssd_bc_kernel(float* dxbc, const float* bc_partials, Dims d) {
+  await_prior_grids();
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= d.batch * d.T * 2 * d.N) return;
   const int64_t row = idx / (2 * d.N), n2 = idx % (2 * d.N);
@@ -394,6 +403,7 @@ __global__ void ssd_bc_kernel(float* dxbc, const float* bc_partials, Dims d) {
 // fixed butterfly (a thread per head walking every block took 28 us a call).
 __global__ void ssd_params_kernel(float* da_log, float* dD, const float* param_partials, const float* a_log,
                                   Dims d) {
+  await_prior_grids();
   const int64_t h = blockIdx.x;
   double da = 0.0, dd = 0.0;
   for (int64_t bc = threadIdx.x; bc < d.batch * d.chunks; bc += kWarpSize) {

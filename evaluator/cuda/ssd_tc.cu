@@ -25,6 +25,7 @@
 
 #include "common/environment_switch.hpp"
 #include "evaluator/cuda/cuda_check.hpp"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/mma_tiles.cuh"
 #include "evaluator/cuda/ssd_tc.cuh"
 
@@ -50,6 +51,7 @@ static_assert(kQ % tc::kMmaRows == 0, "whole m-tiles per chunk");
 __global__ void __launch_bounds__(kThreads)
     chunk_outer_kernel(float* out, float* totals, const float* u, int64_t u_stride, const float* v,
                        const float* dt, const float* a_log, Dims d, bool adjoint) {
+  await_prior_grids();
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   __shared__ float cum[kQ], dtv[kQ], w[kQ];
   const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
@@ -74,6 +76,7 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     chunk_output_kernel(float* y, const float* checkpoints, const float* xbc, const float* dt,
                         const float* a_log, const float* D, Dims d) {
+  await_prior_grids();
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   __shared__ float cum[kQ], dtv[kQ];
   const Chunk k = load_chunk(cum, dtv, dt, a_log, d);
@@ -136,6 +139,7 @@ __global__ void __launch_bounds__(kThreads)
     chunk_backward_kernel(float* dxbc, float* ddt, float* bc_partials, float* param_partials, const float* dy,
                           const float* checkpoints, const float* Gend_all, const float* xbc, const float* dt,
                           const float* a_log, const float* D, Dims d) {
+  await_prior_grids();
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   __shared__ float cum[kQ], dtv[kQ], dcum[kQ], t2[kQ], t4[kQ], in_sum[kQ], d_sum[kQ];
   __shared__ float halves[4][2][kQ];  // t2, t4, in_sum, d_sum from each half's columns

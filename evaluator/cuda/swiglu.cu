@@ -13,6 +13,7 @@
 
 #include "evaluator/cuda/cuda_check.hpp"
 #include "evaluator/cuda/device_math.cuh"
+#include "evaluator/cuda/grid_dependency.cuh"
 #include "evaluator/cuda/kernels.hpp"
 #include "evaluator/cuda/swiglu_math.cuh"
 
@@ -30,6 +31,7 @@ struct Flat {
 template <class Out, class In, class Index>
 __global__ void swiglu_forward_kernel(Out* h, const In* gate, const In* up, int64_t count, bool vector,
                                       Index at) {
+  await_prior_grids();
   grid_stride_quads(
       count, vector,
       [&](int64_t i) {
@@ -47,6 +49,7 @@ __global__ void swiglu_forward_kernel(Out* h, const In* gate, const In* up, int6
 template <bool kAccumulate, class Out, class In, class Index>
 __global__ void swiglu_backward_kernel(Out* dgate, Out* dup, const In* dh, const In* gate, const In* up,
                                        int64_t count, bool vector, Index at) {
+  await_prior_grids();
   static_assert(!kAccumulate || std::is_same_v<Out, float>, "bf16 shadows are written, not added to");
   grid_stride_quads(
       count, vector,
