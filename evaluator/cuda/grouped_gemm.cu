@@ -723,12 +723,23 @@ void grouped_matmul_backward_input_pair(cudaStream_t stream, Matrix dx, ConstMat
                     tensor_cores, "grouped_matmul_backward_input_pair");
 }
 
+namespace {
+// The current device's multiprocessors (132 on an H100 / H200 SXM).
+int64_t multiprocessors() {
+  int device = 0, sms = 0;
+  LIVS_CUDA_CHECK(cudaGetDevice(&device));
+  LIVS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return sms;
+}
+}  // namespace
+
 int grouped_weight_splits(int64_t capacity, int64_t n, int64_t k, int experts) {
   if (capacity <= 0 || experts <= 0) return 1;
   const int64_t tiles = ((n + kTileM - 1) / kTileM) * ((k + kTileN - 1) / kTileN) * experts;
-  // About two blocks per SM of an H100/H200 (132 SMs), and at least 128 rows
-  // per chunk on average (below that the partials cost more than they save).
-  const int64_t for_blocks = (264 + tiles - 1) / tiles, for_rows = capacity / (int64_t(experts) * 128);
+  // About two blocks per SM, and at least 128 rows per chunk on average
+  // (below that the partials cost more than they save).
+  const int64_t blocks = 2 * multiprocessors();
+  const int64_t for_blocks = (blocks + tiles - 1) / tiles, for_rows = capacity / (int64_t(experts) * 128);
   return int(std::max<int64_t>(1, std::min<int64_t>({for_blocks, for_rows, 16})));
 }
 
@@ -790,12 +801,7 @@ WeightProblem weight_pair_problem(Matrix dw0, ConstMatrix dy0, Matrix dw1, Const
 }
 
 // Blocks of a grouped launch that one wave of the device holds.
-int64_t blocks_in_one_wave() {
-  int device = 0, sms = 0;
-  LIVS_CUDA_CHECK(cudaGetDevice(&device));
-  LIVS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  return int64_t(kBlocksPerSm) * sms;
-}
+int64_t blocks_in_one_wave() { return kBlocksPerSm * multiprocessors(); }
 
 // A backward-input rows problem (then_add or swiglu_backward) and a weight
 // gradient in one launch (grouped_rows_and_weight_kernel), then the weight's
