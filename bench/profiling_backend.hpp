@@ -261,9 +261,9 @@ class ProfilingBackend final : public Backend {
     inner_.moe_combine_route_backward(r, dlogits, dlogits16, dys, dtop_weight, dy, ys, aux_weight);
   }
   void moe_gather_router_backward(const MoeRouting& r, Matrix dx, ConstMatrix dxs, GemmOperand dlogits,
-                                  GemmOperand router, bool accumulate) override {
+                                  GemmOperand router, bool accumulate, ConstMatrix dxs_up = {}) override {
     Timed timed(*this, "moe_gather_router_backward");
-    inner_.moe_gather_router_backward(r, dx, dxs, dlogits, router, accumulate);
+    inner_.moe_gather_router_backward(r, dx, dxs, dlogits, router, accumulate, dxs_up);
   }
   void moe_balance_loss(double* out, const float* expert_fractions, ConstMatrix probs,
                         float aux_weight) override {
@@ -278,9 +278,9 @@ class ProfilingBackend final : public Backend {
   }
   void grouped_gate_up_backward(Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate, ConstMatrix dup,
                                 ConstMatrix x, ConstMatrix w_gate, ConstMatrix w_up, ExpertRows rows,
-                                bool accumulate) override {
+                                bool accumulate, Matrix dx_up = {}) override {
     Timed timed(*this, "grouped_gate_up_backward");
-    inner_.grouped_gate_up_backward(dw_gate, dw_up, dx, dgate, dup, x, w_gate, w_up, rows, accumulate);
+    inner_.grouped_gate_up_backward(dw_gate, dw_up, dx, dgate, dup, x, w_gate, w_up, rows, accumulate, dx_up);
   }
   void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override {
     Timed timed(*this, "grouped_matmul");

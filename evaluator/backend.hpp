@@ -643,11 +643,14 @@ class Backend {
     if (dlogits16) round_to_bf16(dlogits16, dlogits.data, dlogits.numel());
   }
   // dx (+)= dlogits Router (dx = ... when !accumulate), then dx += the
-  // experts' rows (moe_gather_backward of dxs).
+  // experts' rows (moe_gather_backward of dxs, then of dxs_up when given:
+  // the up projection's part that grouped_gate_up_backward left apart).
   virtual void moe_gather_router_backward(const MoeRouting& r, Matrix dx, ConstMatrix dxs,
-                                          GemmOperand dlogits, GemmOperand router, bool accumulate) {
+                                          GemmOperand dlogits, GemmOperand router, bool accumulate,
+                                          ConstMatrix dxs_up = {}) {
     matmul_backward_input(dx, dlogits, router, accumulate);
     moe_gather_backward(dx, dxs, r.position, r.top_k);
+    if (dxs_up.data) moe_gather_backward(dx, dxs_up, r.position, r.top_k);
   }
   // The load-balancing loss, in double, in backend memory (so nothing is
   // read on the host): out[0] = aux_weight * experts * sum_e f_e P_e, summed
@@ -728,12 +731,20 @@ class Backend {
     grouped_swiglu_backward_input(dgate, dup, dh, dy, w_down, gate, up, rows);
   }
   // The gate and up projections': grouped_matmul_backward_weight_pair, then
-  // grouped_matmul_backward_input_pair into dx.
+  // grouped_matmul_backward_input_pair into dx. With dx_up given, the two
+  // input products stay apart: dx (+)= dgate W_gate_e and dx_up = dup W_up_e
+  // (written), which a backend may run side by side instead of one after the
+  // other; moe_gather_router_backward adds dx_up's rows.
   virtual void grouped_gate_up_backward(Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate,
                                         ConstMatrix dup, ConstMatrix x, ConstMatrix w_gate, ConstMatrix w_up,
-                                        ExpertRows rows, bool accumulate) {
+                                        ExpertRows rows, bool accumulate, Matrix dx_up = {}) {
     grouped_matmul_backward_weight_pair(dw_gate, dgate, dw_up, dup, x, rows);
-    grouped_matmul_backward_input_pair(dx, dgate, w_gate, dup, w_up, rows, accumulate);
+    if (dx_up.data) {
+      grouped_matmul_backward_input(dx, dgate, w_gate, rows, accumulate);
+      grouped_matmul_backward_input(dx_up, dup, w_up, rows, false);
+    } else {
+      grouped_matmul_backward_input_pair(dx, dgate, w_gate, dup, w_up, rows, accumulate);
+    }
   }
 
   // Convolutions and scans (rec, ssm, gconv). Default bodies throw, as above.

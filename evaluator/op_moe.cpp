@@ -20,6 +20,7 @@
 // the trained objective is cross-entropy + aux. No decode state.
 #include <stdexcept>
 
+#include "common/environment_switch.hpp"
 #include "evaluator/operator.hpp"
 
 namespace livs::evaluator {
@@ -79,15 +80,19 @@ class MoeOp final : public Operator {
     be.grouped_swiglu_backward({w_down_.grad, d_, f_}, {r.dgate, a, f_}, {r.dup, a, f_}, {r.dh, a, f_},
                                {r.dys, a, d_}, {r.h, a, f_}, {w_down_.value, d_, f_}, {r.gate, a, f_},
                                {r.up, a, f_}, groups);
+    // The gate and up products' input gradients apart (the up one into dys,
+    // whose rows the swiglu backward has read): the two reductions run side
+    // by side, and the gather below adds both.
+    const Matrix dxs_up = split_input_products_ ? Matrix{r.dys, a, d_} : Matrix{};
     be.grouped_gate_up_backward({w_gate_.grad, f_, d_}, {w_up_.grad, f_, d_}, {r.dxs, a, d_},
                                 {r.dgate, a, f_}, {r.dup, a, f_}, {r.xs, a, d_}, {w_gate_.value, f_, d_},
-                                {w_up_.value, f_, d_}, groups, /*accumulate=*/false);
+                                {w_up_.value, f_, d_}, groups, /*accumulate=*/false, dxs_up);
     // The router's product is dx's first contribution (it may write dx), the
     // experts' rows the second.
     const GemmOperand dlogits{r.dlogits, n_, e_, r.dlogits16};
     be.matmul_backward_weight({router_.grad, e_, d_}, dlogits, {x.data, n_, d_, x.bf16});
     be.moe_gather_router_backward(routing, {dx, n_, d_}, {r.dxs, a, d_}, dlogits, router_.operand(e_, d_),
-                                  accumulate_dx);
+                                  accumulate_dx, dxs_up);
   }
 
   genome::DecodeState decode_state() const override { return {}; }
@@ -148,6 +153,9 @@ class MoeOp final : public Operator {
   int64_t d_, e_;
   int k_;
   int64_t f_;
+  // LIVSEARCH_MOE_SPLIT=1: the gate and up input gradients apart (off until
+  // measured on the GPU; the CPU computes the same either way, in another order).
+  bool split_input_products_ = enabled_if_one("LIVSEARCH_MOE_SPLIT");
   Param router_, w_gate_, w_up_, w_down_;
   int64_t n_ = 0;
   int decode_batch_ = 0;

@@ -182,7 +182,7 @@ class CudaBackend final : public Backend {
                                   float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                                   float aux_weight) override;
   void moe_gather_router_backward(const MoeRouting& r, Matrix dx, ConstMatrix dxs, GemmOperand dlogits,
-                                  GemmOperand router, bool accumulate) override;
+                                  GemmOperand router, bool accumulate, ConstMatrix dxs_up = {}) override;
 
   // Grouped GEMMs (grouped_gemm.cu): tensor cores in bf16 mode, exact fp32 in fp32 mode.
   void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override;
@@ -202,7 +202,7 @@ class CudaBackend final : public Backend {
                                ExpertRows rows) override;
   void grouped_gate_up_backward(Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate, ConstMatrix dup,
                                 ConstMatrix x, ConstMatrix w_gate, ConstMatrix w_up, ExpertRows rows,
-                                bool accumulate) override;
+                                bool accumulate, Matrix dx_up = {}) override;
 
   // Convolutions, scans and pointwise kernels of the gated blocks (cuda_backend_scans.cpp).
   void causal_conv_forward(float* y, const float* x, const float* w, const float* bias, float* state,

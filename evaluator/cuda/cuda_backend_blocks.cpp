@@ -99,9 +99,11 @@ void CudaBackend::moe_combine_route_backward(const MoeRouting& r, Matrix dlogits
     Backend::moe_combine_route_backward(r, dlogits, dlogits16, dys, dtop_weight, dy, ys, aux_weight);
 }
 void CudaBackend::moe_gather_router_backward(const MoeRouting& r, Matrix dx, ConstMatrix dxs,
-                                             GemmOperand dlogits, GemmOperand router, bool accumulate) {
-  if (!cuda::moe_gather_router_backward(stream_, r, dx, dxs, dlogits.matrix(), router.matrix(), accumulate))
-    Backend::moe_gather_router_backward(r, dx, dxs, dlogits, router, accumulate);
+                                             GemmOperand dlogits, GemmOperand router, bool accumulate,
+                                             ConstMatrix dxs_up) {
+  if (!cuda::moe_gather_router_backward(stream_, r, dx, dxs, dxs_up, dlogits.matrix(), router.matrix(),
+                                        accumulate))
+    Backend::moe_gather_router_backward(r, dx, dxs, dlogits, router, accumulate, dxs_up);
 }
 void CudaBackend::moe_gather(Matrix xs, ConstMatrix x, const int32_t* order, int top_k) {
   cuda::moe_gather(stream_, xs, x, order, top_k);
@@ -179,10 +181,10 @@ void CudaBackend::grouped_swiglu_backward(Matrix dw_down, Matrix dgate, Matrix d
 }
 void CudaBackend::grouped_gate_up_backward(Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate,
                                            ConstMatrix dup, ConstMatrix x, ConstMatrix w_gate,
-                                           ConstMatrix w_up, ExpertRows rows, bool accumulate) {
+                                           ConstMatrix w_up, ExpertRows rows, bool accumulate, Matrix dx_up) {
   const auto [splits, partials] = grouped_weight_partials(dw_gate, dgate.rows, rows.experts, 2);
-  cuda::grouped_gate_up_backward(stream_, dw_gate, dw_up, dx, dgate, dup, x, w_gate, w_up, rows, accumulate,
-                                 precision_ == GemmPrecision::bf16, partials, splits);
+  cuda::grouped_gate_up_backward(stream_, dw_gate, dw_up, dx, dx_up, dgate, dup, x, w_gate, w_up, rows,
+                                 accumulate, precision_ == GemmPrecision::bf16, partials, splits);
 }
 
 }  // namespace livs::evaluator

@@ -24,7 +24,10 @@
 //   (swiglu_math.cuh, so the bits are those of the separate kernels);
 // - a rows product and a weight gradient with independent outputs in one
 //   launch (MoE's backward: grouped_swiglu_backward, grouped_gate_up_backward),
-//   the rows blocks first, the weight gradient's after them.
+//   the rows blocks first, the weight gradient's after them;
+// - apart: a pair's two products into two outputs, each block one of them
+//   (MoE's gate and up input products: a block of the summed pair walked
+//   both reductions, 16 dependent slices at d 128, on one block an SM).
 // bf16 mode: inputs rounded to bf16 as they are staged, WMMA m16n16k16 on
 // tensor cores with fp32 accumulation (4 warps, 32 x 32 each). fp32 mode:
 // the same tiles in fp32 FMAs, each output summed over the reduction in
@@ -414,6 +417,7 @@ enum class RowsMode {
   then_add,         // C (+)= A B, then C += A2 B2: two inputs and weights into one output
   swiglu_forward,   // C = A B (gate), C2 = A B2 (up) and H = silu(C) C2
   swiglu_backward,  // A B is dh, the gradient of H = silu(G) U: C = dG and C2 = dU from it
+  apart,            // C (+)= A B and C2 = A2 B2 in blocks of their own (the grid's second half of columns)
 };
 
 // P[r, j] = sum_t A[r, t] B_e(t, j) for the rows r of expert e, where
@@ -443,9 +447,15 @@ struct RowsProblem {
 };
 
 // Block (tile, j_tile) of a rows launch: tile counts the M tiles over the
-// experts in order, j_tile the 64-column tiles of C.
+// experts in order, j_tile the 64-column tiles of C (apart: of C, then of C2).
 template <bool kTensorCores, bool kBFastJ, RowsMode kMode>
 __device__ void rows_block(const RowsProblem& p, int64_t tile, int64_t j_tile, unsigned char* shared) {
+  bool second = false;  // apart: this block computes C2 = A2 B2
+  if constexpr (kMode == RowsMode::apart) {
+    const int64_t column_tiles = (p.n + kTileN - 1) / kTileN;
+    second = j_tile >= column_tiles;
+    if (second) j_tile -= column_tiles;
+  }
   for (int e = 0; e < p.experts; ++e) {
     const ExpertRange r = expert_range(p.offsets, e, p.capacity);
     const int64_t tiles = (r.end - r.begin + kTileM - 1) / kTileM;
@@ -463,6 +473,9 @@ __device__ void rows_block(const RowsProblem& p, int64_t tile, int64_t j_tile, u
     // One kernel per mode: more inlined copies of the tile loop in one kernel spilled registers.
     if constexpr (kMode == RowsMode::swiglu_backward) {
       product(p.a, p.b, SwigluGrads{p.c + corner, p.c2 + corner, p.g + corner, p.u + corner, p.ldc});
+    } else if constexpr (kMode == RowsMode::apart) {  // one call: a second inlined tile loop spilled
+      product(second ? p.a2 : p.a, second ? p.b2 : p.b,
+              StoreC{(second ? p.c2 : p.c) + corner, p.ldc, !second && p.accumulate});
     } else {
       product(p.a, p.b, StoreC{p.c + corner, p.ldc, p.accumulate});
       if constexpr (kMode != RowsMode::store)
@@ -619,12 +632,13 @@ RowsProblem rows_problem(Matrix c, ConstMatrix a, ConstMatrix w, ExpertRows rows
 bool rows_empty(const RowsProblem& p) { return p.capacity <= 0 || p.n <= 0 || p.experts <= 0; }
 
 // A rows launch's grid: M tiles over the experts (each leaves at most one
-// partial tile) by column tiles of C.
+// partial tile) by column tiles of C (apart: of C and of C2).
 struct RowsGrid {
   int64_t x, y;
 };
 RowsGrid rows_grid(const RowsProblem& p) {
-  return {(p.capacity + kTileM - 1) / kTileM + p.experts, (p.n + kTileN - 1) / kTileN};
+  const int64_t outputs = p.mode == RowsMode::apart ? 2 : 1;
+  return {(p.capacity + kTileM - 1) / kTileM + p.experts, (p.n + kTileN - 1) / kTileN * outputs};
 }
 
 template <bool kBFastJ>
@@ -644,6 +658,8 @@ void launch_rows(cudaStream_t stream, const RowsProblem& p, int64_t a_cols, int6
   if constexpr (kBFastJ) {  // backward input
     if (p.mode == RowsMode::then_add)
       launch(std::integral_constant<RowsMode, RowsMode::then_add>{});
+    else if (p.mode == RowsMode::apart)
+      launch(std::integral_constant<RowsMode, RowsMode::apart>{});
     else if (p.mode == RowsMode::swiglu_backward)
       launch(std::integral_constant<RowsMode, RowsMode::swiglu_backward>{});
     else
@@ -829,8 +845,11 @@ void launch_rows_and_weight(cudaStream_t stream, const RowsProblem& rows, int64_
   };
   using SwigluBackward = std::integral_constant<RowsMode, RowsMode::swiglu_backward>;
   using ThenAdd = std::integral_constant<RowsMode, RowsMode::then_add>;
+  using Apart = std::integral_constant<RowsMode, RowsMode::apart>;
   if (rows.mode == RowsMode::swiglu_backward)
     tensor_cores ? launch(std::true_type{}, SwigluBackward{}) : launch(std::false_type{}, SwigluBackward{});
+  else if (rows.mode == RowsMode::apart)
+    tensor_cores ? launch(std::true_type{}, Apart{}) : launch(std::false_type{}, Apart{});
   else
     tensor_cores ? launch(std::true_type{}, ThenAdd{}) : launch(std::false_type{}, ThenAdd{});
   LIVS_CUDA_CHECK_LAUNCH();
@@ -858,12 +877,18 @@ void grouped_swiglu_backward(cudaStream_t stream, Matrix dw_down, Matrix dgate, 
                          "grouped_swiglu_backward");
 }
 
-void grouped_gate_up_backward(cudaStream_t stream, Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate,
-                              ConstMatrix dup, ConstMatrix x, ConstMatrix w_gate, ConstMatrix w_up,
-                              ExpertRows rows, bool accumulate, bool tensor_cores, float* partials,
-                              int splits) {
-  launch_rows_and_weight(stream, input_pair_problem(dx, dgate, w_gate, dup, w_up, rows, accumulate),
-                         dgate.cols, w_gate.cols,
+void grouped_gate_up_backward(cudaStream_t stream, Matrix dw_gate, Matrix dw_up, Matrix dx, Matrix dx_up,
+                              ConstMatrix dgate, ConstMatrix dup, ConstMatrix x, ConstMatrix w_gate,
+                              ConstMatrix w_up, ExpertRows rows, bool accumulate, bool tensor_cores,
+                              float* partials, int splits) {
+  RowsProblem input = input_pair_problem(dx, dgate, w_gate, dup, w_up, rows, accumulate);
+  if (dx_up.data) {  // the two products side by side, each block one of them (twice the blocks, half the
+                     // chain)
+    require_same_shape("grouped_gate_up_backward", {dx, dx_up});
+    input.mode = RowsMode::apart;
+    input.c2 = dx_up.data;
+  }
+  launch_rows_and_weight(stream, input, dgate.cols, w_gate.cols,
                          weight_pair_problem(dw_gate, dgate, dw_up, dup, x, rows, partials, splits),
                          tensor_cores, "grouped_gate_up_backward");
 }

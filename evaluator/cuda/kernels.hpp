@@ -299,7 +299,7 @@ bool moe_route_and_gather(cudaStream_t stream, const MoeRouting& r, int32_t* chu
 bool moe_combine_route_backward(cudaStream_t stream, const MoeRouting& r, Matrix dlogits, void* dlogits16,
                                 Matrix dys, ConstMatrix dy, ConstMatrix ys, float aux_weight);
 bool moe_gather_router_backward(cudaStream_t stream, const MoeRouting& r, Matrix dx, ConstMatrix dxs,
-                                ConstMatrix dlogits, ConstMatrix router, bool accumulate);
+                                ConstMatrix dxs_up, ConstMatrix dlogits, ConstMatrix router, bool accumulate);
 
 // grouped_gemm.cu: the experts' products with their row ranges read from the
 // device offsets (sizes never reach the host, so a step can be captured);
@@ -330,13 +330,15 @@ void grouped_matmul_backward_weight_pair(cudaStream_t stream, Matrix dw0, ConstM
 // MoE's backward products two at a time, one launch each (then the weight
 // gradient's chunk sums), with the results of the separate calls:
 // grouped_matmul_backward_weight(dw_down, dy, h) with
-// grouped_swiglu_backward_input, and the gate/up weight pair with the input pair.
+// grouped_swiglu_backward_input, and the gate/up weight pair with the input pair
+// (or, with dx_up given, the two input products side by side: dx (+)= dgate
+// W_gate and dx_up = dup W_up).
 void grouped_swiglu_backward(cudaStream_t stream, Matrix dw_down, Matrix dgate, Matrix dup, ConstMatrix dy,
                              ConstMatrix h, ConstMatrix w_down, ConstMatrix gate, ConstMatrix up,
                              ExpertRows rows, bool tensor_cores, float* partials, int splits);
-void grouped_gate_up_backward(cudaStream_t stream, Matrix dw_gate, Matrix dw_up, Matrix dx, ConstMatrix dgate,
-                              ConstMatrix dup, ConstMatrix x, ConstMatrix w_gate, ConstMatrix w_up,
-                              ExpertRows rows, bool accumulate, bool tensor_cores, float* partials,
-                              int splits);
+void grouped_gate_up_backward(cudaStream_t stream, Matrix dw_gate, Matrix dw_up, Matrix dx, Matrix dx_up,
+                              ConstMatrix dgate, ConstMatrix dup, ConstMatrix x, ConstMatrix w_gate,
+                              ConstMatrix w_up, ExpertRows rows, bool accumulate, bool tensor_cores,
+                              float* partials, int splits);
 
 }  // namespace livs::evaluator::cuda

@@ -474,14 +474,15 @@ __global__ void moe_gather_kernel(float* xs, const float* x, const int32_t* orde
 }
 
 // dx[n] += dxs[position[n k]] + ... + dxs[position[n k + k - 1]], in that
-// order. With a router (moe_gather_router_backward), its input gradient
-// first: dx[n] (+)= sum_e dlogits[n, e] Router[e] (in fp32, experts in
-// order; written when !accumulate), lane e < experts loading dlogits[n, e]
-// into the warp's shared row.
+// order, then the same rows of dxs_up where given. With a router
+// (moe_gather_router_backward), its input gradient first: dx[n] (+)= sum_e
+// dlogits[n, e] Router[e] (in fp32, experts in order; written when
+// !accumulate), lane e < experts loading dlogits[n, e] into the warp's
+// shared row.
 __global__ void __launch_bounds__(kRowWarps* kWarpSize)
-    moe_gather_backward_kernel(float* dx, const float* dxs, const int32_t* position, int64_t rows,
-                               RowAccess row, int top_k, const float* dlogits, const float* router,
-                               int experts, bool accumulate) {
+    moe_gather_backward_kernel(float* dx, const float* dxs, const float* dxs_up, const int32_t* position,
+                               int64_t rows, RowAccess row, int top_k, const float* dlogits,
+                               const float* router, int experts, bool accumulate) {
   await_prior_grids();
   __shared__ float row_dlogits[kRowWarps][kWarpSize];
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
@@ -502,6 +503,9 @@ __global__ void __launch_bounds__(kRowWarps* kWarpSize)
         acc = accumulate ? acc + routed : routed;
       }
       for (int j = 0; j < top_k; ++j) acc += load_w<W>(dxs + int64_t(position[n * top_k + j]) * row.cols + c);
+      if (dxs_up)
+        for (int j = 0; j < top_k; ++j)
+          acc += load_w<W>(dxs_up + int64_t(position[n * top_k + j]) * row.cols + c);
       store_w<W>(out + c, acc);
     });
   });
@@ -703,8 +707,8 @@ void moe_gather_backward(cudaStream_t stream, Matrix dx, ConstMatrix dxs, const 
                          int top_k) {
   if (dx.numel() <= 0) return;
   moe_gather_backward_kernel<<<row_blocks(dx.rows), kRowWarps * kWarpSize, 0, stream>>>(
-      dx.data, dxs.data, position, dx.rows, row_access(dx.cols, dx.data, dxs.data), top_k, nullptr, nullptr,
-      0, true);
+      dx.data, dxs.data, nullptr, position, dx.rows, row_access(dx.cols, dx.data, dxs.data), top_k, nullptr,
+      nullptr, 0, true);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -740,12 +744,16 @@ bool moe_combine_route_backward(cudaStream_t stream, const MoeRouting& r, Matrix
 }
 
 bool moe_gather_router_backward(cudaStream_t stream, const MoeRouting& r, Matrix dx, ConstMatrix dxs,
-                                ConstMatrix dlogits, ConstMatrix router, bool accumulate) {
+                                ConstMatrix dxs_up, ConstMatrix dlogits, ConstMatrix router,
+                                bool accumulate) {
   if (r.experts > kWarpExperts || router.rows != r.experts || router.cols != dx.cols) return false;
+  if (dxs_up.data && (dxs_up.rows != dxs.rows || dxs_up.cols != dxs.cols))
+    throw std::invalid_argument("CUDA moe_gather_router_backward: dxs_up is not shaped as dxs");
   if (dx.numel() <= 0) return true;
   moe_gather_backward_kernel<<<row_blocks(dx.rows), kRowWarps * kWarpSize, 0, stream>>>(
-      dx.data, dxs.data, r.position, dx.rows, row_access(dx.cols, dx.data, dxs.data, router.data), r.top_k,
-      dlogits.data, router.data, r.experts, accumulate);
+      dx.data, dxs.data, dxs_up.data, r.position, dx.rows,
+      row_access(dx.cols, dx.data, dxs.data, dxs_up.data, router.data), r.top_k, dlogits.data, router.data,
+      r.experts, accumulate);
   LIVS_CUDA_CHECK_LAUNCH();
   return true;
 }

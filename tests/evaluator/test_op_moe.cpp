@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 
 #include "tests/evaluator/mix_checks.hpp"
@@ -19,6 +20,17 @@ TEST_CASE("moe backward against finite differences: 4 experts, top-2") {
 TEST_CASE("moe backward against finite differences: 3 experts, top-1 and top-3 (dense)") {
   check_op_gradients(op_spec(8, moe_gene(3, 1, 8)), 8, 1, 7);
   check_op_gradients(op_spec(16, moe_gene(3, 3, 8)), 16, 2, 3);
+}
+
+TEST_CASE(
+    "moe backward with the gate and up input gradients apart (LIVSEARCH_MOE_SPLIT=1) against finite "
+    "differences") {
+  // The up product's input gradient goes to rows of its own and the gather
+  // adds them (op_moe.cpp): leaving them out or adding them twice fails here.
+  REQUIRE(setenv("LIVSEARCH_MOE_SPLIT", "1", 1) == 0);
+  check_op_gradients(op_spec(8, moe_gene(4, 2, 12)), 8, 2, 5);
+  check_op_gradients(op_spec(16, moe_gene(3, 3, 8)), 16, 2, 3);
+  REQUIRE(unsetenv("LIVSEARCH_MOE_SPLIT") == 0);
 }
 
 TEST_CASE("moe decode equals the forward and holds no state") {

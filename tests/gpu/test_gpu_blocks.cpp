@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "tests/gpu/gpu_test_support.hpp"
 
@@ -12,6 +13,9 @@ using namespace livs::evaluator;
 using namespace livs::evaluator::gpu_testing;
 
 namespace {
+
+// (false, false), (true, false), (false, true), (true, true): two switches a case covers.
+constexpr std::pair<bool, bool> kBoolPairs[] = {{false, false}, {true, false}, {false, true}, {true, true}};
 
 using Array = DeviceArray<float>;
 
@@ -548,11 +552,14 @@ TEST_CASE("MoE composite calls: fused routing, dispatch and gather; combine and 
     CAPTURE(cols);
     const auto x = random_floats(rows * cols, 280), router = random_floats(experts * cols, 281, 0.5),
                dy = random_floats(rows * cols, 282), ys = random_floats(assignments * cols, 283),
-               dxs = random_floats(assignments * cols, 284);
-    for (const bool accumulate : {false, true}) {
+               dxs = random_floats(assignments * cols, 284), dxs_up = random_floats(assignments * cols, 286);
+    for (const auto& [accumulate, apart] : kBoolPairs) {
       CAPTURE(accumulate);
+      CAPTURE(
+          apart);  // the up product's input gradient in rows of its own (grouped_gate_up_backward's dx_up)
       const auto run = [&](Backend& be) {
-        Array dx_in(be, x), drouter(be, router), ddy(be, dy), dys_in(be, ys), ddxs(be, dxs);
+        Array dx_in(be, x), drouter(be, router), ddy(be, dy), dys_in(be, ys), ddxs(be, dxs),
+            ddxs_up(be, dxs_up);
         RoutingBuffers buffers(be, rows, experts, top_k);
         const MoeRouting& r = buffers.routing;
         auto xs = poisoned(be, assignments * cols);
@@ -566,7 +573,8 @@ TEST_CASE("MoE composite calls: fused routing, dispatch and gather; combine and 
         auto dx = accumulate ? accumulator(be, rows * cols, 285) : poisoned(be, rows * cols);
         be.moe_gather_router_backward(r, {dx->data(), rows, cols}, {ddxs.data(), assignments, cols},
                                       {dlogits->data(), rows, experts}, {drouter.data(), experts, cols},
-                                      accumulate);
+                                      accumulate,
+                                      apart ? ConstMatrix{ddxs_up.data(), assignments, cols} : ConstMatrix{});
         return Outputs{{"probs", buffers.probs->download()},
                        {"top index", as_floats(buffers.top_index.download())},
                        {"top weight", buffers.top_weight->download()},
@@ -693,9 +701,12 @@ TEST_CASE("MoE grouped GEMM pairs and SwiGLU layers: the bits of the calls each 
                dw_start = random_floats(experts * s.out * s.in, 206),
                w_down = random_floats(experts * s.in * s.out, 207, 0.1);
     for (Backend* be : {static_cast<Backend*>(&gpu()), static_cast<Backend*>(&gpu_bf16())}) {
-      auto run = [&](bool fused, bool accumulate_dx) {
+      // apart: the gate and up input gradients into dx and dx_up (side by side on the GPU).
+      auto run = [&](bool fused, bool accumulate_dx, bool apart) {
         Array xs(*be, x), w0s(*be, w0), w1s(*be, w1), wds(*be, w_down), dy0s(*be, dy0), dy1s(*be, dy1),
             dx(*be, dx_start), dw0(*be, dw_start), dw1(*be, dw_start), dwd(*be, dw_start);
+        auto dx_up = poisoned(*be, s.capacity * s.in);
+        const Matrix dx_up_m = apart ? Matrix{dx_up->data(), s.capacity, s.in} : Matrix{};
         auto gate = poisoned(*be, hidden), up = poisoned(*be, hidden), h = poisoned(*be, hidden),
              dgate = poisoned(*be, hidden), dup = poisoned(*be, hidden), dh = poisoned(*be, hidden);
         DeviceArray<int32_t> offsets(*be, s.offsets);
@@ -712,7 +723,17 @@ TEST_CASE("MoE grouped GEMM pairs and SwiGLU layers: the bits of the calls each 
           be->grouped_swiglu_backward(dwdm, hidden_of(dgate->data()), hidden_of(dup->data()),
                                       hidden_of(dh->data()), dxs_as_dy, hidden_of(h->data()), wdm,
                                       hidden_of(gate->data()), hidden_of(up->data()), groups);
-          be->grouped_gate_up_backward(dw0m, dw1m, dxm, dy0m, dy1m, xm, w0m, w1m, groups, accumulate_dx);
+          be->grouped_gate_up_backward(dw0m, dw1m, dxm, dy0m, dy1m, xm, w0m, w1m, groups, accumulate_dx,
+                                       dx_up_m);
+        } else if (apart) {  // Backend's own body: separate launches
+          be->Backend::grouped_swiglu_forward(hidden_of(h->data()), hidden_of(gate->data()),
+                                              hidden_of(up->data()), xm, w0m, w1m, groups);
+          be->grouped_matmul_backward_weight(dwdm, dxs_as_dy, hidden_of(h->data()), groups);
+          be->Backend::grouped_swiglu_backward_input(hidden_of(dgate->data()), hidden_of(dup->data()),
+                                                     hidden_of(dh->data()), dxs_as_dy, wdm,
+                                                     hidden_of(gate->data()), hidden_of(up->data()), groups);
+          be->Backend::grouped_gate_up_backward(dw0m, dw1m, dxm, dy0m, dy1m, xm, w0m, w1m, groups,
+                                                accumulate_dx, dx_up_m);
         } else {  // Backend's own bodies: the calls they stand for
           be->Backend::grouped_swiglu_forward(hidden_of(h->data()), hidden_of(gate->data()),
                                               hidden_of(up->data()), xm, w0m, w1m, groups);
@@ -723,13 +744,16 @@ TEST_CASE("MoE grouped GEMM pairs and SwiGLU layers: the bits of the calls each 
           be->Backend::grouped_matmul_backward_input_pair(dxm, dy0m, w0m, dy1m, w1m, groups, accumulate_dx);
           be->Backend::grouped_matmul_backward_weight_pair(dw0m, dy0m, dw1m, dy1m, xm, groups);
         }
-        return std::vector<std::vector<float>>{gate->download(),  up->download(),  h->download(),
-                                               dgate->download(), dup->download(), dx.download(),
-                                               dw0.download(),    dw1.download(),  dwd.download()};
+        std::vector<std::vector<float>> out{gate->download(),  up->download(),  h->download(),
+                                            dgate->download(), dup->download(), dx.download(),
+                                            dw0.download(),    dw1.download(),  dwd.download()};
+        if (apart) out.push_back(dx_up->download());
+        return out;
       };
-      for (bool accumulate_dx : {false, true}) {
+      for (const auto& [accumulate_dx, apart] : kBoolPairs) {
         CAPTURE(accumulate_dx);
-        const auto fused = run(true, accumulate_dx), plain = run(false, accumulate_dx);
+        CAPTURE(apart);
+        const auto fused = run(true, accumulate_dx, apart), plain = run(false, accumulate_dx, apart);
         for (std::size_t i = 0; i < fused.size(); ++i) {
           CAPTURE(i);
           CHECK(fused[i] == plain[i]);
