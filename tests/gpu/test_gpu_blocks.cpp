@@ -725,15 +725,6 @@ TEST_CASE("MoE grouped GEMM pairs and SwiGLU layers: the bits of the calls each 
                                       hidden_of(gate->data()), hidden_of(up->data()), groups);
           be->grouped_gate_up_backward(dw0m, dw1m, dxm, dy0m, dy1m, xm, w0m, w1m, groups, accumulate_dx,
                                        dx_up_m);
-        } else if (apart) {  // Backend's own body: separate launches
-          be->Backend::grouped_swiglu_forward(hidden_of(h->data()), hidden_of(gate->data()),
-                                              hidden_of(up->data()), xm, w0m, w1m, groups);
-          be->grouped_matmul_backward_weight(dwdm, dxs_as_dy, hidden_of(h->data()), groups);
-          be->Backend::grouped_swiglu_backward_input(hidden_of(dgate->data()), hidden_of(dup->data()),
-                                                     hidden_of(dh->data()), dxs_as_dy, wdm,
-                                                     hidden_of(gate->data()), hidden_of(up->data()), groups);
-          be->Backend::grouped_gate_up_backward(dw0m, dw1m, dxm, dy0m, dy1m, xm, w0m, w1m, groups,
-                                                accumulate_dx, dx_up_m);
         } else {  // Backend's own bodies: the calls they stand for
           be->Backend::grouped_swiglu_forward(hidden_of(h->data()), hidden_of(gate->data()),
                                               hidden_of(up->data()), xm, w0m, w1m, groups);
@@ -741,8 +732,13 @@ TEST_CASE("MoE grouped GEMM pairs and SwiGLU layers: the bits of the calls each 
           be->Backend::grouped_swiglu_backward_input(hidden_of(dgate->data()), hidden_of(dup->data()),
                                                      hidden_of(dh->data()), dxs_as_dy, wdm,
                                                      hidden_of(gate->data()), hidden_of(up->data()), groups);
-          be->Backend::grouped_matmul_backward_input_pair(dxm, dy0m, w0m, dy1m, w1m, groups, accumulate_dx);
-          be->Backend::grouped_matmul_backward_weight_pair(dw0m, dy0m, dw1m, dy1m, xm, groups);
+          if (apart) {  // the weight pair, then the two input products as separate launches
+            be->Backend::grouped_gate_up_backward(dw0m, dw1m, dxm, dy0m, dy1m, xm, w0m, w1m, groups,
+                                                  accumulate_dx, dx_up_m);
+          } else {
+            be->Backend::grouped_matmul_backward_input_pair(dxm, dy0m, w0m, dy1m, w1m, groups, accumulate_dx);
+            be->Backend::grouped_matmul_backward_weight_pair(dw0m, dy0m, dw1m, dy1m, xm, groups);
+          }
         }
         std::vector<std::vector<float>> out{gate->download(),  up->download(),  h->download(),
                                             dgate->download(), dup->download(), dx.download(),
