@@ -36,6 +36,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 // Where a training step's host data sits in its HostStaging: the batch
 // (inputs then targets, as Model::send_batch sends them), the step's scalar
 // inputs and the scalar outputs it reads back, each 16-byte aligned.
@@ -48,9 +52,6 @@ struct StepStagingLayout {
   static std::size_t aligned(std::size_t offset) { return (offset + 15) / 16 * 16; }
   std::size_t tokens, scalars_in, scalars_out, bytes;
 };
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // Data problems are the candidate's failure, reported in its status. The
 // token ids are checked where windows are read (TokenSequence::copy_checked):
