@@ -245,6 +245,11 @@ class ProfilingBackend final : public Backend {
     Timed timed(*this, "moe_combine");
     inner_.moe_combine(y, ys, top_weight, position, top_k);
   }
+  void moe_combine_halves(Matrix y, Matrix ys, ConstMatrix ys_second, const float* top_weight,
+                          const int32_t* position, int top_k) override {
+    Timed timed(*this, "moe_combine_halves");
+    inner_.moe_combine_halves(y, ys, ys_second, top_weight, position, top_k);
+  }
   void moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                             const float* top_weight, const int32_t* position, int top_k) override {
     Timed timed(*this, "moe_combine_backward");
@@ -285,6 +290,11 @@ class ProfilingBackend final : public Backend {
   void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override {
     Timed timed(*this, "grouped_matmul");
     inner_.grouped_matmul(y, x, w, rows, accumulate);
+  }
+  void grouped_matmul_halves(Matrix y, Matrix y_second, ConstMatrix x, ConstMatrix w,
+                             ExpertRows rows) override {
+    Timed timed(*this, "grouped_matmul_halves");
+    inner_.grouped_matmul_halves(y, y_second, x, w, rows);
   }
   void grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
                                      bool accumulate) override {

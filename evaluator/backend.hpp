@@ -618,6 +618,14 @@ class Backend {
                            int top_k) {
     unsupported("moe_combine", y.data, ys.data, top_weight, position, top_k);
   }
+  // The down projection's two halves (grouped_matmul_halves) combined: ys
+  // += ys_second first (ys then holds the rows' outputs, which the backward
+  // reads), then moe_combine.
+  virtual void moe_combine_halves(Matrix y, Matrix ys, ConstMatrix ys_second, const float* top_weight,
+                                  const int32_t* position, int top_k) {
+    add(ys.data, ys.data, ys_second.data, ys.numel());
+    moe_combine(y, ys, top_weight, position, top_k);
+  }
   virtual void moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                                     const float* top_weight, const int32_t* position, int top_k) {
     unsupported("moe_combine_backward", dys.data, dtop_weight, dy.data, ys.data, top_weight, position, top_k);
@@ -676,6 +684,14 @@ class Backend {
   virtual void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows,
                               bool accumulate = false) {
     unsupported("grouped_matmul", y.data, x.data, w.data, rows.offsets, accumulate);
+  }
+  // y + y_second = x_rows W_e^T (both written): a backend may cut the
+  // reduction in two and run the halves side by side (the CPU computes the
+  // product into y and zeros y_second); moe_combine_halves adds them.
+  virtual void grouped_matmul_halves(Matrix y, Matrix y_second, ConstMatrix x, ConstMatrix w,
+                                     ExpertRows rows) {
+    grouped_matmul(y, x, w, rows, false);
+    fill(y_second.data, y_second.numel(), 0.0f);
   }
   // dx_rows += dy_rows W_e (dx_rows = ... when !accumulate).
   virtual void grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,

@@ -173,6 +173,8 @@ class CudaBackend final : public Backend {
   void moe_gather_backward(Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k) override;
   void moe_combine(Matrix y, ConstMatrix ys, const float* top_weight, const int32_t* position,
                    int top_k) override;
+  void moe_combine_halves(Matrix y, Matrix ys, ConstMatrix ys_second, const float* top_weight,
+                          const int32_t* position, int top_k) override;
   void moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                             const float* top_weight, const int32_t* position, int top_k) override;
   void moe_balance_loss(double* out, const float* expert_fractions, ConstMatrix probs,
@@ -186,6 +188,8 @@ class CudaBackend final : public Backend {
 
   // Grouped GEMMs (grouped_gemm.cu): tensor cores in bf16 mode, exact fp32 in fp32 mode.
   void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override;
+  void grouped_matmul_halves(Matrix y, Matrix y_second, ConstMatrix x, ConstMatrix w,
+                             ExpertRows rows) override;
   void grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
                                      bool accumulate = true) override;
   void grouped_matmul_backward_weight(Matrix dw, ConstMatrix dy, ConstMatrix x, ExpertRows rows) override;

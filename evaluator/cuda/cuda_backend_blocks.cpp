@@ -115,6 +115,10 @@ void CudaBackend::moe_combine(Matrix y, ConstMatrix ys, const float* top_weight,
                               int top_k) {
   cuda::moe_combine(stream_, y, ys, top_weight, position, top_k);
 }
+void CudaBackend::moe_combine_halves(Matrix y, Matrix ys, ConstMatrix ys_second, const float* top_weight,
+                                     const int32_t* position, int top_k) {
+  cuda::moe_combine_halves(stream_, y, ys, ys_second, top_weight, position, top_k);
+}
 void CudaBackend::moe_combine_backward(Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                                        const float* top_weight, const int32_t* position, int top_k) {
   cuda::moe_combine_backward(stream_, dys, dtop_weight, dy, ys, top_weight, position, top_k);
@@ -127,6 +131,10 @@ void CudaBackend::moe_balance_loss(double* out, const float* expert_fractions, C
 
 void CudaBackend::grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) {
   cuda::grouped_matmul(stream_, y, x, w, rows, accumulate, precision_ == GemmPrecision::bf16);
+}
+void CudaBackend::grouped_matmul_halves(Matrix y, Matrix y_second, ConstMatrix x, ConstMatrix w,
+                                        ExpertRows rows) {
+  cuda::grouped_matmul_halves(stream_, y, y_second, x, w, rows, precision_ == GemmPrecision::bf16);
 }
 void CudaBackend::grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,
                                                 bool accumulate) {

@@ -25,9 +25,10 @@
 // - a rows product and a weight gradient with independent outputs in one
 //   launch (MoE's backward: grouped_swiglu_backward, grouped_gate_up_backward),
 //   the rows blocks first, the weight gradient's after them;
-// - apart: a pair's two products into two outputs, each block one of them
-//   (MoE's gate and up input products: a block of the summed pair walked
-//   both reductions, 16 dependent slices at d 128, on one block an SM).
+// - apart: two products into two outputs, each block one of them: MoE's
+//   gate and up input products (a block of the summed pair walked both
+//   reductions, 16 dependent slices at d 128, on one block an SM), or the two
+//   halves of one reduction (grouped_matmul_halves: the down projection).
 // bf16 mode: inputs rounded to bf16 as they are staged, WMMA m16n16k16 on
 // tensor cores with fp32 accumulation (4 warps, 32 x 32 each). fp32 mode:
 // the same tiles in fp32 FMAs, each output summed over the reduction in
@@ -444,6 +445,7 @@ struct RowsProblem {
   float* h = nullptr;
   const float* g = nullptr;
   const float* u = nullptr;
+  int64_t depth2 = 0;  // apart: the second product's reduction depth
 };
 
 // Block (tile, j_tile) of a rows launch: tile counts the M tiles over the
@@ -465,25 +467,26 @@ __device__ void rows_block(const RowsProblem& p, int64_t tile, int64_t j_tile, u
     }
     const int64_t row0 = r.begin + tile * kTileM, j0 = j_tile * kTileN;
     const int64_t corner = row0 * p.ldc + j0;  // the tile's first element in C-shaped buffers
-    auto product = [&](const float* a_rows, const float* weights, const auto& epilogue) {
+    auto product = [&](const float* a_rows, const float* weights, const auto& epilogue, int64_t depth) {
       tile_product<kTensorCores, true, kBFastJ>(shared, a_rows + row0 * p.lda, p.lda, 1,
-                                                weights + e * p.b_expert + j0 * p.b_j, p.b_t, p.b_j, p.depth,
+                                                weights + e * p.b_expert + j0 * p.b_j, p.b_t, p.b_j, depth,
                                                 r.end - row0, p.n - j0, epilogue);
     };
     // One kernel per mode: more inlined copies of the tile loop in one kernel spilled registers.
     if constexpr (kMode == RowsMode::swiglu_backward) {
-      product(p.a, p.b, SwigluGrads{p.c + corner, p.c2 + corner, p.g + corner, p.u + corner, p.ldc});
+      product(p.a, p.b, SwigluGrads{p.c + corner, p.c2 + corner, p.g + corner, p.u + corner, p.ldc}, p.depth);
     } else if constexpr (kMode == RowsMode::apart) {  // one call: a second inlined tile loop spilled
       product(second ? p.a2 : p.a, second ? p.b2 : p.b,
-              StoreC{(second ? p.c2 : p.c) + corner, p.ldc, !second && p.accumulate});
+              StoreC{(second ? p.c2 : p.c) + corner, p.ldc, !second && p.accumulate},
+              second ? p.depth2 : p.depth);
     } else {
-      product(p.a, p.b, StoreC{p.c + corner, p.ldc, p.accumulate});
+      product(p.a, p.b, StoreC{p.c + corner, p.ldc, p.accumulate}, p.depth);
       if constexpr (kMode != RowsMode::store)
         __syncthreads();  // the first product's epilogue read shared memory the second one stages into
       if constexpr (kMode == RowsMode::then_add)
-        product(p.a2, p.b2, StoreC{p.c + corner, p.ldc, true});
+        product(p.a2, p.b2, StoreC{p.c + corner, p.ldc, true}, p.depth);
       else if constexpr (kMode == RowsMode::swiglu_forward)  // the first product was the gate
-        product(p.a, p.b2, SwigluUp{p.c2 + corner, p.h + corner, p.c + corner, p.ldc});
+        product(p.a, p.b2, SwigluUp{p.c2 + corner, p.h + corner, p.c + corner, p.ldc}, p.depth);
     }
     return;
   }
@@ -667,6 +670,8 @@ void launch_rows(cudaStream_t stream, const RowsProblem& p, int64_t a_cols, int6
   } else {  // forward
     if (p.mode == RowsMode::swiglu_forward)
       launch(std::integral_constant<RowsMode, RowsMode::swiglu_forward>{});
+    else if (p.mode == RowsMode::apart)
+      launch(std::integral_constant<RowsMode, RowsMode::apart>{});
     else
       launch(Store{});
   }
@@ -679,6 +684,23 @@ void grouped_matmul(cudaStream_t stream, Matrix y, ConstMatrix x, ConstMatrix w,
                     bool accumulate, bool tensor_cores) {
   launch_rows<false>(stream, rows_problem<false>(y, x, w, rows, accumulate), x.cols, w.cols, tensor_cores,
                      "grouped_matmul");
+}
+
+void grouped_matmul_halves(cudaStream_t stream, Matrix y, Matrix y_second, ConstMatrix x, ConstMatrix w,
+                           ExpertRows rows, bool tensor_cores) {
+  require_same_shape("grouped_matmul_halves", {y, y_second});
+  // The reduction cut at a multiple of 4 columns (16-byte rows for both
+  // halves' loads) near its middle; the halves are products of their own,
+  // side by side in one launch (apart).
+  RowsProblem p = rows_problem<false>(y, x, w, rows, false);
+  const int64_t first = std::min<int64_t>(x.cols, (x.cols / 2 + 3) / 4 * 4);
+  p.mode = RowsMode::apart;
+  p.depth = first;
+  p.depth2 = x.cols - first;
+  p.a2 = x.data + first;
+  p.b2 = w.data + first;  // forward: B_e(t, j) = W_e[j, t], t contiguous
+  p.c2 = y_second.data;
+  launch_rows<false>(stream, p, x.cols, w.cols, tensor_cores, "grouped_matmul_halves");
 }
 
 void grouped_swiglu_forward(cudaStream_t stream, Matrix h, Matrix gate, Matrix up, ConstMatrix x,
@@ -887,6 +909,7 @@ void grouped_gate_up_backward(cudaStream_t stream, Matrix dw_gate, Matrix dw_up,
     require_same_shape("grouped_gate_up_backward", {dx, dx_up});
     input.mode = RowsMode::apart;
     input.c2 = dx_up.data;
+    input.depth2 = input.depth;
   }
   launch_rows_and_weight(stream, input, dgate.cols, w_gate.cols,
                          weight_pair_problem(dw_gate, dgate, dw_up, dup, x, rows, partials, splits),

@@ -284,6 +284,9 @@ void moe_gather(cudaStream_t stream, Matrix xs, ConstMatrix x, const int32_t* or
 void moe_gather_backward(cudaStream_t stream, Matrix dx, ConstMatrix dxs, const int32_t* position, int top_k);
 void moe_combine(cudaStream_t stream, Matrix y, ConstMatrix ys, const float* top_weight,
                  const int32_t* position, int top_k);
+// ys += ys_second, written back, and y combined from the sums: one launch.
+void moe_combine_halves(cudaStream_t stream, Matrix y, Matrix ys, ConstMatrix ys_second,
+                        const float* top_weight, const int32_t* position, int top_k);
 void moe_combine_backward(cudaStream_t stream, Matrix dys, float* dtop_weight, ConstMatrix dy, ConstMatrix ys,
                           const float* top_weight, const int32_t* position, int top_k);
 // means: probs.cols floats of scratch (P_e).
@@ -307,6 +310,9 @@ bool moe_gather_router_backward(cudaStream_t stream, const MoeRouting& r, Matrix
 // exact fp32.
 void grouped_matmul(cudaStream_t stream, Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows,
                     bool accumulate, bool tensor_cores);
+// y + y_second = x W_e^T: the reduction cut near its middle, the halves side by side.
+void grouped_matmul_halves(cudaStream_t stream, Matrix y, Matrix y_second, ConstMatrix x, ConstMatrix w,
+                           ExpertRows rows, bool tensor_cores);
 void grouped_matmul_backward_input(cudaStream_t stream, Matrix dx, ConstMatrix dy, ConstMatrix w,
                                    ExpertRows rows, bool accumulate, bool tensor_cores);
 // The pairs and SwiGLU layers of Backend::grouped_*_pair and grouped_swiglu_*, each in one launch

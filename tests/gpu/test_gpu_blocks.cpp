@@ -440,11 +440,13 @@ void check_moe_blocks(int64_t rows, int64_t experts, int top_k, int64_t cols) {
   const int64_t assignments = rows * top_k;
   const auto logits = random_floats(rows * experts, 180, 2.0), x = random_floats(rows * cols, 181),
              dtw = random_floats(assignments, 182), dy = random_floats(rows * cols, 183),
-             ys = random_floats(assignments * cols, 184), dxs = random_floats(assignments * cols, 185);
+             ys = random_floats(assignments * cols, 184), dxs = random_floats(assignments * cols, 185),
+             ys_second = random_floats(assignments * cols, 188);
   compare_backends(
       "moe",
       [&](Backend& be) {
-        Array dlogits_in(be, logits), dx_in(be, x), ddtw(be, dtw), ddy(be, dy), dys_in(be, ys), ddxs(be, dxs);
+        Array dlogits_in(be, logits), dx_in(be, x), ddtw(be, dtw), ddy(be, dy), dys_in(be, ys), ddxs(be, dxs),
+            ys_folded(be, ys), dys_second(be, ys_second);
         auto probs = poisoned(be, rows * experts), top_weight = poisoned(be, assignments),
              fractions = poisoned(be, experts);
         DeviceArray<int32_t> top_index(be, assignments), order(be, assignments), position(be, assignments),
@@ -467,6 +469,10 @@ void check_moe_blocks(int64_t rows, int64_t experts, int top_k, int64_t cols) {
         be.moe_combine_backward({dys->data(), assignments, cols}, dtop->data(), {ddy.data(), rows, cols},
                                 {dys_in.data(), assignments, cols}, top_weight->data(), position.data(),
                                 top_k);
+        auto y_halves = poisoned(be, rows * cols);  // the down projection's two halves (moe_combine_halves)
+        be.moe_combine_halves({y_halves->data(), rows, cols}, {ys_folded.data(), assignments, cols},
+                              {dys_second.data(), assignments, cols}, top_weight->data(), position.data(),
+                              top_k);
         return Outputs{{"probs", probs->download()},
                        {"top index", as_floats(top_index.download())},
                        {"top weight", top_weight->download()},
@@ -479,7 +485,9 @@ void check_moe_blocks(int64_t rows, int64_t experts, int top_k, int64_t cols) {
                        {"dx", dx->download()},
                        {"combined", y->download()},
                        {"dys", dys->download()},
-                       {"dtop_weight", dtop->download()}};
+                       {"dtop_weight", dtop->download()},
+                       {"combined halves", y_halves->download()},
+                       {"halves folded", ys_folded.download()}};
       },
       kFp32Tolerance);
 }
@@ -661,11 +669,21 @@ TEST_CASE("MoE grouped GEMMs: exact fp32 and bf16 tensor cores; tails, empty exp
                                        {dw_in.data(), s.out, s.in}, groups, true);
       be.grouped_matmul_backward_weight({dw->data(), s.out, s.in}, {ddy.data(), s.capacity, s.out},
                                         {dx_in.data(), s.capacity, s.in}, groups);
-      return Outputs{{"y", y->download()},
-                     {"y accumulated", y_acc.download()},
-                     {"dx", dx->download()},
-                     {"dx accumulated", dx_acc.download()},
-                     {"dw", dw->download()}};
+      Outputs out{{"y", y->download()},
+                  {"y accumulated", y_acc.download()},
+                  {"dx", dx->download()},
+                  {"dx accumulated", dx_acc.download()},
+                  {"dw", dw->download()}};
+      if (dropless) {  // y + y_second from the reduction's halves (every row written, as MoE's)
+        auto half = poisoned(be, s.capacity * s.out), second = poisoned(be, s.capacity * s.out);
+        be.grouped_matmul_halves({half->data(), s.capacity, s.out}, {second->data(), s.capacity, s.out},
+                                 {dx_in.data(), s.capacity, s.in}, {dw_in.data(), s.out, s.in}, groups);
+        std::vector<float> sum = half->download();
+        const std::vector<float> second_values = second->download();
+        for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += second_values[i];
+        out.emplace_back("y from halves", std::move(sum));
+      }
+      return out;
     };
     compare_backends("grouped fp32", run, kFp32Tolerance, gpu());
     compare_backends("grouped bf16", run, kBf16GemmTolerance, gpu_bf16());
