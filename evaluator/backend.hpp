@@ -201,7 +201,6 @@ struct MoeRouting {
   int32_t* offsets = nullptr;   // [experts + 1]
   int64_t rows = 0;
   int experts = 0, top_k = 0;
-  ExpertRows groups() const { return {offsets, experts}; }
 };
 
 // Linear attention over q, k, v laid out [batch, seq, heads, head_dim]

@@ -800,8 +800,8 @@ dim3 weight_grid(const WeightProblem& p) {
 void launch_weight_reduce(cudaStream_t stream, const WeightProblem& p) {
   if (p.splits <= 1) return;
   const int64_t count = p.n * p.k * p.experts * p.pairs();
-  const auto aligned = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; };
-  const bool quads = p.n * p.k % 4 == 0 && aligned(p.dw) && aligned(p.partials) && (!p.dw2 || aligned(p.dw2));
+  const bool quads =
+      p.n * p.k % 4 == 0 && aligned16(p.dw, p.partials, p.dw2);  // (a null dw2 counts as aligned)
   const int64_t items = quads ? count / 4 : count;
   const unsigned blocks = unsigned(std::min<int64_t>((items + 255) / 256, 4096));
   if (quads)
@@ -904,8 +904,9 @@ void grouped_gate_up_backward(cudaStream_t stream, Matrix dw_gate, Matrix dw_up,
                               ConstMatrix w_up, ExpertRows rows, bool accumulate, bool tensor_cores,
                               float* partials, int splits) {
   RowsProblem input = input_pair_problem(dx, dgate, w_gate, dup, w_up, rows, accumulate);
-  if (dx_up.data) {  // the two products side by side, each block one of them (twice the blocks, half the
-                     // chain)
+  // With dx_up the two products run side by side, each block one of them
+  // (twice the blocks, half the chain each).
+  if (dx_up.data) {
     require_same_shape("grouped_gate_up_backward", {dx, dx_up});
     input.mode = RowsMode::apart;
     input.c2 = dx_up.data;

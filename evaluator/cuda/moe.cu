@@ -536,10 +536,6 @@ __global__ void moe_combine_kernel(float* y, float* ys, const float* ys_second, 
   });
 }
 
-// A warp per assignment a (token n = a / top_k): dys[position[a]] = w_a dy[n]
-// (positions are a permutation, so each row has one writer) and
-// dtop_weight[a] = dy[n] . ys[position[a]] (the lanes' partial sums in a
-// fixed butterfly); written, not added, so nothing is zeroed first.
 // Assignment a's share of combine's backward on a warp: dys[position[a]] =
 // w_a dy[n] (n = a / top_k) and, returned to every lane, dy[n] . ys[position[a]]
 // (the lanes' partial sums in a fixed butterfly).

@@ -7,7 +7,6 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -16,29 +15,13 @@
 #include "genome/decode.hpp"
 #include "genome/presets.hpp"
 #include "proxies/latency.hpp"
-#include "tests/gpu/gpu_test_support.hpp"
+#include "tests/gpu/graph_training.hpp"
 
 using namespace livs;
 using namespace livs::evaluator;
 using namespace livs::evaluator::gpu_testing;
 
 namespace {
-
-TrainReport train(const genome::ModelSpec& spec, bool graphs, int steps, int batch, int seq) {
-  static const std::vector<uint16_t> bytes = corpus_bytes(300000);
-  REQUIRE_MESSAGE(bytes.size() == 300000, "data/kjv.txt not found (run from the repository root)");
-  const std::span<const uint16_t> train(bytes.data(), 250000), validation(bytes.data() + 250000, 50000);
-  TrainSettings s;
-  s.steps = steps;
-  s.batch_size = batch;
-  s.seq_len = seq;
-  s.warmup_steps = std::min(10, steps);
-  s.grad_clip = 0.5;  // clipping acts on some steps, so the device-side scale is exercised
-  s.eval_tokens = 4096;
-  CudaBackend backend(0, GemmPrecision::bf16);
-  backend.set_graphs_enabled(graphs);
-  return train_and_evaluate(spec, s, train, validation, 11, backend);
-}
 
 genome::ModelSpec preset_spec(const std::string& name, int d_model, int layers) {
   return genome::decode(genome::preset(name, d_model, layers));
@@ -122,11 +105,7 @@ TEST_CASE("graph: every preset's replayed training steps equal its eager ones") 
 }
 
 TEST_CASE("graph: a step with MoE is captured and replays the eager steps bit for bit") {
-  genome::Genome g = genome::preset("transformer", 64, 1);
-  g.slots[1].ops[0] = genome::OpGene{};
-  g.slots[1].ops[0].cls = genome::LivClass::moe;
-  g.slots[1].ops[0].moe.hidden = 64;
-  const auto spec = genome::decode(g);
+  const auto spec = transformer_with_moe_spec();
   const TrainReport eager = train(spec, false, 12, 4, 32);
   const TrainReport graph = train(spec, true, 12, 4, 32);
   REQUIRE_MESSAGE(eager.status == TrainStatus::ok, eager.error);

@@ -8,16 +8,13 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
-#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "evaluator/cuda/graph_edges.hpp"
 #include "evaluator/cuda/kernels.hpp"
-#include "evaluator/trainer.hpp"
-#include "genome/decode.hpp"
-#include "genome/presets.hpp"
-#include "tests/gpu/gpu_test_support.hpp"
+#include "tests/gpu/graph_training.hpp"
 
 using namespace livs;
 using namespace livs::evaluator;
@@ -30,22 +27,6 @@ struct PdlMode {
   explicit PdlMode(const char* value) { REQUIRE(setenv("LIVSEARCH_CUDA_PDL", value, 1) == 0); }
   ~PdlMode() { unsetenv("LIVSEARCH_CUDA_PDL"); }
 };
-
-TrainReport train(const genome::ModelSpec& spec, bool graphs, int steps) {
-  static const std::vector<uint16_t> bytes = corpus_bytes(300000);
-  REQUIRE_MESSAGE(bytes.size() == 300000, "data/kjv.txt not found (run from the repository root)");
-  const std::span<const uint16_t> train(bytes.data(), 250000), validation(bytes.data() + 250000, 50000);
-  TrainSettings s;
-  s.steps = steps;
-  s.batch_size = 4;
-  s.seq_len = 48;
-  s.warmup_steps = std::min(10, steps);
-  s.grad_clip = 0.5;
-  s.eval_tokens = 4096;
-  CudaBackend backend(0, GemmPrecision::bf16);
-  backend.set_graphs_enabled(graphs);
-  return train_and_evaluate(spec, s, train, validation, 11, backend);
-}
 
 }  // namespace
 
@@ -110,23 +91,19 @@ TEST_CASE(
   std::vector<std::pair<std::string, genome::ModelSpec>> specs;
   for (const std::string& name : genome::preset_names())
     specs.emplace_back(name, genome::decode(genome::preset(name, 64, 1)));
-  genome::Genome moe = genome::preset("transformer", 64, 1);
-  moe.slots[1].ops[0] = genome::OpGene{};
-  moe.slots[1].ops[0].cls = genome::LivClass::moe;
-  moe.slots[1].ops[0].moe.hidden = 64;
-  specs.emplace_back("transformer with moe", genome::decode(moe));
+  specs.emplace_back("transformer with moe", transformer_with_moe_spec());
   for (const char* mode : {"1", "2"}) {
     PdlMode pdl(mode);
     for (const auto& [name, spec] : specs) {
       CAPTURE(mode);
       CAPTURE(name);
-      const TrainReport eager = train(spec, false, 12);
+      const TrainReport eager = train(spec, false, 12, 4, 48);
       if (eager.status !=
           TrainStatus::ok) {  // a preset the CUDA backend cannot train is not this test's subject
         WARN_MESSAGE(false, name << ": " << eager.error);
         continue;
       }
-      const TrainReport graph = train(spec, true, 12);
+      const TrainReport graph = train(spec, true, 12, 4, 48);
       REQUIRE_MESSAGE(graph.status == TrainStatus::ok, graph.error);
       CHECK(graph.step_graph);
       CHECK(graph.train_loss == eager.train_loss);
