@@ -24,6 +24,14 @@
 // ProfilingBackend (synchronise around every backend call) and prints the
 // time per kernel family per step.
 //
+// --kernel-timeline runs, per row, another process that trains the same
+// way with CUPTI tracing every kernel (bench/kernel_timeline/): over the
+// timed steps, the device's busy and idle time per step (idle: the gaps
+// between dependent launches, what PDL and fewer launches remove) and the
+// kernels' own time per step, the longest first. Nothing is synchronised,
+// so the graph replays as in a search; the step time of that process (it
+// pays tracing's cost per launch) is not the row's.
+//
 //   bench_train [--device cuda] [--presets a,b] [--d-models 128,512] [--mfu-row] [--profile]
 //   bench_train --presets none --genomes bench/moe_step/moe-8x256-top2.json,bench/moe_step/swiglu-512.json
 // (the second: a MoE genome against the same genome with every moe replaced
@@ -42,6 +50,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/kernel_timeline/cupti_tracer.hpp"
 #include "bench/profiling_backend.hpp"
 #include "common/rng.hpp"
 #include "evaluator/backend_factory.hpp"
@@ -64,6 +73,7 @@ struct RowConfig {
   int64_t eval_tokens = 65536;
   std::string device = "cuda";
   uint64_t seed = 1;
+  bool trace = false;  // --kernel-timeline: CUPTI traces the row's kernels
 };
 
 // Seconds since this process started (kernel's start time vs. uptime), so the
@@ -121,9 +131,69 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// The names of a timeline by time per step, the longest first (at most `limit`).
+nlohmann::json per_step_by_name(const bench::Timeline& timeline, int steps, std::size_t limit) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& k : bench::compare_by_name(timeline, bench::Timeline{})) {
+    if (out.size() == limit) break;
+    out.push_back({{"name", k.name},
+                   {"calls_per_step", steps > 0 ? double(k.count) / steps : 0.0},
+                   {"ms_per_step", steps > 0 ? k.seconds * 1e3 / steps : 0.0}});
+  }
+  return out;
+}
+
+// The timed steps as the device and the host ran them: per step, the wall
+// time, the time any kernel ran, the kernels' own time, each kernel name's
+// calls and time (the 25 longest) and the host's CUDA runtime calls (the 8
+// longest; a wait for the device counts as the call's time).
+nlohmann::json timeline_json(const bench::Timeline& device, const bench::Timeline& host_calls,
+                             double window_seconds, int steps, std::size_t dropped) {
+  const bench::TimelineSummary s = bench::summarize(device, window_seconds);
+  const double per_step = steps > 0 ? 1e3 / steps : 0.0;  // seconds in the window -> ms a step
+  return {{"steps", steps},
+          {"ms_per_step", window_seconds * per_step},
+          {"busy_ms_per_step", s.busy_seconds * per_step},
+          {"kernel_ms_per_step", s.span_seconds * per_step},
+          {"launches_per_step", steps > 0 ? double(s.spans) / steps : 0.0},
+          {"dropped", dropped},
+          {"kernels", per_step_by_name(device, steps, 25)},
+          {"runtime_calls", per_step_by_name(host_calls, steps, 8)}};
+}
+
+void print_timeline(const nlohmann::json& row) {
+  const auto& t = row["kernel_timeline"];
+  const double step = t["ms_per_step"].get<double>(), busy = t["busy_ms_per_step"].get<double>();
+  std::printf(
+      "kernel timeline %s d%d: %.3f ms a step while traced, the device busy %.3f (%.1f%%), idle %.3f, "
+      "kernels %.3f ms, %.0f launches a step, %zu records dropped\n",
+      row["preset"].get<std::string>().c_str(), row["d_model"].get<int>(), step, busy,
+      step > 0 ? 100.0 * busy / step : 0.0, step - busy, t["kernel_ms_per_step"].get<double>(),
+      t["launches_per_step"].get<double>(), t["dropped"].get<std::size_t>());
+  for (const char* part : {"kernels", "runtime_calls"}) {
+    std::printf("  %s:\n", part);
+    for (const auto& k : t[part])
+      std::printf("    %-64s %8.3f ms %6.1f calls\n", k["name"].get<std::string>().c_str(),
+                  k["ms_per_step"].get<double>(), k["calls_per_step"].get<double>());
+  }
+}
+
 // One row: train through the search's own trainer and print one JSON line.
 int run_row(const RowConfig& c) {
   const genome::ModelSpec spec = spec_for(c);
+  // Tracing starts before the backend and the step graph exist (CUPTI sees
+  // a graph's kernels only when it traced its instantiation).
+  std::unique_ptr<bench::KernelTracer> tracer;
+  if (c.trace) {
+    std::string why_not;
+    tracer = bench::KernelTracer::start(why_not);
+    if (!tracer) throw std::runtime_error("--kernel-timeline: " + why_not);
+  }
+  // The timed steps, on the tracer's clock: from the report of step `warmup`
+  // (the first timed interval starts there) to the last report.
+  uint64_t traced_from = 0, traced_to = 0;
+  int reports = 0;
+  const int first_timed_report = std::max(1, std::min(c.warmup, c.steps - 1));
   auto backend = evaluator::make_backend(c.device);
   evaluator::TrainSettings s;
   s.steps = c.steps;
@@ -145,6 +215,10 @@ int run_row(const RowConfig& c) {
     const auto now = Clock::now();
     step_seconds.push_back(std::chrono::duration<double>(now - last).count());
     last = now;
+    if (tracer) {
+      if (++reports == first_timed_report) traced_from = tracer->now_ns();
+      traced_to = tracer->now_ns();
+    }
   };
   last = Clock::now();
   const auto report = evaluator::train_and_evaluate(spec, s, train, valid, c.seed, *backend, progress);
@@ -175,6 +249,12 @@ int run_row(const RowConfig& c) {
                         {"perplexity", report.perplexity},
                         {"status", evaluator::to_string(report.status)},
                         {"error", report.error}};
+  if (tracer) {
+    const auto trace = tracer->take();
+    row["kernel_timeline"] = timeline_json(
+        clipped(trace.device, traced_from, traced_to), clipped(trace.host_calls, traced_from, traced_to),
+        double(traced_to - traced_from) * 1e-9, reports - first_timed_report, trace.dropped);
+  }
   std::printf("JSON %s\n", row.dump().c_str());
   return report.status == evaluator::TrainStatus::ok ? 0 : 1;
 }
@@ -310,6 +390,7 @@ int main(int argc, char** argv) {
                                                      "also print time per kernel family for each row",
                                                      cxxopts::value<bool>()->default_value("false"))(
       "profile-steps", "timed steps of a profile", cxxopts::value<int>()->default_value("10"))(
+      "kernel-timeline", "also trace each row's kernels (CUPTI): busy and idle time a step, time per kernel")(
       "row", "internal: run one row in this process")(
       "preset", "internal: the row's preset", cxxopts::value<std::string>()->default_value("transformer"))(
       "d-model", "internal: the row's width", cxxopts::value<int>()->default_value("128"))(
@@ -336,9 +417,15 @@ int main(int argc, char** argv) {
   base.eval_tokens = args["eval-tokens"].as<int64_t>();
   try {
     if (args.count("row") || args.count("profile-row")) {
+      base.trace = args.count("kernel-timeline") > 0;
       base.preset = args["preset"].as<std::string>();
       base.d_model = args["d-model"].as<int>();
       return args.count("row") ? run_row(base) : run_profile(base, args["profile-steps"].as<int>());
+    }
+    if (args.count("kernel-timeline") && base.device.rfind("cuda", 0) != 0) {
+      std::fprintf(stderr, "error: --kernel-timeline traces a CUDA device; the rows run on %s\n",
+                   base.device.c_str());
+      return 2;
     }
     std::vector<RowConfig> rows;
     auto presets = split(args["presets"].as<std::string>());
@@ -371,7 +458,7 @@ int main(int argc, char** argv) {
     std::printf("%-20s %5s %3s %5s %6s %10s %12s %7s %9s %10s\n", "preset", "d", "L", "T", "vocab", "ms/step",
                 "tok/s", "MFU", "whole s", "ppl");
     std::fflush(stdout);
-    std::vector<nlohmann::json> profiles;
+    std::vector<nlohmann::json> profiles, timelines;
     int failures = 0;
     for (const auto& r : rows) {
       const auto lines = child_lines(self + " --row" + row_arguments(r), "JSON ");
@@ -395,6 +482,18 @@ int main(int argc, char** argv) {
                                    "PROFILE ");
         if (!p.empty()) profiles.push_back(nlohmann::json::parse(p.back()));
       }
+      if (args.count("kernel-timeline")) {
+        const auto t = child_lines(self + " --row --kernel-timeline" + row_arguments(r), "JSON ");
+        if (t.empty())
+          ++failures;
+        else
+          timelines.push_back(nlohmann::json::parse(t.back()));
+      }
+    }
+    for (const auto& t : timelines) {
+      if (!t.contains("kernel_timeline")) continue;
+      print_timeline(t);
+      std::printf("TIMELINE %s\n", t.dump().c_str());
     }
     for (const auto& p : profiles) {
       print_profile(p);

@@ -23,6 +23,7 @@
 //
 //   search_throughput [--config bench/search_quality/gpu.json] [--workers 1,2,4,8]
 //                     [--genomes 24] [--device auto] [--gpus 1,2,4,8] [--seed 1] [--list-only]
+//                     [--kernel-timeline]
 //
 // Output: one row per GPU count and worker count (candidates per minute,
 // speed-up over the first row, median and max seconds per candidate,
@@ -30,6 +31,14 @@
 // build, training, validation, checks, other: where a candidate's time goes
 // as workers share the device), and one "JSON {...}" line per row. Numbers
 // go to docs/benchmarks.md, never to a test.
+//
+// --kernel-timeline (CUDA): every kernel, copy and fill the device ran
+// (bench/kernel_timeline/, CUPTI), and per row the share of the wall time
+// the device ran anything, how many ran at once while it did, the device
+// work per candidate against the first row's, and the kernels whose time
+// grew the most against the first row: whether candidates that share the
+// device wait for each other's kernels (busy near 100%), run them slower
+// (work per candidate grows) or leave it idle (neither).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -37,12 +46,14 @@
 #include <cxxopts.hpp>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/kernel_timeline/cupti_tracer.hpp"
 #include "cli/config.hpp"
 #include "cli/run_support.hpp"
 #include "common/evaluate_contract.hpp"
@@ -234,6 +245,51 @@ std::vector<int> parse_counts(const std::string& text, const std::string& flag) 
   return out;
 }
 
+// The names whose time grew the most against the first row (at most 8).
+void print_most_added(const bench::Timeline& now, const bench::Timeline& first, const char* what) {
+  std::printf("  %s with the most time added against the first row (count, seconds, the first row's):\n",
+              what);
+  int shown = 0;
+  for (const auto& c : bench::compare_by_name(now, first)) {
+    if (shown++ == 8 || c.added_seconds() <= 0.0) break;
+    std::printf("    %-60s %8zu %9.4f %9.4f  +%.4f\n", c.name.c_str(), c.count, c.seconds, c.baseline_seconds,
+                c.added_seconds());
+  }
+}
+
+// The --kernel-timeline lines of a row; the first row's trace is the
+// baseline of the others (the same candidates, its workers' count).
+void report_timeline(bench::KernelTracer::Trace trace, const Row& row, std::size_t candidates,
+                     bench::KernelTracer::Trace& first, Json& line) {
+  const double n = double(candidates);
+  const bench::TimelineSummary device = bench::summarize(trace.device, row.wall_seconds);
+  const bench::TimelineSummary calls = bench::summarize(trace.host_calls, row.wall_seconds);
+  const bool is_first = first.device.empty();
+  const double first_device = is_first ? device.span_seconds : bench::summarize(first.device).span_seconds;
+  const double first_calls = is_first ? calls.span_seconds : bench::summarize(first.host_calls).span_seconds;
+  std::printf(
+      "  device: busy %.1f%% of the row's %.2f s, %.2f kernels at once while busy, device work %.4f s a "
+      "candidate (%.2fx the first row's); %zu spans on %zu streams, %zu records dropped\n",
+      100.0 * device.busy_fraction(), row.wall_seconds, device.mean_overlap(), device.span_seconds / n,
+      first_device > 0 ? device.span_seconds / first_device : 0.0, device.spans, device.streams,
+      trace.dropped);
+  std::printf("  host: CUDA runtime calls %.4f s a candidate (%.2fx the first row's), %zu calls\n",
+              calls.span_seconds / n, first_calls > 0 ? calls.span_seconds / first_calls : 0.0, calls.spans);
+  line["kernel_timeline"] = {{"busy_fraction", device.busy_fraction()},
+                             {"kernels_at_once", device.mean_overlap()},
+                             {"device_seconds_per_candidate", device.span_seconds / n},
+                             {"runtime_call_seconds_per_candidate", calls.span_seconds / n},
+                             {"spans", device.spans},
+                             {"streams", device.streams},
+                             {"dropped", trace.dropped}};
+  if (is_first) {
+    first = std::move(trace);
+    return;
+  }
+  print_most_added(trace.device, first.device, "kernels");
+  print_most_added(trace.host_calls, first.host_calls, "runtime calls");
+}
+
 int run(int argc, char** argv) {
   cxxopts::Options options("search_throughput",
                            "Candidates per minute on one device at several worker counts (issue 15)");
@@ -245,7 +301,9 @@ int run(int argc, char** argv) {
       "gpus", "comma-separated GPU counts: each row uses cuda:0 .. cuda:G-1 (instead of --device)",
       cxxopts::value<std::string>())("seed", "seed of the sampled genomes",
                                      cxxopts::value<uint64_t>()->default_value("1"))(
-      "list-only", "print the candidate list and stop")("h,help", "this help");
+      "list-only", "print the candidate list and stop")(
+      "kernel-timeline", "trace the device's kernels (CUPTI) and say how the rows shared it")("h,help",
+                                                                                              "this help");
   const auto args = options.parse(argc, argv);
   if (args.count("help")) {
     std::cout << options.help() << "\n";
@@ -294,9 +352,23 @@ int run(int argc, char** argv) {
     }
   }
   const Json settings = proxies::to_json(cli::eval_settings_of(config));
+  // Traced from before the first graph is instantiated (CUPTI sees graph
+  // launches' kernels only then).
+  std::unique_ptr<bench::KernelTracer> tracer;
+  if (args.count("kernel-timeline")) {
+    for (const auto& devices : device_sets)
+      for (const auto& device : devices)
+        if (device.rfind("cuda", 0) != 0)
+          throw InputError("--kernel-timeline", "", "traces a CUDA device; the rows run on " + device);
+    std::string why_not;
+    tracer = bench::KernelTracer::start(why_not);
+    if (!tracer) throw std::runtime_error("--kernel-timeline: " + why_not);
+  }
   // Warm-up: each device's start-up and the corpus's tokenisation, paid once.
   for (const auto& device : device_sets.back())
     proxies::evaluate(request_for(list.front(), settings, config, device));
+  if (tracer) (void)tracer->take();  // the warm-up's
+  bench::KernelTracer::Trace first_trace;
 
   std::printf("\n%-6s %-8s %12s %10s %10s %12s %12s %14s %7s\n", "gpus", "workers", "wall s", "cand/min",
               "speed-up", "median s", "max s", "median train s", "failed");
@@ -335,6 +407,7 @@ int run(int argc, char** argv) {
                    {"median_train_seconds", median(row.train_seconds)},
                    {"median_phase_seconds", phases},
                    {"failed", row.failed}};
+      if (tracer) report_timeline(tracer->take(), row, list.size(), first_trace, line);
       std::printf("JSON %s\n", line.dump().c_str());
       std::fflush(stdout);
     }

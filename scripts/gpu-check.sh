@@ -46,6 +46,16 @@ build() {
   for exe in "$dist"/*; do
     ldd "$exe" | awk '/=>/ {print $3}' | grep -E 'libtbb|libpagmo|libboost' || true
   done | sort -u | while read -r lib; do cp -L "$lib" "$dist/"; done
+  # --kernel-timeline (bench_train, search_throughput) opens CUPTI at run
+  # time, so ldd does not list it: the copy of the toolkit they were built with.
+  if [ -x "$dist/bench_train" ] || [ -x "$dist/search_throughput" ]; then
+    local cuda_root
+    cuda_root=$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")
+    for lib in "$cuda_root"/lib64/libcupti.so.13 "$cuda_root"/lib/libcupti.so.13 \
+               "$cuda_root"/extras/CUPTI/lib64/libcupti.so.13; do
+      [ -f "$lib" ] && { cp -L "$lib" "$dist/"; break; }
+    done
+  fi
   for exe in "$dist"/*; do
     patchelf --set-rpath '$ORIGIN' "$exe" 2>/dev/null || true
   done
