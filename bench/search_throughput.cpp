@@ -29,7 +29,9 @@
 // speed-up over the first row, median and max seconds per candidate,
 // failures), the median seconds of each of evaluate()'s phases (setup,
 // build, training, validation, checks, other: where a candidate's time goes
-// as workers share the device), and one "JSON {...}" line per row. Numbers
+// as workers share the device), the share of lanes x wall the lanes spent
+// evaluating (the rest is the end of the list, where lanes wait for the
+// last candidates), and one "JSON {...}" line per row. Numbers
 // go to docs/benchmarks.md, never to a test.
 //
 // --kernel-timeline (CUDA): every kernel, copy and fill the device ran
@@ -170,6 +172,9 @@ struct Row {
   std::vector<double> train_seconds;  // of the candidates that trained; the rest of a candidate's
                                       // seconds is its fixed cost (build, validation, memory checks)
   std::map<std::string, std::vector<double>> phase_seconds;  // evaluate()'s phases, of those that ended well
+  // The lanes' time inside evaluate() over lanes x wall: below 1 where lanes
+  // waited, at the end, for the last candidates of the list.
+  double lane_busy_fraction = 0.0;
   int failed = 0;
   std::vector<std::string> errors;
 };
@@ -193,13 +198,17 @@ Row run_row(const std::vector<Candidate>& list, const std::vector<search::Lane>&
   row.candidate_seconds.assign(list.size(), 0.0);
   std::atomic<std::size_t> next{0};
   std::mutex mutex;
+  double lane_seconds = 0.0;
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (const auto& lane : lanes)
     threads.emplace_back([&, device = lane.device] {
       for (std::size_t i = next++; i < list.size(); i = next++) {
+        const auto began = std::chrono::steady_clock::now();
         const EvalResult r = proxies::evaluate(request_for(list[i], settings, config, device));
+        const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
         std::lock_guard lock(mutex);
+        lane_seconds += took;
         row.candidate_seconds[i] = r.wall_seconds;
         if (const auto it = r.metrics.find("train_seconds"); it != r.metrics.end())
           row.train_seconds.push_back(it->second);
@@ -212,6 +221,8 @@ Row run_row(const std::vector<Candidate>& list, const std::vector<search::Lane>&
     });
   for (auto& t : threads) t.join();
   row.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  row.lane_busy_fraction =
+      row.wall_seconds > 0 ? lane_seconds / (double(lanes.size()) * row.wall_seconds) : 0.0;
   return row;
 }
 
@@ -395,6 +406,10 @@ int run(int argc, char** argv) {
         phase_line += part;
       }
       if (!phase_line.empty()) std::printf("  median s by phase:%s\n", phase_line.c_str());
+      std::printf(
+          "  lanes busy %.1f%% of the row (the rest: lanes idle at the end, waiting for the last "
+          "candidates)\n",
+          100.0 * row.lane_busy_fraction);
       for (const auto& e : row.errors) std::printf("  failed: %s\n", e.c_str());
       Json line = {{"devices", devices},
                    {"workers", workers},
@@ -406,6 +421,7 @@ int run(int argc, char** argv) {
                    {"max_candidate_seconds", max_s},
                    {"median_train_seconds", median(row.train_seconds)},
                    {"median_phase_seconds", phases},
+                   {"lane_busy_fraction", row.lane_busy_fraction},
                    {"failed", row.failed}};
       if (tracer) report_timeline(tracer->take(), row, list.size(), first_trace, line);
       std::printf("JSON %s\n", line.dump().c_str());
