@@ -11,6 +11,14 @@
 # date, GPU, commit and the command of each line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+part=${1:-}
+case "$part" in
+  suite | switches | timeline) ;;
+  *)
+    echo "usage: scripts/gpu-pending-run.sh suite|switches|timeline" >&2
+    exit 2
+    ;;
+esac
 dist=${STAGE_DIR:-.gpu}
 out=${OUT:-$PWD/gpu-out}
 mkdir -p "$out"
@@ -30,7 +38,6 @@ measure() {
   env $env timeout 240 "$@" 2>&1 | tee -a "$out/$part.log" | grep -vE "^(JSON|TIMELINE|PROFILE) |^  (preset|sampled) "
 }
 
-part=${1:-}
 case "$part" in
   suite)
     timeout 400 "$dist/test_gpu" -d 2>&1 | tail -n 40 | tee "$out/suite.log"
@@ -60,9 +67,5 @@ case "$part" in
     "$dist/bench_train" --presets transformer,lfm2,striped-mamba $d128 --kernel-timeline 2>&1 \
       | tee "$out/timeline-d128.log" | tail -n 90
     "$dist/bench_train" --presets none --steps 30 --kernel-timeline 2>&1 | tee "$out/timeline-mfu.log" | tail -n 30
-    ;;
-  *)
-    echo "usage: scripts/gpu-pending-run.sh suite|switches|timeline" >&2
-    exit 2
     ;;
 esac
