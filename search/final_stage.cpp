@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <set>
 
@@ -13,17 +14,26 @@ namespace livs::search {
 
 namespace {
 
+// A genome's search-stage evaluation at the highest rung it reached (ok or
+// failed), and that rung's fidelity; null when it has none.
+const Outcome* highest_rung_outcome(const std::string& hash, const EvaluationLedger& ledger,
+                                    const SearchSettings& settings, double& fidelity) {
+  const auto rungs = settings.rungs();
+  for (auto rung = rungs.rbegin(); rung != rungs.rend(); ++rung)
+    if (const Outcome* outcome = ledger.find({hash, *rung, evaluation_seed(settings.seed, hash)})) {
+      fidelity = *rung;
+      return outcome;
+    }
+  return nullptr;
+}
+
 // The violation of a member's search-stage evaluation at the highest rung it
 // reached (failed: infinite).
 double violation_of(const std::string& hash, const EvaluationLedger& ledger, const SearchSettings& settings) {
-  const auto rungs = settings.rungs();
-  for (auto fidelity = rungs.rbegin(); fidelity != rungs.rend(); ++fidelity) {
-    const Outcome* outcome = ledger.find({hash, *fidelity, evaluation_seed(settings.seed, hash)});
-    if (!outcome) continue;
-    if (!outcome->ok) break;
-    return constraint_violation(outcome->metrics, settings.constraints);
-  }
-  return std::numeric_limits<double>::infinity();
+  double fidelity = 0.0;
+  const Outcome* outcome = highest_rung_outcome(hash, ledger, settings, fidelity);
+  return outcome && outcome->ok ? constraint_violation(outcome->metrics, settings.constraints)
+                                : std::numeric_limits<double>::infinity();
 }
 
 std::string significant(double value, int digits) {
@@ -62,6 +72,17 @@ std::vector<std::string> finalists(const db::GenerationRecord& last, const Evalu
   return out;
 }
 
+double expected_full_seconds(const std::string& hash, const EvaluationLedger& ledger,
+                             const SearchSettings& settings) {
+  double fidelity = 0.0;
+  const Outcome* outcome = highest_rung_outcome(hash, ledger, settings, fidelity);
+  if (!outcome || !outcome->ok || fidelity <= 0.0) return std::numeric_limits<double>::infinity();
+  const auto train = outcome->metrics.find("train_seconds");
+  const double training = train != outcome->metrics.end() ? std::min(train->second, outcome->wall_seconds)
+                                                          : outcome->wall_seconds;
+  return (outcome->wall_seconds - training) + training / fidelity;
+}
+
 FinalStageCounts run_final_stage(const std::vector<std::string>& finalist_hashes,
                                  const SearchSettings& settings, const EvaluateFunction& evaluate,
                                  db::Store& store, EvaluationLedger& ledger, const FinalStageRun& run) {
@@ -89,6 +110,12 @@ FinalStageCounts run_final_stage(const std::vector<std::string>& finalist_hashes
       jobs.push_back(std::move(job));
     }
   }
+  // Longest first (stable: ties keep finalist and seed order).
+  std::map<std::string, double> expected;
+  for (const auto& hash : finalist_hashes) expected[hash] = expected_full_seconds(hash, ledger, settings);
+  std::stable_sort(jobs.begin(), jobs.end(), [&](const EvaluationJob& a, const EvaluationJob& b) {
+    return expected.at(a.request.genome_hash) > expected.at(b.request.genome_hash);
+  });
   if (run.executor.log)
     run.executor.log("final stage: " + std::to_string(finalist_hashes.size()) + " finalists x " +
                      std::to_string(settings.final_seeds) +

@@ -45,7 +45,20 @@ struct FinalStageCounts {
 };
 
 // Re-trains the finalists; returns what it ran and what the ledger already had.
+// The trainings start longest first (expected_full_seconds; ties in finalist
+// and seed order): with several workers the stage then ends when its
+// longest trainings do, not after one of them started last on a worker that
+// the others had long left idle. The order changes nothing else: every
+// training has its own seed and its result is the same in any order.
 // Throws SearchStopped when stopped (what finished is stored).
+// The seconds a training of `hash` at fidelity 1 is expected to take, from
+// its search-stage evaluation at the highest rung it reached: its training
+// time scaled by the steps (1 / fidelity), the rest of the evaluation as it
+// was. Infinity when no such evaluation succeeded (a finalist the search
+// never trained, or one whose training failed early): unknown starts first.
+double expected_full_seconds(const std::string& hash, const EvaluationLedger& ledger,
+                             const SearchSettings& settings);
+
 FinalStageCounts run_final_stage(const std::vector<std::string>& finalist_hashes,
                                  const SearchSettings& settings, const EvaluateFunction& evaluate,
                                  db::Store& store, EvaluationLedger& ledger, const FinalStageRun& run);

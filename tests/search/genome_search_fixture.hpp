@@ -8,6 +8,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "genome/decode.hpp"
 #include "genome/genome_json.hpp"
@@ -26,7 +27,11 @@ struct FakeEvaluator {
   std::map<std::string, int> calls;  // genome hash -> times evaluated
   int kill_after = -1;               // throw SimulatedKill on this call (counting from 0)
   int total = 0;
-  std::set<double> fidelities;  // every request's fidelity
+  std::set<double> fidelities;                   // every request's fidelity
+  std::vector<std::string> full_fidelity_order;  // hashes of the fidelity-1 requests, in call order
+  // A training's seconds grow with the model's parameters as well as its
+  // steps (reported as train_seconds, beside a fixed tenth of a second).
+  bool cost_grows_with_params = false;
 
   EvalResult operator()(const EvalRequest& request) {
     {
@@ -34,6 +39,7 @@ struct FakeEvaluator {
       if (total++ == kill_after) throw SimulatedKill{};
       ++calls[request.genome_hash];
       fidelities.insert(request.fidelity);
+      if (request.fidelity == 1.0) full_fidelity_order.push_back(request.genome_hash);
     }
     EvalResult result;
     result.device = request.device;
@@ -51,11 +57,16 @@ struct FakeEvaluator {
     // little differently (a hash-dependent term that fades at fidelity 1),
     // as a real low rung does.
     const double shortfall = 1.0 - request.fidelity;
-    const double rank_noise = static_cast<double>(std::stoul(request.genome_hash.substr(1, 6), nullptr, 16) % 1000);
+    const double rank_noise =
+        static_cast<double>(std::stoul(request.genome_hash.substr(1, 6), nullptr, 16) % 1000);
     result.metrics["perplexity"] = 5.0 + 2e5 / (params / 100.0 + cache / 1000.0 + 50.0) +
                                    static_cast<double>(request.seed % 997) * 1e-7 +
                                    shortfall * (20.0 + rank_noise * 0.01);
     result.wall_seconds = request.fidelity;  // a training's cost grows with its steps
+    if (cost_grows_with_params) {
+      result.metrics["train_seconds"] = request.fidelity * params / 1e4;
+      result.wall_seconds = 0.1 + result.metrics["train_seconds"];
+    }
     return result;
   }
   struct SimulatedKill {};

@@ -4,11 +4,15 @@
 // and no (hash, fidelity, seed) is ever trained twice, across a kill too.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <set>
 #include <tuple>
 
 #include "genome/presets.hpp"
+#include "search/evaluation_ledger.hpp"
+#include "search/final_stage.hpp"
 #include "genome_search_fixture.hpp"
 
 using namespace livs;
@@ -162,6 +166,56 @@ TEST_CASE("the final stage re-trains the front and the warm start at fidelity 1 
   }
   CHECK(result.final_table.size() == result.finalists.size() + 1);
   CHECK(result.final_table.back().find("2/2") != std::string::npos);
+}
+
+TEST_CASE("the final stage starts its longest trainings first, as their search-stage runs predict") {
+  TempDb db("budget_final_order");
+  Setup setup;
+  screen_analytics(setup);
+  setup.settings.fidelity = 0.5;
+  setup.settings.final_top = 4;
+  setup.settings.final_seeds = 2;
+  setup.options.warm_start = {warm("transformer", 64, 2)};
+  setup.options.workers = 1;  // calls in start order
+  FakeEvaluator evaluator;
+  evaluator.cost_grows_with_params = true;
+  db::Store store(db.path);
+  const auto result = run_search(setup, evaluator, store);
+  REQUIRE(result.finished);
+  REQUIRE(result.finalists.size() >= 3);
+  const auto params_of = [&](const std::string& hash) {
+    return genome::decode(genome::genome_from_json(store.genome(hash)->genome)).params_non_embedding();
+  };
+  // The finalists' own order is the front's (crowding, then the warm start):
+  // here it is not already by size, so the ordering is what put it so.
+  std::vector<int64_t> finalist_params;
+  for (const auto& hash : result.finalists) finalist_params.push_back(params_of(hash));
+  CHECK_FALSE(std::is_sorted(finalist_params.rbegin(), finalist_params.rend()));
+  const auto& order = evaluator.full_fidelity_order;
+  REQUIRE(order.size() == result.finalists.size() * 2);
+  for (std::size_t i = 1; i < order.size(); ++i) CHECK(params_of(order[i - 1]) >= params_of(order[i]));
+  // Nothing else changed: the results are the finalists' own, whatever the order.
+  for (const auto& hash : result.finalists) CHECK(evaluator.calls[hash] >= 2);
+}
+
+TEST_CASE("expected_full_seconds scales a rung's training to fidelity 1 and keeps the rest") {
+  Setup setup;
+  setup.settings.fidelity = 0.25;  // one rung, at a quarter of the steps
+  EvaluationLedger ledger;
+  const std::string hash = "abc";
+  db::EvaluationOutcome ok;
+  ok.status = db::EvaluationStatus::ok;
+  ok.wall_seconds = 3.0;
+  ok.metrics["train_seconds"] = {2.0, ""};
+  ledger.record({hash, 0.25, evaluation_seed(setup.settings.seed, hash)}, ok, 0);
+  CHECK(expected_full_seconds(hash, ledger, setup.settings) == doctest::Approx(1.0 + 2.0 / 0.25));
+  // Unknown and failed: infinity (they start first).
+  CHECK(std::isinf(expected_full_seconds("never", ledger, setup.settings)));
+  db::EvaluationOutcome failed;
+  failed.status = db::EvaluationStatus::failed;
+  failed.wall_seconds = 0.2;
+  ledger.record({"bad", 0.25, evaluation_seed(setup.settings.seed, "bad")}, failed, 0);
+  CHECK(std::isinf(expected_full_seconds("bad", ledger, setup.settings)));
 }
 
 TEST_CASE("at fidelity 1 the final stage reuses the search's own evaluation as its first seed") {
