@@ -7,8 +7,9 @@
 #   scripts/gpu-pending-run.sh suite      # the GPU suite (about 150 s)
 #   scripts/gpu-pending-run.sh switches   # each switch against the default in one binary (about 300 s)
 #   scripts/gpu-pending-run.sh timeline   # where the step and the shared device lose time (about 200 s)
-# Logs land in $OUT (or ./gpu-out). Numbers go to docs/benchmarks.md with the
-# date, GPU, commit and the command of each line.
+# Logs land in $OUT (or ./gpu-out); `python3 bench/switch_table.py
+# OUT/switches.log` makes the switches' tables. Numbers go to
+# docs/benchmarks.md with the date, GPU, commit and the command of each line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:-}
