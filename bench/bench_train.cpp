@@ -181,8 +181,8 @@ void print_timeline(const nlohmann::json& row) {
 // One row: train through the search's own trainer and print one JSON line.
 int run_row(const RowConfig& c) {
   const genome::ModelSpec spec = spec_for(c);
-  // Tracing starts before the backend and the step graph exist (CUPTI sees
-  // a graph's kernels only when it traced its instantiation).
+  // Tracing starts before the backend and the step graph exist
+  // (cupti_tracer.hpp).
   std::unique_ptr<bench::KernelTracer> tracer;
   if (c.trace) {
     std::string why_not;

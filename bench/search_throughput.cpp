@@ -363,8 +363,7 @@ int run(int argc, char** argv) {
     }
   }
   const Json settings = proxies::to_json(cli::eval_settings_of(config));
-  // Traced from before the first graph is instantiated (CUPTI sees graph
-  // launches' kernels only then).
+  // Traced from before any backend or step graph exists (cupti_tracer.hpp).
   std::unique_ptr<bench::KernelTracer> tracer;
   if (args.count("kernel-timeline")) {
     for (const auto& devices : device_sets)

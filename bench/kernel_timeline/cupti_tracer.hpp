@@ -22,8 +22,8 @@ class KernelTracer {
  public:
   // Starts tracing; nullptr with `why_not` set where it cannot (built
   // without CUDA, no libcupti, CUPTI refused, a tracer already running).
-  // Start it before the first graph is instantiated: CUPTI then sees the
-  // kernels of graph launches too.
+  // Start it before the CUDA context, streams and step graphs exist, so that
+  // nothing the program runs was set up outside CUPTI's view.
   static std::unique_ptr<KernelTracer> start(std::string& why_not);
   ~KernelTracer();  // stops tracing
   KernelTracer(const KernelTracer&) = delete;
