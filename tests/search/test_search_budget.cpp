@@ -11,9 +11,9 @@
 #include <tuple>
 
 #include "genome/presets.hpp"
+#include "genome_search_fixture.hpp"
 #include "search/evaluation_ledger.hpp"
 #include "search/final_stage.hpp"
-#include "genome_search_fixture.hpp"
 
 using namespace livs;
 using namespace livs::search;
@@ -33,6 +33,17 @@ void screen_analytics(Setup& setup) { setup.options.analytic = fake_analytic; }
 WarmStart warm(const std::string& name, int d_model, int layers) {
   auto g = genome::preset(name, d_model, layers);
   return {"preset " + name, g};
+}
+
+// A search at half the steps whose final stage re-trains up to `top` of the
+// front and the transformer warm start on 2 seeds each.
+void with_final_stage(Setup& setup, int top, int workers) {
+  screen_analytics(setup);
+  setup.settings.fidelity = 0.5;
+  setup.settings.final_top = top;
+  setup.settings.final_seeds = 2;
+  setup.options.warm_start = {warm("transformer", 64, 2)};
+  setup.options.workers = workers;
 }
 
 // Every (hash, fidelity, seed) of a run, with its metrics, for comparing runs.
@@ -132,12 +143,7 @@ TEST_CASE("warm-start members are evaluated first and named, one over the budget
 TEST_CASE("the final stage re-trains the front and the warm start at fidelity 1 over seeds, each once") {
   TempDb db("budget_final");
   Setup setup;
-  screen_analytics(setup);
-  setup.settings.fidelity = 0.5;
-  setup.settings.final_top = 3;
-  setup.settings.final_seeds = 2;
-  setup.options.warm_start = {warm("transformer", 64, 2)};
-  setup.options.workers = 3;
+  with_final_stage(setup, 3, 3);
   FakeEvaluator evaluator;
   db::Store store(db.path);
   const auto result = run_search(setup, evaluator, store);
@@ -171,12 +177,7 @@ TEST_CASE("the final stage re-trains the front and the warm start at fidelity 1 
 TEST_CASE("the final stage starts its longest trainings first, as their search-stage runs predict") {
   TempDb db("budget_final_order");
   Setup setup;
-  screen_analytics(setup);
-  setup.settings.fidelity = 0.5;
-  setup.settings.final_top = 4;
-  setup.settings.final_seeds = 2;
-  setup.options.warm_start = {warm("transformer", 64, 2)};
-  setup.options.workers = 1;  // calls in start order
+  with_final_stage(setup, 4, 1);  // one worker: calls in start order
   FakeEvaluator evaluator;
   evaluator.cost_grows_with_params = true;
   db::Store store(db.path);
@@ -231,14 +232,7 @@ TEST_CASE("at fidelity 1 the final stage reuses the search's own evaluation as i
 }
 
 TEST_CASE("killed during the final stage, a resumed run ends with the uninterrupted run's final table") {
-  auto configure = [](Setup& setup) {
-    screen_analytics(setup);
-    setup.settings.fidelity = 0.5;
-    setup.settings.final_top = 3;
-    setup.settings.final_seeds = 2;
-    setup.options.warm_start = {warm("transformer", 64, 2)};
-    setup.options.workers = 2;
-  };
+  auto configure = [](Setup& setup) { with_final_stage(setup, 3, 2); };
   TempDb reference_db("budget_final_reference");
   Setup reference_setup;
   configure(reference_setup);
