@@ -3,20 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 
 namespace livs::cli {
-
-std::string format_duration(double seconds) {
-  char buffer[32];
-  const long whole = std::lround(seconds);
-  if (whole >= 60)
-    std::snprintf(buffer, sizeof buffer, "%ldm%02lds", whole / 60, whole % 60);
-  else
-    std::snprintf(buffer, sizeof buffer, "%.1fs", seconds);
-  return buffer;
-}
 
 TrainingProgress::TrainingProgress(int total_steps)
     : total_(total_steps),

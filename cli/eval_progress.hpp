@@ -5,10 +5,9 @@
 #include <chrono>
 #include <string>
 
-namespace livs::cli {
+#include "common/duration_text.hpp"
 
-// "4.2s" below a minute, "3m07s" above.
-std::string format_duration(double seconds);
+namespace livs::cli {
 
 class TrainingProgress {
  public:

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <set>
 
+#include "common/duration_text.hpp"
 #include "common/seed_summary.hpp"
 
 namespace livs::search {
@@ -83,6 +84,14 @@ double expected_full_seconds(const std::string& hash, const EvaluationLedger& le
   return (outcome->wall_seconds - training) + training / fidelity;
 }
 
+double expected_stage_seconds(const std::vector<double>& durations, int lanes) {
+  if (durations.empty() || lanes < 1) return 0.0;
+  // Each training goes to the lane that frees up first: the least loaded.
+  std::vector<double> load(static_cast<std::size_t>(std::min<std::size_t>(lanes, durations.size())), 0.0);
+  for (const double d : durations) *std::min_element(load.begin(), load.end()) += d;
+  return *std::max_element(load.begin(), load.end());
+}
+
 FinalStageCounts run_final_stage(const std::vector<std::string>& finalist_hashes,
                                  const SearchSettings& settings, const EvaluateFunction& evaluate,
                                  db::Store& store, EvaluationLedger& ledger, const FinalStageRun& run) {
@@ -116,11 +125,22 @@ FinalStageCounts run_final_stage(const std::vector<std::string>& finalist_hashes
   std::stable_sort(jobs.begin(), jobs.end(), [&](const EvaluationJob& a, const EvaluationJob& b) {
     return expected.at(a.request.genome_hash) > expected.at(b.request.genome_hash);
   });
-  if (run.executor.log)
-    run.executor.log("final stage: " + std::to_string(finalist_hashes.size()) + " finalists x " +
-                     std::to_string(settings.final_seeds) +
-                     " seeds at fidelity 1: " + std::to_string(jobs.size()) + " to train, " +
-                     std::to_string(counts.evaluations_reused) + " already done");
+  if (run.executor.log) {
+    std::string line = "final stage: " + std::to_string(finalist_hashes.size()) + " finalists x " +
+                       std::to_string(settings.final_seeds) +
+                       " seeds at fidelity 1: " + std::to_string(jobs.size()) + " to train, " +
+                       std::to_string(counts.evaluations_reused) + " already done";
+    // From the finalists' search-stage runs; said only when every one is known.
+    std::vector<double> durations;
+    for (const auto& job : jobs) durations.push_back(expected.at(job.request.genome_hash));
+    const int lanes =
+        run.executor.lanes.empty() ? run.executor.workers : static_cast<int>(run.executor.lanes.size());
+    const double seconds = expected_stage_seconds(durations, lanes);
+    if (!jobs.empty() && std::isfinite(seconds))
+      line += ", expected about " + format_duration(seconds) + " on " + std::to_string(lanes) +
+              (lanes == 1 ? " lane" : " lanes");
+    run.executor.log(line);
+  }
   run_evaluations(jobs, evaluate, store, run.run_id, run.executor,
                   [&](std::size_t j, const db::EvaluationOutcome& outcome) {
                     const auto& request = jobs[j].request;

@@ -59,6 +59,11 @@ struct FinalStageCounts {
 double expected_full_seconds(const std::string& hash, const EvaluationLedger& ledger,
                              const SearchSettings& settings);
 
+// How long trainings of these durations take on `lanes` lanes that each
+// start the next one in the list as they free up (the stage's own order:
+// longest first); 0 for none. Infinite when a duration is.
+double expected_stage_seconds(const std::vector<double>& durations, int lanes);
+
 FinalStageCounts run_final_stage(const std::vector<std::string>& finalist_hashes,
                                  const SearchSettings& settings, const EvaluateFunction& evaluate,
                                  db::Store& store, EvaluationLedger& ledger, const FinalStageRun& run);

@@ -3,11 +3,20 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/duration_text.hpp"
 #include "common/json_reader.hpp"
 #include "common/rng.hpp"
 #include "common/sha256.hpp"
 
 using namespace livs;
+
+TEST_CASE("format_duration: tenths of a second below a minute, minutes and seconds above") {
+  CHECK(livs::format_duration(0.0) == "0.0s");
+  CHECK(livs::format_duration(4.24) == "4.2s");
+  CHECK(livs::format_duration(59.4) == "59.4s");
+  CHECK(livs::format_duration(59.6) == "1m00s");
+  CHECK(livs::format_duration(187.0) == "3m07s");
+}
 
 TEST_CASE("sha256 matches FIPS 180-4 test vectors") {
   CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

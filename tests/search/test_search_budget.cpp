@@ -7,9 +7,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <set>
 #include <tuple>
 
+#include "common/duration_text.hpp"
 #include "genome/presets.hpp"
 #include "genome_search_fixture.hpp"
 #include "search/evaluation_ledger.hpp"
@@ -178,11 +181,23 @@ TEST_CASE("the final stage starts its longest trainings first, as their search-s
   TempDb db("budget_final_order");
   Setup setup;
   with_final_stage(setup, 4, 1);  // one worker: calls in start order
+  std::vector<std::string> lines;
+  setup.options.log = [&](const std::string& line) { lines.push_back(line); };
   FakeEvaluator evaluator;
   evaluator.cost_grows_with_params = true;
   db::Store store(db.path);
   const auto result = run_search(setup, evaluator, store);
   REQUIRE(result.finished);
+  // The stage's line says how long it should take: here (training linear in
+  // the steps, one lane) exactly the sum of what its trainings then took.
+  double stage_seconds = 0.0;
+  for (const auto& e : store.evaluations(result.run_id))
+    if (e.fidelity == 1.0) stage_seconds += e.wall_seconds;
+  const std::string expected = "expected about " + format_duration(stage_seconds) + " on 1 lane";
+  const auto stage_line = std::find_if(
+      lines.begin(), lines.end(), [](const std::string& line) { return line.rfind("final stage:", 0) == 0; });
+  REQUIRE(stage_line != lines.end());
+  CHECK(stage_line->find(expected) != std::string::npos);
   REQUIRE(result.finalists.size() >= 3);
   const auto params_of = [&](const std::string& hash) {
     return genome::decode(genome::genome_from_json(store.genome(hash)->genome)).params_non_embedding();
@@ -217,6 +232,14 @@ TEST_CASE("expected_full_seconds scales a rung's training to fidelity 1 and keep
   failed.wall_seconds = 0.2;
   ledger.record({"bad", 0.25, evaluation_seed(setup.settings.seed, "bad")}, failed, 0);
   CHECK(std::isinf(expected_full_seconds("bad", ledger, setup.settings)));
+}
+
+TEST_CASE("expected_stage_seconds: each training on the lane that frees up first") {
+  CHECK(expected_stage_seconds({}, 4) == 0.0);
+  CHECK(expected_stage_seconds({3, 3, 2, 2, 2}, 2) == 7.0);  // 3+2+2 and 3+2
+  CHECK(expected_stage_seconds({5, 1, 1}, 8) == 5.0);        // more lanes than trainings
+  CHECK(expected_stage_seconds({4, 2, 2}, 1) == 8.0);
+  CHECK(std::isinf(expected_stage_seconds({1, std::numeric_limits<double>::infinity()}, 2)));
 }
 
 TEST_CASE("at fidelity 1 the final stage reuses the search's own evaluation as its first seed") {
