@@ -66,12 +66,13 @@ const Cupti& cupti() {
       c.error = "libcupti lacks a function this tracer calls";
       return c;
     }
-    // The records are read with this header's structures: only a library of
-    // the same major release writes those.
+    // The records are read with this header's structures: only the library
+    // of the same release is sure to write those (the staged copy is).
     uint32_t version = 0;
-    if (c.get_version(&version) != CUPTI_SUCCESS || version / 10000 != CUPTI_API_VERSION / 10000)
-      c.error = "libcupti's API version " + std::to_string(version) + " is not of this build's release (" +
-                std::to_string(CUPTI_API_VERSION) + ")";
+    if (c.get_version(&version) != CUPTI_SUCCESS || version != CUPTI_API_VERSION)
+      c.error = "libcupti's API version " + std::to_string(version) + " is not this build's (" +
+                std::to_string(CUPTI_API_VERSION) +
+                "): stage the toolkit's own copy (scripts/gpu-check.sh build)";
     return c;
   }();
   return loaded;
@@ -180,7 +181,10 @@ void KernelTracer::add_records(unsigned char* buffer, std::size_t valid_bytes) {
       case CUPTI_ACTIVITY_KIND_KERNEL:
       case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL: {
         const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
-        collected_.device.add(k->start, k->end, k->streamId, short_kernel_name(k->name ? k->name : "?"));
+        // CUPTI keeps one name pointer per function: demangle each once.
+        auto [shown, fresh] = kernel_names_.try_emplace(k->name);
+        if (fresh) shown->second = short_kernel_name(k->name ? k->name : "?");
+        collected_.device.add(k->start, k->end, k->streamId, shown->second);
         break;
       }
       case CUPTI_ACTIVITY_KIND_MEMCPY: {

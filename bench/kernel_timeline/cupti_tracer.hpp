@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "bench/kernel_timeline/timeline.hpp"
 
@@ -50,6 +51,7 @@ class KernelTracer {
   KernelTracer() = default;
   std::mutex mutex_;
   Trace collected_;
+  std::unordered_map<const char*, std::string> kernel_names_;  // CUPTI's name -> short_kernel_name
 };
 
 }  // namespace livs::bench
