@@ -513,10 +513,12 @@ __global__ void __launch_bounds__(kRowWarps* kWarpSize)
 
 // y[n] = sum_j top_weight[n k + j] ys[position[n k + j]], from zero in that
 // order. With ys_second (moe_combine_halves) each of those rows is first
-// ys + ys_second, written back into ys (the backward reads it; a row has
-// one (n, j), so one writer); without it ys is only read.
-__global__ void moe_combine_kernel(float* y, float* ys, const float* ys_second, const float* top_weight,
-                                   const int32_t* position, int64_t rows, RowAccess row, int top_k) {
+// ys + ys_second, written back through ys_sum, which is ys then (the
+// backward reads it; a row has one (n, j), so one writer); without it ys is
+// only read and ys_sum is null.
+__global__ void moe_combine_kernel(float* y, const float* ys, float* ys_sum, const float* ys_second,
+                                   const float* top_weight, const int32_t* position, int64_t rows,
+                                   RowAccess row, int top_k) {
   await_prior_grids();
   for_each_warp_row(rows, [&](int64_t n) {
     for_row_columns(row, [&](int64_t c, auto w) {
@@ -527,7 +529,7 @@ __global__ void moe_combine_kernel(float* y, float* ys, const float* ys_second, 
         float4 v = load_w<W>(ys + at);
         if (ys_second) {
           v += load_w<W>(ys_second + at);
-          store_w<W>(ys + at, v);
+          store_w<W>(ys_sum + at, v);
         }
         acc = fma4(top_weight[n * top_k + j], v, acc);
       }
@@ -722,8 +724,8 @@ void moe_combine(cudaStream_t stream, Matrix y, ConstMatrix ys, const float* top
                  const int32_t* position, int top_k) {
   if (y.numel() <= 0) return;
   moe_combine_kernel<<<row_blocks(y.rows), kRowWarps * kWarpSize, 0, stream>>>(
-      y.data, const_cast<float*>(ys.data), nullptr, top_weight, position, y.rows,
-      row_access(y.cols, y.data, ys.data), top_k);  // (ys is not written without ys_second)
+      y.data, ys.data, nullptr, nullptr, top_weight, position, y.rows, row_access(y.cols, y.data, ys.data),
+      top_k);
   LIVS_CUDA_CHECK_LAUNCH();
 }
 
@@ -733,7 +735,7 @@ void moe_combine_halves(cudaStream_t stream, Matrix y, Matrix ys, ConstMatrix ys
     throw std::invalid_argument("CUDA moe_combine_halves: ys_second is not shaped as ys");
   if (y.numel() <= 0) return;
   moe_combine_kernel<<<row_blocks(y.rows), kRowWarps * kWarpSize, 0, stream>>>(
-      y.data, ys.data, ys_second.data, top_weight, position, y.rows,
+      y.data, ys.data, ys.data, ys_second.data, top_weight, position, y.rows,
       row_access(y.cols, y.data, ys.data, ys_second.data), top_k);
   LIVS_CUDA_CHECK_LAUNCH();
 }
