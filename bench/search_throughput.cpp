@@ -366,6 +366,9 @@ int run(int argc, char** argv) {
   // Traced from before any backend or step graph exists (cupti_tracer.hpp).
   std::unique_ptr<bench::KernelTracer> tracer;
   if (args.count("kernel-timeline")) {
+    // Its figures (busy share, kernels at once) are one device's.
+    if (!gpu_counts.empty())
+      throw InputError("--kernel-timeline", "", "traces one device; give --device instead of --gpus");
     for (const auto& devices : device_sets)
       for (const auto& device : devices)
         if (device.rfind("cuda", 0) != 0)
