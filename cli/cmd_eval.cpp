@@ -27,6 +27,7 @@
 #include "cli/run_support.hpp"
 #include "cli/saved_weights.hpp"
 #include "common/evaluate_contract.hpp"
+#include "common/path_checks.hpp"
 #include "genome/genome_json.hpp"
 #include "genome/presets.hpp"
 #include "proxies/evaluate.hpp"
@@ -307,7 +308,7 @@ int run_eval(int argc, char** argv) {
   if (args.count("save")) {
     std::error_code error;
     if (!setting.save.empty()) std::filesystem::create_directories(setting.save, error);
-    if (setting.save.empty() || !std::filesystem::is_directory(setting.save))
+    if (setting.save.empty() || !is_folder(setting.save))
       throw InputError(setting.save.empty() ? "--save" : setting.save, "",
                        "cannot create the folder to save into" + (error ? ": " + error.message() : ""));
   }

@@ -18,6 +18,7 @@
 #include "cli/query_front.hpp"
 #include "cli/saved_weights.hpp"
 #include "common/input_error.hpp"
+#include "common/path_checks.hpp"
 #include "db/store.hpp"
 #include "export/pytorch_export.hpp"
 #include "genome/genome_json.hpp"
@@ -40,9 +41,7 @@ void write_genome_json(const ExportedGenome& g, const std::filesystem::path& pat
 }
 
 // A positional argument names a genome file when it ends in .json or is a file.
-bool is_genome_file(const std::string& argument) {
-  return argument.ends_with(".json") || std::filesystem::is_regular_file(argument);
-}
+bool is_genome_file(const std::string& argument) { return argument.ends_with(".json") || is_file(argument); }
 
 std::vector<ExportedGenome> genomes_to_export(const cxxopts::ParseResult& args, const char* command) {
   const bool pareto = args.count("pareto") > 0;
@@ -50,7 +49,7 @@ std::vector<ExportedGenome> genomes_to_export(const cxxopts::ParseResult& args, 
     throw InputError(command, "",
                      "give either a HASH, a GENOME.json or --pareto (see 'livsearch export --help')");
   std::vector<ExportedGenome> out;
-  if (!pareto && std::filesystem::is_directory(args["genome"].as<std::string>())) {
+  if (!pareto && is_folder(args["genome"].as<std::string>())) {
     const std::string folder = args["genome"].as<std::string>();
     throw InputError(
         folder, "",
@@ -119,10 +118,10 @@ int run_export(int argc, char** argv) {
   if (args.count("weights")) {
     if (format != "pytorch") throw InputError("--weights", "", "weights are exported with --format pytorch");
     weights = args["weights"].as<std::string>();
-    if (!std::filesystem::is_regular_file(*weights))
-      throw InputError(weights->string(), "",
-                       std::filesystem::exists(*weights) ? "not a file (expected a .safetensors file)"
-                                                         : "no such weights file");
+    if (!is_file(*weights))
+      throw InputError(
+          weights->string(), "",
+          path_exists(*weights) ? "not a file (expected a .safetensors file)" : "no such weights file");
   }
   const std::filesystem::path dir = args["out"].as<std::string>();
 
@@ -141,7 +140,7 @@ int run_export(int argc, char** argv) {
     if (format == "json") {
       std::error_code error;
       std::filesystem::create_directories(dir, error);
-      if (!std::filesystem::is_directory(dir))
+      if (!is_folder(dir))
         throw InputError(dir.string(), "",
                          "cannot create the output folder" + (error ? ": " + error.message() : ""));
       const auto path = dir / (hash + ".json");

@@ -10,6 +10,7 @@
 #include "cli/command.hpp"
 #include "cli/query_common.hpp"
 #include "common/input_error.hpp"
+#include "common/path_checks.hpp"
 #include "db/connection.hpp"
 #include "db/store.hpp"
 #include "report/report.hpp"
@@ -31,7 +32,7 @@ int run_report(int argc, char** argv) {
   if (!args.count("out") || args["out"].as<std::string>().empty())
     throw InputError(argv[0], "", std::string("missing --out FILE (see '") + argv[0] + " --help')");
   const std::filesystem::path out = args["out"].as<std::string>();
-  if (out.has_parent_path() && !std::filesystem::is_directory(out.parent_path()))
+  if (out.has_parent_path() && !is_folder(out.parent_path()))
     throw InputError(out.string(), "", "the folder " + out.parent_path().string() + " does not exist");
 
   std::string html;
@@ -49,11 +50,18 @@ int run_report(int argc, char** argv) {
     file << html;
     file.close();
     if (!file) {
-      std::filesystem::remove(partial);
+      std::error_code ignored;
+      std::filesystem::remove(partial, ignored);
       throw InputError(out.string(), "", "writing the file failed (disk full?)");
     }
   }
-  std::filesystem::rename(partial, out);
+  std::error_code error;
+  std::filesystem::rename(partial, out, error);
+  if (error) {
+    std::error_code ignored;
+    std::filesystem::remove(partial, ignored);
+    throw InputError(out.string(), "", "cannot put the report there: " + error.message());
+  }
   std::cout << "wrote " << out.string() << " (" << (html.size() + 1023) / 1024 << " KiB)\n";
   return 0;
 }

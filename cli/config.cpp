@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cli/device_list.hpp"
+#include "common/path_checks.hpp"
 #include "genome/genome_json.hpp"
 #include "genome/presets.hpp"
 #include "proxies/evaluate.hpp"
@@ -93,8 +94,9 @@ std::vector<search::WarmStart> resolve_warm_start(Config& config, const JsonRead
     } else {
       std::filesystem::path file(entry);
       if (file.is_relative()) file = std::filesystem::path(config.path).parent_path() / file;
-      file = std::filesystem::absolute(file).lexically_normal();
-      if (!std::filesystem::is_regular_file(file)) {
+      std::error_code error;
+      if (auto absolute = std::filesystem::absolute(file, error); !error) file = absolute.lexically_normal();
+      if (!is_file(file)) {
         std::string known;
         for (const auto& name : presets) known += (known.empty() ? "" : ", ") + name;
         std::string message = "\"";

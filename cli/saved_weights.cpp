@@ -5,6 +5,7 @@
 
 #include "cli/run_support.hpp"
 #include "common/input_error.hpp"
+#include "common/path_checks.hpp"
 #include "export/safetensors.hpp"
 #include "proxies/evaluate.hpp"
 
@@ -31,7 +32,7 @@ void write_json(const std::filesystem::path& path, const Json& json, const std::
 void create_folder(const std::filesystem::path& folder) {
   std::error_code error;
   std::filesystem::create_directories(folder, error);
-  if (!std::filesystem::is_directory(folder))
+  if (!is_folder(folder))
     throw InputError(folder.string(), "", "cannot create the folder" + (error ? ": " + error.message() : ""));
 }
 
@@ -101,7 +102,7 @@ std::optional<std::filesystem::path> kept_weights(const std::string& db_path, co
   constexpr int kMaxReplicates = 100;  // search.final.seeds' limit
   for (int k = 0; k < kMaxReplicates; ++k) {
     auto path = weights_folder(db_path) / hash / ("seed" + std::to_string(k)) / "model.safetensors";
-    if (std::filesystem::is_regular_file(path)) return path;
+    if (is_file(path)) return path;
   }
   return std::nullopt;
 }

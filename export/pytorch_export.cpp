@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/input_error.hpp"
+#include "common/path_checks.hpp"
 #include "export/embedded_files.hpp"
 #include "export/safetensors.hpp"
 #include "export/weights_check.hpp"
@@ -121,7 +122,7 @@ void write_pytorch_package(const genome::Genome& genome, const std::string& geno
   }
   std::error_code error;
   std::filesystem::create_directories(folder, error);
-  if (!std::filesystem::is_directory(folder))
+  if (!is_folder(folder))
     throw InputError(folder.string(), "", "cannot create the folder" + (error ? ": " + error.message() : ""));
 
   write_text(folder / "model.py", model_source);
