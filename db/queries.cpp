@@ -1,6 +1,7 @@
 // The read side of the database, shared by Reader and Store.
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <functional>
 #include <map>
 
@@ -13,7 +14,17 @@ namespace livs::db {
 
 namespace {
 
-uint64_t parse_seed(const std::string& text) { return text.empty() ? 0 : std::stoull(text); }
+// Seeds are decimal text (SQLite's integers are signed; seeds use all 64
+// bits). A cell that is not one is a damaged file, said as such (stoull
+// said only "stoull").
+uint64_t parse_seed(const std::string& text) {
+  if (text.empty()) return 0;
+  uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size())
+    throw std::runtime_error("seed '" + text + "' in the database is not an unsigned 64-bit integer");
+  return value;
+}
 
 // Column lists and row readers kept side by side so they cannot drift apart.
 constexpr const char* kRunColumns = "id, name, config, seed, status, tool_version, created_at, updated_at";

@@ -257,6 +257,23 @@ TEST_CASE("a corrupt database gives an InputError naming the file") {
   }
 }
 
+TEST_CASE("a seed cell that is not an unsigned 64-bit integer is reported as such") {
+  test::TempDir dir;
+  const std::string path = dir.file("seed.db");
+  {
+    Store store(path);
+    store.create_or_open_run("quick", Json::object(), 18446744073709551615ull);
+  }
+  for (const std::string bad : {"abc", "-1", "18446744073709551616", "12 "}) {
+    raw_sql(path, "UPDATE runs SET seed = '" + bad + "'");
+    Reader reader(path);
+    CHECK_THROWS_WITH(reader.runs(),
+                      ("seed '" + bad + "' in the database is not an unsigned 64-bit integer").c_str());
+  }
+  raw_sql(path, "UPDATE runs SET seed = '18446744073709551615'");
+  CHECK(Reader(path).runs().at(0).seed == 18446744073709551615ull);
+}
+
 TEST_CASE("the reader refuses a missing file, a directory and an empty file") {
   test::TempDir dir;
   auto missing = input_error_of([&] { Reader reader(dir.file("missing.db")); });
