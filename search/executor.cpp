@@ -123,13 +123,17 @@ EvalResult evaluate_guarded(const EvaluateFunction& evaluate, const EvalRequest&
   return failed_evaluation("", request.device);
 }
 
+int lane_count(const ExecutorOptions& options) {
+  return options.lanes.empty() ? std::max(1, options.workers) : static_cast<int>(options.lanes.size());
+}
+
 void run_evaluations(const JobSource& source, const EvaluateFunction& evaluate_function, db::Store& store,
                      int64_t run_id, const ExecutorOptions& options) {
   const auto evaluate = std::make_shared<const EvaluateFunction>(evaluate_function);
   // Each lane's evaluate function (its own, or the executor's); a lane with
   // no device runs each request on its own device.
   std::vector<Lane> lanes = options.lanes;
-  if (lanes.empty()) lanes.assign(static_cast<std::size_t>(std::max(1, options.workers)), Lane{});
+  if (lanes.empty()) lanes.assign(static_cast<std::size_t>(lane_count(options)), Lane{});
   std::vector<std::shared_ptr<const EvaluateFunction>> lane_evaluate;
   for (const auto& lane : lanes)
     lane_evaluate.push_back(lane.evaluate ? std::make_shared<const EvaluateFunction>(lane.evaluate)

@@ -63,6 +63,10 @@ struct ExecutorOptions {
   std::function<void(const std::string&)> log;  // may be empty
 };
 
+// The lanes run_evaluations fills: options.lanes, or `workers` (at least one)
+// lanes of the executor's own evaluate function.
+int lane_count(const ExecutorOptions& options);
+
 // Evaluations decided as workers free up: a list that grows with the results
 // (the rungs' promotions). Both functions are called on the executor's thread.
 struct JobSource {

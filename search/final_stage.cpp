@@ -133,8 +133,7 @@ FinalStageCounts run_final_stage(const std::vector<std::string>& finalist_hashes
     // From the finalists' search-stage runs; said only when every one is known.
     std::vector<double> durations;
     for (const auto& job : jobs) durations.push_back(expected.at(job.request.genome_hash));
-    const int lanes =
-        run.executor.lanes.empty() ? run.executor.workers : static_cast<int>(run.executor.lanes.size());
+    const int lanes = lane_count(run.executor);
     const double seconds = expected_stage_seconds(durations, lanes);
     if (!jobs.empty() && std::isfinite(seconds))
       line += ", expected about " + format_duration(seconds) + " on " + std::to_string(lanes) +
