@@ -268,16 +268,25 @@ void print_most_added(const bench::Timeline& now, const bench::Timeline& first, 
   }
 }
 
-// The --kernel-timeline lines of a row; the first row's trace is the
-// baseline of the others (the same candidates, its workers' count).
+// The first row's trace and its totals: the baseline of the later rows (the
+// same candidates, its workers' count), summarised once.
+struct FirstTrace {
+  bench::KernelTracer::Trace trace;
+  double device_seconds = 0.0, call_seconds = 0.0;
+};
+
+// The --kernel-timeline lines of a row.
 void report_timeline(bench::KernelTracer::Trace trace, const Row& row, std::size_t candidates,
-                     bench::KernelTracer::Trace& first, Json& line) {
+                     FirstTrace& first, Json& line) {
   const double n = double(candidates);
   const bench::TimelineSummary device = bench::summarize(trace.device, row.wall_seconds);
   const bench::TimelineSummary calls = bench::summarize(trace.host_calls, row.wall_seconds);
-  const bool is_first = first.device.empty();
-  const double first_device = is_first ? device.span_seconds : bench::summarize(first.device).span_seconds;
-  const double first_calls = is_first ? calls.span_seconds : bench::summarize(first.host_calls).span_seconds;
+  const bool is_first = first.trace.device.empty();
+  if (is_first) {
+    first.device_seconds = device.span_seconds;
+    first.call_seconds = calls.span_seconds;
+  }
+  const double first_device = first.device_seconds, first_calls = first.call_seconds;
   std::printf(
       "  device: busy %.1f%% of the row's %.2f s, %.2f kernels at once while busy, device work %.4f s a "
       "candidate (%.2fx the first row's); %zu spans on %zu streams, %zu records dropped\n",
@@ -294,11 +303,11 @@ void report_timeline(bench::KernelTracer::Trace trace, const Row& row, std::size
                              {"streams", device.streams},
                              {"dropped", trace.dropped}};
   if (is_first) {
-    first = std::move(trace);
+    first.trace = std::move(trace);
     return;
   }
-  print_most_added(trace.device, first.device, "kernels");
-  print_most_added(trace.host_calls, first.host_calls, "runtime calls");
+  print_most_added(trace.device, first.trace.device, "kernels");
+  print_most_added(trace.host_calls, first.trace.host_calls, "runtime calls");
 }
 
 int run(int argc, char** argv) {
@@ -381,7 +390,7 @@ int run(int argc, char** argv) {
   for (const auto& device : device_sets.back())
     proxies::evaluate(request_for(list.front(), settings, config, device));
   if (tracer) (void)tracer->take();  // the warm-up's
-  bench::KernelTracer::Trace first_trace;
+  FirstTrace first_trace;
 
   std::printf("\n%-6s %-8s %12s %10s %10s %12s %12s %14s %7s\n", "gpus", "workers", "wall s", "cand/min",
               "speed-up", "median s", "max s", "median train s", "failed");
