@@ -1,10 +1,11 @@
 #pragma once
 // The switches that turn a default behaviour off from the environment, for
 // debugging and comparisons (LIVSEARCH_CUDA_GRAPHS=0, LIVSEARCH_REUSE_BACKENDS=0,
-// ...): on unless the variable is exactly "0"; and the new behaviours that
-// stay off until they are measured: on only when it is exactly "1".
+// ...): on unless the variable is exactly "0"; and the behaviours the code
+// chooses, which "1" or "0" forces.
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 namespace livs {
 
@@ -13,10 +14,13 @@ inline bool enabled_unless_zero(const char* variable) {
   return !(value && std::strcmp(value, "0") == 0);
 }
 
-// A behaviour that is off until measured: on only when the variable is exactly "1".
-inline bool enabled_if_one(const char* variable) {
+// A behaviour chosen by the code unless the variable forces it: "1" on,
+// "0" off, anything else (or unset) leaves the choice to the code.
+inline std::optional<bool> forced_switch(const char* variable) {
   const char* value = std::getenv(variable);
-  return value && std::strcmp(value, "1") == 0;
+  if (value && std::strcmp(value, "1") == 0) return true;
+  if (value && std::strcmp(value, "0") == 0) return false;
+  return std::nullopt;
 }
 
 }  // namespace livs

@@ -684,6 +684,15 @@ class Backend {
                               bool accumulate = false) {
     unsupported("grouped_matmul", y.data, x.data, w.data, rows.offsets, accumulate);
   }
+  // Whether MoE's products over `capacity` dispatched rows with `cols`
+  // outputs should run as two products side by side (grouped_matmul_halves
+  // for the down projection, grouped_gate_up_backward's dx_up for the input
+  // gradients): yes where one product would leave the device mostly idle.
+  // Only the order of the sums changes.
+  virtual bool splits_grouped_products(int64_t capacity, int64_t cols, int experts) const {
+    (void)capacity, (void)cols, (void)experts;
+    return false;
+  }
   // y + y_second = x_rows W_e^T (both written): a backend may cut the
   // reduction in two and run the halves side by side (the CPU computes the
   // product into y and zeros y_second); moe_combine_halves adds them.

@@ -1,9 +1,11 @@
 // moe: a mixture of SwiGLU experts with top-k softmax routing.
 //   p = softmax(x Router^T);  top-k experts by p (ties: the lower index);
 //   w_j = p_{i_j} / sum_l p_{i_l}  (renormalised);  y = sum_j w_j SwiGLU_{i_j}(x)
-// LIVSEARCH_MOE_SPLIT=1 runs the down projection as two halves of its
-// reduction and the gate and up input gradients apart (dys holds the second
-// of each while it is free), so the GPU can run each pair side by side.
+// Where one product would leave the device mostly idle (the backend says so:
+// Backend::splits_grouped_products), the down projection runs as two halves
+// of its reduction and the gate and up input gradients apart (dys holds the
+// second of each while it is free), so the GPU runs each pair side by side;
+// LIVSEARCH_MOE_SPLIT=1 or 0 forces that on or off.
 // Dispatch is deterministic: assignments are sorted by expert, stably, and
 // the experts' products are grouped GEMMs over the sorted rows
 // (Backend::grouped_matmul*): the expert boundaries stay in device memory,
@@ -21,6 +23,7 @@
 // step), so a training step spends no launch on a value nobody reads;
 // backward always includes its gradient (f held constant, as in Switch), so
 // the trained objective is cross-entropy + aux. No decode state.
+#include <optional>
 #include <stdexcept>
 
 #include "common/environment_switch.hpp"
@@ -86,7 +89,7 @@ class MoeOp final : public Operator {
     // The gate and up products' input gradients apart (the up one into dys,
     // whose rows the swiglu backward has read): the two reductions run side
     // by side, and the gather below adds both.
-    const Matrix dxs_up = split_products_ ? Matrix{r.dys, a, d_} : Matrix{};
+    const Matrix dxs_up = split_products(be, a) ? Matrix{r.dys, a, d_} : Matrix{};
     be.grouped_gate_up_backward({w_gate_.grad, f_, d_}, {w_up_.grad, f_, d_}, {r.dxs, a, d_},
                                 {r.dgate, a, f_}, {r.dup, a, f_}, {r.xs, a, d_}, {w_gate_.value, f_, d_},
                                 {w_up_.value, f_, d_}, groups, /*accumulate=*/false, dxs_up);
@@ -149,7 +152,7 @@ class MoeOp final : public Operator {
                             router_.operand(e_, d_));
     be.grouped_swiglu_forward({r.h, a, f_}, {r.gate, a, f_}, {r.up, a, f_}, {r.xs, a, d_},
                               {w_gate_.value, f_, d_}, {w_up_.value, f_, d_}, groups);
-    if (split_products_ && r.dys) {  // the training rows: dys is free until the backward writes it
+    if (r.dys && split_products(be, a)) {  // the training rows: dys is free until the backward writes it
       be.grouped_matmul_halves({r.ys, a, d_}, {r.dys, a, d_}, {r.h, a, f_}, {w_down_.value, d_, f_}, groups);
       be.moe_combine_halves({y, rows, d_}, {r.ys, a, d_}, {r.dys, a, d_}, r.weight, r.position, k_);
     } else {
@@ -158,13 +161,18 @@ class MoeOp final : public Operator {
     }
   }
 
+  // The down projection's reduction in two halves and the gate and up input
+  // gradients apart, each pair side by side (both products have d outputs a
+  // row); the same sums either way, in another order.
+  bool split_products(const Backend& be, int64_t capacity) const {
+    if (split_forced_) return *split_forced_;
+    return be.splits_grouped_products(capacity, d_, int(e_));
+  }
+
   int64_t d_, e_;
   int k_;
   int64_t f_;
-  // LIVSEARCH_MOE_SPLIT=1 (off until measured on the GPU): the down
-  // projection's reduction in two halves and the gate and up input gradients
-  // apart, each pair side by side; the same sums either way, in another order.
-  bool split_products_ = enabled_if_one("LIVSEARCH_MOE_SPLIT");
+  const std::optional<bool> split_forced_ = forced_switch("LIVSEARCH_MOE_SPLIT");
   Param router_, w_gate_, w_up_, w_down_;
   int64_t n_ = 0;
   int decode_batch_ = 0;

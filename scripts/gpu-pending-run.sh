@@ -2,10 +2,11 @@
 # The GPU measurements that the commits listed in docs/benchmarks.md ("Landed
 # after those rows and not yet run on a GPU") wait for, in device calls of at
 # most 600 s each. Stage first, here:
-#   GPU_TARGETS="test_gpu bench_train search_throughput" BUILD_DIR=build-gpu scripts/gpu-check.sh build
+#   GPU_TARGETS="test_gpu livsearch bench_train search_throughput" BUILD_DIR=build-gpu scripts/gpu-check.sh build
+# (the suite's sticky-error case runs the livsearch binary staged beside test_gpu)
 # then on the GPU box (carry .gpu), one part per call:
 #   scripts/gpu-pending-run.sh suite      # the GPU suite (about 150 s)
-#   scripts/gpu-pending-run.sh switches   # each switch against the default in one binary (about 300 s)
+#   scripts/gpu-pending-run.sh switches   # the defaults against the settings before them, in one binary (about 200 s)
 #   scripts/gpu-pending-run.sh timeline   # where the step and the shared device lose time (about 200 s)
 # Logs land in $OUT (or ./gpu-out); `python3 bench/switch_table.py
 # OUT/switches.log` makes the switches' tables. Numbers go to
@@ -44,22 +45,20 @@ case "$part" in
     timeout 400 "$dist/test_gpu" -d 2>&1 | tail -n 40 | tee "$out/suite.log"
     ;;
   switches)
-    # The MoE pair twice per setting, interleaved, so drift shows as spread.
+    # The defaults against the settings before programmatic edges and the
+    # MoE split rule (LIVSEARCH_CUDA_PDL=0 LIVSEARCH_MOE_SPLIT=0), each twice,
+    # interleaved, so drift shows as spread.
+    old="LIVSEARCH_CUDA_PDL=0 LIVSEARCH_MOE_SPLIT=0"
     for round in 1 2; do
-      measure "moe pair d128 round $round" "LIVSEARCH_STEP_PIPELINE=0" "$dist/bench_train" $moe_pair --steps 300
+      measure "moe pair d128 round $round" "$old" "$dist/bench_train" $moe_pair --steps 300
       measure "moe pair d128 round $round" "" "$dist/bench_train" $moe_pair --steps 300
-      measure "moe pair d128 round $round" "LIVSEARCH_MOE_SPLIT=1" "$dist/bench_train" $moe_pair --steps 300
-      measure "moe pair d128 round $round" "LIVSEARCH_CUDA_PDL=1" "$dist/bench_train" $moe_pair --steps 300
-      measure "moe pair d128 round $round" "LIVSEARCH_CUDA_PDL=2" "$dist/bench_train" $moe_pair --steps 300
+      measure "moe pair d256 round $round" "$old" "$dist/bench_train" $moe_pair_d256 --steps 100
+      measure "moe pair d256 round $round" "" "$dist/bench_train" $moe_pair_d256 --steps 100
+      measure "throughput round $round" "$old" "$dist/search_throughput" $throughput
+      measure "throughput round $round" "" "$dist/search_throughput" $throughput
     done
-    measure "moe pair d256" "" "$dist/bench_train" $moe_pair_d256 --steps 100
-    measure "moe pair d256" "LIVSEARCH_MOE_SPLIT=1" "$dist/bench_train" $moe_pair_d256 --steps 100
-    measure "presets d128" "LIVSEARCH_STEP_PIPELINE=0" "$dist/bench_train" $d128
+    measure "presets d128" "$old" "$dist/bench_train" $d128
     measure "presets d128" "" "$dist/bench_train" $d128
-    measure "presets d128" "LIVSEARCH_CUDA_PDL=1" "$dist/bench_train" $d128
-    measure "throughput" "LIVSEARCH_CUDA_KEEP_POOL=0 LIVSEARCH_STEP_PIPELINE=0" "$dist/search_throughput" $throughput
-    measure "throughput" "" "$dist/search_throughput" $throughput
-    measure "throughput" "LIVSEARCH_CUDA_PDL=1" "$dist/search_throughput" $throughput
     ;;
   timeline)
     # Rates while tracing are not the tables' rates: the split is what counts.

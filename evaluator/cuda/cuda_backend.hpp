@@ -188,6 +188,7 @@ class CudaBackend final : public Backend {
 
   // Grouped GEMMs (grouped_gemm.cu): tensor cores in bf16 mode, exact fp32 in fp32 mode.
   void grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) override;
+  bool splits_grouped_products(int64_t capacity, int64_t cols, int experts) const override;
   void grouped_matmul_halves(Matrix y, Matrix y_second, ConstMatrix x, ConstMatrix w,
                              ExpertRows rows) override;
   void grouped_matmul_backward_input(Matrix dx, ConstMatrix dy, ConstMatrix w, ExpertRows rows,

@@ -132,6 +132,9 @@ void CudaBackend::moe_balance_loss(double* out, const float* expert_fractions, C
 void CudaBackend::grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertRows rows, bool accumulate) {
   cuda::grouped_matmul(stream_, y, x, w, rows, accumulate, precision_ == GemmPrecision::bf16);
 }
+bool CudaBackend::splits_grouped_products(int64_t capacity, int64_t cols, int experts) const {
+  return cuda::grouped_split_fills_device(capacity, cols, experts);
+}
 void CudaBackend::grouped_matmul_halves(Matrix y, Matrix y_second, ConstMatrix x, ConstMatrix w,
                                         ExpertRows rows) {
   cuda::grouped_matmul_halves(stream_, y, y_second, x, w, rows, precision_ == GemmPrecision::bf16);

@@ -61,11 +61,13 @@ bool is_own_kernel(cudaGraphNode_t node) {
 }  // namespace
 
 DependentLaunch dependent_launch_from_environment() {
+  // Programmatic by default: measured on an H200 (docs/benchmarks.md,
+  // 2026-12-05) it is as fast on one candidate and faster with four sharing
+  // the device; launch_completion was slower everywhere.
   const char* value = std::getenv("LIVSEARCH_CUDA_PDL");
-  if (!value) return DependentLaunch::off;
-  if (std::strcmp(value, "1") == 0) return DependentLaunch::programmatic;
-  if (std::strcmp(value, "2") == 0) return DependentLaunch::launch_completion;
-  return DependentLaunch::off;
+  if (value && std::strcmp(value, "0") == 0) return DependentLaunch::off;
+  if (value && std::strcmp(value, "2") == 0) return DependentLaunch::launch_completion;
+  return DependentLaunch::programmatic;
 }
 
 int make_edges_programmatic(cudaGraph_t graph, DependentLaunch mode) {

@@ -16,7 +16,8 @@ enum class DependentLaunch {
   launch_completion,  // ... once every block of the previous one has started
 };
 
-// LIVSEARCH_CUDA_PDL: 0 (the default) off, 1 programmatic, 2 launch_completion.
+// LIVSEARCH_CUDA_PDL: 0 off, 1 (the default, also for any other value or
+// none) programmatic, 2 launch_completion.
 DependentLaunch dependent_launch_from_environment();
 
 // Makes every ordinary edge from a kernel node into one of this backend's

@@ -769,7 +769,19 @@ int64_t multiprocessors() {
   LIVS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   return sms;
 }
+
+// Blocks of a grouped launch that one wave of the device holds.
+int64_t blocks_in_one_wave() { return kBlocksPerSm * multiprocessors(); }
 }  // namespace
+
+// Both halves' blocks in one wave: at 2048 tokens, top-2, d 128 the down
+// projection is 144 blocks of 528 and its halves ran 2% faster a MoE step on
+// an H200; at 16384 tokens, d 256 (2080 blocks) the halves were 1.5% slower.
+bool grouped_split_fills_device(int64_t capacity, int64_t n, int experts) {
+  if (capacity <= 0 || n <= 0 || experts <= 0) return false;
+  const int64_t blocks = ((capacity + kTileM - 1) / kTileM + experts) * ((n + kTileN - 1) / kTileN);
+  return 2 * blocks <= blocks_in_one_wave();
+}
 
 int grouped_weight_splits(int64_t capacity, int64_t n, int64_t k, int experts) {
   if (capacity <= 0 || experts <= 0) return 1;
@@ -838,8 +850,6 @@ WeightProblem weight_pair_problem(Matrix dw0, ConstMatrix dy0, Matrix dw1, Const
   return p;
 }
 
-// Blocks of a grouped launch that one wave of the device holds.
-int64_t blocks_in_one_wave() { return kBlocksPerSm * multiprocessors(); }
 
 // A backward-input rows problem (then_add or swiglu_backward) and a weight
 // gradient in one launch (grouped_rows_and_weight_kernel), then the weight's

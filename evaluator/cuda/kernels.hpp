@@ -325,6 +325,10 @@ void grouped_swiglu_backward_input(cudaStream_t stream, Matrix dgate, Matrix dup
 void grouped_matmul_backward_input_pair(cudaStream_t stream, Matrix dx, ConstMatrix dy0, ConstMatrix w0,
                                         ConstMatrix dy1, ConstMatrix w1, ExpertRows rows, bool accumulate,
                                         bool tensor_cores);
+// Whether a rows product over `capacity` dispatched rows with n outputs
+// leaves room for twice its blocks in one wave of the device (then its
+// reduction is cut in two halves side by side: Backend::splits_grouped_products).
+bool grouped_split_fills_device(int64_t capacity, int64_t n, int experts);
 // How many chunks the weight gradient cuts each expert's rows into (1: none);
 // with more than one it needs partials of splits * experts * n * k floats.
 int grouped_weight_splits(int64_t capacity, int64_t n, int64_t k, int experts);

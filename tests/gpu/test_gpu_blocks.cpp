@@ -1,6 +1,7 @@
 // The kernels of the linear-attention, recurrent, state-space, convolution,
 // mixing and MoE operators: CUDA against the CPU backend (tolerances:
 // gpu_test_support.hpp; kScanTolerance below for the recurrences).
+#include <cuda_runtime.h>
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -692,6 +693,23 @@ TEST_CASE("MoE grouped GEMMs: exact fp32 and bf16 tensor cores; tails, empty exp
       CHECK(relative_error(got[0].second, want[0].second) > 1e-4);
     }
   }
+}
+
+TEST_CASE("MoE products split in two only where twice their blocks fit in one wave of the device") {
+  int device = 0, sms = 0;
+  REQUIRE(cudaGetDevice(&device) == cudaSuccess);
+  REQUIRE(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess);
+  const Backend& be = gpu();
+  // One column tile and one expert: ceil(capacity / 64) + 1 blocks, one wave 4 an SM.
+  const int64_t fits = (2 * int64_t(sms) - 1) * 64;
+  CHECK(be.splits_grouped_products(fits, 64, 1));
+  CHECK_FALSE(be.splits_grouped_products(fits + 1, 64, 1));
+  if (sms >= 72) {  // an H100 / H200: the d 128 pair splits, the d 256 one does not
+    CHECK(be.splits_grouped_products(2048 * 2, 128, 8));
+    CHECK_FALSE(be.splits_grouped_products(16384 * 2, 256, 8));
+  }
+  CHECK_FALSE(be.splits_grouped_products(0, 128, 8));
+  CHECK_FALSE(static_cast<const Backend&>(cpu()).splits_grouped_products(2048 * 2, 128, 8));
 }
 
 // The pairs, the SwiGLU layers and the two-at-a-time backward launches

@@ -30,6 +30,23 @@ struct PdlMode {
 
 }  // namespace
 
+TEST_CASE("graph edges: programmatic unless LIVSEARCH_CUDA_PDL says 0 (off) or 2 (launch completion)") {
+  REQUIRE(unsetenv("LIVSEARCH_CUDA_PDL") == 0);
+  CHECK(cuda::dependent_launch_from_environment() == cuda::DependentLaunch::programmatic);
+  {
+    PdlMode off("0");
+    CHECK(cuda::dependent_launch_from_environment() == cuda::DependentLaunch::off);
+  }
+  {
+    PdlMode started("2");
+    CHECK(cuda::dependent_launch_from_environment() == cuda::DependentLaunch::launch_completion);
+  }
+  {
+    PdlMode other("yes");
+    CHECK(cuda::dependent_launch_from_environment() == cuda::DependentLaunch::programmatic);
+  }
+}
+
 TEST_CASE("graph edges: edges into the backend's kernels become programmatic, into cuBLAS's they do not") {
   constexpr int n = 64;
   cudaStream_t stream = nullptr;
