@@ -850,7 +850,6 @@ WeightProblem weight_pair_problem(Matrix dw0, ConstMatrix dy0, Matrix dw1, Const
   return p;
 }
 
-
 // A backward-input rows problem (then_add or swiglu_backward) and a weight
 // gradient in one launch (grouped_rows_and_weight_kernel), then the weight's
 // chunk sums, where the rows product alone is less than one wave of blocks
