@@ -4,7 +4,7 @@
 # most 600 s each. Stage first, here:
 #   GPU_TARGETS="test_gpu livsearch bench_train search_throughput" BUILD_DIR=build-gpu scripts/gpu-check.sh build
 # (the suite's sticky-error case runs the livsearch binary staged beside test_gpu)
-# then on the GPU box (carry .gpu), one part per call:
+# then on the GPU box (carry .gpu, or .gpu-pack where the build says it packed), one part per call:
 #   scripts/gpu-pending-run.sh suite      # the GPU suite (about 150 s)
 #   scripts/gpu-pending-run.sh switches   # the defaults against the settings before them, in one binary (about 200 s)
 #   scripts/gpu-pending-run.sh timeline   # where the step and the shared device lose time (about 200 s)
@@ -22,6 +22,7 @@ case "$part" in
     ;;
 esac
 dist=${STAGE_DIR:-.gpu}
+scripts/gpu-unpack.sh "$dist"
 out=${OUT:-$PWD/gpu-out}
 mkdir -p "$out"
 export LD_LIBRARY_PATH="$(cd "$dist" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
