@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 dist=${1:-${STAGE_DIR:-.gpu}}
 base=$(basename "$dist")
 pack=.gpu-pack/${base#.}.tar.xz
-if [ -f "$pack" ] && ! ls "$dist"/test_gpu "$dist"/bench_train "$dist"/livsearch >/dev/null 2>&1; then
-  mkdir -p "$dist"
-  tar xJf "$pack" -C "$dist"
-fi
+[ -f "$pack" ] || exit 0
+for program in test_gpu livsearch bench_train search_throughput; do
+  [ -e "$dist/$program" ] && exit 0  # staged already (carried as a folder, or unpacked before)
+done
+mkdir -p "$dist"
+tar xJf "$pack" -C "$dist"
