@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 21's run on a machine with several GPUs, in one call, from the
 # repository root, with the build staged by `scripts/gpu-check.sh build`
-# (GPU_TARGETS="test_gpu livsearch search_throughput") carried as .gpu/:
+# (GPU_TARGETS="test_gpu livsearch search_throughput") carried as .gpu/ (or
+# packed, as .gpu-pack/, where the build says so):
 #
 #   bench/multi_gpu/run.sh            # everything below; output under $OUT (or ./multi-gpu-out)
 #
@@ -19,6 +20,7 @@
 # --workers (default 4); GENOMES the scaling list's length (default 32).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+scripts/gpu-unpack.sh .gpu  # a staged build carried packed (.gpu-pack/)
 out=${OUT:-$PWD/multi-gpu-out}
 mkdir -p "$out"
 export LD_LIBRARY_PATH="$PWD/.gpu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
