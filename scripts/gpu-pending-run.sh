@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU measurements that the commits listed in docs/benchmarks.md ("Landed
-# after those rows and not yet run on a GPU") wait for, in device calls of at
+# The GPU measurements that the commits listed in docs/benchmarks.md ("Not
+# yet run on a GPU", issue 15's section) wait for, in device calls of at
 # most 600 s each. Stage first, here:
 #   GPU_TARGETS="test_gpu livsearch bench_train search_throughput" BUILD_DIR=build-gpu scripts/gpu-check.sh build
 # (the suite's sticky-error case runs the livsearch binary staged beside test_gpu)
