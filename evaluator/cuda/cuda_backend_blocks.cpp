@@ -133,7 +133,7 @@ void CudaBackend::grouped_matmul(Matrix y, ConstMatrix x, ConstMatrix w, ExpertR
   cuda::grouped_matmul(stream_, y, x, w, rows, accumulate, precision_ == GemmPrecision::bf16);
 }
 bool CudaBackend::splits_grouped_products(int64_t capacity, int64_t cols, int experts) const {
-  return cuda::grouped_split_fills_device(capacity, cols, experts);
+  return cuda::grouped_split_fits_one_wave(capacity, cols, experts);
 }
 void CudaBackend::grouped_matmul_halves(Matrix y, Matrix y_second, ConstMatrix x, ConstMatrix w,
                                         ExpertRows rows) {

@@ -328,7 +328,7 @@ void grouped_matmul_backward_input_pair(cudaStream_t stream, Matrix dx, ConstMat
 // Whether a rows product over `capacity` dispatched rows with n outputs
 // leaves room for twice its blocks in one wave of the device (then its
 // reduction is cut in two halves side by side: Backend::splits_grouped_products).
-bool grouped_split_fills_device(int64_t capacity, int64_t n, int experts);
+bool grouped_split_fits_one_wave(int64_t capacity, int64_t n, int experts);
 // How many chunks the weight gradient cuts each expert's rows into (1: none);
 // with more than one it needs partials of splits * experts * n * k floats.
 int grouped_weight_splits(int64_t capacity, int64_t n, int64_t k, int experts);
